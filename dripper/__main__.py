@@ -1,0 +1,3 @@
+from dripper.cli import main
+
+main()

@@ -1,0 +1,319 @@
+"""campaigns.yaml -> a typed, validated model; every error located as FILE:LINE:COL.
+
+The pydantic models below are the shape of the file. Validation collects every
+problem it can find (not just the first), so one `dripper check` shows them all.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+from datetime import time
+from email.utils import parseaddr
+from pathlib import Path as FsPath
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
+
+from dripper import timing, yamlpos
+from dripper.errors import ConfigError, Location, Problem
+from dripper.timing import Duration, Window
+
+FUNNEL_STAGES: tuple[str, ...] = (
+    "awareness_of_need",
+    "awareness_of_solutions",
+    "awareness_of_suppliers",
+    "supplier_research",
+    "supplier_preference",
+    "negotiation",
+    "customer",
+    "repeat_business",
+    "lost_to_competitor",
+)
+STOP_KINDS = ("converted", "replied", "unsubscribed", "bounced", "complained")
+# An unsubscribe or a complaint always stops every e-mail, whatever stop_on says: the law
+# (CAN-SPAM, GDPR) and the mailbox providers leave no choice.
+ALWAYS_STOP = frozenset({"unsubscribed", "complained", "bounced"})
+StopKind = Literal["converted", "replied", "unsubscribed", "bounced", "complained"]
+Channel = Literal["email", "letter", "call"]
+STEP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+def _duration(value: object) -> Duration:
+    return value if isinstance(value, Duration) else Duration.parse(value)
+
+
+DurationField = Annotated[Duration, BeforeValidator(_duration)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True, populate_by_name=True)
+
+
+class SendWindowSpec(_Model):
+    days: str | list[str] = "mon-sun"
+    hours: str = "00:00-24:00"
+    holidays: bool = Field(False, description="also skip public holidays of the lead's country")
+
+    def window(self) -> Window:
+        start, end = timing.parse_hours(self.hours)
+        return Window(timing.parse_days(self.days), start, end, self.holidays)
+
+
+class Sender(_Model):
+    from_: str = Field(alias="from")
+    reply_to: str | None = None
+    postal_address: str
+
+    @property
+    def address(self) -> str:
+        return parseaddr(self.from_)[1]
+
+    @property
+    def name(self) -> str:
+        return parseaddr(self.from_)[0]
+
+    @property
+    def domain(self) -> str:
+        return self.address.rpartition("@")[2] or "localhost"
+
+
+class Defaults(_Model):
+    timezone: str = "UTC"
+    send_window: SendWindowSpec | None = None
+    campaign: str | None = None  # for leads that name none; else the first campaign
+    stage: str | None = None  # for leads that name none; else the campaign's first stage
+
+
+class Step(_Model):
+    id: str
+    after: DurationField
+    channel: Channel = "email"
+    kind: str = "follow_up"
+    subject: str | None = None
+    template: str
+    send_window: SendWindowSpec | None = None
+
+
+class Campaign(_Model):
+    description: str | None = None
+    stop_on: list[StopKind] = Field(default_factory=lambda: list(STOP_KINDS))
+    send_window: SendWindowSpec | None = None
+    stages: dict[str, list[Step]]
+
+    _name: str = PrivateAttr("")
+    _by_id: dict[str, tuple[str, Step]] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, _context: Any) -> None:
+        for stage, steps in self.stages.items():
+            for step in steps:
+                self._by_id.setdefault(step.id, (stage, step))
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def track(self, stage: str) -> list[Step]:
+        return self.stages.get(stage, [])
+
+    def step(self, step_id: str) -> tuple[str, Step] | None:
+        return self._by_id.get(step_id)
+
+    def stops_on(self, kind: str) -> bool:
+        return kind in ALWAYS_STOP or kind in self.stop_on
+
+
+class CampaignFile(_Model):
+    sender: Sender
+    defaults: Defaults = Defaults()
+    extra_stages: list[str] = Field(default_factory=list)
+    campaigns: dict[str, Campaign]
+
+    _path: FsPath = PrivateAttr(FsPath("campaigns.yaml"))
+    _positions: yamlpos.Positioned | None = PrivateAttr(None)
+
+    @property
+    def path(self) -> FsPath:
+        return self._path
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        return FUNNEL_STAGES + tuple(s for s in self.extra_stages if s not in FUNNEL_STAGES)
+
+    def campaign(self, name: str) -> Campaign:
+        return self.campaigns[name]
+
+    @property
+    def default_campaign(self) -> str:
+        return self.defaults.campaign or next(iter(self.campaigns))
+
+    def default_stage(self, campaign: str) -> str:
+        if self.defaults.stage:
+            return self.defaults.stage
+        return next(iter(self.campaigns[campaign].stages), FUNNEL_STAGES[0])
+
+    def window_for(self, campaign: Campaign, step: Step) -> Window:
+        spec = step.send_window or campaign.send_window or self.defaults.send_window
+        return spec.window() if spec else Window()
+
+    def location(self, path: yamlpos.Path, *, key: bool = False) -> Location:
+        if self._positions is None:
+            return Location(str(self._path), 1, 1)
+        return self._positions.at(path, key=key)
+
+    def schedule_fingerprint(self, name: str) -> str:
+        """Hash of everything in a campaign that decides *when* touches are due.
+
+        A change here makes the planner re-plan pending touches; wording changes do not.
+        """
+        campaign = self.campaigns[name]
+        shape = {
+            "tz": self.defaults.timezone,
+            "stop_on": sorted(campaign.stop_on),
+            "tracks": {
+                stage: [
+                    [step.id, str(step.after), step.channel, repr(self.window_for(campaign, step))]
+                    for step in steps
+                ]
+                for stage, steps in campaign.stages.items()
+            },
+        }
+        return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# --- validation -------------------------------------------------------------------------
+
+_WINDOW_KEYS = set(SendWindowSpec.model_fields)
+
+
+def _allowed_keys(path: tuple[Any, ...]) -> set[str] | None:
+    """The keys allowed in the mapping at `path`, for "did you mean" hints."""
+    def keys(model: type[BaseModel]) -> set[str]:
+        return {f.alias or name for name, f in model.model_fields.items()}
+
+    n = len(path)
+    if n == 0:
+        return keys(CampaignFile)
+    if path == ("sender",):
+        return keys(Sender)
+    if path == ("defaults",):
+        return keys(Defaults)
+    if path[-1] == "send_window":
+        return _WINDOW_KEYS
+    if n == 2 and path[0] == "campaigns":
+        return keys(Campaign)
+    if n == 5 and path[0] == "campaigns" and path[2] == "stages":
+        return keys(Step)
+    return None
+
+
+def did_you_mean(word: str, choices: set[str] | tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _problems_from(exc: ValidationError, pos: yamlpos.Positioned) -> list[Problem]:
+    problems = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            key = str(loc[-1])
+            allowed = _allowed_keys(loc[:-1]) or set()
+            problems.append(Problem(pos.at(loc, key=True), f"unknown key {key!r}{did_you_mean(key, allowed)}"))
+        elif kind == "missing":
+            problems.append(Problem(pos.at(loc[:-1]), f"missing required key {loc[-1]!r}"))
+        else:
+            message = re.sub(r"^(Value error|Assertion failed), ", "", error["msg"])
+            where = next((str(p) for p in reversed(loc) if isinstance(p, str)), "value")
+            problems.append(Problem(pos.at(loc), f"{where}: {message}"))
+    return problems
+
+
+def _semantic_problems(model: CampaignFile, pos: yamlpos.Positioned) -> list[Problem]:
+    problems: list[Problem] = []
+    known = set(model.stages)
+    try:
+        timing.zone(model.defaults.timezone)
+    except ValueError as exc:
+        problems.append(Problem(pos.at(("defaults", "timezone")), str(exc)))
+    if model.defaults.campaign and model.defaults.campaign not in model.campaigns:
+        problems.append(
+            Problem(pos.at(("defaults", "campaign")), f"unknown campaign {model.defaults.campaign!r}"
+                    f"{did_you_mean(model.defaults.campaign, set(model.campaigns))}")
+        )
+    if model.defaults.stage and model.defaults.stage not in known:
+        problems.append(Problem(pos.at(("defaults", "stage")), f"unknown funnel stage {model.defaults.stage!r}"
+                                f"{did_you_mean(model.defaults.stage, known)}"))
+    if not model.campaigns:
+        problems.append(Problem(pos.at(("campaigns",)), "no campaigns defined"))
+    windows = [(("defaults", "send_window"), model.defaults.send_window)]
+    for name, campaign in model.campaigns.items():
+        base = ("campaigns", name)
+        windows.append((base + ("send_window",), campaign.send_window))
+        seen: dict[str, Location] = {}
+        for stage, steps in campaign.stages.items():
+            if stage not in known:
+                problems.append(
+                    Problem(pos.at(base + ("stages", stage), key=True),
+                            f"unknown funnel stage {stage!r}{did_you_mean(stage, known)}"
+                            " (declare extra stages under extra_stages:)")
+                )
+            for i, step in enumerate(steps):
+                spath = base + ("stages", stage, i)
+                windows.append((spath + ("send_window",), step.send_window))
+                if not STEP_ID.match(step.id):
+                    problems.append(Problem(pos.at(spath + ("id",)), f"bad step id {step.id!r}: use letters, digits, '-', '_' or '.'"))
+                if step.id in seen:
+                    first = seen[step.id]
+                    problems.append(
+                        Problem(pos.at(spath + ("id",)),
+                                f"duplicate step id {step.id!r} in campaign {name!r} (first used at line {first.line})")
+                    )
+                else:
+                    seen[step.id] = pos.at(spath + ("id",))
+                if step.channel == "email" and not step.subject:
+                    problems.append(Problem(pos.at(spath), f"step {step.id!r}: an email step needs a subject"))
+    for path, spec in windows:
+        if spec is None:
+            continue
+        for field, parse in (("days", timing.parse_days), ("hours", timing.parse_hours)):
+            try:
+                parse(getattr(spec, field))
+            except ValueError as exc:
+                problems.append(Problem(pos.at(path + (field,)), str(exc)))
+    return problems
+
+
+def parse(text: str, file: str) -> CampaignFile:
+    """Validate campaigns.yaml text; raise ConfigError with every problem found."""
+    pos = yamlpos.load(text, file)
+    if not isinstance(pos.data, dict):
+        raise ConfigError([Problem(pos.at(()), "campaigns.yaml must be a mapping with sender: and campaigns:")])
+    try:
+        model = CampaignFile.model_validate(pos.data)
+    except ValidationError as exc:
+        raise ConfigError(_problems_from(exc, pos)) from None
+    problems = _semantic_problems(model, pos)
+    if problems:
+        raise ConfigError(problems)
+    model._path = FsPath(file)
+    model._positions = pos
+    for name, campaign in model.campaigns.items():
+        campaign._name = name
+    return model
+
+
+def load(path: FsPath) -> CampaignFile:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([Problem(Location(str(path), 1, 1), "file not found (set DRIPPER_CAMPAIGNS or --campaigns)")]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([Problem(Location(str(path), 1, 1), f"not UTF-8 text: {exc.reason}")]) from None
+    return parse(text, str(path))
+
+
+__all__ = ["Campaign", "CampaignFile", "Step", "Sender", "FUNNEL_STAGES", "STOP_KINDS", "load", "parse", "time"]

@@ -1,0 +1,505 @@
+"""Command-line interface: argument parsing and output only; the work is done elsewhere."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Callable, NoReturn
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from dripper import __version__
+from dripper import config as config_mod
+from dripper import report as report_mod
+from dripper.clock import Clock, clock_at, parse_instant
+from dripper.errors import ConfigError, UsageError
+from dripper.settings import Settings, from_env
+from dripper.store import Store, StoreUnavailable, open_store
+from dripper.store import leadrows
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+@dataclass
+class App:
+    settings: Settings
+    _store: Store | None = None
+    _loaded: config_mod.Loaded | None = None
+    cleanups: list[Callable[[], None]] = field(default_factory=list)
+
+    def loaded(self) -> config_mod.Loaded:
+        if self._loaded is None:
+            try:
+                self._loaded = config_mod.load(self.settings)
+            except ConfigError as exc:
+                for problem in exc.problems:
+                    err.print(str(problem), markup=False, soft_wrap=True)
+                fail(f"{len(exc.problems)} problem(s) in {self.settings.campaigns_path}; nothing was changed", code=1)
+        return self._loaded
+
+    def store(self) -> Store:
+        if self._store is None:
+            try:
+                self._store = open_store(self.settings.database_url)
+            except StoreUnavailable as exc:
+                fail(str(exc), code=1)
+            self.cleanups.append(self._store.dispose)
+        return self._store
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"dripper: {message}", markup=False, soft_wrap=True)
+    raise SystemExit(code)
+
+
+def _instant(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return parse_instant(text)
+    except ValueError:
+        fail(f"bad --at {text!r}: use ISO-8601, e.g. 2026-11-23T09:00:00+00:00", code=1)
+
+
+def _clock(at: str | None) -> Clock:
+    _instant(at)
+    return clock_at(at)
+
+
+AT = click.option("--at", "at", metavar="ISO-8601", help="The instant this happens (default: now).")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dripper")
+@click.option("--database-url", envvar="DRIPPER_DATABASE_URL", help="SQLAlchemy URL [DRIPPER_DATABASE_URL].")
+@click.option("--campaigns", "campaigns_path", envvar="DRIPPER_CAMPAIGNS", type=click.Path(path_type=Path),
+              help="Path of campaigns.yaml [DRIPPER_CAMPAIGNS].")
+@click.option("--templates", "templates_dir", envvar="DRIPPER_TEMPLATES", type=click.Path(path_type=Path),
+              help="Templates folder [DRIPPER_TEMPLATES; default: templates/ beside campaigns.yaml].")
+@click.option("--smtp-url", envvar="DRIPPER_SMTP_URL", help="smtp://user:pass@host:port [DRIPPER_SMTP_URL]; unset = ./outbox/.")
+@click.option("--base-url", envvar="DRIPPER_BASE_URL", help="Public URL of `dripper serve` [DRIPPER_BASE_URL].")
+@click.option("--secret", envvar="DRIPPER_SECRET", help="Token-signing key [DRIPPER_SECRET; default: generated, kept in the database].")
+@click.option("-v", "--verbose", count=True, help="More log output.")
+@click.pass_context
+def main(ctx: click.Context, verbose: int, **options: Any) -> None:
+    """dripper: long follow-up sequences of e-mails and letters to sales leads."""
+    logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if options.get("base_url"):
+        options["base_url"] = options["base_url"].rstrip("/")
+    app = App(from_env().with_options(**options))
+    ctx.obj = app
+    ctx.call_on_close(lambda: [cleanup() for cleanup in app.cleanups])
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+# --- check -----------------------------------------------------------------------------
+@main.command()
+@pass_app
+def check(app: App) -> None:
+    """Validate campaigns.yaml and every template it names."""
+    loaded = app.loaded()
+    steps = sum(len(track) for c in loaded.campaigns.campaigns.values() for track in c.stages.values())
+    out.print(f"{app.settings.campaigns_path}: OK — {len(loaded.campaigns.campaigns)} campaign(s), {steps} step(s), "
+              f"{len(loaded.templates.sources)} template file(s)")
+
+
+# --- leads -----------------------------------------------------------------------------
+@main.group()
+def leads() -> None:
+    """Import or add leads."""
+
+
+@leads.command("import")
+@click.argument("file", type=click.Path(path_type=Path))
+@AT
+@click.option("--batch-size", default=1000, show_default=True, help="Leads per transaction.")
+@pass_app
+def leads_import(app: App, file: Path, at: str | None, batch_size: int) -> None:
+    """Upsert leads from a CSV file; bad rows are reported and skipped."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from dripper.leads import BadRow, Lead, LeadError, read_csv
+    from dripper.planner import EnrollResult, enroll, record_versions
+
+    loaded = app.loaded()
+    instant = _instant(at) or _clock(None).now()
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"{file}: cannot read: {exc}", code=1)
+    store = app.store()
+    total = max(0, text.count("\n") - 1) or 1
+    totals = EnrollResult()
+    bad: list[BadRow] = []
+    batch: list[Lead] = []
+
+    def flush() -> None:
+        with store.begin() as conn:
+            result = enroll(conn, loaded.planner, batch, instant)
+            record_versions(conn, loaded.campaigns, instant)
+        for name in ("created", "updated", "unchanged", "moved"):
+            setattr(totals, name, getattr(totals, name) + getattr(result, name))
+        batch.clear()
+
+    try:
+        with Progress(TextColumn("importing {task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeRemainingColumn(), console=err, transient=True, disable=not err.is_terminal) as progress:
+            task = progress.add_task(file.name, total=total)
+            for line, item in read_csv(file, loaded.campaigns, text=text):
+                if isinstance(item, BadRow):
+                    bad.append(item)
+                    err.print(f"{file}:{item.line}: {item.message}", markup=False, soft_wrap=True)
+                else:
+                    batch.append(item)
+                    if len(batch) >= batch_size:
+                        flush()
+                progress.update(task, completed=min(line, total))
+            if batch:
+                flush()
+    except LeadError as exc:
+        fail(f"{file}:1: {exc}", code=1)
+    imported = totals.created + totals.updated + totals.unchanged
+    out.print(f"{file}: {imported} lead(s) imported ({totals.created} new, {totals.updated} updated, "
+              f"{totals.unchanged} unchanged, {totals.moved} changed stage), {len(bad)} row(s) skipped")
+    if bad:
+        raise SystemExit(2)
+
+
+@leads.command("add")
+@click.argument("email")
+@click.option("--stage", help="Funnel stage (default: defaults.stage or the campaign's first).")
+@click.option("--campaign", help="Campaign (default: defaults.campaign or the first one).")
+@click.option("--first-name", default="")
+@click.option("--last-name", default="")
+@click.option("--company", default="")
+@click.option("--timezone", "tz", default="", help="IANA time zone (default: defaults.timezone).")
+@click.option("--attr", "attrs", multiple=True, metavar="KEY=VALUE", help="A template attribute (lead.attrs.KEY); repeatable.")
+@AT
+@pass_app
+def leads_add(app: App, email: str, stage: str | None, campaign: str | None, first_name: str, last_name: str,
+              company: str, tz: str, attrs: tuple[str, ...], at: str | None) -> None:
+    """Add (or update) one lead."""
+    from dripper.leads import POSTAL_COLUMNS, build_lead
+    from dripper.planner import enroll, record_versions
+
+    loaded = app.loaded()
+    raw: dict[str, str | None] = {"email": email, "stage": stage, "campaign": campaign, "first_name": first_name,
+                                  "last_name": last_name, "company": company, "timezone": tz}
+    for item in attrs:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            fail(f"bad --attr {item!r}: use KEY=VALUE", code=1)
+        raw[key.strip()] = value
+    instant = _instant(at) or _clock(None).now()
+    store = app.store()
+    with store.begin() as conn:
+        existing = leadrows.by_email(conn, email)
+        if existing is not None:  # keep what this command does not mention
+            for key in ("first_name", "last_name", "company", "timezone", "stage", "campaign") + POSTAL_COLUMNS:
+                if not raw.get(key):
+                    raw[key] = existing[key]
+            for key, value in (existing["attrs"] or {}).items():
+                raw.setdefault(key, value)
+        try:
+            lead = build_lead(raw, loaded.campaigns)
+        except ValueError as exc:
+            fail(str(exc), code=1)
+        result = enroll(conn, loaded.planner, [lead], instant)
+        record_versions(conn, loaded.campaigns, instant)
+    verb = "added" if result.created else "updated" if result.updated else "unchanged"
+    out.print(f"{lead.email}: {verb} (stage {lead.stage}, campaign {lead.campaign})")
+
+
+# --- event -----------------------------------------------------------------------------
+@main.command()
+@click.argument("email")
+@click.argument("kind", type=click.Choice(["converted", "replied", "unsubscribed", "bounced", "complained", "stage"]))
+@click.option("--stage", help="New funnel stage (required for KIND=stage; optional with the others).")
+@AT
+@pass_app
+def event(app: App, email: str, kind: str, stage: str | None, at: str | None) -> None:
+    """Record what a lead did: converted, replied, unsubscribed, bounced, complained, or a stage change."""
+    from dripper.events import apply_event
+
+    loaded = app.loaded()
+    instant = _instant(at) or _clock(None).now()
+    with app.store().begin() as conn:
+        lead = leadrows.by_email(conn, email)
+        if lead is None:
+            fail(f"no lead {email!r}", code=1)
+        try:
+            result = apply_event(conn, loaded.planner, lead, kind, instant, source="cli", stage=stage)
+        except UsageError as exc:
+            fail(str(exc), code=1)
+    extra = f", moved to stage {result.stage_changed_to}" if result.stage_changed_to else ""
+    out.print(f"{lead['email']}: {kind} recorded; {result.suppressed} pending touch(es) suppressed{extra}")
+
+
+# --- tick / run ------------------------------------------------------------------------
+@main.command()
+@AT
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as one JSON object.")
+@click.option("--max-in-flight", type=click.IntRange(1, 256), help="Concurrent sends [DRIPPER_MAX_IN_FLIGHT, default 4].")
+@pass_app
+def tick(app: App, at: str | None, as_json: bool, max_in_flight: int | None) -> None:
+    """Send everything due at that instant (default now), print a summary, exit."""
+    from dripper.sender import Sender
+
+    settings = app.settings.with_options(max_in_flight=max_in_flight)
+    clock = _clock(at)
+    loaded = app.loaded()
+    store = app.store()
+    try:
+        summary = asyncio.run(Sender(store, loaded, settings, clock).tick())
+    except ValueError as exc:  # e.g. a malformed DRIPPER_SMTP_URL
+        fail(str(exc), code=1)
+    if as_json:
+        click.echo(json.dumps(summary.counts()))
+        return
+    _print_tick(app, store, summary.counts(), clock.now(), summary.replanned)
+
+
+def _print_tick(app: App, store: Store, counts: dict[str, int], now: datetime, replanned: list[str]) -> None:
+    from sqlalchemy import select
+
+    from dripper.store import leads as leads_t
+    from dripper.store import touches as touches_t
+
+    table = Table(title=f"tick at {now.isoformat(timespec='seconds')}", title_justify="left")
+    for name in counts:
+        table.add_column(name, justify="right")
+    table.add_row(*(str(v) for v in counts.values()))
+    out.print(table)
+    if replanned:
+        out.print(f"campaigns.yaml changed: re-planned {', '.join(replanned)}")
+    where = app.settings.smtp_url and "SMTP" or f"{app.settings.outbox_dir}/"
+    if counts.get("sent"):
+        out.print(f"e-mails went to {where}; letters to {app.settings.letters_dir}/")
+    with store.begin() as conn:
+        rows = conn.execute(
+            select(touches_t.c.due_at, leads_t.c.email, touches_t.c.campaign, touches_t.c.step_id, touches_t.c.channel)
+            .join(leads_t, leads_t.c.id == touches_t.c.lead_id)
+            .where(touches_t.c.state == "planned").order_by(touches_t.c.due_at).limit(10)
+        ).all()
+    if rows:
+        upcoming = Table(title="next up", title_justify="left")
+        for col in ("due (UTC)", "lead", "campaign", "step", "channel"):
+            upcoming.add_column(col)
+        for due, email, campaign, step, channel in rows:
+            upcoming.add_row(due.strftime("%Y-%m-%d %H:%M"), email, campaign, step, channel)
+        out.print(upcoming)
+
+
+@main.command()
+@click.option("--interval", type=float, help="Seconds between ticks [DRIPPER_TICK_INTERVAL, default 60].")
+@click.option("--max-in-flight", type=click.IntRange(1, 256), help="Concurrent sends [DRIPPER_MAX_IN_FLIGHT, default 4].")
+@pass_app
+def run(app: App, interval: float | None, max_in_flight: int | None) -> None:
+    """Long-running worker: a tick at start and then every --interval seconds."""
+    from dripper.clock import SystemClock
+    from dripper.worker import Worker
+
+    if logging.getLogger().level > logging.INFO:
+        logging.getLogger().setLevel(logging.INFO)
+    settings = app.settings.with_options(tick_interval=interval, max_in_flight=max_in_flight)
+    app.loaded()  # refuse a broken campaigns.yaml before starting
+    try:
+        watcher = config_mod.Watcher(settings)
+    except ConfigError as exc:  # pragma: no cover - loaded() already exited
+        fail(str(exc))
+    asyncio.run(Worker(app.store(), watcher, settings, SystemClock()).run())
+
+
+# --- plan / preview / simulate / report -------------------------------------------------
+@main.command()
+@click.argument("email")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def plan(app: App, email: str, as_json: bool) -> None:
+    """A lead's past and upcoming touches, with states and reasons."""
+    with app.store().begin() as conn:
+        lead = leadrows.by_email(conn, email)
+        if lead is None:
+            fail(f"no lead {email!r}", code=1)
+        data = report_mod.lead_plan(conn, lead)
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    info = data["lead"]
+    name = " ".join(p for p in (info["first_name"], info["last_name"]) if p)
+    out.print(f"[bold]{info['email']}[/bold] {name} — stage {info['stage']} since {info['stage_entered_at']}, "
+              f"campaign {info['campaign']}, status {info['status']}")
+    table = Table()
+    for col in ("due (UTC)", "campaign", "step", "channel", "kind", "state", "reason", "sent at"):
+        table.add_column(col)
+    for t in data["touches"]:
+        table.add_row(t["due"][:16].replace("T", " "), t["campaign"], t["step"], t["channel"], t["kind"],
+                      t["state"], t["reason"] or "", (t["sent_at"] or "")[:16].replace("T", " "))
+    out.print(table)
+
+
+@main.command()
+@click.argument("campaign")
+@click.argument("step")
+@click.option("--lead", "email", help="Render for this lead (default: a sample lead).")
+@click.option("--format", "fmt", type=click.Choice(["text", "html", "eml"]), default="text", show_default=True)
+@click.option("--out", "out_file", type=click.Path(path_type=Path), help="Write to this file instead of stdout.")
+@AT
+@pass_app
+def preview(app: App, campaign: str, step: str, email: str | None, fmt: str, out_file: Path | None, at: str | None) -> None:
+    """Render one touch as text, HTML or a complete .eml."""
+    from dripper.message import build_email, list_unsubscribe, message_id
+    from dripper.render import LeadView, sample_lead
+    from dripper.tokens import Tokens
+
+    loaded = app.loaded()
+    config = loaded.campaigns
+    if campaign not in config.campaigns:
+        fail(f"no campaign {campaign!r}", code=1)
+    camp = config.campaigns[campaign]
+    found = camp.step(step)
+    if found is None:
+        fail(f"no step {step!r} in campaign {campaign!r}", code=1)
+    the_step = found[1]
+    now = _clock(at).now()
+    if email:
+        store = app.store()
+        with store.begin() as conn:
+            row = leadrows.by_email(conn, email)
+        if row is None:
+            fail(f"no lead {email!r}", code=1)
+        lead = LeadView.from_row(row, config.defaults.timezone)
+        secret = app.settings.secret or store.secret()
+    else:
+        lead = sample_lead(config)
+        lead = LeadView(**{**lead.__dict__, "attrs": {}})
+        secret = app.settings.secret or "preview"
+    token = Tokens(secret).make(lead.id, campaign)
+    url = f"{app.settings.base_url}/u/{token}"
+    ctx = loaded.renderer.context(lead, camp, the_step, url, now)
+    if the_step.channel != "email":
+        body = loaded.renderer.letter_html(the_step, ctx) if fmt != "text" else loaded.renderer.call_notes(the_step, ctx)
+        _emit(body, out_file)
+        return
+    rendered = loaded.renderer.email(camp, the_step, ctx)
+    if fmt == "html":
+        _emit(rendered.html, out_file)
+    elif fmt == "eml":
+        data = build_email(config.sender, lead, rendered, msgid=message_id(lead.email, campaign, step, config.sender.domain),
+                           date=now, unsubscribe=list_unsubscribe(url, config.sender.reply_to or config.sender.address, token))
+        _emit(data.decode("ascii", "replace"), out_file)
+    else:
+        _emit(f"Subject: {rendered.subject}\n\n{rendered.text}", out_file)
+
+
+def _emit(text: str, out_file: Path | None) -> None:
+    if out_file:
+        out_file.write_text(text, encoding="utf-8")
+        err.print(f"wrote {out_file}")
+    else:
+        click.echo(text)
+
+
+@main.command()
+@click.option("--days", default=210, show_default=True, help="How far to look ahead.")
+@click.option("--stage", help="Funnel stage (default: every stage the campaign has).")
+@click.option("--campaign", help="Campaign (default: every campaign).")
+@click.option("--timezone", "tz", help="The lead's time zone (default: defaults.timezone).")
+@click.option("--country", default="", help="The lead's country, for holiday-aware windows.")
+@click.option("--json", "as_json", is_flag=True)
+@AT
+@pass_app
+def simulate(app: App, days: int, stage: str | None, campaign: str | None, tz: str | None, country: str,
+             as_json: bool, at: str | None) -> None:
+    """The timeline a new lead would receive."""
+    from dripper.planner import timeline
+    from dripper.render import sample_lead
+
+    loaded = app.loaded()
+    config = loaded.campaigns
+    start = _clock(at).now()
+    names = [campaign] if campaign else list(config.campaigns)
+    for name in names:
+        if name not in config.campaigns:
+            fail(f"no campaign {name!r}", code=1)
+    if stage and stage not in config.stages:
+        fail(f"unknown stage {stage!r}", code=1)
+    lead = sample_lead(config)
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        camp = config.campaigns[name]
+        for stage_name in ([stage] if stage else list(camp.stages)):
+            for entry in timeline(loaded.planner, name, stage_name, start, days, tz, country):
+                ctx = loaded.renderer.context(lead, camp, entry.step, "https://example.invalid/u/x", entry.due)
+                subject = loaded.renderer.subject(camp, entry.step, ctx) if entry.step.subject else ""
+                rows.append({"campaign": name, "stage": stage_name, "day": entry.day, "date": entry.due.isoformat(),
+                             "step": entry.step.id, "channel": entry.step.channel, "kind": entry.step.kind,
+                             "subject": subject})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    zone = tz or config.defaults.timezone
+    for name in names:
+        for stage_name in dict.fromkeys(r["stage"] for r in rows if r["campaign"] == name):
+            table = Table(title=f"{name} · {stage_name} · a lead entering {start:%Y-%m-%d %H:%M} UTC ({zone}), {days} days",
+                          title_justify="left")
+            for col in ("day", "date (local)", "stage", "step", "channel", "kind", "subject"):
+                table.add_column(col, justify="right" if col == "day" else "left")
+            from dripper.timing import zone as get_zone
+
+            for r in rows:
+                if r["campaign"] == name and r["stage"] == stage_name:
+                    local = datetime.fromisoformat(r["date"]).astimezone(get_zone(zone))
+                    table.add_row(str(r["day"]), local.strftime("%a %Y-%m-%d %H:%M"), r["stage"], r["step"],
+                                  r["channel"], r["kind"], r["subject"])
+            out.print(table)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--html", "html_file", type=click.Path(path_type=Path), help="Also write a self-contained HTML report.")
+@pass_app
+def report(app: App, as_json: bool, html_file: Path | None) -> None:
+    """Touches per campaign and step, by state."""
+    from dripper.campaigns import load as load_campaigns
+
+    try:
+        config = load_campaigns(app.settings.campaigns_path)
+    except ConfigError:
+        config = None  # the report stands on the database alone
+    with app.store().begin() as conn:
+        data = report_mod.funnel(conn, config)
+    if html_file:
+        html_file.write_text(report_mod.html_report(data, datetime.now().astimezone()), encoding="utf-8")
+        err.print(f"wrote {html_file}")
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    from dripper.store import STATES
+
+    for name, campaign in data["campaigns"].items():
+        table = Table(title=name, title_justify="left")
+        table.add_column("step")
+        for state in STATES:
+            table.add_column(state, justify="right")
+        table.add_column("reasons")
+        for step, row in campaign["steps"].items():
+            reasons = ", ".join(f"{r} {n}" for r, n in sorted(row["reasons"].items()))
+            table.add_row(step, *(str(row[s]) for s in STATES), reasons)
+        table.add_row("[bold]total[/bold]", *(f"[bold]{campaign['totals'][s]}[/bold]" for s in STATES), "")
+        out.print(table)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,74 @@
+"""Loading campaigns.yaml and templates together, all-or-nothing, and keeping the last
+good version in a long-running worker."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from dripper import campaigns, render
+from dripper.campaigns import CampaignFile
+from dripper.errors import ConfigError
+from dripper.planner import Planner
+from dripper.render import Renderer, TemplateSet
+from dripper.settings import Settings
+
+log = logging.getLogger("dripper.config")
+
+
+@dataclass(frozen=True)
+class Loaded:
+    campaigns: CampaignFile
+    templates: TemplateSet
+    renderer: Renderer
+    planner: Planner
+
+
+def load(settings: Settings) -> Loaded:
+    """Validate campaigns.yaml and every template it names; raise ConfigError on any problem."""
+    model = campaigns.load(settings.campaigns_path)
+    templates = render.load_checked(model, settings.templates_path)
+    return Loaded(model, templates, Renderer(model, templates), Planner(model))
+
+
+def _stamp(settings: Settings) -> tuple[object, ...]:
+    paths = [settings.campaigns_path]
+    root = settings.templates_path
+    if root.is_dir():
+        paths += sorted(p for p in root.rglob("*") if p.is_file())
+    out = []
+    for path in paths:
+        try:
+            st = path.stat()
+            out.append((str(path), st.st_mtime_ns, st.st_size))
+        except FileNotFoundError:
+            out.append((str(path), None, None))
+    return tuple(out)
+
+
+class Watcher:
+    """Reloads on change; a broken edit is logged and the last good version kept."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._stamp = _stamp(settings)
+        self.current = load(settings)
+        self.last_error: str | None = None
+
+    def refresh(self) -> Loaded:
+        stamp = _stamp(self.settings)
+        if stamp == self._stamp:
+            return self.current
+        self._stamp = stamp
+        try:
+            self.current = load(self.settings)
+            self.last_error = None
+            log.info("campaigns reloaded from %s", self.settings.campaigns_path)
+        except ConfigError as exc:
+            self.last_error = str(exc)
+            log.error("campaigns.yaml edit rejected, keeping the last good version:\n%s", exc)
+        return self.current
+
+
+__all__ = ["Loaded", "load", "Watcher", "Path"]

@@ -1,0 +1,56 @@
+"""Events a lead causes (conversion, reply, unsubscribe, bounce, complaint, stage change)
+and what they do to its touches. Inbound mail, the CLI and the web all end up here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Mapping
+
+from sqlalchemy import Connection
+
+from dripper.campaigns import ALWAYS_STOP
+from dripper.errors import UsageError
+from dripper.planner import Planner, change_stage
+from dripper.store import leadrows
+from dripper.store import touchrows as touch_q
+
+KINDS = ("converted", "replied", "unsubscribed", "bounced", "complained", "stage")
+
+
+@dataclass(frozen=True)
+class EventResult:
+    lead_id: int
+    kind: str
+    suppressed: int
+    stage_changed_to: str | None
+
+
+def apply_event(conn: Connection, planner: Planner, lead: Mapping[str, Any], kind: str, at: datetime, *,
+                source: str = "cli", stage: str | None = None, detail: dict[str, Any] | None = None) -> EventResult:
+    """Record the event, suppress what it stops, and switch stage when asked."""
+    if kind not in KINDS:
+        raise UsageError(f"unknown event kind {kind!r}: use one of {', '.join(KINDS)}")
+    config = planner.config
+    if kind == "stage" and not stage:
+        raise UsageError("a stage event needs --stage")
+    if stage and stage not in config.stages:
+        from dripper.campaigns import did_you_mean
+
+        raise UsageError(f"unknown stage {stage!r}{did_you_mean(stage, config.stages)}")
+    leadrows.record_event(conn, lead["id"], kind, at, source, {**(detail or {}), **({"stage": stage} if stage else {})})
+    suppressed = 0
+    if kind != "stage":
+        leadrows.set_flag(conn, lead["id"], kind, at)
+        if kind in ALWAYS_STOP:
+            campaigns = None  # every campaign
+        else:
+            campaigns = [name for name, c in config.campaigns.items() if c.stops_on(kind)]
+        suppressed = touch_q.close_pending(conn, [lead["id"]], state="suppressed", reason=kind, at=at, campaigns=campaigns)
+    moved_to = None
+    if stage and stage != lead["stage"]:
+        fresh = leadrows.by_id(conn, lead["id"])
+        assert fresh is not None
+        change_stage(conn, planner, fresh, stage, at)
+        moved_to = stage
+    return EventResult(lead["id"], kind, suppressed, moved_to)

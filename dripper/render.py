@@ -1,0 +1,310 @@
+"""Templates: loading, checking, and rendering touches for a lead.
+
+Templates are read into memory once per version and compiled once, so a worker keeps
+rendering the last good version while a marketer is mid-edit. CSS is inlined per
+message with css-inline (a Rust inliner, ~60 µs a message): inlining the Jinja source
+once is not correct, because loops and conditionals in tables are not HTML until
+they are rendered (an HTML parser moves `{% for %}` out of a `<table>`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import textwrap
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import css_inline
+import jinja2
+from inscriptis import get_text
+from inscriptis.model.config import ParserConfig
+from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
+
+from dripper import timing
+from dripper.campaigns import Campaign, CampaignFile, Step
+from dripper.errors import ConfigError, Location, Problem
+
+TEMPLATE_SUFFIXES = {".html", ".htm", ".txt", ".j2", ".jinja", ".css", ".md"}
+_TEXT_CONFIG = ParserConfig(display_links=True)
+_LINE_BREAKS = re.compile(r"[\r\n\t\f\v]+")
+
+
+@dataclass(frozen=True)
+class TemplateSet:
+    """Every template file under templates/, as text, with a version fingerprint."""
+
+    root: Path
+    sources: dict[str, str]
+    fingerprint: str
+
+    @classmethod
+    def load(cls, root: Path) -> TemplateSet:
+        sources: dict[str, str] = {}
+        if root.is_dir():
+            for path in sorted(root.rglob("*")):
+                if path.is_file() and path.suffix.lower() in TEMPLATE_SUFFIXES:
+                    sources[path.relative_to(root).as_posix()] = path.read_text(encoding="utf-8")
+        digest = hashlib.sha256()
+        for name, source in sources.items():
+            digest.update(name.encode() + b"\0" + source.encode() + b"\0")
+        return cls(root, sources, digest.hexdigest()[:16])
+
+
+class _SnapshotLoader(jinja2.BaseLoader):
+    """Serves the in-memory snapshot, reporting real file paths in errors."""
+
+    def __init__(self, templates: TemplateSet):
+        self.templates = templates
+
+    def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str, Callable[[], bool]]:
+        source = self.templates.sources.get(template)
+        if source is None:
+            raise jinja2.TemplateNotFound(template)
+        return source, str(self.templates.root / template), lambda: True
+
+
+def one_line(text: str) -> str:
+    """Header-safe: no CR/LF can reach a header through any value."""
+    return _LINE_BREAKS.sub(" ", text).strip()
+
+
+@dataclass(frozen=True)
+class LeadView:
+    """What templates see as `lead`. Values are single-line by construction."""
+
+    id: int
+    email: str
+    first_name: str
+    last_name: str
+    company: str
+    stage: str
+    timezone: str
+    address_line1: str = ""
+    address_line2: str = ""
+    city: str = ""
+    region: str = ""
+    postal_code: str = ""
+    country: str = ""
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def full_name(self) -> str:
+        return " ".join(p for p in (self.first_name, self.last_name) if p)
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any], default_tz: str) -> LeadView:
+        text = {k: one_line(str(row.get(k) or "")) for k in (
+            "email", "first_name", "last_name", "company", "stage", "address_line1", "address_line2", "city",
+            "region", "postal_code", "country")}
+        attrs = {k: (one_line(v) if isinstance(v, str) else v) for k, v in (row.get("attrs") or {}).items()}
+        return cls(id=row.get("id") or 0, timezone=row.get("timezone") or default_tz, attrs=attrs, **text)
+
+
+class _AnyAttrs(dict):  # type: ignore[type-arg]
+    """For `check`: a lead may carry any CSV column as an attribute."""
+
+    def __getitem__(self, key: str) -> str:
+        return f"sample {key}"
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def get(self, key: str, default: Any = None) -> str:  # type: ignore[override]
+        return self[key]
+
+
+def sample_lead(config: CampaignFile) -> LeadView:
+    return LeadView(
+        id=0, email="sample.lead@example.com", first_name="Sam", last_name="Sample", company="Sample Corp",
+        stage="supplier_research", timezone=config.defaults.timezone, address_line1="1 Sample Road",
+        address_line2="Suite 2", city="Springfield", region="IL", postal_code="62701", country="US", attrs=_AnyAttrs(),
+    )
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    html: str
+    text: str
+
+
+class Renderer:
+    def __init__(self, config: CampaignFile, templates: TemplateSet):
+        self.config = config
+        self.templates = templates
+        loader = _SnapshotLoader(templates)
+        common: dict[str, Any] = dict(loader=loader, undefined=StrictUndefined, keep_trailing_newline=True, auto_reload=False)
+        self.html_env = jinja2.Environment(autoescape=True, **common)
+        self.text_env = jinja2.Environment(autoescape=False, **common)
+        self._subjects: dict[tuple[str, str], jinja2.Template] = {}
+        self._inliner = css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
+
+    # --- context ------------------------------------------------------------------------
+    def context(self, lead: LeadView, campaign: Campaign, step: Step, unsubscribe_url: str, now: datetime) -> dict[str, Any]:
+        sender = self.config.sender
+        try:
+            local_today = now.astimezone(timing.zone(lead.timezone)).date()
+        except ValueError:
+            local_today = now.date()
+        return {
+            "lead": lead,
+            "sender": {"from": sender.from_, "from_name": sender.name, "address": sender.address,
+                       "reply_to": sender.reply_to or sender.address, "postal_address": sender.postal_address},
+            "campaign": {"name": campaign.name, "description": campaign.description or ""},
+            "step": {"id": step.id, "kind": step.kind, "channel": step.channel, "subject": step.subject or ""},
+            "unsubscribe_url": unsubscribe_url,
+            "today": f"{local_today.day} {local_today:%B %Y}",
+        }
+
+    # --- rendering ----------------------------------------------------------------------
+    def subject(self, campaign: Campaign, step: Step, ctx: Mapping[str, Any]) -> str:
+        key = (campaign.name, step.id)
+        template = self._subjects.get(key)
+        if template is None:
+            template = self._subjects[key] = self.text_env.from_string(step.subject or "")
+        return one_line(template.render(ctx))
+
+    def body_html(self, step: Step, ctx: Mapping[str, Any]) -> str:
+        return self.html_env.get_template(step.template).render(ctx)
+
+    def body_text(self, step: Step, ctx: Mapping[str, Any], html: str) -> str:
+        """A `.txt` twin of the template wins; otherwise the HTML, as text, links kept whole."""
+        twin = str(Path(step.template).with_suffix(".txt"))
+        if twin != step.template and twin in self.templates.sources:
+            return self.text_env.get_template(twin).render(ctx).strip() + "\n"
+        return html_to_text(html) + "\n"
+
+    def email(self, campaign: Campaign, step: Step, ctx: Mapping[str, Any]) -> RenderedEmail:
+        subject = self.subject(campaign, step, ctx)
+        html = self.body_html(step, ctx)
+        text = self.body_text(step, ctx, html)
+        postal = self.config.sender.postal_address
+        url = ctx["unsubscribe_url"]
+        html = _append_footer(html, _html_footer(postal, url))
+        text = f"{text}\n-- \n{postal}\nUnsubscribe: {url}\n"
+        return RenderedEmail(subject, self._inliner.inline(html), text)
+
+    def letter_html(self, step: Step, ctx: Mapping[str, Any]) -> str:
+        return self._inliner.inline(self.body_html(step, ctx))
+
+    def call_notes(self, step: Step, ctx: Mapping[str, Any]) -> str:
+        return html_to_text(self.body_html(step, ctx))
+
+
+def html_to_text(html: str) -> str:
+    """Plain text of an HTML body, links kept whole as `text (url)`-style markdown links."""
+    return textwrap.dedent(get_text(html, _TEXT_CONFIG).strip("\n")).strip()
+
+
+def _html_footer(postal: str, url: str) -> str:
+    from html import escape
+
+    return (
+        '<div class="dripper-footer" style="margin-top:32px;padding-top:12px;border-top:1px solid #ddd;'
+        'font-size:12px;color:#666;line-height:1.5">'
+        f"{escape(postal)}<br>"
+        f'You receive these e-mails because you asked us for information. '
+        f'<a href="{escape(url, quote=True)}" style="color:#666">Unsubscribe</a></div>'
+    )
+
+
+def _append_footer(html: str, footer: str) -> str:
+    lower = html.lower()
+    cut = lower.rfind("</body>")
+    if cut == -1:
+        return html + footer
+    return html[:cut] + footer + html[cut:]
+
+
+# --- checking ---------------------------------------------------------------------------
+
+def _template_frame_line(exc: BaseException, filename: str) -> int | None:
+    """Jinja rewrites tracebacks so template frames carry the template's own lines."""
+    line = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename == filename:
+            line = frame.lineno
+    return line
+
+
+def check_templates(config: CampaignFile, templates: TemplateSet) -> list[Problem]:
+    """Every problem with the templates campaigns.yaml names: missing files, syntax
+    errors (located in the template), and variables a lead cannot have."""
+    renderer = Renderer(config, templates)
+    problems: list[Problem] = []
+    reported: set[tuple[str, int]] = set()
+    lead = sample_lead(config)
+    now = datetime(2026, 1, 5, 15, 0).astimezone()
+
+    def add(problem: Problem) -> None:
+        key = (str(problem.location), hash(problem.message))
+        if key not in reported:
+            reported.add(key)  # type: ignore[arg-type]
+            problems.append(problem)
+
+    for name, campaign in config.campaigns.items():
+        for stage, steps in campaign.stages.items():
+            for i, step in enumerate(steps):
+                path = ("campaigns", name, "stages", stage, i)
+                ctx = renderer.context(lead, campaign, step, "https://example.com/u/sample", now)
+                if step.subject:
+                    subject_at = config.location(path + ("subject",))
+                    try:
+                        renderer.subject(campaign, step, ctx)
+                    except TemplateSyntaxError as exc:
+                        add(Problem(Location(subject_at.file, subject_at.line + (exc.lineno or 1) - 1, subject_at.column),
+                                    f"template syntax error in subject: {exc.message}"))
+                    except UndefinedError as exc:
+                        add(Problem(subject_at, f"subject of step {step.id!r} uses {_undefined(exc)}"))
+                if step.template not in templates.sources:
+                    hint = f" under {templates.root}" if templates.root else ""
+                    add(Problem(config.location(path + ("template",)), f"template {step.template!r} not found{hint}"))
+                    continue
+                try:
+                    if step.channel == "email":
+                        renderer.email(campaign, step, ctx)
+                    else:
+                        renderer.body_html(step, ctx)
+                except TemplateSyntaxError as exc:
+                    file = exc.filename or str(templates.root / step.template)
+                    add(Problem(Location(file, exc.lineno or 1, 1), f"template syntax error: {exc.message}"))
+                except jinja2.TemplateNotFound as exc:
+                    add(Problem(config.location(path + ("template",)),
+                                f"template {step.template!r} includes or extends {exc.name!r}, which is not found"))
+                except UndefinedError as exc:
+                    file = str(templates.root / step.template)
+                    owner = next((f for f in _frames(exc) if f.startswith(str(templates.root))), file)
+                    line = _template_frame_line(exc, owner) or 1
+                    add(Problem(Location(owner, line, 1), f"{_undefined(exc)} (step {step.id!r})"))
+                except Exception as exc:  # a filter blew up on sample data: still the template's fault
+                    add(Problem(config.location(path + ("template",)), f"template {step.template!r} failed to render: {exc}"))
+    return problems
+
+
+def _frames(exc: BaseException) -> list[str]:
+    return [frame.filename for frame in reversed(traceback.extract_tb(exc.__traceback__))]
+
+
+def _undefined(exc: UndefinedError) -> str:
+    message = str(exc.message or exc)
+    match = re.match(r"'(.+?)' has no attribute '(.+?)'", message)
+    if match:
+        owner = match.group(1)
+        owner = "lead" if "LeadView" in owner else owner
+        return f"variable {owner}.{match.group(2)} that a lead does not have"
+    match = re.match(r"'(.+?)' is undefined", message)
+    if match:
+        return f"undefined variable {match.group(1)!r} (templates see lead, sender, campaign, step, unsubscribe_url, today)"
+    return message
+
+
+def load_checked(config: CampaignFile, root: Path) -> TemplateSet:
+    templates = TemplateSet.load(root)
+    problems = check_templates(config, templates)
+    if problems:
+        raise ConfigError(problems)
+    return templates

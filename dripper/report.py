@@ -1,0 +1,100 @@
+"""What the store says, shaped for people and scripts: funnel counts, a lead's plan."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Mapping
+
+from sqlalchemy import Connection
+
+from dripper.campaigns import CampaignFile
+from dripper.store import STATES
+from dripper.store import leadrows
+from dripper.store import touchrows as touch_q
+
+
+def funnel(conn: Connection, config: CampaignFile | None = None) -> dict[str, Any]:
+    """`{"campaigns": {NAME: {"steps": {STEP: {state: n, ...}}}}}`, every state present,
+    steps in campaign order (steps of the current file first, then any others seen)."""
+    counts = touch_q.counts_by_step(conn)
+    reasons = touch_q.reasons_by_step(conn)
+    out: dict[str, Any] = {}
+    names = list(config.campaigns) if config else []
+    names += [n for n in counts if n not in names]
+    for name in names:
+        steps: dict[str, Any] = {}
+        order: list[str] = []
+        if config and name in config.campaigns:
+            order = [step.id for track in config.campaigns[name].stages.values() for step in track]
+        seen = counts.get(name, {})
+        order += [s for s in seen if s not in order]
+        for step in order:
+            row = dict(seen.get(step, {s: 0 for s in STATES}))
+            row["total"] = sum(row[s] for s in STATES)
+            row["reasons"] = {r: n for (c, s, r), n in reasons.items() if c == name and s == step}
+            steps[step] = row
+        out[name] = {"steps": steps, "totals": {s: sum(v[s] for v in steps.values()) for s in STATES}}
+    return {"campaigns": out}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def lead_status(lead: Mapping[str, Any]) -> str:
+    for kind in ("complained", "unsubscribed", "bounced", "converted", "replied"):
+        if lead.get(f"{kind}_at"):
+            return kind
+    return "active"
+
+
+def lead_plan(conn: Connection, lead: Mapping[str, Any]) -> dict[str, Any]:
+    """A lead's past and upcoming touches, with states and reasons (`dripper plan --json`)."""
+    info = {
+        key: lead[key]
+        for key in ("email", "first_name", "last_name", "company", "stage", "campaign", "timezone",
+                    "address_line1", "address_line2", "city", "region", "postal_code", "country", "attrs")
+    }
+    info["stage_entered_at"] = _iso(lead["stage_entered_at"])
+    info["status"] = lead_status(lead)
+    for kind in ("converted", "replied", "unsubscribed", "bounced", "complained"):
+        info[f"{kind}_at"] = _iso(lead[f"{kind}_at"])
+    touches = [
+        {
+            "campaign": t["campaign"], "step": t["step_id"], "stage": t["stage"], "channel": t["channel"],
+            "kind": t["kind"], "due": _iso(t["due_at"]), "state": t["state"], "reason": t["reason"],
+            "sent_at": _iso(t["sent_at"]), "message_id": t["message_id"], "attempts": t["attempts"],
+        }
+        for t in touch_q.for_lead(conn, lead["id"])
+    ]
+    events = [
+        {"kind": e["kind"], "at": _iso(e["at"]), "source": e["source"], "detail": e["detail"]}
+        for e in leadrows.events_for(conn, lead["id"])
+    ]
+    return {"lead": info, "touches": touches, "events": events}
+
+
+def html_report(data: dict[str, Any], generated: datetime) -> str:
+    """A self-contained page (no network needed) with the funnel tables."""
+    from html import escape
+
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>dripper report</title><style>",
+        "body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}"
+        "th,td{border:1px solid #ccc;padding:4px 10px;text-align:right}th:first-child,td:first-child{text-align:left}"
+        "th{background:#f4f4f4}.bar{background:#4a7;height:10px;display:inline-block}",
+        "</style></head><body>",
+        f"<h1>dripper report</h1><p>Generated {escape(generated.isoformat(timespec='seconds'))}</p>",
+    ]
+    for name, campaign in data["campaigns"].items():
+        parts.append(f"<h2>{escape(name)}</h2><table><tr><th>step</th>")
+        parts += [f"<th>{s}</th>" for s in STATES]
+        parts.append("<th>sent</th></tr>")
+        peak = max([row["sent"] for row in campaign["steps"].values()] + [1])
+        for step, row in campaign["steps"].items():
+            parts.append(f"<tr><td>{escape(step)}</td>")
+            parts += [f"<td>{row[s]}</td>" for s in STATES]
+            parts.append(f"<td style='text-align:left'><span class='bar' style='width:{120 * row['sent'] // peak}px'></span></td></tr>")
+        parts.append("</table>")
+    parts.append("</body></html>")
+    return "".join(parts)

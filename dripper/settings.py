@@ -1,0 +1,64 @@
+"""Environment variables and CLI options, merged into one Settings object."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Mapping
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite:///dripper.db"
+    campaigns_path: Path = Path("campaigns.yaml")
+    templates_dir: Path | None = None  # None = templates/ beside campaigns.yaml
+    smtp_url: str | None = None  # None = file outbox
+    base_url: str = "http://127.0.0.1:8000"
+    secret: str | None = None  # None = generated once and kept in the database
+    outbox_dir: Path = Path("outbox")
+    letters_dir: Path = Path("letters")
+    calls_dir: Path = Path("calls")
+    max_in_flight: int = 4
+    tick_interval: float = 60.0
+    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+
+    @property
+    def templates_path(self) -> Path:
+        return self.templates_dir if self.templates_dir is not None else self.campaigns_path.parent / "templates"
+
+    def with_options(self, **options: object) -> Settings:
+        """Settings with every non-None option applied (CLI flags beat the environment)."""
+        return replace(self, **{k: v for k, v in options.items() if v is not None})
+
+
+def from_env(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    values: dict[str, object] = {}
+    simple = {
+        "DRIPPER_DATABASE_URL": "database_url",
+        "DRIPPER_SMTP_URL": "smtp_url",
+        "DRIPPER_BASE_URL": "base_url",
+        "DRIPPER_SECRET": "secret",
+    }
+    paths = {
+        "DRIPPER_CAMPAIGNS": "campaigns_path",
+        "DRIPPER_TEMPLATES": "templates_dir",
+        "DRIPPER_OUTBOX": "outbox_dir",
+        "DRIPPER_LETTERS": "letters_dir",
+        "DRIPPER_CALLS": "calls_dir",
+    }
+    for var, name in simple.items():
+        if env.get(var):
+            values[name] = env[var]
+    for var, name in paths.items():
+        if env.get(var):
+            values[name] = Path(env[var])
+    if env.get("DRIPPER_MAX_IN_FLIGHT"):
+        values["max_in_flight"] = max(1, int(env["DRIPPER_MAX_IN_FLIGHT"]))
+    if env.get("DRIPPER_TICK_INTERVAL"):
+        values["tick_interval"] = max(0.1, float(env["DRIPPER_TICK_INTERVAL"]))
+    if "base_url" in values:
+        values["base_url"] = str(values["base_url"]).rstrip("/")
+    return Settings(**values)  # type: ignore[arg-type]

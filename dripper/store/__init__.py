@@ -1,0 +1,6 @@
+"""The store: SQLAlchemy tables, migrations, and the queries the planner and sender use."""
+
+from dripper.store.db import Store, StoreUnavailable, open_store
+from dripper.store.tables import STATES, campaign_versions, events, leads, meta, touches
+
+__all__ = ["Store", "StoreUnavailable", "open_store", "STATES", "leads", "touches", "events", "campaign_versions", "meta"]

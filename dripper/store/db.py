@@ -1,0 +1,156 @@
+"""Opening the database: engine set-up per dialect and schema migration on first use."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import Connection, Engine, create_engine, event, select, text
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+from dripper.store.tables import meta
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+HEAD = "0001"  # the newest revision in migrations/versions; a test keeps the two in step
+_PG_MIGRATE_LOCK = 0x64726970  # "drip": the advisory lock key that serializes migrations
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be reached or opened."""
+
+
+@dataclass
+class Store:
+    engine: Engine
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.dialect == "postgresql"
+
+    @contextlib.contextmanager
+    def begin(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    def secret(self) -> str:
+        """The token-signing secret: generated on first use and shared by every worker."""
+        with self.begin() as conn:
+            value = conn.scalar(select(meta.c.value).where(meta.c.key == "secret"))
+            if value:
+                return value
+            candidate = secrets.token_urlsafe(32)
+            insert = meta.insert().values(key="secret", value=candidate)
+            if self.is_postgres:
+                from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+                insert = pg_insert(meta).values(key="secret", value=candidate).on_conflict_do_nothing()
+            else:
+                insert = insert.prefix_with("OR IGNORE")
+            conn.execute(insert)
+            return conn.scalar(select(meta.c.value).where(meta.c.key == "secret"))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
+    cursor = dbapi_conn.cursor()  # type: ignore[attr-defined]
+    # WAL lets readers (report, plan) run while a tick writes; NORMAL sync is durable
+    # across a process crash, which is the failure we guard against.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        # pysqlite's own transaction handling defers BEGIN; take the write lock at the
+        # start of every transaction so read-then-write never deadlocks between processes.
+        @event.listens_for(engine, "begin")
+        def _begin_immediate(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        @event.listens_for(engine, "connect")
+        def _no_pysqlite_begin(dbapi_conn: object, _record: object) -> None:
+            dbapi_conn.isolation_level = None  # type: ignore[attr-defined]
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _current_revision(conn: Connection) -> str | None:
+    try:
+        return conn.scalar(text("SELECT version_num FROM alembic_version"))
+    except (OperationalError, ProgrammingError):
+        return None
+
+
+@contextlib.contextmanager
+def _migration_lock(store: Store, conn: Connection) -> Iterator[None]:
+    """Serialize migrations between processes that start at the same moment."""
+    if store.is_postgres:
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_MIGRATE_LOCK})
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_MIGRATE_LOCK})
+        return
+    database = store.engine.url.database
+    if not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.migrate-lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def migrate(store: Store) -> None:
+    """Create or upgrade the schema; cheap when it is already current."""
+    with store.engine.connect() as conn:
+        if _current_revision(conn) == HEAD:
+            conn.rollback()
+            return
+        conn.rollback()
+    from alembic import command  # imported only when there is work to do
+    from alembic.config import Config
+
+    with store.engine.connect() as conn:
+        with _migration_lock(store, conn):
+            conn.commit()
+            if _current_revision(conn) == HEAD:
+                conn.rollback()
+                return
+            conn.rollback()
+            config = Config()
+            config.set_main_option("script_location", str(MIGRATIONS))
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+            conn.commit()
+
+
+def open_store(url: str) -> Store:
+    """Connect, create or migrate the schema, and return the store."""
+    store = Store(make_engine(url))
+    try:
+        migrate(store)
+    except OperationalError as exc:
+        store.dispose()
+        raise StoreUnavailable(f"cannot open database {store.engine.url.render_as_string(hide_password=True)}: {exc.orig}") from exc
+    return store

@@ -1,0 +1,191 @@
+"""Touch queries: planning upserts, the atomic claim, state transitions, counts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import Connection, and_, case, exists, func, not_, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql import Select
+
+from dripper.store.tables import STATES, leads, touches
+
+# Reasons that mean "this row was closed by dripper itself and may be planned again".
+REPLANNABLE = ("stage_changed", "campaign_changed", "step_removed")
+
+
+def _insert(conn: Connection):  # type: ignore[no-untyped-def]
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(touches)
+
+
+def upsert_planned(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert planned touches; an existing row keeps its state unless it is still pending
+    (then only its due time follows the campaign) or was closed by dripper itself."""
+    if not rows:
+        return
+    stmt = _insert(conn)
+    excluded = stmt.excluded
+    # executemany cannot expand IN lists: spell the reasons out
+    replannable = and_(touches.c.state == "skipped", or_(*(touches.c.reason == r for r in REPLANNABLE)))
+    is_planned = touches.c.state == "planned"
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["lead_id", "campaign", "step_id"],
+        set_={
+            "due_at": excluded.due_at,
+            "stage": excluded.stage,
+            "channel": excluded.channel,
+            "kind": excluded.kind,
+            "state": case((is_planned, touches.c.state), else_=excluded.state),
+            "reason": case((is_planned, touches.c.reason), else_=excluded.reason),
+            "planned_at": case((is_planned, touches.c.planned_at), else_=excluded.planned_at),
+            "updated_at": excluded.updated_at,
+        },
+        where=is_planned | replannable,
+    )
+    conn.execute(stmt, list(rows))
+
+
+def close_pending(conn: Connection, lead_ids: Iterable[int], *, state: str, reason: str,
+                  at: datetime, campaigns: Iterable[str] | None = None) -> int:
+    """Move a lead's planned touches to `state` (skipped/suppressed) with `reason`."""
+    ids = list(lead_ids)
+    if not ids:
+        return 0
+    cond = and_(touches.c.lead_id.in_(ids), touches.c.state == "planned")
+    if campaigns is not None:
+        cond = and_(cond, touches.c.campaign.in_(list(campaigns)))
+    result = conn.execute(update(touches).where(cond).values(state=state, reason=reason, updated_at=at))
+    return result.rowcount or 0
+
+
+def skip_removed_steps(conn: Connection, campaign: str, tracks: dict[str, list[str]], at: datetime) -> int:
+    """Pending touches of steps no longer in the campaign (or moved to another stage)."""
+    cond = and_(touches.c.campaign == campaign, touches.c.state == "planned")
+    keep = [and_(touches.c.stage == stage, touches.c.step_id.in_(ids)) for stage, ids in tracks.items() if ids]
+    if keep:
+        cond = and_(cond, not_(or_(*keep)))
+    result = conn.execute(update(touches).where(cond).values(state="skipped", reason="step_removed", updated_at=at))
+    return result.rowcount or 0
+
+
+def recover_interrupted(conn: Connection, at: datetime, lease: timedelta) -> int:
+    """Touches left in `sending` by a dead worker go back to the queue, marked."""
+    result = conn.execute(
+        update(touches)
+        .where(touches.c.state == "sending", touches.c.claimed_at <= at - lease)
+        .values(state="planned", reason="resent_after_interruption", claimed_by=None, updated_at=at)
+    )
+    return result.rowcount or 0
+
+
+def skip_superseded(conn: Connection, at: datetime, grace: timedelta) -> int:
+    """No catch-up storms: of a lead's due touches in one campaign, those more than
+    `grace` overdue are skipped (`missed`) when a later one is also due; the latest goes out."""
+    later = touches.alias("later")
+    result = conn.execute(
+        update(touches)
+        .where(
+            touches.c.state == "planned",
+            touches.c.due_at < at - grace,
+            exists(
+                select(later.c.id).where(
+                    later.c.lead_id == touches.c.lead_id,
+                    later.c.campaign == touches.c.campaign,
+                    later.c.state == "planned",
+                    later.c.due_at <= at,
+                    later.c.due_at > touches.c.due_at,
+                )
+            ),
+        )
+        .values(state="skipped", reason="missed", updated_at=at)
+    )
+    return result.rowcount or 0
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    lead_id: int
+    campaign: str
+    step_id: str
+    stage: str
+    channel: str
+    kind: str
+    due_at: datetime
+    reason: str | None
+    attempts: int
+    planned_at: datetime
+
+
+def claim(conn: Connection, at: datetime, now: datetime, worker: str, limit: int) -> list[Claimed]:
+    """Atomically take up to `limit` due touches: planned -> sending, with a lease.
+
+    PostgreSQL: FOR UPDATE SKIP LOCKED lets several workers claim side by side.
+    SQLite: the transaction holds the database write lock (BEGIN IMMEDIATE), so the
+    select-and-update is atomic there too.
+    """
+    due: Select[Any] = (
+        select(touches.c.id)
+        .where(touches.c.state == "planned", touches.c.due_at <= at)
+        .order_by(touches.c.due_at, touches.c.id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    stmt = (
+        update(touches)
+        .where(touches.c.id.in_(due.scalar_subquery()))
+        .values(state="sending", claimed_at=now, claimed_by=worker, attempts=touches.c.attempts + 1, updated_at=now)
+        .returning(
+            touches.c.id, touches.c.lead_id, touches.c.campaign, touches.c.step_id, touches.c.stage,
+            touches.c.channel, touches.c.kind, touches.c.due_at, touches.c.reason, touches.c.attempts,
+            touches.c.planned_at,
+        )
+    )
+    rows = [Claimed(**row._mapping) for row in conn.execute(stmt)]
+    rows.sort(key=lambda r: (r.due_at, r.id))
+    return rows
+
+
+def finish(conn: Connection, touch_id: int, worker: str, **values: Any) -> bool:
+    """Record the outcome of a claimed touch, only if this worker still holds it."""
+    result = conn.execute(
+        update(touches)
+        .where(touches.c.id == touch_id, touches.c.state == "sending", touches.c.claimed_by == worker)
+        .values(**values)
+    )
+    return bool(result.rowcount)
+
+
+def counts_by_step(conn: Connection) -> dict[str, dict[str, dict[str, int]]]:
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    query = select(touches.c.campaign, touches.c.step_id, touches.c.state, func.count()).group_by(
+        touches.c.campaign, touches.c.step_id, touches.c.state
+    )
+    for campaign, step, state, n in conn.execute(query):
+        out.setdefault(campaign, {}).setdefault(step, {s: 0 for s in STATES})[state] = n
+    return out
+
+
+def reasons_by_step(conn: Connection) -> dict[tuple[str, str, str], int]:
+    query = (
+        select(touches.c.campaign, touches.c.step_id, touches.c.reason, func.count())
+        .where(touches.c.state.in_(("skipped", "suppressed", "failed")), touches.c.reason.is_not(None))
+        .group_by(touches.c.campaign, touches.c.step_id, touches.c.reason)
+    )
+    return {(c, s, r): n for c, s, r, n in conn.execute(query)}
+
+
+def for_lead(conn: Connection, lead_id: int) -> list[dict[str, Any]]:
+    query = select(touches).where(touches.c.lead_id == lead_id).order_by(touches.c.due_at, touches.c.id)
+    return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def next_due(conn: Connection, after: datetime) -> datetime | None:
+    return conn.scalar(select(func.min(touches.c.due_at)).where(touches.c.state == "planned", touches.c.due_at > after))
+
+
+__all__ = ["upsert_planned", "close_pending", "claim", "finish", "recover_interrupted", "skip_superseded",
+           "counts_by_step", "for_lead", "leads"]

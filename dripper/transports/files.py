@@ -1,0 +1,27 @@
+"""The file outbox: one `.eml` per e-mail, written atomically."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from dripper.transports import Envelope
+
+
+class FileTransport:
+    def __init__(self, directory: Path):
+        self.directory = directory
+
+    async def open(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    async def send(self, envelope: Envelope) -> str:
+        path = self.directory / f"{envelope.name}.eml"
+        tmp = path.with_suffix(".eml.tmp")
+        with open(tmp, "wb") as handle:
+            handle.write(envelope.data)
+        os.replace(tmp, path)  # a reader never sees half a message
+        return str(path)
+
+    async def close(self) -> None:
+        return None

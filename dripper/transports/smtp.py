@@ -1,0 +1,113 @@
+"""SMTP via aiosmtplib: a small pool of persistent connections, one send each at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from dataclasses import dataclass
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import aiosmtplib
+
+from dripper.transports import Envelope, SendError
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str
+    port: int
+    implicit_tls: bool
+    starttls: bool
+    username: str | None
+    password: str | None
+    verify: bool = True
+    timeout: float = 30.0
+
+    @classmethod
+    def parse(cls, url: str) -> SmtpConfig:
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps"):
+            raise ValueError(f"DRIPPER_SMTP_URL must start with smtp:// or smtps:// (got {parts.scheme or 'nothing'}://)")
+        query = {k: v[-1].lower() for k, v in parse_qs(parts.query).items()}
+        implicit = parts.scheme == "smtps"
+        return cls(
+            host=parts.hostname or "localhost",
+            port=parts.port or (465 if implicit else 25),
+            implicit_tls=implicit,
+            starttls=query.get("starttls", "false") in _TRUE,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            verify=query.get("verify", "true") in _TRUE,
+            timeout=float(query.get("timeout", "30")),
+        )
+
+
+class SmtpTransport:
+    def __init__(self, config: SmtpConfig, max_connections: int = 4):
+        self.config = config
+        self.max_connections = max(1, max_connections)
+        self._idle: list[aiosmtplib.SMTP] = []
+        self._slots = asyncio.Semaphore(self.max_connections)
+
+    @classmethod
+    def from_url(cls, url: str, max_connections: int = 4) -> SmtpTransport:
+        return cls(SmtpConfig.parse(url), max_connections)
+
+    async def open(self) -> None:
+        return None  # connections are made on first use and then kept
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        c = self.config
+        context = ssl.create_default_context()
+        if not c.verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        client = aiosmtplib.SMTP(
+            hostname=c.host, port=c.port, use_tls=c.implicit_tls, start_tls=c.starttls if not c.implicit_tls else False,
+            timeout=c.timeout, tls_context=context,
+        )
+        await client.connect()
+        if c.username:
+            await client.login(c.username, c.password or "")
+        return client
+
+    async def send(self, envelope: Envelope) -> str:
+        async with self._slots:
+            client = self._idle.pop() if self._idle else None
+            try:
+                if client is None or not client.is_connected:
+                    client = await self._connect()
+                _errors, response = await client.sendmail(envelope.mail_from, [envelope.recipient], envelope.data)
+            except aiosmtplib.SMTPRecipientsRefused as exc:
+                await _discard(client)
+                refusal = exc.recipients[0] if exc.recipients else None
+                code = refusal.code if refusal else None
+                text = f"{code} {refusal.message}" if refusal else str(exc)
+                raise SendError(text, transient=_transient(code), code=code, recipient=not _transient(code)) from None
+            except aiosmtplib.SMTPResponseException as exc:
+                await _discard(client)
+                raise SendError(f"{exc.code} {exc.message}", transient=_transient(exc.code), code=exc.code) from None
+            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+                await _discard(client)
+                raise SendError(f"connection: {exc or type(exc).__name__}", transient=True) from None
+            self._idle.append(client)
+            return response
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for client in idle:
+            try:
+                await client.quit()
+            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
+                client.close()
+
+
+def _transient(code: int | None) -> bool:
+    return code is None or 400 <= code < 500
+
+
+async def _discard(client: aiosmtplib.SMTP | None) -> None:
+    if client is not None:
+        client.close()
