@@ -95,6 +95,8 @@ def main(ctx: click.Context, verbose: int, **options: Any) -> None:
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if options.get("base_url"):
         options["base_url"] = options["base_url"].rstrip("/")
+    for console in (out, err):  # piped output: whole lines rather than cells wrapped at 80 columns
+        console.width = None if console.is_terminal else 200  # type: ignore[assignment]
     app = App(from_env().with_options(**options))
     ctx.obj = app
     ctx.call_on_close(lambda: [cleanup() for cleanup in app.cleanups])

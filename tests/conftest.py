@@ -1,0 +1,183 @@
+"""Shared fixtures: a project folder, both databases for real, the CLI, a real SMTP server.
+
+PostgreSQL runs on every machine at 127.0.0.1:5432 (user postgres, trust auth). A fresh
+database is created for the test session and dropped at the end; tests that need it fail
+(not skip) when it is unreachable, unless DRIPPER_TEST_NO_POSTGRES=1 is set.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from click.testing import CliRunner, Result
+
+FIXTURES = Path(__file__).parent / "fixtures"
+PG_ADMIN = os.environ.get("DRIPPER_TEST_PG", "host=127.0.0.1 port=5432 user=postgres dbname=test")
+TABLES = ("touches", "events", "leads", "campaign_versions", "meta")
+
+
+def _pg_enabled() -> bool:
+    return os.environ.get("DRIPPER_TEST_NO_POSTGRES") != "1"
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session; its SQLAlchemy URL."""
+    if not _pg_enabled():
+        pytest.skip("DRIPPER_TEST_NO_POSTGRES=1")
+    import psycopg
+
+    name = f"dripper_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    params = dict(part.split("=", 1) for part in PG_ADMIN.split())
+    url = f"postgresql+psycopg://{params.get('user', 'postgres')}@{params.get('host', '127.0.0.1')}:{params.get('port', '5432')}/{name}"
+    yield url
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _empty_pg(url: str) -> None:
+    from sqlalchemy import create_engine, inspect, text
+
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            present = [t for t in TABLES if inspect(conn).has_table(t)]
+            if present:
+                conn.execute(text(f"TRUNCATE {', '.join(present)} RESTART IDENTITY CASCADE"))
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each test using it runs twice: on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'dripper.db'}"
+    url = request.getfixturevalue("pg_database")
+    _empty_pg(url)
+    return url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'dripper.db'}"
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of tests/fixtures/project as the working directory."""
+    target = tmp_path / "project"
+    shutil.copytree(FIXTURES / "project", target)
+    monkeypatch.chdir(target)
+    for var in list(os.environ):
+        if var.startswith("DRIPPER_") and not var.startswith("DRIPPER_TEST"):
+            monkeypatch.delenv(var)
+    return target
+
+
+@dataclass
+class Dripper:
+    """Runs the `dripper` CLI in-process against one project and database."""
+
+    root: Path
+    db_url: str
+    env: dict[str, str] = field(default_factory=dict)
+
+    def __call__(self, *args: str, ok: bool | int = True, **env: str) -> Result:
+        from dripper.cli import main
+
+        merged = {"DRIPPER_DATABASE_URL": self.db_url, "DRIPPER_SECRET": "test-secret", **self.env, **env}
+        result = CliRunner().invoke(main, list(args), env=merged, catch_exceptions=False)
+        expected = 0 if ok is True else ok
+        if ok is not False and result.exit_code != expected:
+            raise AssertionError(
+                f"dripper {' '.join(args)} exited {result.exit_code}, expected {expected}\n"
+                f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+            )
+        return result
+
+    def json(self, *args: str, **env: str) -> Any:
+        import json
+
+        return json.loads(self(*args, **env).stdout)
+
+
+@pytest.fixture
+def dripper(project: Path, db_url: str) -> Dripper:
+    return Dripper(project, db_url)
+
+
+@pytest.fixture
+def dripper_sqlite(project: Path, sqlite_url: str) -> Dripper:
+    return Dripper(project, sqlite_url)
+
+
+# --- a real SMTP server on loopback ------------------------------------------------------
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+
+
+class SmtpSink:
+    """aiosmtpd on 127.0.0.1 that records what it accepts and can be told to refuse."""
+
+    def __init__(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        self.messages: list[Received] = []
+        self.rcpt_reply: dict[str, str] = {}  # address -> SMTP reply for RCPT TO
+        self.data_reply: str | None = None  # e.g. "451 4.3.0 try later"
+        sink = self
+
+        class Handler:
+            async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+                reply = sink.rcpt_reply.get(address.lower())
+                if reply:
+                    return reply
+                envelope.rcpt_tos.append(address)
+                return "250 OK"
+
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+                if sink.data_reply:
+                    return sink.data_reply
+                sink.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+                return "250 Message accepted for delivery"
+
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=free_port())
+
+    def start(self) -> None:
+        self.controller.start()
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.controller.port}"
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    sink = SmtpSink()
+    sink.start()
+    yield sink
+    sink.stop()
