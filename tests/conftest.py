@@ -162,17 +162,24 @@ class SmtpSink:
                 sink.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
                 return "250 Message accepted for delivery"
 
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=free_port())
+        self.handler = Handler()
+        self.port = free_port()
+        self._controller_class = Controller
+        self.controller: Any = None
 
     def start(self) -> None:
+        """Start (or restart, on the same port) the server."""
+        self.controller = self._controller_class(self.handler, hostname="127.0.0.1", port=self.port)
         self.controller.start()
 
     def stop(self) -> None:
-        self.controller.stop()
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
 
     @property
     def url(self) -> str:
-        return f"smtp://127.0.0.1:{self.controller.port}"
+        return f"smtp://127.0.0.1:{self.port}"
 
 
 @pytest.fixture

@@ -1,0 +1,136 @@
+"""Sending for real: an SMTP server on loopback, retries, hard bounces, outages, crashes."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+from email import message_from_bytes, policy
+
+from dripper.clock import FrozenClock
+from dripper.store import open_store
+from dripper.store import touchrows
+
+T0 = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)
+
+
+def iso(t: datetime) -> str:
+    return t.isoformat()
+
+
+def plan(dripper, email):
+    return {t["step"]: t for t in dripper.json("plan", email, "--json")["touches"]}
+
+
+def test_smtp_delivers_each_touch_once(dripper, smtp_sink):
+    dripper("leads", "import", "leads.csv", "--at", iso(T0))
+    counts = dripper.json("tick", "--at", iso(T0 + timedelta(days=1)), "--json", DRIPPER_SMTP_URL=smtp_sink.url)
+    assert counts["sent"] == 3
+    assert sorted(m.rcpt_tos[0] for m in smtp_sink.messages) == [
+        "ada@lovelace.example", "grace@hopper.example", "zoe@mueller.example"]
+    for m in smtp_sink.messages:
+        parsed = message_from_bytes(m.data, policy=policy.default)
+        assert m.mail_from == "sales@acme.example"
+        assert parsed["To"].addresses[0].addr_spec == m.rcpt_tos[0]
+    again = dripper.json("tick", "--at", iso(T0 + timedelta(days=1)), "--json", DRIPPER_SMTP_URL=smtp_sink.url)
+    assert again["sent"] == 0 and len(smtp_sink.messages) == 3
+
+
+def test_4xx_is_retried_later(dripper, smtp_sink):
+    dripper("leads", "import", "leads.csv", "--at", iso(T0))
+    smtp_sink.data_reply = "451 4.3.0 Try again later"
+    at = T0 + timedelta(days=1)
+    counts = dripper.json("tick", "--at", iso(at), "--json", DRIPPER_SMTP_URL=smtp_sink.url)
+    assert counts["deferred"] == 3 and counts["sent"] == 0
+    thanks = plan(dripper, "ada@lovelace.example")["thanks"]
+    assert thanks["state"] == "planned" and thanks["reason"].startswith("smtp_retry: 451")
+    assert datetime.fromisoformat(thanks["due"]) > at
+    smtp_sink.data_reply = None
+    assert dripper.json("tick", "--at", iso(at), "--json", DRIPPER_SMTP_URL=smtp_sink.url)["sent"] == 0
+    later = dripper.json("tick", "--at", iso(at + timedelta(minutes=10)), "--json", DRIPPER_SMTP_URL=smtp_sink.url)
+    assert later["sent"] == 3 and len(smtp_sink.messages) == 3
+    assert plan(dripper, "ada@lovelace.example")["thanks"]["attempts"] == 2
+
+
+def test_5xx_on_the_recipient_is_a_hard_bounce(dripper, smtp_sink):
+    dripper("leads", "import", "leads.csv", "--at", iso(T0))
+    smtp_sink.rcpt_reply["ada@lovelace.example"] = "550 5.1.1 <ada@lovelace.example>: no such user"
+    counts = dripper.json("tick", "--at", iso(T0 + timedelta(days=1)), "--json", DRIPPER_SMTP_URL=smtp_sink.url)
+    assert counts["failed"] == 1 and counts["sent"] == 2
+    data = dripper.json("plan", "ada@lovelace.example", "--json")
+    assert data["lead"]["status"] == "bounced"
+    steps = {t["step"]: t for t in data["touches"]}
+    assert steps["thanks"]["state"] == "failed" and "550" in steps["thanks"]["reason"]
+    assert (steps["reminder-1"]["state"], steps["reminder-1"]["reason"]) == ("suppressed", "bounced")
+    assert any(e["kind"] == "bounced" and e["source"] == "smtp" for e in data["events"])
+
+
+def test_an_smtp_outage_sends_nothing_and_loses_nothing(dripper, smtp_sink):
+    dripper("leads", "import", "leads.csv", "--at", iso(T0))
+    url = smtp_sink.url
+    smtp_sink.stop()
+    at = T0 + timedelta(days=1)
+    counts = dripper.json("tick", "--at", iso(at), "--json", DRIPPER_SMTP_URL=url)
+    assert counts["deferred"] == 3 and counts["sent"] == 0
+    assert plan(dripper, "ada@lovelace.example")["thanks"]["reason"].startswith("smtp_retry: connection")
+    smtp_sink.start()
+    counts = dripper.json("tick", "--at", iso(at + timedelta(hours=1)), "--json", DRIPPER_SMTP_URL=url)
+    assert counts["sent"] == 3 and len(smtp_sink.messages) == 3
+
+
+def test_a_dead_workers_touches_are_resent_after_the_lease(dripper, smtp_sink):
+    dripper("leads", "import", "leads.csv", "--at", iso(T0))
+    at = T0 + timedelta(days=1)
+    store = open_store(dripper.db_url)
+    with store.begin() as conn:  # a worker claims two touches, then dies before sending
+        claimed = touchrows.claim(conn, at, at, "dead-worker", 2)
+    store.dispose()
+    assert len(claimed) == 2
+    soon = dripper.json("tick", "--at", iso(at + timedelta(seconds=30)), "--json", DRIPPER_SMTP_URL=smtp_sink.url)
+    assert soon["sent"] == 1 and soon["recovered"] == 0  # the lease still holds
+    later = dripper.json("tick", "--at", iso(at + timedelta(seconds=61)), "--json", DRIPPER_SMTP_URL=smtp_sink.url)
+    assert later["recovered"] == 2 and later["sent"] == 2
+    assert len(smtp_sink.messages) == 3
+    resent = [t for e in ("ada@lovelace.example", "zoe@mueller.example", "grace@hopper.example")
+              for t in [plan(dripper, e)["thanks"]] if t["reason"] == "resent_after_interruption"]
+    assert len(resent) == 2 and all(t["state"] == "sent" for t in resent)
+    ids = {message_from_bytes(m.data, policy=policy.default)["Message-ID"] for m in smtp_sink.messages}
+    assert {t["message_id"] for t in resent} <= ids
+
+
+def test_in_flight_sends_are_bounded(dripper, smtp_sink):
+    """At most --max-in-flight messages are at the server at once: that bounds what a
+    crash can send twice. Claimed-but-not-started touches are only ever sent once."""
+    lines = ["email,stage"] + [f"lead{i}@bulk.example,supplier_research" for i in range(40)]
+    (dripper.root / "bulk.csv").write_text("\n".join(lines) + "\n")
+    dripper("leads", "import", "bulk.csv", "--at", iso(T0))
+    at_server = peak_at_server = peak_sending = 0
+    store = open_store(dripper.db_url)
+    original = smtp_sink.handler.handle_DATA
+
+    async def watching(server, session, envelope):
+        nonlocal at_server, peak_at_server, peak_sending
+        from sqlalchemy import func, select
+
+        from dripper.store import touches
+
+        at_server += 1
+        peak_at_server = max(peak_at_server, at_server)
+        with store.engine.connect() as conn:
+            peak_sending = max(peak_sending, conn.scalar(select(func.count()).where(touches.c.state == "sending")))
+        await asyncio.sleep(0.01)
+        at_server -= 1
+        return await original(server, session, envelope)
+
+    smtp_sink.handler.handle_DATA = watching
+    counts = dripper.json("tick", "--at", iso(T0 + timedelta(days=1)), "--json", "--max-in-flight", "3",
+                          DRIPPER_SMTP_URL=smtp_sink.url)
+    store.dispose()
+    assert counts["sent"] == 40 and len(smtp_sink.messages) == 40
+    assert 2 <= peak_at_server <= 3
+    assert peak_sending <= 3 * 3  # in flight + one claimed batch (2 x max_in_flight)
+
+
+def test_frozen_clock_moves_only_when_told():
+    clock = FrozenClock(T0)
+    clock.advance(timedelta(days=180))
+    assert clock.now() == T0 + timedelta(days=180)
