@@ -9,6 +9,8 @@ from dripper.transports import Envelope
 
 
 class FileTransport:
+    idempotent = True  # a resend rewrites the same file: nothing can arrive twice
+
     def __init__(self, directory: Path):
         self.directory = directory
 

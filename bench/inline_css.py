@@ -1,0 +1,53 @@
+"""CSS inlining per message: premailer (the common choice) vs css-inline (what dripper uses).
+
+Renders the shipped `research-thanks` e-mail for N different leads and inlines each,
+both ways, in the same run. Prints messages/second and the ratio.
+
+    python bench/inline_css.py [N]
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def main(n: int = 2000) -> None:
+    import css_inline
+    import premailer
+
+    from dripper import campaigns, render
+
+    config = campaigns.load(ROOT / "campaigns.yaml")
+    templates = render.TemplateSet.load(ROOT / "templates")
+    renderer = render.Renderer(config, templates)
+    campaign = config.campaigns["literature-follow-up"]
+    _stage, step = campaign.step("research-thanks")
+    lead = render.sample_lead(config)
+    htmls = []
+    for i in range(n):
+        view = render.LeadView(**{**lead.__dict__, "first_name": f"Lead{i}", "attrs": {"product": f"valve {i}"}})
+        ctx = renderer.context(view, campaign, step, f"https://x.example/u/{i}", __import__("datetime").datetime.now().astimezone())
+        htmls.append(renderer.body_html(step, ctx))
+
+    def timed(fn) -> float:
+        start = time.perf_counter()
+        for html in htmls:
+            fn(html)
+        return time.perf_counter() - start
+
+    inliner = css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
+    fast = timed(inliner.inline)
+    slow = timed(lambda h: premailer.transform(h, disable_validation=True, cssutils_logging_level="CRITICAL"))
+    print(f"messages: {n}")
+    print(f"premailer.transform : {n / slow:9.0f} msg/s  ({slow / n * 1e3:.3f} ms each)")
+    print(f"css_inline          : {n / fast:9.0f} msg/s  ({fast / n * 1e3:.3f} ms each)")
+    print(f"ratio               : css_inline is {slow / fast:.1f}x faster")
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 2000)
