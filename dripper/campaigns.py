@@ -95,6 +95,8 @@ class Step(_Model):
     subject: str | None = None
     template: str
     send_window: SendWindowSpec | None = None
+    # Earlier ids of this step: a renamed step keeps its history (what was sent stays sent).
+    renamed_from: list[str] = Field(default_factory=list)
 
 
 class Campaign(_Model):
@@ -174,7 +176,7 @@ class CampaignFile(_Model):
             "stop_on": sorted(campaign.stop_on),
             "tracks": {
                 stage: [
-                    [step.id, str(step.after), step.channel, repr(self.window_for(campaign, step))]
+                    [step.id, str(step.after), step.channel, repr(self.window_for(campaign, step)), step.renamed_from]
                     for step in steps
                 ]
                 for stage, steps in campaign.stages.items()
@@ -274,6 +276,10 @@ def _semantic_problems(model: CampaignFile, pos: yamlpos.Positioned) -> list[Pro
                     )
                 else:
                     seen[step.id] = pos.at(spath + ("id",))
+                for j, old in enumerate(step.renamed_from):
+                    if old in campaign._by_id:
+                        problems.append(Problem(pos.at(spath + ("renamed_from", j)),
+                                                f"renamed_from {old!r} is still the id of a step in campaign {name!r}"))
                 if step.channel == "email" and not step.subject:
                     problems.append(Problem(pos.at(spath), f"step {step.id!r}: an email step needs a subject"))
     for path, spec in windows:

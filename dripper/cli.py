@@ -384,8 +384,7 @@ def preview(app: App, campaign: str, step: str, email: str | None, fmt: str, out
         lead = LeadView.from_row(row, config.defaults.timezone)
         secret = app.settings.secret or store.secret()
     else:
-        lead = sample_lead(config)
-        lead = LeadView(**{**lead.__dict__, "attrs": {}})
+        lead = sample_lead(config, any_attrs=False)
         secret = app.settings.secret or "preview"
     token = Tokens(secret).make(lead.id, campaign)
     url = f"{app.settings.base_url}/u/{token}"
@@ -437,7 +436,7 @@ def simulate(app: App, days: int, stage: str | None, campaign: str | None, tz: s
             fail(f"no campaign {name!r}", code=1)
     if stage and stage not in config.stages:
         fail(f"unknown stage {stage!r}", code=1)
-    lead = sample_lead(config)
+    lead = sample_lead(config, any_attrs=False)
     rows: list[dict[str, Any]] = []
     for name in names:
         camp = config.campaigns[name]

@@ -148,7 +148,8 @@ def change_stage(conn: Connection, planner: Planner, lead: Mapping[str, Any], st
 def reconcile(conn: Connection, planner: Planner, at: datetime) -> list[str]:
     """Bring planned touches in line with an edited campaigns.yaml; returns the campaigns re-planned.
 
-    Keyed by step id: a step already sent is never sent again, a removed step's pending
+    Keyed by step id: a step already sent is never sent again (a step renamed with
+    `renamed_from` keeps its history under the new id), a removed step's pending
     touches are skipped (`step_removed`), a new step is planned for every lead on its
     track (and `missed` if it is already more than a day overdue), a changed `after`
     or window moves the due time of what is still pending.
@@ -166,6 +167,10 @@ def reconcile(conn: Connection, planner: Planner, at: datetime) -> list[str]:
         if stored.get(name) == fingerprint:
             continue
         campaign = config.campaigns[name]
+        for steps in campaign.stages.values():
+            for step in steps:
+                for old in step.renamed_from:
+                    touch_q.rename_step(conn, name, old, step.id, at)
         touch_q.skip_removed_steps(conn, name, {s: [step.id for step in steps] for s, steps in campaign.stages.items()}, at)
         for chunk in leadrows.in_campaign(conn, name):
             touch_q.upsert_planned(conn, [r for row in chunk for r in planner.rows(Target.from_row(row), at)])

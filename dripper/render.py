@@ -117,11 +117,13 @@ class _AnyAttrs(dict):  # type: ignore[type-arg]
         return self[key]
 
 
-def sample_lead(config: CampaignFile) -> LeadView:
+def sample_lead(config: CampaignFile, *, any_attrs: bool = True) -> LeadView:
+    """A made-up lead. `any_attrs`: every attribute exists (for `check`); else none do
+    (for previews: what a lead without extra CSV columns receives)."""
     return LeadView(
         id=0, email="sample.lead@example.com", first_name="Sam", last_name="Sample", company="Sample Corp",
         stage="supplier_research", timezone=config.defaults.timezone, address_line1="1 Sample Road",
-        address_line2="Suite 2", city="Springfield", region="IL", postal_code="62701", country="US", attrs=_AnyAttrs(),
+        address_line2="Suite 2", city="Springfield", region="IL", postal_code="62701", country="US", attrs=_AnyAttrs() if any_attrs else {},
     )
 
 

@@ -255,3 +255,15 @@ def test_leads_add_and_attrs(dripper):
     eml = next(Path("outbox").glob("*new@lead.example.eml")).read_bytes()
     assert message_from_bytes(eml, policy=policy.default)["Subject"] == "Your pumps information pack"
     dripper("leads", "add", "new@lead.example", "--stage", "nonsense", ok=1)
+
+
+def test_renamed_from_keeps_history(dripper, project):
+    dripper("leads", "import", "leads.csv", "--at", iso(T0))
+    tick(dripper, day(1))
+    _edit(project / "campaigns.yaml", "        - id: thanks\n", "        - id: thank-you\n          renamed_from: [thanks]\n")
+    for n in (2, 15):
+        tick(dripper, day(n))
+    ada = touches(dripper, "ada@lovelace.example")
+    assert "thanks" not in ada and ada["thank-you"]["state"] == "sent"
+    assert ada["reminder-1"]["state"] == "sent"
+    assert len([p for p in Path("outbox").glob("*ada@*.eml") if "thank" in p.name]) == 1

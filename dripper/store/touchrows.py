@@ -70,6 +70,17 @@ def skip_removed_steps(conn: Connection, campaign: str, tracks: dict[str, list[s
     return result.rowcount or 0
 
 
+def rename_step(conn: Connection, campaign: str, old: str, new: str, at: datetime) -> int:
+    """Carry a step's rows over to its new id (unless a lead already has the new one)."""
+    taken = select(touches.c.lead_id).where(touches.c.campaign == campaign, touches.c.step_id == new)
+    result = conn.execute(
+        update(touches)
+        .where(touches.c.campaign == campaign, touches.c.step_id == old, touches.c.lead_id.not_in(taken))
+        .values(step_id=new, updated_at=at)
+    )
+    return result.rowcount or 0
+
+
 def recover_interrupted(conn: Connection, at: datetime, lease: timedelta) -> int:
     """Touches left in `sending` by a dead worker go back to the queue, marked."""
     result = conn.execute(
