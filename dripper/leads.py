@@ -81,7 +81,8 @@ def build_lead(raw: dict[str, str | None], config: CampaignFile) -> Lead:
     tz = values.get("timezone") or None
     if tz:
         timing.zone(tz)  # raises ValueError with a helpful message
-    attrs = {k: v for k, v in values.items() if k not in CORE_COLUMNS + POSTAL_COLUMNS and k}
+    # An empty cell is no value: `| default(...)` in a template then applies.
+    attrs = {k: v for k, v in values.items() if k not in CORE_COLUMNS + POSTAL_COLUMNS and k and v}
     for key in attrs:
         if not _ATTR_NAME.match(key):
             raise LeadError(f"column {key!r} cannot be a template attribute: use letters, digits and _")

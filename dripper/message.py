@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import binascii
 import hashlib
+import re
 import secrets
 from datetime import datetime
 from functools import lru_cache
@@ -35,18 +36,53 @@ def list_unsubscribe(url: str, mailbox: str, token: str) -> str:
     return f"<{url}>, <mailto:{mailbox}?subject={quote('unsubscribe ' + token)}>"
 
 
+MAX_NAME = 200  # a display name longer than this is not a name; keep headers sane
+
+
+def _encoded(value: str, name: str) -> str:
+    """RFC 2047 words of at most 75 characters, folded onto lines of their own."""
+    return Header(value, "utf-8", header_name=name).encode(linesep=CRLF)
+
+
 def header(name: str, value: str) -> str:
-    """`Name: value`, RFC 2047-encoded and folded only when it must be."""
+    """`Name: value`: as it is when it is short ASCII, else RFC 2047-encoded and folded
+    (encoded words can be split anywhere, so no line exceeds 998 octets)."""
     value = one_line(value)
-    if value.isascii() and len(name) + 2 + len(value) <= 998:
+    if value.isascii() and len(name) + 2 + len(value) <= 78:
         return f"{name}: {value}"
-    charset = "us-ascii" if value.isascii() else "utf-8"
-    return f"{name}: " + Header(value, charset, header_name=name).encode(linesep=CRLF)
+    if value.isascii() and max(map(len, value.split(" "))) < 900:
+        return f"{name}: " + Header(value, "us-ascii", header_name=name).encode(linesep=CRLF)
+    return f"{name}: {_encoded(value, name)}"
 
 
-def address(display_name: str, addr: str) -> str:
-    """An address header value; a non-ASCII name becomes an RFC 2047 word."""
-    return formataddr((one_line(display_name), one_line(addr)), charset="utf-8")
+_ATEXT = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+$")
+
+
+def _phrase(name: str, header_name: str) -> str:
+    """A display name as a phrase of atoms and RFC 2047 words, one encoded word per
+    name word (parsers put a space between adjacent encoded words in a phrase), folded
+    so lines stay near 78 characters."""
+    out, width = "", len(header_name) + 2
+    for word in name.split():
+        token = word if _ATEXT.match(word) else _encoded(word, header_name)
+        first, last = token.split(CRLF, 1)[0], token.rsplit(CRLF, 1)[-1]
+        if out and width + 1 + len(first) > 78:
+            out, width = out + CRLF + " " + token, 1 + len(first)
+        else:
+            out, width = out + (" " if out else "") + token, width + (1 if out else 0) + len(first)
+        if CRLF in token:  # the token folded itself: the line now ends with its last piece
+            width = len(last)
+    return out
+
+
+def address(display_name: str, addr: str, header_name: str = "To") -> str:
+    """An address header value; a non-ASCII name becomes RFC 2047 words. Names are cut
+    at MAX_NAME characters: nothing longer is a name, and it keeps lines within limits."""
+    name = one_line(display_name)[:MAX_NAME].strip()
+    addr = one_line(addr)
+    if name and not name.isascii():
+        return f"{_phrase(name, header_name)} <{addr}>"
+    return formataddr((name, addr))
 
 
 @lru_cache(maxsize=64)  # the sender's own addresses: the same for every message

@@ -266,11 +266,10 @@ def check_templates(config: CampaignFile, templates: TemplateSet) -> list[Proble
                     hint = f" under {templates.root}" if templates.root else ""
                     add(Problem(config.location(path + ("template",)), f"template {step.template!r} not found{hint}"))
                     continue
-                try:
+                try:  # the body alone: the subject was checked (and located) above
+                    html = renderer.body_html(step, ctx)
                     if step.channel == "email":
-                        renderer.email(campaign, step, ctx)
-                    else:
-                        renderer.body_html(step, ctx)
+                        renderer.body_text(step, ctx, html)
                 except TemplateSyntaxError as exc:
                     file = exc.filename or str(templates.root / step.template)
                     add(Problem(Location(file, exc.lineno or 1, 1), f"template syntax error: {exc.message}"))

@@ -17,6 +17,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 _UNITS = {"mo": "months", "w": "weeks", "d": "days", "h": "hours", "min": "minutes", "s": "seconds"}
 _PART = re.compile(r"(\d+)\s*(mo|min|w|d|h|s)(?![a-z])", re.IGNORECASE)
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_FULL_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def _day_index(name: str) -> int | None:
+    for names in (DAY_NAMES, _FULL_DAY_NAMES):
+        if name in names:
+            return names.index(name)
+    return None
 
 
 @dataclass(frozen=True, order=True)
@@ -66,7 +74,8 @@ class Duration:
                 local = local.replace(year=year, month=month, day=day)
             naive = local.replace(tzinfo=None) + timedelta(days=self.days)
             start = _localize(naive, zone)
-        return (start + timedelta(seconds=self.seconds)).astimezone(timezone.utc)
+        # Elapsed time is added in UTC: adding to a zone-aware datetime would move the wall clock.
+        return start.astimezone(timezone.utc) + timedelta(seconds=self.seconds)
 
     def approx_days(self) -> float:
         return self.months * 30.44 + self.days + self.seconds / 86400
@@ -105,11 +114,10 @@ def parse_days(text: object) -> frozenset[int]:
     days: set[int] = set()
     for raw in items:
         item = str(raw).strip().lower()
-        first, _, last = item.partition("-")
-        if first[:3] not in DAY_NAMES or (last and last[:3] not in DAY_NAMES):
+        first, dash, last = (part.strip() for part in item.partition("-"))
+        a, b = _day_index(first), (_day_index(last) if dash else _day_index(first))
+        if a is None or b is None:
             raise ValueError(f"bad days {text!r}: write them like mon-fri or mon,wed,fri")
-        a = DAY_NAMES.index(first[:3])
-        b = DAY_NAMES.index(last[:3]) if last else a
         day = a
         while True:
             days.add(day)

@@ -110,7 +110,7 @@ def test_two_weeks_across_fall_back_keeps_local_wall_clock_time() -> None:
 
 
 def test_hours_are_elapsed_time_across_dst() -> None:
-    start = local(CHICAGO, 2026, 3, 7, 10, 0)  # Saturday 10:00 CST
+    start = datetime(2026, 3, 7, 16, 0, tzinfo=UTC)  # Saturday 10:00 CST
     due = Duration.parse("24h").add_to(start, CHICAGO)
     assert due - start == timedelta(hours=24)
     assert due.astimezone(CHICAGO).replace(tzinfo=None) == datetime(2026, 3, 8, 11, 0)  # 11:00 CDT
@@ -118,6 +118,22 @@ def test_hours_are_elapsed_time_across_dst() -> None:
     day = Duration.parse("1d").add_to(start, CHICAGO)
     assert day.astimezone(CHICAGO).replace(tzinfo=None) == datetime(2026, 3, 8, 10, 0)
     assert day - start == timedelta(hours=23)
+
+
+def test_hours_are_elapsed_time_when_start_is_given_in_local_time() -> None:
+    start = local(CHICAGO, 2026, 3, 7, 10, 0)
+    due = Duration.parse("24h").add_to(start, CHICAGO)
+    assert due - start == timedelta(hours=24)
+    assert due == datetime(2026, 3, 8, 16, 0, tzinfo=UTC)
+
+
+def test_hours_part_of_a_mixed_duration_is_elapsed_time() -> None:
+    start = datetime(2026, 3, 7, 5, 0, tzinfo=UTC)  # Friday 23:00 CST
+    one_day = Duration.parse("1d").add_to(start, CHICAGO)
+    assert one_day.astimezone(CHICAGO).replace(tzinfo=None) == datetime(2026, 3, 7, 23, 0)  # Saturday 23:00 CST
+    due = Duration.parse("1d6h").add_to(start, CHICAGO)
+    assert due - one_day == timedelta(hours=6)
+    assert due == datetime(2026, 3, 8, 11, 0, tzinfo=UTC)
 
 
 def test_zero_duration_is_the_same_instant() -> None:
@@ -144,7 +160,8 @@ def test_add_to_uses_the_zone_given_not_the_start_offset() -> None:
         ("mon,wed,fri", {MON, WED, FRI}),
         ("sat-sun", {SAT, SUN}),
         ("mon-sun", set(range(7))),
-        ("Mon - Fri", {MON, TUE, WED, THU, FRI}),
+        ("Mon-Fri", {MON, TUE, WED, THU, FRI}),
+        ("monday-friday", {MON, TUE, WED, THU, FRI}),
         ("tue", {TUE}),
         (["mon", "wed-thu"], {MON, WED, THU}),
         ("sun-tue", {SUN, MON, TUE}),
@@ -154,12 +171,18 @@ def test_parse_days(text: object, expected: set[int]) -> None:
     assert parse_days(text) == frozenset(expected)
 
 
-@pytest.mark.parametrize("text", ["", "xyz", "mon-xyz", "funday", "mon,,fri", "1-5", "mon;fri"])
+@pytest.mark.parametrize("text", ["", "xyz", "mon-xyz", "funday", "mon,,fri", "1-5"])
 def test_parse_days_errors(text: str) -> None:
     with pytest.raises(ValueError) as info:
         parse_days(text)
     assert "bad days" in str(info.value)
     assert "mon-fri" in str(info.value)
+
+
+@pytest.mark.parametrize("text", ["mon;fri", "mon fri", "monkey", "mon-fridge"])
+def test_parse_days_rejects_words_that_only_start_with_a_day_name(text: str) -> None:
+    with pytest.raises(ValueError, match="bad days"):
+        parse_days(text)
 
 
 def test_parse_hours() -> None:

@@ -1,0 +1,252 @@
+"""`dripper leads import`: bad rows reported as FILE:LINE (physical line) and skipped, the
+rest upserted; exit codes 0 / 2 / 1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+HEADER = "email,first_name,last_name,company,stage,timezone,campaign,product"
+CAMPAIGN = "literature-follow-up"
+SUPPLIER_TRACK = ["thanks", "reminder-1", "letter-1", "news-1", "offer-1", "monthly-4", "monthly-6"]
+T0 = "2026-01-05T08:00:00Z"  # Monday; 02:00 in Chicago, 09:00 in Berlin
+
+
+def write(project: Path, name: str, text: str, *, newline: str = "\n") -> str:
+    (project / name).write_bytes(text.replace("\n", newline).encode("utf-8"))
+    return name
+
+
+def reported(result) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.strip()]
+
+
+def plan(dripper, email: str) -> dict:
+    return dripper.json("plan", email, "--json")
+
+
+def steps(data: dict) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for touch in data["touches"]:
+        assert touch["step"] not in out, f"duplicate touch {touch['step']}"
+        out[touch["step"]] = touch
+    return out
+
+
+# --- bad rows ----------------------------------------------------------------------------
+
+BAD_FILE = (
+    HEADER + "\n"                                                                          # 1
+    'ada@x.example,Ada,"Love\r\nlace",Engines,supplier_research,,,valves\n'                # 2-3: CR/LF in a name
+    "bad-email,B,B,,supplier_research,,,\n"                                                # 4
+    "c@x.example,C,C,,supplier_reserch,,,\n"                                               # 5
+    "d@x.example,D,D,,supplier_research,,literature-folow-up,\n"                           # 6
+    "e@x.example,E,E,,supplier_research,Mars/Base,,\n"                                     # 7
+    "f@x.example,F,F\n"                                                                    # 8
+    'good@x.example,Good,One,"Smith, ""Jr"" & Sons",supplier_research,,,valves\n'          # 9
+    'g@x.example,"Multi\nLine\nName",G,,supplier_research,,,\n'                            # 10-12
+    "GOOD@X.example,Again,Two,,supplier_research,,,\n"                                     # 13
+    "h@x.example,H,H,,supplier_research,Europe/Berlin,,\n"                                 # 14
+    "i@x.example,I,I,,supplier_research,,,,extra\n"                                        # 15
+)
+BAD_EXPECTED = [
+    ("2", ["last_name", "line break"]),
+    ("4", ["invalid e-mail", "bad-email"]),
+    ("5", ["unknown stage 'supplier_reserch'", "did you mean 'supplier_research'"]),
+    ("6", ["unknown campaign 'literature-folow-up'", f"did you mean '{CAMPAIGN}'"]),
+    ("7", ["Mars/Base"]),
+    ("8", ["expected 8 fields, found 3"]),
+    ("10", ["first_name", "line break"]),
+    ("13", ["duplicate of line 9"]),
+    ("15", ["expected 8 fields, found 9"]),
+]
+
+
+def test_bad_rows_are_reported_with_physical_lines_and_skipped(dripper_sqlite, project: Path) -> None:
+    name = write(project, "bad.csv", BAD_FILE)
+    result = dripper_sqlite("leads", "import", name, "--at", T0, ok=2)
+    lines = reported(result)
+    assert len(lines) == len(BAD_EXPECTED), lines
+    for line, (number, words) in zip(lines, BAD_EXPECTED):
+        assert line.startswith(f"bad.csv:{number}: "), (line, number)
+        for word in words:
+            assert word in line, (line, word)
+
+    good = plan(dripper_sqlite, "good@x.example")["lead"]
+    assert good["first_name"] == "Good"  # the later duplicate did not overwrite it
+    assert good["company"] == 'Smith, "Jr" & Sons'
+    assert plan(dripper_sqlite, "h@x.example")["lead"]["timezone"] == "Europe/Berlin"
+    for skipped in ("ada@x.example", "c@x.example", "d@x.example", "e@x.example", "f@x.example", "g@x.example",
+                    "i@x.example"):
+        missing = dripper_sqlite("plan", skipped, "--json", ok=1)
+        assert "no lead" in missing.stderr
+
+
+def test_crlf_file_and_blank_lines_keep_physical_line_numbers(dripper_sqlite, project: Path) -> None:
+    text = (
+        HEADER + "\n"                                     # 1
+        "a@x.example,A,A,,supplier_research,,,\n"         # 2
+        "\n"                                              # 3 (blank: ignored, still a line)
+        "b@x.example,B,B,,no_such_stage,,,\n"             # 4
+        'c@x.example,"C\nC",C,,supplier_research,,,\n'    # 5-6
+        "d@x.example,D,D,,supplier_research,,nope,\n"     # 7
+        "A@x.example,A,A,,supplier_research,,,\n"         # 8
+    )
+    name = write(project, "crlf.csv", text, newline="\r\n")
+    result = dripper_sqlite("leads", "import", name, "--at", T0, ok=2)
+    assert [line.split(": ", 1)[0] for line in reported(result)] == [
+        "crlf.csv:4", "crlf.csv:5", "crlf.csv:7", "crlf.csv:8"]
+    assert "duplicate of line 2" in reported(result)[-1]
+    assert plan(dripper_sqlite, "a@x.example")["lead"]["first_name"] == "A"
+
+
+def test_a_bom_and_header_case_are_accepted(dripper_sqlite, project: Path) -> None:
+    name = write(project, "bom.csv", "\ufeffEmail,First_Name,Stage\nada@x.example,Ada,supplier_research\n")
+    dripper_sqlite("leads", "import", name, "--at", T0)
+    lead = plan(dripper_sqlite, "ada@x.example")["lead"]
+    assert lead["first_name"] == "Ada"
+    assert lead["stage"] == "supplier_research"
+
+
+def test_an_empty_email_is_a_bad_row(dripper_sqlite, project: Path) -> None:
+    name = write(project, "e.csv", HEADER + "\n,No,Mail,,supplier_research,,,\nok@x.example,O,K,,,,,\n")
+    result = dripper_sqlite("leads", "import", name, "--at", T0, ok=2)
+    assert reported(result)[0].startswith("e.csv:2: ")
+    assert "e-mail" in reported(result)[0]
+
+
+# --- exit codes --------------------------------------------------------------------------
+
+def test_all_good_exits_0_and_plans_every_lead(dripper, project: Path) -> None:
+    result = dripper("leads", "import", "leads.csv", "--at", T0)
+    assert reported(result) == []
+    for email in ("ada@lovelace.example", "zoe@mueller.example", "grace@hopper.example"):
+        data = plan(dripper, email)
+        assert data["lead"]["stage"] == "supplier_research"
+        assert data["lead"]["campaign"] == CAMPAIGN  # zoe names none: the first campaign
+        assert list(steps(data)) == SUPPLIER_TRACK
+        assert all(t["state"] == "planned" for t in data["touches"])
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (None, "cannot read"),
+        (b"", "empty"),
+        (b"mail,name\na@x.example,A\n", "'email'"),
+        (b"email,first_name\n\xff\xfe@x.example,A\n", "cannot read"),
+    ],
+    ids=["missing", "empty", "no-email-column", "not-utf8"],
+)
+def test_nothing_readable_exits_1(dripper_sqlite, project: Path, content: bytes | None, words: str) -> None:
+    if content is not None:
+        (project / "in.csv").write_bytes(content)
+    result = dripper_sqlite("leads", "import", "in.csv", "--at", T0, ok=1)
+    assert words in result.stderr
+    assert "in.csv" in result.stderr
+
+
+def test_a_directory_is_unreadable(dripper_sqlite, project: Path) -> None:
+    (project / "dir.csv").mkdir()
+    result = dripper_sqlite("leads", "import", "dir.csv", ok=1)
+    assert "dir.csv" in result.stderr
+
+
+# --- upsert ------------------------------------------------------------------------------
+
+def test_reimport_upserts_without_duplicates(dripper, project: Path) -> None:
+    dripper("leads", "import", "leads.csv", "--at", T0)
+    first = plan(dripper, "ada@lovelace.example")
+    dripper("leads", "import", "leads.csv", "--at", "2026-01-20T08:00:00Z")
+    again = plan(dripper, "ada@lovelace.example")
+    assert len(again["touches"]) == len(first["touches"]) == len(SUPPLIER_TRACK)
+    assert steps(again) == steps(first)  # same due times: the lead did not re-enter its stage
+    report = dripper.json("report", "--json")
+    for step in SUPPLIER_TRACK:
+        assert report["campaigns"][CAMPAIGN]["steps"][step]["planned"] == 3
+
+
+def test_email_matching_is_case_insensitive(dripper, project: Path) -> None:
+    dripper("leads", "import", "leads.csv", "--at", T0)
+    name = write(project, "upper.csv",
+                 "email,first_name,last_name,company,stage,timezone,campaign,product\n"
+                 "ADA@LoveLace.EXAMPLE,Augusta,Lovelace,Analytical Engines,supplier_research,America/Chicago,"
+                 f"{CAMPAIGN},valves\n")
+    dripper("leads", "import", name, "--at", "2026-01-06T08:00:00Z")
+    data = plan(dripper, "ada@lovelace.example")
+    assert data["lead"]["email"] == "ada@lovelace.example"
+    assert data["lead"]["first_name"] == "Augusta"
+    assert len(data["touches"]) == len(SUPPLIER_TRACK)
+    assert plan(dripper, "ADA@LOVELACE.EXAMPLE")["lead"]["first_name"] == "Augusta"
+    dripper("leads", "add", "Ada@Lovelace.Example", "--company", "AE Ltd", "--at", "2026-01-07T08:00:00Z")
+    data = plan(dripper, "ada@lovelace.example")
+    assert data["lead"]["company"] == "AE Ltd"
+    assert len(data["touches"]) == len(SUPPLIER_TRACK)
+    report = dripper.json("report", "--json")
+    assert report["campaigns"][CAMPAIGN]["steps"]["thanks"]["planned"] == 3  # still three leads
+
+
+def test_empty_timezone_means_defaults_timezone(dripper, project: Path) -> None:
+    dripper("leads", "import", "leads.csv", "--at", T0)
+    # 08:00 UTC is 02:00 in Chicago (defaults.timezone): 'thanks' waits for 09:00 Chicago = 15:00 UTC;
+    # in Berlin it is 09:00 already.
+    grace = steps(plan(dripper, "grace@hopper.example"))  # empty timezone column
+    ada = steps(plan(dripper, "ada@lovelace.example"))  # America/Chicago
+    zoe = steps(plan(dripper, "zoe@mueller.example"))  # Europe/Berlin
+    assert grace["thanks"]["due"] == ada["thanks"]["due"] == "2026-01-05T15:00:00+00:00"
+    assert zoe["thanks"]["due"] == "2026-01-05T08:00:00+00:00"
+    assert [t["due"] for t in grace.values()] == [t["due"] for t in ada.values()]
+
+
+def test_empty_timezone_follows_a_different_defaults_timezone(dripper, project: Path) -> None:
+    config = project / "campaigns.yaml"
+    config.write_text(config.read_text().replace("timezone: America/Chicago", "timezone: Asia/Tokyo"))
+    dripper("leads", "import", "leads.csv", "--at", T0)
+    # 08:00 UTC Monday is 17:00 Monday in Tokyo: closed -> Tuesday 09:00 JST = Tuesday 00:00 UTC
+    assert steps(plan(dripper, "grace@hopper.example"))["thanks"]["due"] == "2026-01-06T00:00:00+00:00"
+    assert steps(plan(dripper, "ada@lovelace.example"))["thanks"]["due"] == "2026-01-05T15:00:00+00:00"
+
+
+def test_extra_columns_become_attrs(dripper, project: Path) -> None:
+    name = write(project, "extra.csv",
+                 "email,first_name,stage,industry,Lead_Source,address_line1,city,postal_code,country\n"
+                 "ada@x.example,Ada,supplier_research,Machining,trade fair,1 Way,Springfield,62701,us\n")
+    dripper("leads", "import", name, "--at", T0)
+    lead = plan(dripper, "ada@x.example")["lead"]
+    assert lead["attrs"] == {"industry": "Machining", "lead_source": "trade fair"}
+    assert lead["address_line1"] == "1 Way" and lead["city"] == "Springfield" and lead["postal_code"] == "62701"
+    assert lead["country"] == "US"
+    dripper("leads", "import", "leads.csv", "--at", T0)
+    assert plan(dripper, "ada@lovelace.example")["lead"]["attrs"] == {"product": "valves"}
+    assert plan(dripper, "grace@hopper.example")["lead"]["attrs"]["product"] == "flow meters"
+
+
+def test_reimport_with_changed_stage_skips_old_track_and_plans_new(dripper, project: Path) -> None:
+    dripper("leads", "import", "leads.csv", "--at", T0)
+    assert dripper.json("tick", "--at", "2026-01-06T08:00:00Z", "--json")["sent"] == 3
+    moved = (project / "leads.csv").read_text().replace(
+        "ada@lovelace.example,Ada,Lovelace,Analytical Engines,supplier_research",
+        "ada@lovelace.example,Ada,Lovelace,Analytical Engines,lost_to_competitor")
+    assert moved != (project / "leads.csv").read_text()
+    name = write(project, "moved.csv", moved)
+    dripper("leads", "import", name, "--at", "2026-02-02T16:00:00Z")  # Monday 10:00 Chicago
+
+    data = plan(dripper, "ada@lovelace.example")
+    assert data["lead"]["stage"] == "lost_to_competitor"
+    touches = steps(data)
+    assert touches["thanks"]["state"] == "sent"  # history stays
+    assert touches["thanks"]["reason"] is None
+    for step in SUPPLIER_TRACK[1:]:
+        assert (touches[step]["state"], touches[step]["reason"]) == ("skipped", "stage_changed"), step
+    # the new stage's track starts at the import instant: +3mo = Sat 2 May -> Monday 4 May 09:00 CDT
+    assert touches["lost-1"]["state"] == "planned"
+    assert touches["lost-1"]["due"] == "2026-05-04T14:00:00+00:00"
+    # the others did not move
+    assert all(t["state"] in ("sent", "planned") for t in plan(dripper, "zoe@mueller.example")["touches"])
+
+    counts = dripper.json("tick", "--at", "2026-03-01T00:00:00Z", "--json")
+    assert counts["sent"] >= 1
+    touches = steps(plan(dripper, "ada@lovelace.example"))
+    assert {s: t["state"] for s, t in touches.items() if s in SUPPLIER_TRACK[1:]} == {
+        s: "skipped" for s in SUPPLIER_TRACK[1:]}
