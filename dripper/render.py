@@ -25,7 +25,7 @@ from inscriptis.model.config import ParserConfig
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
 
 from dripper import timing
-from dripper.campaigns import Campaign, CampaignFile, Step
+from dripper.campaigns import Campaign, CampaignFile, Step, did_you_mean
 from dripper.errors import ConfigError, Location, Problem
 
 TEMPLATE_SUFFIXES = {".html", ".htm", ".txt", ".j2", ".jinja", ".css", ".md"}
@@ -283,6 +283,58 @@ def check_templates(config: CampaignFile, templates: TemplateSet) -> list[Proble
                     add(Problem(Location(owner, line, 1), f"{_undefined(exc)} (step {step.id!r})"))
                 except Exception as exc:  # a filter blew up on sample data: still the template's fault
                     add(Problem(config.location(path + ("template",)), f"template {step.template!r} failed to render: {exc}"))
+    # The static check sees every branch and names the variable precisely; a render
+    # problem on a line it already flagged says the same thing less well.
+    named = {step.template for c in config.campaigns.values() for steps in c.stages.values() for step in steps}
+    static = _static_problems(renderer.html_env, templates, named)
+    flagged = {(p.location.file, p.location.line) for p in static}
+    unique = list({str(p): p for p in static}.values())
+    return unique + [p for p in problems if (p.location.file, p.location.line) not in flagged]
+
+
+# What each context variable offers, for the static check below (attrs are free columns).
+_KNOWN_ATTRS: dict[str, set[str]] = {
+    "lead": {f for f in LeadView.__dataclass_fields__} | {"full_name"},
+    "sender": {"from", "from_name", "address", "reply_to", "postal_address"},
+    "campaign": {"name", "description"},
+    "step": {"id", "kind", "channel", "subject"},
+}
+_CONTEXT_NAMES = set(_KNOWN_ATTRS) | {"unsubscribe_url", "today"}
+_JINJA_NAMES = {"loop", "self", "super", "caller", "varargs", "kwargs", "range", "dict", "lipsum", "cycler", "joiner",
+                "namespace", "true", "false", "none", "True", "False", "None"}
+
+
+def _static_problems(env: jinja2.Environment, templates: TemplateSet, names: set[str]) -> list[Problem]:
+    """Variables a template uses on any branch (not only the ones a sample lead takes)
+    that no lead can have: `lead.frist_name`, `leed.name`."""
+    from jinja2 import meta, nodes
+
+    problems: list[Problem] = []
+    todo, seen = list(names), set()
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in templates.sources:
+            continue
+        seen.add(name)
+        try:
+            ast = env.parse(templates.sources[name], name=name, filename=str(templates.root / name))
+        except TemplateSyntaxError:
+            continue  # reported by the render check, with its line
+        todo += [t for t in meta.find_referenced_templates(ast) if t]
+        file = str(templates.root / name)
+        assigned = {n.name for n in ast.find_all(nodes.Name) if n.ctx in ("store", "param")}
+        for node in ast.find_all(nodes.Getattr):
+            owner = node.node
+            if isinstance(owner, nodes.Name) and owner.name in _KNOWN_ATTRS and owner.name not in assigned:
+                if node.attr not in _KNOWN_ATTRS[owner.name]:
+                    hint = did_you_mean(node.attr, _KNOWN_ATTRS[owner.name])
+                    what = "that a lead does not have" if owner.name == "lead" else f"that {owner.name} does not have"
+                    problems.append(Problem(Location(file, node.lineno, 1),
+                                            f"variable {owner.name}.{node.attr} {what}{hint}"))
+        for node in ast.find_all(nodes.Name):
+            if node.ctx == "load" and node.name not in _CONTEXT_NAMES | _JINJA_NAMES | assigned:
+                problems.append(Problem(Location(file, node.lineno, 1), f"undefined variable {node.name!r} "
+                                        "(templates see lead, sender, campaign, step, unsubscribe_url, today)"))
     return problems
 
 

@@ -566,3 +566,32 @@ def test_add_and_tick_refuse_after_a_good_import_and_change_nothing(proj: Projec
     find(tick, f"{proj.tfile('mail/thanks.html')}:1:", "frist_name")
     assert leads_in_db(proj.db) == ["ada@lovelace.example"]
     assert dump(proj.db) == before
+
+
+def test_variables_on_branches_the_sample_lead_does_not_take_are_checked(tmp_path: Path) -> None:
+    """The static check reads every branch: a typo inside an {% if %} is found too."""
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "campaigns.yaml").write_text(
+        'sender: {from: "A <a@b.example>", postal_address: "x"}\n'
+        "campaigns:\n  c:\n    stages:\n      supplier_research:\n"
+        '        - {id: a, after: 0d, subject: "hi", template: t.html}\n'
+    )
+    (tmp_path / "templates" / "t.html").write_text(
+        "<p>Hello {{ lead.first_name }}</p>\n"
+        '{% if lead.company == "never" %}\n'
+        "  {{ lead.frist_name }} {{ leed.name }}\n"
+        "  {% for i in [1] %}{{ loop.index }}{% endfor %}\n"
+        "{% endif %}\n"
+        "{{ sender.postal_adress }}\n"
+    )
+    from click.testing import CliRunner
+
+    from dripper.cli import main
+
+    result = CliRunner().invoke(main, ["check"], env={"DRIPPER_CAMPAIGNS": str(tmp_path / "campaigns.yaml")})
+    assert result.exit_code == 1
+    t = str(tmp_path / "templates" / "t.html")
+    assert f"{t}:3:1: variable lead.frist_name that a lead does not have (did you mean 'first_name'?)" in result.stderr
+    assert f"{t}:3:1: undefined variable 'leed'" in result.stderr
+    assert f"{t}:6:1: variable sender.postal_adress" in result.stderr and "'postal_address'" in result.stderr
+    assert "loop" not in result.stderr
