@@ -70,15 +70,28 @@ class SmtpTransport:
         )
         await client.connect()
         if c.username:
-            await client.login(c.username, c.password or "")
+            try:
+                await client.login(c.username, c.password or "")
+            except aiosmtplib.SMTPException as exc:
+                client.close()
+                # Wrong credentials are the operator's to fix, not the message's fault:
+                # keep the touches for later rather than failing them.
+                code = getattr(exc, "code", None)
+                raise SendError(f"auth: {code or ''} {getattr(exc, 'message', exc)}".strip(), transient=True,
+                                code=code) from None
         return client
 
     async def send(self, envelope: Envelope) -> str:
         async with self._slots:
             client = self._idle.pop() if self._idle else None
-            try:
-                if client is None or not client.is_connected:
+            if client is None or not client.is_connected:
+                if client is not None:
+                    client.close()
+                try:
                     client = await self._connect()
+                except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+                    raise SendError(f"connection: {exc or type(exc).__name__}", transient=True) from None
+            try:
                 _errors, response = await client.sendmail(envelope.mail_from, [envelope.recipient], envelope.data)
             except aiosmtplib.SMTPRecipientsRefused as exc:
                 await _discard(client)

@@ -1,0 +1,102 @@
+"""DRIPPER_SMTP_URL variants against real aiosmtpd servers: AUTH, STARTTLS, implicit TLS."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from conftest import free_port
+
+T0 = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.messages: list[bytes] = []
+        self.logins: list[tuple[str, str]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(envelope.original_content)
+        return "250 OK"
+
+    def authenticator(self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
+        if isinstance(auth_data, LoginPassword):
+            user, password = auth_data.login.decode(), auth_data.password.decode()
+            self.logins.append((mechanism, user))
+            # handled=False: let aiosmtpd answer 535 itself (True means "I replied already")
+            return AuthResult(success=user == "drip" and password == "s3cr:t", handled=False)
+        return AuthResult(success=False, handled=False)
+
+
+@pytest.fixture
+def tls():
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server_ctx)
+    return server_ctx
+
+
+def _run(dripper, url: str) -> dict[str, int]:
+    dripper("leads", "import", "leads.csv", "--at", T0.isoformat())
+    return dripper.json("tick", "--at", (T0 + timedelta(days=1)).isoformat(), "--json", DRIPPER_SMTP_URL=url)
+
+
+def test_auth_plain_or_login_when_credentials_are_given(dripper_sqlite):
+    recorder = Recorder()
+    port = free_port()
+    controller = Controller(recorder, hostname="127.0.0.1", port=port, authenticator=recorder.authenticator,
+                            auth_required=True, auth_require_tls=False)
+    controller.start()
+    try:
+        counts = _run(dripper_sqlite, f"smtp://drip:s3cr%3At@127.0.0.1:{port}")
+    finally:
+        controller.stop()
+    assert counts["sent"] == 3 and len(recorder.messages) == 3
+    assert recorder.logins and {m for m, _ in recorder.logins} <= {"PLAIN", "LOGIN"}
+
+
+def test_wrong_credentials_defer_and_lose_nothing(dripper_sqlite):
+    recorder = Recorder()
+    port = free_port()
+    controller = Controller(recorder, hostname="127.0.0.1", port=port, authenticator=recorder.authenticator,
+                            auth_required=True, auth_require_tls=False)
+    controller.start()
+    try:
+        counts = _run(dripper_sqlite, f"smtp://drip:wrong@127.0.0.1:{port}")
+    finally:
+        controller.stop()
+    assert counts["sent"] == 0 and counts["deferred"] == 3 and not recorder.messages
+    plan = dripper_sqlite.json("plan", "ada@lovelace.example", "--json")["touches"][0]
+    assert plan["state"] == "planned" and plan["reason"].startswith("smtp_retry: auth: 535")
+
+
+def test_starttls(dripper_sqlite, tls):
+    recorder = Recorder()
+    port = free_port()
+    controller = Controller(recorder, hostname="127.0.0.1", port=port, tls_context=tls, require_starttls=True)
+    controller.start()
+    try:
+        counts = _run(dripper_sqlite, f"smtp://127.0.0.1:{port}?starttls=true&verify=false")
+    finally:
+        controller.stop()
+    assert counts["sent"] == 3 and len(recorder.messages) == 3
+
+
+def test_implicit_tls(dripper_sqlite, tls):
+    recorder = Recorder()
+    port = free_port()
+    controller = Controller(recorder, hostname="127.0.0.1", port=port, ssl_context=tls)
+    controller.start()
+    try:
+        counts = _run(dripper_sqlite, f"smtps://127.0.0.1:{port}?verify=false")
+    finally:
+        controller.stop()
+    assert counts["sent"] == 3 and len(recorder.messages) == 3
