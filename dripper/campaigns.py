@@ -234,6 +234,43 @@ def _problems_from(exc: ValidationError, pos: yamlpos.Positioned) -> list[Proble
     return problems
 
 
+def _structure_problems(data: dict[str, Any], pos: yamlpos.Positioned) -> list[Problem]:
+    """Stage names and step ids, read from the raw data so they are reported even when
+    other parts of the file do not validate yet."""
+    problems: list[Problem] = []
+    extra = data.get("extra_stages")
+    known = set(FUNNEL_STAGES) | ({str(s) for s in extra} if isinstance(extra, list) else set())
+    campaigns = data.get("campaigns")
+    if not isinstance(campaigns, dict):
+        return problems
+    for name, campaign in campaigns.items():
+        stages = campaign.get("stages") if isinstance(campaign, dict) else None
+        if not isinstance(stages, dict):
+            continue
+        base = ("campaigns", name)
+        seen: dict[str, Location] = {}
+        for stage, steps in stages.items():
+            if stage not in known:
+                problems.append(
+                    Problem(pos.at(base + ("stages", stage), key=True),
+                            f"unknown funnel stage {stage!r}{did_you_mean(stage, known)}"
+                            " (declare extra stages under extra_stages:)")
+                )
+            for i, step in enumerate(steps if isinstance(steps, list) else []):
+                step_id = step.get("id") if isinstance(step, dict) else None
+                if not isinstance(step_id, str):
+                    continue
+                where = pos.at(base + ("stages", stage, i, "id"))
+                if not STEP_ID.match(step_id):
+                    problems.append(Problem(where, f"bad step id {step_id!r}: use letters, digits, '-', '_' or '.'"))
+                if step_id in seen:
+                    problems.append(Problem(where, f"duplicate step id {step_id!r} in campaign {name!r} "
+                                                   f"(first used at line {seen[step_id].line})"))
+                else:
+                    seen[step_id] = where
+    return problems
+
+
 def _semantic_problems(model: CampaignFile, pos: yamlpos.Positioned) -> list[Problem]:
     problems: list[Problem] = []
     known = set(model.stages)
@@ -255,27 +292,10 @@ def _semantic_problems(model: CampaignFile, pos: yamlpos.Positioned) -> list[Pro
     for name, campaign in model.campaigns.items():
         base = ("campaigns", name)
         windows.append((base + ("send_window",), campaign.send_window))
-        seen: dict[str, Location] = {}
         for stage, steps in campaign.stages.items():
-            if stage not in known:
-                problems.append(
-                    Problem(pos.at(base + ("stages", stage), key=True),
-                            f"unknown funnel stage {stage!r}{did_you_mean(stage, known)}"
-                            " (declare extra stages under extra_stages:)")
-                )
             for i, step in enumerate(steps):
                 spath = base + ("stages", stage, i)
                 windows.append((spath + ("send_window",), step.send_window))
-                if not STEP_ID.match(step.id):
-                    problems.append(Problem(pos.at(spath + ("id",)), f"bad step id {step.id!r}: use letters, digits, '-', '_' or '.'"))
-                if step.id in seen:
-                    first = seen[step.id]
-                    problems.append(
-                        Problem(pos.at(spath + ("id",)),
-                                f"duplicate step id {step.id!r} in campaign {name!r} (first used at line {first.line})")
-                    )
-                else:
-                    seen[step.id] = pos.at(spath + ("id",))
                 for j, old in enumerate(step.renamed_from):
                     if old in campaign._by_id:
                         problems.append(Problem(pos.at(spath + ("renamed_from", j)),
@@ -298,11 +318,12 @@ def parse(text: str, file: str) -> CampaignFile:
     pos = yamlpos.load(text, file)
     if not isinstance(pos.data, dict):
         raise ConfigError([Problem(pos.at(()), "campaigns.yaml must be a mapping with sender: and campaigns:")])
+    structure = _structure_problems(pos.data, pos)
     try:
         model = CampaignFile.model_validate(pos.data)
     except ValidationError as exc:
-        raise ConfigError(_problems_from(exc, pos)) from None
-    problems = _semantic_problems(model, pos)
+        raise ConfigError(_problems_from(exc, pos) + structure) from None
+    problems = structure + _semantic_problems(model, pos)
     if problems:
         raise ConfigError(problems)
     model._path = FsPath(file)

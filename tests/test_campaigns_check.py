@@ -595,3 +595,35 @@ def test_variables_on_branches_the_sample_lead_does_not_take_are_checked(tmp_pat
     assert f"{t}:3:1: undefined variable 'leed'" in result.stderr
     assert f"{t}:6:1: variable sender.postal_adress" in result.stderr and "'postal_address'" in result.stderr
     assert "loop" not in result.stderr
+
+
+def test_structure_and_schema_problems_are_reported_together(tmp_path: Path) -> None:
+    """Duplicate ids and unknown stages show up in the same run as schema errors."""
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "a.html").write_text("<p>hi</p>\n")
+    (tmp_path / "campaigns.yaml").write_text(
+        'sender: {from: "A <a@b.example>", postal_address: "x"}\n'  # 1
+        "campaigns:\n"                                               # 2
+        "  lit:\n"                                                   # 3
+        "    stages:\n"                                              # 4
+        "      supplier_research:\n"                                 # 5
+        "        - {id: thanks, after: 0d, subject: hi, template: a.html}\n"  # 6
+        "        - id: thanks\n"                                     # 7
+        "          after: 2x\n"                                      # 8
+        "          template: a.html\n"                               # 9
+        "      supplier_reserch:\n"                                  # 10
+        "        - {id: z, after: 1w, channel: fax, template: a.html}\n"  # 11
+    )
+    from click.testing import CliRunner
+
+    from dripper.cli import main
+
+    result = CliRunner().invoke(main, ["check"], env={"DRIPPER_CAMPAIGNS": str(tmp_path / "campaigns.yaml")})
+    assert result.exit_code == 1
+    f = str(tmp_path / "campaigns.yaml")
+    lines = [l for l in result.stderr.splitlines() if l.startswith(f)]
+    assert any(l.startswith(f"{f}:7:15: duplicate step id 'thanks'") for l in lines), lines
+    assert any(l.startswith(f"{f}:8:18: after: bad duration") for l in lines), lines
+    assert any(l.startswith(f"{f}:10:7: unknown funnel stage 'supplier_reserch'") for l in lines), lines
+    assert any(":11:" in l and "channel" in l for l in lines), lines
+    assert [int(l.split(":")[1]) for l in lines] == sorted(int(l.split(":")[1]) for l in lines)
