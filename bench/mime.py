@@ -27,7 +27,7 @@ def main(n: int = 3000) -> None:
     html = "<html><body>" + "<p style='color:#222'>Hello Zoë, a paragraph of text about valves.</p>" * 20 + "</body></html>"
     text = "Hello Zoë,\n\n" + "A paragraph of text about valves.\n" * 20
     leads = [LeadView(id=i, email=f"lead{i}@example.com", first_name="Zoë", last_name=f"Müller{i}", company="",
-                      stage="s", timezone="UTC") for i in range(n)]
+                      stage="s", campaign="c", timezone="UTC") for i in range(n)]
     now = datetime.now(timezone.utc)
 
     def stdlib(lead: LeadView) -> bytes:

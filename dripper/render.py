@@ -27,6 +27,7 @@ from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
 from dripper import timing
 from dripper.campaigns import Campaign, CampaignFile, Step, did_you_mean
 from dripper.errors import ConfigError, Location, Problem
+from dripper.leads import Lead
 
 TEMPLATE_SUFFIXES = {".html", ".htm", ".txt", ".j2", ".jinja", ".css", ".md"}
 _TEXT_CONFIG = ParserConfig(display_links=True)
@@ -73,33 +74,17 @@ def one_line(text: str) -> str:
 
 
 @dataclass(frozen=True)
-class LeadView:
-    """What templates see as `lead`. Values are single-line by construction."""
+class LeadView(Lead):
+    """What templates see as `lead`: a stored lead, single-line values, time zone resolved."""
 
-    id: int
-    email: str
-    first_name: str
-    last_name: str
-    company: str
-    stage: str
-    timezone: str
-    address_line1: str = ""
-    address_line2: str = ""
-    city: str = ""
-    region: str = ""
-    postal_code: str = ""
-    country: str = ""
-    attrs: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def full_name(self) -> str:
-        return " ".join(p for p in (self.first_name, self.last_name) if p)
+    id: int = 0
+    timezone: str = "UTC"  # type: ignore[assignment]  # resolved: never None here
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any], default_tz: str) -> LeadView:
         text = {k: one_line(str(row.get(k) or "")) for k in (
-            "email", "first_name", "last_name", "company", "stage", "address_line1", "address_line2", "city",
-            "region", "postal_code", "country")}
+            "email", "first_name", "last_name", "company", "stage", "campaign", "address_line1", "address_line2",
+            "city", "region", "postal_code", "country")}
         attrs = {k: (one_line(v) if isinstance(v, str) else v) for k, v in (row.get("attrs") or {}).items()}
         return cls(id=row.get("id") or 0, timezone=row.get("timezone") or default_tz, attrs=attrs, **text)
 
@@ -122,7 +107,7 @@ def sample_lead(config: CampaignFile, *, any_attrs: bool = True) -> LeadView:
     (for previews: what a lead without extra CSV columns receives)."""
     return LeadView(
         id=0, email="sample.lead@example.com", first_name="Sam", last_name="Sample", company="Sample Corp",
-        stage="supplier_research", timezone=config.defaults.timezone, address_line1="1 Sample Road",
+        stage="supplier_research", campaign=config.default_campaign, timezone=config.defaults.timezone, address_line1="1 Sample Road",
         address_line2="Suite 2", city="Springfield", region="IL", postal_code="62701", country="US", attrs=_AnyAttrs() if any_attrs else {},
     )
 
@@ -294,7 +279,7 @@ def check_templates(config: CampaignFile, templates: TemplateSet) -> list[Proble
 
 # What each context variable offers, for the static check below (attrs are free columns).
 _KNOWN_ATTRS: dict[str, set[str]] = {
-    "lead": {f for f in LeadView.__dataclass_fields__} | {"full_name"},
+    "lead": set(LeadView.__dataclass_fields__) | {"full_name"},
     "sender": {"from", "from_name", "address", "reply_to", "postal_address"},
     "campaign": {"name", "description"},
     "step": {"id", "kind", "channel", "subject"},

@@ -225,7 +225,7 @@ class Sender:
 
     def _write_letter(self, touch: touch_q.Claimed, view: LeadView, campaign: Campaign, step: Step,
                       now: datetime, summary: TickSummary) -> Outcome:
-        if not all((view.address_line1, view.city, view.postal_code, view.country)):
+        if not view.has_postal_address():
             summary.skipped += 1
             return {"state": "skipped", "reason": "no_postal_address"}
         ctx, _url, _token = self._context(view, campaign, step, now)

@@ -267,3 +267,22 @@ def test_renamed_from_keeps_history(dripper, project):
     assert "thanks" not in ada and ada["thank-you"]["state"] == "sent"
     assert ada["reminder-1"]["state"] == "sent"
     assert len([p for p in Path("outbox").glob("*ada@*.eml") if "thank" in p.name]) == 1
+
+
+def test_suppression_is_checked_again_at_send_time(dripper):
+    """A stop written by another process after planning (here: straight into the store,
+    leaving the planned rows alone) still stops the send."""
+    from sqlalchemy import update
+
+    from dripper.store import leads, open_store
+
+    dripper("leads", "import", "leads.csv", "--at", iso(T0))
+    store = open_store(dripper.db_url)
+    with store.begin() as conn:
+        conn.execute(update(leads).where(leads.c.email == "ada@lovelace.example").values(unsubscribed_at=day(0.5)))
+        conn.execute(update(leads).where(leads.c.email == "zoe@mueller.example").values(replied_at=day(0.5)))
+    store.dispose()
+    counts = tick(dripper, day(1))
+    assert counts["sent"] == 1 and counts["suppressed"] == 2
+    assert (touches(dripper, "ada@lovelace.example")["thanks"]["reason"]) == "unsubscribed"
+    assert (touches(dripper, "zoe@mueller.example")["thanks"]["reason"]) == "replied"

@@ -354,7 +354,7 @@ def test_lead_fields_never_reach_a_header_as_new_lines(project: Path, injection:
     config = loaded.campaigns
     campaign = config.campaigns[CAMPAIGN]
     lead = LeadView(id=7, email="eve@x.example", first_name="Eve" + injection, last_name="Last" + injection,
-                    company="Co" + injection, stage="supplier_research", timezone="America/Chicago",
+                    company="Co" + injection, stage="supplier_research", campaign=CAMPAIGN, timezone="America/Chicago",
                     attrs={"product": "valves" + injection})
     url = f"{BASE}/u/token"
     for step_id in ("thanks", "reminder-1", "offer-1"):

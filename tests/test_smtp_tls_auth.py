@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import ssl
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -35,7 +35,7 @@ class Recorder:
 
 
 @pytest.fixture
-def tls():
+def tls() -> ssl.SSLContext:
     trustme = pytest.importorskip("trustme")
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1", "localhost")
@@ -49,54 +49,43 @@ def _run(dripper, url: str) -> dict[str, int]:
     return dripper.json("tick", "--at", (T0 + timedelta(days=1)).isoformat(), "--json", DRIPPER_SMTP_URL=url)
 
 
-def test_auth_plain_or_login_when_credentials_are_given(dripper_sqlite):
+@contextlib.contextmanager
+def serving(**options: Any) -> Iterator[tuple[Recorder, int]]:
+    """A real aiosmtpd server on loopback with these Controller options."""
     recorder = Recorder()
     port = free_port()
-    controller = Controller(recorder, hostname="127.0.0.1", port=port, authenticator=recorder.authenticator,
-                            auth_required=True, auth_require_tls=False)
+    if options.pop("auth", False):
+        options.update(authenticator=recorder.authenticator, auth_required=True, auth_require_tls=False)
+    controller = Controller(recorder, hostname="127.0.0.1", port=port, **options)
     controller.start()
     try:
-        counts = _run(dripper_sqlite, f"smtp://drip:s3cr%3At@127.0.0.1:{port}")
+        yield recorder, port
     finally:
         controller.stop()
+
+
+def test_auth_plain_or_login_when_credentials_are_given(dripper_sqlite):
+    with serving(auth=True) as (recorder, port):
+        counts = _run(dripper_sqlite, f"smtp://drip:s3cr%3At@127.0.0.1:{port}")
     assert counts["sent"] == 3 and len(recorder.messages) == 3
     assert recorder.logins and {m for m, _ in recorder.logins} <= {"PLAIN", "LOGIN"}
 
 
 def test_wrong_credentials_defer_and_lose_nothing(dripper_sqlite):
-    recorder = Recorder()
-    port = free_port()
-    controller = Controller(recorder, hostname="127.0.0.1", port=port, authenticator=recorder.authenticator,
-                            auth_required=True, auth_require_tls=False)
-    controller.start()
-    try:
+    with serving(auth=True) as (recorder, port):
         counts = _run(dripper_sqlite, f"smtp://drip:wrong@127.0.0.1:{port}")
-    finally:
-        controller.stop()
     assert counts["sent"] == 0 and counts["deferred"] == 3 and not recorder.messages
     plan = dripper_sqlite.json("plan", "ada@lovelace.example", "--json")["touches"][0]
     assert plan["state"] == "planned" and plan["reason"].startswith("smtp_retry: auth: 535")
 
 
 def test_starttls(dripper_sqlite, tls):
-    recorder = Recorder()
-    port = free_port()
-    controller = Controller(recorder, hostname="127.0.0.1", port=port, tls_context=tls, require_starttls=True)
-    controller.start()
-    try:
+    with serving(tls_context=tls, require_starttls=True) as (recorder, port):
         counts = _run(dripper_sqlite, f"smtp://127.0.0.1:{port}?starttls=true&verify=false")
-    finally:
-        controller.stop()
     assert counts["sent"] == 3 and len(recorder.messages) == 3
 
 
 def test_implicit_tls(dripper_sqlite, tls):
-    recorder = Recorder()
-    port = free_port()
-    controller = Controller(recorder, hostname="127.0.0.1", port=port, ssl_context=tls)
-    controller.start()
-    try:
+    with serving(ssl_context=tls) as (recorder, port):
         counts = _run(dripper_sqlite, f"smtps://127.0.0.1:{port}?verify=false")
-    finally:
-        controller.stop()
     assert counts["sent"] == 3 and len(recorder.messages) == 3
