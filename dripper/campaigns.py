@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 from datetime import time
+from functools import cached_property
 from email.utils import parseaddr
 from pathlib import Path as FsPath
 from typing import Annotated, Any, Literal
@@ -66,18 +67,26 @@ class Sender(_Model):
     from_: str = Field(alias="from")
     reply_to: str | None = None
     postal_address: str
+    # Envelope sender for bounces; each message gets its own (VERP): local+TOKEN@domain.
+    bounce_address: str | None = None
 
-    @property
+    # Cached: asked for several times for every message sent.
+    @cached_property
     def address(self) -> str:
         return parseaddr(self.from_)[1]
 
-    @property
+    @cached_property
     def name(self) -> str:
         return parseaddr(self.from_)[0]
 
-    @property
+    @cached_property
     def domain(self) -> str:
         return self.address.rpartition("@")[2] or "localhost"
+
+    @cached_property
+    def bounces(self) -> str:
+        """The bounce mailbox (default bounces@ the sender's domain)."""
+        return parseaddr(self.bounce_address)[1] if self.bounce_address else f"bounces@{self.domain}"
 
 
 class Defaults(_Model):

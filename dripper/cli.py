@@ -360,10 +360,10 @@ def plan(app: App, email: str, as_json: bool) -> None:
 @AT
 @pass_app
 def preview(app: App, campaign: str, step: str, email: str | None, fmt: str, out_file: Path | None, at: str | None) -> None:
-    """Render one touch as text, HTML or a complete .eml."""
-    from dripper.message import build_email, list_unsubscribe, message_id
+    """Render one touch as text, HTML or a complete .eml (exactly what would be sent)."""
+    from dripper.compose import Composer
     from dripper.render import LeadView, sample_lead
-    from dripper.tokens import Tokens
+    from dripper.sender import dkim_key
 
     loaded = app.loaded()
     config = loaded.campaigns
@@ -386,22 +386,19 @@ def preview(app: App, campaign: str, step: str, email: str | None, fmt: str, out
     else:
         lead = sample_lead(config, any_attrs=False)
         secret = app.settings.secret or "preview"
-    token = Tokens(secret).make(lead.id, campaign)
-    url = f"{app.settings.base_url}/u/{token}"
-    ctx = loaded.renderer.context(lead, camp, the_step, url, now)
+    composer = Composer(loaded, app.settings.base_url, secret, dkim_key(app.settings, loaded))
     if the_step.channel != "email":
-        body = loaded.renderer.letter_html(the_step, ctx) if fmt != "text" else loaded.renderer.call_notes(the_step, ctx)
-        _emit(body, out_file)
+        if fmt == "text":
+            _emit(composer.call_notes(lead, camp, the_step, now), out_file)
+        else:
+            _emit(composer.letter_html(lead, camp, the_step, now), out_file)
         return
+    if fmt == "eml":
+        _emit(composer.email(0, lead, camp, the_step, now).data.decode("ascii", "replace"), out_file)
+        return
+    ctx, _url, _token = composer.context(lead, camp, the_step, now)
     rendered = loaded.renderer.email(camp, the_step, ctx)
-    if fmt == "html":
-        _emit(rendered.html, out_file)
-    elif fmt == "eml":
-        data = build_email(config.sender, lead, rendered, msgid=message_id(lead.email, campaign, step, config.sender.domain),
-                           date=now, unsubscribe=list_unsubscribe(url, config.sender.reply_to or config.sender.address, token))
-        _emit(data.decode("ascii", "replace"), out_file)
-    else:
-        _emit(f"Subject: {rendered.subject}\n\n{rendered.text}", out_file)
+    _emit(rendered.html if fmt == "html" else f"Subject: {rendered.subject}\n\n{rendered.text}", out_file)
 
 
 def _emit(text: str, out_file: Path | None) -> None:

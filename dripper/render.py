@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import textwrap
 import traceback
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,18 +19,16 @@ from typing import Any, Callable, Mapping
 
 import css_inline
 import jinja2
-from inscriptis import get_text
-from inscriptis.model.config import ParserConfig
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
 
 from dripper import timing
 from dripper.campaigns import Campaign, CampaignFile, Step, did_you_mean
 from dripper.errors import ConfigError, Location, Problem
 from dripper.leads import Lead
+from dripper.text import html_to_text
 
 TEMPLATE_SUFFIXES = {".html", ".htm", ".txt", ".j2", ".jinja", ".css", ".md"}
-_TEXT_CONFIG = ParserConfig(display_links=True)
-_LINE_BREAKS = re.compile(r"[\r\n\t\f\v]+")
+_LINE_BREAKS = re.compile(r"[^\S ]+|[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 
 @dataclass(frozen=True)
@@ -70,6 +67,8 @@ class _SnapshotLoader(jinja2.BaseLoader):
 
 def one_line(text: str) -> str:
     """Header-safe: no CR/LF can reach a header through any value."""
+    if text.isprintable():  # the common case, checked in C: no control or separator characters
+        return text.strip()
     return _LINE_BREAKS.sub(" ", text).strip()
 
 
@@ -129,18 +128,19 @@ class Renderer:
         self.text_env = jinja2.Environment(autoescape=False, **common)
         self._subjects: dict[tuple[str, str], jinja2.Template] = {}
         self._inliner = css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
+        sender = config.sender
+        self._sender = {"from": sender.from_, "from_name": sender.name, "address": sender.address,
+                        "reply_to": sender.reply_to or sender.address, "postal_address": sender.postal_address}
 
     # --- context ------------------------------------------------------------------------
     def context(self, lead: LeadView, campaign: Campaign, step: Step, unsubscribe_url: str, now: datetime) -> dict[str, Any]:
-        sender = self.config.sender
         try:
             local_today = now.astimezone(timing.zone(lead.timezone)).date()
         except ValueError:
             local_today = now.date()
         return {
             "lead": lead,
-            "sender": {"from": sender.from_, "from_name": sender.name, "address": sender.address,
-                       "reply_to": sender.reply_to or sender.address, "postal_address": sender.postal_address},
+            "sender": self._sender,
             "campaign": {"name": campaign.name, "description": campaign.description or ""},
             "step": {"id": step.id, "kind": step.kind, "channel": step.channel, "subject": step.subject or ""},
             "unsubscribe_url": unsubscribe_url,
@@ -180,11 +180,6 @@ class Renderer:
 
     def call_notes(self, step: Step, ctx: Mapping[str, Any]) -> str:
         return html_to_text(self.body_html(step, ctx))
-
-
-def html_to_text(html: str) -> str:
-    """Plain text of an HTML body, links kept whole as `text (url)`-style markdown links."""
-    return textwrap.dedent(get_text(html, _TEXT_CONFIG).strip("\n")).strip()
 
 
 def _html_footer(postal: str, url: str) -> str:

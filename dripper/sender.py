@@ -1,10 +1,14 @@
-"""The tick: claim what is due -> check suppression -> render -> transport -> record.
+"""The tick: claim what is due -> check suppression -> compose -> transport -> record.
 
 Exactly-once: a touch is claimed (planned -> sending, with a lease) before it is handed
 to the transport and marked `sent` only after the transport accepted it. At most
 `max_in_flight` touches are between those two points, which bounds what a crash can
 duplicate; such touches are taken again after the lease and marked
 `resent_after_interruption`, with the same Message-ID.
+
+Speed: composing an e-mail (render, inline CSS, text part, MIME, DKIM) is CPU work, and
+talking SMTP is waiting. On a machine with a second core, a forked worker process
+composes the claimed batch ahead while this process sends and records.
 """
 
 from __future__ import annotations
@@ -12,26 +16,27 @@ from __future__ import annotations
 import asyncio
 import csv
 import logging
-import re
+import multiprocessing
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Mapping
+from typing import Any, Awaitable, Mapping, Union
 
 from jinja2 import TemplateError
+from sqlalchemy import func, select
 
 from dripper import letters
 from dripper.campaigns import Campaign, Step
 from dripper.clock import Clock
+from dripper.compose import Composed, Composer, DkimKey, safe_name
 from dripper.config import Loaded
 from dripper.events import apply_event
-from dripper.message import build_email, list_unsubscribe, message_id
 from dripper.planner import reconcile, stop_reason
 from dripper.render import LeadView
 from dripper.settings import Settings
-from dripper.store import Store
+from dripper.store import Store, touches
 from dripper.store import leadrows
 from dripper.store import touchrows as touch_q
-from dripper.tokens import Tokens
 from dripper.transports import Envelope, SendError, Transport, make_transport
 
 log = logging.getLogger("dripper.sender")
@@ -42,7 +47,8 @@ RETRY_FIRST = timedelta(minutes=5)
 RETRY_MAX = timedelta(hours=6)
 IDEMPOTENT_IN_FLIGHT = 256
 CLAIM_BATCH = 50  # touches claimed per query (claimed is not in flight: never sent twice)
-_UNSAFE = re.compile(r"[^A-Za-z0-9@._+\-]+")
+RENDER_POOL_MIN = 200  # due e-mails below which composing in-process is cheaper than a worker
+RENDER_CHUNK = 16  # e-mails per job sent to the render worker
 
 Outcome = dict[str, Any]  # the column values that record what happened to a touch
 
@@ -61,12 +67,63 @@ class TickSummary:
         return {k: v for k, v in asdict(self).items() if isinstance(v, int)}
 
 
+@dataclass(frozen=True)
+class _Job:
+    """A touch that passed the checks and now needs its channel's work done."""
+
+    view: LeadView
+    campaign: Campaign
+    step: Step
+
+
 def retry_delay(attempts: int) -> timedelta:
     return min(RETRY_FIRST * (2 ** max(0, attempts - 1)), RETRY_MAX)
 
 
-def safe_name(*parts: str) -> str:
-    return "_".join(_UNSAFE.sub("-", p) for p in parts)
+def dkim_key(settings: Settings, loaded: Loaded) -> DkimKey | None:
+    if settings.dkim_key is None:
+        return None
+    domain = settings.dkim_domain or loaded.campaigns.sender.domain
+    return DkimKey.load(settings.dkim_key, settings.dkim_selector, domain)
+
+
+# --- the render worker process -------------------------------------------------------
+# Forked (never spawned) so it inherits the composer as it is, templates compiled; jobs
+# and results are plain data.
+_CHILD_COMPOSER: Composer | None = None
+ComposeResult = Union[Composed, tuple[str, str]]  # a message, or (outcome kind, reason)
+
+
+def _child_init(composer: Composer) -> None:
+    global _CHILD_COMPOSER
+    _CHILD_COMPOSER = composer
+
+
+def _ready() -> bool:
+    return _CHILD_COMPOSER is not None
+
+
+def _compose_chunk(jobs: list[tuple[int, dict[str, Any], str, str, datetime]]) -> list[ComposeResult]:
+    composer = _CHILD_COMPOSER
+    assert composer is not None
+    config = composer.loaded.campaigns
+    out: list[ComposeResult] = []
+    for touch_id, lead, campaign_name, step_id, now in jobs:
+        campaign = config.campaigns[campaign_name]
+        step = campaign.step(step_id)[1]  # type: ignore[index]
+        out.append(_compose_one(composer, touch_id, LeadView.from_row(lead, config.defaults.timezone), campaign,
+                                step, now))
+    return out
+
+
+def _compose_one(composer: Composer, touch_id: int, view: LeadView, campaign: Campaign, step: Step,
+                 now: datetime) -> ComposeResult:
+    try:
+        return composer.email(touch_id, view, campaign, step, now)
+    except TemplateError as exc:
+        return ("render_error", str(exc))
+    except Exception as exc:  # noqa: BLE001 - reported as a retry, never lost
+        return ("retry", f"{type(exc).__name__}: {exc}")
 
 
 class Sender:
@@ -77,7 +134,7 @@ class Sender:
         self.settings = settings
         self.clock = clock
         self.transport = transport or make_transport(settings.smtp_url, settings.outbox_dir, settings.max_in_flight)
-        self.tokens = Tokens(settings.secret or store.secret())
+        self.composer = Composer(loaded, settings.base_url, settings.secret or store.secret(), dkim_key(settings, loaded))
         self._stopping = False
 
     def stop(self) -> None:
@@ -93,19 +150,36 @@ class Sender:
         with self.store.begin() as conn:
             summary.recovered = touch_q.recover_interrupted(conn, at, LEASE)
             summary.skipped += touch_q.skip_superseded(conn, at, MISSED_GRACE)
+        pool = self._render_pool(at)  # before any thread exists: the worker is forked
         await self.transport.open()
         try:
-            await self._drain(at, summary)
+            await self._drain(at, summary, pool)
         finally:
             await self.transport.close()
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
         return summary
+
+    def _render_pool(self, at: datetime) -> Executor | None:
+        if self.settings.render_processes < 1:
+            return None
+        with self.store.begin() as conn:
+            due = conn.scalar(select(func.count()).where(
+                touches.c.state == "planned", touches.c.due_at <= at, touches.c.channel == "email"))
+        if (due or 0) < RENDER_POOL_MIN:
+            return None
+        pool = ProcessPoolExecutor(self.settings.render_processes, mp_context=multiprocessing.get_context("fork"),
+                                   initializer=_child_init, initargs=(self.composer,))
+        for started in [pool.submit(_ready) for _ in range(self.settings.render_processes)]:
+            started.result()  # fork now, while this process has no other thread
+        return pool
 
     def _in_flight_limit(self) -> int:
         # The file outbox is idempotent (a resend rewrites the same file), so it may run
         # wider; for SMTP the limit bounds what a crash can deliver twice.
         return IDEMPOTENT_IN_FLIGHT if getattr(self.transport, "idempotent", False) else self.settings.max_in_flight
 
-    async def _drain(self, at: datetime, summary: TickSummary) -> None:
+    async def _drain(self, at: datetime, summary: TickSummary, pool: Executor | None) -> None:
         limit = self._in_flight_limit()
         # A slot is held from the hand-over to the transport until the outcome is committed.
         slots = asyncio.Semaphore(limit)
@@ -119,12 +193,16 @@ class Sender:
                     lead_rows = leadrows.by_ids(conn, sorted({t.lead_id for t in batch}))
                 if not batch:
                     break
+                now = self.clock.now()
+                prepared = {t.id: self._prepare(t, lead_rows.get(t.lead_id), summary) for t in batch}
+                composing = self._compose_ahead(batch, prepared, lead_rows, pool, now)
                 for i, touch in enumerate(batch):
                     if self._stopping:
                         self._release(batch[i:])
                         break
                     await slots.acquire()
-                    task = asyncio.create_task(self._process(touch, lead_rows.get(touch.lead_id), summary, recorder))
+                    task = asyncio.create_task(
+                        self._process(touch, prepared[touch.id], composing.get(touch.id), summary, recorder, now))
                     running.add(task)
                     task.add_done_callback(lambda t: (running.discard(t), slots.release()))
             if running:
@@ -133,84 +211,101 @@ class Sender:
             recorder.close()
             await flushing
 
-    def _release(self, touches: list[touch_q.Claimed]) -> None:
+    def _release(self, claimed: list[touch_q.Claimed]) -> None:
         with self.store.begin() as conn:
-            for touch in touches:
+            for touch in claimed:
                 touch_q.finish(conn, touch.id, self.settings.worker_id, state="planned", claimed_by=None,
                                attempts=touch.attempts - 1, updated_at=self.clock.now())
 
     # --- one touch ----------------------------------------------------------------------
-    async def _process(self, touch: touch_q.Claimed, lead: Mapping[str, Any] | None, summary: TickSummary,
-                       recorder: _Recorder) -> None:
-        outcome = await self._outcome(touch, lead, summary)
-        bounce = outcome.pop("hard_bounce", None)
-        outcome.setdefault("updated_at", self.clock.now())
-        await recorder.record(touch, outcome)
-        if bounce:
-            self._hard_bounce(touch, bounce)
-
-    async def _outcome(self, touch: touch_q.Claimed, lead: Mapping[str, Any] | None, summary: TickSummary) -> Outcome:
+    def _prepare(self, touch: touch_q.Claimed, lead: Mapping[str, Any] | None, summary: TickSummary) -> Outcome | _Job:
+        """Decide what can be decided without doing the work: removed steps, suppression."""
         config = self.loaded.campaigns
         campaign = config.campaigns.get(touch.campaign)
         found = campaign.step(touch.step_id) if campaign else None
         if lead is None or campaign is None or found is None or found[0] != touch.stage:
             summary.skipped += 1
             return {"state": "skipped", "reason": "step_removed"}
-        step = found[1]
         stop = stop_reason(campaign.stop_on, lead, touch.planned_at)
         if stop:  # suppression is checked again here, at send time
             summary.suppressed += 1
             return {"state": "suppressed", "reason": stop}
-        view = LeadView.from_row(lead, config.defaults.timezone)
-        now = self.clock.now()
+        return _Job(LeadView.from_row(lead, config.defaults.timezone), campaign, found[1])
+
+    def _compose_ahead(self, batch: list[touch_q.Claimed], prepared: dict[int, Outcome | _Job],
+                       lead_rows: Mapping[int, Mapping[str, Any]], pool: Executor | None,
+                       now: datetime) -> dict[int, Awaitable[ComposeResult]]:
+        """Hand the batch's e-mails to the render worker; one awaitable per touch."""
+        if pool is None:
+            return {}
+        emails = [t for t in batch if isinstance(prepared[t.id], _Job) and prepared[t.id].step.channel == "email"]
+        loop = asyncio.get_running_loop()
+        out: dict[int, Awaitable[ComposeResult]] = {}
+        for start in range(0, len(emails), RENDER_CHUNK):
+            chunk = emails[start : start + RENDER_CHUNK]
+            jobs = [(t.id, dict(lead_rows[t.lead_id]), t.campaign, t.step_id, now) for t in chunk]
+            future = loop.run_in_executor(pool, _compose_chunk, jobs)
+            for index, touch in enumerate(chunk):
+                out[touch.id] = _pick(future, index)
+        return out
+
+    async def _process(self, touch: touch_q.Claimed, prepared: Outcome | _Job,
+                       composing: Awaitable[ComposeResult] | None, summary: TickSummary, recorder: _Recorder,
+                       now: datetime) -> None:
+        outcome = dict(prepared) if isinstance(prepared, dict) else await self._work(touch, prepared, composing,
+                                                                                     summary, now)
+        bounce = outcome.pop("hard_bounce", None)
+        outcome.setdefault("updated_at", self.clock.now())
+        await recorder.record(touch, outcome)
+        if bounce:
+            self._hard_bounce(touch, bounce)
+
+    async def _work(self, touch: touch_q.Claimed, job: _Job, composing: Awaitable[ComposeResult] | None,
+                    summary: TickSummary, now: datetime) -> Outcome:
         try:
-            if step.channel == "email":
-                return await self._send_email(touch, view, campaign, step, now, summary)
-            if step.channel == "letter":
-                return self._write_letter(touch, view, campaign, step, now, summary)
-            return self._write_call(touch, view, campaign, step, now, summary)
+            if job.step.channel == "email":
+                result = await composing if composing is not None else _compose_one(
+                    self.composer, touch.id, job.view, job.campaign, job.step, now)
+                return await self._send(touch, result, summary, now)
+            if job.step.channel == "letter":
+                return self._write_letter(touch, job, now, summary)
+            return self._write_call(touch, job, now, summary)
         except TemplateError as exc:
-            summary.failed += 1
-            return {"state": "failed", "reason": f"render_error: {exc}"}
+            return self._failed_render(str(exc), summary)
         except Exception as exc:  # disk full, PDF engine error...: never lose the touch
             log.exception("touch %s could not be processed; it will be retried", touch.id)
-            summary.deferred += 1
-            return {"state": "planned", "claimed_by": None, "reason": f"retry: {type(exc).__name__}: {exc}",
-                    "due_at": now + retry_delay(touch.attempts)}
+            return self._retry(touch, f"retry: {type(exc).__name__}: {exc}", now, summary)
 
-    def _context(self, view: LeadView, campaign: Campaign, step: Step, now: datetime) -> tuple[dict[str, Any], str, str]:
-        token = self.tokens.make(view.id, campaign.name)
-        url = f"{self.settings.base_url}/u/{token}"
-        return self.loaded.renderer.context(view, campaign, step, url, now), url, token
+    @staticmethod
+    def _failed_render(reason: str, summary: TickSummary) -> Outcome:
+        summary.failed += 1
+        return {"state": "failed", "reason": f"render_error: {reason}"}
+
+    @staticmethod
+    def _retry(touch: touch_q.Claimed, reason: str, now: datetime, summary: TickSummary) -> Outcome:
+        summary.deferred += 1
+        return {"state": "planned", "claimed_by": None, "reason": reason, "due_at": now + retry_delay(touch.attempts)}
 
     @staticmethod
     def _kept_reason(touch: touch_q.Claimed) -> str | None:
         return touch.reason if touch.reason == "resent_after_interruption" else None
 
-    async def _send_email(self, touch: touch_q.Claimed, view: LeadView, campaign: Campaign, step: Step,
-                          now: datetime, summary: TickSummary) -> Outcome:
-        config = self.loaded.campaigns
-        ctx, url, token = self._context(view, campaign, step, now)
-        rendered = self.loaded.renderer.email(campaign, step, ctx)
-        msgid = message_id(view.email, campaign.name, step.id, config.sender.domain)
-        mailbox = config.sender.reply_to or config.sender.address
-        data = build_email(config.sender, view, rendered, msgid=msgid, date=now,
-                           unsubscribe=list_unsubscribe(url, mailbox, token))
-        # Named by the touch key: a resend after a crash rewrites the same file.
-        name = safe_name(campaign.name, step.id, view.email)
+    async def _send(self, touch: touch_q.Claimed, result: ComposeResult, summary: TickSummary, now: datetime) -> Outcome:
+        if isinstance(result, tuple):
+            kind, reason = result
+            if kind == "render_error":
+                return self._failed_render(reason, summary)
+            return self._retry(touch, f"retry: {reason}", now, summary)
         try:
-            await self.transport.send(Envelope(config.sender.address, view.email, data, name))
+            await self.transport.send(Envelope(result.mail_from, result.recipient, result.data, result.name))
         except SendError as exc:
             return self._send_error(touch, exc, now, summary)
         summary.sent += 1
-        return {"state": "sent", "reason": self._kept_reason(touch), "message_id": msgid, "sent_at": now}
+        return {"state": "sent", "reason": self._kept_reason(touch), "message_id": result.message_id, "sent_at": now}
 
-    @staticmethod
-    def _send_error(touch: touch_q.Claimed, exc: SendError, now: datetime, summary: TickSummary) -> Outcome:
+    def _send_error(self, touch: touch_q.Claimed, exc: SendError, now: datetime, summary: TickSummary) -> Outcome:
         if exc.transient:
-            summary.deferred += 1
-            return {"state": "planned", "claimed_by": None, "reason": f"smtp_retry: {exc}",
-                    "due_at": now + retry_delay(touch.attempts)}
+            return self._retry(touch, f"smtp_retry: {exc}", now, summary)
         summary.failed += 1
         outcome: Outcome = {"state": "failed", "reason": f"smtp_error: {exc}"}
         if exc.recipient:  # the server refused the address for good: a hard bounce
@@ -223,22 +318,18 @@ class Sender:
             if lead is not None:
                 apply_event(conn, self.loaded.planner, lead, "bounced", self.clock.now(), source="smtp", detail=detail)
 
-    def _write_letter(self, touch: touch_q.Claimed, view: LeadView, campaign: Campaign, step: Step,
-                      now: datetime, summary: TickSummary) -> Outcome:
-        if not view.has_postal_address():
+    def _write_letter(self, touch: touch_q.Claimed, job: _Job, now: datetime, summary: TickSummary) -> Outcome:
+        if not job.view.has_postal_address():
             summary.skipped += 1
             return {"state": "skipped", "reason": "no_postal_address"}
-        ctx, _url, _token = self._context(view, campaign, step, now)
-        html = self.loaded.renderer.letter_html(step, ctx)
-        name = safe_name(campaign.name, step.id, view.email)
+        html = self.composer.letter_html(job.view, job.campaign, job.step, now)
+        name = safe_name(job.campaign.name, job.step.id, job.view.email)
         path = letters.write_pdf(html, self.settings.letters_dir / f"{name}.pdf", self.settings.templates_path)
         summary.sent += 1
         return {"state": "sent", "reason": self._kept_reason(touch), "message_id": str(path), "sent_at": now}
 
-    def _write_call(self, touch: touch_q.Claimed, view: LeadView, campaign: Campaign, step: Step,
-                    now: datetime, summary: TickSummary) -> Outcome:
-        ctx, _url, _token = self._context(view, campaign, step, now)
-        notes = self.loaded.renderer.call_notes(step, ctx)
+    def _write_call(self, touch: touch_q.Claimed, job: _Job, now: datetime, summary: TickSummary) -> Outcome:
+        notes = self.composer.call_notes(job.view, job.campaign, job.step, now)
         self.settings.calls_dir.mkdir(parents=True, exist_ok=True)
         path = self.settings.calls_dir / f"{now:%Y-%m-%d}.csv"
         new = not path.exists()
@@ -246,10 +337,17 @@ class Sender:
             writer = csv.writer(handle)
             if new:
                 writer.writerow(["due", "email", "name", "company", "campaign", "step", "talking_points"])
-            writer.writerow([touch.due_at.isoformat(), view.email, view.full_name, view.company, campaign.name,
-                             step.id, notes])
+            writer.writerow([touch.due_at.isoformat(), job.view.email, job.view.full_name, job.view.company,
+                             job.campaign.name, job.step.id, notes])
         summary.sent += 1
         return {"state": "sent", "reason": "call_task", "sent_at": now}
+
+
+async def _pick(future: Awaitable[list[ComposeResult]], index: int) -> ComposeResult:
+    try:
+        return (await future)[index]
+    except Exception as exc:  # noqa: BLE001 - the worker died: retry later, never lose the touch
+        return ("retry", f"render worker: {type(exc).__name__}: {exc}")
 
 
 class _Recorder:
@@ -279,22 +377,27 @@ class _Recorder:
             self._wake.clear()
             items, self._queue = self._queue, []
             if items:
-                self._commit(items)
+                # In a thread: the event loop goes on composing and sending meanwhile, and
+                # what completes during this commit is grouped into the next one.
+                error = await asyncio.to_thread(self._commit, items)
+                for _, _, done in items:
+                    if error is None:
+                        done.set_result(None)
+                    else:  # those touches stay `sending`: lease recovery resends them, marked
+                        done.set_exception(error)
             elif self._closed:
                 return
 
-    def _commit(self, items: list[tuple[touch_q.Claimed, Outcome, asyncio.Future[None]]]) -> None:
+    def _commit(self, items: list[tuple[touch_q.Claimed, Outcome, asyncio.Future[None]]]) -> Exception | None:
         try:
             with self.store.begin() as conn:
-                for touch, outcome, _ in items:
-                    if not touch_q.finish(conn, touch.id, self.worker, **outcome):
-                        log.warning("touch %s was taken over by another worker before it was recorded", touch.id)
-        except Exception as exc:  # those touches stay `sending`: lease recovery resends them, marked
-            for _, _, done in items:
-                done.set_exception(exc)
-            return
-        for _, _, done in items:
-            done.set_result(None)
+                held = touch_q.finish_many(conn, self.worker, [(touch.id, outcome) for touch, outcome, _ in items])
+        except Exception as exc:  # noqa: BLE001
+            log.exception("recording %d outcome(s) failed", len(items))
+            return exc
+        if held < len(items):
+            log.warning("%d touch(es) were taken over by another worker before they were recorded", len(items) - held)
+        return None
 
 
-__all__ = ["Sender", "TickSummary"]
+__all__ = ["Sender", "TickSummary", "retry_delay", "safe_name"]

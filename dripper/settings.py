@@ -22,6 +22,11 @@ class Settings:
     calls_dir: Path = Path("calls")
     max_in_flight: int = 4
     tick_interval: float = 60.0
+    dkim_key: Path | None = None  # PEM private key; set = sign every e-mail
+    dkim_selector: str = "dripper"
+    dkim_domain: str | None = None  # None = the sender's domain
+    # Processes that compose e-mails while this one talks SMTP (0 = compose in-process).
+    render_processes: int = field(default_factory=lambda: 1 if (os.cpu_count() or 1) >= 2 else 0)
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 
     @property
@@ -41,6 +46,8 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         "DRIPPER_SMTP_URL": "smtp_url",
         "DRIPPER_BASE_URL": "base_url",
         "DRIPPER_SECRET": "secret",
+        "DRIPPER_DKIM_SELECTOR": "dkim_selector",
+        "DRIPPER_DKIM_DOMAIN": "dkim_domain",
     }
     paths = {
         "DRIPPER_CAMPAIGNS": "campaigns_path",
@@ -48,6 +55,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         "DRIPPER_OUTBOX": "outbox_dir",
         "DRIPPER_LETTERS": "letters_dir",
         "DRIPPER_CALLS": "calls_dir",
+        "DRIPPER_DKIM_KEY": "dkim_key",
     }
     for var, name in simple.items():
         if env.get(var):
@@ -57,6 +65,8 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
             values[name] = Path(env[var])
     if env.get("DRIPPER_MAX_IN_FLIGHT"):
         values["max_in_flight"] = max(1, int(env["DRIPPER_MAX_IN_FLIGHT"]))
+    if env.get("DRIPPER_RENDER_PROCESSES"):
+        values["render_processes"] = max(0, int(env["DRIPPER_RENDER_PROCESSES"]))
     if env.get("DRIPPER_TICK_INTERVAL"):
         values["tick_interval"] = max(0.1, float(env["DRIPPER_TICK_INTERVAL"]))
     if "base_url" in values:

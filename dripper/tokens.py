@@ -3,9 +3,15 @@ campaign, and cannot be forged or moved to another lead without the secret."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import re
 from dataclasses import dataclass
 
 from itsdangerous import BadSignature, URLSafeSerializer
+
+
+_VERP = re.compile(r"\+t(\d{1,18})-([0-9a-f]{10})$")
 
 
 @dataclass(frozen=True)
@@ -17,6 +23,25 @@ class TokenData:
 class Tokens:
     def __init__(self, secret: str):
         self._serializer = URLSafeSerializer(secret, salt="dripper.unsubscribe")
+        self._verp_key = hashlib.sha256(b"dripper.verp\0" + secret.encode()).digest()
+
+    # VERP: the envelope sender of each message names its touch, so a bounce maps to its
+    # lead and touch without guessing. Lower-case hex: some MTAs fold local-part case.
+    def _verp_mac(self, touch_id: int) -> str:
+        return hmac.new(self._verp_key, str(touch_id).encode(), hashlib.sha256).hexdigest()[:10]
+
+    def bounce_address(self, touch_id: int, mailbox: str) -> str:
+        local, _, domain = mailbox.rpartition("@")
+        return f"{local}+t{touch_id}-{self._verp_mac(touch_id)}@{domain}"
+
+    def read_bounce_address(self, address: str) -> int | None:
+        """The touch id a VERP address names, or None if it is not ours or was tampered with."""
+        local = address.strip().strip("<>").rpartition("@")[0]
+        match = _VERP.search(local.lower())
+        if not match:
+            return None
+        touch_id = int(match.group(1))
+        return touch_id if hmac.compare_digest(match.group(2), self._verp_mac(touch_id)) else None
 
     def make(self, lead_id: int, campaign: str) -> str:
         return self._serializer.dumps([lead_id, campaign])

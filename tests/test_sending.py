@@ -27,10 +27,21 @@ def test_smtp_delivers_each_touch_once(dripper, smtp_sink):
     assert counts["sent"] == 3
     assert sorted(m.rcpt_tos[0] for m in smtp_sink.messages) == [
         "ada@lovelace.example", "grace@hopper.example", "zoe@mueller.example"]
+    from sqlalchemy import select
+
+    from dripper.store import touches
+    from dripper.tokens import Tokens
+
+    store = open_store(dripper.db_url)
     for m in smtp_sink.messages:
         parsed = message_from_bytes(m.data, policy=policy.default)
-        assert m.mail_from == "sales@acme.example"
         assert parsed["To"].addresses[0].addr_spec == m.rcpt_tos[0]
+        # VERP: the envelope sender names the touch, signed.
+        assert m.mail_from.startswith("bounces+t") and m.mail_from.endswith("@acme.example")
+        touch_id = Tokens("test-secret").read_bounce_address(m.mail_from)
+        with store.begin() as conn:
+            assert conn.scalar(select(touches.c.message_id).where(touches.c.id == touch_id)) == parsed["Message-ID"]
+    store.dispose()
     again = dripper.json("tick", "--at", iso(T0 + timedelta(days=1)), "--json", DRIPPER_SMTP_URL=smtp_sink.url)
     assert again["sent"] == 0 and len(smtp_sink.messages) == 3
 

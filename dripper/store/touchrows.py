@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import Connection, and_, case, exists, func, not_, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, case, exists, func, not_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import Select
 
@@ -168,6 +168,23 @@ def finish(conn: Connection, touch_id: int, worker: str, **values: Any) -> bool:
         .values(**values)
     )
     return bool(result.rowcount)
+
+
+def finish_many(conn: Connection, worker: str, outcomes: Sequence[tuple[int, dict[str, Any]]]) -> int:
+    """Record many outcomes at once (one executemany per set of columns); returns how
+    many rows this worker still held."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for touch_id, values in outcomes:
+        groups.setdefault(tuple(sorted(values)), []).append({**{f"v_{k}": v for k, v in values.items()}, "t_id": touch_id})
+    done = 0
+    for columns, rows in groups.items():
+        stmt = (
+            update(touches)
+            .where(touches.c.id == bindparam("t_id"), touches.c.state == "sending", touches.c.claimed_by == worker)
+            .values({column: bindparam(f"v_{column}") for column in columns})
+        )
+        done += conn.execute(stmt, rows).rowcount or 0
+    return done
 
 
 def counts_by_step(conn: Connection) -> dict[str, dict[str, dict[str, int]]]:

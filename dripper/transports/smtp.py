@@ -50,6 +50,15 @@ class SmtpTransport:
         self.max_connections = max(1, max_connections)
         self._idle: list[aiosmtplib.SMTP] = []
         self._slots = asyncio.Semaphore(self.max_connections)
+        self._tls: ssl.SSLContext | None = None
+
+    def _tls_context(self) -> ssl.SSLContext:
+        if self._tls is None:  # loading the CA store costs ~30 ms: once, and only for TLS
+            self._tls = ssl.create_default_context()
+            if not self.config.verify:
+                self._tls.check_hostname = False
+                self._tls.verify_mode = ssl.CERT_NONE
+        return self._tls
 
     @classmethod
     def from_url(cls, url: str, max_connections: int = 4) -> SmtpTransport:
@@ -60,13 +69,10 @@ class SmtpTransport:
 
     async def _connect(self) -> aiosmtplib.SMTP:
         c = self.config
-        context = ssl.create_default_context()
-        if not c.verify:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
+        tls = c.implicit_tls or c.starttls
         client = aiosmtplib.SMTP(
             hostname=c.host, port=c.port, use_tls=c.implicit_tls, start_tls=c.starttls if not c.implicit_tls else False,
-            timeout=c.timeout, tls_context=context,
+            timeout=c.timeout, tls_context=self._tls_context() if tls else None,
         )
         await client.connect()
         if c.username:

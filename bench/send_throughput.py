@@ -1,0 +1,223 @@
+"""Sending throughput against a local SMTP sink (a separate process on 127.0.0.1).
+
+Sends N touches three ways in one run and prints messages/second for each:
+
+  (a) limit   — N pre-rendered identical messages blasted over several aiosmtplib connections
+  (b) naive   — what a competent user writes by hand: per lead a Jinja2 render of an HTML
+                template with a <style> block, premailer.transform(), an EmailMessage
+                (multipart/alternative), one persistent smtplib connection
+  (c) dripper — `dripper tick` (Sender.tick, in-process) over N due leads: claim, suppression
+                check, render, CSS inlining, text part, MIME, SMTP, record
+
+The sink checks afterwards that it received exactly N messages per run and, for (b) and
+(c), that each was rendered for its own lead (its recipient's name is in its body).
+
+    python bench/send_throughput.py [N] [--database-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import os
+import quopri
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+CONNECTIONS = 4
+T0 = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)
+
+
+# --- the sink (runs in its own process) -----------------------------------------------
+
+def run_sink(port: int) -> None:
+    from aiosmtpd.smtp import SMTP
+
+    received: list[tuple[str, bytes]] = []
+
+    class Handler:
+        async def handle_RCPT(self, server, session, envelope, address, options):  # noqa: ANN001
+            if address.startswith("stats@"):
+                # A control message: answer with what arrived since the last reset, checked.
+                ok = sum(1 for rcpt, data in received if _rendered_for(rcpt, data))
+                reply = f"550 received={len(received)} rendered_for_lead={ok}"
+                received.clear()
+                return reply
+            envelope.rcpt_tos.append(address)
+            return "250 OK"
+
+        async def handle_DATA(self, server, session, envelope):  # noqa: ANN001
+            received.append((envelope.rcpt_tos[0], envelope.original_content))
+            return "250 OK"
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: SMTP(Handler(), hostname="sink"), "127.0.0.1", port)
+        stop = asyncio.Event()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        print("ready", flush=True)
+        await stop.wait()
+        server.close()
+
+    asyncio.run(main())
+
+
+def _rendered_for(rcpt: str, data: bytes) -> bool:
+    """The body greets this recipient by name (leads are named after their address)."""
+    name = rcpt.split("@")[0].capitalize()  # lead123@… is "Lead123"
+    body = quopri.decodestring(data.split(b"\r\n\r\n", 1)[-1])
+    return name.encode() in body
+
+
+def sink_stats(port: int) -> tuple[int, int]:
+    with smtplib.SMTP("127.0.0.1", port) as client:
+        client.ehlo()
+        client.mail("bench@example.com")
+        code, message = client.rcpt("stats@sink.invalid")
+    fields = dict(item.split("=") for item in message.decode().split())
+    return int(fields["received"]), int(fields["rendered_for_lead"])
+
+
+# --- (a) the limit ---------------------------------------------------------------------
+
+async def blast(port: int, data: bytes, n: int) -> None:
+    import aiosmtplib
+
+    async def one_connection(count: int, first: int) -> None:
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False)
+        await client.connect()
+        for i in range(count):
+            await client.sendmail("bench@acme.example", [f"lead{first + i}@x.example"], data)
+        await client.quit()
+
+    share = n // CONNECTIONS
+    counts = [share + (1 if i < n % CONNECTIONS else 0) for i in range(CONNECTIONS)]
+    starts = [sum(counts[:i]) for i in range(CONNECTIONS)]
+    await asyncio.gather(*(one_connection(c, s) for c, s in zip(counts, starts)))
+
+
+# --- (b) the naive baseline -------------------------------------------------------------
+
+def naive(port: int, n: int) -> None:
+    import jinja2
+    import premailer
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(ROOT / "templates"), autoescape=True)
+    template = env.get_template("email/research/thanks.html")
+    client = smtplib.SMTP("127.0.0.1", port)
+    for i in range(n):
+        email = f"lead{i}@x{i % 50}.example"
+        lead = {"email": email, "first_name": f"Lead{i}", "last_name": "Lee", "company": "Co",
+                "attrs": {"product": "valves"}}
+        html = template.render(lead=lead, sender={"from_name": "Acme Sales"}, step={"id": "thanks"},
+                               campaign={"name": "c"}, unsubscribe_url="https://acme.example/u/x", today="5 January 2026")
+        html = premailer.transform(html, disable_validation=True, cssutils_logging_level="CRITICAL")
+        msg = EmailMessage(policy=SMTP_POLICY)
+        msg["From"] = "Acme Sales <sales@acme.example>"
+        msg["To"] = f"Lead{i} Lee <{email}>"
+        msg["Subject"] = "Your valves information pack"
+        msg.set_content(f"Hello Lead{i}, your information pack is ready: https://acme.example/literature")
+        msg.add_alternative(html, subtype="html")
+        client.sendmail("sales@acme.example", [email], msg.as_bytes())
+    client.quit()
+
+
+# --- (c) dripper -------------------------------------------------------------------------
+
+def prepare_dripper(work: Path, n: int, database_url: str) -> dict[str, str]:
+    with open(work / "leads.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["email", "first_name", "last_name", "company", "stage", "timezone", "product"])
+        for i in range(n):
+            writer.writerow([f"lead{i}@x{i % 50}.example", f"Lead{i}", "Lee", "Co", "supplier_research",
+                             "America/Chicago", "valves"])
+    env = {**os.environ, "DRIPPER_CAMPAIGNS": str(ROOT / "campaigns.yaml"), "DRIPPER_DATABASE_URL": database_url,
+           "DRIPPER_SECRET": "bench"}
+    subprocess.run([sys.executable, "-m", "dripper", "leads", "import", str(work / "leads.csv"), "--at", T0.isoformat()],
+                   env=env, check=True, capture_output=True)
+    return env
+
+
+def dripper_tick(port: int, env: dict[str, str]) -> dict[str, int]:
+    from dripper import config as config_mod
+    from dripper.clock import FrozenClock
+    from dripper.sender import Sender
+    from dripper.settings import from_env
+    from dripper.store import open_store
+
+    settings = from_env({**env, "DRIPPER_SMTP_URL": f"smtp://127.0.0.1:{port}"})
+    loaded = config_mod.load(settings)
+    store = open_store(settings.database_url)
+    sender = Sender(store, loaded, settings, FrozenClock(T0 + timedelta(days=1)))
+    start = time.perf_counter()
+    summary = asyncio.run(sender.tick())
+    elapsed = time.perf_counter() - start
+    store.dispose()
+    return {**summary.counts(), "seconds": elapsed}  # type: ignore[dict-item]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("n", type=int, nargs="?", default=3000)
+    parser.add_argument("--database-url", help="default: a SQLite file in a temporary folder")
+    parser.add_argument("--sink", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.sink:
+        run_sink(args.sink)
+        return
+    n = args.n
+    port = free_port()
+    sink = subprocess.Popen([sys.executable, __file__, "--sink", str(port)], stdout=subprocess.PIPE, text=True)
+    assert sink.stdout is not None and sink.stdout.readline().strip() == "ready"
+    results: dict[str, tuple[float, int, int]] = {}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp)
+            env = prepare_dripper(work, n, args.database_url or f"sqlite:///{work / 'bench.db'}")
+
+            sample = subprocess.run(
+                [sys.executable, "-m", "dripper", "preview", "literature-follow-up", "research-thanks", "--format", "eml",
+                 "--lead", "lead0@x0.example"], env=env, check=True, capture_output=True).stdout
+            start = time.perf_counter()
+            asyncio.run(blast(port, sample, n))
+            results["(a) limit: pre-rendered, aiosmtplib x4"] = (time.perf_counter() - start, *sink_stats(port))
+
+            start = time.perf_counter()
+            naive(port, n)
+            results["(b) naive: jinja2 + premailer + EmailMessage + smtplib"] = (time.perf_counter() - start,
+                                                                              *sink_stats(port))
+
+            counts = dripper_tick(port, env)
+            results["(c) dripper tick"] = (counts["seconds"], *sink_stats(port))
+    finally:
+        sink.send_signal(signal.SIGTERM)
+        sink.wait(10)
+    print(f"N = {n} messages per run; SMTP sink in a separate process on 127.0.0.1; {os.cpu_count()} cores")
+    for name, (seconds, received, ok) in results.items():
+        print(f"{name:56s} {n / seconds:8.0f} msg/s   received {received:5d}   rendered for its lead {ok:5d}")
+    limit = n / results["(a) limit: pre-rendered, aiosmtplib x4"][0]
+    base = n / results["(b) naive: jinja2 + premailer + EmailMessage + smtplib"][0]
+    ours = n / results["(c) dripper tick"][0]
+    print(f"dripper / naive = {ours / base:.2f}x (target >= 3x);  dripper / limit = {ours / limit:.0%} (target >= 40%)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""From a claimed touch to what goes out: the bytes of one e-mail (rendered, CSS-inlined,
+assembled, DKIM-signed, with its VERP envelope sender), the HTML of a letter, the notes
+of a call. The same inputs give the same message, so this runs in the sender's own
+process or in a render worker process (see sender.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from dripper.campaigns import Campaign, Step
+from dripper.config import Loaded
+from dripper.message import build_email, list_unsubscribe, message_id
+from dripper.render import LeadView
+from dripper.tokens import Tokens
+
+# What the DKIM signature covers. RFC 8058 requires List-Unsubscribe and -Post; From is
+# listed twice so that no second From can be added without breaking the signature.
+DKIM_HEADERS = (b"From", b"From", b"To", b"Subject", b"Date", b"Message-ID", b"Reply-To", b"MIME-Version",
+                b"Content-Type", b"List-Unsubscribe", b"List-Unsubscribe-Post", b"Feedback-ID")
+
+
+@dataclass(frozen=True)
+class Composed:
+    mail_from: str  # the per-message (VERP) envelope sender
+    recipient: str
+    data: bytes
+    message_id: str
+    name: str  # stable per touch: a resend rewrites the same outbox file
+
+
+@dataclass(frozen=True)
+class DkimKey:
+    selector: str
+    domain: str
+    private_key: bytes
+
+    @classmethod
+    def load(cls, path: Path, selector: str, domain: str) -> DkimKey:
+        return cls(selector, domain, path.read_bytes())
+
+    def sign(self, data: bytes) -> bytes:
+        import dkim  # dkimpy
+
+        signature = dkim.sign(data, self.selector.encode(), self.domain.encode(), self.private_key,
+                              canonicalize=(b"relaxed", b"relaxed"), include_headers=list(DKIM_HEADERS))
+        return signature + data
+
+
+def feedback_id(campaign: str, step: str, sender: str) -> str:
+    """Gmail Postmaster's Feedback-ID: complaint rates per campaign and step."""
+    return ":".join(part.replace(":", "-") for part in (campaign, step, sender))
+
+
+def safe_name(*parts: str) -> str:
+    import re
+
+    return "_".join(re.sub(r"[^A-Za-z0-9@._+\-]+", "-", p) for p in parts)
+
+
+class Composer:
+    def __init__(self, loaded: Loaded, base_url: str, secret: str, dkim: DkimKey | None = None):
+        self.loaded = loaded
+        self.base_url = base_url
+        self.tokens = Tokens(secret)
+        self.dkim = dkim
+
+    def context(self, view: LeadView, campaign: Campaign, step: Step, now: datetime) -> tuple[dict[str, Any], str, str]:
+        token = self.tokens.make(view.id, campaign.name)
+        url = f"{self.base_url}/u/{token}"
+        return self.loaded.renderer.context(view, campaign, step, url, now), url, token
+
+    def email(self, touch_id: int, view: LeadView, campaign: Campaign, step: Step, now: datetime) -> Composed:
+        """Raises jinja2.TemplateError when the template cannot render for this lead."""
+        sender = self.loaded.campaigns.sender
+        ctx, url, token = self.context(view, campaign, step, now)
+        rendered = self.loaded.renderer.email(campaign, step, ctx)
+        msgid = message_id(view.email, campaign.name, step.id, sender.domain)
+        data = build_email(
+            sender, view, rendered, msgid=msgid, date=now,
+            unsubscribe=list_unsubscribe(url, sender.reply_to or sender.address, token),
+            extra_headers={"Feedback-ID": feedback_id(campaign.name, step.id, sender.domain)},
+        )
+        if self.dkim is not None:
+            data = self.dkim.sign(data)
+        return Composed(self.tokens.bounce_address(touch_id, sender.bounces), view.email, data, msgid,
+                        safe_name(campaign.name, step.id, view.email))
+
+    def letter_html(self, view: LeadView, campaign: Campaign, step: Step, now: datetime) -> str:
+        ctx, _url, _token = self.context(view, campaign, step, now)
+        return self.loaded.renderer.letter_html(step, ctx)
+
+    def call_notes(self, view: LeadView, campaign: Campaign, step: Step, now: datetime) -> str:
+        ctx, _url, _token = self.context(view, campaign, step, now)
+        return self.loaded.renderer.call_notes(step, ctx)
