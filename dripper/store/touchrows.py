@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timedelta
 from typing import Any, Iterable, Sequence
 
@@ -170,21 +171,26 @@ def finish(conn: Connection, touch_id: int, worker: str, **values: Any) -> bool:
     return bool(result.rowcount)
 
 
+@lru_cache(maxsize=64)
+def _finish_statement(columns: tuple[str, ...]) -> Any:
+    # Built once per set of columns: the hot path of every send reuses it (and SQLAlchemy's
+    # compiled form), instead of paying for a new construct each time.
+    return (
+        update(touches)
+        .where(touches.c.id == bindparam("t_id"), touches.c.state == "sending", touches.c.claimed_by == bindparam("t_worker"))
+        .values({column: bindparam(f"v_{column}") for column in columns})
+    )
+
+
 def finish_many(conn: Connection, worker: str, outcomes: Sequence[tuple[int, dict[str, Any]]]) -> int:
     """Record many outcomes at once (one executemany per set of columns); returns how
     many rows this worker still held."""
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for touch_id, values in outcomes:
-        groups.setdefault(tuple(sorted(values)), []).append({**{f"v_{k}": v for k, v in values.items()}, "t_id": touch_id})
-    done = 0
-    for columns, rows in groups.items():
-        stmt = (
-            update(touches)
-            .where(touches.c.id == bindparam("t_id"), touches.c.state == "sending", touches.c.claimed_by == worker)
-            .values({column: bindparam(f"v_{column}") for column in columns})
-        )
-        done += conn.execute(stmt, rows).rowcount or 0
-    return done
+        row = {f"v_{k}": v for k, v in values.items()}
+        row.update(t_id=touch_id, t_worker=worker)
+        groups.setdefault(tuple(sorted(values)), []).append(row)
+    return sum(conn.execute(_finish_statement(columns), rows).rowcount or 0 for columns, rows in groups.items())
 
 
 def counts_by_step(conn: Connection) -> dict[str, dict[str, dict[str, int]]]:
