@@ -21,6 +21,8 @@ class FileTransport:
         path = self.directory / f"{envelope.name}.eml"
         tmp = path.with_suffix(".eml.tmp")
         with open(tmp, "wb") as handle:
+            # What a receiving server records: the envelope sender (the VERP bounce address).
+            handle.write(f"Return-Path: <{envelope.mail_from}>\r\n".encode("ascii"))
             handle.write(envelope.data)
         os.replace(tmp, path)  # a reader never sees half a message
         return str(path)
