@@ -96,6 +96,50 @@ class Defaults(_Model):
     stage: str | None = None  # for leads that name none; else the campaign's first stage
 
 
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(s|sec|second|min|minute|h|hour|d|day)\s*$", re.IGNORECASE)
+_RATE_UNITS = {"s": 1, "sec": 1, "second": 1, "min": 60, "minute": 60, "h": 3600, "hour": 3600, "d": 86400,
+               "day": 86400}
+
+
+def parse_rate(text: object) -> tuple[int, int]:
+    """`600/min` -> (600, 60): at most 600 messages per 60-second window."""
+    match = _RATE.match(str(text))
+    if not match or int(match.group(1)) < 1:
+        raise ValueError(f"bad rate {text!r}: write it like 600/min, 20000/h or 5000/day")
+    return int(match.group(1)), _RATE_UNITS[match.group(2).lower()]
+
+
+def _rates(value: object) -> tuple[tuple[int, int], ...]:
+    items = value if isinstance(value, list) else [value]
+    return tuple(parse_rate(item) for item in items)
+
+
+Rates = Annotated[tuple[tuple[int, int], ...], BeforeValidator(_rates)]
+
+
+class Limits(_Model):
+    """Sending limits for all workers together (counted in the database). None by default."""
+
+    rate: Rates = ()  # e.g. ["600/min", "20000/h"]
+    daily_cap: int | None = Field(None, ge=1)  # warm-up: the most e-mails in a UTC day
+    per_domain: dict[str, Rates] = Field(default_factory=dict)  # recipient domain (or `default`) -> rates
+
+    def scopes_for(self, domain: str) -> list[tuple[str, int, int]]:
+        """(counter name, limit, window seconds) that one e-mail to `domain` counts against."""
+        scopes = [("all", n, window) for n, window in self.rate]
+        if self.daily_cap:
+            scopes.append(("all", self.daily_cap, 86400))
+        domain = domain.lower()
+        own = self.per_domain.get(domain)
+        rates = own if own is not None else self.per_domain.get("default", ())
+        scopes += [(f"domain:{domain}", n, window) for n, window in rates]
+        return scopes
+
+    @property
+    def active(self) -> bool:
+        return bool(self.rate or self.daily_cap or self.per_domain)
+
+
 class Step(_Model):
     id: str
     after: DurationField
@@ -139,6 +183,7 @@ class Campaign(_Model):
 class CampaignFile(_Model):
     sender: Sender
     defaults: Defaults = Defaults()
+    limits: Limits = Limits()
     extra_stages: list[str] = Field(default_factory=list)
     campaigns: dict[str, Campaign]
 
@@ -211,6 +256,8 @@ def _allowed_keys(path: tuple[Any, ...]) -> set[str] | None:
         return keys(Sender)
     if path == ("defaults",):
         return keys(Defaults)
+    if path == ("limits",):
+        return keys(Limits)
     if path[-1] == "send_window":
         return _WINDOW_KEYS
     if n == 2 and path[0] == "campaigns":

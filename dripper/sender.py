@@ -31,6 +31,7 @@ from dripper.clock import Clock
 from dripper.compose import Composed, Composer, DkimKey, safe_name
 from dripper.config import Loaded
 from dripper.events import apply_event
+from dripper.limits import Limiter
 from dripper.planner import reconcile, stop_reason
 from dripper.render import LeadView
 from dripper.settings import Settings
@@ -139,7 +140,9 @@ class Sender:
         self.clock = clock
         self.transport = transport or make_transport(settings.smtp_url, settings.outbox_dir, settings.max_in_flight)
         self.composer = Composer(loaded, settings.base_url, settings.secret or store.secret(), dkim_key(settings, loaded))
+        self.limiter = Limiter(store, loaded.campaigns.limits)
         self._stopping = False
+        self._limit_reached = False  # a limit on all mail is used up: claim no more this tick
 
     def stop(self) -> None:
         """Stop claiming; what is in flight finishes, what is claimed but not started is released."""
@@ -196,7 +199,8 @@ class Sender:
             while batch is not None:
                 claimed, prepared, composing, now = batch
                 # Claim and start composing the next batch while this one is sent.
-                upcoming = self._claim(at, summary, pool, limit) if claimed and not self._stopping else None
+                more = claimed and not self._stopping and not self._limit_reached
+                upcoming = self._claim(at, summary, pool, limit) if more else None
                 for i, touch in enumerate(claimed):
                     if self._stopping:
                         self._release(claimed[i:])
@@ -207,7 +211,7 @@ class Sender:
                     task = asyncio.create_task(self._process(touch, job, composed, summary, recorder, now))
                     running.add(task)
                     task.add_done_callback(lambda t: (running.discard(t), slots.release()))
-                if not claimed or self._stopping:
+                if not claimed or self._stopping or upcoming is None:
                     if upcoming is not None:
                         self._release(upcoming[0])
                     break
@@ -224,7 +228,20 @@ class Sender:
             lead_rows = leadrows.by_ids(conn, sorted({t.lead_id for t in claimed}))
         now = self.clock.now()
         prepared = {t.id: self._prepare(t, lead_rows.get(t.lead_id), summary) for t in claimed}
+        self._apply_limits(claimed, prepared, now, summary)
         return claimed, prepared, self._compose_ahead(claimed, prepared, lead_rows, pool, now), now
+
+    def _apply_limits(self, claimed: list[touch_q.Claimed], prepared: dict[int, Outcome | _Job], now: datetime,
+                      summary: TickSummary) -> None:
+        """E-mails over a limit go back to the queue, due when the blocking window ends."""
+        emails = [(t.id, job.view.email.rpartition("@")[2]) for t in claimed
+                  if isinstance(job := prepared[t.id], _Job) and job.step.channel == "email"]
+        attempts = {t.id: t.attempts for t in claimed}
+        for touch_id, held in self.limiter.admit(emails, now).items():
+            prepared[touch_id] = {"state": "planned", "claimed_by": None, "reason": held.reason,
+                                  "due_at": held.until, "attempts": attempts[touch_id] - 1}
+            summary.deferred += 1
+            self._limit_reached |= held.everything_blocked
 
     def _release(self, claimed: list[touch_q.Claimed]) -> None:
         with self.store.begin() as conn:

@@ -1,6 +1,6 @@
 """The store: SQLAlchemy tables, migrations, and the queries the planner and sender use."""
 
 from dripper.store.db import Store, StoreUnavailable, open_store
-from dripper.store.tables import STATES, campaign_versions, events, leads, meta, touches
+from dripper.store.tables import STATES, campaign_versions, events, leads, meta, send_counters, touches
 
-__all__ = ["Store", "StoreUnavailable", "open_store", "STATES", "leads", "touches", "events", "campaign_versions", "meta"]
+__all__ = ["Store", "StoreUnavailable", "open_store", "STATES", "leads", "touches", "events", "campaign_versions", "meta", "send_counters"]

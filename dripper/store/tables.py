@@ -110,6 +110,16 @@ campaign_versions = Table(
     Column("applied_at", UTCDateTime, nullable=False),
 )
 
+# Sending limits shared by every worker: one row per (scope, window length, window start).
+send_counters = Table(
+    "send_counters", metadata,
+    Column("scope", String(300), primary_key=True),  # "all" or "domain:gmail.com"
+    Column("window_seconds", Integer, primary_key=True),
+    Column("window_start", UTCDateTime, primary_key=True),
+    Column("count", Integer, nullable=False, default=0),
+    Index("ix_send_counters_start", "window_start"),
+)
+
 meta = Table(
     "meta", metadata,
     Column("key", String(64), primary_key=True),
