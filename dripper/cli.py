@@ -55,6 +55,12 @@ class App:
         return self._store
 
 
+def warn_if_unsubscribe_not_https(settings: Settings) -> None:
+    if settings.smtp_url and not settings.base_url.startswith("https://"):
+        err.print(f"dripper: warning: DRIPPER_BASE_URL is {settings.base_url}: mailbox providers (Gmail, Yahoo) "
+                  "expect an https one-click unsubscribe URL", markup=False, soft_wrap=True)
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
     err.print(f"dripper: {message}", markup=False, soft_wrap=True)
     raise SystemExit(code)
@@ -261,6 +267,7 @@ def tick(app: App, at: str | None, as_json: bool, max_in_flight: int | None) -> 
     settings = app.settings.with_options(max_in_flight=max_in_flight)
     clock = _clock(at)
     loaded = app.loaded()
+    warn_if_unsubscribe_not_https(settings)
     store = app.store()
     try:
         summary = asyncio.run(Sender(store, loaded, settings, clock).tick())
@@ -316,6 +323,7 @@ def run(app: App, interval: float | None, max_in_flight: int | None) -> None:
         logging.getLogger().setLevel(logging.INFO)
     settings = app.settings.with_options(tick_interval=interval, max_in_flight=max_in_flight)
     app.loaded()  # refuse a broken campaigns.yaml before starting
+    warn_if_unsubscribe_not_https(settings)
     try:
         watcher = config_mod.Watcher(settings)
     except ConfigError as exc:  # pragma: no cover - loaded() already exited

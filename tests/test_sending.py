@@ -147,3 +147,30 @@ def test_frozen_clock_moves_only_when_told():
     clock = FrozenClock(T0)
     clock.advance(timedelta(days=180))
     assert clock.now() == T0 + timedelta(days=180)
+
+
+def test_connections_dropped_mid_message_lose_and_duplicate_nothing(dripper, smtp_sink):
+    """The server hangs up during DATA for the first messages: those touches are retried
+    and each lead receives its message exactly once."""
+    lines = ["email,stage"] + [f"lead{i}@drop.example,supplier_research" for i in range(12)]
+    (dripper.root / "drop.csv").write_text("\n".join(lines) + "\n")
+    dripper("leads", "import", "drop.csv", "--at", iso(T0))
+    original = smtp_sink.handler.handle_DATA
+    dropped = 0
+
+    async def hang_up_sometimes(server, session, envelope):
+        nonlocal dropped
+        if dropped < 5:
+            dropped += 1
+            server.transport.close()  # no reply: the client cannot know whether it arrived
+            return "421 closing"
+        return await original(server, session, envelope)
+
+    smtp_sink.handler.handle_DATA = hang_up_sometimes
+    at = T0 + timedelta(days=1)
+    first = dripper.json("tick", "--at", iso(at), "--json", DRIPPER_SMTP_URL=smtp_sink.url)
+    assert first["deferred"] == 5 and first["sent"] == 7
+    later = dripper.json("tick", "--at", iso(at + timedelta(minutes=10)), "--json", DRIPPER_SMTP_URL=smtp_sink.url)
+    assert later["sent"] == 5
+    received = sorted(m.rcpt_tos[0] for m in smtp_sink.messages)
+    assert received == sorted(f"lead{i}@drop.example" for i in range(12))  # each once

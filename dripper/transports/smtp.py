@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -12,6 +13,7 @@ import aiosmtplib
 from dripper.transports import Envelope, SendError
 
 _TRUE = {"1", "true", "yes", "on"}
+IDLE_CHECK_AFTER = 5.0  # seconds a pooled connection may sit unused before it is checked
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ class SmtpTransport:
     def __init__(self, config: SmtpConfig, max_connections: int = 4):
         self.config = config
         self.max_connections = max(1, max_connections)
-        self._idle: list[aiosmtplib.SMTP] = []
+        self._idle: list[tuple[aiosmtplib.SMTP, float]] = []  # connection, when it was last used
         self._slots = asyncio.Semaphore(self.max_connections)
         self._tls: ssl.SSLContext | None = None
 
@@ -87,12 +89,28 @@ class SmtpTransport:
                                 code=code) from None
         return client
 
+    async def _idle_client(self) -> aiosmtplib.SMTP | None:
+        """A pooled connection that still works. One idle for a while is checked with a
+        NOOP first: servers close idle sessions, and finding out on MAIL FROM would cost the
+        touch a retry; nothing has been sent on it yet, so checking is always safe."""
+        while self._idle:
+            client, since = self._idle.pop()
+            if not client.is_connected:
+                client.close()
+                continue
+            if time.monotonic() - since < IDLE_CHECK_AFTER:
+                return client
+            try:
+                await client.noop()
+                return client
+            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
+                client.close()
+        return None
+
     async def send(self, envelope: Envelope) -> str:
         async with self._slots:
-            client = self._idle.pop() if self._idle else None
-            if client is None or not client.is_connected:
-                if client is not None:
-                    client.close()
+            client = await self._idle_client()
+            if client is None:
                 try:
                     client = await self._connect()
                 except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
@@ -100,23 +118,31 @@ class SmtpTransport:
             try:
                 _errors, response = await client.sendmail(envelope.mail_from, [envelope.recipient], envelope.data)
             except aiosmtplib.SMTPRecipientsRefused as exc:
-                await _discard(client)
+                await self._recycle(client)
                 refusal = exc.recipients[0] if exc.recipients else None
                 code = refusal.code if refusal else None
                 text = f"{code} {refusal.message}" if refusal else str(exc)
                 raise SendError(text, transient=_transient(code), code=code, recipient=not _transient(code)) from None
             except aiosmtplib.SMTPResponseException as exc:
-                await _discard(client)
+                await self._recycle(client)
                 raise SendError(f"{exc.code} {exc.message}", transient=_transient(exc.code), code=exc.code) from None
             except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
                 await _discard(client)
                 raise SendError(f"connection: {exc or type(exc).__name__}", transient=True) from None
-            self._idle.append(client)
+            self._idle.append((client, time.monotonic()))
             return response
+
+    async def _recycle(self, client: aiosmtplib.SMTP) -> None:
+        """After a refused message the session is still good: reset it and keep it."""
+        try:
+            await client.rset()
+            self._idle.append((client, time.monotonic()))
+        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
+            client.close()
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []
-        for client in idle:
+        for client, _ in idle:
             try:
                 await client.quit()
             except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
