@@ -114,27 +114,37 @@ async def blast(port: int, data: bytes, n: int) -> None:
 
 # --- (b) the naive baseline -------------------------------------------------------------
 
-def naive(port: int, n: int) -> None:
+def naive_template():  # noqa: ANN201
     import jinja2
-    import premailer
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(ROOT / "templates"), autoescape=True)
-    template = env.get_template("email/research/thanks.html")
+    return env.get_template("email/research/thanks.html")
+
+
+def naive_message(template, i: int) -> tuple[str, bytes]:  # noqa: ANN001
+    """One lead's message, the way a competent user writes it by hand."""
+    import premailer
+
+    email = f"lead{i}@x{i % 50}.example"
+    lead = {"email": email, "first_name": f"Lead{i}", "last_name": "Lee", "company": "Co", "attrs": {"product": "valves"}}
+    html = template.render(lead=lead, sender={"from_name": "Acme Sales"}, step={"id": "thanks"},
+                           campaign={"name": "c"}, unsubscribe_url="https://acme.example/u/x", today="5 January 2026")
+    html = premailer.transform(html, disable_validation=True, cssutils_logging_level="CRITICAL")
+    msg = EmailMessage(policy=SMTP_POLICY)
+    msg["From"] = "Acme Sales <sales@acme.example>"
+    msg["To"] = f"Lead{i} Lee <{email}>"
+    msg["Subject"] = "Your valves information pack"
+    msg.set_content(f"Hello Lead{i}, your information pack is ready: https://acme.example/literature")
+    msg.add_alternative(html, subtype="html")
+    return email, msg.as_bytes()
+
+
+def naive(port: int, n: int) -> None:
+    template = naive_template()
     client = smtplib.SMTP("127.0.0.1", port)
     for i in range(n):
-        email = f"lead{i}@x{i % 50}.example"
-        lead = {"email": email, "first_name": f"Lead{i}", "last_name": "Lee", "company": "Co",
-                "attrs": {"product": "valves"}}
-        html = template.render(lead=lead, sender={"from_name": "Acme Sales"}, step={"id": "thanks"},
-                               campaign={"name": "c"}, unsubscribe_url="https://acme.example/u/x", today="5 January 2026")
-        html = premailer.transform(html, disable_validation=True, cssutils_logging_level="CRITICAL")
-        msg = EmailMessage(policy=SMTP_POLICY)
-        msg["From"] = "Acme Sales <sales@acme.example>"
-        msg["To"] = f"Lead{i} Lee <{email}>"
-        msg["Subject"] = "Your valves information pack"
-        msg.set_content(f"Hello Lead{i}, your information pack is ready: https://acme.example/literature")
-        msg.add_alternative(html, subtype="html")
-        client.sendmail("sales@acme.example", [email], msg.as_bytes())
+        email, data = naive_message(template, i)
+        client.sendmail("sales@acme.example", [email], data)
     client.quit()
 
 
