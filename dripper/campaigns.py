@@ -10,7 +10,6 @@ import difflib
 import hashlib
 import json
 import re
-from datetime import time
 from functools import cached_property
 from email.utils import parseaddr
 from pathlib import Path as FsPath
@@ -399,4 +398,4 @@ def load(path: FsPath) -> CampaignFile:
     return parse(text, str(path))
 
 
-__all__ = ["Campaign", "CampaignFile", "Step", "Sender", "FUNNEL_STAGES", "STOP_KINDS", "load", "parse", "time"]
+__all__ = ["Campaign", "CampaignFile", "Step", "Sender", "Limits", "FUNNEL_STAGES", "STOP_KINDS", "load", "parse"]

@@ -5,6 +5,7 @@ process or in a render worker process (see sender.py)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -54,10 +55,12 @@ def feedback_id(campaign: str, step: str, sender: str) -> str:
     return ":".join(part.replace(":", "-") for part in (campaign, step, sender))
 
 
-def safe_name(*parts: str) -> str:
-    import re
+_UNSAFE = re.compile(r"[^A-Za-z0-9@._+\-]+")
 
-    return "_".join(re.sub(r"[^A-Za-z0-9@._+\-]+", "-", p) for p in parts)
+
+def safe_name(*parts: str) -> str:
+    """A file-system-safe name made of the parts."""
+    return "_".join(_UNSAFE.sub("-", p) for p in parts)
 
 
 class Composer:

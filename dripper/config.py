@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 from dripper import campaigns, render
 from dripper.campaigns import CampaignFile
@@ -71,4 +70,4 @@ class Watcher:
         return self.current
 
 
-__all__ = ["Loaded", "load", "Watcher", "Path"]
+__all__ = ["Loaded", "load", "Watcher"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Iterator
 
@@ -135,4 +135,4 @@ def read_csv(path: Path | str, config: CampaignFile, text: str | None = None) ->
         yield start, lead
 
 
-__all__ = ["Lead", "LeadError", "BadRow", "build_lead", "read_csv", "normalize_email", "replace"]
+__all__ = ["Lead", "LeadError", "BadRow", "build_lead", "read_csv", "normalize_email"]

@@ -440,4 +440,4 @@ class _Recorder:
         return None
 
 
-__all__ = ["Sender", "TickSummary", "retry_delay", "safe_name"]
+__all__ = ["Sender", "TickSummary", "retry_delay"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta, timezone
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -203,7 +202,7 @@ def test_report_json_has_every_state(dripper):
         assert {"planned", "sending", "sent", "failed", "suppressed", "skipped"} <= set(steps[step])
     assert steps["thanks"]["sent"] == 3
     assert steps["reminder-1"]["suppressed"] == 1 and steps["reminder-1"]["planned"] == 2
-    html = dripper.project_html = Path("report.html")
+    html = Path("report.html")
     dripper("report", "--html", str(html))
     assert "literature-follow-up" in html.read_text()
 

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, and_, bindparam, case, exists, func, not_, or
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import Select
 
-from dripper.store.tables import STATES, leads, touches
+from dripper.store.tables import STATES, touches
 
 # Reasons that mean "this row was closed by dripper itself and may be planned again".
 REPLANNABLE = ("stage_changed", "campaign_changed", "step_removed")
@@ -220,6 +220,3 @@ def for_lead(conn: Connection, lead_id: int) -> list[dict[str, Any]]:
 def next_due(conn: Connection, after: datetime) -> datetime | None:
     return conn.scalar(select(func.min(touches.c.due_at)).where(touches.c.state == "planned", touches.c.due_at > after))
 
-
-__all__ = ["upsert_planned", "close_pending", "claim", "finish", "recover_interrupted", "skip_superseded",
-           "counts_by_step", "for_lead", "leads"]
