@@ -139,6 +139,14 @@ class Limits(_Model):
         return bool(self.rate or self.daily_cap or self.per_domain)
 
 
+class Inbound(_Model):
+    """How replies and bounces act on leads."""
+
+    soft_bounce_limit: int = Field(3, ge=1)  # this many soft bounces within the window make a hard one
+    soft_bounce_window: DurationField = Duration(days=30)
+    soft_bounce_retry: DurationField = Duration(days=1)  # a soft-bounced touch goes out again after this
+
+
 class Step(_Model):
     id: str
     after: DurationField
@@ -183,6 +191,7 @@ class CampaignFile(_Model):
     sender: Sender
     defaults: Defaults = Defaults()
     limits: Limits = Limits()
+    inbound: Inbound = Inbound()
     extra_stages: list[str] = Field(default_factory=list)
     campaigns: dict[str, Campaign]
 
@@ -257,6 +266,8 @@ def _allowed_keys(path: tuple[Any, ...]) -> set[str] | None:
         return keys(Defaults)
     if path == ("limits",):
         return keys(Limits)
+    if path == ("inbound",):
+        return keys(Inbound)
     if path[-1] == "send_window":
         return _WINDOW_KEYS
     if n == 2 and path[0] == "campaigns":

@@ -253,6 +253,43 @@ def event(app: App, email: str, kind: str, stage: str | None, at: str | None) ->
     out.print(f"{lead['email']}: {kind} recorded; {result.suppressed} pending touch(es) suppressed{extra}")
 
 
+# --- ingest ---------------------------------------------------------------------------
+@main.command()
+@click.argument("files", nargs=-1)
+@click.option("--dry-run", is_flag=True, help="Classify and match, change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per message (JSON Lines, in input order).")
+@AT
+@pass_app
+def ingest(app: App, files: tuple[str, ...], dry_run: bool, as_json: bool, at: str | None) -> None:
+    """Classify inbound RFC 5322 messages (bounces, complaints, replies...) and apply them."""
+    from dripper.inbound import Ingestor
+    from dripper.tokens import Tokens
+
+    loaded = app.loaded()
+    store = app.store()
+    ingestor = Ingestor(store, loaded.planner, Tokens(app.settings.secret or store.secret()))
+    instant = _instant(at) or _clock(None).now()
+    results = []
+    for name in files or ("-",):
+        try:
+            raw = click.get_binary_stream("stdin").read() if name == "-" else Path(name).read_bytes()
+        except OSError as exc:
+            fail(f"{name}: cannot read: {exc.strerror or exc}", code=1)
+        result = ingestor.ingest(raw, name, instant, dry_run=dry_run)
+        results.append(result)
+        if as_json:
+            click.echo(json.dumps(result.as_json(), ensure_ascii=False))
+    if as_json:
+        return
+    table = Table(title="dry run: nothing changed" if dry_run else None, title_justify="left")
+    for col in ("file", "kind", "lead", "status", "matched by", "effect"):
+        table.add_column(col)
+    for r in results:
+        effect = "already applied" if r.duplicate else (r.effect or "")
+        table.add_row(r.file, r.kind, r.lead or "", r.status or "", r.matched_by or "", effect)
+    out.print(table)
+
+
 # --- tick / run ------------------------------------------------------------------------
 @main.command()
 @AT

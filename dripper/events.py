@@ -27,7 +27,8 @@ class EventResult:
 
 
 def apply_event(conn: Connection, planner: Planner, lead: Mapping[str, Any], kind: str, at: datetime, *,
-                source: str = "cli", stage: str | None = None, detail: dict[str, Any] | None = None) -> EventResult:
+                source: str = "cli", stage: str | None = None, detail: dict[str, Any] | None = None,
+                message_id: str | None = None) -> EventResult:
     """Record the event, suppress what it stops, and switch stage when asked."""
     if kind not in KINDS:
         raise UsageError(f"unknown event kind {kind!r}: use one of {', '.join(KINDS)}")
@@ -38,7 +39,8 @@ def apply_event(conn: Connection, planner: Planner, lead: Mapping[str, Any], kin
         from dripper.campaigns import did_you_mean
 
         raise UsageError(f"unknown stage {stage!r}{did_you_mean(stage, config.stages)}")
-    leadrows.record_event(conn, lead["id"], kind, at, source, {**(detail or {}), **({"stage": stage} if stage else {})})
+    leadrows.record_event(conn, lead["id"], kind, at, source, {**(detail or {}), **({"stage": stage} if stage else {})},
+                          message_id=message_id)
     suppressed = 0
     if kind != "stage":
         leadrows.set_flag(conn, lead["id"], kind, at)

@@ -95,8 +95,21 @@ def in_campaign(conn: Connection, campaign: str, chunk: int = 2000) -> Iterator[
 
 
 def record_event(conn: Connection, lead_id: int | None, kind: str, at: datetime, source: str,
-                 detail: dict[str, Any] | None = None) -> None:
-    conn.execute(insert(events).values(lead_id=lead_id, kind=kind, at=at, source=source, detail=detail))
+                 detail: dict[str, Any] | None = None, message_id: str | None = None) -> None:
+    conn.execute(insert(events).values(lead_id=lead_id, kind=kind, at=at, source=source, detail=detail,
+                                       message_id=message_id))
+
+
+def event_for_message(conn: Connection, message_id: str) -> RowMapping | None:
+    row = conn.execute(select(events).where(events.c.message_id == message_id)).first()
+    return row._mapping if row else None
+
+
+def count_events(conn: Connection, lead_id: int, kind: str, since: datetime) -> int:
+    from sqlalchemy import func
+
+    return conn.scalar(select(func.count()).where(events.c.lead_id == lead_id, events.c.kind == kind,
+                                                  events.c.at >= since)) or 0
 
 
 def events_for(conn: Connection, lead_id: int) -> list[dict[str, Any]]:

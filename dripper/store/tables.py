@@ -90,6 +90,7 @@ touches = Table(
     UniqueConstraint("lead_id", "campaign", "step_id", name="uq_touch_key"),
     Index("ix_touches_state_due", "state", "due_at"),
     Index("ix_touches_campaign_step", "campaign", "step_id"),
+    Index("ix_touches_message_id", "message_id"),
 )
 
 events = Table(
@@ -100,7 +101,10 @@ events = Table(
     Column("at", UTCDateTime, nullable=False),
     Column("source", String(64), nullable=False),
     Column("detail", JSON),
+    # The Message-ID of the inbound message that caused it: ingesting it twice changes nothing.
+    Column("message_id", String(300)),
     Index("ix_events_lead", "lead_id", "at"),
+    Index("uq_events_message_id", "message_id", unique=True),
 )
 
 campaign_versions = Table(

@@ -1,0 +1,217 @@
+"""What an inbound message is: a bounce (hard or soft), a complaint, an auto-reply, a
+request to be removed, or a reply from a person.
+
+Standards first: RFC 3464 delivery status notifications and RFC 5965 (ARF) feedback
+reports are parsed with the stdlib for their recipients and enhanced status codes; the
+many non-standard bounce formats go to flufl.bounce (Mailman's detectors); RFC 3834
+auto-replies are told by their headers, then by subject lines in several languages.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from email.message import EmailMessage, Message
+from email.utils import getaddresses, parseaddr
+
+KINDS = ("reply", "auto_reply", "bounce_hard", "bounce_soft", "complaint", "unsubscribe", "unknown")
+
+_STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
+_SOFT_WORDS = re.compile(
+    r"mailbox (?:is )?full|over ?quota|quota exceeded|insufficient (?:system )?storage|temporar|try again later|"
+    r"greylist|deferred|delayed|postf[aä]ch voll|speicherplatz", re.IGNORECASE)
+_BOUNCE_SENDER = re.compile(r"^(?:mailer-daemon|postmaster|mail-?daemon|mail delivery (?:subsystem|system))\b",
+                            re.IGNORECASE)
+_BOUNCE_SUBJECT = re.compile(
+    r"undeliver|undelivered|delivery (?:status notification|failure|has failed|problem)|returned mail|"
+    r"failure notice|mail delivery failed|delivery failed|unzustellbar|nicht zustellbar|non remis|"
+    r"no entregado|no se puede entregar|non recapitabile|onbestelbaar", re.IGNORECASE)
+_AUTO_SUBJECT = re.compile(
+    r"out of (?:the )?office|automatic reply|auto(?:matic)?[- ]?(?:reply|response)|autoreply|away from (?:the )?office|"
+    r"on vacation|on leave|abwesen|automatische antwort|nicht im b[üu]ro|r[ée]ponse automatique|absence|"
+    r"absent du bureau|respuesta autom[áa]tica|fuera de la oficina|ausente|risposta automatica|fuori (?:sede|ufficio)|"
+    r"automatisch antwoord|afwezig|fr[åa]nvaro|automatiskt svar|poza biurem|odpowied[źz] automatyczna|"
+    r"resposta autom[áa]tica|fora do escrit[óo]rio", re.IGNORECASE)
+_UNSUBSCRIBE = re.compile(
+    r"\bunsubscribe\b|\bremove me\b|\btake me off\b|\bstop (?:e-?mailing|sending|contacting)\b|\bopt[- ]?out\b|"
+    r"\bno more (?:e-?mails|emails)\b|\bdo not (?:e-?mail|contact) me\b|\babmelden\b|\babbestellen\b|"
+    r"\bkeine (?:weiteren )?e-?mails\b|\bd[ée]sabonner\b|\bd[ée]sinscri|\bne plus recevoir\b|\bdarme de baja\b|"
+    r"\bdarse de baja\b|\bcancelar (?:la )?suscripci[óo]n\b|\bno (?:me )?(?:env[íi]en|escriban) m[áa]s\b|"
+    r"\bcancellami\b|\bdisiscriv|\bafmelden\b|\buitschrijven\b|\bavregistrera\b|\bwypisz\b", re.IGNORECASE)
+_QUOTE_START = re.compile(r"^(?:>|on .+ wrote:|am .+ schrieb|le .+ a écrit|el .+ escribió|-----original message|"
+                          r"-----ursprüngliche nachricht|from: )", re.IGNORECASE)
+
+
+@dataclass
+class Classification:
+    kind: str
+    status: str | None = None  # enhanced status code of a bounce, e.g. 5.1.1
+    recipients: list[str] = field(default_factory=list)  # who the bounce or complaint is about
+    original: Message | None = None  # the message we sent, when the report carries it
+    reason: str = ""
+
+
+def _report_type(message: Message) -> str | None:
+    if message.get_content_type() != "multipart/report":
+        return None
+    return (message.get_param("report-type") or "").lower() or None
+
+
+def _parts(message: Message, content_type: str) -> list[Message]:
+    return [part for part in message.walk() if part.get_content_type() == content_type]
+
+
+def _original(message: Message) -> Message | None:
+    """The message we sent, as a DSN or ARF report carries it (whole, or its headers)."""
+    for part in message.walk():
+        if part.get_content_type() == "message/rfc822":
+            payload = part.get_payload()
+            if isinstance(payload, list) and payload:
+                return payload[0]
+        if part.get_content_type() == "text/rfc822-headers":
+            from email import message_from_string
+
+            return message_from_string(part.get_payload(decode=True).decode("utf-8", "replace"))
+    return None
+
+
+def hard_status(status: str) -> bool:
+    """Address or domain gone for good: 5.1.x (bad mailbox, bad domain, moved...),
+    5.2.1 (mailbox disabled), 5.4.4 (no route to the domain). Mailbox full (x.2.2, even
+    as 5.2.2), policy and system refusals are not the address's fault: soft."""
+    klass, subject, detail = status.split(".")
+    if klass != "5":
+        return False
+    return subject == "1" or (subject, detail) in {("2", "1"), ("4", "4")}
+
+
+def _bounce_kind(status: str | None, text: str) -> str:
+    if status and hard_status(status) and not _SOFT_WORDS.search(text):
+        return "bounce_hard"
+    if status:
+        return "bounce_soft"
+    return "bounce_soft" if _SOFT_WORDS.search(text) else "bounce_hard"
+
+
+def _dsn(message: Message) -> Classification:
+    """RFC 3464: per-recipient Action, Status and Final-Recipient."""
+    worst: tuple[int, str, str, str] | None = None  # (rank, kind, status, recipient)
+    recipients = []
+    for part in _parts(message, "message/delivery-status"):
+        blocks = part.get_payload() if isinstance(part.get_payload(), list) else []
+        for block in blocks[1:]:  # the first block is per-message
+            action = (block.get("Action") or "").strip().lower()
+            status_match = _STATUS.search(block.get("Status") or "")
+            recipient = parseaddr((block.get("Final-Recipient") or block.get("Original-Recipient") or "")
+                                  .split(";", 1)[-1])[1].lower()
+            if action in ("delivered", "relayed", "expanded"):
+                continue
+            if recipient:
+                recipients.append(recipient)
+            status = ".".join(status_match.groups()) if status_match else None
+            if action == "delayed" and status and status.startswith("5"):
+                status = "4" + status[1:]
+            text = str(block.get("Diagnostic-Code") or "")
+            kind = "bounce_soft" if action == "delayed" else _bounce_kind(status, text)
+            rank = 2 if kind == "bounce_hard" else 1
+            if worst is None or rank > worst[0]:
+                worst = (rank, kind, status or "", recipient)
+    if worst is None:
+        return Classification("unknown", reason="a delivery report with nothing undelivered")
+    return Classification(worst[1], worst[2] or None, recipients, _original(message), "RFC 3464 delivery status")
+
+
+def _arf(message: Message) -> Classification:
+    """RFC 5965: a mailbox provider's feedback loop reporting a spam complaint."""
+    recipients: list[str] = []
+    for part in _parts(message, "message/feedback-report"):
+        blocks = part.get_payload() if isinstance(part.get_payload(), list) else [part]
+        for block in blocks:
+            for header in ("Original-Rcpt-To", "Removal-Recipient"):
+                recipients += [parseaddr(v)[1].lower() for v in block.get_all(header) or [] if parseaddr(v)[1]]
+    original = _original(message)
+    if original is not None and not recipients:
+        recipients = [a.lower() for _, a in getaddresses(original.get_all("To") or []) if a]
+    return Classification("complaint", None, recipients, original, "RFC 5965 feedback report")
+
+
+def _text(message: Message) -> str:
+    """The readable text of a message (its first text/plain part, else text/html as text)."""
+    plain = next((p for p in message.walk() if p.get_content_type() == "text/plain"), None)
+    part = plain or next((p for p in message.walk() if p.get_content_type() == "text/html"), None)
+    if part is None:
+        return ""
+    raw = part.get_payload(decode=True) or b""
+    text = raw.decode(part.get_content_charset() or "utf-8", "replace")
+    if part.get_content_type() == "text/html":
+        from dripper.text import html_to_text
+
+        text = html_to_text(text)
+    return text
+
+
+def _own_words(text: str) -> str:
+    """What the person wrote above the quoted message."""
+    lines = []
+    for line in text.splitlines():
+        if _QUOTE_START.match(line.strip()):
+            break
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _nonstandard_bounce(message: Message, text: str) -> Classification | None:
+    sender = parseaddr(message.get("From") or "")
+    looks_like_bounce = bool(_BOUNCE_SENDER.match(sender[1]) or _BOUNCE_SENDER.match(sender[0])
+                             or _BOUNCE_SUBJECT.search(message.get("Subject") or ""))
+    try:
+        from flufl.bounce import all_failures
+
+        temporary, permanent = all_failures(message)
+    except Exception:  # noqa: BLE001 - a detector choking on odd input is not a bounce
+        temporary, permanent = frozenset(), frozenset()
+    if not (looks_like_bounce or temporary or permanent):
+        return None
+    recipients = sorted({a.decode("utf-8", "replace").lower() for a in permanent | temporary})
+    status_match = _STATUS.search(text)
+    status = ".".join(status_match.groups()) if status_match and status_match.group(1) != "2" else None
+    if status is None and not recipients and not looks_like_bounce:
+        return None
+    if status:
+        kind = _bounce_kind(status, text)
+    elif permanent and not _SOFT_WORDS.search(text):
+        kind = "bounce_hard"
+    elif temporary or _SOFT_WORDS.search(text):
+        kind = "bounce_soft"
+    else:
+        kind = "bounce_hard"
+    return Classification(kind, status, recipients, _original(message), "non-standard bounce (flufl.bounce)")
+
+
+def _auto_reply(message: Message) -> bool:
+    auto_submitted = (message.get("Auto-Submitted") or "no").strip().lower()
+    if auto_submitted != "no":
+        return True
+    if any(message.get(h) for h in ("X-Autoreply", "X-Autorespond", "X-Autoresponse", "X-Auto-Reply")):
+        return True
+    if (message.get("Precedence") or "").strip().lower() in ("auto_reply", "bulk", "junk"):
+        return True
+    return bool(_AUTO_SUBJECT.search(message.get("Subject") or ""))
+
+
+def classify(message: Message | EmailMessage) -> Classification:
+    report = _report_type(message)
+    if report == "feedback-report":
+        return _arf(message)
+    if report == "delivery-status":
+        return _dsn(message)
+    text = _text(message)
+    bounce = _nonstandard_bounce(message, text)
+    if bounce is not None:
+        return bounce
+    if _auto_reply(message):
+        return Classification("auto_reply", reason="auto-reply (RFC 3834 headers or subject)")
+    subject = message.get("Subject") or ""
+    if _UNSUBSCRIBE.search(subject) or _UNSUBSCRIBE.search(_own_words(text)[:2000]):
+        return Classification("unsubscribe", reason="asks to be removed")
+    return Classification("reply", reason="written by a person")

@@ -1,0 +1,170 @@
+"""Inbound: classification of the corpus, and `dripper ingest` acting on leads."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timedelta, timezone
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pytest
+
+from conftest import Dripper
+from dripper.inbound import classify
+
+CORPUS = Path(__file__).parent / "corpus" / "own"
+T0 = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)
+
+EXPECTED = {
+    "dsn-hard-511.eml": ("bounce_hard", "5.1.1", ["ada@lovelace.example"]),
+    "dsn-mailbox-full-522.eml": ("bounce_soft", "5.2.2", ["zoe@mueller.example"]),
+    "dsn-delayed.eml": ("bounce_soft", "4.4.1", ["grace@hopper.example"]),
+    "bounce-nonstandard-qmail.eml": ("bounce_hard", "5.1.1", ["grace@hopper.example"]),
+    "arf-complaint.eml": ("complaint", None, ["zoe@mueller.example"]),
+    "ooo-en.eml": ("auto_reply", None, []),
+    "ooo-de-subject-only.eml": ("auto_reply", None, []),
+    "reply.eml": ("reply", None, []),
+    "unsubscribe-de.eml": ("unsubscribe", None, []),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_corpus_classification(name: str) -> None:
+    found = classify(message_from_bytes((CORPUS / name).read_bytes(), policy=policy.compat32))
+    assert (found.kind, found.status, found.recipients) == EXPECTED[name]
+
+
+def test_every_corpus_file_is_expected() -> None:
+    assert sorted(p.name for p in CORPUS.glob("*.eml")) == sorted(EXPECTED)
+
+
+# --- end to end --------------------------------------------------------------------------
+
+@pytest.fixture
+def sent(dripper: Dripper) -> Dripper:
+    """Three leads, each sent its first touch."""
+    dripper("leads", "import", "leads.csv", "--at", T0.isoformat())
+    dripper("tick", "--at", (T0 + timedelta(days=1)).isoformat())
+    return dripper
+
+
+def _sent_to(email: str) -> bytes:
+    return next(p for p in Path("outbox").glob(f"*_{email}.eml")).read_bytes()
+
+
+def _as_sent_to(template: str, email: str, tmp: Path) -> Path:
+    """A corpus message rewritten to refer to what dripper really sent to `email`."""
+    ours = message_from_bytes(_sent_to(email), policy=policy.default)
+    verp = ours["Return-Path"].strip("<>")
+    text = (CORPUS / template).read_text()
+    text = text.replace("<MSGID@acme.example>", ours["Message-ID"])
+    text = re.sub(r"bounces\+t\d+-0{10}@acme\.example", verp, text)
+    out = tmp / f"{email}-{template}"
+    out.write_text(text)
+    return out
+
+
+def _ingest(dripper: Dripper, *files: Path, at: datetime | None = None, dry_run: bool = False) -> list[dict]:
+    args = ["ingest", *map(str, files), "--json", "--at", (at or T0 + timedelta(days=2)).isoformat()]
+    out = dripper(*args, *(["--dry-run"] if dry_run else []))
+    return [json.loads(line) for line in out.stdout.splitlines()]
+
+
+def _plan(dripper: Dripper, email: str) -> dict:
+    return dripper.json("plan", email, "--json")
+
+
+def test_hard_bounce_matched_by_verp_suppresses_and_is_idempotent(sent: Dripper, tmp_path: Path) -> None:
+    dsn = _as_sent_to("dsn-hard-511.eml", "ada@lovelace.example", tmp_path)
+    [first] = _ingest(sent, dsn)
+    assert first["kind"] == "bounce_hard" and first["status"] == "5.1.1"
+    assert first["lead"] == "ada@lovelace.example" and first["matched_by"] == "verp"
+    assert first["touch"] == {"campaign": "literature-follow-up", "step": "thanks"} and first["applied"]
+    plan = _plan(sent, "ada@lovelace.example")
+    assert plan["lead"]["status"] == "bounced"
+    assert all(t["reason"] == "bounced" for t in plan["touches"] if t["state"] == "suppressed")
+    events_before = len(plan["events"])
+    [again] = _ingest(sent, dsn)
+    assert again["duplicate"] and not again["applied"]
+    assert len(_plan(sent, "ada@lovelace.example")["events"]) == events_before
+
+
+def test_reply_unsubscribe_complaint_and_auto_reply(sent: Dripper, tmp_path: Path) -> None:
+    results = _ingest(sent, _as_sent_to("reply.eml", "ada@lovelace.example", tmp_path),
+                      _as_sent_to("unsubscribe-de.eml", "zoe@mueller.example", tmp_path),
+                      _as_sent_to("ooo-en.eml", "grace@hopper.example", tmp_path))
+    assert [(r["kind"], r["lead"], r["matched_by"]) for r in results] == [
+        ("reply", "ada@lovelace.example", "in_reply_to"),
+        ("unsubscribe", "zoe@mueller.example", "sender"),
+        ("auto_reply", "grace@hopper.example", "in_reply_to"),
+    ]
+    assert _plan(sent, "ada@lovelace.example")["lead"]["status"] == "replied"
+    assert _plan(sent, "zoe@mueller.example")["lead"]["status"] == "unsubscribed"
+    # an out-of-office never stops a lead
+    grace = _plan(sent, "grace@hopper.example")
+    assert grace["lead"]["status"] == "active" and any(t["state"] == "planned" for t in grace["touches"])
+    [complaint] = _ingest(sent, _as_sent_to("arf-complaint.eml", "grace@hopper.example", tmp_path))
+    assert (complaint["kind"], complaint["lead"], complaint["matched_by"]) == (
+        "complaint", "grace@hopper.example", "in_reply_to")  # by the Message-ID of the original inside
+    assert _plan(sent, "grace@hopper.example")["lead"]["status"] == "complained"
+
+
+def test_soft_bounces_retry_then_escalate(sent: Dripper, tmp_path: Path) -> None:
+    base = _as_sent_to("dsn-mailbox-full-522.eml", "zoe@mueller.example", tmp_path).read_text()
+    files = []
+    for i in range(3):
+        path = tmp_path / f"soft{i}.eml"
+        path.write_text(base.replace("<dsn-2@googlemail.example>", f"<dsn-2-{i}@googlemail.example>"))
+        files.append(path)
+    [first] = _ingest(sent, files[0])
+    assert (first["kind"], first["status"], first["lead"]) == ("bounce_soft", "5.2.2", "zoe@mueller.example")
+    assert first["effect"] == "soft_bounce (1 of 3)"
+    assert _plan(sent, "zoe@mueller.example")["lead"]["status"] == "active"
+    _ingest(sent, files[1], at=T0 + timedelta(days=5))
+    [third] = _ingest(sent, files[2], at=T0 + timedelta(days=9))
+    assert third["effect"].startswith("bounced (3 soft bounces")
+    assert _plan(sent, "zoe@mueller.example")["lead"]["status"] == "bounced"
+
+
+def test_a_soft_bounced_touch_goes_out_again(sent: Dripper, tmp_path: Path) -> None:
+    dsn = _as_sent_to("dsn-mailbox-full-522.eml", "zoe@mueller.example", tmp_path)
+    text = dsn.read_text().replace("To: bounces@acme.example",
+                                   "To: " + message_from_bytes(_sent_to("zoe@mueller.example"),
+                                                               policy=policy.default)["Return-Path"].strip("<>"))
+    dsn.write_text(text)
+    [result] = _ingest(sent, dsn)
+    assert result["matched_by"] == "verp" and result["touch"]["step"] == "thanks"
+    thanks = next(t for t in _plan(sent, "zoe@mueller.example")["touches"] if t["step"] == "thanks")
+    assert thanks["state"] == "planned" and thanks["reason"] == "soft_bounce: 5.2.2"
+    counts = sent.json("tick", "--at", (T0 + timedelta(days=3, hours=8)).isoformat(), "--json")
+    assert counts["sent"] >= 1
+    assert next(t for t in _plan(sent, "zoe@mueller.example")["touches"] if t["step"] == "thanks")["state"] == "sent"
+
+
+def test_unmatched_is_recorded_as_unknown_and_dry_run_changes_nothing(sent: Dripper, tmp_path: Path) -> None:
+    stranger = tmp_path / "stranger.eml"
+    stranger.write_text("From: someone@else.example\nTo: sales@acme.example\nSubject: hello\n"
+                        "Message-ID: <s-1@else.example>\n\nDo you sell pumps?\n")
+    reply = _as_sent_to("reply.eml", "ada@lovelace.example", tmp_path)
+    dry = _ingest(sent, stranger, reply, dry_run=True)
+    assert [(r["kind"], r["lead"], r["applied"]) for r in dry] == [
+        ("unknown", None, False), ("reply", "ada@lovelace.example", False)]
+    assert _plan(sent, "ada@lovelace.example")["lead"]["status"] == "active"
+    [unknown] = _ingest(sent, stranger)
+    assert unknown["applied"] and unknown["effect"] == "recorded as unknown"
+    [again] = _ingest(sent, stranger)
+    assert again["duplicate"]
+
+
+def test_ingest_reads_stdin(sent: Dripper, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from dripper.cli import main
+
+    reply = _as_sent_to("reply.eml", "ada@lovelace.example", tmp_path).read_bytes()
+    result = CliRunner().invoke(main, ["ingest", "-", "--json", "--at", (T0 + timedelta(days=2)).isoformat()],
+                                input=reply, env={"DRIPPER_DATABASE_URL": sent.db_url, "DRIPPER_SECRET": "test-secret"})
+    assert result.exit_code == 0, result.output
+    line = json.loads(result.stdout)
+    assert (line["file"], line["kind"], line["lead"]) == ("-", "reply", "ada@lovelace.example")
