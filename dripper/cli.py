@@ -290,6 +290,26 @@ def ingest(app: App, files: tuple[str, ...], dry_run: bool, as_json: bool, at: s
     out.print(table)
 
 
+# --- serve ------------------------------------------------------------------------------
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@pass_app
+def serve(app: App, host: str, port: int) -> None:
+    """HTTP: one-click unsubscribe, inbound webhooks (POST /inbound, /events), /healthz."""
+    import uvicorn
+
+    from dripper.clock import SystemClock
+    from dripper.tokens import Tokens
+    from dripper.web import WebContext, create_app
+
+    loaded = app.loaded()
+    store = app.store()
+    tokens = Tokens(app.settings.secret or store.secret())
+    web = create_app(WebContext(store, loaded, tokens, SystemClock(), app.settings.api_token))
+    uvicorn.run(web, host=host, port=port, log_level="info", proxy_headers=True)
+
+
 # --- tick / run ------------------------------------------------------------------------
 @main.command()
 @AT

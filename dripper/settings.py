@@ -17,6 +17,7 @@ class Settings:
     smtp_url: str | None = None  # None = file outbox
     base_url: str = "http://127.0.0.1:8000"
     secret: str | None = None  # None = generated once and kept in the database
+    api_token: str | None = None  # enables POST /inbound and /events on `dripper serve`
     outbox_dir: Path = Path("outbox")
     letters_dir: Path = Path("letters")
     calls_dir: Path = Path("calls")
@@ -46,6 +47,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         "DRIPPER_SMTP_URL": "smtp_url",
         "DRIPPER_BASE_URL": "base_url",
         "DRIPPER_SECRET": "secret",
+        "DRIPPER_API_TOKEN": "api_token",
         "DRIPPER_DKIM_SELECTOR": "dkim_selector",
         "DRIPPER_DKIM_DOMAIN": "dkim_domain",
     }

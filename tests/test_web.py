@@ -1,0 +1,166 @@
+"""`dripper serve`: one-click unsubscribe (RFC 8058), webhooks, health; never a 5xx."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from conftest import Dripper, free_port
+
+T0 = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def web(dripper: Dripper) -> tuple[TestClient, Dripper]:
+    from dripper import config as config_mod
+    from dripper.clock import FrozenClock
+    from dripper.settings import Settings
+    from dripper.store import open_store
+    from dripper.tokens import Tokens
+    from dripper.web import WebContext, create_app
+
+    dripper("leads", "import", "leads.csv", "--at", T0.isoformat())
+    dripper("tick", "--at", (T0 + timedelta(days=1)).isoformat())
+    store = open_store(dripper.db_url)
+    loaded = config_mod.load(Settings(campaigns_path=dripper.root / "campaigns.yaml"))
+    app = create_app(WebContext(store, loaded, Tokens("test-secret"), FrozenClock(T0 + timedelta(days=2)), "api-123"))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client, dripper
+    store.dispose()
+
+
+def unsubscribe_path(email: str) -> str:
+    data = next(Path("outbox").glob(f"*_{email}.eml")).read_bytes()
+    header = message_from_bytes(data, policy=policy.default)["List-Unsubscribe"]
+    url = header.split(",")[0].strip().strip("<>")
+    assert url.startswith("http://127.0.0.1:8000/u/")
+    return url.removeprefix("http://127.0.0.1:8000")
+
+
+def status(dripper: Dripper, email: str) -> str:
+    return dripper.json("plan", email, "--json")["lead"]["status"]
+
+
+def test_get_confirms_and_changes_nothing_post_unsubscribes_once(web) -> None:
+    client, dripper = web
+    path = unsubscribe_path("ada@lovelace.example")
+    page = client.get(path)
+    assert page.status_code == 200 and "<form method='post'>" in page.text and "ad•@lovelace.example" in page.text
+    assert status(dripper, "ada@lovelace.example") == "active"
+    done = client.post(path, data={"List-Unsubscribe": "One-Click"})
+    assert 200 <= done.status_code < 300 and "set-cookie" not in done.headers
+    plan = dripper.json("plan", "ada@lovelace.example", "--json")
+    assert plan["lead"]["status"] == "unsubscribed"
+    assert all(t["reason"] == "unsubscribed" for t in plan["touches"] if t["state"] != "sent")
+    events = len(plan["events"])
+    assert client.post(path, data={"List-Unsubscribe": "One-Click"}).status_code == 200  # harmless again
+    assert len(dripper.json("plan", "ada@lovelace.example", "--json")["events"]) == events
+    assert "You are unsubscribed" in client.get(path).text
+    assert status(dripper, "zoe@mueller.example") == "active"
+
+
+def test_tampered_foreign_and_unknown_tokens_get_4xx_and_change_nothing(web) -> None:
+    from dripper.tokens import Tokens
+
+    client, dripper = web
+    path = unsubscribe_path("ada@lovelace.example")
+    token = path.removeprefix("/u/")
+    payload, _, signature = token.rpartition(".")
+    other_lead = Tokens("test-secret").make(2, "literature-follow-up").rpartition(".")[0]
+    bad = [
+        token[:-1] + ("A" if token[-1] != "A" else "B"),  # tampered signature
+        Tokens("another-secret").make(1, "literature-follow-up"),  # foreign
+        f"{other_lead}.{signature}",  # moved to another lead
+        Tokens("test-secret").make(999, "literature-follow-up"),  # a lead that does not exist
+        "garbage", "x" * 5000, "%00%ff", ".", "..",
+    ]
+    for candidate in bad:
+        for method in ("GET", "POST"):
+            response = client.request(method, f"/u/{candidate}", data={"List-Unsubscribe": "One-Click"})
+            assert 400 <= response.status_code < 500, (method, candidate[:40], response.status_code)
+    for email in ("ada@lovelace.example", "zoe@mueller.example", "grace@hopper.example"):
+        assert status(dripper, email) == "active"
+
+
+def test_no_input_gets_a_5xx(web) -> None:
+    client, _ = web
+    for method, path, body in [
+        ("GET", "/u/", b""), ("PUT", "/u/abc", b"x"), ("DELETE", "/healthz", b""), ("GET", "/nope", b""),
+        ("POST", "/events", b"{not json"), ("POST", "/events?token=api-123", b"{not json"),
+        ("POST", "/events?token=api-123", b"[1,2]"), ("POST", "/events?token=api-123", b'{"email": 5, "kind": "x"}'),
+        ("POST", "/inbound?token=api-123", b""), ("POST", "/inbound?token=api-123", b"\x00\xff" * 100),
+        ("POST", "/u/%ZZ", b"List-Unsubscribe=One-Click"), ("GET", "/u/" + "é" * 100, b""),
+    ]:
+        response = client.request(method, path, content=body)
+        assert response.status_code < 500, (method, path, response.status_code)
+
+
+def test_events_endpoint(web) -> None:
+    client, dripper = web
+    assert client.post("/events", json={"email": "ada@lovelace.example", "kind": "converted"}).status_code == 401
+    ok = client.post("/events", json={"email": "ada@lovelace.example", "kind": "converted", "stage": "customer"},
+                     headers={"Authorization": "Bearer api-123"})
+    assert ok.status_code == 200 and ok.json()["stage"] == "customer"
+    plan = dripper.json("plan", "ada@lovelace.example", "--json")
+    assert plan["lead"]["stage"] == "customer" and plan["lead"]["status"] == "converted"
+    missing = client.post("/events", json={"email": "who@x.example", "kind": "replied"},
+                          headers={"Authorization": "Bearer api-123"})
+    assert missing.status_code == 404
+    bad_kind = client.post("/events", json={"email": "ada@lovelace.example", "kind": "exploded"},
+                           headers={"Authorization": "Bearer api-123"})
+    assert bad_kind.status_code == 400
+
+
+def test_inbound_webhook(web, tmp_path: Path) -> None:
+    client, dripper = web
+    sent = message_from_bytes(next(Path("outbox").glob("*_zoe@mueller.example.eml")).read_bytes(),
+                              policy=policy.default)
+    reply = (f"From: Zoe <zoe@mueller.example>\r\nTo: sales@acme.example\r\nSubject: Re: hi\r\n"
+             f"Message-ID: <r-9@mueller.example>\r\nIn-Reply-To: {sent['Message-ID']}\r\n\r\nPlease call me.\r\n").encode()
+    assert client.post("/inbound", content=reply).status_code in (401, 403)
+    result = client.post("/inbound", content=reply, headers={"Authorization": "Bearer api-123"}).json()
+    assert (result["kind"], result["lead"], result["matched_by"], result["applied"]) == (
+        "reply", "zoe@mueller.example", "in_reply_to", True)
+    assert status(dripper, "zoe@mueller.example") == "replied"
+
+
+def test_healthz(web) -> None:
+    client, _ = web
+    assert client.get("/healthz").json() == {"ok": True, "database": "ok"}
+
+
+def test_dripper_serve_process(dripper_sqlite: Dripper) -> None:
+    dripper_sqlite("leads", "import", "leads.csv", "--at", T0.isoformat())
+    dripper_sqlite("tick", "--at", (T0 + timedelta(days=1)).isoformat())
+    port = free_port()
+    env = {**os.environ, "DRIPPER_DATABASE_URL": dripper_sqlite.db_url, "DRIPPER_SECRET": "test-secret"}
+    server = subprocess.Popen([sys.executable, "-m", "dripper", "serve", "--port", str(port)], env=env,
+                              cwd=dripper_sqlite.root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                assert httpx.get(f"{base}/healthz", timeout=1).json()["ok"]
+                break
+            except (httpx.HTTPError, OSError):
+                assert time.monotonic() < deadline, "dripper serve did not come up"
+                time.sleep(0.2)
+        path = unsubscribe_path("grace@hopper.example")
+        response = httpx.post(base + path, content=b"List-Unsubscribe=One-Click",
+                              headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert response.status_code == 200 and "set-cookie" not in response.headers
+        assert status(dripper_sqlite, "grace@hopper.example") == "unsubscribed"
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(10)
