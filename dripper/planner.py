@@ -9,7 +9,7 @@ Live edits of campaigns.yaml are reconciled against what is already planned.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -197,6 +197,28 @@ def record_versions(conn: Connection, config: CampaignFile, at: datetime) -> Non
     for name in config.campaigns:
         if name not in stored:
             _save_version(conn, name, config.schedule_fingerprint(name), at, exists=False)
+
+
+def hold_until(conn: Connection, planner: Planner, lead: Mapping[str, Any], day: date, at: datetime) -> int:
+    """Hold a lead's pending touches until after `day` (an out-of-office return date):
+    each moves to its send window's first opening on the day after, on the lead's clock."""
+    from sqlalchemy import update
+
+    from dripper.store import touches
+
+    zone = timing.zone(planner.lead_zone(lead["timezone"]))
+    start = timing.localize(datetime.combine(day + timedelta(days=1), time(0, 0)), zone)
+    pending = conn.execute(select(touches.c.id, touches.c.campaign, touches.c.step_id).where(
+        touches.c.lead_id == lead["id"], touches.c.state == "planned", touches.c.due_at < start)).all()
+    config = planner.config
+    for touch_id, campaign_name, step_id in pending:
+        campaign = config.campaigns.get(campaign_name)
+        found = campaign.step(step_id) if campaign else None
+        window = config.window_for(campaign, found[1]) if campaign and found else timing.Window()
+        conn.execute(update(touches).where(touches.c.id == touch_id).values(
+            due_at=window.next_open(start, zone, lead["country"] or None), reason=f"held: away until {day.isoformat()}",
+            updated_at=at))
+    return len(pending)
 
 
 @dataclass(frozen=True)

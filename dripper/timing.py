@@ -73,7 +73,7 @@ class Duration:
                 day = min(local.day, calendar.monthrange(year, month)[1])
                 local = local.replace(year=year, month=month, day=day)
             naive = local.replace(tzinfo=None) + timedelta(days=self.days)
-            start = _localize(naive, zone)
+            start = localize(naive, zone)
         # Elapsed time is added in UTC: adding to a zone-aware datetime would move the wall clock.
         return start.astimezone(timezone.utc) + timedelta(seconds=self.seconds)
 
@@ -91,7 +91,7 @@ class Duration:
         return "".join(parts) or "0d"
 
 
-def _localize(naive: datetime, zone: ZoneInfo) -> datetime:
+def localize(naive: datetime, zone: ZoneInfo) -> datetime:
     """Attach `zone` to a wall-clock time; a time skipped by DST moves forward."""
     aware = naive.replace(tzinfo=zone, fold=0)
     roundtrip = aware.astimezone(timezone.utc).astimezone(zone).replace(tzinfo=None)
@@ -167,11 +167,11 @@ class Window:
             candidate_day = day + timedelta(days=offset)
             if not self._open_day(candidate_day, country):
                 continue
-            opens = _localize(datetime.combine(candidate_day, self.start), zone_)
+            opens = localize(datetime.combine(candidate_day, self.start), zone_)
             closes = (
-                _localize(datetime.combine(candidate_day, self.end), zone_)
+                localize(datetime.combine(candidate_day, self.end), zone_)
                 if self.end is not None
-                else _localize(datetime.combine(candidate_day + timedelta(days=1), time(0, 0)), zone_)
+                else localize(datetime.combine(candidate_day + timedelta(days=1), time(0, 0)), zone_)
             )
             if offset == 0:
                 if local < opens:

@@ -168,3 +168,42 @@ def test_ingest_reads_stdin(sent: Dripper, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     line = json.loads(result.stdout)
     assert (line["file"], line["kind"], line["lead"]) == ("-", "reply", "ada@lovelace.example")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("I am out of the office until 3 December with limited access.", "2026-12-03"),
+    ("I'm back on Monday, December 7th.", "2026-12-07"),
+    ("Ich bin bis zum 03.12. nicht im Büro.", "2026-12-03"),
+    ("Ich bin ab dem 4. Dezember wieder erreichbar.", "2026-12-04"),
+    ("Je serai de retour le 3 décembre.", "2026-12-03"),
+    ("Estaré fuera hasta el 3 de diciembre.", "2026-12-03"),
+    ("Returning January 5, 2027.", "2027-01-05"),
+    ("I am out of the office.", None),
+])
+def test_return_dates(text: str, expected: str | None) -> None:
+    from datetime import date
+
+    from dripper.inbound.dates import return_date
+
+    found = return_date(text, date(2026, 11, 23))
+    assert (found.isoformat() if found else None) == expected
+
+
+def test_an_out_of_office_with_a_return_date_holds_the_next_touch(sent: Dripper, tmp_path: Path) -> None:
+    at = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)  # a Monday
+    sent("leads", "add", "nia@new.example", "--stage", "supplier_research", "--at", at.isoformat())
+    ooo = tmp_path / "ooo.eml"
+    ooo.write_text((CORPUS / "ooo-en.eml").read_text().replace("Ada Lovelace <ada@lovelace.example>",
+                                                                "Nia <nia@new.example>").replace(
+        "In-Reply-To: <MSGID@acme.example>\n", ""))  # "until 3 December"
+    [result] = _ingest(sent, ooo, at=at)
+    assert (result["kind"], result["lead"], result["matched_by"]) == ("auto_reply", "nia@new.example", "sender")
+    assert "held until after 2026-12-03" in result["effect"]
+    plan = _plan(sent, "nia@new.example")
+    assert plan["lead"]["status"] == "active"
+    steps = {t["step"]: t for t in plan["touches"]}
+    # thanks was due today: now 09:00 Chicago on Friday 4 December, the first opening after the return date
+    assert steps["thanks"]["due"] == "2026-12-04T15:00:00+00:00"
+    assert steps["thanks"]["reason"] == "held: away until 2026-12-03"
+    assert steps["reminder-1"]["reason"] is None  # due after the return date: unchanged
+    assert steps["reminder-1"]["due"] == "2026-12-07T15:00:00+00:00"

@@ -135,7 +135,7 @@ def _arf(message: Message) -> Classification:
     return Classification("complaint", None, recipients, original, "RFC 5965 feedback report")
 
 
-def _text(message: Message) -> str:
+def text_of(message: Message) -> str:
     """The readable text of a message (its first text/plain part, else text/html as text)."""
     plain = next((p for p in message.walk() if p.get_content_type() == "text/plain"), None)
     part = plain or next((p for p in message.walk() if p.get_content_type() == "text/html"), None)
@@ -150,7 +150,7 @@ def _text(message: Message) -> str:
     return text
 
 
-def _own_words(text: str) -> str:
+def own_words(text: str) -> str:
     """What the person wrote above the quoted message."""
     lines = []
     for line in text.splitlines():
@@ -205,13 +205,13 @@ def classify(message: Message | EmailMessage) -> Classification:
         return _arf(message)
     if report == "delivery-status":
         return _dsn(message)
-    text = _text(message)
+    text = text_of(message)
     bounce = _nonstandard_bounce(message, text)
     if bounce is not None:
         return bounce
     if _auto_reply(message):
         return Classification("auto_reply", reason="auto-reply (RFC 3834 headers or subject)")
     subject = message.get("Subject") or ""
-    if _UNSUBSCRIBE.search(subject) or _UNSUBSCRIBE.search(_own_words(text)[:2000]):
+    if _UNSUBSCRIBE.search(subject) or _UNSUBSCRIBE.search(own_words(text)[:2000]):
         return Classification("unsubscribe", reason="asks to be removed")
     return Classification("reply", reason="written by a person")

@@ -12,9 +12,10 @@ from typing import Any, Mapping
 from sqlalchemy import Connection, update
 
 from dripper.events import apply_event
-from dripper.inbound.classify import Classification, classify
+from dripper.inbound.classify import Classification, classify, own_words, text_of
+from dripper.inbound.dates import return_date
 from dripper.inbound.match import Match, match
-from dripper.planner import Planner
+from dripper.planner import Planner, hold_until
 from dripper.store import Store, leadrows, touches
 from dripper.tokens import Tokens
 
@@ -89,8 +90,14 @@ class Ingestor:
             return f"{_EFFECT[kind]} ({result.suppressed} pending suppressed)"
         if kind == "bounce_soft":
             return self._soft_bounce(conn, lead, hit.touch, detail, key, at)
+        if kind == "auto_reply":  # never stops a lead; a named return date holds its next touch
+            back = return_date(f"{message.get('Subject') or ''}\n{own_words(text_of(message))}", at.date())
+            held = hold_until(conn, self.planner, lead, back, at) if back else 0
+            detail["back_on"] = back.isoformat() if back else None
+            leadrows.record_event(conn, lead["id"], kind, at, "inbound", detail, message_id=key)
+            return f"auto_reply: {held} touch(es) held until after {back.isoformat()}" if back else "auto_reply"
         leadrows.record_event(conn, lead["id"], kind, at, "inbound", detail, message_id=key)
-        return kind  # an auto-reply pauses nothing yet and never stops a lead
+        return kind
 
     def _soft_bounce(self, conn: Connection, lead: Mapping[str, Any], touch: Mapping[str, Any] | None,
                      detail: dict[str, Any], key: str, at: datetime) -> str:
