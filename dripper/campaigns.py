@@ -139,9 +139,17 @@ class Limits(_Model):
         return bool(self.rate or self.daily_cap or self.per_domain)
 
 
+class Notify(_Model):
+    """Who hears about a person's reply: an address it is forwarded to, a webhook it is posted to."""
+
+    forward_to: str | None = None
+    webhook: str | None = None
+
+
 class Inbound(_Model):
     """How replies and bounces act on leads."""
 
+    notify: Notify = Notify()
     soft_bounce_limit: int = Field(3, ge=1)  # this many soft bounces within the window make a hard one
     soft_bounce_window: DurationField = Duration(days=30)
     soft_bounce_retry: DurationField = Duration(days=1)  # a soft-bounced touch goes out again after this
@@ -268,6 +276,8 @@ def _allowed_keys(path: tuple[Any, ...]) -> set[str] | None:
         return keys(Limits)
     if path == ("inbound",):
         return keys(Inbound)
+    if path == ("inbound", "notify"):
+        return keys(Notify)
     if path[-1] == "send_window":
         return _WINDOW_KEYS
     if n == 2 and path[0] == "campaigns":

@@ -263,11 +263,13 @@ def event(app: App, email: str, kind: str, stage: str | None, at: str | None) ->
 def ingest(app: App, files: tuple[str, ...], dry_run: bool, as_json: bool, at: str | None) -> None:
     """Classify inbound RFC 5322 messages (bounces, complaints, replies...) and apply them."""
     from dripper.inbound import Ingestor
+    from dripper.inbound.notify import Notifier
     from dripper.tokens import Tokens
 
     loaded = app.loaded()
     store = app.store()
-    ingestor = Ingestor(store, loaded.planner, Tokens(app.settings.secret or store.secret()))
+    ingestor = Ingestor(store, loaded.planner, Tokens(app.settings.secret or store.secret()),
+                        Notifier(loaded.campaigns, app.settings))
     instant = _instant(at) or _clock(None).now()
     results = []
     for name in files or ("-",):
@@ -306,7 +308,7 @@ def serve(app: App, host: str, port: int) -> None:
     loaded = app.loaded()
     store = app.store()
     tokens = Tokens(app.settings.secret or store.secret())
-    web = create_app(WebContext(store, loaded, tokens, SystemClock(), app.settings.api_token))
+    web = create_app(WebContext(store, loaded, tokens, SystemClock(), app.settings.api_token, app.settings))
     uvicorn.run(web, host=host, port=port, log_level="info", proxy_headers=True)
 
 

@@ -33,6 +33,8 @@ from dripper.config import Loaded
 from dripper.errors import UsageError
 from dripper.events import KINDS, apply_event
 from dripper.inbound import Ingestor
+from dripper.inbound.notify import Notifier
+from dripper.settings import Settings
 from dripper.store import Store, leadrows
 from dripper.tokens import TokenData, Tokens
 
@@ -47,6 +49,7 @@ class WebContext:
     tokens: Tokens
     clock: Clock
     api_token: str | None
+    settings: Settings | None = None  # for notifying the sales team of replies
 
 
 def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
@@ -124,7 +127,8 @@ def create_app(ctx: WebContext) -> Starlette:
         raw = await request.body()
         if not raw or len(raw) > MAX_BODY:
             return JSONResponse({"error": "expected a raw RFC 5322 message as the body"}, status_code=400)
-        ingestor = Ingestor(ctx.store, ctx.loaded.planner, ctx.tokens)
+        notifier = Notifier(ctx.loaded.campaigns, ctx.settings) if ctx.settings else None
+        ingestor = Ingestor(ctx.store, ctx.loaded.planner, ctx.tokens, notifier)
         result = await run_in_threadpool(ingestor.ingest, raw, "webhook", ctx.clock.now())
         return JSONResponse(result.as_json())
 

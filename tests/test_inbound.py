@@ -207,3 +207,39 @@ def test_an_out_of_office_with_a_return_date_holds_the_next_touch(sent: Dripper,
     assert steps["thanks"]["reason"] == "held: away until 2026-12-03"
     assert steps["reminder-1"]["reason"] is None  # due after the return date: unchanged
     assert steps["reminder-1"]["due"] == "2026-12-07T15:00:00+00:00"
+
+
+def test_replies_are_forwarded_and_posted_to_the_sales_team(sent: Dripper, tmp_path: Path, smtp_sink) -> None:
+    """Forwarded through the SMTP server, posted to a webhook on a real local HTTP server."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    posted: list[dict] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            posted.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    campaigns = sent.root / "campaigns.yaml"
+    campaigns.write_text(campaigns.read_text().replace("campaigns:\n", (
+        "inbound:\n  notify:\n    forward_to: team@acme.example\n"
+        f"    webhook: http://127.0.0.1:{server.server_port}/dripper\n" "campaigns:\n"), 1))
+    try:
+        reply = _as_sent_to("reply.eml", "ada@lovelace.example", tmp_path)
+        args = ["ingest", str(reply), "--json", "--at", (T0 + timedelta(days=2)).isoformat()]
+        [result] = [json.loads(line) for line in sent(*args, DRIPPER_SMTP_URL=smtp_sink.url).stdout.splitlines()]
+    finally:
+        server.shutdown()
+    assert "forwarded to team@acme.example" in result["effect"] and "posted to webhook (204)" in result["effect"]
+    assert len(smtp_sink.messages) == 1 and smtp_sink.messages[0].rcpt_tos == ["team@acme.example"]
+    forwarded = message_from_bytes(smtp_sink.messages[0].data, policy=policy.default)
+    assert forwarded["Subject"] == "Reply from ada@lovelace.example: thanks"
+    assert b"could you send a quote for 40 units" in smtp_sink.messages[0].data
+    assert posted and posted[0]["lead"] == "ada@lovelace.example" and posted[0]["kind"] == "reply"

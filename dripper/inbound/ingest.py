@@ -15,6 +15,7 @@ from dripper.events import apply_event
 from dripper.inbound.classify import Classification, classify, own_words, text_of
 from dripper.inbound.dates import return_date
 from dripper.inbound.match import Match, match
+from dripper.inbound.notify import Notifier
 from dripper.planner import Planner, hold_until
 from dripper.store import Store, leadrows, touches
 from dripper.tokens import Tokens
@@ -48,11 +49,12 @@ def message_key(raw: bytes, message: Any) -> str:
 
 
 class Ingestor:
-    def __init__(self, store: Store, planner: Planner, tokens: Tokens):
+    def __init__(self, store: Store, planner: Planner, tokens: Tokens, notifier: Notifier | None = None):
         self.store = store
         self.planner = planner
         self.tokens = tokens
         self.inbound = planner.config.inbound
+        self.notifier = notifier
 
     def ingest(self, raw: bytes, file: str, at: datetime, *, dry_run: bool = False) -> Ingested:
         message = message_from_bytes(raw, policy=policy.compat32)
@@ -73,6 +75,8 @@ class Ingestor:
                 return result
             result.effect = self._apply(conn, message, found, hit, kind, key, at)
             result.applied = True
+        if kind == "reply" and self.notifier is not None and self.notifier.active:  # after the commit
+            result.effect = "; ".join([result.effect or "", *self.notifier.reply(result, raw, at)])
         return result
 
     def _apply(self, conn: Connection, message: Any, found: Classification, hit: Match, kind: str, key: str,

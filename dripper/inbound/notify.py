@@ -1,0 +1,85 @@
+"""Telling the sales team about a person's reply: forwarded as an e-mail (through the
+configured transport) and/or posted as JSON to a webhook (a CRM, a chat channel).
+A failure is logged and never undoes what the reply did to the lead."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, make_msgid
+from datetime import datetime
+from typing import Any
+
+from dripper.campaigns import CampaignFile
+from dripper.compose import safe_name
+from dripper.settings import Settings
+from dripper.transports import Envelope, SendError, make_transport
+
+log = logging.getLogger("dripper.inbound")
+
+
+class Notifier:
+    def __init__(self, config: CampaignFile, settings: Settings):
+        self.config = config
+        self.settings = settings
+        self.notify = config.inbound.notify
+
+    @property
+    def active(self) -> bool:
+        return bool(self.notify.forward_to or self.notify.webhook)
+
+    def reply(self, result: Any, raw: bytes, at: datetime) -> list[str]:
+        """Forward and/or post one reply; returns what was done, for the record."""
+        done = []
+        if self.notify.forward_to:
+            done.append(self._forward(result, raw, at))
+        if self.notify.webhook:
+            done.append(self._post(result))
+        return done
+
+    def _forward(self, result: Any, raw: bytes, at: datetime) -> str:
+        sender = self.config.sender
+        message = EmailMessage(policy=SMTP)
+        message["From"] = sender.from_
+        message["To"] = self.notify.forward_to
+        message["Subject"] = f"Reply from {result.lead}: {result.touch['step'] if result.touch else 'lead'}"
+        message["Date"] = format_datetime(at)
+        message["Message-ID"] = make_msgid(domain=sender.domain)
+        message["Auto-Submitted"] = "auto-generated"  # so nothing auto-replies to it in a loop
+        message.set_content(f"{result.lead} replied; their sequence is stopped. The reply is attached.\n")
+        # message/rfc822 may not be base64-encoded (RFC 2046): attach the parsed message.
+        message.add_attachment(message_from_bytes(raw, policy=SMTP))
+        transport = make_transport(self.settings.smtp_url, self.settings.outbox_dir, 1)
+        envelope = Envelope(sender.address, self.notify.forward_to or "", message.as_bytes(),
+                            safe_name("reply-from", result.lead or "unknown", result.message_id.strip("<>")))
+
+        async def send() -> None:
+            await transport.open()
+            try:
+                await transport.send(envelope)
+            finally:
+                await transport.close()
+
+        try:
+            asyncio.run(send())
+        except (SendError, OSError) as exc:
+            log.error("forwarding the reply from %s failed: %s", result.lead, exc)
+            return f"forward failed: {exc}"
+        return f"forwarded to {self.notify.forward_to}"
+
+    def _post(self, result: Any) -> str:
+        import httpx
+
+        try:
+            response = httpx.post(self.notify.webhook or "", json=result.as_json(), timeout=10.0)
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            log.error("posting the reply from %s to the webhook failed: %s", result.lead, exc)
+            return f"webhook failed: {exc}"
+        return f"posted to webhook ({response.status_code})"
+
+
+__all__ = ["Notifier"]
