@@ -73,7 +73,8 @@ class Composer:
     def context(self, view: LeadView, campaign: Campaign, step: Step, now: datetime) -> tuple[dict[str, Any], str, str]:
         token = self.tokens.make(view.id, campaign.name)
         url = f"{self.base_url}/u/{token}"
-        return self.loaded.renderer.context(view, campaign, step, url, now), url, token
+        ctx = self.loaded.renderer.context(view, campaign, step, url, now, f"{self.base_url}/p/{token}")
+        return ctx, url, token
 
     def email(self, touch_id: int, view: LeadView, campaign: Campaign, step: Step, now: datetime) -> Composed:
         """Raises jinja2.TemplateError when the template cannot render for this lead."""

@@ -4,7 +4,7 @@ and what they do to its touches. Inbound mail, the CLI and the web all end up he
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Mapping
 
 from sqlalchemy import Connection
@@ -56,3 +56,33 @@ def apply_event(conn: Connection, planner: Planner, lead: Mapping[str, Any], kin
         change_stage(conn, planner, fresh, stage, at)
         moved_to = stage
     return EventResult(lead["id"], kind, suppressed, moved_to)
+
+
+def opt_out(conn: Connection, lead: Mapping[str, Any], campaign: str, at: datetime, *, source: str = "web") -> int:
+    """Stop one campaign for this lead (the preference page); other campaigns go on."""
+    from sqlalchemy import update
+
+    from dripper.store import leads
+
+    opted = sorted(set(lead.get("opted_out") or []) | {campaign})
+    conn.execute(update(leads).where(leads.c.id == lead["id"]).values(opted_out=opted, updated_at=at))
+    leadrows.record_event(conn, lead["id"], "opted_out", at, source, {"campaign": campaign})
+    return touch_q.close_pending(conn, [lead["id"]], state="suppressed", reason="opted_out", at=at, campaigns=[campaign])
+
+
+def pause(conn: Connection, planner: Planner, lead: Mapping[str, Any], months: int, at: datetime, *,
+          source: str = "web") -> datetime:
+    """Hold every touch for `months` calendar months (the preference page)."""
+    from datetime import timezone
+
+    from sqlalchemy import update
+
+    from dripper.planner import hold_until
+    from dripper.store import leads
+    from dripper.timing import Duration
+
+    until = Duration(months=months).add_to(at, timezone.utc)
+    conn.execute(update(leads).where(leads.c.id == lead["id"]).values(paused_until=until, updated_at=at))
+    leadrows.record_event(conn, lead["id"], "paused", at, source, {"until": until.isoformat(), "months": months})
+    hold_until(conn, planner, lead, (until - timedelta(days=1)).date(), at)
+    return until

@@ -43,6 +43,8 @@ class Target:
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Target:
         blocked = next((kind for kind in ("unsubscribed", "complained", "bounced") if row[f"{kind}_at"]), None)
+        if blocked is None and row["campaign"] in (row.get("opted_out") or []):
+            blocked = "opted_out"
         return cls(row["id"], row["campaign"], row["stage"], row["stage_entered_at"], row["timezone"],
                    row["country"], blocked)
 
@@ -240,8 +242,11 @@ def timeline(planner: Planner, campaign: str, stage: str, start: datetime, days:
     return out
 
 
-def stop_reason(campaign_stops: Iterable[str], lead: Mapping[str, Any], planned_at: datetime) -> str | None:
+def stop_reason(campaign_stops: Iterable[str], lead: Mapping[str, Any], planned_at: datetime,
+                campaign: str | None = None) -> str | None:
     """Why a touch must not go out now (checked again at send time), or None."""
+    if campaign is not None and campaign in (lead.get("opted_out") or []):
+        return "opted_out"
     stops = set(campaign_stops) | ALWAYS_STOP
     for kind in ("unsubscribed", "complained", "bounced"):
         if kind in stops and lead[f"{kind}_at"] is not None:

@@ -133,7 +133,8 @@ class Renderer:
                         "reply_to": sender.reply_to or sender.address, "postal_address": sender.postal_address}
 
     # --- context ------------------------------------------------------------------------
-    def context(self, lead: LeadView, campaign: Campaign, step: Step, unsubscribe_url: str, now: datetime) -> dict[str, Any]:
+    def context(self, lead: LeadView, campaign: Campaign, step: Step, unsubscribe_url: str, now: datetime,
+                preferences_url: str = "") -> dict[str, Any]:
         try:
             local_today = now.astimezone(timing.zone(lead.timezone)).date()
         except ValueError:
@@ -144,6 +145,7 @@ class Renderer:
             "campaign": {"name": campaign.name, "description": campaign.description or ""},
             "step": {"id": step.id, "kind": step.kind, "channel": step.channel, "subject": step.subject or ""},
             "unsubscribe_url": unsubscribe_url,
+            "preferences_url": preferences_url or unsubscribe_url,
             "today": f"{local_today.day} {local_today:%B %Y}",
         }
 
@@ -170,9 +172,9 @@ class Renderer:
         html = self.body_html(step, ctx)
         text = self.body_text(step, ctx, html)
         postal = self.config.sender.postal_address
-        url = ctx["unsubscribe_url"]
-        html = _append_footer(html, _html_footer(postal, url))
-        text = f"{text}\n-- \n{postal}\nUnsubscribe: {url}\n"
+        url, prefs = ctx["unsubscribe_url"], ctx.get("preferences_url") or ctx["unsubscribe_url"]
+        html = _append_footer(html, _html_footer(postal, url, prefs))
+        text = f"{text}\n-- \n{postal}\nUnsubscribe: {url}\n" + (f"Preferences: {prefs}\n" if prefs != url else "")
         return RenderedEmail(subject, self._inliner.inline(html), text)
 
     def letter_html(self, step: Step, ctx: Mapping[str, Any]) -> str:
@@ -182,15 +184,17 @@ class Renderer:
         return html_to_text(self.body_html(step, ctx))
 
 
-def _html_footer(postal: str, url: str) -> str:
+def _html_footer(postal: str, url: str, preferences: str) -> str:
     from html import escape
 
+    manage = (f' · <a href="{escape(preferences, quote=True)}" style="color:#666">Manage preferences</a>'
+              if preferences != url else "")
     return (
         '<div class="dripper-footer" style="margin-top:32px;padding-top:12px;border-top:1px solid #ddd;'
         'font-size:12px;color:#666;line-height:1.5">'
         f"{escape(postal)}<br>"
         f'You receive these e-mails because you asked us for information. '
-        f'<a href="{escape(url, quote=True)}" style="color:#666">Unsubscribe</a></div>'
+        f'<a href="{escape(url, quote=True)}" style="color:#666">Unsubscribe</a>{manage}</div>'
     )
 
 
@@ -279,7 +283,7 @@ _KNOWN_ATTRS: dict[str, set[str]] = {
     "campaign": {"name", "description"},
     "step": {"id", "kind", "channel", "subject"},
 }
-_CONTEXT_NAMES = set(_KNOWN_ATTRS) | {"unsubscribe_url", "today"}
+_CONTEXT_NAMES = set(_KNOWN_ATTRS) | {"unsubscribe_url", "preferences_url", "today"}
 _JINJA_NAMES = {"loop", "self", "super", "caller", "varargs", "kwargs", "range", "dict", "lipsum", "cycler", "joiner",
                 "namespace", "true", "false", "none", "True", "False", "None"}
 

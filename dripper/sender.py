@@ -258,10 +258,15 @@ class Sender:
         if lead is None or campaign is None or found is None or found[0] != touch.stage:
             summary.skipped += 1
             return {"state": "skipped", "reason": "step_removed"}
-        stop = stop_reason(campaign.stop_on, lead, touch.planned_at)
+        stop = stop_reason(campaign.stop_on, lead, touch.planned_at, campaign.name)
         if stop:  # suppression is checked again here, at send time
             summary.suppressed += 1
             return {"state": "suppressed", "reason": stop}
+        paused = lead["paused_until"]
+        if paused is not None and paused > self.clock.now():  # the lead asked for a break
+            summary.deferred += 1
+            return {"state": "planned", "claimed_by": None, "due_at": paused, "attempts": touch.attempts - 1,
+                    "reason": f"paused until {paused.date().isoformat()}"}
         return _Job(LeadView.from_row(lead, config.defaults.timezone), campaign, found[1])
 
     def _compose_ahead(self, batch: list[touch_q.Claimed], prepared: dict[int, Outcome | _Job],

@@ -2,6 +2,7 @@
 
 - GET  /u/{token}   a confirmation page with a POST form; changes nothing (mail scanners
                     and link previewers fetch GETs)
+- GET/POST /p/{token}  the preference page: stop this campaign, stop everything, pause
 - POST /u/{token}   unsubscribes at once: `List-Unsubscribe=One-Click` from a mailbox
                     provider, or the page's button. No cookies, no CSRF token; repeating it
                     is harmless
@@ -31,7 +32,7 @@ from starlette.routing import Route
 from dripper.clock import Clock, parse_instant
 from dripper.config import Loaded
 from dripper.errors import UsageError
-from dripper.events import KINDS, apply_event
+from dripper.events import KINDS, apply_event, opt_out, pause
 from dripper.inbound import Ingestor
 from dripper.inbound.notify import Notifier
 from dripper.settings import Settings
@@ -92,7 +93,9 @@ def create_app(ctx: WebContext) -> Starlette:
             f"<p>Stop all e-mails from {escape(sender.name or sender.address)} to "
             f"{escape(_masked(lead['email']))}?</p>"
             "<form method='post'><input type='hidden' name='List-Unsubscribe' value='One-Click'>"
-            "<button type='submit'>Unsubscribe</button></form>",
+            "<button type='submit'>Unsubscribe</button></form>"
+            f"<p>Or <a href='/p/{escape(request.path_params['token'], quote=True)}'>choose what you receive</a>: "
+            "stop only these e-mails, or pause them for a while.</p>",
         )
 
     def unsubscribe(token: str) -> bool:
@@ -111,6 +114,56 @@ def create_app(ctx: WebContext) -> Starlette:
             return _page("Link not valid", "<p>This unsubscribe link is not valid.</p>", status=404)
         return _page("You are unsubscribed", "<p>You will receive no more e-mails from us. "
                      "Sorry to see you go.</p>")
+
+    async def preferences_page(request: Request) -> Response:
+        found = await run_in_threadpool(lead_for, request.path_params["token"])
+        if found is None:
+            return _page("Link not valid", "<p>This link is not valid.</p>", status=404)
+        data, lead = found
+        campaign = ctx.loaded.campaigns.campaigns.get(data.campaign)
+        about = escape(campaign.description or data.campaign) if campaign else escape(data.campaign)
+        months = "".join(f"<option value='{m}'>{m} month{'s' if m > 1 else ''}</option>" for m in (1, 2, 3, 6))
+        return _page(
+            "Your e-mail preferences",
+            f"<p>For {escape(_masked(lead['email']))}:</p><form method='post'>"
+            f"<p><label><input type='radio' name='choice' value='campaign' checked> Stop these e-mails ({about})"
+            "</label></p>"
+            "<p><label><input type='radio' name='choice' value='all'> Stop all e-mails from us</label></p>"
+            f"<p><label><input type='radio' name='choice' value='pause'> Pause all e-mails for</label> "
+            f"<select name='months'>{months}</select></p><button type='submit'>Save</button></form>",
+        )
+
+    def set_preference(token: str, choice: str, months: int) -> str | None:
+        found = lead_for(token)
+        if found is None:
+            return None
+        data, lead = found
+        now = ctx.clock.now()
+        with ctx.store.begin() as conn:
+            if choice == "all":
+                if lead["unsubscribed_at"] is None:
+                    apply_event(conn, ctx.loaded.planner, lead, "unsubscribed", now, source="web",
+                                detail={"campaign": data.campaign})
+                return "You will receive no more e-mails from us."
+            if choice == "pause":
+                until = pause(conn, ctx.loaded.planner, lead, months, now)
+                return f"Paused: you will hear from us again after {until.date().isoformat()}."
+            opt_out(conn, lead, data.campaign, now)
+            return "You will receive no more of these e-mails."
+
+    async def preferences_post(request: Request) -> Response:
+        form = await request.form()
+        choice = str(form.get("choice") or "")
+        try:
+            months = int(str(form.get("months") or "1"))
+        except ValueError:
+            months = 0
+        if choice not in ("campaign", "all", "pause") or not 1 <= months <= 12:
+            return _page("Please choose", "<p>Please go back and choose one of the options.</p>", status=400)
+        done = await run_in_threadpool(set_preference, request.path_params["token"], choice, months)
+        if done is None:
+            return _page("Link not valid", "<p>This link is not valid.</p>", status=404)
+        return _page("Saved", f"<p>{escape(done)}</p>")
 
     def authorized(request: Request) -> Response | None:
         if not ctx.api_token:
@@ -177,6 +230,8 @@ def create_app(ctx: WebContext) -> Starlette:
     routes = [
         Route("/u/{token}", unsubscribe_page, methods=["GET", "HEAD"]),
         Route("/u/{token}", unsubscribe_post, methods=["POST"]),
+        Route("/p/{token}", preferences_page, methods=["GET", "HEAD"]),
+        Route("/p/{token}", preferences_post, methods=["POST"]),
         Route("/inbound", inbound, methods=["POST"]),
         Route("/events", events, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),

@@ -164,3 +164,52 @@ def test_dripper_serve_process(dripper_sqlite: Dripper) -> None:
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(10)
+
+
+def _preferences_path(email: str) -> str:
+    data = next(Path("outbox").glob(f"*_{email}.eml")).read_bytes()
+    text = message_from_bytes(data, policy=policy.default).get_body(("plain",)).get_content()
+    url = text.split("Preferences: ", 1)[1].split()[0]
+    assert url.startswith("http://127.0.0.1:8000/p/")
+    return url.removeprefix("http://127.0.0.1:8000")
+
+
+def test_preference_page_stop_this_campaign(web) -> None:
+    client, dripper = web
+    path = _preferences_path("ada@lovelace.example")
+    page = client.get(path)
+    assert page.status_code == 200 and "name='choice' value='campaign'" in page.text
+    assert status(dripper, "ada@lovelace.example") == "active"  # a GET changes nothing
+    assert client.post(path, data={"choice": "campaign"}).status_code == 200
+    plan = dripper.json("plan", "ada@lovelace.example", "--json")
+    pending = [t for t in plan["touches"] if t["state"] != "sent"]
+    assert pending and all((t["state"], t["reason"]) == ("suppressed", "opted_out") for t in pending)
+    # a later stage change in the same campaign plans nothing that could go out
+    dripper("event", "ada@lovelace.example", "stage", "--stage", "lost_to_competitor",
+            "--at", (T0 + timedelta(days=3)).isoformat())
+    lost = [t for t in dripper.json("plan", "ada@lovelace.example", "--json")["touches"] if t["step"] == "lost-1"]
+    assert lost and lost[0]["state"] == "suppressed" and lost[0]["reason"] == "opted_out"
+
+
+def test_preference_page_pause(web) -> None:
+    client, dripper = web
+    path = _preferences_path("zoe@mueller.example")
+    assert client.post(path, data={"choice": "pause", "months": "3"}).status_code == 200
+    plan = dripper.json("plan", "zoe@mueller.example", "--json")
+    assert plan["lead"]["status"] == "active"
+    held = [t for t in plan["touches"] if t["state"] == "planned"]
+    # paused on 7 January 2026 for 3 months: nothing is due before 7 April
+    assert held and all(t["due"] >= "2026-04-07" for t in held)
+    counts = dripper.json("tick", "--at", (T0 + timedelta(days=60)).isoformat(), "--json")
+    zoe = [p for p in Path("outbox").glob("*_zoe@mueller.example.eml")]
+    assert len(zoe) == 1 and counts["sent"] >= 1  # only the first touch, before the pause; others went on
+
+
+def test_preference_page_rejects_bad_input(web) -> None:
+    client, dripper = web
+    path = _preferences_path("grace@hopper.example")
+    for data in ({"choice": "explode"}, {"choice": "pause", "months": "99"}, {"choice": "pause", "months": "x"}, {}):
+        assert client.post(path, data=data).status_code == 400
+    assert client.get("/p/garbage").status_code == 404
+    assert client.post("/p/garbage", data={"choice": "all"}).status_code == 404
+    assert status(dripper, "grace@hopper.example") == "active"

@@ -66,6 +66,9 @@ leads = Table(
     Column("unsubscribed_at", UTCDateTime),
     Column("bounced_at", UTCDateTime),
     Column("complained_at", UTCDateTime),
+    # From the preference page: campaigns the lead opted out of, and a pause.
+    Column("opted_out", JSON),
+    Column("paused_until", UTCDateTime),
 )
 
 touches = Table(
