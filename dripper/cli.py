@@ -257,10 +257,11 @@ def event(app: App, email: str, kind: str, stage: str | None, at: str | None) ->
 @main.command()
 @click.argument("files", nargs=-1)
 @click.option("--dry-run", is_flag=True, help="Classify and match, change nothing.")
+@click.option("--imap", "from_imap", is_flag=True, help="Poll DRIPPER_IMAP_URL once instead of reading files.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per message (JSON Lines, in input order).")
 @AT
 @pass_app
-def ingest(app: App, files: tuple[str, ...], dry_run: bool, as_json: bool, at: str | None) -> None:
+def ingest(app: App, files: tuple[str, ...], dry_run: bool, from_imap: bool, as_json: bool, at: str | None) -> None:
     """Classify inbound RFC 5322 messages (bounces, complaints, replies...) and apply them."""
     from dripper.inbound import Ingestor
     from dripper.inbound.notify import Notifier
@@ -272,7 +273,22 @@ def ingest(app: App, files: tuple[str, ...], dry_run: bool, as_json: bool, at: s
                         Notifier(loaded.campaigns, app.settings))
     instant = _instant(at) or _clock(None).now()
     results = []
-    for name in files or ("-",):
+    if from_imap:
+        import imaplib
+
+        from dripper.inbound.imap import ImapConfig, poll
+
+        if not app.settings.imap_url or dry_run:
+            fail("--imap needs DRIPPER_IMAP_URL (and cannot be a dry run: it moves what it reads)", code=1)
+        try:
+            results = poll(ImapConfig.parse(app.settings.imap_url), ingestor, instant)
+        except (OSError, ValueError, imaplib.IMAP4.error) as exc:
+            fail(f"IMAP: {exc}", code=1)
+        files = ()
+        if as_json:
+            for result in results:
+                click.echo(json.dumps(result.as_json(), ensure_ascii=False))
+    for name in files or (() if from_imap else ("-",)):
         try:
             raw = click.get_binary_stream("stdin").read() if name == "-" else Path(name).read_bytes()
         except OSError as exc:

@@ -18,6 +18,8 @@ class Settings:
     base_url: str = "http://127.0.0.1:8000"
     secret: str | None = None  # None = generated once and kept in the database
     api_token: str | None = None  # enables POST /inbound and /events on `dripper serve`
+    imap_url: str | None = None  # imaps://user:pass@host/INBOX: `dripper run` polls it
+    imap_interval: float = 60.0
     outbox_dir: Path = Path("outbox")
     letters_dir: Path = Path("letters")
     calls_dir: Path = Path("calls")
@@ -48,6 +50,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         "DRIPPER_BASE_URL": "base_url",
         "DRIPPER_SECRET": "secret",
         "DRIPPER_API_TOKEN": "api_token",
+        "DRIPPER_IMAP_URL": "imap_url",
         "DRIPPER_DKIM_SELECTOR": "dkim_selector",
         "DRIPPER_DKIM_DOMAIN": "dkim_domain",
     }
@@ -69,6 +72,8 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         values["max_in_flight"] = max(1, int(env["DRIPPER_MAX_IN_FLIGHT"]))
     if env.get("DRIPPER_RENDER_PROCESSES"):
         values["render_processes"] = max(0, int(env["DRIPPER_RENDER_PROCESSES"]))
+    if env.get("DRIPPER_IMAP_INTERVAL"):
+        values["imap_interval"] = max(1.0, float(env["DRIPPER_IMAP_INTERVAL"]))
     if env.get("DRIPPER_TICK_INTERVAL"):
         values["tick_interval"] = max(0.1, float(env["DRIPPER_TICK_INTERVAL"]))
     if "base_url" in values:

@@ -51,6 +51,26 @@ class Worker:
         log.info("tick at=%s %s%s", self.clock.now().isoformat(timespec="seconds"), counts,
                  f" replanned={','.join(summary.replanned)}" if summary.replanned else "")
 
+    async def poll_inbound(self) -> None:
+        """IMAP: ingest what arrived (bounces, replies...), in a thread: imaplib blocks."""
+        from dripper.inbound import Ingestor
+        from dripper.inbound.imap import ImapConfig, poll
+        from dripper.inbound.notify import Notifier
+        from dripper.tokens import Tokens
+
+        loaded = self.watcher.refresh()
+        ingestor = Ingestor(self.store, loaded.planner, Tokens(self.settings.secret or self.store.secret()),
+                            Notifier(loaded.campaigns, self.settings))
+        try:
+            config = ImapConfig.parse(self.settings.imap_url or "")
+            results = await asyncio.to_thread(poll, config, ingestor, self.clock.now())
+        except Exception:
+            log.exception("IMAP polling failed; the next poll will try again")
+            return
+        for result in results:
+            log.info("inbound %s kind=%s lead=%s status=%s effect=%s", result.file, result.kind, result.lead,
+                     result.status, "already applied" if result.duplicate else result.effect)
+
     def request_stop(self) -> None:
         log.info("stop requested: finishing in-flight sends")
         if self._current is not None:
@@ -65,6 +85,9 @@ class Worker:
         scheduler.add_job(self.tick, IntervalTrigger(seconds=self.settings.tick_interval), id="tick",
                           next_run_time=datetime.now(timezone.utc), max_instances=1, coalesce=True,
                           misfire_grace_time=None)
+        if self.settings.imap_url:  # a singleton job here; one worker at a time on PostgreSQL is issue 7
+            scheduler.add_job(self.poll_inbound, IntervalTrigger(seconds=self.settings.imap_interval), id="imap",
+                              next_run_time=datetime.now(timezone.utc), max_instances=1, coalesce=True)
         scheduler.start()
         log.info("worker %s started: tick every %ss", self.settings.worker_id, self.settings.tick_interval)
         await self._stopped.wait()

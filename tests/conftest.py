@@ -188,3 +188,116 @@ def smtp_sink() -> Iterator[SmtpSink]:
     sink.start()
     yield sink
     sink.stop()
+
+
+# --- a real IMAP server (Dovecot) on loopback --------------------------------------------
+
+@dataclass
+class ImapServer:
+    port: int
+    user: str
+    password: str
+    process: Any
+
+    @property
+    def url(self) -> str:
+        return f"imaps://{self.user}:{self.password}@127.0.0.1:{self.port}/INBOX?verify=false"
+
+    def client(self):  # noqa: ANN201
+        import imaplib
+        import ssl
+
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        client = imaplib.IMAP4_SSL("127.0.0.1", self.port, ssl_context=context)
+        client.login(self.user, self.password)
+        return client
+
+    def deliver(self, raw: bytes, mailbox: str = "INBOX") -> None:
+        client = self.client()
+        try:
+            status, _ = client.append(mailbox, None, None, raw)
+            assert status == "OK"
+        finally:
+            client.logout()
+
+    def count(self, mailbox: str) -> int:
+        client = self.client()
+        try:
+            status, data = client.select(mailbox)
+            return int(data[0]) if status == "OK" else -1
+        finally:
+            client.logout()
+
+
+@pytest.fixture
+def imap_server() -> Iterator[ImapServer]:
+    """A private Dovecot instance (IMAPS, a passwd-file user, Maildir) started for one test."""
+    import grp
+    import pwd
+    import socket
+    import subprocess
+    import tempfile
+    import time
+
+    dovecot = shutil.which("dovecot") or "/usr/sbin/dovecot"
+    if not Path(dovecot).exists():
+        pytest.skip("dovecot is not installed (.ci/run installs dovecot-imapd)")
+    trustme = pytest.importorskip("trustme")
+    root = Path(tempfile.mkdtemp(prefix="dripper-imap-", dir="/tmp"))
+    root.chmod(0o755)
+    user = pwd.getpwnam("dovecot")
+    home = root / "home"
+    home.mkdir()
+    os.chown(home, user.pw_uid, user.pw_gid)
+    cert = trustme.CA().issue_cert("127.0.0.1")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(root / "server.pem"))
+    port = free_port()
+    (root / "users").write_text("drip:{PLAIN}s3cret\n")
+    (root / "dovecot.conf").write_text(f"""
+base_dir = {root}/run
+state_dir = {root}/state
+log_path = {root}/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+ssl = required
+ssl_cert = <{root}/server.pem
+ssl_key = <{root}/server.pem
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+first_valid_uid = {user.pw_uid}
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {root}/users
+}}
+userdb {{
+  driver = static
+  args = uid={user.pw_uid} gid={grp.getgrgid(user.pw_gid).gr_gid} home={home}/%u
+}}
+mail_location = maildir:~/Maildir
+service imap-login {{
+  inet_listener imap {{
+    port = 0
+  }}
+  inet_listener imaps {{
+    port = {port}
+    ssl = yes
+  }}
+}}
+""")
+    process = subprocess.Popen([dovecot, "-F", "-c", str(root / "dovecot.conf")], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 20
+    while True:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        if process.poll() is not None or time.monotonic() > deadline:
+            log = (root / "dovecot.log").read_text() if (root / "dovecot.log").exists() else ""
+            raise RuntimeError(f"dovecot did not start: {process.stderr.read().decode() if process.stderr else ''}{log}")
+        time.sleep(0.1)
+    yield ImapServer(port, "drip", "s3cret", process)
+    process.terminate()
+    process.wait(10)
+    shutil.rmtree(root, ignore_errors=True)
