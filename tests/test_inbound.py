@@ -243,3 +243,16 @@ def test_replies_are_forwarded_and_posted_to_the_sales_team(sent: Dripper, tmp_p
     assert forwarded["Subject"] == "Reply from ada@lovelace.example: thanks"
     assert b"could you send a quote for 40 units" in smtp_sink.messages[0].data
     assert posted and posted[0]["lead"] == "ada@lovelace.example" and posted[0]["kind"] == "reply"
+
+
+def test_real_world_bounces_from_the_mailman_corpus() -> None:
+    """118 real bounces (GNU Mailman, Apache-2.0; see tests/corpus/public/flufl-bounce/SOURCE.md):
+    at least 95% are classified as bounces with every labelled recipient found."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    from inbound_accuracy import public_bounces
+
+    total, right, wrong = public_bounces()
+    assert total >= 100
+    assert right / total >= 0.95, wrong

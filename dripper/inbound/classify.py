@@ -102,12 +102,12 @@ def _dsn(message: Message) -> Classification:
         for block in blocks[1:]:  # the first block is per-message
             action = (block.get("Action") or "").strip().lower()
             status_match = _STATUS.search(block.get("Status") or "")
-            recipient = parseaddr((block.get("Final-Recipient") or block.get("Original-Recipient") or "")
-                                  .split(";", 1)[-1])[1].lower()
+            named = [parseaddr(str(block.get(h) or "").split(";", 1)[-1])[1].lower()
+                     for h in ("Original-Recipient", "Final-Recipient")]
+            recipient = next((a for a in named if a), "")
             if action in ("delivered", "relayed", "expanded"):
                 continue
-            if recipient:
-                recipients.append(recipient)
+            recipients += [a for a in named if a and a not in recipients]
             status = ".".join(status_match.groups()) if status_match else None
             if action == "delayed" and status and status.startswith("5"):
                 status = "4" + status[1:]
@@ -142,7 +142,10 @@ def text_of(message: Message) -> str:
     if part is None:
         return ""
     raw = part.get_payload(decode=True) or b""
-    text = raw.decode(part.get_content_charset() or "utf-8", "replace")
+    try:
+        text = raw.decode(part.get_content_charset() or "utf-8", "replace")
+    except LookupError:  # a charset Python does not know (real bounces have them): read what we can
+        text = raw.decode("latin-1")
     if part.get_content_type() == "text/html":
         from dripper.text import html_to_text
 
@@ -160,16 +163,25 @@ def own_words(text: str) -> str:
     return "\n".join(lines)
 
 
+def _flufl(message: Message) -> tuple[frozenset[bytes], frozenset[bytes]]:
+    try:
+        from flufl.bounce import all_failures
+
+        return all_failures(message)
+    except Exception:  # noqa: BLE001 - a detector choking on odd input is not a bounce
+        return frozenset(), frozenset()
+
+
+def _flufl_recipients(message: Message) -> list[str]:
+    temporary, permanent = _flufl(message)
+    return sorted({a.decode("utf-8", "replace").lower() for a in permanent | temporary})
+
+
 def _nonstandard_bounce(message: Message, text: str) -> Classification | None:
     sender = parseaddr(message.get("From") or "")
     looks_like_bounce = bool(_BOUNCE_SENDER.match(sender[1]) or _BOUNCE_SENDER.match(sender[0])
                              or _BOUNCE_SUBJECT.search(message.get("Subject") or ""))
-    try:
-        from flufl.bounce import all_failures
-
-        temporary, permanent = all_failures(message)
-    except Exception:  # noqa: BLE001 - a detector choking on odd input is not a bounce
-        temporary, permanent = frozenset(), frozenset()
+    temporary, permanent = _flufl(message)
     if not (looks_like_bounce or temporary or permanent):
         return None
     recipients = sorted({a.decode("utf-8", "replace").lower() for a in permanent | temporary})
@@ -200,11 +212,23 @@ def _auto_reply(message: Message) -> bool:
 
 
 def classify(message: Message | EmailMessage) -> Classification:
+    """Never raises: a message that cannot be read is `unknown`, with the reason."""
+    try:
+        return _classify(message)
+    except Exception as exc:  # noqa: BLE001 - real mail is endlessly malformed; nothing may be lost
+        return Classification("unknown", reason=f"could not read the message: {type(exc).__name__}: {exc}")
+
+
+def _classify(message: Message | EmailMessage) -> Classification:
     report = _report_type(message)
     if report == "feedback-report":
         return _arf(message)
     if report == "delivery-status":
-        return _dsn(message)
+        found = _dsn(message)
+        if found.kind != "unknown":
+            # MTAs put odd things in Final-Recipient: add what Mailman's detectors find
+            found.recipients += [a for a in _flufl_recipients(message) if a not in found.recipients]
+            return found  # a report that names nothing undelivered may still be a bounce in its text
     text = text_of(message)
     bounce = _nonstandard_bounce(message, text)
     if bounce is not None:
