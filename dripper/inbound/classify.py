@@ -107,7 +107,7 @@ def _dsn(message: Message) -> Classification:
             recipient = next((a for a in named if a), "")
             if action in ("delivered", "relayed", "expanded"):
                 continue
-            recipients += [a for a in named if a and a not in recipients]
+            recipients += [a for a in dict.fromkeys(named) if a and a not in recipients]
             status = ".".join(status_match.groups()) if status_match else None
             if action == "delayed" and status and status.startswith("5"):
                 status = "4" + status[1:]
