@@ -4,16 +4,17 @@ and what they do to its touches. Inbound mail, the CLI and the web all end up he
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
 from sqlalchemy import Connection
 
 from dripper.campaigns import ALWAYS_STOP
 from dripper.errors import UsageError
-from dripper.planner import Planner, change_stage
+from dripper.planner import Planner, change_stage, hold_until
 from dripper.store import leadrows
 from dripper.store import touchrows as touch_q
+from dripper.timing import Duration
 
 KINDS = ("converted", "replied", "unsubscribed", "bounced", "complained", "stage")
 
@@ -60,12 +61,7 @@ def apply_event(conn: Connection, planner: Planner, lead: Mapping[str, Any], kin
 
 def opt_out(conn: Connection, lead: Mapping[str, Any], campaign: str, at: datetime, *, source: str = "web") -> int:
     """Stop one campaign for this lead (the preference page); other campaigns go on."""
-    from sqlalchemy import update
-
-    from dripper.store import leads
-
-    opted = sorted(set(lead.get("opted_out") or []) | {campaign})
-    conn.execute(update(leads).where(leads.c.id == lead["id"]).values(opted_out=opted, updated_at=at))
+    leadrows.set_fields(conn, lead["id"], at, opted_out=sorted(set(lead.get("opted_out") or []) | {campaign}))
     leadrows.record_event(conn, lead["id"], "opted_out", at, source, {"campaign": campaign})
     return touch_q.close_pending(conn, [lead["id"]], state="suppressed", reason="opted_out", at=at, campaigns=[campaign])
 
@@ -73,16 +69,8 @@ def opt_out(conn: Connection, lead: Mapping[str, Any], campaign: str, at: dateti
 def pause(conn: Connection, planner: Planner, lead: Mapping[str, Any], months: int, at: datetime, *,
           source: str = "web") -> datetime:
     """Hold every touch for `months` calendar months (the preference page)."""
-    from datetime import timezone
-
-    from sqlalchemy import update
-
-    from dripper.planner import hold_until
-    from dripper.store import leads
-    from dripper.timing import Duration
-
     until = Duration(months=months).add_to(at, timezone.utc)
-    conn.execute(update(leads).where(leads.c.id == lead["id"]).values(paused_until=until, updated_at=at))
+    leadrows.set_fields(conn, lead["id"], at, paused_until=until)
     leadrows.record_event(conn, lead["id"], "paused", at, source, {"until": until.isoformat(), "months": months})
     hold_until(conn, planner, lead, (until - timedelta(days=1)).date(), at)
     return until

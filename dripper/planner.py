@@ -13,12 +13,12 @@ from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any, Iterable, Mapping, Sequence
 
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, select, text, update
 
 from dripper import timing
 from dripper.campaigns import ALWAYS_STOP, CampaignFile, Step
 from dripper.leads import Lead
-from dripper.store import campaign_versions
+from dripper.store import campaign_versions, touches
 from dripper.store import leadrows
 from dripper.store import touchrows as touch_q
 
@@ -204,10 +204,6 @@ def record_versions(conn: Connection, config: CampaignFile, at: datetime) -> Non
 def hold_until(conn: Connection, planner: Planner, lead: Mapping[str, Any], day: date, at: datetime) -> int:
     """Hold a lead's pending touches until after `day` (an out-of-office return date):
     each moves to its send window's first opening on the day after, on the lead's clock."""
-    from sqlalchemy import update
-
-    from dripper.store import touches
-
     zone = timing.zone(planner.lead_zone(lead["timezone"]))
     start = timing.localize(datetime.combine(day + timedelta(days=1), time(0, 0)), zone)
     pending = conn.execute(select(touches.c.id, touches.c.campaign, touches.c.step_id).where(

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any, Awaitable, Callable
 
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -98,15 +98,17 @@ def create_app(ctx: WebContext) -> Starlette:
             "stop only these e-mails, or pause them for a while.</p>",
         )
 
+    def unsubscribe_lead(conn: Connection, data: TokenData, lead: Any) -> None:
+        if lead["unsubscribed_at"] is None:  # once is enough: a repeated POST changes nothing
+            apply_event(conn, ctx.loaded.planner, lead, "unsubscribed", ctx.clock.now(), source="web",
+                        detail={"campaign": data.campaign})
+
     def unsubscribe(token: str) -> bool:
         found = lead_for(token)
         if found is None:
             return False
-        data, lead = found
-        if lead["unsubscribed_at"] is None:  # once is enough: a repeated POST changes nothing
-            with ctx.store.begin() as conn:
-                apply_event(conn, ctx.loaded.planner, lead, "unsubscribed", ctx.clock.now(), source="web",
-                            detail={"campaign": data.campaign})
+        with ctx.store.begin() as conn:
+            unsubscribe_lead(conn, *found)
         return True
 
     async def unsubscribe_post(request: Request) -> Response:
@@ -141,9 +143,7 @@ def create_app(ctx: WebContext) -> Starlette:
         now = ctx.clock.now()
         with ctx.store.begin() as conn:
             if choice == "all":
-                if lead["unsubscribed_at"] is None:
-                    apply_event(conn, ctx.loaded.planner, lead, "unsubscribed", now, source="web",
-                                detail={"campaign": data.campaign})
+                unsubscribe_lead(conn, data, lead)
                 return "You will receive no more e-mails from us."
             if choice == "pause":
                 until = pause(conn, ctx.loaded.planner, lead, months, now)

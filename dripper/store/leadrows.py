@@ -70,8 +70,12 @@ def update_many(conn: Connection, changed: Sequence[tuple[int, Lead, bool]], at:
         conn.execute(base.values({k: bindparam(k) for k in moved[0] if k != "_id"}), moved)
 
 
+def set_fields(conn: Connection, lead_id: int, at: datetime, **values: Any) -> None:
+    conn.execute(update(leads).where(leads.c.id == lead_id).values(**values, updated_at=at))
+
+
 def set_stage(conn: Connection, lead_id: int, stage: str, at: datetime) -> None:
-    conn.execute(update(leads).where(leads.c.id == lead_id).values(stage=stage, stage_entered_at=at, updated_at=at))
+    set_fields(conn, lead_id, at, stage=stage, stage_entered_at=at)
 
 
 def set_flag(conn: Connection, lead_id: int, kind: str, at: datetime) -> None:
