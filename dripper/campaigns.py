@@ -153,6 +153,7 @@ class Inbound(_Model):
     soft_bounce_limit: int = Field(3, ge=1)  # this many soft bounces within the window make a hard one
     soft_bounce_window: DurationField = Duration(days=30)
     soft_bounce_retry: DurationField = Duration(days=1)  # a soft-bounced touch goes out again after this
+    auto_reply_pause: DurationField = Duration(days=7)  # an out-of-office that names no return date
 
 
 class Step(_Model):

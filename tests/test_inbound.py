@@ -256,3 +256,17 @@ def test_real_world_bounces_from_the_mailman_corpus() -> None:
     total, right, wrong = public_bounces()
     assert total >= 100
     assert right / total >= 0.95, wrong
+
+
+def test_an_out_of_office_without_a_date_pauses_for_a_week(sent: Dripper, tmp_path: Path) -> None:
+    at = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)  # a Monday
+    sent("leads", "add", "ben@new.example", "--stage", "supplier_research", "--at", at.isoformat())
+    ooo = tmp_path / "ooo.eml"
+    ooo.write_text("From: Ben <ben@new.example>\nTo: sales@acme.example\nSubject: Out of Office\n"
+                   "Auto-Submitted: auto-replied\nMessage-ID: <ooo-b@new.example>\n\nI am away with limited access.\n")
+    [result] = _ingest(sent, ooo, at=at)
+    assert result["kind"] == "auto_reply" and "held until after 2026-11-29" in result["effect"]
+    plan = _plan(sent, "ben@new.example")
+    assert plan["lead"]["status"] == "active"  # paused, never stopped
+    thanks = next(t for t in plan["touches"] if t["step"] == "thanks")
+    assert thanks["state"] == "planned" and thanks["due"] == "2026-11-30T15:00:00+00:00"  # Monday 09:00 Chicago

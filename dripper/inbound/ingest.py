@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from email import message_from_bytes, policy
 from email.utils import parseaddr
 from typing import Any, Mapping
@@ -94,12 +94,14 @@ class Ingestor:
             return f"{_EFFECT[kind]} ({result.suppressed} pending suppressed)"
         if kind == "bounce_soft":
             return self._soft_bounce(conn, lead, hit.touch, detail, key, at)
-        if kind == "auto_reply":  # never stops a lead; a named return date holds its next touch
-            back = return_date(f"{message.get('Subject') or ''}\n{own_words(text_of(message))}", at.date())
-            held = hold_until(conn, self.planner, lead, back, at) if back else 0
-            detail["back_on"] = back.isoformat() if back else None
+        if kind == "auto_reply":  # pauses, never stops: until the return date it names, else a while
+            named = return_date(f"{message.get('Subject') or ''}\n{own_words(text_of(message))}", at.date())
+            back = named or (self.inbound.auto_reply_pause.add_to(at, timezone.utc) - timedelta(days=1)).date()
+            held = hold_until(conn, self.planner, lead, back, at)
+            detail["back_on"] = back.isoformat()
+            detail["back_on_named"] = named is not None
             leadrows.record_event(conn, lead["id"], kind, at, "inbound", detail, message_id=key)
-            return f"auto_reply: {held} touch(es) held until after {back.isoformat()}" if back else "auto_reply"
+            return f"auto_reply: {held} touch(es) held until after {back.isoformat()}"
         leadrows.record_event(conn, lead["id"], kind, at, "inbound", detail, message_id=key)
         return kind
 
