@@ -156,8 +156,34 @@ class Inbound(_Model):
     auto_reply_pause: DurationField = Duration(days=7)  # an out-of-office that names no return date
 
 
+LetterFormat = Literal["auto", "us10", "din5008"]
+
+
+class PrintApi(_Model):
+    """A print-and-post service that takes each letter over HTTP (see letters adapters)."""
+
+    url: str
+    token_env: str = "DRIPPER_PRINT_TOKEN"  # the environment variable holding the API token
+    timeout: float = Field(30.0, gt=0)
+
+
+class Letters(_Model):
+    """How letters are laid out and handed to the printer."""
+
+    # auto: US #10 window on US Letter for leads in the US, Canada and other Letter-paper
+    # countries; DIN 5008 (DL window) on A4 everywhere else.
+    format: LetterFormat = "auto"
+    duplex: bool = False  # the printer prints both sides: each letter starts on a new sheet
+    home_country: str | None = None  # no country line on domestic letters; default: the sender's
+    return_address: str | None = None  # default: sender.postal_address
+    adapter: str = "files"  # files (print the batch yourself) | http | an installed adapter
+    http: PrintApi | None = None
+    call_owner: str | None = None  # who gets call tasks when neither lead nor step names one
+
+
 class Step(_Model):
     id: str
+    owner: str | None = None  # call steps: who makes the call (else the lead's `owner` attribute)
     after: DurationField
     channel: Channel = "email"
     kind: str = "follow_up"
@@ -170,6 +196,7 @@ class Step(_Model):
 
 class Campaign(_Model):
     description: str | None = None
+    letter_format: LetterFormat | None = None  # overrides letters.format
     stop_on: list[StopKind] = Field(default_factory=lambda: list(STOP_KINDS))
     send_window: SendWindowSpec | None = None
     stages: dict[str, list[Step]]
@@ -201,6 +228,7 @@ class CampaignFile(_Model):
     defaults: Defaults = Defaults()
     limits: Limits = Limits()
     inbound: Inbound = Inbound()
+    letters: Letters = Letters()
     extra_stages: list[str] = Field(default_factory=list)
     campaigns: dict[str, Campaign]
 
@@ -279,6 +307,10 @@ def _allowed_keys(path: tuple[Any, ...]) -> set[str] | None:
         return keys(Inbound)
     if path == ("inbound", "notify"):
         return keys(Notify)
+    if path == ("letters",):
+        return keys(Letters)
+    if path == ("letters", "http"):
+        return keys(PrintApi)
     if path[-1] == "send_window":
         return _WINDOW_KEYS
     if n == 2 and path[0] == "campaigns":
@@ -379,6 +411,7 @@ def _semantic_problems(model: CampaignFile, pos: yamlpos.Positioned) -> list[Pro
                                                 f"renamed_from {old!r} is still the id of a step in campaign {name!r}"))
                 if step.channel == "email" and not step.subject:
                     problems.append(Problem(pos.at(spath), f"step {step.id!r}: an email step needs a subject"))
+    problems += _letter_problems(model.letters, pos)
     for path, spec in windows:
         if spec is None:
             continue
@@ -387,6 +420,22 @@ def _semantic_problems(model: CampaignFile, pos: yamlpos.Positioned) -> list[Pro
                 parse(getattr(spec, field))
             except ValueError as exc:
                 problems.append(Problem(pos.at(path + (field,)), str(exc)))
+    return problems
+
+
+def _letter_problems(letters: Letters, pos: yamlpos.Positioned) -> list[Problem]:
+    from dripper import postal
+    from dripper.printing import adapter_names
+
+    problems = []
+    if letters.home_country and postal.country_code(letters.home_country) is None:
+        problems.append(Problem(pos.at(("letters", "home_country")), f"unknown country {letters.home_country!r}"))
+    names = adapter_names()
+    if letters.adapter not in names:
+        problems.append(Problem(pos.at(("letters", "adapter")), f"unknown print adapter {letters.adapter!r}"
+                                f"{did_you_mean(letters.adapter, names)} (known: {', '.join(sorted(names))})"))
+    elif letters.adapter == "http" and letters.http is None:
+        problems.append(Problem(pos.at(("letters", "adapter")), "adapter http needs letters.http.url"))
     return problems
 
 

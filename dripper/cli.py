@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Callable, NoReturn
 
@@ -231,26 +231,163 @@ def leads_add(app: App, email: str, stage: str | None, campaign: str | None, fir
 # --- event -----------------------------------------------------------------------------
 @main.command()
 @click.argument("email")
-@click.argument("kind", type=click.Choice(["converted", "replied", "unsubscribed", "bounced", "complained", "stage"]))
+@click.argument("kind", type=click.Choice(["converted", "replied", "unsubscribed", "bounced", "complained", "stage",
+                                           "called"]))
 @click.option("--stage", help="New funnel stage (required for KIND=stage; optional with the others).")
+@click.option("--outcome", type=click.Choice(["reached", "voicemail", "no_answer", "converted", "not_interested"]),
+              help="KIND=called: how the call went (converted and not_interested act on the lead).")
+@click.option("--note", help="KIND=called: a note kept with the call.")
 @AT
 @pass_app
-def event(app: App, email: str, kind: str, stage: str | None, at: str | None) -> None:
-    """Record what a lead did: converted, replied, unsubscribed, bounced, complained, or a stage change."""
+def event(app: App, email: str, kind: str, stage: str | None, outcome: str | None, note: str | None,
+          at: str | None) -> None:
+    """Record what a lead did: converted, replied, unsubscribed, bounced, complained, a stage
+    change, or the outcome of a sales call (called --outcome …)."""
+    from dripper.calltasks import record_outcome
     from dripper.events import apply_event
 
+    if (kind == "called") != (outcome is not None):
+        fail("--outcome goes with KIND=called, and KIND=called needs --outcome", code=1)
     loaded = app.loaded()
     instant = _instant(at) or _clock(None).now()
     with app.store().begin() as conn:
         lead = leadrows.by_email(conn, email)
         if lead is None:
             fail(f"no lead {email!r}", code=1)
+        if kind == "called":
+            assert outcome is not None
+            called = record_outcome(conn, loaded.planner, lead, outcome, instant, note=note)
+            task = (f"call {called.call['campaign']}/{called.call['step_id']} of {called.call['day']}"
+                    if called.call else "no open call task; the call")
+            out.print(f"{lead['email']}: {task} recorded as {outcome}; {called.suppressed} pending touch(es) suppressed")
+            return
         try:
             result = apply_event(conn, loaded.planner, lead, kind, instant, source="cli", stage=stage)
         except UsageError as exc:
             fail(str(exc), code=1)
     extra = f", moved to stage {result.stage_changed_to}" if result.stage_changed_to else ""
     out.print(f"{lead['email']}: {kind} recorded; {result.suppressed} pending touch(es) suppressed{extra}")
+
+
+# --- calls and letters ---------------------------------------------------------------
+@main.command()
+@click.option("--date", "day", help="Business day YYYY-MM-DD (default: today; `all` for every day).")
+@click.option("--owner", help="Only this caller's tasks.")
+@click.option("--open", "open_only", is_flag=True, help="Only calls without an outcome yet.")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV on stdout instead of a table.")
+@click.option("--json", "as_json", is_flag=True)
+@AT
+@pass_app
+def calls(app: App, day: str | None, owner: str | None, open_only: bool, as_csv: bool, as_json: bool,
+          at: str | None) -> None:
+    """The phone calls due on a day, with talking points: the sales team's list."""
+    from dripper import calltasks, timing
+    from dripper.store import callrows
+
+    loaded = app.loaded()
+    if day is None:
+        instant = _instant(at) or _clock(None).now()
+        day = instant.astimezone(timing.zone(loaded.campaigns.defaults.timezone)).date().isoformat()
+    elif day != "all":
+        try:
+            date.fromisoformat(day)
+        except ValueError:
+            fail(f"--date {day!r}: write it as YYYY-MM-DD (or all)", code=1)
+    with app.store().begin() as conn:
+        tasks = callrows.listing(conn, day=None if day == "all" else day, owner=owner, open_only=open_only)
+    rows = calltasks.rows_for_table(tasks)
+    if as_csv:
+        click.echo(calltasks.to_csv(tasks), nl=False)
+        return
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    if not rows:
+        out.print(f"no calls{' for ' + owner if owner else ''} on {day}")
+        return
+    table = Table(title=f"Calls on {day}" if day != "all" else "Calls", show_lines=True)
+    for column in ("owner", "lead", "phone", "campaign / step", "outcome", "talking points"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        who = "\n".join(p for p in (row["name"], row["company"], row["email"]) if p)
+        points = row["talking_points"] if len(row["talking_points"]) < 400 else row["talking_points"][:397] + "..."
+        table.add_row(row["owner"] or "-", who, row["phone"], f"{row['campaign']}\n{row['step']}",
+                      row["outcome"] or "open", points)
+    out.print(table)
+
+
+@main.group(name="letters")
+def letters_group() -> None:
+    """Print batches: list them, rebuild one, record the hand-off to the post."""
+
+
+@letters_group.command(name="list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def letters_list(app: App, as_json: bool) -> None:
+    """Print batches, newest first: letters, pages, and whether they went to the post."""
+    from dripper.store import printrows
+
+    with app.store().begin() as conn:
+        found = printrows.listing(conn)
+    rows = [{"batch": b["id"], "letters": b["letters"], "pages": b["pages"],
+             "built": b["built_version"] >= b["version"],
+             "mailed_at": b["mailed_at"].isoformat() if b["mailed_at"] else None, "mailed_by": b["mailed_by"],
+             "folder": str(app.settings.letters_dir / b["id"])} for b in found]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        out.print("no print batches yet")
+        return
+    table = Table(title="Print batches")
+    for column in ("batch", "letters", "pages", "mailed", "folder"):
+        table.add_column(column)
+    for row in rows:
+        mailed = f"{row['mailed_at'][:16]} ({row['mailed_by']})" if row["mailed_at"] else "[yellow]waiting[/]"
+        table.add_row(row["batch"], str(row["letters"]), str(row["pages"]), mailed, row["folder"])
+    out.print(table)
+
+
+@letters_group.command(name="build")
+@click.argument("batch", required=False)
+@pass_app
+def letters_build(app: App, batch: str | None) -> None:
+    """Rebuild BATCH's merged PDF and manifest (default: every batch that is behind)."""
+    from dripper import batches
+
+    loaded = app.loaded()
+    now = _clock(None).now()
+    store = app.store()
+    if batch is None:
+        built = batches.build_stale(store, app.settings.letters_dir, loaded.campaigns.letters, now)
+        out.print(f"rebuilt {len(built)} batch(es){': ' + ', '.join(built) if built else ''}")
+        return
+    try:
+        result = batches.build(store, app.settings.letters_dir, loaded.campaigns.letters, batch, now)
+    except KeyError:
+        fail(f"no print batch {batch!r} (see dripper letters list)", code=1)
+    out.print(f"{batch}: {result.letters} letters, {result.pages} pages -> {result.pdf}")
+
+
+@letters_group.command(name="mark-mailed")
+@click.argument("batch")
+@AT
+@pass_app
+def letters_mark_mailed(app: App, batch: str, at: str | None) -> None:
+    """Record that BATCH went to the post; later letters of that day open a new batch."""
+    from dripper.store import printrows
+
+    instant = _instant(at) or _clock(None).now()
+    with app.store().begin() as conn:
+        found = printrows.get(conn, batch)
+        if found is None:
+            fail(f"no print batch {batch!r} (see dripper letters list)", code=1)
+        if found["mailed_at"] is not None:
+            out.print(f"{batch} was already marked mailed at {found['mailed_at'].isoformat()}")
+            return
+        printrows.mark_mailed(conn, batch, instant, "manual")
+    out.print(f"{batch}: marked mailed ({found['letters']} letters)")
 
 
 # --- ingest ---------------------------------------------------------------------------
@@ -437,7 +574,8 @@ def plan(app: App, email: str, as_json: bool) -> None:
 @click.argument("campaign")
 @click.argument("step")
 @click.option("--lead", "email", help="Render for this lead (default: a sample lead).")
-@click.option("--format", "fmt", type=click.Choice(["text", "html", "eml"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "html", "eml", "pdf"]), default="text", show_default=True,
+              help="pdf: a letter as printed (written to --out, default STEP.pdf).")
 @click.option("--out", "out_file", type=click.Path(path_type=Path), help="Write to this file instead of stdout.")
 @AT
 @pass_app
@@ -469,12 +607,23 @@ def preview(app: App, campaign: str, step: str, email: str | None, fmt: str, out
         lead = sample_lead(config, any_attrs=False)
         secret = app.settings.secret or "preview"
     composer = Composer(loaded, app.settings.base_url, secret, dkim_key(app.settings, loaded))
-    if the_step.channel != "email":
-        if fmt == "text":
-            _emit(composer.call_notes(lead, camp, the_step, now), out_file)
-        else:
-            _emit(composer.letter_html(lead, camp, the_step, now), out_file)
+    if the_step.channel == "call" or (the_step.channel == "letter" and fmt == "text"):
+        _emit(composer.call_notes(lead, camp, the_step, now), out_file)
         return
+    if the_step.channel == "letter":
+        html = composer.letter(lead, camp, the_step, now).html
+        if fmt != "pdf":
+            _emit(html, out_file)
+            return
+        from dripper.letters import render_letter, write_atomic
+
+        target = out_file or Path(f"{the_step.id}.pdf")
+        rendered = render_letter(html, app.settings.templates_path)
+        write_atomic(target, rendered.pdf)
+        err.print(f"wrote {target} ({rendered.pages} page{'s' if rendered.pages != 1 else ''})")
+        return
+    if fmt == "pdf":
+        fail("--format pdf is for letter steps", code=1)
     if fmt == "eml":
         _emit(composer.email(0, lead, camp, the_step, now).data.decode("ascii", "replace"), out_file)
         return

@@ -8,9 +8,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from dripper import letters, postal
 from dripper.campaigns import Campaign, Step
 from dripper.config import Loaded
 from dripper.message import build_email, list_unsubscribe, message_id
@@ -63,6 +65,28 @@ def safe_name(*parts: str) -> str:
     return "_".join(_UNSAFE.sub("-", p) for p in parts)
 
 
+@dataclass(frozen=True)
+class ComposedLetter:
+    html: str  # the template's HTML inside dripper's first-page frame
+    format: str
+    address: list[str]
+    sort_key: str  # country and postal code: the print order
+    name: str  # stable per touch: a resend rewrites the same PDF
+
+
+def letter_date(view: LeadView, now: datetime) -> str:
+    """Today in the lead's own time zone, written the way the lead's language writes dates."""
+    from babel.dates import format_date
+
+    from dripper import timing
+
+    try:
+        day = now.astimezone(timing.zone(view.timezone)).date()
+    except ValueError:
+        day = now.date()
+    return str(format_date(day, format="long", locale=postal.locale_for(view)))
+
+
 class Composer:
     def __init__(self, loaded: Loaded, base_url: str, secret: str, dkim: DkimKey | None = None):
         self.loaded = loaded
@@ -92,9 +116,27 @@ class Composer:
         return Composed(self.tokens.bounce_address(touch_id, sender.bounces), view.email, data, msgid,
                         safe_name(campaign.name, step.id, view.email))
 
-    def letter_html(self, view: LeadView, campaign: Campaign, step: Step, now: datetime) -> str:
+    @cached_property
+    def home_country(self) -> str | None:
+        """Letters to this country get no country line."""
+        config = self.loaded.campaigns
+        given = config.letters.home_country or config.sender.postal_address.rpartition(",")[2]
+        return postal.country_code(given)
+
+    def letter(self, view: LeadView, campaign: Campaign, step: Step, now: datetime) -> ComposedLetter:
+        """Raises jinja2.TemplateError when the template cannot render for this lead."""
+        config = self.loaded.campaigns
         ctx, _url, _token = self.context(view, campaign, step, now)
-        return self.loaded.renderer.letter_html(step, ctx)
+        body = self.loaded.renderer.letter_html(step, ctx)
+        country = postal.country_code(view.country)
+        chosen = campaign.letter_format or config.letters.format
+        frame = letters.FRAMES[postal.paper_format(country) if chosen == "auto" else chosen]
+        address = postal.address_lines(view, self.home_country)
+        parts = letters.LetterParts(address, config.letters.return_address or config.sender.postal_address,
+                                    letter_date(view, now))
+        return ComposedLetter(letters.frame_letter(body, frame, parts), frame.name, address,
+                              f"{country or '~'}:{view.postal_code.replace(' ', '').upper()}",
+                              safe_name(campaign.name, step.id, view.email))
 
     def call_notes(self, view: LeadView, campaign: Campaign, step: Step, now: datetime) -> str:
         ctx, _url, _token = self.context(view, campaign, step, now)

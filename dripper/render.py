@@ -178,7 +178,8 @@ class Renderer:
         return RenderedEmail(subject, self._inliner.inline(html), text)
 
     def letter_html(self, step: Step, ctx: Mapping[str, Any]) -> str:
-        return self._inliner.inline(self.body_html(step, ctx))
+        # Not CSS-inlined: the PDF engine reads <style>, including the @page rules letters need.
+        return self.body_html(step, ctx)
 
     def call_notes(self, step: Step, ctx: Mapping[str, Any]) -> str:
         return html_to_text(self.body_html(step, ctx))

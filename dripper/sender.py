@@ -14,29 +14,29 @@ composes the claimed batch ahead while this process sends and records.
 from __future__ import annotations
 
 import asyncio
-import csv
 import logging
 import multiprocessing
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Awaitable, Mapping, Union
 
 from jinja2 import TemplateError
 from sqlalchemy import Connection, func, select
 
-from dripper import letters
+from dripper import batches, calltasks, letters, postal, timing
 from dripper.campaigns import Campaign, Step
 from dripper.clock import Clock
 from dripper.compose import Composed, Composer, DkimKey, safe_name
 from dripper.config import Loaded
 from dripper.events import apply_event
 from dripper.limits import Limiter
+from dripper.printing import make_adapter
 from dripper.planner import reconcile, stop_reason
 from dripper.render import LeadView
 from dripper.settings import Settings
 from dripper.store import Store, touches
-from dripper.store import leadrows
+from dripper.store import callrows, leadrows, printrows
 from dripper.store import touchrows as touch_q
 from dripper.transports import Envelope, SendError, Transport, make_transport
 
@@ -143,6 +143,7 @@ class Sender:
         self.limiter = Limiter(store, loaded.campaigns.limits)
         self._stopping = False
         self._limit_reached = False  # a limit on all mail is used up: claim no more this tick
+        self._call_days: set[str] = set()  # business days whose call list this tick changed
 
     def stop(self) -> None:
         """Stop claiming; what is in flight finishes, what is claimed but not started is released."""
@@ -165,6 +166,7 @@ class Sender:
             await self.transport.close()
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
+        self._paperwork(at)
         return summary
 
     def _render_pool(self, at: datetime) -> Executor | None:
@@ -191,7 +193,7 @@ class Sender:
         # A slot is held from the hand-over to the transport until the outcome is committed;
         # composing happens before, outside the slots.
         slots = asyncio.Semaphore(limit)
-        recorder = _Recorder(self.store, self.settings.worker_id)
+        recorder = _Recorder(self.store, self.settings.worker_id, self._call_days)
         flushing = asyncio.create_task(recorder.run())
         running: set[asyncio.Task[None]] = set()
         try:
@@ -354,29 +356,51 @@ class Sender:
             if lead is not None:
                 apply_event(conn, self.loaded.planner, lead, "bounced", self.clock.now(), source="smtp", detail=detail)
 
+    def _business_day(self, instant: datetime) -> str:
+        """The date the office is on: batches and call lists are per business day."""
+        return instant.astimezone(timing.zone(self.loaded.campaigns.defaults.timezone)).date().isoformat()
+
     def _write_letter(self, touch: touch_q.Claimed, job: _Job, now: datetime, summary: TickSummary) -> Outcome:
-        if not job.view.has_postal_address():
+        if not postal.check(job.view).complete:
             summary.skipped += 1
             return {"state": "skipped", "reason": "no_postal_address"}
-        html = self.composer.letter_html(job.view, job.campaign, job.step, now)
-        name = safe_name(job.campaign.name, job.step.id, job.view.email)
-        path = letters.write_pdf(html, self.settings.letters_dir / f"{name}.pdf", self.settings.templates_path)
+        composed = self.composer.letter(job.view, job.campaign, job.step, now)
+        rendered = letters.render_letter(composed.html, self.settings.templates_path)
+        path = letters.write_atomic(self.settings.letters_dir / f"{composed.name}.pdf", rendered.pdf)
         summary.sent += 1
-        return {"state": "sent", "reason": self._kept_reason(touch), "message_id": str(path), "sent_at": now}
+        # Sent when it is in the day's print batch: the recorder adds it in the same commit.
+        row = {"touch_id": touch.id, "file": path.name, "pages": rendered.pages, "format": composed.format,
+               "address": "\n".join(composed.address), "sort_key": composed.sort_key}
+        return {"state": "sent", "reason": self._kept_reason(touch), "message_id": str(path), "sent_at": now,
+                "letter": (self._business_day(now), row)}
 
     def _write_call(self, touch: touch_q.Claimed, job: _Job, now: datetime, summary: TickSummary) -> Outcome:
         notes = self.composer.call_notes(job.view, job.campaign, job.step, now)
-        self.settings.calls_dir.mkdir(parents=True, exist_ok=True)
-        path = self.settings.calls_dir / f"{now:%Y-%m-%d}.csv"
-        new = not path.exists()
-        with open(path, "a", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            if new:
-                writer.writerow(["due", "email", "name", "company", "campaign", "step", "talking_points"])
-            writer.writerow([touch.due_at.isoformat(), job.view.email, job.view.full_name, job.view.company,
-                             job.campaign.name, job.step.id, notes])
+        owner = (str(job.view.attrs.get("owner") or "") or job.step.owner or self.loaded.campaigns.letters.call_owner
+                 or "")
         summary.sent += 1
-        return {"state": "sent", "reason": "call_task", "sent_at": now}
+        row = {"touch_id": touch.id, "lead_id": touch.lead_id, "day": self._business_day(touch.due_at),
+               "owner": owner, "talking_points": notes}
+        return {"state": "sent", "reason": "call_task", "sent_at": now, "call": row}
+
+    def _paperwork(self, at: datetime) -> None:
+        """After the sends: print batches that gained letters are rebuilt (and handed to a
+        print service), call lists of days that gained calls are rewritten."""
+        config = self.loaded.campaigns.letters
+        now = self.clock.now()
+        try:
+            batches.build_stale(self.store, self.settings.letters_dir, config, now)
+            if config.adapter != "files":
+                batches.submit_open(self.store, make_adapter(config), self.settings.letters_dir, now,
+                                    self._business_day(at))
+        except Exception:  # noqa: BLE001 - the letters are recorded; the next tick builds again
+            log.exception("print batches could not be built or handed over; the next tick tries again")
+        for day in self._call_days:
+            try:
+                calltasks.export_day(self.store, day, self.settings.calls_dir)
+            except OSError:
+                log.exception("call list for %s could not be written; `dripper calls` still lists it", day)
+        self._call_days.clear()
 
 
 async def _pick(future: Awaitable[list[ComposeResult]], index: int) -> ComposeResult:
@@ -390,9 +414,10 @@ class _Recorder:
     """Commits touch outcomes in groups, on one held connection. A send's slot is freed
     only once its outcome is committed."""
 
-    def __init__(self, store: Store, worker: str):
+    def __init__(self, store: Store, worker: str, call_days: set[str]):
         self.store = store
         self.worker = worker
+        self.call_days = call_days
         self._queue: list[tuple[touch_q.Claimed, Outcome, asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
         self._closed = False
@@ -434,12 +459,29 @@ class _Recorder:
 
     def _commit(self, conn: Connection,
                 items: list[tuple[touch_q.Claimed, Outcome, asyncio.Future[None]]]) -> Exception | None:
+        papers: dict[str, list[dict[str, Any]]] = {}
+        calls: list[dict[str, Any]] = []
+        outcomes = []
+        for touch, outcome, _ in items:
+            values = dict(outcome)
+            if "letter" in values:
+                day, row = values.pop("letter")
+                papers.setdefault(day, []).append(row)
+            if "call" in values:
+                calls.append(values.pop("call"))
+            outcomes.append((touch.id, values))
         try:
             with conn.begin():
-                held = touch_q.finish_many(conn, self.worker, [(touch.id, outcome) for touch, outcome, _ in items])
+                held = touch_q.finish_many(conn, self.worker, outcomes)
+                # A letter is sent in the same commit that puts it into the day's batch.
+                now = outcomes[0][1].get("updated_at") or datetime.now(timezone.utc)
+                for day, rows in papers.items():
+                    printrows.add_letters(conn, rows, day, now)
+                callrows.add(conn, calls, now)
         except Exception as exc:  # noqa: BLE001
             log.exception("recording %d outcome(s) failed", len(items))
             return exc
+        self.call_days.update(row["day"] for row in calls)
         if held < len(items):
             log.warning("%d touch(es) were taken over by another worker before they were recorded", len(items) - held)
         return None

