@@ -136,6 +136,7 @@ def leads_import(app: App, file: Path, at: str | None, batch_size: int) -> None:
     """Upsert leads from a CSV file; bad rows are reported and skipped."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from dripper import postal
     from dripper.leads import BadRow, Lead, LeadError, read_csv
     from dripper.planner import EnrollResult, enroll, record_versions
 
@@ -150,6 +151,7 @@ def leads_import(app: App, file: Path, at: str | None, batch_size: int) -> None:
     totals = EnrollResult()
     bad: list[BadRow] = []
     batch: list[Lead] = []
+    warned = 0
 
     def flush() -> None:
         with store.begin() as conn:
@@ -168,6 +170,10 @@ def leads_import(app: App, file: Path, at: str | None, batch_size: int) -> None:
                     bad.append(item)
                     err.print(f"{file}:{item.line}: {item.message}", markup=False, soft_wrap=True)
                 else:
+                    warning = postal.import_warning(item)
+                    if warning:
+                        warned += 1
+                        err.print(f"{file}:{line}: warning: {warning}", markup=False, soft_wrap=True)
                     batch.append(item)
                     if len(batch) >= batch_size:
                         flush()
@@ -178,7 +184,8 @@ def leads_import(app: App, file: Path, at: str | None, batch_size: int) -> None:
         fail(f"{file}:1: {exc}", code=1)
     imported = totals.created + totals.updated + totals.unchanged
     out.print(f"{file}: {imported} lead(s) imported ({totals.created} new, {totals.updated} updated, "
-              f"{totals.unchanged} unchanged, {totals.moved} changed stage), {len(bad)} row(s) skipped")
+              f"{totals.unchanged} unchanged, {totals.moved} changed stage), {len(bad)} row(s) skipped"
+              + (f", {warned} with a postal address warning" if warned else ""))
     if bad:
         raise SystemExit(2)
 
@@ -566,8 +573,20 @@ def plan(app: App, email: str, as_json: bool) -> None:
         table.add_column(col)
     for t in data["touches"]:
         table.add_row(t["due"][:16].replace("T", " "), t["campaign"], t["step"], t["channel"], t["kind"],
-                      t["state"], t["reason"] or "", (t["sent_at"] or "")[:16].replace("T", " "))
+                      t["state"], t["reason"] or _touch_note(t), (t["sent_at"] or "")[:16].replace("T", " "))
     out.print(table)
+    address = info["postal_address"]
+    if not address["complete"] and any(t["channel"] == "letter" and t["state"] == "planned" for t in data["touches"]):
+        out.print(f"[yellow]Letters will be skipped (no_postal_address): {address['problem']}[/]")
+
+
+def _touch_note(touch: dict[str, Any]) -> str:
+    if "batch" in touch:
+        return f"batch {touch['batch']}" + (", mailed" if touch.get("mailed_at") else "")
+    if "call" in touch:
+        call = touch["call"]
+        return f"call {call['day']}" + (f" ({call['owner']})" if call["owner"] else "") + f": {call['outcome'] or 'open'}"
+    return ""
 
 
 @main.command()

@@ -125,6 +125,17 @@ def check(lead: HasAddress) -> PostalCheck:
     return PostalCheck(country, ())
 
 
+def import_warning(lead: HasAddress) -> str | None:
+    """What to tell the person importing a lead whose address cannot carry a letter (None
+    for a complete address, and for a lead with no address at all)."""
+    result = check(lead)
+    if result.empty or (result.complete and not result.invalid):
+        return None
+    if result.complete:
+        return f"postal address: {result.describe()}; letters will still be printed"
+    return f"postal address incomplete: {result.describe()}; letter steps will be skipped (no_postal_address)"
+
+
 def address_lines(lead: HasAddress, home_country: str | None = None) -> list[str]:
     """The recipient block as the destination country writes it; no country line for
     domestic mail."""
@@ -187,5 +198,6 @@ def locale_for(lead: HasAddress) -> str:
     return "en_US"
 
 
-__all__ = ["PostalCheck", "PaperFormat", "LETTER_PAPER", "address_lines", "check", "country_code", "locale_for",
+__all__ = ["PostalCheck", "PaperFormat", "LETTER_PAPER", "address_lines", "check", "country_code", "import_warning",
+           "locale_for",
            "paper_format"]

@@ -225,6 +225,7 @@ def check_templates(config: CampaignFile, templates: TemplateSet) -> list[Proble
     problems: list[Problem] = []
     reported: set[tuple[str, int]] = set()
     lead = sample_lead(config)
+    bare = sample_lead(config, any_attrs=False)  # a lead whose CSV had no extra columns
     now = datetime(2026, 1, 5, 15, 0).astimezone()
 
     def add(problem: Problem) -> None:
@@ -268,6 +269,11 @@ def check_templates(config: CampaignFile, templates: TemplateSet) -> list[Proble
                     add(Problem(Location(owner, line, 1), f"{_undefined(exc)} (step {step.id!r})"))
                 except Exception as exc:  # a filter blew up on sample data: still the template's fault
                     add(Problem(config.location(path + ("template",)), f"template {step.template!r} failed to render: {exc}"))
+                else:
+                    bare_problem = _attribute_without_fallback(renderer, bare, campaign, step, now, templates,
+                                                               config.location(path + ("subject",)))
+                    if bare_problem:
+                        add(bare_problem)
     # The static check sees every branch and names the variable precisely; a render
     # problem on a line it already flagged says the same thing less well.
     named = {step.template for c in config.campaigns.values() for steps in c.stages.values() for step in steps}
@@ -325,6 +331,45 @@ def _static_problems(env: jinja2.Environment, templates: TemplateSet, names: set
 
 def _frames(exc: BaseException) -> list[str]:
     return [frame.filename for frame in reversed(traceback.extract_tb(exc.__traceback__))]
+
+
+def _missing_attr(exc: UndefinedError) -> str | None:
+    """The attribute a lead without extra columns lacks (`lead.attrs` is then a plain dict)."""
+    found = re.match(r"'dict object' has no attribute '(.+?)'", str(exc.message or exc))
+    return found.group(1) if found else None
+
+
+def _no_fallback(attr: str) -> str:
+    return (f"lead.attrs.{attr} is missing for leads without a {attr!r} column: give a fallback, "
+            f"e.g. lead.attrs.{attr} | default('') or lead.attrs.get('{attr}')")
+
+
+def _attribute_without_fallback(renderer: Renderer, lead: LeadView, campaign: Campaign, step: Step, now: datetime,
+                                templates: TemplateSet, subject_at: Location) -> Problem | None:
+    """`{{ lead.attrs.phone }}` renders for leads with a phone column and fails, at send
+    time, for every other lead: found by rendering for a lead with no extra columns."""
+    ctx = renderer.context(lead, campaign, step, "https://example.com/u/sample", now)
+    if step.subject:
+        try:
+            renderer.subject(campaign, step, ctx)
+        except UndefinedError as exc:
+            attr = _missing_attr(exc)
+            if attr:
+                return Problem(subject_at, _no_fallback(attr))
+        except Exception:  # noqa: BLE001 - reported by the full render
+            pass
+    try:
+        renderer.body_html(step, ctx)
+    except UndefinedError as exc:
+        attr = _missing_attr(exc)
+        if not attr:
+            return None
+        file = str(templates.root / step.template)
+        owner = next((f for f in _frames(exc) if f.startswith(str(templates.root))), file)
+        return Problem(Location(owner, _template_frame_line(exc, owner) or 1, 1), _no_fallback(attr))
+    except Exception:  # noqa: BLE001 - anything else was reported by the full render
+        return None
+    return None
 
 
 def _undefined(exc: UndefinedError) -> str:

@@ -7,9 +7,11 @@ from typing import Any, Mapping
 
 from sqlalchemy import Connection
 
+from dripper import postal
 from dripper.campaigns import CampaignFile
+from dripper.render import LeadView
 from dripper.store import STATES
-from dripper.store import leadrows
+from dripper.store import callrows, leadrows, printrows
 from dripper.store import touchrows as touch_q
 
 
@@ -59,14 +61,26 @@ def lead_plan(conn: Connection, lead: Mapping[str, Any]) -> dict[str, Any]:
     info["status"] = lead_status(lead)
     for kind in ("converted", "replied", "unsubscribed", "bounced", "complained"):
         info[f"{kind}_at"] = _iso(lead[f"{kind}_at"])
-    touches = [
-        {
+    address = postal.check(LeadView.from_row(lead, "UTC"))
+    info["postal_address"] = {"complete": address.complete, "country": address.country,
+                              "problem": None if address.complete else address.describe()}
+    rows = touch_q.for_lead(conn, lead["id"])
+    papers = printrows.for_touches(conn, [t["id"] for t in rows if t["channel"] == "letter"])
+    calls = {c["touch_id"]: c for c in callrows.listing(conn, lead_id=lead["id"])}
+    touches = []
+    for t in rows:
+        touch = {
             "campaign": t["campaign"], "step": t["step_id"], "stage": t["stage"], "channel": t["channel"],
             "kind": t["kind"], "due": _iso(t["due_at"]), "state": t["state"], "reason": t["reason"],
             "sent_at": _iso(t["sent_at"]), "message_id": t["message_id"], "attempts": t["attempts"],
         }
-        for t in touch_q.for_lead(conn, lead["id"])
-    ]
+        if t["id"] in papers:
+            touch["batch"] = papers[t["id"]]["batch_id"]
+            touch["mailed_at"] = _iso(papers[t["id"]]["mailed_at"])
+        if t["id"] in calls:
+            touch["call"] = {"day": calls[t["id"]]["day"], "owner": calls[t["id"]]["owner"],
+                             "outcome": calls[t["id"]]["outcome"]}
+        touches.append(touch)
     events = [
         {"kind": e["kind"], "at": _iso(e["at"]), "source": e["source"], "detail": e["detail"]}
         for e in leadrows.events_for(conn, lead["id"])

@@ -379,7 +379,7 @@ class Sender:
         owner = (str(job.view.attrs.get("owner") or "") or job.step.owner or self.loaded.campaigns.letters.call_owner
                  or "")
         summary.sent += 1
-        row = {"touch_id": touch.id, "lead_id": touch.lead_id, "day": self._business_day(touch.due_at),
+        row = {"touch_id": touch.id, "lead_id": touch.lead_id, "day": self._business_day(now),
                "owner": owner, "talking_points": notes}
         return {"state": "sent", "reason": "call_task", "sent_at": now, "call": row}
 

@@ -19,7 +19,9 @@ from click.testing import CliRunner, Result
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PG_ADMIN = os.environ.get("DRIPPER_TEST_PG", "host=127.0.0.1 port=5432 user=postgres dbname=test")
-TABLES = ("touches", "events", "leads", "campaign_versions", "meta")
+from dripper.store.tables import metadata as _metadata
+
+TABLES = [t.name for t in _metadata.sorted_tables]  # every table, so no test sees another's rows
 
 
 def _pg_enabled() -> bool:

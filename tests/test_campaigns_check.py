@@ -462,11 +462,17 @@ def test_undefined_variable_in_subject(proj: Project) -> None:
 
 
 def test_lead_attrs_are_free_columns(proj: Project) -> None:
-    proj.template("mail/thanks.html", "<p>{{ lead.attrs.anything }}</p>\n<p>{{ lead.attrs['other'] }}</p>\n"
-                  "{% if lead.attrs.product %}<p>{{ lead.attrs.product | upper }}</p>{% endif %}\n")
-    proj.write(replace_line(GOOD, L_SUBJECT1, '          subject: "About {{ lead.attrs.product }}"'))
+    # Any column name, as long as leads without that column get a fallback.
+    proj.template("mail/thanks.html", "<p>{{ lead.attrs.anything | default('') }}</p>\n<p>{{ lead.attrs.get('other') }}</p>\n"
+                  "{% if lead.attrs.product is defined %}<p>{{ lead.attrs.product | upper }}</p>{% endif %}\n")
+    proj.write(replace_line(GOOD, L_SUBJECT1, '          subject: "About {{ lead.attrs.product | default(\'us\') }}"'))
     result = proj.check()
     assert result.exit_code == 0, result.stderr
+
+
+def test_an_attribute_without_fallback_in_a_subject_is_found(proj: Project) -> None:
+    proj.write(replace_line(GOOD, L_SUBJECT1, '          subject: "About {{ lead.attrs.product }}"'))
+    find(proj.check(), f"{proj.file}:{L_SUBJECT1}:", "lead.attrs.product is missing for leads without a 'product' column")
 
 
 def test_everything_templates_see_is_accepted(proj: Project) -> None:
@@ -627,3 +633,12 @@ def test_structure_and_schema_problems_are_reported_together(tmp_path: Path) -> 
     assert any(l.startswith(f"{f}:10:7: unknown funnel stage 'supplier_reserch'") for l in lines), lines
     assert any(":11:" in l and "channel" in l for l in lines), lines
     assert [int(l.split(":")[1]) for l in lines] == sorted(int(l.split(":")[1]) for l in lines)
+
+
+def test_an_attribute_without_fallback_is_found(proj: Project) -> None:
+    # Renders for leads with a `phone` column, fails at send time for all others.
+    proj.template("letters/letter.html", "<p>{{ lead.full_name }}</p>\n<p>Call {{ lead.attrs.phone }}</p>\n")
+    find(proj.check(), f"{proj.tfile('letters/letter.html')}:2:", "lead.attrs.phone is missing for leads without a "
+         "'phone' column")
+    proj.template("letters/letter.html", "<p>{{ lead.full_name }}</p>\n<p>Call {{ lead.attrs.phone | default('') }}</p>\n")
+    assert proj.check().exit_code == 0
