@@ -1,17 +1,20 @@
-"""How well dripper reads inbound mail, per corpus and kind.
+"""How well dripper reads inbound mail: accuracy per kind on real messages.
 
-- tests/corpus/own: labelled by hand (the expected kind of each message)
-- tests/corpus/public/flufl-bounce: 118 real-world bounces from GNU Mailman (Apache-2.0),
-  labelled by that project's own test expectations (the failed recipients); a message is
-  right when it is classified as a bounce (hard or soft) and every labelled recipient is
-  found (addresses compared case-insensitively)
+Corpora (tests/corpus; sources and licenses recorded in each folder, labels explained in
+tests/corpus_labels.py):
+- public/sisimai: real bounces, auto-replies and feedback-loop reports (BSD-2-Clause),
+  labelled by sisimai's own test expectations
+- public/talon: real human replies (Apache-2.0)
+- own: written by us, one per kind and language case
+- public/flufl-bounce: 111 real bounces from GNU Mailman (Apache-2.0): counted as right
+  when classified as a bounce with every labelled recipient found (Mailman's
+  permanent/temporary is not dripper's hard/soft: it calls mailbox-full permanent)
 
     python bench/inbound_accuracy.py
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from collections import Counter
 from email import message_from_bytes, policy
@@ -21,47 +24,42 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from corpus_labels import samples  # noqa: E402
 from dripper.inbound.classify import classify  # noqa: E402
 
 
-def public_bounces() -> tuple[int, int, list[str]]:
-    folder = ROOT / "tests" / "corpus" / "public" / "flufl-bounce"
-    labels = json.loads((folder / "labels.json").read_text())
-    total = right = 0
-    wrong = []
-    for name, label in labels.items():
-        if not label["recipients"]:  # nothing detectable, by the source's own judgement
-            continue
-        total += 1
-        found = classify(message_from_bytes((folder / name).read_bytes(), policy=policy.compat32))
-        expected = {a.lower() for a in label["recipients"]}
-        if found.kind.startswith("bounce") and expected <= set(found.recipients):
-            right += 1
-        else:
-            wrong.append(f"{name}: {found.kind} {found.recipients[:3]} (expected {sorted(expected)[:3]})")
-    return total, right, wrong
-
-
-def own_corpus() -> Counter[tuple[str, bool]]:
-    from test_inbound import CORPUS, EXPECTED
-
-    counts: Counter[tuple[str, bool]] = Counter()
-    for name, (kind, _status, _recipients) in EXPECTED.items():
-        found = classify(message_from_bytes((CORPUS / name).read_bytes(), policy=policy.compat32))
-        counts[(kind, found.kind == kind)] += 1
-    return counts
-
-
 def main() -> None:
-    total, right, wrong = public_bounces()
-    print(f"public bounces (GNU Mailman corpus): {right}/{total} = {right / total:.1%} "
-          "classified as a bounce with the labelled recipients")
-    for line in wrong:
+    total: Counter[str] = Counter()
+    right: Counter[str] = Counter()
+    sources: Counter[str] = Counter()
+    misses = []
+    bounces = found_bounces = 0
+    for sample in samples():
+        found = classify(message_from_bytes(sample.path.read_bytes(), policy=policy.compat32))
+        if sample.source == "flufl-bounce":
+            bounces += 1
+            if found.kind.startswith("bounce") and set(sample.recipients) <= set(found.recipients):
+                found_bounces += 1
+            else:
+                misses.append(f"{sample.source}/{sample.path.name}: {found.kind} {found.recipients[:2]}")
+            continue
+        total[sample.kind] += 1
+        sources[sample.source] += 1
+        if found.kind == sample.kind:
+            right[sample.kind] += 1
+        else:
+            misses.append(f"{sample.source}/{sample.path.name}: {found.kind} (status {found.status}), "
+                          f"expected {sample.kind} (source's label: {sample.label})")
+    print(f"labelled messages: {sum(total.values())} ({', '.join(f'{n} {s}' for s, n in sources.items())})")
+    print(f"{'kind':12s} {'right':>6s} {'of':>4s} {'accuracy':>9s}")
+    for kind in ("reply", "auto_reply", "bounce_hard", "bounce_soft", "complaint", "unsubscribe"):
+        print(f"{kind:12s} {right[kind]:6d} {total[kind]:4d} {right[kind] / max(total[kind], 1):9.1%}")
+    overall = sum(right.values()) / sum(total.values())
+    print(f"{'overall':12s} {sum(right.values()):6d} {sum(total.values()):4d} {overall:9.1%}")
+    print(f"GNU Mailman bounces recognized as bounces with their recipients: {found_bounces}/{bounces} "
+          f"= {found_bounces / bounces:.1%}")
+    for line in misses:
         print(f"  miss: {line}")
-    counts = own_corpus()
-    for kind in sorted({k for k, _ in counts}):
-        ok, all_ = counts[(kind, True)], counts[(kind, True)] + counts[(kind, False)]
-        print(f"own corpus, {kind:12s}: {ok}/{all_}")
 
 
 if __name__ == "__main__":

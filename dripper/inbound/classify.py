@@ -17,9 +17,6 @@ from email.utils import getaddresses, parseaddr
 KINDS = ("reply", "auto_reply", "bounce_hard", "bounce_soft", "complaint", "unsubscribe", "unknown")
 
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
-_SOFT_WORDS = re.compile(
-    r"mailbox (?:is )?full|over ?quota|quota exceeded|insufficient (?:system )?storage|temporar|try again later|"
-    r"greylist|deferred|delayed|postf[aä]ch voll|speicherplatz", re.IGNORECASE)
 _BOUNCE_SENDER = re.compile(r"^(?:mailer-daemon|postmaster|mail-?daemon|mail delivery (?:subsystem|system))\b",
                             re.IGNORECASE)
 _BOUNCE_SUBJECT = re.compile(
@@ -38,6 +35,7 @@ _UNSUBSCRIBE = re.compile(
     r"\bkeine (?:weiteren )?e-?mails\b|\bd[ée]sabonner\b|\bd[ée]sinscri|\bne plus recevoir\b|\bdarme de baja\b|"
     r"\bdarse de baja\b|\bcancelar (?:la )?suscripci[óo]n\b|\bno (?:me )?(?:env[íi]en|escriban) m[áa]s\b|"
     r"\bcancellami\b|\bdisiscriv|\bafmelden\b|\buitschrijven\b|\bavregistrera\b|\bwypisz\b", re.IGNORECASE)
+_REPLY_SUBJECT = re.compile(r"^\s*(?:re|aw|sv|vs|antw|rif|r|odp|ynt)\s*(?:\[\d+\])?\s*:", re.IGNORECASE)
 _QUOTE_START = re.compile(r"^(?:>|on .+ wrote:|am .+ schrieb|le .+ a écrit|el .+ escribió|-----original message|"
                           r"-----ursprüngliche nachricht|from: )", re.IGNORECASE)
 
@@ -49,6 +47,12 @@ class Classification:
     recipients: list[str] = field(default_factory=list)  # who the bounce or complaint is about
     original: Message | None = None  # the message we sent, when the report carries it
     reason: str = ""
+
+
+def _header(message: Message, name: str) -> str:
+    """A header as text (compat32 gives a Header object for undecodable values)."""
+    value = message.get(name)
+    return str(value) if value is not None else ""
 
 
 def _report_type(message: Message) -> str | None:
@@ -76,27 +80,72 @@ def _original(message: Message) -> Message | None:
 
 
 def hard_status(status: str) -> bool:
-    """Address or domain gone for good: 5.1.x (bad mailbox, bad domain, moved...),
-    5.2.1 (mailbox disabled), 5.4.4 (no route to the domain). Mailbox full (x.2.2, even
-    as 5.2.2), policy and system refusals are not the address's fault: soft."""
+    """Codes that by themselves say the address or domain is gone: 5.1.1 (no such
+    mailbox), 5.1.2 (no such domain), 5.1.3 (bad address syntax), 5.1.6 (moved), 5.1.10
+    (null MX), 5.2.1 (mailbox disabled), 5.4.4 (no route to the domain)."""
     klass, subject, detail = status.split(".")
-    if klass != "5":
-        return False
-    return subject == "1" or (subject, detail) in {("2", "1"), ("4", "4")}
+    return klass == "5" and (subject, detail) in {("1", "1"), ("1", "2"), ("1", "3"), ("1", "6"), ("1", "10"),
+                                                  ("2", "1"), ("4", "4")}
 
 
-def _bounce_kind(status: str | None, text: str) -> str:
-    if status and hard_status(status) and not _SOFT_WORDS.search(text):
-        return "bounce_hard"
-    if status:
+# The reasons a bounce gives, in words (after sisimai's reason classes). A bounce is hard
+# only on evidence that the address or its domain is gone; a refusal of our message (our
+# IP on a blocklist, spam filters, the sender's domain) says nothing about the lead.
+_ADDRESS_GONE = re.compile(
+    r"user(?:name)? unknown|unknown (?:user|recipient|mailbox|address(?:ee)?|local[- ]part)|addressee unknown|"
+    r"no such (?:user|mailbox|recipient|address|account|person|domain|local user)|"
+    r"(?:user|mailbox|recipient|address|account|e-?mail address) (?:\S+ )?(?:not found|does ?n[o']t exist|not exist|"
+    r"unknown|unavailable|disabled|inactive|deactivated|closed|is (?:disabled|inactive|not active|unknown))|"
+    r"does not exist|doesn't exist|not a valid (?:mailbox|recipient|user|address)|invalid (?:recipient|mailbox|user)|"
+    r"no mailbox|unrouteable address|host (?:not found|unknown)|domain (?:not found|does not exist|unknown)|"
+    r"host or domain name not found|name service error|null mx|does not accept mail|has moved|"
+    r"no longer (?:valid|available|active|in use|exists|with)|not our customer|address rejected|recipient rejected|"
+    r"account has been (?:disabled|terminated|closed|suspended)|does not like recipient|unbekannt|existiert nicht",
+    re.IGNORECASE)
+_NOT_THE_ADDRESS = re.compile(
+    r"after (?:initial connection|mail from|end of data|data)|mail ?from domain|sender (?:address|domain)|"
+    r"unroutable sender|black ?list|block ?list|\bblock(?:ed)?\b|spam|reputation|\brbl\b|dnsbl|\bptr\b|"
+    r"reverse dns|relay(?:ing)? (?:access )?(?:denied|not permitted)|not permitted to relay|dmarc|\bspf\b|\bdkim\b|"
+    r"authenticat|too many|rate limit|virus|message (?:size|too (?:large|big))|content rejected|policy",
+    re.IGNORECASE)
+_SOFT_WORDS = re.compile(
+    r"mailbox (?:is )?full|over ?quota|quota exceeded|exceeded (?:the |their |his |her )?(?:storage|quota)|"
+    r"disk quota|insufficient (?:system )?storage|exceeds (?:the )?(?:allowed|maximum) size|temporar|try again later|greylist|deferred|delayed|"
+    r"postf[aä]ch voll|speicherplatz|retry time|timed? ?out|expired|could not be delivered for|socket error|"
+    r"connection (?:refused|reset|timed out)|queue file write error|system (?:error|full)", re.IGNORECASE)
+
+
+def _bounce_kind(status: str | None, text: str, context: str = "", silent: str = "bounce_soft") -> str:
+    """Hard only when the code or the words say the address (or its domain) is gone.
+    `text` is the server's own answer; `context` the report's prose, read when the
+    answer says nothing; `silent` the verdict when nothing says anything."""
+    if status and (status.startswith("4") or status.split(".")[1:] in (["2", "2"], ["3", "1"], ["2", "3"])):
         return "bounce_soft"
-    return "bounce_soft" if _SOFT_WORDS.search(text) else "bounce_hard"
+    if status and hard_status(status):
+        # A report may list several recipients: read the words on the code's own line
+        # (a DSN's diagnostic is one recipient's already).
+        line = next((ln for ln in text.splitlines() if status in ln), text if len(text) < 400 else "")
+        if not (_SOFT_WORDS.search(line) or _NOT_THE_ADDRESS.search(line)):
+            return "bounce_hard"
+    words = text if any(r.search(text) for r in (_SOFT_WORDS, _NOT_THE_ADDRESS, _ADDRESS_GONE)) else context
+    if _SOFT_WORDS.search(words) or _NOT_THE_ADDRESS.search(words):
+        return "bounce_soft"
+    if status and (hard_status(status) or status.startswith("5.1.")) and status not in ("5.1.7", "5.1.8"):
+        return "bounce_hard"
+    if _ADDRESS_GONE.search(words):
+        return "bounce_hard"
+    # Mail system, network, protocol, content and security/policy codes say nothing
+    # about the address.
+    if status and status.split(".")[1] in ("3", "4", "5", "6", "7"):
+        return "bounce_soft"
+    return silent
 
 
 def _dsn(message: Message) -> Classification:
     """RFC 3464: per-recipient Action, Status and Final-Recipient."""
     worst: tuple[int, str, str, str] | None = None  # (rank, kind, status, recipient)
     recipients = []
+    prose = text_of(message)[:4000]
     for part in _parts(message, "message/delivery-status"):
         blocks = part.get_payload() if isinstance(part.get_payload(), list) else []
         for block in blocks[1:]:  # the first block is per-message
@@ -112,7 +161,7 @@ def _dsn(message: Message) -> Classification:
             if action == "delayed" and status and status.startswith("5"):
                 status = "4" + status[1:]
             text = str(block.get("Diagnostic-Code") or "")
-            kind = "bounce_soft" if action == "delayed" else _bounce_kind(status, text)
+            kind = "bounce_soft" if action == "delayed" else _bounce_kind(status, text, prose)
             rank = 2 if kind == "bounce_hard" else 1
             if worst is None or rank > worst[0]:
                 worst = (rank, kind, status or "", recipient)
@@ -131,14 +180,19 @@ def _arf(message: Message) -> Classification:
                 recipients += [parseaddr(v)[1].lower() for v in block.get_all(header) or [] if parseaddr(v)[1]]
     original = _original(message)
     if original is not None and not recipients:
+        recipients = [parseaddr(v)[1].lower() for v in original.get_all("X-HmXmrOriginalRecipient") or []
+                      if parseaddr(v)[1]]
+    if original is not None and not recipients:
         recipients = [a.lower() for _, a in getaddresses(original.get_all("To") or []) if a]
     return Classification("complaint", None, recipients, original, "RFC 5965 feedback report")
 
 
 def text_of(message: Message) -> str:
     """The readable text of a message (its first text/plain part, else text/html as text)."""
-    plain = next((p for p in message.walk() if p.get_content_type() == "text/plain"), None)
-    part = plain or next((p for p in message.walk() if p.get_content_type() == "text/html"), None)
+    part = next((p for p in message.walk()
+                 if p.get_content_type() == "text/plain" and (p.get_payload(decode=True) or b"").strip()), None)
+    if part is None:  # (never `or`: a part without headers is a falsy Message)
+        part = next((p for p in message.walk() if p.get_content_type() == "text/html"), None)
     if part is None:
         return ""
     raw = part.get_payload(decode=True) or b""
@@ -178,37 +232,35 @@ def _flufl_recipients(message: Message) -> list[str]:
 
 
 def _nonstandard_bounce(message: Message, text: str) -> Classification | None:
-    sender = parseaddr(message.get("From") or "")
+    sender = parseaddr(_header(message, "From"))
     looks_like_bounce = bool(_BOUNCE_SENDER.match(sender[1]) or _BOUNCE_SENDER.match(sender[0])
-                             or _BOUNCE_SUBJECT.search(message.get("Subject") or ""))
+                             or _BOUNCE_SUBJECT.search(_header(message, "Subject")))
     temporary, permanent = _flufl(message)
     if not (looks_like_bounce or temporary or permanent):
         return None
+    if not looks_like_bounce and (message.get("In-Reply-To") or _REPLY_SUBJECT.match(_header(message, "Subject"))):
+        return None  # a person's reply that quotes addresses the detectors took for failures
     recipients = sorted({a.decode("utf-8", "replace").lower() for a in permanent | temporary})
     status_match = _STATUS.search(text)
     status = ".".join(status_match.groups()) if status_match and status_match.group(1) != "2" else None
     if status is None and not recipients and not looks_like_bounce:
         return None
-    if status:
-        kind = _bounce_kind(status, text)
-    elif permanent and not _SOFT_WORDS.search(text):
-        kind = "bounce_hard"
-    elif temporary or _SOFT_WORDS.search(text):
-        kind = "bounce_soft"
-    else:
-        kind = "bounce_hard"
+    # Mailman's detectors know each format's permanent failures: with no reason given,
+    # theirs is the verdict.
+    kind = "bounce_soft" if temporary and not permanent else _bounce_kind(
+        status, text, silent="bounce_hard" if permanent else "bounce_soft")
     return Classification(kind, status, recipients, _original(message), "non-standard bounce (flufl.bounce)")
 
 
 def _auto_reply(message: Message) -> bool:
-    auto_submitted = (message.get("Auto-Submitted") or "no").strip().lower()
+    auto_submitted = (_header(message, "Auto-Submitted") or "no").strip().lower()
     if auto_submitted != "no":
         return True
     if any(message.get(h) for h in ("X-Autoreply", "X-Autorespond", "X-Autoresponse", "X-Auto-Reply")):
         return True
-    if (message.get("Precedence") or "").strip().lower() in ("auto_reply", "bulk", "junk"):
+    if (_header(message, "Precedence")).strip().lower() in ("auto_reply", "bulk", "junk"):
         return True
-    return bool(_AUTO_SUBJECT.search(message.get("Subject") or ""))
+    return bool(_AUTO_SUBJECT.search(_header(message, "Subject")))
 
 
 def classify(message: Message | EmailMessage) -> Classification:
@@ -219,10 +271,26 @@ def classify(message: Message | EmailMessage) -> Classification:
         return Classification("unknown", reason=f"could not read the message: {type(exc).__name__}: {exc}")
 
 
+_JMRP_SUBJECT = re.compile(r"^\s*complaint about message from\b", re.IGNORECASE)
+
+
+def _is_complaint(message: Message, report: str | None) -> bool:
+    """RFC 5965 reports, wherever the feedback part sits, and Microsoft's JMRP reports
+    (a forwarded message/rfc822 with X-HmXmrOriginalRecipient)."""
+    if report == "feedback-report" or _parts(message, "message/feedback-report"):
+        return True
+    if _JMRP_SUBJECT.match(_header(message, "Subject")):
+        return True
+    original = _original(message)
+    return original is not None and original.get("X-HmXmrOriginalRecipient") is not None
+
+
 def _classify(message: Message | EmailMessage) -> Classification:
     report = _report_type(message)
-    if report == "feedback-report":
+    if _is_complaint(message, report):
         return _arf(message)
+    if (_header(message, "X-Apple-Unsubscribe")).strip().lower() == "true":
+        return Classification("unsubscribe", reason="a mail client's unsubscribe request (List-Unsubscribe mailto)")
     if report == "delivery-status":
         found = _dsn(message)
         if found.kind != "unknown":
@@ -235,7 +303,7 @@ def _classify(message: Message | EmailMessage) -> Classification:
         return bounce
     if _auto_reply(message):
         return Classification("auto_reply", reason="auto-reply (RFC 3834 headers or subject)")
-    subject = message.get("Subject") or ""
+    subject = _header(message, "Subject")
     if _UNSUBSCRIBE.search(subject) or _UNSUBSCRIBE.search(own_words(text)[:2000]):
         return Classification("unsubscribe", reason="asks to be removed")
     return Classification("reply", reason="written by a person")
