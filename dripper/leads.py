@@ -47,10 +47,6 @@ class Lead:
     def full_name(self) -> str:
         return " ".join(p for p in (self.first_name, self.last_name) if p)
 
-    def has_postal_address(self) -> bool:
-        """What a letter needs: street, city, postal code and country."""
-        return all((self.address_line1, self.city, self.postal_code, self.country))
-
 
 LEAD_FIELDS = tuple(f.name for f in fields(Lead) if f.name != "attrs")
 

@@ -27,7 +27,7 @@ from sqlalchemy import Connection, func, select
 from dripper import batches, calltasks, letters, postal, timing
 from dripper.campaigns import Campaign, Step
 from dripper.clock import Clock
-from dripper.compose import Composed, Composer, DkimKey, safe_name
+from dripper.compose import Composed, Composer, DkimKey
 from dripper.config import Loaded
 from dripper.events import apply_event
 from dripper.limits import Limiter
