@@ -546,7 +546,20 @@ def run(app: App, interval: float | None, max_in_flight: int | None) -> None:
         watcher = config_mod.Watcher(settings)
     except ConfigError as exc:  # pragma: no cover - loaded() already exited
         fail(str(exc))
-    asyncio.run(Worker(app.store(), watcher, settings, SystemClock()).run())
+    store = app.store()
+    single = None
+    if not store.is_postgres:  # SQLite: one worker; PostgreSQL takes any number
+        from dripper.store.locks import ProcessLock
+
+        single = ProcessLock(store, "worker")
+        if not single.acquire():
+            fail(f"another `dripper run` already works on {store.engine.url.database}: SQLite serves one worker. "
+                 "Stop it, or use PostgreSQL (DRIPPER_DATABASE_URL=postgresql+psycopg://…) for several", code=1)
+    try:
+        asyncio.run(Worker(store, watcher, settings, SystemClock()).run())
+    finally:
+        if single is not None:
+            single.release()
 
 
 # --- plan / preview / simulate / report -------------------------------------------------

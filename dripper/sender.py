@@ -36,7 +36,7 @@ from dripper.planner import reconcile, stop_reason
 from dripper.render import LeadView
 from dripper.settings import Settings
 from dripper.store import Store, touches
-from dripper.store import callrows, leadrows, printrows
+from dripper.store import callrows, leadrows, locks, printrows
 from dripper.store import touchrows as touch_q
 from dripper.transports import Envelope, SendError, Transport, make_transport
 
@@ -389,10 +389,12 @@ class Sender:
         config = self.loaded.campaigns.letters
         now = self.clock.now()
         try:
-            batches.build_stale(self.store, self.settings.letters_dir, config, now)
-            if config.adapter != "files":
-                batches.submit_open(self.store, make_adapter(config), self.settings.letters_dir, now,
-                                    self._business_day(at))
+            with locks.held(self.store, "print-batches") as mine:  # one worker at a time
+                if mine:
+                    batches.build_stale(self.store, self.settings.letters_dir, config, now)
+                    if config.adapter != "files":
+                        batches.submit_open(self.store, make_adapter(config), self.settings.letters_dir, now,
+                                            self._business_day(at))
         except Exception:  # noqa: BLE001 - the letters are recorded; the next tick builds again
             log.exception("print batches could not be built or handed over; the next tick tries again")
         for day in self._call_days:

@@ -18,7 +18,7 @@ from dripper.clock import Clock
 from dripper.config import Watcher
 from dripper.sender import Sender
 from dripper.settings import Settings
-from dripper.store import Store
+from dripper.store import Store, locks
 
 log = logging.getLogger("dripper.worker")
 STOP_GRACE = 7.0  # seconds in-flight sends get after a stop signal (the contract allows 10)
@@ -52,7 +52,15 @@ class Worker:
                  f" replanned={','.join(summary.replanned)}" if summary.replanned else "")
 
     async def poll_inbound(self) -> None:
-        """IMAP: ingest what arrived (bounces, replies...), in a thread: imaplib blocks."""
+        """IMAP: ingest what arrived (bounces, replies...), in a thread: imaplib blocks.
+        One worker at a time polls (a lock in the database)."""
+        with locks.held(self.store, "imap") as mine:
+            if not mine:
+                log.debug("IMAP: another worker is polling")
+                return
+            await self._poll_inbound()
+
+    async def _poll_inbound(self) -> None:
         from dripper.inbound import Ingestor
         from dripper.inbound.imap import ImapConfig, poll
         from dripper.inbound.notify import Notifier
@@ -85,7 +93,7 @@ class Worker:
         scheduler.add_job(self.tick, IntervalTrigger(seconds=self.settings.tick_interval), id="tick",
                           next_run_time=datetime.now(timezone.utc), max_instances=1, coalesce=True,
                           misfire_grace_time=None)
-        if self.settings.imap_url:  # a singleton job here; one worker at a time on PostgreSQL is issue 7
+        if self.settings.imap_url:  # every worker schedules it; the one that gets the lock polls
             scheduler.add_job(self.poll_inbound, IntervalTrigger(seconds=self.settings.imap_interval), id="imap",
                               next_run_time=datetime.now(timezone.utc), max_instances=1, coalesce=True)
         scheduler.start()

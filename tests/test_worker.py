@@ -54,3 +54,40 @@ def test_run_ticks_keeps_last_good_config_and_stops_on_sigterm(project: Path, sq
     assert "campaigns.yaml:" in text and "bad duration" in text
     assert "worker stopped" in text
     assert len(list((project / "outbox").glob("*.eml"))) == 5  # 4 on the first tick, then the reminder
+
+
+def test_a_second_worker_on_sqlite_is_refused_clearly(project: Path, sqlite_url: str, tmp_path: Path):
+    env = {**os.environ, "DRIPPER_DATABASE_URL": sqlite_url, "DRIPPER_SECRET": "s", "DRIPPER_TICK_INTERVAL": "5"}
+    cli = [sys.executable, "-m", "dripper"]
+    log = open(tmp_path / "first.log", "wb")
+    first = subprocess.Popen(cli + ["run"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: b"started" in (tmp_path / "first.log").read_bytes(), 20, "the first worker")
+        second = subprocess.run(cli + ["run"], env=env, capture_output=True, text=True, timeout=30)
+        assert second.returncode == 1
+        assert "SQLite serves one worker" in second.stderr and "PostgreSQL" in second.stderr
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=10) == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
+        log.close()
+
+
+def test_a_singleton_job_runs_on_one_worker_at_a_time(db_url: str):
+    """The lock behind IMAP polling and print batches, across two processes."""
+    from dripper.store import open_store
+    from dripper.store.locks import held
+
+    store = open_store(db_url)
+    probe = (f"import sys; from dripper.store import open_store; from dripper.store.locks import held\n"
+             f"with held(open_store({db_url!r}), 'job') as mine: sys.exit(0 if mine else 3)")
+    try:
+        with held(store, "job") as mine:
+            assert mine
+            assert subprocess.run([sys.executable, "-c", probe]).returncode == 3  # another worker holds it
+            with held(store, "other-job") as other:
+                assert other  # locks are per job
+        assert subprocess.run([sys.executable, "-c", probe]).returncode == 0  # released
+    finally:
+        store.dispose()
