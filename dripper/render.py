@@ -263,10 +263,7 @@ def check_templates(config: CampaignFile, templates: TemplateSet) -> list[Proble
                     add(Problem(config.location(path + ("template",)),
                                 f"template {step.template!r} includes or extends {exc.name!r}, which is not found"))
                 except UndefinedError as exc:
-                    file = str(templates.root / step.template)
-                    owner = next((f for f in _frames(exc) if f.startswith(str(templates.root))), file)
-                    line = _template_frame_line(exc, owner) or 1
-                    add(Problem(Location(owner, line, 1), f"{_undefined(exc)} (step {step.id!r})"))
+                    add(Problem(_undefined_at(exc, templates, step), f"{_undefined(exc)} (step {step.id!r})"))
                 except Exception as exc:  # a filter blew up on sample data: still the template's fault
                     add(Problem(config.location(path + ("template",)), f"template {step.template!r} failed to render: {exc}"))
                 else:
@@ -333,6 +330,13 @@ def _frames(exc: BaseException) -> list[str]:
     return [frame.filename for frame in reversed(traceback.extract_tb(exc.__traceback__))]
 
 
+def _undefined_at(exc: UndefinedError, templates: TemplateSet, step: Step) -> Location:
+    """Where an undefined variable was used: the innermost template file of ours in the
+    traceback (a base or an include), at its line."""
+    owner = next((f for f in _frames(exc) if f.startswith(str(templates.root))), str(templates.root / step.template))
+    return Location(owner, _template_frame_line(exc, owner) or 1, 1)
+
+
 def _missing_attr(exc: UndefinedError) -> str | None:
     """The attribute a lead without extra columns lacks (`lead.attrs` is then a plain dict)."""
     found = re.match(r"'dict object' has no attribute '(.+?)'", str(exc.message or exc))
@@ -364,9 +368,7 @@ def _attribute_without_fallback(renderer: Renderer, lead: LeadView, campaign: Ca
         attr = _missing_attr(exc)
         if not attr:
             return None
-        file = str(templates.root / step.template)
-        owner = next((f for f in _frames(exc) if f.startswith(str(templates.root))), file)
-        return Problem(Location(owner, _template_frame_line(exc, owner) or 1, 1), _no_fallback(attr))
+        return Problem(_undefined_at(exc, templates, step), _no_fallback(attr))
     except Exception:  # noqa: BLE001 - anything else was reported by the full render
         return None
     return None

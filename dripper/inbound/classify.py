@@ -88,6 +88,12 @@ def hard_status(status: str) -> bool:
                                                   ("2", "1"), ("4", "4")}
 
 
+def _address_status(status: str) -> bool:
+    """A code about the recipient's address: the hard ones, and any other 5.1.x but the
+    sender's own (5.1.7, 5.1.8)."""
+    return hard_status(status) or (status.startswith("5.1.") and status not in ("5.1.7", "5.1.8"))
+
+
 # The reasons a bounce gives, in words (after sisimai's reason classes). A bounce is hard
 # only on evidence that the address or its domain is gone; a refusal of our message (our
 # IP on a blocklist, spam filters, the sender's domain) says nothing about the lead.
@@ -130,7 +136,7 @@ def _bounce_kind(status: str | None, text: str, context: str = "", silent: str =
     words = text if any(r.search(text) for r in (_SOFT_WORDS, _NOT_THE_ADDRESS, _ADDRESS_GONE)) else context
     if _SOFT_WORDS.search(words) or _NOT_THE_ADDRESS.search(words):
         return "bounce_soft"
-    if status and (hard_status(status) or status.startswith("5.1.")) and status not in ("5.1.7", "5.1.8"):
+    if status and _address_status(status):
         return "bounce_hard"
     if _ADDRESS_GONE.search(words):
         return "bounce_hard"
@@ -141,11 +147,12 @@ def _bounce_kind(status: str | None, text: str, context: str = "", silent: str =
     return silent
 
 
-def _dsn(message: Message) -> Classification:
-    """RFC 3464: per-recipient Action, Status and Final-Recipient."""
+def _dsn(message: Message, text_part: str) -> Classification:
+    """RFC 3464: per-recipient Action, Status and Final-Recipient; `text_part` is the
+    report's prose."""
     worst: tuple[int, str, str, str] | None = None  # (rank, kind, status, recipient)
     recipients = []
-    prose = text_of(message)[:4000]
+    prose = text_part[:4000]
     for part in _parts(message, "message/delivery-status"):
         blocks = part.get_payload() if isinstance(part.get_payload(), list) else []
         for block in blocks[1:]:  # the first block is per-message
@@ -258,7 +265,7 @@ def _auto_reply(message: Message) -> bool:
         return True
     if any(message.get(h) for h in ("X-Autoreply", "X-Autorespond", "X-Autoresponse", "X-Auto-Reply")):
         return True
-    if (_header(message, "Precedence")).strip().lower() in ("auto_reply", "bulk", "junk"):
+    if _header(message, "Precedence").strip().lower() in ("auto_reply", "bulk", "junk"):
         return True
     return bool(_AUTO_SUBJECT.search(_header(message, "Subject")))
 
@@ -289,15 +296,15 @@ def _classify(message: Message | EmailMessage) -> Classification:
     report = _report_type(message)
     if _is_complaint(message, report):
         return _arf(message)
-    if (_header(message, "X-Apple-Unsubscribe")).strip().lower() == "true":
+    if _header(message, "X-Apple-Unsubscribe").strip().lower() == "true":
         return Classification("unsubscribe", reason="a mail client's unsubscribe request (List-Unsubscribe mailto)")
+    text = text_of(message)
     if report == "delivery-status":
-        found = _dsn(message)
+        found = _dsn(message, text)
         if found.kind != "unknown":
             # MTAs put odd things in Final-Recipient: add what Mailman's detectors find
             found.recipients += [a for a in _flufl_recipients(message) if a not in found.recipients]
             return found  # a report that names nothing undelivered may still be a bounce in its text
-    text = text_of(message)
     bounce = _nonstandard_bounce(message, text)
     if bounce is not None:
         return bounce
