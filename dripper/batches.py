@@ -16,6 +16,7 @@ from pathlib import Path
 
 from dripper import letters
 from dripper.campaigns import Letters
+from dripper.leads import full_name
 from dripper.printing import PrintAdapter, PrintJob
 from dripper.store import Store
 from dripper.store import printrows
@@ -35,8 +36,8 @@ def folder(letters_dir: Path, batch: str) -> Path:
 
 
 def _letter(row: dict, letters_dir: Path) -> letters.BatchLetter:
-    name = " ".join(p for p in (row["first_name"], row["last_name"]) if p)
-    return letters.BatchLetter(touch=row["touch_id"], email=row["email"], name=name, campaign=row["campaign"],
+    return letters.BatchLetter(touch=row["touch_id"], email=row["email"],
+                               name=full_name(row["first_name"], row["last_name"]), campaign=row["campaign"],
                                step=row["step_id"], format=row["format"], address=row["address"],
                                file=letters_dir / row["file"], pages=row["pages"])
 
@@ -76,7 +77,7 @@ def submit_open(store: Store, adapter: PrintAdapter, letters_dir: Path, now: dat
     if not adapter.hands_off:
         return report
     with store.begin() as conn:
-        batches = [(b["id"], b["day"]) for b in printrows.listing(conn, limit=1000) if b["mailed_at"] is None]
+        batches = [(b["id"], b["day"]) for b in printrows.open_batches(conn)]
     for batch, day in batches:
         with store.begin() as conn:
             waiting = [dict(r) for r in printrows.unsubmitted(conn, batch)]

@@ -19,6 +19,7 @@ from typing import Any, Mapping, Sequence
 from sqlalchemy import Connection
 
 from dripper.events import apply_event, opt_out
+from dripper.leads import full_name
 from dripper.letters import write_atomic
 from dripper.planner import Planner
 from dripper.store import Store, leadrows
@@ -41,7 +42,7 @@ def rows_for_table(tasks: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
         attrs = task.get("attrs") or {}
         out.append({
             "day": task["day"], "owner": task["owner"], "email": task["email"],
-            "name": " ".join(p for p in (task["first_name"], task["last_name"]) if p),
+            "name": full_name(task["first_name"], task["last_name"]),
             "company": task["company"], "phone": str(attrs.get("phone") or attrs.get("telephone") or ""),
             "campaign": task["campaign"], "step": task["step_id"], "outcome": task["outcome"] or "",
             "note": task["note"] or "", "talking_points": task["talking_points"],

@@ -19,6 +19,7 @@ from dripper import config as config_mod
 from dripper import report as report_mod
 from dripper.clock import Clock, clock_at, parse_instant
 from dripper.errors import ConfigError, UsageError
+from dripper.leads import full_name
 from dripper.settings import Settings, from_env
 from dripper.store import Store, StoreUnavailable, open_store
 from dripper.store import leadrows
@@ -578,7 +579,7 @@ def plan(app: App, email: str, as_json: bool) -> None:
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
     info = data["lead"]
-    name = " ".join(p for p in (info["first_name"], info["last_name"]) if p)
+    name = full_name(info["first_name"], info["last_name"])
     out.print(f"[bold]{info['email']}[/bold] {name} — stage {info['stage']} since {info['stage_entered_at']}, "
               f"campaign {info['campaign']}, status {info['status']}")
     table = Table()

@@ -22,6 +22,11 @@ _EMAIL = re.compile(r"^[^@\s<>(),;:\"\[\]\\]+@[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za
 _ATTR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+def full_name(first: str, last: str) -> str:
+    """"Ada Lovelace", "Ada", or "" (stored rows and leads alike)."""
+    return " ".join(p for p in (first, last) if p)
+
+
 class LeadError(ValueError):
     """One lead's data is unusable; the message says which field and why."""
 
@@ -45,7 +50,7 @@ class Lead:
 
     @property
     def full_name(self) -> str:
-        return " ".join(p for p in (self.first_name, self.last_name) if p)
+        return full_name(self.first_name, self.last_name)
 
 
 LEAD_FIELDS = tuple(f.name for f in fields(Lead) if f.name != "attrs")
@@ -131,4 +136,4 @@ def read_csv(path: Path | str, config: CampaignFile, text: str | None = None) ->
         yield start, lead
 
 
-__all__ = ["Lead", "LeadError", "BadRow", "build_lead", "read_csv", "normalize_email"]
+__all__ = ["full_name", "Lead", "LeadError", "BadRow", "build_lead", "read_csv", "normalize_email"]

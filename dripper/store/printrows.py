@@ -83,6 +83,12 @@ def listing(conn: Connection, limit: int = 60) -> list[RowMapping]:
     return [row._mapping for row in conn.execute(query)]
 
 
+def open_batches(conn: Connection) -> list[RowMapping]:
+    """Batches not yet marked mailed, oldest first."""
+    query = select(letter_batches).where(letter_batches.c.mailed_at.is_(None)).order_by(letter_batches.c.id)
+    return [row._mapping for row in conn.execute(query)]
+
+
 def unsubmitted(conn: Connection, batch: str) -> list[RowMapping]:
     return [row for row in in_batch(conn, batch) if row["provider_ref"] is None]
 
@@ -100,5 +106,5 @@ def for_touches(conn: Connection, touch_ids: Sequence[int]) -> dict[int, RowMapp
     return {row.touch_id: row._mapping for row in conn.execute(query)}
 
 
-__all__ = ["open_batch", "add_letters", "stale", "in_batch", "mark_built", "mark_mailed", "get", "listing",
+__all__ = ["open_batch", "add_letters", "stale", "in_batch", "mark_built", "mark_mailed", "get", "listing", "open_batches",
            "unsubmitted", "set_provider_ref", "for_touches"]
