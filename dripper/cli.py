@@ -94,16 +94,20 @@ AT = click.option("--at", "at", metavar="ISO-8601", help="The instant this happe
 @click.option("--base-url", envvar="DRIPPER_BASE_URL", help="Public URL of `dripper serve` [DRIPPER_BASE_URL].")
 @click.option("--secret", envvar="DRIPPER_SECRET", help="Token-signing key [DRIPPER_SECRET; default: generated, kept in the database].")
 @click.option("-v", "--verbose", count=True, help="More log output.")
+@click.option("--log-format", envvar="DRIPPER_LOG_FORMAT", type=click.Choice(["text", "json"], case_sensitive=False),
+              help="Log lines as text, or one JSON object each [DRIPPER_LOG_FORMAT; default: text].")
 @click.pass_context
 def main(ctx: click.Context, verbose: int, **options: Any) -> None:
     """dripper: long follow-up sequences of e-mails and letters to sales leads."""
-    logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from dripper import logs
+
     if options.get("base_url"):
         options["base_url"] = options["base_url"].rstrip("/")
     for console in (out, err):  # piped output: whole lines rather than cells wrapped at 80 columns
         console.width = None if console.is_terminal else 200  # type: ignore[assignment]
     app = App(from_env().with_options(**options))
+    logs.setup(logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING,
+               app.settings.log_format, app.settings.worker_id)
     ctx.obj = app
     ctx.call_on_close(lambda: [cleanup() for cleanup in app.cleanups])
 
@@ -131,63 +135,41 @@ def leads() -> None:
 @leads.command("import")
 @click.argument("file", type=click.Path(path_type=Path))
 @AT
-@click.option("--batch-size", default=1000, show_default=True, help="Leads per transaction.")
+@click.option("--batch-size", default=10000, show_default=True, help="Leads per transaction.")
 @pass_app
 def leads_import(app: App, file: Path, at: str | None, batch_size: int) -> None:
     """Upsert leads from a CSV file; bad rows are reported and skipped."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from dripper import postal
-    from dripper.leads import BadRow, Lead, LeadError, read_csv
-    from dripper.planner import EnrollResult, enroll, record_versions
+    from dripper.importer import Problem, count_lines, import_file
+    from dripper.leads import LeadError
 
     loaded = app.loaded()
     instant = _instant(at) or _clock(None).now()
     try:
-        text = file.read_text(encoding="utf-8-sig")
+        total = count_lines(file) or 1
     except (OSError, UnicodeDecodeError) as exc:
         fail(f"{file}: cannot read: {exc}", code=1)
     store = app.store()
-    total = max(0, text.count("\n") - 1) or 1
-    totals = EnrollResult()
-    bad: list[BadRow] = []
-    batch: list[Lead] = []
-    warned = 0
+    with Progress(TextColumn("importing {task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=err, transient=True, disable=not err.is_terminal) as progress:
+        task = progress.add_task(file.name, total=total)
 
-    def flush() -> None:
-        with store.begin() as conn:
-            result = enroll(conn, loaded.planner, batch, instant)
-            record_versions(conn, loaded.campaigns, instant)
-        for name in ("created", "updated", "unchanged", "moved"):
-            setattr(totals, name, getattr(totals, name) + getattr(result, name))
-        batch.clear()
+        def on_batch(last_line: int, problems: list[Problem]) -> None:
+            for line, message in problems:
+                progress.console.print(f"{file}:{line}: {message}", markup=False, soft_wrap=True)
+            progress.update(task, completed=min(last_line, total))
 
-    try:
-        with Progress(TextColumn("importing {task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeRemainingColumn(), console=err, transient=True, disable=not err.is_terminal) as progress:
-            task = progress.add_task(file.name, total=total)
-            for line, item in read_csv(file, loaded.campaigns, text=text):
-                if isinstance(item, BadRow):
-                    bad.append(item)
-                    err.print(f"{file}:{item.line}: {item.message}", markup=False, soft_wrap=True)
-                else:
-                    warning = postal.import_warning(item)
-                    if warning:
-                        warned += 1
-                        err.print(f"{file}:{line}: warning: {warning}", markup=False, soft_wrap=True)
-                    batch.append(item)
-                    if len(batch) >= batch_size:
-                        flush()
-                progress.update(task, completed=min(line, total))
-            if batch:
-                flush()
-    except LeadError as exc:
-        fail(f"{file}:1: {exc}", code=1)
-    imported = totals.created + totals.updated + totals.unchanged
-    out.print(f"{file}: {imported} lead(s) imported ({totals.created} new, {totals.updated} updated, "
-              f"{totals.unchanged} unchanged, {totals.moved} changed stage), {len(bad)} row(s) skipped"
-              + (f", {warned} with a postal address warning" if warned else ""))
-    if bad:
+        try:
+            totals = import_file(store, loaded, file, instant, batch_size, on_batch)
+        except LeadError as exc:
+            fail(f"{file}:1: {exc}", code=1)
+    merged = totals.merged
+    imported = merged.created + merged.updated + merged.unchanged
+    out.print(f"{file}: {imported} lead(s) imported ({merged.created} new, {merged.updated} updated, "
+              f"{merged.unchanged} unchanged, {merged.moved} changed stage), {totals.skipped} row(s) skipped"
+              + (f", {totals.warned} with a postal address warning" if totals.warned else ""))
+    if totals.skipped:
         raise SystemExit(2)
 
 
@@ -230,7 +212,7 @@ def leads_add(app: App, email: str, stage: str | None, campaign: str | None, fir
             lead = build_lead(raw, loaded.campaigns)
         except ValueError as exc:
             fail(str(exc), code=1)
-        result = enroll(conn, loaded.planner, [lead], instant)
+        result = enroll(conn, loaded.planner, [(0, lead)], instant)
         record_versions(conn, loaded.campaigns, instant)
     verb = "added" if result.created else "updated" if result.updated else "unchanged"
     out.print(f"{lead.email}: {verb} (stage {lead.stage}, campaign {lead.campaign})")
@@ -459,7 +441,7 @@ def ingest(app: App, files: tuple[str, ...], dry_run: bool, from_imap: bool, as_
 @click.option("--port", default=8000, show_default=True, type=int)
 @pass_app
 def serve(app: App, host: str, port: int) -> None:
-    """HTTP: one-click unsubscribe, inbound webhooks (POST /inbound, /events), /healthz."""
+    """HTTP: one-click unsubscribe, inbound webhooks (POST /inbound, /events), /healthz, /metrics."""
     import uvicorn
 
     from dripper.clock import SystemClock
@@ -469,8 +451,12 @@ def serve(app: App, host: str, port: int) -> None:
     loaded = app.loaded()
     store = app.store()
     tokens = Tokens(app.settings.secret or store.secret())
-    web = create_app(WebContext(store, loaded, tokens, SystemClock(), app.settings.api_token, app.settings))
-    uvicorn.run(web, host=host, port=port, log_level="info", proxy_headers=True)
+    web = create_app(WebContext(store, loaded, tokens, SystemClock(), app.settings.api_token, app.settings,
+                                metrics_token=app.settings.metrics_token))
+    # JSON logs: leave uvicorn's loggers unconfigured so their lines reach the root
+    # handler (one JSON object each) instead of uvicorn's own text handlers.
+    log_config = None if app.settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG
+    uvicorn.run(web, host=host, port=port, log_level="info", proxy_headers=True, log_config=log_config)
 
 
 # --- tick / run ------------------------------------------------------------------------

@@ -7,11 +7,11 @@ import. Nothing here touches the database.
 from __future__ import annotations
 
 import csv
-import io
 import re
 from dataclasses import dataclass, field, fields
+from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from dripper import timing
 from dripper.campaigns import CampaignFile, did_you_mean
@@ -63,16 +63,25 @@ def normalize_email(value: str) -> str:
     return email
 
 
-def _clean(name: str, value: str | None) -> str:
-    text = (value or "").strip()
-    if "\r" in text or "\n" in text:
+_NOT_ATTRS = frozenset(CORE_COLUMNS + POSTAL_COLUMNS)
+
+
+@lru_cache(maxsize=256)
+def _attr_name_ok(key: str) -> bool:
+    return bool(_ATTR_NAME.match(key))
+
+
+def _cleaned(raw: dict[str, str | None]) -> dict[str, str]:
+    values = {name: (value or "").strip() for name, value in raw.items()}
+    if any("\r" in v or "\n" in v for v in values.values()):
+        name = next(n for n, v in values.items() if "\r" in v or "\n" in v)
         raise LeadError(f"{name} contains a line break")
-    return text
+    return values
 
 
 def build_lead(raw: dict[str, str | None], config: CampaignFile) -> Lead:
     """Validate one lead's fields against the campaigns file."""
-    values = {name: _clean(name, raw.get(name)) for name in raw}
+    values = _cleaned(raw)
     email = normalize_email(values.get("email", ""))
     campaign = values.get("campaign") or config.default_campaign
     if campaign not in config.campaigns:
@@ -82,20 +91,26 @@ def build_lead(raw: dict[str, str | None], config: CampaignFile) -> Lead:
         raise LeadError(f"unknown stage {stage!r}{did_you_mean(stage, config.stages)}")
     tz = values.get("timezone") or None
     if tz:
-        timing.zone(tz)  # raises ValueError with a helpful message
+        _known_zone(tz)  # raises ValueError with a helpful message
     # An empty cell is no value: `| default(...)` in a template then applies.
-    attrs = {k: v for k, v in values.items() if k not in CORE_COLUMNS + POSTAL_COLUMNS and k and v}
+    attrs = {k: v for k, v in values.items() if v and k and k not in _NOT_ATTRS}
     for key in attrs:
-        if not _ATTR_NAME.match(key):
+        if not _attr_name_ok(key):
             raise LeadError(f"column {key!r} cannot be a template attribute: use letters, digits and _")
-    postal = {k: values.get(k, "") for k in POSTAL_COLUMNS}
-    if postal["country"]:
-        postal["country"] = postal["country"].upper() if len(postal["country"]) == 2 else postal["country"]
+    country = values.get("country", "")
     return Lead(
         email=email, stage=stage, campaign=campaign, timezone=tz,
         first_name=values.get("first_name", ""), last_name=values.get("last_name", ""),
-        company=values.get("company", ""), attrs=attrs, **postal,
+        company=values.get("company", ""), attrs=attrs,
+        address_line1=values.get("address_line1", ""), address_line2=values.get("address_line2", ""),
+        city=values.get("city", ""), region=values.get("region", ""), postal_code=values.get("postal_code", ""),
+        country=country.upper() if len(country) == 2 else country,
     )
+
+
+@lru_cache(maxsize=1024)
+def _known_zone(name: str) -> None:
+    timing.zone(name)  # an unknown one raises, and is not cached
 
 
 @dataclass(frozen=True)
@@ -104,11 +119,17 @@ class BadRow:
     message: str
 
 
-def read_csv(path: Path | str, config: CampaignFile, text: str | None = None) -> Iterator[tuple[int, Lead | BadRow]]:
-    """Yield (physical line, Lead or BadRow) for each record; the header is line 1."""
-    if text is None:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    reader = csv.reader(io.StringIO(text, newline=""))
+def read_csv(path: Path | str, config: CampaignFile, *, dedupe: bool = True) -> Iterator[tuple[int, Lead | BadRow]]:
+    """Yield (physical line, Lead or BadRow) for each record; the header is line 1.
+
+    The file is streamed, never read whole. With `dedupe=False` a repeated e-mail is the
+    caller's to find (`leads import` finds it in the database, so that memory stays flat
+    however long the file is)."""
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        yield from _records(csv.reader(handle), config, dedupe)
+
+
+def _records(reader: Any, config: CampaignFile, dedupe: bool) -> Iterator[tuple[int, Lead | BadRow]]:
     try:
         header = [h.strip().lower() for h in next(reader)]
     except StopIteration:
@@ -129,11 +150,16 @@ def read_csv(path: Path | str, config: CampaignFile, text: str | None = None) ->
         except ValueError as exc:
             yield start, BadRow(start, str(exc))
             continue
-        if lead.email in seen:
-            yield start, BadRow(start, f"duplicate of line {seen[lead.email]} ({lead.email})")
-            continue
-        seen[lead.email] = start
+        if dedupe:
+            if lead.email in seen:
+                yield start, BadRow(start, duplicate_message(seen[lead.email], lead.email))
+                continue
+            seen[lead.email] = start
         yield start, lead
 
 
-__all__ = ["full_name", "Lead", "LeadError", "BadRow", "build_lead", "read_csv", "normalize_email"]
+def duplicate_message(first_line: int, email: str) -> str:
+    return f"duplicate of line {first_line} ({email})"
+
+
+__all__ = ["full_name", "Lead", "LeadError", "BadRow", "build_lead", "read_csv", "normalize_email", "duplicate_message"]

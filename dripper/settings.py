@@ -18,6 +18,8 @@ class Settings:
     base_url: str = "http://127.0.0.1:8000"
     secret: str | None = None  # None = generated once and kept in the database
     api_token: str | None = None  # enables POST /inbound and /events on `dripper serve`
+    metrics_token: str | None = None  # set: GET /metrics on `dripper serve` wants it as a Bearer token
+    log_format: str = "text"  # text | json (one JSON object per log line)
     imap_url: str | None = None  # imaps://user:pass@host/INBOX: `dripper run` polls it
     imap_interval: float = 60.0
     outbox_dir: Path = Path("outbox")
@@ -50,6 +52,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         "DRIPPER_BASE_URL": "base_url",
         "DRIPPER_SECRET": "secret",
         "DRIPPER_API_TOKEN": "api_token",
+        "DRIPPER_METRICS_TOKEN": "metrics_token",
         "DRIPPER_IMAP_URL": "imap_url",
         "DRIPPER_DKIM_SELECTOR": "dkim_selector",
         "DRIPPER_DKIM_DOMAIN": "dkim_domain",
@@ -76,6 +79,8 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         values["imap_interval"] = max(1.0, float(env["DRIPPER_IMAP_INTERVAL"]))
     if env.get("DRIPPER_TICK_INTERVAL"):
         values["tick_interval"] = max(0.1, float(env["DRIPPER_TICK_INTERVAL"]))
+    if env.get("DRIPPER_LOG_FORMAT"):
+        values["log_format"] = env["DRIPPER_LOG_FORMAT"].strip().lower()
     if "base_url" in values:
         values["base_url"] = str(values["base_url"]).rstrip("/")
     return Settings(**values)  # type: ignore[arg-type]

@@ -9,6 +9,7 @@
 - POST /inbound     raw MIME from a mail provider's inbound webhook     (API token)
 - POST /events      a CRM reports converted / replied / a stage change  (API token)
 - GET  /healthz     the database answers
+- GET  /metrics     Prometheus metrics, read from the database (DRIPPER_METRICS_TOKEN: Bearer)
 
 A forged, tampered or foreign token gets a 4xx; no input gets a 5xx.
 """
@@ -35,6 +36,7 @@ from dripper.errors import UsageError
 from dripper.events import KINDS, apply_event, opt_out, pause
 from dripper.inbound import Ingestor
 from dripper.inbound.notify import Notifier
+from dripper.metrics import metrics_route
 from dripper.settings import Settings
 from dripper.store import Store, leadrows
 from dripper.tokens import TokenData, Tokens
@@ -51,6 +53,7 @@ class WebContext:
     clock: Clock
     api_token: str | None
     settings: Settings | None = None  # for notifying the sales team of replies
+    metrics_token: str | None = None  # set: GET /metrics wants `Authorization: Bearer <it>`
 
 
 def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
@@ -235,6 +238,7 @@ def create_app(ctx: WebContext) -> Starlette:
         Route("/inbound", inbound, methods=["POST"]),
         Route("/events", events, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
+        metrics_route(ctx.store, ctx.clock, ctx.metrics_token),
     ]
     handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {Exception: never_5xx}
     return Starlette(routes=routes, exception_handlers=handlers)

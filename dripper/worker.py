@@ -22,6 +22,7 @@ from dripper.store import Store, locks
 
 log = logging.getLogger("dripper.worker")
 STOP_GRACE = 7.0  # seconds in-flight sends get after a stop signal (the contract allows 10)
+CANCEL_GRACE = 1.5  # seconds a tick cancelled after the grace gets to release and close
 
 
 class Worker:
@@ -35,12 +36,18 @@ class Worker:
         self._stopped = asyncio.Event()
 
     async def tick(self) -> None:
+        if self._stopped.is_set():  # started between the stop signal and the pause
+            return
         loaded = self.watcher.refresh()
         sender = Sender(self.store, loaded, self.settings, self.clock)
         self._current = sender
         self._running = asyncio.current_task()
         try:
             summary = await sender.tick()
+        except asyncio.CancelledError:  # only ever by run(), stopping: not an error to report
+            log.warning("stopped with sends the SMTP server had not answered; their touches are sent again "
+                        "after the lease")
+            return
         except Exception:
             log.exception("tick failed; the next one will try again")
             return
@@ -49,7 +56,8 @@ class Worker:
             self._running = None
         counts = " ".join(f"{k}={v}" for k, v in summary.counts().items())
         log.info("tick at=%s %s%s", self.clock.now().isoformat(timespec="seconds"), counts,
-                 f" replanned={','.join(summary.replanned)}" if summary.replanned else "")
+                 f" replanned={','.join(summary.replanned)}" if summary.replanned else "",
+                 extra={"tick": {**summary.counts(), "replanned": summary.replanned}})  # JSON logs: fields
 
     async def poll_inbound(self) -> None:
         """IMAP: ingest what arrived (bounces, replies...), in a thread: imaplib blocks.
@@ -77,7 +85,10 @@ class Worker:
             return
         for result in results:
             log.info("inbound %s kind=%s lead=%s status=%s effect=%s", result.file, result.kind, result.lead,
-                     result.status, "already applied" if result.duplicate else result.effect)
+                     result.status, "already applied" if result.duplicate else result.effect,
+                     extra={"inbound": {"file": result.file, "kind": result.kind, "lead": result.lead,
+                                        "status": result.status, "duplicate": result.duplicate,
+                                        "effect": result.effect}})
 
     def request_stop(self) -> None:
         log.info("stop requested: finishing in-flight sends")
@@ -97,12 +108,18 @@ class Worker:
             scheduler.add_job(self.poll_inbound, IntervalTrigger(seconds=self.settings.imap_interval), id="imap",
                               next_run_time=datetime.now(timezone.utc), max_instances=1, coalesce=True)
         scheduler.start()
-        log.info("worker %s started: tick every %ss", self.settings.worker_id, self.settings.tick_interval)
+        log.info("worker %s started: tick every %ss", self.settings.worker_id, self.settings.tick_interval,
+                 extra={"tick_interval": self.settings.tick_interval})
         await self._stopped.wait()
-        scheduler.shutdown(wait=False)
+        # Pause, not shut down, while the tick finishes: shutting APScheduler's asyncio
+        # executor down cancels the running tick at once, in-flight sends and all (a 250
+        # not yet recorded would be sent again; claimed touches would wait out the lease).
+        scheduler.pause()
         running = self._running
         if running is not None and not running.done():
             done, _ = await asyncio.wait({running}, timeout=STOP_GRACE)
-            if not done:  # a hung SMTP server: its touches stay `sending` for lease recovery
+            if not done:  # a hung SMTP server: its in-flight touches stay `sending` for lease recovery
                 running.cancel()
+                await asyncio.wait({running}, timeout=CANCEL_GRACE)  # it releases what it had not started
+        scheduler.shutdown(wait=False)
         log.info("worker stopped")

@@ -250,3 +250,48 @@ def test_reimport_with_changed_stage_skips_old_track_and_plans_new(dripper, proj
     touches = steps(plan(dripper, "ada@lovelace.example"))
     assert {s: t["state"] for s, t in touches.items() if s in SUPPLIER_TRACK[1:]} == {
         s: "skipped" for s in SUPPLIER_TRACK[1:]}
+
+
+# --- the set-based merge: batches, duplicates across them, what a re-import changes -------
+
+def test_a_duplicate_in_a_later_batch_is_reported_in_line_order(dripper, project: Path) -> None:
+    rows = [f"lead{i}@batch.example,L{i},X,Co,supplier_research,,{CAMPAIGN},valves" for i in range(7)]
+    rows.insert(5, "LEAD1@batch.example,Again,X,Co,supplier_research,,,valves")  # line 7 repeats line 3
+    rows.insert(2, "not-an-email,,,,,,,")  # line 4
+    name = write(project, "batches.csv", HEADER + "\n" + "\n".join(rows) + "\n")
+    result = dripper("leads", "import", name, "--at", T0, "--batch-size", "2", ok=2)
+    assert reported(result) == [
+        "batches.csv:4: invalid e-mail address 'not-an-email'",
+        "batches.csv:8: duplicate of line 3 (lead1@batch.example)",
+    ]
+    assert "7 lead(s) imported (7 new" in result.stdout and "2 row(s) skipped" in result.stdout
+    assert plan(dripper, "lead1@batch.example")["lead"]["first_name"] == "L1"  # the first row won
+    for i in range(7):
+        assert [t["step"] for t in plan(dripper, f"lead{i}@batch.example")["touches"]] == SUPPLIER_TRACK
+
+
+def test_reimport_moves_due_times_with_a_new_time_zone_and_keeps_history(dripper, project: Path) -> None:
+    line = "tz@lead.example,Tim,Zone,Co,supplier_research,America/Chicago,literature-follow-up,valves"
+    dripper("leads", "import", write(project, "a.csv", f"{HEADER}\n{line}\n"), "--at", T0)
+    dripper("tick", "--at", "2026-01-06T08:00:00Z")
+    before = steps(plan(dripper, "tz@lead.example"))
+    moved = line.replace("America/Chicago", "Europe/Berlin")
+    result = dripper("leads", "import", write(project, "b.csv", f"{HEADER}\n{moved}\n"), "--at", "2026-01-07T08:00:00Z")
+    assert "1 updated" in result.stdout and "0 changed stage" in result.stdout
+    after = steps(plan(dripper, "tz@lead.example"))
+    assert after["thanks"] == before["thanks"] and after["thanks"]["state"] == "sent"
+    # still counted from the original entry, now inside Berlin's 09:00-17:00 window (08:00 UTC in winter)
+    assert before["reminder-1"]["due"] == "2026-01-19T15:00:00+00:00"
+    assert after["reminder-1"]["due"] == "2026-01-19T08:00:00+00:00"
+    assert after["reminder-1"]["state"] == "planned"
+
+
+@pytest.mark.parametrize("kind, reason", [("unsubscribed", "unsubscribed"), ("bounced", "bounced")])
+def test_a_stopped_lead_moved_by_import_gets_a_suppressed_track(dripper, project: Path, kind: str, reason: str) -> None:
+    line = "stop@lead.example,S,T,Co,supplier_research,,literature-follow-up,valves"
+    dripper("leads", "import", write(project, "a.csv", f"{HEADER}\n{line}\n"), "--at", T0)
+    dripper("event", "stop@lead.example", kind, "--at", "2026-01-06T08:00:00Z")
+    moved = line.replace("supplier_research", "lost_to_competitor")
+    dripper("leads", "import", write(project, "b.csv", f"{HEADER}\n{moved}\n"), "--at", "2026-01-07T08:00:00Z")
+    touches = steps(plan(dripper, "stop@lead.example"))
+    assert (touches["lost-1"]["state"], touches["lost-1"]["reason"]) == ("suppressed", reason)

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import (
     JSON, BigInteger, Column, DateTime, ForeignKey, Index, Integer, MetaData, String, Table, Text,
-    UniqueConstraint,
+    UniqueConstraint, text,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -91,9 +91,17 @@ touches = Table(
     Column("sent_at", UTCDateTime),
     Column("updated_at", UTCDateTime, nullable=False),
     UniqueConstraint("lead_id", "campaign", "step_id", name="uq_touch_key"),
-    Index("ix_touches_state_due", "state", "due_at"),
-    Index("ix_touches_campaign_step", "campaign", "step_id"),
-    Index("ix_touches_message_id", "message_id"),
+    # A tick reads only pending rows, so only they are indexed by time (migration 0007):
+    # the queue in claim order, and the claims whose lease may run out. Both stay the size
+    # of what is pending, however many touches were sent, and a row leaves them when it
+    # is claimed or recorded.
+    Index("ix_touches_planned_due", "due_at", "id", postgresql_where=text("state = 'planned'"),
+          sqlite_where=text("state = 'planned'")),
+    Index("ix_touches_sending", "claimed_at", postgresql_where=text("state = 'sending'"),
+          sqlite_where=text("state = 'sending'")),
+    # Only sent touches have a Message-ID; planned ones (most rows) stay out of the index.
+    Index("ix_touches_message_id", "message_id", postgresql_where=text("message_id IS NOT NULL"),
+          sqlite_where=text("message_id IS NOT NULL")),
 )
 
 events = Table(

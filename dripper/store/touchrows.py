@@ -7,29 +7,28 @@ from functools import lru_cache
 from datetime import datetime, timedelta
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import Connection, and_, bindparam, case, exists, func, not_, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, case, exists, func, not_, or_, select, tuple_, update
 from dripper.store import upsert
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import ColumnElement, Select
 
 from dripper.store.tables import STATES, touches
 
 # Reasons that mean "this row was closed by dripper itself and may be planned again".
 REPLANNABLE = ("stage_changed", "campaign_changed", "step_removed")
+OVERDUE_PAGE = 500  # long-overdue touches examined per statement by skip_superseded
 
 
 def _insert(conn: Connection):  # type: ignore[no-untyped-def]
     return upsert.insert(conn, touches)
 
 
-def upsert_planned(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert planned touches; an existing row keeps its state unless it is still pending
-    (then only its due time follows the campaign) or was closed by dripper itself."""
-    if not rows:
-        return
-    stmt = _insert(conn)
+def upsert_planned(conn: Connection, columns: Sequence[str], source: Select[Any]) -> None:
+    """Insert the touches `source` selects (one INSERT … SELECT, however many); an
+    existing row keeps its state unless it is still pending (then only its due time
+    follows the campaign) or was closed by dripper itself."""
+    stmt = _insert(conn).from_select(list(columns), source)
     excluded = stmt.excluded
-    # executemany cannot expand IN lists: spell the reasons out
-    replannable = and_(touches.c.state == "skipped", or_(*(touches.c.reason == r for r in REPLANNABLE)))
+    replannable = and_(touches.c.state == "skipped", touches.c.reason.in_(REPLANNABLE))
     is_planned = touches.c.state == "planned"
     stmt = stmt.on_conflict_do_update(
         index_elements=["lead_id", "campaign", "step_id"],
@@ -45,7 +44,7 @@ def upsert_planned(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         },
         where=is_planned | replannable,
     )
-    conn.execute(stmt, list(rows))
+    conn.execute(stmt)
 
 
 def close_pending(conn: Connection, lead_ids: Iterable[int], *, state: str, reason: str,
@@ -92,28 +91,58 @@ def recover_interrupted(conn: Connection, at: datetime, lease: timedelta) -> int
     return result.rowcount or 0
 
 
-def skip_superseded(conn: Connection, at: datetime, grace: timedelta) -> int:
-    """No catch-up storms: of a lead's due touches in one campaign, those more than
-    `grace` overdue are skipped (`missed`) when a later one is also due; the latest goes out."""
-    later = touches.alias("later")
+def renew(conn: Connection, worker: str, now: datetime) -> set[int]:
+    """Extend the lease on every touch `worker` holds in `sending`; the ids it still holds.
+    A touch missing from the answer was taken over by another worker (recovered after
+    the lease ran out): it is that worker's to send now."""
     result = conn.execute(
         update(touches)
-        .where(
-            touches.c.state == "planned",
-            touches.c.due_at < at - grace,
-            exists(
-                select(later.c.id).where(
-                    later.c.lead_id == touches.c.lead_id,
-                    later.c.campaign == touches.c.campaign,
-                    later.c.state == "planned",
-                    later.c.due_at <= at,
-                    later.c.due_at > touches.c.due_at,
-                )
-            ),
-        )
-        .values(state="skipped", reason="missed", updated_at=at)
+        .where(touches.c.state == "sending", touches.c.claimed_by == worker)
+        .values(claimed_at=now)
+        .returning(touches.c.id)
     )
-    return result.rowcount or 0
+    return {row.id for row in result}
+
+
+def skip_superseded(conn: Connection, at: datetime, grace: timedelta) -> int:
+    """No catch-up storms: of a lead's due touches in one campaign, those more than
+    `grace` overdue are skipped (`missed`) when a later one is also due; the latest goes out.
+
+    The long-overdue touches are read a page at a time in due order, from the index of
+    planned touches, so the work follows how many are overdue, never how many touches
+    there are. (As one UPDATE … WHERE due_at < … AND EXISTS, PostgreSQL took "planned and
+    long overdue" for a fifth of the table, since most touches are long due but sent,
+    and scanned all of it: 3 s a tick with 8 million touches.)"""
+    later = touches.alias("later")
+    superseded = exists(
+        select(later.c.id).where(
+            later.c.lead_id == touches.c.lead_id,
+            later.c.campaign == touches.c.campaign,
+            later.c.state == "planned",
+            later.c.due_at <= at,
+            later.c.due_at > touches.c.due_at,
+        )
+    )
+    overdue = (
+        select(touches.c.id, touches.c.due_at)
+        .where(touches.c.state == "planned", touches.c.due_at < at - grace)
+        .order_by(touches.c.due_at, touches.c.id)
+        .limit(OVERDUE_PAGE)
+    )
+    skipped = 0
+    page = conn.execute(overdue).all()
+    while page:
+        result = conn.execute(
+            update(touches)
+            .where(touches.c.id.in_([row.id for row in page]), touches.c.state == "planned", superseded)
+            .values(state="skipped", reason="missed", updated_at=at)
+        )
+        skipped += result.rowcount or 0
+        if len(page) < OVERDUE_PAGE:
+            break
+        last = page[-1]
+        page = conn.execute(overdue.where(tuple_(touches.c.due_at, touches.c.id) > (last.due_at, last.id))).all()
+    return skipped
 
 
 @dataclass(frozen=True)
@@ -161,13 +190,19 @@ def claim(conn: Connection, at: datetime, now: datetime, worker: str, limit: int
     return rows
 
 
+def _still_held(worker: Any) -> ColumnElement[bool]:
+    """The row is still in `sending`, claimed by `worker`. For a row looked up by its id.
+
+    The state is compared as an expression (`state || ''`) on purpose: a plain `state =
+    'sending'` lets PostgreSQL read the partial index of touches in `sending`, which its
+    statistics (taken between ticks) show empty, and it then filters every claimed row for
+    each one it records, instead of going to the row by its primary key."""
+    return and_((touches.c.state + "") == "sending", touches.c.claimed_by == worker)
+
+
 def finish(conn: Connection, touch_id: int, worker: str, **values: Any) -> bool:
     """Record the outcome of a claimed touch, only if this worker still holds it."""
-    result = conn.execute(
-        update(touches)
-        .where(touches.c.id == touch_id, touches.c.state == "sending", touches.c.claimed_by == worker)
-        .values(**values)
-    )
+    result = conn.execute(update(touches).where(touches.c.id == touch_id, _still_held(worker)).values(**values))
     return bool(result.rowcount)
 
 
@@ -177,7 +212,7 @@ def _finish_statement(columns: tuple[str, ...]) -> Any:
     # compiled form), instead of paying for a new construct each time.
     return (
         update(touches)
-        .where(touches.c.id == bindparam("t_id"), touches.c.state == "sending", touches.c.claimed_by == bindparam("t_worker"))
+        .where(touches.c.id == bindparam("t_id"), _still_held(bindparam("t_worker")))
         .values({column: bindparam(f"v_{column}") for column in columns})
     )
 
@@ -215,6 +250,18 @@ def reasons_by_step(conn: Connection) -> dict[tuple[str, str, str], int]:
 def for_lead(conn: Connection, lead_id: int) -> list[dict[str, Any]]:
     query = select(touches).where(touches.c.lead_id == lead_id).order_by(touches.c.due_at, touches.c.id)
     return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def count_due(conn: Connection, at: datetime, channel: str | None = None, *, up_to: int) -> int:
+    """How many planned touches (of `channel`) are due at `at`, counting no further than
+    `up_to`: the rows are read in due order from the index of planned touches, so the
+    cost follows `up_to`. (A plain count let PostgreSQL, which takes "planned and due"
+    for a fifth of the table, scan all of it: 1.5 s with 8 million touches.)"""
+    due = select(touches.c.id).where(touches.c.state == "planned", touches.c.due_at <= at)
+    if channel is not None:
+        due = due.where(touches.c.channel == channel)
+    due = due.order_by(touches.c.due_at, touches.c.id).limit(up_to)
+    return conn.scalar(select(func.count()).select_from(due.subquery())) or 0
 
 
 def next_due(conn: Connection, after: datetime) -> datetime | None:

@@ -1,0 +1,564 @@
+"""Scale-out on PostgreSQL, proven with real processes: several `dripper` workers, a real
+SMTP server in its own process, crashes (kill -9), an SMTP outage and SIGTERM under load.
+
+Why separate processes everywhere: a worker in a thread of the test would share the
+test's GIL and could not be killed with SIGKILL; the SMTP sink in its own process keeps
+counting while workers die, and can be stopped and started again on the same port.
+
+What "exactly once" means here, measured at the SMTP server: every due touch's Message-ID
+arrives, each once, and a touch is `sent` in the database only if the server has it.
+The one exception the design allows: a worker killed with messages in flight may deliver
+those again (at most `max_in_flight` of them), only as `resent_after_interruption`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import IO, Any, Callable, Iterator
+
+import pytest
+
+T0 = datetime(2026, 1, 5, 15, 0, 5, tzinfo=timezone.utc)  # Monday, inside the fixture's send window
+MAX_IN_FLIGHT = 4  # the default, which bounds what a crash can send twice
+CLI = [sys.executable, "-m", "dripper"]
+
+
+# --- the SMTP sink: a separate process -------------------------------------------------
+
+def serve_sink(port: int, log_path: Path, delay_path: Path) -> None:
+    """aiosmtpd on 127.0.0.1:port. Every accepted message is appended to `log_path` as
+    `Message-ID<TAB>recipient` *before* the 250 is sent, as a real server's queue would
+    have it: a client that dies before reading the 250 does not know it was delivered.
+
+    `delay_path` holds the seconds to wait between accepting and replying (a slow
+    server), read on every message so a test can change it while workers run.
+
+    SIGTERM stops it gracefully: no new connections, new messages get 421 (not
+    recorded), messages already accepted get their 250, then it exits.
+    """
+    from aiosmtpd.smtp import SMTP
+
+    message_id = re.compile(rb"^Message-ID:[ \t]*(<[^>\r\n]+>)", re.IGNORECASE | re.MULTILINE)
+    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    state = {"stopping": False, "replying": 0}
+
+    def delay() -> float:
+        try:
+            return float(delay_path.read_text() or 0)
+        except (OSError, ValueError):
+            return 0.0
+
+    class Handler:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            if state["stopping"]:
+                return "421 4.3.2 shutting down"
+            found = message_id.search(envelope.original_content)
+            ident = found.group(1).decode() if found else "-"
+            # One write(2) on an O_APPEND descriptor: a whole line, even if killed.
+            os.write(log_fd, f"{ident}\t{envelope.rcpt_tos[0]}\n".encode())
+            state["replying"] += 1
+            try:
+                wait = delay()
+                if wait:
+                    await asyncio.sleep(wait)
+            finally:
+                state["replying"] -= 1
+            return "250 2.0.0 queued"
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: SMTP(Handler(), hostname="sink"), "127.0.0.1", port)
+        stop = asyncio.Event()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        print("ready", flush=True)
+        await stop.wait()
+        state["stopping"] = True
+        server.close()
+        deadline = loop.time() + 30
+        while state["replying"] and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)  # let the last 250s leave the socket buffers
+
+    asyncio.run(main())
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Sink:
+    """The sink process, seen from the test: start, stop (gracefully or -9), read the log."""
+
+    folder: Path
+    port: int
+    process: subprocess.Popen[str] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    @property
+    def log(self) -> Path:
+        return self.folder / "received.log"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--sink", str(self.port), str(self.log), str(self.folder / "delay")],
+            stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None and self.process.stdout.readline().strip() == "ready"
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            assert self.process.wait(40) == 0
+        self.process = None
+
+    def slow(self, seconds: float) -> None:
+        (self.folder / "delay").write_text(str(seconds))
+
+    def received(self) -> list[tuple[str, str]]:
+        """(Message-ID, recipient) of every accepted message, in order, duplicates kept."""
+        if not self.log.exists():
+            return []
+        return [tuple(line.split("\t")) for line in self.log.read_text().splitlines()]  # type: ignore[misc]
+
+    def count(self) -> int:
+        return self.log.read_bytes().count(b"\n") if self.log.exists() else 0
+
+
+@pytest.fixture
+def sink(tmp_path: Path) -> Iterator[Sink]:
+    folder = tmp_path / "sink"
+    folder.mkdir()
+    sink = Sink(folder, free_port())
+    sink.start()
+    yield sink
+    if sink.process is not None and sink.process.poll() is None:
+        sink.process.kill()
+        sink.process.wait(10)
+
+
+# --- the database and the workers -------------------------------------------------------
+
+@pytest.fixture
+def pg_url(pg_database: str) -> str:
+    """The session's PostgreSQL database, emptied: this module is about PostgreSQL only."""
+    from conftest import _empty_pg
+
+    _empty_pg(pg_database)
+    return pg_database
+
+
+@dataclass
+class Setup:
+    project: Path
+    db_url: str
+    sink: Sink
+    started: list[subprocess.Popen[bytes]] = field(default_factory=list)  # killed at teardown if still running
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {**os.environ, "DRIPPER_DATABASE_URL": self.db_url, "DRIPPER_SMTP_URL": self.sink.url,
+                "DRIPPER_SECRET": "s", "DRIPPER_BASE_URL": "https://acme.example", **extra}
+
+    def dripper(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(CLI + list(args), env=self.env(), cwd=self.project, capture_output=True, text=True,
+                                timeout=timeout)
+        assert result.returncode == 0, f"dripper {' '.join(args)}: {result.returncode}\n{result.stderr}"
+        return result
+
+    def start(self, *args: str, pipe: bool = False, log: Path | None = None) -> subprocess.Popen[bytes]:
+        """A worker process: its output piped (`pipe`), written to `log`, or dropped."""
+        out: IO[bytes] | int = subprocess.PIPE if pipe else subprocess.DEVNULL
+        if log is not None:
+            out = open(log, "ab")
+        try:
+            process = subprocess.Popen(CLI + list(args), env=self.env(), cwd=self.project, stdout=out,
+                                       stderr=subprocess.PIPE if pipe else subprocess.STDOUT)
+            self.started.append(process)
+            return process
+        finally:
+            if log is not None:
+                out.close()  # type: ignore[union-attr]
+
+    def import_leads(self, n: int, at: datetime) -> None:
+        """n leads whose first step (`thanks`, after 0d) is due from `at` on."""
+        rows = "".join(f"lead{i}@x{i % 13}.example,Lead{i},supplier_research\n" for i in range(n))
+        (self.project / "many.csv").write_text("email,first_name,stage\n" + rows)
+        self.dripper("leads", "import", "many.csv", "--at", at.isoformat())
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Every `thanks` touch: the ones due in these tests."""
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(self.db_url)
+        try:
+            with engine.connect() as conn:
+                return [dict(r._mapping) for r in conn.execute(text(
+                    "SELECT id, state, reason, message_id, claimed_by, attempts FROM touches "
+                    "WHERE step_id = 'thanks' ORDER BY id"))]
+        finally:
+            engine.dispose()
+
+    def states(self) -> Counter[str]:
+        return Counter(r["state"] for r in self.rows())
+
+
+@pytest.fixture
+def setup(project: Path, pg_url: str, sink: Sink) -> Iterator[Setup]:
+    setup = Setup(project, pg_url, sink)
+    yield setup
+    for process in setup.started:  # a failed test must not leave workers sending
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+
+
+def without_send_window(project: Path) -> None:
+    """`dripper run` ticks on the wall clock: the test must not depend on the hour."""
+    campaigns = project / "campaigns.yaml"
+    text = campaigns.read_text()
+    window = '  send_window: {days: mon-fri, hours: "09:00-17:00"}\n'
+    assert window in text
+    campaigns.write_text(text.replace(window, ""))
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def assert_exactly_once(setup: Setup, n: int) -> None:
+    """n due touches, all `sent`; the server has each Message-ID once and nothing else;
+    the database's Message-IDs are exactly the server's."""
+    rows = setup.rows()
+    received = setup.sink.received()
+    ids = Counter(mid for mid, _ in received)
+    assert len(rows) == n
+    assert Counter(r["state"] for r in rows) == {"sent": n}
+    duplicates = {mid: c for mid, c in ids.items() if c > 1}
+    assert not duplicates, f"{len(duplicates)} Message-IDs received more than once: {list(duplicates)[:5]}"
+    assert len(received) == n
+    assert {r["message_id"] for r in rows} == set(ids)
+
+
+# --- a. several workers share the queue, exactly once ------------------------------------
+
+N = 1500
+
+
+def test_three_tick_processes_send_each_due_touch_exactly_once(setup: Setup) -> None:
+    """Three `dripper tick` processes at the same instant, side by side: SKIP LOCKED
+    shares the queue; no touch is claimed twice, none is left behind."""
+    setup.import_leads(N, T0)
+    at = (T0 + timedelta(minutes=1)).isoformat()
+    workers = [setup.start("tick", "--at", at, "--json", pipe=True) for _ in range(3)]
+    outs = [w.communicate(timeout=120) for w in workers]
+    assert [w.returncode for w in workers] == [0, 0, 0], [e.decode()[-2000:] for _, e in outs]
+    counts = [json.loads(o) for o, _ in outs]
+    assert_exactly_once(setup, N)
+    assert sum(c["sent"] for c in counts) == N
+    assert all(c["sent"] > 0 for c in counts), counts  # the claims were shared, not one worker's
+    by_worker = Counter(r["claimed_by"] for r in setup.rows())
+    assert len(by_worker) == 3 and sorted(by_worker.values()) == sorted(c["sent"] for c in counts)
+
+
+def test_three_run_workers_send_each_due_touch_exactly_once_and_stop_cleanly(setup: Setup) -> None:
+    """Three long-running `dripper run` workers on the wall clock; SIGTERM once all is sent."""
+    without_send_window(setup.project)
+    setup.import_leads(N, datetime.now(timezone.utc) - timedelta(hours=1))
+    workers = [setup.start("run", "--interval", "1") for _ in range(3)]
+    try:
+        wait_for(lambda: setup.sink.count() >= N, 90, f"{N} messages at the server")
+        wait_for(lambda: setup.states() == {"sent": N}, 10, "every touch recorded as sent")
+        for w in workers:
+            w.send_signal(signal.SIGTERM)
+        assert [w.wait(timeout=10) for w in workers] == [0, 0, 0]
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+    assert_exactly_once(setup, N)
+    by_worker = Counter(r["claimed_by"] for r in setup.rows())
+    assert len(by_worker) == 3, by_worker  # each worker sent a share
+
+
+# --- b. kill -9 mid-send ------------------------------------------------------------------
+
+def children(pid: int) -> list[int]:
+    """The processes a worker forked (its render worker): they must not outlive it."""
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] not in "ZX"
+    except OSError:
+        return False
+
+
+def test_kill_9_mid_send_loses_nothing_and_duplicates_at_most_what_was_in_flight(setup: Setup) -> None:
+    """A worker dies with SIGKILL while the (slow) server holds its messages. After the
+    60 s lease, a tick takes its touches again: every touch is sent; the only messages
+    the server gets twice are the ones that were in flight, marked as resent."""
+    n = 300  # enough for a render worker process (200 due) and a claimed batch ahead
+    setup.import_leads(n, T0)
+    setup.sink.slow(0.1)
+    at = T0 + timedelta(minutes=1)
+    worker = setup.start("tick", "--at", at.isoformat())
+    try:
+        wait_for(lambda: setup.sink.count() >= 60, 60, "the worker to be well into sending")
+        forked = children(worker.pid)
+        worker.kill()
+        assert worker.wait(10) == -signal.SIGKILL
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    wait_for(lambda: not any(alive(c) for c in forked), 10, "the render worker to follow its parent")
+    before = setup.states()
+    assert before["sending"] > 0 and before["sent"] < n, before  # it really died mid-send
+    setup.sink.slow(0)
+    soon = json.loads(setup.dripper("tick", "--at", (at + timedelta(seconds=30)).isoformat(), "--json").stdout)
+    assert soon["recovered"] == 0  # the lease still holds: the dead worker's touches wait
+    later = json.loads(setup.dripper("tick", "--at", (at + timedelta(seconds=61)).isoformat(), "--json").stdout)
+    assert later["recovered"] == before["sending"]
+
+    rows = setup.rows()
+    assert Counter(r["state"] for r in rows) == {"sent": n}
+    received = Counter(mid for mid, _ in setup.sink.received())
+    assert {r["message_id"] for r in rows} == set(received)  # nothing lost
+    twice = {mid for mid, c in received.items() if c > 1}
+    assert all(c <= 2 for c in received.values())
+    assert len(twice) <= MAX_IN_FLIGHT, len(twice)
+    resent = {r["message_id"] for r in rows if r["reason"] == "resent_after_interruption"}
+    assert twice <= resent and len(resent) == before["sending"]
+
+
+# --- c. the SMTP server goes away and comes back ----------------------------------------
+
+def test_an_smtp_outage_mid_run_delivers_everything_exactly_once(setup: Setup) -> None:
+    """The server stops while `dripper run` sends: what it did not accept goes back to
+    `planned` (smtp_retry), nothing is `sent` that it does not have; it comes back on
+    the same port and a later tick delivers the rest, each message once."""
+    n = 200
+    without_send_window(setup.project)
+    setup.import_leads(n, datetime.now(timezone.utc) - timedelta(hours=1))
+    setup.sink.slow(0.05)  # about 80 messages a second: the outage falls mid-run
+    worker = setup.start("run", "--interval", "1", log=setup.project / "worker.log")
+    try:
+        wait_for(lambda: setup.sink.count() >= 40, 60, "the first messages")
+        setup.sink.stop()
+        time.sleep(3)  # the worker ticks on against a closed port
+        wait_for(lambda: setup.states()["sending"] == 0, 20, "no touch left in flight")
+        rows = setup.rows()
+        assert worker.poll() is None
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(10) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    received = setup.sink.received()
+    sent = [r for r in rows if r["state"] == "sent"]
+    waiting = [r for r in rows if r["state"] != "sent"]
+    assert waiting, "the outage came too late to matter"
+    assert all(r["state"] == "planned" and r["reason"].startswith("smtp_retry: ") for r in waiting), \
+        Counter((r["state"], r["reason"]) for r in waiting)
+    assert len(sent) == len(received) == len({mid for mid, _ in received})  # nothing sent unaccepted
+    assert {r["message_id"] for r in sent} == {mid for mid, _ in received}
+
+    setup.sink.slow(0)
+    setup.sink.start()  # the same port
+    # Retries are due 5 min after their failure (10, 20, ... after more): an hour later
+    # every one is due.
+    later = datetime.now(timezone.utc) + timedelta(hours=1)
+    counts = json.loads(setup.dripper("tick", "--at", later.isoformat(), "--json").stdout)
+    assert counts["sent"] == len(waiting)
+    assert_exactly_once(setup, n)
+
+
+# --- d. SIGTERM under load ----------------------------------------------------------------
+
+def test_sigterm_mid_send_exits_in_time_and_leaves_nothing_behind(setup: Setup) -> None:
+    """`dripper run` stopped while a slow server holds its sends: it exits 0 within 10 s,
+    its in-flight sends are recorded, what it claimed but had not started is released at
+    once (not left to the 60 s lease), and a tick then sends the rest, each once."""
+    n = 200
+    without_send_window(setup.project)
+    setup.import_leads(n, datetime.now(timezone.utc) - timedelta(hours=1))
+    setup.sink.slow(0.2)
+    worker = setup.start("run", "--interval", "1", log=setup.project / "worker.log")
+    try:
+        wait_for(lambda: setup.sink.count() >= 30, 60, "the worker to be well into sending")
+        started = time.monotonic()
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(10) == 0
+        assert time.monotonic() - started < 10
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    states = setup.states()
+    assert states["sending"] == 0, states
+    assert 0 < states["sent"] == setup.sink.count() < n
+    setup.sink.slow(0)
+    counts = json.loads(setup.dripper("tick", "--json").stdout)  # now: the released touches are due
+    assert counts["sent"] == n - states["sent"] and counts["recovered"] == 0
+    assert_exactly_once(setup, n)
+
+
+def test_sigterm_with_the_server_hung_leaves_only_the_hung_sends(setup: Setup) -> None:
+    """The server never answers: after the grace the worker gives up its in-flight sends
+    (at most max_in_flight touches stay `sending`, for the lease) and exits 0 within
+    10 s; everything it claimed but had not started is released at once."""
+    n = 200
+    without_send_window(setup.project)
+    setup.import_leads(n, datetime.now(timezone.utc) - timedelta(hours=1))
+    setup.sink.slow(60)
+    worker = setup.start("run", "--interval", "1", log=setup.project / "worker.log")
+    try:
+        wait_for(lambda: setup.sink.count() >= MAX_IN_FLIGHT, 60, "every send slot to hang")
+        time.sleep(0.5)
+        started = time.monotonic()
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(10) == 0
+        assert time.monotonic() - started < 10
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    states = setup.states()
+    assert states == {"sending": MAX_IN_FLIGHT, "planned": n - MAX_IN_FLIGHT}, states
+    hung = {r["id"] for r in setup.rows() if r["state"] == "sending"}
+    setup.sink.stop()  # its hung sessions go with it
+    setup.sink.slow(0)
+    setup.sink.start()
+    later = datetime.now(timezone.utc) + timedelta(seconds=61)  # the hung ones' lease has run out
+    counts = json.loads(setup.dripper("tick", "--at", later.isoformat(), "--json").stdout)
+    assert counts["recovered"] == MAX_IN_FLIGHT and counts["sent"] == n
+    rows = setup.rows()
+    assert Counter(r["state"] for r in rows) == {"sent": n}
+    received = Counter(mid for mid, _ in setup.sink.received())
+    assert {r["message_id"] for r in rows} == set(received)
+    twice = {mid for mid, c in received.items() if c > 1}
+    # The server had the hung messages (it never said so): they arrive twice, marked.
+    assert twice == {r["message_id"] for r in rows if r["id"] in hung}
+    assert all(r["reason"] == "resent_after_interruption" for r in rows if r["id"] in hung)
+
+
+# --- e. a slow server: leases are renewed, and a stalled worker does not resend ----------
+
+@dataclass
+class FastClock:
+    """The wall clock running `speed` times faster from `start`: a 60 s lease passes in
+    60/speed real seconds. A worker process can only run on the wall clock (a lease takes
+    a real minute) or on a frozen one (`--at`: its lease never ages), so the two workers
+    of this test are Senders in threads of the test, on this clock. The database and the
+    SMTP servers are real, as everywhere in this module."""
+
+    start: datetime
+    speed: float
+    origin: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.origin = time.monotonic()
+
+    def now(self) -> datetime:
+        return self.start + timedelta(seconds=(time.monotonic() - self.origin) * self.speed)
+
+
+def test_a_slow_server_keeps_the_lease_and_a_stalled_worker_sends_nothing_taken_over(
+        setup: Setup, tmp_path: Path) -> None:
+    """Worker A sends through a slow server: what it claimed ahead waits longer than a
+    lease, so A renews its lease and worker B, ticking all along, takes nothing from it.
+    Then A's server stalls for longer than a lease: B takes A's touches over (A looks
+    dead) and sends them; when A's server answers again, A sends none of them. Only
+    A's in-flight messages, those the stalled server had, arrive twice."""
+    import threading
+    from dataclasses import replace
+
+    from dripper import config as config_mod
+    from dripper.sender import LEASE, Sender, TickSummary
+    from dripper.settings import from_env
+    from dripper.store import open_store
+
+    n = 150
+    setup.import_leads(n, T0)
+    fast = Sink(tmp_path / "fast", free_port())
+    fast.folder.mkdir()
+    fast.start()
+    speed = 40.0  # a lease is 1.5 s
+    clock = FastClock(T0 + timedelta(minutes=1), speed)
+    base = replace(from_env(setup.env()), render_processes=0)
+    settings_a = replace(base, worker_id="A", smtp_url=setup.sink.url)
+    settings_b = replace(base, worker_id="B", smtp_url=fast.url)
+    loaded = config_mod.load(base)
+    store = open_store(setup.db_url)
+    setup.sink.slow(0.15)  # 4 in flight: 4 messages every 6 s of the clock, 100 claimed take 150 s
+    a_result: list[TickSummary | BaseException] = []
+
+    def run_a() -> None:
+        try:
+            a_result.append(asyncio.run(Sender(store, loaded, settings_a, clock).tick()))
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            a_result.append(exc)
+
+    a = threading.Thread(target=run_a)
+    try:
+        a.start()
+        wait_for(lambda: setup.sink.count() >= 1, 30, "A to claim (two batches: 100) and send")
+        recovered_before_stall = None
+        b_counts: Counter[str] = Counter()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            b_counts.update(asyncio.run(Sender(store, loaded, settings_b, clock).tick()).counts())
+            if recovered_before_stall is None and setup.sink.count() >= 60:
+                # A has sent for more than a lease (90 s of the clock): B took nothing.
+                recovered_before_stall = b_counts["recovered"]
+                setup.sink.slow(LEASE.total_seconds() * 3 / speed)  # now A's server stalls for 3 leases
+            if not a.is_alive() and setup.states() == {"sent": n}:
+                break
+            time.sleep(0.05)
+        a.join(30)
+    finally:
+        store.dispose()
+        fast.stop()
+    assert not a.is_alive() and not isinstance(a_result[0], BaseException), a_result
+    assert recovered_before_stall == 0
+    assert b_counts["recovered"] >= 20  # the stall made B take A's touches over
+
+    rows = setup.rows()
+    assert Counter(r["state"] for r in rows) == {"sent": n}
+    received = Counter(mid for mid, _ in setup.sink.received() + fast.received())
+    assert {r["message_id"] for r in rows} == set(received)
+    twice = {mid for mid, c in received.items() if c > 1}
+    assert len(twice) <= MAX_IN_FLIGHT, len(twice)  # only what was in flight when A stalled
+    assert twice <= {r["message_id"] for r in rows if r["reason"] == "resent_after_interruption"}
+
+
+def _sink_main() -> None:
+    port, log, delay = sys.argv[2:5]
+    serve_sink(int(port), Path(log), Path(delay))
+
+
+if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "--sink":
+    _sink_main()
