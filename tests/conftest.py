@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 from click.testing import CliRunner, Result
@@ -120,6 +121,16 @@ def dripper(project: Path, db_url: str) -> Dripper:
 @pytest.fixture
 def dripper_sqlite(project: Path, sqlite_url: str) -> Dripper:
     return Dripper(project, sqlite_url)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll `predicate` until it holds; fail the test saying what never happened."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 # --- a real SMTP server on loopback ------------------------------------------------------

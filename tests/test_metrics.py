@@ -14,7 +14,7 @@ import sys
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import httpx
 import pytest
@@ -23,7 +23,7 @@ from sqlalchemy import select, update
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from conftest import Dripper, free_port
+from conftest import Dripper, free_port, wait_for
 from dripper.clock import FrozenClock, parse_instant
 from dripper.metrics import DELAY_BUCKETS
 from dripper.store import Store, events, open_store, touches
@@ -99,15 +99,6 @@ def event_kinds(db_url: str) -> list[str]:
             return list(conn.scalars(select(events.c.kind)))
     finally:
         store.dispose()
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def assert_log_lines(text: str) -> list[dict[str, Any]]:

@@ -10,14 +10,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+from conftest import wait_for
 
 
 def test_run_ticks_keeps_last_good_config_and_stops_on_sigterm(project: Path, sqlite_url: str, tmp_path: Path):
