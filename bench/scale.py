@@ -6,8 +6,9 @@ import code: every lead is on a track of the shipped campaigns.yaml (the steps o
 stage up to seven months, ~8 touches a lead), entered its stage at some moment of the
 last eight months, and its touches are in the states a live system would show at that
 instant: past touches `sent` (e-mails with a Message-ID, letters in mailed print batches,
-calls as call tasks), a few `skipped: missed`, the pending ones of unsubscribed leads
-`suppressed`, future ones `planned`. Exactly --due touches (e-mail steps, one per lead,
+calls as call tasks), a few `skipped: missed`, the next one of unsubscribed leads
+`suppressed`, the next one of the others `planned` (a track is planned one touch ahead:
+the steps after that have no rows yet). Exactly --due touches (e-mail steps, one per lead,
 less than an hour overdue) are due at the tick instant T. Then VACUUM ANALYZE and a
 CHECKPOINT, so every size starts from the same state.
 
@@ -190,19 +191,26 @@ def populate(name: str, leads: int, due: int) -> dict[str, float]:
         conn.execute(f"""
             INSERT INTO touches (lead_id, campaign, step_id, stage, channel, kind, due_at, state, reason, attempts,
                                  message_id, planned_at, claimed_at, claimed_by, sent_at, updated_at)
-            SELECT l.id, l.campaign, s.step_id, l.stage, s.channel, s.kind, d.due, x.state,
+            SELECT lead_id, campaign, step_id, stage, channel, kind, due_at, state, reason, attempts,
+                   message_id, planned_at, claimed_at, claimed_by, sent_at, updated_at
+            FROM (
+            SELECT l.id AS lead_id, l.campaign, s.step_id, l.stage, s.channel, s.kind, d.due AS due_at, x.state,
                    CASE x.state WHEN 'suppressed' THEN 'unsubscribed' WHEN 'skipped' THEN 'missed'
                                 WHEN 'sent' THEN CASE WHEN s.channel = 'call' THEN 'call_task' END END,
-                   CASE WHEN x.state = 'sent' THEN 1 ELSE 0 END,
+                   CASE WHEN x.state = 'sent' THEN 1 ELSE 0 END AS attempts,
                    CASE WHEN x.state = 'sent' AND s.channel = 'email'
                             THEN '<' || md5(l.email || s.step_id) || '.drip@acme.example>'
                         WHEN x.state = 'sent' AND s.channel = 'letter'
-                            THEN 'letters/' || l.id || '-' || s.step_id || '.pdf' END,
-                   l.stage_entered_at,
-                   CASE WHEN x.state = 'sent' THEN d.due END,
-                   CASE WHEN x.state = 'sent' THEN 'bench:1' END,
-                   CASE WHEN x.state = 'sent' THEN d.due END,
-                   CASE WHEN x.state = 'planned' THEN l.stage_entered_at ELSE least(d.due, {T_SQL}) END
+                            THEN 'letters/' || l.id || '-' || s.step_id || '.pdf' END AS message_id,
+                   l.stage_entered_at AS planned_at,
+                   CASE WHEN x.state = 'sent' THEN d.due END AS claimed_at,
+                   CASE WHEN x.state = 'sent' THEN 'bench:1' END AS claimed_by,
+                   CASE WHEN x.state = 'sent' THEN d.due END AS sent_at,
+                   CASE WHEN x.state = 'planned' THEN l.stage_entered_at ELSE least(d.due, {T_SQL}) END AS updated_at,
+                   -- a track is planned one touch ahead: its first pending (or suppressed) step has a row,
+                   -- the steps after it none yet
+                   count(*) FILTER (WHERE x.state IN ('planned', 'suppressed'))
+                       OVER (PARTITION BY l.id ORDER BY s.ord) AS ahead
             FROM leads l
             JOIN bench_steps s ON s.stage = l.stage
             CROSS JOIN LATERAL (SELECT l.stage_entered_at + s.after AS due) d
@@ -213,7 +221,9 @@ def populate(name: str, leads: int, due: int) -> dict[str, float]:
                 WHEN (l.id + s.ord) % 61 = 0 THEN 'skipped'
                 ELSE 'sent'
             END AS state) x
-            ORDER BY l.id, s.ord
+            ) planned
+            WHERE state NOT IN ('planned', 'suppressed') OR ahead = 1
+            ORDER BY lead_id, due_at
         """)
         timings["touches"] = time.perf_counter() - started
 
@@ -376,11 +386,11 @@ def explain(name: str) -> None:
     statement it ran is then EXPLAIN ANALYZEd in that same transaction."""
     from dripper import config as config_mod
     from dripper.limits import Limiter
-    from dripper.planner import reconcile
+    from dripper.planner import Finished, advance, reconcile
     from dripper.settings import from_env
     from dripper.store import open_store, leadrows, printrows, callrows, counters
     from dripper.store import touchrows as touch_q
-    from dripper.sender import CLAIM_BATCH, IDEMPOTENT_IN_FLIGHT, LEASE, MISSED_GRACE, RENDER_POOL_MIN
+    from dripper.sender import CLAIM_BATCH, IDEMPOTENT_IN_FLIGHT, LEASE, RENDER_POOL_MIN
 
     settings = from_env({"DRIPPER_CAMPAIGNS": str(CAMPAIGNS)})
     loaded = config_mod.load(settings)
@@ -391,7 +401,6 @@ def explain(name: str) -> None:
     steps: list[tuple[str, Callable[[Any], Any]]] = [
         ("reconcile (no change)", lambda c: reconcile(c, loaded.planner, T)),
         ("recover_interrupted", lambda c: touch_q.recover_interrupted(c, T, LEASE)),
-        ("skip_superseded", lambda c: touch_q.skip_superseded(c, T, MISSED_GRACE)),
         ("due e-mails (render pool)", lambda c: touch_q.count_due(c, T, "email", up_to=RENDER_POOL_MIN)),
         ("claim", lambda c: touch_q.claim(c, T, T, "explain", claim_size)),
         ("leads of a claimed batch", lambda c: leadrows.by_ids(
@@ -400,6 +409,9 @@ def explain(name: str) -> None:
             c, "explain", [(t.id, {"state": "sent", "sent_at": T, "message_id": f"<{t.id}@x>", "reason": None,
                                    "updated_at": T})
                            for t in touch_q.claim(c, T, T, "explain", claim_size)])),
+        ("advance (plan the next touches)", lambda c: advance(
+            c, loaded.planner, [Finished(t.lead_id, t.campaign, t.stage, t.step_id, t.planned_at)
+                                for t in touch_q.claim(c, T, T, "explain", claim_size)], T)),
         ("next_due", lambda c: touch_q.next_due(c, T)),
         ("print batches: open_batch", lambda c: printrows.open_batch(c, day, T)),
         ("print batches: stale", lambda c: printrows.stale(c)),

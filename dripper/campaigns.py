@@ -234,6 +234,7 @@ class CampaignFile(_Model):
 
     _path: FsPath = PrivateAttr(FsPath("campaigns.yaml"))
     _positions: yamlpos.Positioned | None = PrivateAttr(None)
+    _stages: tuple[str, ...] | None = PrivateAttr(None)
 
     @property
     def path(self) -> FsPath:
@@ -241,7 +242,9 @@ class CampaignFile(_Model):
 
     @property
     def stages(self) -> tuple[str, ...]:
-        return FUNNEL_STAGES + tuple(s for s in self.extra_stages if s not in FUNNEL_STAGES)
+        if self._stages is None:  # asked for every lead imported; the model does not change
+            self._stages = FUNNEL_STAGES + tuple(s for s in self.extra_stages if s not in FUNNEL_STAGES)
+        return self._stages
 
     def campaign(self, name: str) -> Campaign:
         return self.campaigns[name]

@@ -17,6 +17,7 @@ from rich.table import Table
 from dripper import __version__
 from dripper import config as config_mod
 from dripper import report as report_mod
+from dripper.campaigns import CampaignFile
 from dripper.clock import Clock, clock_at, parse_instant
 from dripper.errors import ConfigError, UsageError
 from dripper.leads import full_name
@@ -151,14 +152,17 @@ def leads_import(app: App, file: Path, at: str | None, batch_size: int) -> None:
     except (OSError, UnicodeDecodeError) as exc:
         fail(f"{file}: cannot read: {exc}", code=1)
     store = app.store()
+    # Refreshed after each batch, not by a thread of its own: the import forks its reader,
+    # and a process that forks should have no other thread.
     with Progress(TextColumn("importing {task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=err, transient=True, disable=not err.is_terminal) as progress:
+                  TimeRemainingColumn(), console=err, transient=True, disable=not err.is_terminal,
+                  auto_refresh=False) as progress:
         task = progress.add_task(file.name, total=total)
 
         def on_batch(last_line: int, problems: list[Problem]) -> None:
             for line, message in problems:
                 progress.console.print(f"{file}:{line}: {message}", markup=False, soft_wrap=True)
-            progress.update(task, completed=min(last_line, total))
+            progress.update(task, completed=min(last_line, total), refresh=True)
 
         try:
             totals = import_file(store, loaded, file, instant, batch_size, on_batch)
@@ -556,11 +560,17 @@ def run(app: App, interval: float | None, max_in_flight: int | None) -> None:
 @pass_app
 def plan(app: App, email: str, as_json: bool) -> None:
     """A lead's past and upcoming touches, with states and reasons."""
+    from dripper.planner import Planner
+
+    config = _campaigns_or_none(app)
     with app.store().begin() as conn:
         lead = leadrows.by_email(conn, email)
         if lead is None:
             fail(f"no lead {email!r}", code=1)
-        data = report_mod.lead_plan(conn, lead)
+        data = report_mod.lead_plan(conn, lead, Planner(config) if config else None)
+    if config is None:
+        err.print(f"dripper: warning: {app.settings.campaigns_path} could not be read: only touches already planned "
+                  "are listed", markup=False, soft_wrap=True)
     if as_json:
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
@@ -578,6 +588,17 @@ def plan(app: App, email: str, as_json: bool) -> None:
     address = info["postal_address"]
     if not address["complete"] and any(t["channel"] == "letter" and t["state"] == "planned" for t in data["touches"]):
         out.print(f"[yellow]Letters will be skipped (no_postal_address): {address['problem']}[/]")
+
+
+def _campaigns_or_none(app: App) -> CampaignFile | None:
+    """The campaigns model, or None when campaigns.yaml cannot be read (commands that only
+    look at the store still work then)."""
+    from dripper.campaigns import load as load_campaigns
+
+    try:
+        return load_campaigns(app.settings.campaigns_path)
+    except ConfigError:
+        return None
 
 
 def _touch_note(touch: dict[str, Any]) -> str:
@@ -720,12 +741,7 @@ def simulate(app: App, days: int, stage: str | None, campaign: str | None, tz: s
 @pass_app
 def report(app: App, as_json: bool, html_file: Path | None) -> None:
     """Touches per campaign and step, by state."""
-    from dripper.campaigns import load as load_campaigns
-
-    try:
-        config = load_campaigns(app.settings.campaigns_path)
-    except ConfigError:
-        config = None  # the report stands on the database alone
+    config = _campaigns_or_none(app)  # without it, the report stands on the stored touches alone
     with app.store().begin() as conn:
         data = report_mod.funnel(conn, config)
     if html_file:

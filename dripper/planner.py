@@ -1,9 +1,10 @@
 """Which touch is due for whom, and when.
 
-A lead's track is planned in full when it enters a stage: one `touches` row per step,
-due at (time the lead entered the stage + `after`), moved into the send window on the
-lead's own clock. The tick then only has to claim rows whose due time has come.
-Live edits of campaigns.yaml are reconciled against what is already planned.
+A lead's track is planned one touch ahead (see `dripper.track`): entering a stage plans
+its first step, and each outcome plans the next step in the same commit. A step's due
+time is (the instant the lead entered the stage + `after`), moved into the send window
+on the lead's own clock. The tick only has to claim rows whose due time has come. Live
+edits of campaigns.yaml are reconciled against what is already planned.
 """
 
 from __future__ import annotations
@@ -13,21 +14,16 @@ from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any, Iterable, Mapping, Sequence
 
-from sqlalchemy import Connection, and_, select, text, update
-from sqlalchemy.sql import ColumnElement
+from sqlalchemy import Connection, select, text, update
 
-from dripper import timing
+from dripper import timing, track
 from dripper.campaigns import ALWAYS_STOP, CampaignFile, Step
 from dripper.leads import Lead
 from dripper.store import campaign_versions, leads, touches
 from dripper.store import leadrows, staging
 from dripper.store import touchrows as touch_q
 
-# A step already this much overdue when first planned is skipped (`missed`) rather than
-# sent late: a lead should never get weeks of mail in one morning.
-MISSED_AFTER = timedelta(hours=24)
 _PG_RECONCILE_LOCK = 0x64726971
-_PLAN_KEYS = ("id", "campaign", "stage", "stage_entered_at", "timezone", "country")
 
 
 class Planner:
@@ -48,13 +44,19 @@ class Planner:
             due = step.after.add_to(entered_at, zone)
             due = self.config.window_for(camp, step).next_open(due, zone, country or None)
             out.append((step, due))
-        return tuple(out)
+        # The order the track goes out in; a stable sort keeps file order for equal times.
+        return tuple(sorted(out, key=lambda pair: pair[1]))
 
     def dues(self, campaign: str, stage: str, entered_at: datetime, tz: str | None = None,
              country: str = "") -> tuple[tuple[Step, datetime], ...]:
         if campaign not in self.config.campaigns:
             return ()
         return self._dues(campaign, stage, entered_at, tz, country)
+
+    def track_of(self, lead: Mapping[str, Any]) -> track.Track:
+        """The lead's current track (its campaign, stage, entry instant, zone and country)."""
+        return self.dues(lead["campaign"], lead["stage"], lead["stage_entered_at"], lead["timezone"],
+                         lead["country"] or "")
 
 
 @dataclass
@@ -72,66 +74,120 @@ class EnrollResult:
 
 
 def enroll(conn: Connection, planner: Planner, batch: Sequence[tuple[int, Lead]], at: datetime, *,
-           across_batches: bool = False) -> EnrollResult:
+           across_batches: bool = False, copy: bytes | None = None) -> EnrollResult:
     """Upsert a batch of (line, lead); new leads and leads that changed stage or campaign
     start a track at `at`. Set-based: the same few statements for ten leads or ten thousand.
 
     `across_batches`: the connection is importing one file in several batches (see
-    `staging.start_import`); an e-mail seen in an earlier batch is a duplicate."""
-    staging.load(conn, batch)
+    `staging.start_import`); an e-mail seen in an earlier batch is a duplicate.
+    `copy`: the batch as `staging.copy_text` makes it, if the caller has it already."""
+    staging.load(conn, batch, copy)
     result = EnrollResult(duplicates=staging.take_duplicates(conn, across_batches))
-    staging.match(conn)
-    staging.close_moved(conn, at)
-    staging.update_changed(conn, at)
-    staging.insert_new(conn, at)
-    actions = staging.counts(conn)
+    actions = staging.match(conn)
     result.created, result.unchanged = actions.get("new", 0), actions.get("same", 0)
     result.moved = actions.get("moved", 0)
     result.updated = actions.get("changed", 0) + result.moved
-    # New leads have no touches yet: a plain INSERT, without the cost of ON CONFLICT
-    # (about 2.5x) that only the leads already on a track need.
-    plan_leads(conn, planner, at, leads.c.id.in_(staging.replanned(new=True)), fresh=True)
+    if result.moved:
+        staging.close_moved(conn, at)
     if result.updated:
-        plan_leads(conn, planner, at, leads.c.id.in_(staging.replanned(new=False)))
-    if across_batches:
-        staging.remember(conn)
+        staging.update_changed(conn, at)
+    if result.created:
+        staging.insert_new(conn, first_touches(planner, staging.new_groups(conn), at), at)
+    if result.updated:
+        for chunk in leadrows.matching(conn, leads.c.id.in_(staging.replanned())):
+            replan(conn, planner, chunk, at)
     return result
 
 
-Group = tuple[str, str, datetime, "str | None", str]  # campaign, stage, entered at, time zone, country
+def first_touches(planner: Planner, groups: Iterable[staging.Group], at: datetime) -> list[dict[str, Any]]:
+    """The first touch of each group of new leads entering their stage at `at`.
 
-
-def plan_leads(conn: Connection, planner: Planner, at: datetime, which: ColumnElement[bool],
-               groups: Iterable[Group] | None = None, *, fresh: bool = False) -> None:
-    """Plan the current track of every lead `which` selects, as at instant `at`.
-
-    Leads that share a track, an entry instant, a time zone and a country share their due
-    times: those are computed once per group in Python (send windows, holidays), and one
-    INSERT … SELECT joins the leads to them. `fresh`: the leads have no touches at all."""
-    if groups is None:
-        groups = conn.execute(select(leads.c.campaign, leads.c.stage, leads.c.stage_entered_at, leads.c.timezone,
-                                     leads.c.country).where(which).distinct()).all()
+    Leads that share a track, a time zone and a country share their due times: those are
+    computed once per group in Python (send windows, holidays), and one INSERT … SELECT
+    joins the batch to them, however many leads there are."""
     rows = []
-    for campaign, stage, entered, tz, country in set(groups):
-        for step, due in planner.dues(campaign, stage, entered, tz, country):
-            rows.append({"campaign": campaign, "stage": stage, "entered": entered, "tz": tz or "", "country": country,
-                         "step_id": step.id, "channel": step.channel, "kind": step.kind, "due_at": due,
-                         "missed": due < at - MISSED_AFTER})
-    if not rows:
-        return
-    staging.set_plan(conn, rows)
-    source = staging.planned_touches(conn, which, at)
-    if fresh:
-        conn.execute(touches.insert().from_select(staging.TOUCH_COLUMNS, source))
+    for campaign, stage, tz, country in groups:
+        for planned in track.entry(planner.dues(campaign, stage, at, tz, country), {}, at, at):
+            rows.append({"campaign": campaign, "stage": stage, "tz": tz or "", "country": country,
+                         "step_id": planned.step.id, "channel": planned.step.channel, "kind": planned.step.kind,
+                         "due_at": planned.due, "missed": planned.missed})
+    return rows
+
+
+def replan(conn: Connection, planner: Planner, chunk: Sequence[Mapping[str, Any]], at: datetime) -> None:
+    """(Re)plan the current track of each lead in `chunk` (whole lead rows) as at `at`:
+    pending touches follow the campaign's due times, and a lead without a pending touch
+    gets its next one (see `track.entry`)."""
+    known = touch_q.known(conn, [lead["id"] for lead in chunk])
+    rows = []
+    for lead in chunk:
+        mine = known.get((lead["id"], lead["campaign"]), {})
+        for planned in track.entry(planner.track_of(lead), mine, at, lead["stage_entered_at"]):
+            rows.append(_row(planner, lead, planned, at, planned_at=at))
+    touch_q.upsert_rows(conn, rows)
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A touch that reached its outcome; the track goes on after it."""
+
+    lead_id: int
+    campaign: str
+    stage: str
+    step_id: str
+    planned_at: datetime
+
+
+def advance(conn: Connection, planner: Planner, finished: Sequence[Finished], at: datetime) -> list[dict[str, Any]]:
+    """Plan the step after each finished touch (in the commit that records the outcome);
+    returns the rows written (`planned`, or `skipped: missed` on the way when catching up)."""
+    if not finished:
+        return []
+    ids = sorted({f.lead_id for f in finished})
+    lead_rows = leadrows.by_ids(conn, ids)
+    known = touch_q.known(conn, ids)
+    rows: dict[tuple[int, str, str], dict[str, Any]] = {}
+    for done in finished:
+        lead = lead_rows.get(done.lead_id)
+        if lead is None or (lead["campaign"], lead["stage"]) != (done.campaign, done.stage):
+            continue  # the lead moved on: its new track was planned when it moved
+        since = lead["stage_entered_at"]
+        if done.planned_at < since:
+            continue  # a touch of an earlier stay in this stage, finished late
+        mine = known.setdefault((lead["id"], lead["campaign"]), {})
+        for planned in track.advance(planner.track_of(lead), mine, done.step_id, at, since):
+            row = _row(planner, lead, planned, at, planned_at=done.planned_at)
+            rows.setdefault((lead["id"], row["campaign"], row["step_id"]), row)
+            # Two outcomes of one lead in one commit: the second sees what the first planned.
+            mine[planned.step.id] = track.Known(row["state"], row["reason"], row["planned_at"])
+    written = list(rows.values())
+    touch_q.upsert_rows(conn, written)
+    return written
+
+
+def _row(planner: Planner, lead: Mapping[str, Any], planned: track.Planned, at: datetime, *,
+         planned_at: datetime) -> dict[str, Any]:
+    """The touches row for a planned step: `missed`, `suppressed` if the lead is stopped
+    for good (so the track closes there), else `planned`."""
+    campaign = planner.config.campaigns[lead["campaign"]]
+    if planned.missed:
+        state, reason = "skipped", "missed"
+    elif (stop := stop_reason(campaign.stop_on, lead, planned_at, campaign.name)) is not None:
+        state, reason = "suppressed", stop
     else:
-        touch_q.upsert_planned(conn, staging.TOUCH_COLUMNS, source)
+        state, reason = "planned", None
+    return {"lead_id": lead["id"], "campaign": campaign.name, "step_id": planned.step.id, "stage": lead["stage"],
+            "channel": planned.step.channel, "kind": planned.step.kind, "due_at": planned.due, "state": state,
+            "reason": reason, "attempts": 0, "planned_at": planned_at, "updated_at": at}
 
 
 def change_stage(conn: Connection, planner: Planner, lead: Mapping[str, Any], stage: str, at: datetime) -> None:
-    """Leave the old track (pending touches `skipped: stage_changed`) and start the new one at `at`."""
+    """Leave the old track (its pending touch `skipped: stage_changed`) and start the new one at `at`."""
     touch_q.close_pending(conn, [lead["id"]], state="skipped", reason="stage_changed", at=at)
     leadrows.set_stage(conn, lead["id"], stage, at)
-    plan_leads(conn, planner, at, leads.c.id == lead["id"])
+    moved = leadrows.by_id(conn, lead["id"])
+    assert moved is not None
+    replan(conn, planner, [moved], at)
 
 
 def reconcile(conn: Connection, planner: Planner, at: datetime) -> list[str]:
@@ -139,9 +195,10 @@ def reconcile(conn: Connection, planner: Planner, at: datetime) -> list[str]:
 
     Keyed by step id: a step already sent is never sent again (a step renamed with
     `renamed_from` keeps its history under the new id), a removed step's pending
-    touches are skipped (`step_removed`), a new step is planned for every lead on its
-    track (and `missed` if it is already more than a day overdue), a changed `after`
-    or window moves the due time of what is still pending.
+    touches are skipped (`step_removed`) and the track goes on with the step after it,
+    a new step is planned for every lead on its track that has not passed it yet (and
+    `missed` for those it finds already more than a day overdue, see `track.entry`), a
+    changed `after` or window moves the due time of what is still pending.
     """
     config = planner.config
     stored = {row.campaign: row.fingerprint for row in conn.execute(select(campaign_versions))}
@@ -161,10 +218,8 @@ def reconcile(conn: Connection, planner: Planner, at: datetime) -> list[str]:
                 for old in step.renamed_from:
                     touch_q.rename_step(conn, name, old, step.id, at)
         touch_q.skip_removed_steps(conn, name, {s: [step.id for step in steps] for s, steps in campaign.stages.items()}, at)
-        for chunk in leadrows.in_campaign(conn, name, _PLAN_KEYS):
-            first, last = chunk[0]["id"], chunk[-1]["id"]
-            plan_leads(conn, planner, at, and_(leads.c.campaign == name, leads.c.id.between(first, last)),
-                       [(r["campaign"], r["stage"], r["stage_entered_at"], r["timezone"], r["country"]) for r in chunk])
+        for chunk in leadrows.matching(conn, leads.c.campaign == name):
+            replan(conn, planner, chunk, at)
         _save_version(conn, name, fingerprint, at, exists=name in stored)
         changed.append(name)
     for name in set(stored) - set(wanted):

@@ -149,12 +149,14 @@ def _plainly_complete(lead: HasAddress, country: str) -> bool:
     rules = place.rules
     given = {"street_address": bool(lead.address_line1 or lead.address_line2), "city": bool(lead.city),
              "country_area": bool(lead.region), "postal_code": bool(lead.postal_code)}
-    if any(not given.get(field, False) for field in rules.required_fields):
-        return False
+    for field in rules.required_fields:  # plain loops: this runs for every lead imported
+        if not given.get(field, False):
+            return False
     if lead.postal_code and "postal_code" in rules.allowed_fields:
         code = lead.postal_code.upper() if "postal_code" in rules.upper_fields else lead.postal_code
-        if not all(matcher.match(code) for matcher in rules.postal_code_matchers):
-            return False
+        for matcher in rules.postal_code_matchers:
+            if not matcher.match(code):
+                return False
     if lead.region and place.regions and "country_area" in rules.allowed_fields:
         if lead.region.casefold() not in place.regions:
             return False

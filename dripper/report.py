@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from sqlalchemy import Connection
 
-from dripper import postal
+from dripper import postal, track
 from dripper.campaigns import CampaignFile
+from dripper.planner import Planner, stop_reason
 from dripper.render import LeadView
 from dripper.store import STATES
 from dripper.store import callrows, leadrows, printrows
@@ -17,9 +18,15 @@ from dripper.store import touchrows as touch_q
 
 def funnel(conn: Connection, config: CampaignFile | None = None) -> dict[str, Any]:
     """`{"campaigns": {NAME: {"steps": {STEP: {state: n, ...}}}}}`, every state present,
-    steps in campaign order (steps of the current file first, then any others seen)."""
+    steps in campaign order (steps of the current file first, then any others seen).
+
+    Tracks are planned one touch ahead, so the steps a lead's track has yet to reach have
+    no rows: with the campaigns file, they are counted here as what they will be,
+    `planned` (or `suppressed`, where the lead stopped the track)."""
     counts = touch_q.counts_by_step(conn)
     reasons = touch_q.reasons_by_step(conn)
+    if config is not None:
+        _add_upcoming(counts, reasons, touch_q.upcoming_counts(conn, _track_orders(Planner(config))))
     out: dict[str, Any] = {}
     names = list(config.campaigns) if config else []
     names += [n for n in counts if n not in names]
@@ -39,6 +46,30 @@ def funnel(conn: Connection, config: CampaignFile | None = None) -> dict[str, An
     return {"campaigns": out}
 
 
+# Tracks are put in sending order by the due times of a lead entering at this instant; a
+# lead's own (time zone, holidays) can only differ where two steps fall together.
+_ORDER_FROM = datetime(2026, 1, 5, tzinfo=timezone.utc)
+
+
+def _track_orders(planner: Planner) -> dict[tuple[str, str], list[str]]:
+    return {(name, stage): [step.id for step, _ in planner.dues(name, stage, _ORDER_FROM)]
+            for name, campaign in planner.config.campaigns.items() for stage in campaign.stages}
+
+
+def _add_upcoming(counts: dict[str, dict[str, dict[str, int]]], reasons: dict[tuple[str, str, str], int],
+                  upcoming: touch_q.Upcoming) -> None:
+    for (campaign, step, stopped), n in upcoming.ahead.items():
+        row = counts.setdefault(campaign, {}).setdefault(step, {s: 0 for s in STATES})
+        row["suppressed" if stopped else "planned"] += n
+        if stopped:
+            reasons[(campaign, step, stopped)] = reasons.get((campaign, step, stopped), 0) + n
+    for (campaign, step, reason), n in upcoming.reopened.items():  # counted as to come (above), not skipped
+        counts[campaign][step]["skipped"] -= n
+        reasons[(campaign, step, reason)] -= n
+        if not reasons[(campaign, step, reason)]:
+            del reasons[(campaign, step, reason)]
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
@@ -50,8 +81,11 @@ def lead_status(lead: Mapping[str, Any]) -> str:
     return "active"
 
 
-def lead_plan(conn: Connection, lead: Mapping[str, Any]) -> dict[str, Any]:
-    """A lead's past and upcoming touches, with states and reasons (`dripper plan --json`)."""
+def lead_plan(conn: Connection, lead: Mapping[str, Any], planner: Planner | None = None) -> dict[str, Any]:
+    """A lead's past and upcoming touches, with states and reasons (`dripper plan --json`).
+
+    With the planner, the rest of the lead's track is listed too: the steps not planned
+    yet (a track is planned one touch ahead), as they will be."""
     info = {
         key: lead[key]
         for key in ("email", "first_name", "last_name", "company", "stage", "campaign", "timezone",
@@ -67,8 +101,11 @@ def lead_plan(conn: Connection, lead: Mapping[str, Any]) -> dict[str, Any]:
     rows = touch_q.for_lead(conn, lead["id"])
     papers = printrows.for_touches(conn, [t["id"] for t in rows if t["channel"] == "letter"])
     calls = {c["touch_id"]: c for c in callrows.listing(conn, lead_id=lead["id"])}
+    ahead = _upcoming(planner, lead, rows) if planner is not None else []
+    replaced = {(t["campaign"], t["step_id"]) for t in ahead}
     touches = []
-    for t in rows:
+    for t in sorted([r for r in rows if (r["campaign"], r["step_id"]) not in replaced] + ahead,
+                    key=lambda r: r["due_at"]):
         touch = {
             "campaign": t["campaign"], "step": t["step_id"], "stage": t["stage"], "channel": t["channel"],
             "kind": t["kind"], "due": _iso(t["due_at"]), "state": t["state"], "reason": t["reason"],
@@ -86,6 +123,27 @@ def lead_plan(conn: Connection, lead: Mapping[str, Any]) -> dict[str, Any]:
         for e in leadrows.events_for(conn, lead["id"])
     ]
     return {"lead": info, "touches": touches, "events": events}
+
+
+def _upcoming(planner: Planner, lead: Mapping[str, Any], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows, shaped like stored ones, for the steps the lead's track has yet to reach."""
+    campaign = planner.config.campaigns.get(lead["campaign"])
+    if campaign is None:
+        return []
+    known = {r["step_id"]: track.Known(r["state"], r["reason"], r["planned_at"]) for r in rows
+             if r["campaign"] == lead["campaign"]}
+    since = lead["stage_entered_at"]
+    stopped_now = stop_reason(campaign.stop_on, lead, since, campaign.name)
+    held = [r["due_at"] for r in rows if r["campaign"] == campaign.name and r["state"] == "planned"]
+    out = []
+    for item in track.upcoming(planner.track_of(lead), known, since, max(held) if held else None):
+        reason = item.suppressed_by or stopped_now
+        state = "suppressed" if reason else "skipped" if item.missed else "planned"
+        out.append({"id": None, "campaign": campaign.name, "step_id": item.step.id, "stage": lead["stage"],
+                    "channel": item.step.channel, "kind": item.step.kind, "due_at": item.due, "state": state,
+                    "reason": reason or ("missed" if item.missed else None), "sent_at": None, "message_id": None,
+                    "attempts": 0})
+    return out
 
 
 def html_report(data: dict[str, Any], generated: datetime) -> str:

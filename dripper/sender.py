@@ -14,13 +14,9 @@ composes the claimed batch ahead while this process sends and records.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import multiprocessing
 import os
-import signal
-import threading
-import time
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -30,15 +26,16 @@ from typing import Any, Awaitable, Mapping, Union
 from jinja2 import TemplateError
 from sqlalchemy import Connection
 
-from dripper import batches, calltasks, letters, postal, timing
+from dripper import batches, calltasks, letters, postal, timing, track
 from dripper.campaigns import Campaign, Step
 from dripper.clock import Clock
 from dripper.compose import Composed, Composer, DkimKey
 from dripper.config import Loaded
 from dripper.events import apply_event
+from dripper.forked import die_with
 from dripper.limits import Limiter
 from dripper.printing import make_adapter
-from dripper.planner import reconcile, stop_reason
+from dripper.planner import Finished, Planner, advance, reconcile, stop_reason
 from dripper.render import LeadView
 from dripper.settings import Settings
 from dripper.store import Store
@@ -49,14 +46,12 @@ from dripper.transports import Envelope, SendError, Transport, make_transport
 log = logging.getLogger("dripper.sender")
 
 LEASE = timedelta(seconds=60)
-MISSED_GRACE = timedelta(hours=24)
 RETRY_FIRST = timedelta(minutes=5)
 RETRY_MAX = timedelta(hours=6)
 IDEMPOTENT_IN_FLIGHT = 256
 CLAIM_BATCH = 50  # touches claimed per query (claimed is not in flight: never sent twice)
 RENDER_POOL_MIN = 200  # due e-mails below which composing in-process is cheaper than a worker
 RENDER_CHUNK = 16  # e-mails per job sent to the render worker
-PR_SET_PDEATHSIG = 1  # prctl(2) option: a signal for this process when its parent dies
 
 Outcome = dict[str, Any]  # the column values that record what happened to a touch
 
@@ -93,6 +88,18 @@ def retry_delay(attempts: int) -> timedelta:
     return min(RETRY_FIRST * (2 ** max(0, attempts - 1)), RETRY_MAX)
 
 
+def _superseded(planner: Planner, lead: Mapping[str, Any], touch: touch_q.Claimed, at: datetime) -> bool:
+    """The touch's step fell due more than a day before `at` and a later step of its track
+    is due by `at` too (see `track.superseded`). By the step's own due time, not the row's:
+    a touch held by a pause, an out-of-office or retries is superseded like one a stopped
+    worker left behind."""
+    if (lead["campaign"], lead["stage"]) != (touch.campaign, touch.stage):
+        return False
+    steps = planner.track_of(lead)
+    index = track.position(steps, touch.step_id)
+    return index is not None and track.superseded(steps, index, at)
+
+
 def dkim_key(settings: Settings, loaded: Loaded) -> DkimKey | None:
     if settings.dkim_key is None:
         return None
@@ -109,27 +116,7 @@ _CHILD_COMPOSER: Composer | None = None
 def _child_init(composer: Composer, parent: int) -> None:
     global _CHILD_COMPOSER
     _CHILD_COMPOSER = composer
-    _die_with(parent)
-
-
-def _die_with(parent: int) -> None:
-    """A render worker must not outlive its sender. Killed with -9, the sender cannot shut
-    the pool down, and the orphan would keep, besides its memory, its copies of the
-    sender's sockets: the database server would keep the dead worker's sessions open,
-    and with them any advisory lock they held (IMAP polling, print batches)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # Linux: the kernel kills us with the parent
-    except (OSError, AttributeError):  # elsewhere: watch for the parent to go away
-        threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="watch-parent").start()
-    if os.getppid() != parent:  # it died before the line above took effect
-        os._exit(1)
-
-
-def _watch_parent(parent: int) -> None:
-    while os.getppid() == parent:
-        time.sleep(1)
-    os._exit(1)
+    die_with(parent)
 
 
 def _ready() -> bool:
@@ -189,12 +176,14 @@ class Sender:
             summary.replanned = reconcile(conn, self.loaded.planner, at)
         with self.store.begin() as conn:
             summary.recovered = touch_q.recover_interrupted(conn, at, LEASE)
-            summary.skipped += touch_q.skip_superseded(conn, at, MISSED_GRACE)
         pool = self._render_pool(at)  # before any thread exists: the worker is forked
         try:
             await self.transport.open()
             try:
-                await self._drain(at, summary, pool)
+                # An outcome plans the track's next touch; when that one is due by `at`
+                # too (steps with the same `after`, catching up), the tick goes round again.
+                while await self._drain(at, summary, pool) and not (self._stopping or self._limit_reached):
+                    pass
             finally:
                 await self.transport.close()
         finally:  # even when the tick is cancelled (a stop after the grace) in close()
@@ -224,12 +213,14 @@ class Sender:
         # wider; for SMTP the limit bounds what a crash can deliver twice.
         return IDEMPOTENT_IN_FLIGHT if getattr(self.transport, "idempotent", False) else self.settings.max_in_flight
 
-    async def _drain(self, at: datetime, summary: TickSummary, pool: Executor | None) -> None:
+    async def _drain(self, at: datetime, summary: TickSummary, pool: Executor | None) -> bool:
+        """Send what is due at `at` until the queue is empty; True if the outcomes planned
+        touches that are due by `at` as well."""
         limit = self._in_flight_limit()
         # A slot is held from the hand-over to the transport until the outcome is committed;
         # composing happens before, outside the slots.
         slots = asyncio.Semaphore(limit)
-        recorder = _Recorder(self.store, self.settings.worker_id, self._call_days)
+        recorder = _Recorder(self.store, self.settings.worker_id, self._call_days, self.loaded.planner, at)
         flushing = asyncio.create_task(recorder.run())
         running: set[asyncio.Task[None]] = set()
         # Claimed here and not yet handed to a send: released on every way out, so a stop,
@@ -277,6 +268,8 @@ class Sender:
                 await asyncio.gather(*running, return_exceptions=True)
             recorder.close()
             await flushing
+            summary.skipped += recorder.missed
+        return recorder.planned_due > 0
 
     async def _slot(self, slots: asyncio.Semaphore) -> bool:
         """Take a send slot; False if a stop comes first (the stop must not wait for a
@@ -339,7 +332,7 @@ class Sender:
         if claimed and self._lease_start is None:  # later claims and renewals are younger
             self._lease_start = claimed_at
         now = self.clock.now()
-        prepared = {t.id: self._prepare(t, lead_rows.get(t.lead_id), summary) for t in claimed}
+        prepared = {t.id: self._prepare(t, lead_rows.get(t.lead_id), at, summary) for t in claimed}
         self._apply_limits(claimed, prepared, now, summary)
         return claimed, prepared, self._compose_ahead(claimed, prepared, lead_rows, pool, now), now
 
@@ -362,14 +355,19 @@ class Sender:
                                attempts=touch.attempts - 1, updated_at=self.clock.now())
 
     # --- one touch ----------------------------------------------------------------------
-    def _prepare(self, touch: touch_q.Claimed, lead: Mapping[str, Any] | None, summary: TickSummary) -> Outcome | _Job:
-        """Decide what can be decided without doing the work: removed steps, suppression."""
+    def _prepare(self, touch: touch_q.Claimed, lead: Mapping[str, Any] | None, at: datetime,
+                 summary: TickSummary) -> Outcome | _Job:
+        """Decide what can be decided without doing the work: removed steps, catching up,
+        suppression."""
         config = self.loaded.campaigns
         campaign = config.campaigns.get(touch.campaign)
         found = campaign.step(touch.step_id) if campaign else None
         if lead is None or campaign is None or found is None or found[0] != touch.stage:
             summary.skipped += 1
             return {"state": "skipped", "reason": "step_removed"}
+        if _superseded(self.loaded.planner, lead, touch, at):
+            summary.skipped += 1  # held, or the worker was down: only the latest due step goes out
+            return {"state": "skipped", "reason": "missed"}
         stop = stop_reason(campaign.stop_on, lead, touch.planned_at, campaign.name)
         if stop:  # suppression is checked again here, at send time
             summary.suppressed += 1
@@ -524,6 +522,14 @@ class Sender:
         self._call_days.clear()
 
 
+def _goes_on(outcome: Outcome) -> bool:
+    """After this outcome the track goes on to its next step. Not after a suppression (the
+    lead stopped the track), a touch still pending (retried, deferred, released), or a
+    step that left the campaign (the edit re-plans the track)."""
+    state = outcome.get("state")
+    return state in ("sent", "failed") or (state == "skipped" and outcome.get("reason") not in track.REPLANNABLE)
+
+
 async def _pick(future: Awaitable[list[ComposeResult]], index: int) -> ComposeResult:
     try:
         return (await future)[index]
@@ -535,10 +541,14 @@ class _Recorder:
     """Commits touch outcomes in groups, on one held connection. A send's slot is freed
     only once its outcome is committed."""
 
-    def __init__(self, store: Store, worker: str, call_days: set[str]):
+    def __init__(self, store: Store, worker: str, call_days: set[str], planner: Planner, at: datetime):
         self.store = store
         self.worker = worker
         self.call_days = call_days
+        self.planner = planner
+        self.at = at
+        self.planned_due = 0  # next touches planned by these outcomes that are due by `at`
+        self.missed = 0  # steps those outcomes found superseded on the way (catching up)
         self._queue: list[tuple[touch_q.Claimed, Outcome, asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
         self._closed = False
@@ -583,6 +593,7 @@ class _Recorder:
         papers: dict[str, list[dict[str, Any]]] = {}
         calls: list[dict[str, Any]] = []
         outcomes = []
+        finished = []
         for touch, outcome, _ in items:
             values = dict(outcome)
             if "letter" in values:
@@ -591,6 +602,8 @@ class _Recorder:
             if "call" in values:
                 calls.append(values.pop("call"))
             outcomes.append((touch.id, values))
+            if _goes_on(values):
+                finished.append(Finished(touch.lead_id, touch.campaign, touch.stage, touch.step_id, touch.planned_at))
         try:
             with conn.begin():
                 held = touch_q.finish_many(conn, self.worker, outcomes)
@@ -599,9 +612,13 @@ class _Recorder:
                 for day, rows in papers.items():
                     printrows.add_letters(conn, rows, day, now)
                 callrows.add(conn, calls, now)
+                # The track's next touch is planned in the commit that records this one's outcome.
+                planned = advance(conn, self.planner, finished, self.at)
         except Exception as exc:  # noqa: BLE001
             log.exception("recording %d outcome(s) failed", len(items))
             return exc
+        self.planned_due += sum(row["state"] == "planned" and row["due_at"] <= self.at for row in planned)
+        self.missed += sum(row["reason"] == "missed" for row in planned)
         self.call_days.update(row["day"] for row in calls)
         if held < len(items):
             log.warning("%d touch(es) were taken over by another worker before they were recorded", len(items) - held)

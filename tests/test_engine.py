@@ -89,8 +89,9 @@ def test_stage_change_switches_tracks(dripper):
         tick(dripper, day(n) + timedelta(hours=10))
     ada = touches(dripper, "ada@lovelace.example")
     assert ada["reminder-1"]["state"] == "sent"  # day 14, before the change
-    for step in ("letter-1", "news-1", "offer-1", "monthly-4", "monthly-6"):
-        assert (ada[step]["state"], ada[step]["reason"]) == ("skipped", "stage_changed"), step
+    # The old track's next touch is skipped; the rest of it was never planned (one touch ahead).
+    assert (ada["letter-1"]["state"], ada["letter-1"]["reason"]) == ("skipped", "stage_changed")
+    assert not {"news-1", "offer-1", "monthly-4", "monthly-6"} & set(ada)
     lost = ada["lost-1"]
     assert lost["state"] == "sent" and lost["stage"] == "lost_to_competitor"
     # Its own time zero: three months after the change, not after the import.
@@ -137,6 +138,43 @@ def test_worker_down_sends_only_the_latest_missed_step(dripper):
     assert ada["offer-1"]["state"] == "planned"
 
 
+def test_a_track_planned_in_full_by_an_earlier_version_goes_on_once(dripper):
+    """Databases planned before tracks were planned one touch ahead hold a row for every
+    step of a track. They go on as they are: the catch-up rule holds, nothing is planned
+    or sent twice."""
+    from sqlalchemy import insert, select
+
+    from dripper.campaigns import load
+    from dripper.planner import Planner
+    from dripper.store import leads, open_store, touches as touches_t
+
+    dripper("leads", "import", "leads.csv", "--at", iso(T0))
+    planner = Planner(load(Path("campaigns.yaml")))
+    store = open_store(dripper.db_url)
+    with store.begin() as conn:  # what the earlier planner wrote: the rest of every track
+        for lead in conn.execute(select(leads)).mappings():
+            have = set(conn.scalars(select(touches_t.c.step_id).where(touches_t.c.lead_id == lead["id"])))
+            conn.execute(insert(touches_t), [
+                {"lead_id": lead["id"], "campaign": lead["campaign"], "step_id": step.id, "stage": lead["stage"],
+                 "channel": step.channel, "kind": step.kind, "due_at": due, "state": "planned", "attempts": 0,
+                 "planned_at": T0, "updated_at": T0}
+                for step, due in planner.track_of(lead) if step.id not in have])
+    store.dispose()
+    counts = tick(dripper, day(50))  # nobody ticked for 50 days
+    assert counts["sent"] == 3 and counts["skipped"] == 9
+    ada = touches(dripper, "ada@lovelace.example")
+    assert [s for s in RESEARCH_STEPS if ada[s]["reason"] == "missed"] == ["thanks", "reminder-1", "letter-1"]
+    for n in range(51, 201, 3):
+        tick(dripper, day(n) + timedelta(hours=10))
+    plan = dripper.json("plan", "ada@lovelace.example", "--json")["touches"]
+    assert sorted(t["step"] for t in plan) == sorted(RESEARCH_STEPS)  # one row a step
+    assert [s for s in RESEARCH_STEPS if ada[s]["state"] != "skipped"] == ["news-1", "offer-1", "monthly-4",
+                                                                          "monthly-6"]
+    assert all(t["state"] == "sent" for t in plan if t["step"] in ("news-1", "offer-1", "monthly-4", "monthly-6"))
+    names = [p.name for p in Path("outbox").glob("*ada@*.eml")]
+    assert len(names) == len(set(names)) == 4
+
+
 def _edit(path: Path, old: str, new: str) -> None:
     text = path.read_text()
     assert old in text
@@ -167,13 +205,31 @@ def test_live_edits_insert_delete_rename(dripper, project):
     ada = touches(dripper, "ada@lovelace.example")
     assert (ada["inserted-past"]["state"], ada["inserted-past"]["reason"]) == ("skipped", "missed")
     assert ada["inserted-future"]["state"] == "sent"
-    assert (ada["news-1"]["state"], ada["news-1"]["reason"]) == ("skipped", "step_removed")
-    assert (ada["offer-1"]["state"], ada["offer-1"]["reason"]) == ("skipped", "step_removed")
+    # Deleted before the track reached them: never planned, never sent.
+    assert "news-1" not in ada and "offer-1" not in ada
     assert ada["offer-kit"]["state"] == "sent"
     assert ada["thanks"]["state"] == "sent" and ada["reminder-1"]["state"] == "sent"
     names = [p.name for p in Path("outbox").glob("*ada@*.eml")]
     assert not any("news-1" in n or "offer-1" in n for n in names)
     assert sum("_thanks_" in n for n in names) == 1  # editing never re-sends what went out
+
+
+def test_deleting_the_pending_step_goes_on_with_the_next(dripper, project):
+    """Tracks are planned one touch ahead: when the touch a lead waits for is deleted, the
+    track goes on with the step after it."""
+    dripper("leads", "import", "leads.csv", "--at", iso(T0))
+    tick(dripper, day(1))
+    assert touches(dripper, "ada@lovelace.example")["reminder-1"]["state"] == "planned"
+    _edit(project / "campaigns.yaml", "        - id: reminder-1\n          after: 2w\n          channel: email\n"
+          "          kind: reminder\n          subject: \"Anything else we can send you, {{ lead.first_name }}?\"\n"
+          "          template: mail/reminder.html\n", "")
+    assert tick(dripper, day(15))["sent"] == 0  # reminder-1 was due on day 14
+    ada = touches(dripper, "ada@lovelace.example")
+    assert (ada["reminder-1"]["state"], ada["reminder-1"]["reason"]) == ("skipped", "step_removed")
+    assert ada["letter-1"]["state"] == "planned"
+    tick(dripper, day(29))
+    assert touches(dripper, "ada@lovelace.example")["letter-1"]["state"] == "sent"
+    assert not [p for p in Path("outbox").glob("*.eml") if "reminder-1" in p.name]
 
 
 def test_changing_after_moves_pending_touches(dripper, project):
@@ -205,6 +261,41 @@ def test_report_json_has_every_state(dripper):
     html = Path("report.html")
     dripper("report", "--html", str(html))
     assert "literature-follow-up" in html.read_text()
+
+
+def test_report_counts_what_plan_shows_for_every_lead(dripper, project):
+    """The steps still to come have no rows (a track is planned one touch ahead): `report`
+    counts them in SQL, `plan` lists them lead by lead. Both must tell the same story, for
+    leads at every point of their tracks: sent, stopped, moved, back in a stage, edited."""
+    from collections import Counter
+
+    dripper("leads", "import", "leads.csv", "--at", iso(T0))
+    extra = [f"extra{i}@lead.example" for i in range(4)]
+    for i, email in enumerate(extra):
+        stage = "supplier_research" if i % 2 else "lost_to_competitor"
+        dripper("leads", "add", email, "--stage", stage, "--at", iso(day(i)))
+    tick(dripper, day(1))
+    tick(dripper, day(15))
+    dripper("event", "ada@lovelace.example", "unsubscribed", "--at", iso(day(16)))
+    dripper("event", "zoe@mueller.example", "converted", "--stage", "customer", "--at", iso(day(17)))
+    dripper("event", "grace@hopper.example", "stage", "--stage", "lost_to_competitor", "--at", iso(day(18)))
+    dripper("event", extra[1], "replied", "--at", iso(day(18)))
+    tick(dripper, day(29))
+    dripper("event", "grace@hopper.example", "stage", "--stage", "supplier_research", "--at", iso(day(40)))
+    tick(dripper, day(43))
+    _edit(project / "campaigns.yaml", "id: offer-1", "id: offer-kit")  # a step renamed: a new one, the old removed
+    tick(dripper, day(44))
+
+    report = dripper.json("report", "--json")["campaigns"]["literature-follow-up"]["steps"]
+    shown: Counter[tuple[str, str]] = Counter()
+    for email in ["ada@lovelace.example", "zoe@mueller.example", "grace@hopper.example", *extra]:
+        plan = dripper.json("plan", email, "--json")["touches"]
+        assert len({t["step"] for t in plan}) == len(plan), email  # one entry a step
+        shown.update((t["step"], t["state"]) for t in plan)
+    counted = {(step, state): n for step, row in report.items()
+               for state in ("planned", "sending", "sent", "failed", "suppressed", "skipped") if (n := row[state])}
+    assert counted == dict(shown)
+    assert counted[("monthly-6", "planned")] >= 1 and counted[("monthly-6", "suppressed")] >= 2
 
 
 def test_plan_json_shape(dripper):

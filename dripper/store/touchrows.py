@@ -5,30 +5,43 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
-from sqlalchemy import Connection, and_, bindparam, case, exists, func, not_, or_, select, tuple_, update
-from dripper.store import upsert
+from sqlalchemy import Connection, Integer, String, and_, bindparam, case, column, func, not_, or_, select, update
+from sqlalchemy import values as values_list
 from sqlalchemy.sql import ColumnElement, Select
 
-from dripper.store.tables import STATES, touches
-
-# Reasons that mean "this row was closed by dripper itself and may be planned again".
-REPLANNABLE = ("stage_changed", "campaign_changed", "step_removed")
-OVERDUE_PAGE = 500  # long-overdue touches examined per statement by skip_superseded
+from dripper.store import upsert
+from dripper.store.tables import PENDING, STATES, leads, touches
+from dripper.track import REPLANNABLE, Known
 
 
 def _insert(conn: Connection):  # type: ignore[no-untyped-def]
     return upsert.insert(conn, touches)
 
 
-def upsert_planned(conn: Connection, columns: Sequence[str], source: Select[Any]) -> None:
-    """Insert the touches `source` selects (one INSERT … SELECT, however many); an
-    existing row keeps its state unless it is still pending (then only its due time
-    follows the campaign) or was closed by dripper itself."""
-    stmt = _insert(conn).from_select(list(columns), source)
+def known(conn: Connection, lead_ids: Sequence[int]) -> dict[tuple[int, str], dict[str, Known]]:
+    """The touch rows these leads have, as their tracks see them: (lead, campaign) -> step id -> row."""
+    out: dict[tuple[int, str], dict[str, Known]] = {}
+    if not lead_ids:
+        return out
+    query = select(touches.c.lead_id, touches.c.campaign, touches.c.step_id, touches.c.state, touches.c.reason,
+                   touches.c.planned_at).where(touches.c.lead_id.in_(list(lead_ids)))
+    for lead_id, campaign, step_id, state, reason, planned_at in conn.execute(query):
+        out.setdefault((lead_id, campaign), {})[step_id] = Known(state, reason, planned_at)
+    return out
+
+
+def upsert_rows(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Write planned touches (whole rows, at most one per key). An existing row keeps its
+    state unless it is still pending (then only its due time follows the campaign) or was
+    closed by dripper itself (then it is planned again); anything else stays as it is."""
+    if not rows:
+        return
+    stmt = _insert(conn)
     excluded = stmt.excluded
-    replannable = and_(touches.c.state == "skipped", touches.c.reason.in_(REPLANNABLE))
+    # Spelled out, not IN (…): an expanding IN cannot go into an executemany.
+    replannable = and_(touches.c.state == "skipped", or_(*(touches.c.reason == reason for reason in REPLANNABLE)))
     is_planned = touches.c.state == "planned"
     stmt = stmt.on_conflict_do_update(
         index_elements=["lead_id", "campaign", "step_id"],
@@ -44,7 +57,7 @@ def upsert_planned(conn: Connection, columns: Sequence[str], source: Select[Any]
         },
         where=is_planned | replannable,
     )
-    conn.execute(stmt)
+    conn.execute(stmt, list(rows))
 
 
 def close_pending(conn: Connection, lead_ids: Iterable[int], *, state: str, reason: str,
@@ -102,47 +115,6 @@ def renew(conn: Connection, worker: str, now: datetime) -> set[int]:
         .returning(touches.c.id)
     )
     return {row.id for row in result}
-
-
-def skip_superseded(conn: Connection, at: datetime, grace: timedelta) -> int:
-    """No catch-up storms: of a lead's due touches in one campaign, those more than
-    `grace` overdue are skipped (`missed`) when a later one is also due; the latest goes out.
-
-    The long-overdue touches are read a page at a time in due order, from the index of
-    planned touches, so the work follows how many are overdue, never how many touches
-    there are. (As one UPDATE … WHERE due_at < … AND EXISTS, PostgreSQL took "planned and
-    long overdue" for a fifth of the table, since most touches are long due but sent,
-    and scanned all of it: 3 s a tick with 8 million touches.)"""
-    later = touches.alias("later")
-    superseded = exists(
-        select(later.c.id).where(
-            later.c.lead_id == touches.c.lead_id,
-            later.c.campaign == touches.c.campaign,
-            later.c.state == "planned",
-            later.c.due_at <= at,
-            later.c.due_at > touches.c.due_at,
-        )
-    )
-    overdue = (
-        select(touches.c.id, touches.c.due_at)
-        .where(touches.c.state == "planned", touches.c.due_at < at - grace)
-        .order_by(touches.c.due_at, touches.c.id)
-        .limit(OVERDUE_PAGE)
-    )
-    skipped = 0
-    page = conn.execute(overdue).all()
-    while page:
-        result = conn.execute(
-            update(touches)
-            .where(touches.c.id.in_([row.id for row in page]), touches.c.state == "planned", superseded)
-            .values(state="skipped", reason="missed", updated_at=at)
-        )
-        skipped += result.rowcount or 0
-        if len(page) < OVERDUE_PAGE:
-            break
-        last = page[-1]
-        page = conn.execute(overdue.where(tuple_(touches.c.due_at, touches.c.id) > (last.due_at, last.id))).all()
-    return skipped
 
 
 @dataclass(frozen=True)
@@ -245,6 +217,81 @@ def reasons_by_step(conn: Connection) -> dict[tuple[str, str, str], int]:
         .group_by(touches.c.campaign, touches.c.step_id, touches.c.reason)
     )
     return {(c, s, r): n for c, s, r, n in conn.execute(query)}
+
+
+@dataclass
+class Upcoming:
+    """What `dripper.track.upcoming` finds for every lead, counted."""
+
+    # (campaign, step, the reason the track was stopped or None) -> leads whose track has
+    # yet to reach the step
+    ahead: dict[tuple[str, str, str | None], int]
+    # (campaign, step, reason) -> rows closed by dripper itself (stage_changed, ...) that
+    # a track will reach again: counted as to come, not as skipped
+    reopened: dict[tuple[str, str, str], int]
+
+
+def upcoming_counts(conn: Connection, orders: Mapping[tuple[str, str], Sequence[str]]) -> Upcoming:
+    """The steps leads' tracks have yet to reach. `orders` gives each (campaign, stage)
+    track's steps in sending order.
+
+    A lead's track is planned one touch ahead: the steps after its pending touch (or the
+    suppressed one that closed the track) have no rows yet (see `dripper.track`). Counted
+    in two aggregates, whatever the number of leads: leads by where their track stands,
+    then the few rows beyond that point, from an earlier stay in the stage."""
+    rows = [(campaign, stage, step, n) for (campaign, stage), steps in orders.items() for n, step in enumerate(steps)]
+    if not rows:
+        return Upcoming({}, {})
+    point = _positions(rows, "point")
+    in_stay = or_(touches.c.state.in_(PENDING),
+                  and_(touches.c.state == "suppressed", touches.c.planned_at >= leads.c.stage_entered_at))
+    stopped = func.coalesce(
+        func.max(case((touches.c.state == "suppressed", touches.c.reason))),
+        # Stopped for good, though the pending touch is not suppressed yet (written by another process).
+        func.max(case((leads.c.unsubscribed_at.is_not(None), "unsubscribed"),
+                      (leads.c.complained_at.is_not(None), "complained"),
+                      (leads.c.bounced_at.is_not(None), "bounced"))),
+    )
+    stand = (
+        select(touches.c.lead_id, leads.c.campaign, leads.c.stage, func.max(point.c.n).label("n"),
+               stopped.label("stopped"))
+        .select_from(touches.join(leads, and_(leads.c.id == touches.c.lead_id, leads.c.campaign == touches.c.campaign,
+                                             leads.c.stage == touches.c.stage))
+                     .join(point, and_(point.c.campaign == touches.c.campaign, point.c.stage == touches.c.stage,
+                                       point.c.step_id == touches.c.step_id)))
+        .where(in_stay)
+        .group_by(touches.c.lead_id, leads.c.campaign, leads.c.stage)
+    ).subquery("stand")
+    out: dict[tuple[str, str, str | None], int] = {}
+    groups = select(stand.c.campaign, stand.c.stage, stand.c.n, stand.c.stopped, func.count()).group_by(
+        stand.c.campaign, stand.c.stage, stand.c.n, stand.c.stopped)
+    for campaign, stage, n, why, leads_there in conn.execute(groups):
+        for step in orders[(campaign, stage)][n + 1:]:
+            out[(campaign, step, why)] = out.get((campaign, step, why), 0) + leads_there
+    later = _positions(rows, "later")
+    done = touches.alias("done")
+    reopens = and_(done.c.state == "skipped", done.c.reason.in_(REPLANNABLE))
+    beyond = (
+        select(later.c.campaign, later.c.step_id, stand.c.stopped, reopens.label("reopens"), done.c.reason,
+               func.count())
+        .select_from(stand.join(done, and_(done.c.lead_id == stand.c.lead_id, done.c.campaign == stand.c.campaign))
+                     .join(later, and_(later.c.campaign == done.c.campaign, later.c.stage == stand.c.stage,
+                                       later.c.step_id == done.c.step_id, later.c.n > stand.c.n)))
+        .group_by(later.c.campaign, later.c.step_id, stand.c.stopped, reopens, done.c.reason)
+    )
+    reopened: dict[tuple[str, str, str], int] = {}
+    for campaign, step, why, reopening, reason, n in conn.execute(beyond):
+        if reopening:  # still to come: the track will plan it again
+            reopened[(campaign, step, reason)] = reopened.get((campaign, step, reason), 0) + n
+        else:  # done on an earlier stay: the track will pass it by
+            out[(campaign, step, why)] -= n
+    return Upcoming({key: n for key, n in out.items() if n}, reopened)
+
+
+def _positions(rows: list[tuple[str, str, str, int]], name: str) -> Any:
+    # As a CTE: SQLite reads `WITH name(columns) AS (VALUES …)`, not a VALUES list in FROM.
+    return values_list(column("campaign", String), column("stage", String), column("step_id", String),
+                  column("n", Integer), name=name).data(rows).cte(name)
 
 
 def for_lead(conn: Connection, lead_id: int) -> list[dict[str, Any]]:
