@@ -182,9 +182,11 @@ def vacuum(url: str) -> None:
 
 
 def reset(url: str, ids: list[int], sink: Sink) -> None:
-    """Put the due touches back as they were after the import."""
+    """Put the due touches back as they were after the import, and forget the next touches
+    their outcomes planned (a track is planned one touch ahead)."""
     sql(url, "UPDATE touches SET state = 'planned', reason = NULL, attempts = 0, message_id = NULL, "
              "claimed_at = NULL, claimed_by = NULL, sent_at = NULL WHERE id = ANY(:ids)", ids=ids)
+    sql(url, "DELETE FROM touches WHERE NOT (id = ANY(:ids))", ids=ids)
     vacuum(url)
     sink.clear()
 

@@ -136,33 +136,70 @@ class Finished:
     stage: str
     step_id: str
     planned_at: datetime
+    lead: Mapping[str, Any] | None = None  # the lead as read with the claim, if at hand
 
 
 def advance(conn: Connection, planner: Planner, finished: Sequence[Finished], at: datetime) -> list[dict[str, Any]]:
     """Plan the step after each finished touch (in the commit that records the outcome);
-    returns the rows written (`planned`, or `skipped: missed` on the way when catching up)."""
-    if not finished:
-        return []
+    returns the rows written (`planned`, or `skipped: missed` on the way when catching up).
+
+    This runs in every commit of outcomes, so the usual case is one statement: the next
+    step, planned from the lead as it was read with the claim, written where the step has
+    no row yet. The rest (a step done on an earlier stay in the stage, a track planned in
+    full by an earlier version, a lead not at hand) is planned from the stored rows. A lead
+    that moved to another track since the claim may get one more row of the old one: the
+    sender skips it when it falls due (`stage_changed`), as it checks every touch against
+    the lead's current track."""
+    written: dict[tuple[int, str, str], dict[str, Any]] = {}
+    ahead: dict[tuple[int, str], dict[str, Any]] = {}  # one row a key: one statement may not write it twice
+    fast: list[tuple[Finished, list[dict[str, Any]]]] = []
+    slow: list[Finished] = []
+    for done in finished:
+        rows = _next_rows(planner, done.lead, done, {}, at) if done.lead is not None else None
+        if rows is None:
+            slow.append(done)
+        elif rows:
+            fast.append((done, rows))
+            for row in rows:
+                ahead.setdefault((row["lead_id"], row["step_id"]), row)
+    if touch_q.insert_next(conn, list(ahead.values())):
+        written.update(((row["lead_id"], row["campaign"], row["step_id"]), row) for row in ahead.values())
+    else:  # some step had a row: those tracks are walked along their rows (this sees the ones just written)
+        slow += [done for done, _ in fast]
+    if slow:
+        written.update(_advance_from_rows(conn, planner, slow, at))
+    return list(written.values())
+
+
+def _next_rows(planner: Planner, lead: Mapping[str, Any] | None, done: Finished,
+               known: Mapping[str, track.Known], at: datetime) -> list[dict[str, Any]] | None:
+    """The rows that continue `done`'s track, or [] when there is nothing to plan; None
+    when the lead is not on that track any more (it moved on: its new track was planned
+    when it moved) or unknown."""
+    if lead is None or (lead["campaign"], lead["stage"]) != (done.campaign, done.stage):
+        return None
+    since = lead["stage_entered_at"]
+    if done.planned_at < since:
+        return None  # a touch of an earlier stay in this stage, finished late
+    return [_row(planner, lead, planned, at, planned_at=done.planned_at)
+            for planned in track.advance(planner.track_of(lead), known, done.step_id, at, since)]
+
+
+def _advance_from_rows(conn: Connection, planner: Planner, finished: Sequence[Finished],
+                       at: datetime) -> dict[tuple[int, str, str], dict[str, Any]]:
     ids = sorted({f.lead_id for f in finished})
     lead_rows = leadrows.by_ids(conn, ids)
     known = touch_q.known(conn, ids)
     rows: dict[tuple[int, str, str], dict[str, Any]] = {}
     for done in finished:
         lead = lead_rows.get(done.lead_id)
-        if lead is None or (lead["campaign"], lead["stage"]) != (done.campaign, done.stage):
-            continue  # the lead moved on: its new track was planned when it moved
-        since = lead["stage_entered_at"]
-        if done.planned_at < since:
-            continue  # a touch of an earlier stay in this stage, finished late
-        mine = known.setdefault((lead["id"], lead["campaign"]), {})
-        for planned in track.advance(planner.track_of(lead), mine, done.step_id, at, since):
-            row = _row(planner, lead, planned, at, planned_at=done.planned_at)
-            rows.setdefault((lead["id"], row["campaign"], row["step_id"]), row)
+        mine = known.setdefault((done.lead_id, done.campaign), {})
+        for row in _next_rows(planner, lead, done, mine, at) or []:
+            rows.setdefault((row["lead_id"], row["campaign"], row["step_id"]), row)
             # Two outcomes of one lead in one commit: the second sees what the first planned.
-            mine[planned.step.id] = track.Known(row["state"], row["reason"], row["planned_at"])
-    written = list(rows.values())
-    touch_q.upsert_rows(conn, written)
-    return written
+            mine[row["step_id"]] = track.Known(row["state"], row["reason"], row["planned_at"])
+    touch_q.upsert_rows(conn, list(rows.values()))
+    return rows
 
 
 def _row(planner: Planner, lead: Mapping[str, Any], planned: track.Planned, at: datetime, *,

@@ -80,8 +80,10 @@ class _Job:
 
 
 ComposeResult = Union[Composed, tuple[str, str]]  # a message, or (outcome kind, reason)
-# claimed touches, what was decided for each, their e-mails being composed, the instant
-_Batch = tuple[list[touch_q.Claimed], dict[int, "Outcome | _Job"], dict[int, Awaitable[ComposeResult]], datetime]
+# claimed touches, what was decided for each, their e-mails being composed, the instant,
+# and the leads as they were read with the claim
+_Batch = tuple[list[touch_q.Claimed], dict[int, "Outcome | _Job"], dict[int, Awaitable[ComposeResult]], datetime,
+               Mapping[int, Mapping[str, Any]]]
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -93,8 +95,6 @@ def _superseded(planner: Planner, lead: Mapping[str, Any], touch: touch_q.Claime
     is due by `at` too (see `track.superseded`). By the step's own due time, not the row's:
     a touch held by a pause, an out-of-office or retries is superseded like one a stopped
     worker left behind."""
-    if (lead["campaign"], lead["stage"]) != (touch.campaign, touch.stage):
-        return False
     steps = planner.track_of(lead)
     index = track.position(steps, touch.step_id)
     return index is not None and track.superseded(steps, index, at)
@@ -230,7 +230,7 @@ class Sender:
         try:
             batch = self._claim(at, summary, pool, limit, held)
             while batch is not None:
-                claimed, prepared, composing, now = batch
+                claimed, prepared, composing, now, lead_rows = batch
                 composed_ahead.append(composing)
                 # Claim and start composing the next batch while this one is sent.
                 more = claimed and not self._stopping and not self._limit_reached
@@ -247,7 +247,8 @@ class Sender:
                         slots.release()
                         continue
                     del held[touch.id]
-                    task = asyncio.create_task(self._process(touch, job, composed, summary, recorder, now))
+                    task = asyncio.create_task(self._process(touch, job, composed, summary, recorder, now,
+                                                             lead_rows.get(touch.lead_id)))
                     running.add(task)
                     task.add_done_callback(lambda t: (running.discard(t), slots.release()))
                 if not claimed or self._stopping or upcoming is None:
@@ -334,7 +335,7 @@ class Sender:
         now = self.clock.now()
         prepared = {t.id: self._prepare(t, lead_rows.get(t.lead_id), at, summary) for t in claimed}
         self._apply_limits(claimed, prepared, now, summary)
-        return claimed, prepared, self._compose_ahead(claimed, prepared, lead_rows, pool, now), now
+        return claimed, prepared, self._compose_ahead(claimed, prepared, lead_rows, pool, now), now, lead_rows
 
     def _apply_limits(self, claimed: list[touch_q.Claimed], prepared: dict[int, Outcome | _Job], now: datetime,
                       summary: TickSummary) -> None:
@@ -365,6 +366,10 @@ class Sender:
         if lead is None or campaign is None or found is None or found[0] != touch.stage:
             summary.skipped += 1
             return {"state": "skipped", "reason": "step_removed"}
+        if (lead["campaign"], lead["stage"]) != (touch.campaign, touch.stage):
+            summary.skipped += 1  # a touch of the track the lead left (planned as it moved): never sent
+            return {"state": "skipped", "reason": "stage_changed" if lead["campaign"] == touch.campaign
+                    else "campaign_changed"}
         if _superseded(self.loaded.planner, lead, touch, at):
             summary.skipped += 1  # held, or the worker was down: only the latest due step goes out
             return {"state": "skipped", "reason": "missed"}
@@ -397,12 +402,13 @@ class Sender:
         return out
 
     async def _process(self, touch: touch_q.Claimed, prepared: Outcome | _Job, composed: ComposeResult | None,
-                       summary: TickSummary, recorder: _Recorder, now: datetime) -> None:
+                       summary: TickSummary, recorder: _Recorder, now: datetime,
+                       lead: Mapping[str, Any] | None) -> None:
         outcome = dict(prepared) if isinstance(prepared, dict) else await self._work(touch, prepared, composed,
                                                                                      summary, now)
         bounce = outcome.pop("hard_bounce", None)
         outcome.setdefault("updated_at", self.clock.now())
-        await recorder.record(touch, outcome)
+        await recorder.record(touch, outcome, lead)
         if bounce:
             self._hard_bounce(touch, bounce)
 
@@ -549,13 +555,15 @@ class _Recorder:
         self.at = at
         self.planned_due = 0  # next touches planned by these outcomes that are due by `at`
         self.missed = 0  # steps those outcomes found superseded on the way (catching up)
-        self._queue: list[tuple[touch_q.Claimed, Outcome, asyncio.Future[None]]] = []
+        self._queue: list[tuple[touch_q.Claimed, Outcome, Mapping[str, Any] | None, asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
         self._closed = False
 
-    async def record(self, touch: touch_q.Claimed, outcome: Outcome) -> None:
+    async def record(self, touch: touch_q.Claimed, outcome: Outcome, lead: Mapping[str, Any] | None = None) -> None:
+        """Commit the outcome (with the next touch of the track, planned from `lead` as it
+        was read with the claim); returns once it is committed."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append((touch, outcome, done))
+        self._queue.append((touch, outcome, lead, done))
         self._wake.set()
         await done
 
@@ -577,10 +585,10 @@ class _Recorder:
                     except BaseException as exc:  # never leave a sender waiting forever
                         error = exc if isinstance(exc, Exception) else RuntimeError("recorder cancelled")
                         if not isinstance(exc, Exception):
-                            for _, _, done in items + self._queue:
+                            for *_, done in items + self._queue:
                                 done.set_exception(error)
                             raise
-                    for _, _, done in items:
+                    for *_, done in items:
                         if error is None:
                             done.set_result(None)
                         else:  # those touches stay `sending`: lease recovery resends them, marked
@@ -588,13 +596,13 @@ class _Recorder:
                 elif self._closed:
                     return
 
-    def _commit(self, conn: Connection,
-                items: list[tuple[touch_q.Claimed, Outcome, asyncio.Future[None]]]) -> Exception | None:
+    def _commit(self, conn: Connection, items: list[tuple[touch_q.Claimed, Outcome, Mapping[str, Any] | None,
+                                                       asyncio.Future[None]]]) -> Exception | None:
         papers: dict[str, list[dict[str, Any]]] = {}
         calls: list[dict[str, Any]] = []
         outcomes = []
         finished = []
-        for touch, outcome, _ in items:
+        for touch, outcome, lead, _ in items:
             values = dict(outcome)
             if "letter" in values:
                 day, row = values.pop("letter")
@@ -603,7 +611,8 @@ class _Recorder:
                 calls.append(values.pop("call"))
             outcomes.append((touch.id, values))
             if _goes_on(values):
-                finished.append(Finished(touch.lead_id, touch.campaign, touch.stage, touch.step_id, touch.planned_at))
+                finished.append(Finished(touch.lead_id, touch.campaign, touch.stage, touch.step_id, touch.planned_at,
+                                         lead))
         try:
             with conn.begin():
                 held = touch_q.finish_many(conn, self.worker, outcomes)

@@ -298,6 +298,31 @@ def test_report_counts_what_plan_shows_for_every_lead(dripper, project):
     assert counted[("monthly-6", "planned")] >= 1 and counted[("monthly-6", "suppressed")] >= 2
 
 
+def test_a_touch_of_a_track_the_lead_left_is_never_sent(dripper):
+    """An outcome plans the next touch from the lead as it was claimed; a stage change in
+    between leaves that touch on the old track. The sender checks every touch against the
+    lead's current track and skips it."""
+    from sqlalchemy import insert, select
+
+    from dripper.store import leads, open_store, touches as touches_t
+
+    dripper("leads", "import", "leads.csv", "--at", iso(T0))
+    tick(dripper, day(1))
+    dripper("event", "ada@lovelace.example", "stage", "--stage", "lost_to_competitor", "--at", iso(day(2)))
+    store = open_store(dripper.db_url)
+    with store.begin() as conn:  # what the race leaves behind: the old track's next step, planned
+        ada = conn.execute(select(leads).where(leads.c.email == "ada@lovelace.example")).mappings().one()
+        conn.execute(insert(touches_t).values(
+            lead_id=ada["id"], campaign="literature-follow-up", step_id="letter-1", stage="supplier_research",
+            channel="letter", kind="follow_up", due_at=day(28), state="planned", attempts=0, planned_at=T0,
+            updated_at=day(2)))
+    store.dispose()
+    tick(dripper, day(29))
+    letter = touches(dripper, "ada@lovelace.example")["letter-1"]
+    assert (letter["state"], letter["reason"]) == ("skipped", "stage_changed")
+    assert not list(Path("letters").glob("*ada*"))
+
+
 def test_plan_json_shape(dripper):
     dripper("leads", "import", "leads.csv", "--at", iso(T0))
     tick(dripper, day(1))

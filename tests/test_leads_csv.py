@@ -295,3 +295,49 @@ def test_a_stopped_lead_moved_by_import_gets_a_suppressed_track(dripper, project
     dripper("leads", "import", write(project, "b.csv", f"{HEADER}\n{moved}\n"), "--at", "2026-01-07T08:00:00Z")
     touches = steps(plan(dripper, "stop@lead.example"))
     assert (touches["lost-1"]["state"], touches["lost-1"]["reason"]) == ("suppressed", reason)
+
+
+# --- one touch row a lead; the reader process ----------------------------------------------
+
+def _count(db_url: str, table: str) -> int:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def test_an_import_writes_one_touch_a_lead_and_the_whole_track_still_shows(dripper, project: Path) -> None:
+    rows = [f"lead{i}@many.example,L{i},X,Co,supplier_research,,{CAMPAIGN},valves" for i in range(2500)]
+    name = write(project, "many.csv", HEADER + "\n" + "\n".join(rows) + "\n")
+    dripper("leads", "import", name, "--at", T0, "--batch-size", "1000")
+    assert _count(dripper.db_url, "leads") == 2500
+    assert _count(dripper.db_url, "touches") == 2500  # the next touch of each track, nothing further yet
+    report = dripper.json("report", "--json")["campaigns"][CAMPAIGN]["steps"]
+    assert all(report[step]["planned"] == 2500 for step in SUPPLIER_TRACK)  # the rest of the track, to come
+    assert [t["step"] for t in plan(dripper, "lead7@many.example")["touches"]] == SUPPLIER_TRACK
+
+
+def test_a_reader_that_breaks_stops_the_import_and_keeps_the_batches_before(dripper, project: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file is read in a forked process: its failure reaches the importer, with its cause."""
+    from dripper import postal
+
+    def unreadable(lead):  # noqa: ANN001, ANN202
+        if lead.email == "lead5@many.example":
+            raise OSError("address data unreadable")
+        return None
+
+    working = postal.import_warning
+    monkeypatch.setattr(postal, "import_warning", unreadable)
+    rows = [f"lead{i}@many.example,L{i},X,Co,supplier_research,,{CAMPAIGN},valves" for i in range(9)]
+    name = write(project, "many.csv", HEADER + "\n" + "\n".join(rows) + "\n")
+    with pytest.raises(RuntimeError, match="(?s)reading the file failed.*address data unreadable"):
+        dripper("leads", "import", name, "--at", T0, "--batch-size", "2")
+    assert _count(dripper.db_url, "leads") == 4  # the two batches read before it broke
+    monkeypatch.setattr(postal, "import_warning", working)
+    dripper("leads", "import", name, "--at", T0, "--batch-size", "2")  # importing again finishes the job
+    assert _count(dripper.db_url, "leads") == _count(dripper.db_url, "touches") == 9

@@ -212,6 +212,19 @@ class Setup:
     def states(self) -> Counter[str]:
         return Counter(r["state"] for r in self.rows())
 
+    def next_touches(self) -> Counter[str]:
+        """The states of the touch after `thanks` (`reminder-1`): planned by each outcome in
+        the commit that records it (a track is planned one touch ahead)."""
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(self.db_url)
+        try:
+            with engine.connect() as conn:
+                return Counter(dict(conn.execute(text(
+                    "SELECT state, count(*) FROM touches WHERE step_id = 'reminder-1' GROUP BY state")).all()))
+        finally:
+            engine.dispose()
+
 
 @pytest.fixture
 def setup(project: Path, pg_url: str, sink: Sink) -> Iterator[Setup]:
@@ -244,6 +257,7 @@ def assert_exactly_once(setup: Setup, n: int) -> None:
     assert not duplicates, f"{len(duplicates)} Message-IDs received more than once: {list(duplicates)[:5]}"
     assert len(received) == n
     assert {r["message_id"] for r in rows} == set(ids)
+    assert setup.next_touches() == {"planned": n}  # every track goes on, once (the key is unique)
 
 
 # --- a. several workers share the queue, exactly once ------------------------------------
@@ -339,6 +353,7 @@ def test_kill_9_mid_send_loses_nothing_and_duplicates_at_most_what_was_in_flight
     assert len(twice) <= MAX_IN_FLIGHT, len(twice)
     resent = {r["message_id"] for r in rows if r["reason"] == "resent_after_interruption"}
     assert twice <= resent and len(resent) == before["sending"]
+    assert setup.next_touches() == {"planned": n}  # and every track goes on
 
 
 # --- c. the SMTP server goes away and comes back ----------------------------------------

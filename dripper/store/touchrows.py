@@ -11,6 +11,8 @@ from sqlalchemy import Connection, Integer, String, and_, bindparam, case, colum
 from sqlalchemy import values as values_list
 from sqlalchemy.sql import ColumnElement, Select
 
+from sqlalchemy.dialects import postgresql, sqlite
+
 from dripper.store import upsert
 from dripper.store.tables import PENDING, STATES, leads, touches
 from dripper.track import REPLANNABLE, Known
@@ -40,8 +42,7 @@ def upsert_rows(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         return
     stmt = _insert(conn)
     excluded = stmt.excluded
-    # Spelled out, not IN (…): an expanding IN cannot go into an executemany.
-    replannable = and_(touches.c.state == "skipped", or_(*(touches.c.reason == reason for reason in REPLANNABLE)))
+    replannable = _replannable()
     is_planned = touches.c.state == "planned"
     stmt = stmt.on_conflict_do_update(
         index_elements=["lead_id", "campaign", "step_id"],
@@ -58,6 +59,38 @@ def upsert_rows(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         where=is_planned | replannable,
     )
     conn.execute(stmt, list(rows))
+
+
+def insert_next(conn: Connection, rows: Sequence[dict[str, Any]]) -> bool:
+    """Write the next touches of tracks (at most one row a key); True if every row was.
+
+    A row is written where its step has no row yet, or one dripper closed itself (then it
+    is planned again). Where the step has a row, it is left alone, and the caller plans
+    those tracks from their stored rows instead (False)."""
+    if not rows:
+        return True
+    result = conn.execute(_next_statement(conn.dialect.name), list(rows))
+    return result.rowcount == len(rows)
+
+
+@lru_cache(maxsize=4)
+def _next_statement(dialect: str) -> Any:
+    # Built once: it runs in every commit of outcomes. An executemany without RETURNING, so
+    # that the driver sends one prepared statement for all rows (a multi-row VALUES list
+    # would be parsed and planned anew for each size, 3 ms a commit).
+    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(touches)
+    excluded = stmt.excluded
+    return stmt.on_conflict_do_update(
+        index_elements=["lead_id", "campaign", "step_id"],
+        set_={name: excluded[name] for name in ("stage", "channel", "kind", "due_at", "state", "reason", "attempts",
+                                                "planned_at", "updated_at")},
+        where=_replannable(),
+    ).execution_options(preserve_rowcount=True)  # an executemany's rowcount: the rows written in all
+
+
+def _replannable() -> ColumnElement[bool]:
+    # Spelled out, not IN (…): an expanding IN cannot go into an executemany.
+    return and_(touches.c.state == "skipped", or_(*(touches.c.reason == reason for reason in REPLANNABLE)))
 
 
 def close_pending(conn: Connection, lead_ids: Iterable[int], *, state: str, reason: str,
