@@ -196,7 +196,7 @@ def populate(name: str, leads: int, due: int) -> dict[str, float]:
             FROM (
             SELECT l.id AS lead_id, l.campaign, s.step_id, l.stage, s.channel, s.kind, d.due AS due_at, x.state,
                    CASE x.state WHEN 'suppressed' THEN 'unsubscribed' WHEN 'skipped' THEN 'missed'
-                                WHEN 'sent' THEN CASE WHEN s.channel = 'call' THEN 'call_task' END END,
+                                WHEN 'sent' THEN CASE WHEN s.channel = 'call' THEN 'call_task' END END AS reason,
                    CASE WHEN x.state = 'sent' THEN 1 ELSE 0 END AS attempts,
                    CASE WHEN x.state = 'sent' AND s.channel = 'email'
                             THEN '<' || md5(l.email || s.step_id) || '.drip@acme.example>'

@@ -7,14 +7,17 @@ from functools import lru_cache
 from datetime import datetime, timedelta
 from typing import Any, Iterable, Mapping, Sequence
 
-from sqlalchemy import Connection, Integer, String, and_, bindparam, case, column, func, not_, or_, select, update
-from sqlalchemy import values as values_list
+from sqlalchemy import (
+    Column, Connection, Integer, MetaData, String, Table, Text, and_, bindparam, case, func, insert, not_, or_, select,
+    text, update,
+)
+from sqlalchemy.schema import CreateTable, DropTable
 from sqlalchemy.sql import ColumnElement, Select
 
 from sqlalchemy.dialects import postgresql, sqlite
 
 from dripper.store import upsert
-from dripper.store.tables import PENDING, STATES, leads, touches
+from dripper.store.tables import PENDING, STATES, Id, leads, touches
 from dripper.track import REPLANNABLE, Known
 
 
@@ -264,18 +267,49 @@ class Upcoming:
     reopened: dict[tuple[str, str, str], int]
 
 
+# Temporary tables of the report's count of what is to come (see `upcoming_counts`):
+# PostgreSQL plans joins with them well once it has their statistics, which it cannot
+# have of a VALUES list or a CTE (its guess of one row made it probe the index of touches
+# three million times at 1,000,000 leads).
+_temp = MetaData()
+track_steps = Table(
+    "track_steps", _temp,
+    Column("campaign", String(200), nullable=False),
+    Column("stage", String(64), nullable=False),
+    Column("step_id", String(200), nullable=False),
+    Column("n", Integer, nullable=False),  # the step's place in its track's sending order
+    prefixes=["TEMPORARY"],
+)
+track_stand = Table(
+    "track_stand", _temp,
+    Column("lead_id", Id, nullable=False),
+    Column("campaign", String(200), nullable=False),
+    Column("stage", String(64), nullable=False),
+    Column("n", Integer, nullable=False),  # the place of its pending (or closing) touch
+    Column("stopped", Text),  # why the track was stopped, or NULL
+    prefixes=["TEMPORARY"],
+)
+
+
 def upcoming_counts(conn: Connection, orders: Mapping[tuple[str, str], Sequence[str]]) -> Upcoming:
     """The steps leads' tracks have yet to reach. `orders` gives each (campaign, stage)
     track's steps in sending order.
 
     A lead's track is planned one touch ahead: the steps after its pending touch (or the
     suppressed one that closed the track) have no rows yet (see `dripper.track`). Counted
-    in two aggregates, whatever the number of leads: leads by where their track stands,
-    then the few rows beyond that point, from an earlier stay in the stage."""
-    rows = [(campaign, stage, step, n) for (campaign, stage), steps in orders.items() for n, step in enumerate(steps)]
-    if not rows:
+    set-based, whatever the number of leads: where each lead's track stands (a scan of the
+    pending and suppressed touches), leads by that point, then the rows beyond it, from an
+    earlier stay in the stage or a campaign edit that changed the order of steps."""
+    positions = [{"campaign": campaign, "stage": stage, "step_id": step, "n": n}
+                 for (campaign, stage), steps in orders.items() for n, step in enumerate(steps)]
+    if not positions:
         return Upcoming({}, {})
-    point = _positions(rows, "point")
+    for table in (track_steps, track_stand):
+        conn.execute(DropTable(table, if_exists=True))
+        conn.execute(CreateTable(table))
+    conn.execute(insert(track_steps), positions)
+    _analyze(conn, "track_steps")
+    steps, stand = track_steps, track_stand
     in_stay = or_(touches.c.state.in_(PENDING),
                   and_(touches.c.state == "suppressed", touches.c.planned_at >= leads.c.stage_entered_at))
     stopped = func.coalesce(
@@ -285,46 +319,47 @@ def upcoming_counts(conn: Connection, orders: Mapping[tuple[str, str], Sequence[
                       (leads.c.complained_at.is_not(None), "complained"),
                       (leads.c.bounced_at.is_not(None), "bounced"))),
     )
-    stand = (
-        select(touches.c.lead_id, leads.c.campaign, leads.c.stage, func.max(point.c.n).label("n"),
-               stopped.label("stopped"))
+    conn.execute(insert(stand).from_select(
+        ["lead_id", "campaign", "stage", "n", "stopped"],
+        select(touches.c.lead_id, leads.c.campaign, leads.c.stage, func.max(steps.c.n), stopped)
         .select_from(touches.join(leads, and_(leads.c.id == touches.c.lead_id, leads.c.campaign == touches.c.campaign,
                                              leads.c.stage == touches.c.stage))
-                     .join(point, and_(point.c.campaign == touches.c.campaign, point.c.stage == touches.c.stage,
-                                       point.c.step_id == touches.c.step_id)))
+                     .join(steps, and_(steps.c.campaign == touches.c.campaign, steps.c.stage == touches.c.stage,
+                                       steps.c.step_id == touches.c.step_id)))
         .where(in_stay)
-        .group_by(touches.c.lead_id, leads.c.campaign, leads.c.stage)
-    ).subquery("stand")
+        .group_by(touches.c.lead_id, leads.c.campaign, leads.c.stage)))
+    _analyze(conn, "track_stand")
     out: dict[tuple[str, str, str | None], int] = {}
     groups = select(stand.c.campaign, stand.c.stage, stand.c.n, stand.c.stopped, func.count()).group_by(
         stand.c.campaign, stand.c.stage, stand.c.n, stand.c.stopped)
     for campaign, stage, n, why, leads_there in conn.execute(groups):
         for step in orders[(campaign, stage)][n + 1:]:
             out[(campaign, step, why)] = out.get((campaign, step, why), 0) + leads_there
-    later = _positions(rows, "later")
-    done = touches.alias("done")
-    reopens = and_(done.c.state == "skipped", done.c.reason.in_(REPLANNABLE))
+    reopens = and_(touches.c.state == "skipped", touches.c.reason.in_(REPLANNABLE))
     beyond = (
-        select(later.c.campaign, later.c.step_id, stand.c.stopped, reopens.label("reopens"), done.c.reason,
+        select(steps.c.campaign, steps.c.step_id, stand.c.stopped, reopens.label("reopens"), touches.c.reason,
                func.count())
-        .select_from(stand.join(done, and_(done.c.lead_id == stand.c.lead_id, done.c.campaign == stand.c.campaign))
-                     .join(later, and_(later.c.campaign == done.c.campaign, later.c.stage == stand.c.stage,
-                                       later.c.step_id == done.c.step_id, later.c.n > stand.c.n)))
-        .group_by(later.c.campaign, later.c.step_id, stand.c.stopped, reopens, done.c.reason)
+        .select_from(stand.join(touches, and_(touches.c.lead_id == stand.c.lead_id,
+                                              touches.c.campaign == stand.c.campaign))
+                     .join(steps, and_(steps.c.campaign == touches.c.campaign, steps.c.stage == stand.c.stage,
+                                       steps.c.step_id == touches.c.step_id, steps.c.n > stand.c.n)))
+        .where(touches.c.state.not_in(PENDING))
+        .group_by(steps.c.campaign, steps.c.step_id, stand.c.stopped, reopens, touches.c.reason)
     )
     reopened: dict[tuple[str, str, str], int] = {}
     for campaign, step, why, reopening, reason, n in conn.execute(beyond):
         if reopening:  # still to come: the track will plan it again
             reopened[(campaign, step, reason)] = reopened.get((campaign, step, reason), 0) + n
-        else:  # done on an earlier stay: the track will pass it by
+        else:  # done on an earlier stay, or before an edit moved it: the track will pass it by
             out[(campaign, step, why)] -= n
+    for table in (stand, steps):
+        conn.execute(DropTable(table))
     return Upcoming({key: n for key, n in out.items() if n}, reopened)
 
 
-def _positions(rows: list[tuple[str, str, str, int]], name: str) -> Any:
-    # As a CTE: SQLite reads `WITH name(columns) AS (VALUES …)`, not a VALUES list in FROM.
-    return values_list(column("campaign", String), column("stage", String), column("step_id", String),
-                  column("n", Integer), name=name).data(rows).cte(name)
+def _analyze(conn: Connection, table: str) -> None:
+    if conn.dialect.name == "postgresql":  # autovacuum never sees temporary tables
+        conn.execute(text(f"ANALYZE {table}"))
 
 
 def for_lead(conn: Connection, lead_id: int) -> list[dict[str, Any]]:
