@@ -13,7 +13,7 @@ import re
 from functools import cached_property
 from email.utils import parseaddr
 from pathlib import Path as FsPath
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Mapping
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
 
@@ -156,6 +156,14 @@ class Inbound(_Model):
     auto_reply_pause: DurationField = Duration(days=7)  # an out-of-office that names no return date
 
 
+class Reporting(_Model):
+    """How `dripper report` counts outcomes."""
+
+    # A reply, conversion, ... that names no touch counts for the last touch sent to the
+    # lead before it, if it came within this long of it; else it is "unattributed".
+    attribution_window: DurationField = Duration(days=30)
+
+
 LetterFormat = Literal["auto", "us10", "din5008"]
 
 
@@ -229,6 +237,7 @@ class CampaignFile(_Model):
     limits: Limits = Limits()
     inbound: Inbound = Inbound()
     letters: Letters = Letters()
+    reporting: Reporting = Reporting()
     extra_stages: list[str] = Field(default_factory=list)
     campaigns: dict[str, Campaign]
 
@@ -267,11 +276,35 @@ class CampaignFile(_Model):
             return Location(str(self._path), 1, 1)
         return self._positions.at(path, key=key)
 
-    def schedule_fingerprint(self, name: str) -> str:
-        """Hash of everything in a campaign that decides *when* touches are due.
+    def schedule_definition(self, name: str) -> dict[str, Any]:
+        """Everything in a campaign that decides *when* touches are due, as JSON-ready data:
+        stored with each applied version (campaign_versions.definition), so `dripper diff`
+        can tell what an edit changes. Stages and steps in file order; windows and
+        durations normalized, so rewriting `mon-fri` as a list changes nothing."""
+        campaign = self.campaigns[name]
+        return {
+            "defaults": {"timezone": self.defaults.timezone, "send_window": _window_data(self.defaults.send_window)},
+            "stop_on": sorted(campaign.stop_on),
+            "send_window": _window_data(campaign.send_window),
+            "stages": {
+                stage: [
+                    {"id": step.id, "after": str(step.after), "channel": step.channel, "kind": step.kind,
+                     "send_window": _window_data(step.send_window), "renamed_from": list(step.renamed_from)}
+                    for step in steps
+                ]
+                for stage, steps in campaign.stages.items()
+            },
+        }
 
-        A change here makes the planner re-plan pending touches; wording changes do not.
-        """
+    def schedule_fingerprint(self, name: str) -> str:
+        """Hash of `schedule_definition`: a change makes the planner re-plan pending
+        touches; wording changes do not. One hashes the other, so they never disagree."""
+        return definition_fingerprint(self.schedule_definition(name))
+
+    def legacy_fingerprint(self, name: str) -> str:
+        """The fingerprint versions before migration 0008 stored (without a definition):
+        a database upgraded with an unchanged campaigns.yaml adopts the new one without
+        re-planning every lead (see `planner.reconcile`)."""
         campaign = self.campaigns[name]
         shape = {
             "tz": self.defaults.timezone,
@@ -285,6 +318,49 @@ class CampaignFile(_Model):
             },
         }
         return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
+
+    def with_applied(self, name: str, definition: Mapping[str, Any]) -> CampaignFile:
+        """This file with campaign `name` (and the defaults) as a stored definition has
+        them: what the planner used when that version was applied. Steps have no
+        templates or subjects: only their timing is known."""
+        stored = definition["defaults"]
+        window = _window_spec(stored["send_window"])
+        defaults = self.defaults.model_copy(update={"timezone": stored["timezone"], "send_window": window})
+        campaign = campaign_from_definition(definition)
+        campaign._name = name
+        rebuilt = self.model_copy(update={"defaults": defaults, "campaigns": {**self.campaigns, name: campaign}})
+        return rebuilt
+
+
+def definition_fingerprint(definition: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _window_data(spec: SendWindowSpec | None) -> dict[str, Any] | None:
+    """A send window as plain data, normalized (the days it opens, its hours)."""
+    if spec is None:
+        return None
+    window = spec.window()
+    end = window.end.strftime("%H:%M") if window.end is not None else "24:00"
+    return {"days": [timing.DAY_NAMES[d] for d in sorted(window.days)],
+            "hours": f"{window.start.strftime('%H:%M')}-{end}", "holidays": window.skip_holidays}
+
+
+def _window_spec(data: Mapping[str, Any] | None) -> SendWindowSpec | None:
+    return None if data is None else SendWindowSpec(days=list(data["days"]), hours=data["hours"],
+                                                    holidays=data["holidays"])
+
+
+def campaign_from_definition(definition: Mapping[str, Any]) -> Campaign:
+    """A Campaign model from `schedule_definition` data (steps without templates)."""
+    return Campaign(
+        stop_on=list(definition["stop_on"]),
+        send_window=_window_spec(definition["send_window"]),
+        stages={stage: [Step(id=s["id"], after=s["after"], channel=s["channel"], kind=s["kind"], template="",
+                             send_window=_window_spec(s["send_window"]), renamed_from=list(s["renamed_from"]))
+                        for s in steps]
+                for stage, steps in definition["stages"].items()},
+    )
 
 
 # --- validation -------------------------------------------------------------------------
@@ -314,6 +390,8 @@ def _allowed_keys(path: tuple[Any, ...]) -> set[str] | None:
         return keys(Letters)
     if path == ("letters", "http"):
         return keys(PrintApi)
+    if path == ("reporting",):
+        return keys(Reporting)
     if path[-1] == "send_window":
         return _WINDOW_KEYS
     if n == 2 and path[0] == "campaigns":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from html import escape
-from typing import Sequence
+from typing import Mapping, Sequence
 
 PALETTE = ("#2f6f8f", "#e08a2e", "#5a9e4b", "#b5485d", "#7a5ea8", "#8c8c8c")
 _FONT = "font-family='system-ui,sans-serif' font-size='12'"
@@ -36,7 +36,8 @@ def _number(value: float) -> str:
 def bars(items: Sequence[tuple[str, float]], title: str, *, unit: str = "", width: int = 560,
          max_value: float | None = None) -> str:
     """Horizontal bars, one per (label, value), largest scale first in the order given."""
-    label_w, bar_h, gap = 170, 18, 6
+    # Room for the longest label (about 7 px a character at 12 px), at least 170 px.
+    label_w, bar_h, gap = max([170] + [12 + 7 * len(label) for label, _ in items]), 18, 6
     height = max(1, len(items)) * (bar_h + gap) + gap
     top = max_value if max_value else max([v for _, v in items] + [1])
     span = width - label_w - 70
@@ -54,15 +55,18 @@ def bars(items: Sequence[tuple[str, float]], title: str, *, unit: str = "", widt
 
 
 def columns(categories: Sequence[str], series: Sequence[Series], title: str, *, width: int = 640,
-            height: int = 220) -> str:
-    """Stacked columns: one per category (e.g. a week), one colour per series (a channel)."""
-    left, bottom, top_pad, legend_h = 40, 34, 8, 18
+            height: int = 220, labels: Sequence[str] | None = None) -> str:
+    """Stacked columns: one per category (e.g. a week), one colour per series (a channel).
+    `labels`: shorter names for the axis (default: the categories, which the tooltips show)."""
+    totals = [sum(s.values[i] for s in series) for i in range(len(categories))]
+    peak = max(totals + [1])
+    # Room on the left for the largest figure (about 7 px a character at 12 px).
+    left, bottom, top_pad, legend_h = max(40, 10 + 7 * len(_number(peak))), 34, 8, 18
     plot_h = height - bottom - top_pad - legend_h
     n = max(1, len(categories))
     slot = (width - left - 8) / n
     col_w = max(2.0, slot * 0.7)
-    totals = [sum(s.values[i] for s in series) for i in range(len(categories))]
-    peak = max(totals + [1])
+    axis = list(labels) if labels is not None else list(categories)
     body = [f"<line x1='{left}' y1='{top_pad + legend_h + plot_h}' x2='{width - 4}' y2='{top_pad + legend_h + plot_h}' "
             "stroke='#999'/>",
             f"<text x='{left - 4}' y='{top_pad + legend_h + 10}' text-anchor='end' {_FONT}>{_number(peak)}</text>",
@@ -71,7 +75,8 @@ def columns(categories: Sequence[str], series: Sequence[Series], title: str, *, 
         x = left + k * 110
         body.append(f"<rect x='{x}' y='{top_pad}' width='10' height='10' fill='{PALETTE[k % len(PALETTE)]}'/>"
                     f"<text x='{x + 14}' y='{top_pad + 9}' {_FONT}>{escape(s.name)}</text>")
-    label_every = max(1, round(n / 12))
+    widest = max([len(label) for label in axis] + [1]) * 7 + 8  # a label never runs into the next
+    label_every = max(1, round(n / 12), -(-widest // max(1, int(slot))))
     for i, category in enumerate(categories):
         x = left + i * slot + (slot - col_w) / 2
         y = top_pad + legend_h + plot_h
@@ -86,7 +91,7 @@ def columns(categories: Sequence[str], series: Sequence[Series], title: str, *, 
                         f"{_number(value)}</title></rect>")
         if i % label_every == 0:
             body.append(f"<text x='{x + col_w / 2:.1f}' y='{height - 14}' text-anchor='middle' {_FONT}>"
-                        f"{escape(category)}</text>")
+                        f"{escape(axis[i])}</text>")
     return _svg(width, height, title, body, css_class="columns")
 
 
@@ -107,13 +112,49 @@ def funnel(stages: Sequence[tuple[str, float]], title: str, *, width: int = 560)
     return _svg(width, height, title, body, css_class="funnel")
 
 
-def timeline(marks: Sequence[tuple[float, str, str]], days: float, title: str, *, width: int = 720) -> str:
-    """Marks on a line of `days` days: (day, label, kind) each; kinds share a colour."""
-    left, right, line_y = 20, 20, 40
+# A 12px system-ui character is about this wide: labels are laid out without measuring text.
+_CHAR_W = 6.8
+
+
+def _label_rows(spans: Sequence[tuple[float, float]], gap: float = 8) -> list[int]:
+    """A row for each (left, right) label span, the first in which it overlaps no other
+    (spans in the order given, which should be left to right)."""
+    edges: list[float] = []  # per row: the right edge of its last label
+    rows = []
+    for lo, hi in spans:
+        row = next((r for r, edge in enumerate(edges) if edge + gap <= lo), len(edges))
+        if row == len(edges):
+            edges.append(hi)
+        else:
+            edges[row] = hi
+        rows.append(row)
+    return rows
+
+
+def timeline(marks: Sequence[tuple[float, str, str]], days: float, title: str, *, width: int = 720,
+             colours: Mapping[str, str] | None = None) -> str:
+    """Marks on a line of `days` days: (day, label, kind) each; kinds share a colour.
+    `colours` (kind -> colour) keeps a kind's colour the same across charts; kinds it
+    does not name take the palette in order of appearance. Labels go below the line, in
+    as many rows as it takes for none to overlap, each tied to its mark by a thin line."""
+    left, right, line_y, row_h = 20, 20, 40, 16
     kinds = list(dict.fromkeys(kind for _, _, kind in marks))
+    chosen = dict(colours or {})
+
+    def colour_of(kind: str) -> str:
+        return chosen.get(kind) or PALETTE[kinds.index(kind) % len(PALETTE)]
+
     span = width - left - right
-    rows = 2 + len(marks) % 2
-    height = line_y + 22 * rows + 30
+    xs = [left + min(max(day, 0), days) / max(days, 1) * span for day, _, _ in marks]
+    order = sorted(range(len(marks)), key=lambda i: xs[i])
+    centres: dict[int, float] = {}
+    for i in order:  # a label is centred under its mark, but kept whole inside the chart
+        half = len(marks[i][1]) * _CHAR_W / 2
+        centres[i] = min(max(xs[i], left / 2 + half), width - right / 2 - half)
+    rows_of = dict(zip(order, _label_rows([(centres[i] - len(marks[i][1]) * _CHAR_W / 2,
+                                            centres[i] + len(marks[i][1]) * _CHAR_W / 2) for i in order])))
+    rows = max(rows_of.values(), default=0) + 1
+    height = line_y + 18 + row_h * rows + 26
     body = [f"<line x1='{left}' y1='{line_y}' x2='{width - right}' y2='{line_y}' stroke='#555' stroke-width='2'/>"]
     step = 30 if days <= 120 else 60 if days <= 400 else 180
     for day in range(0, int(days) + 1, step):
@@ -121,15 +162,17 @@ def timeline(marks: Sequence[tuple[float, str, str]], days: float, title: str, *
         body.append(f"<line x1='{x:.1f}' y1='{line_y - 4}' x2='{x:.1f}' y2='{line_y + 4}' stroke='#555'/>"
                     f"<text x='{x:.1f}' y='{line_y - 8}' text-anchor='middle' {_FONT}>day {day}</text>")
     for i, (day, label, kind) in enumerate(marks):
-        x = left + day / max(days, 1) * span
-        colour = PALETTE[kinds.index(kind) % len(PALETTE)]
-        y = line_y + 18 + 22 * (i % 2)
-        body.append(f"<circle cx='{x:.1f}' cy='{line_y}' r='5' fill='{colour}'><title>day {_number(day)}: "
+        x, colour = xs[i], colour_of(kind)
+        y = line_y + 18 + row_h * rows_of[i]
+        body.append(f"<line x1='{x:.1f}' y1='{line_y + 5}' x2='{centres[i]:.1f}' y2='{y - 11}' stroke='{colour}' "
+                    "stroke-width='0.75' opacity='0.6'/>"
+                    f"<circle cx='{x:.1f}' cy='{line_y}' r='5' fill='{colour}'><title>day {_number(day)}: "
                     f"{escape(label)} ({escape(kind)})</title></circle>"
-                    f"<text x='{x:.1f}' y='{y}' text-anchor='middle' {_FONT} fill='{colour}'>{escape(label)}</text>")
+                    f"<text x='{centres[i]:.1f}' y='{y}' text-anchor='middle' {_FONT} fill='{colour}'>"
+                    f"{escape(label)}</text>")
     for k, kind in enumerate(kinds):  # the legend
         x = left + k * 120
-        body.append(f"<circle cx='{x + 5}' cy='{height - 12}' r='5' fill='{PALETTE[k % len(PALETTE)]}'/>"
+        body.append(f"<circle cx='{x + 5}' cy='{height - 12}' r='5' fill='{colour_of(kind)}'/>"
                     f"<text x='{x + 14}' y='{height - 8}' {_FONT}>{escape(kind)}</text>")
     return _svg(width, height, title, body, css_class="timeline")
 

@@ -118,13 +118,133 @@ pass_app = click.make_pass_decorator(App)
 
 # --- check -----------------------------------------------------------------------------
 @main.command()
+@click.option("--against-db", is_flag=True, help="Then show what applying the file would change for the leads in "
+              "the database, as `dripper diff` does (reads only).")
+@AT
 @pass_app
-def check(app: App) -> None:
+def check(app: App, against_db: bool, at: str | None) -> None:
     """Validate campaigns.yaml and every template it names."""
     loaded = app.loaded()
     steps = sum(len(track) for c in loaded.campaigns.campaigns.values() for track in c.stages.values())
     out.print(f"{app.settings.campaigns_path}: OK — {len(loaded.campaigns.campaigns)} campaign(s), {steps} step(s), "
               f"{len(loaded.templates.sources)} template file(s)")
+    if against_db:
+        _print_diff(_diff_data(app, loaded.campaigns, None, at))
+
+
+# --- diff ------------------------------------------------------------------------------
+@main.command()
+@click.option("--campaign", help="Only this campaign (default: every campaign whose schedule changed).")
+@click.option("--at", "at", metavar="ISO-8601", help="Count as if the next tick applied the file then (default: now).")
+@click.option("--json", "as_json", is_flag=True,
+              help='One JSON object: {"campaigns": {NAME: {"steps": {…}, "leads": {…}}}} (see the README).')
+@click.option("--exit-code", is_flag=True, help="Exit 1 when applying the file would change something, like git diff.")
+@pass_app
+def diff(app: App, campaign: str | None, at: str | None, as_json: bool, exit_code: bool) -> None:
+    """What campaigns.yaml would change for the leads already in its campaigns, before it
+    is applied: steps added, removed, renamed, retimed, moved or reordered, and for each
+    step how many leads get it (and in which week), miss it, lose it, or see it move.
+
+    A running `dripper run` applies a saved campaigns.yaml within a minute. So edit a copy
+    and compare it with the live database before putting it in place:
+
+        dripper --campaigns edited.yaml diff     (or DRIPPER_CAMPAIGNS=edited.yaml)
+
+    It reads only: nothing is written (the next `tick` applies the file). Counts are as of
+    --at (default: now). A broken file is refused, as `check` refuses it.
+    """
+    loaded = app.loaded()
+    data = _diff_data(app, loaded.campaigns, campaign, at)
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        _print_diff(data)
+    if exit_code and data["campaigns"]:
+        raise SystemExit(1)
+
+
+def _diff_data(app: App, config: CampaignFile, campaign: str | None, at: str | None) -> dict[str, Any]:
+    from dripper import diff as diff_mod
+
+    instant = _instant(at) or _clock(None).now()
+    with app.store().read() as conn:
+        if campaign is not None and campaign not in config.campaigns and campaign not in diff_mod.applied_versions(conn):
+            fail(f"no campaign {campaign!r}", code=1)
+        return diff_mod.compute(conn, config, instant, campaign)
+
+
+def _span(seconds: float | None) -> str:
+    """A move in time, e.g. +14d, -1h, +13d 23h."""
+    if seconds is None:
+        return ""
+    sign, left = ("-" if seconds < 0 else "+"), int(abs(seconds))
+    parts = [f"{n}{unit}" for n, unit in ((left // 86400, "d"), (left % 86400 // 3600, "h"), (left % 3600 // 60, "min"))
+             if n]
+    return sign + (" ".join(parts) or f"{left}s")
+
+
+def _print_diff(data: dict[str, Any]) -> None:
+    from rich.markup import escape
+
+    from dripper.diff import STATUS_TEXT
+
+    if not data["campaigns"]:
+        out.print("no schedule changes: applying campaigns.yaml changes nothing for the leads in the database")
+        return
+    for name, campaign in data["campaigns"].items():
+        out.print(f"[bold]{escape(name)}[/bold]: {STATUS_TEXT[campaign['status']]}")
+        if campaign["note"]:
+            out.print(f"[yellow]{escape(campaign['note'])}[/]")
+        table = Table(title="steps", title_justify="left")
+        for col in ("change", "step", "stage", "detail"):
+            table.add_column(col)
+        for change, step, stage, detail in _step_rows(campaign["steps"]):
+            table.add_row(change, step, stage, escape(detail))
+        out.print(table)
+        effects = campaign["leads"]
+        table = Table(title=f"leads as of {effects['at'][:16].replace('T', ' ')} UTC", title_justify="left")
+        for col in ("step", "get it", "due (weeks)", "missed", "step_removed", "lose it", "pending touches move",
+                    "steps to come move"):
+            table.add_column(col, justify="left" if col in ("step", "due (weeks)") else "right")
+        for step, row in effects["steps"].items():
+            weeks = ", ".join(f"{week}: {n}" for week, n in row["gets"]["weeks"].items())
+            table.add_row(step, str(row["gets"]["leads"] or ""), weeks, str(row["missed"] or ""),
+                          str(row["step_removed"] or ""), str(row["loses"] or ""),
+                          _moves(row["pending_moved"], "touches"), _moves(row["upcoming_moved"], "leads"))
+        out.print(table)
+        out.print(f"{effects['affected']} of {effects['in_campaign']} lead(s) affected; "
+                  f"{effects['next_touch_changes']} lead(s) get a different next touch")
+
+
+def _moves(spread: dict[str, Any], unit: str) -> str:
+    if not spread[unit]:
+        return ""
+    low, mid, high = (_span(spread[k]) for k in ("min_seconds", "median_seconds", "max_seconds"))
+    return f"{spread[unit]}: {low}" if low == high else f"{spread[unit]}: {low} / {mid} / {high}"
+
+
+def _step_rows(steps: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """The step changes of `dripper diff`, one table row each."""
+    def arrow(change: dict[str, Any]) -> str:
+        def text(value: Any) -> str:
+            return ", ".join(value) if isinstance(value, list) else str(value)
+
+        return f"{text(change['from'])} → {text(change['to'])}"
+
+    rows = [("added", s["step"], s["stage"], f"after {s['after']}, {s['channel']}") for s in steps["added"]]
+    rows += [("removed", s["step"], s["stage"], "") for s in steps["removed"]]
+    rows += [("renamed", s["to"], "", f"from {s['from']}") for s in steps["renamed"]]
+    rows += [("retimed", s["step"], s["stage"], "; ".join(f"{key.replace('_', ' ')} {arrow(s[key])}"
+                                                          for key in ("after", "send_window") if s[key]))
+             for s in steps["retimed"]]
+    rows += [("moved", s["step"], "", arrow(s)) for s in steps["moved"]]
+    rows += [("reordered", "", s["stage"], arrow(s)) for s in steps["reordered"]]
+    rows += [("changed", s["step"], "", "; ".join(f"{key} {arrow(s[key])}" for key in ("channel", "kind") if key in s))
+             for s in steps["changed"]]
+    rows += [("setting", key, "", arrow(change)) for key, change in steps["settings"].items()]
+    rows += [("unreached", s["step"], s["stage"], "no touch has reached it: new or not, still to come")
+             for s in steps["unreached"]]
+    return rows
 
 
 # --- leads -----------------------------------------------------------------------------
@@ -443,20 +563,24 @@ def ingest(app: App, files: tuple[str, ...], dry_run: bool, from_imap: bool, as_
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--at", "at", metavar="ISO-8601",
+              help="Freeze the server's clock at this instant (demos, tests; default: the system clock).")
 @pass_app
-def serve(app: App, host: str, port: int) -> None:
-    """HTTP: one-click unsubscribe, inbound webhooks (POST /inbound, /events), /healthz, /metrics."""
+def serve(app: App, host: str, port: int, at: str | None) -> None:
+    """HTTP: one-click unsubscribe, inbound webhooks (POST /inbound, /events), /healthz, /metrics,
+    and the read-only dashboard at /dashboard (set DRIPPER_DASHBOARD_TOKEN)."""
     import uvicorn
 
-    from dripper.clock import SystemClock
     from dripper.tokens import Tokens
     from dripper.web import WebContext, create_app
 
+    clock = _clock(at)
     loaded = app.loaded()
     store = app.store()
     tokens = Tokens(app.settings.secret or store.secret())
-    web = create_app(WebContext(store, loaded, tokens, SystemClock(), app.settings.api_token, app.settings,
-                                metrics_token=app.settings.metrics_token))
+    web = create_app(WebContext(store, loaded, tokens, clock, app.settings.api_token, app.settings,
+                                metrics_token=app.settings.metrics_token,
+                                dashboard_token=app.settings.dashboard_token))
     # JSON logs: leave uvicorn's loggers unconfigured so their lines reach the root
     # handler (one JSON object each) instead of uvicorn's own text handlers.
     log_config = None if app.settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG
@@ -617,14 +741,23 @@ def _touch_note(touch: dict[str, Any]) -> str:
 @click.option("--format", "fmt", type=click.Choice(["text", "html", "eml", "pdf"]), default="text", show_default=True,
               help="pdf: a letter as printed (written to --out, default STEP.pdf).")
 @click.option("--out", "out_file", type=click.Path(path_type=Path), help="Write to this file instead of stdout.")
+@click.option("--open", "open_it", is_flag=True,
+              help="Write the touch under ./previews/ (or --out), print the path and open it in a browser: "
+                   "e-mails and calls as HTML pages, letters as the printed PDF.")
+@click.option("--to", "to", metavar="ADDRESS",
+              help="Send a test of this e-mail step to ADDRESS (subject \"[TEST] …\"); nothing is recorded.")
 @AT
 @pass_app
-def preview(app: App, campaign: str, step: str, email: str | None, fmt: str, out_file: Path | None, at: str | None) -> None:
-    """Render one touch as text, HTML or a complete .eml (exactly what would be sent)."""
+def preview(app: App, campaign: str, step: str, email: str | None, fmt: str, out_file: Path | None,
+            open_it: bool, to: str | None, at: str | None) -> None:
+    """Render one touch as text, HTML or a complete .eml (exactly what would be sent);
+    --open shows it in a browser, --to sends a test of it."""
     from dripper.compose import Composer
     from dripper.render import LeadView, sample_lead
     from dripper.sender import dkim_key
 
+    if to is not None:
+        to = _test_address(to, open_it, fmt, out_file)
     loaded = app.loaded()
     config = loaded.campaigns
     if campaign not in config.campaigns:
@@ -646,6 +779,12 @@ def preview(app: App, campaign: str, step: str, email: str | None, fmt: str, out
     else:
         lead = sample_lead(config, any_attrs=False)
         secret = app.settings.secret or "preview"
+    if to is not None:  # signed with the real secret, so that `serve` knows its links for a test's
+        _send_test(app, loaded, lead, camp, the_step, now, to, app.settings.secret or app.store().secret())
+        return
+    if open_it:
+        _open_preview(app, loaded, lead, camp, the_step, now, fmt, out_file, secret)
+        return
     composer = Composer(loaded, app.settings.base_url, secret, dkim_key(app.settings, loaded))
     if the_step.channel == "call" or (the_step.channel == "letter" and fmt == "text"):
         _emit(composer.call_notes(lead, camp, the_step, now), out_file)
@@ -672,6 +811,75 @@ def preview(app: App, campaign: str, step: str, email: str | None, fmt: str, out
     _emit(rendered.html if fmt == "html" else f"Subject: {rendered.subject}\n\n{rendered.text}", out_file)
 
 
+def _format_given() -> bool:
+    return click.get_current_context().get_parameter_source("fmt") is not click.core.ParameterSource.DEFAULT
+
+
+def _test_address(to: str, open_it: bool, fmt: str, out_file: Path | None) -> str:
+    from dripper.preview import test_address
+
+    if open_it:
+        fail("--to sends a test and --open shows a preview: use one at a time", code=1)
+    if out_file is not None or _format_given():
+        fail("--to sends the e-mail itself: --format and --out do not apply", code=1)
+    try:
+        return test_address(to)
+    except ValueError as exc:
+        fail(str(exc), code=1)
+
+
+def _send_test(app: App, loaded: config_mod.Loaded, lead: Any, camp: Any, step: Any, now: datetime, to: str,
+               secret: str) -> None:
+    """`preview --to`: the touch as a test e-mail through the configured transport. It writes
+    nothing to the store: no touch, no event, no send counter."""
+    import jinja2
+
+    from dripper.preview import PreviewComposer, compose_test, send_test
+    from dripper.sender import dkim_key
+    from dripper.transports import SendError, make_transport
+
+    if step.channel != "email":
+        fail(f"--to sends e-mail steps; {step.id!r} is a {step.channel} step (see it with --open)", code=1)
+    composer = PreviewComposer(loaded, app.settings.base_url, secret, dkim_key(app.settings, loaded))
+    try:
+        composed = compose_test(composer, lead, camp, step, now, to)
+    except jinja2.TemplateError as exc:
+        fail(f"{step.id!r} cannot be rendered for {lead.email}: {exc}", code=1)
+    try:
+        transport = make_transport(app.settings.smtp_url, app.settings.outbox_dir, 1)
+        answer = asyncio.run(send_test(composed, transport))
+    except ValueError as exc:  # a malformed DRIPPER_SMTP_URL
+        fail(str(exc), code=1)
+    except SendError as exc:
+        fail(f"the test to {to} was not sent: {exc}", code=1)
+    via = f"via SMTP: {answer}" if app.settings.smtp_url else f"to the outbox: {answer}"
+    click.echo(f"sent a test of {camp.name} {step.id} (rendered for {lead.email}) to {to} {via} "
+               f"(Message-ID {composed.message_id})")
+
+
+def _open_preview(app: App, loaded: config_mod.Loaded, lead: Any, camp: Any, step: Any, now: datetime, fmt: str,
+                  out_file: Path | None, secret: str) -> None:
+    """`preview --open`: write the touch as a file (links are test links), print its path,
+    and hand it to a browser when there is one."""
+    import jinja2
+
+    from dripper.preview import PreviewComposer, browser_opener, default_path, open_file, preview_suffix, write_preview
+    from dripper.sender import dkim_key
+
+    suffix = preview_suffix(step)
+    if _format_given() and f".{fmt}" != suffix:
+        fail(f"--open writes {step.channel} steps as {suffix[1:].upper()}: leave out --format {fmt}", code=1)
+    target = out_file or default_path(camp.name, step.id, lead.email, suffix)
+    composer = PreviewComposer(loaded, app.settings.base_url, secret, dkim_key(app.settings, loaded))
+    try:
+        write_preview(composer, lead, camp, step, now, target, app.settings.templates_path)
+    except jinja2.TemplateError as exc:
+        fail(f"{step.id!r} cannot be rendered for {lead.email}: {exc}", code=1)
+    click.echo(str(target))
+    if open_file(target, browser_opener()):
+        err.print("opened it in your browser")
+
+
 def _emit(text: str, out_file: Path | None) -> None:
     if out_file:
         out_file.write_text(text, encoding="utf-8")
@@ -687,10 +895,12 @@ def _emit(text: str, out_file: Path | None) -> None:
 @click.option("--timezone", "tz", help="The lead's time zone (default: defaults.timezone).")
 @click.option("--country", default="", help="The lead's country, for holiday-aware windows.")
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--html", "html_file", type=click.Path(path_type=Path),
+              help="Also write the timeline as a self-contained HTML page, with a picture per track.")
 @AT
 @pass_app
 def simulate(app: App, days: int, stage: str | None, campaign: str | None, tz: str | None, country: str,
-             as_json: bool, at: str | None) -> None:
+             as_json: bool, html_file: Path | None, at: str | None) -> None:
     """The timeline a new lead would receive."""
     from dripper.planner import timeline
     from dripper.render import sample_lead
@@ -715,10 +925,14 @@ def simulate(app: App, days: int, stage: str | None, campaign: str | None, tz: s
                 rows.append({"campaign": name, "stage": stage_name, "day": entry.day, "date": entry.due.isoformat(),
                              "step": entry.step.id, "channel": entry.step.channel, "kind": entry.step.kind,
                              "subject": subject})
+    zone = tz or config.defaults.timezone
+    if html_file:
+        _write_timeline_page(html_file, rows, [(n, s) for n in names for s in ([stage] if stage else
+                                                                           config.campaigns[n].stages)],
+                             start, days, zone, country)
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
-    zone = tz or config.defaults.timezone
     for name in names:
         for stage_name in dict.fromkeys(r["stage"] for r in rows if r["campaign"] == name):
             table = Table(title=f"{name} · {stage_name} · a lead entering {start:%Y-%m-%d %H:%M} UTC ({zone}), {days} days",
@@ -735,34 +949,53 @@ def simulate(app: App, days: int, stage: str | None, campaign: str | None, tz: s
             out.print(table)
 
 
+def _write_timeline_page(path: Path, rows: list[dict[str, Any]], tracks: list[tuple[str, str]], start: datetime,
+                         days: int, zone: str, country: str) -> None:
+    from dripper.letters import write_atomic
+    from dripper.preview import Track, timeline_page
+    from dripper.timing import zone as get_zone
+
+    def local(instant: str) -> str:
+        return datetime.fromisoformat(instant).astimezone(get_zone(zone)).strftime("%a %Y-%m-%d %H:%M")
+
+    page = timeline_page([Track(c, s, [r for r in rows if r["campaign"] == c and r["stage"] == s]) for c, s in tracks],
+                         start=start, days=days, zone=zone, local=local, country=country)
+    write_atomic(path, page.encode("utf-8"))
+    err.print(f"wrote {path}")
+
+
 @main.command()
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Every figure as JSON on stdout.")
+@click.option("--csv", "csv_file", is_flag=False, flag_value="-", type=click.Path(path_type=Path, allow_dash=True),
+              help="One row per campaign and step with every figure, to FILE (or stdout: --csv alone or --csv -).")
 @click.option("--html", "html_file", type=click.Path(path_type=Path), help="Also write a self-contained HTML report.")
 @pass_app
-def report(app: App, as_json: bool, html_file: Path | None) -> None:
-    """Touches per campaign and step, by state."""
+def report(app: App, as_json: bool, csv_file: Path | None, html_file: Path | None) -> None:
+    """Per campaign and step: touches by state, leads enrolled, the replies, conversions,
+    unsubscribes, bounces and complaints they brought, and their rates; movements between
+    stages; time from first touch to conversion."""
+    from dripper import report_formats
+
+    to_stdout = csv_file is not None and str(csv_file) == "-"
+    if as_json and to_stdout:
+        fail("--json and --csv both write to stdout: give --csv a FILE", code=1)
     config = _campaigns_or_none(app)  # without it, the report stands on the stored touches alone
     with app.store().begin() as conn:
         data = report_mod.funnel(conn, config)
+        weekly = report_mod.weekly_sends(conn) if html_file else None
     if html_file:
-        html_file.write_text(report_mod.html_report(data, datetime.now().astimezone()), encoding="utf-8")
+        html_file.write_text(report_formats.html_page(data, datetime.now().astimezone(), weekly), encoding="utf-8")
         err.print(f"wrote {html_file}")
+    if csv_file is not None and not to_stdout:
+        csv_file.write_text(report_formats.to_csv(data), encoding="utf-8", newline="")
+        err.print(f"wrote {csv_file}")
     if as_json:
         click.echo(json.dumps(data, indent=2))
-        return
-    from dripper.store import STATES
-
-    for name, campaign in data["campaigns"].items():
-        table = Table(title=name, title_justify="left")
-        table.add_column("step")
-        for state in STATES:
-            table.add_column(state, justify="right")
-        table.add_column("reasons")
-        for step, row in campaign["steps"].items():
-            reasons = ", ".join(f"{r} {n}" for r, n in sorted(row["reasons"].items()))
-            table.add_row(step, *(str(row[s]) for s in STATES), reasons)
-        table.add_row("[bold]total[/bold]", *(f"[bold]{campaign['totals'][s]}[/bold]" for s in STATES), "")
-        out.print(table)
+    elif to_stdout:
+        click.echo(report_formats.to_csv(data), nl=False)
+    else:
+        for table in report_formats.tables(data):
+            out.print(table)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -40,8 +40,10 @@ def apply_event(conn: Connection, planner: Planner, lead: Mapping[str, Any], kin
         from dripper.campaigns import did_you_mean
 
         raise UsageError(f"unknown stage {stage!r}{did_you_mean(stage, config.stages)}")
-    leadrows.record_event(conn, lead["id"], kind, at, source, {**(detail or {}), **({"stage": stage} if stage else {})},
-                          message_id=message_id)
+    recorded = {**(detail or {}), **({"stage": stage} if stage else {})}
+    moving = bool(stage) and stage != lead["stage"]
+    if kind != "stage" or not moving:  # a move records its own event `stage` (from, to), below
+        leadrows.record_event(conn, lead["id"], kind, at, source, recorded, message_id=message_id)
     suppressed = 0
     if kind != "stage":
         leadrows.set_flag(conn, lead["id"], kind, at)
@@ -51,10 +53,13 @@ def apply_event(conn: Connection, planner: Planner, lead: Mapping[str, Any], kin
             campaigns = [name for name, c in config.campaigns.items() if c.stops_on(kind)]
         suppressed = touch_q.close_pending(conn, [lead["id"]], state="suppressed", reason=kind, at=at, campaigns=campaigns)
     moved_to = None
-    if stage and stage != lead["stage"]:
+    if stage and moving:
         fresh = leadrows.by_id(conn, lead["id"])
         assert fresh is not None
-        change_stage(conn, planner, fresh, stage, at)
+        if kind == "stage":
+            change_stage(conn, planner, fresh, stage, at, source=source, detail=recorded, message_id=message_id)
+        else:  # e.g. converted --stage customer: the event above, and the move it caused
+            change_stage(conn, planner, fresh, stage, at, source=source, detail={"cause": kind})
         moved_to = stage
     return EventResult(lead["id"], kind, suppressed, moved_to)
 

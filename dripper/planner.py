@@ -17,7 +17,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from sqlalchemy import Connection, select, text, update
 
 from dripper import timing, track
-from dripper.campaigns import ALWAYS_STOP, CampaignFile, Step
+from dripper.campaigns import ALWAYS_STOP, Campaign, CampaignFile, Step
 from dripper.leads import Lead
 from dripper.store import campaign_versions, leads, touches
 from dripper.store import leadrows, staging
@@ -89,6 +89,7 @@ def enroll(conn: Connection, planner: Planner, batch: Sequence[tuple[int, Lead]]
     result.updated = actions.get("changed", 0) + result.moved
     if result.moved:
         staging.close_moved(conn, at)
+        staging.record_moves(conn, at)
     if result.updated:
         staging.update_changed(conn, at)
     if result.created:
@@ -204,24 +205,38 @@ def _advance_from_rows(conn: Connection, planner: Planner, finished: Sequence[Fi
 
 def _row(planner: Planner, lead: Mapping[str, Any], planned: track.Planned, at: datetime, *,
          planned_at: datetime) -> dict[str, Any]:
-    """The touches row for a planned step: `missed`, `suppressed` if the lead is stopped
-    for good (so the track closes there), else `planned`."""
+    """The touches row for a planned step, in the state `planned_state` gives it."""
     campaign = planner.config.campaigns[lead["campaign"]]
-    if planned.missed:
-        state, reason = "skipped", "missed"
-    elif (stop := stop_reason(campaign.stop_on, lead, planned_at, campaign.name)) is not None:
-        state, reason = "suppressed", stop
-    else:
-        state, reason = "planned", None
+    state, reason = planned_state(campaign, lead, planned, planned_at)
     return {"lead_id": lead["id"], "campaign": campaign.name, "step_id": planned.step.id, "stage": lead["stage"],
             "channel": planned.step.channel, "kind": planned.step.kind, "due_at": planned.due, "state": state,
             "reason": reason, "attempts": 0, "planned_at": planned_at, "updated_at": at}
 
 
-def change_stage(conn: Connection, planner: Planner, lead: Mapping[str, Any], stage: str, at: datetime) -> None:
-    """Leave the old track (its pending touch `skipped: stage_changed`) and start the new one at `at`."""
+def planned_state(campaign: Campaign, lead: Mapping[str, Any], planned: track.Planned,
+                  planned_at: datetime) -> tuple[str, str | None]:
+    """(state, reason) of the row a planned step is written as: `missed`, `suppressed` if
+    the lead is stopped for good (so the track closes there), else `planned`. Also what
+    `dripper diff` expects a re-plan to write."""
+    if planned.missed:
+        return "skipped", "missed"
+    if (stop := stop_reason(campaign.stop_on, lead, planned_at, campaign.name)) is not None:
+        return "suppressed", stop
+    return "planned", None
+
+
+def change_stage(conn: Connection, planner: Planner, lead: Mapping[str, Any], stage: str, at: datetime, *,
+                 source: str = "cli", detail: Mapping[str, Any] | None = None, message_id: str | None = None) -> None:
+    """Leave the old track (its pending touch `skipped: stage_changed`) and start the new one at `at`.
+
+    Recorded as an event `stage` saying where from and where to (`dripper report` counts
+    the movements between stages), with `detail` added; "stage" is the new stage too, as
+    events before the movements were counted said."""
     touch_q.close_pending(conn, [lead["id"]], state="skipped", reason="stage_changed", at=at)
     leadrows.set_stage(conn, lead["id"], stage, at)
+    leadrows.record_event(conn, lead["id"], "stage", at, source,
+                          {**(detail or {}), "stage": stage, "from": lead["stage"], "to": stage,
+                           "campaign": lead["campaign"]}, message_id=message_id)
     moved = leadrows.by_id(conn, lead["id"])
     assert moved is not None
     replan(conn, planner, [moved], at)
@@ -238,13 +253,13 @@ def reconcile(conn: Connection, planner: Planner, at: datetime) -> list[str]:
     changed `after` or window moves the due time of what is still pending.
     """
     config = planner.config
-    stored = {row.campaign: row.fingerprint for row in conn.execute(select(campaign_versions))}
+    stored = _stored_versions(conn, config)
     wanted = {name: config.schedule_fingerprint(name) for name in config.campaigns}
     if all(stored.get(name) == fp for name, fp in wanted.items()) and set(stored) <= set(wanted):
         return []
     if conn.dialect.name == "postgresql":  # one worker reconciles; the others wait and find it done
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_RECONCILE_LOCK})
-        stored = {row.campaign: row.fingerprint for row in conn.execute(select(campaign_versions))}
+        stored = _stored_versions(conn, config)
     changed = []
     for name, fingerprint in wanted.items():
         if stored.get(name) == fingerprint:
@@ -257,7 +272,7 @@ def reconcile(conn: Connection, planner: Planner, at: datetime) -> list[str]:
         touch_q.skip_removed_steps(conn, name, {s: [step.id for step in steps] for s, steps in campaign.stages.items()}, at)
         for chunk in leadrows.matching(conn, leads.c.campaign == name):
             replan(conn, planner, chunk, at)
-        _save_version(conn, name, fingerprint, at, exists=name in stored)
+        _save_version(conn, config, name, at, exists=name in stored)
         changed.append(name)
     for name in set(stored) - set(wanted):
         touch_q.skip_removed_steps(conn, name, {}, at)
@@ -266,12 +281,33 @@ def reconcile(conn: Connection, planner: Planner, at: datetime) -> list[str]:
     return changed
 
 
-def _save_version(conn: Connection, name: str, fingerprint: str, at: datetime, *, exists: bool) -> None:
+def _stored_versions(conn: Connection, config: CampaignFile) -> dict[str, str]:
+    """campaign -> the fingerprint of its applied version.
+
+    A version recorded before migration 0008 has no definition and an older kind of
+    fingerprint: when that still matches the file, the campaign is unchanged, and it takes
+    the current fingerprint and definition as they are (re-planning every lead once after
+    the upgrade would change nothing)."""
+    stored = {}
+    for row in conn.execute(select(campaign_versions)):
+        fingerprint = row.fingerprint
+        if (row.definition is None and row.campaign in config.campaigns
+                and fingerprint == config.legacy_fingerprint(row.campaign)):
+            fingerprint = config.schedule_fingerprint(row.campaign)
+            conn.execute(campaign_versions.update().where(campaign_versions.c.campaign == row.campaign)
+                         .values(fingerprint=fingerprint, definition=config.schedule_definition(row.campaign)))
+        stored[row.campaign] = fingerprint
+    return stored
+
+
+def _save_version(conn: Connection, config: CampaignFile, name: str, at: datetime, *, exists: bool) -> None:
+    # The fingerprint hashes the definition: both come from the file, in one place.
+    values = {"fingerprint": config.schedule_fingerprint(name), "definition": config.schedule_definition(name),
+              "applied_at": at}
     if exists:
-        conn.execute(campaign_versions.update().where(campaign_versions.c.campaign == name)
-                     .values(fingerprint=fingerprint, applied_at=at))
+        conn.execute(campaign_versions.update().where(campaign_versions.c.campaign == name).values(**values))
     else:
-        conn.execute(campaign_versions.insert().values(campaign=name, fingerprint=fingerprint, applied_at=at))
+        conn.execute(campaign_versions.insert().values(campaign=name, **values))
 
 
 def record_versions(conn: Connection, config: CampaignFile, at: datetime) -> None:
@@ -279,7 +315,7 @@ def record_versions(conn: Connection, config: CampaignFile, at: datetime) -> Non
     stored = {row.campaign for row in conn.execute(select(campaign_versions.c.campaign))}
     for name in config.campaigns:
         if name not in stored:
-            _save_version(conn, name, config.schedule_fingerprint(name), at, exists=False)
+            _save_version(conn, config, name, at, exists=False)
 
 
 def hold_until(conn: Connection, planner: Planner, lead: Mapping[str, Any], day: date, at: datetime) -> int:

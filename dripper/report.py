@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
 from sqlalchemy import Connection
 
 from dripper import postal, track
-from dripper.campaigns import CampaignFile
+from dripper.campaigns import FUNNEL_STAGES, CampaignFile
 from dripper.planner import Planner, stop_reason
 from dripper.render import LeadView
 from dripper.store import STATES
-from dripper.store import callrows, leadrows, printrows
+from dripper.store import callrows, leadrows, printrows, reportrows
 from dripper.store import touchrows as touch_q
+from dripper.timing import Duration
+
+
+# The outcome figures of a step, each with the name of its rate.
+FIGURES = tuple(reportrows.OUTCOMES.values())  # replies, conversions, unsubscribes, bounces, complaints
+RATES = {"replies": "reply", "conversions": "conversion", "unsubscribes": "unsubscribe", "bounces": "bounce",
+         "complaints": "complaint"}
+DEFAULT_WINDOW = Duration(days=30)  # reporting.attribution_window when there is no campaigns file
 
 
 def funnel(conn: Connection, config: CampaignFile | None = None) -> dict[str, Any]:
@@ -22,14 +30,29 @@ def funnel(conn: Connection, config: CampaignFile | None = None) -> dict[str, An
 
     Tracks are planned one touch ahead, so the steps a lead's track has yet to reach have
     no rows: with the campaigns file, they are counted here as what they will be,
-    `planned` (or `suppressed`, where the lead stopped the track)."""
+    `planned` (or `suppressed`, where the lead stopped the track).
+
+    With them, what came of the touches: per step the leads whose track reached it
+    (`enrolled`), the replies, conversions, unsubscribes, bounces and complaints counted
+    for its touches and their `rates` per touch sent; per campaign the leads that entered
+    one of its tracks, the outcomes no touch could be found for (`unattributed`), the
+    movements between stages, the time from first touch to conversion, and the leads in
+    each stage now (`funnel`)."""
     counts = touch_q.counts_by_step(conn)
     reasons = touch_q.reasons_by_step(conn)
+    reached = _reached(counts, reasons)  # from the rows alone, before the steps to come are added
     if config is not None:
         _add_upcoming(counts, reasons, touch_q.upcoming_counts(conn, _track_orders(Planner(config))))
+    window = config.reporting.attribution_window if config else DEFAULT_WINDOW
+    with reportrows.without_jit(conn):
+        results = reportrows.outcomes(conn, window)
+        enrolled = reportrows.enrolled_by_campaign(conn)
+        moves = reportrows.movements(conn)
+        standing = reportrows.leads_by_stage(conn)
     out: dict[str, Any] = {}
     names = list(config.campaigns) if config else []
-    names += [n for n in counts if n not in names]
+    others = [*counts, *enrolled, *(c for c, _ in standing), *(c for c, _ in results.unattributed)]
+    names += [n for n in dict.fromkeys(others) if n not in names]
     for name in names:
         steps: dict[str, Any] = {}
         order: list[str] = []
@@ -41,9 +64,60 @@ def funnel(conn: Connection, config: CampaignFile | None = None) -> dict[str, An
             row = dict(seen.get(step, {s: 0 for s in STATES}))
             row["total"] = sum(row[s] for s in STATES)
             row["reasons"] = {r: n for (c, s, r), n in reasons.items() if c == name and s == step}
+            row["enrolled"] = reached.get((name, step), 0)
+            for kind, figure in reportrows.OUTCOMES.items():
+                row[figure] = results.by_step.get((name, step, kind), 0)
+            row["rates"] = _rates(row)
             steps[step] = row
-        out[name] = {"steps": steps, "totals": {s: sum(v[s] for v in steps.values()) for s in STATES}}
-    return {"campaigns": out}
+        totals: dict[str, Any] = {s: sum(v[s] for v in steps.values()) for s in (*STATES, *FIGURES)}
+        totals["rates"] = _rates(totals)
+        spans = results.time_to_conversion.get(name)
+        out[name] = {
+            "steps": steps, "totals": totals, "enrolled": enrolled.get(name, 0),
+            "unattributed": {figure: results.unattributed.get((name, kind), 0)
+                             for kind, figure in reportrows.OUTCOMES.items()},
+            "movements": [{"from": f, "to": t, "count": n} for (c, f, t), n in
+                          sorted(moves.items(), key=lambda item: (-item[1], str(item[0][1]), item[0][2]))
+                          if c == name],
+            "time_to_conversion": {"count": spans.leads if spans else 0,
+                                   "median_days": _round(spans.median_days) if spans else None,
+                                   "p90_days": _round(spans.p90_days) if spans else None},
+            "funnel": _stages_now(config, name, standing),
+        }
+    return {"campaigns": out, "attribution_window": str(window)}
+
+
+def _reached(counts: dict[str, dict[str, dict[str, int]]],
+             reasons: dict[tuple[str, str, str], int]) -> dict[tuple[str, str], int]:
+    """(campaign, step) -> leads whose track reached the step: its rows (one a lead), less
+    those dripper closed itself because the lead left the track first (`track.REPLANNABLE`
+    reasons, which only `skipped` rows carry)."""
+    out = {}
+    for campaign, steps in counts.items():
+        for step, row in steps.items():
+            left = sum(reasons.get((campaign, step, reason), 0) for reason in track.REPLANNABLE)
+            out[(campaign, step)] = sum(row.values()) - left
+    return out
+
+
+def _rates(row: Mapping[str, Any]) -> dict[str, float | None]:
+    """Each outcome per touch sent (a fraction; None when nothing was sent)."""
+    sent = row["sent"]
+    return {rate: round(row[figure] / sent, 4) if sent else None for figure, rate in RATES.items()}
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+def _stages_now(config: CampaignFile | None, campaign: str, standing: Mapping[tuple[str, str], int]) -> dict[str, int]:
+    """Leads in each stage of the campaign now: the stages it has a track for and any a
+    lead is in, in funnel order."""
+    here = {stage: n for (c, stage), n in standing.items() if c == campaign}
+    known = config.stages if config else FUNNEL_STAGES
+    tracks = list(config.campaigns[campaign].stages) if config and campaign in config.campaigns else []
+    stages = [s for s in known if s in here or s in tracks] + sorted(s for s in here if s not in known)
+    return {stage: here.get(stage, 0) for stage in stages}
 
 
 # Tracks are put in sending order by the due times of a lead entering at this instant; a
@@ -101,7 +175,7 @@ def lead_plan(conn: Connection, lead: Mapping[str, Any], planner: Planner | None
     rows = touch_q.for_lead(conn, lead["id"])
     papers = printrows.for_touches(conn, [t["id"] for t in rows if t["channel"] == "letter"])
     calls = {c["touch_id"]: c for c in callrows.listing(conn, lead_id=lead["id"])}
-    ahead = _upcoming(planner, lead, rows) if planner is not None else []
+    ahead = upcoming_rows(planner, lead, rows) if planner is not None else []
     replaced = {(t["campaign"], t["step_id"]) for t in ahead}
     touches = []
     for t in sorted([r for r in rows if (r["campaign"], r["step_id"]) not in replaced] + ahead,
@@ -125,8 +199,9 @@ def lead_plan(conn: Connection, lead: Mapping[str, Any], planner: Planner | None
     return {"lead": info, "touches": touches, "events": events}
 
 
-def _upcoming(planner: Planner, lead: Mapping[str, Any], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows, shaped like stored ones, for the steps the lead's track has yet to reach."""
+def upcoming_rows(planner: Planner, lead: Mapping[str, Any], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The steps of the lead's track still to come (no rows yet), shaped like stored rows;
+    `rows` are the lead's touch rows (`plan`, and pages that list what is due soon)."""
     campaign = planner.config.campaigns.get(lead["campaign"])
     if campaign is None:
         return []
@@ -146,27 +221,21 @@ def _upcoming(planner: Planner, lead: Mapping[str, Any], rows: list[dict[str, An
     return out
 
 
-def html_report(data: dict[str, Any], generated: datetime) -> str:
-    """A self-contained page (no network needed) with the funnel tables."""
-    from html import escape
+def weekly_sends(conn: Connection) -> dict[str, dict[str, Any]]:
+    """Touches sent per week, by channel, per campaign: `{NAME: {"weeks": [Monday, ...],
+    "channels": {CHANNEL: [n a week, ...]}}}`, every week from the first send to the last
+    (weeks start on Monday, UTC)."""
+    counts = reportrows.sent_by_week(conn)
+    out: dict[str, dict[str, Any]] = {}
+    for name in dict.fromkeys(campaign for campaign, _, _ in counts):
+        mine = {(week, channel): n for (campaign, week, channel), n in counts.items() if campaign == name}
+        first, last = min(week for week, _ in mine), max(week for week, _ in mine)
+        weeks = [first + timedelta(weeks=i) for i in range((last - first).days // 7 + 1)]
+        channels = sorted({channel for _, channel in mine},
+                          key=lambda c: (CHANNELS.index(c) if c in CHANNELS else len(CHANNELS), c))
+        out[name] = {"weeks": [week.isoformat() for week in weeks],
+                     "channels": {channel: [mine.get((week, channel), 0) for week in weeks] for channel in channels}}
+    return out
 
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>dripper report</title><style>",
-        "body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}"
-        "th,td{border:1px solid #ccc;padding:4px 10px;text-align:right}th:first-child,td:first-child{text-align:left}"
-        "th{background:#f4f4f4}.bar{background:#4a7;height:10px;display:inline-block}",
-        "</style></head><body>",
-        f"<h1>dripper report</h1><p>Generated {escape(generated.isoformat(timespec='seconds'))}</p>",
-    ]
-    for name, campaign in data["campaigns"].items():
-        parts.append(f"<h2>{escape(name)}</h2><table><tr><th>step</th>")
-        parts += [f"<th>{s}</th>" for s in STATES]
-        parts.append("<th>sent</th></tr>")
-        peak = max([row["sent"] for row in campaign["steps"].values()] + [1])
-        for step, row in campaign["steps"].items():
-            parts.append(f"<tr><td>{escape(step)}</td>")
-            parts += [f"<td>{row[s]}</td>" for s in STATES]
-            parts.append(f"<td style='text-align:left'><span class='bar' style='width:{120 * row['sent'] // peak}px'></span></td></tr>")
-        parts.append("</table>")
-    parts.append("</body></html>")
-    return "".join(parts)
+
+CHANNELS = ("email", "letter", "call")

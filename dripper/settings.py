@@ -19,6 +19,7 @@ class Settings:
     secret: str | None = None  # None = generated once and kept in the database
     api_token: str | None = None  # enables POST /inbound and /events on `dripper serve`
     metrics_token: str | None = None  # set: GET /metrics on `dripper serve` wants it as a Bearer token
+    dashboard_token: str | None = None  # set: enables the read-only dashboard on `dripper serve`
     log_format: str = "text"  # text | json (one JSON object per log line)
     imap_url: str | None = None  # imaps://user:pass@host/INBOX: `dripper run` polls it
     imap_interval: float = 60.0
@@ -53,6 +54,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         "DRIPPER_SECRET": "secret",
         "DRIPPER_API_TOKEN": "api_token",
         "DRIPPER_METRICS_TOKEN": "metrics_token",
+        "DRIPPER_DASHBOARD_TOKEN": "dashboard_token",
         "DRIPPER_IMAP_URL": "imap_url",
         "DRIPPER_DKIM_SELECTOR": "dkim_selector",
         "DRIPPER_DKIM_DOMAIN": "dkim_domain",

@@ -23,6 +23,10 @@ class TokenData:
 class Tokens:
     def __init__(self, secret: str):
         self._serializer = URLSafeSerializer(secret, salt="dripper.unsubscribe")
+        # Test sends and previews (`preview --to/--open`) get tokens of their own kind: signed
+        # with another salt, a test token can never be read as a lead's token (not by this
+        # code, nor by a version that does not know test tokens: it gets a 404 there).
+        self._test_serializer = URLSafeSerializer(secret, salt="dripper.test-send")
         self._verp_key = hashlib.sha256(b"dripper.verp\0" + secret.encode()).digest()
 
     # VERP: the envelope sender of each message names its touch, so a bounce maps to its
@@ -47,10 +51,22 @@ class Tokens:
         return self._serializer.dumps([lead_id, campaign])
 
     def read(self, token: str) -> TokenData | None:
-        try:
-            lead_id, campaign = self._serializer.loads(token)
-        except (BadSignature, ValueError, TypeError):
-            return None
-        if not isinstance(lead_id, int) or not isinstance(campaign, str):
-            return None
-        return TokenData(lead_id, campaign)
+        return _read(self._serializer, token)
+
+    def make_test(self, lead_id: int, campaign: str) -> str:
+        """The token in a test send's or a preview's links: `serve` answers it, changes nothing."""
+        return self._test_serializer.dumps([lead_id, campaign])
+
+    def read_test(self, token: str) -> TokenData | None:
+        """The lead and campaign a test token was made for, or None if it is not a valid one."""
+        return _read(self._test_serializer, token)
+
+
+def _read(serializer: URLSafeSerializer, token: str) -> TokenData | None:
+    try:
+        lead_id, campaign = serializer.loads(token)
+    except (BadSignature, ValueError, TypeError):
+        return None
+    if not isinstance(lead_id, int) or not isinstance(campaign, str):
+        return None
+    return TokenData(lead_id, campaign)

@@ -10,8 +10,11 @@
 - POST /events      a CRM reports converted / replied / a stage change  (API token)
 - GET  /healthz     the database answers
 - GET  /metrics     Prometheus metrics, read from the database (DRIPPER_METRICS_TOKEN: Bearer)
+- GET  /dashboard…  the read-only dashboard (dripper.dashboard; DRIPPER_DASHBOARD_TOKEN)
 
-A forged, tampered or foreign token gets a 4xx; no input gets a 5xx.
+A forged, tampered or foreign token gets a 4xx; no input gets a 5xx. The test token of a
+test send or a preview (`dripper preview --to/--open`) gets "this was a test message;
+nothing changed" (200) on /u and /p, whatever the method.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from starlette.routing import Route
 
 from dripper.clock import Clock, parse_instant
 from dripper.config import Loaded
+from dripper.dashboard import dashboard_routes
 from dripper.errors import UsageError
 from dripper.events import KINDS, apply_event, opt_out, pause
 from dripper.inbound import Ingestor
@@ -54,6 +58,7 @@ class WebContext:
     api_token: str | None
     settings: Settings | None = None  # for notifying the sales team of replies
     metrics_token: str | None = None  # set: GET /metrics wants `Authorization: Bearer <it>`
+    dashboard_token: str | None = None  # unset: the dashboard is off (403)
 
 
 def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
@@ -72,7 +77,18 @@ def _masked(email: str) -> str:
     return f"{local[:2]}{'•' * max(1, len(local) - 2)}@{domain}"
 
 
+def _test_page() -> HTMLResponse:
+    """What a test send's (or a preview's) unsubscribe and preference links get, GET or POST."""
+    return _page("This was a test message", "<p>This was a test message; nothing changed. The links in the "
+                 "e-mails your leads receive work as they should.</p>")
+
+
 def create_app(ctx: WebContext) -> Starlette:
+    def is_test(request: Request) -> bool:
+        # Test tokens (`dripper preview --to/--open`) name the lead a test was rendered for;
+        # following one must not unsubscribe that lead.
+        return ctx.tokens.read_test(request.path_params["token"]) is not None
+
     def lead_for(token: str) -> tuple[TokenData, Any] | None:
         data = ctx.tokens.read(token)
         if data is None:
@@ -82,6 +98,8 @@ def create_app(ctx: WebContext) -> Starlette:
         return (data, lead) if lead is not None else None
 
     async def unsubscribe_page(request: Request) -> Response:
+        if is_test(request):
+            return _test_page()
         found = await run_in_threadpool(lead_for, request.path_params["token"])
         if found is None:
             return _page("Link not valid", "<p>This unsubscribe link is not valid. If you copied it, please "
@@ -115,12 +133,16 @@ def create_app(ctx: WebContext) -> Starlette:
         return True
 
     async def unsubscribe_post(request: Request) -> Response:
+        if is_test(request):
+            return _test_page()
         if not await run_in_threadpool(unsubscribe, request.path_params["token"]):
             return _page("Link not valid", "<p>This unsubscribe link is not valid.</p>", status=404)
         return _page("You are unsubscribed", "<p>You will receive no more e-mails from us. "
                      "Sorry to see you go.</p>")
 
     async def preferences_page(request: Request) -> Response:
+        if is_test(request):
+            return _test_page()
         found = await run_in_threadpool(lead_for, request.path_params["token"])
         if found is None:
             return _page("Link not valid", "<p>This link is not valid.</p>", status=404)
@@ -155,6 +177,8 @@ def create_app(ctx: WebContext) -> Starlette:
             return "You will receive no more of these e-mails."
 
     async def preferences_post(request: Request) -> Response:
+        if is_test(request):
+            return _test_page()
         form = await request.form()
         choice = str(form.get("choice") or "")
         try:
@@ -239,6 +263,7 @@ def create_app(ctx: WebContext) -> Starlette:
         Route("/events", events, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         metrics_route(ctx.store, ctx.clock, ctx.metrics_token),
+        *dashboard_routes(ctx),
     ]
     handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {Exception: never_5xx}
     return Starlette(routes=routes, exception_handlers=handlers)

@@ -240,6 +240,29 @@ def test_changing_after_moves_pending_touches(dripper, project):
     assert due.date().isoformat() == "2026-03-30"
 
 
+def test_a_campaign_edit_leaves_a_held_touch_held(dripper, project):
+    """An out-of-office held Ada's next touch; retiming that step in the file moves everyone
+    else's, not hers back into her absence."""
+    from dripper.campaigns import load
+    from dripper.planner import Planner, hold_until
+    from dripper.store import leadrows, open_store
+
+    dripper("leads", "import", "leads.csv", "--at", iso(T0))
+    tick(dripper, day(1))
+    store = open_store(dripper.db_url)
+    with store.begin() as conn:
+        ada = leadrows.by_email(conn, "ada@lovelace.example")
+        assert hold_until(conn, Planner(load(Path("campaigns.yaml"))), ada, day(30).date(), day(2)) == 1
+    store.dispose()
+    _edit(project / "campaigns.yaml", "after: 2w", "after: 15d")
+    tick(dripper, day(16) + timedelta(hours=10))
+    reminders = {email: touches(dripper, email)["reminder-1"]
+                 for email in ("ada@lovelace.example", "zoe@mueller.example")}
+    assert reminders["zoe@mueller.example"]["state"] == "sent"
+    assert reminders["ada@lovelace.example"]["state"] == "planned"
+    assert datetime.fromisoformat(reminders["ada@lovelace.example"]["due"]) > day(30)
+
+
 def test_a_broken_edit_is_refused_whole(dripper, project):
     dripper("leads", "import", "leads.csv", "--at", iso(T0))
     _edit(project / "campaigns.yaml", "after: 2w", "after: 2 fortnights")

@@ -22,7 +22,7 @@ def add(conn: Connection, rows: Sequence[dict[str, Any]], now: datetime) -> None
 
 
 def listing(conn: Connection, day: str | None = None, owner: str | None = None, open_only: bool = False,
-            lead_id: int | None = None) -> list[RowMapping]:
+            lead_id: int | None = None, limit: int | None = None) -> list[RowMapping]:
     query = (
         select(calls, touches.c.campaign, touches.c.step_id, touches.c.due_at, leads.c.email, leads.c.first_name,
                leads.c.last_name, leads.c.company, leads.c.attrs, leads.c.timezone)
@@ -37,8 +37,8 @@ def listing(conn: Connection, day: str | None = None, owner: str | None = None, 
         query = query.where(calls.c.outcome.is_(None))
     if lead_id is not None:
         query = query.where(calls.c.lead_id == lead_id)
-    return [row._mapping for row in conn.execute(query.order_by(calls.c.day, calls.c.owner, touches.c.due_at,
-                                                                 leads.c.email))]
+    query = query.order_by(calls.c.day, calls.c.owner, touches.c.due_at, leads.c.email)
+    return [row._mapping for row in conn.execute(query if limit is None else query.limit(limit))]
 
 
 def days_touched(conn: Connection, touch_ids: Sequence[int]) -> set[str]:

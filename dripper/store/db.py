@@ -15,8 +15,9 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from dripper.store.tables import meta
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD = "0007"  # the newest revision in migrations/versions; a test keeps the two in step
+HEAD = "0008"  # the newest revision in migrations/versions; a test keeps the two in step
 _PG_MIGRATE_LOCK = 0x64726970  # "drip": the advisory lock key that serializes migrations
+_READ_ONLY = "dripper_read_only"  # execution option of Store.read's connections
 
 
 class StoreUnavailable(Exception):
@@ -39,6 +40,26 @@ class Store:
     def begin(self) -> Iterator[Connection]:
         with self.engine.begin() as conn:
             yield conn
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        """One transaction that can only read, on one snapshot, rolled back at the end
+        (`dripper diff`). PostgreSQL: REPEATABLE READ, READ ONLY. SQLite: a deferred BEGIN
+        under `PRAGMA query_only`, so it never holds the write lock a tick waits for."""
+        with self.engine.connect() as conn:
+            if self.is_postgres:
+                conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+                yield conn
+                conn.rollback()
+                return
+            conn.execution_options(**{_READ_ONLY: True})
+            conn.exec_driver_sql("PRAGMA query_only = ON")
+            try:
+                yield conn
+            finally:
+                conn.rollback()
+                conn.exec_driver_sql("PRAGMA query_only = OFF")  # the connection goes back to the pool
+                conn.rollback()
 
     def secret(self) -> str:
         """The token-signing secret: generated on first use and shared by every worker."""
@@ -82,7 +103,9 @@ def make_engine(url: str) -> Engine:
         # start of every transaction so read-then-write never deadlocks between processes.
         @event.listens_for(engine, "begin")
         def _begin_immediate(conn: Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # A read-only connection (Store.read) only reads: a deferred BEGIN takes no lock,
+            # and under WAL it reads one snapshot while ticks go on writing.
+            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE")
 
         @event.listens_for(engine, "connect")
         def _no_pysqlite_begin(dbapi_conn: object, _record: object) -> None:

@@ -31,7 +31,7 @@ from sqlalchemy.sql import ColumnElement, Select
 
 from dripper.leads import LEAD_FIELDS, Lead
 from dripper.store import upsert
-from dripper.store.tables import Id, UTCDateTime, leads, touches
+from dripper.store.tables import Id, UTCDateTime, events, leads, touches
 
 _temp = MetaData()  # never part of the schema: these tables live and die with a connection
 
@@ -209,6 +209,20 @@ def close_moved(conn: Connection, at: datetime) -> None:
                      .values(state="skipped", reason=reason, updated_at=at))
 
 
+def record_moves(conn: Connection, at: datetime) -> None:
+    """An event `stage` (from, to) for each staged lead that moves to another stage, as
+    `planner.change_stage` records one: one INSERT … SELECT, run before `update_changed`
+    while the lead rows still hold the old stage. A batch of new leads never gets here."""
+    build = func.json_build_object if _postgres(conn) else func.json_object
+    detail = build("stage", lead_stage.c.stage, "from", leads.c.stage, "to", lead_stage.c.stage,
+                   "campaign", lead_stage.c.campaign)
+    conn.execute(insert(events).from_select(
+        ["lead_id", "kind", "at", "source", "detail"],
+        select(lead_stage.c.lead_id, literal("stage"), literal(at, UTCDateTime()), literal("import"), detail)
+        .select_from(lead_stage.join(leads, leads.c.id == lead_stage.c.lead_id))
+        .where(lead_stage.c.action == "moved", leads.c.stage != lead_stage.c.stage)))
+
+
 def update_changed(conn: Connection, at: datetime) -> None:
     entered = case((lead_stage.c.action == "moved", literal(at, UTCDateTime())), else_=leads.c.stage_entered_at)
     conn.execute(
@@ -276,5 +290,5 @@ def _first_touches(new: Any, lead_id: Any, at: datetime) -> Select[Any]:
     )
 
 
-__all__ = ["load", "start_import", "take_duplicates", "match", "close_moved", "update_changed", "replanned",
-           "new_groups", "insert_new"]
+__all__ = ["load", "start_import", "take_duplicates", "match", "close_moved", "record_moves", "update_changed",
+           "replanned", "new_groups", "insert_new"]

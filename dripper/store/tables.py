@@ -123,6 +123,9 @@ campaign_versions = Table(
     Column("campaign", String(200), primary_key=True),
     Column("fingerprint", String(64), nullable=False),
     Column("applied_at", UTCDateTime, nullable=False),
+    # CampaignFile.schedule_definition as applied (migration 0008): what `dripper diff`
+    # compares an edited file with. NULL for versions applied before that migration.
+    Column("definition", JSON),
 )
 
 # Sending limits shared by every worker: one row per (scope, window length, window start).

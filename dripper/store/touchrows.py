@@ -37,20 +37,53 @@ def known(conn: Connection, lead_ids: Sequence[int]) -> dict[tuple[int, str], di
     return out
 
 
+@dataclass(frozen=True)
+class Stored:
+    """A touch row as `dripper diff` replays a re-plan on it: the track's view, its stage
+    (what `skip_removed_steps` keys on) and its due time (what a re-plan moves)."""
+
+    known: Known
+    stage: str
+    due_at: datetime
+
+
+def stored(conn: Connection, lead_ids: Sequence[int], campaign: str) -> dict[int, dict[str, Stored]]:
+    """The rows these leads have in `campaign`: lead -> step id -> row."""
+    out: dict[int, dict[str, Stored]] = {}
+    if not lead_ids:
+        return out
+    query = select(touches.c.lead_id, touches.c.step_id, touches.c.state, touches.c.reason, touches.c.planned_at,
+                   touches.c.stage, touches.c.due_at).where(touches.c.lead_id.in_(list(lead_ids)),
+                                                           touches.c.campaign == campaign)
+    for lead_id, step_id, state, reason, planned_at, stage, due_at in conn.execute(query):
+        out.setdefault(lead_id, {})[step_id] = Stored(Known(state, reason, planned_at), stage, due_at)
+    return out
+
+
+def steps_seen(conn: Connection, campaign: str) -> set[tuple[str, str]]:
+    """The (stage, step id) pairs that touches of `campaign` have."""
+    query = select(touches.c.stage, touches.c.step_id).where(touches.c.campaign == campaign).distinct()
+    return {(stage, step_id) for stage, step_id in conn.execute(query)}
+
+
 def upsert_rows(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Write planned touches (whole rows, at most one per key). An existing row keeps its
-    state unless it is still pending (then only its due time follows the campaign) or was
-    closed by dripper itself (then it is planned again); anything else stays as it is."""
+    state unless it is still pending (then only its due time follows the campaign, unless
+    it was held back later) or was closed by dripper itself (then it is planned again);
+    anything else stays as it is."""
     if not rows:
         return
     stmt = _insert(conn)
     excluded = stmt.excluded
     replannable = _replannable()
     is_planned = touches.c.state == "planned"
+    # A pending touch held back for a reason (an out-of-office, a pause, SMTP retries, a
+    # sending limit) keeps its later due time: an edit of the campaign must not send it early.
+    held = and_(is_planned, touches.c.reason.is_not(None), touches.c.due_at > excluded.due_at)
     stmt = stmt.on_conflict_do_update(
         index_elements=["lead_id", "campaign", "step_id"],
         set_={
-            "due_at": excluded.due_at,
+            "due_at": case((held, touches.c.due_at), else_=excluded.due_at),
             "stage": excluded.stage,
             "channel": excluded.channel,
             "kind": excluded.kind,

@@ -1,0 +1,570 @@
+"""The read-only dashboard of `dripper serve`: its pages in a real headless browser
+(Debian's chromium via Playwright, see tests/browser.py) against a real `dripper serve`
+process, and its auth rules and bad input through Starlette's TestClient. On SQLite and
+PostgreSQL, on data seeded through the CLI with `--at` (the server's clock is frozen too).
+
+The seeded story (America/Chicago, send window Mon-Fri 09:00-17:00 on each lead's clock):
+- Linus (no postal address, owner Marcus) enters on Mon 29 Dec 2025: thanks, reminder-1 on
+  12 Jan, letter-1 on 26 Jan is skipped (no_postal_address), call-1 (4w1d) on Tue 27 Jan
+  becomes a call task.
+- Ada, Zoë (Europe/Berlin) and Grace enter on Mon 5 Jan 2026: thanks. Ada replies on 7 Jan,
+  Grace unsubscribes on 8 Jan; Zoë gets reminder-1 on 19 Jan.
+- The dashboard is looked at on Wed 28 Jan 2026, 12:00 UTC: Zoë's letter-1 (Mon 2 Feb, her
+  next touch, a row) and call-1 (Tue 3 Feb, a later step of her track) are due within 7 days.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pytest
+from lxml import html as lxml_html
+from starlette.testclient import TestClient
+
+from browser import REVIEW, Watched, browser_page
+from conftest import Dripper, free_port, wait_for
+
+TOKEN = "dash-token-0123456789"
+SERVE_AT = datetime(2026, 1, 28, 12, 0, tzinfo=timezone.utc)  # a Wednesday
+CALL_STEP = """        - id: call-1
+          after: 4w1d
+          channel: call
+          kind: follow_up
+          template: letters/call.html
+"""
+SHOTS = REVIEW / "dashboard"
+
+
+def seed(dripper: Dripper) -> dict[str, int]:
+    """The story above, through the CLI; lead ids by e-mail."""
+    campaigns = dripper.root / "campaigns.yaml"
+    text = campaigns.read_text()
+    anchor = "          template: letters/follow_up.html\n"
+    assert text.count(anchor) == 1
+    campaigns.write_text(text.replace(anchor, anchor + CALL_STEP))
+    (dripper.root / "templates" / "letters" / "call.html").write_text(
+        "<p>Call {{ lead.first_name }} about {{ lead.company or 'their plans' }}.</p>")
+    dripper("check")
+    dripper("leads", "add", "linus@torvalds.example", "--first-name", "Linus", "--last-name", "Torvalds",
+            "--company", "Torvalds & Sons", "--timezone", "America/Chicago", "--attr", "owner=Marcus",
+            "--attr", "phone=+1 555 0100", "--at", "2025-12-29T14:00:00Z")
+    dripper("tick", "--at", "2025-12-29T16:00:00Z")
+    dripper("leads", "import", "leads.csv", "--at", "2026-01-05T08:00:00Z")
+    dripper("tick", "--at", "2026-01-06T08:00:00Z")
+    dripper("event", "ada@lovelace.example", "replied", "--at", "2026-01-07T10:00:00Z")
+    dripper("event", "grace@hopper.example", "unsubscribed", "--at", "2026-01-08T10:00:00Z")
+    for at in ("2026-01-12T16:00:00Z", "2026-01-19T16:00:00Z", "2026-01-26T16:00:00Z", "2026-01-27T16:00:00Z"):
+        dripper("tick", "--at", at)
+    # What the pages will be checked against, as the CLI tells it.
+    steps = dripper.json("report", "--json")["campaigns"]["literature-follow-up"]["steps"]
+    assert (steps["thanks"]["sent"], steps["reminder-1"]["sent"], steps["letter-1"]["skipped"]) == (4, 2, 1)
+    calls = dripper.json("calls", "--date", "2026-01-27", "--json")
+    assert [(c["email"], c["owner"], c["outcome"]) for c in calls] == [("linus@torvalds.example", "Marcus", "")]
+    zoe = {t["step"]: t for t in dripper.json("plan", "zoe@mueller.example", "--json")["touches"]}
+    assert (zoe["letter-1"]["state"], zoe["letter-1"]["due"]) == ("planned", "2026-02-02T08:00:00+00:00")
+    assert (zoe["call-1"]["state"], zoe["call-1"]["due"]) == ("planned", "2026-02-03T08:00:00+00:00")
+    from dripper.store import leadrows, open_store
+
+    store = open_store(dripper.db_url)
+    try:
+        with store.begin() as conn:
+            return {email: leadrows.by_email(conn, email)["id"]
+                    for email in ("linus@torvalds.example", "ada@lovelace.example", "zoe@mueller.example",
+                                  "grace@hopper.example")}
+    finally:
+        store.dispose()
+
+
+@pytest.fixture
+def seeded(dripper: Dripper) -> tuple[Dripper, dict[str, int]]:
+    return dripper, seed(dripper)
+
+
+@pytest.fixture
+def browser() -> Iterator[Watched]:
+    with browser_page() as watched:
+        yield watched
+
+
+def db_name(dripper: Dripper) -> str:
+    return "postgresql" if dripper.db_url.startswith("postgresql") else "sqlite"
+
+
+# --- a real `dripper serve` -----------------------------------------------------------------------
+
+@pytest.fixture
+def served(seeded: tuple[Dripper, dict[str, int]], tmp_path: Path) -> Iterator[str]:
+    dripper, _ = seeded
+    port = free_port()
+    env = {**os.environ, "DRIPPER_DATABASE_URL": dripper.db_url, "DRIPPER_SECRET": "test-secret",
+           "DRIPPER_DASHBOARD_TOKEN": TOKEN}
+    with open(tmp_path / "serve.log", "wb") as log:
+        server = subprocess.Popen([sys.executable, "-m", "dripper", "serve", "--port", str(port), "--at",
+                                   SERVE_AT.isoformat()], env=env, cwd=dripper.root, stdout=subprocess.DEVNULL,
+                                  stderr=log)
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        assert server.poll() is None, (tmp_path / "serve.log").read_text()
+        try:
+            return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_for(up, 30, "dripper serve")
+        yield base
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(10)
+    assert " 500 " not in (tmp_path / "serve.log").read_text()
+
+
+def cell(page: Any, selector: str) -> str:
+    return page.locator(selector).inner_text().strip()
+
+
+def submit(watched: Watched, token: str) -> Any:
+    """Log in through the form, as a person would; the response the form's POST got."""
+    page = watched.page
+    page.fill("input[name=token]", token)
+    with page.expect_navigation() as navigation:
+        page.click("button[type=submit]")
+    return navigation.value
+
+
+def test_dashboard_in_a_browser(served: str, seeded: tuple[Dripper, dict[str, int]], browser: Watched) -> None:
+    dripper, ids = seeded
+    page, prefix = browser.page, SHOTS / db_name(dripper)
+
+    # Not logged in: the login form, and a wrong token gets 401 with the form again.
+    assert browser.goto(f"{served}/dashboard").status == 200
+    assert page.locator("input[name=token][type=password]").count() == 1
+    browser.screenshot(Path(f"{prefix}-login.png"))
+    browser.assert_clean()
+    wrong = submit(browser, "not-the-token")
+    assert wrong.status == 401 and "That token is not valid." in page.inner_text("main")
+    assert page.context.cookies() == []
+    browser.screenshot(Path(f"{prefix}-login-wrong.png"))
+    # Chromium reports the 401 document itself on the console; nothing else may go wrong.
+    assert all("401" in m for m in browser.console_errors), browser.console_errors
+    assert not browser.failed_requests, browser.failed_requests
+    browser.clear()
+
+    # The right token: a signed, HttpOnly, SameSite=Strict session cookie for /dashboard.
+    assert submit(browser, TOKEN).status == 200
+    assert page.url == f"{served}/dashboard"
+    [cookie] = page.context.cookies()
+    assert (cookie["name"], cookie["httpOnly"], cookie["sameSite"], cookie["path"]) == (
+        "dripper_dashboard", True, "Strict", "/dashboard")
+    assert cookie["expires"] > SERVE_AT.timestamp()  # it expires (a session cookie would be -1)
+
+    # Overview: the steps' counts, what is due in the next 7 days, the events.
+    step = "table.funnel tr[data-campaign='literature-follow-up'][data-step='{}'] td.{}"
+    assert cell(page, step.format("thanks", "sent")) == "4"
+    assert cell(page, step.format("reminder-1", "sent")) == "2"
+    assert cell(page, step.format("letter-1", "skipped")) == "1"
+    assert cell(page, step.format("letter-1", "planned")) == "1"  # Zoë's, still to come
+    assert cell(page, "table.due-days tr[data-day='2026-02-02'] td.letter") == "1"  # her next touch
+    assert cell(page, "table.due-days tr[data-day='2026-02-03'] td.call") == "1"  # a later step of her track
+    assert cell(page, "table.due-days tr[data-day='2026-01-29'] td.total") == "0"
+    assert "2 touches due: 1 leads' next touches and 1 later steps" in page.inner_text("main")
+    events = page.locator("table.events tbody tr")
+    assert events.count() == 2
+    assert "unsubscribed" in events.nth(0).inner_text() and "grace@hopper.example" in events.nth(0).inner_text()
+    assert "replied" in events.nth(1).inner_text()
+    assert page.locator(f"table.events a[href='/dashboard/leads/{ids['ada@lovelace.example']}']").count() == 1
+    assert page.locator("svg.chart").count() >= 3
+    browser.screenshot(Path(f"{prefix}-overview.png"))
+    browser.assert_clean()
+
+    # Leads: search by name, then open Zoë from the latest leads.
+    page.click("nav >> text=Leads")
+    assert page.locator("table.leads tbody tr").count() == 4
+    page.fill("input[name=q]", "torvalds")
+    with page.expect_navigation() as navigation:
+        page.press("input[name=q]", "Enter")
+    assert navigation.value.status == 200
+    assert page.locator("table.leads tbody tr").count() == 1 and "Torvalds & Sons" in page.inner_text("table.leads")
+    browser.screenshot(Path(f"{prefix}-leads.png"))
+    page.fill("input[name=q]", "ZO")  # an e-mail prefix, in any case
+    with page.expect_navigation():
+        page.press("input[name=q]", "Enter")
+    with page.expect_navigation() as navigation:
+        page.click("table.leads a:has-text('zoe@mueller.example')")
+    assert navigation.value.status == 200 and page.url == f"{served}/dashboard/leads/{ids['zoe@mueller.example']}"
+
+    # Zoë: her next touch and its date (on the page's clock, and on hers), the rest of her track.
+    nxt = page.inner_text("#next-touch")
+    assert "literature-follow-up / letter-1" in nxt and "Mon 2026-02-02 02:00" in nxt, nxt
+    assert "Mon 2026-02-02 09:00 in Europe/Berlin" in nxt, nxt
+    assert page.locator("table.touches tr[data-step='reminder-1'][data-state='sent']").count() == 1
+    assert page.locator("table.touches tr[data-step='call-1'][data-state='planned']").count() == 1
+    browser.screenshot(Path(f"{prefix}-lead-zoe.png"))
+    browser.assert_clean()
+
+    # Ada replied: her track is suppressed, and the page says why.
+    assert browser.goto(f"{served}/dashboard/leads/{ids['ada@lovelace.example']}").status == 200
+    assert "Nothing is planned for this lead (status: replied)." in page.inner_text("#next-touch")
+    letter = page.inner_text("table.touches tr[data-step='letter-1']")
+    assert "suppressed" in letter and "the lead replied: this sequence stopped" in letter
+    assert "replied" in page.inner_text("table.events")
+    browser.screenshot(Path(f"{prefix}-lead-ada.png"))
+
+    # Linus: the skipped letter and why; his call task.
+    assert browser.goto(f"{served}/dashboard/leads/{ids['linus@torvalds.example']}").status == 200
+    assert "no_postal_address" in page.inner_text("table.touches tr[data-step='letter-1']")
+    assert "call on 2026-01-27 (Marcus): open" in page.inner_text("table.touches tr[data-step='call-1']")
+    browser.screenshot(Path(f"{prefix}-lead-linus.png"))
+    browser.assert_clean()
+
+    # Calls: by day and owner, and the task itself.
+    page.click("nav >> text=Calls")
+    assert page.url == f"{served}/dashboard/calls"
+    summary = page.locator("table.call-summary tbody tr")
+    assert summary.count() == 1 and re.fullmatch(r"2026-01-27\s+Marcus\s+1\s+0", summary.inner_text().strip())
+    task = page.inner_text("table.calls tbody")
+    assert "linus@torvalds.example" in task and "+1 555 0100" in task and "Call Linus about Torvalds & Sons." in task
+    browser.screenshot(Path(f"{prefix}-calls.png"))
+    browser.assert_clean()
+
+    # Logging out ends the session: the next page is the login form again.
+    with page.expect_navigation():
+        page.click("button:has-text('Log out')")
+    assert page.context.cookies() == [] and page.locator("input[name=token]").count() == 1
+    browser.goto(f"{served}/dashboard/calls")
+    assert page.locator("input[name=token]").count() == 1 and page.locator("table.calls").count() == 0
+    browser.assert_clean()
+
+    # Scripts: a Bearer token instead of the cookie.
+    assert httpx.get(f"{served}/dashboard/calls", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    assert httpx.get(f"{served}/dashboard", headers={"Authorization": "Bearer nope"}).status_code == 401
+
+
+def test_report_html_loads_in_a_browser(seeded: tuple[Dripper, dict[str, int]], browser: Watched,
+                                        tmp_path: Path) -> None:
+    dripper, _ = seeded
+    out = tmp_path / "report.html"
+    dripper("report", "--html", str(out))
+    assert browser.open_file(out).ok
+    assert "report" in browser.page.title().lower()
+    assert "literature-follow-up" in browser.page.inner_text("body")
+    assert browser.page.locator("table").count() >= 1
+    browser.screenshot(REVIEW / "report.png")
+    browser.assert_clean()
+
+
+# --- TestClient: auth rules and bad input -----------------------------------------------------------
+
+def make_client(dripper: Dripper, token: str | None, clock: Any) -> tuple[TestClient, Any]:
+    from dripper import config as config_mod
+    from dripper.settings import Settings
+    from dripper.store import open_store
+    from dripper.tokens import Tokens
+    from dripper.web import WebContext, create_app
+
+    store = open_store(dripper.db_url)
+    loaded = config_mod.load(Settings(campaigns_path=dripper.root / "campaigns.yaml"))
+    app = create_app(WebContext(store, loaded, Tokens("test-secret"), clock, None,
+                                Settings(secret="test-secret"), dashboard_token=token))
+    return TestClient(app, raise_server_exceptions=False), store
+
+
+@pytest.fixture
+def clock() -> Any:
+    from dripper.clock import FrozenClock
+
+    return FrozenClock(SERVE_AT)
+
+
+@pytest.fixture
+def client(seeded: tuple[Dripper, dict[str, int]], clock: Any) -> Iterator[TestClient]:
+    dripper, _ = seeded
+    test_client, store = make_client(dripper, TOKEN, clock)
+    with test_client:
+        yield test_client
+    store.dispose()
+
+
+def logged_in(client: TestClient) -> TestClient:
+    response = client.post("/dashboard/login", data={"token": TOKEN}, follow_redirects=False)
+    assert response.status_code == 303
+    return client
+
+
+PAGES = ("/dashboard", "/dashboard/leads", "/dashboard/leads?q=ada", "/dashboard/leads/1", "/dashboard/calls")
+
+
+def test_without_a_token_the_dashboard_is_off(dripper: Dripper, clock: Any) -> None:
+    dripper("leads", "import", "leads.csv", "--at", "2026-01-05T08:00:00Z")
+    test_client, store = make_client(dripper, None, clock)
+    with test_client:
+        for path in PAGES:
+            for headers in ({}, {"Authorization": "Bearer anything"}):
+                response = test_client.get(path, headers=headers)
+                assert response.status_code == 403, path
+                assert "DRIPPER_DASHBOARD_TOKEN" in response.text and "ada@" not in response.text
+        assert test_client.post("/dashboard/login", data={"token": ""}).status_code == 403
+        assert test_client.get("/healthz").status_code == 200  # the rest of `serve` is unchanged
+    store.dispose()
+
+
+def test_login_sets_a_signed_expiring_strict_cookie(client: TestClient, clock: Any) -> None:
+    first = client.get("/dashboard")
+    assert first.status_code == 200 and "name='token'" in first.text and "set-cookie" not in first.headers
+    assert "literature-follow-up" not in first.text
+    wrong = client.post("/dashboard/login", data={"token": TOKEN[:-1]}, follow_redirects=False)
+    assert wrong.status_code == 401 and "That token is not valid." in wrong.text and "name='token'" in wrong.text
+    assert "set-cookie" not in wrong.headers
+    assert client.post("/dashboard/login", data={}, follow_redirects=False).status_code == 401
+    assert client.post("/dashboard/login", content=b"\xff\xfe", follow_redirects=False).status_code in (400, 401)
+
+    right = client.post("/dashboard/login", data={"token": TOKEN}, follow_redirects=False)
+    assert right.status_code == 303 and right.headers["location"] == "/dashboard"
+    attributes = {part.strip().split("=")[0].lower(): part.strip() for part in right.headers["set-cookie"].split(";")}
+    assert {"httponly", "path", "samesite", "max-age", "expires"} <= attributes.keys()
+    assert attributes["path"] == "Path=/dashboard" and attributes["samesite"].lower() == "samesite=strict"
+    assert attributes["max-age"] == "Max-Age=43200"
+    page = client.get("/dashboard")
+    assert page.status_code == 200 and "literature-follow-up" in page.text
+    for name, value in {"Content-Security-Policy": "default-src 'none'", "Cache-Control": "no-store"}.items():
+        assert value in page.headers[name]
+
+    # The cookie is signed: tampered with, or made for another token, it is no session.
+    good = client.cookies["dripper_dashboard"]
+    payload, _, signature = good.rpartition(".")
+    from dripper.dashboard import Sessions
+
+    for forged in (payload + "." + signature[::-1], Sessions.make("other-token", "test-secret", clock).issue(),
+                   Sessions.make(TOKEN, "other-secret", clock).issue(), "garbage", "x" * 5000):
+        client.cookies.clear()
+        client.cookies.set("dripper_dashboard", forged)
+        response = client.get("/dashboard/calls")
+        assert response.status_code == 200 and "name='token'" in response.text and "Marcus" not in response.text
+    client.cookies.clear()
+    client.cookies.set("dripper_dashboard", good)
+    assert "Marcus" in client.get("/dashboard/calls").text
+
+    # It expires: 12 hours on the server's clock.
+    clock.advance(timedelta(hours=12, seconds=-1))
+    assert "Marcus" in client.get("/dashboard/calls").text
+    clock.advance(timedelta(seconds=1))
+    ended = client.get("/dashboard/calls")
+    assert "Your session has ended" in ended.text and "Marcus" not in ended.text
+
+
+def test_bearer_tokens_next_and_logout(client: TestClient) -> None:
+    assert client.get("/dashboard/calls", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    assert client.get("/dashboard/calls", headers={"Authorization": f"bearer {TOKEN}"}).status_code == 200
+    for bad in ("Bearer nope", f"Bearer {TOKEN}x", "Bearer ", f"Basic {TOKEN}"):
+        response = client.get("/dashboard/calls", headers={"Authorization": bad})
+        assert "Marcus" not in response.text, bad
+        if bad.startswith("Bearer"):
+            assert response.status_code == 401 and response.headers["www-authenticate"].startswith("Bearer")
+
+    # After logging in, back where the login form was shown; never to another site.
+    for target, lands in (("/dashboard/calls?open=1", "/dashboard/calls?open=1"),
+                          ("https://evil.example/", "/dashboard"), ("//evil.example/dashboard", "/dashboard"),
+                          ("/dashboard/../u/x", "/dashboard"), ("/dashboardx", "/dashboard"),
+                          ("/dashboard\\evil", "/dashboard")):
+        response = client.post("/dashboard/login", data={"token": TOKEN, "next": target}, follow_redirects=False)
+        assert response.headers["location"] == lands, target
+    assert "Marcus" in client.get("/dashboard/calls").text
+    out = client.post("/dashboard/logout", follow_redirects=False)
+    assert out.status_code == 303 and "dripper_dashboard=" in out.headers["set-cookie"]
+    assert "Max-Age=0" in out.headers["set-cookie"] or "expires=" in out.headers["set-cookie"].lower()
+    assert "Marcus" not in client.get("/dashboard/calls").text
+    # Read-only: the pages take GET (and HEAD) only.
+    logged_in(client)
+    assert client.post("/dashboard").status_code == 405
+    assert client.delete("/dashboard/leads/1").status_code == 405
+    assert client.head("/dashboard").status_code == 200
+
+
+def test_bad_input_gets_4xx_never_5xx(client: TestClient) -> None:
+    logged_in(client)
+    cases = {
+        "/dashboard/leads/abc": 400, "/dashboard/leads/-1": 400, "/dashboard/leads/1.5": 400,
+        "/dashboard/leads/%00": 400, "/dashboard/leads/999999": 404, "/dashboard/leads/" + "9" * 40: 404,
+        "/dashboard/leads/9223372036854775807": 404,  # 19 digits: no id of ours is that long
+        "/dashboard/leads?q=" + "a" * 10_000: 400, "/dashboard/leads?q=a%00b": 400,
+        "/dashboard/calls?day=2026-13-45": 400, "/dashboard/calls?day=yesterday": 400,
+        "/dashboard/calls?owner=" + "x" * 1000: 400, "/dashboard/calls?day=all": 200,
+        "/dashboard/leads?q=%25": 200, "/dashboard/leads?q=_": 200, "/dashboard/leads?q=%27%22%3B--": 200,
+        "/dashboard/leads?q=%F0%9F%92%A5": 200, "/dashboard/leads?q=%E4%B8%AD%EF%BF%BF%F4%8F%BF%BF": 200,
+        "/dashboard/nope": 404,
+    }
+    for path, status in cases.items():
+        response = client.get(path)
+        assert response.status_code == status, (path, response.status_code, response.text[:300])
+    assert "No lead matches." in client.get("/dashboard/leads?q=%25").text  # % is a character, not a wildcard
+    assert "No lead matches." in client.get("/dashboard/leads?q=_").text
+
+
+def test_search_by_email_prefix_name_and_company(client: TestClient, seeded: tuple[Dripper, dict[str, int]]) -> None:
+    _, ids = seeded
+    logged_in(client)
+
+    def found(q: str) -> list[str]:
+        tree = lxml_html.fromstring(client.get("/dashboard/leads", params={"q": q}).text)
+        return [a.text_content() for a in tree.xpath("//table[@class='leads']/tbody/tr/td[1]/a")]
+
+    assert found("zo") == ["zoe@mueller.example"]
+    assert found("  ZOE@Mueller.example ") == ["zoe@mueller.example"]
+    assert found("grace@hopper.example") == ["grace@hopper.example"]
+    assert found("lovelace") == ["ada@lovelace.example"]  # the name (and, here, the domain)
+    assert found("ada lovelace") == ["ada@lovelace.example"]
+    assert found("müller anlagen") == ["zoe@mueller.example"]  # the company
+    assert found("sons") == ["linus@torvalds.example"]
+    assert found("example") == []  # inside e-mails only their start is searched
+    assert found("nobody") == []
+    assert sorted(found("")) == sorted(ids)  # no text: the leads added last
+
+
+def test_pages_escape_what_they_print(client: TestClient, seeded: tuple[Dripper, dict[str, int]]) -> None:
+    dripper, _ = seeded
+    dripper("leads", "add", "mallory@evil.example", "--first-name", "<script>alert(1)</script>",
+            "--company", "\"><img src=x onerror=alert(2)>", "--attr", "note=<b>bold</b>",
+            "--at", "2026-01-27T10:00:00Z")
+    dripper("event", "mallory@evil.example", "stage", "--stage", "lost_to_competitor", "--at", "2026-01-27T11:00:00Z")
+    logged_in(client)
+    lead_id = re.search(r"/dashboard/leads/(\d+)'>mallory@", client.get("/dashboard/leads?q=mallory").text).group(1)
+    for path in ("/dashboard", "/dashboard/leads?q=mallory", f"/dashboard/leads/{lead_id}",
+                 "/dashboard/leads?q=%3Cscript%3Ealert(3)%3C/script%3E"):
+        text = client.get(path).text
+        assert "<script" not in text and "<img" not in text and "<b>bold" not in text, path
+    page = client.get(f"/dashboard/leads/{lead_id}").text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "&lt;b&gt;bold&lt;/b&gt;" in page
+    assert "lost_to_competitor" in client.get("/dashboard").text  # the stage change is a recent event
+
+
+def number(tr: Any, css_class: str) -> int:
+    """The figure in the row's cell of that class (`<td class='n sent'>`)."""
+    [td] = tr.xpath(f"td[contains(concat(' ', @class, ' '), ' {css_class} ')]")
+    return int(td.text_content())
+
+
+def test_overview_counts_are_the_reports(client: TestClient, seeded: tuple[Dripper, dict[str, int]]) -> None:
+    dripper, _ = seeded
+    logged_in(client)
+    tree = lxml_html.fromstring(client.get("/dashboard").text)
+    report = dripper.json("report", "--json")["campaigns"]
+    from dripper.store import STATES
+
+    for name, campaign in report.items():
+        for step, row in campaign["steps"].items():
+            [tr] = tree.xpath(f"//table[@class='funnel']//tr[@data-campaign='{name}'][@data-step='{step}']")
+            for state in (*STATES, "total"):
+                assert number(tr, state) == row[state], (step, state)
+    days = {tr.get("data-day"): number(tr, "total") for tr in tree.xpath("//table[@class='due-days']/tbody/tr")}
+    assert list(days) == [f"2026-01-{d}" for d in (28, 29, 30, 31)] + ["2026-02-01", "2026-02-02", "2026-02-03"]
+    assert days == {**{day: 0 for day in days}, "2026-02-02": 1, "2026-02-03": 1}
+    steps = {tr.get("data-step"): number(tr, "total") for tr in tree.xpath("//table[@class='due-steps']/tbody/tr")}
+    assert steps == {"letter-1": 1, "call-1": 1}
+
+
+CUSTOMER_STEPS = """        - id: customer-tips
+          after: 3d
+          channel: email
+          kind: new_info
+          subject: "Tips"
+          template: mail/news.html
+        - id: customer-call
+          after: 1w
+          channel: call
+          kind: follow_up
+          template: letters/call.html
+        - id: customer-month
+          after: 1mo
+          channel: email
+          kind: reminder
+          subject: "A month on"
+          template: mail/reminder.html
+"""
+
+
+def test_due_soon_walks_only_tracks_that_can_reach_the_window_and_misses_nothing(dripper: Dripper) -> None:
+    """The later steps in the window, found by walking only the leads `later_cutoffs` lets
+    through, are exactly those found by walking every lead with a touch in the window."""
+    from dripper import config as config_mod, report, timing
+    from dripper.dashboard import Layout, due_soon
+    from dripper.settings import Settings
+    from dripper.store import open_store, touches
+    from dripper.store import leadrows, touchrows
+    from sqlalchemy import select
+
+    campaigns = dripper.root / "campaigns.yaml"
+    campaigns.write_text(campaigns.read_text() + CUSTOMER_STEPS)
+    (dripper.root / "templates" / "letters" / "call.html").write_text("<p>Call {{ lead.first_name }}.</p>")
+    start = datetime(2026, 3, 2, 7, 0, tzinfo=timezone.utc)
+    for day in range(14):  # a customer and a researcher entering each day, at shifting hours
+        at = start + timedelta(days=day, hours=3 * (day % 5))
+        for stage in ("customer", "supplier_research"):
+            dripper("leads", "add", f"{stage[:4]}{day}@example.org", "--stage", stage, "--at", at.isoformat(),
+                    "--timezone", ("America/Chicago", "Europe/Berlin", "Asia/Tokyo")[day % 3])
+        dripper("tick", "--at", (at + timedelta(hours=12)).isoformat())
+    now = start + timedelta(days=14, hours=5)
+    loaded = config_mod.load(Settings(campaigns_path=campaigns))
+    layout = Layout(timing.zone("America/Chicago"), "America/Chicago")
+    store = open_store(dripper.db_url)
+    try:
+        with store.begin() as conn:
+            soon = due_soon(conn, loaded.planner, layout, now)
+            end = timing.localize(datetime.combine(soon.days[-1] + timedelta(days=1), datetime.min.time()),
+                                  layout.zone)
+            expected: dict[tuple[str, str, str], dict[Any, int]] = {}
+            later = 0
+            in_window = (touches.c.state == "planned", touches.c.due_at > now, touches.c.due_at < end)
+            lead_ids = list(conn.scalars(select(touches.c.lead_id).where(*in_window).distinct()))
+            for lead_id in lead_ids:
+                lead = leadrows.by_id(conn, lead_id)
+                rows = touchrows.for_lead(conn, lead_id)
+                items = [(r, False) for r in rows if r["state"] == "planned" and now < r["due_at"] < end]
+                items += [(r, True) for r in report.upcoming_rows(loaded.planner, lead, rows)
+                          if r["state"] == "planned" and now < r["due_at"] < end]
+                for row, is_later in items:
+                    cell = expected.setdefault((row["campaign"], row["step_id"], row["channel"]), {})
+                    day = layout.day(row["due_at"])
+                    cell[day] = cell.get(day, 0) + 1
+                    later += is_later
+    finally:
+        store.dispose()
+    assert later > 0 and soon.later == later
+    assert soon.by_step == expected
+    assert 0 < soon.looked_at < len(lead_ids)  # some tracks were walked, not all
+
+
+@pytest.mark.parametrize("campaigns_file", ["campaigns.yaml", "tests/fixtures/project/campaigns.yaml"])
+def test_later_cutoffs_bound_every_later_step(campaigns_file: str) -> None:
+    """No step that comes after a lead's next touch is due sooner after the lead's entry
+    than the cutoff allows, whatever the entry instant, zone, country or send window (the
+    shipped campaigns.yaml has windows and holidays); and the bound is tight to a day."""
+    from dripper.campaigns import load
+    from dripper.dashboard import later_cutoffs
+    from dripper.planner import Planner
+
+    config = load(Path(__file__).parent.parent / campaigns_file)
+    planner = Planner(config)
+    end = datetime(2027, 1, 1, tzinfo=timezone.utc)
+    least = {key: end - cutoff for key, cutoff in later_cutoffs(config, end).items()}
+    slack: dict[tuple[str, str], timedelta] = {}
+    entries = [datetime(2026, 3, 1, tzinfo=timezone.utc) + timedelta(hours=7 * i) for i in range(130)]
+    for name, campaign in config.campaigns.items():
+        for stage in campaign.stages:
+            for entered in entries:
+                for tz, country in (("America/Chicago", "US"), ("Europe/Berlin", "DE"), ("Asia/Tokyo", "")):
+                    track = planner.dues(name, stage, entered, tz, country)
+                    for k, (step, _) in enumerate(track[:-1]):
+                        soonest = min(due for _, due in track[k + 1:]) - entered
+                        assert soonest >= least[(name, step.id)], (name, stage, step.id, entered, tz)
+                        key = (name, step.id)
+                        slack[key] = min(slack.get(key, timedelta.max), soonest - least[key])
+    assert min(slack.values()) <= timedelta(days=1), min(slack.values())
