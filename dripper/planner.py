@@ -156,10 +156,9 @@ def advance(conn: Connection, planner: Planner, finished: Sequence[Finished], at
     fast: list[tuple[Finished, list[dict[str, Any]]]] = []
     slow: list[Finished] = []
     for done in finished:
-        rows = _next_rows(planner, done.lead, done, {}, at) if done.lead is not None else None
-        if rows is None:
+        if done.lead is None:
             slow.append(done)
-        elif rows:
+        elif rows := _next_rows(planner, done.lead, done, {}, at):
             fast.append((done, rows))
             for row in rows:
                 ahead.setdefault((row["lead_id"], row["step_id"]), row)
@@ -173,15 +172,15 @@ def advance(conn: Connection, planner: Planner, finished: Sequence[Finished], at
 
 
 def _next_rows(planner: Planner, lead: Mapping[str, Any] | None, done: Finished,
-               known: Mapping[str, track.Known], at: datetime) -> list[dict[str, Any]] | None:
-    """The rows that continue `done`'s track, or [] when there is nothing to plan; None
-    when the lead is not on that track any more (it moved on: its new track was planned
-    when it moved) or unknown."""
+               known: Mapping[str, track.Known], at: datetime) -> list[dict[str, Any]]:
+    """The rows that continue `done`'s track; none when there is nothing to plan, or when
+    the lead is gone or not on that track any more (it moved on: its new track was planned
+    when it moved)."""
     if lead is None or (lead["campaign"], lead["stage"]) != (done.campaign, done.stage):
-        return None
+        return []
     since = lead["stage_entered_at"]
     if done.planned_at < since:
-        return None  # a touch of an earlier stay in this stage, finished late
+        return []  # a touch of an earlier stay in this stage, finished late
     return [_row(planner, lead, planned, at, planned_at=done.planned_at)
             for planned in track.advance(planner.track_of(lead), known, done.step_id, at, since)]
 
@@ -195,7 +194,7 @@ def _advance_from_rows(conn: Connection, planner: Planner, finished: Sequence[Fi
     for done in finished:
         lead = lead_rows.get(done.lead_id)
         mine = known.setdefault((done.lead_id, done.campaign), {})
-        for row in _next_rows(planner, lead, done, mine, at) or []:
+        for row in _next_rows(planner, lead, done, mine, at):
             rows.setdefault((row["lead_id"], row["campaign"], row["step_id"]), row)
             # Two outcomes of one lead in one commit: the second sees what the first planned.
             mine[row["step_id"]] = track.Known(row["state"], row["reason"], row["planned_at"])
