@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -24,9 +25,19 @@ def test_head_constant_matches_the_migrations():
     assert ScriptDirectory.from_config(config).get_current_head() == db.HEAD
 
 
-def _start_many(url: str, cwd: Path, n: int = 4) -> list[subprocess.CompletedProcess[bytes]]:
-    env = {**os.environ, "DRIPPER_DATABASE_URL": url}
-    code = "from dripper.store import open_store; s = open_store(__import__('os').environ['DRIPPER_DATABASE_URL']); print(s.secret())"
+# Each process imports first and then waits for the same instant, so that the first
+# connections really meet (importing takes long and varies, which would stagger them).
+_OPEN_AT_ONCE = """
+import os, time
+from dripper.store import open_store
+time.sleep(max(0.0, float(os.environ["OPEN_AT"]) - time.time()))
+print(open_store(os.environ["DRIPPER_DATABASE_URL"]).secret())
+"""
+
+
+def _start_many(url: str, cwd: Path, n: int = 8) -> list[subprocess.CompletedProcess[bytes]]:
+    env = {**os.environ, "DRIPPER_DATABASE_URL": url, "OPEN_AT": str(time.time() + 3)}
+    code = _OPEN_AT_ONCE
     procs = [subprocess.Popen([sys.executable, "-c", code], env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
              for _ in range(n)]
     return [subprocess.CompletedProcess(p.args, p.wait(60), *p.communicate()) for p in procs]

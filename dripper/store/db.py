@@ -123,17 +123,13 @@ def _current_revision(conn: Connection) -> str | None:
 
 
 @contextlib.contextmanager
-def _migration_lock(store: Store, conn: Connection) -> Iterator[None]:
-    """Serialize migrations between processes that start at the same moment."""
-    if store.is_postgres:
-        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_MIGRATE_LOCK})
-        try:
-            yield
-        finally:
-            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_MIGRATE_LOCK})
-        return
+def _sqlite_first_use_lock(store: Store) -> Iterator[None]:
+    """SQLite: one process at a time opens the file for the first time and migrates it.
+    The first connection to a fresh file switches it to WAL, and SQLite answers a second
+    process switching at the same moment with "database is locked" at once, whatever
+    the busy timeout; so the lock covers the first connection, not only the migration."""
     database = store.engine.url.database
-    if not database or database == ":memory:":
+    if store.is_postgres or not database or database == ":memory:":
         yield
         return
     with open(f"{database}.migrate-lock", "a+") as handle:
@@ -144,28 +140,46 @@ def _migration_lock(store: Store, conn: Connection) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+@contextlib.contextmanager
+def _postgres_migration_lock(store: Store, conn: Connection) -> Iterator[None]:
+    """PostgreSQL: serialize migrations between processes that start at the same moment."""
+    if not store.is_postgres:
+        yield
+        return
+    conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_MIGRATE_LOCK})
+    try:
+        yield
+    finally:
+        conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_MIGRATE_LOCK})
+
+
+def _is_current(store: Store) -> bool:
+    with store.engine.connect() as conn:
+        current = _current_revision(conn) == HEAD
+        conn.rollback()
+    return current
+
+
 def migrate(store: Store) -> None:
     """Create or upgrade the schema; cheap when it is already current."""
-    with store.engine.connect() as conn:
-        if _current_revision(conn) == HEAD:
-            conn.rollback()
+    with _sqlite_first_use_lock(store):
+        if _is_current(store):
             return
-        conn.rollback()
-    from alembic import command  # imported only when there is work to do
-    from alembic.config import Config
+        from alembic import command  # imported only when there is work to do
+        from alembic.config import Config
 
-    with store.engine.connect() as conn:
-        with _migration_lock(store, conn):
-            conn.commit()
-            if _current_revision(conn) == HEAD:
+        with store.engine.connect() as conn:
+            with _postgres_migration_lock(store, conn):
+                conn.commit()
+                if _current_revision(conn) == HEAD:
+                    conn.rollback()
+                    return
                 conn.rollback()
-                return
-            conn.rollback()
-            config = Config()
-            config.set_main_option("script_location", str(MIGRATIONS))
-            config.attributes["connection"] = conn
-            command.upgrade(config, "head")
-            conn.commit()
+                config = Config()
+                config.set_main_option("script_location", str(MIGRATIONS))
+                config.attributes["connection"] = conn
+                command.upgrade(config, "head")
+                conn.commit()
 
 
 def open_store(url: str) -> Store:
