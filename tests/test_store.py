@@ -37,8 +37,7 @@ print(open_store(os.environ["DRIPPER_DATABASE_URL"]).secret())
 
 def _start_many(url: str, cwd: Path, n: int = 8) -> list[subprocess.CompletedProcess[bytes]]:
     env = {**os.environ, "DRIPPER_DATABASE_URL": url, "OPEN_AT": str(time.time() + 3)}
-    code = _OPEN_AT_ONCE
-    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    procs = [subprocess.Popen([sys.executable, "-c", _OPEN_AT_ONCE], env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
              for _ in range(n)]
     return [subprocess.CompletedProcess(p.args, p.wait(60), *p.communicate()) for p in procs]
 
