@@ -15,7 +15,7 @@ from typing import Any
 from dripper import letters, postal
 from dripper.campaigns import Campaign, Step
 from dripper.config import Loaded
-from dripper.message import build_email, list_unsubscribe, message_id
+from dripper.message import build_email, list_unsubscribe
 from dripper.render import LeadView
 from dripper.tokens import Tokens
 
@@ -105,7 +105,7 @@ class Composer:
         sender = self.loaded.campaigns.sender
         ctx, url, token = self.context(view, campaign, step, now)
         rendered = self.loaded.renderer.email(campaign, step, ctx)
-        msgid = message_id(view.email, campaign.name, step.id, sender.domain)
+        msgid = self.tokens.message_id(view.email, campaign.name, step.id, sender.domain)
         data = build_email(
             sender, view, rendered, msgid=msgid, date=now,
             unsubscribe=list_unsubscribe(url, sender.reply_to or sender.address, token),

@@ -26,8 +26,9 @@ from dripper.render import LeadView, RenderedEmail, one_line
 CRLF = "\r\n"
 
 
-def message_id(lead_email: str, campaign: str, step_id: str, domain: str) -> str:
-    """Derived from the touch key, so a resend after a crash carries the same Message-ID."""
+def legacy_message_id(lead_email: str, campaign: str, step_id: str, domain: str) -> str:
+    """The Message-ID versions before 0.2 gave a touch: a hash of the touch key alone, which
+    anyone can compute. Inbound mail that names only such an ID proves nothing."""
     digest = hashlib.sha256(f"{lead_email}\0{campaign}\0{step_id}".encode()).hexdigest()[:32]
     return f"<{digest}.drip@{domain}>"
 

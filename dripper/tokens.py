@@ -28,6 +28,15 @@ class Tokens:
         # code, nor by a version that does not know test tokens: it gets a 404 there).
         self._test_serializer = URLSafeSerializer(secret, salt="dripper.test-send")
         self._verp_key = hashlib.sha256(b"dripper.verp\0" + secret.encode()).digest()
+        self._message_id_key = hashlib.sha256(b"dripper.message-id\0" + secret.encode()).digest()
+
+    def message_id(self, lead_email: str, campaign: str, step_id: str, domain: str) -> str:
+        """The Message-ID of a touch: derived from (lead, campaign, step) and the secret, so a
+        resend after a crash carries the same one, and nobody without the secret can compute
+        it (a reply or report naming it proves its writer had our message)."""
+        key = f"{lead_email}\0{campaign}\0{step_id}".encode()
+        digest = hmac.new(self._message_id_key, key, hashlib.sha256).hexdigest()[:32]
+        return f"<{digest}.drip@{domain}>"
 
     # VERP: the envelope sender of each message names its touch, so a bounce maps to its
     # lead and touch without guessing. Lower-case hex: some MTAs fold local-part case.

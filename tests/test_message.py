@@ -178,6 +178,15 @@ def test_message_id_is_derived_from_the_touch(drip, project: Path) -> None:
     assert parse(preview(drip, "reminder-1", "ada@lovelace.example"))["Message-ID"] != msgid
     assert parse(sent["zoe@mueller.example"])["Message-ID"] != msgid
     assert len({parse(d)["Message-ID"] for d in sent.values()}) == 3
+    # nobody without the secret can compute it: not the unkeyed hash of the touch key, and
+    # another secret gives another one
+    from dripper.message import legacy_message_id
+    from dripper.tokens import Tokens
+
+    domain = msgid.rsplit("@", 1)[1].rstrip(">")
+    assert msgid != legacy_message_id("ada@lovelace.example", CAMPAIGN, "thanks", domain)
+    assert msgid == Tokens("test-secret").message_id("ada@lovelace.example", CAMPAIGN, "thanks", domain)
+    assert msgid != Tokens("another").message_id("ada@lovelace.example", CAMPAIGN, "thanks", domain)
 
 
 def test_list_unsubscribe_is_one_raw_ascii_line(drip, project: Path) -> None:
@@ -346,7 +355,8 @@ def test_cli_rejects_line_breaks_in_attrs(drip, project: Path) -> None:
 @pytest.mark.parametrize("injection", INJECTIONS)
 def test_lead_fields_never_reach_a_header_as_new_lines(project: Path, injection: str) -> None:
     from dripper import config as config_mod
-    from dripper.message import build_email, list_unsubscribe, message_id
+    from dripper.message import build_email, list_unsubscribe
+    from dripper.tokens import Tokens
     from dripper.render import LeadView
     from dripper.settings import Settings
 
@@ -362,7 +372,7 @@ def test_lead_fields_never_reach_a_header_as_new_lines(project: Path, injection:
         ctx = loaded.renderer.context(lead, campaign, step, url, AT)
         rendered = loaded.renderer.email(campaign, step, ctx)
         assert "\n" not in rendered.subject and "\r" not in rendered.subject
-        data = build_email(config.sender, lead, rendered, msgid=message_id(lead.email, CAMPAIGN, step_id, "acme.example"),
+        data = build_email(config.sender, lead, rendered, msgid=Tokens("s").message_id(lead.email, CAMPAIGN, step_id, "acme.example"),
                            date=AT, unsubscribe=list_unsubscribe(url, "reply@acme.example", "token"))
         assert header_names(data) == EXPECTED_HEADERS
         for line in raw_header_lines(data):
