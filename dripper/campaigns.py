@@ -154,6 +154,10 @@ class Inbound(_Model):
     soft_bounce_window: DurationField = Duration(days=30)
     soft_bounce_retry: DurationField = Duration(days=1)  # a soft-bounced touch goes out again after this
     auto_reply_pause: DurationField = Duration(days=7)  # an out-of-office that names no return date
+    # The receiving mail servers whose Authentication-Results headers are believed (their
+    # authserv-id, e.g. mx.google.com): a message matched to a lead by its From address
+    # alone is applied only when one of them authenticated that address.
+    trusted_authserv_ids: tuple[str, ...] = ()
 
 
 class Reporting(_Model):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -539,23 +540,43 @@ def ingest(app: App, files: tuple[str, ...], dry_run: bool, from_imap: bool, as_
         if as_json:
             for result in results:
                 click.echo(json.dumps(result.as_json(), ensure_ascii=False))
+    unreadable = 0
     for name in files or (() if from_imap else ("-",)):
         try:
-            raw = click.get_binary_stream("stdin").read() if name == "-" else Path(name).read_bytes()
-        except OSError as exc:
-            fail(f"{name}: cannot read: {exc.strerror or exc}", code=1)
-        result = ingestor.ingest(raw, name, instant, dry_run=dry_run)
+            raw = _read_message(name)
+        except OSError as exc:  # this one is reported; the others are still read
+            err.print(f"{name}: cannot read: {exc.strerror or exc}", markup=False, highlight=False)
+            unreadable += 1
+            continue
+        result = ingestor.ingest_each(raw, name, instant, dry_run=dry_run)
         results.append(result)
         if as_json:
             click.echo(json.dumps(result.as_json(), ensure_ascii=False))
-    if as_json:
-        return
+    if not as_json:
+        _print_ingested(results, dry_run)
+    if unreadable:
+        sys.exit(1)
+
+
+def _read_message(name: str) -> bytes:
+    """A message file, or stdin for `-`; read up to one byte over the size limit (what
+    is over it is not read at all: ingest records it as too large)."""
+    from dripper.inbound.parse import MAX_BYTES
+
+    if name == "-":
+        return click.get_binary_stream("stdin").read(MAX_BYTES + 1)
+    with open(name, "rb") as handle:
+        return handle.read(MAX_BYTES + 1)
+
+
+def _print_ingested(results: list[Any], dry_run: bool) -> None:
     table = Table(title="dry run: nothing changed" if dry_run else None, title_justify="left")
     for col in ("file", "kind", "lead", "status", "matched by", "effect"):
         table.add_column(col)
     for r in results:
         effect = "already applied" if r.duplicate else (r.effect or "")
-        table.add_row(r.file, r.kind, r.lead or "", r.status or "", r.matched_by or "", effect)
+        lead = r.lead or (f"unverified: {r.suspected_lead}" if r.suspected_lead else "")
+        table.add_row(r.file, r.kind, lead, r.status or "", r.matched_by or "", effect)
     out.print(table)
 
 

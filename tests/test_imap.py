@@ -19,7 +19,10 @@ def test_polling_ingests_and_moves_messages(dripper_sqlite: Dripper, imap_server
     sent = message_from_bytes(next(Path("outbox").glob("*_ada@lovelace.example.eml")).read_bytes(),
                               policy=policy.default)
     reply = (CORPUS / "reply.eml").read_bytes().replace(b"<MSGID@acme.example>", sent["Message-ID"].encode())
-    unsubscribe = (CORPUS / "unsubscribe-de.eml").read_bytes()
+    to_zoe = message_from_bytes(next(Path("outbox").glob("*_zoe@mueller.example.eml")).read_bytes(),
+                                policy=policy.default)
+    unsubscribe = (CORPUS / "unsubscribe-de.eml").read_bytes().replace(
+        b"Message-ID:", b"In-Reply-To: " + to_zoe["Message-ID"].encode() + b"\nMessage-ID:")
     imap_server.deliver(reply)
     imap_server.deliver(unsubscribe)
     out = dripper_sqlite("ingest", "--imap", "--json", "--at", (T0 + timedelta(days=2)).isoformat(),
@@ -50,8 +53,11 @@ def test_dripper_run_polls_the_mailbox(dripper_sqlite: Dripper, imap_server: Ima
     import sys
     import time
 
+    from test_inbound import authenticated, trust_our_mail_server
+
     dripper_sqlite("leads", "import", "leads.csv", "--at", T0.isoformat())
-    imap_server.deliver((CORPUS / "unsubscribe-de.eml").read_bytes())
+    trust_our_mail_server(dripper_sqlite)  # a removal request that is no reply: believed when authenticated
+    imap_server.deliver(authenticated((CORPUS / "unsubscribe-de.eml").read_text(), "mueller.example").encode())
     env = {**os.environ, "DRIPPER_DATABASE_URL": dripper_sqlite.db_url, "DRIPPER_SECRET": "s",
            "DRIPPER_IMAP_URL": imap_server.url, "DRIPPER_IMAP_INTERVAL": "1", "DRIPPER_TICK_INTERVAL": "30"}
     with open(tmp_path / "run.log", "wb") as log:

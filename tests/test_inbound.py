@@ -49,7 +49,7 @@ def _as_sent_to(template: str, email: str, tmp: Path) -> Path:
     ours = message_from_bytes(_sent_to(email), policy=policy.default)
     verp = ours["Return-Path"].strip("<>")
     text = (CORPUS / template).read_text()
-    text = text.replace("<MSGID@acme.example>", ours["Message-ID"])
+    text = text.replace("<MSGID@acme.example>", ours["Message-ID"]).replace("zoe@mueller.example", email)
     text = re.sub(r"bounces\+t\d+-0{10}@acme\.example", verp, text)
     out = tmp / f"{email}-{template}"
     out.write_text(text)
@@ -82,12 +82,13 @@ def test_hard_bounce_matched_by_verp_suppresses_and_is_idempotent(sent: Dripper,
 
 
 def test_reply_unsubscribe_complaint_and_auto_reply(sent: Dripper, tmp_path: Path) -> None:
+    unsubscribe = _as_sent_to("unsubscribe-de.eml", "zoe@mueller.example", tmp_path)
     results = _ingest(sent, _as_sent_to("reply.eml", "ada@lovelace.example", tmp_path),
-                      _as_sent_to("unsubscribe-de.eml", "zoe@mueller.example", tmp_path),
+                      _replying(unsubscribe, "zoe@mueller.example"),
                       _as_sent_to("ooo-en.eml", "grace@hopper.example", tmp_path))
     assert [(r["kind"], r["lead"], r["matched_by"]) for r in results] == [
         ("reply", "ada@lovelace.example", "in_reply_to"),
-        ("unsubscribe", "zoe@mueller.example", "sender"),
+        ("unsubscribe", "zoe@mueller.example", "in_reply_to"),
         ("auto_reply", "grace@hopper.example", "in_reply_to"),
     ]
     assert _plan(sent, "ada@lovelace.example")["lead"]["status"] == "replied"
@@ -101,8 +102,36 @@ def test_reply_unsubscribe_complaint_and_auto_reply(sent: Dripper, tmp_path: Pat
     assert _plan(sent, "grace@hopper.example")["lead"]["status"] == "complained"
 
 
+def _replying(path: Path, email: str) -> Path:
+    """The message made a reply to what dripper sent to `email` (In-Reply-To its Message-ID)."""
+    ours = message_from_bytes(_sent_to(email), policy=policy.default)
+    text = path.read_text()
+    head, _, body = text.partition("\n\n")
+    path.write_text(f"{head}\nIn-Reply-To: {ours['Message-ID']}\n\n{body}")
+    return path
+
+
+def test_a_removal_request_that_is_not_a_reply_changes_nothing_until_verified(sent: Dripper, tmp_path: Path) -> None:
+    """Matched by its From address alone, anyone could have written it: recorded for a
+    person to see (unknown, with whom it claims to be about), never applied."""
+    [result] = _ingest(sent, _as_sent_to("unsubscribe-de.eml", "zoe@mueller.example", tmp_path))
+    assert (result["kind"], result["lead"], result["matched_by"]) == ("unknown", None, None)
+    assert (result["classified_as"], result["suspected_lead"]) == ("unsubscribe", "zoe@mueller.example")
+    assert "unverified unsubscribe" in result["reason"] and "inbound.trusted_authserv_ids" in result["reason"]
+    assert result["applied"] and result["effect"] == "recorded as unknown (unverified: changed nothing)"
+    assert _plan(sent, "zoe@mueller.example")["lead"]["status"] == "active"
+
+
+def _to_verp(path: Path, email: str) -> Path:
+    """A report sent back to the VERP address of what dripper sent to `email`."""
+    verp = message_from_bytes(_sent_to(email), policy=policy.default)["Return-Path"].strip("<>")
+    path.write_text(path.read_text().replace("To: bounces@acme.example", f"To: {verp}"))
+    return path
+
+
 def test_soft_bounces_retry_then_escalate(sent: Dripper, tmp_path: Path) -> None:
-    base = _as_sent_to("dsn-mailbox-full-522.eml", "zoe@mueller.example", tmp_path).read_text()
+    base = _to_verp(_as_sent_to("dsn-mailbox-full-522.eml", "zoe@mueller.example", tmp_path),
+                    "zoe@mueller.example").read_text()
     files = []
     for i in range(3):
         path = tmp_path / f"soft{i}.eml"
@@ -119,11 +148,7 @@ def test_soft_bounces_retry_then_escalate(sent: Dripper, tmp_path: Path) -> None
 
 
 def test_a_soft_bounced_touch_goes_out_again(sent: Dripper, tmp_path: Path) -> None:
-    dsn = _as_sent_to("dsn-mailbox-full-522.eml", "zoe@mueller.example", tmp_path)
-    text = dsn.read_text().replace("To: bounces@acme.example",
-                                   "To: " + message_from_bytes(_sent_to("zoe@mueller.example"),
-                                                               policy=policy.default)["Return-Path"].strip("<>"))
-    dsn.write_text(text)
+    dsn = _to_verp(_as_sent_to("dsn-mailbox-full-522.eml", "zoe@mueller.example", tmp_path), "zoe@mueller.example")
     [result] = _ingest(sent, dsn)
     assert result["matched_by"] == "verp" and result["touch"]["step"] == "thanks"
     thanks = next(t for t in _plan(sent, "zoe@mueller.example")["touches"] if t["step"] == "thanks")
@@ -180,15 +205,29 @@ def test_return_dates(text: str, expected: str | None) -> None:
     assert (found.isoformat() if found else None) == expected
 
 
+def trust_our_mail_server(dripper: Dripper) -> None:
+    """campaigns.yaml believes the Authentication-Results of mx.acme.example."""
+    campaigns = dripper.root / "campaigns.yaml"
+    campaigns.write_text(campaigns.read_text().replace(
+        "campaigns:\n", "inbound:\n  trusted_authserv_ids: [mx.acme.example]\ncampaigns:\n", 1))
+
+
+def authenticated(text: str, domain: str) -> str:
+    """The message as our receiving server hands it over: DMARC passed for its From domain."""
+    return f"Authentication-Results: mx.acme.example; dmarc=pass header.from={domain}\n{text}"
+
+
 def test_an_out_of_office_with_a_return_date_holds_the_next_touch(sent: Dripper, tmp_path: Path) -> None:
     at = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)  # a Monday
     sent("leads", "add", "nia@new.example", "--stage", "supplier_research", "--at", at.isoformat())
+    trust_our_mail_server(sent)
     ooo = tmp_path / "ooo.eml"
-    ooo.write_text((CORPUS / "ooo-en.eml").read_text().replace("Ada Lovelace <ada@lovelace.example>",
-                                                                "Nia <nia@new.example>").replace(
-        "In-Reply-To: <MSGID@acme.example>\n", ""))  # "until 3 December"
+    ooo.write_text(authenticated((CORPUS / "ooo-en.eml").read_text().replace(
+        "Ada Lovelace <ada@lovelace.example>", "Nia <nia@new.example>").replace(
+        "In-Reply-To: <MSGID@acme.example>\n", ""), "new.example"))  # "until 3 December"
     [result] = _ingest(sent, ooo, at=at)
-    assert (result["kind"], result["lead"], result["matched_by"]) == ("auto_reply", "nia@new.example", "sender")
+    assert (result["kind"], result["lead"], result["matched_by"]) == (
+        "auto_reply", "nia@new.example", "authenticated_sender")
     assert "held until after 2026-12-03" in result["effect"]
     plan = _plan(sent, "nia@new.example")
     assert plan["lead"]["status"] == "active"
@@ -239,9 +278,11 @@ def test_replies_are_forwarded_and_posted_to_the_sales_team(sent: Dripper, tmp_p
 def test_an_out_of_office_without_a_date_pauses_for_a_week(sent: Dripper, tmp_path: Path) -> None:
     at = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)  # a Monday
     sent("leads", "add", "ben@new.example", "--stage", "supplier_research", "--at", at.isoformat())
+    trust_our_mail_server(sent)
     ooo = tmp_path / "ooo.eml"
-    ooo.write_text("From: Ben <ben@new.example>\nTo: sales@acme.example\nSubject: Out of Office\n"
-                   "Auto-Submitted: auto-replied\nMessage-ID: <ooo-b@new.example>\n\nI am away with limited access.\n")
+    ooo.write_text(authenticated("From: Ben <ben@new.example>\nTo: sales@acme.example\nSubject: Out of Office\n"
+                                 "Auto-Submitted: auto-replied\nMessage-ID: <ooo-b@new.example>\n\n"
+                                 "I am away with limited access.\n", "new.example"))
     [result] = _ingest(sent, ooo, at=at)
     assert result["kind"] == "auto_reply" and "held until after 2026-11-29" in result["effect"]
     plan = _plan(sent, "ben@new.example")

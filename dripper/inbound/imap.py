@@ -1,7 +1,12 @@
 """Polling a mailbox over IMAP (TLS): each message is ingested, then moved to a
 "processed" folder, never deleted. Restart-safe: ingesting is idempotent by Message-ID,
 so a message ingested just before a crash, but not yet moved, changes nothing the
-second time."""
+second time.
+
+Each message is processed on its own: one that is too large, too deeply nested or
+otherwise unreadable is recorded as `unknown` with the reason and moved to a quarantine
+folder, and the poll goes on with the next. Only a failure on our side (the database)
+stops a poll, leaving the message where it is for the next one."""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from dripper.inbound import parse
 from dripper.inbound.ingest import Ingested, Ingestor
 
 log = logging.getLogger("dripper.imap")
@@ -29,12 +35,13 @@ class ImapConfig:
     password: str
     mailbox: str
     processed: str
+    quarantine: str  # messages that could not be read within limits
     verify: bool
     batch: int
 
     @classmethod
     def parse(cls, url: str) -> ImapConfig:
-        """`imaps://user:pass@host:993/INBOX?processed=Processed&verify=false&batch=200`"""
+        """`imaps://user:pass@host:993/INBOX?processed=Processed&quarantine=Quarantine&batch=200`"""
         parts = urlsplit(url)
         if parts.scheme not in ("imap", "imaps"):
             raise ValueError(f"DRIPPER_IMAP_URL must start with imaps:// or imap:// (got {parts.scheme or 'nothing'}://)")
@@ -45,6 +52,7 @@ class ImapConfig:
             starttls=not tls and query.get("starttls", "true").lower() in _TRUE,
             username=unquote(parts.username or ""), password=unquote(parts.password or ""),
             mailbox=unquote(parts.path.lstrip("/")) or "INBOX", processed=query.get("processed", "Processed"),
+            quarantine=query.get("quarantine", "Quarantine"),
             verify=query.get("verify", "true").lower() in _TRUE, batch=max(1, int(query.get("batch", "200"))),
         )
 
@@ -87,25 +95,49 @@ def poll(config: ImapConfig, ingestor: Ingestor, at: datetime) -> list[Ingested]
     client = _connect(config)
     results: list[Ingested] = []
     try:
-        client.create(config.processed)  # fails harmlessly when it exists
+        for folder in (config.processed, config.quarantine):
+            client.create(_quoted(folder))  # fails harmlessly when it exists
         status, _ = client.select(_quoted(config.mailbox))
         if status != "OK":
             raise imaplib.IMAP4.error(f"cannot open mailbox {config.mailbox}")
         status, data = client.uid("SEARCH", None, "ALL")
         uids = (data[0] or b"").split()[: config.batch] if status == "OK" else []
         for uid in uids:
-            status, parts = client.uid("FETCH", uid, "(BODY.PEEK[])")
-            raw = next((p[1] for p in parts if isinstance(p, tuple)), None) if status == "OK" else None
-            if raw is None:
+            result = _ingest_one(client, config, ingestor, uid, at)
+            if result is None:
                 continue
-            results.append(ingestor.ingest(raw, f"imap:{config.mailbox}/{uid.decode()}", at))
-            _move(client, uid, _quoted(config.processed))
+            results.append(result)
+            _move(client, uid, _quoted(config.quarantine if result.quarantine else config.processed))
     finally:
         try:
             client.logout()
         except (imaplib.IMAP4.error, OSError):
             pass
     return results
+
+
+def _fetch(client: imaplib.IMAP4, uid: bytes, item: str) -> bytes | None:
+    status, parts = client.uid("FETCH", uid, f"({item})")
+    return next((p[1] for p in parts if isinstance(p, tuple)), None) if status == "OK" else None
+
+
+def _size(client: imaplib.IMAP4, uid: bytes) -> int | None:
+    status, parts = client.uid("FETCH", uid, "(RFC822.SIZE)")
+    if status != "OK":
+        return None
+    answer = b" ".join(p[0] if isinstance(p, tuple) else p for p in parts if isinstance(p, (bytes, tuple)))
+    found = re.search(rb"RFC822\.SIZE (\d+)", answer)
+    return int(found.group(1)) if found else None
+
+
+def _ingest_one(client: imaplib.IMAP4, config: ImapConfig, ingestor: Ingestor, uid: bytes,
+                at: datetime) -> Ingested | None:
+    name = f"imap:{config.mailbox}/{uid.decode()}"
+    size = _size(client, uid)
+    if size is not None and size > parse.MAX_BYTES:  # not fetched whole: its headers tell what it was
+        return ingestor.too_large(_fetch(client, uid, "BODY.PEEK[HEADER]") or b"", size, name, at)
+    raw = _fetch(client, uid, "BODY.PEEK[]")
+    return None if raw is None else ingestor.ingest_each(raw, name, at)
 
 
 def _quoted(name: str) -> str:

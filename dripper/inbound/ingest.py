@@ -1,24 +1,32 @@
-"""Apply inbound messages: classify, match, and act on the lead (once per message)."""
+"""Apply inbound messages: read within limits, classify, match, and act on the lead (once
+per message, and only on proof that the message concerns mail we sent: see match.py)."""
 
 from __future__ import annotations
 
-import hashlib
+import logging
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
-from email import message_from_bytes, policy
+from datetime import UTC, datetime, timedelta
+from email.message import Message
 from email.utils import parseaddr
-from typing import Any, Mapping
+from typing import Any
 
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 
 from dripper.events import apply_event
+from dripper.inbound import parse
 from dripper.inbound.classify import Classification, classify, own_words, text_of
 from dripper.inbound.dates import return_date
 from dripper.inbound.match import Match, match
 from dripper.inbound.notify import Notifier
 from dripper.planner import Planner, hold_until
-from dripper.store import Store, leadrows, touches
+from dripper.store import Store, leadrows
+from dripper.store import touchrows as touch_q
+from dripper.store.db import StoreUnavailable
 from dripper.tokens import Tokens
+
+log = logging.getLogger("dripper.inbound")
 
 # What each kind does to a matched lead (the event it records).
 _EFFECT = {"bounce_hard": "bounced", "complaint": "complained", "unsubscribe": "unsubscribed", "reply": "replied"}
@@ -37,15 +45,18 @@ class Ingested:
     applied: bool = False
     duplicate: bool = False
     effect: str | None = None  # what it did: bounced, replied, soft_bounce (1 of 3), ...
+    # An unverified message: what it looked like and whom it claimed to be about. It is
+    # recorded as `unknown` for a person to look at, and changes no lead.
+    classified_as: str | None = None
+    suspected_lead: str | None = None
+    quarantine: bool = False  # it could not be read within limits: an IMAP poll sets it aside
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def message_key(raw: bytes, message: Any) -> str:
-    """The Message-ID, or a content hash for messages without one: the idempotency key."""
-    value = str(message.get("Message-ID") or "").strip()
-    return value or f"<sha256-{hashlib.sha256(raw).hexdigest()[:40]}@dripper.ingest>"
+    return parse.message_key(raw, message)
 
 
 class Ingestor:
@@ -56,37 +67,81 @@ class Ingestor:
         self.inbound = planner.config.inbound
         self.notifier = notifier
 
+    def ingest_each(self, raw: bytes, file: str, at: datetime, *, dry_run: bool = False) -> Ingested:
+        """`ingest`, for one message of a batch: a message that makes it fail in any way but
+        the database's is recorded as `unknown` (and quarantined), so the batch goes on. A
+        database error is ours, not the message's: it propagates, and the message stays
+        where it is to be read again."""
+        try:
+            return self.ingest(raw, file, at, dry_run=dry_run)
+        except (DBAPIError, StoreUnavailable):
+            raise
+        except Exception as exc:
+            log.exception("inbound message %s could not be processed; recorded as unknown", file)
+            headers = parse.headers_only(raw)
+            reason = f"could not be processed: {type(exc).__name__}: {str(exc)[:200]}"
+            return self._unreadable(parse.Unreadable(headers, parse.message_key(raw, headers), reason), file, at,
+                                    dry_run)
+
+    def too_large(self, head: bytes, size: int, file: str, at: datetime) -> Ingested:
+        """A message over the size limit, known by its header block alone (IMAP tells the
+        size before the message is fetched)."""
+        headers = parse.headers_only(head)
+        reason = f"larger than {parse.MAX_BYTES // (1024 * 1024)} MiB ({size:,} bytes)"
+        return self._unreadable(parse.Unreadable(headers, parse.message_key(head, headers), reason), file, at, False)
+
     def ingest(self, raw: bytes, file: str, at: datetime, *, dry_run: bool = False) -> Ingested:
-        message = message_from_bytes(raw, policy=policy.compat32)
-        key = message_key(raw, message)
+        read = parse.read(raw)
+        if isinstance(read, parse.Unreadable):
+            return self._unreadable(read, file, at, dry_run)
+        message, key = read.message, read.key
         found = classify(message)
         with self.store.begin() as conn:
-            hit = match(conn, message, found, self.tokens)
-            kind = "unknown" if found.kind == "reply" and hit.lead is None else found.kind
-            result = Ingested(
-                file=file, kind=kind, lead=hit.lead["email"] if hit.lead else None, status=found.status,
-                touch={"campaign": hit.touch["campaign"], "step": hit.touch["step_id"]} if hit.touch else None,
-                matched_by=hit.how, reason=found.reason, message_id=key,
-            )
+            hit = match(conn, message, found, self.tokens, self.inbound.trusted_authserv_ids)
+            result = _result(file, key, found, hit)
             if leadrows.event_for_message(conn, key) is not None:
                 result.duplicate = True
                 return result
             if dry_run:
                 return result
-            result.effect = self._apply(conn, message, found, hit, kind, key, at)
+            result.effect = self._apply(conn, message, found, hit, result.kind, key, at)
             result.applied = True
-        if kind == "reply" and self.notifier is not None and self.notifier.active:  # after the commit
-            result.effect = "; ".join([result.effect or "", *self.notifier.reply(result, raw, at)])
+        if self._notify(result):  # after the commit
+            result.effect = "; ".join([result.effect or "", *self.notifier.reply(result, raw, at)])  # type: ignore[union-attr]
         return result
 
-    def _apply(self, conn: Connection, message: Any, found: Classification, hit: Match, kind: str, key: str,
+    def _notify(self, result: Ingested) -> bool:
+        """A person's reply goes to the sales team; so does a reply or removal request that
+        could not be verified, for a person to judge (it changed nothing)."""
+        if self.notifier is None or not self.notifier.active:
+            return False
+        return result.kind == "reply" or (result.suspected_lead is not None
+                                          and result.classified_as in ("reply", "unsubscribe"))
+
+    def _unreadable(self, read: parse.Unreadable, file: str, at: datetime, dry_run: bool) -> Ingested:
+        result = Ingested(file=file, kind="unknown", lead=None, status=None, touch=None, matched_by=None,
+                          reason=f"not read: {read.reason}", message_id=read.key, quarantine=True)
+        with self.store.begin() as conn:
+            if leadrows.event_for_message(conn, read.key) is not None:
+                result.duplicate = True
+            elif not dry_run:
+                leadrows.record_event(conn, None, "unknown", at, "inbound", {
+                    "kind": "unknown", "reason": result.reason, **_sender_and_subject(read.headers)},
+                    message_id=read.key)
+                result.applied, result.effect = True, "recorded as unknown; quarantined"
+        return result
+
+    def _apply(self, conn: Connection, message: Message, found: Classification, hit: Match, kind: str, key: str,
                at: datetime) -> str:
-        detail = {"kind": kind, "status": found.status, "reason": found.reason,
-                  "from": parseaddr(message.get("From") or "")[1], "subject": str(message.get("Subject") or "")[:300],
+        detail = {"kind": kind, "status": found.status, "reason": found.reason, **_sender_and_subject(message),
                   "touch": hit.touch["id"] if hit.touch else None}
-        if hit.lead is None:  # never lost: recorded for a person to look at
+        if not hit.verified:  # never lost, never applied: recorded for a person to look at
+            if hit.lead is not None:
+                detail.update(classified_as=found.kind, suspected_lead=hit.lead["email"],
+                              matched_by=hit.how.value if hit.how else None, unverified=hit.doubt)
             leadrows.record_event(conn, None, "unknown", at, "inbound", detail, message_id=key)
-            return "recorded as unknown"
+            return "recorded as unknown" + (" (unverified: changed nothing)" if hit.lead is not None else "")
+        assert hit.lead is not None
         lead = hit.lead
         if kind in _EFFECT:
             result = apply_event(conn, self.planner, lead, _EFFECT[kind], at, source="inbound", detail=detail,
@@ -96,7 +151,7 @@ class Ingestor:
             return self._soft_bounce(conn, lead, hit.touch, detail, key, at)
         if kind == "auto_reply":  # pauses, never stops: until the return date it names, else a while
             named = return_date(f"{message.get('Subject') or ''}\n{own_words(text_of(message))}", at.date())
-            back = named or (self.inbound.auto_reply_pause.add_to(at, timezone.utc) - timedelta(days=1)).date()
+            back = named or (self.inbound.auto_reply_pause.add_to(at, UTC) - timedelta(days=1)).date()
             held = hold_until(conn, self.planner, lead, back, at)
             detail["back_on"] = back.isoformat()
             detail["back_on_named"] = named is not None
@@ -108,18 +163,38 @@ class Ingestor:
     def _soft_bounce(self, conn: Connection, lead: Mapping[str, Any], touch: Mapping[str, Any] | None,
                      detail: dict[str, Any], key: str, at: datetime) -> str:
         leadrows.record_event(conn, lead["id"], "soft_bounce", at, "inbound", detail, message_id=key)
-        window = self.inbound.soft_bounce_window.add_to(at, timezone.utc) - at
+        window = self.inbound.soft_bounce_window.add_to(at, UTC) - at
         count = leadrows.count_events(conn, lead["id"], "soft_bounce", at - window)
         if count >= self.inbound.soft_bounce_limit:
             apply_event(conn, self.planner, lead, "bounced", at, source="inbound",
                         detail={**detail, "escalated_after_soft_bounces": count})
             return f"bounced ({count} soft bounces within {self.inbound.soft_bounce_window})"
-        if touch is not None and touch["state"] == "sent":  # it did not arrive: send it again later
-            retry = self.inbound.soft_bounce_retry.add_to(at, timezone.utc)
-            conn.execute(update(touches).where(touches.c.id == touch["id"]).values(
-                state="planned", due_at=retry, reason=f"soft_bounce: {detail['status'] or 'temporary'}",
-                claimed_by=None, updated_at=at))
+        if touch is not None:  # it did not arrive: send it again later
+            touch_q.send_again(conn, touch["id"], self.inbound.soft_bounce_retry.add_to(at, UTC),
+                               f"soft_bounce: {detail['status'] or 'temporary'}", at)
         return f"soft_bounce ({count} of {self.inbound.soft_bounce_limit})"
+
+
+def _result(file: str, key: str, found: Classification, hit: Match) -> Ingested:
+    result = Ingested(file=file, kind="unknown", lead=None, status=found.status, touch=None, matched_by=None,
+                      reason=found.reason, message_id=key)
+    if hit.verified:
+        assert hit.lead is not None and hit.how is not None
+        result.kind, result.lead, result.matched_by = found.kind, hit.lead["email"], hit.how.value
+        if hit.touch is not None:
+            result.touch = {"campaign": hit.touch["campaign"], "step": hit.touch["step_id"]}
+    elif found.kind != "unknown":  # it looked like something, but changes nothing
+        result.classified_as = found.kind
+        if hit.lead is None:
+            result.reason = f"{found.reason}; matches no lead"
+        else:
+            result.suspected_lead = hit.lead["email"]
+            result.reason = f"unverified {found.kind.replace('_', ' ')}: {hit.doubt}"
+    return result
+
+
+def _sender_and_subject(message: Message) -> dict[str, str]:
+    return {"from": parseaddr(str(message.get("From") or ""))[1][:320], "subject": str(message.get("Subject") or "")[:300]}
 
 
 __all__ = ["Ingested", "Ingestor", "message_key"]

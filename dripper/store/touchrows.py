@@ -415,3 +415,23 @@ def count_due(conn: Connection, at: datetime, channel: str | None = None, *, up_
 def next_due(conn: Connection, after: datetime) -> datetime | None:
     return conn.scalar(select(func.min(touches.c.due_at)).where(touches.c.state == "planned", touches.c.due_at > after))
 
+
+
+# --- inbound: the touch a bounce or reply is about -------------------------------------------
+
+def by_id(conn: Connection, touch_id: int) -> Mapping[str, Any] | None:
+    row = conn.execute(select(touches).where(touches.c.id == touch_id)).first()
+    return row._mapping if row else None
+
+
+def by_message_id(conn: Connection, message_id: str) -> Mapping[str, Any] | None:
+    """The touch that went out with this Message-ID (ix_touches_message_id)."""
+    row = conn.execute(select(touches).where(touches.c.message_id == message_id).limit(1)).first()
+    return row._mapping if row else None
+
+
+def send_again(conn: Connection, touch_id: int, due: datetime, reason: str, at: datetime) -> bool:
+    """A sent touch that did not arrive (a soft bounce) goes back to the queue, due at `due`."""
+    result = conn.execute(update(touches).where(touches.c.id == touch_id, touches.c.state == "sent").values(
+        state="planned", due_at=due, reason=reason, claimed_by=None, updated_at=at))
+    return bool(result.rowcount)
