@@ -363,3 +363,21 @@ def test_imap_quarantines_what_it_cannot_read_and_goes_on(dripper_sqlite: Drippe
     assert "larger than" in results[1]["reason"]
     assert status(dripper_sqlite, "zoe@mueller.example") == "unsubscribed"
     assert (imap_server.count("INBOX"), imap_server.count("Quarantine"), imap_server.count("Processed")) == (0, 2, 1)
+
+
+def test_an_unverified_removal_request_reaches_a_person(sent: Dripper, tmp_path: Path, smtp_sink) -> None:  # noqa: ANN001
+    """It changes nothing, so the sales team gets it to judge (and to apply by hand)."""
+    campaigns = sent.root / "campaigns.yaml"
+    campaigns.write_text(campaigns.read_text().replace(
+        "campaigns:\n", "inbound:\n  notify:\n    forward_to: team@acme.example\ncampaigns:\n", 1))
+    message = message_from("Zoë <zoe@mueller.example>", "Bitte abmelden", "Keine E-Mails mehr.")
+    path = tmp_path / "unsubscribe.eml"
+    path.write_text(message)
+    out = sent("ingest", str(path), "--json", "--at", AT.isoformat(), DRIPPER_SMTP_URL=smtp_sink.url)
+    result = json.loads(out.stdout)
+    assert result["kind"] == "unknown" and "forwarded to team@acme.example" in result["effect"]
+    [forward] = smtp_sink.messages
+    forwarded = message_from_bytes(forward.data, policy=policy.default)
+    assert forwarded["Subject"] == "Unverified unsubscribe claiming to be from zoe@mueller.example"
+    assert "dripper event zoe@mueller.example unsubscribed" in forwarded.get_body(("plain",)).get_content()
+    assert status(sent, "zoe@mueller.example") == "active"

@@ -45,11 +45,19 @@ class Notifier:
         message = EmailMessage(policy=SMTP)
         message["From"] = sender.from_
         message["To"] = self.notify.forward_to
-        message["Subject"] = f"Reply from {result.lead}: {result.touch['step'] if result.touch else 'lead'}"
+        if result.lead is not None:
+            message["Subject"] = f"Reply from {result.lead}: {result.touch['step'] if result.touch else 'lead'}"
+            note = f"{result.lead} replied; their sequence is stopped. The reply is attached.\n"
+        else:  # it proves nothing: a person decides (`dripper event EMAIL replied|unsubscribed`)
+            message["Subject"] = f"Unverified {result.classified_as} claiming to be from {result.suspected_lead}"
+            note = (f"This {result.classified_as} claims to be from {result.suspected_lead}, but it is no reply to our "
+                    f"mail and its sender is not authenticated, so it changed nothing ({result.reason}). If it is "
+                    f"genuine, record it with `dripper event {result.suspected_lead} "
+                    f"{'unsubscribed' if result.classified_as == 'unsubscribe' else 'replied'}`. It is attached.\n")
         message["Date"] = format_datetime(at)
         message["Message-ID"] = make_msgid(domain=sender.domain)
         message["Auto-Submitted"] = "auto-generated"  # so nothing auto-replies to it in a loop
-        message.set_content(f"{result.lead} replied; their sequence is stopped. The reply is attached.\n")
+        message.set_content(note)
         # message/rfc822 may not be base64-encoded (RFC 2046): attach the parsed message.
         message.add_attachment(message_from_bytes(raw, policy=SMTP))
         transport = make_transport(self.settings.smtp_url, self.settings.outbox_dir, 1)
