@@ -73,6 +73,17 @@ class Store:
                 conn.exec_driver_sql("PRAGMA query_only = OFF")  # the connection goes back to the pool
                 conn.rollback()
 
+    def kept_secret(self) -> str | None:
+        """The secret kept in the database, if one was ever generated (nothing is generated here)."""
+        with self.begin() as conn:
+            value = conn.scalar(select(meta.c.value).where(meta.c.key == "secret"))
+        return str(value) if value else None
+
+    def forget_kept_secret(self) -> bool:
+        """Delete the secret kept in the database; whether there was one."""
+        with self.begin() as conn:
+            return conn.execute(meta.delete().where(meta.c.key == "secret")).rowcount > 0
+
     def secret(self) -> str:
         """The token-signing secret: generated on first use and shared by every worker."""
         with self.begin() as conn:
