@@ -37,6 +37,8 @@ class Tokens:
     """Signs with `secret`; verifies with it and with each of the `old` (retired) secrets."""
 
     def __init__(self, secret: str, old: Iterable[str] = ()):
+        if isinstance(old, str):  # one string would be taken as its characters, each a "secret"
+            raise TypeError("Tokens(old=...) wants a sequence of secrets, not one string")
         keys = (secret, *dict.fromkeys(k for k in old if k and k != secret))
         # itsdangerous signs with the last key of a list and tries them all, the last first.
         verifying = list(reversed(keys))

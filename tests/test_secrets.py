@@ -116,6 +116,8 @@ def test_tokens_sign_with_the_current_secret_and_verify_with_the_old_ones_too() 
     assert rotated.read_bounce_address(stranger.bounce_address(7, "bounces@acme.example")) is None
     assert Tokens("second-secret").read(token) is None
     assert Tokens("second-secret", old=()).read_bounce_address(verp) is None
+    with pytest.raises(TypeError):
+        Tokens("second-secret", old="first-secret")
 
 
 def test_old_secrets_from_the_environment_and_the_command_line() -> None:
