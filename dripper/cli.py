@@ -22,7 +22,7 @@ from dripper.campaigns import CampaignFile
 from dripper.clock import Clock, clock_at, parse_instant
 from dripper.errors import ConfigError, UsageError
 from dripper.leads import full_name
-from dripper.settings import Settings, from_env
+from dripper.settings import Settings, from_env, secret_list
 from dripper.store import Store, StoreUnavailable, open_store
 from dripper.store import leadrows
 
@@ -95,6 +95,9 @@ AT = click.option("--at", "at", metavar="ISO-8601", help="The instant this happe
 @click.option("--smtp-url", envvar="DRIPPER_SMTP_URL", help="smtp://user:pass@host:port [DRIPPER_SMTP_URL]; unset = ./outbox/.")
 @click.option("--base-url", envvar="DRIPPER_BASE_URL", help="Public URL of `dripper serve` [DRIPPER_BASE_URL].")
 @click.option("--secret", envvar="DRIPPER_SECRET", help="Token-signing key [DRIPPER_SECRET; default: generated, kept in the database].")
+@click.option("--secret-old", "secret_old", envvar="DRIPPER_SECRET_OLD", multiple=True, metavar="SECRETS",
+              help="Retired signing keys that still verify links and bounce addresses, separated by commas or "
+                   "whitespace; repeatable [DRIPPER_SECRET_OLD].")
 @click.option("-v", "--verbose", count=True, help="More log output.")
 @click.option("--log-format", envvar="DRIPPER_LOG_FORMAT", type=click.Choice(["text", "json"], case_sensitive=False),
               help="Log lines as text, or one JSON object each [DRIPPER_LOG_FORMAT; default: text].")
@@ -105,6 +108,7 @@ def main(ctx: click.Context, verbose: int, **options: Any) -> None:
 
     if options.get("base_url"):
         options["base_url"] = options["base_url"].rstrip("/")
+    options["secret_old"] = tuple(s for text in options.get("secret_old") or () for s in secret_list(text)) or None
     for console in (out, err):  # piped output: whole lines rather than cells wrapped at 80 columns
         console.width = None if console.is_terminal else 200  # type: ignore[assignment]
     app = App(from_env().with_options(**options))
@@ -517,11 +521,11 @@ def ingest(app: App, files: tuple[str, ...], dry_run: bool, from_imap: bool, as_
     """Classify inbound RFC 5322 messages (bounces, complaints, replies...) and apply them."""
     from dripper.inbound import Ingestor
     from dripper.inbound.notify import Notifier
-    from dripper.tokens import Tokens
+    from dripper.tokens import tokens_for
 
     loaded = app.loaded()
     store = app.store()
-    ingestor = Ingestor(store, loaded.planner, Tokens(app.settings.secret or store.secret()),
+    ingestor = Ingestor(store, loaded.planner, tokens_for(app.settings, store),
                         Notifier(loaded.campaigns, app.settings))
     instant = _instant(at) or _clock(None).now()
     results = []
@@ -592,13 +596,13 @@ def serve(app: App, host: str, port: int, at: str | None) -> None:
     and the read-only dashboard at /dashboard (set DRIPPER_DASHBOARD_TOKEN)."""
     import uvicorn
 
-    from dripper.tokens import Tokens
+    from dripper.tokens import tokens_for
     from dripper.web import WebContext, create_app
 
     clock = _clock(at)
     loaded = app.loaded()
     store = app.store()
-    tokens = Tokens(app.settings.secret or store.secret())
+    tokens = tokens_for(app.settings, store)
     web = create_app(WebContext(store, loaded, tokens, clock, app.settings.api_token, app.settings,
                                 metrics_token=app.settings.metrics_token,
                                 dashboard_token=app.settings.dashboard_token))
@@ -1017,6 +1021,55 @@ def report(app: App, as_json: bool, csv_file: Path | None, html_file: Path | Non
     else:
         for table in report_formats.tables(data):
             out.print(table)
+
+
+# --- secret ---------------------------------------------------------------------------
+@main.group(name="secret")
+def secret_group() -> None:
+    """Where the token-signing secret lives, and retiring the one kept in the database."""
+
+
+@secret_group.command(name="status")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@pass_app
+def secret_status(app: App, as_json: bool) -> None:
+    """Which secret signs, how many retired ones still verify, and who can read the SQLite file.
+    Prints no secret."""
+    from dripper.store.db import open_to_others, sqlite_path
+    from dripper.tokens import signing_keys
+
+    store = app.store()
+    keys = signing_keys(app.settings, store)
+    path = sqlite_path(store)
+    mode = open_to_others(path) if path is not None else None
+    data = {"signing": "DRIPPER_SECRET" if keys.from_env else "database", "verifying_old": len(keys.old),
+            "database_secret_verifies": keys.kept_verifies,
+            "database_file": None if path is None else {"path": str(path), "private": mode is None,
+                                                        **({"mode": f"{mode:04o}"} if mode is not None else {})}}
+    if as_json:
+        click.echo(json.dumps(data))
+        return
+    signing = "DRIPPER_SECRET" if keys.from_env else "the secret kept in the database (DRIPPER_SECRET is unset)"
+    out.print(f"signing with: {signing}", markup=False)
+    kept = " (one of them the secret kept in the database)" if keys.kept_verifies else ""
+    out.print(f"retired secrets that still verify: {len(keys.old)}{kept}", markup=False)
+    if path is not None:
+        state = "readable by its owner only" if mode is None else f"mode {mode:04o}, others can read it: chmod 600 {path}"
+        out.print(f"database file: {path}: {state}", markup=False)
+
+
+@secret_group.command(name="retire-kept")
+@pass_app
+def secret_retire_kept(app: App) -> None:
+    """Delete the secret kept in the database, once DRIPPER_SECRET is set: links and bounce
+    addresses signed with it stop working (list it in DRIPPER_SECRET_OLD first to keep them)."""
+    if not app.settings.secret:
+        fail("DRIPPER_SECRET is unset, so the secret kept in the database is the one that signs: set "
+             "DRIPPER_SECRET first", code=1)
+    if app.store().forget_kept_secret():
+        out.print("deleted the secret kept in the database: what was signed with it no longer verifies", markup=False)
+    else:
+        out.print("no secret is kept in the database", markup=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

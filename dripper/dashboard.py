@@ -12,22 +12,31 @@ timeline, the call list. Server-rendered HTML with inline CSS and SVG charts
 
 Protection: DRIPPER_DASHBOARD_TOKEN. Unset, the dashboard is off (403). Set, a page wants
 either `Authorization: Bearer TOKEN` (scripts) or the session cookie that logging in with
-the token sets: signed with the token-signing secret, HttpOnly, SameSite=Strict, scoped to
-/dashboard, expiring after SESSION. Nothing here writes to the database.
+the token sets: a random session id, HttpOnly, SameSite=Strict, scoped to /dashboard. The
+session itself is a row in the database (`dashboard_sessions`: the id's SHA-256, issued,
+expires after SESSION, ended), so logging out ends it on the server, for every `serve`
+process and across restarts. Wrong tokens (login form or Bearer) are counted per client
+address: LOCKOUT.limit of them within LOCKOUT.window lock that client out for LOCKOUT.lock
+(429 with Retry-After, whatever token it sends meanwhile).
+
+The pages read only. What writes to the database here: logging in and out (the session
+rows) and wrong tokens (the failed-login counts).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import re
+import secrets
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from enum import Enum
 from html import escape
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
-from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -39,7 +48,7 @@ from dripper.campaigns import CampaignFile
 from dripper.clock import Clock
 from dripper.leads import full_name
 from dripper.planner import Planner
-from dripper.store import STATES, callrows, dashrows, leadrows
+from dripper.store import STATES, Store, callrows, dashrows, leadrows, sessionrows
 from dripper.store import touchrows as touch_q
 from dripper.timing import Duration
 
@@ -47,6 +56,9 @@ if TYPE_CHECKING:
     from dripper.web import WebContext
 
 SESSION = timedelta(hours=12)  # a working day: long enough not to nag, short enough for a lost laptop
+# 5 wrong tokens in 15 minutes lock a client out for 15 minutes: a person who mistyped waits a
+# little; a guesser gets 480 guesses a day per address, nothing against a random token.
+LOCKOUT = sessionrows.Lockout(limit=5, window=timedelta(minutes=15), lock=timedelta(minutes=15))
 COOKIE = "dripper_dashboard"
 WINDOW_DAYS = 7
 RECENT_EVENTS = 50
@@ -131,34 +143,101 @@ class BadInput(Exception):
 
 # --- sessions -----------------------------------------------------------------------------
 
+_SESSION_ID = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
+
+
 @dataclass(frozen=True)
 class Sessions:
-    """Signed session cookies. A cookie holds its expiry instant and a keyed fingerprint of
-    the token it was issued for, so changing DRIPPER_DASHBOARD_TOKEN (or the secret) ends
-    every session, and the cookie tells nothing about the token."""
+    """Dashboard sessions, kept in the database. The cookie holds a random session id; the
+    table holds its SHA-256 (a copy of the table opens nothing), and a MAC of the dashboard
+    token keyed by the id, so changing DRIPPER_DASHBOARD_TOKEN ends every session."""
 
-    serializer: URLSafeSerializer
-    fingerprint: str
+    store: Store
+    token: str
     clock: Clock
 
-    @classmethod
-    def make(cls, token: str, secret: str, clock: Clock) -> Sessions:
-        fingerprint = hmac.new(secret.encode(), b"dripper.dashboard\0" + token.encode(), hashlib.sha256).hexdigest()
-        return cls(URLSafeSerializer(secret, salt="dripper.dashboard"), fingerprint[:32], clock)
+    def _token_mac(self, session_id: str) -> str:
+        return hmac.new(session_id.encode(), b"dripper.dashboard\0" + self.token.encode(), hashlib.sha256).hexdigest()
 
     def issue(self) -> str:
-        return self.serializer.dumps([self.fingerprint, int((self.clock.now() + SESSION).timestamp())])
+        """A new session; the cookie's value."""
+        session_id = secrets.token_urlsafe(32)
+        now = self.clock.now()
+        with self.store.begin() as conn:
+            sessionrows.add_session(conn, _id_hash(session_id), self._token_mac(session_id), now, now + SESSION)
+        return session_id
 
     def valid(self, cookie: str | None) -> bool:
-        if not cookie or len(cookie) > 512:
+        if not cookie or not _SESSION_ID.fullmatch(cookie):
             return False
-        try:
-            fingerprint, expires = self.serializer.loads(cookie)
-        except (BadSignature, ValueError, TypeError):
-            return False
-        return (isinstance(fingerprint, str) and isinstance(expires, int)
-                and hmac.compare_digest(fingerprint.encode(), self.fingerprint.encode())
-                and self.clock.now().timestamp() < expires)
+        with self.store.begin() as conn:
+            row = sessionrows.session(conn, _id_hash(cookie))
+        return (row is not None and row["ended_at"] is None and self.clock.now() < row["expires_at"]
+                and hmac.compare_digest(row["token_mac"], self._token_mac(cookie)))
+
+    def end(self, cookie: str | None) -> None:
+        """Logged out: the session is over for whoever holds a copy of the cookie."""
+        if cookie and _SESSION_ID.fullmatch(cookie):
+            with self.store.begin() as conn:
+                sessionrows.end_session(conn, _id_hash(cookie), self.clock.now())
+
+
+def _id_hash(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode()).hexdigest()
+
+
+class Outcome(Enum):
+    RIGHT = "right"
+    WRONG = "wrong"
+    LOCKED = "locked"  # too many wrong tokens from this client: the token was not even looked at
+
+
+@dataclass(frozen=True)
+class Attempt:
+    outcome: Outcome
+    retry_after: int = 0  # seconds, when locked
+
+
+@dataclass(frozen=True)
+class Logins:
+    """Token checks with a lockout per client address (LOCKOUT), counted in the database so
+    that every `serve` process agrees."""
+
+    store: Store
+    token: str
+    clock: Clock
+
+    def check(self, client: str, given: object) -> Attempt:
+        now = self.clock.now()
+        with self.store.begin() as conn:
+            # A locked-out client gets the same answer for the right token and a wrong one.
+            if (until := sessionrows.locked_until(conn, client, now)) is not None:
+                return Attempt(Outcome.LOCKED, _seconds(until - now))
+            if isinstance(given, str) and same_token(given, self.token):
+                sessionrows.clear_failures(conn, client)
+                return Attempt(Outcome.RIGHT)
+            if (until := sessionrows.record_failure(conn, client, now, LOCKOUT)) is not None:
+                return Attempt(Outcome.LOCKED, _seconds(until - now))
+        return Attempt(Outcome.WRONG)
+
+
+def _seconds(delta: timedelta) -> int:
+    return max(1, int(delta.total_seconds() + 0.999))
+
+
+def client_address(request: Request) -> str:
+    """Who is trying: the client's IP address (uvicorn takes it from X-Forwarded-For when the
+    proxy is trusted). An IPv6 client counts by its /64, which one host usually has whole."""
+    host = request.client.host if request.client else ""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host[:64] or "unknown"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 def same_token(given: str, token: str) -> bool:
@@ -556,10 +635,8 @@ def dashboard_routes(ctx: WebContext) -> list[BaseRoute]:
     zone_name = config.defaults.timezone
     layout = Layout(timing.zone(zone_name), zone_name)
     token = ctx.dashboard_token or None
-    sessions = None
-    if token is not None:  # the key of web tokens: DRIPPER_SECRET, or the one kept in the database
-        secret = (ctx.settings.secret if ctx.settings else None) or ctx.store.secret()
-        sessions = Sessions.make(token, secret, ctx.clock)
+    sessions = Sessions(ctx.store, token, ctx.clock) if token is not None else None
+    logins = Logins(ctx.store, token, ctx.clock) if token is not None else None
 
     def disabled() -> Response:
         return layout.page("Dashboard disabled", "<p>The dashboard is off. To turn it on, set "
@@ -580,15 +657,25 @@ def dashboard_routes(ctx: WebContext) -> list[BaseRoute]:
             response.headers["WWW-Authenticate"] = 'Bearer realm="dripper dashboard"'
         return response
 
+    def refused(attempt: Attempt, target: str) -> Response:
+        """What a wrong token, or any token from a locked-out client, gets."""
+        if attempt.outcome is Outcome.LOCKED:
+            minutes = (attempt.retry_after + 59) // 60
+            response = login_page(target, status=429, message="Too many wrong tokens from your address: try again "
+                                  f"in {minutes} minute{'s' if minutes != 1 else ''}.")
+            response.headers["Retry-After"] = str(attempt.retry_after)
+            return response
+        return login_page(target, status=401, message="That token is not valid.")
+
     def gate(request: Request) -> Response | None:
         """None when the request may see the page; else what to answer instead."""
-        if token is None or sessions is None:
+        if token is None or sessions is None or logins is None:
             return disabled()
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         given = _bearer(request)
         if given is not None:
-            return None if same_token(given, token) else login_page(target, status=401,
-                                                                    message="That token is not valid.")
+            attempt = logins.check(client_address(request), given)
+            return None if attempt.outcome is Outcome.RIGHT else refused(attempt, target)
         if sessions.valid(request.cookies.get(COOKIE)):
             return None
         ended = "Your session has ended: log in again." if COOKIE in request.cookies else ""
@@ -596,7 +683,7 @@ def dashboard_routes(ctx: WebContext) -> list[BaseRoute]:
 
     def guarded(render: Callable[[Request, datetime], Response]) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
-            if (denied := gate(request)) is not None:
+            if (denied := await run_in_threadpool(gate, request)) is not None:
                 return denied
             try:
                 return await run_in_threadpool(render, request, ctx.clock.now())
@@ -677,19 +764,23 @@ def dashboard_routes(ctx: WebContext) -> list[BaseRoute]:
                            now=now)
 
     async def login(request: Request) -> Response:
-        if token is None or sessions is None:
+        if token is None or sessions is None or logins is None:
             return disabled()
         form = await request.form()
         given, target = form.get("token"), safe_next(str(form.get("next") or "/dashboard"))
-        if not isinstance(given, str) or not same_token(given, token):
-            return login_page(target, status=401, message="That token is not valid.")
+        attempt = await run_in_threadpool(logins.check, client_address(request), given)
+        if attempt.outcome is not Outcome.RIGHT:
+            return refused(attempt, target)
+        session = await run_in_threadpool(sessions.issue)
         response = RedirectResponse(target, status_code=303, headers=_HEADERS)
         seconds = int(SESSION.total_seconds())
-        response.set_cookie(COOKIE, sessions.issue(), max_age=seconds, expires=seconds, path="/dashboard",
+        response.set_cookie(COOKIE, session, max_age=seconds, expires=seconds, path="/dashboard",
                             httponly=True, samesite="strict", secure=request.url.scheme == "https")
         return response
 
     async def logout(request: Request) -> Response:
+        if sessions is not None:  # ended on the server: a copy of the cookie opens nothing any more
+            await run_in_threadpool(sessions.end, request.cookies.get(COOKIE))
         response = RedirectResponse("/dashboard", status_code=303, headers=_HEADERS)
         response.delete_cookie(COOKIE, path="/dashboard", httponly=True, samesite="strict",
                                secure=request.url.scheme == "https")
@@ -705,5 +796,5 @@ def dashboard_routes(ctx: WebContext) -> list[BaseRoute]:
     ]
 
 
-__all__ = ["SESSION", "COOKIE", "Sessions", "BadInput", "dashboard_routes", "due_soon", "explain", "safe_next",
-           "same_token"]
+__all__ = ["SESSION", "COOKIE", "LOCKOUT", "Sessions", "Logins", "Attempt", "Outcome", "client_address", "BadInput",
+           "dashboard_routes", "due_soon", "explain", "safe_next", "same_token"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -17,6 +18,9 @@ class Settings:
     smtp_url: str | None = None  # None = file outbox
     base_url: str = "http://127.0.0.1:8000"
     secret: str | None = None  # None = generated once and kept in the database
+    # Retired secrets: still accepted when verifying links, bounce addresses and test tokens,
+    # never used to sign anything new (DRIPPER_SECRET_OLD, comma- or whitespace-separated).
+    secret_old: tuple[str, ...] = ()
     api_token: str | None = None  # enables POST /inbound and /events on `dripper serve`
     metrics_token: str | None = None  # set: GET /metrics on `dripper serve` wants it as a Bearer token
     dashboard_token: str | None = None  # set: enables the read-only dashboard on `dripper serve`
@@ -41,7 +45,12 @@ class Settings:
 
     def with_options(self, **options: object) -> Settings:
         """Settings with every non-None option applied (CLI flags beat the environment)."""
-        return replace(self, **{k: v for k, v in options.items() if v is not None})
+        return replace(self, **{k: v for k, v in options.items() if v is not None})  # type: ignore[arg-type]
+
+
+def secret_list(text: str | None) -> tuple[str, ...]:
+    """Secrets written as one string, separated by commas or whitespace (DRIPPER_SECRET_OLD)."""
+    return tuple(part for part in re.split(r"[\s,]+", text or "") if part)
 
 
 def from_env(env: Mapping[str, str] | None = None) -> Settings:
@@ -73,6 +82,8 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
     for var, name in paths.items():
         if env.get(var):
             values[name] = Path(env[var])
+    if secret_list(env.get("DRIPPER_SECRET_OLD")):
+        values["secret_old"] = secret_list(env["DRIPPER_SECRET_OLD"])
     if env.get("DRIPPER_MAX_IN_FLIGHT"):
         values["max_in_flight"] = max(1, int(env["DRIPPER_MAX_IN_FLIGHT"]))
     if env.get("DRIPPER_RENDER_PROCESSES"):

@@ -1,16 +1,29 @@
 """Signed unsubscribe/preference tokens (itsdangerous): they carry the lead and the
-campaign, and cannot be forged or moved to another lead without the secret."""
+campaign, and cannot be forged or moved to another lead without the secret.
+
+Rotation: everything new is signed with the current secret; links, test tokens and VERP
+bounce addresses signed with a retired secret (DRIPPER_SECRET_OLD) still verify, so the
+links in mail already sent keep working for as long as the old secret is listed. Tokens
+carry no expiry: an unsubscribe link works as long as its secret is current or listed.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
+if TYPE_CHECKING:
+    from dripper.settings import Settings
+    from dripper.store import Store
 
+log = logging.getLogger("dripper.tokens")
 _VERP = re.compile(r"\+t(\d{1,18})-([0-9a-f]{10})$")
 
 
@@ -21,13 +34,21 @@ class TokenData:
 
 
 class Tokens:
-    def __init__(self, secret: str):
-        self._serializer = URLSafeSerializer(secret, salt="dripper.unsubscribe")
+    """Signs with `secret`; verifies with it and with each of the `old` (retired) secrets."""
+
+    def __init__(self, secret: str, old: Iterable[str] = ()):
+        if isinstance(old, str):  # one string would be taken as its characters, each a "secret"
+            raise TypeError("Tokens(old=...) wants a sequence of secrets, not one string")
+        keys = (secret, *dict.fromkeys(k for k in old if k and k != secret))
+        # itsdangerous signs with the last key of a list and tries them all, the last first.
+        verifying = list(reversed(keys))
+        self._serializer = URLSafeSerializer(verifying, salt="dripper.unsubscribe")
         # Test sends and previews (`preview --to/--open`) get tokens of their own kind: signed
         # with another salt, a test token can never be read as a lead's token (not by this
         # code, nor by a version that does not know test tokens: it gets a 404 there).
-        self._test_serializer = URLSafeSerializer(secret, salt="dripper.test-send")
-        self._verp_key = hashlib.sha256(b"dripper.verp\0" + secret.encode()).digest()
+        self._test_serializer = URLSafeSerializer(verifying, salt="dripper.test-send")
+        self._verp_keys = tuple(hashlib.sha256(b"dripper.verp\0" + k.encode()).digest() for k in keys)
+        # Message-IDs are made, never verified (inbound looks them up among the sent touches).
         self._message_id_key = hashlib.sha256(b"dripper.message-id\0" + secret.encode()).digest()
 
     def message_id(self, lead_email: str, campaign: str, step_id: str, domain: str) -> str:
@@ -40,12 +61,13 @@ class Tokens:
 
     # VERP: the envelope sender of each message names its touch, so a bounce maps to its
     # lead and touch without guessing. Lower-case hex: some MTAs fold local-part case.
-    def _verp_mac(self, touch_id: int) -> str:
-        return hmac.new(self._verp_key, str(touch_id).encode(), hashlib.sha256).hexdigest()[:10]
+    @staticmethod
+    def _verp_mac(key: bytes, touch_id: int) -> str:
+        return hmac.new(key, str(touch_id).encode(), hashlib.sha256).hexdigest()[:10]
 
     def bounce_address(self, touch_id: int, mailbox: str) -> str:
         local, _, domain = mailbox.rpartition("@")
-        return f"{local}+t{touch_id}-{self._verp_mac(touch_id)}@{domain}"
+        return f"{local}+t{touch_id}-{self._verp_mac(self._verp_keys[0], touch_id)}@{domain}"
 
     def read_bounce_address(self, address: str) -> int | None:
         """The touch id a VERP address names, or None if it is not ours or was tampered with."""
@@ -54,7 +76,8 @@ class Tokens:
         if not match:
             return None
         touch_id = int(match.group(1))
-        return touch_id if hmac.compare_digest(match.group(2), self._verp_mac(touch_id)) else None
+        signed = any(hmac.compare_digest(match.group(2), self._verp_mac(key, touch_id)) for key in self._verp_keys)
+        return touch_id if signed else None
 
     def make(self, lead_id: int, campaign: str) -> str:
         return self._serializer.dumps([lead_id, campaign])
@@ -79,3 +102,42 @@ def _read(serializer: URLSafeSerializer, token: str) -> TokenData | None:
     if not isinstance(lead_id, int) or not isinstance(campaign, str):
         return None
     return TokenData(lead_id, campaign)
+
+
+@dataclass(frozen=True)
+class SigningKeys:
+    """The secret that signs, the retired ones that still verify, and where they came from."""
+
+    current: str
+    old: tuple[str, ...] = ()
+    from_env: bool = False  # current is DRIPPER_SECRET (else: the one kept in the database)
+    kept_verifies: bool = False  # DRIPPER_SECRET is set, and the database-kept secret is one of `old`
+
+    def tokens(self) -> Tokens:
+        return Tokens(self.current, old=self.old)
+
+
+def signing_keys(settings: Settings, store: Store) -> SigningKeys:
+    """DRIPPER_SECRET signs when it is set; else the secret kept in the database (generated on
+    first use). Verifying also accepts DRIPPER_SECRET_OLD and, while DRIPPER_SECRET is set,
+    the secret kept in the database: a project that ran on the generated secret and then
+    sets DRIPPER_SECRET keeps the links it already sent working (`dripper secret retire-kept`
+    ends that)."""
+    if not settings.secret:
+        current = store.secret()
+        return SigningKeys(current, _others(settings.secret_old, current))
+    if re.search(r"[\s,]", settings.secret):
+        log.warning("DRIPPER_SECRET contains a comma or whitespace: once rotated out it cannot be listed in "
+                    "DRIPPER_SECRET_OLD (which those separate); prefer a secret without them")
+    kept = store.kept_secret()
+    old = _others((*settings.secret_old, *((kept,) if kept else ())), settings.secret)
+    return SigningKeys(settings.secret, old, from_env=True, kept_verifies=kept is not None and kept in old)
+
+
+def tokens_for(settings: Settings, store: Store) -> Tokens:
+    """The Tokens of this project: what every command that verifies links or bounces uses."""
+    return signing_keys(settings, store).tokens()
+
+
+def _others(secrets: Iterable[str], current: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(s for s in secrets if s and s != current))

@@ -72,10 +72,10 @@ class Worker:
         from dripper.inbound import Ingestor
         from dripper.inbound.imap import ImapConfig, poll
         from dripper.inbound.notify import Notifier
-        from dripper.tokens import Tokens
+        from dripper.tokens import tokens_for
 
         loaded = self.watcher.refresh()
-        ingestor = Ingestor(self.store, loaded.planner, Tokens(self.settings.secret or self.store.secret()),
+        ingestor = Ingestor(self.store, loaded.planner, tokens_for(self.settings, self.store),
                             Notifier(loaded.campaigns, self.settings))
         try:
             config = ImapConfig.parse(self.settings.imap_url or "")

@@ -317,7 +317,8 @@ def test_without_a_token_the_dashboard_is_off(dripper: Dripper, clock: Any) -> N
     store.dispose()
 
 
-def test_login_sets_a_signed_expiring_strict_cookie(client: TestClient, clock: Any) -> None:
+def test_login_sets_an_expiring_strict_session_cookie(client: TestClient, clock: Any,
+                                                      seeded: tuple[Dripper, dict[str, int]]) -> None:
     first = client.get("/dashboard")
     assert first.status_code == 200 and "name='token'" in first.text and "set-cookie" not in first.headers
     assert "literature-follow-up" not in first.text
@@ -338,13 +339,16 @@ def test_login_sets_a_signed_expiring_strict_cookie(client: TestClient, clock: A
     for name, value in {"Content-Security-Policy": "default-src 'none'", "Cache-Control": "no-store"}.items():
         assert value in page.headers[name]
 
-    # The cookie is signed: tampered with, or made for another token, it is no session.
+    # The cookie names a session kept on the server: altered, or a session of another token
+    # (DRIPPER_DASHBOARD_TOKEN changed since), it is no session.
     good = client.cookies["dripper_dashboard"]
-    payload, _, signature = good.rpartition(".")
     from dripper.dashboard import Sessions
+    from dripper.store import open_store
 
-    for forged in (payload + "." + signature[::-1], Sessions.make("other-token", "test-secret", clock).issue(),
-                   Sessions.make(TOKEN, "other-secret", clock).issue(), "garbage", "x" * 5000):
+    store = open_store(seeded[0].db_url)
+    other_token = Sessions(store, "other-token", clock).issue()
+    store.dispose()
+    for forged in (good[::-1], good[:-1] + ("A" if good[-1] != "A" else "B"), other_token, "garbage", "x" * 5000):
         client.cookies.clear()
         client.cookies.set("dripper_dashboard", forged)
         response = client.get("/dashboard/calls")
@@ -387,6 +391,110 @@ def test_bearer_tokens_next_and_logout(client: TestClient) -> None:
     assert client.post("/dashboard").status_code == 405
     assert client.delete("/dashboard/leads/1").status_code == 405
     assert client.head("/dashboard").status_code == 200
+
+
+def sessions_in_db(store: Any) -> list[dict[str, Any]]:
+    from sqlalchemy import select
+
+    from dripper.store.tables import dashboard_sessions
+
+    with store.begin() as conn:
+        return [dict(r) for r in conn.execute(select(dashboard_sessions)).mappings()]
+
+
+def test_logout_ends_the_session_on_the_server(seeded: tuple[Dripper, dict[str, int]], clock: Any) -> None:
+    """A copy of the cookie taken before logging out opens nothing after it, on any server
+    of the same database; a restart keeps sessions; expired ones are deleted."""
+    dripper, _ = seeded
+    first, first_store = make_client(dripper, TOKEN, clock)
+    second, second_store = make_client(dripper, TOKEN, clock)  # another `serve` process, or the same restarted
+    with first, second:
+        logged_in(first)
+        copied = first.cookies["dripper_dashboard"]
+        second.cookies.set("dripper_dashboard", copied)
+        assert "Marcus" in second.get("/dashboard/calls").text  # the session is the database's
+
+        assert first.post("/dashboard/logout", follow_redirects=False).status_code == 303
+        for replay in (first, second):
+            replay.cookies.clear()
+            replay.cookies.set("dripper_dashboard", copied)
+            page = replay.get("/dashboard/calls")
+            assert page.status_code == 200 and "Your session has ended" in page.text and "Marcus" not in page.text
+
+        [row] = sessions_in_db(first_store)
+        assert copied not in str(row)  # the table holds a hash of the session id, not the cookie
+        assert (row["issued_at"], row["expires_at"], row["ended_at"]) == (SERVE_AT, SERVE_AT + timedelta(hours=12),
+                                                                          SERVE_AT)
+
+        # Expired sessions are deleted when the next one is issued.
+        first.cookies.clear()
+        logged_in(first)
+        assert len(sessions_in_db(first_store)) == 2
+        clock.advance(timedelta(hours=12))
+        logged_in(first)
+        assert [r["issued_at"] for r in sessions_in_db(first_store)] == [SERVE_AT + timedelta(hours=12)]
+    first_store.dispose()
+    second_store.dispose()
+
+
+def test_wrong_tokens_lock_the_client_out_for_a_while(seeded: tuple[Dripper, dict[str, int]], clock: Any) -> None:
+    """5 wrong tokens in 15 minutes lock that client address out for 15 minutes: 429 with
+    Retry-After for the right token and a wrong one alike; other clients are not locked."""
+    from dripper import config as config_mod
+    from dripper.settings import Settings
+    from dripper.store import open_store
+    from dripper.tokens import Tokens
+    from dripper.web import WebContext, create_app
+
+    dripper, _ = seeded
+    store = open_store(dripper.db_url)
+    loaded = config_mod.load(Settings(campaigns_path=dripper.root / "campaigns.yaml"))
+    app = create_app(WebContext(store, loaded, Tokens("test-secret"), clock, None, dashboard_token=TOKEN))
+    other_app = create_app(WebContext(store, loaded, Tokens("test-secret"), clock, None, dashboard_token=TOKEN))
+
+    def from_(address: str, server: Any = app) -> TestClient:
+        return TestClient(server, raise_server_exceptions=False, client=(address, 40000), follow_redirects=False)
+
+    def login(client: TestClient, token: str) -> Any:
+        return client.post("/dashboard/login", data={"token": token})
+
+    guesser, colleague = from_("198.51.100.7"), from_("203.0.113.9")
+    with guesser, colleague:
+        clock.advance(timedelta(minutes=20))  # the window starts at the first wrong token, whenever that is
+        for i in range(4):
+            assert login(guesser, f"guess-{i}").status_code == 401
+            clock.advance(timedelta(minutes=3))
+        locking = login(guesser, "guess-4")  # the 5th within 15 minutes (12 so far)
+        assert locking.status_code == 429 and locking.headers["retry-after"] == "900"
+        clock.advance(timedelta(minutes=5))
+        right, wrong = login(guesser, TOKEN), login(guesser, "guess-5")
+        assert right.status_code == wrong.status_code == 429
+        assert right.text == wrong.text and "try again in 10 minutes" in right.text and "set-cookie" not in right.headers
+        assert right.headers["retry-after"] == wrong.headers["retry-after"] == "600"
+        for bearer in (TOKEN, "guess-6"):  # the same for scripts, on any server of the same database
+            response = from_("198.51.100.7", other_app).get("/dashboard/calls", headers={"Authorization": f"Bearer {bearer}"})
+            assert response.status_code == 429 and "Marcus" not in response.text
+        # Another client is not locked out.
+        assert login(colleague, TOKEN).status_code == 303
+        assert colleague.get("/dashboard/calls", follow_redirects=True).status_code == 200
+
+        clock.advance(timedelta(minutes=10, seconds=-1))
+        assert login(guesser, TOKEN).headers["retry-after"] == "1"
+        clock.advance(timedelta(seconds=1))
+        assert login(guesser, TOKEN).status_code == 303  # the lock is over, and the count starts afresh
+        for i in range(4):
+            assert login(guesser, f"again-{i}").status_code == 401
+        assert login(guesser, TOKEN).status_code == 303  # the right token forgets the wrong ones
+        for i in range(4):
+            assert login(guesser, f"more-{i}").status_code == 401
+
+        # Wrong Bearer tokens count too; an IPv6 client counts by its /64.
+        for i in range(5):
+            response = from_("2001:db8:1:2::10").get("/dashboard", headers={"Authorization": f"Bearer guess-{i}"})
+        assert response.status_code == 429
+        assert login(from_("2001:db8:1:2::99"), TOKEN).status_code == 429
+        assert login(from_("2001:db8:1:3::10"), TOKEN).status_code == 303
+    store.dispose()
 
 
 def test_bad_input_gets_4xx_never_5xx(client: TestClient) -> None:

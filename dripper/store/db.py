@@ -1,10 +1,19 @@
-"""Opening the database: engine set-up per dialect and schema migration on first use."""
+"""Opening the database: engine set-up per dialect and schema migration on first use.
+
+A SQLite database holds the token-signing secret (when DRIPPER_SECRET is unset) and the
+leads' personal data, so its file is created readable by its owner only (0600) before
+SQLite first opens it; SQLite gives its -wal, -shm and -journal files the database file's
+mode. An existing file that others can read is left as it is, with a warning.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
+import os
 import secrets
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -15,9 +24,12 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from dripper.store.tables import meta
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD = "0008"  # the newest revision in migrations/versions; a test keeps the two in step
+HEAD = "0009"  # the newest revision in migrations/versions; a test keeps the two in step
 _PG_MIGRATE_LOCK = 0x64726970  # "drip": the advisory lock key that serializes migrations
 _READ_ONLY = "dripper_read_only"  # execution option of Store.read's connections
+PRIVATE = 0o600  # files that hold secrets: the SQLite database, its companions, its lock file
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+log = logging.getLogger("dripper.store")
 
 
 class StoreUnavailable(Exception):
@@ -60,6 +72,17 @@ class Store:
                 conn.rollback()
                 conn.exec_driver_sql("PRAGMA query_only = OFF")  # the connection goes back to the pool
                 conn.rollback()
+
+    def kept_secret(self) -> str | None:
+        """The secret kept in the database, if one was ever generated (nothing is generated here)."""
+        with self.begin() as conn:
+            value = conn.scalar(select(meta.c.value).where(meta.c.key == "secret"))
+        return str(value) if value else None
+
+    def forget_kept_secret(self) -> bool:
+        """Delete the secret kept in the database; whether there was one."""
+        with self.begin() as conn:
+            return conn.execute(meta.delete().where(meta.c.key == "secret")).rowcount > 0
 
     def secret(self) -> str:
         """The token-signing secret: generated on first use and shared by every worker."""
@@ -122,6 +145,53 @@ def _current_revision(conn: Connection) -> str | None:
         return None
 
 
+def sqlite_path(store: Store) -> Path | None:
+    """The SQLite database's file, or None (PostgreSQL, in memory, or a URI filename)."""
+    url = store.engine.url
+    database = url.database
+    if store.is_postgres or not database or database == ":memory:" or url.query.get("uri") or \
+            database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def _create_private(path: Path) -> bool:
+    """Create `path` empty with mode 0600 unless it exists; whether this call created it. The
+    mode is given to open(2) itself, so the file is never readable by others, not even for a
+    moment (the umask can only take bits away). SQLite takes an empty file as a new database."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE))
+    except FileExistsError:
+        return False
+    except OSError:  # no such folder, no permission: SQLite says so in its own words
+        return False
+    return True
+
+
+def open_to_others(path: Path) -> int | None:
+    """The mode of `path` when its group or others may read or write it; else None."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return None
+    return mode if mode & 0o077 else None
+
+
+def _private_sqlite_files(store: Store) -> None:
+    """Create the database file 0600 before SQLite does (SQLite would make it 0644 under the
+    usual umask, and copies the database's mode to its companions); warn about existing
+    files that others can read. Warn, not tighten: a group may read it on purpose (backups),
+    and changing the mode of a file dripper did not create would surprise its owner."""
+    path = sqlite_path(store)
+    if path is None or _create_private(path):
+        return
+    for file in (path, *(Path(f"{path}{suffix}") for suffix in SQLITE_COMPANIONS)):
+        if (mode := open_to_others(file)) is not None:
+            log.warning("%s has mode %04o: other users can read it, and it holds the token-signing secret (unless "
+                        "DRIPPER_SECRET is set) and the leads' personal data; restrict it with: chmod 600 %s",
+                        file, mode, file)
+
+
 @contextlib.contextmanager
 def _sqlite_first_use_lock(store: Store) -> Iterator[None]:
     """SQLite: one process at a time opens the file for the first time and migrates it.
@@ -132,7 +202,8 @@ def _sqlite_first_use_lock(store: Store) -> Iterator[None]:
     if store.is_postgres or not database or database == ":memory:":
         yield
         return
-    with open(f"{database}.migrate-lock", "a+") as handle:
+    # 0600 like the database beside it (the lock file holds nothing, but says it exists).
+    with os.fdopen(os.open(f"{database}.migrate-lock", os.O_RDWR | os.O_CREAT, PRIVATE), "a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -185,6 +256,7 @@ def migrate(store: Store) -> None:
 def open_store(url: str) -> Store:
     """Connect, create or migrate the schema, and return the store."""
     store = Store(make_engine(url))
+    _private_sqlite_files(store)
     try:
         migrate(store)
     except OperationalError as exc:

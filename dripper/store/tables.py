@@ -191,3 +191,24 @@ meta = Table(
     Column("key", String(64), primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+# Dashboard sessions (`dripper.dashboard`): the cookie holds a random session id; only its
+# SHA-256 is kept, so the table opens nothing by itself.
+dashboard_sessions = Table(
+    "dashboard_sessions", metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("token_mac", String(64), nullable=False),  # the dashboard token, MAC keyed by the session id
+    Column("issued_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime),  # logged out
+    Index("ix_dashboard_sessions_expires", "expires_at"),
+)
+
+# Wrong dashboard tokens per client address, for the lockout.
+dashboard_login_failures = Table(
+    "dashboard_login_failures", metadata,
+    Column("client", String(64), primary_key=True),  # an IP address; an IPv6 one by its /64
+    Column("failures", Integer, nullable=False),  # in the window that began at first_failed_at
+    Column("first_failed_at", UTCDateTime, nullable=False),
+    Column("locked_until", UTCDateTime),
+)
