@@ -137,13 +137,18 @@ def _status_in(text: str) -> str | None:
     return next((".".join(m.groups()) for m in _STATUS.finditer(text) if m.group(1) != "2"), None)
 
 
-_ADDRESS = re.compile(r"<?[^\s<>@\"'()\[\]]+@[^\s<>@\"'()\[\]]+>?")
-
-
 def _prose(text: str) -> str:
     """Text to read for words: addresses masked (a recipient called spam@ or dmarc@ says
     nothing about the refusal) and lines joined (servers wrap their answers anywhere)."""
-    return " ".join(_ADDRESS.sub(" (address) ", text).split())
+    return " ".join(_masked(word) for word in text.split())
+
+
+def _masked(word: str) -> str:
+    """A word with the address in it replaced ("FROM:<a@b.example>:" -> "FROM:<(address)")."""
+    at = word.find("@")
+    if at < 0:
+        return word
+    return word[:max(word.rfind(mark, 0, at) for mark in ":<([\"'") + 1] + "(address)"
 
 
 def _refused_not_gone(words: str) -> bool:
@@ -214,10 +219,21 @@ def _per_recipient(report: str) -> list[str]:
     return ["\n".join(lines[a:b]) for a, b in zip(starts, starts[1:] + [len(lines)])]
 
 
-# Where a bounce's own words end and the returned message begins.
-_RETURNED = re.compile(
-    r"^\s*(?:[-=*_]{2,}.*?(?:copy of|original|returned|unsent|undelivered|header)|"
-    r"(?:original message follows|returned message|unsent message below|undelivered message)\W*$)", re.IGNORECASE)
+# Where a bounce's own words end and the returned message begins: a separator line
+# ("------ This is a copy of the message, including all the headers. ------").
+_RETURNED_WORDS = ("copy of", "original", "returned", "unsent", "undelivered", "header")
+_RETURNED_LINES = ("original message follows", "returned message", "unsent message below", "undelivered message")
+
+
+def _starts_returned(line: str) -> bool:
+    line = line.strip().lower()
+    if len(line) > 200:
+        return False
+    if line[:2] in ("--", "==", "**", "__") and any(word in line for word in _RETURNED_WORDS):
+        return True
+    return line.rstrip(" .:-") in _RETURNED_LINES
+
+
 # Headers that only a message has (a bounce's prose may well say "Subject:" or "Date:").
 _HEADER_LINE = re.compile(
     r"^(?:return-path|received|message-id|dkim-signature|domainkey-signature|mime-version|authentication-results|"
@@ -229,7 +245,7 @@ def _own_report(text: str) -> str:
     (its headers and body can say anything: "DKIM", "spam", "policy", ...)."""
     lines = text.splitlines()
     for index, line in enumerate(lines):
-        if _RETURNED.match(line):
+        if _starts_returned(line):
             return "\n".join(lines[:index])
         following = lines[index + 1] if index + 1 < len(lines) else ""
         if _HEADER_LINE.match(line) and (_HEADER_LINE.match(following) or following[:1] in (" ", "\t")):
@@ -381,7 +397,7 @@ def _nonstandard_bounce(message: Message, text: str) -> Classification | None:
     if not looks_like_bounce and (message.get("In-Reply-To") or _REPLY_SUBJECT.match(_header(message, "Subject"))):
         return None  # a person's reply that quotes addresses the detectors took for failures
     recipients = sorted({a.decode("utf-8", "replace").lower() for a in permanent | temporary})
-    report = _own_report(text)
+    report = _own_report(text)[:20000]  # a bounce's own words are short; a hostile one is not read on
     status = _status_in(report)
     if status is None and not recipients and not looks_like_bounce:
         return None
