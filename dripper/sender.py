@@ -460,7 +460,11 @@ class Sender:
             return self._retry(touch, f"smtp_retry: {exc}", now, summary)
         summary.failed += 1
         outcome: Outcome = {"state": "failed", "reason": f"smtp_error: {exc}"}
-        if exc.recipient:  # the server refused the address for good: a hard bounce
+        from dripper.inbound.classify import bounce_kind
+
+        # Refused at RCPT: a hard bounce only on the evidence a bounce needs (the address
+        # or its domain is gone), never for a refusal of our message (blocklists, policy).
+        if exc.recipient and bounce_kind(str(exc), phase="RCPT") == "bounce_hard":
             outcome["hard_bounce"] = {"status": exc.code, "message": str(exc), "touch": touch.id}
         return outcome
 

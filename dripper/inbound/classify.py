@@ -82,10 +82,10 @@ def _original(message: Message) -> Message | None:
 def hard_status(status: str) -> bool:
     """Codes that by themselves say the address or domain is gone: 5.1.1 (no such
     mailbox), 5.1.2 (no such domain), 5.1.3 (bad address syntax), 5.1.6 (moved), 5.1.10
-    (null MX), 5.2.1 (mailbox disabled), 5.4.4 (no route to the domain)."""
+    (null MX), 5.4.4 (no route to the domain). Not 5.2.1: a disabled mailbox exists."""
     klass, subject, detail = status.split(".")
     return klass == "5" and (subject, detail) in {("1", "1"), ("1", "2"), ("1", "3"), ("1", "6"), ("1", "10"),
-                                                  ("2", "1"), ("4", "4")}
+                                                  ("4", "4")}
 
 
 def _address_status(status: str) -> bool:
@@ -97,54 +97,193 @@ def _address_status(status: str) -> bool:
 # The reasons a bounce gives, in words (after sisimai's reason classes). A bounce is hard
 # only on evidence that the address or its domain is gone; a refusal of our message (our
 # IP on a blocklist, spam filters, the sender's domain) says nothing about the lead.
-_ADDRESS_GONE = re.compile(
+_DOMAIN_GONE = re.compile(
+    r"host (?:not found|unknown)|no such domain|domain (?:not found|does not exist|unknown|is not reachable)|"
+    r"host or domain name not found|name service error|null mx|does not accept mail|no mx record|no smtp service|"
+    r"unrouteable address|has moved|no longer with", re.IGNORECASE)
+_MAILBOX_GONE = re.compile(
     r"user(?:name)? unknown|unknown (?:user|recipient|mailbox|address(?:ee)?|local[- ]part)|addressee unknown|"
-    r"no such (?:user|mailbox|recipient|address|account|person|domain|local user)|"
+    r"no such (?:user|mailbox|recipient|address|account|person|local user)|"
     r"(?:user|mailbox|recipient|address|account|e-?mail address) (?:\S+ )?(?:not found|does ?n[o']t exist|not exist|"
-    r"unknown|unavailable|disabled|inactive|deactivated|closed|is (?:disabled|inactive|not active|unknown))|"
+    r"unknown|unavailable|closed|is unknown)|"
     r"does not exist|doesn't exist|not a valid (?:mailbox|recipient|user|address)|invalid (?:recipient|mailbox|user)|"
-    r"no mailbox|unrouteable address|host (?:not found|unknown)|domain (?:not found|does not exist|unknown)|"
-    r"host or domain name not found|name service error|null mx|does not accept mail|has moved|"
-    r"no longer (?:valid|available|active|in use|exists|with)|not our customer|address rejected|recipient rejected|"
-    r"account has been (?:disabled|terminated|closed|suspended)|does not like recipient|unbekannt|existiert nicht",
+    r"no mailbox|no longer (?:valid|available|in use|exists)|not our customer|address rejected|recipient rejected|"
+    r"account has been (?:terminated|closed)|does not like recipient|unbekannt|existiert nicht|"
+    r"not listed in|(?:recipient|user|address)(?: name)? is not recognized|no valid recipients?|"
+    r"(?:does not|doesn't) have an? (?:\S+ )?account",
     re.IGNORECASE)
+# When the server refused: RCPT (the recipient itself), DATA (the message), ...
+_PHASE = re.compile(r"(?:in reply to|after|following|>>>)\s*(?:the\s+)?(rcpt|end of data|data|mail from)\b|"
+                    r"\[(rcpt)_to\]", re.IGNORECASE)
 _NOT_THE_ADDRESS = re.compile(
-    r"after (?:initial connection|mail from|end of data|data)|mail ?from domain|sender (?:address|domain)|"
-    r"unroutable sender|black ?list|block ?list|\bblock(?:ed)?\b|spam|reputation|\brbl\b|dnsbl|\bptr\b|"
-    r"reverse dns|relay(?:ing)? (?:access )?(?:denied|not permitted)|not permitted to relay|dmarc|\bspf\b|\bdkim\b|"
-    r"authenticat|too many|rate limit|virus|message (?:size|too (?:large|big))|content rejected|policy",
-    re.IGNORECASE)
+    r"(?:after|in reply to) (?:initial connection|mail from|the mail from)|mail ?from domain|"
+    r"sender (?:address|domain)|unroutable sender|black ?list|block ?list|\bblock(?:ed)?\b|spam|reputation|\brbl\b|"
+    r"dnsbl|spamhaus|spamcop|sorbs|uceprotect|barracudacentral|\bptr\b|reverse dns|relay(?:ing)? (?:access )?(?:denied|not permitted)|not permitted to relay|dmarc|"
+    r"\bspf\b|\bdkim\b|authenticat|too many|rate limit|virus|message (?:size|too (?:large|big))|content rejected|"
+    r"policy", re.IGNORECASE)
+# The mailbox is there but cannot take mail now: full, suspended, out of reach.
 _SOFT_WORDS = re.compile(
     r"mailbox (?:is )?full|over ?quota|quota exceeded|exceeded (?:the |their |his |her )?(?:storage|quota)|"
-    r"disk quota|insufficient (?:system )?storage|exceeds (?:the )?(?:allowed|maximum) size|temporar|try again later|greylist|deferred|delayed|"
-    r"postf[aä]ch voll|speicherplatz|retry time|timed? ?out|expired|could not be delivered for|socket error|"
-    r"connection (?:refused|reset|timed out)|queue file write error|system (?:error|full)", re.IGNORECASE)
+    r"disk quota|insufficient (?:system )?storage|exceeds (?:the )?(?:allowed|maximum) size|temporar|try again later|"
+    r"greylist|deferred|delayed|postf[aä]ch voll|speicherplatz|retry time|timed? ?out|expired|"
+    r"could not be delivered for|socket error|connection (?:refused|reset|timed out)|queue file write error|"
+    r"system (?:error|full)|not found, try again|\bx-unix\b|command output|"
+    r"(?:mailbox|account|user|recipient)\b[^.;]{0,30}?\b(?:disabled|suspended|inactive|deactivated|frozen|locked)|"
+    r"(?:disabled|suspended|inactive|deactivated|frozen) (?:mailbox|account|user)", re.IGNORECASE)
 
 
-def _bounce_kind(status: str | None, text: str, context: str = "", silent: str = "bounce_soft") -> str:
-    """Hard only when the code or the words say the address (or its domain) is gone.
-    `text` is the server's own answer; `context` the report's prose, read when the
-    answer says nothing; `silent` the verdict when nothing says anything."""
+def _status_in(text: str) -> str | None:
+    """The first enhanced status code of a failure in `text` (2.x.x ones are successes)."""
+    return next((".".join(m.groups()) for m in _STATUS.finditer(text) if m.group(1) != "2"), None)
+
+
+def _prose(text: str) -> str:
+    """Text to read for words: addresses masked (a recipient called spam@ or dmarc@ says
+    nothing about the refusal) and lines joined (servers wrap their answers anywhere)."""
+    return " ".join(_masked(word) for word in text.split())
+
+
+def _masked(word: str) -> str:
+    """A word with the address in it replaced ("FROM:<a@b.example>:" -> "FROM:<(address)")."""
+    at = word.find("@")
+    if at < 0:
+        return word
+    return word[:max(word.rfind(mark, 0, at) for mark in ":<([\"'") + 1] + "(address)"
+
+
+def _refused_not_gone(words: str) -> bool:
+    """Words that say the mailbox is there but full or out of reach for now, or that the
+    refusal is of our message (content, reputation, policy, the sender)."""
+    return bool(_SOFT_WORDS.search(words) or _NOT_THE_ADDRESS.search(words))
+
+
+def _phase_in(text: str) -> str | None:
+    found = _PHASE.search(" ".join(text.split()))
+    if found is None:
+        return None
+    word = (found.group(1) or found.group(2)).lower()
+    return "RCPT" if word == "rcpt" else "DATA" if word.endswith("data") else "MAIL"
+
+
+def bounce_kind(answer: str, status: str | None = None, context: str = "", phase: str | None = None) -> str:
+    """`bounce_hard` or `bounce_soft`: the one decision for every path (RFC 3464 reports,
+    non-standard bounces, a refusal at SMTP time). Hard only on evidence that the address
+    or its domain is gone: a code that says so, or the server's words, except words about
+    the mailbox said after DATA (the server had taken the recipient by then; filters use
+    the same words). A refusal of our message (reputation, policy, content, the sender),
+    a full or suspended mailbox, a delay, say nothing about the lead.
+
+    `answer` is the server's own answer about this recipient ("550 5.1.1 <a@b.example>: no
+    such user"); `status` its enhanced code when the report gives it apart (else the first
+    one in `answer`); `context` the report's prose, read when the answer says nothing;
+    `phase` the SMTP command the answer was to (RCPT, DATA, ...) when the caller knows it,
+    else what the answer or the context say."""
+    status = status or _status_in(answer)
     if status and (status.startswith("4") or status.split(".")[1:] in (["2", "2"], ["3", "1"], ["2", "3"])):
-        return "bounce_soft"
+        return "bounce_soft"  # for later, a full mailbox or system, a message too large
     if status and hard_status(status):
         # A report may list several recipients: read the words on the code's own line
         # (a DSN's diagnostic is one recipient's already).
-        line = next((ln for ln in text.splitlines() if status in ln), text if len(text) < 400 else "")
-        if not (_SOFT_WORDS.search(line) or _NOT_THE_ADDRESS.search(line)):
+        line = next((ln for ln in answer.splitlines() if status in ln), answer if len(answer) < 400 else "")
+        if not _refused_not_gone(_prose(line)):
             return "bounce_hard"
-    words = text if any(r.search(text) for r in (_SOFT_WORDS, _NOT_THE_ADDRESS, _ADDRESS_GONE)) else context
-    if _SOFT_WORDS.search(words) or _NOT_THE_ADDRESS.search(words):
+    said = _prose(answer)
+    words = said if _refused_not_gone(said) or _DOMAIN_GONE.search(said) or _MAILBOX_GONE.search(said) else \
+        _prose(context)
+    if _refused_not_gone(words):
         return "bounce_soft"
     if status and _address_status(status):
         return "bounce_hard"
-    if _ADDRESS_GONE.search(words):
+    if _DOMAIN_GONE.search(words):
+        return "bounce_hard"
+    # After DATA the server had accepted the recipient: what it refuses then is the
+    # message, whatever it calls it (some carriers answer "unknown user" to mail they filter).
+    if _MAILBOX_GONE.search(words) and (phase or _phase_in(answer) or _phase_in(context)) != "DATA":
         return "bounce_hard"
     # Mail system, network, protocol, content and security/policy codes say nothing
-    # about the address.
-    if status and status.split(".")[1] in ("3", "4", "5", "6", "7"):
-        return "bounce_soft"
-    return silent
+    # about the address; nor does silence.
+    return "bounce_soft"
+
+
+# A line that starts with an address starts one recipient's answer in a non-standard
+# bounce ("<a@b.example>: host mx said: 550 ...", "a@b.example: 550 5.2.2 ...").
+_RECIPIENT_LINE = re.compile(r"^\s*(?:>>>\s*)?<?[^\s<>@]+@[^\s<>@:]+>?(?::|\s|$)")
+
+
+def _per_recipient(report: str) -> list[str]:
+    """A non-standard bounce's answers, one per recipient it lists."""
+    lines = report.splitlines()
+    starts = [index for index, line in enumerate(lines) if _RECIPIENT_LINE.match(line)]
+    if len(starts) < 2:
+        return [report]
+    return ["\n".join(lines[a:b]) for a, b in zip(starts, starts[1:] + [len(lines)])]
+
+
+# Where a bounce's own words end and the returned message begins: a separator line
+# ("------ This is a copy of the message, including all the headers. ------").
+_RETURNED_WORDS = ("copy of", "original", "returned", "unsent", "undelivered", "header")
+_RETURNED_LINES = ("original message follows", "returned message", "unsent message below", "undelivered message")
+
+
+def _starts_returned(line: str) -> bool:
+    line = line.strip().lower()
+    if len(line) > 200:
+        return False
+    if line[:2] in ("--", "==", "**", "__") and any(word in line for word in _RETURNED_WORDS):
+        return True
+    return line.rstrip(" .:-") in _RETURNED_LINES
+
+
+# Headers that only a message has (a bounce's prose may well say "Subject:" or "Date:").
+_HEADER_LINE = re.compile(
+    r"^(?:return-path|received|message-id|dkim-signature|domainkey-signature|mime-version|authentication-results|"
+    r"arc-[\w-]+|x-[\w-]+):[ \t]", re.IGNORECASE)
+
+
+def _own_report(text: str) -> str:
+    """The bounce's own words, without the copy of our message that many bounces append
+    (its headers and body can say anything: "DKIM", "spam", "policy", ...)."""
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
+        if _starts_returned(line):
+            return "\n".join(lines[:index])
+        following = lines[index + 1] if index + 1 < len(lines) else ""
+        if _HEADER_LINE.match(line) and (_HEADER_LINE.match(following) or following[:1] in (" ", "\t")):
+            return "\n".join(lines[:index])
+    return text
+
+
+def _phase(prose: str, address: str) -> str:
+    """When the server refused `address`, as the report's prose says (Postfix writes it
+    after each recipient's answer: "(in reply to RCPT TO command)")."""
+    for paragraph in re.split(r"\n\s*\n", prose):
+        if address and address in paragraph.lower():
+            found = _PHASE.search(" ".join(paragraph.split()))
+            if found:
+                return found.group(0)
+    return ""
+
+
+_RECIPIENT_FIELDS = ("original-recipient", "final-recipient")
+
+
+def _recipient_blocks(part: Message) -> list[Message]:
+    """A delivery-status part's per-recipient field groups. RFC 3464 separates them with
+    blank lines; some MTAs (AOL) run them together: a recipient field seen again starts
+    the next recipient."""
+    groups: list[Message] = []
+    payload = part.get_payload()
+    for block in payload if isinstance(payload, list) else []:
+        if not isinstance(block, Message):
+            continue
+        current: Message | None = None
+        for name, value in block.items():
+            if name.lower() in _RECIPIENT_FIELDS and (current is None or name in current):
+                current = Message()
+                groups.append(current)
+            if current is not None:  # fields before the first recipient are per-message
+                current[name] = value
+    return groups
 
 
 def _dsn(message: Message, text_part: str) -> Classification:
@@ -152,10 +291,9 @@ def _dsn(message: Message, text_part: str) -> Classification:
     report's prose."""
     worst: tuple[int, str, str, str] | None = None  # (rank, kind, status, recipient)
     recipients = []
-    prose = text_part[:4000]
+    prose = _own_report(text_part)[:4000]
     for part in _parts(message, "message/delivery-status"):
-        blocks = part.get_payload() if isinstance(part.get_payload(), list) else []
-        for block in blocks[1:]:  # the first block is per-message
+        for block in _recipient_blocks(part):
             action = (block.get("Action") or "").strip().lower()
             status_match = _STATUS.search(block.get("Status") or "")
             named = [parseaddr(str(block.get(h) or "").split(";", 1)[-1])[1].lower()
@@ -164,11 +302,15 @@ def _dsn(message: Message, text_part: str) -> Classification:
             if action in ("delivered", "relayed", "expanded"):
                 continue
             recipients += [a for a in dict.fromkeys(named) if a and a not in recipients]
-            status = ".".join(status_match.groups()) if status_match else None
+            # The server's answer, and when it came, if the prose says so of this recipient
+            # (Postfix: "(in reply to end of DATA command)")
+            text = " ".join([str(block.get("Diagnostic-Code") or ""), _phase(prose, recipient)]).strip()
+            # The server's own code over the reporting MTA's summary of it (sendmail calls
+            # any refusal at RCPT "5.1.1 User unknown", a blocklist's included)
+            status = _status_in(text) or (".".join(status_match.groups()) if status_match else None)
             if action == "delayed" and status and status.startswith("5"):
                 status = "4" + status[1:]
-            text = str(block.get("Diagnostic-Code") or "")
-            kind = "bounce_soft" if action == "delayed" else _bounce_kind(status, text, prose)
+            kind = "bounce_soft" if action == "delayed" else bounce_kind(text, status, prose)
             rank = 2 if kind == "bounce_hard" else 1
             if worst is None or rank > worst[0]:
                 worst = (rank, kind, status or "", recipient)
@@ -178,11 +320,14 @@ def _dsn(message: Message, text_part: str) -> Classification:
 
 
 def _arf(message: Message) -> Classification:
-    """RFC 5965: a mailbox provider's feedback loop reporting a spam complaint."""
+    """RFC 5965: a mailbox provider's feedback loop reporting a spam complaint, or (every
+    Feedback-Type opt-out) passing on the recipient's request to be removed."""
     recipients: list[str] = []
+    types: set[str] = set()
     for part in _parts(message, "message/feedback-report"):
         blocks = part.get_payload() if isinstance(part.get_payload(), list) else [part]
         for block in blocks:
+            types.update(str(v).strip().lower() for v in block.get_all("Feedback-Type") or [])
             for header in ("Original-Rcpt-To", "Removal-Recipient"):
                 recipients += [parseaddr(v)[1].lower() for v in block.get_all(header) or [] if parseaddr(v)[1]]
     original = _original(message)
@@ -191,6 +336,8 @@ def _arf(message: Message) -> Classification:
                       if parseaddr(v)[1]]
     if original is not None and not recipients:
         recipients = [a.lower() for _, a in getaddresses(original.get_all("To") or []) if a]
+    if types == {"opt-out"}:
+        return Classification("unsubscribe", None, recipients, original, "RFC 5965 opt-out report")
     return Classification("complaint", None, recipients, original, "RFC 5965 feedback report")
 
 
@@ -200,6 +347,8 @@ def text_of(message: Message) -> str:
                  if p.get_content_type() == "text/plain" and (p.get_payload(decode=True) or b"").strip()), None)
     if part is None:  # (never `or`: a part without headers is a falsy Message)
         part = next((p for p in message.walk() if p.get_content_type() == "text/html"), None)
+    if part is None and message.get_content_maintype() == "multipart" and isinstance(message.get_payload(), str):
+        part = message  # a multipart without its boundary: its body is all the text there is
     if part is None:
         return ""
     raw = part.get_payload(decode=True) or b""
@@ -248,14 +397,18 @@ def _nonstandard_bounce(message: Message, text: str) -> Classification | None:
     if not looks_like_bounce and (message.get("In-Reply-To") or _REPLY_SUBJECT.match(_header(message, "Subject"))):
         return None  # a person's reply that quotes addresses the detectors took for failures
     recipients = sorted({a.decode("utf-8", "replace").lower() for a in permanent | temporary})
-    status_match = _STATUS.search(text)
-    status = ".".join(status_match.groups()) if status_match and status_match.group(1) != "2" else None
+    report = _own_report(text)[:20000]  # a bounce's own words are short; a hostile one is not read on
+    status = _status_in(report)
     if status is None and not recipients and not looks_like_bounce:
         return None
-    # Mailman's detectors know each format's permanent failures: with no reason given,
-    # theirs is the verdict.
-    kind = "bounce_soft" if temporary and not permanent else _bounce_kind(
-        status, text, silent="bounce_hard" if permanent else "bounce_soft")
+    # Mailman's detectors tell temporary from permanent failures; permanent is not hard
+    # (a full mailbox, a spam filter): that takes the words.
+    # A bounce about several recipients is as bad as its worst, as an RFC 3464 report is.
+    kind = "bounce_soft"
+    if permanent or not temporary:
+        answers = _per_recipient(report)
+        kinds = {bounce_kind(answer, status if len(answers) == 1 else None, report) for answer in answers}
+        kind = "bounce_hard" if "bounce_hard" in kinds else "bounce_soft"
     return Classification(kind, status, recipients, _original(message), "non-standard bounce (flufl.bounce)")
 
 
@@ -299,7 +452,7 @@ def _classify(message: Message | EmailMessage) -> Classification:
     if _header(message, "X-Apple-Unsubscribe").strip().lower() == "true":
         return Classification("unsubscribe", reason="a mail client's unsubscribe request (List-Unsubscribe mailto)")
     text = text_of(message)
-    if report == "delivery-status":
+    if report == "delivery-status" or _parts(message, "message/delivery-status"):
         found = _dsn(message, text)
         if found.kind != "unknown":
             # MTAs put odd things in Final-Recipient: add what Mailman's detectors find

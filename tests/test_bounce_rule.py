@@ -1,0 +1,168 @@
+"""One hard/soft rule on every path: an RFC 3464 report, a non-standard bounce and a
+refusal at SMTP time reach the same verdict on the same answer from the server. Hard only
+on evidence that the address or its domain is gone."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+
+import pytest
+from flufl.bounce import all_failures
+
+from dripper.inbound.classify import bounce_kind, classify
+
+T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+
+# The copy of our message that many bounces return: its headers and footer say "DKIM",
+# "spam", "policy", none of which is the server's answer.
+RETURNED = """\
+Return-Path: <bounces+t1@acme.example>
+Received: from mail.acme.example (mail.acme.example [192.0.2.10])
+\tby mx.example.org with ESMTPS id 4F2; Mon, 5 Jan 2026 09:00:00 +0000
+DKIM-Signature: v=1; a=rsa-sha256; d=acme.example; s=dripper; h=from:to:subject; b=abc
+X-Spam-Status: No, score=-0.1
+From: Acme <sales@acme.example>
+To: ada@lovelace.example
+Subject: Thank you for your interest
+Message-ID: <0123456789abcdef.drip@acme.example>
+
+Thanks for reading our paper. Our privacy policy: https://acme.example/policy
+"""
+
+ANSWERS = [
+    # (the server's answer, the verdict)
+    ("550 5.1.0 Recipient rejected", "bounce_hard"),  # 5.1.x: about the address
+    ("550 5.1.1 <ada@lovelace.example>: Recipient address rejected: User unknown", "bounce_hard"),
+    ("550 No such user here", "bounce_hard"),
+    ("550 5.7.1 Service unavailable; client host [192.0.2.10] blocked using zen.spamhaus.org", "bounce_soft"),
+    ("554 5.7.1 Message rejected as spam by content filter", "bounce_soft"),
+    ("552 5.2.2 Mailbox full", "bounce_soft"),
+    ("550 5.2.1 This mailbox is disabled", "bounce_soft"),  # it exists: suspended, not gone
+    ("550 Message rejected", "bounce_soft"),  # no evidence either way
+]
+
+
+def dsn(answer: str) -> bytes:
+    return f"""\
+From: Mail Delivery System <MAILER-DAEMON@mx.example.org>
+To: bounces+t1@acme.example
+Subject: Undelivered Mail Returned to Sender
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="b"
+
+--b
+Content-Type: text/plain
+
+I'm sorry to have to inform you that your message could not be delivered.
+
+--b
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.org
+
+Final-Recipient: rfc822; ada@lovelace.example
+Action: failed
+Status: 5.0.0
+Diagnostic-Code: smtp; {answer}
+
+--b
+Content-Type: message/rfc822
+
+{RETURNED}
+--b--
+""".encode()
+
+
+def nonstandard(answer: str, returned: str = RETURNED) -> bytes:
+    """A bounce in prose, the returned message inline (as Exim and qmail send them)."""
+    return f"""\
+From: Mail Delivery System <MAILER-DAEMON@mx.example.org>
+To: bounces+t1@acme.example
+Subject: Mail delivery failed: returning message to sender
+
+This message was created automatically by mail delivery software.
+
+A message that you sent could not be delivered to one or more of its
+recipients. This is a permanent error. The following address(es) failed:
+
+  ada@lovelace.example
+    host mx.lovelace.example [192.0.2.20]
+    SMTP error from remote mail server after RCPT TO:<ada@lovelace.example>:
+    {answer}
+
+------ This is a copy of the message, including all the headers. ------
+
+{returned}""".encode()
+
+
+def kind_of(raw: bytes) -> str:
+    return classify(message_from_bytes(raw, policy=policy.compat32)).kind
+
+
+@pytest.mark.parametrize(("answer", "verdict"), ANSWERS)
+def test_every_path_reaches_the_same_verdict(answer: str, verdict: str) -> None:
+    assert kind_of(dsn(answer)) == verdict
+    assert kind_of(nonstandard(answer)) == verdict
+    assert bounce_kind(answer, phase="RCPT") == verdict  # the sender's refusal at RCPT
+
+
+def test_the_returned_message_is_not_the_servers_answer() -> None:
+    # The issue's example: a non-standard bounce of "550 5.1.0 Recipient rejected" was
+    # soft because the returned message's DKIM-Signature read as a policy refusal.
+    found = classify(message_from_bytes(nonstandard("550 5.1.0 Recipient rejected"), policy=policy.compat32))
+    assert (found.kind, found.status, found.recipients) == ("bounce_hard", "5.1.0", ["ada@lovelace.example"])
+
+
+def test_mailmans_permanent_is_not_evidence() -> None:
+    # A permanent failure with no reason given (here a local program that failed) is soft:
+    # Mailman's detectors call it permanent, which does not say the address is gone.
+    raw = nonstandard("pipe to |/usr/local/bin/filter failed: exit code 75", returned="Subject: Hello\n").replace(
+        b"SMTP error from remote mail server after RCPT TO:<ada@lovelace.example>:", b"")
+    message = message_from_bytes(raw, policy=policy.compat32)
+    assert all_failures(message) == (frozenset(), {b"ada@lovelace.example"})  # permanent, for Mailman
+    assert classify(message).kind == "bounce_soft"
+
+
+def test_words_about_the_mailbox_after_data_are_the_messages_refusal() -> None:
+    # Some carriers answer "unknown user" to mail their filters refuse, after DATA, once
+    # they had accepted the recipient at RCPT.
+    assert bounce_kind("550 Unknown user ada@lovelace.example (in reply to end of DATA command)") == "bounce_soft"
+    assert bounce_kind("550 Unknown user ada@lovelace.example (in reply to RCPT TO command)") == "bounce_hard"
+    assert bounce_kind("550 Unknown user ada@lovelace.example", phase="DATA") == "bounce_soft"
+    # A code that says the address is gone is evidence whenever it comes.
+    assert bounce_kind("550 5.1.1 Unknown user (in reply to end of DATA command)") == "bounce_hard"
+
+
+def test_a_recipient_named_like_a_policy_word_says_nothing() -> None:
+    assert bounce_kind("550 5.1.0 <dmarc@reports.example>: Recipient rejected") == "bounce_hard"
+
+
+def test_a_multi_recipient_bounce_is_as_bad_as_its_worst() -> None:
+    raw = b"""\
+From: Mailer Daemon <MAILER-DAEMON@mx.example.org>
+Subject: Delivery status notification: error
+
+An error has occurred while attempting to deliver a message for
+the following list of recipients:
+
+zoe@mueller.example: 550 5.2.2 <zoe@mueller.example>... Mailbox Full
+ada@lovelace.example: 550 5.1.1 <ada@lovelace.example>... User Unknown
+"""
+    assert kind_of(raw) == "bounce_hard"
+
+
+def test_a_refusal_of_our_message_at_rcpt_does_not_bounce_the_lead(dripper, smtp_sink) -> None:
+    # The server refuses the recipient at RCPT because of our IP's reputation: the touch
+    # fails, but nothing says the lead's address is gone.
+    dripper("leads", "import", "leads.csv", "--at", T0.isoformat())
+    smtp_sink.rcpt_reply["ada@lovelace.example"] = (
+        "550 5.7.1 Service unavailable; client host [127.0.0.1] blocked using zen.spamhaus.org")
+    counts = dripper.json("tick", "--at", (T0 + timedelta(days=1)).isoformat(), "--json",
+                          DRIPPER_SMTP_URL=smtp_sink.url)
+    assert counts["failed"] == 1 and counts["sent"] == 2
+    data = dripper.json("plan", "ada@lovelace.example", "--json")
+    assert data["lead"]["status"] != "bounced"
+    assert not any(e["kind"] == "bounced" for e in data["events"])
+    steps = {t["step"]: t for t in data["touches"]}
+    assert steps["thanks"]["state"] == "failed" and "spamhaus" in steps["thanks"]["reason"]
