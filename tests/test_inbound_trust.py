@@ -147,6 +147,19 @@ def test_a_forged_complaint_naming_a_lead_changes_nothing(sent: Dripper, tmp_pat
     assert status(sent, "zoe@mueller.example") == "active"
 
 
+def test_an_opt_out_report_needs_proof_like_a_complaint(sent: Dripper, tmp_path: Path) -> None:
+    forged = forged_arf("grace@hopper.example").replace("Feedback-Type: abuse", "Feedback-Type: opt-out")
+    ours = sent_message("grace@hopper.example")["Message-ID"]
+    real = forged.replace("<arf-x@attacker.example>", "<arf-y@isp.example>").replace("--B--", (
+        f"--B\nContent-Type: text/rfc822-headers\n\nTo: grace@hopper.example\nMessage-ID: {ours}\n\n--B--"))
+    first, second = ingest(sent, tmp_path, forged, real)
+    assert (first["kind"], first["classified_as"], first["suspected_lead"]) == (
+        "unknown", "unsubscribe", "grace@hopper.example")
+    assert (second["kind"], second["lead"], second["matched_by"]) == ("unsubscribe", "grace@hopper.example",
+                                                                       "in_reply_to")
+    assert status(sent, "grace@hopper.example") == "unsubscribed"
+
+
 def test_a_forged_soft_bounce_sends_nothing_again(sent: Dripper, tmp_path: Path) -> None:
     forged = [forged_dsn("zoe@mueller.example", "5.2.2", f"<soft-{i}@attacker.example>") for i in range(3)]
     results = ingest(sent, tmp_path, *forged)

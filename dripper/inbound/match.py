@@ -141,10 +141,14 @@ def _message_id_doubt(hit: Match, message_id: str, found: Classification) -> str
     domain = message_id.rpartition("@")[2].rstrip(">")
     if message_id == legacy_message_id(email, hit.touch["campaign"], hit.touch["step_id"], domain):
         return "it names a Message-ID of a version before keyed Message-IDs, which anyone can compute"
-    is_report = found.kind.startswith("bounce") or found.kind == "complaint"
-    if is_report and found.recipients and email not in found.recipients:
+    if _is_report(found) and found.recipients and email not in found.recipients:
         return f"the report names our message to {email}, but about {', '.join(found.recipients[:3])}"
     return ""
+
+
+def _is_report(found: Classification) -> bool:
+    """A bounce or a feedback report (complaint or opt-out): about the recipients it names."""
+    return found.kind.startswith("bounce") or found.kind == "complaint" or bool(found.recipients)
 
 
 def _by_token(conn: Connection, message: Message, found: Classification, tokens: Tokens) -> Match | None:
@@ -165,7 +169,7 @@ def _by_report_recipient(conn: Connection, found: Classification) -> Match | Non
 
 
 def _by_sender(conn: Connection, message: Message, found: Classification, trusted: Sequence[str]) -> Match | None:
-    if found.kind.startswith("bounce") or found.kind == "complaint":  # their From is a machine's
+    if _is_report(found):  # its From is a machine's
         return None
     address = parseaddr(str(message.get("From") or ""))[1]
     if not address or (lead := leadrows.by_email(conn, address)) is None:
