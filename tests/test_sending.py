@@ -6,8 +6,10 @@ import asyncio
 from datetime import datetime, timedelta, timezone
 from email import message_from_bytes, policy
 
+from sqlalchemy import update
+
 from dripper.clock import FrozenClock
-from dripper.store import open_store
+from dripper.store import open_store, touches
 from dripper.store import touchrows
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)
@@ -89,16 +91,23 @@ def test_an_smtp_outage_sends_nothing_and_loses_nothing(dripper, smtp_sink):
 
 
 def test_a_dead_workers_touches_are_resent_after_the_lease(dripper, smtp_sink):
+    """The lease runs on the real clock, whatever instant a tick runs at (`--at`): a dead
+    worker's claims wait out 60 s after its last renewal, then any tick takes them again."""
     dripper("leads", "import", "leads.csv", "--at", iso(T0))
     at = T0 + timedelta(days=1)
     store = open_store(dripper.db_url)
-    with store.begin() as conn:  # a worker claims two touches, then dies before sending
-        claimed = touchrows.claim(conn, at, at, "dead-worker", 2)
-    store.dispose()
+    renewed = datetime.now(timezone.utc) - timedelta(seconds=30)
+    with store.begin() as conn:  # a worker claims two touches, renews them 30 s ago, then dies before sending
+        claimed = touchrows.claim(conn, at, renewed, "dead-worker", 2)
     assert len(claimed) == 2
-    soon = dripper.json("tick", "--at", iso(at + timedelta(seconds=30)), "--json", DRIPPER_SMTP_URL=smtp_sink.url)
+    days_later = iso(at + timedelta(days=2))  # the business clock has nothing to do with it
+    soon = dripper.json("tick", "--at", days_later, "--json", DRIPPER_SMTP_URL=smtp_sink.url)
     assert soon["sent"] == 1 and soon["recovered"] == 0  # the lease still holds
-    later = dripper.json("tick", "--at", iso(at + timedelta(seconds=61)), "--json", DRIPPER_SMTP_URL=smtp_sink.url)
+    with store.begin() as conn:  # the real clock goes on: its last renewal is now 61 s ago
+        conn.execute(update(touches).where(touches.c.claimed_by == "dead-worker")
+                     .values(claimed_at=datetime.now(timezone.utc) - timedelta(seconds=61)))
+    store.dispose()
+    later = dripper.json("tick", "--at", days_later, "--json", DRIPPER_SMTP_URL=smtp_sink.url)
     assert later["recovered"] == 2 and later["sent"] == 2
     assert len(smtp_sink.messages) == 3
     resent = [t for e in ("ada@lovelace.example", "zoe@mueller.example", "grace@hopper.example")
