@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from email import message_from_bytes, policy
 
 from sqlalchemy import update
@@ -96,7 +96,7 @@ def test_a_dead_workers_touches_are_resent_after_the_lease(dripper, smtp_sink):
     dripper("leads", "import", "leads.csv", "--at", iso(T0))
     at = T0 + timedelta(days=1)
     store = open_store(dripper.db_url)
-    renewed = datetime.now(timezone.utc) - timedelta(seconds=30)
+    renewed = datetime.now(UTC) - timedelta(seconds=30)
     with store.begin() as conn:  # a worker claims two touches, renews them 30 s ago, then dies before sending
         claimed = touchrows.claim(conn, at, renewed, "dead-worker", 2)
     assert len(claimed) == 2
@@ -105,7 +105,7 @@ def test_a_dead_workers_touches_are_resent_after_the_lease(dripper, smtp_sink):
     assert soon["sent"] == 1 and soon["recovered"] == 0  # the lease still holds
     with store.begin() as conn:  # the real clock goes on: its last renewal is now 61 s ago
         conn.execute(update(touches).where(touches.c.claimed_by == "dead-worker")
-                     .values(claimed_at=datetime.now(timezone.utc) - timedelta(seconds=61)))
+                     .values(claimed_at=datetime.now(UTC) - timedelta(seconds=61)))
     store.dispose()
     later = dripper.json("tick", "--at", days_later, "--json", DRIPPER_SMTP_URL=smtp_sink.url)
     assert later["recovered"] == 2 and later["sent"] == 2
