@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 
@@ -82,6 +83,29 @@ def brief(text: str) -> str:
     return text if len(text) <= DETAIL_MAX else text[: DETAIL_MAX - 1] + "…"
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """What becomes of a touch after a failed attempt: failed now, or retried; and why."""
+
+    fail: bool
+    reason: str
+
+
+def verdict(failure: Failure, prefix: str, detail: str, previous: str | None, now: datetime) -> Verdict:
+    """The verdict on a failed attempt at `now` (business clock). `prefix` names what
+    failed (`retry`, `smtp_retry`), `detail` how; `previous` is the touch's reason before
+    the attempt, which tells when a run of LASTING failures began."""
+    if failure is Failure.PERMANENT:
+        return Verdict(True, f"permanent_error: {detail}")
+    reason = f"{prefix}: {detail}"
+    if failure is Failure.PASSING:
+        return Verdict(False, reason)
+    since = retrying_since(previous) or now
+    if now - since >= GIVE_UP_AFTER:
+        return Verdict(True, f"gave_up: {reason} (retried since {since.isoformat(timespec='seconds')})")
+    return Verdict(False, f"{reason} [retrying since {since.isoformat(timespec='seconds')}]")
+
+
 def retrying_since(reason: str | None) -> datetime | None:
     """When the run of LASTING failures that `reason` records began; None if it records none."""
     found = _SINCE.search(reason or "")
@@ -93,15 +117,5 @@ def retrying_since(reason: str | None) -> datetime | None:
         return None
 
 
-def lasting(reason: str, since: datetime) -> str:
-    """The reason of a LASTING retry, marked with the start of its run of failures."""
-    return f"{reason} [retrying since {since.isoformat(timespec='seconds')}]"
-
-
-def given_up(reason: str, since: datetime) -> str:
-    """The reason of a touch failed after GIVE_UP_AFTER of LASTING failures."""
-    return f"gave_up: {reason} (retried since {since.isoformat(timespec='seconds')})"
-
-
-__all__ = ["GIVE_UP_AFTER", "Failure", "brief", "classify", "describe", "given_up", "lasting", "retrying_since",
-           "smtp_reply"]
+__all__ = ["DETAIL_MAX", "GIVE_UP_AFTER", "Failure", "Verdict", "brief", "classify", "describe", "retrying_since",
+           "smtp_reply", "verdict"]

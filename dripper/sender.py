@@ -38,7 +38,7 @@ from dripper.clock import Clock, SystemClock
 from dripper.compose import Composed, Composer, DkimKey
 from dripper.config import Loaded
 from dripper.events import apply_event
-from dripper.failures import GIVE_UP_AFTER, Failure, classify, describe, given_up, lasting, retrying_since, smtp_reply
+from dripper.failures import Failure, classify, describe, smtp_reply, verdict
 from dripper.forked import die_with
 from dripper.limits import Limiter
 from dripper.printing import make_adapter
@@ -485,20 +485,14 @@ class Sender:
 
     def _unsent(self, touch: touch_q.Claimed, failure: Failure, prefix: str, detail: str, now: datetime,
                 summary: TickSummary) -> Outcome:
-        """The outcome of an attempt that failed, by the failure's kind (see dripper.failures):
-        failed at once, retried until GIVE_UP_AFTER has gone by since the run of failures
-        began (the first such reason records when), or retried until it passes."""
-        reason = f"{prefix}: {detail}"
-        if failure is Failure.PERMANENT:
+        """The outcome of an attempt that failed, by the failure's kind (dripper.failures):
+        failed at once, retried until GIVE_UP_AFTER has gone by since its run of failures
+        began, or retried until it passes."""
+        judged = verdict(failure, prefix, detail, touch.reason, now)
+        if judged.fail:
             summary.failed += 1
-            return {"state": "failed", "reason": f"permanent_error: {detail}"}
-        if failure is Failure.LASTING:
-            since = retrying_since(touch.reason) or now
-            if now - since >= GIVE_UP_AFTER:
-                summary.failed += 1
-                return {"state": "failed", "reason": given_up(reason, since)}
-            reason = lasting(reason, since)
-        return self._retry(touch, reason, now, summary)
+            return {"state": "failed", "reason": judged.reason}
+        return self._retry(touch, judged.reason, now, summary)
 
     @staticmethod
     def _retry(touch: touch_q.Claimed, reason: str, now: datetime, summary: TickSummary) -> Outcome:
