@@ -508,6 +508,8 @@ class Sender:
             kind, reason = result
             if kind == RENDER_ERROR:
                 return self._failed_render(reason, summary)
+            if kind == Failure.PERMANENT.value:
+                log.warning("touch %s can never be sent as its data stand: %s", touch.id, reason)
             return self._unsent(touch, Failure(kind), "retry", reason, now, summary)
         try:
             await self.transport.send(Envelope(result.mail_from, result.recipient, result.data, result.name))
