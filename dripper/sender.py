@@ -6,6 +6,11 @@ to the transport and marked `sent` only after the transport accepted it. At most
 duplicate; such touches are taken again after the lease and marked
 `resent_after_interruption`, with the same Message-ID.
 
+Leases run on the real clock (`lease_clock`), never on the instant a tick runs at (the
+business clock, `--at`): a lease says whether a worker is alive, which only real time
+tells. A heartbeat renews them for as long as the tick holds anything, claimed or in
+flight, however slow the server.
+
 Speed: composing an e-mail (render, inline CSS, text part, MIME, DKIM) is CPU work, and
 talking SMTP is waiting. On a machine with a second core, a forked worker process
 composes the claimed batch ahead while this process sends and records.
@@ -17,6 +22,7 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import time
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -28,16 +34,17 @@ from sqlalchemy import Connection
 
 from dripper import batches, calltasks, letters, postal, timing, track
 from dripper.campaigns import Campaign, Step
-from dripper.clock import Clock
+from dripper.clock import Clock, SystemClock
 from dripper.compose import Composed, Composer, DkimKey
 from dripper.config import Loaded
 from dripper.events import apply_event
+from dripper.failures import Failure, classify, describe, smtp_reply, verdict
 from dripper.forked import die_with
 from dripper.limits import Limiter
 from dripper.printing import make_adapter
 from dripper.planner import Finished, Planner, advance, reconcile, stop_reason
 from dripper.render import LeadView
-from dripper.settings import Settings
+from dripper.settings import DEFAULT_LEASE_SECONDS, Settings
 from dripper.store import Store
 from dripper.store import callrows, leadrows, locks, printrows
 from dripper.store import touchrows as touch_q
@@ -45,7 +52,8 @@ from dripper.transports import Envelope, SendError, Transport, make_transport
 
 log = logging.getLogger("dripper.sender")
 
-LEASE = timedelta(seconds=60)
+LEASE = timedelta(seconds=DEFAULT_LEASE_SECONDS)  # Settings.lease_seconds (DRIPPER_LEASE_SECONDS) by default
+BEATS_PER_LEASE = 4  # the heartbeat renews four times a lease: a beat or two may be late
 RETRY_FIRST = timedelta(minutes=5)
 RETRY_MAX = timedelta(hours=6)
 IDEMPOTENT_IN_FLIGHT = 256
@@ -79,7 +87,10 @@ class _Job:
     step: Step
 
 
-ComposeResult = Union[Composed, tuple[str, str]]  # a message, or (outcome kind, reason)
+RENDER_ERROR = "render_error"
+# A message, or why there is none: (RENDER_ERROR or a Failure's value, reason). Plain
+# data: it comes back from the render worker process.
+ComposeResult = Union[Composed, tuple[str, str]]
 # claimed touches, what was decided for each, their e-mails being composed, the instant,
 # and the leads as they were read with the claim
 _Batch = tuple[list[touch_q.Claimed], dict[int, "Outcome | _Job"], dict[int, Awaitable[ComposeResult]], datetime,
@@ -141,24 +152,31 @@ def _compose_one(composer: Composer, touch_id: int, view: LeadView, campaign: Ca
     try:
         return composer.email(touch_id, view, campaign, step, now)
     except TemplateError as exc:
-        return ("render_error", str(exc))
-    except Exception as exc:  # noqa: BLE001 - reported as a retry, never lost
-        return ("retry", f"{type(exc).__name__}: {exc}")
+        return (RENDER_ERROR, str(exc))
+    except Exception as exc:  # noqa: BLE001 - failed or retried as its kind says, never lost
+        return (classify(exc).value, describe(exc))
 
 
 class Sender:
     def __init__(self, store: Store, loaded: Loaded, settings: Settings, clock: Clock,
-                 transport: Transport | None = None):
+                 transport: Transport | None = None, lease_clock: Clock | None = None):
         self.store = store
         self.loaded = loaded
         self.settings = settings
-        self.clock = clock
+        self.clock = clock  # the business clock: due times, Date headers, what is recorded
+        self.lease_clock = lease_clock or SystemClock()  # real time: whether a worker is alive
+        self.lease = timedelta(seconds=settings.lease_seconds)
         self.transport = transport or make_transport(settings.smtp_url, settings.outbox_dir, settings.max_in_flight)
         self.composer = Composer(loaded, settings.base_url, settings.secret or store.secret(), dkim_key(settings, loaded))
         self.limiter = Limiter(store, loaded.campaigns.limits)
         self._stopping = False
         self._stop_requested = asyncio.Event()  # wakes a drain waiting for a send slot
-        self._lease_start: datetime | None = None  # when the oldest lease on what this tick holds began
+        # The tick's leases: what it claimed and has not handed to a send yet, what is in
+        # flight (handed over, outcome not committed), and when (time.monotonic()) the
+        # oldest lease on them began or was last renewed.
+        self._held: dict[int, touch_q.Claimed] = {}
+        self._in_flight: set[int] = set()
+        self._renewed = time.monotonic()
         self._limit_reached = False  # a limit on all mail is used up: claim no more this tick
         self._call_days: set[str] = set()  # business days whose call list this tick changed
         self._letter_thread: ThreadPoolExecutor | None = None  # renders letter PDFs, made when one is due
@@ -175,8 +193,9 @@ class Sender:
         with self.store.begin() as conn:
             summary.replanned = reconcile(conn, self.loaded.planner, at)
         with self.store.begin() as conn:
-            summary.recovered = touch_q.recover_interrupted(conn, at, LEASE)
+            summary.recovered = touch_q.recover_interrupted(conn, self.lease_clock.now(), self.lease, updated_at=at)
         pool = self._render_pool(at)  # before any thread exists: the worker is forked
+        heartbeat = asyncio.create_task(self._heartbeat())
         try:
             await self.transport.open()
             try:
@@ -187,6 +206,9 @@ class Sender:
             finally:
                 await self.transport.close()
         finally:  # even when the tick is cancelled (a stop after the grace) in close()
+            # Sends abandoned by a cancelled tick are no longer renewed: after the lease,
+            # another tick takes them again.
+            heartbeat.cancel()
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
             if self._letter_thread is not None:  # no thread may outlive the tick: the next one forks
@@ -225,7 +247,7 @@ class Sender:
         running: set[asyncio.Task[None]] = set()
         # Claimed here and not yet handed to a send: released on every way out, so a stop,
         # a cancelled tick or an error never leaves them `sending` until the lease ends.
-        held: dict[int, touch_q.Claimed] = {}
+        held = self._held
         composed_ahead: list[dict[int, Awaitable[ComposeResult]]] = []
         try:
             batch = self._claim(at, summary, pool, limit, held)
@@ -242,11 +264,15 @@ class Sender:
                     composed = await composing[touch.id] if touch.id in composing else None
                     if not await self._slot(slots):
                         break
-                    self._keep_lease(held)
+                    # This worker may have stalled past the lease (the loop blocked, the
+                    # process stopped): renewed first if a beat is due, so that what
+                    # another worker took over meanwhile is not sent here as well.
+                    self._keep_lease()
                     if touch.id not in held:  # another worker took it over: its to send now
                         slots.release()
                         continue
                     del held[touch.id]
+                    self._in_flight.add(touch.id)
                     task = asyncio.create_task(self._process(touch, job, composed, summary, recorder, now,
                                                              lead_rows.get(touch.lead_id)))
                     running.add(task)
@@ -294,23 +320,40 @@ class Sender:
             slots.release()  # both at once: the stop wins
         return False
 
-    def _keep_lease(self, held: dict[int, touch_q.Claimed]) -> None:
-        """Renew the lease on what this worker holds once half of it has gone by. With a
-        slow server the touches claimed ahead wait longer than a lease, and another worker
-        would take them for a dead worker's. Those it did take over (this worker stalled
-        longer than a lease) leave `held`: sending them here too would deliver them twice."""
-        now = self.clock.now()
-        if self._lease_start is None or now - self._lease_start < LEASE / 2:
+    async def _heartbeat(self) -> None:
+        """Renew the leases on what the tick holds, a few times a lease, for the whole tick.
+        A send awaits the server for as long as it takes (aiosmtplib's timeout is per
+        command, and a message has several); without this, another worker would take a
+        touch still being sent for a dead worker's and send it again."""
+        beat = self.lease.total_seconds() / BEATS_PER_LEASE
+        while True:
+            await asyncio.sleep(max(0.0, self._renewed + beat - time.monotonic()))
+            try:
+                self._keep_lease()
+            except Exception:  # the database is away: the next beat tries again
+                log.exception("could not renew the lease on %d claimed touch(es)", len(self._held) + len(self._in_flight))
+                await asyncio.sleep(beat)
+
+    def _keep_lease(self) -> None:
+        """Renew the leases on what this tick holds, if a beat has gone by since they were
+        last renewed (or claimed). Those another worker took over meanwhile (this one
+        stalled past the lease) leave `held`: sending them here too would deliver them
+        twice. (One in flight is the stalled send itself: it is let finish.)"""
+        beat = self.lease.total_seconds() / BEATS_PER_LEASE
+        started = time.monotonic()
+        if started - self._renewed < beat:
             return
-        with self.store.begin() as conn:
-            kept = touch_q.renew(conn, self.settings.worker_id, now)
-        self._lease_start = now
-        lost = [touch_id for touch_id in held if touch_id not in kept]
-        for touch_id in lost:
-            del held[touch_id]
-        if lost:
-            log.warning("%d claimed touch(es) were taken over by another worker after the lease; not sent here",
-                        len(lost))
+        ids = set(self._held) | self._in_flight
+        if ids:
+            with self.store.begin() as conn:
+                kept = touch_q.renew(conn, self.settings.worker_id, self.lease_clock.now(), ids)
+            lost = [touch_id for touch_id in self._held if touch_id not in kept]
+            for touch_id in lost:
+                del self._held[touch_id]
+            if lost:
+                log.warning("%d claimed touch(es) were taken over by another worker after the lease; not sent here",
+                            len(lost))
+        self._renewed = started
 
     def _release_held(self, held: dict[int, touch_q.Claimed]) -> None:
         if not held:
@@ -325,13 +368,13 @@ class Sender:
 
     def _claim(self, at: datetime, summary: TickSummary, pool: Executor | None, limit: int,
                held: dict[int, touch_q.Claimed]) -> _Batch:
-        claimed_at = self.clock.now()
+        if not (held or self._in_flight):  # the new leases are the oldest held (later ones are younger)
+            self._renewed = time.monotonic()
         with self.store.begin() as conn:
-            claimed = touch_q.claim(conn, at, claimed_at, self.settings.worker_id, max(2 * limit, CLAIM_BATCH))
+            claimed = touch_q.claim(conn, at, self.lease_clock.now(), self.settings.worker_id,
+                                    max(2 * limit, CLAIM_BATCH))
             lead_rows = leadrows.by_ids(conn, sorted({t.lead_id for t in claimed}))
         held.update((t.id, t) for t in claimed)
-        if claimed and self._lease_start is None:  # later claims and renewals are younger
-            self._lease_start = claimed_at
         now = self.clock.now()
         prepared = {t.id: self._prepare(t, lead_rows.get(t.lead_id), at, summary) for t in claimed}
         self._apply_limits(claimed, prepared, now, summary)
@@ -404,11 +447,14 @@ class Sender:
     async def _process(self, touch: touch_q.Claimed, prepared: Outcome | _Job, composed: ComposeResult | None,
                        summary: TickSummary, recorder: _Recorder, now: datetime,
                        lead: Mapping[str, Any] | None) -> None:
-        outcome = dict(prepared) if isinstance(prepared, dict) else await self._work(touch, prepared, composed,
-                                                                                     summary, now)
-        bounce = outcome.pop("hard_bounce", None)
-        outcome.setdefault("updated_at", self.clock.now())
-        await recorder.record(touch, outcome, lead)
+        try:
+            outcome = dict(prepared) if isinstance(prepared, dict) else await self._work(touch, prepared, composed,
+                                                                                         summary, now)
+            bounce = outcome.pop("hard_bounce", None)
+            outcome.setdefault("updated_at", self.clock.now())
+            await recorder.record(touch, outcome, lead)
+        finally:  # recorded, or not (then lease recovery takes it again): no longer renewed here
+            self._in_flight.discard(touch.id)
         if bounce:
             self._hard_bounce(touch, bounce)
 
@@ -424,14 +470,29 @@ class Sender:
             return self._write_call(touch, job, now, summary)
         except TemplateError as exc:
             return self._failed_render(str(exc), summary)
-        except Exception as exc:  # disk full, PDF engine error...: never lose the touch
-            log.exception("touch %s could not be processed; it will be retried", touch.id)
-            return self._retry(touch, f"retry: {type(exc).__name__}: {exc}", now, summary)
+        except Exception as exc:  # a full disk, a PDF engine error...: never lose the touch
+            failure = classify(exc)
+            if failure is Failure.PERMANENT:
+                log.warning("touch %s can never be sent as its data stand: %s", touch.id, describe(exc))
+            else:
+                log.exception("touch %s could not be processed; it will be retried", touch.id)
+            return self._unsent(touch, failure, "retry", describe(exc), now, summary)
 
     @staticmethod
     def _failed_render(reason: str, summary: TickSummary) -> Outcome:
         summary.failed += 1
         return {"state": "failed", "reason": f"render_error: {reason}"}
+
+    def _unsent(self, touch: touch_q.Claimed, failure: Failure, prefix: str, detail: str, now: datetime,
+                summary: TickSummary) -> Outcome:
+        """The outcome of an attempt that failed, by the failure's kind (dripper.failures):
+        failed at once, retried until GIVE_UP_AFTER has gone by since its run of failures
+        began, or retried until it passes."""
+        judged = verdict(failure, prefix, detail, touch.reason, now)
+        if judged.fail:
+            summary.failed += 1
+            return {"state": "failed", "reason": judged.reason}
+        return self._retry(touch, judged.reason, now, summary)
 
     @staticmethod
     def _retry(touch: touch_q.Claimed, reason: str, now: datetime, summary: TickSummary) -> Outcome:
@@ -445,9 +506,11 @@ class Sender:
     async def _send(self, touch: touch_q.Claimed, result: ComposeResult, summary: TickSummary, now: datetime) -> Outcome:
         if isinstance(result, tuple):
             kind, reason = result
-            if kind == "render_error":
+            if kind == RENDER_ERROR:
                 return self._failed_render(reason, summary)
-            return self._retry(touch, f"retry: {reason}", now, summary)
+            if kind == Failure.PERMANENT.value:
+                log.warning("touch %s can never be sent as its data stand: %s", touch.id, reason)
+            return self._unsent(touch, Failure(kind), "retry", reason, now, summary)
         try:
             await self.transport.send(Envelope(result.mail_from, result.recipient, result.data, result.name))
         except SendError as exc:
@@ -456,8 +519,8 @@ class Sender:
         return {"state": "sent", "reason": self._kept_reason(touch), "message_id": result.message_id, "sent_at": now}
 
     def _send_error(self, touch: touch_q.Claimed, exc: SendError, now: datetime, summary: TickSummary) -> Outcome:
-        if exc.transient:
-            return self._retry(touch, f"smtp_retry: {exc}", now, summary)
+        if exc.transient:  # retried; given up after days only when it is about the recipient's mailbox
+            return self._unsent(touch, smtp_reply(exc), "smtp_retry", str(exc), now, summary)
         summary.failed += 1
         outcome: Outcome = {"state": "failed", "reason": f"smtp_error: {exc}"}
         from dripper.inbound.classify import bounce_kind
@@ -544,7 +607,7 @@ async def _pick(future: Awaitable[list[ComposeResult]], index: int) -> ComposeRe
     try:
         return (await future)[index]
     except Exception as exc:  # noqa: BLE001 - the worker died: retry later, never lose the touch
-        return ("retry", f"render worker: {type(exc).__name__}: {exc}")
+        return (Failure.LASTING.value, f"render worker: {describe(exc)}")
 
 
 class _Recorder:

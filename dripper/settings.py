@@ -9,6 +9,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping
 
+# How long a claim on a touch lasts without renewal: a touch still `sending` that long
+# after its holder last renewed it belongs to a dead worker, and any tick takes it again.
+DEFAULT_LEASE_SECONDS = 60.0
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -32,6 +36,8 @@ class Settings:
     calls_dir: Path = Path("calls")
     max_in_flight: int = 4
     tick_interval: float = 60.0
+    # Every worker must use the same lease: each judges the others' claims by its own.
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
     dkim_key: Path | None = None  # PEM private key; set = sign every e-mail
     dkim_selector: str = "dripper"
     dkim_domain: str | None = None  # None = the sender's domain
@@ -92,6 +98,8 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         values["imap_interval"] = max(1.0, float(env["DRIPPER_IMAP_INTERVAL"]))
     if env.get("DRIPPER_TICK_INTERVAL"):
         values["tick_interval"] = max(0.1, float(env["DRIPPER_TICK_INTERVAL"]))
+    if env.get("DRIPPER_LEASE_SECONDS"):
+        values["lease_seconds"] = max(1.0, float(env["DRIPPER_LEASE_SECONDS"]))
     if env.get("DRIPPER_LOG_FORMAT"):
         values["log_format"] = env["DRIPPER_LOG_FORMAT"].strip().lower()
     if "base_url" in values:

@@ -163,23 +163,29 @@ def rename_step(conn: Connection, campaign: str, old: str, new: str, at: datetim
     return result.rowcount or 0
 
 
-def recover_interrupted(conn: Connection, at: datetime, lease: timedelta) -> int:
-    """Touches left in `sending` by a dead worker go back to the queue, marked."""
+def recover_interrupted(conn: Connection, now: datetime, lease: timedelta, *, updated_at: datetime | None = None) -> int:
+    """Touches left in `sending` by a dead worker go back to the queue, marked. `now` is
+    the instant on the clock the leases were written with (the real one, whatever
+    instant a tick runs at); `updated_at` what the rows record (default `now`)."""
     result = conn.execute(
         update(touches)
-        .where(touches.c.state == "sending", touches.c.claimed_at <= at - lease)
-        .values(state="planned", reason="resent_after_interruption", claimed_by=None, updated_at=at)
+        .where(touches.c.state == "sending", touches.c.claimed_at <= now - lease)
+        .values(state="planned", reason="resent_after_interruption", claimed_by=None, updated_at=updated_at or now)
     )
     return result.rowcount or 0
 
 
-def renew(conn: Connection, worker: str, now: datetime) -> set[int]:
-    """Extend the lease on every touch `worker` holds in `sending`; the ids it still holds.
-    A touch missing from the answer was taken over by another worker (recovered after
-    the lease ran out): it is that worker's to send now."""
+def renew(conn: Connection, worker: str, now: datetime, ids: Iterable[int]) -> set[int]:
+    """Extend the lease on these touches where `worker` still holds them in `sending`;
+    the ids it still holds. A touch missing from the answer was taken over by another
+    worker (recovered after the lease ran out): it is that worker's to send now, or was
+    recorded meanwhile."""
+    wanted = list(ids)
+    if not wanted:
+        return set()
     result = conn.execute(
         update(touches)
-        .where(touches.c.state == "sending", touches.c.claimed_by == worker)
+        .where(touches.c.id.in_(wanted), _still_held(worker))
         .values(claimed_at=now)
         .returning(touches.c.id)
     )
