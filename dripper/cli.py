@@ -67,11 +67,13 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise SystemExit(code)
 
 
-def require_output_dirs(settings: Settings) -> None:
+def require_output_dirs(settings: Settings, config: CampaignFile) -> None:
     """Refuse to tick when a folder it writes into cannot be made or written."""
     from dripper import outdirs
 
-    found = outdirs.problems(settings)
+    channels = {step.channel for campaign in config.campaigns.values() for steps in campaign.stages.values()
+                for step in steps}
+    found = outdirs.problems(settings, channels)
     for problem in found[:-1]:
         err.print(f"dripper: {problem}", markup=False, soft_wrap=True)
     if found:
@@ -615,7 +617,7 @@ def tick(app: App, at: str | None, as_json: bool, max_in_flight: int | None) -> 
     settings = app.settings.with_options(max_in_flight=max_in_flight)
     clock = _clock(at)
     loaded = app.loaded()
-    require_output_dirs(settings)
+    require_output_dirs(settings, loaded.campaigns)
     warn_if_unsubscribe_not_https(settings)
     store = app.store()
     try:
@@ -671,8 +673,8 @@ def run(app: App, interval: float | None, max_in_flight: int | None) -> None:
     if logging.getLogger().level > logging.INFO:
         logging.getLogger().setLevel(logging.INFO)
     settings = app.settings.with_options(tick_interval=interval, max_in_flight=max_in_flight)
-    app.loaded()  # refuse a broken campaigns.yaml before starting
-    require_output_dirs(settings)
+    loaded = app.loaded()  # refuse a broken campaigns.yaml before starting
+    require_output_dirs(settings, loaded.campaigns)
     warn_if_unsubscribe_not_https(settings)
     try:
         watcher = config_mod.Watcher(settings)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Collection
 
 from dripper.settings import Settings
 
@@ -21,11 +22,17 @@ class OutputDir:
     variable: str  # the environment variable that moves it
 
 
-def output_dirs(settings: Settings) -> list[OutputDir]:
-    """The folders a tick may write into with these settings."""
-    found = [] if settings.smtp_url else [OutputDir(settings.outbox_dir, "the e-mail outbox", "DRIPPER_OUTBOX")]
-    return found + [OutputDir(settings.letters_dir, "letters", "DRIPPER_LETTERS"),
-                    OutputDir(settings.calls_dir, "call lists", "DRIPPER_CALLS")]
+def output_dirs(settings: Settings, channels: Collection[str]) -> list[OutputDir]:
+    """The folders a tick may write into with these settings, for steps on `channels`
+    (a file called `letters` is no one's business when no campaign sends letters)."""
+    found = []
+    if not settings.smtp_url:  # also where forwarded replies and test sends go
+        found.append(OutputDir(settings.outbox_dir, "the e-mail outbox", "DRIPPER_OUTBOX"))
+    if "letter" in channels:
+        found.append(OutputDir(settings.letters_dir, "letters", "DRIPPER_LETTERS"))
+    if "call" in channels:
+        found.append(OutputDir(settings.calls_dir, "call lists", "DRIPPER_CALLS"))
+    return found
 
 
 def problem(folder: OutputDir) -> str | None:
@@ -46,8 +53,8 @@ def problem(folder: OutputDir) -> str | None:
     return None  # pragma: no cover - the loop ends at the anchor or "."
 
 
-def problems(settings: Settings) -> list[str]:
-    return [found for folder in output_dirs(settings) if (found := problem(folder)) is not None]
+def problems(settings: Settings, channels: Collection[str]) -> list[str]:
+    return [found for folder in output_dirs(settings, channels) if (found := problem(folder)) is not None]
 
 
 __all__ = ["OutputDir", "output_dirs", "problem", "problems"]

@@ -199,23 +199,37 @@ _SCRIPT_SCHEMES = frozenset({"javascript", "vbscript", "livescript", "jscript", 
 _CANDIDATE = re.compile(
     r"""=[ \t\n\r\f]*(["']?)(?=(?i:javascript|vbscript|livescript|jscript|mocha|data):|[A-Za-z0-9+.\-]*[\x00-\x20&])""")
 _UNQUOTED = re.compile(r"""[^\s"'=<>`]*""")
-_NAME_BEFORE = re.compile(r"""[\s"'/]([A-Za-z][A-Za-z0-9:_\-]*)\s*\Z""")  # an attribute's name
+_NAME_BEFORE = re.compile(r"""[\s"'/]([A-Za-z][A-Za-z0-9:_\-]{0,30})\Z""")  # an attribute's name
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
 _IN_URL_IGNORED = str.maketrans("", "", "\t\n\r")
 _BLANKS_AND_CONTROLS = "".join(map(chr, range(0x21)))  # what a browser strips before the scheme
 _IMAGE_ATTRS = frozenset({"src", "background", "poster", "lowsrc", "dynsrc"})
+# Attributes whose value is a URL (HTML 4 and 5, SVG); text ones (alt, title) are left alone.
+_URL_ATTRS = _IMAGE_ATTRS | frozenset({
+    "href", "xlink:href", "action", "formaction", "data", "cite", "longdesc", "usemap", "ping", "manifest",
+    "codebase", "archive", "classid", "profile", "icon", "itemtype"})
 
 
 def runs_script(attribute: str, value: str) -> bool:
-    """Whether the attribute value, read as a URL by a browser, has a scheme that can run
-    script. An image attribute may hold a `data:image/…` URL, which cannot."""
+    """Whether the attribute holds a URL which, read by a browser, has a scheme that can
+    run script. An image attribute may hold a `data:image/…` URL, which cannot."""
+    attribute = attribute.lower()
+    if attribute not in _URL_ATTRS:
+        return False
     url = html.unescape(value).translate(_IN_URL_IGNORED).lstrip(_BLANKS_AND_CONTROLS)
     found = _SCHEME.match(url)
     if found is None or found.group(1).lower() not in _SCRIPT_SCHEMES:
         return False
-    if found.group(1).lower() == "data" and attribute.lower() in _IMAGE_ATTRS:
+    if found.group(1).lower() == "data" and attribute in _IMAGE_ATTRS:
         return not url[found.end():].lstrip().lower().startswith("image/")
     return True
+
+
+def _name_end(document: str, equals: int) -> int:
+    """Where the attribute name before the `=` at `equals` ends (blanks may come between)."""
+    while equals > 0 and document[equals - 1] in " \t\n\r\f":
+        equals -= 1
+    return equals
 
 
 def without_script_urls(document: str) -> str:
@@ -232,7 +246,8 @@ def without_script_urls(document: str) -> str:
         if start < done:
             continue  # inside a value already replaced
         # After an attribute's name, not an `=` inside a value (`?q=javascript:1` is a query).
-        name = _NAME_BEFORE.search(document, max(0, match.start() - 40), match.start())
+        name = _NAME_BEFORE.search(document, max(0, _name_end(document, match.start()) - 32),
+                                   _name_end(document, match.start()))
         if name is not None and runs_script(name.group(1), document[start:end]):
             kept += [document[done:start], "#"]
             done = end
