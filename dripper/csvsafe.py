@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import csv
 import re
-from typing import IO, Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import IO, Any
 
 _TRIGGERS = frozenset("=+-@\t\r\n")
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")

@@ -8,9 +8,9 @@ before anything is claimed, rather than found as a traceback halfway through.
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Collection
 
 from dripper.settings import Settings
 

@@ -7,6 +7,7 @@ loopback that must see nothing."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import os
@@ -14,20 +15,20 @@ import re
 import subprocess
 import sys
 import threading
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from html import unescape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
+from conftest import Dripper, free_port
 from lxml import html as lxml_html
 
-from conftest import Dripper, free_port
-
-T0 = datetime(2026, 3, 2, 14, 0, tzinfo=timezone.utc)  # a Monday, 08:00 in Chicago
+T0 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)  # a Monday, 08:00 in Chicago
 CAMPAIGN = "hostile"
 HEADER = "email,first_name,last_name,company,stage,address_line1,city,region,postal_code,country"
 
@@ -215,7 +216,7 @@ def test_every_csv_dripper_writes_neutralises_formulas(dripper: Dripper) -> None
     campaign = "=cmd|' /C calc'!A0"  # a campaign name is written to the report's CSV
     write_campaign(dripper.root, name=campaign, steps=EMAIL_STEP + LETTER_STEP + CALL_STEP)
     header = HEADER + ",phone,owner"
-    row = [f"evil@t.example", HOSTILE["first_name"], HOSTILE["last_name"], HOSTILE["company"], "supplier_research",
+    row = ["evil@t.example", HOSTILE["first_name"], HOSTILE["last_name"], HOSTILE["company"], "supplier_research",
            "1 Main St", "Springfield", "IL", "62701", "US", HOSTILE["phone"], HOSTILE["owner"]]
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="").writerow(row)
@@ -264,7 +265,7 @@ def http_server() -> Iterator[tuple[str, list[str]]]:
     seen: list[str] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        def do_GET(self) -> None:  # the stdlib's name
             seen.append(self.path)
             body = b"<svg xmlns='http://www.w3.org/2000/svg' width='10' height='10'><text y='9'>REMOTE</text></svg>"
             self.send_response(200)
@@ -296,7 +297,7 @@ LETTER_WITH_URLS = """<!doctype html><html><head><meta charset="utf-8">
 <div class="letterhead">ACME</div>
 <p>Dear {{ lead.first_name }},</p>
 <img src="{{ lead.attrs.logo | default('') }}"><img src="{{ lead.attrs.local | default('') }}"><img src="{{ lead.attrs.up | default('') }}">
-<img src="{{ lead.attrs.linked | default('') }}"><img src="letters/inside.svg">
+<img src="{{ lead.attrs.linked | default('') }}"><img src="letters/inside.svg"><img src="{{ data_url }}">
 <a rel="attachment" href="{{ lead.attrs.doc | default('') }}">the file</a>
 </body></html>"""
 
@@ -308,7 +309,8 @@ def test_letters_fetch_nothing_from_the_network_or_outside_templates(dripper: Dr
 
     base, seen = http_server
     templates = dripper.root / "templates"
-    (templates / "letters" / "urls.html").write_text(LETTER_WITH_URLS)
+    data_url = "data:image/svg+xml;base64," + base64.b64encode(svg("FROM-DATA-URL").encode()).decode()
+    (templates / "letters" / "urls.html").write_text(LETTER_WITH_URLS.replace("{{ data_url }}", data_url))
     (templates / "letters" / "inside.svg").write_text(svg("INSIDE-TEMPLATES"))
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -324,7 +326,7 @@ def test_letters_fetch_nothing_from_the_network_or_outside_templates(dripper: Dr
     [pdf] = Path("letters").glob("*.pdf")
     assert seen == []  # no request reached the server
     text = subprocess.run(["pdftotext", str(pdf), "-"], check=True, capture_output=True, text=True).stdout
-    assert "INSIDE-TEMPLATES" in text  # a file under templates/ is used
+    assert "INSIDE-TEMPLATES" in text and "FROM-DATA-URL" in text  # a file under templates/, a data: URL
     assert "SECRET-OUTSIDE" not in text and "REMOTE" not in text
     reader = PdfReader(pdf)
     assert not reader.attachments
@@ -456,18 +458,16 @@ def test_addresses_that_cannot_be_sent_to_are_refused_at_import(dripper: Dripper
             "ok2@t.example,Ok", '"""quoted""@t.example",Q', "x@-bad.example,Host"]
     result = import_rows(dripper, rows, header="email,first_name", ok=2)
     problems = [line for line in result.stderr.splitlines() if line.startswith("leads.csv:")]
+    letters = "the part before @ may hold letters, digits, !#$%&'*+/=?^_`{|}~- and single dots between them"
     assert problems == [
-        "leads.csv:2: invalid e-mail address 'jörg@t.example': the part before @ is not ASCII (such addresses "
-        "need SMTPUTF8, which dripper does not use)",
+        "leads.csv:2: invalid e-mail address 'jörg@t.example': the part before @ is not ASCII (such addresses need "
+        + "SMTPUTF8, which dripper does not use)",
         f"leads.csv:4: invalid e-mail address '{'l' * 65}@t.example': the part before @ is 65 characters long; "
-        "at most 64 are allowed",
-        "leads.csv:5: invalid e-mail address 'a\\x00b@t.example': the part before @ may hold letters, digits, "
-        "!#$%&'*+/=?^_`{|}~- and single dots between them",
-        "leads.csv:6: invalid e-mail address 'slash/..%2f@t.example': the part before @ may hold letters, digits, "
-        "!#$%&'*+/=?^_`{|}~- and single dots between them",
+        + "at most 64 are allowed",
+        f"leads.csv:5: invalid e-mail address 'a\\x00b@t.example': {letters}",
+        f"leads.csv:6: invalid e-mail address 'slash/..%2f@t.example': {letters}",
         f"leads.csv:8: invalid e-mail address 'x@{'d' * 250}.example': the domain is longer than 253 characters",
-        "leads.csv:10: invalid e-mail address '\"quoted\"@t.example': the part before @ may hold letters, digits, "
-        "!#$%&'*+/=?^_`{|}~- and single dots between them",
+        f"leads.csv:10: invalid e-mail address '\"quoted\"@t.example': {letters}",
         "leads.csv:11: invalid e-mail address 'x@-bad.example': the domain '-bad.example' is not a valid host name",
     ]
     assert "3 lead(s) imported" in result.stdout and "7 row(s) skipped" in result.stdout
@@ -494,8 +494,8 @@ def test_leads_add_refuses_an_address_with_the_reason(dripper: Dripper) -> None:
     ({}, "outbox", "outbox (the e-mail outbox; DRIPPER_OUTBOX moves it) exists but is not a folder"),
     ({"DRIPPER_OUTBOX": "mail-out"}, "mail-out", "mail-out (the e-mail outbox; DRIPPER_OUTBOX moves it) exists"),
     ({}, "letters", "letters (letters; DRIPPER_LETTERS moves it) exists but is not a folder"),
-    ({"DRIPPER_CALLS": "office/calls"}, "office", "office/calls (call lists; DRIPPER_CALLS moves it) cannot be "
-                                                  "made: office is a file, not a folder"),
+    ({"DRIPPER_CALLS": "office/calls"}, "office",
+     "office/calls (call lists; DRIPPER_CALLS moves it) cannot be made: office is a file, not a folder"),
 ])
 def test_an_output_folder_that_is_a_file_stops_the_tick_with_a_clear_error(dripper: Dripper, env: dict[str, str],
                                                                            blocker: str, says: str) -> None:
@@ -534,7 +534,7 @@ def test_run_refuses_to_start_when_the_outbox_is_a_file(project: Path, sqlite_ur
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRIPPER_")}
     env.update(DRIPPER_DATABASE_URL=sqlite_url, DRIPPER_SECRET="test-secret", DRIPPER_TICK_INTERVAL="1")
     result = subprocess.run([sys.executable, "-m", "dripper", "run"], env=env, capture_output=True, text=True,
-                            timeout=60)
+                            timeout=60, check=False)
     assert result.returncode == 1
     assert "outbox (the e-mail outbox; DRIPPER_OUTBOX moves it) exists but is not a folder" in result.stderr
     assert "Traceback" not in result.stderr
