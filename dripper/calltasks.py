@@ -9,7 +9,6 @@ lead stays a lead for later campaigns; reached, voicemail and no_answer change n
 
 from __future__ import annotations
 
-import csv
 import io
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +17,7 @@ from typing import Any, Mapping, Sequence
 
 from sqlalchemy import Connection
 
+from dripper import csvsafe
 from dripper.events import apply_event, opt_out
 from dripper.leads import full_name
 from dripper.letters import write_atomic
@@ -52,7 +52,7 @@ def rows_for_table(tasks: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
 
 def to_csv(tasks: Sequence[Mapping[str, Any]]) -> str:
     buffer = io.StringIO(newline="")
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS)
+    writer = csvsafe.DictWriter(buffer, fieldnames=CSV_COLUMNS)  # names and notes are lead data
     writer.writeheader()
     writer.writerows(rows_for_table(tasks))
     return buffer.getvalue()

@@ -21,7 +21,7 @@ from dripper import report as report_mod
 from dripper.campaigns import CampaignFile
 from dripper.clock import Clock, clock_at, parse_instant
 from dripper.errors import ConfigError, UsageError
-from dripper.leads import full_name
+from dripper.leads import full_name, lookup_form
 from dripper.settings import Settings, from_env, secret_list
 from dripper.store import Store, StoreUnavailable, open_store
 from dripper.store import leadrows
@@ -66,6 +66,19 @@ def warn_if_unsubscribe_not_https(settings: Settings) -> None:
 def fail(message: str, code: int = 1) -> NoReturn:
     err.print(f"dripper: {message}", markup=False, soft_wrap=True)
     raise SystemExit(code)
+
+
+def require_output_dirs(settings: Settings, config: CampaignFile) -> None:
+    """Refuse to tick when a folder it writes into cannot be made or written."""
+    from dripper import outdirs
+
+    channels = {step.channel for campaign in config.campaigns.values() for steps in campaign.stages.values()
+                for step in steps}
+    found = outdirs.problems(settings, channels)
+    for problem in found[:-1]:
+        err.print(f"dripper: {problem}", markup=False, soft_wrap=True)
+    if found:
+        fail(f"{found[-1]}; nothing was sent", code=1)
 
 
 def _instant(text: str | None) -> datetime | None:
@@ -316,9 +329,13 @@ def leads_import(app: App, file: Path, at: str | None, batch_size: int) -> None:
 def leads_add(app: App, email: str, stage: str | None, campaign: str | None, first_name: str, last_name: str,
               company: str, tz: str, attrs: tuple[str, ...], at: str | None) -> None:
     """Add (or update) one lead."""
-    from dripper.leads import POSTAL_COLUMNS, build_lead
+    from dripper.leads import POSTAL_COLUMNS, LeadError, build_lead, normalize_email
     from dripper.planner import enroll, record_versions
 
+    try:  # as it is kept (an internationalized domain in ASCII), so that an existing lead is found
+        email = normalize_email(email)
+    except LeadError as exc:
+        fail(str(exc), code=1)
     loaded = app.loaded()
     raw: dict[str, str | None] = {"email": email, "stage": stage, "campaign": campaign, "first_name": first_name,
                                   "last_name": last_name, "company": company, "timezone": tz}
@@ -370,7 +387,7 @@ def event(app: App, email: str, kind: str, stage: str | None, outcome: str | Non
     loaded = app.loaded()
     instant = _instant(at) or _clock(None).now()
     with app.store().begin() as conn:
-        lead = leadrows.by_email(conn, email)
+        lead = leadrows.by_email(conn, lookup_form(email))
         if lead is None:
             fail(f"no lead {email!r}", code=1)
         if kind == "called":
@@ -625,6 +642,7 @@ def tick(app: App, at: str | None, as_json: bool, max_in_flight: int | None) -> 
     settings = app.settings.with_options(max_in_flight=max_in_flight)
     clock = _clock(at)
     loaded = app.loaded()
+    require_output_dirs(settings, loaded.campaigns)
     warn_if_unsubscribe_not_https(settings)
     store = app.store()
     try:
@@ -680,7 +698,8 @@ def run(app: App, interval: float | None, max_in_flight: int | None) -> None:
     if logging.getLogger().level > logging.INFO:
         logging.getLogger().setLevel(logging.INFO)
     settings = app.settings.with_options(tick_interval=interval, max_in_flight=max_in_flight)
-    app.loaded()  # refuse a broken campaigns.yaml before starting
+    loaded = app.loaded()  # refuse a broken campaigns.yaml before starting
+    require_output_dirs(settings, loaded.campaigns)
     warn_if_unsubscribe_not_https(settings)
     try:
         watcher = config_mod.Watcher(settings)
@@ -713,7 +732,7 @@ def plan(app: App, email: str, as_json: bool) -> None:
 
     config = _campaigns_or_none(app)
     with app.store().begin() as conn:
-        lead = leadrows.by_email(conn, email)
+        lead = leadrows.by_email(conn, lookup_form(email))
         if lead is None:
             fail(f"no lead {email!r}", code=1)
         data = report_mod.lead_plan(conn, lead, Planner(config) if config else None)
@@ -796,7 +815,7 @@ def preview(app: App, campaign: str, step: str, email: str | None, fmt: str, out
     if email:
         store = app.store()
         with store.begin() as conn:
-            row = leadrows.by_email(conn, email)
+            row = leadrows.by_email(conn, lookup_form(email))
         if row is None:
             fail(f"no lead {email!r}", code=1)
         lead = LeadView.from_row(row, config.defaults.timezone)
@@ -876,6 +895,8 @@ def _send_test(app: App, loaded: config_mod.Loaded, lead: Any, camp: Any, step: 
     except ValueError as exc:  # a malformed DRIPPER_SMTP_URL
         fail(str(exc), code=1)
     except SendError as exc:
+        fail(f"the test to {to} was not sent: {exc}", code=1)
+    except OSError as exc:  # the file outbox cannot be written
         fail(f"the test to {to} was not sent: {exc}", code=1)
     via = f"via SMTP: {answer}" if app.settings.smtp_url else f"to the outbox: {answer}"
     click.echo(f"sent a test of {camp.name} {step.id} (rendered for {lead.email}) to {to} {via} "

@@ -5,6 +5,8 @@ process or in a render worker process (see sender.py)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -57,12 +59,37 @@ def feedback_id(campaign: str, step: str, sender: str) -> str:
     return ":".join(part.replace(":", "-") for part in (campaign, step, sender))
 
 
+# --- file names -------------------------------------------------------------------------
+# A file named after a lead must be distinct from every other lead's: `a/b@x` and `a-b@x`
+# (or `a\0b` and `a-b`) must not become the same file once made safe. Names stay short:
+# a 64-octet local part, a long domain, a campaign and a step would pass 255 bytes.
+PART_CHARS = 48  # each part of a name is cut to this many characters
 _UNSAFE = re.compile(r"[^A-Za-z0-9@._+\-]+")
+# Plain: no `_` (the separator), no upper case (a case-insensitive file system), no leading `.` or `-`.
+_PLAIN = re.compile(rf"[a-z0-9][a-z0-9@.+\-]{{0,{PART_CHARS - 1}}}")
+
+
+def _readable(part: str) -> str:
+    """The part as a file name can hold it: unsafe runs become `-`, cut to PART_CHARS."""
+    return _UNSAFE.sub("-", part)[:PART_CHARS]
+
+
+def touch_name(touch_id: int, campaign: str, step: str, email: str) -> str:
+    """The name of a touch's file (outbox .eml, letter PDF): `ID_CAMPAIGN_STEP_EMAIL`.
+    The touch id first makes it unique (the id holds no `_`), the rest makes it readable;
+    a resend of the touch has the same id, so it rewrites the same file."""
+    return "_".join((str(touch_id), _readable(campaign), _readable(step), _readable(email)))
 
 
 def safe_name(*parts: str) -> str:
-    """A file-system-safe name made of the parts."""
-    return "_".join(_UNSAFE.sub("-", p) for p in parts)
+    """A file name made of the parts, distinct for distinct parts. Plain parts (lower-case
+    letters, digits, `@.+-`, at most PART_CHARS) are joined with `_` as they are; otherwise
+    the parts, made safe and cut, are followed by a digest of their exact values (that
+    name has one `_`-separated field more, so it never equals a plain one)."""
+    if all(_PLAIN.fullmatch(p) for p in parts):
+        return "_".join(parts)
+    digest = hashlib.blake2b(json.dumps(parts).encode(), digest_size=8).hexdigest()
+    return "_".join([*(_readable(p).replace("_", "-") for p in parts), digest]).lstrip(".-")
 
 
 @dataclass(frozen=True)
@@ -114,7 +141,7 @@ class Composer:
         if self.dkim is not None:
             data = self.dkim.sign(data)
         return Composed(self.tokens.bounce_address(touch_id, sender.bounces), view.email, data, msgid,
-                        safe_name(campaign.name, step.id, view.email))
+                        touch_name(touch_id, campaign.name, step.id, view.email))
 
     @cached_property
     def home_country(self) -> str | None:
@@ -123,8 +150,10 @@ class Composer:
         given = config.letters.home_country or config.sender.postal_address.rpartition(",")[2]
         return postal.country_code(given)
 
-    def letter(self, view: LeadView, campaign: Campaign, step: Step, now: datetime) -> ComposedLetter:
-        """Raises jinja2.TemplateError when the template cannot render for this lead."""
+    def letter(self, view: LeadView, campaign: Campaign, step: Step, now: datetime,
+               touch_id: int | None = None) -> ComposedLetter:
+        """Raises jinja2.TemplateError when the template cannot render for this lead.
+        `touch_id`: the touch it is for (its file's name); None for a preview."""
         config = self.loaded.campaigns
         ctx, _url, _token = self.context(view, campaign, step, now)
         body = self.loaded.renderer.letter_html(step, ctx)
@@ -136,7 +165,8 @@ class Composer:
                                     letter_date(view, now))
         return ComposedLetter(letters.frame_letter(body, frame, parts), frame.name, address,
                               f"{country or '~'}:{view.postal_code.replace(' ', '').upper()}",
-                              safe_name(campaign.name, step.id, view.email))
+                              touch_name(touch_id, campaign.name, step.id, view.email) if touch_id is not None
+                              else safe_name(campaign.name, step.id, view.email))
 
     def call_notes(self, view: LeadView, campaign: Campaign, step: Step, now: datetime) -> str:
         ctx, _url, _token = self.context(view, campaign, step, now)

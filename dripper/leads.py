@@ -18,7 +18,13 @@ from dripper.campaigns import CampaignFile, did_you_mean
 
 CORE_COLUMNS = ("email", "first_name", "last_name", "company", "stage", "timezone", "campaign")
 POSTAL_COLUMNS = ("address_line1", "address_line2", "city", "region", "postal_code", "country")
-_EMAIL = re.compile(r"^[^@\s<>(),;:\"\[\]\\]+@[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?\.[A-Za-z0-9\-]{2,}$")
+# RFC 5321: the local part a dot-atom of ASCII atext (quoted local parts are not taken),
+# the domain a host name of letters, digits and hyphens.
+_LOCAL_PART = re.compile(r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+_HOST_NAME = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9][a-z0-9-]{0,61}[a-z0-9]")
+MAX_LOCAL_PART = 64  # octets (RFC 5321 4.5.3.1.1)
+MAX_DOMAIN = 253  # octets of a host name written with dots, no trailing dot
+MAX_ADDRESS = 254  # octets: the 256 of a path less its angle brackets
 _ATTR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -57,10 +63,57 @@ LEAD_FIELDS = tuple(f.name for f in fields(Lead) if f.name != "attrs")
 
 
 def normalize_email(value: str) -> str:
-    email = value.strip().lower()
-    if not _EMAIL.match(email):
-        raise LeadError(f"invalid e-mail address {value!r}")
+    """The address as dripper keeps it (lower case, the domain in its ASCII form), or a
+    LeadError saying why it cannot be sent to: every address kept is one an SMTP server
+    without SMTPUTF8 takes and a file name can be made of."""
+    text = value.strip()
+    local, at, domain = text.rpartition("@")
+    if not at or not local or not domain:
+        raise LeadError(f"invalid e-mail address {value!r}: expected local-part@domain")
+    if not local.isascii():  # checked before lower(): "\u212a".lower() is an ASCII "k"
+        raise LeadError(f"invalid e-mail address {value!r}: the part before @ is not ASCII "
+                        "(such addresses need SMTPUTF8, which dripper does not use)")
+    local = local.lower()
+    if len(local) > MAX_LOCAL_PART:
+        raise LeadError(f"invalid e-mail address {value!r}: the part before @ is {len(local)} characters long; "
+                        f"at most {MAX_LOCAL_PART} are allowed")
+    if not _LOCAL_PART.fullmatch(local):
+        raise LeadError(f"invalid e-mail address {value!r}: the part before @ may hold letters, digits, "
+                        "!#$%&'*+/=?^_`{|}~- and single dots between them")
+    email = f"{local}@{_host_name(domain, value)}"
+    if len(email) > MAX_ADDRESS:
+        raise LeadError(f"invalid e-mail address {value!r}: longer than {MAX_ADDRESS} characters")
     return email
+
+
+def lookup_form(value: str) -> str:
+    """An address typed to find a lead (`dripper event`, `plan`): as dripper keeps it when it
+    is valid (`Jane@Müller.de` finds `jane@xn--mller-kva.de`), else as typed, lower-cased
+    (a lead kept before addresses were checked this strictly can still be found)."""
+    try:
+        return normalize_email(value)
+    except LeadError:
+        return value.strip().lower()
+
+
+def _host_name(domain: str, value: str) -> str:
+    """The domain as an ASCII host name; an internationalized one (`müller.de`) in its
+    IDNA 2008 form (`xn--mller-kva.de`), which every mail server takes."""
+    if domain.isascii():
+        host = domain.lower()
+    else:
+        import idna  # IDNA 2008 with UTS 46 mapping: the stdlib codec (IDNA 2003) turns ß into ss
+
+        try:
+            host = idna.encode(domain, uts46=True).decode("ascii")
+        except idna.IDNAError as exc:
+            raise LeadError(f"invalid e-mail address {value!r}: the domain is not a valid "
+                            f"internationalized host name ({exc})") from None
+    if len(host) > MAX_DOMAIN:
+        raise LeadError(f"invalid e-mail address {value!r}: the domain is longer than {MAX_DOMAIN} characters")
+    if not _HOST_NAME.fullmatch(host) or host.rpartition(".")[2].isdigit():
+        raise LeadError(f"invalid e-mail address {value!r}: the domain {domain!r} is not a valid host name")
+    return host
 
 
 _NOT_ATTRS = frozenset(CORE_COLUMNS + POSTAL_COLUMNS)
@@ -163,4 +216,5 @@ def duplicate_message(first_line: int, email: str) -> str:
     return f"duplicate of line {first_line} ({email})"
 
 
-__all__ = ["full_name", "Lead", "LeadError", "BadRow", "build_lead", "read_csv", "normalize_email", "duplicate_message"]
+__all__ = ["full_name", "Lead", "LeadError", "BadRow", "build_lead", "read_csv", "normalize_email", "lookup_form",
+           "duplicate_message"]

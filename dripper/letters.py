@@ -23,15 +23,18 @@ and supports the @page rules letters need. pypdf merges the batch without re-ren
 
 from __future__ import annotations
 
-import csv
 import io
+import mimetypes
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 from lxml import html as lxml_html
 
+from dripper import csvsafe
 from dripper.postal import PaperFormat
 
 MM_PER_IN = 25.4
@@ -179,11 +182,56 @@ def frame_letter(template_html: str, frame: Frame, parts: LetterParts) -> str:
     return lxml_html.tostring(doc, doctype="<!DOCTYPE html>", encoding="unicode")
 
 
+def _templates_only_fetcher(root: Path | None) -> Any:
+    """A WeasyPrint URL fetcher that reads only files under `root` (templates/) and
+    `data:` URLs. A letter's `src`/`href` can hold lead data, and WeasyPrint would
+    otherwise fetch any URL it is given: a request to a host on our network
+    (`http://127.0.0.1:…`), or a local file embedded into the printed letter
+    (`file:///etc/passwd`). A refused resource is left out of the letter, with a warning
+    in the log."""
+    from weasyprint.urls import URLFetcher, URLFetcherResponse  # type: ignore[import-untyped]  # WeasyPrint 68+
+
+    base = root.resolve() if root is not None else None
+
+    class TemplatesOnly(URLFetcher):  # type: ignore[misc]
+        def fetch(self, url: str, headers: Any = None) -> Any:
+            scheme = url.partition(":")[0].lower()
+            if scheme == "data":
+                return super().fetch(url, headers)
+            path = template_file(url, base) if scheme == "file" else None
+            if path is None:
+                raise ValueError(f"letters may use only files under templates/ and data: URLs, not {url[:200]}")
+            kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            return URLFetcherResponse(path.as_uri(), path.read_bytes(), {"Content-Type": kind})
+
+    # No redirects and a short timeout: nothing but data: URLs ever reaches urllib.
+    return TemplatesOnly(timeout=5, allow_redirects=False)
+
+
+def template_file(url: str, root: Path | None) -> Path | None:
+    """The file a `file:` URL names when it is a regular file under `root` once every
+    `..` and symbolic link is resolved (nothing can point out of templates/), else None."""
+    if root is None:
+        return None
+    parts = urlsplit(url)
+    if parts.netloc not in ("", "localhost"):
+        return None
+    try:
+        path = Path(url2pathname(parts.path)).resolve()
+    except (OSError, RuntimeError, ValueError):  # a symlink loop, a NUL
+        return None
+    if not path.is_relative_to(root) or not path.is_file():
+        return None
+    return path
+
+
 def render_letter(html: str, base_url: Path | None = None) -> RenderedLetter:
-    """One letter as PDF bytes; page numbers are added when it runs to a second page."""
+    """One letter as PDF bytes; page numbers are added when it runs to a second page.
+    `base_url`: the templates folder, the only place a letter may take files from."""
     from weasyprint import CSS, HTML  # heavy import: only when a letter is due
 
-    source = HTML(string=html, base_url=str(base_url) if base_url else None)
+    source = HTML(string=html, base_url=str(base_url) if base_url else None,
+                  url_fetcher=_templates_only_fetcher(base_url))
     document = source.render()
     if len(document.pages) > 1:
         document = source.render(stylesheets=[CSS(string=_PAGE_NUMBERS)])
@@ -242,7 +290,7 @@ def build_batch(folder: Path, letters: Sequence[BatchLetter], duplex: bool = Fal
     merged = io.BytesIO()
     writer.write(merged)
     manifest = io.StringIO(newline="")
-    out = csv.writer(manifest)
+    out = csvsafe.Writer(manifest)  # names and addresses are lead data
     out.writerow(MANIFEST_COLUMNS)
     out.writerows(rows)
     pdf = write_atomic(folder / "batch.pdf", merged.getvalue())

@@ -10,6 +10,7 @@ they are rendered (an HTML parser moves `{% for %}` out of a `<table>`).
 from __future__ import annotations
 
 import hashlib
+import html
 import re
 import traceback
 from dataclasses import dataclass
@@ -169,7 +170,7 @@ class Renderer:
 
     def email(self, campaign: Campaign, step: Step, ctx: Mapping[str, Any]) -> RenderedEmail:
         subject = self.subject(campaign, step, ctx)
-        html = self.body_html(step, ctx)
+        html = without_script_urls(self.body_html(step, ctx))  # before the text part is made of it
         text = self.body_text(step, ctx, html)
         postal = self.config.sender.postal_address
         url, prefs = ctx["unsubscribe_url"], ctx.get("preferences_url") or ctx["unsubscribe_url"]
@@ -179,10 +180,78 @@ class Renderer:
 
     def letter_html(self, step: Step, ctx: Mapping[str, Any]) -> str:
         # Not CSS-inlined: the PDF engine reads <style>, including the @page rules letters need.
-        return self.body_html(step, ctx)
+        return without_script_urls(self.body_html(step, ctx))
 
     def call_notes(self, step: Step, ctx: Mapping[str, Any]) -> str:
         return html_to_text(self.body_html(step, ctx))
+
+
+# --- URLs that would run script ---------------------------------------------------------
+# A template may put lead data into a link (`<a href="{{ lead.attrs.website }}">`).
+# Autoescaping keeps the value inside its attribute, but not a `javascript:` URL out of
+# it. So every attribute value of the rendered HTML whose URL scheme could run script is
+# replaced by "#", reading it as a browser does: entities decoded, ASCII tabs and line
+# breaks inside it dropped, leading blanks and controls ignored, any case. This runs for
+# every message: one regex, anchored on `=` (a fast literal scan), picks the values that
+# either name such a scheme outright or hold a blank, control or `&` before their first
+# letter run ends (every disguise needs one); only those are decoded and looked at.
+_SCRIPT_SCHEMES = frozenset({"javascript", "vbscript", "livescript", "jscript", "mocha", "data"})
+_CANDIDATE = re.compile(
+    r"""=[ \t\n\r\f]*(["']?)(?=(?i:javascript|vbscript|livescript|jscript|mocha|data):|[A-Za-z0-9+.\-]*[\x00-\x20&])""")
+_UNQUOTED = re.compile(r"""[^\s"'=<>`]*""")
+_NAME_BEFORE = re.compile(r"""[\s"'/]([A-Za-z][A-Za-z0-9:_\-]{0,30})\Z""")  # an attribute's name
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
+_IN_URL_IGNORED = str.maketrans("", "", "\t\n\r")
+_BLANKS_AND_CONTROLS = "".join(map(chr, range(0x21)))  # what a browser strips before the scheme
+_IMAGE_ATTRS = frozenset({"src", "background", "poster", "lowsrc", "dynsrc"})
+# Attributes whose value is a URL (HTML 4 and 5, SVG); text ones (alt, title) are left alone.
+_URL_ATTRS = _IMAGE_ATTRS | frozenset({
+    "href", "xlink:href", "action", "formaction", "data", "cite", "longdesc", "usemap", "ping", "manifest",
+    "codebase", "archive", "classid", "profile", "icon", "itemtype"})
+
+
+def runs_script(attribute: str, value: str) -> bool:
+    """Whether the attribute holds a URL which, read by a browser, has a scheme that can
+    run script. An image attribute may hold a `data:image/…` URL, which cannot."""
+    attribute = attribute.lower()
+    if attribute not in _URL_ATTRS:
+        return False
+    url = html.unescape(value).translate(_IN_URL_IGNORED).lstrip(_BLANKS_AND_CONTROLS)
+    found = _SCHEME.match(url)
+    if found is None or found.group(1).lower() not in _SCRIPT_SCHEMES:
+        return False
+    if found.group(1).lower() == "data" and attribute in _IMAGE_ATTRS:
+        return not url[found.end():].lstrip().lower().startswith("image/")
+    return True
+
+
+def _name_end(document: str, equals: int) -> int:
+    """Where the attribute name before the `=` at `equals` ends (blanks may come between)."""
+    while equals > 0 and document[equals - 1] in " \t\n\r\f":
+        equals -= 1
+    return equals
+
+
+def without_script_urls(document: str) -> str:
+    """The HTML with every attribute value that is a script-capable URL replaced by "#"."""
+    kept: list[str] = []
+    done = 0
+    for match in _CANDIDATE.finditer(document):
+        start, quote = match.end(), match.group(1)
+        if quote:
+            end = document.find(quote, start)
+            end = len(document) if end == -1 else end
+        else:
+            end = _UNQUOTED.match(document, start).end()  # type: ignore[union-attr]  # matches empty
+        if start < done:
+            continue  # inside a value already replaced
+        # After an attribute's name, not an `=` inside a value (`?q=javascript:1` is a query).
+        name = _NAME_BEFORE.search(document, max(0, _name_end(document, match.start()) - 32),
+                                   _name_end(document, match.start()))
+        if name is not None and runs_script(name.group(1), document[start:end]):
+            kept += [document[done:start], "#"]
+            done = end
+    return "".join(kept) + document[done:] if kept else document
 
 
 def _html_footer(postal: str, url: str, preferences: str) -> str:

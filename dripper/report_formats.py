@@ -6,7 +6,6 @@ show the same figures.
 
 from __future__ import annotations
 
-import csv
 import io
 from datetime import datetime
 from html import escape
@@ -14,7 +13,7 @@ from typing import Any, Mapping, Sequence
 
 from rich.table import Table
 
-from dripper import charts
+from dripper import charts, csvsafe
 from dripper.report import FIGURES, RATES
 from dripper.store import STATES
 
@@ -43,7 +42,7 @@ def to_csv(data: Mapping[str, Any]) -> str:
     """One row per (campaign, step) with every figure; rates as fractions, empty when
     nothing was sent; reasons as `reason=n` joined by `; `."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csvsafe.Writer(buffer, lineterminator="\n")  # reasons can quote a server's reply
     writer.writerow(CSV_COLUMNS)
     for name, campaign in data["campaigns"].items():
         for step, row in campaign["steps"].items():

@@ -545,7 +545,7 @@ class Sender:
         if not postal.check(job.view).complete:
             summary.skipped += 1
             return {"state": "skipped", "reason": "no_postal_address"}
-        composed = self.composer.letter(job.view, job.campaign, job.step, now)
+        composed = self.composer.letter(job.view, job.campaign, job.step, now, touch.id)
         # WeasyPrint takes 0.1-0.3 s a letter: it runs off the event loop, so the tick's
         # e-mails keep flowing meanwhile; on one thread, one letter at a time, because
         # WeasyPrint does not promise to be thread-safe.

@@ -261,7 +261,7 @@ def test_a_duplicate_in_a_later_batch_is_reported_in_line_order(dripper, project
     name = write(project, "batches.csv", HEADER + "\n" + "\n".join(rows) + "\n")
     result = dripper("leads", "import", name, "--at", T0, "--batch-size", "2", ok=2)
     assert reported(result) == [
-        "batches.csv:4: invalid e-mail address 'not-an-email'",
+        "batches.csv:4: invalid e-mail address 'not-an-email': expected local-part@domain",
         "batches.csv:8: duplicate of line 3 (lead1@batch.example)",
     ]
     assert "7 lead(s) imported (7 new" in result.stdout and "2 row(s) skipped" in result.stdout

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dripper.transports import Envelope
+from dripper.transports import Envelope, SendError
 
 
 class FileTransport:
@@ -15,9 +15,17 @@ class FileTransport:
         self.directory = directory
 
     async def open(self) -> None:
+        from dripper.outdirs import OutputDir, problem
+
+        found = problem(OutputDir(self.directory, "the e-mail outbox", "DRIPPER_OUTBOX"))
+        if found:  # said plainly (`dripper run` logs it each tick), not as mkdir's FileExistsError
+            raise NotADirectoryError(found)
         self.directory.mkdir(parents=True, exist_ok=True)
 
     async def send(self, envelope: Envelope) -> str:
+        if envelope.name in ("", ".", "..") or "/" in envelope.name or "\0" in envelope.name:
+            # Names are made by compose.touch_name/safe_name; anything else is a bug, never a path.
+            raise SendError(f"not a file name: {envelope.name!r}", transient=False)
         path = self.directory / f"{envelope.name}.eml"
         tmp = path.with_suffix(".eml.tmp")
         with open(tmp, "wb") as handle:
