@@ -62,7 +62,9 @@ class Notifier:
         message.add_attachment(message_from_bytes(raw, policy=SMTP))
         transport = make_transport(self.settings.smtp_url, self.settings.outbox_dir, 1)
         envelope = Envelope(sender.address, self.notify.forward_to or "", message.as_bytes(),
-                            safe_name("reply-from", result.lead or "unknown", result.message_id.strip("<>")))
+                            # the forward's own Message-ID: two replies never share a file
+                            safe_name("reply-from", result.lead or result.suspected_lead or "unknown",
+                                      str(message["Message-ID"]).strip("<>")))
 
         async def send() -> None:
             await transport.open()
