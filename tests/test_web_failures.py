@@ -362,3 +362,4 @@ def test_slow_request_heads_and_bodies_are_cut_off_while_others_are_served(proje
             sock.close()
     log = server.text()
     assert "the request body did not arrive within 2s" in log and "the request head did not arrive within 10s" in log
+    assert "Traceback" not in log and "answered 500" not in log, log[-3000:]
