@@ -9,8 +9,8 @@ from pathlib import Path
 from dripper.errors import ConfigError, Location, Problem
 
 
-def _not_utf8(file: str, data: bytes, exc: UnicodeDecodeError) -> Problem:
-    start = exc.start
+def _not_utf8(file: str, exc: UnicodeDecodeError) -> Problem:
+    data, start = bytes(exc.object), exc.start  # after a byte order mark, if there was one
     line_start = data.rfind(b"\n", 0, start) + 1
     line = data.count(b"\n", 0, start) + 1
     column = len(data[line_start:start].decode("utf-8")) + 1  # in characters, as YAML and Jinja count
@@ -34,9 +34,9 @@ def read_utf8(path: Path, file: str | None = None) -> str:
     except OSError as exc:  # a directory, no permission, an I/O error
         raise ConfigError([Problem(Location(shown, 1, 1), f"cannot read this file: {exc.strerror or exc}")]) from None
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")  # Notepad's "UTF-8" starts with a byte order mark: not part of the text
     except UnicodeDecodeError as exc:
-        raise ConfigError([_not_utf8(shown, data, exc)]) from None
+        raise ConfigError([_not_utf8(shown, exc)]) from None
     return text.replace("\r\n", "\n").replace("\r", "\n")  # universal newlines, as read_text() gave
 
 

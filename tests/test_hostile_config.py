@@ -176,6 +176,18 @@ def test_a_latin1_campaigns_file_is_located_at_its_first_bad_byte(project: Path)
     assert error.startswith(f"campaigns.yaml:{line}:29: not UTF-8 text: byte 0xE9"), error
 
 
+def test_files_saved_with_a_byte_order_mark_are_read_without_it(project: Path):
+    # What Windows Notepad calls UTF-8; the mark made the file's first key unreadable.
+    for name in ("campaigns.yaml", "templates/mail/thanks.html"):
+        path = project / name
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    result = check(project)
+    assert result.returncode == 0, result.stderr
+    from dripper.render import TemplateSet
+
+    assert not TemplateSet.load(project / "templates").sources["mail/thanks.html"].startswith("\ufeff")
+
+
 def test_a_campaigns_path_that_is_a_folder_is_a_located_error(project: Path):
     (project / "campaigns.yaml").unlink()
     (project / "campaigns.yaml").mkdir()
