@@ -19,6 +19,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr,
 
 from dripper import timing, yamlpos
 from dripper.errors import ConfigError, Location, Problem
+from dripper.sourcefile import read_utf8
 from dripper.timing import Duration, Window
 
 FUNNEL_STAGES: tuple[str, ...] = (
@@ -546,11 +547,9 @@ def parse(text: str, file: str) -> CampaignFile:
 
 def load(path: FsPath) -> CampaignFile:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_utf8(path)
     except FileNotFoundError:
         raise ConfigError([Problem(Location(str(path), 1, 1), "file not found (set DRIPPER_CAMPAIGNS or --campaigns)")]) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError([Problem(Location(str(path), 1, 1), f"not UTF-8 text: {exc.reason}")]) from None
     return parse(text, str(path))
 
 

@@ -607,12 +607,17 @@ def _print_ingested(results: list[Any], dry_run: bool) -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--at", "at", metavar="ISO-8601",
               help="Freeze the server's clock at this instant (demos, tests; default: the system clock).")
+@click.option("--header-timeout", type=click.FloatRange(0.1, 300), default=10.0, show_default=True,
+              help="Seconds a client has to send a request's head (line and headers); then it is disconnected.")
+@click.option("--body-timeout", type=click.FloatRange(0.1, 3600), default=30.0, show_default=True,
+              help="Seconds a client has to send a request's body, after its head; then it gets 408.")
 @pass_app
-def serve(app: App, host: str, port: int, at: str | None) -> None:
+def serve(app: App, host: str, port: int, at: str | None, header_timeout: float, body_timeout: float) -> None:
     """HTTP: one-click unsubscribe, inbound webhooks (POST /inbound, /events), /healthz, /metrics,
     and the read-only dashboard at /dashboard (set DRIPPER_DASHBOARD_TOKEN)."""
     import uvicorn
 
+    from dripper.httpserver import protocol
     from dripper.tokens import tokens_for
     from dripper.web import WebContext, create_app
 
@@ -626,7 +631,8 @@ def serve(app: App, host: str, port: int, at: str | None) -> None:
     # JSON logs: leave uvicorn's loggers unconfigured so their lines reach the root
     # handler (one JSON object each) instead of uvicorn's own text handlers.
     log_config = None if app.settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG
-    uvicorn.run(web, host=host, port=port, log_level="info", proxy_headers=True, log_config=log_config)
+    uvicorn.run(web, host=host, port=port, log_level="info", proxy_headers=True, log_config=log_config,
+                http=protocol(header_timeout, body_timeout))
 
 
 # --- tick / run ------------------------------------------------------------------------

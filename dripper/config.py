@@ -47,7 +47,11 @@ def _stamp(settings: Settings) -> tuple[object, ...]:
 
 
 class Watcher:
-    """Reloads on change; a broken edit is logged and the last good version kept."""
+    """Reloads on change; a broken edit is logged and the last good version kept.
+
+    Whatever the load raises is an edit rejected, not a worker stopped: a ConfigError
+    says where the problem is; anything else (a bug of ours, a file that vanished mid-
+    read) is logged with its traceback. The same files are tried again once they change."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -56,17 +60,22 @@ class Watcher:
         self.last_error: str | None = None
 
     def refresh(self) -> Loaded:
-        stamp = _stamp(self.settings)
-        if stamp == self._stamp:
-            return self.current
-        self._stamp = stamp
         try:
+            stamp = _stamp(self.settings)
+            if stamp == self._stamp:
+                return self.current
+            self._stamp = stamp
             self.current = load(self.settings)
-            self.last_error = None
-            log.info("campaigns reloaded from %s", self.settings.campaigns_path)
         except ConfigError as exc:
             self.last_error = str(exc)
             log.error("campaigns.yaml edit rejected, keeping the last good version:\n%s", exc)
+        except Exception as exc:  # the worker goes on with what it had
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            log.exception("campaigns.yaml or templates could not be loaded (%s), keeping the last good version",
+                          self.last_error)
+        else:
+            self.last_error = None
+            log.info("campaigns reloaded from %s", self.settings.campaigns_path)
         return self.current
 
 

@@ -43,7 +43,6 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 from sqlalchemy import Connection, Engine, case, create_engine, event, func, literal_column, select
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.elements import ColumnElement
 from starlette.concurrency import run_in_threadpool
@@ -56,6 +55,7 @@ from dripper.events import KINDS
 from dripper.sender import LEASE
 from dripper.store import Store
 from dripper.store.tables import PENDING, STATES, events, touches
+from dripper.webguard import RETRY_AFTER, database_unavailable
 
 log = logging.getLogger("dripper.metrics")
 
@@ -320,10 +320,13 @@ def metrics_route(store: Store, clock: Clock, token: str | None) -> Route:
         encoder, content_type = choose_encoder(request.headers.get("accept", ""))
         try:
             body = await run_in_threadpool(encoder, registry)
-        except DBAPIError:
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise  # a bug: 500, logged by dripper.webguard
             # Prometheus records the failed scrape (up == 0); the log says why.
-            log.exception("metrics: the database did not answer")
-            return PlainTextResponse("database unreachable\n", status_code=503)
+            log.error("metrics: the database did not answer: %s", exc)
+            return PlainTextResponse("database unreachable\n", status_code=503,
+                                     headers={"Retry-After": str(RETRY_AFTER)})
         return Response(body, media_type=content_type)
 
     return Route("/metrics", metrics, methods=["GET"])

@@ -26,6 +26,7 @@ from dripper import timing
 from dripper.campaigns import Campaign, CampaignFile, Step, did_you_mean
 from dripper.errors import ConfigError, Location, Problem
 from dripper.leads import Lead
+from dripper.sourcefile import read_utf8
 from dripper.text import html_to_text
 
 TEMPLATE_SUFFIXES = {".html", ".htm", ".txt", ".j2", ".jinja", ".css", ".md"}
@@ -42,14 +43,24 @@ class TemplateSet:
 
     @classmethod
     def load(cls, root: Path) -> TemplateSet:
+        """Every template file, all-or-nothing: one that is not UTF-8 (or cannot be read)
+        is a ConfigError located at its first bad byte, whichever step uses it."""
         sources: dict[str, str] = {}
+        problems: list[Problem] = []
         if root.is_dir():
             for path in sorted(root.rglob("*")):
                 if path.is_file() and path.suffix.lower() in TEMPLATE_SUFFIXES:
-                    sources[path.relative_to(root).as_posix()] = path.read_text(encoding="utf-8")
+                    try:
+                        sources[path.relative_to(root).as_posix()] = read_utf8(path)
+                    except ConfigError as exc:
+                        problems += exc.problems
+                    except FileNotFoundError:  # deleted while we listed: the next load sees the folder as it is
+                        continue
+        if problems:
+            raise ConfigError(problems)
         digest = hashlib.sha256()
-        for name, source in sources.items():
-            digest.update(name.encode() + b"\0" + source.encode() + b"\0")
+        for name, source in sources.items():  # a file name need not be UTF-8: its bytes, as the disk has them
+            digest.update(name.encode("utf-8", "surrogateescape") + b"\0" + source.encode() + b"\0")
         return cls(root, sources, digest.hexdigest()[:16])
 
 
@@ -317,6 +328,8 @@ def check_templates(config: CampaignFile, templates: TemplateSet) -> list[Proble
                                     f"template syntax error in subject: {exc.message}"))
                     except UndefinedError as exc:
                         add(Problem(subject_at, f"subject of step {step.id!r} uses {_undefined(exc)}"))
+                    except Exception as exc:  # noqa: BLE001 - a filter or an operation failed on sample data
+                        add(Problem(subject_at, f"subject of step {step.id!r} failed to render: {exc}"))
                 if step.template not in templates.sources:
                     hint = f" under {templates.root}" if templates.root else ""
                     add(Problem(config.location(path + ("template",)), f"template {step.template!r} not found{hint}"))
@@ -333,6 +346,9 @@ def check_templates(config: CampaignFile, templates: TemplateSet) -> list[Proble
                                 f"template {step.template!r} includes or extends {exc.name!r}, which is not found"))
                 except UndefinedError as exc:
                     add(Problem(_undefined_at(exc, templates, step), f"{_undefined(exc)} (step {step.id!r})"))
+                except RecursionError:
+                    add(Problem(config.location(path + ("template",)), f"template {step.template!r} nests blocks or "
+                                "brackets too deeply to compile"))
                 except Exception as exc:  # a filter blew up on sample data: still the template's fault
                     add(Problem(config.location(path + ("template",)), f"template {step.template!r} failed to render: {exc}"))
                 else:
@@ -375,7 +391,7 @@ def _static_problems(env: jinja2.Environment, templates: TemplateSet, names: set
         seen.add(name)
         try:
             ast = env.parse(templates.sources[name], name=name, filename=str(templates.root / name))
-        except TemplateSyntaxError:
+        except (TemplateSyntaxError, RecursionError):  # RecursionError: nested deeper than the parser goes
             continue  # reported by the render check, with its line
         todo += [t for t in meta.find_referenced_templates(ast) if t]
         file = str(templates.root / name)

@@ -12,9 +12,14 @@
 - GET  /metrics     Prometheus metrics, read from the database (DRIPPER_METRICS_TOKEN: Bearer)
 - GET  /dashboard…  the read-only dashboard (dripper.dashboard; DRIPPER_DASHBOARD_TOKEN)
 
-A forged, tampered or foreign token gets a 4xx; no input gets a 5xx. The test token of a
-test send or a preview (`dripper preview --to/--open`) gets "this was a test message;
-nothing changed" (200) on /u and /p, whatever the method.
+A forged, tampered or foreign token gets a 4xx, and so does every other bad input,
+checked here explicitly; no input gets a 5xx. A failure on our side does (dripper.webguard):
+503 with Retry-After when the database is unavailable, 500 for a bug, so that a webhook
+sender keeps the message and retries instead of dropping it. Tokens of the API, the
+metrics and the dashboard are read from the Authorization header only, never from the
+URL, which access logs and proxies record. The test token of a test send or a preview
+(`dripper preview --to/--open`) gets "this was a test message; nothing changed" (200) on
+/u and /p, whatever the method.
 """
 
 from __future__ import annotations
@@ -22,16 +27,20 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from html import escape
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from sqlalchemy import Connection, text
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Scope
 
 from dripper.clock import Clock, parse_instant
 from dripper.config import Loaded
@@ -44,9 +53,15 @@ from dripper.metrics import metrics_route
 from dripper.settings import Settings
 from dripper.store import Store, leadrows
 from dripper.tokens import TokenData, Tokens
+from dripper.webguard import Failure, Guard
 
 log = logging.getLogger("dripper.web")
-MAX_BODY = 10 * 1024 * 1024  # a raw message larger than this is not one of ours
+MAX_BODY = 10 * 1024 * 1024  # a raw message larger than this is not one of ours (413)
+MAX_SMALL_BODY = 64 * 1024  # every other endpoint takes a small form or JSON object (413)
+FUTURE_SKEW = timedelta(minutes=5)  # an event's `at` may be this far ahead of our clock, no further
+MAX_EMAIL = 320  # the longest e-mail address
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # in no address or stage name (PostgreSQL refuses NUL)
+_PEOPLE = ("/u/", "/p/", "/dashboard")  # paths people see in a browser: errors as pages, not JSON
 
 
 @dataclass
@@ -133,6 +148,7 @@ def create_app(ctx: WebContext) -> Starlette:
         return True
 
     async def unsubscribe_post(request: Request) -> Response:
+        await request.body()  # unused, but read: one over the limit is refused (413) before anything changes
         if is_test(request):
             return _test_page()
         if not await run_in_threadpool(unsubscribe, request.path_params["token"]):
@@ -195,49 +211,46 @@ def create_app(ctx: WebContext) -> Starlette:
     def authorized(request: Request) -> Response | None:
         if not ctx.api_token:
             return JSONResponse({"error": "set DRIPPER_API_TOKEN to enable this endpoint"}, status_code=403)
-        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        given = given or request.query_params.get("token", "")
-        if not hmac.compare_digest(given.encode(), ctx.api_token.encode()):
-            return JSONResponse({"error": "invalid API token"}, status_code=401)
+        if "token" in request.query_params:  # refused, not ignored: whoever set this up needs to know
+            return JSONResponse({"error": "send the API token in the header 'Authorization: Bearer TOKEN', never "
+                                 "in the URL (URLs are written to access logs); if it was, change DRIPPER_API_TOKEN"},
+                                status_code=400)
+        if not same_secret(bearer(request), ctx.api_token):
+            return JSONResponse({"error": "invalid API token (expected 'Authorization: Bearer TOKEN')"},
+                                status_code=401, headers={"WWW-Authenticate": 'Bearer realm="dripper"'})
         return None
 
     async def inbound(request: Request) -> Response:
         if (denied := authorized(request)) is not None:
             return denied
-        raw = await request.body()
-        if not raw or len(raw) > MAX_BODY:
+        raw = await request.body()  # at most MAX_BODY: the route's limit answers 413 beyond it
+        if not raw:
             return JSONResponse({"error": "expected a raw RFC 5322 message as the body"}, status_code=400)
         notifier = Notifier(ctx.loaded.campaigns, ctx.settings) if ctx.settings else None
         ingestor = Ingestor(ctx.store, ctx.loaded.planner, ctx.tokens, notifier)
         result = await run_in_threadpool(ingestor.ingest, raw, "webhook", ctx.clock.now())
         return JSONResponse(result.as_json())
 
-    def record(payload: dict[str, Any]) -> dict[str, Any]:
-        email, kind = payload.get("email"), payload.get("kind")
-        if not isinstance(email, str) or kind not in KINDS:
-            raise UsageError(f"expected {{\"email\": …, \"kind\": one of {', '.join(KINDS)}}}")
-        stage = payload.get("stage")
-        at = parse_instant(payload["at"]) if isinstance(payload.get("at"), str) else ctx.clock.now()
+    def record(event: EventRequest) -> dict[str, Any] | None:
         with ctx.store.begin() as conn:
-            lead = leadrows.by_email(conn, email)
+            lead = leadrows.by_email(conn, event.email)
             if lead is None:
-                raise LookupError(f"no lead {email!r}")
-            result = apply_event(conn, ctx.loaded.planner, lead, kind, at, source="api",
-                                 stage=stage if isinstance(stage, str) else None)
-        return {"lead": lead["email"], "kind": kind, "suppressed": result.suppressed, "stage": result.stage_changed_to}
+                return None
+            result = apply_event(conn, ctx.loaded.planner, lead, event.kind, event.at, source="api", stage=event.stage)
+        return {"lead": lead["email"], "kind": event.kind, "suppressed": result.suppressed,
+                "stage": result.stage_changed_to}
 
     async def events(request: Request) -> Response:
         if (denied := authorized(request)) is not None:
             return denied
         try:
-            payload = json.loads(await request.body())
-            if not isinstance(payload, dict):
-                raise ValueError("expected a JSON object")
-            return JSONResponse(await run_in_threadpool(record, payload))
-        except LookupError as exc:
-            return JSONResponse({"error": str(exc).strip("'\"")}, status_code=404)
-        except (ValueError, UsageError) as exc:
+            event = EventRequest.parse(await request.body(), ctx.clock.now())
+            done = await run_in_threadpool(record, event)
+        except (BadRequest, UsageError) as exc:  # UsageError: apply_event's word on the stage
             return JSONResponse({"error": str(exc)}, status_code=400)
+        if done is None:
+            return JSONResponse({"error": f"no lead {event.email}"}, status_code=404)
+        return JSONResponse(done)
 
     async def healthz(request: Request) -> Response:
         def ping() -> None:
@@ -250,20 +263,86 @@ def create_app(ctx: WebContext) -> Starlette:
             return JSONResponse({"ok": False, "database": "unreachable"}, status_code=503)
         return JSONResponse({"ok": True, "database": "ok"})
 
-    async def never_5xx(request: Request, exc: Exception) -> Response:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return JSONResponse({"error": "bad request"}, status_code=400)
-
     routes = [
         Route("/u/{token}", unsubscribe_page, methods=["GET", "HEAD"]),
         Route("/u/{token}", unsubscribe_post, methods=["POST"]),
         Route("/p/{token}", preferences_page, methods=["GET", "HEAD"]),
         Route("/p/{token}", preferences_post, methods=["POST"]),
-        Route("/inbound", inbound, methods=["POST"]),
+        Route("/inbound", inbound, methods=["POST"], max_body_size=MAX_BODY),
         Route("/events", events, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         metrics_route(ctx.store, ctx.clock, ctx.metrics_token),
         *dashboard_routes(ctx),
     ]
-    handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {Exception: never_5xx}
-    return Starlette(routes=routes, exception_handlers=handlers)
+    return Starlette(routes=routes, middleware=[Middleware(Guard, respond=_failure_response)],
+                     max_body_size=MAX_SMALL_BODY)
+
+
+def _failure_response(scope: Scope, failure: Failure) -> Response:
+    """A 503 or 500: a page where a person is, JSON for webhook senders and scripts."""
+    headers = {**failure.headers, "Cache-Control": "no-store"}
+    if str(scope.get("path", "")).startswith(_PEOPLE):
+        page = _page(failure.title, f"<p>{escape(failure.detail[0].upper() + failure.detail[1:])}.</p>",
+                     status=failure.status)
+        page.headers.update(headers)
+        return page
+    return JSONResponse({"error": failure.detail}, status_code=failure.status, headers=headers)
+
+
+def bearer(request: Request) -> str:
+    """The token of `Authorization: Bearer TOKEN` (any case of `Bearer`), or ""."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else ""
+
+
+def same_secret(given: str, secret: str) -> bool:
+    """Constant-time, whatever the characters given."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), secret.encode("utf-8", "surrogateescape"))
+
+
+class BadRequest(ValueError):
+    """Input we refuse with a 400 and this message."""
+
+
+@dataclass(frozen=True)
+class EventRequest:
+    """A POST /events body, checked: `{"email", "kind", "stage"?, "at"?}`."""
+
+    email: str
+    kind: str
+    stage: str | None
+    at: datetime
+
+    @classmethod
+    def parse(cls, body: bytes, now: datetime) -> EventRequest:
+        try:
+            payload = json.loads(body)
+        except ValueError:  # not JSON, or not UTF-8
+            raise BadRequest("the body must be a JSON object") from None
+        if not isinstance(payload, dict):
+            raise BadRequest("the body must be a JSON object")
+        email, kind, stage, at = (payload.get(key) for key in ("email", "kind", "stage", "at"))
+        if not isinstance(email, str) or not 0 < len(email) <= MAX_EMAIL or _CONTROL.search(email):
+            raise BadRequest(f"\"email\" must be an e-mail address (a string of at most {MAX_EMAIL} characters)")
+        if kind not in KINDS:
+            raise BadRequest(f"\"kind\" must be one of {', '.join(KINDS)}")
+        if stage is not None and (not isinstance(stage, str) or len(stage) > 100 or _CONTROL.search(stage)):
+            raise BadRequest("\"stage\" must be the name of a funnel stage")
+        if at is not None and not isinstance(at, str):
+            raise BadRequest("\"at\" must be an ISO-8601 instant, e.g. 2026-11-23T09:00:00+00:00")
+        return cls(email, kind, stage or None, now if at is None else _instant(at, now))
+
+
+def _instant(text: str, now: datetime) -> datetime:
+    """When the event happened: not far in the future, where it would outrank what really
+    happens next (a stage change dated next year holds back every touch until then)."""
+    try:
+        at = parse_instant(text)
+    except (ValueError, OverflowError):
+        raise BadRequest(f"\"at\" is not an ISO-8601 instant within years 1-9999: {text[:60]!r} "
+                         "(e.g. 2026-11-23T09:00:00+00:00)") from None
+    if at > now + FUTURE_SKEW:
+        raise BadRequest(f"\"at\" ({at.isoformat()}) is in the future by this server's clock ({now.isoformat()}); "
+                         f"an event is reported when it has happened (allowed clock skew: "
+                         f"{int(FUTURE_SKEW.total_seconds() // 60)} minutes)")
+    return at

@@ -94,14 +94,19 @@ def test_tampered_foreign_and_unknown_tokens_get_4xx_and_change_nothing(web) -> 
 
 def test_no_input_gets_a_5xx(web) -> None:
     client, _ = web
-    for method, path, body in [
-        ("GET", "/u/", b""), ("PUT", "/u/abc", b"x"), ("DELETE", "/healthz", b""), ("GET", "/nope", b""),
-        ("POST", "/events", b"{not json"), ("POST", "/events?token=api-123", b"{not json"),
-        ("POST", "/events?token=api-123", b"[1,2]"), ("POST", "/events?token=api-123", b'{"email": 5, "kind": "x"}'),
-        ("POST", "/inbound?token=api-123", b""), ("POST", "/inbound?token=api-123", b"\x00\xff" * 100),
-        ("POST", "/u/%ZZ", b"List-Unsubscribe=One-Click"), ("GET", "/u/" + "é" * 100, b""),
+    token = {"Authorization": "Bearer api-123"}
+    for method, path, body, headers in [
+        ("GET", "/u/", b"", {}), ("PUT", "/u/abc", b"x", {}), ("DELETE", "/healthz", b"", {}), ("GET", "/nope", b"", {}),
+        ("POST", "/events", b"{not json", {}), ("POST", "/events", b"{not json", token),
+        ("POST", "/events", b"[1,2]", token), ("POST", "/events", b'{"email": 5, "kind": "x"}', token),
+        ("POST", "/events", b'{"email": "a@b.example", "kind": "converted", "at": "9999-12-31T23:59:59-05:00"}', token),
+        ("POST", "/events", b'{"email": "a\\u0000@b.example", "kind": "converted"}', token),
+        ("POST", "/events", b"\xff\xfe{}", token), ("POST", "/events?token=api-123", b"{}", {}),
+        ("POST", "/inbound", b"", token), ("POST", "/inbound", b"\x00\xff" * 100, token),
+        ("POST", "/inbound", b"x" * (10 * 1024 * 1024 + 1), token),
+        ("POST", "/u/%ZZ", b"List-Unsubscribe=One-Click", {}), ("GET", "/u/" + "é" * 100, b"", {}),
     ]:
-        response = client.request(method, path, content=body)
+        response = client.request(method, path, content=body, headers=headers)
         assert response.status_code < 500, (method, path, response.status_code)
 
 
