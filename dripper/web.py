@@ -228,7 +228,7 @@ def create_app(ctx: WebContext) -> Starlette:
             return JSONResponse({"error": "expected a raw RFC 5322 message as the body"}, status_code=400)
         notifier = Notifier(ctx.loaded.campaigns, ctx.settings) if ctx.settings else None
         ingestor = Ingestor(ctx.store, ctx.loaded.planner, ctx.tokens, notifier)
-        result = await run_in_threadpool(ingestor.ingest, raw, "webhook", ctx.clock.now())
+        result = await run_in_threadpool(ingestor.ingest_each, raw, "webhook", ctx.clock.now())
         return JSONResponse(result.as_json())
 
     def record(event: EventRequest) -> dict[str, Any] | None:

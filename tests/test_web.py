@@ -139,6 +139,19 @@ def test_inbound_webhook(web, tmp_path: Path) -> None:
     assert status(dripper, "zoe@mueller.example") == "replied"
 
 
+def test_an_inbound_message_that_cannot_be_read_is_kept_not_retried(web) -> None:
+    """A hostile message gets 200 (recorded as unknown, quarantined), not a 5xx that makes
+    the mail provider post it again and again."""
+    from test_inbound_trust import nested_multipart
+
+    client, _dripper = web
+    response = client.post("/inbound", content=nested_multipart(3000), headers={"Authorization": "Bearer api-123"})
+    assert response.status_code == 200
+    result = response.json()
+    assert (result["kind"], result["quarantine"], result["applied"]) == ("unknown", True, True)
+    assert "too deeply nested" in result["reason"]
+
+
 def test_healthz(web) -> None:
     client, _ = web
     assert client.get("/healthz").json() == {"ok": True, "database": "ok"}
