@@ -502,6 +502,26 @@ def _events_section(layout: Layout, events: Sequence[Mapping[str, Any]], answere
             f"{_table(['when', 'kind', 'lead', 'source', 'detail'], rows, css='events')}</section>")
 
 
+def _review_section(layout: Layout, messages: Sequence[Mapping[str, Any]]) -> str:
+    """Inbound mail that changed nothing: a person decides (`dripper event EMAIL …`)."""
+    if not messages:
+        return ""
+    rows = []
+    for m in messages:
+        detail = m["detail"] if isinstance(m["detail"], Mapping) else {}
+        claimed = str(detail.get("suspected_lead") or "")
+        rows.append(f"<tr><td>{_e(layout.local(m['at']))}</td><td>{_badge(detail.get('classified_as') or 'unknown')}"
+                    f"</td><td>{_e(claimed)}</td><td>{_e(detail.get('from') or '')}</td>"
+                    f"<td class='wrap'>{_e(detail.get('subject') or '')}</td>"
+                    f"<td class='wrap small'>{_e(detail.get('unverified') or detail.get('reason') or '')}</td></tr>")
+    return (f"<section><h2>Inbound mail to review</h2><p class='muted small'>The last {RECENT_EVENTS} messages "
+            "that changed no lead: from strangers, claims about a lead that carry no proof that they concern our "
+            "mail (anyone can write those), and messages that could not be read. If one is genuine, record it: "
+            "<code>dripper event EMAIL unsubscribed</code> (or replied, bounced).</p>"
+            f"{_table(['when', 'looks like', 'claims to be about', 'from', 'subject', 'why nothing changed'], rows, css='review')}"
+            "</section>")
+
+
 def _lead_rows(leads: Sequence[Mapping[str, Any]], layout: Layout) -> list[str]:
     return [f"<tr><td>{_lead_link(lead['id'], lead['email'])}</td><td>{_e(_name(lead))}</td>"
             f"<td>{_e(lead['company'])}</td><td>{_e(lead['stage'])}</td><td>{_e(lead['campaign'])}</td>"
@@ -699,13 +719,15 @@ def dashboard_routes(ctx: WebContext) -> list[BaseRoute]:
             soon = due_soon(conn, planner, layout, now)
             overdue = touch_q.count_due(conn, now, up_to=OVERDUE_CAP)
             events = dashrows.recent_events(conn, EVENT_KINDS, RECENT_EVENTS)
+            review = dashrows.inbound_to_review(conn, RECENT_EVENTS)
             answered = dashrows.touch_steps(conn, [e["detail"]["touch"] for e in events
                                                    if isinstance(e["detail"], Mapping)
                                                    and isinstance(e["detail"].get("touch"), int)])
         campaigns = "".join(_campaign_section(name, data, config) for name, data in funnel["campaigns"].items())
         body = (f"<section><h2>Leads</h2><p>{sum(stages.values()):,} leads.</p>{_stage_chart(config, stages)}"
                 f"</section><h2>Campaigns</h2>{campaigns or '<p class=muted>No campaigns.</p>'}"
-                f"{_due_section(soon, overdue)}{_events_section(layout, events, answered)}")
+                f"{_due_section(soon, overdue)}{_events_section(layout, events, answered)}"
+                f"{_review_section(layout, review)}")
         return layout.page("Overview", body, here="overview", now=now)
 
     def leads_page(request: Request, now: datetime) -> Response:

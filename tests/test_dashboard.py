@@ -63,6 +63,10 @@ def seed(dripper: Dripper) -> dict[str, int]:
     dripper("event", "grace@hopper.example", "unsubscribed", "--at", "2026-01-08T10:00:00Z")
     for at in ("2026-01-12T16:00:00Z", "2026-01-19T16:00:00Z", "2026-01-26T16:00:00Z", "2026-01-27T16:00:00Z"):
         dripper("tick", "--at", at)
+    # A forged removal request: it changes nothing, and waits on the overview for a person.
+    (dripper.root / "forged.eml").write_text("From: Zoe <zoe@mueller.example>\nTo: sales@acme.example\n"
+                                              "Subject: <b>unsubscribe</b> me\nMessage-ID: <f-1@x.example>\n\nStop.\n")
+    dripper("ingest", "forged.eml", "--at", "2026-01-27T17:00:00Z")
     # What the pages will be checked against, as the CLI tells it.
     steps = dripper.json("report", "--json")["campaigns"]["literature-follow-up"]["steps"]
     assert (steps["thanks"]["sent"], steps["reminder-1"]["sent"], steps["letter-1"]["skipped"]) == (4, 2, 1)
@@ -552,6 +556,10 @@ def test_pages_escape_what_they_print(client: TestClient, seeded: tuple[Dripper,
     page = client.get(f"/dashboard/leads/{lead_id}").text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "&lt;b&gt;bold&lt;/b&gt;" in page
     assert "lost_to_competitor" in client.get("/dashboard").text  # the stage change is a recent event
+    overview = client.get("/dashboard").text
+    review = overview[overview.index("Inbound mail to review"):]
+    assert "zoe@mueller.example" in review and "&lt;b&gt;unsubscribe&lt;/b&gt; me" in review
+    assert "its From address is unauthenticated" in review  # and why it changed nothing
 
 
 def number(tr: Any, css_class: str) -> int:

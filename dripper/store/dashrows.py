@@ -72,6 +72,15 @@ def recent_events(conn: Connection, kinds: Iterable[str], limit: int) -> list[Ro
     return [row._mapping for row in conn.execute(query)]
 
 
+def inbound_to_review(conn: Connection, limit: int) -> list[RowMapping]:
+    """The last `limit` inbound messages that changed no lead (event `unknown`, no lead):
+    strangers, unverified claims, messages that could not be read. Newest first."""
+    query = (select(events.c.id, events.c.at, events.c.detail)
+             .where(events.c.kind == "unknown", events.c.lead_id.is_(None), events.c.source == "inbound")
+             .order_by(events.c.id.desc()).limit(limit))
+    return [row._mapping for row in conn.execute(query)]
+
+
 def touch_steps(conn: Connection, ids: Iterable[int]) -> dict[int, tuple[str, str]]:
     """touch id -> (campaign, step id), for the touches events answer."""
     wanted = sorted(set(ids))
