@@ -4,8 +4,10 @@ on evidence that the address or its domain is gone."""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
+from pathlib import Path
 
 import pytest
 from flufl.bounce import all_failures
@@ -166,3 +168,19 @@ def test_a_refusal_of_our_message_at_rcpt_does_not_bounce_the_lead(dripper, smtp
     assert not any(e["kind"] == "bounced" for e in data["events"])
     steps = {t["step"]: t for t in data["touches"]}
     assert steps["thanks"]["state"] == "failed" and "spamhaus" in steps["thanks"]["reason"]
+
+
+def test_mailmans_detectors_read_a_from_header_with_raw_8bit_bytes(caplog) -> None:
+    # compat32 gives a Header object, not a str, for a header with raw 8-bit bytes; one of
+    # Mailman's detectors called .lower() on it and logged an ERROR with a traceback for
+    # every such message. The detectors get a message they can read, and still find the
+    # failed recipient.
+    raw = (b"From: Syst\xe8me de messagerie <MAILER-DAEMON@mail.plant.example>\n"
+           + (Path(__file__).parent / "corpus" / "own" / "bounce-nonstandard-qmail.eml").read_bytes().split(b"\n", 1)[1])
+    message = message_from_bytes(raw, policy=policy.compat32)
+    assert not isinstance(message.get("From"), str)
+    with caplog.at_level(logging.INFO, logger="flufl.bounce"):
+        found = classify(message)
+    assert [r.levelname for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert (found.kind, found.recipients) == ("bounce_hard", ["grace@hopper.example"])
+    assert not isinstance(message.get("From"), str)  # the message itself is left as it came

@@ -9,6 +9,7 @@ auto-replies are told by their headers, then by subject lines in several languag
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass, field
 from email.message import EmailMessage, Message
@@ -373,11 +374,27 @@ def own_words(text: str) -> str:
     return "\n".join(lines)
 
 
+def _readable(message: Message) -> Message:
+    """`message` with every header a str. compat32 gives a Header object for a header with
+    raw 8-bit bytes, and Mailman's detectors call str methods on headers (one logged an
+    error with a traceback for each such message and found nothing)."""
+    odd = list(dict.fromkeys(name.lower() for name, value in message.items() if not isinstance(value, str)))
+    if not odd:
+        return message
+    view = copy.copy(message)  # deleting a header gives the copy its own header list
+    for name in odd:
+        values = [str(value) for value in message.get_all(name) or []]
+        del view[name]
+        for value in values:
+            view[name] = value
+    return view
+
+
 def _flufl(message: Message) -> tuple[frozenset[bytes], frozenset[bytes]]:
     try:
         from flufl.bounce import all_failures
 
-        return all_failures(message)
+        return all_failures(_readable(message))
     except Exception:  # noqa: BLE001 - a detector choking on odd input is not a bounce
         return frozenset(), frozenset()
 
