@@ -107,7 +107,7 @@ _MAILBOX_GONE = re.compile(
     r"no such (?:user|mailbox|recipient|address|account|person|local user)|"
     r"(?:user|mailbox|recipient|address|account|e-?mail address) (?:\S+ )?(?:not found|does ?n[o']t exist|not exist|"
     r"unknown|unavailable|closed|is unknown)|"
-    r"does not exist|doesn't exist|not a valid (?:mailbox|recipient|user|address)|invalid (?:recipient|mailbox|user)|"
+    r"(?:does|dos|do)(?: no|n'?)t exist|not a valid (?:mailbox|recipient|user|address)|invalid (?:recipient|mailbox|user)|"
     r"no mailbox|no longer (?:valid|available|in use|exists)|not our customer|address rejected|recipient rejected|"
     r"account has been (?:terminated|closed)|does not like recipient|unbekannt|existiert nicht|"
     r"not listed in|(?:recipient|user|address)(?: name)? is not recognized|no valid recipients?|"
@@ -158,8 +158,16 @@ def _refused_not_gone(words: str) -> bool:
     return bool(_SOFT_WORDS.search(words) or _NOT_THE_ADDRESS.search(words))
 
 
+# A reply to DATA that no recipient is left: with PIPELINING (RFC 2920) the transcript
+# shows DATA before the RCPT refusals' replies, but those were answers to RCPT.
+_NO_RECIPIENT_LEFT = re.compile(r"no valid recipients", re.IGNORECASE)
+
+
 def _phase_in(text: str) -> str | None:
-    found = _PHASE.search(" ".join(text.split()))
+    joined = " ".join(text.split())
+    if _NO_RECIPIENT_LEFT.search(joined):
+        return "RCPT"
+    found = _PHASE.search(joined)
     if found is None:
         return None
     word = (found.group(1) or found.group(2)).lower()
@@ -259,9 +267,9 @@ def _phase(prose: str, address: str) -> str:
     after each recipient's answer: "(in reply to RCPT TO command)")."""
     for paragraph in re.split(r"\n\s*\n", prose):
         if address and address in paragraph.lower():
-            found = _PHASE.search(" ".join(paragraph.split()))
-            if found:
-                return found.group(0)
+            when = _phase_in(paragraph)
+            if when:
+                return f"(after {'MAIL FROM' if when == 'MAIL' else when})"
     return ""
 
 
