@@ -217,12 +217,15 @@ def bounce_kind(answer: str, status: str | None = None, context: str = "", phase
 # A line that starts with an address starts one recipient's answer in a non-standard
 # bounce ("<a@b.example>: host mx said: 550 ...", "a@b.example: 550 5.2.2 ...").
 _RECIPIENT_LINE = re.compile(r"^\s*(?:>>>\s*)?<?[^\s<>@]+@[^\s<>@:]+>?(?::|\s|$)")
+# sendmail writes one line per recipient or host, its reply code first:
+# "550 <a@b.example>... User unknown", "554 b.example (smtp)... 550 Host unknown".
+_SENDMAIL_LINE = re.compile(r"^\s*[245]\d\d[ -](?:[245]\.\d{1,3}\.\d{1,3} )?[^\s.]\S*(?: \(\w+\))?\.\.\. ")
 
 
 def _per_recipient(report: str) -> list[str]:
     """A non-standard bounce's answers, one per recipient it lists."""
     lines = report.splitlines()
-    starts = [index for index, line in enumerate(lines) if _RECIPIENT_LINE.match(line)]
+    starts = [index for index, line in enumerate(lines) if _RECIPIENT_LINE.match(line) or _SENDMAIL_LINE.match(line)]
     if len(starts) < 2:
         return [report]
     return ["\n".join(lines[a:b]) for a, b in zip(starts, starts[1:] + [len(lines)])]
