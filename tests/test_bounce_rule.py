@@ -184,3 +184,16 @@ def test_mailmans_detectors_read_a_from_header_with_raw_8bit_bytes(caplog) -> No
     assert [r.levelname for r in caplog.records if r.levelno >= logging.WARNING] == []
     assert (found.kind, found.recipients) == ("bounce_hard", ["grace@hopper.example"])
     assert not isinstance(message.get("From"), str)  # the message itself is left as it came
+
+
+@pytest.mark.parametrize(("subject", "kind"), [
+    # RFC 2047 encoded words were matched undecoded
+    (b"=?utf-8?q?R=C3=A9ponse_automatique=3A_Votre_message?=", "auto_reply"),
+    (b"=?ISO-2022-JP?B?GyRCJWEhPCVrJSglaSE8RExDThsoQg==?=", "bounce_soft"),  # a carrier's "mail error notice"
+    # raw UTF-8 (RFC 6532), which compat32 leaves as undecodable bytes
+    ("メールエラー通知".encode(), "bounce_soft"),
+])
+def test_a_subject_is_read_decoded(subject: bytes, kind: str) -> None:
+    raw = (b"From: no-reply@mail.plant.example\nTo: bounces+t1@acme.example\nSubject: " + subject
+           + b"\n\nYour mail could not be delivered.\n")
+    assert kind_of(raw) == kind

@@ -12,6 +12,8 @@ from __future__ import annotations
 import copy
 import re
 from dataclasses import dataclass, field
+from email.errors import HeaderParseError
+from email.header import decode_header
 from email.message import EmailMessage, Message
 from email.utils import getaddresses, parseaddr
 
@@ -23,7 +25,8 @@ _BOUNCE_SENDER = re.compile(r"^(?:mailer-daemon|postmaster|mail-?daemon|mail del
 _BOUNCE_SUBJECT = re.compile(
     r"undeliver|undelivered|delivery (?:status notification|failure|has failed|problem)|returned mail|"
     r"failure notice|mail delivery failed|delivery failed|unzustellbar|nicht zustellbar|non remis|"
-    r"no entregado|no se puede entregar|non recapitabile|onbestelbaar", re.IGNORECASE)
+    r"no entregado|no se puede entregar|non recapitabile|onbestelbaar|"
+    r"エラー通知|配信エラー|配送エラー|配信不能|不達", re.IGNORECASE)
 _AUTO_SUBJECT = re.compile(
     r"out of (?:the )?office|automatic reply|auto(?:matic)?[- ]?(?:reply|response)|autoreply|away from (?:the )?office|"
     r"on vacation|on leave|abwesen|automatische antwort|nicht im b[üu]ro|r[ée]ponse automatique|absence|"
@@ -54,6 +57,28 @@ def _header(message: Message, name: str) -> str:
     """A header as text (compat32 gives a Header object for undecodable values)."""
     value = message.get(name)
     return str(value) if value is not None else ""
+
+
+def _subject(message: Message) -> str:
+    """The Subject as text: RFC 2047 encoded words decoded ("=?ISO-2022-JP?B?...?="), and
+    raw 8-bit bytes read as UTF-8 (RFC 6532), which compat32 leaves undecoded."""
+    value = message.get("Subject")
+    if value is None:
+        return ""
+    try:
+        chunks = decode_header(value)
+    except HeaderParseError:  # a broken encoded word: the raw text
+        return str(value)
+    text = []
+    for chunk, charset in chunks:
+        if isinstance(chunk, str):
+            text.append(chunk)
+            continue
+        try:
+            text.append(chunk.decode(charset if charset not in (None, "unknown-8bit") else "utf-8", "replace"))
+        except LookupError:  # a charset Python does not know
+            text.append(chunk.decode("latin-1"))
+    return "".join(text)
 
 
 def _report_type(message: Message) -> str | None:
@@ -418,11 +443,11 @@ def _flufl_recipients(message: Message) -> list[str]:
 def _nonstandard_bounce(message: Message, text: str) -> Classification | None:
     sender = parseaddr(_header(message, "From"))
     looks_like_bounce = bool(_BOUNCE_SENDER.match(sender[1]) or _BOUNCE_SENDER.match(sender[0])
-                             or _BOUNCE_SUBJECT.search(_header(message, "Subject")))
+                             or _BOUNCE_SUBJECT.search(_subject(message)))
     temporary, permanent = _flufl(message)
     if not (looks_like_bounce or temporary or permanent):
         return None
-    if not looks_like_bounce and (message.get("In-Reply-To") or _REPLY_SUBJECT.match(_header(message, "Subject"))):
+    if not looks_like_bounce and (message.get("In-Reply-To") or _REPLY_SUBJECT.match(_subject(message))):
         return None  # a person's reply that quotes addresses the detectors took for failures
     recipients = sorted({a.decode("utf-8", "replace").lower() for a in permanent | temporary})
     report = _own_report(text)[:20000]  # a bounce's own words are short; a hostile one is not read on
@@ -448,7 +473,7 @@ def _auto_reply(message: Message) -> bool:
         return True
     if _header(message, "Precedence").strip().lower() in ("auto_reply", "bulk", "junk"):
         return True
-    return bool(_AUTO_SUBJECT.search(_header(message, "Subject")))
+    return bool(_AUTO_SUBJECT.search(_subject(message)))
 
 
 def classify(message: Message | EmailMessage) -> Classification:
@@ -467,7 +492,7 @@ def _is_complaint(message: Message, report: str | None) -> bool:
     (a forwarded message/rfc822 with X-HmXmrOriginalRecipient)."""
     if report == "feedback-report" or _parts(message, "message/feedback-report"):
         return True
-    if _JMRP_SUBJECT.match(_header(message, "Subject")):
+    if _JMRP_SUBJECT.match(_subject(message)):
         return True
     original = _original(message)
     return original is not None and original.get("X-HmXmrOriginalRecipient") is not None
@@ -491,7 +516,7 @@ def _classify(message: Message | EmailMessage) -> Classification:
         return bounce
     if _auto_reply(message):
         return Classification("auto_reply", reason="auto-reply (RFC 3834 headers or subject)")
-    subject = _header(message, "Subject")
+    subject = _subject(message)
     if _UNSUBSCRIBE.search(subject) or _UNSUBSCRIBE.search(own_words(text)[:2000]):
         return Classification("unsubscribe", reason="asks to be removed")
     return Classification("reply", reason="written by a person")
