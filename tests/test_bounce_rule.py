@@ -4,6 +4,7 @@ on evidence that the address or its domain is gone."""
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
@@ -197,3 +198,42 @@ def test_a_subject_is_read_decoded(subject: bytes, kind: str) -> None:
     raw = (b"From: no-reply@mail.plant.example\nTo: bounces+t1@acme.example\nSubject: " + subject
            + b"\n\nYour mail could not be delivered.\n")
     assert kind_of(raw) == kind
+
+
+def ses(notification: str, wrap: int = 0) -> bytes:
+    """An Amazon SES notification as SNS sends it by e-mail (its one line wrapped by a
+    mail system at `wrap` characters, a space starting each continuation)."""
+    if wrap:
+        notification = "\n ".join(notification[i:i + wrap] for i in range(0, len(notification), wrap))
+    return (b"From: AWS Notifications <no-reply@sns.amazonaws.com>\nTo: ops@acme.example\n"
+            b"Subject: AWS Notification Message\nContent-Type: text/plain; charset=UTF-8\n\n"
+            + notification.encode() + b"\n\n--\nIf you wish to stop receiving notifications from this topic, ...\n")
+
+
+def ses_bounce(kind: str, subtype: str, status: str, diagnostic: str) -> str:
+    return json.dumps({
+        "notificationType": "Bounce",
+        "bounce": {"bounceType": kind, "bounceSubType": subtype, "timestamp": "2026-01-05T09:00:00.000Z",
+                   "bouncedRecipients": [{"emailAddress": "Ada@Lovelace.example", "action": "failed",
+                                          "status": status, "diagnosticCode": diagnostic}]},
+        "mail": {"messageId": "0101", "destination": ["ada@lovelace.example"],
+                 "headers": [{"name": "Message-ID", "value": "<0123456789abcdef.drip@acme.example>"}]},
+    })
+
+
+@pytest.mark.parametrize(("notification", "verdict"), [
+    (ses_bounce("Permanent", "General", "5.1.1", "smtp; 550 5.1.1 user unknown"), "bounce_hard"),
+    (ses_bounce("Permanent", "General", "5.7.1", "smtp; 550 5.7.1 blocked using zen.spamhaus.org"), "bounce_soft"),
+    (ses_bounce("Permanent", "NoEmail", "5.0.0", ""), "bounce_hard"),  # SES: the address does not exist
+    (ses_bounce("Permanent", "MailboxFull", "5.2.2", "smtp; 552 5.2.2 mailbox full"), "bounce_soft"),
+    (ses_bounce("Transient", "General", "4.4.7", "smtp; 421 4.4.7 timed out"), "bounce_soft"),
+    (json.dumps({"notificationType": "Complaint", "mail": {"messageId": "0101"},
+                 "complaint": {"complainedRecipients": [{"emailAddress": "ada@lovelace.example"}]}}), "complaint"),
+])
+def test_amazon_ses_notifications_follow_the_same_rule(notification: str, verdict: str) -> None:
+    for raw in (ses(notification), ses(notification, wrap=76), ses(json.dumps({"Type": "Notification",
+                                                                                 "Message": notification}))):
+        found = classify(message_from_bytes(raw, policy=policy.compat32))
+        assert (found.kind, found.recipients) == (verdict, ["ada@lovelace.example"])
+        if verdict.startswith("bounce"):
+            assert str(found.original and found.original["Message-ID"]) == "<0123456789abcdef.drip@acme.example>"

@@ -10,12 +10,14 @@ auto-replies are told by their headers, then by subject lines in several languag
 from __future__ import annotations
 
 import copy
+import json
 import re
 from dataclasses import dataclass, field
 from email.errors import HeaderParseError
 from email.header import decode_header
 from email.message import EmailMessage, Message
 from email.utils import getaddresses, parseaddr
+from typing import Any
 
 KINDS = ("reply", "auto_reply", "bounce_hard", "bounce_soft", "complaint", "unsubscribe", "unknown")
 
@@ -465,6 +467,83 @@ def _nonstandard_bounce(message: Message, text: str) -> Classification | None:
     return Classification(kind, status, recipients, _original(message), "non-standard bounce (flufl.bounce)")
 
 
+# Amazon SES notifications (JSON, by e-mail through SNS; documented by AWS as "Amazon SES
+# notification contents" and "event publishing"): its verdict per recipient.
+_SES_SOFT_SUBTYPES = ("MailboxFull", "MessageTooLarge", "ContentRejected", "AttachmentRejected",
+                      "OnAccountSuppressionList")  # the account's own list: complaints are on it too
+_SES_GONE_SUBTYPES = ("NoEmail", "Suppressed")  # no such address; SES's list of addresses that hard-bounced
+
+
+def _ses_notification(text: str) -> dict[str, Any] | None:
+    """The notification an SES message carries, or None. Mail systems wrap its one long
+    line (a newline and a space inserted), so the JSON is tried as it is and unwrapped."""
+    if "notificationType" not in text and "eventType" not in text:
+        return None
+    start, end = text.find("{"), text.rfind("}")
+    blob = text[start:end + 1] if 0 <= start < end and end - start < 200_000 else ""
+    for candidate in (blob, blob.replace("\n ", ""), "".join(blob.splitlines())):
+        try:
+            data = json.loads(candidate)
+            if isinstance(data, dict) and isinstance(data.get("Message"), str):  # the SNS envelope
+                data = json.loads(data["Message"])
+        except ValueError:
+            continue
+        if isinstance(data, dict) and (data.get("notificationType") or data.get("eventType")):
+            return data
+    return None
+
+
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _ses_original(data: dict[str, Any]) -> Message | None:
+    """The message we sent, as far as the notification gives its headers."""
+    mail = _dict(data.get("mail"))
+    headers = [h for h in mail.get("headers") or [] if isinstance(h, dict)]
+    if not headers:
+        return None
+    original = Message()
+    for header in headers:
+        if isinstance(header.get("name"), str) and isinstance(header.get("value"), str):
+            original[header["name"]] = header["value"]
+    return original
+
+
+def _addresses(entries: object) -> list[str]:
+    return [str(e["emailAddress"]).lower() for e in entries if isinstance(e, dict) and e.get("emailAddress")] \
+        if isinstance(entries, list) else []
+
+
+def _ses(data: dict[str, Any]) -> Classification:
+    what = str(data.get("notificationType") or data.get("eventType"))
+    original = _ses_original(data)
+    if what == "Complaint":
+        complaint = _dict(data.get("complaint"))
+        return Classification("complaint", None, _addresses(complaint.get("complainedRecipients")), original,
+                              "Amazon SES complaint notification")
+    bounce = _dict(data.get("bounce"))
+    if what != "Bounce":
+        return Classification("unknown", reason=f"an Amazon SES {what} notification")
+    kind, status = "bounce_soft", None
+    for entry in bounce.get("bouncedRecipients") or []:
+        if not isinstance(entry, dict):
+            continue
+        code = _STATUS.fullmatch(str(entry.get("status") or ""))
+        this_status = ".".join(code.groups()) if code else None
+        if bounce.get("bounceType") != "Permanent" or bounce.get("bounceSubType") in _SES_SOFT_SUBTYPES:
+            this = "bounce_soft"  # Transient, Undetermined, or the mailbox or message
+        elif bounce.get("bounceSubType") in _SES_GONE_SUBTYPES:
+            this = "bounce_hard"
+        else:  # General: the receiving server's answer decides, as on every path
+            this = bounce_kind(str(entry.get("diagnosticCode") or ""), this_status)
+        if status is None or this == "bounce_hard" and kind != "bounce_hard":
+            status = this_status
+        kind = "bounce_hard" if "bounce_hard" in (kind, this) else "bounce_soft"
+    return Classification(kind, status, _addresses(bounce.get("bouncedRecipients")), original,
+                          "Amazon SES bounce notification")
+
+
 def _auto_reply(message: Message) -> bool:
     auto_submitted = (_header(message, "Auto-Submitted") or "no").strip().lower()
     if auto_submitted != "no":
@@ -505,6 +584,9 @@ def _classify(message: Message | EmailMessage) -> Classification:
     if _header(message, "X-Apple-Unsubscribe").strip().lower() == "true":
         return Classification("unsubscribe", reason="a mail client's unsubscribe request (List-Unsubscribe mailto)")
     text = text_of(message)
+    ses = _ses_notification(text)
+    if ses is not None:
+        return _ses(ses)
     if report == "delivery-status" or _parts(message, "message/delivery-status"):
         found = _dsn(message, text)
         if found.kind != "unknown":
