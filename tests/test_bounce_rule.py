@@ -237,3 +237,34 @@ def test_amazon_ses_notifications_follow_the_same_rule(notification: str, verdic
         assert (found.kind, found.recipients) == (verdict, ["ada@lovelace.example"])
         if verdict.startswith("bounce"):
             assert str(found.original and found.original["Message-ID"]) == "<0123456789abcdef.drip@acme.example>"
+
+
+def test_the_phase_is_read_as_mtas_write_it() -> None:
+    # Exim with PIPELINING, and reports that name the SMTP command
+    assert bounce_kind("550 Unknown user ada@lovelace.example",
+                       context="SMTP error from remote mail server after pipelined end of data:") == "bounce_soft"
+    assert bounce_kind("550 No such user", context="-------SMTP command\nDATA\n") == "bounce_soft"
+    # sendmail's transcript shows DATA before the pipelined RCPT refusals' replies; the
+    # DATA reply "no valid recipients" says the refusals were of the recipients
+    transcript = """... while talking to mx.lovelace.example.:
+>>> DATA
+<<< 550 5.5.0 Invalid recipient
+550 5.1.1 <ada@lovelace.example>... User unknown
+<<< 554 5.5.1 Error: no valid recipients"""
+    assert bounce_kind("550 5.5.0 Invalid recipient", context=transcript) == "bounce_hard"
+
+
+def test_sendmail_lists_one_line_per_recipient() -> None:
+    # a deferral for another host does not hide the failure of this one
+    raw = b"""\
+From: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.org>
+Subject: Returned mail: Deferred: Connection timed out
+
+   ----- Transcript of session follows -----
+550 <ada@lovelace.example>... User unknown
+421 plant.example (smtp)... Deferred: Connection timed out during user open with plant.example
+
+   ----- Unsent message follows -----
+Subject: Hello
+"""
+    assert kind_of(raw) == "bounce_hard"

@@ -141,10 +141,13 @@ _MAILBOX_GONE = re.compile(
     r"(?:does not|doesn't) have an? (?:\S+ )?account",
     re.IGNORECASE)
 # When the server refused: RCPT (the recipient itself), DATA (the message), ...
-_PHASE = re.compile(r"(?:in reply to|after|following|>>>)\s*(?:the\s+)?(rcpt|end of data|data|mail from)\b|"
+# (Postfix "in reply to", Exim "after [pipelined]", sendmail and Courier transcripts ">>>",
+# reports that name "the SMTP command")
+_PHASE = re.compile(r"(?:in reply to|after(?: pipelined)?|following|>>>|smtp command:?)\s*(?:the\s+)?"
+                    r"(rcpt|end of data|data|mail from)\b|"
                     r"\[(rcpt)_to\]", re.IGNORECASE)
 _NOT_THE_ADDRESS = re.compile(
-    r"(?:after|in reply to) (?:initial connection|mail from|the mail from)|mail ?from domain|"
+    r"(?:after(?: pipelined)?|in reply to) (?:initial connection|mail from|the mail from)|mail ?from domain|"
     r"sender (?:address|domain)|unroutable sender|black ?list|block ?list|\bblock(?:ed)?\b|spam|reputation|\brbl\b|"
     r"dnsbl|spamhaus|spamcop|sorbs|uceprotect|barracudacentral|\bptr\b|reverse dns|relay(?:ing)? (?:access )?(?:denied|not permitted)|not permitted to relay|dmarc|"
     r"\bspf\b|\bdkim\b|authenticat|too many|rate limit|virus|message (?:size|too (?:large|big))|content rejected|"
