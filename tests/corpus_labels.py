@@ -28,6 +28,22 @@ below; never from dripper's classifier.
   recipients and whether the failure is temporary -> bounce_soft, else bounce_hard
   (Mailman's permanent is not dripper's hard: only the recipients are checked)
 
+- public/cws-mail-bounce-handler/, public/flanker/, public/mail-bounce-detector/,
+  public/bounce-email/: real bounces and feedback reports from four more bounce parsers'
+  test suites (MIT, Apache-2.0, MIT, MIT), added after the held-out split had been
+  measured and read; they are the FRESH split. Each labels.json keeps the source's own
+  expectation: an enhanced status code (CwsMailBounceHandler's file names,
+  "bounce_511_001" = 5.1.1; flanker's and bounce_email's test assertions), a condition
+  the source names (flanker's fixture names, MailBounceDetector's test names:
+  "non-existing mailbox", "no host found", "mailbox full", "delayed"), or a feedback
+  report. Codes map by their RFC 3463 meaning (FRESH_STATUS_KIND): the address or its
+  domain is gone (x.1.1 bad mailbox, x.1.2 bad system, x.1.3 bad syntax, x.1.6 moved,
+  x.1.10 null MX, 5.4.4 no route to the domain) -> bounce_hard; 4.x.x, and 5.2.x (the
+  mailbox exists), 5.3.x (the receiving system), 5.7.x (security or policy) ->
+  bounce_soft. The undefined 5.0.0 and 5.5.0 say neither: those files were not taken.
+  Conditions map as FRESH_CONDITION_KIND; feedback reports -> complaint. Files that are
+  byte for byte another corpus file were not taken (listed in each labels.json).
+
 The held-out split (fixed; never used to tune the classifier): a public sample from
 sisimai or crisp that was not in tests/corpus before issue 15 is held out when the first
 byte of sha256("<source>/<file name>") is below 128 (half of them). Everything else is the
@@ -50,7 +66,8 @@ CORPUS = Path(__file__).parent / "corpus"
 
 class Split(Enum):
     TUNING = "tuning"
-    HELD_OUT = "held_out"
+    HELD_OUT = "held_out"  # measured after the rules of issue 15's first pass; its misses were read
+    FRESH = "fresh"  # added in issue 15's second pass, measured once after its last rule change
 
 
 # own/: (kind, status, recipients)
@@ -77,7 +94,7 @@ CRISP_WRAPPER = (b"From: Mail Delivery System <MAILER-DAEMON@mail.example>\n"
 
 @dataclass(frozen=True)
 class Sample:
-    source: str  # own | sisimai | crisp | talon | flufl-bounce
+    source: str  # own | sisimai | crisp | talon | flufl-bounce | one of FRESH_SOURCES
     path: Path
     kind: str  # what dripper should call it
     recipients: tuple[str, ...] = ()  # failed recipients the label names (bounces)
@@ -147,11 +164,43 @@ def _crisp() -> list[Sample]:
     return out
 
 
+# RFC 3463 codes, as the fresh sources expect them, to dripper's kinds (see the docstring)
+FRESH_STATUS_KIND = {
+    **{code: "bounce_hard" for code in ("5.1.1", "5.1.2", "5.1.3", "5.1.6", "5.1.10", "5.4.4")},
+    **{code: "bounce_soft" for code in ("5.2.0", "5.2.2", "5.2.3", "5.3.2", "5.3.4", "5.7.0", "5.7.1")},
+}
+FRESH_CONDITION_KIND = {
+    "non-existing mailbox": "bounce_hard", "no host found": "bounce_hard", "invalid address": "bounce_hard",
+    "mailbox full": "bounce_soft", "delayed": "bounce_soft",
+}
+FRESH_SOURCES = ("cws-mail-bounce-handler", "flanker", "mail-bounce-detector", "bounce-email")
+
+
+def _fresh_kind(label: dict) -> str:
+    if label.get("feedback"):
+        return "complaint"
+    if "condition" in label:
+        return FRESH_CONDITION_KIND[label["condition"]]
+    status = label["status"]
+    return "bounce_soft" if status.startswith("4.") else FRESH_STATUS_KIND[status]
+
+
+def _fresh() -> list[Sample]:
+    out = []
+    for source in FRESH_SOURCES:
+        folder = CORPUS / "public" / source
+        for name, label in sorted(json.loads((folder / "labels.json").read_text())["labels"].items()):
+            source_label = "feedback" if label.get("feedback") else label.get("status") or label["condition"]
+            out.append(Sample(source, folder / name, _fresh_kind(label), (), source_label, Split.FRESH))
+    return out
+
+
 def samples() -> list[Sample]:
     out = [Sample("own", CORPUS / "own" / name, kind, tuple(recipients), kind)
            for name, (kind, _status, recipients) in EXPECTED_OWN.items()]
     out += _sisimai()
     out += _crisp()
+    out += _fresh()
     folder = CORPUS / "public" / "talon"
     out += [Sample("talon", path, "reply", (), "reply") for path in sorted(folder.glob("*.eml"))]
     folder = CORPUS / "public" / "flufl-bounce"

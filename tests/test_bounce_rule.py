@@ -4,8 +4,11 @@ on evidence that the address or its domain is gone."""
 
 from __future__ import annotations
 
+import json
+import logging
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
+from pathlib import Path
 
 import pytest
 from flufl.bounce import all_failures
@@ -166,3 +169,102 @@ def test_a_refusal_of_our_message_at_rcpt_does_not_bounce_the_lead(dripper, smtp
     assert not any(e["kind"] == "bounced" for e in data["events"])
     steps = {t["step"]: t for t in data["touches"]}
     assert steps["thanks"]["state"] == "failed" and "spamhaus" in steps["thanks"]["reason"]
+
+
+def test_mailmans_detectors_read_a_from_header_with_raw_8bit_bytes(caplog) -> None:
+    # compat32 gives a Header object, not a str, for a header with raw 8-bit bytes; one of
+    # Mailman's detectors called .lower() on it and logged an ERROR with a traceback for
+    # every such message. The detectors get a message they can read, and still find the
+    # failed recipient.
+    raw = (b"From: Syst\xe8me de messagerie <MAILER-DAEMON@mail.plant.example>\n"
+           + (Path(__file__).parent / "corpus" / "own" / "bounce-nonstandard-qmail.eml").read_bytes().split(b"\n", 1)[1])
+    message = message_from_bytes(raw, policy=policy.compat32)
+    assert not isinstance(message.get("From"), str)
+    with caplog.at_level(logging.INFO, logger="flufl.bounce"):
+        found = classify(message)
+    assert [r.levelname for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert (found.kind, found.recipients) == ("bounce_hard", ["grace@hopper.example"])
+    assert not isinstance(message.get("From"), str)  # the message itself is left as it came
+
+
+@pytest.mark.parametrize(("subject", "kind"), [
+    # RFC 2047 encoded words were matched undecoded
+    (b"=?utf-8?q?R=C3=A9ponse_automatique=3A_Votre_message?=", "auto_reply"),
+    (b"=?ISO-2022-JP?B?GyRCJWEhPCVrJSglaSE8RExDThsoQg==?=", "bounce_soft"),  # a carrier's "mail error notice"
+    # raw UTF-8 (RFC 6532), which compat32 leaves as undecodable bytes
+    ("メールエラー通知".encode(), "bounce_soft"),
+])
+def test_a_subject_is_read_decoded(subject: bytes, kind: str) -> None:
+    raw = (b"From: no-reply@mail.plant.example\nTo: bounces+t1@acme.example\nSubject: " + subject
+           + b"\n\nYour mail could not be delivered.\n")
+    assert kind_of(raw) == kind
+
+
+def ses(notification: str, wrap: int = 0) -> bytes:
+    """An Amazon SES notification as SNS sends it by e-mail (its one line wrapped by a
+    mail system at `wrap` characters, a space starting each continuation)."""
+    if wrap:
+        notification = "\n ".join(notification[i:i + wrap] for i in range(0, len(notification), wrap))
+    return (b"From: AWS Notifications <no-reply@sns.amazonaws.com>\nTo: ops@acme.example\n"
+            b"Subject: AWS Notification Message\nContent-Type: text/plain; charset=UTF-8\n\n"
+            + notification.encode() + b"\n\n--\nIf you wish to stop receiving notifications from this topic, ...\n")
+
+
+def ses_bounce(kind: str, subtype: str, status: str, diagnostic: str) -> str:
+    return json.dumps({
+        "notificationType": "Bounce",
+        "bounce": {"bounceType": kind, "bounceSubType": subtype, "timestamp": "2026-01-05T09:00:00.000Z",
+                   "bouncedRecipients": [{"emailAddress": "Ada@Lovelace.example", "action": "failed",
+                                          "status": status, "diagnosticCode": diagnostic}]},
+        "mail": {"messageId": "0101", "destination": ["ada@lovelace.example"],
+                 "headers": [{"name": "Message-ID", "value": "<0123456789abcdef.drip@acme.example>"}]},
+    })
+
+
+@pytest.mark.parametrize(("notification", "verdict"), [
+    (ses_bounce("Permanent", "General", "5.1.1", "smtp; 550 5.1.1 user unknown"), "bounce_hard"),
+    (ses_bounce("Permanent", "General", "5.7.1", "smtp; 550 5.7.1 blocked using zen.spamhaus.org"), "bounce_soft"),
+    (ses_bounce("Permanent", "NoEmail", "5.0.0", ""), "bounce_hard"),  # SES: the address does not exist
+    (ses_bounce("Permanent", "MailboxFull", "5.2.2", "smtp; 552 5.2.2 mailbox full"), "bounce_soft"),
+    (ses_bounce("Transient", "General", "4.4.7", "smtp; 421 4.4.7 timed out"), "bounce_soft"),
+    (json.dumps({"notificationType": "Complaint", "mail": {"messageId": "0101"},
+                 "complaint": {"complainedRecipients": [{"emailAddress": "ada@lovelace.example"}]}}), "complaint"),
+])
+def test_amazon_ses_notifications_follow_the_same_rule(notification: str, verdict: str) -> None:
+    for raw in (ses(notification), ses(notification, wrap=76), ses(json.dumps({"Type": "Notification",
+                                                                                 "Message": notification}))):
+        found = classify(message_from_bytes(raw, policy=policy.compat32))
+        assert (found.kind, found.recipients) == (verdict, ["ada@lovelace.example"])
+        if verdict.startswith("bounce"):
+            assert str(found.original and found.original["Message-ID"]) == "<0123456789abcdef.drip@acme.example>"
+
+
+def test_the_phase_is_read_as_mtas_write_it() -> None:
+    # Exim with PIPELINING, and reports that name the SMTP command
+    assert bounce_kind("550 Unknown user ada@lovelace.example",
+                       context="SMTP error from remote mail server after pipelined end of data:") == "bounce_soft"
+    assert bounce_kind("550 No such user", context="-------SMTP command\nDATA\n") == "bounce_soft"
+    # sendmail's transcript shows DATA before the pipelined RCPT refusals' replies; the
+    # DATA reply "no valid recipients" says the refusals were of the recipients
+    transcript = """... while talking to mx.lovelace.example.:
+>>> DATA
+<<< 550 5.5.0 Invalid recipient
+550 5.1.1 <ada@lovelace.example>... User unknown
+<<< 554 5.5.1 Error: no valid recipients"""
+    assert bounce_kind("550 5.5.0 Invalid recipient", context=transcript) == "bounce_hard"
+
+
+def test_sendmail_lists_one_line_per_recipient() -> None:
+    # a deferral for another host does not hide the failure of this one
+    raw = b"""\
+From: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.org>
+Subject: Returned mail: Deferred: Connection timed out
+
+   ----- Transcript of session follows -----
+550 <ada@lovelace.example>... User unknown
+421 plant.example (smtp)... Deferred: Connection timed out during user open with plant.example
+
+   ----- Unsent message follows -----
+Subject: Hello
+"""
+    assert kind_of(raw) == "bounce_hard"

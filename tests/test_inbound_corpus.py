@@ -1,7 +1,7 @@
 """Classification accuracy on real messages from public sources (tests/corpus/public) and
-our own. On the held-out split (never used to tune the classifier) the target is 95% right
-overall and 90% in every kind (not met yet: see below). On the tuning split: 90% in every
-kind.
+our own. On the splits never used to tune the classifier (held_out, fresh) the target is
+95% right overall and 90% in every kind (not met yet: see below). On the tuning split: 90%
+in every kind.
 `python bench/inbound_accuracy.py` prints the same figures with every miss and every
 hard/soft confusion."""
 
@@ -11,7 +11,7 @@ from collections import Counter
 from email import message_from_bytes, policy
 
 import pytest
-from corpus_labels import Outcome, Split, classified, held_out, samples
+from corpus_labels import FRESH_SOURCES, Outcome, Split, classified, held_out, samples
 
 from dripper.inbound.classify import classify
 
@@ -26,23 +26,43 @@ def misses(outcomes: list[Outcome]) -> list[str]:
     return [o.describe() for o in outcomes if not o.right]
 
 
-# Measured once, after the last change to the rules (issue 15): 238/278 = 85.6% overall,
-# bounce_hard 74/90 = 82.2%, bounce_soft 161/185 = 87.0%, complaint 3/3. The target is not
-# met; the README says why. Changing the rules after looking at the held-out misses would
-# make this split a tuning split: a new target needs new held-out samples.
-@pytest.mark.xfail(strict=True, reason="held-out accuracy is below the issue 15 target (85.6% overall, hard 82.2%)")
-def test_the_held_out_split_is_at_least_95_percent_right_and_90_in_every_kind() -> None:
-    outcomes = classified(Split.HELD_OUT)
+def meets_the_target(outcomes: list[Outcome]) -> None:
     for kind, (right, total) in per_kind(outcomes).items():
         assert right / total >= 0.90, (kind, right, total, misses(outcomes))
     assert sum(o.right for o in outcomes) / len(outcomes) >= 0.95, misses(outcomes)
 
 
+# Held out: measured after the first pass of issue 15 (85.6%), whose misses were printed
+# then; measured a second time after the second pass: 240/278 = 86.3% overall,
+# bounce_hard 76/90 = 84.4%, bounce_soft 161/185 = 87.0%, complaint 3/3. The target is not
+# met. Its misses have been read: it is no longer a clean test of unseen mail (the fresh
+# split is).
+@pytest.mark.xfail(strict=True, reason="held-out accuracy is below the issue 15 target (86.3% overall, hard 84.4%)")
+def test_the_held_out_split_is_at_least_95_percent_right_and_90_in_every_kind() -> None:
+    meets_the_target(classified(Split.HELD_OUT))
+
+
 def test_the_held_out_split_stays_where_it_was_measured() -> None:
     outcomes = classified(Split.HELD_OUT)
     kinds = per_kind(outcomes)
-    assert kinds["bounce_hard"][0] >= 74 and kinds["bounce_soft"][0] >= 161 and kinds["complaint"][0] == 3, kinds
-    assert sum(o.right for o in outcomes) >= 238, misses(outcomes)
+    assert kinds["bounce_hard"][0] >= 76 and kinds["bounce_soft"][0] >= 161 and kinds["complaint"][0] == 3, kinds
+    assert sum(o.right for o in outcomes) >= 240, misses(outcomes)
+
+
+# Fresh: four more sources, added in the second pass of issue 15 and measured once, after
+# its last rule change: 95/115 = 82.6% overall, bounce_hard 56/71 = 78.9%, bounce_soft
+# 28/30 = 93.3%, complaint 11/14 = 78.6%. The target is not met; the README says where.
+# Tuning the rules on its misses would make it a tuning split: a new target needs new mail.
+@pytest.mark.xfail(strict=True, reason="fresh accuracy is below the issue 15 target (82.6% overall, hard 78.9%)")
+def test_the_fresh_split_is_at_least_95_percent_right_and_90_in_every_kind() -> None:
+    meets_the_target(classified(Split.FRESH))
+
+
+def test_the_fresh_split_stays_where_it_was_measured() -> None:
+    outcomes = classified(Split.FRESH)
+    kinds = per_kind(outcomes)
+    assert kinds["bounce_hard"][0] >= 56 and kinds["bounce_soft"][0] >= 28 and kinds["complaint"][0] >= 11, kinds
+    assert sum(o.right for o in outcomes) >= 95, misses(outcomes)
 
 
 def test_the_tuning_split_is_at_least_90_percent_right_in_every_kind() -> None:
@@ -62,6 +82,10 @@ def test_the_held_out_split_is_the_documented_one() -> None:
     for sample in samples():
         if sample.split is Split.HELD_OUT:
             assert sample.source in ("sisimai", "crisp") and held_out(sample.source, sample.path.name)
+    # The fresh split is its four sources, whole; their samples are in no other split.
+    fresh = Counter(s.source for s in samples() if s.split is Split.FRESH)
+    assert fresh == {"cws-mail-bounce-handler": 100, "flanker": 8, "mail-bounce-detector": 5, "bounce-email": 2}
+    assert all(s.split is Split.FRESH for s in samples() if s.source in FRESH_SOURCES)
 
 
 def test_mailman_bounces_are_bounces_with_their_recipients() -> None:

@@ -9,10 +9,15 @@ auto-replies are told by their headers, then by subject lines in several languag
 
 from __future__ import annotations
 
+import copy
+import json
 import re
 from dataclasses import dataclass, field
+from email.errors import HeaderParseError
+from email.header import decode_header
 from email.message import EmailMessage, Message
 from email.utils import getaddresses, parseaddr
+from typing import Any
 
 KINDS = ("reply", "auto_reply", "bounce_hard", "bounce_soft", "complaint", "unsubscribe", "unknown")
 
@@ -22,7 +27,8 @@ _BOUNCE_SENDER = re.compile(r"^(?:mailer-daemon|postmaster|mail-?daemon|mail del
 _BOUNCE_SUBJECT = re.compile(
     r"undeliver|undelivered|delivery (?:status notification|failure|has failed|problem)|returned mail|"
     r"failure notice|mail delivery failed|delivery failed|unzustellbar|nicht zustellbar|non remis|"
-    r"no entregado|no se puede entregar|non recapitabile|onbestelbaar", re.IGNORECASE)
+    r"no entregado|no se puede entregar|non recapitabile|onbestelbaar|"
+    r"エラー通知|配信エラー|配送エラー|配信不能|不達", re.IGNORECASE)
 _AUTO_SUBJECT = re.compile(
     r"out of (?:the )?office|automatic reply|auto(?:matic)?[- ]?(?:reply|response)|autoreply|away from (?:the )?office|"
     r"on vacation|on leave|abwesen|automatische antwort|nicht im b[üu]ro|r[ée]ponse automatique|absence|"
@@ -53,6 +59,28 @@ def _header(message: Message, name: str) -> str:
     """A header as text (compat32 gives a Header object for undecodable values)."""
     value = message.get(name)
     return str(value) if value is not None else ""
+
+
+def _subject(message: Message) -> str:
+    """The Subject as text: RFC 2047 encoded words decoded ("=?ISO-2022-JP?B?...?="), and
+    raw 8-bit bytes read as UTF-8 (RFC 6532), which compat32 leaves undecoded."""
+    value = message.get("Subject")
+    if value is None:
+        return ""
+    try:
+        chunks = decode_header(value)
+    except HeaderParseError:  # a broken encoded word: the raw text
+        return str(value)
+    text = []
+    for chunk, charset in chunks:
+        if isinstance(chunk, str):
+            text.append(chunk)
+            continue
+        try:
+            text.append(chunk.decode(charset if charset not in (None, "unknown-8bit") else "utf-8", "replace"))
+        except LookupError:  # a charset Python does not know
+            text.append(chunk.decode("latin-1"))
+    return "".join(text)
 
 
 def _report_type(message: Message) -> str | None:
@@ -106,17 +134,20 @@ _MAILBOX_GONE = re.compile(
     r"no such (?:user|mailbox|recipient|address|account|person|local user)|"
     r"(?:user|mailbox|recipient|address|account|e-?mail address) (?:\S+ )?(?:not found|does ?n[o']t exist|not exist|"
     r"unknown|unavailable|closed|is unknown)|"
-    r"does not exist|doesn't exist|not a valid (?:mailbox|recipient|user|address)|invalid (?:recipient|mailbox|user)|"
+    r"(?:does|dos|do)(?: no|n'?)t exist|not a valid (?:mailbox|recipient|user|address)|invalid (?:recipient|mailbox|user)|"
     r"no mailbox|no longer (?:valid|available|in use|exists)|not our customer|address rejected|recipient rejected|"
     r"account has been (?:terminated|closed)|does not like recipient|unbekannt|existiert nicht|"
     r"not listed in|(?:recipient|user|address)(?: name)? is not recognized|no valid recipients?|"
     r"(?:does not|doesn't) have an? (?:\S+ )?account",
     re.IGNORECASE)
 # When the server refused: RCPT (the recipient itself), DATA (the message), ...
-_PHASE = re.compile(r"(?:in reply to|after|following|>>>)\s*(?:the\s+)?(rcpt|end of data|data|mail from)\b|"
+# (Postfix "in reply to", Exim "after [pipelined]", sendmail and Courier transcripts ">>>",
+# reports that name "the SMTP command")
+_PHASE = re.compile(r"(?:in reply to|after(?: pipelined)?|following|>>>|smtp command:?)\s*(?:the\s+)?"
+                    r"(rcpt|end of data|data|mail from)\b|"
                     r"\[(rcpt)_to\]", re.IGNORECASE)
 _NOT_THE_ADDRESS = re.compile(
-    r"(?:after|in reply to) (?:initial connection|mail from|the mail from)|mail ?from domain|"
+    r"(?:after(?: pipelined)?|in reply to) (?:initial connection|mail from|the mail from)|mail ?from domain|"
     r"sender (?:address|domain)|unroutable sender|black ?list|block ?list|\bblock(?:ed)?\b|spam|reputation|\brbl\b|"
     r"dnsbl|spamhaus|spamcop|sorbs|uceprotect|barracudacentral|\bptr\b|reverse dns|relay(?:ing)? (?:access )?(?:denied|not permitted)|not permitted to relay|dmarc|"
     r"\bspf\b|\bdkim\b|authenticat|too many|rate limit|virus|message (?:size|too (?:large|big))|content rejected|"
@@ -157,8 +188,16 @@ def _refused_not_gone(words: str) -> bool:
     return bool(_SOFT_WORDS.search(words) or _NOT_THE_ADDRESS.search(words))
 
 
+# A reply to DATA that no recipient is left: with PIPELINING (RFC 2920) the transcript
+# shows DATA before the RCPT refusals' replies, but those were answers to RCPT.
+_NO_RECIPIENT_LEFT = re.compile(r"no valid recipients", re.IGNORECASE)
+
+
 def _phase_in(text: str) -> str | None:
-    found = _PHASE.search(" ".join(text.split()))
+    joined = " ".join(text.split())
+    if _NO_RECIPIENT_LEFT.search(joined):
+        return "RCPT"
+    found = _PHASE.search(joined)
     if found is None:
         return None
     word = (found.group(1) or found.group(2)).lower()
@@ -208,12 +247,15 @@ def bounce_kind(answer: str, status: str | None = None, context: str = "", phase
 # A line that starts with an address starts one recipient's answer in a non-standard
 # bounce ("<a@b.example>: host mx said: 550 ...", "a@b.example: 550 5.2.2 ...").
 _RECIPIENT_LINE = re.compile(r"^\s*(?:>>>\s*)?<?[^\s<>@]+@[^\s<>@:]+>?(?::|\s|$)")
+# sendmail writes one line per recipient or host, its reply code first:
+# "550 <a@b.example>... User unknown", "554 b.example (smtp)... 550 Host unknown".
+_SENDMAIL_LINE = re.compile(r"^\s*[245]\d\d[ -](?:[245]\.\d{1,3}\.\d{1,3} )?[^\s.]\S*(?: \(\w+\))?\.\.\. ")
 
 
 def _per_recipient(report: str) -> list[str]:
     """A non-standard bounce's answers, one per recipient it lists."""
     lines = report.splitlines()
-    starts = [index for index, line in enumerate(lines) if _RECIPIENT_LINE.match(line)]
+    starts = [index for index, line in enumerate(lines) if _RECIPIENT_LINE.match(line) or _SENDMAIL_LINE.match(line)]
     if len(starts) < 2:
         return [report]
     return ["\n".join(lines[a:b]) for a, b in zip(starts, starts[1:] + [len(lines)])]
@@ -258,9 +300,9 @@ def _phase(prose: str, address: str) -> str:
     after each recipient's answer: "(in reply to RCPT TO command)")."""
     for paragraph in re.split(r"\n\s*\n", prose):
         if address and address in paragraph.lower():
-            found = _PHASE.search(" ".join(paragraph.split()))
-            if found:
-                return found.group(0)
+            when = _phase_in(paragraph)
+            if when:
+                return f"(after {'MAIL FROM' if when == 'MAIL' else when})"
     return ""
 
 
@@ -373,11 +415,27 @@ def own_words(text: str) -> str:
     return "\n".join(lines)
 
 
+def _readable(message: Message) -> Message:
+    """`message` with every header a str. compat32 gives a Header object for a header with
+    raw 8-bit bytes, and Mailman's detectors call str methods on headers (one logged an
+    error with a traceback for each such message and found nothing)."""
+    odd = list(dict.fromkeys(name.lower() for name, value in message.items() if not isinstance(value, str)))
+    if not odd:
+        return message
+    view = copy.copy(message)  # deleting a header gives the copy its own header list
+    for name in odd:
+        values = [str(value) for value in message.get_all(name) or []]
+        del view[name]
+        for value in values:
+            view[name] = value
+    return view
+
+
 def _flufl(message: Message) -> tuple[frozenset[bytes], frozenset[bytes]]:
     try:
         from flufl.bounce import all_failures
 
-        return all_failures(message)
+        return all_failures(_readable(message))
     except Exception:  # noqa: BLE001 - a detector choking on odd input is not a bounce
         return frozenset(), frozenset()
 
@@ -390,11 +448,11 @@ def _flufl_recipients(message: Message) -> list[str]:
 def _nonstandard_bounce(message: Message, text: str) -> Classification | None:
     sender = parseaddr(_header(message, "From"))
     looks_like_bounce = bool(_BOUNCE_SENDER.match(sender[1]) or _BOUNCE_SENDER.match(sender[0])
-                             or _BOUNCE_SUBJECT.search(_header(message, "Subject")))
+                             or _BOUNCE_SUBJECT.search(_subject(message)))
     temporary, permanent = _flufl(message)
     if not (looks_like_bounce or temporary or permanent):
         return None
-    if not looks_like_bounce and (message.get("In-Reply-To") or _REPLY_SUBJECT.match(_header(message, "Subject"))):
+    if not looks_like_bounce and (message.get("In-Reply-To") or _REPLY_SUBJECT.match(_subject(message))):
         return None  # a person's reply that quotes addresses the detectors took for failures
     recipients = sorted({a.decode("utf-8", "replace").lower() for a in permanent | temporary})
     report = _own_report(text)[:20000]  # a bounce's own words are short; a hostile one is not read on
@@ -412,6 +470,83 @@ def _nonstandard_bounce(message: Message, text: str) -> Classification | None:
     return Classification(kind, status, recipients, _original(message), "non-standard bounce (flufl.bounce)")
 
 
+# Amazon SES notifications (JSON, by e-mail through SNS; documented by AWS as "Amazon SES
+# notification contents" and "event publishing"): its verdict per recipient.
+_SES_SOFT_SUBTYPES = ("MailboxFull", "MessageTooLarge", "ContentRejected", "AttachmentRejected",
+                      "OnAccountSuppressionList")  # the account's own list: complaints are on it too
+_SES_GONE_SUBTYPES = ("NoEmail", "Suppressed")  # no such address; SES's list of addresses that hard-bounced
+
+
+def _ses_notification(text: str) -> dict[str, Any] | None:
+    """The notification an SES message carries, or None. Mail systems wrap its one long
+    line (a newline and a space inserted), so the JSON is tried as it is and unwrapped."""
+    if "notificationType" not in text and "eventType" not in text:
+        return None
+    start, end = text.find("{"), text.rfind("}")
+    blob = text[start:end + 1] if 0 <= start < end and end - start < 200_000 else ""
+    for candidate in (blob, blob.replace("\n ", ""), "".join(blob.splitlines())):
+        try:
+            data = json.loads(candidate)
+            if isinstance(data, dict) and isinstance(data.get("Message"), str):  # the SNS envelope
+                data = json.loads(data["Message"])
+        except ValueError:
+            continue
+        if isinstance(data, dict) and (data.get("notificationType") or data.get("eventType")):
+            return data
+    return None
+
+
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _ses_original(data: dict[str, Any]) -> Message | None:
+    """The message we sent, as far as the notification gives its headers."""
+    mail = _dict(data.get("mail"))
+    headers = [h for h in mail.get("headers") or [] if isinstance(h, dict)]
+    if not headers:
+        return None
+    original = Message()
+    for header in headers:
+        if isinstance(header.get("name"), str) and isinstance(header.get("value"), str):
+            original[header["name"]] = header["value"]
+    return original
+
+
+def _addresses(entries: object) -> list[str]:
+    return [str(e["emailAddress"]).lower() for e in entries if isinstance(e, dict) and e.get("emailAddress")] \
+        if isinstance(entries, list) else []
+
+
+def _ses(data: dict[str, Any]) -> Classification:
+    what = str(data.get("notificationType") or data.get("eventType"))
+    original = _ses_original(data)
+    if what == "Complaint":
+        complaint = _dict(data.get("complaint"))
+        return Classification("complaint", None, _addresses(complaint.get("complainedRecipients")), original,
+                              "Amazon SES complaint notification")
+    bounce = _dict(data.get("bounce"))
+    if what != "Bounce":
+        return Classification("unknown", reason=f"an Amazon SES {what} notification")
+    kind, status = "bounce_soft", None
+    for entry in bounce.get("bouncedRecipients") or []:
+        if not isinstance(entry, dict):
+            continue
+        code = _STATUS.fullmatch(str(entry.get("status") or ""))
+        this_status = ".".join(code.groups()) if code else None
+        if bounce.get("bounceType") != "Permanent" or bounce.get("bounceSubType") in _SES_SOFT_SUBTYPES:
+            this = "bounce_soft"  # Transient, Undetermined, or the mailbox or message
+        elif bounce.get("bounceSubType") in _SES_GONE_SUBTYPES:
+            this = "bounce_hard"
+        else:  # General: the receiving server's answer decides, as on every path
+            this = bounce_kind(str(entry.get("diagnosticCode") or ""), this_status)
+        if status is None or this == "bounce_hard" and kind != "bounce_hard":
+            status = this_status
+        kind = "bounce_hard" if "bounce_hard" in (kind, this) else "bounce_soft"
+    return Classification(kind, status, _addresses(bounce.get("bouncedRecipients")), original,
+                          "Amazon SES bounce notification")
+
+
 def _auto_reply(message: Message) -> bool:
     auto_submitted = (_header(message, "Auto-Submitted") or "no").strip().lower()
     if auto_submitted != "no":
@@ -420,7 +555,7 @@ def _auto_reply(message: Message) -> bool:
         return True
     if _header(message, "Precedence").strip().lower() in ("auto_reply", "bulk", "junk"):
         return True
-    return bool(_AUTO_SUBJECT.search(_header(message, "Subject")))
+    return bool(_AUTO_SUBJECT.search(_subject(message)))
 
 
 def classify(message: Message | EmailMessage) -> Classification:
@@ -439,7 +574,7 @@ def _is_complaint(message: Message, report: str | None) -> bool:
     (a forwarded message/rfc822 with X-HmXmrOriginalRecipient)."""
     if report == "feedback-report" or _parts(message, "message/feedback-report"):
         return True
-    if _JMRP_SUBJECT.match(_header(message, "Subject")):
+    if _JMRP_SUBJECT.match(_subject(message)):
         return True
     original = _original(message)
     return original is not None and original.get("X-HmXmrOriginalRecipient") is not None
@@ -452,6 +587,9 @@ def _classify(message: Message | EmailMessage) -> Classification:
     if _header(message, "X-Apple-Unsubscribe").strip().lower() == "true":
         return Classification("unsubscribe", reason="a mail client's unsubscribe request (List-Unsubscribe mailto)")
     text = text_of(message)
+    ses = _ses_notification(text)
+    if ses is not None:
+        return _ses(ses)
     if report == "delivery-status" or _parts(message, "message/delivery-status"):
         found = _dsn(message, text)
         if found.kind != "unknown":
@@ -463,7 +601,7 @@ def _classify(message: Message | EmailMessage) -> Classification:
         return bounce
     if _auto_reply(message):
         return Classification("auto_reply", reason="auto-reply (RFC 3834 headers or subject)")
-    subject = _header(message, "Subject")
+    subject = _subject(message)
     if _UNSUBSCRIBE.search(subject) or _UNSUBSCRIBE.search(own_words(text)[:2000]):
         return Classification("unsubscribe", reason="asks to be removed")
     return Classification("reply", reason="written by a person")
