@@ -268,3 +268,11 @@ Subject: Returned mail: Deferred: Connection timed out
 Subject: Hello
 """
     assert kind_of(raw) == "bounce_hard"
+
+
+def test_an_ip_address_is_not_a_status_code() -> None:
+    # Found on the fresh split after it was measured: "4.79.181.22" was read as status
+    # 4.79.181, a deferral, and a 5.1.1 bounce came out soft.
+    answer = "host mx.plant.example[4.79.181.22] said: 550 5.1.1 <ada@lovelace.example>: User unknown"
+    found = classify(message_from_bytes(nonstandard(answer), policy=policy.compat32))
+    assert (found.kind, found.status) == ("bounce_hard", "5.1.1")

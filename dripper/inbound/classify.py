@@ -21,7 +21,8 @@ from typing import Any
 
 KINDS = ("reply", "auto_reply", "bounce_hard", "bounce_soft", "complaint", "unsubscribe", "unknown")
 
-_STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
+# An enhanced status code (RFC 3463), never part of a dotted number such as an IP address.
+_STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.]\d|\d)")
 _BOUNCE_SENDER = re.compile(r"^(?:mailer-daemon|postmaster|mail-?daemon|mail delivery (?:subsystem|system))\b",
                             re.IGNORECASE)
 _BOUNCE_SUBJECT = re.compile(
