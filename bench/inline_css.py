@@ -10,29 +10,15 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
 
 def main(n: int = 2000) -> None:
     import css_inline
     import premailer
 
-    from dripper import campaigns, render
+    from shipped import research_thanks
 
-    config = campaigns.load(ROOT / "campaigns.yaml")
-    templates = render.TemplateSet.load(ROOT / "templates")
-    renderer = render.Renderer(config, templates)
-    campaign = config.campaigns["literature-follow-up"]
-    _stage, step = campaign.step("research-thanks")
-    lead = render.sample_lead(config)
-    htmls = []
-    for i in range(n):
-        view = render.LeadView(**{**lead.__dict__, "first_name": f"Lead{i}", "attrs": {"product": f"valve {i}"}})
-        ctx = renderer.context(view, campaign, step, f"https://x.example/u/{i}", __import__("datetime").datetime.now().astimezone())
-        htmls.append(renderer.body_html(step, ctx))
+    shipped = research_thanks(n)
+    htmls = [shipped.renderer.body_html(shipped.step, ctx) for ctx in shipped.contexts]
 
     def timed(fn) -> float:
         start = time.perf_counter()

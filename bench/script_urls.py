@@ -12,27 +12,13 @@ from __future__ import annotations
 
 import sys
 import time
-from datetime import datetime
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
 
 def main(n: int = 2000) -> None:
-    from dripper import campaigns, render
+    from dripper import render
+    from shipped import research_thanks
 
-    config = campaigns.load(ROOT / "campaigns.yaml")
-    templates = render.TemplateSet.load(ROOT / "templates")
-    renderer = render.Renderer(config, templates)
-    campaign = config.campaigns["literature-follow-up"]
-    _stage, step = campaign.step("research-thanks")
-    lead = render.sample_lead(config)
-    now = datetime.now().astimezone()
-    contexts = []
-    for i in range(n):
-        view = render.LeadView(**{**lead.__dict__, "first_name": f"Lead{i}", "attrs": {"product": f"valve {i}"}})
-        contexts.append(renderer.context(view, campaign, step, f"https://x.example/u/{i}", now))
+    shipped = research_thanks(n)
+    renderer, campaign, step, contexts = shipped.renderer, shipped.campaign, shipped.step, shipped.contexts
     htmls = [renderer.body_html(step, ctx) for ctx in contexts]
 
     start = time.perf_counter()

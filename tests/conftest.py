@@ -7,6 +7,7 @@ database is created for the test session and dropped at the end; tests that need
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -131,6 +132,74 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+# --- a real `dripper serve` --------------------------------------------------------------
+
+def dripper_env(**values: str) -> dict[str, str]:
+    """This process's environment without its DRIPPER_ settings (the tests' own kept), plus `values`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIPPER_") or k.startswith("DRIPPER_TEST")}
+    return {**env, **values}
+
+
+@dataclass
+class Served:
+    process: Any  # subprocess.Popen[bytes]
+    base: str  # http://127.0.0.1:PORT
+    log: Path  # what it wrote to stdout and stderr
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def start_serve(root: Path, env: dict[str, str], log: Path, *options: str, before: tuple[str, ...] = ()) -> Served:
+    """`dripper [before…] serve --port P [options…]` in `root`, once it answers /healthz."""
+    import subprocess
+    import sys
+
+    import httpx
+
+    port = free_port()
+    with open(log, "wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "dripper", *before, "serve", "--port", str(port), *options],
+                                   cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
+    served = Served(process, f"http://127.0.0.1:{port}", log)
+
+    def up() -> bool:
+        assert process.poll() is None, served.text()
+        try:
+            return httpx.get(f"{served.base}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_for(up, 30, "dripper serve to answer")
+    except BaseException:
+        stop_serve(served)
+        raise
+    return served
+
+
+def stop_serve(served: Served) -> None:
+    import signal
+    import subprocess
+
+    served.process.send_signal(signal.SIGTERM)
+    try:
+        served.process.wait(10)
+    except subprocess.TimeoutExpired:
+        served.process.kill()
+        served.process.wait(5)
+
+
+@contextlib.contextmanager
+def serving(root: Path, env: dict[str, str], log: Path, *options: str,
+            before: tuple[str, ...] = ()) -> Iterator[Served]:
+    served = start_serve(root, env, log, *options, before=before)
+    try:
+        yield served
+    finally:
+        stop_serve(served)
 
 
 # --- a real SMTP server on loopback ------------------------------------------------------

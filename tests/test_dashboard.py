@@ -15,11 +15,7 @@ The seeded story (America/Chicago, send window Mon-Fri 09:00-17:00 on each lead'
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator
@@ -30,7 +26,7 @@ from lxml import html as lxml_html
 from starlette.testclient import TestClient
 
 from browser import REVIEW, Watched, browser_page
-from conftest import Dripper, free_port, wait_for
+from conftest import Dripper, dripper_env, serving
 
 TOKEN = "dash-token-0123456789"
 SERVE_AT = datetime(2026, 1, 28, 12, 0, tzinfo=timezone.utc)  # a Wednesday
@@ -107,29 +103,11 @@ def db_name(dripper: Dripper) -> str:
 @pytest.fixture
 def served(seeded: tuple[Dripper, dict[str, int]], tmp_path: Path) -> Iterator[str]:
     dripper, _ = seeded
-    port = free_port()
-    env = {**os.environ, "DRIPPER_DATABASE_URL": dripper.db_url, "DRIPPER_SECRET": "test-secret",
-           "DRIPPER_DASHBOARD_TOKEN": TOKEN}
-    with open(tmp_path / "serve.log", "wb") as log:
-        server = subprocess.Popen([sys.executable, "-m", "dripper", "serve", "--port", str(port), "--at",
-                                   SERVE_AT.isoformat()], env=env, cwd=dripper.root, stdout=subprocess.DEVNULL,
-                                  stderr=log)
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        assert server.poll() is None, (tmp_path / "serve.log").read_text()
-        try:
-            return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_for(up, 30, "dripper serve")
-        yield base
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(10)
-    assert " 500 " not in (tmp_path / "serve.log").read_text()
+    env = dripper_env(DRIPPER_DATABASE_URL=dripper.db_url, DRIPPER_SECRET="test-secret",
+                      DRIPPER_DASHBOARD_TOKEN=TOKEN)
+    with serving(dripper.root, env, tmp_path / "serve.log", "--at", SERVE_AT.isoformat()) as server:
+        yield server.base
+    assert " 500 " not in server.text()
 
 
 def cell(page: Any, selector: str) -> str:

@@ -23,7 +23,7 @@ from sqlalchemy import select, update
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from conftest import Dripper, free_port, wait_for
+from conftest import Dripper, dripper_env, free_port, serving, wait_for
 from dripper.clock import FrozenClock, parse_instant
 from dripper.metrics import DELAY_BUCKETS
 from dripper.store import Store, events, open_store, touches
@@ -266,31 +266,16 @@ def test_unreachable_database_is_a_503_not_a_crash(project: Path) -> None:
 def test_dripper_serve_exposes_metrics_and_logs_json(dripper: Dripper, tmp_path: Path) -> None:
     dripper("leads", "import", "leads.csv", "--at", T0.isoformat())
     sent = dripper.json("tick", "--at", (T0 + timedelta(days=1)).isoformat(), "--json")["sent"]
-    port = free_port()
-    env = {**os.environ, "DRIPPER_DATABASE_URL": dripper.db_url, "DRIPPER_SECRET": "test-secret",
-           "DRIPPER_METRICS_TOKEN": "scrape-7"}
-    with open(tmp_path / "serve.log", "wb") as stderr:
-        server = subprocess.Popen([sys.executable, "-m", "dripper", "--log-format", "json", "serve", "--port",
-                                   str(port)], env=env, cwd=dripper.root, stdout=subprocess.DEVNULL, stderr=stderr)
-    try:
-        base = f"http://127.0.0.1:{port}"
-
-        def up() -> bool:
-            try:
-                return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_for(up, 20, "dripper serve")
+    env = dripper_env(DRIPPER_DATABASE_URL=dripper.db_url, DRIPPER_SECRET="test-secret",
+                      DRIPPER_METRICS_TOKEN="scrape-7")
+    with serving(dripper.root, env, tmp_path / "serve.log", before=("--log-format", "json")) as server:
+        base = server.base
         assert httpx.get(f"{base}/metrics").status_code == 401
         response = httpx.get(f"{base}/metrics", headers={"Authorization": "Bearer scrape-7"})
         assert response.status_code == 200
         samples = parse(response.text)
         assert value(samples, "dripper_touches_total", state="sent", channel="email") == sent
         assert value(samples, "dripper_send_delay_seconds_count", channel="email") == sent
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(10)
     records = assert_log_lines((tmp_path / "serve.log").read_text())
     assert any(r["logger"] == "uvicorn.access" and "/metrics" in r["msg"] for r in records), records
 

@@ -9,10 +9,7 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import stat
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
@@ -22,7 +19,8 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner
-from conftest import Dripper, free_port, wait_for
+from conftest import Dripper, dripper_env
+from conftest import serving as serve_process
 from starlette.testclient import TestClient
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
@@ -148,27 +146,9 @@ def test_old_secrets_from_the_environment_and_the_command_line() -> None:
 @contextlib.contextmanager
 def serving(dripper: Dripper, at: datetime, log: Path, **env: str) -> Iterator[str]:
     """A real `dripper serve` on the project, its clock frozen at `at`."""
-    port = free_port()
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("DRIPPER_") or k.startswith("DRIPPER_TEST")}
-    environ.update({"DRIPPER_DATABASE_URL": dripper.db_url, **env})
-    with open(log, "wb") as err:
-        server = subprocess.Popen([sys.executable, "-m", "dripper", "serve", "--port", str(port), "--at", at.isoformat()],
-                                  env=environ, cwd=dripper.root, stdout=subprocess.DEVNULL, stderr=err)
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        assert server.poll() is None, log.read_text()
-        try:
-            return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_for(up, 30, "dripper serve")
-        yield base
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(10)
+    with serve_process(dripper.root, dripper_env(DRIPPER_DATABASE_URL=dripper.db_url, **env), log,
+                       "--at", at.isoformat()) as server:
+        yield server.base
 
 
 def sent_to(root: Path, email: str) -> Any:

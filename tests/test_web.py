@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from datetime import datetime, timedelta, timezone
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -15,7 +10,7 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from conftest import Dripper, free_port
+from conftest import Dripper, dripper_env, serving
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)
 
@@ -160,28 +155,14 @@ def test_healthz(web) -> None:
 def test_dripper_serve_process(dripper_sqlite: Dripper) -> None:
     dripper_sqlite("leads", "import", "leads.csv", "--at", T0.isoformat())
     dripper_sqlite("tick", "--at", (T0 + timedelta(days=1)).isoformat())
-    port = free_port()
-    env = {**os.environ, "DRIPPER_DATABASE_URL": dripper_sqlite.db_url, "DRIPPER_SECRET": "test-secret"}
-    server = subprocess.Popen([sys.executable, "-m", "dripper", "serve", "--port", str(port)], env=env,
-                              cwd=dripper_sqlite.root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                assert httpx.get(f"{base}/healthz", timeout=1).json()["ok"]
-                break
-            except (httpx.HTTPError, OSError):
-                assert time.monotonic() < deadline, "dripper serve did not come up"
-                time.sleep(0.2)
+    env = dripper_env(DRIPPER_DATABASE_URL=dripper_sqlite.db_url, DRIPPER_SECRET="test-secret")
+    with serving(dripper_sqlite.root, env, dripper_sqlite.root / "serve.log") as server:
+        base = server.base
         path = unsubscribe_path("grace@hopper.example")
         response = httpx.post(base + path, content=b"List-Unsubscribe=One-Click",
                               headers={"Content-Type": "application/x-www-form-urlencoded"})
         assert response.status_code == 200 and "set-cookie" not in response.headers
         assert status(dripper_sqlite, "grace@hopper.example") == "unsubscribed"
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(10)
 
 
 def _preferences_path(email: str) -> str:

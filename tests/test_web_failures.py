@@ -7,10 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -23,7 +20,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import PG_ADMIN, Dripper, free_port, wait_for
+from conftest import PG_ADMIN, Dripper, Served, dripper_env, stop_serve
+from conftest import start_serve as conftest_start_serve
 from starlette.testclient import TestClient
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
@@ -61,43 +59,10 @@ def seed(dripper: Dripper) -> None:
 
 # --- a real `dripper serve` -------------------------------------------------------------------
 
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    base: str
-    log: Path
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-def start_serve(project: Path, db_url: str, log: Path, *options: str) -> Server:
-    port = free_port()
-    env = {**os.environ, "DRIPPER_DATABASE_URL": db_url, "DRIPPER_SECRET": "test-secret", "DRIPPER_API_TOKEN": API,
-           "DRIPPER_DASHBOARD_TOKEN": DASH}
-    with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "dripper", "serve", "--port", str(port), *options],
-                                   cwd=project, env=env, stdout=out, stderr=subprocess.STDOUT)
-    server = Server(process, f"http://127.0.0.1:{port}", log)
-
-    def up() -> bool:
-        assert process.poll() is None, server.text()
-        try:
-            return httpx.get(f"{server.base}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_for(up, 30, "dripper serve to answer")
-    return server
-
-
-def stop(server: Server) -> None:
-    server.process.send_signal(signal.SIGTERM)
-    try:
-        server.process.wait(10)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait(5)
+def start_serve(project: Path, db_url: str, log: Path, *options: str) -> Served:
+    env = dripper_env(DRIPPER_DATABASE_URL=db_url, DRIPPER_SECRET="test-secret", DRIPPER_API_TOKEN=API,
+                      DRIPPER_DASHBOARD_TOKEN=DASH)
+    return conftest_start_serve(project, env, log, *options)
 
 
 # --- 4. a database that goes away -------------------------------------------------------------
@@ -172,7 +137,7 @@ def test_a_database_outage_answers_503_so_that_senders_retry(project: Path, doom
                     assert "try again" in response.text
             assert client.get("/healthz").status_code == 503
     finally:
-        stop(server)
+        stop_serve(server)
     log = server.text()
     assert "the database is unavailable, answered 503" in log
     assert "answered 500" not in log and "Exception in ASGI application" not in log, log[-3000:]
@@ -357,7 +322,7 @@ def test_slow_request_heads_and_bodies_are_cut_off_while_others_are_served(proje
             assert HEAD_TIMEOUT <= head_seconds < HEAD_TIMEOUT + 4, head_seconds
         assert httpx.get(f"{server.base}/healthz", timeout=5).status_code == 200
     finally:
-        stop(server)
+        stop_serve(server)
         for sock in (idle, half_head, trickle):
             sock.close()
     log = server.text()
