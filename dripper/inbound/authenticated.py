@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from email.message import Message
 from email.utils import parseaddr
 
-import authres
+import authres  # type: ignore[import-untyped]  # no type information shipped
 
 
 def _domain(value: str) -> str:

@@ -63,8 +63,8 @@ class MatchedBy(str, Enum):
 
 @dataclass(frozen=True)
 class Match:
-    lead: Mapping[str, Any] | None
-    touch: Mapping[str, Any] | None
+    lead: Mapping[Any, Any] | None  # the stored lead (a row)
+    touch: Mapping[Any, Any] | None
     how: MatchedBy | None
     doubt: str = ""  # why a match is not proof (empty when it is)
 
