@@ -16,6 +16,7 @@ import re
 import secrets
 from datetime import datetime
 from functools import lru_cache
+from email.charset import Charset
 from email.header import Header
 from email.utils import format_datetime, formataddr, parseaddr
 from urllib.parse import quote
@@ -59,13 +60,53 @@ def header(name: str, value: str) -> str:
 _ATEXT = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+$")
 
 
-def _phrase(name: str, header_name: str) -> str:
-    """A display name as a phrase of atoms and RFC 2047 words, one encoded word per
-    name word (parsers put a space between adjacent encoded words in a phrase), folded
-    so lines stay near 78 characters."""
-    out, width = "", len(header_name) + 2
+def _runs(name: str) -> list[tuple[str, bool]]:
+    """The name's words in runs: (text, True) for a run of words that need encoding, kept
+    together with the spaces between them; (word, False) for a plain atom."""
+    runs: list[tuple[str, bool]] = []
     for word in name.split():
-        token = word if _ATEXT.match(word) else _encoded(word, header_name)
+        plain = bool(_ATEXT.match(word))
+        if not plain and runs and runs[-1][1]:
+            runs[-1] = (f"{runs[-1][0]} {word}", True)
+        else:
+            runs.append((word, not plain))
+    return runs
+
+
+ENCODED_WORD_MAX = 75  # RFC 2047, 2: the longest an encoded word may be
+_UTF8 = Charset("utf-8")
+
+
+def _encoded_run(text: str, header_name: str) -> str:
+    """A run of words as few encoded words as the length limit allows, the spaces between
+    the words inside them: a decoder drops the white space between adjacent encoded words
+    (RFC 2047, 6.2), so a space left between two would vanish. Where the limit forces a
+    split, it comes after a word's trailing space, never inside a word when the words fit
+    (a parser that wrongly keeps the folding white space, as Python's headerregistry does
+    in display names, then shows two spaces there, not a space inside a word)."""
+    chunks: list[str] = []
+    for word in text.split(" "):
+        if chunks and len(_UTF8.header_encode(f"{chunks[-1]} {word} ")) <= ENCODED_WORD_MAX:
+            chunks[-1] = f"{chunks[-1]} {word}"
+        else:
+            if chunks:
+                chunks[-1] += " "
+            chunks.append(word)
+    # A chunk that fits is one encoded word; a single word too long for one is split by
+    # Header wherever it must be (within the word: nothing else can be done).
+    return (CRLF + " ").join(
+        _UTF8.header_encode(chunk) if len(_UTF8.header_encode(chunk)) <= ENCODED_WORD_MAX
+        else _encoded(chunk, header_name) for chunk in chunks)
+
+
+def _phrase(name: str, header_name: str) -> str:
+    """A display name as a phrase of atoms and RFC 2047 encoded words, folded so lines stay
+    near 78 characters. Words that need encoding are never encoded one by one: a run of
+    them is encoded whole (`_encoded_run`). Between an atom and an encoded word the space
+    is an ordinary one, and shows."""
+    out, width = "", len(header_name) + 2
+    for text, encode in _runs(name):
+        token = _encoded_run(text, header_name) if encode else text
         first, last = token.split(CRLF, 1)[0], token.rsplit(CRLF, 1)[-1]
         if out and width + 1 + len(first) > 78:
             out, width = out + CRLF + " " + token, 1 + len(first)
@@ -82,7 +123,10 @@ def address(display_name: str, addr: str, header_name: str = "To") -> str:
     name = one_line(display_name)[:MAX_NAME].strip()
     addr = one_line(addr)
     if name and not name.isascii():
-        return f"{_phrase(name, header_name)} <{addr}>"
+        phrase = _phrase(name, header_name)
+        last = phrase.rsplit(CRLF, 1)[-1] if CRLF in phrase else f"{header_name}: {phrase}"
+        space = CRLF + " " if len(last) + 3 + len(addr) > 78 else " "  # fold before the address
+        return f"{phrase}{space}<{addr}>"
     return formataddr((name, addr))
 
 
