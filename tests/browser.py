@@ -1,4 +1,4 @@
-"""A real headless browser for tests: Debian's chromium (/usr/bin/chromium, which .ci/run
+"""A real headless browser for tests: Debian's chromium (/usr/bin/chromium, which scripts/test
 installs), driven by Playwright for Python. Playwright's own browser download is never
 used (`playwright install` is never run): the browser is launched from its path.
 
@@ -73,9 +73,9 @@ def _playwright() -> Any:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.fail("playwright is not installed: pip install -e '.[test]'")
+        pytest.fail("playwright is not installed: run scripts/test (it installs the test extra)")
     if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run installs it)")
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/test (it installs chromium) or apt-get install chromium")
     return sync_playwright
 
 

@@ -325,7 +325,7 @@ def imap_server() -> Iterator[ImapServer]:
 
     dovecot = shutil.which("dovecot") or "/usr/sbin/dovecot"
     if not Path(dovecot).exists():
-        pytest.skip("dovecot is not installed (.ci/run installs dovecot-imapd)")
+        pytest.fail("dovecot is missing: run scripts/test (it installs it) or apt-get install dovecot-imapd")
     trustme = pytest.importorskip("trustme")
     root = Path(tempfile.mkdtemp(prefix="dripper-imap-", dir="/tmp"))
     root.chmod(0o755)

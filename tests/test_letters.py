@@ -187,7 +187,7 @@ def test_every_font_is_embedded_and_covers_the_names(dripper_sqlite, letters_pro
     # A font that has the glyph for 山 must be among the embedded ones (not a missing-glyph box).
     covering = subprocess.run(["fc-list", ":charset=5c71", "family"], capture_output=True, text=True).stdout
     families = {re.sub(r"[^a-z]", "", f.split(",")[0].lower()) for f in covering.splitlines() if f.strip()}
-    assert families, "no CJK font installed (.ci/run installs fonts-droid-fallback)"
+    assert families, "no CJK font installed (scripts/test installs fonts-droid-fallback)"
     assert any(e.startswith(f) or f.startswith(e) for e in embedded for f in families), (embedded, families)
 
 
