@@ -96,7 +96,10 @@ def test_nesting_without_end_is_a_located_error(project: Path):
     (project / "campaigns.yaml").write_text("x: " + "[" * 50_000 + "]" * 50_000 + "\n")
     result = check(project)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
-    assert located(result.stderr, "campaigns.yaml")[0].startswith("campaigns.yaml:1:67: nested more than 64 levels")
+    first = located(result.stderr, "campaigns.yaml")[0]
+    # Ours at the 64th level; PyYAML 6.0.4's libyaml scanner, reading ahead, may stop first at its own limit.
+    assert first.startswith("campaigns.yaml:1:67: nested more than 64 levels") or (
+        first.startswith("campaigns.yaml:1:") and "exceeded maximum nesting depth" in first), first
 
 
 def test_anchors_aliases_and_merge_keys_work():
