@@ -11,6 +11,9 @@ The package lists (checked against WeasyPrint's own install notes and, for Debia
 with apt-cache and a minimal debootstrap root; see the README's "Letters" section):
 - Debian and Ubuntu: libpango-1.0-0, libpangoft2-1.0-0 and libharfbuzz-subset0 bring
   GLib, HarfBuzz, fontconfig and a font (fonts-dejavu-core) as their dependencies.
+  libharfbuzz-subset0 exists since Debian's harfbuzz 6.0.0+dfsg-2 (Debian 12, Ubuntu
+  23.04): on older releases the subset library is not packaged, WeasyPrint does without
+  it, and naming it would make apt-get refuse the whole line.
 - Fedora: pango (harfbuzz, which it requires, holds the subset library).
 - macOS: Homebrew's pango. A Python that is not Homebrew's own does not look in
   Homebrew's lib folder: DYLD_FALLBACK_LIBRARY_PATH has to name it.
@@ -46,6 +49,7 @@ _CANNOT_LOAD = re.compile(r"cannot load library '([^']{1,200})'")
 
 class Platform(Enum):
     DEBIAN = "debian"  # Debian, Ubuntu and their derivatives: apt-get
+    DEBIAN_OLD = "debian-old"  # Debian 11, Ubuntu 22.10 and older: no libharfbuzz-subset0
     FEDORA = "fedora"  # Fedora, and RHEL 9 with its rebuilds: dnf
     MACOS = "macos"  # Homebrew
     OTHER = "other"
@@ -55,21 +59,26 @@ class Platform(Enum):
 # for anyone else where it applies).
 INSTALL = {
     Platform.DEBIAN: "apt-get install libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0",
+    Platform.DEBIAN_OLD: "apt-get install libpango-1.0-0 libpangoft2-1.0-0",
     Platform.FEDORA: "dnf install pango",
     Platform.MACOS: "brew install pango (a Python not from Homebrew also needs "
                     "DYLD_FALLBACK_LIBRARY_PATH=$(brew --prefix)/lib)",
     Platform.OTHER: f"install Pango 1.44 or later with HarfBuzz and fontconfig ({INSTALL_DOCS})",
 }
-_NEEDS_ROOT = (Platform.DEBIAN, Platform.FEDORA)
+_NEEDS_ROOT = (Platform.DEBIAN, Platform.DEBIAN_OLD, Platform.FEDORA)
+# Releases before libharfbuzz-subset0, by the codename a derivative names too (Linux Mint
+# and Pop!_OS carry UBUNTU_CODENAME).
+_BEFORE_SUBSET = {"stretch", "buster", "bullseye", "bionic", "focal", "jammy", "kinetic"}
 
 
 def detect(system: str, os_release: Mapping[str, str]) -> Platform:
-    """The platform by `sys.platform` and /etc/os-release's ID and ID_LIKE."""
+    """The platform by `sys.platform` and /etc/os-release's ID, ID_LIKE and codenames."""
     if system == "darwin":
         return Platform.MACOS
     ids = {os_release.get("ID", ""), *os_release.get("ID_LIKE", "").split()}
     if ids & {"debian", "ubuntu"}:
-        return Platform.DEBIAN
+        codenames = {os_release.get("VERSION_CODENAME"), os_release.get("UBUNTU_CODENAME")}
+        return Platform.DEBIAN_OLD if codenames & _BEFORE_SUBSET else Platform.DEBIAN
     if ids & {"fedora", "rhel", "centos"}:
         return Platform.FEDORA
     return Platform.OTHER

@@ -258,9 +258,18 @@ def test_no_letter_due_means_weasyprint_is_not_loaded(dripper_sqlite: Dripper, n
 
 
 @pytest.mark.parametrize(("system", "release", "found"), [
-    ("linux", {"ID": "debian", "VERSION_ID": "12"}, Platform.DEBIAN),
-    ("linux", {"ID": "ubuntu", "ID_LIKE": "debian", "VERSION_ID": "24.04"}, Platform.DEBIAN),
-    ("linux", {"ID": "linuxmint", "ID_LIKE": "ubuntu debian"}, Platform.DEBIAN),
+    ("linux", {"ID": "debian", "VERSION_ID": "12", "VERSION_CODENAME": "bookworm"}, Platform.DEBIAN),
+    ("linux", {"ID": "debian", "VERSION_ID": "13", "VERSION_CODENAME": "trixie"}, Platform.DEBIAN),
+    ("linux", {"ID": "debian", "VERSION_ID": "11", "VERSION_CODENAME": "bullseye"}, Platform.DEBIAN_OLD),
+    ("linux", {"ID": "ubuntu", "ID_LIKE": "debian", "VERSION_CODENAME": "noble", "UBUNTU_CODENAME": "noble"},
+     Platform.DEBIAN),
+    ("linux", {"ID": "ubuntu", "ID_LIKE": "debian", "VERSION_CODENAME": "jammy", "UBUNTU_CODENAME": "jammy"},
+     Platform.DEBIAN_OLD),
+    ("linux", {"ID": "linuxmint", "ID_LIKE": "ubuntu debian", "VERSION_CODENAME": "virginia",
+               "UBUNTU_CODENAME": "jammy"}, Platform.DEBIAN_OLD),
+    ("linux", {"ID": "linuxmint", "ID_LIKE": "ubuntu debian", "VERSION_CODENAME": "wilma",
+               "UBUNTU_CODENAME": "noble"}, Platform.DEBIAN),
+    ("linux", {"ID": "debian"}, Platform.DEBIAN),  # no codename: the current package names
     ("linux", {"ID": "fedora", "VERSION_ID": "40"}, Platform.FEDORA),
     ("linux", {"ID": "rocky", "ID_LIKE": "rhel centos fedora"}, Platform.FEDORA),
     ("linux", {"ID": "alpine"}, Platform.OTHER),
@@ -275,6 +284,7 @@ def test_install_commands() -> None:
     assert install_command(Platform.DEBIAN, root=True) == (
         "apt-get install libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0")
     assert install_command(Platform.DEBIAN, root=False) == f"sudo {INSTALL[Platform.DEBIAN]}"
+    assert install_command(Platform.DEBIAN_OLD, root=True) == "apt-get install libpango-1.0-0 libpangoft2-1.0-0"
     assert install_command(Platform.FEDORA, root=False) == "sudo dnf install pango"
     assert install_command(Platform.MACOS, root=False).startswith("brew install pango (")  # never sudo
     assert "DYLD_FALLBACK_LIBRARY_PATH=$(brew --prefix)/lib" in INSTALL[Platform.MACOS]
