@@ -130,6 +130,8 @@ class LettersUnavailable(Exception):
 def probe() -> Missing | None:
     """None when WeasyPrint loads (after the first time, a look in sys.modules), else what is
     missing. Imports WeasyPrint: call it only when a letter is to be rendered or checked."""
+    if "weasyprint" in sys.modules:  # loaded already (a failed import leaves no entry)
+        return None
     try:
         # WeasyPrint prints a banner to stdout before it raises: it would end up inside
         # `tick --json`'s output. (Only ever swapped on the one thread that renders letters,

@@ -243,6 +243,38 @@ def test_a_worker_says_it_once_for_all_its_ticks(dripper_sqlite: Dripper, nolibs
     assert text.count("letters need Pango") == 1 and "Traceback" not in text, text
 
 
+RECOVERS = """
+import logging, os, sys
+from datetime import timedelta
+from dripper.clock import FrozenClock
+from dripper.letter_libraries import RECHECK, Libraries
+
+logging.basicConfig(level=logging.WARNING, format="%(message)s")
+logging.getLogger("dripper.letters").setLevel(logging.INFO)
+clock = FrozenClock()
+libraries = Libraries(clock)
+print(libraries.missing() is not None, libraries.missing() is not None)
+for name in os.listdir(sys.argv[1]):  # someone installs the libraries
+    os.remove(os.path.join(sys.argv[1], name))
+clock.advance(RECHECK - timedelta(seconds=1))
+print(libraries.missing() is not None)  # not tried again yet
+clock.advance(timedelta(seconds=1))
+print(libraries.missing() is None)
+"""
+
+
+def test_a_long_running_process_finds_libraries_installed_later(tmp_path: Path) -> None:
+    for name in NOT_A_LIBRARY:
+        (tmp_path / name).write_text("not a library\n")
+    result = subprocess.run([sys.executable, "-c", RECOVERS, str(tmp_path)], env=poisoned(tmp_path),
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True"] * 4
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2 and lines[0] == expected_line(), result.stderr
+    assert lines[1].startswith("letters can be printed again")
+
+
 def test_no_letter_due_means_weasyprint_is_not_loaded(dripper_sqlite: Dripper, nolibs: Path) -> None:
     dripper = dripper_sqlite
     dripper("leads", "import", "leads.csv", "--at", T0.isoformat())  # the fixture campaign: e-mails first
