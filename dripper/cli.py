@@ -146,8 +146,23 @@ def check(app: App, against_db: bool, at: str | None) -> None:
     steps = sum(len(track) for c in loaded.campaigns.campaigns.values() for track in c.stages.values())
     out.print(f"{app.settings.campaigns_path}: OK — {len(loaded.campaigns.campaigns)} campaign(s), {steps} step(s), "
               f"{len(loaded.templates.sources)} template file(s)")
+    _warn_if_letters_cannot_print(loaded.campaigns)
     if against_db:
         _print_diff(_diff_data(app, loaded.campaigns, None, at))
+
+
+def _warn_if_letters_cannot_print(config: CampaignFile) -> None:
+    """A warning, not an error: the file is fine, e-mails and calls go out, and letter
+    touches wait until the libraries are installed. Only when a campaign has letters:
+    loading WeasyPrint costs 0.4 s."""
+    from dripper.letter_libraries import probe
+
+    if not any(step.channel == "letter" for campaign in config.campaigns.values()
+               for steps in campaign.stages.values() for step in steps):
+        return
+    missing = probe()
+    if missing is not None:
+        err.print(f"dripper: warning: {missing.line}; letter touches wait until then", markup=False, soft_wrap=True)
 
 
 # --- diff ------------------------------------------------------------------------------
@@ -844,10 +859,14 @@ def preview(app: App, campaign: str, step: str, email: str | None, fmt: str, out
         if fmt != "pdf":
             _emit(html, out_file)
             return
+        from dripper.letter_libraries import LettersUnavailable
         from dripper.letters import render_letter, write_atomic
 
         target = out_file or Path(f"{the_step.id}.pdf")
-        rendered = render_letter(html, app.settings.templates_path)
+        try:
+            rendered = render_letter(html, app.settings.templates_path)
+        except LettersUnavailable as exc:
+            fail(exc.missing.line, code=1)
         write_atomic(target, rendered.pdf)
         err.print(f"wrote {target} ({rendered.pages} page{'s' if rendered.pages != 1 else ''})")
         return
@@ -915,6 +934,7 @@ def _open_preview(app: App, loaded: config_mod.Loaded, lead: Any, camp: Any, ste
     and hand it to a browser when there is one."""
     import jinja2
 
+    from dripper.letter_libraries import LettersUnavailable
     from dripper.preview import PreviewComposer, browser_opener, default_path, open_file, preview_suffix, write_preview
     from dripper.sender import dkim_key
 
@@ -927,6 +947,8 @@ def _open_preview(app: App, loaded: config_mod.Loaded, lead: Any, camp: Any, ste
         write_preview(composer, lead, camp, step, now, target, app.settings.templates_path)
     except jinja2.TemplateError as exc:
         fail(f"{step.id!r} cannot be rendered for {lead.email}: {exc}", code=1)
+    except LettersUnavailable as exc:
+        fail(exc.missing.line, code=1)
     click.echo(str(target))
     if open_file(target, browser_opener()):
         err.print("opened it in your browser")

@@ -97,6 +97,8 @@ _REASON_PREFIXES = {
     "smtp_retry": "the SMTP server asked to try again later",
     "smtp_error": "the SMTP server refused it for good",
     "render_error": "a template failed for this lead",
+    "letters_unavailable": "this machine cannot print letters yet (Pango is missing: `dripper check` says what "
+                           "to install); the letter waits and goes out once it is installed",
 }
 
 _CSS = """

@@ -34,7 +34,7 @@ from urllib.request import url2pathname
 
 from lxml import html as lxml_html
 
-from dripper import csvsafe
+from dripper import csvsafe, letter_libraries
 from dripper.postal import PaperFormat
 
 MM_PER_IN = 25.4
@@ -227,7 +227,9 @@ def template_file(url: str, root: Path | None) -> Path | None:
 
 def render_letter(html: str, base_url: Path | None = None) -> RenderedLetter:
     """One letter as PDF bytes; page numbers are added when it runs to a second page.
-    `base_url`: the templates folder, the only place a letter may take files from."""
+    `base_url`: the templates folder, the only place a letter may take files from.
+    Raises LettersUnavailable when WeasyPrint cannot load Pango and its libraries."""
+    letter_libraries.require()
     from weasyprint import CSS, HTML  # heavy import: only when a letter is due
 
     source = HTML(string=html, base_url=str(base_url) if base_url else None,

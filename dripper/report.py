@@ -9,6 +9,7 @@ from sqlalchemy import Connection
 
 from dripper import postal, track
 from dripper.campaigns import FUNNEL_STAGES, CampaignFile
+from dripper.letter_libraries import UNAVAILABLE
 from dripper.planner import Planner, stop_reason
 from dripper.render import LeadView
 from dripper.store import STATES
@@ -39,7 +40,9 @@ def funnel(conn: Connection, config: CampaignFile | None = None) -> dict[str, An
     movements between stages, the time from first touch to conversion, and the leads in
     each stage now (`funnel`)."""
     counts = touch_q.counts_by_step(conn)
-    reasons = touch_q.reasons_by_step(conn)
+    # Letters waiting for the machine's libraries are counted with their reason: the report
+    # is where a marketer looks when letters do not go out.
+    reasons = touch_q.reasons_by_step(conn, waiting=(UNAVAILABLE,))
     reached = _reached(counts, reasons)  # from the rows alone, before the steps to come are added
     if config is not None:
         _add_upcoming(counts, reasons, touch_q.upcoming_counts(conn, _track_orders(Planner(config))))

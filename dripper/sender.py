@@ -32,7 +32,7 @@ from typing import Any, Awaitable, Mapping, Union
 from jinja2 import TemplateError
 from sqlalchemy import Connection
 
-from dripper import batches, calltasks, letters, postal, timing, track
+from dripper import batches, calltasks, letter_libraries, letters, postal, timing, track
 from dripper.campaigns import Campaign, Step
 from dripper.clock import Clock, SystemClock
 from dripper.compose import Composed, Composer, DkimKey
@@ -159,7 +159,8 @@ def _compose_one(composer: Composer, touch_id: int, view: LeadView, campaign: Ca
 
 class Sender:
     def __init__(self, store: Store, loaded: Loaded, settings: Settings, clock: Clock,
-                 transport: Transport | None = None, lease_clock: Clock | None = None):
+                 transport: Transport | None = None, lease_clock: Clock | None = None,
+                 libraries: letter_libraries.Libraries | None = None):
         self.store = store
         self.loaded = loaded
         self.settings = settings
@@ -180,6 +181,9 @@ class Sender:
         self._limit_reached = False  # a limit on all mail is used up: claim no more this tick
         self._call_days: set[str] = set()  # business days whose call list this tick changed
         self._letter_thread: ThreadPoolExecutor | None = None  # renders letter PDFs, made when one is due
+        # Whether WeasyPrint's system libraries load: a worker passes its own, so that it
+        # finds out (and says so) once, not every tick.
+        self.libraries = libraries or letter_libraries.Libraries(self.lease_clock)
 
     def stop(self) -> None:
         """Stop claiming; what is in flight finishes, what is claimed but not started is released."""
@@ -545,20 +549,34 @@ class Sender:
         if not postal.check(job.view).complete:
             summary.skipped += 1
             return {"state": "skipped", "reason": "no_postal_address"}
-        composed = self.composer.letter(job.view, job.campaign, job.step, now, touch.id)
-        # WeasyPrint takes 0.1-0.3 s a letter: it runs off the event loop, so the tick's
-        # e-mails keep flowing meanwhile; on one thread, one letter at a time, because
-        # WeasyPrint does not promise to be thread-safe.
+        # WeasyPrint takes 0.1-0.3 s a letter (and its import 0.4 s): it runs off the event
+        # loop, so the tick's e-mails keep flowing meanwhile; on one thread, one letter at a
+        # time, because WeasyPrint does not promise to be thread-safe.
         if self._letter_thread is None:
             self._letter_thread = ThreadPoolExecutor(1, thread_name_prefix="letters")
-        rendered, path = await asyncio.get_running_loop().run_in_executor(
-            self._letter_thread, self._render_letter, composed.html, composed.name)
+        loop = asyncio.get_running_loop()
+        missing = await loop.run_in_executor(self._letter_thread, self.libraries.missing)
+        if missing is not None:
+            return self._wait_for_libraries(touch, missing, now, summary)
+        composed = self.composer.letter(job.view, job.campaign, job.step, now, touch.id)
+        rendered, path = await loop.run_in_executor(self._letter_thread, self._render_letter, composed.html,
+                                                    composed.name)
         summary.sent += 1
         # Sent when it is in the day's print batch: the recorder adds it in the same commit.
         row = {"touch_id": touch.id, "file": path.name, "pages": rendered.pages, "format": composed.format,
                "address": "\n".join(composed.address), "sort_key": composed.sort_key}
         return {"state": "sent", "reason": self._kept_reason(touch), "message_id": str(path), "sent_at": now,
                 "letter": (self._business_day(now), row)}
+
+    @staticmethod
+    def _wait_for_libraries(touch: touch_q.Claimed, missing: letter_libraries.Missing, now: datetime,
+                            summary: TickSummary) -> Outcome:
+        """This machine cannot print (WeasyPrint's system libraries are missing): the letter
+        waits, due again after letter_libraries.WAIT. Not an attempt, never a failure: the
+        touch is fine, and it goes out once the libraries are installed."""
+        summary.deferred += 1
+        return {"state": "planned", "claimed_by": None, "reason": missing.reason,
+                "due_at": now + letter_libraries.WAIT, "attempts": touch.attempts - 1}
 
     def _render_letter(self, html: str, name: str) -> tuple[letters.RenderedLetter, Path]:
         rendered = letters.render_letter(html, self.settings.templates_path)

@@ -16,6 +16,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from dripper.clock import Clock
 from dripper.config import Watcher
+from dripper.letter_libraries import Libraries
 from dripper.sender import Sender
 from dripper.settings import Settings
 from dripper.store import Store, locks
@@ -34,12 +35,13 @@ class Worker:
         self._current: Sender | None = None
         self._running: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
+        self._libraries = Libraries()  # found out once for the worker's life, not once a tick
 
     async def tick(self) -> None:
         if self._stopped.is_set():  # started between the stop signal and the pause
             return
         loaded = self.watcher.refresh()
-        sender = Sender(self.store, loaded, self.settings, self.clock)
+        sender = Sender(self.store, loaded, self.settings, self.clock, libraries=self._libraries)
         self._current = sender
         self._running = asyncio.current_task()
         try:

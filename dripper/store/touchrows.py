@@ -285,10 +285,16 @@ def counts_by_step(conn: Connection) -> dict[str, dict[str, dict[str, int]]]:
     return out
 
 
-def reasons_by_step(conn: Connection) -> dict[tuple[str, str, str], int]:
+def reasons_by_step(conn: Connection, waiting: tuple[str, ...] = ()) -> dict[tuple[str, str, str], int]:
+    """(campaign, step, reason) -> touches closed with that reason, and the planned touches
+    whose reason starts with one of the `waiting` prefixes (`letters_unavailable`: what
+    holds them is on our side, and someone has to act)."""
+    closed = touches.c.state.in_(("skipped", "suppressed", "failed"))
+    held = [and_(touches.c.state == "planned", touches.c.reason.startswith(f"{prefix}:", autoescape=True))
+            for prefix in waiting]
     query = (
         select(touches.c.campaign, touches.c.step_id, touches.c.reason, func.count())
-        .where(touches.c.state.in_(("skipped", "suppressed", "failed")), touches.c.reason.is_not(None))
+        .where(or_(closed, *held), touches.c.reason.is_not(None))
         .group_by(touches.c.campaign, touches.c.step_id, touches.c.reason)
     )
     return {(c, s, r): n for c, s, r, n in conn.execute(query)}
