@@ -317,6 +317,7 @@ class ImapServer:
 def imap_server() -> Iterator[ImapServer]:
     """A private Dovecot instance (IMAPS, a passwd-file user, Maildir) started for one test."""
     import grp
+    import imaplib
     import pwd
     import socket
     import subprocess
@@ -379,7 +380,20 @@ service imap-login {{
             log = (root / "dovecot.log").read_text() if (root / "dovecot.log").exists() else ""
             raise RuntimeError(f"dovecot did not start: {process.stderr.read().decode() if process.stderr else ''}{log}")
         time.sleep(0.1)
-    yield ImapServer(port, "drip", "s3cret", process)
+    server = ImapServer(port, "drip", "s3cret", process)
+    # Listening is not serving: on a machine where Dovecot has just been installed its auth
+    # process can take a while to answer, and logins meanwhile get "[UNAVAILABLE] Temporary
+    # authentication failure". A test starts once a login works.
+    while True:
+        try:
+            server.client().logout()
+            break
+        except imaplib.IMAP4.error as exc:
+            if "UNAVAILABLE" not in str(exc) or time.monotonic() > deadline + 20:
+                log = (root / "dovecot.log").read_text() if (root / "dovecot.log").exists() else ""
+                raise RuntimeError(f"dovecot does not let its user log in: {exc}\n{log}") from None
+            time.sleep(0.5)
+    yield server
     process.terminate()
     process.wait(10)
     shutil.rmtree(root, ignore_errors=True)
