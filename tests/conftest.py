@@ -391,6 +391,8 @@ service imap-login {{
         except imaplib.IMAP4.error as exc:
             if "UNAVAILABLE" not in str(exc) or time.monotonic() > deadline + 20:
                 log = (root / "dovecot.log").read_text() if (root / "dovecot.log").exists() else ""
+                process.terminate()
+                process.wait(10)
                 raise RuntimeError(f"dovecot does not let its user log in: {exc}\n{log}") from None
             time.sleep(0.5)
     yield server
