@@ -24,10 +24,31 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-STAGES = ["supplier_research", "awareness_of_need", "awareness_of_solutions", "awareness_of_suppliers",
-          "supplier_preference", "negotiation", "lost_to_competitor"]
-HEADER = ["email", "first_name", "last_name", "company", "stage", "timezone", "campaign", "address_line1",
-          "address_line2", "city", "region", "postal_code", "country", "product"]
+STAGES = [
+    "supplier_research",
+    "awareness_of_need",
+    "awareness_of_solutions",
+    "awareness_of_suppliers",
+    "supplier_preference",
+    "negotiation",
+    "lost_to_competitor",
+]
+HEADER = [
+    "email",
+    "first_name",
+    "last_name",
+    "company",
+    "stage",
+    "timezone",
+    "campaign",
+    "address_line1",
+    "address_line2",
+    "city",
+    "region",
+    "postal_code",
+    "country",
+    "product",
+]
 # The command reports its peak resident set size when it exits: the larger of its own and
 # that of its forked reader (which counts the pages it shares with the importer).
 MEASURED = (
@@ -60,9 +81,24 @@ def write_leads(path: Path, n: int) -> None:
         writer.writerow(HEADER)
         for i in range(n):
             country, tz, city, region, code = _place(rng)
-            writer.writerow([f"lead{i}@company{i % 5000}.example", f"First{i}", "Müller", f"Company {i % 5000}",
-                             STAGES[i % len(STAGES)], tz, "literature-follow-up", f"{1 + i % 900} Main Street", "",
-                             city, region, code, country, rng.choice(["valves", "pumps", "flow meters"])])
+            writer.writerow(
+                [
+                    f"lead{i}@company{i % 5000}.example",
+                    f"First{i}",
+                    "Müller",
+                    f"Company {i % 5000}",
+                    STAGES[i % len(STAGES)],
+                    tz,
+                    "literature-follow-up",
+                    f"{1 + i % 900} Main Street",
+                    "",
+                    city,
+                    region,
+                    code,
+                    country,
+                    rng.choice(["valves", "pumps", "flow meters"]),
+                ]
+            )
 
 
 def _admin(dsn: str):  # type: ignore[no-untyped-def]
@@ -76,8 +112,11 @@ def _database(dsn: str) -> tuple[str, str]:
     with _admin(dsn) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     params = dict(part.split("=", 1) for part in dsn.split())
-    return name, f"postgresql+psycopg://{params.get('user', 'postgres')}@{params.get('host', '127.0.0.1')}:" \
-                 f"{params.get('port', '5432')}/{name}"
+    return (
+        name,
+        f"postgresql+psycopg://{params.get('user', 'postgres')}@{params.get('host', '127.0.0.1')}:"
+        f"{params.get('port', '5432')}/{name}",
+    )
 
 
 def _drop(dsn: str, name: str) -> None:
@@ -95,10 +134,13 @@ def bare_copy(dsn: str, csv_path: Path) -> float:
         with psycopg.connect(" ".join(f"{k}={v}" for k, v in params.items())) as conn:
             conn.execute(f"CREATE TABLE raw ({', '.join(f'{c} text' for c in HEADER)})")
             start = time.perf_counter()
-            with conn.cursor() as cursor, cursor.copy("COPY raw FROM STDIN (FORMAT csv, HEADER)") as copy:
-                with open(csv_path, "rb") as handle:
-                    for chunk in iter(lambda: handle.read(1 << 20), b""):
-                        copy.write(chunk)
+            with (
+                conn.cursor() as cursor,
+                cursor.copy("COPY raw FROM STDIN (FORMAT csv, HEADER)") as copy,
+                open(csv_path, "rb") as handle,
+            ):
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    copy.write(chunk)
             conn.commit()
             return time.perf_counter() - start
     finally:
@@ -111,12 +153,21 @@ def dripper_import(dsn: str, csv_path: Path, work: Path) -> tuple[float, int, in
 
     name, url = _database(dsn)
     try:
-        env = {**os.environ, "DRIPPER_DATABASE_URL": url, "DRIPPER_CAMPAIGNS": str(ROOT / "campaigns.yaml"),
-               "DRIPPER_SECRET": "bench"}
+        env = {
+            **os.environ,
+            "DRIPPER_DATABASE_URL": url,
+            "DRIPPER_CAMPAIGNS": str(ROOT / "campaigns.yaml"),
+            "DRIPPER_SECRET": "bench",
+        }
         subprocess.run([sys.executable, "-m", "dripper", "check"], env=env, cwd=work, check=True, capture_output=True)
         start = time.perf_counter()
-        done = subprocess.run([sys.executable, "-c", MEASURED, "leads", "import", str(csv_path),
-                               "--at", "2026-11-02T15:00:00+00:00"], env=env, cwd=work, capture_output=True, text=True)
+        done = subprocess.run(
+            [sys.executable, "-c", MEASURED, "leads", "import", str(csv_path), "--at", "2026-11-02T15:00:00+00:00"],
+            env=env,
+            cwd=work,
+            capture_output=True,
+            text=True,
+        )
         seconds = time.perf_counter() - start
         if done.returncode != 0:
             raise SystemExit(f"import failed ({done.returncode}):\n{done.stderr[-3000:]}")
@@ -149,13 +200,19 @@ def main() -> None:
             rows.append((n, floor, seconds, rss, touches))
             csv_path.unlink()
     print(f"\nstart-up: the same command on a file with no leads took {startup:.2f} s")
-    print(f"{'leads':>9} {'bare COPY s':>12} {'dripper s':>10} {'leads/s':>9} {'net of start-up':>16} "
-          f"{'touches/s':>10} {'x COPY':>7} {'peak RSS MB':>12}")
+    print(
+        f"{'leads':>9} {'bare COPY s':>12} {'dripper s':>10} {'leads/s':>9} {'net of start-up':>16} "
+        f"{'touches/s':>10} {'x COPY':>7} {'peak RSS MB':>12}"
+    )
     for n, floor, seconds, rss, touches in rows:
-        print(f"{n:>9} {floor:>12.2f} {seconds:>10.2f} {n / seconds:>9.0f} {n / (seconds - startup):>16.0f} "
-              f"{touches / seconds:>10.0f} {seconds / floor:>7.1f} {rss / 1024:>12.0f}")
-    print("\n(dripper's time is the whole command: start-up, CSV parsing and validation, postal checks, the merge"
-          " into leads and each lead's first touch: a track is planned one touch ahead)")
+        print(
+            f"{n:>9} {floor:>12.2f} {seconds:>10.2f} {n / seconds:>9.0f} {n / (seconds - startup):>16.0f} "
+            f"{touches / seconds:>10.0f} {seconds / floor:>7.1f} {rss / 1024:>12.0f}"
+        )
+    print(
+        "\n(dripper's time is the whole command: start-up, CSV parsing and validation, postal checks, the merge"
+        " into leads and each lead's first touch: a track is planned one touch ahead)"
+    )
 
 
 if __name__ == "__main__":

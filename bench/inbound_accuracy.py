@@ -82,8 +82,10 @@ def mailman() -> None:
             found_bounces += 1
         else:
             misses.append(f"{sample.path.name}: {found.kind} {found.recipients[:2]}")
-    print(f"\nGNU Mailman bounces recognized as bounces with their recipients: {found_bounces}/{bounces} "
-          f"= {found_bounces / bounces:.1%}")
+    print(
+        f"\nGNU Mailman bounces recognized as bounces with their recipients: {found_bounces}/{bounces} "
+        f"= {found_bounces / bounces:.1%}"
+    )
     for line in misses:
         print(f"  miss: {line}")
 

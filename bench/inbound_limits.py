@@ -26,8 +26,12 @@ CORPUS = Path(__file__).resolve().parent.parent / "tests" / "corpus" / "own"
 def nested_multipart(depth: int) -> bytes:
     head = b"From: x@outside.example\r\nSubject: deep\r\n"
     opening = b"".join(b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (i, i) for i in range(depth))
-    return head + opening + b"Content-Type: text/plain\r\n\r\nhi\r\n" + b"".join(
-        b"--b%d--\r\n" % i for i in reversed(range(depth)))
+    return (
+        head
+        + opening
+        + b"Content-Type: text/plain\r\n\r\nhi\r\n"
+        + b"".join(b"--b%d--\r\n" % i for i in reversed(range(depth)))
+    )
 
 
 def many_parts(count: int) -> bytes:
@@ -44,9 +48,11 @@ def with_attachment(size: int) -> bytes:
     import base64
 
     body = base64.encodebytes(bytes(range(256)) * (size // 256 // 4 * 3))
-    return (b'From: x@outside.example\r\nSubject: Re: quote\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n'
-            b"--b\r\nContent-Type: text/plain\r\n\r\nDrawing attached.\r\n--b\r\nContent-Type: application/pdf\r\n"
-            b"Content-Transfer-Encoding: base64\r\n\r\n" + body + b"--b--\r\n")
+    return (
+        b'From: x@outside.example\r\nSubject: Re: quote\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        b"--b\r\nContent-Type: text/plain\r\n\r\nDrawing attached.\r\n--b\r\nContent-Type: application/pdf\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\n" + body + b"--b--\r\n"
+    )
 
 
 def limited(raw: bytes) -> str:
@@ -61,7 +67,7 @@ def unlimited(raw: bytes) -> str:
         return "RecursionError"
 
 
-def timed(function, raw: bytes, runs: int) -> tuple[float, str]:  # noqa: ANN001 - one of the two above
+def timed(function, raw: bytes, runs: int) -> tuple[float, str]:
     times, result = [], ""
     for _ in range(runs):
         start = time.perf_counter()
@@ -74,8 +80,10 @@ def main() -> None:
     baseline_raw = (CORPUS / "dsn-hard-511.eml").read_bytes()
     base_limited, _ = timed(limited, baseline_raw, 200)
     base_unlimited, _ = timed(unlimited, baseline_raw, 200)
-    print(f"baseline: an ordinary bounce ({len(baseline_raw):,} bytes): {base_limited * 1e3:.2f} ms with limits, "
-          f"{base_unlimited * 1e3:.2f} ms without (ratio {base_limited / base_unlimited:.2f}x)\n")
+    print(
+        f"baseline: an ordinary bounce ({len(baseline_raw):,} bytes): {base_limited * 1e3:.2f} ms with limits, "
+        f"{base_unlimited * 1e3:.2f} ms without (ratio {base_limited / base_unlimited:.2f}x)\n"
+    )
     cases = [
         ("3,000 nested multiparts", nested_multipart(3000)),
         ("38 nested multiparts (allowed)", nested_multipart(38)),
@@ -84,13 +92,18 @@ def main() -> None:
         ("24 MiB of text (allowed)", big_text(24 * 1024 * 1024)),
         ("20 MiB attachment (allowed)", with_attachment(20 * 1024 * 1024)),
     ]
-    print(f"{'message':34} {'bytes':>12} {'with limits':>14} {'x baseline':>11} {'without':>12} {'x baseline':>11}  result")
+    print(
+        f"{'message':34} {'bytes':>12} {'with limits':>14} {'x baseline':>11} "
+        f"{'without':>12} {'x baseline':>11}  result"
+    )
     for name, raw in cases:
         runs = 3 if len(raw) > 1_000_000 else 10
         with_limits, verdict = timed(limited, raw, runs)
         without, old = timed(unlimited, raw, 1)
-        print(f"{name:34} {len(raw):>12,} {with_limits * 1e3:>11.1f} ms {with_limits / base_limited:>10.0f}x "
-              f"{without * 1e3:>9.1f} ms {without / base_unlimited:>10.0f}x  {verdict[:60]} (before: {old})")
+        print(
+            f"{name:34} {len(raw):>12,} {with_limits * 1e3:>11.1f} ms {with_limits / base_limited:>10.0f}x "
+            f"{without * 1e3:>9.1f} ms {without / base_unlimited:>10.0f}x  {verdict[:60]} (before: {old})"
+        )
     sys.stdout.flush()
 
 

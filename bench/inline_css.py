@@ -11,10 +11,10 @@ from __future__ import annotations
 import sys
 import time
 
+
 def main(n: int = 2000) -> None:
     import css_inline
     import premailer
-
     from shipped import research_thanks
 
     shipped = research_thanks(n)

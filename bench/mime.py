@@ -1,13 +1,13 @@
 """MIME assembly per message: stdlib EmailMessage vs dripper.message.build_email, same run.
 
-    python bench/mime.py [N]
+python bench/mime.py [N]
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -16,19 +16,39 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dripper.campaigns import Sender  # noqa: E402
-from dripper.message import build_email  # noqa: E402
-from dripper.render import LeadView, RenderedEmail  # noqa: E402
+from dripper.campaign.model import Sender
+from dripper.campaign.templates import LeadView, RenderedEmail
+from dripper.channels.email.mime import build_email
 
 
 def main(n: int = 3000) -> None:
-    sender = Sender.model_validate({"from": "Acme Sales <sales@acme.example>", "reply_to": "sales@acme.example",
-                                    "postal_address": "Acme Inc., 1 Main St, Springfield, IL 62701, USA"})
-    html = "<html><body>" + "<p style='color:#222'>Hello Zoë, a paragraph of text about valves.</p>" * 20 + "</body></html>"
+    sender = Sender.model_validate(
+        {
+            "from": "Acme Sales <sales@acme.example>",
+            "reply_to": "sales@acme.example",
+            "postal_address": "Acme Inc., 1 Main St, Springfield, IL 62701, USA",
+        }
+    )
+    html = (
+        "<html><body>"
+        + "<p style='color:#222'>Hello Zoë, a paragraph of text about valves.</p>" * 20
+        + "</body></html>"
+    )
     text = "Hello Zoë,\n\n" + "A paragraph of text about valves.\n" * 20
-    leads = [LeadView(id=i, email=f"lead{i}@example.com", first_name="Zoë", last_name=f"Müller{i}", company="",
-                      stage="s", campaign="c", timezone="UTC") for i in range(n)]
-    now = datetime.now(timezone.utc)
+    leads = [
+        LeadView(
+            id=i,
+            email=f"lead{i}@example.com",
+            first_name="Zoë",
+            last_name=f"Müller{i}",
+            company="",
+            stage="s",
+            campaign="c",
+            timezone="UTC",
+        )
+        for i in range(n)
+    ]
+    now = datetime.now(UTC)
 
     def stdlib(lead: LeadView) -> bytes:
         msg = EmailMessage(policy=SMTP)
@@ -46,8 +66,14 @@ def main(n: int = 3000) -> None:
 
     def ours(lead: LeadView) -> bytes:
         rendered = RenderedEmail("Your stainless valves information pack", html, text)
-        return build_email(sender, lead, rendered, msgid=f"<{lead.id}@acme.example>", date=now,
-                           unsubscribe=f"<https://acme.example/u/{lead.id}>, <mailto:sales@acme.example>")
+        return build_email(
+            sender,
+            lead,
+            rendered,
+            msgid=f"<{lead.id}@acme.example>",
+            date=now,
+            unsubscribe=f"<https://acme.example/u/{lead.id}>, <mailto:sales@acme.example>",
+        )
 
     def timed(fn) -> float:
         start = time.perf_counter()

@@ -38,12 +38,13 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from statistics import median
-from typing import Any, Callable, Iterator
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -51,7 +52,7 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 
 CAMPAIGNS = ROOT / "campaigns.yaml"
-T = datetime(2026, 3, 10, 15, 0, tzinfo=timezone.utc)  # a Tuesday, 09:00 in Chicago: inside the window
+T = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)  # a Tuesday, 09:00 in Chicago: inside the window
 T_SQL = "timestamp '2026-03-10 15:00:00'"  # the same instant, naive UTC as the store keeps it
 TRACK_DAYS = 215  # steps up to seven months of a stage's track: ~8 touches a lead
 HISTORY_MINUTES = 240 * 24 * 60  # leads entered their stage over the last eight months
@@ -66,7 +67,9 @@ def _pg_params() -> dict[str, str]:
 
 def url_for(name: str) -> str:
     p = _pg_params()
-    return f"postgresql+psycopg://{p.get('user', 'postgres')}@{p.get('host', '127.0.0.1')}:{p.get('port', '5432')}/{name}"
+    return (
+        f"postgresql+psycopg://{p.get('user', 'postgres')}@{p.get('host', '127.0.0.1')}:{p.get('port', '5432')}/{name}"
+    )
 
 
 def dsn_for(name: str) -> str:
@@ -83,6 +86,7 @@ def drop(name: str) -> None:
 
 
 # --- the campaign as SQL rows ---------------------------------------------------------------
+
 
 def _interval(after: Any) -> str:
     return f"{after.months} months {after.days} days {after.seconds} seconds"
@@ -104,8 +108,18 @@ def step_rows(config: Any) -> tuple[str, list[tuple[Any, ...]], list[str]]:
         due_no = 0
         for order, step in enumerate(track):
             eligible = step.channel == "email" and step.after.approx_days() > 0
-            rows.append((stage_no, stage, order, step.id, step.channel, step.kind, _interval(step.after),
-                         due_no if eligible else None))
+            rows.append(
+                (
+                    stage_no,
+                    stage,
+                    order,
+                    step.id,
+                    step.channel,
+                    step.kind,
+                    _interval(step.after),
+                    due_no if eligible else None,
+                )
+            )
             due_no += eligible
     return name, rows, stages
 
@@ -116,10 +130,11 @@ def _literal(text: str) -> str:
 
 # --- population ----------------------------------------------------------------------------
 
+
 def populate(name: str, leads: int, due: int) -> dict[str, float]:
     """Create the database, let dripper create the schema, fill it with SQL."""
-    from dripper.campaigns import load
-    from dripper.planner import record_versions
+    from dripper.campaign.model import load
+    from dripper.planning.planner import record_versions
     from dripper.store import open_store
 
     if due > leads:
@@ -138,11 +153,15 @@ def populate(name: str, leads: int, due: int) -> dict[str, float]:
         conn.execute("SET session_replication_role = replica")  # no FK trigger per row of a bulk load
         conn.execute("SET synchronous_commit = off")
         conn.execute("SET maintenance_work_mem = '256MB'")
-        conn.execute("CREATE TEMP TABLE bench_steps (stage_no int, stage text, ord int, step_id text, channel text,"
-                     " kind text, after interval, due_no int)")
+        conn.execute(
+            "CREATE TEMP TABLE bench_steps (stage_no int, stage text, ord int, step_id text, channel text,"
+            " kind text, after interval, due_no int)"
+        )
         with conn.cursor() as cur:
             cur.executemany("INSERT INTO bench_steps VALUES (%s, %s, %s, %s, %s, %s, %s::interval, %s)", rows)
-        conn.execute("CREATE TEMP TABLE bench_due AS SELECT stage_no, count(due_no) AS n FROM bench_steps GROUP BY stage_no")
+        conn.execute(
+            "CREATE TEMP TABLE bench_due AS SELECT stage_no, count(due_no) AS n FROM bench_steps GROUP BY stage_no"
+        )
 
         # Secondary indexes and unique constraints are dropped for the load and rebuilt
         # after it from their own definitions (a bulk build instead of 8 million random
@@ -267,7 +286,9 @@ def populate(name: str, leads: int, due: int) -> dict[str, float]:
         conn.execute("VACUUM (ANALYZE)")
         conn.execute("CHECKPOINT")
         timings["vacuum"] = time.perf_counter() - started
-        found = conn.execute(f"SELECT count(*) FROM touches WHERE state = 'planned' AND due_at <= {T_SQL}").fetchone()[0]
+        found = conn.execute(f"SELECT count(*) FROM touches WHERE state = 'planned' AND due_at <= {T_SQL}").fetchone()[
+            0
+        ]
         if found != due:
             raise SystemExit(f"population error: {found} touches due at T, wanted {due}")
     return timings
@@ -282,6 +303,7 @@ def facts(name: str) -> dict[str, Any]:
 
 
 # --- running dripper commands ----------------------------------------------------------------
+
 
 def run_measured(args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, str, str, int]:
     """Run a command; (wall seconds, peak RSS MB of its largest process, stdout, stderr, exit code).
@@ -299,9 +321,16 @@ def run_measured(args: list[str], env: dict[str, str], cwd: Path) -> tuple[float
 
 def dripper_env(name: str, work: Path) -> dict[str, str]:
     # PYTHONPATH: the command runs the dripper of this tree, whatever else is installed.
-    return {**os.environ, "PYTHONPATH": str(ROOT), "DRIPPER_DATABASE_URL": url_for(name), "DRIPPER_CAMPAIGNS": str(CAMPAIGNS),
-            "DRIPPER_OUTBOX": str(work / "outbox"), "DRIPPER_LETTERS": str(work / "letters"),
-            "DRIPPER_CALLS": str(work / "calls"), "DRIPPER_SECRET": "bench-secret"}
+    return {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "DRIPPER_DATABASE_URL": url_for(name),
+        "DRIPPER_CAMPAIGNS": str(CAMPAIGNS),
+        "DRIPPER_OUTBOX": str(work / "outbox"),
+        "DRIPPER_LETTERS": str(work / "letters"),
+        "DRIPPER_CALLS": str(work / "calls"),
+        "DRIPPER_SECRET": "bench-secret",
+    }
 
 
 @dataclass
@@ -318,7 +347,8 @@ def tick(name: str, at: datetime, due: int) -> Tick:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         wall, rss, out, err, code = run_measured(
-            [sys.executable, "-m", "dripper", "tick", "--at", at.isoformat(), "--json"], dripper_env(name, work), work)
+            [sys.executable, "-m", "dripper", "tick", "--at", at.isoformat(), "--json"], dripper_env(name, work), work
+        )
         if code != 0:
             raise SystemExit(f"tick failed ({code}): {err}")
         counts = json.loads(out.strip().splitlines()[-1])
@@ -340,9 +370,11 @@ def read_counters(name: str, result: Tick) -> Tick:
     with psycopg.connect(dsn_for(name), autocommit=True) as conn:
         seq, seq_read, idx_read = conn.execute(
             "SELECT seq_scan, seq_tup_read, coalesce(idx_tup_fetch, 0) FROM pg_stat_user_tables"
-            " WHERE relname = 'touches'").fetchone()
-        buffers = conn.execute("SELECT blks_hit + blks_read FROM pg_stat_database WHERE datname = current_database()"
-                               ).fetchone()[0]
+            " WHERE relname = 'touches'"
+        ).fetchone()
+        buffers = conn.execute(
+            "SELECT blks_hit + blks_read FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()[0]
     result.touches_read, result.touches_seq_scans, result.buffers = seq_read + idx_read, seq, buffers
     return result
 
@@ -354,8 +386,12 @@ def commands(name: str) -> list[tuple[str, float, float]]:
         env = dripper_env(name, work)
         with psycopg.connect(dsn_for(name)) as conn:
             email = conn.execute("SELECT email FROM leads ORDER BY id LIMIT 1 OFFSET 500").fetchone()[0]
-        for label, args in (("plan EMAIL", ["plan", email]), ("plan EMAIL --json", ["plan", email, "--json"]),
-                            ("report --json", ["report", "--json"]), ("report", ["report"])):
+        for label, args in (
+            ("plan EMAIL", ["plan", email]),
+            ("plan EMAIL --json", ["plan", email, "--json"]),
+            ("report --json", ["report", "--json"]),
+            ("report", ["report"]),
+        ):
             wall, rss, _out, err, code = run_measured([sys.executable, "-m", "dripper", *args], env, work)
             if code != 0:
                 raise SystemExit(f"{label} failed ({code}): {err}")
@@ -364,6 +400,7 @@ def commands(name: str) -> list[tuple[str, float, float]]:
 
 
 # --- EXPLAIN of what a tick runs -----------------------------------------------------------
+
 
 @contextmanager
 def _capture(engine: Any) -> Iterator[list[tuple[str, Any, bool]]]:
@@ -385,12 +422,12 @@ def explain(name: str) -> None:
     """Each step of a tick, run for real in a transaction that is rolled back; each
     statement it ran is then EXPLAIN ANALYZEd in that same transaction."""
     from dripper import config as config_mod
-    from dripper.limits import Limiter
-    from dripper.planner import Finished, advance, reconcile
+    from dripper.planning.planner import Finished, advance, reconcile
+    from dripper.sending.limits import Limiter
+    from dripper.sending.tick import CLAIM_BATCH, IDEMPOTENT_IN_FLIGHT, LEASE, RENDER_POOL_MIN
     from dripper.settings import from_env
-    from dripper.store import open_store, leadrows, printrows, callrows, counters
+    from dripper.store import callrows, counters, leadrows, open_store, printrows
     from dripper.store import touchrows as touch_q
-    from dripper.sender import CLAIM_BATCH, IDEMPOTENT_IN_FLIGHT, LEASE, RENDER_POOL_MIN
 
     settings = from_env({"DRIPPER_CAMPAIGNS": str(CAMPAIGNS)})
     loaded = config_mod.load(settings)
@@ -403,23 +440,49 @@ def explain(name: str) -> None:
         ("recover_interrupted", lambda c: touch_q.recover_interrupted(c, T, LEASE)),
         ("due e-mails (render pool)", lambda c: touch_q.count_due(c, T, "email", up_to=RENDER_POOL_MIN)),
         ("claim", lambda c: touch_q.claim(c, T, T, "explain", claim_size)),
-        ("leads of a claimed batch", lambda c: leadrows.by_ids(
-            c, [t.lead_id for t in touch_q.claim(c, T, T, "explain", claim_size)])),
-        ("finish_many (record outcomes)", lambda c: touch_q.finish_many(
-            c, "explain", [(t.id, {"state": "sent", "sent_at": T, "message_id": f"<{t.id}@x>", "reason": None,
-                                   "updated_at": T})
-                           for t in touch_q.claim(c, T, T, "explain", claim_size)])),
-        ("advance (plan the next touches)", lambda c: advance(
-            c, loaded.planner, [Finished(t.lead_id, t.campaign, t.stage, t.step_id, t.planned_at)
-                                for t in touch_q.claim(c, T, T, "explain", claim_size)], T)),
+        (
+            "leads of a claimed batch",
+            lambda c: leadrows.by_ids(c, [t.lead_id for t in touch_q.claim(c, T, T, "explain", claim_size)]),
+        ),
+        (
+            "finish_many (record outcomes)",
+            lambda c: touch_q.finish_many(
+                c,
+                "explain",
+                [
+                    (
+                        t.id,
+                        {"state": "sent", "sent_at": T, "message_id": f"<{t.id}@x>", "reason": None, "updated_at": T},
+                    )
+                    for t in touch_q.claim(c, T, T, "explain", claim_size)
+                ],
+            ),
+        ),
+        (
+            "advance (plan the next touches)",
+            lambda c: advance(
+                c,
+                loaded.planner,
+                [
+                    Finished(t.lead_id, t.campaign, t.stage, t.step_id, t.planned_at)
+                    for t in touch_q.claim(c, T, T, "explain", claim_size)
+                ],
+                T,
+            ),
+        ),
         ("next_due", lambda c: touch_q.next_due(c, T)),
         ("print batches: open_batch", lambda c: printrows.open_batch(c, day, T)),
         ("print batches: stale", lambda c: printrows.stale(c)),
         ("print batches: open_batches", lambda c: printrows.open_batches(c)),
         ("call list of the day", lambda c: callrows.listing(c, day=day)),
-        ("send counters: take", lambda c: counters.take(
-            c, {("all", 86400, counters.window_start(T, 86400)): 1000},
-            [(1, [("all", 86400, counters.window_start(T, 86400))])])),
+        (
+            "send counters: take",
+            lambda c: counters.take(
+                c,
+                {("all", 86400, counters.window_start(T, 86400)): 1000},
+                [(1, [("all", 86400, counters.window_start(T, 86400))])],
+            ),
+        ),
         ("send counters: forget_before", lambda c: counters.forget_before(c, T - timedelta(days=2))),
     ]
     done: set[str] = set()
@@ -437,7 +500,10 @@ def explain(name: str) -> None:
                     done.add(statement)
                     params = parameters[0] if many and parameters else parameters
                     plan = conn.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS) " + statement, params).scalars().all()
-                    print(f"\n--- {label}{' (executemany, first row)' if many else ''}\n{' '.join(statement.split())[:400]}")
+                    print(
+                        f"\n--- {label}{' (executemany, first row)' if many else ''}\n"
+                        f"{' '.join(statement.split())[:400]}"
+                    )
                     for line in plan:
                         print("    " + line)
             finally:
@@ -447,6 +513,7 @@ def explain(name: str) -> None:
 
 
 # --- main ----------------------------------------------------------------------------------
+
 
 def _exists(name: str) -> bool:
     with psycopg.connect(ADMIN) as conn:
@@ -475,11 +542,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--leads", default="100000,1000000", help="comma-separated lead counts")
     parser.add_argument("--due", type=int, default=10000, help="touches due at the tick instant (e-mails)")
-    parser.add_argument("--rounds", type=int, default=1, help="ticks per size, each on a fresh clone, interleaved; median")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="ticks per size, each on a fresh clone, interleaved; median"
+    )
     parser.add_argument("--explain", action="store_true", help="EXPLAIN ANALYZE a tick's statements (largest size)")
     parser.add_argument("--commands", action="store_true", help="also measure plan and report (largest size)")
-    parser.add_argument("--keep", action="store_true",
-                        help="keep the populated databases (dripper_scale_LEADS_DUE) and reuse them in later runs")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the populated databases (dripper_scale_LEADS_DUE) and reuse them in later runs",
+    )
     args = parser.parse_args()
     sizes = [int(x.replace("_", "")) for x in args.leads.split(",")]
     tag = uuid.uuid4().hex[:6]
@@ -498,8 +570,11 @@ def main() -> None:
                 timings = populate(bases[n], n, args.due)
                 note = ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())
             info[n] = facts(bases[n])
-            print(f"{n:,} leads: {info[n]['touches']:,} touches {info[n]['states']}, {info[n]['size_mb']:,.0f} MB, "
-                  f"ready in {time.perf_counter() - started:.0f} s ({note})", flush=True)
+            print(
+                f"{n:,} leads: {info[n]['touches']:,} touches {info[n]['states']}, {info[n]['size_mb']:,.0f} MB, "
+                f"ready in {time.perf_counter() - started:.0f} s ({note})",
+                flush=True,
+            )
         if args.explain:
             explain(bases[sizes[-1]])
         for round_no in range(args.rounds):
@@ -513,10 +588,13 @@ def main() -> None:
                 busy = read_counters(work, tick(work, T, args.due))
                 drop(work)
                 results[n].append((idle, busy))
-                print(f"round {round_no + 1}: {n:,} leads: tick {busy.seconds:.2f} s (peak RSS {busy.rss_mb:.1f} MB, "
-                      f"{busy.touches_read:,} touch rows read, {busy.touches_seq_scans} seq scans, "
-                      f"{busy.buffers:,} buffers); nothing due: {idle.seconds:.2f} s ({idle.touches_read:,} rows, "
-                      f"{idle.touches_seq_scans} seq scans, {idle.buffers:,} buffers)", flush=True)
+                print(
+                    f"round {round_no + 1}: {n:,} leads: tick {busy.seconds:.2f} s (peak RSS {busy.rss_mb:.1f} MB, "
+                    f"{busy.touches_read:,} touch rows read, {busy.touches_seq_scans} seq scans, "
+                    f"{busy.buffers:,} buffers); nothing due: {idle.seconds:.2f} s ({idle.touches_read:,} rows, "
+                    f"{idle.touches_seq_scans} seq scans, {idle.buffers:,} buffers)",
+                    flush=True,
+                )
         extra = commands(bases[sizes[-1]]) if args.commands else []
     finally:
         drop(work)
@@ -530,24 +608,31 @@ def main() -> None:
         return median(getattr(pair[which], field) for pair in results[n])
 
     first = sizes[0]
-    print(f"\n{'leads':>10} {'touches':>10} {'db size':>8} {'due':>7} | {'tick s':>7} {'ratio':>6} {'min s':>6} "
-          f"{'ratio':>6} {'peak RSS':>9} {'rows read':>10} {'seq scans':>9} {'buffers':>9} | "
-          f"{'idle s':>6} {'ratio':>6} {'rows read':>10} {'seq scans':>9}")
+    print(
+        f"\n{'leads':>10} {'touches':>10} {'db size':>8} {'due':>7} | {'tick s':>7} {'ratio':>6} {'min s':>6} "
+        f"{'ratio':>6} {'peak RSS':>9} {'rows read':>10} {'seq scans':>9} {'buffers':>9} | "
+        f"{'idle s':>6} {'ratio':>6} {'rows read':>10} {'seq scans':>9}"
+    )
     for n in sizes:
         busy = [pair[1] for pair in results[n]]
         low, low_first = min(t.seconds for t in busy), min(pair[1].seconds for pair in results[first])
-        print(f"{n:>10,} {info[n]['touches']:>10,} {info[n]['size_mb']:>6,.0f}MB {args.due:>7,} | "
-              f"{med(n, 1, 'seconds'):>7.2f} {med(n, 1, 'seconds') / med(first, 1, 'seconds'):>5.2f}x "
-              f"{low:>6.2f} {low / low_first:>5.2f}x {max(t.rss_mb for t in busy):>7.1f}MB "
-              f"{med(n, 1, 'touches_read'):>10,.0f} {med(n, 1, 'touches_seq_scans'):>9.0f} {med(n, 1, 'buffers'):>9,.0f} | "
-              f"{med(n, 0, 'seconds'):>6.2f} {med(n, 0, 'seconds') / med(first, 0, 'seconds'):>5.2f}x "
-              f"{med(n, 0, 'touches_read'):>10,.0f} {med(n, 0, 'touches_seq_scans'):>9.0f}")
+        print(
+            f"{n:>10,} {info[n]['touches']:>10,} {info[n]['size_mb']:>6,.0f}MB {args.due:>7,} | "
+            f"{med(n, 1, 'seconds'):>7.2f} {med(n, 1, 'seconds') / med(first, 1, 'seconds'):>5.2f}x "
+            f"{low:>6.2f} {low / low_first:>5.2f}x {max(t.rss_mb for t in busy):>7.1f}MB "
+            f"{med(n, 1, 'touches_read'):>10,.0f} {med(n, 1, 'touches_seq_scans'):>9.0f} "
+            f"{med(n, 1, 'buffers'):>9,.0f} | "
+            f"{med(n, 0, 'seconds'):>6.2f} {med(n, 0, 'seconds') / med(first, 0, 'seconds'):>5.2f}x "
+            f"{med(n, 0, 'touches_read'):>10,.0f} {med(n, 0, 'touches_seq_scans'):>9.0f}"
+        )
         print(f"{'':>10} rounds, tick s: {', '.join(f'{t.seconds:.2f}' for t in busy)}")
     if len(sizes) > 1:
         last = sizes[-1]
-        print(f"\ntick({last:,}) / tick({first:,}) = {med(last, 1, 'seconds') / med(first, 1, 'seconds'):.2f} "
-              f"(median of {args.rounds}; target <= 1.5), best of each: "
-              f"{min(p[1].seconds for p in results[last]) / min(p[1].seconds for p in results[first]):.2f}")
+        print(
+            f"\ntick({last:,}) / tick({first:,}) = {med(last, 1, 'seconds') / med(first, 1, 'seconds'):.2f} "
+            f"(median of {args.rounds}; target <= 1.5), best of each: "
+            f"{min(p[1].seconds for p in results[last]) / min(p[1].seconds for p in results[first]):.2f}"
+        )
     for label, wall, rss in extra:
         print(f"{label:<20} at {sizes[-1]:,} leads: {wall:.2f} s, peak RSS {rss:.1f} MB")
 

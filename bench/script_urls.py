@@ -13,9 +13,11 @@ from __future__ import annotations
 import sys
 import time
 
+
 def main(n: int = 2000) -> None:
-    from dripper import render
     from shipped import research_thanks
+
+    from dripper.campaign import templates as render
 
     shipped = research_thanks(n)
     renderer, campaign, step, contexts = shipped.renderer, shipped.campaign, shipped.step, shipped.contexts

@@ -32,19 +32,20 @@ import subprocess
 import sys
 import tempfile
 import time
-from statistics import median
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from pathlib import Path
+from statistics import median
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 CONNECTIONS = 4
-T0 = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 
 
 # --- the sink (runs in its own process) -----------------------------------------------
+
 
 def run_sink(port: int) -> None:
     from aiosmtpd.smtp import SMTP
@@ -52,7 +53,7 @@ def run_sink(port: int) -> None:
     received: list[tuple[str, bytes]] = []
 
     class Handler:
-        async def handle_RCPT(self, server, session, envelope, address, options):  # noqa: ANN001
+        async def handle_RCPT(self, server, session, envelope, address, options):
             if address.startswith("stats@"):
                 # A control message: answer with what arrived since the last reset, checked.
                 ok = sum(1 for rcpt, data in received if _rendered_for(rcpt, data))
@@ -62,7 +63,7 @@ def run_sink(port: int) -> None:
             envelope.rcpt_tos.append(address)
             return "250 OK"
 
-        async def handle_DATA(self, server, session, envelope):  # noqa: ANN001
+        async def handle_DATA(self, server, session, envelope):
             received.append((envelope.rcpt_tos[0], envelope.original_content))
             return "250 OK"
 
@@ -89,12 +90,13 @@ def sink_stats(port: int) -> tuple[int, int]:
     with smtplib.SMTP("127.0.0.1", port) as client:
         client.ehlo()
         client.mail("bench@example.com")
-        code, message = client.rcpt("stats@sink.invalid")
+        _code, message = client.rcpt("stats@sink.invalid")
     fields = dict(item.split("=") for item in message.decode().split())
     return int(fields["received"]), int(fields["rendered_for_lead"])
 
 
 # --- (a) the limit ---------------------------------------------------------------------
+
 
 async def blast(port: int, data: bytes, n: int) -> None:
     import aiosmtplib
@@ -109,26 +111,39 @@ async def blast(port: int, data: bytes, n: int) -> None:
     share = n // CONNECTIONS
     counts = [share + (1 if i < n % CONNECTIONS else 0) for i in range(CONNECTIONS)]
     starts = [sum(counts[:i]) for i in range(CONNECTIONS)]
-    await asyncio.gather(*(one_connection(c, s) for c, s in zip(counts, starts)))
+    await asyncio.gather(*(one_connection(c, s) for c, s in zip(counts, starts, strict=False)))
 
 
 # --- (b) the naive baseline -------------------------------------------------------------
 
-def naive_template():  # noqa: ANN201
+
+def naive_template():
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(ROOT / "templates"), autoescape=True)
     return env.get_template("email/research/thanks.html")
 
 
-def naive_message(template, i: int) -> tuple[str, bytes]:  # noqa: ANN001
+def naive_message(template, i: int) -> tuple[str, bytes]:
     """One lead's message, the way a competent user writes it by hand."""
     import premailer
 
     email = f"lead{i}@x{i % 50}.example"
-    lead = {"email": email, "first_name": f"Lead{i}", "last_name": "Lee", "company": "Co", "attrs": {"product": "valves"}}
-    html = template.render(lead=lead, sender={"from_name": "Acme Sales"}, step={"id": "thanks"},
-                           campaign={"name": "c"}, unsubscribe_url="https://acme.example/u/x", today="5 January 2026")
+    lead = {
+        "email": email,
+        "first_name": f"Lead{i}",
+        "last_name": "Lee",
+        "company": "Co",
+        "attrs": {"product": "valves"},
+    }
+    html = template.render(
+        lead=lead,
+        sender={"from_name": "Acme Sales"},
+        step={"id": "thanks"},
+        campaign={"name": "c"},
+        unsubscribe_url="https://acme.example/u/x",
+        today="5 January 2026",
+    )
     html = premailer.transform(html, disable_validation=True, cssutils_logging_level="CRITICAL")
     msg = EmailMessage(policy=SMTP_POLICY)
     msg["From"] = "Acme Sales <sales@acme.example>"
@@ -150,24 +165,42 @@ def naive(port: int, n: int) -> None:
 
 # --- (c) dripper -------------------------------------------------------------------------
 
+
 def prepare_dripper(work: Path, n: int, database_url: str) -> dict[str, str]:
     with open(work / "leads.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["email", "first_name", "last_name", "company", "stage", "timezone", "product"])
         for i in range(n):
-            writer.writerow([f"lead{i}@x{i % 50}.example", f"Lead{i}", "Lee", "Co", "supplier_research",
-                             "America/Chicago", "valves"])
-    env = {**os.environ, "DRIPPER_CAMPAIGNS": str(ROOT / "campaigns.yaml"), "DRIPPER_DATABASE_URL": database_url,
-           "DRIPPER_SECRET": "bench"}
-    subprocess.run([sys.executable, "-m", "dripper", "leads", "import", str(work / "leads.csv"), "--at", T0.isoformat()],
-                   env=env, check=True, capture_output=True)
+            writer.writerow(
+                [
+                    f"lead{i}@x{i % 50}.example",
+                    f"Lead{i}",
+                    "Lee",
+                    "Co",
+                    "supplier_research",
+                    "America/Chicago",
+                    "valves",
+                ]
+            )
+    env = {
+        **os.environ,
+        "DRIPPER_CAMPAIGNS": str(ROOT / "campaigns.yaml"),
+        "DRIPPER_DATABASE_URL": database_url,
+        "DRIPPER_SECRET": "bench",
+    }
+    subprocess.run(
+        [sys.executable, "-m", "dripper", "leads", "import", str(work / "leads.csv"), "--at", T0.isoformat()],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     return env
 
 
 def dripper_tick(port: int, env: dict[str, str]) -> dict[str, int]:
     from dripper import config as config_mod
     from dripper.clock import FrozenClock
-    from dripper.sender import Sender
+    from dripper.sending.tick import Sender
     from dripper.settings import from_env
     from dripper.store import open_store
 
@@ -202,8 +235,11 @@ def main() -> None:
     port = free_port()
     sink = subprocess.Popen([sys.executable, __file__, "--sink", str(port)], stdout=subprocess.PIPE, text=True)
     assert sink.stdout is not None and sink.stdout.readline().strip() == "ready"
-    names = ["(a) limit: pre-rendered, aiosmtplib x4", "(b) naive: jinja2 + premailer + EmailMessage + smtplib",
-             "(c) dripper tick"]
+    names = [
+        "(a) limit: pre-rendered, aiosmtplib x4",
+        "(b) naive: jinja2 + premailer + EmailMessage + smtplib",
+        "(c) dripper tick",
+    ]
     rates: dict[str, list[float]] = {name: [] for name in names}
     checks: dict[str, list[tuple[int, int]]] = {name: [] for name in names}
     try:
@@ -212,8 +248,22 @@ def main() -> None:
                 work = Path(tmp)
                 env = prepare_dripper(work, n, args.database_url or f"sqlite:///{work / 'bench.db'}")
                 sample = subprocess.run(
-                    [sys.executable, "-m", "dripper", "preview", "literature-follow-up", "research-thanks", "--format",
-                     "eml", "--lead", "lead0@x0.example"], env=env, check=True, capture_output=True).stdout
+                    [
+                        sys.executable,
+                        "-m",
+                        "dripper",
+                        "preview",
+                        "literature-follow-up",
+                        "research-thanks",
+                        "--format",
+                        "eml",
+                        "--lead",
+                        "lead0@x0.example",
+                    ],
+                    env=env,
+                    check=True,
+                    capture_output=True,
+                ).stdout
                 start = time.perf_counter()
                 asyncio.run(blast(port, sample, n))
                 rates[names[0]].append(n / (time.perf_counter() - start))
@@ -230,13 +280,18 @@ def main() -> None:
     finally:
         sink.send_signal(signal.SIGTERM)
         sink.wait(10)
-    print(f"N = {n} messages per run, {args.rounds} round(s); SMTP sink in a separate process on 127.0.0.1; "
-          f"{os.cpu_count()} cores")
+    print(
+        f"N = {n} messages per run, {args.rounds} round(s); SMTP sink in a separate process on 127.0.0.1; "
+        f"{os.cpu_count()} cores"
+    )
     for name in names:
         received = min(c[0] for c in checks[name])
         rendered = min(c[1] for c in checks[name])
-        print(f"{name:56s} {median(rates[name]):8.0f} msg/s   received {received:5d}   rendered for its lead {rendered:5d}"
-              + (f"   (rounds: {', '.join(f'{r:.0f}' for r in rates[name])})" if args.rounds > 1 else ""))
+        print(
+            f"{name:56s} {median(rates[name]):8.0f} msg/s   received {received:5d}   "
+            f"rendered for its lead {rendered:5d}"
+            + (f"   (rounds: {', '.join(f'{r:.0f}' for r in rates[name])})" if args.rounds > 1 else "")
+        )
     limit, base, ours = (median(rates[name]) for name in names)
     print(f"dripper / naive = {ours / base:.2f}x (target >= 3x);  dripper / limit = {ours / limit:.0%} (target >= 40%)")
 

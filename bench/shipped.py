@@ -3,16 +3,15 @@ differ in name and product, so that no cache serves one lead's render to the nex
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from dripper.campaign import model as campaigns
+from dripper.campaign import templates as render
 
-from dripper import campaigns, render  # noqa: E402 - after the path set-up above
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from send_throughput import T0, naive_message, naive_template, prepare_dripper  # noqa: E402
+from send_throughput import T0, naive_message, naive_template, prepare_dripper
 
 
 def naive(n: int, out: Path) -> float:
@@ -38,8 +38,13 @@ def main(n: int = 2000) -> None:
         imported = time.perf_counter() - t
         env["DRIPPER_OUTBOX"] = str(work / "outbox")
         t = time.perf_counter()
-        result = subprocess.run([sys.executable, "-m", "dripper", "tick", "--at", T0.replace(day=6).isoformat(), "--json"],
-                                env=env, check=True, capture_output=True, text=True)
+        result = subprocess.run(
+            [sys.executable, "-m", "dripper", "tick", "--at", T0.replace(day=6).isoformat(), "--json"],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         ticked = time.perf_counter() - t
         sent = len(list((work / "outbox").glob("*.eml")))
         baseline = naive(n, work / "naive")

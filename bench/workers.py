@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import json
 import os
@@ -51,13 +52,13 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from statistics import median
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-T0 = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)  # import instant (a Monday)
+T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)  # import instant (a Monday)
 AT = T0 + timedelta(days=1)  # the tick instant: every lead's first e-mail is due
 CLI = [sys.executable, "-m", "dripper"]
 IN_FLIGHT = 4  # dripper's default: what one killed worker may deliver twice
@@ -67,6 +68,7 @@ SINK_NICE = -10  # the sink's priority, when allowed (root)
 
 # --- the sink (its own process) ----------------------------------------------------------
 
+
 def run_sink(port: int, log_path: Path, latency: float) -> None:
     """Accept everything; append `Message-ID<TAB>recipient` per message, then wait
     `latency` seconds (a server across a network, that queues to disk), then 250."""
@@ -74,10 +76,8 @@ def run_sink(port: int, log_path: Path, latency: float) -> None:
 
     message_id = re.compile(rb"^Message-ID:[ \t]*(<[^>\r\n]+>)", re.IGNORECASE | re.MULTILINE)
     log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    try:  # it stands for a server on another machine: the workers must not starve it
+    with contextlib.suppress(PermissionError):  # it stands for a server on another machine: not to be starved
         os.nice(SINK_NICE)
-    except PermissionError:
-        pass
 
     class Handler:
         async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
@@ -107,9 +107,11 @@ class Sink:
     process: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
-        self.process = subprocess.Popen([sys.executable, __file__, "--sink", str(self.port), str(self.log),
-                                         str(self.latency)],
-                                        stdout=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--sink", str(self.port), str(self.log), str(self.latency)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert self.process.stdout is not None and self.process.stdout.readline().strip() == "ready"
 
     def niceness(self) -> int:
@@ -125,8 +127,11 @@ class Sink:
         return self.log.read_bytes().count(b"\n") if self.log.exists() else 0
 
     def received(self) -> Counter[str]:
-        return Counter(line.split("\t")[0] for line in self.log.read_text().splitlines()) if self.log.exists() \
+        return (
+            Counter(line.split("\t")[0] for line in self.log.read_text().splitlines())
+            if self.log.exists()
             else Counter()
+        )
 
     def clear(self) -> None:
         self.log.write_bytes(b"")  # the sink appends (O_APPEND): it goes on at the new end
@@ -140,6 +145,7 @@ def free_port() -> int:
 
 # --- the database -------------------------------------------------------------------------
 
+
 def create_database(admin: str) -> tuple[str, str]:
     import psycopg
 
@@ -147,8 +153,10 @@ def create_database(admin: str) -> tuple[str, str]:
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     params = dict(part.split("=", 1) for part in admin.split())
-    url = (f"postgresql+psycopg://{params.get('user', 'postgres')}@{params.get('host', '127.0.0.1')}:"
-           f"{params.get('port', '5432')}/{name}")
+    url = (
+        f"postgresql+psycopg://{params.get('user', 'postgres')}@{params.get('host', '127.0.0.1')}:"
+        f"{params.get('port', '5432')}/{name}"
+    )
     return name, url
 
 
@@ -186,8 +194,12 @@ def vacuum(url: str) -> None:
 def reset(url: str, ids: list[int], sink: Sink) -> None:
     """Put the due touches back as they were after the import, and forget the next touches
     their outcomes planned (a track is planned one touch ahead)."""
-    sql(url, "UPDATE touches SET state = 'planned', reason = NULL, attempts = 0, message_id = NULL, "
-             "claimed_at = NULL, claimed_by = NULL, sent_at = NULL WHERE id = ANY(:ids)", ids=ids)
+    sql(
+        url,
+        "UPDATE touches SET state = 'planned', reason = NULL, attempts = 0, message_id = NULL, "
+        "claimed_at = NULL, claimed_by = NULL, sent_at = NULL WHERE id = ANY(:ids)",
+        ids=ids,
+    )
     sql(url, "DELETE FROM touches WHERE NOT (id = ANY(:ids))", ids=ids)
     vacuum(url)
     sink.clear()
@@ -195,16 +207,31 @@ def reset(url: str, ids: list[int], sink: Sink) -> None:
 
 # --- the runs -------------------------------------------------------------------------------
 
+
 def import_leads(work: Path, n: int, env: dict[str, str]) -> float:
     with open(work / "leads.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["email", "first_name", "last_name", "company", "stage", "timezone", "product"])
         for i in range(n):
-            writer.writerow([f"lead{i}@x{i % 50}.example", f"Lead{i}", "Lee", "Co", "supplier_research",
-                             "America/Chicago", "valves"])
+            writer.writerow(
+                [
+                    f"lead{i}@x{i % 50}.example",
+                    f"Lead{i}",
+                    "Lee",
+                    "Co",
+                    "supplier_research",
+                    "America/Chicago",
+                    "valves",
+                ]
+            )
     start = time.perf_counter()
-    subprocess.run(CLI + ["leads", "import", str(work / "leads.csv"), "--at", T0.isoformat()], env=env, cwd=work,
-                   check=True, capture_output=True)
+    subprocess.run(
+        [*CLI, "leads", "import", str(work / "leads.csv"), "--at", T0.isoformat()],
+        env=env,
+        cwd=work,
+        check=True,
+        capture_output=True,
+    )
     return time.perf_counter() - start
 
 
@@ -219,11 +246,19 @@ def ticks(workers: int, env: dict[str, str], work: Path, at: datetime) -> tuple[
     time (with their render workers'), sent per process."""
     cpu = cpu_of_children()
     start = time.perf_counter()
-    procs = [subprocess.Popen(CLI + ["tick", "--at", at.isoformat(), "--json"], env=env, cwd=work,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(workers)]
+    procs = [
+        subprocess.Popen(
+            [*CLI, "tick", "--at", at.isoformat(), "--json"],
+            env=env,
+            cwd=work,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(workers)
+    ]
     outs = [p.communicate(timeout=1800) for p in procs]
     wall = time.perf_counter() - start
-    for p, (_, err) in zip(procs, outs):
+    for p, (_, err) in zip(procs, outs, strict=False):
         if p.returncode != 0:
             raise SystemExit(f"dripper tick exited {p.returncode}:\n{err.decode()[-3000:]}")
     return wall, cpu_of_children() - cpu, [json.loads(out)["sent"] for out, _ in outs]
@@ -238,8 +273,10 @@ class Check:
     resent: int  # touches marked resent_after_interruption
 
     def line(self) -> str:
-        return (f"received {self.received}, distinct Message-IDs {self.distinct}, duplicates {self.duplicates}, "
-                f"lost {self.lost}")
+        return (
+            f"received {self.received}, distinct Message-IDs {self.distinct}, duplicates {self.duplicates}, "
+            f"lost {self.lost}"
+        )
 
 
 def check(url: str, ids: list[int], sink: Sink) -> Check:
@@ -260,13 +297,22 @@ def main() -> None:
     parser.add_argument("--leads", type=int, default=10000)
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--render-processes", type=int,
-                        help="DRIPPER_RENDER_PROCESSES for every worker (default: dripper's, 1 with 2+ cores)")
-    parser.add_argument("--pg", default=os.environ.get("DRIPPER_TEST_PG", "host=127.0.0.1 port=5432 user=postgres "
-                                                                          "dbname=test"),
-                        help="libpq string of a database to connect to for CREATE/DROP DATABASE")
-    parser.add_argument("--latency", type=float, default=0.0,
-                        help="seconds the sink takes per message before its 250 (default 0: as fast as it can)")
+    parser.add_argument(
+        "--render-processes",
+        type=int,
+        help="DRIPPER_RENDER_PROCESSES for every worker (default: dripper's, 1 with 2+ cores)",
+    )
+    parser.add_argument(
+        "--pg",
+        default=os.environ.get("DRIPPER_TEST_PG", "host=127.0.0.1 port=5432 user=postgres dbname=test"),
+        help="libpq string of a database to connect to for CREATE/DROP DATABASE",
+    )
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=0.0,
+        help="seconds the sink takes per message before its 250 (default 0: as fast as it can)",
+    )
     parser.add_argument("--sink", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.sink:
@@ -277,20 +323,31 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="dripper-bench-workers-"))
     sink = Sink(free_port(), work / "received.log", args.latency)
     sink.start()
-    env = {**os.environ, "DRIPPER_DATABASE_URL": url, "DRIPPER_SMTP_URL": f"smtp://127.0.0.1:{sink.port}",
-           "DRIPPER_SECRET": "bench", "DRIPPER_BASE_URL": "https://acme.example",
-           "DRIPPER_CAMPAIGNS": str(ROOT / "campaigns.yaml")}
+    env = {
+        **os.environ,
+        "DRIPPER_DATABASE_URL": url,
+        "DRIPPER_SMTP_URL": f"smtp://127.0.0.1:{sink.port}",
+        "DRIPPER_SECRET": "bench",
+        "DRIPPER_BASE_URL": "https://acme.example",
+        "DRIPPER_CAMPAIGNS": str(ROOT / "campaigns.yaml"),
+    }
     if args.render_processes is not None:
         env["DRIPPER_RENDER_PROCESSES"] = str(args.render_processes)
     try:
         imported = import_leads(work, n, env)
-        ids = [row[0] for row in sql(url, "SELECT id FROM touches WHERE state = 'planned' AND due_at <= :at "
-                                          "AND channel = 'email'", at=AT)]
+        ids = [
+            row[0]
+            for row in sql(
+                url, "SELECT id FROM touches WHERE state = 'planned' AND due_at <= :at AND channel = 'email'", at=AT
+            )
+        ]
         vacuum(url)
-        print(f"{n} leads imported in {imported:.1f} s; {len(ids)} e-mails due at {AT.isoformat()}; "
-              f"{os.cpu_count()} cores; PostgreSQL; SMTP sink in its own process on 127.0.0.1 (nice "
-              f"{sink.niceness()}, {args.latency * 1000:.0f} ms a message); render processes per worker: "
-              f"{env.get('DRIPPER_RENDER_PROCESSES', 'default')}")
+        print(
+            f"{n} leads imported in {imported:.1f} s; {len(ids)} e-mails due at {AT.isoformat()}; "
+            f"{os.cpu_count()} cores; PostgreSQL; SMTP sink in its own process on 127.0.0.1 (nice "
+            f"{sink.niceness()}, {args.latency * 1000:.0f} ms a message); render processes per worker: "
+            f"{env.get('DRIPPER_RENDER_PROCESSES', 'default')}"
+        )
         rates: dict[int, list[float]] = {1: [], k: []}
         costs: dict[int, list[float]] = {1: [], k: []}  # dripper's CPU ms per message
         for round_ in range(args.rounds):
@@ -300,17 +357,26 @@ def main() -> None:
                 outcome = check(url, ids, sink)
                 rates[workers].append(len(ids) / wall)
                 costs[workers].append(cpu * 1000 / len(ids))
-                print(f"round {round_ + 1}, {workers} worker(s): {outcome.line()}; sent per worker {share(sent)}; "
-                      f"{wall:.1f} s, {len(ids) / wall:.0f} msg/s, dripper CPU {costs[workers][-1]:.2f} ms/msg")
+                print(
+                    f"round {round_ + 1}, {workers} worker(s): {outcome.line()}; sent per worker {share(sent)}; "
+                    f"{wall:.1f} s, {len(ids) / wall:.0f} msg/s, dripper CPU {costs[workers][-1]:.2f} ms/msg"
+                )
         one, many = median(rates[1]), median(rates[k])
-        print(f"{k} workers / 1 worker: throughput {many / one:.2f}x (medians {many:.0f} vs {one:.0f} msg/s); "
-              f"CPU per message {median(costs[k]) / median(costs[1]):.2f}x "
-              f"({median(costs[k]):.2f} vs {median(costs[1]):.2f} ms)")
+        print(
+            f"{k} workers / 1 worker: throughput {many / one:.2f}x (medians {many:.0f} vs {one:.0f} msg/s); "
+            f"CPU per message {median(costs[k]) / median(costs[1]):.2f}x "
+            f"({median(costs[k]):.2f} vs {median(costs[1]):.2f} ms)"
+        )
 
         reset(url, ids, sink)
         env = {**env, "DRIPPER_LEASE_SECONDS": str(CRASH_LEASE)}  # leases run on the real clock: a short one
-        worker = subprocess.Popen(CLI + ["tick", "--at", AT.isoformat()], env=env, cwd=work,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        worker = subprocess.Popen(
+            [*CLI, "tick", "--at", AT.isoformat()],
+            env=env,
+            cwd=work,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         while sink.count() < len(ids) // 3 and worker.poll() is None:
             time.sleep(0.01)
         worker.kill()
@@ -320,9 +386,11 @@ def main() -> None:
         time.sleep(CRASH_LEASE + 1)  # a dead worker renews nothing: its last renewal was before the kill
         ticks(1, env, work, AT)
         outcome = check(url, ids, sink)
-        print(f"kill -9 after {at_kill} messages ({stuck} touches left `sending`), recovered by a tick after the "
-              f"{CRASH_LEASE:.0f} s lease: "
-              f"{outcome.line()} (in flight at most {IN_FLIGHT}); {outcome.resent} marked resent_after_interruption")
+        print(
+            f"kill -9 after {at_kill} messages ({stuck} touches left `sending`), recovered by a tick after the "
+            f"{CRASH_LEASE:.0f} s lease: "
+            f"{outcome.line()} (in flight at most {IN_FLIGHT}); {outcome.resent} marked resent_after_interruption"
+        )
     finally:
         sink.stop()
         drop_database(args.pg, name)

@@ -6,7 +6,7 @@ Tests and `--at` freeze it; `dripper run` uses the system clock.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
@@ -16,14 +16,14 @@ class Clock(Protocol):
 
 class SystemClock:
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
 
 @dataclass
 class FrozenClock:
     """A clock that only moves when told to."""
 
-    instant: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    instant: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def now(self) -> datetime:
         return self.instant
@@ -36,8 +36,8 @@ def parse_instant(text: str) -> datetime:
     """Parse an ISO-8601 instant; a naive one is taken as UTC."""
     value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 def clock_at(text: str | None) -> Clock:

@@ -6,11 +6,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from dripper import campaigns, render
-from dripper.campaigns import CampaignFile
+from dripper.campaign import model as campaigns
+from dripper.campaign import templates as render
+from dripper.campaign.model import CampaignFile
+from dripper.campaign.templates import Renderer, TemplateSet
 from dripper.errors import ConfigError
-from dripper.planner import Planner
-from dripper.render import Renderer, TemplateSet
+from dripper.planning.planner import Planner
 from dripper.settings import Settings
 
 log = logging.getLogger("dripper.config")
@@ -71,12 +72,13 @@ class Watcher:
             log.error("campaigns.yaml edit rejected, keeping the last good version:\n%s", exc)
         except Exception as exc:  # the worker goes on with what it had
             self.last_error = f"{type(exc).__name__}: {exc}"
-            log.exception("campaigns.yaml or templates could not be loaded (%s), keeping the last good version",
-                          self.last_error)
+            log.exception(
+                "campaigns.yaml or templates could not be loaded (%s), keeping the last good version", self.last_error
+            )
         else:
             self.last_error = None
             log.info("campaigns reloaded from %s", self.settings.campaigns_path)
         return self.current
 
 
-__all__ = ["Loaded", "load", "Watcher"]
+__all__ = ["Loaded", "Watcher", "load"]

@@ -10,7 +10,7 @@ The text format shows the message alone, so extras never clutter it.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -30,8 +30,7 @@ class DripperJsonFormatter(JsonFormatter):
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         # The default is local time without a zone; logs from several machines must sort.
-        return datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds").replace(
-            "+00:00", "Z")
+        return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def formatter(log_format: str, worker: str) -> logging.Formatter:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import re
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Mapping
 
 # How long a claim on a touch lasts without renewal: a touch still `sending` that long
 # after its holder last renewed it belongs to a dead worker, and any tick takes it again.

@@ -127,8 +127,10 @@ def signing_keys(settings: Settings, store: Store) -> SigningKeys:
         current = store.secret()
         return SigningKeys(current, _others(settings.secret_old, current))
     if re.search(r"[\s,]", settings.secret):
-        log.warning("DRIPPER_SECRET contains a comma or whitespace: once rotated out it cannot be listed in "
-                    "DRIPPER_SECRET_OLD (which those separate); prefer a secret without them")
+        log.warning(
+            "DRIPPER_SECRET contains a comma or whitespace: once rotated out it cannot be listed in "
+            "DRIPPER_SECRET_OLD (which those separate); prefer a secret without them"
+        )
     kept = store.kept_secret()
     old = _others((*settings.secret_old, *((kept,) if kept else ())), settings.secret)
     return SigningKeys(settings.secret, old, from_env=True, kept_verifies=kept is not None and kept in old)

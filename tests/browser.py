@@ -13,16 +13,25 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
 CHROMIUM = Path(os.environ.get("DRIPPER_TEST_CHROMIUM", "/usr/bin/chromium"))
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 REVIEW = Path(os.environ.get("DRIPPER_REVIEW_DIR", Path(__file__).parent / "review"))
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 
@@ -85,8 +94,9 @@ def browser_page(width: int = 1280, height: int = 900) -> Iterator[Watched]:
     with _playwright()() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:
-            context = browser.new_context(viewport={"width": width, "height": height}, locale="en-US",
-                                          timezone_id="UTC")
+            context = browser.new_context(
+                viewport={"width": width, "height": height}, locale="en-US", timezone_id="UTC"
+            )
             page = context.new_page()
             watched = Watched(page)
 
@@ -113,4 +123,4 @@ def browser_page(width: int = 1280, height: int = 900) -> Iterator[Watched]:
             browser.close()
 
 
-__all__ = ["CHROMIUM", "ARGS", "REVIEW", "Watched", "browser_page"]
+__all__ = ["ARGS", "CHROMIUM", "REVIEW", "Watched", "browser_page"]

@@ -12,16 +12,18 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
 
+from dripper.store.tables import metadata as _metadata
+
 FIXTURES = Path(__file__).parent / "fixtures"
 PG_ADMIN = os.environ.get("DRIPPER_TEST_PG", "host=127.0.0.1 port=5432 user=postgres dbname=test")
-from dripper.store.tables import metadata as _metadata
 
 TABLES = [t.name for t in _metadata.sorted_tables]  # every table, so no test sees another's rows
 
@@ -136,6 +138,7 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
 
 # --- a real `dripper serve` --------------------------------------------------------------
 
+
 def dripper_env(**values: str) -> dict[str, str]:
     """This process's environment without its DRIPPER_ settings (the tests' own kept), plus `values`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRIPPER_") or k.startswith("DRIPPER_TEST")}
@@ -161,8 +164,13 @@ def start_serve(root: Path, env: dict[str, str], log: Path, *options: str, befor
 
     port = free_port()
     with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "dripper", *before, "serve", "--port", str(port), *options],
-                                   cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dripper", *before, "serve", "--port", str(port), *options],
+            cwd=root,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     served = Served(process, f"http://127.0.0.1:{port}", log)
 
     def up() -> bool:
@@ -193,8 +201,9 @@ def stop_serve(served: Served) -> None:
 
 
 @contextlib.contextmanager
-def serving(root: Path, env: dict[str, str], log: Path, *options: str,
-            before: tuple[str, ...] = ()) -> Iterator[Served]:
+def serving(
+    root: Path, env: dict[str, str], log: Path, *options: str, before: tuple[str, ...] = ()
+) -> Iterator[Served]:
     served = start_serve(root, env, log, *options, before=before)
     try:
         yield served
@@ -203,6 +212,7 @@ def serving(root: Path, env: dict[str, str], log: Path, *options: str,
 
 
 # --- a real SMTP server on loopback ------------------------------------------------------
+
 
 def free_port() -> int:
     import socket
@@ -274,6 +284,7 @@ def smtp_sink() -> Iterator[SmtpSink]:
 
 # --- a real IMAP server (Dovecot) on loopback --------------------------------------------
 
+
 @dataclass
 class ImapServer:
     port: int
@@ -285,7 +296,7 @@ class ImapServer:
     def url(self) -> str:
         return f"imaps://{self.user}:{self.password}@127.0.0.1:{self.port}/INBOX?verify=false"
 
-    def client(self):  # noqa: ANN201
+    def client(self):
         import imaplib
         import ssl
 
@@ -369,8 +380,9 @@ service imap-login {{
   }}
 }}
 """)
-    process = subprocess.Popen([dovecot, "-F", "-c", str(root / "dovecot.conf")], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [dovecot, "-F", "-c", str(root / "dovecot.conf")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     deadline = time.monotonic() + 20
     while True:
         with socket.socket() as s:
@@ -378,7 +390,9 @@ service imap-login {{
                 break
         if process.poll() is not None or time.monotonic() > deadline:
             log = (root / "dovecot.log").read_text() if (root / "dovecot.log").exists() else ""
-            raise RuntimeError(f"dovecot did not start: {process.stderr.read().decode() if process.stderr else ''}{log}")
+            raise RuntimeError(
+                f"dovecot did not start: {process.stderr.read().decode() if process.stderr else ''}{log}"
+            )
         time.sleep(0.1)
     server = ImapServer(port, "drip", "s3cret", process)
     # Listening is not serving: on a machine where Dovecot has just been installed its auth

@@ -84,12 +84,14 @@ EXPECTED_OWN: dict[str, tuple[str, str | None, list[str]]] = {
 }
 
 # A crisp fixture is a bounce's text body: this is the message it arrives in.
-CRISP_WRAPPER = (b"From: Mail Delivery System <MAILER-DAEMON@mail.example>\n"
-                 b"To: sender@example.com\n"
-                 b"Subject: Undelivered Mail Returned to Sender\n"
-                 b"MIME-Version: 1.0\n"
-                 b"Content-Type: text/plain; charset=utf-8\n"
-                 b"Content-Transfer-Encoding: 8bit\n\n")
+CRISP_WRAPPER = (
+    b"From: Mail Delivery System <MAILER-DAEMON@mail.example>\n"
+    b"To: sender@example.com\n"
+    b"Subject: Undelivered Mail Returned to Sender\n"
+    b"MIME-Version: 1.0\n"
+    b"Content-Type: text/plain; charset=utf-8\n"
+    b"Content-Transfer-Encoding: 8bit\n\n"
+)
 
 
 @dataclass(frozen=True)
@@ -159,19 +161,23 @@ def _crisp() -> list[Sample]:
         source_label = f"{'temporary' if label['temporary'] else 'permanent'} {label['reason']}"
         recipients = (label["recipient"].lower(),) if label["recipient"] else ()
         split = Split.HELD_OUT if held_out("crisp", name) else Split.TUNING
-        out.append(Sample("crisp", folder / name, "bounce_hard" if hard else "bounce_soft", recipients,
-                          source_label, split))
+        out.append(
+            Sample("crisp", folder / name, "bounce_hard" if hard else "bounce_soft", recipients, source_label, split)
+        )
     return out
 
 
 # RFC 3463 codes, as the fresh sources expect them, to dripper's kinds (see the docstring)
 FRESH_STATUS_KIND = {
-    **{code: "bounce_hard" for code in ("5.1.1", "5.1.2", "5.1.3", "5.1.6", "5.1.10", "5.4.4")},
-    **{code: "bounce_soft" for code in ("5.2.0", "5.2.2", "5.2.3", "5.3.2", "5.3.4", "5.7.0", "5.7.1")},
+    **dict.fromkeys(("5.1.1", "5.1.2", "5.1.3", "5.1.6", "5.1.10", "5.4.4"), "bounce_hard"),
+    **dict.fromkeys(("5.2.0", "5.2.2", "5.2.3", "5.3.2", "5.3.4", "5.7.0", "5.7.1"), "bounce_soft"),
 }
 FRESH_CONDITION_KIND = {
-    "non-existing mailbox": "bounce_hard", "no host found": "bounce_hard", "invalid address": "bounce_hard",
-    "mailbox full": "bounce_soft", "delayed": "bounce_soft",
+    "non-existing mailbox": "bounce_hard",
+    "no host found": "bounce_hard",
+    "invalid address": "bounce_hard",
+    "mailbox full": "bounce_soft",
+    "delayed": "bounce_soft",
 }
 FRESH_SOURCES = ("cws-mail-bounce-handler", "flanker", "mail-bounce-detector", "bounce-email")
 
@@ -196,8 +202,10 @@ def _fresh() -> list[Sample]:
 
 
 def samples() -> list[Sample]:
-    out = [Sample("own", CORPUS / "own" / name, kind, tuple(recipients), kind)
-           for name, (kind, _status, recipients) in EXPECTED_OWN.items()]
+    out = [
+        Sample("own", CORPUS / "own" / name, kind, tuple(recipients), kind)
+        for name, (kind, _status, recipients) in EXPECTED_OWN.items()
+    ]
     out += _sisimai()
     out += _crisp()
     out += _fresh()
@@ -207,8 +215,15 @@ def samples() -> list[Sample]:
     for name, label in json.loads((folder / "labels.json").read_text()).items():
         if label["recipients"]:  # none: nothing detectable, by that project's own judgement
             kind = "bounce_soft" if label["temporary"] else "bounce_hard"
-            out.append(Sample("flufl-bounce", folder / name, kind, tuple(a.lower() for a in label["recipients"]),
-                              "temporary" if label["temporary"] else "permanent"))
+            out.append(
+                Sample(
+                    "flufl-bounce",
+                    folder / name,
+                    kind,
+                    tuple(a.lower() for a in label["recipients"]),
+                    "temporary" if label["temporary"] else "permanent",
+                )
+            )
     return out
 
 
@@ -223,8 +238,10 @@ class Outcome:
         return self.found == self.sample.kind
 
     def describe(self) -> str:
-        return (f"{self.sample.source}/{self.sample.path.name}: {self.found} (status {self.status}), "
-                f"expected {self.sample.kind} (source's label: {self.sample.label})")
+        return (
+            f"{self.sample.source}/{self.sample.path.name}: {self.found} (status {self.status}), "
+            f"expected {self.sample.kind} (source's label: {self.sample.label})"
+        )
 
 
 def classified(split: Split | None = None) -> list[Outcome]:

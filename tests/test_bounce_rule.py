@@ -121,7 +121,8 @@ def test_mailmans_permanent_is_not_evidence() -> None:
     # A permanent failure with no reason given (here a local program that failed) is soft:
     # Mailman's detectors call it permanent, which does not say the address is gone.
     raw = nonstandard("pipe to |/usr/local/bin/filter failed: exit code 75", returned="Subject: Hello\n").replace(
-        b"SMTP error from remote mail server after RCPT TO:<ada@lovelace.example>:", b"")
+        b"SMTP error from remote mail server after RCPT TO:<ada@lovelace.example>:", b""
+    )
     message = message_from_bytes(raw, policy=policy.compat32)
     assert all_failures(message) == (frozenset(), {b"ada@lovelace.example"})  # permanent, for Mailman
     assert classify(message).kind == "bounce_soft"
@@ -160,9 +161,11 @@ def test_a_refusal_of_our_message_at_rcpt_does_not_bounce_the_lead(dripper, smtp
     # fails, but nothing says the lead's address is gone.
     dripper("leads", "import", "leads.csv", "--at", T0.isoformat())
     smtp_sink.rcpt_reply["ada@lovelace.example"] = (
-        "550 5.7.1 Service unavailable; client host [127.0.0.1] blocked using zen.spamhaus.org")
-    counts = dripper.json("tick", "--at", (T0 + timedelta(days=1)).isoformat(), "--json",
-                          DRIPPER_SMTP_URL=smtp_sink.url)
+        "550 5.7.1 Service unavailable; client host [127.0.0.1] blocked using zen.spamhaus.org"
+    )
+    counts = dripper.json(
+        "tick", "--at", (T0 + timedelta(days=1)).isoformat(), "--json", DRIPPER_SMTP_URL=smtp_sink.url
+    )
     assert counts["failed"] == 1 and counts["sent"] == 2
     data = dripper.json("plan", "ada@lovelace.example", "--json")
     assert data["lead"]["status"] != "bounced"
@@ -176,8 +179,10 @@ def test_mailmans_detectors_read_a_from_header_with_raw_8bit_bytes(caplog) -> No
     # Mailman's detectors called .lower() on it and logged an ERROR with a traceback for
     # every such message. The detectors get a message they can read, and still find the
     # failed recipient.
-    raw = (b"From: Syst\xe8me de messagerie <MAILER-DAEMON@mail.plant.example>\n"
-           + (Path(__file__).parent / "corpus" / "own" / "bounce-nonstandard-qmail.eml").read_bytes().split(b"\n", 1)[1])
+    raw = (
+        b"From: Syst\xe8me de messagerie <MAILER-DAEMON@mail.plant.example>\n"
+        + (Path(__file__).parent / "corpus" / "own" / "bounce-nonstandard-qmail.eml").read_bytes().split(b"\n", 1)[1]
+    )
     message = message_from_bytes(raw, policy=policy.compat32)
     assert not isinstance(message.get("From"), str)
     with caplog.at_level(logging.INFO, logger="flufl.bounce"):
@@ -187,16 +192,22 @@ def test_mailmans_detectors_read_a_from_header_with_raw_8bit_bytes(caplog) -> No
     assert not isinstance(message.get("From"), str)  # the message itself is left as it came
 
 
-@pytest.mark.parametrize(("subject", "kind"), [
-    # RFC 2047 encoded words were matched undecoded
-    (b"=?utf-8?q?R=C3=A9ponse_automatique=3A_Votre_message?=", "auto_reply"),
-    (b"=?ISO-2022-JP?B?GyRCJWEhPCVrJSglaSE8RExDThsoQg==?=", "bounce_soft"),  # a carrier's "mail error notice"
-    # raw UTF-8 (RFC 6532), which compat32 leaves as undecodable bytes
-    ("メールエラー通知".encode(), "bounce_soft"),
-])
+@pytest.mark.parametrize(
+    ("subject", "kind"),
+    [
+        # RFC 2047 encoded words were matched undecoded
+        (b"=?utf-8?q?R=C3=A9ponse_automatique=3A_Votre_message?=", "auto_reply"),
+        (b"=?ISO-2022-JP?B?GyRCJWEhPCVrJSglaSE8RExDThsoQg==?=", "bounce_soft"),  # a carrier's "mail error notice"
+        # raw UTF-8 (RFC 6532), which compat32 leaves as undecodable bytes
+        ("メールエラー通知".encode(), "bounce_soft"),
+    ],
+)
 def test_a_subject_is_read_decoded(subject: bytes, kind: str) -> None:
-    raw = (b"From: no-reply@mail.plant.example\nTo: bounces+t1@acme.example\nSubject: " + subject
-           + b"\n\nYour mail could not be delivered.\n")
+    raw = (
+        b"From: no-reply@mail.plant.example\nTo: bounces+t1@acme.example\nSubject: "
+        + subject
+        + b"\n\nYour mail could not be delivered.\n"
+    )
     assert kind_of(raw) == kind
 
 
@@ -204,35 +215,67 @@ def ses(notification: str, wrap: int = 0) -> bytes:
     """An Amazon SES notification as SNS sends it by e-mail (its one line wrapped by a
     mail system at `wrap` characters, a space starting each continuation)."""
     if wrap:
-        notification = "\n ".join(notification[i:i + wrap] for i in range(0, len(notification), wrap))
-    return (b"From: AWS Notifications <no-reply@sns.amazonaws.com>\nTo: ops@acme.example\n"
-            b"Subject: AWS Notification Message\nContent-Type: text/plain; charset=UTF-8\n\n"
-            + notification.encode() + b"\n\n--\nIf you wish to stop receiving notifications from this topic, ...\n")
+        notification = "\n ".join(notification[i : i + wrap] for i in range(0, len(notification), wrap))
+    return (
+        b"From: AWS Notifications <no-reply@sns.amazonaws.com>\nTo: ops@acme.example\n"
+        b"Subject: AWS Notification Message\nContent-Type: text/plain; charset=UTF-8\n\n"
+        + notification.encode()
+        + b"\n\n--\nIf you wish to stop receiving notifications from this topic, ...\n"
+    )
 
 
 def ses_bounce(kind: str, subtype: str, status: str, diagnostic: str) -> str:
-    return json.dumps({
-        "notificationType": "Bounce",
-        "bounce": {"bounceType": kind, "bounceSubType": subtype, "timestamp": "2026-01-05T09:00:00.000Z",
-                   "bouncedRecipients": [{"emailAddress": "Ada@Lovelace.example", "action": "failed",
-                                          "status": status, "diagnosticCode": diagnostic}]},
-        "mail": {"messageId": "0101", "destination": ["ada@lovelace.example"],
-                 "headers": [{"name": "Message-ID", "value": "<0123456789abcdef.drip@acme.example>"}]},
-    })
+    return json.dumps(
+        {
+            "notificationType": "Bounce",
+            "bounce": {
+                "bounceType": kind,
+                "bounceSubType": subtype,
+                "timestamp": "2026-01-05T09:00:00.000Z",
+                "bouncedRecipients": [
+                    {
+                        "emailAddress": "Ada@Lovelace.example",
+                        "action": "failed",
+                        "status": status,
+                        "diagnosticCode": diagnostic,
+                    }
+                ],
+            },
+            "mail": {
+                "messageId": "0101",
+                "destination": ["ada@lovelace.example"],
+                "headers": [{"name": "Message-ID", "value": "<0123456789abcdef.drip@acme.example>"}],
+            },
+        }
+    )
 
 
-@pytest.mark.parametrize(("notification", "verdict"), [
-    (ses_bounce("Permanent", "General", "5.1.1", "smtp; 550 5.1.1 user unknown"), "bounce_hard"),
-    (ses_bounce("Permanent", "General", "5.7.1", "smtp; 550 5.7.1 blocked using zen.spamhaus.org"), "bounce_soft"),
-    (ses_bounce("Permanent", "NoEmail", "5.0.0", ""), "bounce_hard"),  # SES: the address does not exist
-    (ses_bounce("Permanent", "MailboxFull", "5.2.2", "smtp; 552 5.2.2 mailbox full"), "bounce_soft"),
-    (ses_bounce("Transient", "General", "4.4.7", "smtp; 421 4.4.7 timed out"), "bounce_soft"),
-    (json.dumps({"notificationType": "Complaint", "mail": {"messageId": "0101"},
-                 "complaint": {"complainedRecipients": [{"emailAddress": "ada@lovelace.example"}]}}), "complaint"),
-])
+@pytest.mark.parametrize(
+    ("notification", "verdict"),
+    [
+        (ses_bounce("Permanent", "General", "5.1.1", "smtp; 550 5.1.1 user unknown"), "bounce_hard"),
+        (ses_bounce("Permanent", "General", "5.7.1", "smtp; 550 5.7.1 blocked using zen.spamhaus.org"), "bounce_soft"),
+        (ses_bounce("Permanent", "NoEmail", "5.0.0", ""), "bounce_hard"),  # SES: the address does not exist
+        (ses_bounce("Permanent", "MailboxFull", "5.2.2", "smtp; 552 5.2.2 mailbox full"), "bounce_soft"),
+        (ses_bounce("Transient", "General", "4.4.7", "smtp; 421 4.4.7 timed out"), "bounce_soft"),
+        (
+            json.dumps(
+                {
+                    "notificationType": "Complaint",
+                    "mail": {"messageId": "0101"},
+                    "complaint": {"complainedRecipients": [{"emailAddress": "ada@lovelace.example"}]},
+                }
+            ),
+            "complaint",
+        ),
+    ],
+)
 def test_amazon_ses_notifications_follow_the_same_rule(notification: str, verdict: str) -> None:
-    for raw in (ses(notification), ses(notification, wrap=76), ses(json.dumps({"Type": "Notification",
-                                                                                 "Message": notification}))):
+    for raw in (
+        ses(notification),
+        ses(notification, wrap=76),
+        ses(json.dumps({"Type": "Notification", "Message": notification})),
+    ):
         found = classify(message_from_bytes(raw, policy=policy.compat32))
         assert (found.kind, found.recipients) == (verdict, ["ada@lovelace.example"])
         if verdict.startswith("bounce"):
@@ -241,8 +284,13 @@ def test_amazon_ses_notifications_follow_the_same_rule(notification: str, verdic
 
 def test_the_phase_is_read_as_mtas_write_it() -> None:
     # Exim with PIPELINING, and reports that name the SMTP command
-    assert bounce_kind("550 Unknown user ada@lovelace.example",
-                       context="SMTP error from remote mail server after pipelined end of data:") == "bounce_soft"
+    assert (
+        bounce_kind(
+            "550 Unknown user ada@lovelace.example",
+            context="SMTP error from remote mail server after pipelined end of data:",
+        )
+        == "bounce_soft"
+    )
     assert bounce_kind("550 No such user", context="-------SMTP command\nDATA\n") == "bounce_soft"
     # sendmail's transcript shows DATA before the pipelined RCPT refusals' replies; the
     # DATA reply "no valid recipients" says the refusals were of the recipients

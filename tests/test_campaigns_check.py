@@ -53,8 +53,10 @@ TEMPLATES = {
     "letters/letter.html": "<p>{{ lead.full_name }}</p>\n<p>{{ lead.address_line1 }}</p>\n",
 }
 
-LEADS_CSV = "email,first_name,last_name,company,stage,timezone,campaign\n" \
-            "ada@lovelace.example,Ada,Lovelace,Engines,supplier_research,,\n"
+LEADS_CSV = (
+    "email,first_name,last_name,company,stage,timezone,campaign\n"
+    "ada@lovelace.example,Ada,Lovelace,Engines,supplier_research,,\n"
+)
 
 
 def line_of(text: str, n: int) -> str:
@@ -147,6 +149,7 @@ def find(result: Result, prefix: str, *words: str) -> str:
 
 # --- the happy paths ---------------------------------------------------------------------
 
+
 def test_good_project_passes(proj: Project) -> None:
     result = proj.check()
     assert result.exit_code == 0, result.stderr
@@ -167,11 +170,12 @@ def test_missing_campaigns_file(proj: Project) -> None:
 
 # --- YAML and unknown keys ----------------------------------------------------------------
 
+
 def test_yaml_syntax_error_is_located(proj: Project) -> None:
     text = replace_line(GOOD, L_AFTER1, "          after: 0d: x")
     proj.write(text)
     result = proj.check()
-    problem = find(result, f"{proj.file}:{L_AFTER1}:{col_of(text, L_AFTER1, ': x') }: ", "YAML syntax error")
+    problem = find(result, f"{proj.file}:{L_AFTER1}:{col_of(text, L_AFTER1, ': x')}: ", "YAML syntax error")
     assert "mapping values" in problem
     assert len(problems(result)) == 1
 
@@ -187,8 +191,9 @@ def test_yaml_unclosed_quote_is_a_located_syntax_error(proj: Project) -> None:
 
 
 def test_duplicate_yaml_key(proj: Project) -> None:
-    text = GOOD.replace(line_of(GOOD, L_TEMPLATE1) + "\n",
-                        line_of(GOOD, L_TEMPLATE1) + "\n" + '          subject: "again"\n', 1)
+    text = GOOD.replace(
+        line_of(GOOD, L_TEMPLATE1) + "\n", line_of(GOOD, L_TEMPLATE1) + "\n" + '          subject: "again"\n', 1
+    )
     proj.write(text)
     find(proj.check(), f"{proj.file}:{L_TEMPLATE1 + 1}:11: ", "duplicate key", "subject")
 
@@ -218,6 +223,7 @@ def test_unknown_key_without_a_close_match_has_no_suggestion(proj: Project) -> N
 
 
 # --- values ------------------------------------------------------------------------------
+
 
 def test_bad_duration(proj: Project) -> None:
     proj.write(replace_line(GOOD, L_AFTER2, "          after: 2x"))
@@ -284,15 +290,18 @@ def test_duplicate_step_id_in_another_stage_of_the_same_campaign(proj: Project) 
 
 
 def test_same_step_id_in_another_campaign_is_fine(proj: Project) -> None:
-    proj.write(GOOD + (
-        "  other:\n"
-        "    stages:\n"
-        "      customer:\n"
-        "        - id: thanks\n"
-        "          after: 0d\n"
-        '          subject: "Welcome"\n'
-        "          template: mail/thanks.html\n"
-    ))
+    proj.write(
+        GOOD
+        + (
+            "  other:\n"
+            "    stages:\n"
+            "      customer:\n"
+            "        - id: thanks\n"
+            "          after: 0d\n"
+            '          subject: "Welcome"\n'
+            "          template: mail/thanks.html\n"
+        )
+    )
     result = proj.check()
     assert result.exit_code == 0, result.stderr
 
@@ -371,6 +380,7 @@ def test_several_semantic_errors_are_all_reported_in_file_order(proj: Project) -
 
 # --- templates ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "bad_line",
     [
@@ -388,8 +398,10 @@ def test_template_syntax_error_located_in_the_template(proj: Project, bad_line: 
 
 
 def test_template_syntax_error_in_an_extended_base_is_located_in_the_base(proj: Project) -> None:
-    proj.template("mail/base.html", "<html>\n<body>\n<p>Hi</p>\n<p>{{ lead.first_name }</p>\n"
-                  "{% block content %}{% endblock %}\n</body></html>\n")
+    proj.template(
+        "mail/base.html",
+        "<html>\n<body>\n<p>Hi</p>\n<p>{{ lead.first_name }</p>\n{% block content %}{% endblock %}\n</body></html>\n",
+    )
     find(proj.check(), f"{proj.tfile('mail/base.html')}:4:", "syntax error")
 
 
@@ -439,15 +451,20 @@ def test_undefined_variable_in_template(proj: Project) -> None:
 
 
 def test_undefined_variable_in_an_extended_base_is_located_in_the_base(proj: Project) -> None:
-    proj.template("mail/base.html", "<html>\n<body>\n<p>Hi</p>\n<p>{{ lead.frist_name }}</p>\n"
-                  "{% block content %}{% endblock %}\n</body></html>\n")
+    proj.template(
+        "mail/base.html",
+        "<html>\n<body>\n<p>Hi</p>\n<p>{{ lead.frist_name }}</p>\n{% block content %}{% endblock %}\n</body></html>\n",
+    )
     find(proj.check(), f"{proj.tfile('mail/base.html')}:4:", "frist_name")
 
 
 def test_undefined_variable_inside_a_block_and_loop(proj: Project) -> None:
-    proj.template("mail/reminder.html", '{% extends "mail/base.html" %}\n{% block content %}\n'
-                  "{% for item in ['a', 'b'] %}\n<p>{{ item }}</p>\n<p>{{ lead.compnay }}</p>\n{% endfor %}\n"
-                  "{% endblock %}\n")
+    proj.template(
+        "mail/reminder.html",
+        '{% extends "mail/base.html" %}\n{% block content %}\n'
+        "{% for item in ['a', 'b'] %}\n<p>{{ item }}</p>\n<p>{{ lead.compnay }}</p>\n{% endfor %}\n"
+        "{% endblock %}\n",
+    )
     find(proj.check(), f"{proj.tfile('mail/reminder.html')}:5:", "compnay")
 
 
@@ -463,24 +480,32 @@ def test_undefined_variable_in_subject(proj: Project) -> None:
 
 def test_lead_attrs_are_free_columns(proj: Project) -> None:
     # Any column name, as long as leads without that column get a fallback.
-    proj.template("mail/thanks.html", "<p>{{ lead.attrs.anything | default('') }}</p>\n<p>{{ lead.attrs.get('other') }}</p>\n"
-                  "{% if lead.attrs.product is defined %}<p>{{ lead.attrs.product | upper }}</p>{% endif %}\n")
-    proj.write(replace_line(GOOD, L_SUBJECT1, '          subject: "About {{ lead.attrs.product | default(\'us\') }}"'))
+    proj.template(
+        "mail/thanks.html",
+        "<p>{{ lead.attrs.anything | default('') }}</p>\n<p>{{ lead.attrs.get('other') }}</p>\n"
+        "{% if lead.attrs.product is defined %}<p>{{ lead.attrs.product | upper }}</p>{% endif %}\n",
+    )
+    proj.write(replace_line(GOOD, L_SUBJECT1, "          subject: \"About {{ lead.attrs.product | default('us') }}\""))
     result = proj.check()
     assert result.exit_code == 0, result.stderr
 
 
 def test_an_attribute_without_fallback_in_a_subject_is_found(proj: Project) -> None:
     proj.write(replace_line(GOOD, L_SUBJECT1, '          subject: "About {{ lead.attrs.product }}"'))
-    find(proj.check(), f"{proj.file}:{L_SUBJECT1}:", "lead.attrs.product is missing for leads without a 'product' column")
+    find(
+        proj.check(), f"{proj.file}:{L_SUBJECT1}:", "lead.attrs.product is missing for leads without a 'product' column"
+    )
 
 
 def test_everything_templates_see_is_accepted(proj: Project) -> None:
-    proj.template("mail/thanks.html", (
-        "<p>{{ lead.email }} {{ lead.first_name }} {{ lead.last_name }} {{ lead.company }} {{ lead.stage }}</p>\n"
-        "<p>{{ lead.timezone }} {{ sender.from_name }} {{ sender.postal_address }}</p>\n"
-        "<p>{{ campaign.name }} {{ step.id }} {{ step.kind }} {{ unsubscribe_url }} {{ today }}</p>\n"
-    ))
+    proj.template(
+        "mail/thanks.html",
+        (
+            "<p>{{ lead.email }} {{ lead.first_name }} {{ lead.last_name }} {{ lead.company }} {{ lead.stage }}</p>\n"
+            "<p>{{ lead.timezone }} {{ sender.from_name }} {{ sender.postal_address }}</p>\n"
+            "<p>{{ campaign.name }} {{ step.id }} {{ step.kind }} {{ unsubscribe_url }} {{ today }}</p>\n"
+        ),
+    )
     result = proj.check()
     assert result.exit_code == 0, result.stderr
 
@@ -540,8 +565,10 @@ def touches_in_db(db: Path) -> int:
 
 def dump(db: Path) -> tuple[list, list]:
     with sqlite3.connect(db) as conn:
-        return (sorted(conn.execute("select * from leads").fetchall(), key=repr),
-                sorted(conn.execute("select * from touches").fetchall(), key=repr))
+        return (
+            sorted(conn.execute("select * from leads").fetchall(), key=repr),
+            sorted(conn.execute("select * from touches").fetchall(), key=repr),
+        )
 
 
 def test_import_refuses_a_broken_file_and_writes_nothing(proj: Project) -> None:
@@ -609,15 +636,15 @@ def test_structure_and_schema_problems_are_reported_together(tmp_path: Path) -> 
     (tmp_path / "templates" / "a.html").write_text("<p>hi</p>\n")
     (tmp_path / "campaigns.yaml").write_text(
         'sender: {from: "A <a@b.example>", postal_address: "x"}\n'  # 1
-        "campaigns:\n"                                               # 2
-        "  lit:\n"                                                   # 3
-        "    stages:\n"                                              # 4
-        "      supplier_research:\n"                                 # 5
+        "campaigns:\n"  # 2
+        "  lit:\n"  # 3
+        "    stages:\n"  # 4
+        "      supplier_research:\n"  # 5
         "        - {id: thanks, after: 0d, subject: hi, template: a.html}\n"  # 6
-        "        - id: thanks\n"                                     # 7
-        "          after: 2x\n"                                      # 8
-        "          template: a.html\n"                               # 9
-        "      supplier_reserch:\n"                                  # 10
+        "        - id: thanks\n"  # 7
+        "          after: 2x\n"  # 8
+        "          template: a.html\n"  # 9
+        "      supplier_reserch:\n"  # 10
         "        - {id: z, after: 1w, channel: fax, template: a.html}\n"  # 11
     )
     from click.testing import CliRunner
@@ -627,18 +654,23 @@ def test_structure_and_schema_problems_are_reported_together(tmp_path: Path) -> 
     result = CliRunner().invoke(main, ["check"], env={"DRIPPER_CAMPAIGNS": str(tmp_path / "campaigns.yaml")})
     assert result.exit_code == 1
     f = str(tmp_path / "campaigns.yaml")
-    lines = [l for l in result.stderr.splitlines() if l.startswith(f)]
-    assert any(l.startswith(f"{f}:7:15: duplicate step id 'thanks'") for l in lines), lines
-    assert any(l.startswith(f"{f}:8:18: after: bad duration") for l in lines), lines
-    assert any(l.startswith(f"{f}:10:7: unknown funnel stage 'supplier_reserch'") for l in lines), lines
-    assert any(":11:" in l and "channel" in l for l in lines), lines
-    assert [int(l.split(":")[1]) for l in lines] == sorted(int(l.split(":")[1]) for l in lines)
+    lines = [ln for ln in result.stderr.splitlines() if ln.startswith(f)]
+    assert any(ln.startswith(f"{f}:7:15: duplicate step id 'thanks'") for ln in lines), lines
+    assert any(ln.startswith(f"{f}:8:18: after: bad duration") for ln in lines), lines
+    assert any(ln.startswith(f"{f}:10:7: unknown funnel stage 'supplier_reserch'") for ln in lines), lines
+    assert any(":11:" in ln and "channel" in ln for ln in lines), lines
+    assert [int(ln.split(":")[1]) for ln in lines] == sorted(int(ln.split(":")[1]) for ln in lines)
 
 
 def test_an_attribute_without_fallback_is_found(proj: Project) -> None:
     # Renders for leads with a `phone` column, fails at send time for all others.
     proj.template("letters/letter.html", "<p>{{ lead.full_name }}</p>\n<p>Call {{ lead.attrs.phone }}</p>\n")
-    find(proj.check(), f"{proj.tfile('letters/letter.html')}:2:", "lead.attrs.phone is missing for leads without a "
-         "'phone' column")
-    proj.template("letters/letter.html", "<p>{{ lead.full_name }}</p>\n<p>Call {{ lead.attrs.phone | default('') }}</p>\n")
+    find(
+        proj.check(),
+        f"{proj.tfile('letters/letter.html')}:2:",
+        "lead.attrs.phone is missing for leads without a 'phone' column",
+    )
+    proj.template(
+        "letters/letter.html", "<p>{{ lead.full_name }}</p>\n<p>Call {{ lead.attrs.phone | default('') }}</p>\n"
+    )
     assert proj.check().exit_code == 0

@@ -16,20 +16,20 @@ The seeded story (America/Chicago, send window Mon-Fri 09:00-17:00 on each lead'
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
+from browser import REVIEW, Watched, browser_page
+from conftest import Dripper, dripper_env, serving
 from lxml import html as lxml_html
 from starlette.testclient import TestClient
 
-from browser import REVIEW, Watched, browser_page
-from conftest import Dripper, dripper_env, serving
-
 TOKEN = "dash-token-0123456789"
-SERVE_AT = datetime(2026, 1, 28, 12, 0, tzinfo=timezone.utc)  # a Wednesday
+SERVE_AT = datetime(2026, 1, 28, 12, 0, tzinfo=UTC)  # a Wednesday
 CALL_STEP = """        - id: call-1
           after: 4w1d
           channel: call
@@ -47,11 +47,28 @@ def seed(dripper: Dripper) -> dict[str, int]:
     assert text.count(anchor) == 1
     campaigns.write_text(text.replace(anchor, anchor + CALL_STEP))
     (dripper.root / "templates" / "letters" / "call.html").write_text(
-        "<p>Call {{ lead.first_name }} about {{ lead.company or 'their plans' }}.</p>")
+        "<p>Call {{ lead.first_name }} about {{ lead.company or 'their plans' }}.</p>"
+    )
     dripper("check")
-    dripper("leads", "add", "linus@torvalds.example", "--first-name", "Linus", "--last-name", "Torvalds",
-            "--company", "Torvalds & Sons", "--timezone", "America/Chicago", "--attr", "owner=Marcus",
-            "--attr", "phone=+1 555 0100", "--at", "2025-12-29T14:00:00Z")
+    dripper(
+        "leads",
+        "add",
+        "linus@torvalds.example",
+        "--first-name",
+        "Linus",
+        "--last-name",
+        "Torvalds",
+        "--company",
+        "Torvalds & Sons",
+        "--timezone",
+        "America/Chicago",
+        "--attr",
+        "owner=Marcus",
+        "--attr",
+        "phone=+1 555 0100",
+        "--at",
+        "2025-12-29T14:00:00Z",
+    )
     dripper("tick", "--at", "2025-12-29T16:00:00Z")
     dripper("leads", "import", "leads.csv", "--at", "2026-01-05T08:00:00Z")
     dripper("tick", "--at", "2026-01-06T08:00:00Z")
@@ -60,8 +77,10 @@ def seed(dripper: Dripper) -> dict[str, int]:
     for at in ("2026-01-12T16:00:00Z", "2026-01-19T16:00:00Z", "2026-01-26T16:00:00Z", "2026-01-27T16:00:00Z"):
         dripper("tick", "--at", at)
     # A forged removal request: it changes nothing, and waits on the overview for a person.
-    (dripper.root / "forged.eml").write_text("From: Zoe <zoe@mueller.example>\nTo: sales@acme.example\n"
-                                              "Subject: <b>unsubscribe</b> me\nMessage-ID: <f-1@x.example>\n\nStop.\n")
+    (dripper.root / "forged.eml").write_text(
+        "From: Zoe <zoe@mueller.example>\nTo: sales@acme.example\n"
+        "Subject: <b>unsubscribe</b> me\nMessage-ID: <f-1@x.example>\n\nStop.\n"
+    )
     dripper("ingest", "forged.eml", "--at", "2026-01-27T17:00:00Z")
     # What the pages will be checked against, as the CLI tells it.
     steps = dripper.json("report", "--json")["campaigns"]["literature-follow-up"]["steps"]
@@ -76,9 +95,15 @@ def seed(dripper: Dripper) -> dict[str, int]:
     store = open_store(dripper.db_url)
     try:
         with store.begin() as conn:
-            return {email: leadrows.by_email(conn, email)["id"]
-                    for email in ("linus@torvalds.example", "ada@lovelace.example", "zoe@mueller.example",
-                                  "grace@hopper.example")}
+            return {
+                email: leadrows.by_email(conn, email)["id"]
+                for email in (
+                    "linus@torvalds.example",
+                    "ada@lovelace.example",
+                    "zoe@mueller.example",
+                    "grace@hopper.example",
+                )
+            }
     finally:
         store.dispose()
 
@@ -100,11 +125,11 @@ def db_name(dripper: Dripper) -> str:
 
 # --- a real `dripper serve` -----------------------------------------------------------------------
 
+
 @pytest.fixture
 def served(seeded: tuple[Dripper, dict[str, int]], tmp_path: Path) -> Iterator[str]:
     dripper, _ = seeded
-    env = dripper_env(DRIPPER_DATABASE_URL=dripper.db_url, DRIPPER_SECRET="test-secret",
-                      DRIPPER_DASHBOARD_TOKEN=TOKEN)
+    env = dripper_env(DRIPPER_DATABASE_URL=dripper.db_url, DRIPPER_SECRET="test-secret", DRIPPER_DASHBOARD_TOKEN=TOKEN)
     with serving(dripper.root, env, tmp_path / "serve.log", "--at", SERVE_AT.isoformat()) as server:
         yield server.base
     assert " 500 " not in server.text()
@@ -146,7 +171,11 @@ def test_dashboard_in_a_browser(served: str, seeded: tuple[Dripper, dict[str, in
     assert page.url == f"{served}/dashboard"
     [cookie] = page.context.cookies()
     assert (cookie["name"], cookie["httpOnly"], cookie["sameSite"], cookie["path"]) == (
-        "dripper_dashboard", True, "Strict", "/dashboard")
+        "dripper_dashboard",
+        True,
+        "Strict",
+        "/dashboard",
+    )
     assert cookie["expires"] > SERVE_AT.timestamp()  # it expires (a session cookie would be -1)
 
     # Overview: the steps' counts, what is due in the next 7 days, the events.
@@ -231,8 +260,9 @@ def test_dashboard_in_a_browser(served: str, seeded: tuple[Dripper, dict[str, in
     assert httpx.get(f"{served}/dashboard", headers={"Authorization": "Bearer nope"}).status_code == 401
 
 
-def test_report_html_loads_in_a_browser(seeded: tuple[Dripper, dict[str, int]], browser: Watched,
-                                        tmp_path: Path) -> None:
+def test_report_html_loads_in_a_browser(
+    seeded: tuple[Dripper, dict[str, int]], browser: Watched, tmp_path: Path
+) -> None:
     dripper, _ = seeded
     out = tmp_path / "report.html"
     dripper("report", "--html", str(out))
@@ -246,17 +276,21 @@ def test_report_html_loads_in_a_browser(seeded: tuple[Dripper, dict[str, int]], 
 
 # --- TestClient: auth rules and bad input -----------------------------------------------------------
 
+
 def make_client(dripper: Dripper, token: str | None, clock: Any) -> tuple[TestClient, Any]:
     from dripper import config as config_mod
     from dripper.settings import Settings
     from dripper.store import open_store
     from dripper.tokens import Tokens
-    from dripper.web import WebContext, create_app
+    from dripper.web.app import WebContext, create_app
 
     store = open_store(dripper.db_url)
     loaded = config_mod.load(Settings(campaigns_path=dripper.root / "campaigns.yaml"))
-    app = create_app(WebContext(store, loaded, Tokens("test-secret"), clock, None,
-                                Settings(secret="test-secret"), dashboard_token=token))
+    app = create_app(
+        WebContext(
+            store, loaded, Tokens("test-secret"), clock, None, Settings(secret="test-secret"), dashboard_token=token
+        )
+    )
     return TestClient(app, raise_server_exceptions=False), store
 
 
@@ -299,8 +333,9 @@ def test_without_a_token_the_dashboard_is_off(dripper: Dripper, clock: Any) -> N
     store.dispose()
 
 
-def test_login_sets_an_expiring_strict_session_cookie(client: TestClient, clock: Any,
-                                                      seeded: tuple[Dripper, dict[str, int]]) -> None:
+def test_login_sets_an_expiring_strict_session_cookie(
+    client: TestClient, clock: Any, seeded: tuple[Dripper, dict[str, int]]
+) -> None:
     first = client.get("/dashboard")
     assert first.status_code == 200 and "name='token'" in first.text and "set-cookie" not in first.headers
     assert "literature-follow-up" not in first.text
@@ -324,8 +359,8 @@ def test_login_sets_an_expiring_strict_session_cookie(client: TestClient, clock:
     # The cookie names a session kept on the server: altered, or a session of another token
     # (DRIPPER_DASHBOARD_TOKEN changed since), it is no session.
     good = client.cookies["dripper_dashboard"]
-    from dripper.dashboard import Sessions
     from dripper.store import open_store
+    from dripper.web.dashboard import Sessions
 
     store = open_store(seeded[0].db_url)
     other_token = Sessions(store, "other-token", clock).issue()
@@ -357,10 +392,14 @@ def test_bearer_tokens_next_and_logout(client: TestClient) -> None:
             assert response.status_code == 401 and response.headers["www-authenticate"].startswith("Bearer")
 
     # After logging in, back where the login form was shown; never to another site.
-    for target, lands in (("/dashboard/calls?open=1", "/dashboard/calls?open=1"),
-                          ("https://evil.example/", "/dashboard"), ("//evil.example/dashboard", "/dashboard"),
-                          ("/dashboard/../u/x", "/dashboard"), ("/dashboardx", "/dashboard"),
-                          ("/dashboard\\evil", "/dashboard")):
+    for target, lands in (
+        ("/dashboard/calls?open=1", "/dashboard/calls?open=1"),
+        ("https://evil.example/", "/dashboard"),
+        ("//evil.example/dashboard", "/dashboard"),
+        ("/dashboard/../u/x", "/dashboard"),
+        ("/dashboardx", "/dashboard"),
+        ("/dashboard\\evil", "/dashboard"),
+    ):
         response = client.post("/dashboard/login", data={"token": TOKEN, "next": target}, follow_redirects=False)
         assert response.headers["location"] == lands, target
     assert "Marcus" in client.get("/dashboard/calls").text
@@ -405,8 +444,11 @@ def test_logout_ends_the_session_on_the_server(seeded: tuple[Dripper, dict[str, 
 
         [row] = sessions_in_db(first_store)
         assert copied not in str(row)  # the table holds a hash of the session id, not the cookie
-        assert (row["issued_at"], row["expires_at"], row["ended_at"]) == (SERVE_AT, SERVE_AT + timedelta(hours=12),
-                                                                          SERVE_AT)
+        assert (row["issued_at"], row["expires_at"], row["ended_at"]) == (
+            SERVE_AT,
+            SERVE_AT + timedelta(hours=12),
+            SERVE_AT,
+        )
 
         # Expired sessions are deleted when the next one is issued.
         first.cookies.clear()
@@ -426,7 +468,7 @@ def test_wrong_tokens_lock_the_client_out_for_a_while(seeded: tuple[Dripper, dic
     from dripper.settings import Settings
     from dripper.store import open_store
     from dripper.tokens import Tokens
-    from dripper.web import WebContext, create_app
+    from dripper.web.app import WebContext, create_app
 
     dripper, _ = seeded
     store = open_store(dripper.db_url)
@@ -451,10 +493,14 @@ def test_wrong_tokens_lock_the_client_out_for_a_while(seeded: tuple[Dripper, dic
         clock.advance(timedelta(minutes=5))
         right, wrong = login(guesser, TOKEN), login(guesser, "guess-5")
         assert right.status_code == wrong.status_code == 429
-        assert right.text == wrong.text and "try again in 10 minutes" in right.text and "set-cookie" not in right.headers
+        assert (
+            right.text == wrong.text and "try again in 10 minutes" in right.text and "set-cookie" not in right.headers
+        )
         assert right.headers["retry-after"] == wrong.headers["retry-after"] == "600"
         for bearer in (TOKEN, "guess-6"):  # the same for scripts, on any server of the same database
-            response = from_("198.51.100.7", other_app).get("/dashboard/calls", headers={"Authorization": f"Bearer {bearer}"})
+            response = from_("198.51.100.7", other_app).get(
+                "/dashboard/calls", headers={"Authorization": f"Bearer {bearer}"}
+            )
             assert response.status_code == 429 and "Marcus" not in response.text
         # Another client is not locked out.
         assert login(colleague, TOKEN).status_code == 303
@@ -482,14 +528,24 @@ def test_wrong_tokens_lock_the_client_out_for_a_while(seeded: tuple[Dripper, dic
 def test_bad_input_gets_4xx_never_5xx(client: TestClient) -> None:
     logged_in(client)
     cases = {
-        "/dashboard/leads/abc": 400, "/dashboard/leads/-1": 400, "/dashboard/leads/1.5": 400,
-        "/dashboard/leads/%00": 400, "/dashboard/leads/999999": 404, "/dashboard/leads/" + "9" * 40: 404,
+        "/dashboard/leads/abc": 400,
+        "/dashboard/leads/-1": 400,
+        "/dashboard/leads/1.5": 400,
+        "/dashboard/leads/%00": 400,
+        "/dashboard/leads/999999": 404,
+        "/dashboard/leads/" + "9" * 40: 404,
         "/dashboard/leads/9223372036854775807": 404,  # 19 digits: no id of ours is that long
-        "/dashboard/leads?q=" + "a" * 10_000: 400, "/dashboard/leads?q=a%00b": 400,
-        "/dashboard/calls?day=2026-13-45": 400, "/dashboard/calls?day=yesterday": 400,
-        "/dashboard/calls?owner=" + "x" * 1000: 400, "/dashboard/calls?day=all": 200,
-        "/dashboard/leads?q=%25": 200, "/dashboard/leads?q=_": 200, "/dashboard/leads?q=%27%22%3B--": 200,
-        "/dashboard/leads?q=%F0%9F%92%A5": 200, "/dashboard/leads?q=%E4%B8%AD%EF%BF%BF%F4%8F%BF%BF": 200,
+        "/dashboard/leads?q=" + "a" * 10_000: 400,
+        "/dashboard/leads?q=a%00b": 400,
+        "/dashboard/calls?day=2026-13-45": 400,
+        "/dashboard/calls?day=yesterday": 400,
+        "/dashboard/calls?owner=" + "x" * 1000: 400,
+        "/dashboard/calls?day=all": 200,
+        "/dashboard/leads?q=%25": 200,
+        "/dashboard/leads?q=_": 200,
+        "/dashboard/leads?q=%27%22%3B--": 200,
+        "/dashboard/leads?q=%F0%9F%92%A5": 200,
+        "/dashboard/leads?q=%E4%B8%AD%EF%BF%BF%F4%8F%BF%BF": 200,
         "/dashboard/nope": 404,
     }
     for path, status in cases.items():
@@ -521,21 +577,35 @@ def test_search_by_email_prefix_name_and_company(client: TestClient, seeded: tup
 
 def test_pages_escape_what_they_print(client: TestClient, seeded: tuple[Dripper, dict[str, int]]) -> None:
     dripper, _ = seeded
-    dripper("leads", "add", "mallory@evil.example", "--first-name", "<script>alert(1)</script>",
-            "--company", "\"><img src=x onerror=alert(2)>", "--attr", "note=<b>bold</b>",
-            "--at", "2026-01-27T10:00:00Z")
+    dripper(
+        "leads",
+        "add",
+        "mallory@evil.example",
+        "--first-name",
+        "<script>alert(1)</script>",
+        "--company",
+        '"><img src=x onerror=alert(2)>',
+        "--attr",
+        "note=<b>bold</b>",
+        "--at",
+        "2026-01-27T10:00:00Z",
+    )
     dripper("event", "mallory@evil.example", "stage", "--stage", "lost_to_competitor", "--at", "2026-01-27T11:00:00Z")
     logged_in(client)
     lead_id = re.search(r"/dashboard/leads/(\d+)'>mallory@", client.get("/dashboard/leads?q=mallory").text).group(1)
-    for path in ("/dashboard", "/dashboard/leads?q=mallory", f"/dashboard/leads/{lead_id}",
-                 "/dashboard/leads?q=%3Cscript%3Ealert(3)%3C/script%3E"):
+    for path in (
+        "/dashboard",
+        "/dashboard/leads?q=mallory",
+        f"/dashboard/leads/{lead_id}",
+        "/dashboard/leads?q=%3Cscript%3Ealert(3)%3C/script%3E",
+    ):
         text = client.get(path).text
         assert "<script" not in text and "<img" not in text and "<b>bold" not in text, path
     page = client.get(f"/dashboard/leads/{lead_id}").text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "&lt;b&gt;bold&lt;/b&gt;" in page
     assert "lost_to_competitor" in client.get("/dashboard").text  # the stage change is a recent event
     overview = client.get("/dashboard").text
-    review = overview[overview.index("Inbound mail to review"):]
+    review = overview[overview.index("Inbound mail to review") :]
     assert "zoe@mueller.example" in review and "&lt;b&gt;unsubscribe&lt;/b&gt; me" in review
     assert "its From address is unauthenticated" in review  # and why it changed nothing
 
@@ -560,7 +630,7 @@ def test_overview_counts_are_the_reports(client: TestClient, seeded: tuple[Dripp
                 assert number(tr, state) == row[state], (step, state)
     days = {tr.get("data-day"): number(tr, "total") for tr in tree.xpath("//table[@class='due-days']/tbody/tr")}
     assert list(days) == [f"2026-01-{d}" for d in (28, 29, 30, 31)] + ["2026-02-01", "2026-02-02", "2026-02-03"]
-    assert days == {**{day: 0 for day in days}, "2026-02-02": 1, "2026-02-03": 1}
+    assert days == {**dict.fromkeys(days, 0), "2026-02-02": 1, "2026-02-03": 1}
     steps = {tr.get("data-step"): number(tr, "total") for tr in tree.xpath("//table[@class='due-steps']/tbody/tr")}
     assert steps == {"letter-1": 1, "call-1": 1}
 
@@ -588,22 +658,33 @@ CUSTOMER_STEPS = """        - id: customer-tips
 def test_due_soon_walks_only_tracks_that_can_reach_the_window_and_misses_nothing(dripper: Dripper) -> None:
     """The later steps in the window, found by walking only the leads `later_cutoffs` lets
     through, are exactly those found by walking every lead with a touch in the window."""
-    from dripper import config as config_mod, report, timing
-    from dripper.dashboard import Layout, due_soon
-    from dripper.settings import Settings
-    from dripper.store import open_store, touches
-    from dripper.store import leadrows, touchrows
     from sqlalchemy import select
+
+    from dripper import config as config_mod
+    from dripper.campaign import timing
+    from dripper.reports import funnel as report
+    from dripper.settings import Settings
+    from dripper.store import leadrows, open_store, touches, touchrows
+    from dripper.web.dashboard import Layout, due_soon
 
     campaigns = dripper.root / "campaigns.yaml"
     campaigns.write_text(campaigns.read_text() + CUSTOMER_STEPS)
     (dripper.root / "templates" / "letters" / "call.html").write_text("<p>Call {{ lead.first_name }}.</p>")
-    start = datetime(2026, 3, 2, 7, 0, tzinfo=timezone.utc)
+    start = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)
     for day in range(14):  # a customer and a researcher entering each day, at shifting hours
         at = start + timedelta(days=day, hours=3 * (day % 5))
         for stage in ("customer", "supplier_research"):
-            dripper("leads", "add", f"{stage[:4]}{day}@example.org", "--stage", stage, "--at", at.isoformat(),
-                    "--timezone", ("America/Chicago", "Europe/Berlin", "Asia/Tokyo")[day % 3])
+            dripper(
+                "leads",
+                "add",
+                f"{stage[:4]}{day}@example.org",
+                "--stage",
+                stage,
+                "--at",
+                at.isoformat(),
+                "--timezone",
+                ("America/Chicago", "Europe/Berlin", "Asia/Tokyo")[day % 3],
+            )
         dripper("tick", "--at", (at + timedelta(hours=12)).isoformat())
     now = start + timedelta(days=14, hours=5)
     loaded = config_mod.load(Settings(campaigns_path=campaigns))
@@ -612,8 +693,7 @@ def test_due_soon_walks_only_tracks_that_can_reach_the_window_and_misses_nothing
     try:
         with store.begin() as conn:
             soon = due_soon(conn, loaded.planner, layout, now)
-            end = timing.localize(datetime.combine(soon.days[-1] + timedelta(days=1), datetime.min.time()),
-                                  layout.zone)
+            end = timing.localize(datetime.combine(soon.days[-1] + timedelta(days=1), datetime.min.time()), layout.zone)
             expected: dict[tuple[str, str, str], dict[Any, int]] = {}
             later = 0
             in_window = (touches.c.state == "planned", touches.c.due_at > now, touches.c.due_at < end)
@@ -622,8 +702,11 @@ def test_due_soon_walks_only_tracks_that_can_reach_the_window_and_misses_nothing
                 lead = leadrows.by_id(conn, lead_id)
                 rows = touchrows.for_lead(conn, lead_id)
                 items = [(r, False) for r in rows if r["state"] == "planned" and now < r["due_at"] < end]
-                items += [(r, True) for r in report.upcoming_rows(loaded.planner, lead, rows)
-                          if r["state"] == "planned" and now < r["due_at"] < end]
+                items += [
+                    (r, True)
+                    for r in report.upcoming_rows(loaded.planner, lead, rows)
+                    if r["state"] == "planned" and now < r["due_at"] < end
+                ]
                 for row, is_later in items:
                     cell = expected.setdefault((row["campaign"], row["step_id"], row["channel"]), {})
                     day = layout.day(row["due_at"])
@@ -641,23 +724,23 @@ def test_later_cutoffs_bound_every_later_step(campaigns_file: str) -> None:
     """No step that comes after a lead's next touch is due sooner after the lead's entry
     than the cutoff allows, whatever the entry instant, zone, country or send window (the
     shipped campaigns.yaml has windows and holidays); and the bound is tight to a day."""
-    from dripper.campaigns import load
-    from dripper.dashboard import later_cutoffs
-    from dripper.planner import Planner
+    from dripper.campaign.model import load
+    from dripper.planning.planner import Planner
+    from dripper.web.dashboard import later_cutoffs
 
     config = load(Path(__file__).parent.parent / campaigns_file)
     planner = Planner(config)
-    end = datetime(2027, 1, 1, tzinfo=timezone.utc)
+    end = datetime(2027, 1, 1, tzinfo=UTC)
     least = {key: end - cutoff for key, cutoff in later_cutoffs(config, end).items()}
     slack: dict[tuple[str, str], timedelta] = {}
-    entries = [datetime(2026, 3, 1, tzinfo=timezone.utc) + timedelta(hours=7 * i) for i in range(130)]
+    entries = [datetime(2026, 3, 1, tzinfo=UTC) + timedelta(hours=7 * i) for i in range(130)]
     for name, campaign in config.campaigns.items():
         for stage in campaign.stages:
             for entered in entries:
                 for tz, country in (("America/Chicago", "US"), ("Europe/Berlin", "DE"), ("Asia/Tokyo", "")):
                     track = planner.dues(name, stage, entered, tz, country)
                     for k, (step, _) in enumerate(track[:-1]):
-                        soonest = min(due for _, due in track[k + 1:]) - entered
+                        soonest = min(due for _, due in track[k + 1 :]) - entered
                         assert soonest >= least[(name, step.id)], (name, stage, step.id, entered, tz)
                         key = (name, step.id)
                         slack[key] = min(slack.get(key, timedelta.max), soonest - least[key])

@@ -7,16 +7,15 @@ import mailbox
 import re
 import shutil
 import subprocess
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
-
 from conftest import Dripper
 
 ROOT = Path(__file__).resolve().parent.parent
-T0 = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +24,9 @@ def rsa_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
     folder = tmp_path_factory.mktemp("dkim")
     key = folder / "dkim.pem"
     subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
-    public = subprocess.run(["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"], check=True,
-                            capture_output=True).stdout
+    public = subprocess.run(
+        ["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"], check=True, capture_output=True
+    ).stdout
     import base64
 
     return key, b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
@@ -85,8 +85,12 @@ def test_feedback_id_and_verp_return_path(dripper_sqlite: Dripper) -> None:
 
 def test_bounce_address_is_configurable(dripper_sqlite: Dripper, project: Path) -> None:
     campaigns = project / "campaigns.yaml"
-    campaigns.write_text(campaigns.read_text().replace(
-        '  reply_to: "reply@acme.example"\n', '  reply_to: "reply@acme.example"\n  bounce_address: "dsn@mail.acme.example"\n'))
+    campaigns.write_text(
+        campaigns.read_text().replace(
+            '  reply_to: "reply@acme.example"\n',
+            '  reply_to: "reply@acme.example"\n  bounce_address: "dsn@mail.acme.example"\n',
+        )
+    )
     for data in _sent(dripper_sqlite).values():
         assert re.match(rb"Return-Path: <dsn\+t\d+-[0-9a-f]{10}@mail\.acme\.example>", data)
 
@@ -100,26 +104,47 @@ CONTROL = (  # what spam looks like to SpamAssassin's local rules (scores about 
 )
 
 
-def test_shipped_templates_score_low_with_spamassassin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                        sqlite_url: str) -> None:
+def test_shipped_templates_score_low_with_spamassassin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sqlite_url: str
+) -> None:
     """Every e-mail step of the shipped campaigns, sent through dripper, scores under 2.0
     with SpamAssassin's local rules; a spammy control message scores high (so this check
     can fail)."""
     if shutil.which("spamassassin") is None:
         pytest.fail("spamassassin is missing: run scripts/test (it installs it) or apt-get install spamassassin")
     monkeypatch.chdir(tmp_path)
-    stages = ["awareness_of_need", "awareness_of_solutions", "awareness_of_suppliers", "supplier_research",
-              "supplier_preference", "negotiation", "customer", "repeat_business", "lost_to_competitor"]
+    stages = [
+        "awareness_of_need",
+        "awareness_of_solutions",
+        "awareness_of_suppliers",
+        "supplier_research",
+        "supplier_preference",
+        "negotiation",
+        "customer",
+        "repeat_business",
+        "lost_to_competitor",
+    ]
     rows = ["email,first_name,last_name,company,stage,timezone,address_line1,city,postal_code,country,product"]
-    rows += [f"buyer{i}@plant{i}.example,Zoë,Müller,Müller Anlagenbau GmbH,{stage},Europe/Berlin,Hauptstr. 5,"
-             f"Stuttgart,70173,DE,stainless valves" for i, stage in enumerate(stages)]
+    rows += [
+        f"buyer{i}@plant{i}.example,Zoë,Müller,Müller Anlagenbau GmbH,{stage},Europe/Berlin,Hauptstr. 5,"
+        f"Stuttgart,70173,DE,stainless valves"
+        for i, stage in enumerate(stages)
+    ]
     (tmp_path / "leads.csv").write_text("\n".join(rows) + "\n")
-    drip = Dripper(tmp_path, sqlite_url, {"DRIPPER_CAMPAIGNS": str(ROOT / "campaigns.yaml"),
-                                          "DRIPPER_BASE_URL": "https://drip.acme.example"})
+    drip = Dripper(
+        tmp_path,
+        sqlite_url,
+        {"DRIPPER_CAMPAIGNS": str(ROOT / "campaigns.yaml"), "DRIPPER_BASE_URL": "https://drip.acme.example"},
+    )
     drip("leads", "import", "leads.csv", "--at", T0.isoformat())
-    dues = sorted({t["due"] for i in range(len(stages))
-                   for t in drip.json("plan", f"buyer{i}@plant{i}.example", "--json")["touches"]
-                   if t["channel"] == "email"})
+    dues = sorted(
+        {
+            t["due"]
+            for i in range(len(stages))
+            for t in drip.json("plan", f"buyer{i}@plant{i}.example", "--json")["touches"]
+            if t["channel"] == "email"
+        }
+    )
     for due in dues:
         drip("tick", "--at", due)
     sent = sorted(tmp_path.glob("outbox/*.eml"))
@@ -139,6 +164,7 @@ def test_shipped_templates_score_low_with_spamassassin(tmp_path: Path, monkeypat
 
 def _spam_scores(path: Path, *options: str) -> list[float]:
     with open(path, "rb") as handle:
-        report = subprocess.run(["spamassassin", "-t", "-L", *options], stdin=handle, capture_output=True,
-                                timeout=600).stdout.decode("utf-8", "replace")
+        report = subprocess.run(
+            ["spamassassin", "-t", "-L", *options], stdin=handle, capture_output=True, timeout=600
+        ).stdout.decode("utf-8", "replace")
     return [float(s) for s in re.findall(r"^X-Spam-Status: \w+, score=(-?[\d.]+)", report, re.MULTILINE)]

@@ -5,19 +5,19 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
 
-from dripper.campaigns import load as load_campaigns
-from dripper.diff import PREDATES
-from dripper.planner import Planner
+from dripper.campaign.model import load as load_campaigns
+from dripper.planning.diff import PREDATES
+from dripper.planning.planner import Planner
 from dripper.store import campaign_versions, leads, open_store, touches
 from dripper.store.tables import metadata
 
-T0 = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)  # a Monday; 02:00 in Chicago
+T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)  # a Monday; 02:00 in Chicago
 CAMPAIGN = "literature-follow-up"
 
 
@@ -36,12 +36,16 @@ def _edit(path: Path, old: str, new: str) -> None:
 
 
 def _step(step_id: str, after: str, template: str = "mail/news.html") -> str:
-    return (f"        - id: {step_id}\n          after: {after}\n          channel: email\n          kind: new_info\n"
-            f"          subject: \"{step_id}\"\n          template: {template}\n")
+    return (
+        f"        - id: {step_id}\n          after: {after}\n          channel: email\n          kind: new_info\n"
+        f'          subject: "{step_id}"\n          template: {template}\n'
+    )
 
 
-LETTER_1 = ("        - id: letter-1\n          after: 4w\n          channel: letter\n          kind: follow_up\n"
-            "          template: letters/follow_up.html\n")
+LETTER_1 = (
+    "        - id: letter-1\n          after: 4w\n          channel: letter\n          kind: follow_up\n"
+    "          template: letters/follow_up.html\n"
+)
 
 
 def _rows(url: str) -> dict[tuple[str, str], dict[str, Any]]:
@@ -59,8 +63,10 @@ def _everything(url: str) -> dict[str, list[tuple[Any, ...]]]:
     store = open_store(url)
     try:
         with store.begin() as conn:
-            return {table.name: sorted(map(tuple, conn.execute(select(table)).all()), key=repr)
-                    for table in metadata.sorted_tables}
+            return {
+                table.name: sorted(map(tuple, conn.execute(select(table)).all()), key=repr)
+                for table in metadata.sorted_tables
+            }
     finally:
         store.dispose()
 
@@ -115,11 +121,15 @@ def test_diff_tells_what_the_next_ticks_do(dripper, project):
     assert diff["status"] == "changed" and diff["note"] is None
     steps = diff["steps"]
     assert [(s["step"], s["stage"], s["after"]) for s in steps["added"]] == [
-        ("inserted-past", "supplier_research", "1w"), ("inserted-future", "supplier_research", "8w")]
+        ("inserted-past", "supplier_research", "1w"),
+        ("inserted-future", "supplier_research", "8w"),
+    ]
     assert steps["removed"] == [{"step": "letter-1", "stage": "supplier_research"}]
     assert steps["renamed"] == [{"from": "thanks", "to": "thank-you"}]
     assert [(s["step"], s["after"], s["send_window"]) for s in steps["retimed"]] == [
-        ("reminder-1", {"from": "2w", "to": "3w"}, None), ("offer-1", {"from": "10w", "to": "12w"}, None)]
+        ("reminder-1", {"from": "2w", "to": "3w"}, None),
+        ("offer-1", {"from": "10w", "to": "12w"}, None),
+    ]
     assert steps["moved"] == steps["reordered"] == steps["changed"] == [] and steps["settings"] == {}
     effects = diff["leads"]
     assert effects["in_campaign"] == 4 and effects["at"] == iso(at)
@@ -133,12 +143,17 @@ def test_diff_tells_what_the_next_ticks_do(dripper, project):
     written = {key: row for key, row in after.items() if row["updated_at"] == at}
 
     def written_as(step: str, state: str, reason: str | None) -> list[dict[str, Any]]:
-        return [row for (_, s), row in written.items() if s == step and (row["state"], row["reason"]) == (state, reason)]
+        return [
+            row for (_, s), row in written.items() if s == step and (row["state"], row["reason"]) == (state, reason)
+        ]
 
     # What the tick wrote is what diff said, step by step.
     assert by_step["inserted-past"]["missed"] == len(written_as("inserted-past", "skipped", "missed")) == 3
     planned_now = written_as("inserted-past", "planned", None)
-    assert by_step["inserted-past"]["gets"] == {"leads": 1, "weeks": dict(Counter(_week(r["due_at"]) for r in planned_now))}
+    assert by_step["inserted-past"]["gets"] == {
+        "leads": 1,
+        "weeks": dict(Counter(_week(r["due_at"]) for r in planned_now)),
+    }
     removed = written_as("letter-1", "skipped", "step_removed")
     assert by_step["letter-1"]["step_removed"] == len(removed) == 3
     assert all(before[(r["email"], "letter-1")]["state"] == "planned" for r in removed)
@@ -146,14 +161,25 @@ def test_diff_tells_what_the_next_ticks_do(dripper, project):
     for step in ("inserted-past", "inserted-future", "letter-1", "reminder-1", "offer-1"):
         assert by_step[step]["missed"] == len(written_as(step, "skipped", "missed")), step
         assert by_step[step]["step_removed"] == len(written_as(step, "skipped", "step_removed")), step
-    moved = [(after[key]["due_at"] - row["due_at"]).total_seconds() for key, row in before.items()
-             if row["state"] == "planned" and key in after and after[key]["state"] == "planned"
-             and after[key]["due_at"] != row["due_at"]]
+    moved = [
+        (after[key]["due_at"] - row["due_at"]).total_seconds()
+        for key, row in before.items()
+        if row["state"] == "planned"
+        and key in after
+        and after[key]["state"] == "planned"
+        and after[key]["due_at"] != row["due_at"]
+    ]
     assert by_step["reminder-1"]["pending_moved"]["touches"] == len(moved) == 1
     assert _json_spread(by_step["reminder-1"]["pending_moved"]) == _spread(moved) == (7 * 86400,) * 3
-    assert effects["next_touch_changes"] == sum(
-        1 for email, nxt in _next_touches(after, {}).items()
-        if _next_touches(before, {"thanks": "thank-you"}).get(email) != nxt) == 4
+    assert (
+        effects["next_touch_changes"]
+        == sum(
+            1
+            for email, nxt in _next_touches(after, {}).items()
+            if _next_touches(before, {"thanks": "thank-you"}).get(email) != nxt
+        )
+        == 4
+    )
     assert not any(step == "thanks" for _, step in after)  # carried over to thank-you
     assert dripper("diff", "--exit-code", "--at", iso(at)).exit_code == 0  # applied: nothing left to tell
 
@@ -163,8 +189,10 @@ def test_diff_tells_what_the_next_ticks_do(dripper, project):
     final = _rows(dripper.db_url)
     future = [row for (_, step), row in final.items() if step == "inserted-future"]
     assert all(row["state"] == "sent" for row in future)
-    assert by_step["inserted-future"]["gets"] == {"leads": len(future),
-                                                 "weeks": dict(Counter(_week(r["due_at"]) for r in future))}
+    assert by_step["inserted-future"]["gets"] == {
+        "leads": len(future),
+        "weeks": dict(Counter(_week(r["due_at"]) for r in future)),
+    }
     assert by_step["inserted-future"]["gets"]["leads"] == 4
     assert not [row for (_, step), row in final.items() if step == "letter-1" and row["state"] == "sent"]
     old = Planner(original)
@@ -190,7 +218,9 @@ def test_the_terminal_shows_the_same_story(dripper, project):
     dripper("leads", "import", "leads.csv", "--at", iso(T0))
     dripper("tick", "--at", iso(day(1)))
     _edit(project / "campaigns.yaml", "after: 10w", "after: 12w")
-    _edit(project / "campaigns.yaml", "        - id: reminder-1\n", _step("extra-1", "1d") + "        - id: reminder-1\n")
+    _edit(
+        project / "campaigns.yaml", "        - id: reminder-1\n", _step("extra-1", "1d") + "        - id: reminder-1\n"
+    )
     result = dripper("diff", "--at", iso(day(2)), "--exit-code", ok=1)
     text = result.stdout
     assert "literature-follow-up" in text and "retimed" in text and "10w → 12w" in text
@@ -238,8 +268,14 @@ def test_a_version_applied_before_definitions_were_kept(dripper, project):
     steps = diff["steps"]
     assert [s["step"] for s in steps["added"]] == ["early"]
     assert steps["removed"] == [{"step": "letter-1", "stage": "supplier_research"}]
-    assert [s["step"] for s in steps["unreached"]] == ["news-1", "offer-1", "monthly-4", "monthly-6", "lost-1",
-                                                       "welcome-customer"]
+    assert [s["step"] for s in steps["unreached"]] == [
+        "news-1",
+        "offer-1",
+        "monthly-4",
+        "monthly-6",
+        "lost-1",
+        "welcome-customer",
+    ]
     by_step = diff["leads"]["steps"]
     assert by_step["early"]["missed"] == 3 and by_step["letter-1"]["step_removed"] == 3
     assert by_step["news-1"]["gets"]["leads"] == 3 and set(by_step) == {"early", "letter-1", "news-1"}
@@ -269,8 +305,10 @@ def test_an_upgraded_database_adopts_the_new_fingerprint_without_replanning(drip
     with store.begin() as conn:
         row = conn.execute(select(campaign_versions)).one()
     store.dispose()
-    assert (row.fingerprint, row.definition) == (config.schedule_fingerprint(CAMPAIGN),
-                                                 config.schedule_definition(CAMPAIGN))
+    assert (row.fingerprint, row.definition) == (
+        config.schedule_fingerprint(CAMPAIGN),
+        config.schedule_definition(CAMPAIGN),
+    )
 
 
 def test_moved_reordered_rewindowed_and_recast_steps(dripper, project):
@@ -281,17 +319,20 @@ def test_moved_reordered_rewindowed_and_recast_steps(dripper, project):
     campaigns = project / "campaigns.yaml"
     text = campaigns.read_text()
     # lost-1 moves to the customer track (and comes after 1w there) ...
-    lost = text[text.index("        - id: lost-1\n"):text.index("      customer:\n")]
+    lost = text[text.index("        - id: lost-1\n") : text.index("      customer:\n")]
     text = text.replace("      lost_to_competitor:\n" + lost, "      lost_to_competitor: []\n")
     text += lost.replace("after: 3mo", "after: 1w")
     # ... monthly-6 comes before monthly-4 in the file (the same times, another order), offer-1
     # changes its kind, and the campaign gets its own send window and stop_on.
-    m4 = text[text.index("        - id: monthly-4\n"):text.index("        - id: monthly-6\n")]
-    m6 = text[text.index("        - id: monthly-6\n"):text.index("      lost_to_competitor:")]
+    m4 = text[text.index("        - id: monthly-4\n") : text.index("        - id: monthly-6\n")]
+    m6 = text[text.index("        - id: monthly-6\n") : text.index("      lost_to_competitor:")]
     text = text.replace(m4 + m6, m6 + m4)
     text = text.replace("          kind: special_offer\n", "          kind: reminder\n")
-    text = text.replace("    stages:\n", "    stop_on: [converted, unsubscribed, bounced, complained]\n"
-                        "    send_window: {days: [mon, tue, wed, thu], hours: \"10:00-16:00\"}\n    stages:\n")
+    text = text.replace(
+        "    stages:\n",
+        "    stop_on: [converted, unsubscribed, bounced, complained]\n"
+        '    send_window: {days: [mon, tue, wed, thu], hours: "10:00-16:00"}\n    stages:\n',
+    )
     campaigns.write_text(text)
     dripper("check")
     diff = dripper.json("diff", "--json", "--at", iso(day(3)))["campaigns"][CAMPAIGN]
@@ -299,11 +340,20 @@ def test_moved_reordered_rewindowed_and_recast_steps(dripper, project):
     assert steps["added"] == steps["removed"] == steps["renamed"] == []
     assert steps["moved"] == [{"step": "lost-1", "from": "lost_to_competitor", "to": "customer"}]
     research = ["thanks", "reminder-1", "letter-1", "news-1", "offer-1"]
-    assert steps["reordered"] == [{"stage": "supplier_research", "from": research + ["monthly-4", "monthly-6"],
-                                   "to": research + ["monthly-6", "monthly-4"]}]
+    assert steps["reordered"] == [
+        {
+            "stage": "supplier_research",
+            "from": [*research, "monthly-4", "monthly-6"],
+            "to": [*research, "monthly-6", "monthly-4"],
+        }
+    ]
     assert steps["changed"] == [{"step": "offer-1", "kind": {"from": "special_offer", "to": "reminder"}}]
-    assert steps["settings"] == {"stop_on": {"from": ["bounced", "complained", "converted", "replied", "unsubscribed"],
-                                             "to": ["bounced", "complained", "converted", "unsubscribed"]}}
+    assert steps["settings"] == {
+        "stop_on": {
+            "from": ["bounced", "complained", "converted", "replied", "unsubscribed"],
+            "to": ["bounced", "complained", "converted", "unsubscribed"],
+        }
+    }
     retimed = {s["step"]: s for s in steps["retimed"]}
     assert set(retimed) == set(research) | {"monthly-4", "monthly-6", "lost-1", "welcome-customer"}
     assert retimed["thanks"]["send_window"] == {"from": "mon-fri 09:00-17:00", "to": "mon-thu 10:00-16:00"}
@@ -312,8 +362,12 @@ def test_moved_reordered_rewindowed_and_recast_steps(dripper, project):
     assert by_step["lost-1"]["step_removed"] == 1  # Grace's pending lost-1, in the stage that no longer has it
     assert by_step["lost-1"]["gets"] == {"leads": 1, "weeks": {"2026-W03": 1}}  # the customer's track has it now
     # reminder-1 is pending for Ada and Zoë: Monday 19 January, 09:00 -> 10:00 on their clocks.
-    assert by_step["reminder-1"]["pending_moved"] == {"touches": 2, "min_seconds": 3600, "median_seconds": 3600,
-                                                      "max_seconds": 3600}
+    assert by_step["reminder-1"]["pending_moved"] == {
+        "touches": 2,
+        "min_seconds": 3600,
+        "median_seconds": 3600,
+        "max_seconds": 3600,
+    }
 
     before = _rows(dripper.db_url)
     dripper("tick", "--at", iso(day(3)))
@@ -322,8 +376,11 @@ def test_moved_reordered_rewindowed_and_recast_steps(dripper, project):
     assert (grace["state"], grace["reason"]) == ("skipped", "step_removed")
     assert after[("new@customer.example", "lost-1")]["state"] == "planned"
     assert _week(after[("new@customer.example", "lost-1")]["due_at"]) == "2026-W03"
-    moved = [(after[key]["due_at"] - row["due_at"]).total_seconds() for key, row in before.items()
-             if row["state"] == "planned" == after[key]["state"] and after[key]["due_at"] != row["due_at"]]
+    moved = [
+        (after[key]["due_at"] - row["due_at"]).total_seconds()
+        for key, row in before.items()
+        if row["state"] == "planned" == after[key]["state"] and after[key]["due_at"] != row["due_at"]
+    ]
     assert moved == [3600, 3600]
     assert sum(effect["pending_moved"]["touches"] for effect in by_step.values()) == len(moved)
 
@@ -342,8 +399,12 @@ def test_migration_0008_keeps_the_versions_applied_before(sqlite_url):
         config.set_main_option("script_location", str(db.MIGRATIONS))
         config.attributes["connection"] = conn
         command.upgrade(config, "0007")
-        conn.execute(text("INSERT INTO campaign_versions (campaign, fingerprint, applied_at) "
-                          "VALUES ('literature-follow-up', 'f0', '2026-01-05 08:00:00')"))
+        conn.execute(
+            text(
+                "INSERT INTO campaign_versions (campaign, fingerprint, applied_at) "
+                "VALUES ('literature-follow-up', 'f0', '2026-01-05 08:00:00')"
+            )
+        )
         conn.commit()
     engine.dispose()
     store = open_store(sqlite_url)

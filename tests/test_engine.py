@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
-T0 = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)  # a Monday; 02:00 in Chicago
+T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)  # a Monday; 02:00 in Chicago
 CHICAGO = ZoneInfo("America/Chicago")
 BERLIN = ZoneInfo("Europe/Berlin")
 RESEARCH_STEPS = ["thanks", "reminder-1", "letter-1", "news-1", "offer-1", "monthly-4", "monthly-6"]
@@ -33,15 +33,19 @@ def tick(dripper, at: datetime, **env: str) -> dict[str, int]:
 
 def test_six_month_cadence_arrives_on_the_right_days(dripper):
     dripper("leads", "import", "leads.csv", "--at", iso(T0))
-    for n in range(0, 201):
+    for n in range(201):
         tick(dripper, day(n) + timedelta(hours=15))  # every day at 23:00 UTC
     ada = touches(dripper, "ada@lovelace.example")
     assert [s for s in RESEARCH_STEPS if ada[s]["state"] == "sent"] == RESEARCH_STEPS
     # 09:00 Chicago on the day `after` lands on (or the next weekday): the window opens then.
     expected_local = {
-        "thanks": "2026-01-05 09:00", "reminder-1": "2026-01-19 09:00", "letter-1": "2026-02-02 09:00",
-        "news-1": "2026-02-16 09:00", "offer-1": "2026-03-16 09:00",  # after the DST change: still 09:00
-        "monthly-4": "2026-05-05 09:00", "monthly-6": "2026-07-06 09:00",  # 5 July 2026 is a Sunday
+        "thanks": "2026-01-05 09:00",
+        "reminder-1": "2026-01-19 09:00",
+        "letter-1": "2026-02-02 09:00",
+        "news-1": "2026-02-16 09:00",
+        "offer-1": "2026-03-16 09:00",  # after the DST change: still 09:00
+        "monthly-4": "2026-05-05 09:00",
+        "monthly-6": "2026-07-06 09:00",  # 5 July 2026 is a Sunday
     }
     for step, local in expected_local.items():
         due = datetime.fromisoformat(ada[step]["due"]).astimezone(CHICAGO)
@@ -144,9 +148,10 @@ def test_a_track_planned_in_full_by_an_earlier_version_goes_on_once(dripper):
     or sent twice."""
     from sqlalchemy import insert, select
 
-    from dripper.campaigns import load
-    from dripper.planner import Planner
-    from dripper.store import leads, open_store, touches as touches_t
+    from dripper.campaign.model import load
+    from dripper.planning.planner import Planner
+    from dripper.store import leads, open_store
+    from dripper.store import touches as touches_t
 
     dripper("leads", "import", "leads.csv", "--at", iso(T0))
     planner = Planner(load(Path("campaigns.yaml")))
@@ -154,11 +159,26 @@ def test_a_track_planned_in_full_by_an_earlier_version_goes_on_once(dripper):
     with store.begin() as conn:  # what the earlier planner wrote: the rest of every track
         for lead in conn.execute(select(leads)).mappings():
             have = set(conn.scalars(select(touches_t.c.step_id).where(touches_t.c.lead_id == lead["id"])))
-            conn.execute(insert(touches_t), [
-                {"lead_id": lead["id"], "campaign": lead["campaign"], "step_id": step.id, "stage": lead["stage"],
-                 "channel": step.channel, "kind": step.kind, "due_at": due, "state": "planned", "attempts": 0,
-                 "planned_at": T0, "updated_at": T0}
-                for step, due in planner.track_of(lead) if step.id not in have])
+            conn.execute(
+                insert(touches_t),
+                [
+                    {
+                        "lead_id": lead["id"],
+                        "campaign": lead["campaign"],
+                        "step_id": step.id,
+                        "stage": lead["stage"],
+                        "channel": step.channel,
+                        "kind": step.kind,
+                        "due_at": due,
+                        "state": "planned",
+                        "attempts": 0,
+                        "planned_at": T0,
+                        "updated_at": T0,
+                    }
+                    for step, due in planner.track_of(lead)
+                    if step.id not in have
+                ],
+            )
     store.dispose()
     counts = tick(dripper, day(50))  # nobody ticked for 50 days
     assert counts["sent"] == 3 and counts["skipped"] == 9
@@ -168,8 +188,12 @@ def test_a_track_planned_in_full_by_an_earlier_version_goes_on_once(dripper):
         tick(dripper, day(n) + timedelta(hours=10))
     plan = dripper.json("plan", "ada@lovelace.example", "--json")["touches"]
     assert sorted(t["step"] for t in plan) == sorted(RESEARCH_STEPS)  # one row a step
-    assert [s for s in RESEARCH_STEPS if ada[s]["state"] != "skipped"] == ["news-1", "offer-1", "monthly-4",
-                                                                          "monthly-6"]
+    assert [s for s in RESEARCH_STEPS if ada[s]["state"] != "skipped"] == [
+        "news-1",
+        "offer-1",
+        "monthly-4",
+        "monthly-6",
+    ]
     assert all(t["state"] == "sent" for t in plan if t["step"] in ("news-1", "offer-1", "monthly-4", "monthly-6"))
     names = [p.name for p in Path("outbox").glob("*ada@*.eml")]
     assert len(names) == len(set(names)) == 4
@@ -187,15 +211,22 @@ def test_live_edits_insert_delete_rename(dripper, project):
         tick(dripper, day(n))
     campaigns = project / "campaigns.yaml"
     # Insert a step in the past (1w: already 9 days overdue) and one in the future (8w).
-    _edit(campaigns, "        - id: letter-1\n",
-          "        - id: inserted-past\n          after: 1w\n          channel: email\n          kind: reminder\n"
-          "          subject: \"Inserted\"\n          template: mail/reminder.html\n"
-          "        - id: inserted-future\n          after: 8w\n          channel: email\n          kind: new_info\n"
-          "          subject: \"Inserted later\"\n          template: mail/news.html\n"
-          "        - id: letter-1\n")
+    _edit(
+        campaigns,
+        "        - id: letter-1\n",
+        "        - id: inserted-past\n          after: 1w\n          channel: email\n          kind: reminder\n"
+        '          subject: "Inserted"\n          template: mail/reminder.html\n'
+        "        - id: inserted-future\n          after: 8w\n          channel: email\n          kind: new_info\n"
+        '          subject: "Inserted later"\n          template: mail/news.html\n'
+        "        - id: letter-1\n",
+    )
     # Delete news-1, rename offer-1 (a new id is a new step).
-    _edit(campaigns, "        - id: news-1\n          after: 6w\n          channel: email\n          kind: new_info\n"
-          "          subject: \"New application notes\"\n          template: mail/news.html\n", "")
+    _edit(
+        campaigns,
+        "        - id: news-1\n          after: 6w\n          channel: email\n          kind: new_info\n"
+        '          subject: "New application notes"\n          template: mail/news.html\n',
+        "",
+    )
     _edit(campaigns, "id: offer-1", "id: offer-kit")
     dripper("check")
     counts = tick(dripper, day(16))
@@ -220,9 +251,13 @@ def test_deleting_the_pending_step_goes_on_with_the_next(dripper, project):
     dripper("leads", "import", "leads.csv", "--at", iso(T0))
     tick(dripper, day(1))
     assert touches(dripper, "ada@lovelace.example")["reminder-1"]["state"] == "planned"
-    _edit(project / "campaigns.yaml", "        - id: reminder-1\n          after: 2w\n          channel: email\n"
-          "          kind: reminder\n          subject: \"Anything else we can send you, {{ lead.first_name }}?\"\n"
-          "          template: mail/reminder.html\n", "")
+    _edit(
+        project / "campaigns.yaml",
+        "        - id: reminder-1\n          after: 2w\n          channel: email\n"
+        '          kind: reminder\n          subject: "Anything else we can send you, {{ lead.first_name }}?"\n'
+        "          template: mail/reminder.html\n",
+        "",
+    )
     assert tick(dripper, day(15))["sent"] == 0  # reminder-1 was due on day 14
     ada = touches(dripper, "ada@lovelace.example")
     assert (ada["reminder-1"]["state"], ada["reminder-1"]["reason"]) == ("skipped", "step_removed")
@@ -243,8 +278,8 @@ def test_changing_after_moves_pending_touches(dripper, project):
 def test_a_campaign_edit_leaves_a_held_touch_held(dripper, project):
     """An out-of-office held Ada's next touch; retiming that step in the file moves everyone
     else's, not hers back into her absence."""
-    from dripper.campaigns import load
-    from dripper.planner import Planner, hold_until
+    from dripper.campaign.model import load
+    from dripper.planning.planner import Planner, hold_until
     from dripper.store import leadrows, open_store
 
     dripper("leads", "import", "leads.csv", "--at", iso(T0))
@@ -256,8 +291,9 @@ def test_a_campaign_edit_leaves_a_held_touch_held(dripper, project):
     store.dispose()
     _edit(project / "campaigns.yaml", "after: 2w", "after: 15d")
     tick(dripper, day(16) + timedelta(hours=10))
-    reminders = {email: touches(dripper, email)["reminder-1"]
-                 for email in ("ada@lovelace.example", "zoe@mueller.example")}
+    reminders = {
+        email: touches(dripper, email)["reminder-1"] for email in ("ada@lovelace.example", "zoe@mueller.example")
+    }
     assert reminders["zoe@mueller.example"]["state"] == "sent"
     assert reminders["ada@lovelace.example"]["state"] == "planned"
     assert datetime.fromisoformat(reminders["ada@lovelace.example"]["due"]) > day(30)
@@ -315,8 +351,12 @@ def test_report_counts_what_plan_shows_for_every_lead(dripper, project):
         plan = dripper.json("plan", email, "--json")["touches"]
         assert len({t["step"] for t in plan}) == len(plan), email  # one entry a step
         shown.update((t["step"], t["state"]) for t in plan)
-    counted = {(step, state): n for step, row in report.items()
-               for state in ("planned", "sending", "sent", "failed", "suppressed", "skipped") if (n := row[state])}
+    counted = {
+        (step, state): n
+        for step, row in report.items()
+        for state in ("planned", "sending", "sent", "failed", "suppressed", "skipped")
+        if (n := row[state])
+    }
     assert counted == dict(shown)
     assert counted[("monthly-6", "planned")] >= 1 and counted[("monthly-6", "suppressed")] >= 2
 
@@ -327,7 +367,8 @@ def test_a_touch_of_a_track_the_lead_left_is_never_sent(dripper):
     lead's current track and skips it."""
     from sqlalchemy import insert, select
 
-    from dripper.store import leads, open_store, touches as touches_t
+    from dripper.store import leads, open_store
+    from dripper.store import touches as touches_t
 
     dripper("leads", "import", "leads.csv", "--at", iso(T0))
     tick(dripper, day(1))
@@ -335,10 +376,21 @@ def test_a_touch_of_a_track_the_lead_left_is_never_sent(dripper):
     store = open_store(dripper.db_url)
     with store.begin() as conn:  # what the race leaves behind: the old track's next step, planned
         ada = conn.execute(select(leads).where(leads.c.email == "ada@lovelace.example")).mappings().one()
-        conn.execute(insert(touches_t).values(
-            lead_id=ada["id"], campaign="literature-follow-up", step_id="letter-1", stage="supplier_research",
-            channel="letter", kind="follow_up", due_at=day(28), state="planned", attempts=0, planned_at=T0,
-            updated_at=day(2)))
+        conn.execute(
+            insert(touches_t).values(
+                lead_id=ada["id"],
+                campaign="literature-follow-up",
+                step_id="letter-1",
+                stage="supplier_research",
+                channel="letter",
+                kind="follow_up",
+                due_at=day(28),
+                state="planned",
+                attempts=0,
+                planned_at=T0,
+                updated_at=day(2),
+            )
+        )
     store.dispose()
     tick(dripper, day(29))
     letter = touches(dripper, "ada@lovelace.example")["letter-1"]
@@ -368,8 +420,7 @@ def test_tick_exit_codes(dripper, project):
 
 
 def test_simulate_shows_the_cadence(dripper_sqlite):
-    rows = dripper_sqlite.json("simulate", "--stage", "supplier_research", "--days", "200", "--json",
-                               "--at", iso(T0))
+    rows = dripper_sqlite.json("simulate", "--stage", "supplier_research", "--days", "200", "--json", "--at", iso(T0))
     assert [r["step"] for r in rows] == RESEARCH_STEPS
     assert [r["day"] for r in rows] == [0, 14, 28, 42, 70, 120, 182]
     assert rows[1]["subject"] == "Anything else we can send you, Sam?"
@@ -381,14 +432,27 @@ def test_preview_renders_for_a_lead(dripper):
     dripper("leads", "import", "leads.csv", "--at", iso(T0))
     text = dripper("preview", "literature-follow-up", "offer-1", "--lead", "zoe@mueller.example").stdout
     assert "Subject: A sample kit for Müller Anlagenbau" in text and "Zoë" in text
-    eml = dripper("preview", "literature-follow-up", "thanks", "--lead", "zoe@mueller.example", "--format", "eml").stdout
+    eml = dripper(
+        "preview", "literature-follow-up", "thanks", "--lead", "zoe@mueller.example", "--format", "eml"
+    ).stdout
     message = message_from_bytes(eml.encode(), policy=policy.default)
     assert message["To"].addresses[0].display_name == "Zoë Müller"
 
 
 def test_leads_add_and_attrs(dripper):
-    dripper("leads", "add", "new@lead.example", "--stage", "supplier_research", "--first-name", "Nia",
-            "--attr", "product=pumps", "--at", iso(T0))
+    dripper(
+        "leads",
+        "add",
+        "new@lead.example",
+        "--stage",
+        "supplier_research",
+        "--first-name",
+        "Nia",
+        "--attr",
+        "product=pumps",
+        "--at",
+        iso(T0),
+    )
     tick(dripper, day(1))
     eml = next(Path("outbox").glob("*new@lead.example.eml")).read_bytes()
     assert message_from_bytes(eml, policy=policy.default)["Subject"] == "Your pumps information pack"
@@ -398,7 +462,11 @@ def test_leads_add_and_attrs(dripper):
 def test_renamed_from_keeps_history(dripper, project):
     dripper("leads", "import", "leads.csv", "--at", iso(T0))
     tick(dripper, day(1))
-    _edit(project / "campaigns.yaml", "        - id: thanks\n", "        - id: thank-you\n          renamed_from: [thanks]\n")
+    _edit(
+        project / "campaigns.yaml",
+        "        - id: thanks\n",
+        "        - id: thank-you\n          renamed_from: [thanks]\n",
+    )
     for n in (2, 15):
         tick(dripper, day(n))
     ada = touches(dripper, "ada@lovelace.example")

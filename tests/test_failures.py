@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from dripper.failures import (
+from dripper.channels.email.transports import SendError
+from dripper.sending.failures import (
     GIVE_UP_AFTER,
     Failure,
     classify,
@@ -19,7 +20,6 @@ from dripper.failures import (
     smtp_reply,
     verdict,
 )
-from dripper.transports import SendError
 
 T = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -27,7 +27,7 @@ T = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 def raised(action: Callable[[], object]) -> BaseException:
     try:
         action()
-    except BaseException as exc:  # noqa: BLE001 - the exception is what the test wants
+    except BaseException as exc:
         return exc
     raise AssertionError("it did not raise")
 
@@ -35,14 +35,14 @@ def raised(action: Callable[[], object]) -> BaseException:
 def test_errors_from_the_data_themselves_are_permanent(tmp_path: Path) -> None:
     assert classify(raised(lambda: "jörg@example.com".encode("ascii"))) is Failure.PERMANENT
     assert classify(raised(lambda: ("ü" * 70 + ".example").encode("idna"))) is Failure.PERMANENT  # label too long
-    too_long = raised(lambda: open(tmp_path / ("z" * 300 + ".eml"), "wb"))  # noqa: SIM115
+    too_long = raised(lambda: open(tmp_path / ("z" * 300 + ".eml"), "wb"))
     assert isinstance(too_long, OSError) and too_long.errno == errno.ENAMETOOLONG
     assert classify(too_long) is Failure.PERMANENT
 
 
 def test_errors_of_our_side_are_retried_until_they_pass(tmp_path: Path) -> None:
     assert classify(OSError(errno.ENOSPC, "No space left on device")) is Failure.PASSING
-    assert classify(raised(lambda: open(tmp_path / "missing" / "x.eml", "wb"))) is Failure.PASSING  # noqa: SIM115
+    assert classify(raised(lambda: open(tmp_path / "missing" / "x.eml", "wb"))) is Failure.PASSING
     assert classify(TimeoutError()) is Failure.PASSING
     assert classify(ConnectionRefusedError()) is Failure.PASSING
 
@@ -53,20 +53,24 @@ def test_unknown_errors_are_retried_for_a_while() -> None:
     assert classify(RuntimeError("render worker died")) is Failure.LASTING
 
 
-@pytest.mark.parametrize(("reply", "kind"), [
-    ("452 4.2.2 <a@b.example>: mailbox full", Failure.LASTING),
-    ("450 4.2.1 receiving mail at a rate that prevents additional messages", Failure.LASTING),
-    ("450 4.1.1 <a@b.example>: Recipient address rejected: unverified address", Failure.LASTING),
-    ("450 Requested mail action not taken: mailbox unavailable", Failure.LASTING),
-    ("451 4.1.8 <bounces@acme.example>: Sender address rejected: Domain not found", Failure.PASSING),
-    ("421 4.3.2 Service shutting down", Failure.PASSING),
-    ("451 4.3.0 Mail system busy", Failure.PASSING),
-    ("452 4.3.1 Insufficient system storage", Failure.PASSING),
-    ("450 4.7.1 Client host rejected: cannot find your hostname", Failure.PASSING),
-    ("451 Local error in processing", Failure.PASSING),
-])
-def test_smtp_4xx_about_the_recipient_are_retried_for_a_while_the_rest_until_they_pass(reply: str,
-                                                                                     kind: Failure) -> None:
+@pytest.mark.parametrize(
+    ("reply", "kind"),
+    [
+        ("452 4.2.2 <a@b.example>: mailbox full", Failure.LASTING),
+        ("450 4.2.1 receiving mail at a rate that prevents additional messages", Failure.LASTING),
+        ("450 4.1.1 <a@b.example>: Recipient address rejected: unverified address", Failure.LASTING),
+        ("450 Requested mail action not taken: mailbox unavailable", Failure.LASTING),
+        ("451 4.1.8 <bounces@acme.example>: Sender address rejected: Domain not found", Failure.PASSING),
+        ("421 4.3.2 Service shutting down", Failure.PASSING),
+        ("451 4.3.0 Mail system busy", Failure.PASSING),
+        ("452 4.3.1 Insufficient system storage", Failure.PASSING),
+        ("450 4.7.1 Client host rejected: cannot find your hostname", Failure.PASSING),
+        ("451 Local error in processing", Failure.PASSING),
+    ],
+)
+def test_smtp_4xx_about_the_recipient_are_retried_for_a_while_the_rest_until_they_pass(
+    reply: str, kind: Failure
+) -> None:
     assert smtp_reply(SendError(reply, transient=True, code=int(reply[:3]))) is kind
 
 
@@ -85,14 +89,16 @@ def test_a_run_of_lasting_failures_is_given_up_after_five_days_from_its_first() 
     last = verdict(Failure.LASTING, "smtp_retry", "452 4.2.2 full", later.reason, T + GIVE_UP_AFTER)
     assert last.fail and last.reason.startswith("gave_up: smtp_retry: 452 4.2.2 full")
     # Another reason in between (an outage, a pause) starts a new run.
-    fresh = verdict(Failure.LASTING, "smtp_retry", "452 4.2.2 full", "smtp_retry: connection: refused",
-                    T + timedelta(days=9))
+    fresh = verdict(
+        Failure.LASTING, "smtp_retry", "452 4.2.2 full", "smtp_retry: connection: refused", T + timedelta(days=9)
+    )
     assert not fresh.fail and retrying_since(fresh.reason) == T + timedelta(days=9)
 
 
 def test_passing_failures_are_never_given_up_and_permanent_ones_at_once() -> None:
-    week = verdict(Failure.PASSING, "smtp_retry", "connection: refused", "smtp_retry: connection: refused",
-                   T + timedelta(days=30))
+    week = verdict(
+        Failure.PASSING, "smtp_retry", "connection: refused", "smtp_retry: connection: refused", T + timedelta(days=30)
+    )
     assert not week.fail and week.reason == "smtp_retry: connection: refused"
     now = verdict(Failure.PERMANENT, "retry", describe(UnicodeEncodeError("ascii", "jörg", 1, 2, "no")), None, T)
     assert now.fail and now.reason.startswith("permanent_error: UnicodeEncodeError")

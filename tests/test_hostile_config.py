@@ -18,8 +18,10 @@ from conftest import FIXTURES, wait_for
 
 def bomb(levels: int) -> str:
     """A billion laughs: each level stands for nine of the one before."""
-    return "".join([f"l0: &l0 [{', '.join(['lol'] * 9)}]\n"]
-                   + [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]\n" for i in range(1, levels)])
+    return "".join(
+        [f"l0: &l0 [{', '.join(['lol'] * 9)}]\n"]
+        + [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]\n" for i in range(1, levels)]
+    )
 
 
 # Ten levels stand for 9**9 (387 million) strings; seven took 17 s and 1.8 GB before aliases
@@ -37,8 +39,16 @@ def _limits() -> None:
 def check(project: Path) -> subprocess.CompletedProcess[str]:
     """`dripper check` as a process with its CPU time and memory capped."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRIPPER_") or k.startswith("DRIPPER_TEST")}
-    return subprocess.run([sys.executable, "-m", "dripper", "check"], cwd=project, env=env, capture_output=True,
-                          text=True, timeout=120, preexec_fn=_limits, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "dripper", "check"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=_limits,
+        check=False,
+    )
 
 
 def located(stderr: str, file: str) -> list[str]:
@@ -53,6 +63,7 @@ def with_campaigns_prefix(project: Path, text: str) -> None:
 
 # --- 1. aliases: bounded, cycles refused ----------------------------------------------------
 
+
 def test_an_alias_bomb_is_a_located_error_in_bounded_time_and_memory(project: Path):
     with_campaigns_prefix(project, BOMB)
     result = check(project)
@@ -66,7 +77,7 @@ def test_an_alias_bomb_is_a_located_error_in_bounded_time_and_memory(project: Pa
 
 
 def test_an_alias_bomb_costs_a_few_megabytes_in_the_loader():
-    from dripper import campaigns
+    from dripper.campaign import model as campaigns
     from dripper.errors import ConfigError
 
     tracemalloc.start()
@@ -80,10 +91,13 @@ def test_an_alias_bomb_costs_a_few_megabytes_in_the_loader():
     assert peak < 5_000_000, peak
 
 
-@pytest.mark.parametrize("text, where", [
-    ("loop: &loop\n  - *loop\n", "campaigns.yaml:2:5"),
-    ("loop: &loop\n  again: *loop\n", "campaigns.yaml:2:10"),
-])
+@pytest.mark.parametrize(
+    "text, where",
+    [
+        ("loop: &loop\n  - *loop\n", "campaigns.yaml:2:5"),
+        ("loop: &loop\n  again: *loop\n", "campaigns.yaml:2:10"),
+    ],
+)
 def test_a_recursive_alias_is_a_located_error(project: Path, text: str, where: str):
     with_campaigns_prefix(project, text)
     result = check(project)
@@ -99,11 +113,12 @@ def test_nesting_without_end_is_a_located_error(project: Path):
     first = located(result.stderr, "campaigns.yaml")[0]
     # Ours at the 64th level; PyYAML 6.0.4's libyaml scanner, reading ahead, may stop first at its own limit.
     assert first.startswith("campaigns.yaml:1:67: nested more than 64 levels") or (
-        first.startswith("campaigns.yaml:1:") and "exceeded maximum nesting depth" in first), first
+        first.startswith("campaigns.yaml:1:") and "exceeded maximum nesting depth" in first
+    ), first
 
 
 def test_anchors_aliases_and_merge_keys_work():
-    from dripper import campaigns
+    from dripper.campaign import model as campaigns
 
     def steps(text: str) -> dict[str, campaigns.Step]:
         model = campaigns.parse(text, "campaigns.yaml")
@@ -115,8 +130,11 @@ def test_anchors_aliases_and_merge_keys_work():
     assert text.count(window) == 1 and text.count(email_reminder) == 3
     # An anchor on the first reminder's fields, merged into the others; an alias of the window.
     first = text.index(email_reminder)
-    shared = (text[:first] + "          <<: &reminder {channel: email, kind: reminder}\n          send_window: *window\n"
-              + text[first + len(email_reminder):].replace(email_reminder, "          <<: *reminder\n"))
+    shared = (
+        text[:first]
+        + "          <<: &reminder {channel: email, kind: reminder}\n          send_window: *window\n"
+        + text[first + len(email_reminder) :].replace(email_reminder, "          <<: *reminder\n")
+    )
     shared = shared.replace(window, window.replace("send_window: ", "send_window: &window "))
     plain, merged = steps(text), steps(shared)
     assert merged.keys() == plain.keys()
@@ -129,18 +147,25 @@ def test_anchors_aliases_and_merge_keys_work():
     assert steps(override)["monthly-4"].kind == "new_info"
 
 
-@pytest.mark.parametrize("value, message", [
-    ('!!python/object/apply:os.system ["touch pwned"]',
-     "the tag tag:yaml.org,2002:python/object/apply:os.system is not supported here"),
-    ("!!python/object/apply:os.system touch pwned",
-     "cannot read this value as tag:yaml.org,2002:python/object/apply:os.system"),
-    ("!!int twelve", "cannot read this value as tag:yaml.org,2002:int"),
-])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        (
+            '!!python/object/apply:os.system ["touch pwned"]',
+            "the tag tag:yaml.org,2002:python/object/apply:os.system is not supported here",
+        ),
+        (
+            "!!python/object/apply:os.system touch pwned",
+            "cannot read this value as tag:yaml.org,2002:python/object/apply:os.system",
+        ),
+        ("!!int twelve", "cannot read this value as tag:yaml.org,2002:int"),
+    ],
+)
 def test_tags_that_construct_objects_are_refused_with_a_location(project: Path, value: str, message: str):
     campaigns = project / "campaigns.yaml"
     text = campaigns.read_text().replace('subject: "New application notes"', f"subject: {value}")
     campaigns.write_text(text)
-    line = next(i for i, l in enumerate(text.splitlines(), 1) if value in l)
+    line = next(i for i, ln in enumerate(text.splitlines(), 1) if value in ln)
     result = check(project)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert f"campaigns.yaml:{line}:20: {message}" in result.stderr, result.stderr
@@ -148,6 +173,7 @@ def test_tags_that_construct_objects_are_refused_with_a_location(project: Path, 
 
 
 # --- 2. files that are not UTF-8 ---------------------------------------------------------------
+
 
 def test_a_latin1_template_is_a_located_error_from_every_command(project: Path, sqlite_url: str):
     template = project / "templates" / "mail" / "thanks.html"
@@ -160,10 +186,21 @@ def test_a_latin1_template_is_a_located_error_from_every_command(project: Path, 
     assert error.startswith("templates/mail/thanks.html:3:7: not UTF-8 text: byte 0xE9"), error
     assert "'é'" in error and "save the file as UTF-8" in error
     env = {**os.environ, "DRIPPER_DATABASE_URL": sqlite_url, "DRIPPER_SECRET": "s"}
-    for command in (["tick"], ["leads", "import", "leads.csv"], ["preview", "literature-follow-up", "thanks"],
-                    ["serve", "--port", "1"]):
-        done = subprocess.run([sys.executable, "-m", "dripper", *command], cwd=project, env=env, capture_output=True,
-                              text=True, timeout=60, check=False)
+    for command in (
+        ["tick"],
+        ["leads", "import", "leads.csv"],
+        ["preview", "literature-follow-up", "thanks"],
+        ["serve", "--port", "1"],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "dripper", *command],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert done.returncode == 1 and "Traceback" not in done.stderr, (command, done.stderr[-2000:])
         assert "templates/mail/thanks.html:3:7: not UTF-8 text" in done.stderr, (command, done.stderr)
 
@@ -172,7 +209,7 @@ def test_a_latin1_campaigns_file_is_located_at_its_first_bad_byte(project: Path)
     campaigns = project / "campaigns.yaml"
     text = campaigns.read_text().replace('subject: "New application notes"', 'subject: "Nouveaut\u00e9s"')
     campaigns.write_bytes(text.encode("cp1252"))
-    line = next(i for i, l in enumerate(text.splitlines(), 1) if "Nouveaut" in l)
+    line = next(i for i, ln in enumerate(text.splitlines(), 1) if "Nouveaut" in ln)
     result = check(project)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
     [error] = located(result.stderr, "campaigns.yaml")
@@ -186,7 +223,7 @@ def test_files_saved_with_a_byte_order_mark_are_read_without_it(project: Path):
         path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
     result = check(project)
     assert result.returncode == 0, result.stderr
-    from dripper.render import TemplateSet
+    from dripper.campaign.templates import TemplateSet
 
     assert not TemplateSet.load(project / "templates").sources["mail/thanks.html"].startswith("\ufeff")
 
@@ -205,22 +242,28 @@ def test_a_campaigns_path_that_is_a_folder_is_a_located_error(project: Path):
 # Watcher.refresh: each now says where the problem is.
 BROKEN_EDITS = {
     "a template saved as Latin-1": (
-        "templates/mail/thanks.html", lambda text: (text + "<p>Caf\u00e9</p>\n").encode("latin-1"),
-        "templates/mail/thanks.html:"),
+        "templates/mail/thanks.html",
+        lambda text: (text + "<p>Caf\u00e9</p>\n").encode("latin-1"),
+        "templates/mail/thanks.html:",
+    ),
     "a subject whose expression fails": (
-        "campaigns.yaml", lambda text: text.replace('"New application notes"', '"{{ 1 // 0 }}"').encode(),
-        "failed to render: integer division or modulo by zero"),
+        "campaigns.yaml",
+        lambda text: text.replace('"New application notes"', '"{{ 1 // 0 }}"').encode(),
+        "failed to render: integer division or modulo by zero",
+    ),
     "a template nested deeper than the parser goes": (
-        "templates/mail/news.html", lambda text: (text + "{% if 1 %}" * 3000 + "{% endif %}" * 3000).encode(),
-        "nests blocks or brackets too deeply"),
-    "a file name that is not UTF-8": (
-        "templates/mail/caf\udce9.html", lambda text: b"<p>unused</p>\n", None),
+        "templates/mail/news.html",
+        lambda text: (text + "{% if 1 %}" * 3000 + "{% endif %}" * 3000).encode(),
+        "nests blocks or brackets too deeply",
+    ),
+    "a file name that is not UTF-8": ("templates/mail/caf\udce9.html", lambda text: b"<p>unused</p>\n", None),
 }
 
 
 @pytest.mark.parametrize("edit", list(BROKEN_EDITS), ids=lambda name: name.replace(" ", "-"))
-def test_the_watcher_keeps_the_last_good_version_whatever_an_edit_raises(project: Path, edit: str,
-                                                                          caplog: pytest.LogCaptureFixture):
+def test_the_watcher_keeps_the_last_good_version_whatever_an_edit_raises(
+    project: Path, edit: str, caplog: pytest.LogCaptureFixture
+):
     from dripper.config import Watcher
     from dripper.settings import Settings
 
@@ -243,9 +286,9 @@ def test_the_watcher_keeps_the_last_good_version_whatever_an_edit_raises(project
     assert watcher.refresh() is good  # the same broken files: not reloaded, not reported again
 
 
-def test_the_watcher_survives_an_unexpected_error_and_reloads_after_the_fix(project: Path,
-                                                                             monkeypatch: pytest.MonkeyPatch,
-                                                                             caplog: pytest.LogCaptureFixture):
+def test_the_watcher_survives_an_unexpected_error_and_reloads_after_the_fix(
+    project: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
     from dripper import config as config_mod
     from dripper.settings import Settings
 
@@ -273,8 +316,9 @@ def test_dripper_run_reports_a_latin1_edit_and_goes_on_ticking(project: Path, sq
     env = {**os.environ, "DRIPPER_DATABASE_URL": sqlite_url, "DRIPPER_SECRET": "s", "DRIPPER_TICK_INTERVAL": "0.3"}
     log_path = tmp_path / "worker.log"
     with open(log_path, "wb") as log:
-        worker = subprocess.Popen([sys.executable, "-m", "dripper", "run"], cwd=project, env=env, stdout=log,
-                                  stderr=subprocess.STDOUT)
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "dripper", "run"], cwd=project, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
         try:
             wait_for(lambda: b"tick at=" in log_path.read_bytes(), 30, "the first tick")
             template = project / "templates" / "mail" / "thanks.html"

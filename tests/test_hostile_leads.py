@@ -90,8 +90,9 @@ def test_leads_whose_safe_names_collide_get_an_outbox_file_each(dripper: Dripper
     for path in files:  # TOUCH-ID_CAMPAIGN_STEP_LEAD: unique by its id, readable by the rest
         touch_id, campaign, step, lead = path.stem.split("_", 3)
         assert touch_id.isdigit() and (campaign, step) == (CAMPAIGN, "thanks")
-        assert lead == recipient(path).rpartition("<")[2].rstrip(">").replace("/", "-").replace("%", "-") \
-            .replace("=", "-").replace("?", "-")
+        assert lead == recipient(path).rpartition("<")[2].rstrip(">").replace("/", "-").replace("%", "-").replace(
+            "=", "-"
+        ).replace("?", "-")
 
 
 def test_a_resend_rewrites_the_touchs_own_file(dripper: Dripper) -> None:
@@ -121,18 +122,20 @@ def test_a_resend_rewrites_the_touchs_own_file(dripper: Dripper) -> None:
 def test_each_colliding_lead_gets_its_own_letter_in_the_batch(dripper: Dripper) -> None:
     (dripper.root / "templates" / "letters" / "named.html").write_text(
         "<!doctype html><html><body><div class='letterhead'>ACME</div>"
-        "<p>Letter for {{ lead.first_name }}</p></body></html>")
+        "<p>Letter for {{ lead.first_name }}</p></body></html>"
+    )
     write_campaign(dripper.root, steps=LETTER_STEP.replace("letters/follow_up.html", "letters/named.html"))
     names = ["Ulla", "Vera", "Wanda", "Xena", "Yara"]
-    import_rows(dripper, [address_row(e, first=n) for e, n in zip(COLLIDING, names)])
+    import_rows(dripper, [address_row(e, first=n) for e, n in zip(COLLIDING, names, strict=False)])
     assert dripper.json("tick", "--at", iso(T0 + timedelta(hours=1)), "--json")["sent"] == len(COLLIDING)
     with open(Path("letters") / "2026-03-02" / "manifest.csv", newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert sorted(r["email"] for r in rows) == sorted(COLLIDING)
     assert len({r["file"] for r in rows}) == len(COLLIDING)  # today: one PDF listed for several leads
     for row in rows:
-        text = subprocess.run(["pdftotext", str(Path("letters") / row["file"]), "-"], check=True,
-                              capture_output=True, text=True).stdout
+        text = subprocess.run(
+            ["pdftotext", str(Path("letters") / row["file"]), "-"], check=True, capture_output=True, text=True
+        ).stdout
         assert f"Letter for {names[COLLIDING.index(row['email'])]}" in text  # each lead's own letter
 
 
@@ -143,9 +146,13 @@ def test_the_longest_address_makes_a_file_name_well_under_the_limit(dripper: Dri
     email, twin = f"{'l' * 64}@{domain}", f"{'l' * 63}m@{domain}"  # alike in the part a file name keeps
     assert len(email) == 254
     campaign = "campaign-" + "c" * 80
-    write_campaign(dripper.root, name=campaign,
-                   steps=(EMAIL_STEP + LETTER_STEP).replace("id: thanks", f"id: {'s' * 90}")
-                   .replace("id: letter-1", f"id: {'t' * 90}"))
+    write_campaign(
+        dripper.root,
+        name=campaign,
+        steps=(EMAIL_STEP + LETTER_STEP)
+        .replace("id: thanks", f"id: {'s' * 90}")
+        .replace("id: letter-1", f"id: {'t' * 90}"),
+    )
     import_rows(dripper, [address_row(email), address_row(twin)])
     assert dripper.json("tick", "--at", iso(T0 + timedelta(hours=1)), "--json")["sent"] == 4
     files = list(Path("outbox").glob("*.eml")) + list(Path("letters").glob("*.pdf"))
@@ -155,14 +162,26 @@ def test_the_longest_address_makes_a_file_name_well_under_the_limit(dripper: Dri
 
 
 def test_touch_and_safe_names_are_distinct_bounded_and_readable() -> None:
-    from dripper.compose import PART_CHARS, safe_name, touch_name
+    from dripper.channels.compose import PART_CHARS, safe_name, touch_name
 
     assert touch_name(42, "lit", "thanks", "ada@lovelace.example") == "42_lit_thanks_ada@lovelace.example"
     assert touch_name(1, "a/b", "c", "d") != touch_name(2, "a/b", "c", "d")
     # Plain parts read as before; any other is followed by a digest of the exact parts.
     assert safe_name("lit", "thanks", "ada@lovelace.example") == "lit_thanks_ada@lovelace.example"
-    tricky = [("a/b@t.example",), ("a-b@t.example",), ("a\0b@t.example",), ("a_b@t.example",), ("A-b@t.example",),
-              ("a", "b_c"), ("a_b", "c"), ("x" * 300,), ("x" * 300 + "y",), ("..",), ("-x",), ("",)]
+    tricky = [
+        ("a/b@t.example",),
+        ("a-b@t.example",),
+        ("a\0b@t.example",),
+        ("a_b@t.example",),
+        ("A-b@t.example",),
+        ("a", "b_c"),
+        ("a_b", "c"),
+        ("x" * 300,),
+        ("x" * 300 + "y",),
+        ("..",),
+        ("-x",),
+        ("",),
+    ]
     names = [safe_name(*parts) for parts in tricky]
     assert len(set(names)) == len(names)
     for name in names:
@@ -178,8 +197,12 @@ def test_touch_and_safe_names_are_distinct_bounded_and_readable() -> None:
 def test_previews_of_colliding_leads_are_two_files(dripper: Dripper) -> None:
     write_campaign(dripper.root, steps=EMAIL_STEP)
     import_rows(dripper, [address_row(e) for e in COLLIDING[:2]])
-    paths = [dripper("preview", CAMPAIGN, "thanks", "--lead", e, "--open", "--at", iso(T0),
-                     DRIPPER_NO_BROWSER="1").stdout.strip() for e in COLLIDING[:2]]
+    paths = [
+        dripper(
+            "preview", CAMPAIGN, "thanks", "--lead", e, "--open", "--at", iso(T0), DRIPPER_NO_BROWSER="1"
+        ).stdout.strip()
+        for e in COLLIDING[:2]
+    ]
     assert paths[0] != paths[1]
     assert all(Path(p).parent == Path("previews") and Path(p).is_file() for p in paths)
     assert paths[1] == f"previews/{CAMPAIGN}_thanks_slash-.-2f@t.example.html"  # a plain name stays as it was
@@ -204,8 +227,9 @@ def _cells(text: str) -> list[str]:
 def assert_no_formula(text: str, *expected: str) -> None:
     """No cell would start a formula; the hostile values are there, quoted with a `'`."""
     cells = _cells(text)
-    live = [c for c in cells if c.lstrip(" ").startswith(FORMULA_START)
-            and not c.replace(".", "", 1).lstrip("+-").isdigit()]
+    live = [
+        c for c in cells if c.lstrip(" ").startswith(FORMULA_START) and not c.replace(".", "", 1).lstrip("+-").isdigit()
+    ]
     assert not live, live
     for value in expected:
         assert "'" + value in cells or any(c.startswith("'" + value) for c in cells), (value, cells)
@@ -216,20 +240,42 @@ def test_every_csv_dripper_writes_neutralises_formulas(dripper: Dripper) -> None
     campaign = "=cmd|' /C calc'!A0"  # a campaign name is written to the report's CSV
     write_campaign(dripper.root, name=campaign, steps=EMAIL_STEP + LETTER_STEP + CALL_STEP)
     header = HEADER + ",phone,owner"
-    row = ["evil@t.example", HOSTILE["first_name"], HOSTILE["last_name"], HOSTILE["company"], "supplier_research",
-           "1 Main St", "Springfield", "IL", "62701", "US", HOSTILE["phone"], HOSTILE["owner"]]
+    row = [
+        "evil@t.example",
+        HOSTILE["first_name"],
+        HOSTILE["last_name"],
+        HOSTILE["company"],
+        "supplier_research",
+        "1 Main St",
+        "Springfield",
+        "IL",
+        "62701",
+        "US",
+        HOSTILE["phone"],
+        HOSTILE["owner"],
+    ]
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="").writerow(row)
     import_rows(dripper, [buffer.getvalue()], header=header)
     dripper("tick", "--at", iso(T0 + timedelta(hours=1)))
-    dripper("event", "evil@t.example", "called", "--outcome", "reached", "--note", HOSTILE["note"],
-            "--at", iso(T0 + timedelta(hours=2)))
+    dripper(
+        "event",
+        "evil@t.example",
+        "called",
+        "--outcome",
+        "reached",
+        "--note",
+        HOSTILE["note"],
+        "--at",
+        iso(T0 + timedelta(hours=2)),
+    )
 
     calls_file = (Path("calls") / "2026-03-02.csv").read_text(encoding="utf-8")
     calls_stdout = dripper("calls", "--date", "2026-03-02", "--csv").stdout
     for text in (calls_file, calls_stdout):
-        assert_no_formula(text, HOSTILE["first_name"].split(" ")[0], HOSTILE["company"], HOSTILE["phone"],
-                          HOSTILE["owner"])
+        assert_no_formula(
+            text, HOSTILE["first_name"].split(" ")[0], HOSTILE["company"], HOSTILE["phone"], HOSTILE["owner"]
+        )
     assert "'\t=1+1" in _cells(calls_stdout)  # the note, recorded after the file was written
     manifest = (Path("letters") / "2026-03-02" / "manifest.csv").read_text(encoding="utf-8")
     assert_no_formula(manifest, campaign)
@@ -239,11 +285,16 @@ def test_every_csv_dripper_writes_neutralises_formulas(dripper: Dripper) -> None
 
 
 def test_the_report_csv_neutralises_every_text_cell() -> None:
-    from dripper import report_formats
+    from dripper.reports import formats as report_formats
 
-    step = {"enrolled": -1, **{s: 0 for s in report_formats.STATES}, "total": 0,
-            **{f: 0 for f in report_formats.FIGURES},
-            "rates": {r: None for r in report_formats.RATES.values()}, "reasons": {"-1+cmd|' /C calc'!A0": 2}}
+    step = {
+        "enrolled": -1,
+        **dict.fromkeys(report_formats.STATES, 0),
+        "total": 0,
+        **dict.fromkeys(report_formats.FIGURES, 0),
+        "rates": dict.fromkeys(report_formats.RATES.values()),
+        "reasons": {"-1+cmd|' /C calc'!A0": 2},
+    }
     text = report_formats.to_csv({"campaigns": {"@evil": {"steps": {"+step": step}}}})
     assert_no_formula(text, "@evil", "+step")
     assert "-1" in _cells(text)  # a number stays a number
@@ -288,8 +339,10 @@ def http_server() -> Iterator[tuple[str, list[str]]]:
 
 
 def svg(text: str) -> str:
-    return (f"<svg xmlns='http://www.w3.org/2000/svg' width='200' height='20'>"
-            f"<text x='0' y='15' font-size='12'>{text}</text></svg>")
+    return (
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='200' height='20'>"
+        f"<text x='0' y='15' font-size='12'>{text}</text></svg>"
+    )
 
 
 LETTER_WITH_URLS = """<!doctype html><html><head><meta charset="utf-8">
@@ -302,9 +355,9 @@ LETTER_WITH_URLS = """<!doctype html><html><head><meta charset="utf-8">
 </body></html>"""
 
 
-def test_letters_fetch_nothing_from_the_network_or_outside_templates(dripper: Dripper,
-                                                                     http_server: tuple[str, list[str]],
-                                                                     tmp_path: Path) -> None:
+def test_letters_fetch_nothing_from_the_network_or_outside_templates(
+    dripper: Dripper, http_server: tuple[str, list[str]], tmp_path: Path
+) -> None:
     from pypdf import PdfReader
 
     base, seen = http_server
@@ -319,8 +372,14 @@ def test_letters_fetch_nothing_from_the_network_or_outside_templates(dripper: Dr
     (templates / "letters" / "link.svg").symlink_to(outside / "secret.svg")  # a link out of templates/
     write_campaign(dripper.root, steps=LETTER_STEP.replace("letters/follow_up.html", "letters/urls.html"))
     header = HEADER + ",css,logo,local,up,linked,doc"
-    attrs = [f"{base}/style.css", f"{base}/logo.svg", (outside / "secret.svg").as_uri(),
-             os.path.relpath(outside / "secret.svg", templates), "letters/link.svg", (outside / "secret.txt").as_uri()]
+    attrs = [
+        f"{base}/style.css",
+        f"{base}/logo.svg",
+        (outside / "secret.svg").as_uri(),
+        os.path.relpath(outside / "secret.svg", templates),
+        "letters/link.svg",
+        (outside / "secret.txt").as_uri(),
+    ]
     import_rows(dripper, [address_row("ann@t.example") + "," + ",".join(attrs)], header=header)
     assert dripper.json("tick", "--at", iso(T0 + timedelta(hours=1)), "--json")["sent"] == 1
     [pdf] = Path("letters").glob("*.pdf")
@@ -336,7 +395,7 @@ def test_letters_fetch_nothing_from_the_network_or_outside_templates(dripper: Dr
 
 
 def test_the_url_fetcher_allows_files_under_templates_only(tmp_path: Path) -> None:
-    from dripper.letters import template_file
+    from dripper.channels.letters.layout import template_file
 
     root = (tmp_path / "templates").resolve()
     (root / "letters").mkdir(parents=True)
@@ -348,17 +407,24 @@ def test_the_url_fetcher_allows_files_under_templates_only(tmp_path: Path) -> No
     assert template_file(inside.as_uri(), root) == inside
     assert template_file(inside.as_uri() + "?v=1", root) == inside
     assert template_file("file://localhost" + str(inside), root) == inside
-    for url in ((root / "letters" / ".." / ".." / "secret.svg").as_uri(), (root / "letters" / "out.svg").as_uri(),
-                (tmp_path / "secret.svg").as_uri(), "file:///etc/passwd", "file://evil.example" + str(inside),
-                (root / "letters").as_uri(), (root / "loop.svg").as_uri(), (root / "missing.svg").as_uri(),
-                "file:///" + str(root).lstrip("/") + "/letters/%2e%2e/%2e%2e/secret.svg"):
+    for url in (
+        (root / "letters" / ".." / ".." / "secret.svg").as_uri(),
+        (root / "letters" / "out.svg").as_uri(),
+        (tmp_path / "secret.svg").as_uri(),
+        "file:///etc/passwd",
+        "file://evil.example" + str(inside),
+        (root / "letters").as_uri(),
+        (root / "loop.svg").as_uri(),
+        (root / "missing.svg").as_uri(),
+        "file:///" + str(root).lstrip("/") + "/letters/%2e%2e/%2e%2e/secret.svg",
+    ):
         assert template_file(url, root) is None, url
     assert template_file(inside.as_uri(), None) is None
 
 
 def test_the_shipped_letters_still_render_their_signature(caplog: pytest.LogCaptureFixture) -> None:
     """The shipped letters take a signature SVG from templates/: allowed, and drawn."""
-    from dripper import letters
+    from dripper.channels.letters import layout as letters
 
     root = Path(__file__).resolve().parent.parent / "templates"
     html = (root / "letters" / "signatures" / "marcus-hale.html").read_text()
@@ -373,9 +439,16 @@ def test_the_shipped_letters_still_render_their_signature(caplog: pytest.LogCapt
 
 
 # --- 5. no script URL from lead data reaches an e-mail ------------------------------------------
-SCRIPT_URLS = ["javascript:alert(document.domain)", "  JavaScript:alert(1)", "JAVASCRIPT:alert(1)",
-               "vbscript:msgbox(1)", "data:text/html,<script>alert(1)</script>", "livescript:x",
-               "\tjavascript:alert(1)", "java\tscript:alert(1)"]  # a line break in a field is refused at import
+SCRIPT_URLS = [
+    "javascript:alert(document.domain)",
+    "  JavaScript:alert(1)",
+    "JAVASCRIPT:alert(1)",
+    "vbscript:msgbox(1)",
+    "data:text/html,<script>alert(1)</script>",
+    "livescript:x",
+    "\tjavascript:alert(1)",
+    "java\tscript:alert(1)",
+]  # a line break in a field is refused at import
 
 
 def browser_scheme(href: str) -> str:
@@ -390,10 +463,11 @@ def test_script_urls_from_lead_data_never_reach_an_email_link(dripper: Dripper) 
     (dripper.root / "templates" / "mail" / "link.html").write_text(
         "<p>Hello {{ lead.first_name }}</p><p><a href=\"{{ lead.attrs.website | default('') }}\">your site</a> "
         "<a href={{ lead.attrs.website | default('') }}>unquoted</a> <img src=\"{{ lead.attrs.website | default('') }}\" alt=\"logo\"></p>"
-        "<p><a href=\"https://acme.example/?from={{ lead.attrs.website | default('') | urlencode }}\">ours</a></p>")
+        "<p><a href=\"https://acme.example/?from={{ lead.attrs.website | default('') | urlencode }}\">ours</a></p>"
+    )
     write_campaign(dripper.root, steps=EMAIL_STEP.replace("mail/thanks.html", "mail/link.html"))
     rows = []
-    for i, url in enumerate(SCRIPT_URLS + ["https://ok.example/path"]):
+    for i, url in enumerate([*SCRIPT_URLS, "https://ok.example/path"]):
         buffer = io.StringIO()
         csv.writer(buffer, lineterminator="").writerow([f"lead{i}@t.example", "Ann", "supplier_research", url])
         rows.append(buffer.getvalue())
@@ -404,48 +478,80 @@ def test_script_urls_from_lead_data_never_reach_an_email_link(dripper: Dripper) 
         assert isinstance(message, EmailMessage)
         html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
         doc = lxml_html.fromstring(html)
-        urls = [v for element in doc.iter() if isinstance(element.tag, str)
-                for k, v in element.attrib.items() if k in ("href", "src")]
-        assert urls and not [u for u in urls if browser_scheme(u) in ("javascript", "vbscript", "livescript",
-                                                                      "data")], (path.name, urls)
+        urls = [
+            v
+            for element in doc.iter()
+            if isinstance(element.tag, str)
+            for k, v in element.attrib.items()
+            if k in ("href", "src")
+        ]
+        assert urls and not [
+            u for u in urls if browser_scheme(u) in ("javascript", "vbscript", "livescript", "data")
+        ], (path.name, urls)
         text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
         links = re.findall(r"\((\S+?)\)", text)  # the text part writes a link as `label (url)`
-        assert links and not [u for u in links if browser_scheme(u) in ("javascript", "vbscript", "livescript",
-                                                                         "data")], (path.name, links)
+        assert links and not [
+            u for u in links if browser_scheme(u) in ("javascript", "vbscript", "livescript", "data")
+        ], (path.name, links)
         if f"lead{len(SCRIPT_URLS)}@" in str(message["To"]):  # a real link stays as it is
             assert "https://ok.example/path" in urls and "https://ok.example/path" in links
 
 
-@pytest.mark.parametrize("html", [
-    '<a href="javascript:alert(1)">x</a>', "<a href='JaVaScRiPt:alert(1)'>x</a>", "<a href=javascript:alert(1)>x</a>",
-    '<a href="  javascript:alert(1)">x</a>', '<a href="\x01javascript:alert(1)">x</a>',
-    '<a href="java\tscript:alert(1)">x</a>', '<a href="java\nscript:alert(1)">x</a>',
-    '<a href="java&#x09;script:alert(1)">x</a>', '<a href="java&Tab;script:alert(1)">x</a>',
-    '<a href="&#106;avascript:alert(1)">x</a>', '<a href="javascript&colon;alert(1)">x</a>',
-    '<a href="javascript&#58alert(1)">x</a>', '<a href="&#32;javascript:alert(1)">x</a>',
-    '<a HREF = "vbscript:msgbox(1)">x</a>', '<a\nhref="data:text/html;base64,PHNjcmlwdD4=">x</a>',
-    '<img src="data:text/html,<script>">', '<form action="javascript:alert(1)"><button formaction="jscript:x">',
-    '<svg><a xlink:href="javascript:alert(1)">x</a></svg>', '<a/href="javascript:alert(1)">x</a>',
-])
+@pytest.mark.parametrize(
+    "html",
+    [
+        '<a href="javascript:alert(1)">x</a>',
+        "<a href='JaVaScRiPt:alert(1)'>x</a>",
+        "<a href=javascript:alert(1)>x</a>",
+        '<a href="  javascript:alert(1)">x</a>',
+        '<a href="\x01javascript:alert(1)">x</a>',
+        '<a href="java\tscript:alert(1)">x</a>',
+        '<a href="java\nscript:alert(1)">x</a>',
+        '<a href="java&#x09;script:alert(1)">x</a>',
+        '<a href="java&Tab;script:alert(1)">x</a>',
+        '<a href="&#106;avascript:alert(1)">x</a>',
+        '<a href="javascript&colon;alert(1)">x</a>',
+        '<a href="javascript&#58alert(1)">x</a>',
+        '<a href="&#32;javascript:alert(1)">x</a>',
+        '<a HREF = "vbscript:msgbox(1)">x</a>',
+        '<a\nhref="data:text/html;base64,PHNjcmlwdD4=">x</a>',
+        '<img src="data:text/html,<script>">',
+        '<form action="javascript:alert(1)"><button formaction="jscript:x">',
+        '<svg><a xlink:href="javascript:alert(1)">x</a></svg>',
+        '<a/href="javascript:alert(1)">x</a>',
+    ],
+)
 def test_script_urls_are_removed_however_they_are_written(html: str) -> None:
-    from dripper.render import without_script_urls
+    from dripper.campaign.templates import without_script_urls
 
     cleaned = without_script_urls(html)
     doc = lxml_html.fragment_fromstring(cleaned, create_parent="div")
-    urls = [v for element in doc.iter() if isinstance(element.tag, str) for k, v in element.attrib.items()
-            if k in ("href", "src", "action", "formaction", "{http://www.w3.org/1999/xlink}href", "xlink:href")]
+    urls = [
+        v
+        for element in doc.iter()
+        if isinstance(element.tag, str)
+        for k, v in element.attrib.items()
+        if k in ("href", "src", "action", "formaction", "{http://www.w3.org/1999/xlink}href", "xlink:href")
+    ]
     assert urls and all(browser_scheme(u) == "" for u in urls), (html, cleaned)
 
 
-@pytest.mark.parametrize("html", [
-    '<a href="https://x.example/?q=javascript:1">x</a>', '<a href="mailto:sales@acme.example">x</a>',
-    '<a href="page.html?next=javascript:1">x</a>', '<img src="data:image/png;base64,iVBORw0KGgo=">',
-    '<p style="margin:0; display:block" title="data: a b">x</p>', '<a href="#top">x</a>',
-    '<a href="tel:+12175550100">x</a>', '<p>javascript: is a scheme; alt="javascript: the good parts"</p>',
-    '<img alt="javascript: the good parts" src="cover.png">',
-])
+@pytest.mark.parametrize(
+    "html",
+    [
+        '<a href="https://x.example/?q=javascript:1">x</a>',
+        '<a href="mailto:sales@acme.example">x</a>',
+        '<a href="page.html?next=javascript:1">x</a>',
+        '<img src="data:image/png;base64,iVBORw0KGgo=">',
+        '<p style="margin:0; display:block" title="data: a b">x</p>',
+        '<a href="#top">x</a>',
+        '<a href="tel:+12175550100">x</a>',
+        '<p>javascript: is a scheme; alt="javascript: the good parts"</p>',
+        '<img alt="javascript: the good parts" src="cover.png">',
+    ],
+)
 def test_other_urls_and_text_are_left_as_they_are(html: str) -> None:
-    from dripper.render import without_script_urls
+    from dripper.campaign.templates import without_script_urls
 
     assert without_script_urls(html) == html
 
@@ -453,9 +559,18 @@ def test_other_urls_and_text_are_left_as_they_are(html: str) -> None:
 # --- 5. addresses no server takes are refused at import -----------------------------------------
 def test_addresses_that_cannot_be_sent_to_are_refused_at_import(dripper: Dripper) -> None:
     write_campaign(dripper.root, steps=EMAIL_STEP)
-    rows = ["jörg@t.example,Jörg", "ok1@t.example,Ok", "l" * 65 + "@t.example,Long", "a\0b@t.example,Nul",
-            "slash/..%2f@t.example,Dots", "jane@Müller.de,Jane", "x@" + "d" * 250 + ".example,Big",
-            "ok2@t.example,Ok", '"""quoted""@t.example",Q', "x@-bad.example,Host"]
+    rows = [
+        "jörg@t.example,Jörg",
+        "ok1@t.example,Ok",
+        "l" * 65 + "@t.example,Long",
+        "a\0b@t.example,Nul",
+        "slash/..%2f@t.example,Dots",
+        "jane@Müller.de,Jane",
+        "x@" + "d" * 250 + ".example,Big",
+        "ok2@t.example,Ok",
+        '"""quoted""@t.example",Q',
+        "x@-bad.example,Host",
+    ]
     result = import_rows(dripper, rows, header="email,first_name", ok=2)
     problems = [line for line in result.stderr.splitlines() if line.startswith("leads.csv:")]
     letters = "the part before @ may hold letters, digits, !#$%&'*+/=?^_`{|}~- and single dots between them"
@@ -490,15 +605,22 @@ def test_leads_add_refuses_an_address_with_the_reason(dripper: Dripper) -> None:
 
 
 # --- 6. an output folder that is a file -------------------------------------------------------------
-@pytest.mark.parametrize("env, blocker, says", [
-    ({}, "outbox", "outbox (the e-mail outbox; DRIPPER_OUTBOX moves it) exists but is not a folder"),
-    ({"DRIPPER_OUTBOX": "mail-out"}, "mail-out", "mail-out (the e-mail outbox; DRIPPER_OUTBOX moves it) exists"),
-    ({}, "letters", "letters (letters; DRIPPER_LETTERS moves it) exists but is not a folder"),
-    ({"DRIPPER_CALLS": "office/calls"}, "office",
-     "office/calls (call lists; DRIPPER_CALLS moves it) cannot be made: office is a file, not a folder"),
-])
-def test_an_output_folder_that_is_a_file_stops_the_tick_with_a_clear_error(dripper: Dripper, env: dict[str, str],
-                                                                           blocker: str, says: str) -> None:
+@pytest.mark.parametrize(
+    "env, blocker, says",
+    [
+        ({}, "outbox", "outbox (the e-mail outbox; DRIPPER_OUTBOX moves it) exists but is not a folder"),
+        ({"DRIPPER_OUTBOX": "mail-out"}, "mail-out", "mail-out (the e-mail outbox; DRIPPER_OUTBOX moves it) exists"),
+        ({}, "letters", "letters (letters; DRIPPER_LETTERS moves it) exists but is not a folder"),
+        (
+            {"DRIPPER_CALLS": "office/calls"},
+            "office",
+            "office/calls (call lists; DRIPPER_CALLS moves it) cannot be made: office is a file, not a folder",
+        ),
+    ],
+)
+def test_an_output_folder_that_is_a_file_stops_the_tick_with_a_clear_error(
+    dripper: Dripper, env: dict[str, str], blocker: str, says: str
+) -> None:
     (dripper.root / "templates" / "letters" / "call.html").write_text("<p>Call {{ lead.first_name }}</p>")
     write_campaign(dripper.root, steps=EMAIL_STEP + LETTER_STEP + CALL_STEP)
     import_rows(dripper, [address_row("ann@t.example")])
@@ -524,8 +646,10 @@ def test_smtp_needs_no_outbox_folder(dripper: Dripper, smtp_sink: Any) -> None:
     write_campaign(dripper.root, steps=EMAIL_STEP)
     import_rows(dripper, [address_row("ann@t.example")])
     Path("outbox").write_text("a file where the outbox would be; unused with SMTP\n")
-    assert dripper.json("tick", "--at", iso(T0 + timedelta(hours=1)), "--json",
-                        DRIPPER_SMTP_URL=smtp_sink.url)["sent"] == 1
+    assert (
+        dripper.json("tick", "--at", iso(T0 + timedelta(hours=1)), "--json", DRIPPER_SMTP_URL=smtp_sink.url)["sent"]
+        == 1
+    )
 
 
 def test_run_refuses_to_start_when_the_outbox_is_a_file(project: Path, sqlite_url: str) -> None:
@@ -533,8 +657,9 @@ def test_run_refuses_to_start_when_the_outbox_is_a_file(project: Path, sqlite_ur
     Path("outbox").write_text("not a folder\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRIPPER_")}
     env.update(DRIPPER_DATABASE_URL=sqlite_url, DRIPPER_SECRET="test-secret", DRIPPER_TICK_INTERVAL="1")
-    result = subprocess.run([sys.executable, "-m", "dripper", "run"], env=env, capture_output=True, text=True,
-                            timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "dripper", "run"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode == 1
     assert "outbox (the e-mail outbox; DRIPPER_OUTBOX moves it) exists but is not a folder" in result.stderr
     assert "Traceback" not in result.stderr

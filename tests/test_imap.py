@@ -3,33 +3,41 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
 
 from conftest import Dripper, ImapServer
 
-T0 = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 CORPUS = Path(__file__).parent / "corpus" / "own"
 
 
 def test_polling_ingests_and_moves_messages(dripper_sqlite: Dripper, imap_server: ImapServer) -> None:
     dripper_sqlite("leads", "import", "leads.csv", "--at", T0.isoformat())
     dripper_sqlite("tick", "--at", (T0 + timedelta(days=1)).isoformat())
-    sent = message_from_bytes(next(Path("outbox").glob("*_ada@lovelace.example.eml")).read_bytes(),
-                              policy=policy.default)
+    sent = message_from_bytes(
+        next(Path("outbox").glob("*_ada@lovelace.example.eml")).read_bytes(), policy=policy.default
+    )
     reply = (CORPUS / "reply.eml").read_bytes().replace(b"<MSGID@acme.example>", sent["Message-ID"].encode())
-    to_zoe = message_from_bytes(next(Path("outbox").glob("*_zoe@mueller.example.eml")).read_bytes(),
-                                policy=policy.default)
-    unsubscribe = (CORPUS / "unsubscribe-de.eml").read_bytes().replace(
-        b"Message-ID:", b"In-Reply-To: " + to_zoe["Message-ID"].encode() + b"\nMessage-ID:")
+    to_zoe = message_from_bytes(
+        next(Path("outbox").glob("*_zoe@mueller.example.eml")).read_bytes(), policy=policy.default
+    )
+    unsubscribe = (
+        (CORPUS / "unsubscribe-de.eml")
+        .read_bytes()
+        .replace(b"Message-ID:", b"In-Reply-To: " + to_zoe["Message-ID"].encode() + b"\nMessage-ID:")
+    )
     imap_server.deliver(reply)
     imap_server.deliver(unsubscribe)
-    out = dripper_sqlite("ingest", "--imap", "--json", "--at", (T0 + timedelta(days=2)).isoformat(),
-                         DRIPPER_IMAP_URL=imap_server.url)
+    out = dripper_sqlite(
+        "ingest", "--imap", "--json", "--at", (T0 + timedelta(days=2)).isoformat(), DRIPPER_IMAP_URL=imap_server.url
+    )
     results = [json.loads(line) for line in out.stdout.splitlines()]
     assert [(r["kind"], r["lead"]) for r in results] == [
-        ("reply", "ada@lovelace.example"), ("unsubscribe", "zoe@mueller.example")]
+        ("reply", "ada@lovelace.example"),
+        ("unsubscribe", "zoe@mueller.example"),
+    ]
     assert imap_server.count("INBOX") == 0 and imap_server.count("Processed") == 2  # moved, not deleted
     assert dripper_sqlite.json("plan", "ada@lovelace.example", "--json")["lead"]["status"] == "replied"
     # a crash after ingesting but before moving: the same message again changes nothing
@@ -58,11 +66,22 @@ def test_dripper_run_polls_the_mailbox(dripper_sqlite: Dripper, imap_server: Ima
     dripper_sqlite("leads", "import", "leads.csv", "--at", T0.isoformat())
     trust_our_mail_server(dripper_sqlite)  # a removal request that is no reply: believed when authenticated
     imap_server.deliver(authenticated((CORPUS / "unsubscribe-de.eml").read_text(), "mueller.example").encode())
-    env = {**os.environ, "DRIPPER_DATABASE_URL": dripper_sqlite.db_url, "DRIPPER_SECRET": "s",
-           "DRIPPER_IMAP_URL": imap_server.url, "DRIPPER_IMAP_INTERVAL": "1", "DRIPPER_TICK_INTERVAL": "30"}
+    env = {
+        **os.environ,
+        "DRIPPER_DATABASE_URL": dripper_sqlite.db_url,
+        "DRIPPER_SECRET": "s",
+        "DRIPPER_IMAP_URL": imap_server.url,
+        "DRIPPER_IMAP_INTERVAL": "1",
+        "DRIPPER_TICK_INTERVAL": "30",
+    }
     with open(tmp_path / "run.log", "wb") as log:
-        worker = subprocess.Popen([sys.executable, "-m", "dripper", "run"], env=env, cwd=dripper_sqlite.root,
-                                  stdout=log, stderr=subprocess.STDOUT)
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "dripper", "run"],
+            env=env,
+            cwd=dripper_sqlite.root,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             deadline = time.monotonic() + 30
             while imap_server.count("Processed") < 1:

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
-
 from conftest import Dripper
 from corpus_labels import EXPECTED_OWN
+
 from dripper.inbound import classify
 
 CORPUS = Path(__file__).parent / "corpus" / "own"
-T0 = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 
 EXPECTED = EXPECTED_OWN  # tests/corpus_labels.py: the hand-labelled messages of tests/corpus/own
 
@@ -31,6 +31,7 @@ def test_every_corpus_file_is_expected() -> None:
 
 
 # --- end to end --------------------------------------------------------------------------
+
 
 @pytest.fixture
 def sent(dripper: Dripper) -> Dripper:
@@ -83,9 +84,12 @@ def test_hard_bounce_matched_by_verp_suppresses_and_is_idempotent(sent: Dripper,
 
 def test_reply_unsubscribe_complaint_and_auto_reply(sent: Dripper, tmp_path: Path) -> None:
     unsubscribe = _as_sent_to("unsubscribe-de.eml", "zoe@mueller.example", tmp_path)
-    results = _ingest(sent, _as_sent_to("reply.eml", "ada@lovelace.example", tmp_path),
-                      _replying(unsubscribe, "zoe@mueller.example"),
-                      _as_sent_to("ooo-en.eml", "grace@hopper.example", tmp_path))
+    results = _ingest(
+        sent,
+        _as_sent_to("reply.eml", "ada@lovelace.example", tmp_path),
+        _replying(unsubscribe, "zoe@mueller.example"),
+        _as_sent_to("ooo-en.eml", "grace@hopper.example", tmp_path),
+    )
     assert [(r["kind"], r["lead"], r["matched_by"]) for r in results] == [
         ("reply", "ada@lovelace.example", "in_reply_to"),
         ("unsubscribe", "zoe@mueller.example", "in_reply_to"),
@@ -98,7 +102,10 @@ def test_reply_unsubscribe_complaint_and_auto_reply(sent: Dripper, tmp_path: Pat
     assert grace["lead"]["status"] == "active" and any(t["state"] == "planned" for t in grace["touches"])
     [complaint] = _ingest(sent, _as_sent_to("arf-complaint.eml", "grace@hopper.example", tmp_path))
     assert (complaint["kind"], complaint["lead"], complaint["matched_by"]) == (
-        "complaint", "grace@hopper.example", "in_reply_to")  # by the Message-ID of the original inside
+        "complaint",
+        "grace@hopper.example",
+        "in_reply_to",
+    )  # by the Message-ID of the original inside
     assert _plan(sent, "grace@hopper.example")["lead"]["status"] == "complained"
 
 
@@ -130,8 +137,9 @@ def _to_verp(path: Path, email: str) -> Path:
 
 
 def test_soft_bounces_retry_then_escalate(sent: Dripper, tmp_path: Path) -> None:
-    base = _to_verp(_as_sent_to("dsn-mailbox-full-522.eml", "zoe@mueller.example", tmp_path),
-                    "zoe@mueller.example").read_text()
+    base = _to_verp(
+        _as_sent_to("dsn-mailbox-full-522.eml", "zoe@mueller.example", tmp_path), "zoe@mueller.example"
+    ).read_text()
     files = []
     for i in range(3):
         path = tmp_path / f"soft{i}.eml"
@@ -160,12 +168,16 @@ def test_a_soft_bounced_touch_goes_out_again(sent: Dripper, tmp_path: Path) -> N
 
 def test_unmatched_is_recorded_as_unknown_and_dry_run_changes_nothing(sent: Dripper, tmp_path: Path) -> None:
     stranger = tmp_path / "stranger.eml"
-    stranger.write_text("From: someone@else.example\nTo: sales@acme.example\nSubject: hello\n"
-                        "Message-ID: <s-1@else.example>\n\nDo you sell pumps?\n")
+    stranger.write_text(
+        "From: someone@else.example\nTo: sales@acme.example\nSubject: hello\n"
+        "Message-ID: <s-1@else.example>\n\nDo you sell pumps?\n"
+    )
     reply = _as_sent_to("reply.eml", "ada@lovelace.example", tmp_path)
     dry = _ingest(sent, stranger, reply, dry_run=True)
     assert [(r["kind"], r["lead"], r["applied"]) for r in dry] == [
-        ("unknown", None, False), ("reply", "ada@lovelace.example", False)]
+        ("unknown", None, False),
+        ("reply", "ada@lovelace.example", False),
+    ]
     assert _plan(sent, "ada@lovelace.example")["lead"]["status"] == "active"
     [unknown] = _ingest(sent, stranger)
     assert unknown["applied"] and unknown["effect"] == "recorded as unknown"
@@ -179,23 +191,30 @@ def test_ingest_reads_stdin(sent: Dripper, tmp_path: Path) -> None:
     from dripper.cli import main
 
     reply = _as_sent_to("reply.eml", "ada@lovelace.example", tmp_path).read_bytes()
-    result = CliRunner().invoke(main, ["ingest", "-", "--json", "--at", (T0 + timedelta(days=2)).isoformat()],
-                                input=reply, env={"DRIPPER_DATABASE_URL": sent.db_url, "DRIPPER_SECRET": "test-secret"})
+    result = CliRunner().invoke(
+        main,
+        ["ingest", "-", "--json", "--at", (T0 + timedelta(days=2)).isoformat()],
+        input=reply,
+        env={"DRIPPER_DATABASE_URL": sent.db_url, "DRIPPER_SECRET": "test-secret"},
+    )
     assert result.exit_code == 0, result.output
     line = json.loads(result.stdout)
     assert (line["file"], line["kind"], line["lead"]) == ("-", "reply", "ada@lovelace.example")
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("I am out of the office until 3 December with limited access.", "2026-12-03"),
-    ("I'm back on Monday, December 7th.", "2026-12-07"),
-    ("Ich bin bis zum 03.12. nicht im Büro.", "2026-12-03"),
-    ("Ich bin ab dem 4. Dezember wieder erreichbar.", "2026-12-04"),
-    ("Je serai de retour le 3 décembre.", "2026-12-03"),
-    ("Estaré fuera hasta el 3 de diciembre.", "2026-12-03"),
-    ("Returning January 5, 2027.", "2027-01-05"),
-    ("I am out of the office.", None),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("I am out of the office until 3 December with limited access.", "2026-12-03"),
+        ("I'm back on Monday, December 7th.", "2026-12-07"),
+        ("Ich bin bis zum 03.12. nicht im Büro.", "2026-12-03"),
+        ("Ich bin ab dem 4. Dezember wieder erreichbar.", "2026-12-04"),
+        ("Je serai de retour le 3 décembre.", "2026-12-03"),
+        ("Estaré fuera hasta el 3 de diciembre.", "2026-12-03"),
+        ("Returning January 5, 2027.", "2027-01-05"),
+        ("I am out of the office.", None),
+    ],
+)
 def test_return_dates(text: str, expected: str | None) -> None:
     from datetime import date
 
@@ -208,8 +227,11 @@ def test_return_dates(text: str, expected: str | None) -> None:
 def trust_our_mail_server(dripper: Dripper) -> None:
     """campaigns.yaml believes the Authentication-Results of mx.acme.example."""
     campaigns = dripper.root / "campaigns.yaml"
-    campaigns.write_text(campaigns.read_text().replace(
-        "campaigns:\n", "inbound:\n  trusted_authserv_ids: [mx.acme.example]\ncampaigns:\n", 1))
+    campaigns.write_text(
+        campaigns.read_text().replace(
+            "campaigns:\n", "inbound:\n  trusted_authserv_ids: [mx.acme.example]\ncampaigns:\n", 1
+        )
+    )
 
 
 def authenticated(text: str, domain: str) -> str:
@@ -218,16 +240,25 @@ def authenticated(text: str, domain: str) -> str:
 
 
 def test_an_out_of_office_with_a_return_date_holds_the_next_touch(sent: Dripper, tmp_path: Path) -> None:
-    at = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)  # a Monday
+    at = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)  # a Monday
     sent("leads", "add", "nia@new.example", "--stage", "supplier_research", "--at", at.isoformat())
     trust_our_mail_server(sent)
     ooo = tmp_path / "ooo.eml"
-    ooo.write_text(authenticated((CORPUS / "ooo-en.eml").read_text().replace(
-        "Ada Lovelace <ada@lovelace.example>", "Nia <nia@new.example>").replace(
-        "In-Reply-To: <MSGID@acme.example>\n", ""), "new.example"))  # "until 3 December"
+    ooo.write_text(
+        authenticated(
+            (CORPUS / "ooo-en.eml")
+            .read_text()
+            .replace("Ada Lovelace <ada@lovelace.example>", "Nia <nia@new.example>")
+            .replace("In-Reply-To: <MSGID@acme.example>\n", ""),
+            "new.example",
+        )
+    )  # "until 3 December"
     [result] = _ingest(sent, ooo, at=at)
     assert (result["kind"], result["lead"], result["matched_by"]) == (
-        "auto_reply", "nia@new.example", "authenticated_sender")
+        "auto_reply",
+        "nia@new.example",
+        "authenticated_sender",
+    )
     assert "held until after 2026-12-03" in result["effect"]
     plan = _plan(sent, "nia@new.example")
     assert plan["lead"]["status"] == "active"
@@ -247,7 +278,7 @@ def test_replies_are_forwarded_and_posted_to_the_sales_team(sent: Dripper, tmp_p
     posted: list[dict] = []
 
     class Hook(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             posted.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
             self.send_response(204)
             self.end_headers()
@@ -258,9 +289,17 @@ def test_replies_are_forwarded_and_posted_to_the_sales_team(sent: Dripper, tmp_p
     server = HTTPServer(("127.0.0.1", 0), Hook)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     campaigns = sent.root / "campaigns.yaml"
-    campaigns.write_text(campaigns.read_text().replace("campaigns:\n", (
-        "inbound:\n  notify:\n    forward_to: team@acme.example\n"
-        f"    webhook: http://127.0.0.1:{server.server_port}/dripper\n" "campaigns:\n"), 1))
+    campaigns.write_text(
+        campaigns.read_text().replace(
+            "campaigns:\n",
+            (
+                "inbound:\n  notify:\n    forward_to: team@acme.example\n"
+                f"    webhook: http://127.0.0.1:{server.server_port}/dripper\n"
+                "campaigns:\n"
+            ),
+            1,
+        )
+    )
     try:
         reply = _as_sent_to("reply.eml", "ada@lovelace.example", tmp_path)
         args = ["ingest", str(reply), "--json", "--at", (T0 + timedelta(days=2)).isoformat()]
@@ -276,13 +315,18 @@ def test_replies_are_forwarded_and_posted_to_the_sales_team(sent: Dripper, tmp_p
 
 
 def test_an_out_of_office_without_a_date_pauses_for_a_week(sent: Dripper, tmp_path: Path) -> None:
-    at = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)  # a Monday
+    at = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)  # a Monday
     sent("leads", "add", "ben@new.example", "--stage", "supplier_research", "--at", at.isoformat())
     trust_our_mail_server(sent)
     ooo = tmp_path / "ooo.eml"
-    ooo.write_text(authenticated("From: Ben <ben@new.example>\nTo: sales@acme.example\nSubject: Out of Office\n"
-                                 "Auto-Submitted: auto-replied\nMessage-ID: <ooo-b@new.example>\n\n"
-                                 "I am away with limited access.\n", "new.example"))
+    ooo.write_text(
+        authenticated(
+            "From: Ben <ben@new.example>\nTo: sales@acme.example\nSubject: Out of Office\n"
+            "Auto-Submitted: auto-replied\nMessage-ID: <ooo-b@new.example>\n\n"
+            "I am away with limited access.\n",
+            "new.example",
+        )
+    )
     [result] = _ingest(sent, ooo, at=at)
     assert result["kind"] == "auto_reply" and "held until after 2026-11-29" in result["effect"]
     plan = _plan(sent, "ben@new.example")

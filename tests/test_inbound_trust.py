@@ -63,6 +63,7 @@ def unknown_events(dripper: Dripper) -> list[dict]:
 
 # --- forged messages ---------------------------------------------------------------------------
 
+
 def forged_dsn(victim: str, status_code: str = "5.1.1", message_id: str = "<dsn-x@attacker.example>") -> str:
     return f"""From: Mail Delivery System <MAILER-DAEMON@attacker.example>
 To: sales@acme.example
@@ -115,8 +116,9 @@ Original-Rcpt-To: <{victim}>
 """
 
 
-def message_from(sender: str, subject: str, body: str, *, in_reply_to: str | None = None,
-                 message_id: str = "<m-1@outside.example>") -> str:
+def message_from(
+    sender: str, subject: str, body: str, *, in_reply_to: str | None = None, message_id: str = "<m-1@outside.example>"
+) -> str:
     thread = f"In-Reply-To: {in_reply_to}\n" if in_reply_to else ""
     return f"From: {sender}\nTo: sales@acme.example\nSubject: {subject}\nMessage-ID: {message_id}\n{thread}\n{body}\n"
 
@@ -143,20 +145,30 @@ def test_a_forged_bounce_naming_a_lead_changes_nothing(sent: Dripper, tmp_path: 
 def test_a_forged_complaint_naming_a_lead_changes_nothing(sent: Dripper, tmp_path: Path) -> None:
     [result] = ingest(sent, tmp_path, forged_arf("zoe@mueller.example"))
     assert (result["kind"], result["classified_as"], result["suspected_lead"]) == (
-        "unknown", "complaint", "zoe@mueller.example")
+        "unknown",
+        "complaint",
+        "zoe@mueller.example",
+    )
     assert status(sent, "zoe@mueller.example") == "active"
 
 
 def test_an_opt_out_report_needs_proof_like_a_complaint(sent: Dripper, tmp_path: Path) -> None:
     forged = forged_arf("grace@hopper.example").replace("Feedback-Type: abuse", "Feedback-Type: opt-out")
     ours = sent_message("grace@hopper.example")["Message-ID"]
-    real = forged.replace("<arf-x@attacker.example>", "<arf-y@isp.example>").replace("--B--", (
-        f"--B\nContent-Type: text/rfc822-headers\n\nTo: grace@hopper.example\nMessage-ID: {ours}\n\n--B--"))
+    real = forged.replace("<arf-x@attacker.example>", "<arf-y@isp.example>").replace(
+        "--B--", (f"--B\nContent-Type: text/rfc822-headers\n\nTo: grace@hopper.example\nMessage-ID: {ours}\n\n--B--")
+    )
     first, second = ingest(sent, tmp_path, forged, real)
     assert (first["kind"], first["classified_as"], first["suspected_lead"]) == (
-        "unknown", "unsubscribe", "grace@hopper.example")
-    assert (second["kind"], second["lead"], second["matched_by"]) == ("unsubscribe", "grace@hopper.example",
-                                                                       "in_reply_to")
+        "unknown",
+        "unsubscribe",
+        "grace@hopper.example",
+    )
+    assert (second["kind"], second["lead"], second["matched_by"]) == (
+        "unsubscribe",
+        "grace@hopper.example",
+        "in_reply_to",
+    )
     assert status(sent, "grace@hopper.example") == "unsubscribed"
 
 
@@ -171,14 +183,19 @@ def test_a_forged_soft_bounce_sends_nothing_again(sent: Dripper, tmp_path: Path)
     assert not [e for e in plan["events"] if e["kind"] == "soft_bounce"]
 
 
-@pytest.mark.parametrize(("subject", "body", "classified"), [
-    ("Re: Your valves information pack", "Thanks, we bought elsewhere.", "reply"),
-    ("Re: Your valves information pack", "Please unsubscribe me.", "unsubscribe"),
-])
-def test_a_computable_message_id_proves_nothing(sent: Dripper, tmp_path: Path, subject: str, body: str,
-                                                classified: str) -> None:
-    forged = message_from("Mallory <mallory@outside.example>", subject, body,
-                          in_reply_to=computable_message_id("ada@lovelace.example"))
+@pytest.mark.parametrize(
+    ("subject", "body", "classified"),
+    [
+        ("Re: Your valves information pack", "Thanks, we bought elsewhere.", "reply"),
+        ("Re: Your valves information pack", "Please unsubscribe me.", "unsubscribe"),
+    ],
+)
+def test_a_computable_message_id_proves_nothing(
+    sent: Dripper, tmp_path: Path, subject: str, body: str, classified: str
+) -> None:
+    forged = message_from(
+        "Mallory <mallory@outside.example>", subject, body, in_reply_to=computable_message_id("ada@lovelace.example")
+    )
     [result] = ingest(sent, tmp_path, forged)
     assert (result["kind"], result["lead"], result["classified_as"]) == ("unknown", None, classified)
     assert status(sent, "ada@lovelace.example") == "active"
@@ -191,11 +208,15 @@ def test_a_message_id_sent_by_an_older_version_is_not_proof(sent: Dripper, tmp_p
     legacy = computable_message_id("ada@lovelace.example")
     engine = create_engine(sent.db_url)
     with engine.begin() as conn:
-        conn.execute(update(touches).where(touches.c.step_id == "thanks", touches.c.state == "sent",
-                                           touches.c.lead_id == 1).values(message_id=legacy))
+        conn.execute(
+            update(touches)
+            .where(touches.c.step_id == "thanks", touches.c.state == "sent", touches.c.lead_id == 1)
+            .values(message_id=legacy)
+        )
     engine.dispose()
-    [result] = ingest(sent, tmp_path, message_from("Ada <ada@lovelace.example>", "Re: pack", "Stop, please.",
-                                                   in_reply_to=legacy))
+    [result] = ingest(
+        sent, tmp_path, message_from("Ada <ada@lovelace.example>", "Re: pack", "Stop, please.", in_reply_to=legacy)
+    )
     assert (result["kind"], result["suspected_lead"]) == ("unknown", "ada@lovelace.example")
     assert "anyone can compute" in result["reason"]
     assert status(sent, "ada@lovelace.example") == "active"
@@ -204,16 +225,23 @@ def test_a_message_id_sent_by_an_older_version_is_not_proof(sent: Dripper, tmp_p
 def test_a_spoofed_sender_asking_to_be_removed_changes_nothing(sent: Dripper, tmp_path: Path) -> None:
     [result] = ingest(sent, tmp_path, message_from("Grace Hopper <grace@hopper.example>", "unsubscribe", "Remove me."))
     assert (result["kind"], result["classified_as"], result["suspected_lead"]) == (
-        "unknown", "unsubscribe", "grace@hopper.example")
+        "unknown",
+        "unsubscribe",
+        "grace@hopper.example",
+    )
     assert status(sent, "grace@hopper.example") == "active"
 
 
 def test_our_message_id_about_another_recipient_proves_nothing(sent: Dripper, tmp_path: Path) -> None:
     """A report that carries a message we sent to Ada but says Zoë's address bounced."""
     ours = sent_message("ada@lovelace.example")["Message-ID"]
-    report = forged_dsn("zoe@mueller.example").replace("--B--", (
-        "--B\nContent-Type: text/rfc822-headers\n\nFrom: Acme Sales <sales@acme.example>\n"
-        f"To: Ada <ada@lovelace.example>\nMessage-ID: {ours}\n\n--B--"))
+    report = forged_dsn("zoe@mueller.example").replace(
+        "--B--",
+        (
+            "--B\nContent-Type: text/rfc822-headers\n\nFrom: Acme Sales <sales@acme.example>\n"
+            f"To: Ada <ada@lovelace.example>\nMessage-ID: {ours}\n\n--B--"
+        ),
+    )
     [result] = ingest(sent, tmp_path, report)
     assert result["kind"] == "unknown" and "but about zoe@mueller.example" in result["reason"]
     assert status(sent, "ada@lovelace.example") == status(sent, "zoe@mueller.example") == "active"
@@ -221,22 +249,32 @@ def test_our_message_id_about_another_recipient_proves_nothing(sent: Dripper, tm
 
 # --- what does prove it ------------------------------------------------------------------------
 
+
 def test_a_real_bounce_carrying_our_message_id_is_applied(sent: Dripper, tmp_path: Path) -> None:
     ours = sent_message("ada@lovelace.example")["Message-ID"]
-    report = forged_dsn("ada@lovelace.example").replace("--B--", (
-        f"--B\nContent-Type: text/rfc822-headers\n\nTo: Ada <ada@lovelace.example>\nMessage-ID: {ours}\n\n--B--"))
+    report = forged_dsn("ada@lovelace.example").replace(
+        "--B--",
+        (f"--B\nContent-Type: text/rfc822-headers\n\nTo: Ada <ada@lovelace.example>\nMessage-ID: {ours}\n\n--B--"),
+    )
     [result] = ingest(sent, tmp_path, report)
-    assert (result["kind"], result["lead"], result["matched_by"]) == ("bounce_hard", "ada@lovelace.example",
-                                                                       "in_reply_to")
+    assert (result["kind"], result["lead"], result["matched_by"]) == (
+        "bounce_hard",
+        "ada@lovelace.example",
+        "in_reply_to",
+    )
     assert status(sent, "ada@lovelace.example") == "bounced"
 
 
 def test_a_report_carrying_our_verp_return_path_is_applied(sent: Dripper, tmp_path: Path) -> None:
     """Forwarded feedback loops lose their envelope, but the original keeps our Return-Path."""
     verp = sent_message("zoe@mueller.example")["Return-Path"].strip("<>")
-    report = forged_arf("redacted@mueller.example").replace("--B--", (
-        f"--B\nContent-Type: message/rfc822\n\nReturn-Path: <{verp}>\nFrom: sales@acme.example\n"
-        "To: redacted@mueller.example\nSubject: pack\n\nHello\n--B--"))
+    report = forged_arf("redacted@mueller.example").replace(
+        "--B--",
+        (
+            f"--B\nContent-Type: message/rfc822\n\nReturn-Path: <{verp}>\nFrom: sales@acme.example\n"
+            "To: redacted@mueller.example\nSubject: pack\n\nHello\n--B--"
+        ),
+    )
     [result] = ingest(sent, tmp_path, report)
     assert (result["kind"], result["lead"], result["matched_by"]) == ("complaint", "zoe@mueller.example", "verp")
     assert status(sent, "zoe@mueller.example") == "complained"
@@ -251,34 +289,51 @@ def test_the_list_unsubscribe_mailto_is_proof(sent: Dripper, tmp_path: Path) -> 
     subject = unquote(parse_qs(urlsplit(mailto).query)["subject"][0])
     token = subject.split()[-1]
     tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
-    forged, real = ingest(sent, tmp_path, message_from("x@mueller.example", f"unsubscribe {tampered}", "",
-                                                       message_id="<t-1@mueller.example>"),
-                          message_from("x@mueller.example", subject, "", message_id="<t-2@mueller.example>"))
+    forged, real = ingest(
+        sent,
+        tmp_path,
+        message_from("x@mueller.example", f"unsubscribe {tampered}", "", message_id="<t-1@mueller.example>"),
+        message_from("x@mueller.example", subject, "", message_id="<t-2@mueller.example>"),
+    )
     assert forged["kind"] == "unknown"
-    assert (real["kind"], real["lead"], real["matched_by"]) == ("unsubscribe", "zoe@mueller.example",
-                                                                 "unsubscribe_token")
+    assert (real["kind"], real["lead"], real["matched_by"]) == (
+        "unsubscribe",
+        "zoe@mueller.example",
+        "unsubscribe_token",
+    )
     assert status(sent, "zoe@mueller.example") == "unsubscribed"
 
 
-@pytest.mark.parametrize(("results", "applied"), [
-    (["mx.acme.example; dmarc=pass header.from=hopper.example"], True),
-    (["mx.acme.example; dkim=pass header.d=hopper.example header.s=s1"], True),
-    (["mx.acme.example; spf=pass smtp.mailfrom=grace@hopper.example"], True),
-    (["mx.acme.example; dkim=pass header.d=attacker.example"], False),  # not aligned with From
-    (["mx.acme.example; spf=pass smtp.mailfrom=attacker.example"], False),
-    (["mx.acme.example; dmarc=fail header.from=hopper.example"], False),
-    (["mx.attacker.example; dmarc=pass header.from=hopper.example"], False),  # a server we do not trust
-    # the topmost header of our server is the one it wrote; a lower one came with the message
-    (["mx.acme.example; dmarc=fail header.from=hopper.example",
-      "mx.acme.example; dmarc=pass header.from=hopper.example"], False),
-])
+@pytest.mark.parametrize(
+    ("results", "applied"),
+    [
+        (["mx.acme.example; dmarc=pass header.from=hopper.example"], True),
+        (["mx.acme.example; dkim=pass header.d=hopper.example header.s=s1"], True),
+        (["mx.acme.example; spf=pass smtp.mailfrom=grace@hopper.example"], True),
+        (["mx.acme.example; dkim=pass header.d=attacker.example"], False),  # not aligned with From
+        (["mx.acme.example; spf=pass smtp.mailfrom=attacker.example"], False),
+        (["mx.acme.example; dmarc=fail header.from=hopper.example"], False),
+        (["mx.attacker.example; dmarc=pass header.from=hopper.example"], False),  # a server we do not trust
+        # the topmost header of our server is the one it wrote; a lower one came with the message
+        (
+            [
+                "mx.acme.example; dmarc=fail header.from=hopper.example",
+                "mx.acme.example; dmarc=pass header.from=hopper.example",
+            ],
+            False,
+        ),
+    ],
+)
 def test_an_authenticated_sender_is_proof(sent: Dripper, tmp_path: Path, results: list[str], applied: bool) -> None:
     trust_our_mail_server(sent)
     head = "".join(f"Authentication-Results: {value}\n" for value in results)
     [result] = ingest(sent, tmp_path, head + message_from("Grace <grace@hopper.example>", "unsubscribe", "Remove me"))
     if applied:
         assert (result["kind"], result["lead"], result["matched_by"]) == (
-            "unsubscribe", "grace@hopper.example", "authenticated_sender")
+            "unsubscribe",
+            "grace@hopper.example",
+            "authenticated_sender",
+        )
     else:
         assert (result["kind"], result["suspected_lead"]) == ("unknown", "grace@hopper.example")
     assert status(sent, "grace@hopper.example") == ("unsubscribed" if applied else "active")
@@ -292,6 +347,7 @@ def test_without_trusted_servers_authentication_results_are_ignored(sent: Drippe
 
 # --- one bad message never stops the mailbox ---------------------------------------------------
 
+
 def nested_multipart(depth: int) -> bytes:
     head = b"From: x@outside.example\r\nTo: sales@acme.example\r\nSubject: deep\r\nMessage-ID: <deep-mp@x>\r\n"
     opening = b"".join(b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (i, i) for i in range(depth))
@@ -301,26 +357,44 @@ def nested_multipart(depth: int) -> bytes:
 
 def nested_rfc822(depth: int) -> bytes:
     head = b"From: x@outside.example\r\nTo: sales@acme.example\r\nSubject: deep\r\nMessage-ID: <deep-822@x>\r\n"
-    return head + b"Content-Type: message/rfc822\r\n\r\nFrom: z@y\r\n" * depth + b"Content-Type: text/plain\r\n\r\nhi\r\n"
+    return (
+        head + b"Content-Type: message/rfc822\r\n\r\nFrom: z@y\r\n" * depth + b"Content-Type: text/plain\r\n\r\nhi\r\n"
+    )
 
 
 def many_parts(count: int) -> bytes:
-    head = (b"From: x@outside.example\r\nSubject: wide\r\nMessage-ID: <wide@x>\r\n"
-            b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n')
+    head = (
+        b"From: x@outside.example\r\nSubject: wide\r\nMessage-ID: <wide@x>\r\n"
+        b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+    )
     return head + b"--b\r\n\r\nx\r\n" * count + b"--b--\r\n"
 
 
 def test_messages_that_cannot_be_read_within_limits_do_not_stop_the_batch(sent: Dripper, tmp_path: Path) -> None:
     ada = sent_message("ada@lovelace.example")["Message-ID"]
     zoe = sent_message("zoe@mueller.example")["Message-ID"]
-    results = ingest(sent, tmp_path,
-                     message_from("Ada <ada@lovelace.example>", "Re: pack", "Send a quote.", in_reply_to=ada),
-                     nested_multipart(3000), nested_rfc822(2000), many_parts(200_000),
-                     message_from("Zoë <zoe@mueller.example>", "Re: pack", "Bitte abmelden.", in_reply_to=zoe,
-                                  message_id="<m-2@mueller.example>"))
+    results = ingest(
+        sent,
+        tmp_path,
+        message_from("Ada <ada@lovelace.example>", "Re: pack", "Send a quote.", in_reply_to=ada),
+        nested_multipart(3000),
+        nested_rfc822(2000),
+        many_parts(200_000),
+        message_from(
+            "Zoë <zoe@mueller.example>",
+            "Re: pack",
+            "Bitte abmelden.",
+            in_reply_to=zoe,
+            message_id="<m-2@mueller.example>",
+        ),
+    )
     assert [(r["kind"], r["lead"]) for r in results] == [
-        ("reply", "ada@lovelace.example"), ("unknown", None), ("unknown", None), ("unknown", None),
-        ("unsubscribe", "zoe@mueller.example")]
+        ("reply", "ada@lovelace.example"),
+        ("unknown", None),
+        ("unknown", None),
+        ("unknown", None),
+        ("unsubscribe", "zoe@mueller.example"),
+    ]
     deep, deeper, wide = results[1:4]
     assert "too deeply nested" in deep["reason"] and "too deeply nested" in deeper["reason"]
     assert "too many parts" in wide["reason"]
@@ -347,17 +421,20 @@ def test_a_large_reply_is_classified_without_its_attachment(sent: Dripper, tmp_p
 
     ada = sent_message("ada@lovelace.example")["Message-ID"]
     attachment = base64.encodebytes(b"%PDF-1.7 " + bytes(range(256)) * 24_000).decode()
-    message = (f"From: Ada <ada@lovelace.example>\nTo: sales@acme.example\nSubject: Re: pack\n"
-               f"Message-ID: <big@lovelace.example>\nIn-Reply-To: {ada}\nMIME-Version: 1.0\n"
-               'Content-Type: multipart/mixed; boundary="b"\n\n--b\nContent-Type: text/plain\n\n'
-               "Our drawing is attached; please quote.\n--b\nContent-Type: application/pdf\n"
-               f"Content-Transfer-Encoding: base64\n\n{attachment}--b--\n")
+    message = (
+        f"From: Ada <ada@lovelace.example>\nTo: sales@acme.example\nSubject: Re: pack\n"
+        f"Message-ID: <big@lovelace.example>\nIn-Reply-To: {ada}\nMIME-Version: 1.0\n"
+        'Content-Type: multipart/mixed; boundary="b"\n\n--b\nContent-Type: text/plain\n\n'
+        "Our drawing is attached; please quote.\n--b\nContent-Type: application/pdf\n"
+        f"Content-Transfer-Encoding: base64\n\n{attachment}--b--\n"
+    )
     [result] = ingest(sent, tmp_path, message)
     assert (result["kind"], result["lead"], result["quarantine"]) == ("reply", "ada@lovelace.example", False)
 
 
-def test_imap_quarantines_what_it_cannot_read_and_goes_on(dripper_sqlite: Dripper, imap_server: ImapServer,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_imap_quarantines_what_it_cannot_read_and_goes_on(
+    dripper_sqlite: Dripper, imap_server: ImapServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from dripper.inbound import parse
 
     dripper_sqlite("leads", "import", "leads.csv", "--at", T0.isoformat())
@@ -365,24 +442,32 @@ def test_imap_quarantines_what_it_cannot_read_and_goes_on(dripper_sqlite: Drippe
     zoe = sent_message("zoe@mueller.example")["Message-ID"]
     monkeypatch.setattr(parse, "MAX_BYTES", 512 * 1024)  # so that a "too large" message stays small here
     imap_server.deliver(nested_multipart(3000))  # first in the folder: it used to fail every poll
-    imap_server.deliver(b"From: big@outside.example\r\nSubject: big\r\nMessage-ID: <big@x>\r\n\r\n"
-                        + b"x" * 76 * 10_000)
-    imap_server.deliver(message_from("Zoë <zoe@mueller.example>", "Re: pack", "Bitte abmelden.",
-                                     in_reply_to=zoe).encode())
+    imap_server.deliver(
+        b"From: big@outside.example\r\nSubject: big\r\nMessage-ID: <big@x>\r\n\r\n" + b"x" * 76 * 10_000
+    )
+    imap_server.deliver(
+        message_from("Zoë <zoe@mueller.example>", "Re: pack", "Bitte abmelden.", in_reply_to=zoe).encode()
+    )
     out = dripper_sqlite("ingest", "--imap", "--json", "--at", AT.isoformat(), DRIPPER_IMAP_URL=imap_server.url)
     results = [json.loads(line) for line in out.stdout.splitlines()]
-    assert [(r["kind"], r["quarantine"]) for r in results] == [("unknown", True), ("unknown", True),
-                                                               ("unsubscribe", False)]
+    assert [(r["kind"], r["quarantine"]) for r in results] == [
+        ("unknown", True),
+        ("unknown", True),
+        ("unsubscribe", False),
+    ]
     assert "larger than" in results[1]["reason"]
     assert status(dripper_sqlite, "zoe@mueller.example") == "unsubscribed"
     assert (imap_server.count("INBOX"), imap_server.count("Quarantine"), imap_server.count("Processed")) == (0, 2, 1)
 
 
-def test_an_unverified_removal_request_reaches_a_person(sent: Dripper, tmp_path: Path, smtp_sink) -> None:  # noqa: ANN001
+def test_an_unverified_removal_request_reaches_a_person(sent: Dripper, tmp_path: Path, smtp_sink) -> None:
     """It changes nothing, so the sales team gets it to judge (and to apply by hand)."""
     campaigns = sent.root / "campaigns.yaml"
-    campaigns.write_text(campaigns.read_text().replace(
-        "campaigns:\n", "inbound:\n  notify:\n    forward_to: team@acme.example\ncampaigns:\n", 1))
+    campaigns.write_text(
+        campaigns.read_text().replace(
+            "campaigns:\n", "inbound:\n  notify:\n    forward_to: team@acme.example\ncampaigns:\n", 1
+        )
+    )
     message = message_from("Zoë <zoe@mueller.example>", "Bitte abmelden", "Keine E-Mails mehr.")
     path = tmp_path / "unsubscribe.eml"
     path.write_text(message)

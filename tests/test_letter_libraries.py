@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 from conftest import Dripper, dripper_env, wait_for
 
-from dripper import letter_libraries
-from dripper.letter_libraries import INSTALL, Missing, Platform, detect, install_command
+from dripper.channels.letters import libraries as letter_libraries
+from dripper.channels.letters.libraries import INSTALL, Missing, Platform, detect, install_command
 
 T0 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)  # a Monday
 T1 = T0 + timedelta(hours=1)
@@ -82,13 +82,19 @@ def nolibs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def poisoned(nolibs: Path, **values: str) -> dict[str, str]:
     """The environment of a machine whose loader cannot load GObject or Pango."""
     path = os.environ.get("LD_LIBRARY_PATH")
-    return dripper_env(LD_LIBRARY_PATH=f"{nolibs}:{path}" if path else str(nolibs), DRIPPER_NO_BROWSER="1",
-                       **values)
+    return dripper_env(LD_LIBRARY_PATH=f"{nolibs}:{path}" if path else str(nolibs), DRIPPER_NO_BROWSER="1", **values)
 
 
 def run(root: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "dripper", *args], cwd=root, env=env, capture_output=True,
-                          text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "dripper", *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def expected_line() -> str:
@@ -105,11 +111,19 @@ def told_once(stderr: str) -> None:
 
 
 def test_the_simulation_fails_as_a_machine_without_pango(nolibs: Path) -> None:
-    result = subprocess.run([sys.executable, "-c", "import weasyprint"], env=poisoned(nolibs), capture_output=True,
-                            text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", "import weasyprint"],
+        env=poisoned(nolibs),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 1
-    assert ("OSError: cannot load library 'libgobject-2.0-0': libgobject-2.0-0: cannot open shared object file"
-            in result.stderr)
+    assert (
+        "OSError: cannot load library 'libgobject-2.0-0': libgobject-2.0-0: cannot open shared object file"
+        in result.stderr
+    )
     assert "WeasyPrint could not import some external libraries" in result.stdout  # what dripper keeps out
 
 
@@ -163,8 +177,11 @@ def test_letters_wait_with_one_line_while_emails_and_calls_go_on(letter_project:
     told_once(again.stderr)
     assert (json.loads(again.stdout)["deferred"], json.loads(again.stdout)["failed"]) == (2, 0)
     letter = touch(dripper, "ada@lovelace.example", "letter-now")
-    assert (letter["state"], letter["reason"], letter["due"]) == ("planned", REASON,
-                                                                  (later + letter_libraries.WAIT).isoformat())
+    assert (letter["state"], letter["reason"], letter["due"]) == (
+        "planned",
+        REASON,
+        (later + letter_libraries.WAIT).isoformat(),
+    )
 
     # `check` warns and passes; previews of a letter say the line and exit 1.
     checked = run(dripper.root, env, "check")
@@ -176,8 +193,14 @@ def test_letters_wait_with_one_line_while_emails_and_calls_go_on(letter_project:
     assert not (dripper.root / "previews").exists() and not (dripper.root / "letter.pdf").exists()
 
     # The same project without the poisoned path prints them on its next tick.
-    done = run(dripper.root, dripper_env(DRIPPER_DATABASE_URL=dripper.db_url, DRIPPER_SECRET="test-secret"),
-               "tick", "--at", (later + timedelta(hours=2)).isoformat(), "--json")
+    done = run(
+        dripper.root,
+        dripper_env(DRIPPER_DATABASE_URL=dripper.db_url, DRIPPER_SECRET="test-secret"),
+        "tick",
+        "--at",
+        (later + timedelta(hours=2)).isoformat(),
+        "--json",
+    )
     assert (done.returncode, done.stderr) == (0, "")
     assert json.loads(done.stdout)["sent"] == 2
     letter = touch(dripper, "ada@lovelace.example", "letter-now")
@@ -222,8 +245,13 @@ def test_a_worker_says_it_once_for_all_its_ticks(dripper_sqlite: Dripper, nolibs
     env = poisoned(nolibs, DRIPPER_DATABASE_URL=dripper.db_url, DRIPPER_SECRET="test-secret")
     log = tmp_path / "run.log"
     with log.open("w") as out:
-        worker = subprocess.Popen([sys.executable, "-m", "dripper", "run", "--interval", "1"], cwd=dripper.root,
-                                  env=env, stdout=out, stderr=subprocess.STDOUT)
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "dripper", "run", "--interval", "1"],
+            cwd=dripper.root,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         # Two leads whose letters fall due now (the real clock), each met by a tick of its own.
         for row in (ada, zoe):
@@ -247,7 +275,7 @@ RECOVERS = """
 import logging, os, sys
 from datetime import timedelta
 from dripper.clock import FrozenClock
-from dripper.letter_libraries import RECHECK, Libraries
+from dripper.channels.letters.libraries import RECHECK, Libraries
 
 logging.basicConfig(level=logging.WARNING, format="%(message)s")
 logging.getLogger("dripper.letters").setLevel(logging.INFO)
@@ -266,8 +294,14 @@ print(libraries.missing() is None)
 def test_a_long_running_process_finds_libraries_installed_later(tmp_path: Path) -> None:
     for name in NOT_A_LIBRARY:
         (tmp_path / name).write_text("not a library\n")
-    result = subprocess.run([sys.executable, "-c", RECOVERS, str(tmp_path)], env=poisoned(tmp_path),
-                            capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", RECOVERS, str(tmp_path)],
+        env=poisoned(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True"] * 4
     lines = result.stderr.splitlines()
@@ -289,32 +323,48 @@ def test_no_letter_due_means_weasyprint_is_not_loaded(dripper_sqlite: Dripper, n
     assert (checked.returncode, checked.stderr) == (0, "")
 
 
-@pytest.mark.parametrize(("system", "release", "found"), [
-    ("linux", {"ID": "debian", "VERSION_ID": "12", "VERSION_CODENAME": "bookworm"}, Platform.DEBIAN),
-    ("linux", {"ID": "debian", "VERSION_ID": "13", "VERSION_CODENAME": "trixie"}, Platform.DEBIAN),
-    ("linux", {"ID": "debian", "VERSION_ID": "11", "VERSION_CODENAME": "bullseye"}, Platform.DEBIAN_OLD),
-    ("linux", {"ID": "ubuntu", "ID_LIKE": "debian", "VERSION_CODENAME": "noble", "UBUNTU_CODENAME": "noble"},
-     Platform.DEBIAN),
-    ("linux", {"ID": "ubuntu", "ID_LIKE": "debian", "VERSION_CODENAME": "jammy", "UBUNTU_CODENAME": "jammy"},
-     Platform.DEBIAN_OLD),
-    ("linux", {"ID": "linuxmint", "ID_LIKE": "ubuntu debian", "VERSION_CODENAME": "virginia",
-               "UBUNTU_CODENAME": "jammy"}, Platform.DEBIAN_OLD),
-    ("linux", {"ID": "linuxmint", "ID_LIKE": "ubuntu debian", "VERSION_CODENAME": "wilma",
-               "UBUNTU_CODENAME": "noble"}, Platform.DEBIAN),
-    ("linux", {"ID": "debian"}, Platform.DEBIAN),  # no codename: the current package names
-    ("linux", {"ID": "fedora", "VERSION_ID": "40"}, Platform.FEDORA),
-    ("linux", {"ID": "rocky", "ID_LIKE": "rhel centos fedora"}, Platform.FEDORA),
-    ("linux", {"ID": "alpine"}, Platform.OTHER),
-    ("linux", {}, Platform.OTHER),
-    ("darwin", {}, Platform.MACOS),
-])
+@pytest.mark.parametrize(
+    ("system", "release", "found"),
+    [
+        ("linux", {"ID": "debian", "VERSION_ID": "12", "VERSION_CODENAME": "bookworm"}, Platform.DEBIAN),
+        ("linux", {"ID": "debian", "VERSION_ID": "13", "VERSION_CODENAME": "trixie"}, Platform.DEBIAN),
+        ("linux", {"ID": "debian", "VERSION_ID": "11", "VERSION_CODENAME": "bullseye"}, Platform.DEBIAN_OLD),
+        (
+            "linux",
+            {"ID": "ubuntu", "ID_LIKE": "debian", "VERSION_CODENAME": "noble", "UBUNTU_CODENAME": "noble"},
+            Platform.DEBIAN,
+        ),
+        (
+            "linux",
+            {"ID": "ubuntu", "ID_LIKE": "debian", "VERSION_CODENAME": "jammy", "UBUNTU_CODENAME": "jammy"},
+            Platform.DEBIAN_OLD,
+        ),
+        (
+            "linux",
+            {"ID": "linuxmint", "ID_LIKE": "ubuntu debian", "VERSION_CODENAME": "virginia", "UBUNTU_CODENAME": "jammy"},
+            Platform.DEBIAN_OLD,
+        ),
+        (
+            "linux",
+            {"ID": "linuxmint", "ID_LIKE": "ubuntu debian", "VERSION_CODENAME": "wilma", "UBUNTU_CODENAME": "noble"},
+            Platform.DEBIAN,
+        ),
+        ("linux", {"ID": "debian"}, Platform.DEBIAN),  # no codename: the current package names
+        ("linux", {"ID": "fedora", "VERSION_ID": "40"}, Platform.FEDORA),
+        ("linux", {"ID": "rocky", "ID_LIKE": "rhel centos fedora"}, Platform.FEDORA),
+        ("linux", {"ID": "alpine"}, Platform.OTHER),
+        ("linux", {}, Platform.OTHER),
+        ("darwin", {}, Platform.MACOS),
+    ],
+)
 def test_the_hint_fits_the_platform(system: str, release: dict[str, str], found: Platform) -> None:
     assert detect(system, release) is found
 
 
 def test_install_commands() -> None:
     assert install_command(Platform.DEBIAN, root=True) == (
-        "apt-get install libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0")
+        "apt-get install libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0"
+    )
     assert install_command(Platform.DEBIAN, root=False) == f"sudo {INSTALL[Platform.DEBIAN]}"
     assert install_command(Platform.DEBIAN_OLD, root=True) == "apt-get install libpango-1.0-0 libpangoft2-1.0-0"
     assert install_command(Platform.FEDORA, root=False) == "sudo dnf install pango"

@@ -14,21 +14,22 @@ import re
 import shutil
 import subprocess
 import threading
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-
 from conftest import free_port
-from dripper.letters import FRAMES, Box
+
+from dripper.channels.letters.layout import FRAMES, Box
 
 REVIEW = Path(os.environ.get("DRIPPER_REVIEW_DIR", Path(__file__).parent / "review")) / "letters"
 PT_PER_MM = 72 / 25.4
-T0 = datetime(2026, 3, 2, 14, 0, tzinfo=timezone.utc)  # a Monday, 08:00 in Chicago
+T0 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)  # a Monday, 08:00 in Chicago
 
 # People from many scripts; each has a complete address for the country.
 INTERNATIONAL = """email,first_name,last_name,company,stage,timezone,address_line1,address_line2,city,region,postal_code,country,phone,owner
@@ -95,11 +96,16 @@ def iso(t: datetime) -> str:
 # --- reading PDFs --------------------------------------------------------------------
 def words(pdf: Path, page: int = 1) -> list[tuple[str, Box]]:
     """Each word on the page with its box in millimetres (poppler's pdftotext -bbox)."""
-    xhtml = subprocess.run(["pdftotext", "-bbox", "-f", str(page), "-l", str(page), str(pdf), "-"],
-                           check=True, capture_output=True, text=True).stdout
+    xhtml = subprocess.run(
+        ["pdftotext", "-bbox", "-f", str(page), "-l", str(page), str(pdf), "-"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     found = []
     for x0, y0, x1, y1, text in re.findall(
-            r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">([^<]*)</word>', xhtml):
+        r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">([^<]*)</word>', xhtml
+    ):
         x, y = float(x0) / PT_PER_MM, float(y0) / PT_PER_MM
         found.append((text.replace("&amp;", "&"), Box(x, y, float(x1) / PT_PER_MM - x, float(y1) / PT_PER_MM - y)))
     return found
@@ -117,36 +123,59 @@ def pages(pdf: Path) -> int:
 
 
 def inside(box: Box, area: Box, slack: float = 0.3) -> bool:
-    return (box.x >= area.x - slack and box.y >= area.y - slack and box.right <= area.right + slack
-            and box.bottom <= area.bottom + slack)
+    return (
+        box.x >= area.x - slack
+        and box.y >= area.y - slack
+        and box.right <= area.right + slack
+        and box.bottom <= area.bottom + slack
+    )
 
 
 def review_png(pdf: Path, name: str) -> Path:
     REVIEW.mkdir(parents=True, exist_ok=True)
     prefix = REVIEW / name
-    subprocess.run(["pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "1", "-singlefile", str(pdf), str(prefix)],
-                   check=True)
+    subprocess.run(
+        ["pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "1", "-singlefile", str(pdf), str(prefix)], check=True
+    )
     png = prefix.with_suffix(".png")
     assert png.read_bytes().startswith(b"\x89PNG")
     return png
 
 
 # --- placement, fonts, formats -----------------------------------------------------------
-@pytest.mark.parametrize("email, frame, must_show", [
-    ("ada@lovelace.example", "us10", ["Ada", "Lovelace", "Analytical", "Suite", "SPRINGFIELD,", "IL", "62701"]),
-    ("zoe@mueller.example", "din5008", ["Zoë", "Ødegård-Müller", "Industriestraße", "70565", "STUTTGART", "GERMANY"]),
-    ("lukasz@wrobel.example", "din5008", ["Łukasz", "Wróbel", "Świętokrzyska", "00-916", "POLAND"]),
-    ("eleni@papadopoulou.example", "din5008", ["Ελένη", "Παπαδοπούλου", "105", "63", "GREECE"]),
-    ("dmitri@ivanov.example", "din5008", ["Дмитрий", "Иванов", "10117", "BERLIN"]),
-    ("taro@yamada.example", "din5008", ["太郎", "山田", "Chiyoda-ku", "100-0005"]),
-    ("bea@dubois.example", "din5008", ["Béatrice", "Dubois", "Fils", "75002", "PARIS", "FRANCE"]),
-])
+@pytest.mark.parametrize(
+    "email, frame, must_show",
+    [
+        ("ada@lovelace.example", "us10", ["Ada", "Lovelace", "Analytical", "Suite", "SPRINGFIELD,", "IL", "62701"]),
+        (
+            "zoe@mueller.example",
+            "din5008",
+            ["Zoë", "Ødegård-Müller", "Industriestraße", "70565", "STUTTGART", "GERMANY"],
+        ),
+        ("lukasz@wrobel.example", "din5008", ["Łukasz", "Wróbel", "Świętokrzyska", "00-916", "POLAND"]),
+        ("eleni@papadopoulou.example", "din5008", ["Ελένη", "Παπαδοπούλου", "105", "63", "GREECE"]),
+        ("dmitri@ivanov.example", "din5008", ["Дмитрий", "Иванов", "10117", "BERLIN"]),
+        ("taro@yamada.example", "din5008", ["太郎", "山田", "Chiyoda-ku", "100-0005"]),
+        ("bea@dubois.example", "din5008", ["Béatrice", "Dubois", "Fils", "75002", "PARIS", "FRANCE"]),
+    ],
+)
 def test_the_address_lies_inside_the_envelope_window(dripper_sqlite, letters_project, email, frame, must_show):
     (letters_project / "intl.csv").write_text(INTERNATIONAL)
     dripper_sqlite("leads", "import", "intl.csv", "--at", iso(T0))
     pdf = letters_project / f"{email}.pdf"
-    dripper_sqlite("preview", "literature-follow-up", "letter-now", "--lead", email, "--format", "pdf",
-                   "--out", str(pdf), "--at", iso(T0))
+    dripper_sqlite(
+        "preview",
+        "literature-follow-up",
+        "letter-now",
+        "--lead",
+        email,
+        "--format",
+        "pdf",
+        "--out",
+        str(pdf),
+        "--at",
+        iso(T0),
+    )
     review_png(pdf, f"{frame}-{email.split('@')[0]}")
     spec = FRAMES[frame]
     assert page_size_mm(pdf) == ((215.9, 279.4) if frame == "us10" else (210.0, 297.0))
@@ -155,8 +184,11 @@ def test_the_address_lies_inside_the_envelope_window(dripper_sqlite, letters_pro
     for word in must_show:
         assert word in window, f"{word!r} not in the window: {window}"
     # Nothing else lies in the window, and the whole recipient block is inside it.
-    block = [(t, b) for t, b in found if b.y >= spec.window.y - 1 and b.bottom <= spec.window.bottom + 3
-             and b.x < spec.window.right]
+    block = [
+        (t, b)
+        for t, b in found
+        if b.y >= spec.window.y - 1 and b.bottom <= spec.window.bottom + 3 and b.x < spec.window.right
+    ]
     assert all(inside(b, spec.window) for _, b in block), [(t, b) for t, b in block if not inside(b, spec.window)]
     # The return address shows through its window (DIN: the line above the recipient).
     returned = [t for t, b in found if inside(b, spec.return_address)]
@@ -165,8 +197,15 @@ def test_the_address_lies_inside_the_envelope_window(dripper_sqlite, letters_pro
     body = [b for t, b in found if t == "Dear"]
     assert body and body[0].y > spec.window.bottom
     date_words = [t for t, b in found if inside(b, spec.date, slack=1)]
-    expected_month = {"zoe": "März", "dmitri": "März", "bea": "mars", "lukasz": "marca", "eleni": "Μαρτίου",
-                      "ada": "March", "taro": "3月2日"}[email.split("@")[0]]
+    expected_month = {
+        "zoe": "März",
+        "dmitri": "März",
+        "bea": "mars",
+        "lukasz": "marca",
+        "eleni": "Μαρτίου",
+        "ada": "March",
+        "taro": "3月2日",
+    }[email.split("@")[0]]
     assert any(expected_month in t for t in date_words), date_words
 
 
@@ -181,8 +220,17 @@ def test_every_font_is_embedded_and_covers_the_names(dripper_sqlite, letters_pro
     (letters_project / "intl.csv").write_text(INTERNATIONAL)
     dripper_sqlite("leads", "import", "intl.csv", "--at", iso(T0))
     pdf = letters_project / "taro.pdf"
-    dripper_sqlite("preview", "literature-follow-up", "letter-now", "--lead", "taro@yamada.example", "--format", "pdf",
-                   "--out", str(pdf))
+    dripper_sqlite(
+        "preview",
+        "literature-follow-up",
+        "letter-now",
+        "--lead",
+        "taro@yamada.example",
+        "--format",
+        "pdf",
+        "--out",
+        str(pdf),
+    )
     embedded = {re.sub(r"[^a-z]", "", name.lower()) for name in _font_names(pdf)}
     # A font that has the glyph for 山 must be among the embedded ones (not a missing-glyph box).
     covering = subprocess.run(["fc-list", ":charset=5c71", "family"], capture_output=True, text=True).stdout
@@ -192,17 +240,30 @@ def test_every_font_is_embedded_and_covers_the_names(dripper_sqlite, letters_pro
 
 
 def test_a_long_letter_gets_page_numbers_and_a_short_one_none(dripper_sqlite, letters_project):
-    (letters_project / "campaigns.yaml").write_text(campaign(extra_steps="""
+    (letters_project / "campaigns.yaml").write_text(
+        campaign(
+            extra_steps="""
         - id: long-letter
           after: 3d
           channel: letter
           template: letters/long.html
-"""))
+"""
+        )
+    )
     dripper_sqlite("leads", "import", "leads.csv", "--at", iso(T0))
     long_pdf, short_pdf = letters_project / "long.pdf", letters_project / "short.pdf"
     for step, pdf in (("long-letter", long_pdf), ("letter-now", short_pdf)):
-        dripper_sqlite("preview", "literature-follow-up", step, "--lead", "zoe@mueller.example", "--format", "pdf",
-                       "--out", str(pdf))
+        dripper_sqlite(
+            "preview",
+            "literature-follow-up",
+            step,
+            "--lead",
+            "zoe@mueller.example",
+            "--format",
+            "pdf",
+            "--out",
+            str(pdf),
+        )
     total = pages(long_pdf)
     assert total >= 2
     for page in range(1, total + 1):
@@ -218,8 +279,17 @@ def test_letter_format_can_be_chosen_per_campaign(dripper_sqlite, letters_projec
     (letters_project / "campaigns.yaml").write_text(text)
     dripper_sqlite("leads", "import", "leads.csv", "--at", iso(T0))
     pdf = letters_project / "zoe.pdf"
-    dripper_sqlite("preview", "literature-follow-up", "letter-now", "--lead", "zoe@mueller.example", "--format", "pdf",
-                   "--out", str(pdf))
+    dripper_sqlite(
+        "preview",
+        "literature-follow-up",
+        "letter-now",
+        "--lead",
+        "zoe@mueller.example",
+        "--format",
+        "pdf",
+        "--out",
+        str(pdf),
+    )
     assert page_size_mm(pdf) == (215.9, 279.4)
     assert "Ødegård-Müller" not in " ".join(t for t, _ in words(pdf))  # (the fixture lead is plain Müller)
     assert "Müller" in [t for t, b in words(pdf) if inside(b, FRAMES["us10"].window)]
@@ -233,7 +303,8 @@ def test_incomplete_addresses_are_reported_on_import_and_skipped(dripper, letter
         + "de-ok@x.example,Dora,Kahn,supplier_research,Hauptstr. 1,Berlin,,10115,DE\n"
         + "no-address@x.example,Nia,Ray,supplier_research,,,,,\n"
         + "bad-zip@x.example,Bo,Lee,supplier_research,Hauptstr. 2,Berlin,,1011,DE\n"
-        + "no-country@x.example,Cy,Fox,supplier_research,5 Road,Town,,12345,\n")
+        + "no-country@x.example,Cy,Fox,supplier_research,5 Road,Town,,12345,\n"
+    )
     result = dripper("leads", "import", "mixed.csv", "--at", iso(T0))
     assert "mixed.csv:2: warning: postal address incomplete: missing region (required in US)" in result.stderr
     assert "mixed.csv:5: warning: postal address: postal_code not valid in DE" in result.stderr
@@ -243,9 +314,13 @@ def test_incomplete_addresses_are_reported_on_import_and_skipped(dripper, letter
     plan = dripper("plan", "us-no-state@x.example").stdout
     assert "Letters will be skipped (no_postal_address): missing region (required in US)" in plan
     dripper("tick", "--at", iso(T0 + timedelta(hours=1)))
-    for email, state in (("us-no-state@x.example", "skipped"), ("no-address@x.example", "skipped"),
-                         ("no-country@x.example", "skipped"), ("de-ok@x.example", "sent"),
-                         ("bad-zip@x.example", "sent")):
+    for email, state in (
+        ("us-no-state@x.example", "skipped"),
+        ("no-address@x.example", "skipped"),
+        ("no-country@x.example", "skipped"),
+        ("de-ok@x.example", "sent"),
+        ("bad-zip@x.example", "sent"),
+    ):
         touch = {t["step"]: t for t in dripper.json("plan", email, "--json")["touches"]}["letter-now"]
         assert touch["state"] == state, (email, touch)
         if state == "skipped":
@@ -271,8 +346,13 @@ def test_the_days_letters_become_one_batch_with_a_manifest(dripper, letters_proj
     assert sum(int(r["pages"]) for r in rows) == pages(folder / "batch.pdf")
     assert [int(r["first_page"]) for r in rows] == list(range(1, 8))
     ada = rows[-1]
-    assert ada["address"].splitlines() == ["Ada Lovelace", "Analytical Engines Inc.", "1 Engine Way", "Suite 200",
-                                           "SPRINGFIELD, IL 62701"]  # domestic: no country line
+    assert ada["address"].splitlines() == [
+        "Ada Lovelace",
+        "Analytical Engines Inc.",
+        "1 Engine Way",
+        "Suite 200",
+        "SPRINGFIELD, IL 62701",
+    ]  # domestic: no country line
     assert ada["format"] == "us10" and rows[0]["format"] == "din5008"
     # Page 7 of the batch is Ada's letter; the single-letter PDFs stay available.
     assert "Lovelace" in [t for t, _ in words(folder / "batch.pdf", 7)]
@@ -281,8 +361,17 @@ def test_the_days_letters_become_one_batch_with_a_manifest(dripper, letters_proj
     touch = {t["step"]: t for t in dripper.json("plan", "ada@lovelace.example", "--json")["touches"]}["letter-now"]
     assert touch["state"] == "sent" and touch["batch"] == "2026-03-02" and touch["mailed_at"] is None
     listed = dripper.json("letters", "list", "--json")
-    assert listed == [{"batch": "2026-03-02", "letters": 7, "pages": 7, "built": True, "mailed_at": None,
-                       "mailed_by": None, "folder": str(Path("letters") / "2026-03-02")}]
+    assert listed == [
+        {
+            "batch": "2026-03-02",
+            "letters": 7,
+            "pages": 7,
+            "built": True,
+            "mailed_at": None,
+            "mailed_by": None,
+            "folder": str(Path("letters") / "2026-03-02"),
+        }
+    ]
 
 
 def test_a_mailed_batch_is_closed_and_later_letters_open_the_next(dripper, letters_project):
@@ -290,7 +379,8 @@ def test_a_mailed_batch_is_closed_and_later_letters_open_the_next(dripper, lette
     _set_address(dripper, letters_project, "one@x.example", T0)
     dripper("tick", "--at", iso(T0 + timedelta(hours=1)))
     assert dripper("letters", "mark-mailed", "2026-03-02", "--at", iso(T0 + timedelta(hours=2))).stdout.startswith(
-        "2026-03-02: marked mailed")
+        "2026-03-02: marked mailed"
+    )
     assert "already marked mailed" in dripper("letters", "mark-mailed", "2026-03-02").stdout
     dripper("letters", "mark-mailed", "2026-13-99", ok=1)
     _set_address(dripper, letters_project, "two@x.example", T0 + timedelta(hours=3))
@@ -304,8 +394,9 @@ def test_a_mailed_batch_is_closed_and_later_letters_open_the_next(dripper, lette
 
 
 def _set_address(dripper, project: Path, email: str, at: datetime) -> None:
-    (project / "one.csv").write_text(PLAIN + f"{email},{email[:3]},Test,supplier_research,1 Main St,Springfield,IL,"
-                                             "62701,US\n")
+    (project / "one.csv").write_text(
+        PLAIN + f"{email},{email[:3]},Test,supplier_research,1 Main St,Springfield,IL,62701,US\n"
+    )
     dripper("leads", "import", "one.csv", "--at", iso(at))
 
 
@@ -345,7 +436,8 @@ def test_call_tasks_are_listed_for_their_day_and_outcomes_act(dripper, letters_p
     assert "Call Ada and ask whether they need more information about Analytical Engines Inc." in ada["talking_points"]
     assert {t["owner"] for t in tasks if t["email"] != "ada@lovelace.example"} == {"Sales desk"}
     assert [t["email"] for t in dripper.json("calls", "--date", "2026-03-03", "--owner", "Marcus", "--json")] == [
-        "ada@lovelace.example"]
+        "ada@lovelace.example"
+    ]
     assert dripper.json("calls", "--date", "2026-03-04", "--json") == []
     exported = (letters_project / "calls" / "2026-03-03.csv").read_text(encoding="utf-8")
     assert exported.splitlines()[0].startswith("day,owner,email,name,company,phone")
@@ -367,8 +459,12 @@ def test_call_tasks_are_listed_for_their_day_and_outcomes_act(dripper, letters_p
     assert {t["step"]: t for t in zoe["touches"]}["thanks"]["state"] == "planned"
     assert zoe["events"][-1]["kind"] == "called" and zoe["events"][-1]["detail"]["note"] == "sends specs"
     still_open = dripper.json("calls", "--date", "2026-03-03", "--open", "--json")
-    assert {t["email"] for t in still_open} == {"lukasz@wrobel.example", "eleni@papadopoulou.example",
-                                                "dmitri@ivanov.example", "taro@yamada.example"}
+    assert {t["email"] for t in still_open} == {
+        "lukasz@wrobel.example",
+        "eleni@papadopoulou.example",
+        "dmitri@ivanov.example",
+        "taro@yamada.example",
+    }
 
 
 # --- a print-and-post service over HTTP -------------------------------------------------------------
@@ -382,11 +478,13 @@ class PrintService:
         service = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the http.server API
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 head = f"Content-Type: {self.headers['Content-Type']}\r\n\r\n".encode()
-                parts = {p.get_param("name", header="content-disposition"): p.get_payload(decode=True)
-                         for p in BytesParser(policy=HTTP).parsebytes(head + body).iter_parts()}
+                parts = {
+                    p.get_param("name", header="content-disposition"): p.get_payload(decode=True)
+                    for p in BytesParser(policy=HTTP).parsebytes(head + body).iter_parts()
+                }
                 service.requests.append({"headers": dict(self.headers), "parts": parts})
                 if len(service.requests) <= service.fail_first:
                     self.send_response(503)
@@ -419,8 +517,9 @@ def print_service() -> Iterator[PrintService]:
 
 
 def test_a_print_service_takes_the_letters_over_http(dripper, letters_project, print_service):
-    (letters_project / "campaigns.yaml").write_text(campaign(
-        letters=f"letters: {{adapter: http, http: {{url: '{print_service.url}', token_env: PRINT_TOKEN}}}}"))
+    (letters_project / "campaigns.yaml").write_text(
+        campaign(letters=f"letters: {{adapter: http, http: {{url: '{print_service.url}', token_env: PRINT_TOKEN}}}}")
+    )
     dripper("leads", "import", "leads.csv", "--at", iso(T0))  # two leads with an address, one without
     dripper("tick", "--at", iso(T0 + timedelta(hours=1)), PRINT_TOKEN="s3cret")
     # The first POST got a 503: that letter is tried again on the next tick, with the same key.
@@ -446,4 +545,6 @@ def test_a_print_service_takes_the_letters_over_http(dripper, letters_project, p
 def test_an_unknown_print_adapter_is_a_located_error(dripper_sqlite, letters_project):
     (letters_project / "campaigns.yaml").write_text(campaign(letters="letters: {adapter: htp}"))
     result = dripper_sqlite("check", ok=1)
-    assert re.search(r"campaigns\.yaml:\d+:\d+: unknown print adapter 'htp' \(did you mean 'http'\?\)", result.stderr + result.stdout)
+    assert re.search(
+        r"campaigns\.yaml:\d+:\d+: unknown print adapter 'htp' \(did you mean 'http'\?\)", result.stderr + result.stdout
+    )

@@ -7,7 +7,7 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
 from html.parser import HTMLParser
@@ -20,10 +20,11 @@ CAMPAIGN = "literature-follow-up"
 POSTAL = "Acme Inc., 1 Main St, Springfield, IL 62701, USA"
 T_IMPORT = "2026-01-05T08:00:00Z"
 T_TICK = "2026-01-06T08:00:00Z"
-AT = datetime(2026, 1, 6, 8, 0, tzinfo=timezone.utc)
+AT = datetime(2026, 1, 6, 8, 0, tzinfo=UTC)
 
 
 # --- helpers -----------------------------------------------------------------------------
+
 
 def parse(data: bytes) -> EmailMessage:
     return email.message_from_bytes(data, policy=email.policy.default)  # type: ignore[return-value]
@@ -41,7 +42,7 @@ def raw_header(data: bytes, name: str) -> list[bytes]:
     for i, line in enumerate(lines):
         if line.lower().startswith(name.lower().encode() + b":"):
             out.append(line)
-            for more in lines[i + 1:]:
+            for more in lines[i + 1 :]:
                 if more[:1] in (b" ", b"\t"):
                     out.append(more)
                 else:
@@ -104,6 +105,7 @@ def preview(drip, step: str, lead: str, at: str = T_TICK) -> bytes:
 
 # --- headers -----------------------------------------------------------------------------
 
+
 def test_headers_of_a_sent_message(drip, project: Path) -> None:
     data = ticked(drip, project)["ada@lovelace.example"]
     msg = parse(data)
@@ -114,8 +116,17 @@ def test_headers_of_a_sent_message(drip, project: Path) -> None:
     assert msg["MIME-Version"] == "1.0"
     assert parsedate_to_datetime(msg["Date"]) == AT
     assert re.fullmatch(r"<[^<>@\s]+@acme\.example>", msg["Message-ID"])
-    for name in ("From", "To", "Reply-To", "Subject", "Date", "Message-ID", "MIME-Version",
-                 "List-Unsubscribe", "List-Unsubscribe-Post"):
+    for name in (
+        "From",
+        "To",
+        "Reply-To",
+        "Subject",
+        "Date",
+        "Message-ID",
+        "MIME-Version",
+        "List-Unsubscribe",
+        "List-Unsubscribe-Post",
+    ):
         assert header_names(data).count(name) == 1, name
     assert "Bcc" not in header_names(data) and "Cc" not in header_names(data)
 
@@ -123,7 +134,7 @@ def test_headers_of_a_sent_message(drip, project: Path) -> None:
 def test_date_is_the_at_instant_in_preview_too(drip, project: Path) -> None:
     drip("leads", "import", "leads.csv", "--at", T_IMPORT)
     msg = parse(preview(drip, "news-1", "ada@lovelace.example", at="2026-03-04T05:06:07+01:00"))
-    assert parsedate_to_datetime(msg["Date"]) == datetime(2026, 3, 4, 4, 6, 7, tzinfo=timezone.utc)
+    assert parsedate_to_datetime(msg["Date"]) == datetime(2026, 3, 4, 4, 6, 7, tzinfo=UTC)
 
 
 def test_non_ascii_recipient_is_rfc2047_encoded(drip, project: Path) -> None:
@@ -152,8 +163,9 @@ def test_all_header_bytes_are_ascii(drip, project: Path) -> None:
 
 
 def test_subject_is_plain_text_not_html_escaped(drip, project: Path) -> None:
-    drip("leads", "add", "smith@sons.example", "--first-name", "Sam", "--company", "Smith & Sons <Ltd>",
-         "--at", T_IMPORT)
+    drip(
+        "leads", "add", "smith@sons.example", "--first-name", "Sam", "--company", "Smith & Sons <Ltd>", "--at", T_IMPORT
+    )
     data = preview(drip, "offer-1", "smith@sons.example")
     msg = parse(data)
     assert msg["Subject"] == "A sample kit for Smith & Sons <Ltd>"
@@ -180,7 +192,7 @@ def test_message_id_is_derived_from_the_touch(drip, project: Path) -> None:
     assert len({parse(d)["Message-ID"] for d in sent.values()}) == 3
     # nobody without the secret can compute it: not the unkeyed hash of the touch key, and
     # another secret gives another one
-    from dripper.message import legacy_message_id
+    from dripper.channels.email.mime import legacy_message_id
     from dripper.tokens import Tokens
 
     domain = msgid.rsplit("@", 1)[1].rstrip(">")
@@ -190,7 +202,7 @@ def test_message_id_is_derived_from_the_touch(drip, project: Path) -> None:
 
 
 def test_list_unsubscribe_is_one_raw_ascii_line(drip, project: Path) -> None:
-    for lead, data in ticked(drip, project).items():
+    for data in ticked(drip, project).values():
         lines = raw_header(data, "List-Unsubscribe")
         assert len(lines) == 1, lines  # not folded
         line = lines[0].decode("ascii")
@@ -206,12 +218,15 @@ def test_list_unsubscribe_is_one_raw_ascii_line(drip, project: Path) -> None:
 
 
 def test_unsubscribe_urls_differ_per_lead(drip, project: Path) -> None:
-    urls = {re.search(rb"<(https://[^>]+)>", raw_header(d, "List-Unsubscribe")[0]).group(1)
-            for d in ticked(drip, project).values()}
+    urls = {
+        re.search(rb"<(https://[^>]+)>", raw_header(d, "List-Unsubscribe")[0]).group(1)
+        for d in ticked(drip, project).values()
+    }
     assert len(urls) == 3
 
 
 # --- body --------------------------------------------------------------------------------
+
 
 def unsubscribe_url(data: bytes) -> str:
     return re.search(r"<(https://[^>]+)>", raw_header(data, "List-Unsubscribe")[0].decode("ascii")).group(1)
@@ -262,8 +277,10 @@ def test_html_part_has_css_inlined_including_loops_and_the_footer(drip, project:
 
 def test_css_is_inlined_inside_an_if_block(drip, project: Path) -> None:
     drip("leads", "import", "leads.csv", "--at", T_IMPORT)
-    for lead, words in (("ada@lovelace.example", "A free sample kit for Analytical Engines."),
-                        ("grace@hopper.example", "A free sample kit for you.")):
+    for lead, words in (
+        ("ada@lovelace.example", "A free sample kit for Analytical Engines."),
+        ("grace@hopper.example", "A free sample kit for you."),
+    ):
         data = preview(drip, "offer-1", lead)
         _, html = parts(parse(data))
         source = html.get_content()
@@ -291,8 +308,21 @@ def longest_line(data: bytes) -> int:
 def test_no_raw_line_longer_than_998_octets(drip, project: Path) -> None:
     datas = list(ticked(drip, project).values())
     company = "Smith & Sons Precision Engineering " * 40  # a long subject made of ordinary words
-    drip("leads", "add", "long@x.example", "--first-name", "Zoë-Charlotte", "--last-name", "Müller " * 8,
-         "--company", company, "--attr", "product=" + "flow meters and valves " * 60, "--at", T_IMPORT)
+    drip(
+        "leads",
+        "add",
+        "long@x.example",
+        "--first-name",
+        "Zoë-Charlotte",
+        "--last-name",
+        "Müller " * 8,
+        "--company",
+        company,
+        "--attr",
+        "product=" + "flow meters and valves " * 60,
+        "--at",
+        T_IMPORT,
+    )
     datas += [preview(drip, step, "long@x.example") for step in ("thanks", "offer-1")]
     for data in datas:
         assert longest_line(data) <= 998
@@ -308,7 +338,7 @@ def test_long_non_ascii_name_does_not_make_a_line_longer_than_998_octets(drip, p
     data = preview(drip, "thanks", "long@x.example")
     assert longest_line(data) <= 998
     # Display names are cut at MAX_NAME characters (nothing longer is a name).
-    from dripper.message import MAX_NAME
+    from dripper.channels.email.mime import MAX_NAME
 
     assert rfc2047_to(data)[0] == name[:MAX_NAME].strip()
 
@@ -317,14 +347,13 @@ def test_long_ascii_name_does_not_make_a_line_longer_than_998_octets(drip, proje
     drip("leads", "add", "long@x.example", "--first-name", "E" * 1200, "--at", T_IMPORT)
     data = preview(drip, "thanks", "long@x.example")
     assert longest_line(data) <= 998
-    from dripper.message import MAX_NAME
+    from dripper.channels.email.mime import MAX_NAME
 
     assert parse(data)["To"].addresses[0].display_name == "E" * MAX_NAME
 
 
 def test_long_subject_word_does_not_make_a_line_longer_than_998_octets(drip, project: Path) -> None:
-    drip("leads", "add", "long@x.example", "--first-name", "Lo", "--attr", "product=" + "x" * 1500,
-         "--at", T_IMPORT)
+    drip("leads", "add", "long@x.example", "--first-name", "Lo", "--attr", "product=" + "x" * 1500, "--at", T_IMPORT)
     data = preview(drip, "thanks", "long@x.example")
     assert longest_line(data) <= 998
     assert parse(data)["Subject"] == "Your " + "x" * 1500 + " information pack"
@@ -344,10 +373,25 @@ def test_encoded_words_are_at_most_75_characters(drip, project: Path) -> None:
 
 # --- header injection --------------------------------------------------------------------
 
-INJECTIONS = ["\r\nBcc: evil@x.example", "\nBcc: evil@x.example", "\rBcc: evil@x.example",
-              "\u2028Bcc: evil@x.example", "\x85Bcc: evil@x.example"]
-EXPECTED_HEADERS = ["List-Unsubscribe", "List-Unsubscribe-Post", "From", "To", "Reply-To", "Subject", "Date",
-                    "Message-ID", "MIME-Version", "Content-Type"]
+INJECTIONS = [
+    "\r\nBcc: evil@x.example",
+    "\nBcc: evil@x.example",
+    "\rBcc: evil@x.example",
+    "\u2028Bcc: evil@x.example",
+    "\x85Bcc: evil@x.example",
+]
+EXPECTED_HEADERS = [
+    "List-Unsubscribe",
+    "List-Unsubscribe-Post",
+    "From",
+    "To",
+    "Reply-To",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "MIME-Version",
+    "Content-Type",
+]
 
 
 @pytest.mark.parametrize("option", ["--first-name", "--last-name", "--company"])
@@ -358,33 +402,46 @@ def test_cli_rejects_line_breaks_in_lead_fields(drip, project: Path, option: str
 
 
 def test_cli_rejects_line_breaks_in_attrs(drip, project: Path) -> None:
-    result = drip("leads", "add", "eve@x.example", "--attr", "product=v\r\nBcc: evil@x.example", "--at", T_IMPORT,
-                  ok=1)
+    result = drip("leads", "add", "eve@x.example", "--attr", "product=v\r\nBcc: evil@x.example", "--at", T_IMPORT, ok=1)
     assert "line break" in result.stderr
 
 
 @pytest.mark.parametrize("injection", INJECTIONS)
 def test_lead_fields_never_reach_a_header_as_new_lines(project: Path, injection: str) -> None:
     from dripper import config as config_mod
-    from dripper.message import build_email, list_unsubscribe
-    from dripper.tokens import Tokens
-    from dripper.render import LeadView
+    from dripper.campaign.templates import LeadView
+    from dripper.channels.email.mime import build_email, list_unsubscribe
     from dripper.settings import Settings
+    from dripper.tokens import Tokens
 
     loaded = config_mod.load(Settings(campaigns_path=project / "campaigns.yaml"))
     config = loaded.campaigns
     campaign = config.campaigns[CAMPAIGN]
-    lead = LeadView(id=7, email="eve@x.example", first_name="Eve" + injection, last_name="Last" + injection,
-                    company="Co" + injection, stage="supplier_research", campaign=CAMPAIGN, timezone="America/Chicago",
-                    attrs={"product": "valves" + injection})
+    lead = LeadView(
+        id=7,
+        email="eve@x.example",
+        first_name="Eve" + injection,
+        last_name="Last" + injection,
+        company="Co" + injection,
+        stage="supplier_research",
+        campaign=CAMPAIGN,
+        timezone="America/Chicago",
+        attrs={"product": "valves" + injection},
+    )
     url = f"{BASE}/u/token"
     for step_id in ("thanks", "reminder-1", "offer-1"):
         step = campaign.step(step_id)[1]
         ctx = loaded.renderer.context(lead, campaign, step, url, AT)
         rendered = loaded.renderer.email(campaign, step, ctx)
         assert "\n" not in rendered.subject and "\r" not in rendered.subject
-        data = build_email(config.sender, lead, rendered, msgid=Tokens("s").message_id(lead.email, CAMPAIGN, step_id, "acme.example"),
-                           date=AT, unsubscribe=list_unsubscribe(url, "reply@acme.example", "token"))
+        data = build_email(
+            config.sender,
+            lead,
+            rendered,
+            msgid=Tokens("s").message_id(lead.email, CAMPAIGN, step_id, "acme.example"),
+            date=AT,
+            unsubscribe=list_unsubscribe(url, "reply@acme.example", "token"),
+        )
         assert header_names(data) == EXPECTED_HEADERS
         for line in raw_header_lines(data):
             line.decode("ascii")
@@ -398,10 +455,18 @@ def test_lead_fields_never_reach_a_header_as_new_lines(project: Path, injection:
 
 
 def test_lead_view_from_a_stored_row_is_single_line() -> None:
-    from dripper.render import LeadView
+    from dripper.campaign.templates import LeadView
 
-    view = LeadView.from_row({"id": 1, "email": "a@x.example", "first_name": "A\r\nBcc: e@x.example",
-                              "company": "C\nD", "attrs": {"k": "v\r\nw"}}, "UTC")
+    view = LeadView.from_row(
+        {
+            "id": 1,
+            "email": "a@x.example",
+            "first_name": "A\r\nBcc: e@x.example",
+            "company": "C\nD",
+            "attrs": {"k": "v\r\nw"},
+        },
+        "UTC",
+    )
     assert view.first_name == "A Bcc: e@x.example"
     assert view.company == "C D"
     assert view.attrs["k"] == "v w"
@@ -412,10 +477,20 @@ def test_lead_view_from_a_stored_row_is_single_line() -> None:
 # one encoded word), "between" (too long for one: split between words), "within" (a single
 # word too long for one encoded word: split inside it, as nothing else can be done).
 NAMES = [
-    ("Zoë Müller", "whole"), ("José Müller", "whole"), ("Łukasz Smith", "whole"), ("Anna Müller", "whole"),
-    ("Zoë van der Müller", "whole"), ("François Lefèvre-Émond", "whole"), ("José María Fernández Ibáñez", "whole"),
-    ("Γιώργος Παπαδόπουλος", "whole"), ("Иван Петров", "whole"), ("Wojciech Szczęsny", "whole"),
-    ("Zażółć Gęślą Jaźń", "whole"), ("王小明", "whole"), ("王 小明", "whole"), ("田中 太郎", "whole"),
+    ("Zoë Müller", "whole"),
+    ("José Müller", "whole"),
+    ("Łukasz Smith", "whole"),
+    ("Anna Müller", "whole"),
+    ("Zoë van der Müller", "whole"),
+    ("François Lefèvre-Émond", "whole"),
+    ("José María Fernández Ibáñez", "whole"),
+    ("Γιώργος Παπαδόπουλος", "whole"),
+    ("Иван Петров", "whole"),
+    ("Wojciech Szczęsny", "whole"),
+    ("Zażółć Gęślą Jaźń", "whole"),
+    ("王小明", "whole"),
+    ("王 小明", "whole"),
+    ("田中 太郎", "whole"),
     ("Александр Сергеевич Пушкин", "between"),
     ("Maximilian Friedrich Müller-Lüdenscheidt von Hohenzollern-Sigmaringen Åström Þórsdóttir", "whole"),
     ("Ærøskøbing Ærøskøbing Ærøskøbing Ærøskøbing Ærøskøbing Ærøskøbing", "between"),
@@ -428,7 +503,7 @@ NAMES = [
 def test_a_name_reads_back_exactly_space_included(name: str, falls: str) -> None:
     """RFC 2047, 6.2: a decoder ignores the white space between adjacent encoded words, so
     words that need encoding are encoded together, the spaces inside ("ZoëMüller" else)."""
-    from dripper.message import address
+    from dripper.channels.email.mime import address
 
     value = address(name, "lead@x.example")
     data = f"To: {value}\r\n\r\n".encode("ascii")
@@ -463,12 +538,14 @@ def test_a_subject_with_the_name_reads_back_exactly(name: str, falls: str) -> No
     is read as RFC 2047 says by both of Python's decoders."""
     from email.header import decode_header, make_header
 
-    from dripper.message import header
+    from dripper.channels.email.mime import header
 
     subject = f"Ihr Angebot für {name}: Pumpen, Ventile und Durchflussmesser für {name}"
     line = header("Subject", subject)
     data = f"{line}\r\n\r\n".encode("ascii")
     assert all(len(part) <= 78 for part in line.split("\r\n"))
-    assert str(make_header(decode_header(email.message_from_bytes(data, policy=email.policy.compat32)["Subject"]))) \
+    assert (
+        str(make_header(decode_header(email.message_from_bytes(data, policy=email.policy.compat32)["Subject"])))
         == subject
+    )
     assert parse(data)["Subject"] == subject

@@ -12,28 +12,30 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
+from conftest import Dripper, dripper_env, free_port, serving, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select, update
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from conftest import Dripper, dripper_env, free_port, serving, wait_for
 from dripper.clock import FrozenClock, parse_instant
-from dripper.metrics import DELAY_BUCKETS
 from dripper.store import Store, events, open_store, touches
+from dripper.web.metrics import DELAY_BUCKETS
 
-T0 = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)  # a Monday
+T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)  # a Monday
 TERMINAL = ("sent", "failed", "suppressed", "skipped")
 LOG_KEYS = {"ts", "level", "logger", "msg", "worker"}
 
 
 # --- helpers --------------------------------------------------------------------------------
+
 
 class Scraper:
     """The web app on a frozen clock; `scrape(at)` returns {sample name + labels: value}."""
@@ -65,7 +67,7 @@ def make_app(db_url: str, root: Path, clock: FrozenClock, metrics_token: str | N
     from dripper import config as config_mod
     from dripper.settings import Settings
     from dripper.tokens import Tokens
-    from dripper.web import WebContext, create_app
+    from dripper.web.app import WebContext, create_app
 
     store = open_store(db_url)
     loaded = config_mod.load(Settings(campaigns_path=root / "campaigns.yaml"))
@@ -108,7 +110,7 @@ def assert_log_lines(text: str) -> list[dict[str, Any]]:
     parsed = []
     for line in lines:
         record = json.loads(line)  # fails the test on any line that is not JSON
-        assert LOG_KEYS <= record.keys(), record
+        assert record.keys() >= LOG_KEYS, record
         stamp = parse_instant(record["ts"])
         assert record["ts"].endswith("Z") and stamp.utcoffset() == timedelta(0), record["ts"]
         parsed.append(record)
@@ -116,6 +118,7 @@ def assert_log_lines(text: str) -> list[dict[str, Any]]:
 
 
 # --- the figures match the database --------------------------------------------------------
+
 
 def test_metrics_match_the_database(dripper: Dripper, scraper: Scraper) -> None:
     dripper("leads", "import", "leads.csv", "--at", T0.isoformat())
@@ -143,7 +146,9 @@ def test_metrics_match_the_database(dripper: Dripper, scraper: Scraper) -> None:
     report = dripper.json("report", "--json")
     for state in TERMINAL:
         in_report = sum(step[state] for c in report["campaigns"].values() for step in c["steps"].values())
-        counted = sum(value(samples, "dripper_touches_total", state=state, channel=c) for c in ("email", "letter", "call"))
+        counted = sum(
+            value(samples, "dripper_touches_total", state=state, channel=c) for c in ("email", "letter", "call")
+        )
         if state == "suppressed":  # the report also counts the steps stopped tracks will not reach
             assert 0 < counted < in_report
         else:
@@ -160,8 +165,11 @@ def test_metrics_match_the_database(dripper: Dripper, scraper: Scraper) -> None:
 
     # the send-delay histogram: cumulative buckets, +Inf == _count == sent, per channel
     for channel in ("email", "letter", "call"):
-        delays = [(r["sent_at"] - r["due_at"]).total_seconds() for r in data
-                  if r["state"] == "sent" and r["channel"] == channel]
+        delays = [
+            (r["sent_at"] - r["due_at"]).total_seconds()
+            for r in data
+            if r["state"] == "sent" and r["channel"] == channel
+        ]
         previous = 0.0
         for bound in DELAY_BUCKETS:
             got = value(samples, "dripper_send_delay_seconds_bucket", channel=channel, le=str(float(bound)))
@@ -195,8 +203,11 @@ def test_sending_expired_counts_claims_past_their_lease(dripper: Dripper, scrape
     try:
         with store.begin() as conn:
             victim = conn.scalar(select(touches.c.id).where(touches.c.state == "planned").limit(1))
-            conn.execute(update(touches).where(touches.c.id == victim)
-                         .values(state="sending", claimed_at=claimed, claimed_by="dead:1", updated_at=claimed))
+            conn.execute(
+                update(touches)
+                .where(touches.c.id == victim)
+                .values(state="sending", claimed_at=claimed, claimed_by="dead:1", updated_at=claimed)
+            )
     finally:
         store.dispose()
     fresh = scraper.scrape(claimed + timedelta(seconds=30))  # inside the 60 s lease: a live send
@@ -227,10 +238,10 @@ def test_a_scrape_never_waits_for_the_sqlite_write_lock(dripper_sqlite: Dripper)
 
 # --- the token -------------------------------------------------------------------------------
 
+
 def test_metrics_token(dripper: Dripper) -> None:
     dripper("leads", "import", "leads.csv", "--at", T0.isoformat())
-    app, store = make_app(dripper.db_url, dripper.root, FrozenClock(T0 + timedelta(days=1)),
-                          metrics_token="scrape-7")
+    app, store = make_app(dripper.db_url, dripper.root, FrozenClock(T0 + timedelta(days=1)), metrics_token="scrape-7")
     try:
         with TestClient(app, raise_server_exceptions=False) as client:
             assert client.get("/metrics").status_code == 401
@@ -250,8 +261,8 @@ def test_metrics_token(dripper: Dripper) -> None:
 
 
 def test_unreachable_database_is_a_503_not_a_crash(project: Path) -> None:
-    from dripper.metrics import metrics_route
     from dripper.store.db import make_engine
+    from dripper.web.metrics import metrics_route
 
     # A real PostgreSQL URL on a port nobody listens on.
     store = Store(make_engine(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nothing"))
@@ -263,11 +274,13 @@ def test_unreachable_database_is_a_503_not_a_crash(project: Path) -> None:
 
 # --- real processes: `dripper serve` and `dripper run`, with JSON logs ------------------------
 
+
 def test_dripper_serve_exposes_metrics_and_logs_json(dripper: Dripper, tmp_path: Path) -> None:
     dripper("leads", "import", "leads.csv", "--at", T0.isoformat())
     sent = dripper.json("tick", "--at", (T0 + timedelta(days=1)).isoformat(), "--json")["sent"]
-    env = dripper_env(DRIPPER_DATABASE_URL=dripper.db_url, DRIPPER_SECRET="test-secret",
-                      DRIPPER_METRICS_TOKEN="scrape-7")
+    env = dripper_env(
+        DRIPPER_DATABASE_URL=dripper.db_url, DRIPPER_SECRET="test-secret", DRIPPER_METRICS_TOKEN="scrape-7"
+    )
     with serving(dripper.root, env, tmp_path / "serve.log", before=("--log-format", "json")) as server:
         base = server.base
         assert httpx.get(f"{base}/metrics").status_code == 401
@@ -284,13 +297,18 @@ def test_dripper_run_logs_one_json_object_per_line(project: Path, sqlite_url: st
     campaigns = project / "campaigns.yaml"
     # No send window: the first touches go out at once, whatever the hour.
     campaigns.write_text(campaigns.read_text().replace('  send_window: {days: mon-fri, hours: "09:00-17:00"}\n', ""))
-    env = {**os.environ, "DRIPPER_DATABASE_URL": sqlite_url, "DRIPPER_SECRET": "s", "DRIPPER_TICK_INTERVAL": "0.5",
-           "DRIPPER_LOG_FORMAT": "json"}
+    env = {
+        **os.environ,
+        "DRIPPER_DATABASE_URL": sqlite_url,
+        "DRIPPER_SECRET": "s",
+        "DRIPPER_TICK_INTERVAL": "0.5",
+        "DRIPPER_LOG_FORMAT": "json",
+    }
     cli = [sys.executable, "-m", "dripper"]
-    subprocess.run(cli + ["leads", "import", "leads.csv"], env=env, check=True, capture_output=True)
+    subprocess.run([*cli, "leads", "import", "leads.csv"], env=env, check=True, capture_output=True)
     log_path = tmp_path / "worker.log"
     with open(log_path, "wb") as log:  # the child keeps its own copy of the descriptor
-        worker = subprocess.Popen(cli + ["run"], env=env, stdout=subprocess.DEVNULL, stderr=log)
+        worker = subprocess.Popen([*cli, "run"], env=env, stdout=subprocess.DEVNULL, stderr=log)
     try:
         wait_for(lambda: log_path.read_text().count('"tick": {') >= 2, 20, "two ticks in the log")
         worker.send_signal(signal.SIGTERM)
@@ -302,8 +320,9 @@ def test_dripper_run_logs_one_json_object_per_line(project: Path, sqlite_url: st
     assert {r["worker"] for r in records} == {records[0]["worker"]}  # one process, one id
     ticks = [r for r in records if "tick" in r and isinstance(r["tick"], dict)]
     assert ticks[0]["logger"] == "dripper.worker" and ticks[0]["msg"].startswith("tick at=")
-    assert ticks[0]["tick"]["sent"] == 3 and all(isinstance(v, int) for k, v in ticks[0]["tick"].items()
-                                                   if k != "replanned")
+    assert ticks[0]["tick"]["sent"] == 3 and all(
+        isinstance(v, int) for k, v in ticks[0]["tick"].items() if k != "replanned"
+    )
     assert any(r["msg"] == "worker stopped" for r in records)
 
 
@@ -312,10 +331,10 @@ def test_text_log_format_keeps_the_tick_line_readable(project: Path, sqlite_url:
     campaigns.write_text(campaigns.read_text().replace('  send_window: {days: mon-fri, hours: "09:00-17:00"}\n', ""))
     env = {**os.environ, "DRIPPER_DATABASE_URL": sqlite_url, "DRIPPER_SECRET": "s", "DRIPPER_TICK_INTERVAL": "0.5"}
     cli = [sys.executable, "-m", "dripper"]
-    subprocess.run(cli + ["leads", "import", "leads.csv"], env=env, check=True, capture_output=True)
+    subprocess.run([*cli, "leads", "import", "leads.csv"], env=env, check=True, capture_output=True)
     log_path = tmp_path / "worker.log"
     with open(log_path, "wb") as log:  # the child keeps its own copy of the descriptor
-        worker = subprocess.Popen(cli + ["--log-format", "text", "run"], env=env, stdout=subprocess.DEVNULL, stderr=log)
+        worker = subprocess.Popen([*cli, "--log-format", "text", "run"], env=env, stdout=subprocess.DEVNULL, stderr=log)
     try:
         wait_for(lambda: " sent=3 " in log_path.read_text(), 20, "the first tick in the log")
         worker.send_signal(signal.SIGTERM)
@@ -323,7 +342,7 @@ def test_text_log_format_keeps_the_tick_line_readable(project: Path, sqlite_url:
     finally:
         if worker.poll() is None:
             worker.kill()
-    line = next(l for l in log_path.read_text().splitlines() if " sent=3 " in l)
+    line = next(ln for ln in log_path.read_text().splitlines() if " sent=3 " in ln)
     assert " INFO dripper.worker tick at=" in line and "{" not in line
 
 

@@ -8,24 +8,98 @@ from dataclasses import replace
 
 import pytest
 
-from dripper import postal
-from dripper.leads import Lead
+from dripper.leads import postal
+from dripper.leads.records import Lead
 
-COUNTRIES = ["US", "DE", "GB", "FR", "CN", "JP", "BR", "CA", "IT", "ES", "KR", "IN", "AU", "NL", "CH", "IE", "Germany",
-             "XX", ""]
-REGIONS = ["", "IL", "Illinois", "il", "TX", "Bayern", "CA", "Ontario", "ON", "北京市", "Beijing", "東京都", "SP",
-           "São Paulo", "NSW", "Dublin", "zz"]
-CITIES = ["", "Chicago", "Dallas", "Stuttgart", "London", "Paris", "北京", "东城区", "Toronto", "Tokyo", "São Paulo",
-          "Sydney", "Dublin"]
-CODES = ["", "60601", "75201", "70565", "W1U 4NR", "75001", "100000", "M5V 2T6", "100-0001", "01310-100", "2000",
-         "D02 X285", "12345-6789", "ABC", "8001"]
+COUNTRIES = [
+    "US",
+    "DE",
+    "GB",
+    "FR",
+    "CN",
+    "JP",
+    "BR",
+    "CA",
+    "IT",
+    "ES",
+    "KR",
+    "IN",
+    "AU",
+    "NL",
+    "CH",
+    "IE",
+    "Germany",
+    "XX",
+    "",
+]
+REGIONS = [
+    "",
+    "IL",
+    "Illinois",
+    "il",
+    "TX",
+    "Bayern",
+    "CA",
+    "Ontario",
+    "ON",
+    "北京市",
+    "Beijing",
+    "東京都",
+    "SP",
+    "São Paulo",
+    "NSW",
+    "Dublin",
+    "zz",
+]
+CITIES = [
+    "",
+    "Chicago",
+    "Dallas",
+    "Stuttgart",
+    "London",
+    "Paris",
+    "北京",
+    "东城区",
+    "Toronto",
+    "Tokyo",
+    "São Paulo",
+    "Sydney",
+    "Dublin",
+]
+CODES = [
+    "",
+    "60601",
+    "75201",
+    "70565",
+    "W1U 4NR",
+    "75001",
+    "100000",
+    "M5V 2T6",
+    "100-0001",
+    "01310-100",
+    "2000",
+    "D02 X285",
+    "12345-6789",
+    "ABC",
+    "8001",
+]
 
 
 def _addresses(n: int) -> list[Lead]:
     rng = random.Random(7)
-    return [Lead(email="a@b.example", stage="s", campaign="c", address_line1=rng.choice(["", "1 Main St"]),
-                 city=rng.choice(CITIES), region=rng.choice(REGIONS), postal_code=rng.choice(CODES),
-                 country=rng.choice(COUNTRIES)) for _ in range(n)]
+    return [
+        Lead(
+            email="a@b.example",
+            stage="s",
+            campaign="c",
+            address_line1=rng.choice(["", "1 Main St"]),
+            city=rng.choice(CITIES),
+            region=rng.choice(REGIONS),
+            postal_code=rng.choice(CODES),
+            country=rng.choice(COUNTRIES),
+        )
+        for _ in range(n)
+    ]
 
 
 def test_the_cached_check_agrees_with_the_full_check(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -40,7 +114,15 @@ def test_the_cached_check_agrees_with_the_full_check(monkeypatch: pytest.MonkeyP
 
 
 def test_a_typical_complete_address_takes_the_fast_path() -> None:
-    lead = Lead(email="a@b.example", stage="s", campaign="c", address_line1="1850 Commerce St", city="Dallas",
-                region="TX", postal_code="75201", country="US")
+    lead = Lead(
+        email="a@b.example",
+        stage="s",
+        campaign="c",
+        address_line1="1850 Commerce St",
+        city="Dallas",
+        region="TX",
+        postal_code="75201",
+        country="US",
+    )
     assert postal._plainly_complete(lead, "US")
     assert not postal._plainly_complete(replace(lead, postal_code="60601"), "US")  # an Illinois ZIP code in Texas

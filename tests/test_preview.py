@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import subprocess
 import webbrowser
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import lxml.html
 import pytest
+from conftest import Dripper
 from starlette.testclient import TestClient
 
-from conftest import Dripper
-
-T0 = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 CAMPAIGN = "literature-follow-up"
 NO_BROWSER = {"DRIPPER_NO_BROWSER": "1"}
 CALL = "<p>Call {{ lead.first_name }} about {{ lead.company }} and ask whether the {{ lead.attrs.product | default('kit') }} arrived.</p>"
@@ -33,6 +33,7 @@ def iso(t: datetime) -> str:
 @pytest.fixture(autouse=True)
 def no_real_browser(monkeypatch: pytest.MonkeyPatch) -> None:
     """Whatever a test does, no real browser can be started from it."""
+
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("a test tried to start a real browser")
 
@@ -57,20 +58,26 @@ def dump(db_url: str) -> dict[str, list[str]]:
 def with_limits(project: Path) -> None:
     """Sending limits on, so that the send counters have rows a test send could touch."""
     path = project / "campaigns.yaml"
-    path.write_text(path.read_text().replace("defaults:\n", "limits: {daily_cap: 100, rate: [\"50/min\"]}\ndefaults:\n"))
+    path.write_text(path.read_text().replace("defaults:\n", 'limits: {daily_cap: 100, rate: ["50/min"]}\ndefaults:\n'))
 
 
 def with_call_step(project: Path) -> None:
     (project / "templates" / "mail" / "call.html").write_text(CALL)
     path = project / "campaigns.yaml"
-    path.write_text(path.read_text().replace("          template: letters/follow_up.html\n", """\
+    path.write_text(
+        path.read_text().replace(
+            "          template: letters/follow_up.html\n",
+            """\
           template: letters/follow_up.html
         - id: call-1
           after: 5w
           channel: call
           kind: follow_up
           template: mail/call.html
-""", 1))
+""",
+            1,
+        )
+    )
 
 
 def sent_and_counted(dripper: Dripper, **env: str) -> None:
@@ -90,8 +97,9 @@ def test_open_writes_the_email_as_a_page_and_prints_its_path(dripper: Dripper) -
 
     dripper("leads", "import", "leads.csv", "--at", iso(T0))
     before = dump(dripper.db_url)
-    result = dripper("preview", CAMPAIGN, "thanks", "--lead", "zoe@mueller.example", "--open", "--at", iso(T0),
-                     **NO_BROWSER)
+    result = dripper(
+        "preview", CAMPAIGN, "thanks", "--lead", "zoe@mueller.example", "--open", "--at", iso(T0), **NO_BROWSER
+    )
     path = Path(result.stdout.strip())
     assert path == Path("previews") / f"{CAMPAIGN}_thanks_zoe@mueller.example.html" and path.is_file()
     doc = page(path)
@@ -117,8 +125,19 @@ def test_open_writes_the_email_as_a_page_and_prints_its_path(dripper: Dripper) -
 def test_open_writes_a_letter_as_the_printed_pdf(dripper: Dripper) -> None:
     dripper("leads", "import", "leads.csv", "--at", iso(T0))
     out = Path("ada-letter.pdf")
-    result = dripper("preview", CAMPAIGN, "letter-1", "--lead", "ada@lovelace.example", "--open", "--out", str(out),
-                     "--at", iso(T0), **NO_BROWSER)
+    result = dripper(
+        "preview",
+        CAMPAIGN,
+        "letter-1",
+        "--lead",
+        "ada@lovelace.example",
+        "--open",
+        "--out",
+        str(out),
+        "--at",
+        iso(T0),
+        **NO_BROWSER,
+    )
     assert result.stdout.strip() == str(out)
     data = out.read_bytes()
     assert data.startswith(b"%PDF")
@@ -131,15 +150,32 @@ def test_open_writes_a_letter_as_the_printed_pdf(dripper: Dripper) -> None:
 
 def test_open_writes_a_call_as_its_talking_points(dripper: Dripper, project: Path) -> None:
     with_call_step(project)
-    dripper("leads", "add", "cy@caller.example", "--first-name", "Cy", "--last-name", "Caller", "--company",
-            "Caller Pumps", "--attr", "phone=+1 217 555 0199", "--attr", "owner=Marcus", "--at", iso(T0))
+    dripper(
+        "leads",
+        "add",
+        "cy@caller.example",
+        "--first-name",
+        "Cy",
+        "--last-name",
+        "Caller",
+        "--company",
+        "Caller Pumps",
+        "--attr",
+        "phone=+1 217 555 0199",
+        "--attr",
+        "owner=Marcus",
+        "--at",
+        iso(T0),
+    )
     result = dripper("preview", CAMPAIGN, "call-1", "--lead", "cy@caller.example", "--open", **NO_BROWSER)
     path = Path(result.stdout.strip())
     assert path.suffix == ".html"
     doc = page(path)
     assert doc.findtext(".//h1") == "Call Cy Caller: call-1"
     details = {tr.findtext("th"): tr.findtext("td") for tr in doc.xpath("//table//tr")}
-    assert details["Phone"] == "+1 217 555 0199" and details["Owner"] == "Marcus" and details["Company"] == "Caller Pumps"
+    assert (
+        details["Phone"] == "+1 217 555 0199" and details["Owner"] == "Marcus" and details["Company"] == "Caller Pumps"
+    )
     points = doc.find_class("points")[0].text_content()
     assert "Call Cy about Caller Pumps and ask whether the kit arrived." in points
     # --format that is not what --open writes for the channel is refused, clearly.
@@ -147,8 +183,9 @@ def test_open_writes_a_call_as_its_talking_points(dripper: Dripper, project: Pat
     assert "--open writes call steps as HTML" in bad.stderr
 
 
-def test_open_hands_the_file_to_a_browser_only_when_there_is_one(dripper_sqlite: Dripper,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_open_hands_the_file_to_a_browser_only_when_there_is_one(
+    dripper_sqlite: Dripper, monkeypatch: pytest.MonkeyPatch
+) -> None:
     opened: list[str] = []
 
     class Browser:
@@ -176,7 +213,7 @@ def test_open_hands_the_file_to_a_browser_only_when_there_is_one(dripper_sqlite:
 
 
 def test_browser_opener_refuses_console_browsers_and_missing_ones(monkeypatch: pytest.MonkeyPatch) -> None:
-    from dripper.preview import browser_opener
+    from dripper.reports.previews import browser_opener
 
     class Lynx:
         name = "lynx"
@@ -213,7 +250,7 @@ def web_client(dripper: Dripper) -> Iterator[TestClient]:
     from dripper.settings import Settings
     from dripper.store import open_store
     from dripper.tokens import Tokens
-    from dripper.web import WebContext, create_app
+    from dripper.web.app import WebContext, create_app
 
     store = open_store(dripper.db_url)
     loaded = config_mod.load(Settings(campaigns_path=dripper.root / "campaigns.yaml"))
@@ -244,12 +281,17 @@ def follow_the_links(dripper: Dripper, msg: EmailMessage) -> None:
     url = msg["List-Unsubscribe"].split(",")[0].strip().strip("<>")
     unsubscribe = url.removeprefix("http://127.0.0.1:8000")
     html = msg.get_body(("html",)).get_content()
-    preferences = next(a.get("href") for a in lxml.html.fromstring(html).xpath("//a")
-                       if "/p/" in a.get("href")).removeprefix("http://127.0.0.1:8000")
+    preferences = next(
+        a.get("href") for a in lxml.html.fromstring(html).xpath("//a") if "/p/" in a.get("href")
+    ).removeprefix("http://127.0.0.1:8000")
     for client in web_client(dripper):
-        for response in (client.get(unsubscribe), client.post(unsubscribe, data={"List-Unsubscribe": "One-Click"}),
-                         client.get(preferences), client.post(preferences, data={"choice": "all", "months": "1"}),
-                         client.post(preferences, data={"choice": "pause", "months": "3"})):
+        for response in (
+            client.get(unsubscribe),
+            client.post(unsubscribe, data={"List-Unsubscribe": "One-Click"}),
+            client.get(preferences),
+            client.post(preferences, data={"choice": "all", "months": "1"}),
+            client.post(preferences, data={"choice": "pause", "months": "3"}),
+        ):
             assert response.status_code == 200, response.text
             assert "This was a test message; nothing changed." in response.text
     assert dripper.json("plan", "ada@lovelace.example", "--json")["lead"]["status"] == "active"
@@ -268,8 +310,18 @@ def test_to_over_smtp_sends_a_marked_test_that_records_nothing(dripper: Dripper,
     smtp_sink.messages.clear()
     before = dump(dripper.db_url)
     assert before["send_counters"] and before["events"] and before["touches"]
-    result = dripper("preview", CAMPAIGN, "thanks", "--lead", "ada@lovelace.example", "--to", "Tester@Example.org",
-                     "--at", iso(T0 + timedelta(days=3)), DRIPPER_SMTP_URL=smtp_sink.url)
+    result = dripper(
+        "preview",
+        CAMPAIGN,
+        "thanks",
+        "--lead",
+        "ada@lovelace.example",
+        "--to",
+        "Tester@Example.org",
+        "--at",
+        iso(T0 + timedelta(days=3)),
+        DRIPPER_SMTP_URL=smtp_sink.url,
+    )
     assert "to tester@example.org via SMTP: " in result.stdout
     assert len(smtp_sink.messages) == 1
     received = smtp_sink.messages[0]
@@ -280,8 +332,18 @@ def test_to_over_smtp_sends_a_marked_test_that_records_nothing(dripper: Dripper,
     follow_the_links(dripper, msg)
     assert dump(dripper.db_url) == before
     # Two tests are two messages, each with its own Message-ID.
-    dripper("preview", CAMPAIGN, "thanks", "--lead", "ada@lovelace.example", "--to", "tester@example.org",
-            "--at", iso(T0 + timedelta(days=3)), DRIPPER_SMTP_URL=smtp_sink.url)
+    dripper(
+        "preview",
+        CAMPAIGN,
+        "thanks",
+        "--lead",
+        "ada@lovelace.example",
+        "--to",
+        "tester@example.org",
+        "--at",
+        iso(T0 + timedelta(days=3)),
+        DRIPPER_SMTP_URL=smtp_sink.url,
+    )
     ids = {message_from_bytes(m.data, policy=policy.default)["Message-ID"] for m in smtp_sink.messages}
     assert len(ids) == 2 and real not in ids
 
@@ -294,8 +356,17 @@ def test_to_through_the_file_outbox_writes_its_own_file_and_records_nothing(drip
     real_bytes = real_file.read_bytes()
     files = set(Path("outbox").iterdir())
     before = dump(dripper.db_url)
-    result = dripper("preview", CAMPAIGN, "thanks", "--lead", "ada@lovelace.example", "--to", "tester@example.org",
-                     "--at", iso(T0 + timedelta(days=3)))
+    result = dripper(
+        "preview",
+        CAMPAIGN,
+        "thanks",
+        "--lead",
+        "ada@lovelace.example",
+        "--to",
+        "tester@example.org",
+        "--at",
+        iso(T0 + timedelta(days=3)),
+    )
     new = set(Path("outbox").iterdir()) - files
     assert len(new) == 1 and real_file.read_bytes() == real_bytes  # never the real touch's file
     test_file = new.pop()
@@ -326,8 +397,15 @@ def test_to_refuses_what_it_cannot_send(dripper_sqlite: Dripper, project: Path) 
     # An SMTP server that is not there: a clear error, exit 1.
     from conftest import free_port
 
-    down = dripper_sqlite("preview", CAMPAIGN, "thanks", "--to", "t@example.org", ok=1,
-                          DRIPPER_SMTP_URL=f"smtp://127.0.0.1:{free_port()}?timeout=5")
+    down = dripper_sqlite(
+        "preview",
+        CAMPAIGN,
+        "thanks",
+        "--to",
+        "t@example.org",
+        ok=1,
+        DRIPPER_SMTP_URL=f"smtp://127.0.0.1:{free_port()}?timeout=5",
+    )
     assert "the test to t@example.org was not sent: connection" in down.stderr
 
 
@@ -343,12 +421,15 @@ def test_test_tokens_are_never_lead_tokens() -> None:
 
 
 # --- simulate --html --------------------------------------------------------------------------
-STEPS = {"supplier_research": ["thanks", "reminder-1", "letter-1", "news-1", "offer-1", "monthly-4", "monthly-6"],
-         "lost_to_competitor": ["lost-1"], "customer": ["welcome-customer"]}
+STEPS = {
+    "supplier_research": ["thanks", "reminder-1", "letter-1", "news-1", "offer-1", "monthly-4", "monthly-6"],
+    "lost_to_competitor": ["lost-1"],
+    "customer": ["welcome-customer"],
+}
 
 
 def test_simulate_html_has_a_picture_per_track_and_every_step(dripper_sqlite: Dripper) -> None:
-    from dripper.charts import PALETTE
+    from dripper.reports.charts import PALETTE
 
     result = dripper_sqlite("simulate", "--html", "timeline.html", "--at", iso(T0))
     assert "reminder-1" in result.stdout and "wrote timeline.html" in result.stderr  # the table as before
@@ -356,7 +437,7 @@ def test_simulate_html_has_a_picture_per_track_and_every_step(dripper_sqlite: Dr
     doc = lxml.html.fromstring(text)
     sections = doc.xpath("//section")
     assert [s.findtext("h2") for s in sections] == [f"{CAMPAIGN} · {stage}" for stage in STEPS]
-    for section, (stage, steps) in zip(sections, STEPS.items()):
+    for section, (_stage, steps) in zip(sections, STEPS.items(), strict=False):
         assert len(section.xpath(".//svg")) == 1
         assert [tr.xpath("td")[2].text for tr in section.xpath(".//table//tr")[1:]] == steps
         marks = section.xpath(".//svg//circle[title]")
@@ -366,21 +447,29 @@ def test_simulate_html_has_a_picture_per_track_and_every_step(dripper_sqlite: Dr
     emails = {m.get("fill") for m in doc.xpath("//svg//circle[title]") if "(email)" in m.findtext("title")}
     assert emails == {PALETTE[0]} and letter.get("fill") == PALETTE[1]
     first = sections[0].xpath(".//table//tr")[2].xpath("td")
-    assert [c.text for c in first] == ["14", "Mon 2026-01-19 09:00", "reminder-1", "email", "reminder",
-                                       "Anything else we can send you, Sam?"]
+    assert [c.text for c in first] == [
+        "14",
+        "Mon 2026-01-19 09:00",
+        "reminder-1",
+        "email",
+        "reminder",
+        "Anything else we can send you, Sam?",
+    ]
     # Self-contained: no script, nothing fetched (the only URL is the SVG namespace).
     assert not doc.xpath("//script | //link | //img | //iframe | //*[@src] | //*[@href]")
     assert text.replace("http://www.w3.org/2000/svg", "").count("http") == 0
 
 
 def test_simulate_html_with_json_and_one_stage(dripper_sqlite: Dripper) -> None:
-    rows = dripper_sqlite.json("simulate", "--stage", "supplier_research", "--days", "50", "--json", "--html",
-                               "t.html", "--at", iso(T0))
+    rows = dripper_sqlite.json(
+        "simulate", "--stage", "supplier_research", "--days", "50", "--json", "--html", "t.html", "--at", iso(T0)
+    )
     assert [r["step"] for r in rows] == ["thanks", "reminder-1", "letter-1", "news-1"]
     doc = lxml.html.fromstring(Path("t.html").read_bytes())
     assert len(doc.xpath("//svg")) == 1 and "the first 50 days" in doc.text_content()
-    short = dripper_sqlite("simulate", "--stage", "lost_to_competitor", "--days", "30", "--html", "e.html",
-                           "--at", iso(T0))
+    short = dripper_sqlite(
+        "simulate", "--stage", "lost_to_competitor", "--days", "30", "--html", "e.html", "--at", iso(T0)
+    )
     empty = lxml.html.fromstring(Path("e.html").read_bytes())
     assert len(empty.xpath("//svg")) == 1 and "No touches in the first 30 days." in empty.text_content()
     assert short.exit_code == 0

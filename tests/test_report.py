@@ -13,23 +13,24 @@ import csv
 import io
 import json
 import statistics
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import Dripper
 
-T0 = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)  # a Monday; 02:00 in Chicago
+T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)  # a Monday; 02:00 in Chicago
 CAMPAIGN = "literature-follow-up"
-MORE = ("email,first_name,last_name,company,stage,timezone,campaign\n"
-        "dan@lead.example,Dan,D,,supplier_research,America/Chicago,\n"
-        "eve@lead.example,Eve,E,,supplier_research,America/Chicago,\n"
-        "fay@lead.example,Fay,F,,{fay_stage},America/Chicago,\n"
-        "ivy@lead.example,Ivy,I,,supplier_research,America/Chicago,\n")
+MORE = (
+    "email,first_name,last_name,company,stage,timezone,campaign\n"
+    "dan@lead.example,Dan,D,,supplier_research,America/Chicago,\n"
+    "eve@lead.example,Eve,E,,supplier_research,America/Chicago,\n"
+    "fay@lead.example,Fay,F,,{fay_stage},America/Chicago,\n"
+    "ivy@lead.example,Ivy,I,,supplier_research,America/Chicago,\n"
+)
 
 
 def at(days: float) -> str:
@@ -41,9 +42,11 @@ def reply_to_first_mail(email: str, folder: Path) -> Path:
     sent = next(Path("outbox").glob(f"*_{email}.eml")).read_bytes()
     message_id = message_from_bytes(sent, policy=policy.default)["Message-ID"]
     path = folder / "reply.eml"
-    path.write_text(f"From: Ada Lovelace <{email}>\nTo: sales@acme.example\nSubject: Re: Your valves information pack\n"
-                    f"Message-ID: <reply-1@lovelace.example>\nIn-Reply-To: {message_id}\nReferences: {message_id}\n\n"
-                    "Thanks, could you send a quote for 40 units?\n")
+    path.write_text(
+        f"From: Ada Lovelace <{email}>\nTo: sales@acme.example\nSubject: Re: Your valves information pack\n"
+        f"Message-ID: <reply-1@lovelace.example>\nIn-Reply-To: {message_id}\nReferences: {message_id}\n\n"
+        "Thanks, could you send a quote for 40 units?\n"
+    )
     return path
 
 
@@ -76,8 +79,13 @@ ZERO_OUTCOMES = {"replies": 0, "conversions": 0, "unsubscribes": 0, "bounces": 0
 
 
 def rates(sent: int, **counts: int) -> dict[str, float | None]:
-    names = {"replies": "reply", "conversions": "conversion", "unsubscribes": "unsubscribe", "bounces": "bounce",
-             "complaints": "complaint"}
+    names = {
+        "replies": "reply",
+        "conversions": "conversion",
+        "unsubscribes": "unsubscribe",
+        "bounces": "bounce",
+        "complaints": "complaint",
+    }
     return {rate: (round(counts.get(figure, 0) / sent, 4) if sent else None) for figure, rate in names.items()}
 
 
@@ -87,42 +95,80 @@ def test_report_counts_what_came_of_each_step(dripper: Dripper, tmp_path: Path) 
     assert data["attribution_window"] == "30d"
     report = data["campaigns"][CAMPAIGN]
     steps = report["steps"]
-    figures = ("enrolled", "sent", "suppressed", "skipped", "replies", "conversions", "unsubscribes", "bounces",
-               "complaints")
+    figures = (
+        "enrolled",
+        "sent",
+        "suppressed",
+        "skipped",
+        "replies",
+        "conversions",
+        "unsubscribes",
+        "bounces",
+        "complaints",
+    )
 
     def pick(step: str) -> dict[str, Any]:
         return {key: steps[step][key] for key in figures}
 
     # thanks went to all seven; Zoe's conversion, Ivy's bounce and Ada's reply count for it
-    assert pick("thanks") == {"enrolled": 7, "sent": 7, "suppressed": 0, "skipped": 0,
-                              **ZERO_OUTCOMES, "replies": 1, "conversions": 1, "bounces": 1}
+    assert pick("thanks") == {
+        "enrolled": 7,
+        "sent": 7,
+        "suppressed": 0,
+        "skipped": 0,
+        **ZERO_OUTCOMES,
+        "replies": 1,
+        "conversions": 1,
+        "bounces": 1,
+    }
     assert steps["thanks"]["rates"] == rates(7, replies=1, conversions=1, bounces=1)
     # reminder-1: sent to Dan, Eve, Fay; Ada's (replied), Ivy's (bounced) and Zoe's (converted,
     # before she moved) suppressed: their tracks reached it; Grace had left (stage_changed)
-    assert pick("reminder-1") == {"enrolled": 6, "sent": 3, "suppressed": 3, "skipped": 1,
-                                  **ZERO_OUTCOMES, "unsubscribes": 1}
+    assert pick("reminder-1") == {
+        "enrolled": 6,
+        "sent": 3,
+        "suppressed": 3,
+        "skipped": 1,
+        **ZERO_OUTCOMES,
+        "unsubscribes": 1,
+    }
     assert steps["reminder-1"]["reasons"] == {"replied": 1, "bounced": 1, "converted": 1, "stage_changed": 1}
-    assert steps["reminder-1"]["rates"] == rates(3, unsubscribes=1) == {
-        "reply": 0.0, "conversion": 0.0, "unsubscribe": 0.3333, "bounce": 0.0, "complaint": 0.0}
+    assert (
+        steps["reminder-1"]["rates"]
+        == rates(3, unsubscribes=1)
+        == {"reply": 0.0, "conversion": 0.0, "unsubscribe": 0.3333, "bounce": 0.0, "complaint": 0.0}
+    )
     # letter-1: Dan's skipped (no postal address), Eve's suppressed (she unsubscribed), Fay's
     # skipped when she moved; Ada's and Ivy's counted as suppressed to come, not enrolled
     assert pick("letter-1") == {"enrolled": 2, "sent": 0, "suppressed": 3, "skipped": 2, **ZERO_OUTCOMES}
-    assert steps["letter-1"]["reasons"] == {"no_postal_address": 1, "stage_changed": 1, "unsubscribed": 1,
-                                            "replied": 1, "bounced": 1}
+    assert steps["letter-1"]["reasons"] == {
+        "no_postal_address": 1,
+        "stage_changed": 1,
+        "unsubscribed": 1,
+        "replied": 1,
+        "bounced": 1,
+    }
     assert steps["letter-1"]["rates"] == rates(0)
     assert pick("news-1")["enrolled"] == 1 and steps["news-1"]["reasons"]["converted"] == 1  # Dan's, planned then
     assert pick("welcome-customer") == {"enrolled": 1, "sent": 1, "suppressed": 0, "skipped": 0, **ZERO_OUTCOMES}
     assert pick("lost-1")["enrolled"] == 2 and steps["lost-1"]["planned"] == 2  # Grace and Fay
-    assert {step: row["enrolled"] for step, row in steps.items()
-            if step not in ("thanks", "reminder-1", "letter-1", "news-1", "welcome-customer", "lost-1")} == {
-        "offer-1": 0, "monthly-4": 0, "monthly-6": 0}
+    assert {
+        step: row["enrolled"]
+        for step, row in steps.items()
+        if step not in ("thanks", "reminder-1", "letter-1", "news-1", "welcome-customer", "lost-1")
+    } == {"offer-1": 0, "monthly-4": 0, "monthly-6": 0}
 
     assert report["enrolled"] == 7  # Gil never entered a track
     assert report["unattributed"] == {**ZERO_OUTCOMES, "replies": 1, "conversions": 1}  # Gil's reply, Dan's conversion
     totals = report["totals"]
     assert totals["sent"] == 11
-    assert {f: totals[f] for f in ZERO_OUTCOMES} == {**ZERO_OUTCOMES, "replies": 1, "conversions": 1,
-                                                      "unsubscribes": 1, "bounces": 1}
+    assert {f: totals[f] for f in ZERO_OUTCOMES} == {
+        **ZERO_OUTCOMES,
+        "replies": 1,
+        "conversions": 1,
+        "unsubscribes": 1,
+        "bounces": 1,
+    }
     assert totals["rates"] == rates(11, replies=1, conversions=1, unsubscribes=1, bounces=1)
     assert report["movements"] == [
         {"from": "supplier_research", "to": "lost_to_competitor", "count": 2},  # Grace by event, Fay by import
@@ -137,29 +183,76 @@ def test_report_counts_what_came_of_each_step(dripper: Dripper, tmp_path: Path) 
     fay = dripper.json("plan", "fay@lead.example", "--json")["events"]
     zoe = dripper.json("plan", "zoe@mueller.example", "--json")["events"]
     assert [(e["source"], e["detail"]) for e in grace if e["kind"] == "stage"] == [
-        ("cli", {"stage": "lost_to_competitor", "from": "supplier_research", "to": "lost_to_competitor",
-                 "campaign": CAMPAIGN})]
+        (
+            "cli",
+            {
+                "stage": "lost_to_competitor",
+                "from": "supplier_research",
+                "to": "lost_to_competitor",
+                "campaign": CAMPAIGN,
+            },
+        )
+    ]
     assert [(e["source"], e["detail"]) for e in fay if e["kind"] == "stage"] == [
-        ("import", {"stage": "lost_to_competitor", "from": "supplier_research", "to": "lost_to_competitor",
-                    "campaign": CAMPAIGN})]
+        (
+            "import",
+            {
+                "stage": "lost_to_competitor",
+                "from": "supplier_research",
+                "to": "lost_to_competitor",
+                "campaign": CAMPAIGN,
+            },
+        )
+    ]
     assert [(e["kind"], e["detail"].get("from"), e["detail"].get("to")) for e in zoe] == [
-        ("converted", None, None), ("stage", "supplier_research", "customer")]
+        ("converted", None, None),
+        ("stage", "supplier_research", "customer"),
+    ]
 
     # The same figures as CSV, one row per step.
     rows = list(csv.DictReader(io.StringIO(dripper("report", "--csv").stdout)))
     assert [r["step"] for r in rows] == list(steps)
     by_step = {r["step"]: r for r in rows}
-    assert {k: by_step["thanks"][k] for k in ("campaign", "enrolled", "sent", "replies", "conversions", "bounces",
-                                               "reply_rate", "conversion_rate", "unsubscribe_rate")} == {
-        "campaign": CAMPAIGN, "enrolled": "7", "sent": "7", "replies": "1", "conversions": "1", "bounces": "1",
-        "reply_rate": "0.1429", "conversion_rate": "0.1429", "unsubscribe_rate": "0.0"}
+    assert {
+        k: by_step["thanks"][k]
+        for k in (
+            "campaign",
+            "enrolled",
+            "sent",
+            "replies",
+            "conversions",
+            "bounces",
+            "reply_rate",
+            "conversion_rate",
+            "unsubscribe_rate",
+        )
+    } == {
+        "campaign": CAMPAIGN,
+        "enrolled": "7",
+        "sent": "7",
+        "replies": "1",
+        "conversions": "1",
+        "bounces": "1",
+        "reply_rate": "0.1429",
+        "conversion_rate": "0.1429",
+        "unsubscribe_rate": "0.0",
+    }
     assert (by_step["reminder-1"]["unsubscribes"], by_step["reminder-1"]["unsubscribe_rate"]) == ("1", "0.3333")
     assert by_step["reminder-1"]["reasons"] == "bounced=1; converted=1; replied=1; stage_changed=1"
     assert by_step["letter-1"]["conversion_rate"] == "" and by_step["letter-1"]["enrolled"] == "2"
     for row in rows:  # every figure of the JSON, in every row
         step = steps[row["step"]]
-        for key in ("enrolled", "planned", "sending", "sent", "failed", "suppressed", "skipped", "total",
-                    *ZERO_OUTCOMES):
+        for key in (
+            "enrolled",
+            "planned",
+            "sending",
+            "sent",
+            "failed",
+            "suppressed",
+            "skipped",
+            "total",
+            *ZERO_OUTCOMES,
+        ):
             assert int(row[key]) == step[key], (row["step"], key)
 
     # And as tables on a terminal 200 columns wide: nothing cut off.
@@ -194,8 +287,10 @@ def test_check_validates_the_reporting_section(dripper: Dripper, project: Path) 
     lines = len(text.splitlines())
     yaml.write_text(text + "reporting:\n  atribution_window: 30d\n")
     result = dripper("check", ok=1)
-    assert f"campaigns.yaml:{lines + 2}:3: unknown key 'atribution_window' (did you mean 'attribution_window'?)" \
+    assert (
+        f"campaigns.yaml:{lines + 2}:3: unknown key 'atribution_window' (did you mean 'attribution_window'?)"
         in result.stderr
+    )
     yaml.write_text(text + "reporting:\n  attribution_window: 30 days\n")
     result = dripper("check", ok=1)
     assert f"campaigns.yaml:{lines + 2}:23: attribution_window: bad duration '30 days'" in result.stderr
@@ -280,7 +375,7 @@ class _Page(HTMLParser):
     def table(self, css_class: str) -> dict[str, dict[str, str]]:
         """A table's rows by their first cell, each as {column: cell}."""
         head, *rows = self.tables[css_class]
-        return {row[0]: dict(zip(head, row)) for row in rows}
+        return {row[0]: dict(zip(head, row, strict=False)) for row in rows}
 
 
 def test_html_report_is_a_self_contained_page_with_charts(dripper: Dripper, tmp_path: Path) -> None:
@@ -303,14 +398,26 @@ def test_html_report_is_a_self_contained_page_with_charts(dripper: Dripper, tmp_
     assert strict.errors == []  # no HTML5 parse error anywhere
     touches, outcomes = page.table("touches"), page.table("outcomes")
     assert {k: touches["thanks"][k] for k in ("enrolled", "sent", "suppressed", "total")} == {
-        "enrolled": "7", "sent": "7", "suppressed": "0", "total": "7"}
+        "enrolled": "7",
+        "sent": "7",
+        "suppressed": "0",
+        "total": "7",
+    }
     assert (touches["reminder-1"]["enrolled"], touches["reminder-1"]["skipped"]) == ("6", "1")
     assert touches["reminder-1"]["reasons"] == "bounced 1, converted 1, replied 1, stage_changed 1"
     assert (touches["total"]["enrolled"], touches["total"]["sent"]) == ("7", "11")  # leads, not a sum of steps
-    assert {k: outcomes["thanks"][k] for k in ("sent", "replies", "conversions", "bounces", "reply rate",
-                                               "conversion rate", "unsubscribe rate")} == {
-        "sent": "7", "replies": "1", "conversions": "1", "bounces": "1", "reply rate": "14.3%",
-        "conversion rate": "14.3%", "unsubscribe rate": "0.0%"}
+    assert {
+        k: outcomes["thanks"][k]
+        for k in ("sent", "replies", "conversions", "bounces", "reply rate", "conversion rate", "unsubscribe rate")
+    } == {
+        "sent": "7",
+        "replies": "1",
+        "conversions": "1",
+        "bounces": "1",
+        "reply rate": "14.3%",
+        "conversion rate": "14.3%",
+        "unsubscribe rate": "0.0%",
+    }
     assert (outcomes["reminder-1"]["unsubscribes"], outcomes["reminder-1"]["unsubscribe rate"]) == ("1", "33.3%")
     assert outcomes["letter-1"]["conversion rate"] == "–"
     assert (outcomes["total"]["conversions"], outcomes["total"]["conversion rate"]) == ("1", "9.1%")
@@ -327,15 +434,36 @@ def test_html_report_is_a_self_contained_page_with_charts(dripper: Dripper, tmp_
 
 
 def test_html_escapes_what_it_shows() -> None:
-    from dripper.report_formats import html_page
+    from dripper.reports.formats import html_page
 
-    row = {"planned": 0, "sending": 0, "sent": 1, "failed": 0, "suppressed": 0, "skipped": 0, "total": 1,
-           "reasons": {"smtp_error: 550 <bad>": 1}, "enrolled": 1, **ZERO_OUTCOMES, "rates": rates(1)}
-    data = {"attribution_window": "30d", "campaigns": {"<script>alert(1)</script>": {
-        "steps": {"a&b": row}, "totals": {**row, "rates": rates(1)}, "enrolled": 1, "unattributed": ZERO_OUTCOMES,
-        "movements": [{"from": None, "to": "x<y", "count": 1}],
-        "time_to_conversion": {"count": 0, "median_days": None, "p90_days": None}, "funnel": {"s'\"": 1}}}}
-    text = html_page(data, datetime(2026, 1, 5, tzinfo=timezone.utc))
+    row = {
+        "planned": 0,
+        "sending": 0,
+        "sent": 1,
+        "failed": 0,
+        "suppressed": 0,
+        "skipped": 0,
+        "total": 1,
+        "reasons": {"smtp_error: 550 <bad>": 1},
+        "enrolled": 1,
+        **ZERO_OUTCOMES,
+        "rates": rates(1),
+    }
+    data = {
+        "attribution_window": "30d",
+        "campaigns": {
+            "<script>alert(1)</script>": {
+                "steps": {"a&b": row},
+                "totals": {**row, "rates": rates(1)},
+                "enrolled": 1,
+                "unattributed": ZERO_OUTCOMES,
+                "movements": [{"from": None, "to": "x<y", "count": 1}],
+                "time_to_conversion": {"count": 0, "median_days": None, "p90_days": None},
+                "funnel": {"s'\"": 1},
+            }
+        },
+    }
+    text = html_page(data, datetime(2026, 1, 5, tzinfo=UTC))
     assert "<script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
     assert "a&amp;b" in text and "smtp_error: 550 &lt;bad&gt; 1" in text and "x&lt;y" in text
     page = _Page()
@@ -357,19 +485,40 @@ def test_an_event_without_any_touch_is_unattributed(dripper: Dripper, kind: str)
 def test_a_long_campaign_prints_its_conversion_chart_in_page_sized_parts() -> None:
     import re
 
-    from dripper.report_formats import BARS_A_CHART, html_page
+    from dripper.reports.formats import BARS_A_CHART, html_page
 
     def row(step: int) -> dict[str, Any]:
-        return {"planned": 0, "sending": 0, "sent": 10, "failed": 0, "suppressed": 0, "skipped": 0, "total": 10,
-                "reasons": {}, "enrolled": 10, **ZERO_OUTCOMES, "conversions": step % 3,
-                "rates": rates(10, conversions=step % 3)}
+        return {
+            "planned": 0,
+            "sending": 0,
+            "sent": 10,
+            "failed": 0,
+            "suppressed": 0,
+            "skipped": 0,
+            "total": 10,
+            "reasons": {},
+            "enrolled": 10,
+            **ZERO_OUTCOMES,
+            "conversions": step % 3,
+            "rates": rates(10, conversions=step % 3),
+        }
 
     steps = {f"step-{i}": row(i) for i in range(60)}
-    data = {"attribution_window": "30d", "campaigns": {"long": {
-        "steps": steps, "totals": {**row(0), "rates": rates(600)}, "enrolled": 10, "unattributed": ZERO_OUTCOMES,
-        "movements": [], "time_to_conversion": {"count": 0, "median_days": None, "p90_days": None},
-        "funnel": {"supplier_research": 10}}}}
-    text = html_page(data, datetime(2026, 1, 5, tzinfo=timezone.utc))
+    data = {
+        "attribution_window": "30d",
+        "campaigns": {
+            "long": {
+                "steps": steps,
+                "totals": {**row(0), "rates": rates(600)},
+                "enrolled": 10,
+                "unattributed": ZERO_OUTCOMES,
+                "movements": [],
+                "time_to_conversion": {"count": 0, "median_days": None, "p90_days": None},
+                "funnel": {"supplier_research": 10},
+            }
+        },
+    }
+    text = html_page(data, datetime(2026, 1, 5, tzinfo=UTC))
     bars = re.findall(r"<svg class='chart bars'.*?</svg>", text)
     assert len(bars) == 3 and BARS_A_CHART == 25  # 25 + 25 + 10 steps
     assert [len(re.findall(r"<rect ", svg)) for svg in bars] == [25, 25, 10]
@@ -378,4 +527,7 @@ def test_a_long_campaign_prints_its_conversion_chart_in_page_sized_parts() -> No
     widths = re.findall(r"width='([\d.]+)' height='18' fill='[^']+'><title>step-\d+: ([\d.]+)%</title>", text)
     assert len(widths) == 60
     assert {rate: {w for w, r in widths if r == rate} for _, rate in widths} == {
-        "0": {"0.0"}, "10": {"160.0"}, "20": {"320.0"}}
+        "0": {"0.0"},
+        "10": {"160.0"},
+        "20": {"320.0"},
+    }

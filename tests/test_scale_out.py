@@ -22,21 +22,22 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any
 
 import pytest
-
 from conftest import free_port, wait_for
 
-T0 = datetime(2026, 1, 5, 15, 0, 5, tzinfo=timezone.utc)  # Monday, inside the fixture's send window
+T0 = datetime(2026, 1, 5, 15, 0, 5, tzinfo=UTC)  # Monday, inside the fixture's send window
 MAX_IN_FLIGHT = 4  # the default, which bounds what a crash can send twice
 CLI = [sys.executable, "-m", "dripper"]
 
 
 # --- the SMTP sink: a separate process -------------------------------------------------
+
 
 def serve_sink(port: int, log_path: Path, delay_path: Path) -> None:
     """aiosmtpd on 127.0.0.1:port. Every accepted message is appended to `log_path` as
@@ -115,7 +116,9 @@ class Sink:
     def start(self) -> None:
         self.process = subprocess.Popen(
             [sys.executable, __file__, "--sink", str(self.port), str(self.log), str(self.folder / "delay")],
-            stdout=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert self.process.stdout is not None and self.process.stdout.readline().strip() == "ready"
 
     def stop(self) -> None:
@@ -151,6 +154,7 @@ def sink(tmp_path: Path) -> Iterator[Sink]:
 
 # --- the database and the workers -------------------------------------------------------
 
+
 @pytest.fixture
 def pg_url(pg_database: str) -> str:
     """The session's PostgreSQL database, emptied: this module is about PostgreSQL only."""
@@ -169,19 +173,32 @@ class Setup:
     extra: dict[str, str] = field(default_factory=dict)  # more environment for every process of the test
 
     def env(self, **extra: str) -> dict[str, str]:
-        return {**os.environ, "DRIPPER_DATABASE_URL": self.db_url, "DRIPPER_SMTP_URL": self.sink.url,
-                "DRIPPER_SECRET": "s", "DRIPPER_BASE_URL": "https://acme.example", **self.extra, **extra}
+        return {
+            **os.environ,
+            "DRIPPER_DATABASE_URL": self.db_url,
+            "DRIPPER_SMTP_URL": self.sink.url,
+            "DRIPPER_SECRET": "s",
+            "DRIPPER_BASE_URL": "https://acme.example",
+            **self.extra,
+            **extra,
+        }
 
     def start_with(self, env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
         """A worker process with this environment on top of the test's, its output dropped."""
-        process = subprocess.Popen(CLI + list(args), env=self.env(**env), cwd=self.project,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            CLI + list(args),
+            env=self.env(**env),
+            cwd=self.project,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         self.started.append(process)
         return process
 
     def dripper(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(CLI + list(args), env=self.env(), cwd=self.project, capture_output=True, text=True,
-                                timeout=timeout)
+        result = subprocess.run(
+            CLI + list(args), env=self.env(), cwd=self.project, capture_output=True, text=True, timeout=timeout
+        )
         assert result.returncode == 0, f"dripper {' '.join(args)}: {result.returncode}\n{result.stderr}"
         return result
 
@@ -191,8 +208,13 @@ class Setup:
         if log is not None:
             out = open(log, "ab")
         try:
-            process = subprocess.Popen(CLI + list(args), env=self.env(), cwd=self.project, stdout=out,
-                                       stderr=subprocess.PIPE if pipe else subprocess.STDOUT)
+            process = subprocess.Popen(
+                CLI + list(args),
+                env=self.env(),
+                cwd=self.project,
+                stdout=out,
+                stderr=subprocess.PIPE if pipe else subprocess.STDOUT,
+            )
             self.started.append(process)
             return process
         finally:
@@ -212,9 +234,15 @@ class Setup:
         engine = create_engine(self.db_url)
         try:
             with engine.connect() as conn:
-                return [dict(r._mapping) for r in conn.execute(text(
-                    "SELECT id, state, reason, message_id, claimed_by, attempts FROM touches "
-                    "WHERE step_id = 'thanks' ORDER BY id"))]
+                return [
+                    dict(r._mapping)
+                    for r in conn.execute(
+                        text(
+                            "SELECT id, state, reason, message_id, claimed_by, attempts FROM touches "
+                            "WHERE step_id = 'thanks' ORDER BY id"
+                        )
+                    )
+                ]
         finally:
             engine.dispose()
 
@@ -248,8 +276,13 @@ class Setup:
         engine = create_engine(self.db_url)
         try:
             with engine.connect() as conn:
-                return Counter(dict(conn.execute(text(
-                    "SELECT state, count(*) FROM touches WHERE step_id = 'reminder-1' GROUP BY state")).all()))
+                return Counter(
+                    dict(
+                        conn.execute(
+                            text("SELECT state, count(*) FROM touches WHERE step_id = 'reminder-1' GROUP BY state")
+                        ).all()
+                    )
+                )
         finally:
             engine.dispose()
 
@@ -312,7 +345,7 @@ def test_three_tick_processes_send_each_due_touch_exactly_once(setup: Setup) -> 
 def test_three_run_workers_send_each_due_touch_exactly_once_and_stop_cleanly(setup: Setup) -> None:
     """Three long-running `dripper run` workers on the wall clock; SIGTERM once all is sent."""
     without_send_window(setup.project)
-    setup.import_leads(N, datetime.now(timezone.utc) - timedelta(hours=1))
+    setup.import_leads(N, datetime.now(UTC) - timedelta(hours=1))
     workers = [setup.start("run", "--interval", "1") for _ in range(3)]
     try:
         wait_for(lambda: setup.sink.count() >= N, 90, f"{N} messages at the server")
@@ -330,6 +363,7 @@ def test_three_run_workers_send_each_due_touch_exactly_once_and_stop_cleanly(set
 
 
 # --- b. kill -9 mid-send ------------------------------------------------------------------
+
 
 def children(pid: int) -> list[int]:
     """The processes a worker forked (its render worker): they must not outlive it."""
@@ -390,6 +424,7 @@ def test_kill_9_mid_send_loses_nothing_and_duplicates_at_most_what_was_in_flight
 
 # --- c. the SMTP server goes away and comes back ----------------------------------------
 
+
 def test_an_smtp_outage_mid_run_delivers_everything_exactly_once(setup: Setup) -> None:
     """The server stops while `dripper run` sends: what it did not accept goes back to
     `planned` (smtp_retry), nothing is `sent` that it does not have; it comes back on
@@ -415,8 +450,9 @@ def test_an_smtp_outage_mid_run_delivers_everything_exactly_once(setup: Setup) -
     sent = [r for r in rows if r["state"] == "sent"]
     waiting = [r for r in rows if r["state"] != "sent"]
     assert waiting, "the outage came too late to matter"
-    assert all(r["state"] == "planned" and r["reason"].startswith("smtp_retry: ") for r in waiting), \
-        Counter((r["state"], r["reason"]) for r in waiting)
+    assert all(r["state"] == "planned" and r["reason"].startswith("smtp_retry: ") for r in waiting), Counter(
+        (r["state"], r["reason"]) for r in waiting
+    )
     assert len(sent) == len(received) == len({mid for mid, _ in received})  # nothing sent unaccepted
     assert {r["message_id"] for r in sent} == {mid for mid, _ in received}
 
@@ -424,13 +460,14 @@ def test_an_smtp_outage_mid_run_delivers_everything_exactly_once(setup: Setup) -
     setup.sink.start()  # the same port
     # Retries are due 5 min after their failure (10, 20, ... after more): an hour later
     # every one is due.
-    later = datetime.now(timezone.utc) + timedelta(hours=1)
+    later = datetime.now(UTC) + timedelta(hours=1)
     counts = json.loads(setup.dripper("tick", "--at", later.isoformat(), "--json").stdout)
     assert counts["sent"] == len(waiting)
     assert_exactly_once(setup, n)
 
 
 # --- d. SIGTERM under load ----------------------------------------------------------------
+
 
 def stop_within_grace(worker: subprocess.Popen[Any]) -> None:
     """SIGTERM: the worker must exit 0 within the 10 s the contract gives it."""
@@ -503,6 +540,7 @@ def test_sigterm_with_the_server_hung_leaves_only_the_hung_sends(setup: Setup) -
 
 # --- e. leases: renewed while sends are in flight, on the real clock ---------------------
 
+
 def test_a_slow_server_and_a_second_worker_deliver_nothing_twice(setup: Setup) -> None:
     """Issue 15, repro A: each message takes the server longer than a lease to answer, and
     a second worker ticks all along. The first renews its leases while its sends are in flight and
@@ -514,9 +552,11 @@ def test_a_slow_server_and_a_second_worker_deliver_nothing_twice(setup: Setup) -
     without_send_window(setup.project)
     n = 5
     setup.import_leads(n, datetime.now(UTC) - timedelta(hours=1))
-    dead = setup.sql("UPDATE touches SET state = 'sending', claimed_by = 'dead:1', claimed_at = :now, "
-                     "attempts = 1 WHERE id = (SELECT min(id) FROM touches WHERE step_id = 'thanks') RETURNING id",
-                     now=datetime.now(UTC).replace(tzinfo=None))[0][0]
+    dead = setup.sql(
+        "UPDATE touches SET state = 'sending', claimed_by = 'dead:1', claimed_at = :now, "
+        "attempts = 1 WHERE id = (SELECT min(id) FROM touches WHERE step_id = 'thanks') RETURNING id",
+        now=datetime.now(UTC).replace(tzinfo=None),
+    )[0][0]
     setup.sink.slow(1.5 * lease)
     first = setup.start("tick", "--max-in-flight", "2")  # 2 in flight, 2 claimed ahead: 4 leases in all
     second = setup.start("run", "--interval", "0.5")

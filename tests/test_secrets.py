@@ -35,6 +35,7 @@ def mode(path: Path) -> int:
 
 # --- the database file ---------------------------------------------------------------------------
 
+
 def test_the_sqlite_database_and_its_companions_are_created_private(tmp_path: Path) -> None:
     from dripper.store import open_store
 
@@ -49,11 +50,12 @@ def test_the_sqlite_database_and_its_companions_are_created_private(tmp_path: Pa
     finally:
         os.umask(old_umask)
     assert secret and {"dripper.db", "dripper.db-wal", "dripper.db-shm", "dripper.db.migrate-lock"} <= files.keys()
-    assert files == {name: 0o600 for name in files}, {name: oct(m) for name, m in files.items()}
+    assert files == dict.fromkeys(files, 384), {name: oct(m) for name, m in files.items()}
 
 
 def test_a_database_file_others_can_read_gets_a_warning_and_is_left_as_it_is(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     from dripper.store import open_store
 
     path = tmp_path / "dripper.db"
@@ -78,8 +80,12 @@ def test_secret_status_says_where_the_secret_lives_and_prints_none(dripper_sqlit
 
     dripper = dripper_sqlite
     generated = dripper.json("secret", "status", "--json", DRIPPER_SECRET=None)  # type: ignore[arg-type]
-    assert generated == {"signing": "database", "verifying_old": 0, "database_secret_verifies": False,
-                         "database_file": {"path": dripper.db_url.removeprefix("sqlite:///"), "private": True}}
+    assert generated == {
+        "signing": "database",
+        "verifying_old": 0,
+        "database_secret_verifies": False,
+        "database_file": {"path": dripper.db_url.removeprefix("sqlite:///"), "private": True},
+    }
     kept = open_store(dripper.db_url).kept_secret()
     assert kept
     chosen = dripper("secret", "status", DRIPPER_SECRET="chosen-secret", DRIPPER_SECRET_OLD="a, b\nc")
@@ -91,6 +97,7 @@ def test_secret_status_says_where_the_secret_lives_and_prints_none(dripper_sqlit
 
 # --- rotation: Tokens ------------------------------------------------------------------------------
 
+
 def test_tokens_sign_with_the_current_secret_and_verify_with_the_old_ones_too() -> None:
     from dripper.tokens import Tokens
 
@@ -98,15 +105,19 @@ def test_tokens_sign_with_the_current_secret_and_verify_with_the_old_ones_too() 
     token, test_token = before.make(42, CAMPAIGN), before.make_test(42, CAMPAIGN)
     verp = before.bounce_address(7, "bounces@acme.example")
     rotated = Tokens("second-secret", old=("zeroth-secret", "first-secret"))
-    assert rotated.read(token) is not None and (rotated.read(token).lead_id, rotated.read(token).campaign) == (42, CAMPAIGN)
+    assert rotated.read(token) is not None and (rotated.read(token).lead_id, rotated.read(token).campaign) == (
+        42,
+        CAMPAIGN,
+    )
     assert rotated.read_test(test_token) is not None and rotated.read(test_token) is None  # kinds stay apart
     assert rotated.read_bounce_address(verp) == 7
     # Everything new is signed with the current secret only.
     assert Tokens("second-secret").read(rotated.make(42, CAMPAIGN)) is not None
     assert before.read(rotated.make(42, CAMPAIGN)) is None
     assert before.read_bounce_address(rotated.bounce_address(7, "bounces@acme.example")) is None
-    assert rotated.message_id("a@b.example", CAMPAIGN, "thanks", "acme.example") == \
-        Tokens("second-secret").message_id("a@b.example", CAMPAIGN, "thanks", "acme.example")
+    assert rotated.message_id("a@b.example", CAMPAIGN, "thanks", "acme.example") == Tokens("second-secret").message_id(
+        "a@b.example", CAMPAIGN, "thanks", "acme.example"
+    )
     # A secret nobody listed verifies nothing; nor does a rotation that forgot the old one.
     stranger = Tokens("unknown-secret")
     for forged in (stranger.make(42, CAMPAIGN), stranger.make_test(42, CAMPAIGN)):
@@ -134,7 +145,9 @@ def test_old_secrets_from_the_environment_and_the_command_line() -> None:
 
     try:
         runner = CliRunner()
-        runner.invoke(main, ["--secret-old", "a,b", "--secret-old", "c", "show-old-secrets"], env={}, catch_exceptions=False)
+        runner.invoke(
+            main, ["--secret-old", "a,b", "--secret-old", "c", "show-old-secrets"], env={}, catch_exceptions=False
+        )
         runner.invoke(main, ["show-old-secrets"], env={"DRIPPER_SECRET_OLD": "x y,z"}, catch_exceptions=False)
     finally:
         main.commands.pop("show-old-secrets")
@@ -143,11 +156,13 @@ def test_old_secrets_from_the_environment_and_the_command_line() -> None:
 
 # --- rotation through a real `dripper serve` --------------------------------------------------------
 
+
 @contextlib.contextmanager
 def serving(dripper: Dripper, at: datetime, log: Path, **env: str) -> Iterator[str]:
     """A real `dripper serve` on the project, its clock frozen at `at`."""
-    with serve_process(dripper.root, dripper_env(DRIPPER_DATABASE_URL=dripper.db_url, **env), log,
-                       "--at", at.isoformat()) as server:
+    with serve_process(
+        dripper.root, dripper_env(DRIPPER_DATABASE_URL=dripper.db_url, **env), log, "--at", at.isoformat()
+    ) as server:
         yield server.base
 
 
@@ -182,17 +197,26 @@ def lead_id(dripper: Dripper, email: str) -> int:
 
 
 def test_a_link_sent_13_months_ago_under_a_rotated_out_secret_still_unsubscribes(
-        dripper: Dripper, tmp_path: Path) -> None:
+    dripper: Dripper, tmp_path: Path
+) -> None:
     from dripper.tokens import Tokens
 
     dripper("leads", "import", "leads.csv", "--at", T0.isoformat(), DRIPPER_SECRET="first-secret")
     dripper("tick", "--at", (T0 + timedelta(days=1)).isoformat(), DRIPPER_SECRET="first-secret")
-    ada, grace = unsubscribe_path(dripper.root, "ada@lovelace.example"), unsubscribe_path(dripper.root, "grace@hopper.example")
+    ada, grace = (
+        unsubscribe_path(dripper.root, "ada@lovelace.example"),
+        unsubscribe_path(dripper.root, "grace@hopper.example"),
+    )
     forged = "/u/" + Tokens("unknown-secret").make(lead_id(dripper, "zoe@mueller.example"), CAMPAIGN)
 
     # 13 months later the secret has been rotated; the first one is listed as old.
-    with serving(dripper, THIRTEEN_MONTHS_ON, tmp_path / "serve.log", DRIPPER_SECRET="second-secret",
-                 DRIPPER_SECRET_OLD="zeroth-secret, first-secret") as base:
+    with serving(
+        dripper,
+        THIRTEEN_MONTHS_ON,
+        tmp_path / "serve.log",
+        DRIPPER_SECRET="second-secret",
+        DRIPPER_SECRET_OLD="zeroth-secret, first-secret",
+    ) as base:
         page = httpx.get(base + ada)
         assert page.status_code == 200 and "<form method='post'>" in page.text
         assert httpx.get(base + grace.replace("/u/", "/p/", 1)).status_code == 200  # the preference page too
@@ -213,14 +237,16 @@ def test_rotation_without_listing_the_old_secret_ends_its_links(dripper: Dripper
     from dripper.settings import Settings
     from dripper.store import open_store
     from dripper.tokens import tokens_for
-    from dripper.web import WebContext, create_app
+    from dripper.web.app import WebContext, create_app
 
     dripper("leads", "import", "leads.csv", "--at", T0.isoformat(), DRIPPER_SECRET="first-secret")
     dripper("tick", "--at", (T0 + timedelta(days=1)).isoformat(), DRIPPER_SECRET="first-secret")
     store = open_store(dripper.db_url)
     loaded = config_mod.load(Settings(campaigns_path=dripper.root / "campaigns.yaml"))
-    for settings, expected in ((Settings(secret="second-secret"), 404),
-                               (Settings(secret="second-secret", secret_old=("first-secret",)), 200)):
+    for settings, expected in (
+        (Settings(secret="second-secret"), 404),
+        (Settings(secret="second-secret", secret_old=("first-secret",)), 200),
+    ):
         app = create_app(WebContext(store, loaded, tokens_for(settings, store), FrozenClock(THIRTEEN_MONTHS_ON), None))
         with TestClient(app, raise_server_exceptions=False) as client:
             assert client.get(unsubscribe_path(dripper.root, "ada@lovelace.example")).status_code == expected
@@ -228,7 +254,8 @@ def test_rotation_without_listing_the_old_secret_ends_its_links(dripper: Dripper
 
 
 def test_links_signed_with_the_database_kept_secret_keep_working_once_DRIPPER_SECRET_is_set(
-        dripper: Dripper, tmp_path: Path) -> None:
+    dripper: Dripper, tmp_path: Path
+) -> None:
     from sqlalchemy import select
 
     from dripper.store import meta, open_store
@@ -241,7 +268,10 @@ def test_links_signed_with_the_database_kept_secret_keep_working_once_DRIPPER_SE
     with store.begin() as conn:
         kept = conn.execute(select(meta.c.value).where(meta.c.key == "secret")).scalar()
     store.dispose()
-    ada, grace = unsubscribe_path(dripper.root, "ada@lovelace.example"), unsubscribe_path(dripper.root, "grace@hopper.example")
+    ada, grace = (
+        unsubscribe_path(dripper.root, "ada@lovelace.example"),
+        unsubscribe_path(dripper.root, "grace@hopper.example"),
+    )
     assert kept and Tokens(kept).read(ada.removeprefix("/u/")) is not None  # signed with the generated secret
 
     with serving(dripper, THIRTEEN_MONTHS_ON, tmp_path / "serve.log", DRIPPER_SECRET="chosen-secret") as base:
@@ -260,13 +290,14 @@ def test_links_signed_with_the_database_kept_secret_keep_working_once_DRIPPER_SE
 
 # --- rotation: test tokens and VERP bounce addresses ------------------------------------------------
 
+
 def test_a_test_send_link_of_a_rotated_out_secret_is_still_a_test(dripper: Dripper) -> None:
     from dripper import config as config_mod
     from dripper.clock import FrozenClock
     from dripper.settings import Settings
     from dripper.store import open_store
     from dripper.tokens import Tokens, tokens_for
-    from dripper.web import WebContext, create_app
+    from dripper.web.app import WebContext, create_app
 
     dripper("leads", "import", "leads.csv", "--at", T0.isoformat())
     store = open_store(dripper.db_url)
@@ -276,7 +307,9 @@ def test_a_test_send_link_of_a_rotated_out_secret_is_still_a_test(dripper: Dripp
     ada = lead_id(dripper, "ada@lovelace.example")
     with TestClient(app, raise_server_exceptions=False) as client:
         for path in ("/u/", "/p/"):
-            page = client.post(path + Tokens("first-secret").make_test(ada, CAMPAIGN), data={"List-Unsubscribe": "One-Click"})
+            page = client.post(
+                path + Tokens("first-secret").make_test(ada, CAMPAIGN), data={"List-Unsubscribe": "One-Click"}
+            )
             assert page.status_code == 200 and "This was a test message" in page.text
             assert client.get(path + Tokens("unknown-secret").make_test(ada, CAMPAIGN)).status_code == 404
     store.dispose()
@@ -285,13 +318,15 @@ def test_a_test_send_link_of_a_rotated_out_secret_is_still_a_test(dripper: Dripp
 
 def bounce_to(return_path: str, recipient: str, n: int) -> bytes:
     """A delivery status notification (RFC 3464) sent to `return_path`, about `recipient`."""
-    return (f"From: MAILER-DAEMON@mx.lovelace.example\nTo: <{return_path}>\n"
-            f"Subject: Undelivered Mail Returned to Sender\nMessage-ID: <dsn.{n}@mx.lovelace.example>\n"
-            "MIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\n\n"
-            "--b\nContent-Type: text/plain\n\nYour message could not be delivered.\n"
-            "--b\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.lovelace.example\n\n"
-            f"Final-Recipient: rfc822; {recipient}\nAction: failed\nStatus: 5.1.1\n"
-            "Diagnostic-Code: smtp; 550 5.1.1 user unknown\n\n--b--\n").encode()
+    return (
+        f"From: MAILER-DAEMON@mx.lovelace.example\nTo: <{return_path}>\n"
+        f"Subject: Undelivered Mail Returned to Sender\nMessage-ID: <dsn.{n}@mx.lovelace.example>\n"
+        'MIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; boundary="b"\n\n'
+        "--b\nContent-Type: text/plain\n\nYour message could not be delivered.\n"
+        "--b\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.lovelace.example\n\n"
+        f"Final-Recipient: rfc822; {recipient}\nAction: failed\nStatus: 5.1.1\n"
+        "Diagnostic-Code: smtp; 550 5.1.1 user unknown\n\n--b--\n"
+    ).encode()
 
 
 def test_a_bounce_to_a_verp_address_of_a_rotated_out_secret_is_matched_by_it(dripper: Dripper, tmp_path: Path) -> None:
@@ -306,8 +341,12 @@ def test_a_bounce_to_a_verp_address_of_a_rotated_out_secret_is_matched_by_it(dri
     (tmp_path / "ours.eml").write_bytes(bounce_to(return_path, "ada@lovelace.example", 1))
     (tmp_path / "forged.eml").write_bytes(bounce_to(stranger, "grace@hopper.example", 2))
     rotated = {"DRIPPER_SECRET": "second-secret", "DRIPPER_SECRET_OLD": "first-secret"}
-    results = [json.loads(line) for line in dripper(
-        "ingest", "--json", "--dry-run", str(tmp_path / "ours.eml"), str(tmp_path / "forged.eml"), **rotated).stdout.splitlines()]
+    results = [
+        json.loads(line)
+        for line in dripper(
+            "ingest", "--json", "--dry-run", str(tmp_path / "ours.eml"), str(tmp_path / "forged.eml"), **rotated
+        ).stdout.splitlines()
+    ]
     ours, forged = results
     assert (ours["kind"], ours["lead"], ours["matched_by"]) == ("bounce_hard", "ada@lovelace.example", "verp")
     assert forged["matched_by"] != "verp"

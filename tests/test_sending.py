@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 
 import pytest
 from sqlalchemy import update
 
 from dripper.clock import FrozenClock
-from dripper.store import open_store, touches
-from dripper.store import touchrows
+from dripper.store import open_store, touches, touchrows
 
-T0 = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 
 
 def iso(t: datetime) -> str:
@@ -29,7 +28,10 @@ def test_smtp_delivers_each_touch_once(dripper, smtp_sink):
     counts = dripper.json("tick", "--at", iso(T0 + timedelta(days=1)), "--json", DRIPPER_SMTP_URL=smtp_sink.url)
     assert counts["sent"] == 3
     assert sorted(m.rcpt_tos[0] for m in smtp_sink.messages) == [
-        "ada@lovelace.example", "grace@hopper.example", "zoe@mueller.example"]
+        "ada@lovelace.example",
+        "grace@hopper.example",
+        "zoe@mueller.example",
+    ]
     from sqlalchemy import select
 
     from dripper.store import touches
@@ -105,14 +107,21 @@ def test_a_dead_workers_touches_are_resent_after_the_lease(dripper, smtp_sink):
     soon = dripper.json("tick", "--at", days_later, "--json", DRIPPER_SMTP_URL=smtp_sink.url)
     assert soon["sent"] == 1 and soon["recovered"] == 0  # the lease still holds
     with store.begin() as conn:  # the real clock goes on: its last renewal is now 61 s ago
-        conn.execute(update(touches).where(touches.c.claimed_by == "dead-worker")
-                     .values(claimed_at=datetime.now(UTC) - timedelta(seconds=61)))
+        conn.execute(
+            update(touches)
+            .where(touches.c.claimed_by == "dead-worker")
+            .values(claimed_at=datetime.now(UTC) - timedelta(seconds=61))
+        )
     store.dispose()
     later = dripper.json("tick", "--at", days_later, "--json", DRIPPER_SMTP_URL=smtp_sink.url)
     assert later["recovered"] == 2 and later["sent"] == 2
     assert len(smtp_sink.messages) == 3
-    resent = [t for e in ("ada@lovelace.example", "zoe@mueller.example", "grace@hopper.example")
-              for t in [plan(dripper, e)["thanks"]] if t["reason"] == "resent_after_interruption"]
+    resent = [
+        t
+        for e in ("ada@lovelace.example", "zoe@mueller.example", "grace@hopper.example")
+        for t in [plan(dripper, e)["thanks"]]
+        if t["reason"] == "resent_after_interruption"
+    ]
     assert len(resent) == 2 and all(t["state"] == "sent" for t in resent)
     ids = {message_from_bytes(m.data, policy=policy.default)["Message-ID"] for m in smtp_sink.messages}
     assert {t["message_id"] for t in resent} <= ids
@@ -143,12 +152,13 @@ def test_in_flight_sends_are_bounded(dripper, smtp_sink):
         return await original(server, session, envelope)
 
     smtp_sink.handler.handle_DATA = watching
-    counts = dripper.json("tick", "--at", iso(T0 + timedelta(days=1)), "--json", "--max-in-flight", "3",
-                          DRIPPER_SMTP_URL=smtp_sink.url)
+    counts = dripper.json(
+        "tick", "--at", iso(T0 + timedelta(days=1)), "--json", "--max-in-flight", "3", DRIPPER_SMTP_URL=smtp_sink.url
+    )
     store.dispose()
     assert counts["sent"] == 40 and len(smtp_sink.messages) == 40
     assert 2 <= peak_at_server <= 3
-    from dripper.sender import CLAIM_BATCH
+    from dripper.sending.tick import CLAIM_BATCH
 
     assert peak_sending <= CLAIM_BATCH + 3  # one claimed batch plus what is still being recorded
 
@@ -192,8 +202,7 @@ def test_connections_dropped_mid_message_lose_and_duplicate_nothing(dripper, smt
 # into the database. A non-ASCII local part cannot go into a header or an SMTP command
 # without SMTPUTF8; a local part of 300 octets makes a file name longer than the file
 # system allows (whatever else dripper puts into the name).
-UNSENDABLE = {"ada@lovelace.example": "jörg@lovelace.example",
-              "zoe@mueller.example": "z" * 300 + "@mueller.example"}
+UNSENDABLE = {"ada@lovelace.example": "jörg@lovelace.example", "zoe@mueller.example": "z" * 300 + "@mueller.example"}
 
 
 def set_emails(db_url: str, new: dict[str, str]) -> list[int]:
@@ -203,8 +212,12 @@ def set_emails(db_url: str, new: dict[str, str]) -> list[int]:
     store = open_store(db_url)
     try:
         with store.begin() as conn:
-            return [conn.execute(update(leads).where(leads.c.email == old).values(email=email)
-                                 .returning(leads.c.id)).scalar_one() for old, email in new.items()]
+            return [
+                conn.execute(
+                    update(leads).where(leads.c.email == old).values(email=email).returning(leads.c.id)
+                ).scalar_one()
+                for old, email in new.items()
+            ]
     finally:
         store.dispose()
 
@@ -252,8 +265,9 @@ def test_a_recipient_4xx_is_retried_for_five_days_then_the_touch_fails_and_the_t
         assert counts["deferred"] == 1 and counts["failed"] == 0, (day, counts)
         thanks = plan(dripper, "ada@lovelace.example")["thanks"]
         assert thanks["state"] == "planned" and thanks["reason"].startswith("smtp_retry: 452 4.2.2")
-    counts = dripper.json("tick", "--at", iso(first + timedelta(days=5, hours=6)), "--json",
-                          DRIPPER_SMTP_URL=smtp_sink.url)
+    counts = dripper.json(
+        "tick", "--at", iso(first + timedelta(days=5, hours=6)), "--json", DRIPPER_SMTP_URL=smtp_sink.url
+    )
     assert counts["failed"] == 1 and counts["deferred"] == 0
     data = dripper.json("plan", "ada@lovelace.example", "--json")
     steps = {t["step"]: t for t in data["touches"]}
@@ -270,7 +284,7 @@ def test_an_smtp_server_down_or_refusing_for_a_week_never_fails_a_touch(dripper,
     url = smtp_sink.url
     first = T0 + timedelta(days=1)
     smtp_sink.stop()
-    for day in range(0, 4):
+    for day in range(4):
         counts = dripper.json("tick", "--at", iso(first + timedelta(days=day)), "--json", DRIPPER_SMTP_URL=url)
         assert counts["deferred"] == 3 and counts["failed"] == 0, (day, counts)
     smtp_sink.start()

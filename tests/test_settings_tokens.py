@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from dripper.channels.email.transports.smtp import SmtpConfig
 from dripper.settings import from_env
 from dripper.tokens import Tokens
-from dripper.transports.smtp import SmtpConfig
 
 
 def test_defaults_need_no_configuration():
@@ -19,8 +19,14 @@ def test_defaults_need_no_configuration():
 
 
 def test_environment_and_options():
-    s = from_env({"DRIPPER_DATABASE_URL": "postgresql+psycopg://x/y", "DRIPPER_CAMPAIGNS": "conf/c.yaml",
-                  "DRIPPER_BASE_URL": "https://drip.example/", "DRIPPER_MAX_IN_FLIGHT": "8"})
+    s = from_env(
+        {
+            "DRIPPER_DATABASE_URL": "postgresql+psycopg://x/y",
+            "DRIPPER_CAMPAIGNS": "conf/c.yaml",
+            "DRIPPER_BASE_URL": "https://drip.example/",
+            "DRIPPER_MAX_IN_FLIGHT": "8",
+        }
+    )
     assert s.templates_path == Path("conf/templates")  # beside campaigns.yaml
     assert s.base_url == "https://drip.example" and s.max_in_flight == 8
     assert s.with_options(max_in_flight=None, tick_interval=5.0).tick_interval == 5.0
@@ -33,7 +39,7 @@ def test_tokens_carry_lead_and_campaign_and_cannot_be_forged_or_moved():
     data = tokens.read(token)
     assert data is not None and (data.lead_id, data.campaign) == (42, "literature-follow-up")
     assert Tokens("another-secret").read(token) is None
-    payload, _, signature = token.rpartition(".")
+    _payload, _, signature = token.rpartition(".")
     moved = Tokens("secret-1").make(43, "literature-follow-up").rpartition(".")[0] + "." + signature
     assert tokens.read(moved) is None  # a signature does not move to another lead
     assert tokens.read(token[:-2] + ("AA" if not token.endswith("AA") else "BB")) is None

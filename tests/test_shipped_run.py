@@ -7,18 +7,18 @@ from __future__ import annotations
 import csv
 import shutil
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-
 from conftest import Dripper
-from dripper.letters import FRAMES
 from test_letters import inside, pages, review_png, words
 
+from dripper.channels.letters.layout import FRAMES
+
 ROOT = Path(__file__).resolve().parents[1]
-T0 = datetime(2026, 1, 5, 15, 0, tzinfo=timezone.utc)  # a Monday, 09:00 in Chicago
+T0 = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)  # a Monday, 09:00 in Chicago
 OFFICE = ZoneInfo("America/Chicago")  # defaults.timezone of the shipped file: the business day
 
 
@@ -35,7 +35,7 @@ def shipped(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Dri
 
 def test_six_months_of_the_shipped_campaigns(shipped: Dripper) -> None:
     shipped("leads", "import", "leads.csv", "--at", T0.isoformat())
-    for n in range(0, 184):
+    for n in range(184):
         shipped("tick", "--at", (T0 + timedelta(days=n, hours=7)).isoformat())  # 23:00 UTC daily
     emails = [row["email"] for row in csv.DictReader(open("leads.csv", encoding="utf-8"))]
     plans = {email: shipped.json("plan", email, "--json") for email in emails}
@@ -81,8 +81,9 @@ def test_six_months_of_the_shipped_campaigns(shipped: Dripper) -> None:
     for day, count in calls_by_day.items():
         listed = shipped.json("calls", "--date", day, "--json")
         assert len(listed) == count and all(t["talking_points"].startswith("Call ") for t in listed)
-        assert Path("calls", f"{day}.csv").read_text(encoding="utf-8") == shipped("calls", "--date", day,
-                                                                                 "--csv").stdout
+        assert (
+            Path("calls", f"{day}.csv").read_text(encoding="utf-8") == shipped("calls", "--date", day, "--csv").stdout
+        )
     for day in sorted(batches):
         shipped("letters", "mark-mailed", day)
     assert all(b["mailed_by"] == "manual" for b in shipped.json("letters", "list", "--json"))

@@ -13,10 +13,9 @@ import psycopg
 import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from conftest import PG_ADMIN
 
 from dripper.store import db, open_store
-
-from conftest import PG_ADMIN
 
 
 def test_head_constant_matches_the_migrations():
@@ -37,8 +36,12 @@ print(open_store(os.environ["DRIPPER_DATABASE_URL"]).secret())
 
 def _start_many(url: str, cwd: Path, n: int = 8) -> list[subprocess.CompletedProcess[bytes]]:
     env = {**os.environ, "DRIPPER_DATABASE_URL": url, "OPEN_AT": str(time.time() + 3)}
-    procs = [subprocess.Popen([sys.executable, "-c", _OPEN_AT_ONCE], env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-             for _ in range(n)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _OPEN_AT_ONCE], env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for _ in range(n)
+    ]
     return [subprocess.CompletedProcess(p.args, p.wait(60), *p.communicate()) for p in procs]
 
 

@@ -10,8 +10,9 @@ ones lie ahead). `bench/scale.py` measures the same at 100,000 and 1,000,000 lea
 from __future__ import annotations
 
 import contextlib
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection, event, insert, text
 
@@ -19,28 +20,51 @@ from dripper.store import open_store
 from dripper.store import touchrows as touch_q
 from dripper.store.tables import leads, touches
 
-T = datetime(2026, 3, 10, 15, 0, tzinfo=timezone.utc)
+T = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)
 LEADS, STEPS, DUE = 2000, 8, 40
 
 
 def _populate(conn: Connection) -> None:
     """A live system's shape: each lead's past touches sent, the future ones planned; DUE
     touches due now, one lead each."""
-    conn.execute(insert(leads), [
-        {"id": i, "email": f"lead{i}@example.com", "stage": "supplier_research", "campaign": "c",
-         "stage_entered_at": T, "attrs": {}, "created_at": T, "updated_at": T}
-        for i in range(1, LEADS + 1)
-    ])
+    conn.execute(
+        insert(leads),
+        [
+            {
+                "id": i,
+                "email": f"lead{i}@example.com",
+                "stage": "supplier_research",
+                "campaign": "c",
+                "stage_entered_at": T,
+                "attrs": {},
+                "created_at": T,
+                "updated_at": T,
+            }
+            for i in range(1, LEADS + 1)
+        ],
+    )
     rows = []
     for i in range(1, LEADS + 1):
         entered = T - timedelta(minutes=30) if i <= DUE else T - timedelta(days=i % 200)
         for k in range(STEPS):
             due = entered + timedelta(days=28 * k)
             state = "planned" if due > T or i <= DUE else "sent"
-            rows.append({"lead_id": i, "campaign": "c", "step_id": f"s{k}", "stage": "supplier_research",
-                         "channel": "email", "kind": "follow_up", "due_at": due, "state": state, "attempts": 0,
-                         "message_id": f"<{i}.{k}@x>" if state == "sent" else None, "planned_at": entered,
-                         "updated_at": T})
+            rows.append(
+                {
+                    "lead_id": i,
+                    "campaign": "c",
+                    "step_id": f"s{k}",
+                    "stage": "supplier_research",
+                    "channel": "email",
+                    "kind": "follow_up",
+                    "due_at": due,
+                    "state": state,
+                    "attempts": 0,
+                    "message_id": f"<{i}.{k}@x>" if state == "sent" else None,
+                    "planned_at": entered,
+                    "updated_at": T,
+                }
+            )
     conn.execute(insert(touches), rows)
 
 
@@ -84,8 +108,11 @@ def test_tick_queries_read_the_pending_indexes(db_url: str):
         by_id = "touches_pkey" if postgres else "INTEGER PRIMARY KEY"
         with store.engine.connect() as conn, conn.begin():
             steps: list[tuple[str, Callable[[Connection], Any], str]] = [
-                ("recover_interrupted", lambda c: touch_q.recover_interrupted(c, T, timedelta(seconds=60)),
-                 "ix_touches_sending"),
+                (
+                    "recover_interrupted",
+                    lambda c: touch_q.recover_interrupted(c, T, timedelta(seconds=60)),
+                    "ix_touches_sending",
+                ),
                 ("count_due", lambda c: touch_q.count_due(c, T, "email", up_to=10), "ix_touches_planned_due"),
                 ("next_due", lambda c: touch_q.next_due(c, T), "ix_touches_planned_due"),
                 ("claim", lambda c: touch_q.claim(c, T, T, "w", 16), "ix_touches_planned_due"),
@@ -125,8 +152,9 @@ def test_the_partial_indexes_exist_on_both_databases(db_url: str):
             if store.is_postgres:
                 names = set(conn.scalars(text("SELECT indexname FROM pg_indexes WHERE tablename = 'touches'")))
             else:
-                names = set(conn.scalars(text("SELECT name FROM sqlite_master WHERE type = 'index' "
-                                              "AND tbl_name = 'touches'")))
+                names = set(
+                    conn.scalars(text("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'touches'"))
+                )
         assert {"ix_touches_planned_due", "ix_touches_sending"} <= names
         assert "ix_touches_state_due" not in names
     finally:

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from dripper.timing import Duration, Window, parse_days, parse_hours
+from dripper.campaign.timing import Duration, Window, parse_days, parse_hours
 
 CHICAGO = ZoneInfo("America/Chicago")
 BERLIN = ZoneInfo("Europe/Berlin")
 TOKYO = ZoneInfo("Asia/Tokyo")
-UTC = timezone.utc
+UTC = UTC
 MON, TUE, WED, THU, FRI, SAT, SUN = range(7)
 
 
@@ -21,6 +21,7 @@ def local(zone: ZoneInfo, *args: int) -> datetime:
 
 
 # --- Duration.parse -----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("text", "expected"),
@@ -71,6 +72,7 @@ def test_duration_non_m_error_has_no_m_hint() -> None:
 
 
 # --- Duration.add_to ----------------------------------------------------------------------
+
 
 def test_months_are_calendar_months_clamped_to_month_end() -> None:
     start = local(CHICAGO, 2026, 1, 31, 9, 0)
@@ -151,6 +153,7 @@ def test_add_to_uses_the_zone_given_not_the_start_offset() -> None:
 
 
 # --- parse_days / parse_hours ------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("text", "expected"),
@@ -316,7 +319,9 @@ def test_holidays_german_christmas_days() -> None:
 
 def test_holidays_with_office_window_in_germany() -> None:
     # Thursday 24 Dec evening: Fri 25 and Sat 26 closed (holiday, weekend), Sunday weekend -> Monday 28th
-    assert OFFICE_HOLIDAYS.next_open(local(BERLIN, 2026, 12, 24, 18, 0), BERLIN, "DE") == local(BERLIN, 2026, 12, 28, 9, 0)
+    assert OFFICE_HOLIDAYS.next_open(local(BERLIN, 2026, 12, 24, 18, 0), BERLIN, "DE") == local(
+        BERLIN, 2026, 12, 28, 9, 0
+    )
 
 
 def test_window_in_asia_tokyo() -> None:
@@ -351,7 +356,7 @@ def test_next_open_result_is_never_before_the_instant() -> None:
 
 
 def test_holiday_dates_are_real_dates() -> None:  # sanity of the holiday source used above
-    from dripper.timing import is_holiday
+    from dripper.campaign.timing import is_holiday
 
     assert is_holiday("US", date(2026, 11, 26))
     assert is_holiday("DE", date(2026, 12, 26))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-from dripper.campaigns import Step
-from dripper.track import Known, advance, entry, superseded, upcoming
+from dripper.campaign.model import Step
+from dripper.planning.track import Known, advance, entry, superseded, upcoming
 
-T0 = datetime(2026, 1, 5, 15, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
 
 
@@ -53,7 +53,10 @@ def test_entry_skips_what_is_more_than_a_day_overdue_on_the_way():
     at = T0 + 30 * DAY
     assert names(entry(TRACK, {}, at, T0)) == [("s0", True), ("s1", True), ("s2", True), ("s3", False)]
     assert names(entry(TRACK, {}, T0 + 28 * DAY + timedelta(hours=20), T0)) == [
-        ("s0", True), ("s1", True), ("s2", False)]
+        ("s0", True),
+        ("s1", True),
+        ("s2", False),
+    ]
 
 
 def test_a_step_inserted_before_the_pending_one_is_planned_beside_it():
@@ -93,13 +96,19 @@ def test_superseded_needs_a_day_overdue_and_a_later_step_due():
 def test_upcoming_lists_the_steps_after_the_pending_one():
     rows = known(s0="sent", s1="planned")
     assert [(u.step.id, u.due, u.suppressed_by, u.missed) for u in upcoming(TRACK, rows, T0)] == [
-        ("s2", T0 + 28 * DAY, None, False), ("s3", T0 + 42 * DAY, None, False), ("s4", T0 + 56 * DAY, None, False)]
+        ("s2", T0 + 28 * DAY, None, False),
+        ("s3", T0 + 42 * DAY, None, False),
+        ("s4", T0 + 56 * DAY, None, False),
+    ]
 
 
 def test_upcoming_of_a_closed_track_is_suppressed_for_its_reason():
     rows = known(s0="sent", s1="suppressed:unsubscribed")
     assert {(u.step.id, u.suppressed_by) for u in upcoming(TRACK, rows, T0)} == {
-        ("s2", "unsubscribed"), ("s3", "unsubscribed"), ("s4", "unsubscribed")}
+        ("s2", "unsubscribed"),
+        ("s3", "unsubscribed"),
+        ("s4", "unsubscribed"),
+    }
 
 
 def test_upcoming_of_a_finished_or_moved_track_is_empty():
@@ -111,4 +120,7 @@ def test_upcoming_of_a_held_touch_foresees_what_it_will_pass_over():
     rows = known(s0="sent", s1="planned")  # s1 held by a pause until day 50
     back = T0 + 50 * DAY
     assert [(u.step.id, u.due, u.missed) for u in upcoming(TRACK, rows, T0, resume=back)] == [
-        ("s2", T0 + 28 * DAY, True), ("s3", back, False), ("s4", T0 + 56 * DAY, False)]
+        ("s2", T0 + 28 * DAY, True),
+        ("s3", back, False),
+        ("s4", T0 + 56 * DAY, False),
+    ]

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
 
 import httpx
 import pytest
+from conftest import Dripper, dripper_env, serving
 from starlette.testclient import TestClient
 
-from conftest import Dripper, dripper_env, serving
-
-T0 = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -22,7 +21,7 @@ def web(dripper: Dripper) -> tuple[TestClient, Dripper]:
     from dripper.settings import Settings
     from dripper.store import open_store
     from dripper.tokens import Tokens
-    from dripper.web import WebContext, create_app
+    from dripper.web.app import WebContext, create_app
 
     dripper("leads", "import", "leads.csv", "--at", T0.isoformat())
     dripper("tick", "--at", (T0 + timedelta(days=1)).isoformat())
@@ -70,14 +69,18 @@ def test_tampered_foreign_and_unknown_tokens_get_4xx_and_change_nothing(web) -> 
     client, dripper = web
     path = unsubscribe_path("ada@lovelace.example")
     token = path.removeprefix("/u/")
-    payload, _, signature = token.rpartition(".")
+    _payload, _, signature = token.rpartition(".")
     other_lead = Tokens("test-secret").make(2, "literature-follow-up").rpartition(".")[0]
     bad = [
         token[:-1] + ("A" if token[-1] != "A" else "B"),  # tampered signature
         Tokens("another-secret").make(1, "literature-follow-up"),  # foreign
         f"{other_lead}.{signature}",  # moved to another lead
         Tokens("test-secret").make(999, "literature-follow-up"),  # a lead that does not exist
-        "garbage", "x" * 5000, "%00%ff", ".", "..",
+        "garbage",
+        "x" * 5000,
+        "%00%ff",
+        ".",
+        "..",
     ]
     for candidate in bad:
         for method in ("GET", "POST"):
@@ -91,15 +94,23 @@ def test_no_input_gets_a_5xx(web) -> None:
     client, _ = web
     token = {"Authorization": "Bearer api-123"}
     for method, path, body, headers in [
-        ("GET", "/u/", b"", {}), ("PUT", "/u/abc", b"x", {}), ("DELETE", "/healthz", b"", {}), ("GET", "/nope", b"", {}),
-        ("POST", "/events", b"{not json", {}), ("POST", "/events", b"{not json", token),
-        ("POST", "/events", b"[1,2]", token), ("POST", "/events", b'{"email": 5, "kind": "x"}', token),
+        ("GET", "/u/", b"", {}),
+        ("PUT", "/u/abc", b"x", {}),
+        ("DELETE", "/healthz", b"", {}),
+        ("GET", "/nope", b"", {}),
+        ("POST", "/events", b"{not json", {}),
+        ("POST", "/events", b"{not json", token),
+        ("POST", "/events", b"[1,2]", token),
+        ("POST", "/events", b'{"email": 5, "kind": "x"}', token),
         ("POST", "/events", b'{"email": "a@b.example", "kind": "converted", "at": "9999-12-31T23:59:59-05:00"}', token),
         ("POST", "/events", b'{"email": "a\\u0000@b.example", "kind": "converted"}', token),
-        ("POST", "/events", b"\xff\xfe{}", token), ("POST", "/events?token=api-123", b"{}", {}),
-        ("POST", "/inbound", b"", token), ("POST", "/inbound", b"\x00\xff" * 100, token),
+        ("POST", "/events", b"\xff\xfe{}", token),
+        ("POST", "/events?token=api-123", b"{}", {}),
+        ("POST", "/inbound", b"", token),
+        ("POST", "/inbound", b"\x00\xff" * 100, token),
         ("POST", "/inbound", b"x" * (10 * 1024 * 1024 + 1), token),
-        ("POST", "/u/%ZZ", b"List-Unsubscribe=One-Click", {}), ("GET", "/u/" + "é" * 100, b"", {}),
+        ("POST", "/u/%ZZ", b"List-Unsubscribe=One-Click", {}),
+        ("GET", "/u/" + "é" * 100, b"", {}),
     ]:
         response = client.request(method, path, content=body, headers=headers)
         assert response.status_code < 500, (method, path, response.status_code)
@@ -108,29 +119,43 @@ def test_no_input_gets_a_5xx(web) -> None:
 def test_events_endpoint(web) -> None:
     client, dripper = web
     assert client.post("/events", json={"email": "ada@lovelace.example", "kind": "converted"}).status_code == 401
-    ok = client.post("/events", json={"email": "ada@lovelace.example", "kind": "converted", "stage": "customer"},
-                     headers={"Authorization": "Bearer api-123"})
+    ok = client.post(
+        "/events",
+        json={"email": "ada@lovelace.example", "kind": "converted", "stage": "customer"},
+        headers={"Authorization": "Bearer api-123"},
+    )
     assert ok.status_code == 200 and ok.json()["stage"] == "customer"
     plan = dripper.json("plan", "ada@lovelace.example", "--json")
     assert plan["lead"]["stage"] == "customer" and plan["lead"]["status"] == "converted"
-    missing = client.post("/events", json={"email": "who@x.example", "kind": "replied"},
-                          headers={"Authorization": "Bearer api-123"})
+    missing = client.post(
+        "/events", json={"email": "who@x.example", "kind": "replied"}, headers={"Authorization": "Bearer api-123"}
+    )
     assert missing.status_code == 404
-    bad_kind = client.post("/events", json={"email": "ada@lovelace.example", "kind": "exploded"},
-                           headers={"Authorization": "Bearer api-123"})
+    bad_kind = client.post(
+        "/events",
+        json={"email": "ada@lovelace.example", "kind": "exploded"},
+        headers={"Authorization": "Bearer api-123"},
+    )
     assert bad_kind.status_code == 400
 
 
 def test_inbound_webhook(web, tmp_path: Path) -> None:
     client, dripper = web
-    sent = message_from_bytes(next(Path("outbox").glob("*_zoe@mueller.example.eml")).read_bytes(),
-                              policy=policy.default)
-    reply = (f"From: Zoe <zoe@mueller.example>\r\nTo: sales@acme.example\r\nSubject: Re: hi\r\n"
-             f"Message-ID: <r-9@mueller.example>\r\nIn-Reply-To: {sent['Message-ID']}\r\n\r\nPlease call me.\r\n").encode()
+    sent = message_from_bytes(
+        next(Path("outbox").glob("*_zoe@mueller.example.eml")).read_bytes(), policy=policy.default
+    )
+    reply = (
+        f"From: Zoe <zoe@mueller.example>\r\nTo: sales@acme.example\r\nSubject: Re: hi\r\n"
+        f"Message-ID: <r-9@mueller.example>\r\nIn-Reply-To: {sent['Message-ID']}\r\n\r\nPlease call me.\r\n"
+    ).encode()
     assert client.post("/inbound", content=reply).status_code in (401, 403)
     result = client.post("/inbound", content=reply, headers={"Authorization": "Bearer api-123"}).json()
     assert (result["kind"], result["lead"], result["matched_by"], result["applied"]) == (
-        "reply", "zoe@mueller.example", "in_reply_to", True)
+        "reply",
+        "zoe@mueller.example",
+        "in_reply_to",
+        True,
+    )
     assert status(dripper, "zoe@mueller.example") == "replied"
 
 
@@ -159,8 +184,11 @@ def test_dripper_serve_process(dripper_sqlite: Dripper) -> None:
     with serving(dripper_sqlite.root, env, dripper_sqlite.root / "serve.log") as server:
         base = server.base
         path = unsubscribe_path("grace@hopper.example")
-        response = httpx.post(base + path, content=b"List-Unsubscribe=One-Click",
-                              headers={"Content-Type": "application/x-www-form-urlencoded"})
+        response = httpx.post(
+            base + path,
+            content=b"List-Unsubscribe=One-Click",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
         assert response.status_code == 200 and "set-cookie" not in response.headers
         assert status(dripper_sqlite, "grace@hopper.example") == "unsubscribed"
 
@@ -184,8 +212,15 @@ def test_preference_page_stop_this_campaign(web) -> None:
     pending = [t for t in plan["touches"] if t["state"] != "sent"]
     assert pending and all((t["state"], t["reason"]) == ("suppressed", "opted_out") for t in pending)
     # a later stage change in the same campaign plans nothing that could go out
-    dripper("event", "ada@lovelace.example", "stage", "--stage", "lost_to_competitor",
-            "--at", (T0 + timedelta(days=3)).isoformat())
+    dripper(
+        "event",
+        "ada@lovelace.example",
+        "stage",
+        "--stage",
+        "lost_to_competitor",
+        "--at",
+        (T0 + timedelta(days=3)).isoformat(),
+    )
     lost = [t for t in dripper.json("plan", "ada@lovelace.example", "--json")["touches"] if t["step"] == "lost-1"]
     assert lost and lost[0]["state"] == "suppressed" and lost[0]["reason"] == "opted_out"
 
@@ -200,7 +235,7 @@ def test_preference_page_pause(web) -> None:
     # paused on 7 January 2026 for 3 months: nothing is due before 7 April
     assert held and all(t["due"] >= "2026-04-07" for t in held)
     counts = dripper.json("tick", "--at", (T0 + timedelta(days=60)).isoformat(), "--json")
-    zoe = [p for p in Path("outbox").glob("*_zoe@mueller.example.eml")]
+    zoe = list(Path("outbox").glob("*_zoe@mueller.example.eml"))
     assert len(zoe) == 1 and counts["sent"] >= 1  # only the first touch, before the pause; others went on
 
 

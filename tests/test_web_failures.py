@@ -48,8 +48,10 @@ def preferences_path(email: str) -> str:
 
 def reply_to(email: str) -> bytes:
     sent = outbox_message(email)
-    return (f"From: <{email}>\r\nTo: sales@acme.example\r\nSubject: Re: hi\r\nMessage-ID: <r-{uuid.uuid4().hex}@x>\r\n"
-            f"In-Reply-To: {sent['Message-ID']}\r\n\r\nPlease call me.\r\n").encode()
+    return (
+        f"From: <{email}>\r\nTo: sales@acme.example\r\nSubject: Re: hi\r\nMessage-ID: <r-{uuid.uuid4().hex}@x>\r\n"
+        f"In-Reply-To: {sent['Message-ID']}\r\n\r\nPlease call me.\r\n"
+    ).encode()
 
 
 def seed(dripper: Dripper) -> None:
@@ -59,13 +61,16 @@ def seed(dripper: Dripper) -> None:
 
 # --- a real `dripper serve` -------------------------------------------------------------------
 
+
 def start_serve(project: Path, db_url: str, log: Path, *options: str) -> Served:
-    env = dripper_env(DRIPPER_DATABASE_URL=db_url, DRIPPER_SECRET="test-secret", DRIPPER_API_TOKEN=API,
-                      DRIPPER_DASHBOARD_TOKEN=DASH)
+    env = dripper_env(
+        DRIPPER_DATABASE_URL=db_url, DRIPPER_SECRET="test-secret", DRIPPER_API_TOKEN=API, DRIPPER_DASHBOARD_TOKEN=DASH
+    )
     return conftest_start_serve(project, env, log, *options)
 
 
 # --- 4. a database that goes away -------------------------------------------------------------
+
 
 @dataclass
 class Database:
@@ -101,14 +106,16 @@ def doomed_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield Database(f"postgresql+psycopg://{params.get('user', 'postgres')}@{params.get('host', '127.0.0.1')}:"
-                       f"{params.get('port', '5432')}/{name}", drop)
+        yield Database(
+            f"postgresql+psycopg://{params.get('user', 'postgres')}@{params.get('host', '127.0.0.1')}:"
+            f"{params.get('port', '5432')}/{name}",
+            drop,
+        )
     finally:
         drop()
 
 
-def test_a_database_outage_answers_503_so_that_senders_retry(project: Path, doomed_database: Database,
-                                                             tmp_path: Path):
+def test_a_database_outage_answers_503_so_that_senders_retry(project: Path, doomed_database: Database, tmp_path: Path):
     seed(Dripper(project, doomed_database.url))
     unsubscribe, preferences = unsubscribe_path("ada@lovelace.example"), preferences_path("zoe@mueller.example")
     reply = reply_to("grace@hopper.example")
@@ -117,8 +124,12 @@ def test_a_database_outage_answers_503_so_that_senders_retry(project: Path, doom
         doomed_database.take_away()
         requests = {
             "POST /inbound": {"method": "POST", "url": "/inbound", "content": reply, "headers": BEARER},
-            "POST /events": {"method": "POST", "url": "/events", "headers": BEARER,
-                             "json": {"email": "ada@lovelace.example", "kind": "converted"}},
+            "POST /events": {
+                "method": "POST",
+                "url": "/events",
+                "headers": BEARER,
+                "json": {"email": "ada@lovelace.example", "kind": "converted"},
+            },
             "POST /u": {"method": "POST", "url": unsubscribe, "data": {"List-Unsubscribe": "One-Click"}},
             "GET /u": {"method": "GET", "url": unsubscribe},
             "POST /p": {"method": "POST", "url": preferences, "data": {"choice": "all"}},
@@ -145,6 +156,7 @@ def test_a_database_outage_answers_503_so_that_senders_retry(project: Path, doom
 
 # --- in-process: a bug, bad input, tokens, body sizes, future instants --------------------------
 
+
 @pytest.fixture
 def web(dripper: Dripper) -> Iterator[tuple[TestClient, Dripper]]:
     from dripper import config as config_mod
@@ -152,20 +164,31 @@ def web(dripper: Dripper) -> Iterator[tuple[TestClient, Dripper]]:
     from dripper.settings import Settings
     from dripper.store import open_store
     from dripper.tokens import Tokens
-    from dripper.web import WebContext, create_app
+    from dripper.web.app import WebContext, create_app
 
     seed(dripper)
     store = open_store(dripper.db_url)
     loaded = config_mod.load(Settings(campaigns_path=dripper.root / "campaigns.yaml"))
-    app = create_app(WebContext(store, loaded, Tokens("test-secret"), FrozenClock(NOW), API,
-                                Settings(secret="test-secret"), metrics_token=SCRAPE, dashboard_token=DASH))
+    app = create_app(
+        WebContext(
+            store,
+            loaded,
+            Tokens("test-secret"),
+            FrozenClock(NOW),
+            API,
+            Settings(secret="test-secret"),
+            metrics_token=SCRAPE,
+            dashboard_token=DASH,
+        )
+    )
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client, dripper
     store.dispose()
 
 
-def test_a_bug_answers_500_and_is_logged(web: tuple[TestClient, Dripper], monkeypatch: pytest.MonkeyPatch,
-                                         caplog: pytest.LogCaptureFixture):
+def test_a_bug_answers_500_and_is_logged(
+    web: tuple[TestClient, Dripper], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
     from dripper.store import leadrows
 
     client, dripper = web
@@ -190,18 +213,26 @@ def test_a_bug_answers_500_and_is_logged(web: tuple[TestClient, Dripper], monkey
 def test_tokens_in_the_url_are_refused_on_every_protected_endpoint(web: tuple[TestClient, Dripper]):
     client, _ = web
     reply = reply_to("zoe@mueller.example")
-    for path, body in (("/inbound", reply), ("/events", json.dumps({"email": "zoe@mueller.example",
-                                                                     "kind": "converted"}).encode())):
+    for path, body in (
+        ("/inbound", reply),
+        ("/events", json.dumps({"email": "zoe@mueller.example", "kind": "converted"}).encode()),
+    ):
         for headers in ({}, BEARER):  # refused even with the header: the token is in a log now
             response = client.post(f"{path}?token={API}", content=body, headers=headers)
             assert response.status_code == 400, (path, headers, response.status_code)
-            assert "Authorization: Bearer" in response.json()["error"] and "change DRIPPER_API_TOKEN" in \
-                response.json()["error"]
+            assert (
+                "Authorization: Bearer" in response.json()["error"]
+                and "change DRIPPER_API_TOKEN" in response.json()["error"]
+            )
     assert client.get(f"/metrics?token={SCRAPE}").status_code == 401
     dashboard = client.get(f"/dashboard?token={DASH}")
     assert "Dashboard token" in dashboard.text and "Overview" not in dashboard.text  # the login form, no more
-    for headers, expected in (({"Authorization": f"Bearer {API}"}, 200), ({"Authorization": f"bearer {API}"}, 200),
-                              ({"Authorization": f"Basic {API}"}, 401), ({"Authorization": API}, 401)):
+    for headers, expected in (
+        ({"Authorization": f"Bearer {API}"}, 200),
+        ({"Authorization": f"bearer {API}"}, 200),
+        ({"Authorization": f"Basic {API}"}, 401),
+        ({"Authorization": API}, 401),
+    ):
         response = client.post("/events", json={"email": "zoe@mueller.example", "kind": "replied"}, headers=headers)
         assert response.status_code == expected, (headers, response.status_code)
 
@@ -213,30 +244,42 @@ def test_bodies_over_the_limits_get_413(web: tuple[TestClient, Dripper]):
     assert client.post("/inbound", content=huge, headers=BEARER).status_code == 413
     big_event = {"email": "ada@lovelace.example", "kind": "converted", "pad": "x" * MAX_SMALL_BODY}
     assert client.post("/events", json=big_event, headers=BEARER).status_code == 413
-    assert client.post(path, content=b"List-Unsubscribe=One-Click&" + b"x" * MAX_SMALL_BODY,
-                       headers={"Content-Type": "application/x-www-form-urlencoded"}).status_code == 413
+    assert (
+        client.post(
+            path,
+            content=b"List-Unsubscribe=One-Click&" + b"x" * MAX_SMALL_BODY,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        ).status_code
+        == 413
+    )
     # streamed, with no Content-Length to go by
     chunks = iter([b"x" * 65536] * ((MAX_BODY // 65536) + 2))
     assert client.post("/inbound", content=chunks, headers=BEARER).status_code == 413
     assert dripper.json("plan", "ada@lovelace.example", "--json")["lead"]["status"] == "active"
 
 
-@pytest.mark.parametrize("payload, message", [
-    ({"email": "ada@lovelace.example\x00", "kind": "converted"}, '"email" must be an e-mail address'),
-    ({"email": "a" * 400 + "@x.example", "kind": "converted"}, '"email" must be an e-mail address'),
-    ({"email": ["ada@lovelace.example"], "kind": "converted"}, '"email" must be an e-mail address'),
-    ({"email": "ada@lovelace.example", "kind": "stage", "stage": ["customer"]}, '"stage" must be the name'),
-    ({"email": "ada@lovelace.example", "kind": "stage", "stage": "custo\x00mer"}, '"stage" must be the name'),
-    ({"email": "ada@lovelace.example", "kind": "stage", "stage": "custmer"}, "unknown stage 'custmer'"),
-    ({"email": "ada@lovelace.example", "kind": "converted", "at": 1767600000}, '"at" must be an ISO-8601 instant'),
-    ({"email": "ada@lovelace.example", "kind": "converted", "at": "yesterday"}, '"at" is not an ISO-8601 instant'),
-    ({"email": "ada@lovelace.example", "kind": "converted", "at": "0001-01-01T00:00:00+05:00"},
-     '"at" is not an ISO-8601 instant'),
-    ({"email": "ada@lovelace.example", "kind": "converted", "at": "9999-12-31T23:59:59-05:00"},
-     '"at" is not an ISO-8601 instant'),
-])
-def test_bad_events_get_400_with_what_is_wrong(web: tuple[TestClient, Dripper], payload: dict[str, Any],
-                                               message: str):
+@pytest.mark.parametrize(
+    "payload, message",
+    [
+        ({"email": "ada@lovelace.example\x00", "kind": "converted"}, '"email" must be an e-mail address'),
+        ({"email": "a" * 400 + "@x.example", "kind": "converted"}, '"email" must be an e-mail address'),
+        ({"email": ["ada@lovelace.example"], "kind": "converted"}, '"email" must be an e-mail address'),
+        ({"email": "ada@lovelace.example", "kind": "stage", "stage": ["customer"]}, '"stage" must be the name'),
+        ({"email": "ada@lovelace.example", "kind": "stage", "stage": "custo\x00mer"}, '"stage" must be the name'),
+        ({"email": "ada@lovelace.example", "kind": "stage", "stage": "custmer"}, "unknown stage 'custmer'"),
+        ({"email": "ada@lovelace.example", "kind": "converted", "at": 1767600000}, '"at" must be an ISO-8601 instant'),
+        ({"email": "ada@lovelace.example", "kind": "converted", "at": "yesterday"}, '"at" is not an ISO-8601 instant'),
+        (
+            {"email": "ada@lovelace.example", "kind": "converted", "at": "0001-01-01T00:00:00+05:00"},
+            '"at" is not an ISO-8601 instant',
+        ),
+        (
+            {"email": "ada@lovelace.example", "kind": "converted", "at": "9999-12-31T23:59:59-05:00"},
+            '"at" is not an ISO-8601 instant',
+        ),
+    ],
+)
+def test_bad_events_get_400_with_what_is_wrong(web: tuple[TestClient, Dripper], payload: dict[str, Any], message: str):
     client, dripper = web
     response = client.post("/events", json=payload, headers=BEARER)
     assert response.status_code == 400 and message in response.json()["error"], response.text
@@ -245,16 +288,25 @@ def test_bad_events_get_400_with_what_is_wrong(web: tuple[TestClient, Dripper], 
 
 def test_events_in_the_future_are_refused_beyond_five_minutes_of_skew(web: tuple[TestClient, Dripper]):
     client, dripper = web
-    later = client.post("/events", headers=BEARER, json={"email": "ada@lovelace.example", "kind": "converted",
-                                                         "at": (NOW + timedelta(days=30)).isoformat()})
+    later = client.post(
+        "/events",
+        headers=BEARER,
+        json={"email": "ada@lovelace.example", "kind": "converted", "at": (NOW + timedelta(days=30)).isoformat()},
+    )
     assert later.status_code == 400
     assert "in the future" in later.json()["error"] and "5 minutes" in later.json()["error"]
     assert dripper.json("plan", "ada@lovelace.example", "--json")["lead"]["status"] == "active"
-    skewed = client.post("/events", headers=BEARER, json={"email": "ada@lovelace.example", "kind": "converted",
-                                                          "at": (NOW + timedelta(minutes=4)).isoformat()})
+    skewed = client.post(
+        "/events",
+        headers=BEARER,
+        json={"email": "ada@lovelace.example", "kind": "converted", "at": (NOW + timedelta(minutes=4)).isoformat()},
+    )
     assert skewed.status_code == 200
-    past = client.post("/events", headers=BEARER, json={"email": "zoe@mueller.example", "kind": "replied",
-                                                        "at": (NOW - timedelta(days=1)).isoformat()})
+    past = client.post(
+        "/events",
+        headers=BEARER,
+        json={"email": "zoe@mueller.example", "kind": "replied", "at": (NOW - timedelta(days=1)).isoformat()},
+    )
     assert past.status_code == 200
     assert dripper.json("plan", "ada@lovelace.example", "--json")["lead"]["status"] == "converted"
 
@@ -270,6 +322,7 @@ def test_the_cli_takes_any_instant_it_is_given(dripper: Dripper):
 
 # --- 6. slow clients ----------------------------------------------------------------------------
 
+
 def _closed_after(sock: socket.socket, started: float, limit: float) -> tuple[float, bytes]:
     """Seconds from `started` until the server closed `sock`, and what it sent first."""
     sock.settimeout(limit)
@@ -281,8 +334,9 @@ def _closed_after(sock: socket.socket, started: float, limit: float) -> tuple[fl
         received += chunk
 
 
-def test_slow_request_heads_and_bodies_are_cut_off_while_others_are_served(project: Path, sqlite_url: str,
-                                                                          tmp_path: Path):
+def test_slow_request_heads_and_bodies_are_cut_off_while_others_are_served(
+    project: Path, sqlite_url: str, tmp_path: Path
+):
     seed(Dripper(project, sqlite_url))
     server = start_serve(project, sqlite_url, tmp_path / "serve.log", "--body-timeout", "2")
     host, port = server.base.removeprefix("http://").split(":")
@@ -292,8 +346,11 @@ def test_slow_request_heads_and_bodies_are_cut_off_while_others_are_served(proje
         half_head = socket.create_connection((host, int(port)))
         half_head.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
         trickle = socket.create_connection((host, int(port)))
-        trickle.sendall(b"POST /events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + API.encode()
-                        + b"\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{")
+        trickle.sendall(
+            b"POST /events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            + API.encode()
+            + b"\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
+        )
         stop_trickling = threading.Event()
 
         def keep_trickling() -> None:  # a byte every 0.2 s: each one arrives in time, the whole never does

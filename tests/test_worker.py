@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from conftest import wait_for
@@ -19,21 +19,31 @@ def test_run_ticks_keeps_last_good_config_and_stops_on_sigterm(project: Path, sq
     campaigns.write_text(campaigns.read_text().replace('  send_window: {days: mon-fri, hours: "09:00-17:00"}\n', ""))
     env = {**os.environ, "DRIPPER_DATABASE_URL": sqlite_url, "DRIPPER_SECRET": "s", "DRIPPER_TICK_INTERVAL": "0.5"}
     cli = [sys.executable, "-m", "dripper"]
-    subprocess.run(cli + ["leads", "import", "leads.csv"], env=env, check=True, capture_output=True)
+    subprocess.run([*cli, "leads", "import", "leads.csv"], env=env, check=True, capture_output=True)
     # A lead whose two-week reminder falls due a few seconds from now.
-    entered = datetime.now(timezone.utc) - timedelta(days=14) + timedelta(seconds=4)
-    subprocess.run(cli + ["leads", "add", "late@lead.example", "--stage", "supplier_research", "--at", entered.isoformat()],
-                   env=env, check=True, capture_output=True)
+    entered = datetime.now(UTC) - timedelta(days=14) + timedelta(seconds=4)
+    subprocess.run(
+        [*cli, "leads", "add", "late@lead.example", "--stage", "supplier_research", "--at", entered.isoformat()],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     log = open(tmp_path / "worker.log", "wb")
-    worker = subprocess.Popen(cli + ["run"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    worker = subprocess.Popen([*cli, "run"], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         outbox = project / "outbox"
         wait_for(lambda: len(list(outbox.glob("*.eml"))) >= 4, 20, "the first tick's e-mails")
         campaigns.write_text(campaigns.read_text().replace("after: 2w", "after: 2 weeks"))  # a broken edit
-        wait_for(lambda: b"keeping the last good version" in (tmp_path / "worker.log").read_bytes(), 10,
-                 "the rejected edit in the log")
-        wait_for(lambda: any("reminder-1" in p.name for p in outbox.glob("*.eml")), 15,
-                 "the reminder, sent with the last good version")
+        wait_for(
+            lambda: b"keeping the last good version" in (tmp_path / "worker.log").read_bytes(),
+            10,
+            "the rejected edit in the log",
+        )
+        wait_for(
+            lambda: any("reminder-1" in p.name for p in outbox.glob("*.eml")),
+            15,
+            "the reminder, sent with the last good version",
+        )
         assert worker.poll() is None
         started = time.monotonic()
         worker.send_signal(signal.SIGTERM)
@@ -53,10 +63,10 @@ def test_a_second_worker_on_sqlite_is_refused_clearly(project: Path, sqlite_url:
     env = {**os.environ, "DRIPPER_DATABASE_URL": sqlite_url, "DRIPPER_SECRET": "s", "DRIPPER_TICK_INTERVAL": "5"}
     cli = [sys.executable, "-m", "dripper"]
     log = open(tmp_path / "first.log", "wb")
-    first = subprocess.Popen(cli + ["run"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    first = subprocess.Popen([*cli, "run"], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_for(lambda: b"started" in (tmp_path / "first.log").read_bytes(), 20, "the first worker")
-        second = subprocess.run(cli + ["run"], env=env, capture_output=True, text=True, timeout=30)
+        second = subprocess.run([*cli, "run"], env=env, capture_output=True, text=True, timeout=30)
         assert second.returncode == 1
         assert "SQLite serves one worker" in second.stderr and "PostgreSQL" in second.stderr
         first.send_signal(signal.SIGTERM)
@@ -73,8 +83,10 @@ def test_a_singleton_job_runs_on_one_worker_at_a_time(db_url: str):
     from dripper.store.locks import held
 
     store = open_store(db_url)
-    probe = (f"import sys; from dripper.store import open_store; from dripper.store.locks import held\n"
-             f"with held(open_store({db_url!r}), 'job') as mine: sys.exit(0 if mine else 3)")
+    probe = (
+        f"import sys; from dripper.store import open_store; from dripper.store.locks import held\n"
+        f"with held(open_store({db_url!r}), 'job') as mine: sys.exit(0 if mine else 3)"
+    )
     try:
         with held(store, "job") as mine:
             assert mine

@@ -3,4 +3,4 @@
 from dripper.inbound.classify import KINDS, Classification, classify
 from dripper.inbound.ingest import Ingested, Ingestor
 
-__all__ = ["KINDS", "Classification", "classify", "Ingested", "Ingestor"]
+__all__ = ["KINDS", "Classification", "Ingested", "Ingestor", "classify"]

@@ -35,7 +35,7 @@ def _results(message: Message, trusted: Sequence[str]) -> list[authres.core.Auth
     for value in message.get_all("Authentication-Results") or []:
         try:
             header = authres.AuthenticationResultsHeader.parse_value(" ".join(str(value).split()))
-        except Exception:  # noqa: BLE001, S112 - authres raises its own SyntaxError and more on junk: not proof
+        except Exception:
             continue
         if str(header.authserv_id or "").lower() in wanted:
             return list(header.results)

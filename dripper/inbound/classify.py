@@ -23,28 +23,38 @@ KINDS = ("reply", "auto_reply", "bounce_hard", "bounce_soft", "complaint", "unsu
 
 # An enhanced status code (RFC 3463), never part of a dotted number such as an IP address.
 _STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.]\d|\d)")
-_BOUNCE_SENDER = re.compile(r"^(?:mailer-daemon|postmaster|mail-?daemon|mail delivery (?:subsystem|system))\b",
-                            re.IGNORECASE)
+_BOUNCE_SENDER = re.compile(
+    r"^(?:mailer-daemon|postmaster|mail-?daemon|mail delivery (?:subsystem|system))\b", re.IGNORECASE
+)
 _BOUNCE_SUBJECT = re.compile(
     r"undeliver|undelivered|delivery (?:status notification|failure|has failed|problem)|returned mail|"
     r"failure notice|mail delivery failed|delivery failed|unzustellbar|nicht zustellbar|non remis|"
     r"no entregado|no se puede entregar|non recapitabile|onbestelbaar|"
-    r"エラー通知|配信エラー|配送エラー|配信不能|不達", re.IGNORECASE)
+    r"エラー通知|配信エラー|配送エラー|配信不能|不達",
+    re.IGNORECASE,
+)
 _AUTO_SUBJECT = re.compile(
     r"out of (?:the )?office|automatic reply|auto(?:matic)?[- ]?(?:reply|response)|autoreply|away from (?:the )?office|"
     r"on vacation|on leave|abwesen|automatische antwort|nicht im b[üu]ro|r[ée]ponse automatique|absence|"
     r"absent du bureau|respuesta autom[áa]tica|fuera de la oficina|ausente|risposta automatica|fuori (?:sede|ufficio)|"
     r"automatisch antwoord|afwezig|fr[åa]nvaro|automatiskt svar|poza biurem|odpowied[źz] automatyczna|"
-    r"resposta autom[áa]tica|fora do escrit[óo]rio", re.IGNORECASE)
+    r"resposta autom[áa]tica|fora do escrit[óo]rio",
+    re.IGNORECASE,
+)
 _UNSUBSCRIBE = re.compile(
     r"\bunsubscribe\b|\bremove me\b|\btake me off\b|\bstop (?:e-?mailing|sending|contacting)\b|\bopt[- ]?out\b|"
     r"\bno more (?:e-?mails|emails)\b|\bdo not (?:e-?mail|contact) me\b|\babmelden\b|\babbestellen\b|"
     r"\bkeine (?:weiteren )?e-?mails\b|\bd[ée]sabonner\b|\bd[ée]sinscri|\bne plus recevoir\b|\bdarme de baja\b|"
     r"\bdarse de baja\b|\bcancelar (?:la )?suscripci[óo]n\b|\bno (?:me )?(?:env[íi]en|escriban) m[áa]s\b|"
-    r"\bcancellami\b|\bdisiscriv|\bafmelden\b|\buitschrijven\b|\bavregistrera\b|\bwypisz\b", re.IGNORECASE)
+    r"\bcancellami\b|\bdisiscriv|\bafmelden\b|\buitschrijven\b|\bavregistrera\b|\bwypisz\b",
+    re.IGNORECASE,
+)
 _REPLY_SUBJECT = re.compile(r"^\s*(?:re|aw|sv|vs|antw|rif|r|odp|ynt)\s*(?:\[\d+\])?\s*:", re.IGNORECASE)
-_QUOTE_START = re.compile(r"^(?:>|on .+ wrote:|am .+ schrieb|le .+ a écrit|el .+ escribió|-----original message|"
-                          r"-----ursprüngliche nachricht|from: )", re.IGNORECASE)
+_QUOTE_START = re.compile(
+    r"^(?:>|on .+ wrote:|am .+ schrieb|le .+ a écrit|el .+ escribió|-----original message|"
+    r"-----ursprüngliche nachricht|from: )",
+    re.IGNORECASE,
+)
 
 
 @dataclass
@@ -113,8 +123,14 @@ def hard_status(status: str) -> bool:
     mailbox), 5.1.2 (no such domain), 5.1.3 (bad address syntax), 5.1.6 (moved), 5.1.10
     (null MX), 5.4.4 (no route to the domain). Not 5.2.1: a disabled mailbox exists."""
     klass, subject, detail = status.split(".")
-    return klass == "5" and (subject, detail) in {("1", "1"), ("1", "2"), ("1", "3"), ("1", "6"), ("1", "10"),
-                                                  ("4", "4")}
+    return klass == "5" and (subject, detail) in {
+        ("1", "1"),
+        ("1", "2"),
+        ("1", "3"),
+        ("1", "6"),
+        ("1", "10"),
+        ("4", "4"),
+    }
 
 
 def _address_status(status: str) -> bool:
@@ -129,30 +145,40 @@ def _address_status(status: str) -> bool:
 _DOMAIN_GONE = re.compile(
     r"host (?:not found|unknown)|no such domain|domain (?:not found|does not exist|unknown|is not reachable)|"
     r"host or domain name not found|name service error|null mx|does not accept mail|no mx record|no smtp service|"
-    r"unrouteable address|has moved|no longer with", re.IGNORECASE)
+    r"unrouteable address|has moved|no longer with",
+    re.IGNORECASE,
+)
 _MAILBOX_GONE = re.compile(
     r"user(?:name)? unknown|unknown (?:user|recipient|mailbox|address(?:ee)?|local[- ]part)|addressee unknown|"
     r"no such (?:user|mailbox|recipient|address|account|person|local user)|"
     r"(?:user|mailbox|recipient|address|account|e-?mail address) (?:\S+ )?(?:not found|does ?n[o']t exist|not exist|"
     r"unknown|unavailable|closed|is unknown)|"
-    r"(?:does|dos|do)(?: no|n'?)t exist|not a valid (?:mailbox|recipient|user|address)|invalid (?:recipient|mailbox|user)|"
+    r"(?:does|dos|do)(?: no|n'?)t exist|not a valid (?:mailbox|recipient|user|address)|"
+    r"invalid (?:recipient|mailbox|user)|"
     r"no mailbox|no longer (?:valid|available|in use|exists)|not our customer|address rejected|recipient rejected|"
     r"account has been (?:terminated|closed)|does not like recipient|unbekannt|existiert nicht|"
     r"not listed in|(?:recipient|user|address)(?: name)? is not recognized|no valid recipients?|"
     r"(?:does not|doesn't) have an? (?:\S+ )?account",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 # When the server refused: RCPT (the recipient itself), DATA (the message), ...
 # (Postfix "in reply to", Exim "after [pipelined]", sendmail and Courier transcripts ">>>",
 # reports that name "the SMTP command")
-_PHASE = re.compile(r"(?:in reply to|after(?: pipelined)?|following|>>>|smtp command:?)\s*(?:the\s+)?"
-                    r"(rcpt|end of data|data|mail from)\b|"
-                    r"\[(rcpt)_to\]", re.IGNORECASE)
+_PHASE = re.compile(
+    r"(?:in reply to|after(?: pipelined)?|following|>>>|smtp command:?)\s*(?:the\s+)?"
+    r"(rcpt|end of data|data|mail from)\b|"
+    r"\[(rcpt)_to\]",
+    re.IGNORECASE,
+)
 _NOT_THE_ADDRESS = re.compile(
     r"(?:after(?: pipelined)?|in reply to) (?:initial connection|mail from|the mail from)|mail ?from domain|"
     r"sender (?:address|domain)|unroutable sender|black ?list|block ?list|\bblock(?:ed)?\b|spam|reputation|\brbl\b|"
-    r"dnsbl|spamhaus|spamcop|sorbs|uceprotect|barracudacentral|\bptr\b|reverse dns|relay(?:ing)? (?:access )?(?:denied|not permitted)|not permitted to relay|dmarc|"
+    r"dnsbl|spamhaus|spamcop|sorbs|uceprotect|barracudacentral|\bptr\b|reverse dns|"
+    r"relay(?:ing)? (?:access )?(?:denied|not permitted)|not permitted to relay|dmarc|"
     r"\bspf\b|\bdkim\b|authenticat|too many|rate limit|virus|message (?:size|too (?:large|big))|content rejected|"
-    r"policy", re.IGNORECASE)
+    r"policy",
+    re.IGNORECASE,
+)
 # The mailbox is there but cannot take mail now: full, suspended, out of reach.
 _SOFT_WORDS = re.compile(
     r"mailbox (?:is )?full|over ?quota|quota exceeded|exceeded (?:the |their |his |her )?(?:storage|quota)|"
@@ -161,7 +187,9 @@ _SOFT_WORDS = re.compile(
     r"could not be delivered for|socket error|connection (?:refused|reset|timed out)|queue file write error|"
     r"system (?:error|full)|not found, try again|\bx-unix\b|command output|"
     r"(?:mailbox|account|user|recipient)\b[^.;]{0,30}?\b(?:disabled|suspended|inactive|deactivated|frozen|locked)|"
-    r"(?:disabled|suspended|inactive|deactivated|frozen) (?:mailbox|account|user)", re.IGNORECASE)
+    r"(?:disabled|suspended|inactive|deactivated|frozen) (?:mailbox|account|user)",
+    re.IGNORECASE,
+)
 
 
 def _status_in(text: str) -> str | None:
@@ -180,7 +208,7 @@ def _masked(word: str) -> str:
     at = word.find("@")
     if at < 0:
         return word
-    return word[:max(word.rfind(mark, 0, at) for mark in ":<([\"'") + 1] + "(address)"
+    return word[: max(word.rfind(mark, 0, at) for mark in ":<([\"'") + 1] + "(address)"
 
 
 def _refused_not_gone(words: str) -> bool:
@@ -228,8 +256,9 @@ def bounce_kind(answer: str, status: str | None = None, context: str = "", phase
         if not _refused_not_gone(_prose(line)):
             return "bounce_hard"
     said = _prose(answer)
-    words = said if _refused_not_gone(said) or _DOMAIN_GONE.search(said) or _MAILBOX_GONE.search(said) else \
-        _prose(context)
+    words = (
+        said if _refused_not_gone(said) or _DOMAIN_GONE.search(said) or _MAILBOX_GONE.search(said) else _prose(context)
+    )
     if _refused_not_gone(words):
         return "bounce_soft"
     if status and _address_status(status):
@@ -259,7 +288,7 @@ def _per_recipient(report: str) -> list[str]:
     starts = [index for index, line in enumerate(lines) if _RECIPIENT_LINE.match(line) or _SENDMAIL_LINE.match(line)]
     if len(starts) < 2:
         return [report]
-    return ["\n".join(lines[a:b]) for a, b in zip(starts, starts[1:] + [len(lines)])]
+    return ["\n".join(lines[a:b]) for a, b in zip(starts, [*starts[1:], len(lines)], strict=False)]
 
 
 # Where a bounce's own words end and the returned message begins: a separator line
@@ -280,7 +309,9 @@ def _starts_returned(line: str) -> bool:
 # Headers that only a message has (a bounce's prose may well say "Subject:" or "Date:").
 _HEADER_LINE = re.compile(
     r"^(?:return-path|received|message-id|dkim-signature|domainkey-signature|mime-version|authentication-results|"
-    r"arc-[\w-]+|x-[\w-]+):[ \t]", re.IGNORECASE)
+    r"arc-[\w-]+|x-[\w-]+):[ \t]",
+    re.IGNORECASE,
+)
 
 
 def _own_report(text: str) -> str:
@@ -339,8 +370,10 @@ def _dsn(message: Message, text_part: str) -> Classification:
         for block in _recipient_blocks(part):
             action = (block.get("Action") or "").strip().lower()
             status_match = _STATUS.search(block.get("Status") or "")
-            named = [parseaddr(str(block.get(h) or "").split(";", 1)[-1])[1].lower()
-                     for h in ("Original-Recipient", "Final-Recipient")]
+            named = [
+                parseaddr(str(block.get(h) or "").split(";", 1)[-1])[1].lower()
+                for h in ("Original-Recipient", "Final-Recipient")
+            ]
             recipient = next((a for a in named if a), "")
             if action in ("delivered", "relayed", "expanded"):
                 continue
@@ -375,8 +408,9 @@ def _arf(message: Message) -> Classification:
                 recipients += [parseaddr(v)[1].lower() for v in block.get_all(header) or [] if parseaddr(v)[1]]
     original = _original(message)
     if original is not None and not recipients:
-        recipients = [parseaddr(v)[1].lower() for v in original.get_all("X-HmXmrOriginalRecipient") or []
-                      if parseaddr(v)[1]]
+        recipients = [
+            parseaddr(v)[1].lower() for v in original.get_all("X-HmXmrOriginalRecipient") or [] if parseaddr(v)[1]
+        ]
     if original is not None and not recipients:
         recipients = [a.lower() for _, a in getaddresses(original.get_all("To") or []) if a]
     if types == {"opt-out"}:
@@ -386,8 +420,14 @@ def _arf(message: Message) -> Classification:
 
 def text_of(message: Message) -> str:
     """The readable text of a message (its first text/plain part, else text/html as text)."""
-    part = next((p for p in message.walk()
-                 if p.get_content_type() == "text/plain" and (p.get_payload(decode=True) or b"").strip()), None)
+    part = next(
+        (
+            p
+            for p in message.walk()
+            if p.get_content_type() == "text/plain" and (p.get_payload(decode=True) or b"").strip()
+        ),
+        None,
+    )
     if part is None:  # (never `or`: a part without headers is a falsy Message)
         part = next((p for p in message.walk() if p.get_content_type() == "text/html"), None)
     if part is None and message.get_content_maintype() == "multipart" and isinstance(message.get_payload(), str):
@@ -400,7 +440,7 @@ def text_of(message: Message) -> str:
     except LookupError:  # a charset Python does not know (real bounces have them): read what we can
         text = raw.decode("latin-1")
     if part.get_content_type() == "text/html":
-        from dripper.text import html_to_text
+        from dripper.channels.email.text import html_to_text
 
         text = html_to_text(text)
     return text
@@ -437,7 +477,7 @@ def _flufl(message: Message) -> tuple[frozenset[bytes], frozenset[bytes]]:
         from flufl.bounce import all_failures
 
         return all_failures(_readable(message))
-    except Exception:  # noqa: BLE001 - a detector choking on odd input is not a bounce
+    except Exception:
         return frozenset(), frozenset()
 
 
@@ -448,8 +488,9 @@ def _flufl_recipients(message: Message) -> list[str]:
 
 def _nonstandard_bounce(message: Message, text: str) -> Classification | None:
     sender = parseaddr(_header(message, "From"))
-    looks_like_bounce = bool(_BOUNCE_SENDER.match(sender[1]) or _BOUNCE_SENDER.match(sender[0])
-                             or _BOUNCE_SUBJECT.search(_subject(message)))
+    looks_like_bounce = bool(
+        _BOUNCE_SENDER.match(sender[1]) or _BOUNCE_SENDER.match(sender[0]) or _BOUNCE_SUBJECT.search(_subject(message))
+    )
     temporary, permanent = _flufl(message)
     if not (looks_like_bounce or temporary or permanent):
         return None
@@ -473,8 +514,13 @@ def _nonstandard_bounce(message: Message, text: str) -> Classification | None:
 
 # Amazon SES notifications (JSON, by e-mail through SNS; documented by AWS as "Amazon SES
 # notification contents" and "event publishing"): its verdict per recipient.
-_SES_SOFT_SUBTYPES = ("MailboxFull", "MessageTooLarge", "ContentRejected", "AttachmentRejected",
-                      "OnAccountSuppressionList")  # the account's own list: complaints are on it too
+_SES_SOFT_SUBTYPES = (
+    "MailboxFull",
+    "MessageTooLarge",
+    "ContentRejected",
+    "AttachmentRejected",
+    "OnAccountSuppressionList",
+)  # the account's own list: complaints are on it too
 _SES_GONE_SUBTYPES = ("NoEmail", "Suppressed")  # no such address; SES's list of addresses that hard-bounced
 
 
@@ -484,7 +530,7 @@ def _ses_notification(text: str) -> dict[str, Any] | None:
     if "notificationType" not in text and "eventType" not in text:
         return None
     start, end = text.find("{"), text.rfind("}")
-    blob = text[start:end + 1] if 0 <= start < end and end - start < 200_000 else ""
+    blob = text[start : end + 1] if 0 <= start < end and end - start < 200_000 else ""
     for candidate in (blob, blob.replace("\n ", ""), "".join(blob.splitlines())):
         try:
             data = json.loads(candidate)
@@ -515,8 +561,11 @@ def _ses_original(data: dict[str, Any]) -> Message | None:
 
 
 def _addresses(entries: object) -> list[str]:
-    return [str(e["emailAddress"]).lower() for e in entries if isinstance(e, dict) and e.get("emailAddress")] \
-        if isinstance(entries, list) else []
+    return (
+        [str(e["emailAddress"]).lower() for e in entries if isinstance(e, dict) and e.get("emailAddress")]
+        if isinstance(entries, list)
+        else []
+    )
 
 
 def _ses(data: dict[str, Any]) -> Classification:
@@ -524,8 +573,13 @@ def _ses(data: dict[str, Any]) -> Classification:
     original = _ses_original(data)
     if what == "Complaint":
         complaint = _dict(data.get("complaint"))
-        return Classification("complaint", None, _addresses(complaint.get("complainedRecipients")), original,
-                              "Amazon SES complaint notification")
+        return Classification(
+            "complaint",
+            None,
+            _addresses(complaint.get("complainedRecipients")),
+            original,
+            "Amazon SES complaint notification",
+        )
     bounce = _dict(data.get("bounce"))
     if what != "Bounce":
         return Classification("unknown", reason=f"an Amazon SES {what} notification")
@@ -541,11 +595,12 @@ def _ses(data: dict[str, Any]) -> Classification:
             this = "bounce_hard"
         else:  # General: the receiving server's answer decides, as on every path
             this = bounce_kind(str(entry.get("diagnosticCode") or ""), this_status)
-        if status is None or this == "bounce_hard" and kind != "bounce_hard":
+        if status is None or (this == "bounce_hard" and kind != "bounce_hard"):
             status = this_status
         kind = "bounce_hard" if "bounce_hard" in (kind, this) else "bounce_soft"
-    return Classification(kind, status, _addresses(bounce.get("bouncedRecipients")), original,
-                          "Amazon SES bounce notification")
+    return Classification(
+        kind, status, _addresses(bounce.get("bouncedRecipients")), original, "Amazon SES bounce notification"
+    )
 
 
 def _auto_reply(message: Message) -> bool:
@@ -563,7 +618,7 @@ def classify(message: Message | EmailMessage) -> Classification:
     """Never raises: a message that cannot be read is `unknown`, with the reason."""
     try:
         return _classify(message)
-    except Exception as exc:  # noqa: BLE001 - real mail is endlessly malformed; nothing may be lost
+    except Exception as exc:
         return Classification("unknown", reason=f"could not read the message: {type(exc).__name__}: {exc}")
 
 

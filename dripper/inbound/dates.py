@@ -9,21 +9,77 @@ from datetime import date
 
 _MONTHS = {
     # English, German, French, Spanish, Italian, Dutch: enough letters to be unambiguous
-    "jan": 1, "feb": 2, "mar": 3, "apr": 4, "may": 5, "jun": 6, "jul": 7, "aug": 8, "sep": 9, "oct": 10, "nov": 11,
-    "dec": 12, "januar": 1, "jänner": 1, "februar": 2, "märz": 3, "maerz": 3, "mai": 5, "juni": 6, "juli": 7,
-    "okt": 10, "dez": 12, "janv": 1, "févr": 2, "fevr": 2, "mars": 3, "avr": 4, "juin": 6, "juil": 7, "août": 8,
-    "aout": 8, "déc": 12, "ene": 1, "abr": 4, "ago": 8, "dic": 12, "gen": 1, "mag": 5, "giu": 6, "lug": 7, "set": 9,
-    "ott": 10, "mrt": 3, "mei": 5, "okt.": 10, "enero": 1, "febrero": 2, "marzo": 3, "abril": 4, "mayo": 5,
-    "junio": 6, "julio": 7, "agosto": 8, "septiembre": 9, "octubre": 10, "noviembre": 11, "diciembre": 12,
+    "jan": 1,
+    "feb": 2,
+    "mar": 3,
+    "apr": 4,
+    "may": 5,
+    "jun": 6,
+    "jul": 7,
+    "aug": 8,
+    "sep": 9,
+    "oct": 10,
+    "nov": 11,
+    "dec": 12,
+    "januar": 1,
+    "jänner": 1,
+    "februar": 2,
+    "märz": 3,
+    "maerz": 3,
+    "mai": 5,
+    "juni": 6,
+    "juli": 7,
+    "okt": 10,
+    "dez": 12,
+    "janv": 1,
+    "févr": 2,
+    "fevr": 2,
+    "mars": 3,
+    "avr": 4,
+    "juin": 6,
+    "juil": 7,
+    "août": 8,
+    "aout": 8,
+    "déc": 12,
+    "ene": 1,
+    "abr": 4,
+    "ago": 8,
+    "dic": 12,
+    "gen": 1,
+    "mag": 5,
+    "giu": 6,
+    "lug": 7,
+    "set": 9,
+    "ott": 10,
+    "mrt": 3,
+    "mei": 5,
+    "okt.": 10,
+    "enero": 1,
+    "febrero": 2,
+    "marzo": 3,
+    "abril": 4,
+    "mayo": 5,
+    "junio": 6,
+    "julio": 7,
+    "agosto": 8,
+    "septiembre": 9,
+    "octubre": 10,
+    "noviembre": 11,
+    "diciembre": 12,
 }
-_CUE = (r"(?:back|return(?:ing)?|returns|until|till|through|from|zurück|wieder|bis(?: zum| einschließlich)?|ab(?: dem)?|"
-        r"retour|jusqu'?au|à partir du|de vuelta|regreso|hasta(?: el)?|a partir del|rientro|fino al|terug|tot en met)")
+_CUE = (
+    r"(?:back|return(?:ing)?|returns|until|till|through|from|zurück|wieder|bis(?: zum| einschließlich)?|ab(?: dem)?|"
+    r"retour|jusqu'?au|à partir du|de vuelta|regreso|hasta(?: el)?|a partir del|rientro|fino al|terug|tot en met)"
+)
 _MONTH_WORD = r"([a-zäéèûáíóú]{3,10}\.?)"
 _NUMERIC = re.compile(_CUE + r"\D{0,20}?(\d{1,2})[./](\d{1,2})[./]?(\d{2,4})?", re.IGNORECASE)
-_DAY_MONTH = re.compile(_CUE + r"\D{0,20}?(\d{1,2})(?:st|nd|rd|th|\.|er)?\s+(?:de\s+)?" + _MONTH_WORD + r"(?:\s+(\d{4}))?",
-                        re.IGNORECASE)
-_MONTH_DAY = re.compile(_CUE + r"\s+(?:on\s+)?(?:\w+day,?\s+)?" + _MONTH_WORD + r"\s+(\d{1,2})(?:st|nd|rd|th)?(?:,?\s+(\d{4}))?",
-                        re.IGNORECASE)
+_DAY_MONTH = re.compile(
+    _CUE + r"\D{0,20}?(\d{1,2})(?:st|nd|rd|th|\.|er)?\s+(?:de\s+)?" + _MONTH_WORD + r"(?:\s+(\d{4}))?", re.IGNORECASE
+)
+_MONTH_DAY = re.compile(
+    _CUE + r"\s+(?:on\s+)?(?:\w+day,?\s+)?" + _MONTH_WORD + r"\s+(\d{1,2})(?:st|nd|rd|th)?(?:,?\s+(\d{4}))?",
+    re.IGNORECASE,
+)
 
 
 def _month(word: str) -> int | None:

@@ -10,6 +10,7 @@ stops a poll, leaving the message where it is for the next one."""
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 import logging
 import re
@@ -44,16 +45,23 @@ class ImapConfig:
         """`imaps://user:pass@host:993/INBOX?processed=Processed&quarantine=Quarantine&batch=200`"""
         parts = urlsplit(url)
         if parts.scheme not in ("imap", "imaps"):
-            raise ValueError(f"DRIPPER_IMAP_URL must start with imaps:// or imap:// (got {parts.scheme or 'nothing'}://)")
+            raise ValueError(
+                f"DRIPPER_IMAP_URL must start with imaps:// or imap:// (got {parts.scheme or 'nothing'}://)"
+            )
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         tls = parts.scheme == "imaps"
         return cls(
-            host=parts.hostname or "localhost", port=parts.port or (993 if tls else 143), tls=tls,
+            host=parts.hostname or "localhost",
+            port=parts.port or (993 if tls else 143),
+            tls=tls,
             starttls=not tls and query.get("starttls", "true").lower() in _TRUE,
-            username=unquote(parts.username or ""), password=unquote(parts.password or ""),
-            mailbox=unquote(parts.path.lstrip("/")) or "INBOX", processed=query.get("processed", "Processed"),
+            username=unquote(parts.username or ""),
+            password=unquote(parts.password or ""),
+            mailbox=unquote(parts.path.lstrip("/")) or "INBOX",
+            processed=query.get("processed", "Processed"),
             quarantine=query.get("quarantine", "Quarantine"),
-            verify=query.get("verify", "true").lower() in _TRUE, batch=max(1, int(query.get("batch", "200"))),
+            verify=query.get("verify", "true").lower() in _TRUE,
+            batch=max(1, int(query.get("batch", "200"))),
         )
 
     def context(self) -> ssl.SSLContext:
@@ -109,10 +117,8 @@ def poll(config: ImapConfig, ingestor: Ingestor, at: datetime) -> list[Ingested]
             results.append(result)
             _move(client, uid, _quoted(config.quarantine if result.quarantine else config.processed))
     finally:
-        try:
+        with contextlib.suppress(imaplib.IMAP4.error, OSError):
             client.logout()
-        except (imaplib.IMAP4.error, OSError):
-            pass
     return results
 
 
@@ -130,8 +136,9 @@ def _size(client: imaplib.IMAP4, uid: bytes) -> int | None:
     return int(found.group(1)) if found else None
 
 
-def _ingest_one(client: imaplib.IMAP4, config: ImapConfig, ingestor: Ingestor, uid: bytes,
-                at: datetime) -> Ingested | None:
+def _ingest_one(
+    client: imaplib.IMAP4, config: ImapConfig, ingestor: Ingestor, uid: bytes, at: datetime
+) -> Ingested | None:
     name = f"imap:{config.mailbox}/{uid.decode()}"
     size = _size(client, uid)
     if size is not None and size > parse.MAX_BYTES:  # not fetched whole: its headers tell what it was

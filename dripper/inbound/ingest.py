@@ -14,13 +14,13 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
-from dripper.events import apply_event
 from dripper.inbound import parse
 from dripper.inbound.classify import Classification, classify, own_words, text_of
 from dripper.inbound.dates import return_date
 from dripper.inbound.match import Match, match
 from dripper.inbound.notify import Notifier
-from dripper.planner import Planner, hold_until
+from dripper.leads.events import apply_event
+from dripper.planning.planner import Planner, hold_until
 from dripper.store import Store, leadrows
 from dripper.store import touchrows as touch_q
 from dripper.store.db import StoreUnavailable
@@ -80,8 +80,9 @@ class Ingestor:
             log.exception("inbound message %s could not be processed; recorded as unknown", file)
             headers = parse.headers_only(raw)
             reason = f"could not be processed: {type(exc).__name__}: {str(exc)[:200]}"
-            return self._unreadable(parse.Unreadable(headers, parse.message_key(raw, headers), reason), file, at,
-                                    dry_run)
+            return self._unreadable(
+                parse.Unreadable(headers, parse.message_key(raw, headers), reason), file, at, dry_run
+            )
 
     def too_large(self, head: bytes, size: int, file: str, at: datetime) -> Ingested:
         """A message over the size limit, known by its header block alone (IMAP tells the
@@ -115,37 +116,64 @@ class Ingestor:
         could not be verified, for a person to judge (it changed nothing)."""
         if self.notifier is None or not self.notifier.active:
             return False
-        return result.kind == "reply" or (result.suspected_lead is not None
-                                          and result.classified_as in ("reply", "unsubscribe"))
+        return result.kind == "reply" or (
+            result.suspected_lead is not None and result.classified_as in ("reply", "unsubscribe")
+        )
 
     def _unreadable(self, read: parse.Unreadable, file: str, at: datetime, dry_run: bool) -> Ingested:
-        result = Ingested(file=file, kind="unknown", lead=None, status=None, touch=None, matched_by=None,
-                          reason=f"not read: {read.reason}", message_id=read.key, quarantine=True)
+        result = Ingested(
+            file=file,
+            kind="unknown",
+            lead=None,
+            status=None,
+            touch=None,
+            matched_by=None,
+            reason=f"not read: {read.reason}",
+            message_id=read.key,
+            quarantine=True,
+        )
         with self.store.begin() as conn:
             if leadrows.event_for_message(conn, read.key) is not None:
                 result.duplicate = True
             elif not dry_run:
-                leadrows.record_event(conn, None, "unknown", at, "inbound", {
-                    "kind": "unknown", "reason": result.reason, **_sender_and_subject(read.headers)},
-                    message_id=read.key)
+                leadrows.record_event(
+                    conn,
+                    None,
+                    "unknown",
+                    at,
+                    "inbound",
+                    {"kind": "unknown", "reason": result.reason, **_sender_and_subject(read.headers)},
+                    message_id=read.key,
+                )
                 result.applied, result.effect = True, "recorded as unknown; quarantined"
         return result
 
-    def _apply(self, conn: Connection, message: Message, found: Classification, hit: Match, kind: str, key: str,
-               at: datetime) -> str:
-        detail = {"kind": kind, "status": found.status, "reason": found.reason, **_sender_and_subject(message),
-                  "touch": hit.touch["id"] if hit.touch else None}
+    def _apply(
+        self, conn: Connection, message: Message, found: Classification, hit: Match, kind: str, key: str, at: datetime
+    ) -> str:
+        detail = {
+            "kind": kind,
+            "status": found.status,
+            "reason": found.reason,
+            **_sender_and_subject(message),
+            "touch": hit.touch["id"] if hit.touch else None,
+        }
         if not hit.verified:  # never lost, never applied: recorded for a person to look at
             if hit.lead is not None:
-                detail.update(classified_as=found.kind, suspected_lead=hit.lead["email"],
-                              matched_by=hit.how.value if hit.how else None, unverified=hit.doubt)
+                detail.update(
+                    classified_as=found.kind,
+                    suspected_lead=hit.lead["email"],
+                    matched_by=hit.how.value if hit.how else None,
+                    unverified=hit.doubt,
+                )
             leadrows.record_event(conn, None, "unknown", at, "inbound", detail, message_id=key)
             return "recorded as unknown" + (" (unverified: changed nothing)" if hit.lead is not None else "")
         assert hit.lead is not None
         lead = hit.lead
         if kind in _EFFECT:
-            result = apply_event(conn, self.planner, lead, _EFFECT[kind], at, source="inbound", detail=detail,
-                                 message_id=key)
+            result = apply_event(
+                conn, self.planner, lead, _EFFECT[kind], at, source="inbound", detail=detail, message_id=key
+            )
             return f"{_EFFECT[kind]} ({result.suppressed} pending suppressed)"
         if kind == "bounce_soft":
             return self._soft_bounce(conn, lead, hit.touch, detail, key, at)
@@ -160,24 +188,51 @@ class Ingestor:
         leadrows.record_event(conn, lead["id"], kind, at, "inbound", detail, message_id=key)
         return kind
 
-    def _soft_bounce(self, conn: Connection, lead: Mapping[str, Any], touch: Mapping[str, Any] | None,
-                     detail: dict[str, Any], key: str, at: datetime) -> str:
+    def _soft_bounce(
+        self,
+        conn: Connection,
+        lead: Mapping[str, Any],
+        touch: Mapping[str, Any] | None,
+        detail: dict[str, Any],
+        key: str,
+        at: datetime,
+    ) -> str:
         leadrows.record_event(conn, lead["id"], "soft_bounce", at, "inbound", detail, message_id=key)
         window = self.inbound.soft_bounce_window.add_to(at, UTC) - at
         count = leadrows.count_events(conn, lead["id"], "soft_bounce", at - window)
         if count >= self.inbound.soft_bounce_limit:
-            apply_event(conn, self.planner, lead, "bounced", at, source="inbound",
-                        detail={**detail, "escalated_after_soft_bounces": count})
+            apply_event(
+                conn,
+                self.planner,
+                lead,
+                "bounced",
+                at,
+                source="inbound",
+                detail={**detail, "escalated_after_soft_bounces": count},
+            )
             return f"bounced ({count} soft bounces within {self.inbound.soft_bounce_window})"
         if touch is not None:  # it did not arrive: send it again later
-            touch_q.send_again(conn, touch["id"], self.inbound.soft_bounce_retry.add_to(at, UTC),
-                               f"soft_bounce: {detail['status'] or 'temporary'}", at)
+            touch_q.send_again(
+                conn,
+                touch["id"],
+                self.inbound.soft_bounce_retry.add_to(at, UTC),
+                f"soft_bounce: {detail['status'] or 'temporary'}",
+                at,
+            )
         return f"soft_bounce ({count} of {self.inbound.soft_bounce_limit})"
 
 
 def _result(file: str, key: str, found: Classification, hit: Match) -> Ingested:
-    result = Ingested(file=file, kind="unknown", lead=None, status=found.status, touch=None, matched_by=None,
-                      reason=found.reason, message_id=key)
+    result = Ingested(
+        file=file,
+        kind="unknown",
+        lead=None,
+        status=found.status,
+        touch=None,
+        matched_by=None,
+        reason=found.reason,
+        message_id=key,
+    )
     if hit.verified:
         assert hit.lead is not None and hit.how is not None
         result.kind, result.lead, result.matched_by = found.kind, hit.lead["email"], hit.how.value
@@ -194,7 +249,10 @@ def _result(file: str, key: str, found: Classification, hit: Match) -> Ingested:
 
 
 def _sender_and_subject(message: Message) -> dict[str, str]:
-    return {"from": parseaddr(str(message.get("From") or ""))[1][:320], "subject": str(message.get("Subject") or "")[:300]}
+    return {
+        "from": parseaddr(str(message.get("From") or ""))[1][:320],
+        "subject": str(message.get("Subject") or "")[:300],
+    }
 
 
 __all__ = ["Ingested", "Ingestor", "message_key"]

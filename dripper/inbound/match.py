@@ -22,14 +22,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.message import Message
 from email.utils import getaddresses, parseaddr
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Connection
 
+from dripper.channels.email.mime import legacy_message_id
 from dripper.inbound.authenticated import authenticated_sender
 from dripper.inbound.classify import Classification
-from dripper.message import legacy_message_id
 from dripper.store import leadrows
 from dripper.store import touchrows as touch_q
 from dripper.tokens import Tokens
@@ -40,7 +40,7 @@ _TOKEN = re.compile(r"[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}")  # itsdangerous: 
 MAX_REFERENCES = 50  # the newest Message-IDs of a thread looked up; a long References is not proof of more
 
 
-class MatchedBy(str, Enum):
+class MatchedBy(StrEnum):
     """How a message was tied to its lead. The first four are proof; the last two are not."""
 
     VERP = "verp"
@@ -76,8 +76,9 @@ class Match:
 NO_MATCH = Match(None, None, None)
 
 
-def match(conn: Connection, message: Message, found: Classification, tokens: Tokens,
-          trusted_servers: Sequence[str] = ()) -> Match:
+def match(
+    conn: Connection, message: Message, found: Classification, tokens: Tokens, trusted_servers: Sequence[str] = ()
+) -> Match:
     """The best match: the first with proof, else the first without (for a person to see)."""
     doubtful: Match | None = None
     for attempt in (_by_verp, _by_message_id, _by_token):
@@ -163,8 +164,12 @@ def _by_token(conn: Connection, message: Message, found: Classification, tokens:
 def _by_report_recipient(conn: Connection, found: Classification) -> Match | None:
     for address in found.recipients[:20]:
         if (lead := leadrows.by_email(conn, address)) is not None:
-            return Match(lead, None, MatchedBy.REPORT_RECIPIENT,
-                         f"a report naming {address} without our VERP address or one of our Message-IDs")
+            return Match(
+                lead,
+                None,
+                MatchedBy.REPORT_RECIPIENT,
+                f"a report naming {address} without our VERP address or one of our Message-IDs",
+            )
     return None
 
 
@@ -176,10 +181,12 @@ def _by_sender(conn: Connection, message: Message, found: Classification, truste
         return None
     if authenticated_sender(message, trusted) == lead["email"]:
         return Match(lead, None, MatchedBy.AUTHENTICATED_SENDER)
-    why = ("no trusted receiving server authenticated its From address" if trusted else
-           "its From address is unauthenticated (list your receiving server in inbound.trusted_authserv_ids)")
-    return Match(lead, None, MatchedBy.SENDER,
-                 f"from {address} but not a reply to our mail: {why}")
+    why = (
+        "no trusted receiving server authenticated its From address"
+        if trusted
+        else "its From address is unauthenticated (list your receiving server in inbound.trusted_authserv_ids)"
+    )
+    return Match(lead, None, MatchedBy.SENDER, f"from {address} but not a reply to our mail: {why}")
 
 
 __all__ = ["NO_MATCH", "Match", "MatchedBy", "match"]

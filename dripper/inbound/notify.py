@@ -6,17 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
-from datetime import datetime
 from typing import Any
 
-from dripper.campaigns import CampaignFile
-from dripper.compose import safe_name
+from dripper.campaign.model import CampaignFile
+from dripper.channels.compose import safe_name
+from dripper.channels.email.transports import Envelope, SendError, make_transport
 from dripper.settings import Settings
-from dripper.transports import Envelope, SendError, make_transport
 
 log = logging.getLogger("dripper.inbound")
 
@@ -50,10 +50,12 @@ class Notifier:
             note = f"{result.lead} replied; their sequence is stopped. The reply is attached.\n"
         else:  # it proves nothing: a person decides (`dripper event EMAIL replied|unsubscribed`)
             message["Subject"] = f"Unverified {result.classified_as} claiming to be from {result.suspected_lead}"
-            note = (f"This {result.classified_as} claims to be from {result.suspected_lead}, but it is no reply to our "
-                    f"mail and its sender is not authenticated, so it changed nothing ({result.reason}). If it is "
-                    f"genuine, record it with `dripper event {result.suspected_lead} "
-                    f"{'unsubscribed' if result.classified_as == 'unsubscribe' else 'replied'}`. It is attached.\n")
+            note = (
+                f"This {result.classified_as} claims to be from {result.suspected_lead}, but it is no reply to our "
+                f"mail and its sender is not authenticated, so it changed nothing ({result.reason}). If it is "
+                f"genuine, record it with `dripper event {result.suspected_lead} "
+                f"{'unsubscribed' if result.classified_as == 'unsubscribe' else 'replied'}`. It is attached.\n"
+            )
         message["Date"] = format_datetime(at)
         message["Message-ID"] = make_msgid(domain=sender.domain)
         message["Auto-Submitted"] = "auto-generated"  # so nothing auto-replies to it in a loop
@@ -61,10 +63,15 @@ class Notifier:
         # message/rfc822 may not be base64-encoded (RFC 2046): attach the parsed message.
         message.add_attachment(message_from_bytes(raw, policy=SMTP))
         transport = make_transport(self.settings.smtp_url, self.settings.outbox_dir, 1)
-        envelope = Envelope(sender.address, self.notify.forward_to or "", message.as_bytes(),
-                            # the forward's own Message-ID: two replies never share a file
-                            safe_name("reply-from", result.lead or result.suspected_lead or "unknown",
-                                      str(message["Message-ID"]).strip("<>")))
+        envelope = Envelope(
+            sender.address,
+            self.notify.forward_to or "",
+            message.as_bytes(),
+            # the forward's own Message-ID: two replies never share a file
+            safe_name(
+                "reply-from", result.lead or result.suspected_lead or "unknown", str(message["Message-ID"]).strip("<>")
+            ),
+        )
 
         async def send() -> None:
             await transport.open()

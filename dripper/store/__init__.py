@@ -3,4 +3,15 @@
 from dripper.store.db import Store, StoreUnavailable, open_store
 from dripper.store.tables import STATES, campaign_versions, events, leads, meta, send_counters, touches
 
-__all__ = ["Store", "StoreUnavailable", "open_store", "STATES", "leads", "touches", "events", "campaign_versions", "meta", "send_counters"]
+__all__ = [
+    "STATES",
+    "Store",
+    "StoreUnavailable",
+    "campaign_versions",
+    "events",
+    "leads",
+    "meta",
+    "open_store",
+    "send_counters",
+    "touches",
+]

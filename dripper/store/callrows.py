@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any
 
 from sqlalchemy import Connection, RowMapping, select, update
 
@@ -17,15 +18,30 @@ def add(conn: Connection, rows: Sequence[dict[str, Any]], now: datetime) -> None
     """Tasks for call touches that fell due (touch_id, lead_id, day, owner, talking_points);
     a task that exists already (a resend) is kept as it is."""
     if rows:
-        conn.execute(upsert.insert(conn, calls).on_conflict_do_nothing(),
-                     [{**row, "created_at": now} for row in rows])
+        conn.execute(upsert.insert(conn, calls).on_conflict_do_nothing(), [{**row, "created_at": now} for row in rows])
 
 
-def listing(conn: Connection, day: str | None = None, owner: str | None = None, open_only: bool = False,
-            lead_id: int | None = None, limit: int | None = None) -> list[RowMapping]:
+def listing(
+    conn: Connection,
+    day: str | None = None,
+    owner: str | None = None,
+    open_only: bool = False,
+    lead_id: int | None = None,
+    limit: int | None = None,
+) -> list[RowMapping]:
     query = (
-        select(calls, touches.c.campaign, touches.c.step_id, touches.c.due_at, leads.c.email, leads.c.first_name,
-               leads.c.last_name, leads.c.company, leads.c.attrs, leads.c.timezone)
+        select(
+            calls,
+            touches.c.campaign,
+            touches.c.step_id,
+            touches.c.due_at,
+            leads.c.email,
+            leads.c.first_name,
+            leads.c.last_name,
+            leads.c.company,
+            leads.c.attrs,
+            leads.c.timezone,
+        )
         .join(touches, touches.c.id == calls.c.touch_id)
         .join(leads, leads.c.id == calls.c.lead_id)
     )
@@ -49,8 +65,11 @@ def days_touched(conn: Connection, touch_ids: Sequence[int]) -> set[str]:
 
 def latest_open(conn: Connection, lead_id: int, campaign: str | None = None) -> RowMapping | None:
     """The call the outcome is about: the lead's most recent task without an outcome."""
-    query = (select(calls, touches.c.campaign, touches.c.step_id).join(touches, touches.c.id == calls.c.touch_id)
-             .where(calls.c.lead_id == lead_id, calls.c.outcome.is_(None)))
+    query = (
+        select(calls, touches.c.campaign, touches.c.step_id)
+        .join(touches, touches.c.id == calls.c.touch_id)
+        .where(calls.c.lead_id == lead_id, calls.c.outcome.is_(None))
+    )
     if campaign:
         query = query.where(touches.c.campaign == campaign)
     row = conn.execute(query.order_by(calls.c.day.desc(), calls.c.touch_id.desc()).limit(1)).first()
@@ -58,8 +77,7 @@ def latest_open(conn: Connection, lead_id: int, campaign: str | None = None) -> 
 
 
 def record_outcome(conn: Connection, touch_id: int, outcome: str, note: str | None, at: datetime) -> None:
-    conn.execute(update(calls).where(calls.c.touch_id == touch_id)
-                 .values(outcome=outcome, note=note, outcome_at=at))
+    conn.execute(update(calls).where(calls.c.touch_id == touch_id).values(outcome=outcome, note=note, outcome_at=at))
 
 
-__all__ = ["OUTCOMES", "add", "listing", "days_touched", "latest_open", "record_outcome"]
+__all__ = ["OUTCOMES", "add", "days_touched", "latest_open", "listing", "record_outcome"]

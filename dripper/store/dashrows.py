@@ -4,8 +4,9 @@ thousand leads or a million (the funnel counts of `report.funnel` excepted)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import Connection, RowMapping, and_, case, func, literal, select, text
 from sqlalchemy.sql import ColumnElement
@@ -28,25 +29,41 @@ def planned_by_day(conn: Connection, bounds: Sequence[datetime]) -> list[tuple[s
     One aggregate; the day is found by a CASE on the bounds, so local days need no SQL
     time zone support."""
     day = case(*((touches.c.due_at < bound, i) for i, bound in enumerate(bounds[1:])), else_=len(bounds) - 1)
-    query = (select(touches.c.campaign, touches.c.step_id, touches.c.channel, day.label("day"), func.count())
-             .where(_window(bounds[0], bounds[-1]))
-             .group_by(touches.c.campaign, touches.c.step_id, touches.c.channel, day))
+    query = (
+        select(touches.c.campaign, touches.c.step_id, touches.c.channel, day.label("day"), func.count())
+        .where(_window(bounds[0], bounds[-1]))
+        .group_by(touches.c.campaign, touches.c.step_id, touches.c.channel, day)
+    )
     return [(c, s, ch, d, n) for c, s, ch, d, n in conn.execute(query)]
 
 
-def later_candidates(conn: Connection, start: datetime, end: datetime,
-                     cutoffs: Mapping[tuple[str, str], datetime]) -> list[int]:
+def later_candidates(
+    conn: Connection, start: datetime, end: datetime, cutoffs: Mapping[tuple[str, str], datetime]
+) -> list[int]:
     """The leads whose touch due in the window is the pending one of their current track
     (campaign, step) and who entered the stage before that step's cutoff: only they can
     have a later step of the track due in the window too (see `dashboard.later_cutoffs`)."""
     if not cutoffs:
         return []
-    cutoff = case(*((and_(touches.c.campaign == c, touches.c.step_id == s), literal(at, UTCDateTime()))
-                    for (c, s), at in cutoffs.items()), else_=None)
-    query = (select(touches.c.lead_id).distinct().join(leads, leads.c.id == touches.c.lead_id)
-             .where(_window(start, end), touches.c.campaign == leads.c.campaign, touches.c.stage == leads.c.stage,
-                    leads.c.stage_entered_at < cutoff)
-             .order_by(touches.c.lead_id))
+    cutoff = case(
+        *(
+            (and_(touches.c.campaign == c, touches.c.step_id == s), literal(at, UTCDateTime()))
+            for (c, s), at in cutoffs.items()
+        ),
+        else_=None,
+    )
+    query = (
+        select(touches.c.lead_id)
+        .distinct()
+        .join(leads, leads.c.id == touches.c.lead_id)
+        .where(
+            _window(start, end),
+            touches.c.campaign == leads.c.campaign,
+            touches.c.stage == leads.c.stage,
+            leads.c.stage_entered_at < cutoff,
+        )
+        .order_by(touches.c.lead_id)
+    )
     return list(conn.scalars(query))
 
 
@@ -64,20 +81,36 @@ def recent_events(conn: Connection, kinds: Iterable[str], limit: int) -> list[Ro
     """The last `limit` events of these kinds recorded for a lead, newest first, with the
     lead's name. "Last recorded" (the primary key, read backwards) rather than the latest
     `at`: events carry no index on `at` alone, and this stops after `limit` rows."""
-    query = (select(events.c.id, events.c.lead_id, events.c.kind, events.c.at, events.c.source, events.c.detail,
-                    leads.c.email, leads.c.first_name, leads.c.last_name, leads.c.company)
-             .join(leads, leads.c.id == events.c.lead_id)
-             .where(events.c.kind.in_(list(kinds)))
-             .order_by(events.c.id.desc()).limit(limit))
+    query = (
+        select(
+            events.c.id,
+            events.c.lead_id,
+            events.c.kind,
+            events.c.at,
+            events.c.source,
+            events.c.detail,
+            leads.c.email,
+            leads.c.first_name,
+            leads.c.last_name,
+            leads.c.company,
+        )
+        .join(leads, leads.c.id == events.c.lead_id)
+        .where(events.c.kind.in_(list(kinds)))
+        .order_by(events.c.id.desc())
+        .limit(limit)
+    )
     return [row._mapping for row in conn.execute(query)]
 
 
 def inbound_to_review(conn: Connection, limit: int) -> list[RowMapping]:
     """The last `limit` inbound messages that changed no lead (event `unknown`, no lead):
     strangers, unverified claims, messages that could not be read. Newest first."""
-    query = (select(events.c.id, events.c.at, events.c.detail)
-             .where(events.c.kind == "unknown", events.c.lead_id.is_(None), events.c.source == "inbound")
-             .order_by(events.c.id.desc()).limit(limit))
+    query = (
+        select(events.c.id, events.c.at, events.c.detail)
+        .where(events.c.kind == "unknown", events.c.lead_id.is_(None), events.c.source == "inbound")
+        .order_by(events.c.id.desc())
+        .limit(limit)
+    )
     return [row._mapping for row in conn.execute(query)]
 
 
@@ -94,13 +127,17 @@ def _code_point_order(conn: Connection) -> bool:
     if conn.dialect.name != "postgresql":
         return True  # SQLite compares with BINARY unless told otherwise, and leads.email is not
     if (conn.dialect.server_version_info or (0,)) < (15,):  # no datlocprovider: libc collations only
-        return conn.scalar(text("SELECT datcollate FROM pg_database WHERE datname = current_database()")) \
+        return (
+            conn.scalar(text("SELECT datcollate FROM pg_database WHERE datname = current_database()"))
             in _CODE_POINT_ORDER
-    row = conn.execute(text("SELECT datcollate, datlocprovider FROM pg_database "
-                            "WHERE datname = current_database()")).first()
+        )
+    row = conn.execute(
+        text("SELECT datcollate, datlocprovider FROM pg_database WHERE datname = current_database()")
+    ).first()
     # libc: as datcollate says; builtin (PostgreSQL 17): code point order; ICU: never.
-    return row is not None and (row.datlocprovider == "b" or
-                                (row.datlocprovider == "c" and row.datcollate in _CODE_POINT_ORDER))
+    return row is not None and (
+        row.datlocprovider == "b" or (row.datlocprovider == "c" and row.datcollate in _CODE_POINT_ORDER)
+    )
 
 
 def _successor(prefix: str) -> str | None:
@@ -127,10 +164,14 @@ def search_leads(conn: Connection, query: str, limit: int) -> list[RowMapping]:
     found = [row._mapping for row in conn.execute(prefix.order_by(leads.c.email).limit(limit))]
     if len(found) < limit and "@" not in needle:  # an address is looked up by the index alone; a name is scanned for
         name = func.lower(leads.c.first_name + " " + leads.c.last_name)
-        others = (select(leads)
-                  .where(name.contains(needle, autoescape=True)
-                         | func.lower(leads.c.company).contains(needle, autoescape=True))
-                  .order_by(leads.c.id).limit(limit))
+        others = (
+            select(leads)
+            .where(
+                name.contains(needle, autoescape=True) | func.lower(leads.c.company).contains(needle, autoescape=True)
+            )
+            .order_by(leads.c.id)
+            .limit(limit)
+        )
         seen = {row["id"] for row in found}
         for row in conn.execute(others):
             if row.id not in seen and len(found) < limit:
@@ -145,15 +186,22 @@ def latest_leads(conn: Connection, limit: int) -> list[RowMapping]:
 
 def leads_by_stage(conn: Connection) -> dict[str, int]:
     query = select(leads.c.stage, func.count()).group_by(leads.c.stage)
-    return {stage: n for stage, n in conn.execute(query)}
+    return {row[0]: row[1] for row in conn.execute(query)}
 
 
 def calls_by_day_owner(conn: Connection, day: str | None = None, owner: str | None = None) -> list[RowMapping]:
     """(day, owner, open, done) for the call tasks, by day and owner."""
     is_open = case((calls.c.outcome.is_(None), 1), else_=0)
-    query = (select(calls.c.day, calls.c.owner, func.sum(is_open).label("open"),
-                    (func.count() - func.sum(is_open)).label("done"))
-             .group_by(calls.c.day, calls.c.owner).order_by(calls.c.day, calls.c.owner))
+    query = (
+        select(
+            calls.c.day,
+            calls.c.owner,
+            func.sum(is_open).label("open"),
+            (func.count() - func.sum(is_open)).label("done"),
+        )
+        .group_by(calls.c.day, calls.c.owner)
+        .order_by(calls.c.day, calls.c.owner)
+    )
     if day is not None:
         query = query.where(calls.c.day == day)
     if owner is not None:
@@ -161,5 +209,14 @@ def calls_by_day_owner(conn: Connection, day: str | None = None, owner: str | No
     return [row._mapping for row in conn.execute(query)]
 
 
-__all__ = ["planned_by_day", "later_candidates", "touches_of", "recent_events", "touch_steps", "search_leads", "latest_leads",
-           "leads_by_stage", "calls_by_day_owner"]
+__all__ = [
+    "calls_by_day_owner",
+    "later_candidates",
+    "latest_leads",
+    "leads_by_stage",
+    "planned_by_day",
+    "recent_events",
+    "search_leads",
+    "touch_steps",
+    "touches_of",
+]

@@ -14,9 +14,9 @@ import logging
 import os
 import secrets
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from sqlalchemy import Connection, Engine, create_engine, event, select, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
@@ -117,11 +117,12 @@ def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
 
 
 def make_engine(url: str) -> Engine:
-    if url.startswith("postgresql://") or url.startswith("postgres://"):
+    if url.startswith(("postgresql://", "postgres://")):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
+
         # pysqlite's own transaction handling defers BEGIN; take the write lock at the
         # start of every transaction so read-then-write never deadlocks between processes.
         @event.listens_for(engine, "begin")
@@ -149,8 +150,13 @@ def sqlite_path(store: Store) -> Path | None:
     """The SQLite database's file, or None (PostgreSQL, in memory, or a URI filename)."""
     url = store.engine.url
     database = url.database
-    if store.is_postgres or not database or database == ":memory:" or url.query.get("uri") or \
-            database.startswith("file:"):
+    if (
+        store.is_postgres
+        or not database
+        or database == ":memory:"
+        or url.query.get("uri")
+        or database.startswith("file:")
+    ):
         return None
     return Path(database)
 
@@ -187,9 +193,13 @@ def _private_sqlite_files(store: Store) -> None:
         return
     for file in (path, *(Path(f"{path}{suffix}") for suffix in SQLITE_COMPANIONS)):
         if (mode := open_to_others(file)) is not None:
-            log.warning("%s has mode %04o: other users can read it, and it holds the token-signing secret (unless "
-                        "DRIPPER_SECRET is set) and the leads' personal data; restrict it with: chmod 600 %s",
-                        file, mode, file)
+            log.warning(
+                "%s has mode %04o: other users can read it, and it holds the token-signing secret (unless "
+                "DRIPPER_SECRET is set) and the leads' personal data; restrict it with: chmod 600 %s",
+                file,
+                mode,
+                file,
+            )
 
 
 @contextlib.contextmanager
@@ -239,18 +249,17 @@ def migrate(store: Store) -> None:
         from alembic import command  # imported only when there is work to do
         from alembic.config import Config
 
-        with store.engine.connect() as conn:
-            with _postgres_migration_lock(store, conn):
-                conn.commit()
-                if _current_revision(conn) == HEAD:
-                    conn.rollback()
-                    return
+        with store.engine.connect() as conn, _postgres_migration_lock(store, conn):
+            conn.commit()
+            if _current_revision(conn) == HEAD:
                 conn.rollback()
-                config = Config()
-                config.set_main_option("script_location", str(MIGRATIONS))
-                config.attributes["connection"] = conn
-                command.upgrade(config, "head")
-                conn.commit()
+                return
+            conn.rollback()
+            config = Config()
+            config.set_main_option("script_location", str(MIGRATIONS))
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+            conn.commit()
 
 
 def open_store(url: str) -> Store:
@@ -261,5 +270,7 @@ def open_store(url: str) -> Store:
         migrate(store)
     except OperationalError as exc:
         store.dispose()
-        raise StoreUnavailable(f"cannot open database {store.engine.url.render_as_string(hide_password=True)}: {exc.orig}") from exc
+        raise StoreUnavailable(
+            f"cannot open database {store.engine.url.render_as_string(hide_password=True)}: {exc.orig}"
+        ) from exc
     return store

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from sqlalchemy import Connection, RowMapping, insert, select, update
 from sqlalchemy.sql import ColumnElement
@@ -61,10 +62,18 @@ def matching(conn: Connection, which: ColumnElement[bool], chunk: int = 5000) ->
         last = rows[-1].id
 
 
-def record_event(conn: Connection, lead_id: int | None, kind: str, at: datetime, source: str,
-                 detail: dict[str, Any] | None = None, message_id: str | None = None) -> None:
-    conn.execute(insert(events).values(lead_id=lead_id, kind=kind, at=at, source=source, detail=detail,
-                                       message_id=message_id))
+def record_event(
+    conn: Connection,
+    lead_id: int | None,
+    kind: str,
+    at: datetime,
+    source: str,
+    detail: dict[str, Any] | None = None,
+    message_id: str | None = None,
+) -> None:
+    conn.execute(
+        insert(events).values(lead_id=lead_id, kind=kind, at=at, source=source, detail=detail, message_id=message_id)
+    )
 
 
 def event_for_message(conn: Connection, message_id: str) -> RowMapping | None:
@@ -75,8 +84,12 @@ def event_for_message(conn: Connection, message_id: str) -> RowMapping | None:
 def count_events(conn: Connection, lead_id: int, kind: str, since: datetime) -> int:
     from sqlalchemy import func
 
-    return conn.scalar(select(func.count()).where(events.c.lead_id == lead_id, events.c.kind == kind,
-                                                  events.c.at >= since)) or 0
+    return (
+        conn.scalar(
+            select(func.count()).where(events.c.lead_id == lead_id, events.c.kind == kind, events.c.at >= since)
+        )
+        or 0
+    )
 
 
 def events_for(conn: Connection, lead_id: int) -> list[dict[str, Any]]:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-from typing import IO, Iterator
+from collections.abc import Iterator
+from typing import IO
 
 from sqlalchemy import text
 
@@ -91,4 +92,4 @@ class ProcessLock:
             self._handle = None
 
 
-__all__ = ["held", "ProcessLock"]
+__all__ = ["ProcessLock", "held"]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any
 
 from sqlalchemy import Connection, RowMapping, func, select, update
 
@@ -14,8 +15,12 @@ from dripper.store.tables import leads, letter_batches, letters, touches
 def open_batch(conn: Connection, day: str, now: datetime) -> str:
     """The batch that takes a day's letters now: the day's first batch not yet mailed,
     else a new one (`DAY`, then `DAY-2`, …)."""
-    query = (select(letter_batches.c.id).where(letter_batches.c.day == day, letter_batches.c.mailed_at.is_(None))
-             .order_by(letter_batches.c.created_at, letter_batches.c.id).limit(1))
+    query = (
+        select(letter_batches.c.id)
+        .where(letter_batches.c.day == day, letter_batches.c.mailed_at.is_(None))
+        .order_by(letter_batches.c.created_at, letter_batches.c.id)
+        .limit(1)
+    )
     while True:
         found = conn.scalar(query)
         if found is not None:
@@ -23,19 +28,26 @@ def open_batch(conn: Connection, day: str, now: datetime) -> str:
         taken = conn.scalar(select(func.count()).where(letter_batches.c.day == day)) or 0
         batch = day if taken == 0 else f"{day}-{taken + 1}"
         # Two workers may open it at once: the second one's insert does nothing.
-        conn.execute(upsert.insert(conn, letter_batches).on_conflict_do_nothing(),
-                     {"id": batch, "day": day, "created_at": now, "version": 0, "built_version": 0})
+        conn.execute(
+            upsert.insert(conn, letter_batches).on_conflict_do_nothing(),
+            {"id": batch, "day": day, "created_at": now, "version": 0, "built_version": 0},
+        )
 
 
 def add_letters(conn: Connection, rows: Sequence[dict[str, Any]], day: str, now: datetime) -> str:
     """Put produced letters (touch_id, file, pages, format, address, sort_key) into the
     day's open batch; a letter already in a batch stays where it is."""
     batch = open_batch(conn, day, now)
-    result = conn.execute(upsert.insert(conn, letters).on_conflict_do_nothing(),
-                          [{**row, "batch_id": batch, "created_at": now} for row in rows])
+    result = conn.execute(
+        upsert.insert(conn, letters).on_conflict_do_nothing(),
+        [{**row, "batch_id": batch, "created_at": now} for row in rows],
+    )
     added = result.rowcount if result.rowcount is not None and result.rowcount >= 0 else len(rows)
-    conn.execute(update(letter_batches).where(letter_batches.c.id == batch)
-                 .values(version=letter_batches.c.version + max(added, 1)))
+    conn.execute(
+        update(letter_batches)
+        .where(letter_batches.c.id == batch)
+        .values(version=letter_batches.c.version + max(added, 1))
+    )
     return batch
 
 
@@ -49,8 +61,15 @@ def in_batch(conn: Connection, batch: str) -> list[RowMapping]:
     """The batch's letters in print order: by country and postal code (presorted mail
     costs less), then lead."""
     query = (
-        select(letters, touches.c.campaign, touches.c.step_id, leads.c.email, leads.c.first_name,
-               leads.c.last_name, leads.c.id.label("lead_id"))
+        select(
+            letters,
+            touches.c.campaign,
+            touches.c.step_id,
+            leads.c.email,
+            leads.c.first_name,
+            leads.c.last_name,
+            leads.c.id.label("lead_id"),
+        )
         .join(touches, touches.c.id == letters.c.touch_id)
         .join(leads, leads.c.id == touches.c.lead_id)
         .where(letters.c.batch_id == batch)
@@ -60,16 +79,20 @@ def in_batch(conn: Connection, batch: str) -> list[RowMapping]:
 
 
 def mark_built(conn: Connection, batch: str, version: int, count: int, pages: int, now: datetime) -> None:
-    conn.execute(update(letter_batches).where(letter_batches.c.id == batch,
-                                              letter_batches.c.built_version < version)
-                 .values(built_version=version, built_at=now, letters=count, pages=pages))
+    conn.execute(
+        update(letter_batches)
+        .where(letter_batches.c.id == batch, letter_batches.c.built_version < version)
+        .values(built_version=version, built_at=now, letters=count, pages=pages)
+    )
 
 
 def mark_mailed(conn: Connection, batch: str, now: datetime, by: str) -> bool:
     """Record the hand-off to the post; False when there is no such open batch."""
-    result = conn.execute(update(letter_batches)
-                          .where(letter_batches.c.id == batch, letter_batches.c.mailed_at.is_(None))
-                          .values(mailed_at=now, mailed_by=by))
+    result = conn.execute(
+        update(letter_batches)
+        .where(letter_batches.c.id == batch, letter_batches.c.mailed_at.is_(None))
+        .values(mailed_at=now, mailed_by=by)
+    )
     return bool(result.rowcount)
 
 
@@ -100,11 +123,25 @@ def set_provider_ref(conn: Connection, touch_id: int, ref: str) -> None:
 def for_touches(conn: Connection, touch_ids: Sequence[int]) -> dict[int, RowMapping]:
     if not touch_ids:
         return {}
-    query = (select(letters, letter_batches.c.mailed_at)
-             .join(letter_batches, letter_batches.c.id == letters.c.batch_id)
-             .where(letters.c.touch_id.in_(list(touch_ids))))
+    query = (
+        select(letters, letter_batches.c.mailed_at)
+        .join(letter_batches, letter_batches.c.id == letters.c.batch_id)
+        .where(letters.c.touch_id.in_(list(touch_ids)))
+    )
     return {row.touch_id: row._mapping for row in conn.execute(query)}
 
 
-__all__ = ["open_batch", "add_letters", "stale", "in_batch", "mark_built", "mark_mailed", "get", "listing", "open_batches",
-           "unsubmitted", "set_provider_ref", "for_touches"]
+__all__ = [
+    "add_letters",
+    "for_touches",
+    "get",
+    "in_batch",
+    "listing",
+    "mark_built",
+    "mark_mailed",
+    "open_batch",
+    "open_batches",
+    "set_provider_ref",
+    "stale",
+    "unsubmitted",
+]

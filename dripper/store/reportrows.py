@@ -9,24 +9,44 @@ index probe per event (`uq_touch_key` leads with lead_id), not a join of all tou
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Iterator
+from typing import Any
 
 from sqlalchemy import (
-    BigInteger, Column, Connection, MetaData, String, Table, and_, case, cast, func, insert, literal_column, or_,
-    select, text, true,
+    BigInteger,
+    Column,
+    Connection,
+    MetaData,
+    String,
+    Table,
+    and_,
+    case,
+    cast,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    text,
+    true,
 )
 from sqlalchemy.schema import CreateTable, DropTable
 from sqlalchemy.sql import ColumnElement, Select
 
+from dripper.campaign.timing import Duration
 from dripper.store.tables import Id, UTCDateTime, events, leads, touches
-from dripper.timing import Duration
 
 # The event kinds the report counts, each with the figure it is counted as.
-OUTCOMES = {"replied": "replies", "converted": "conversions", "unsubscribed": "unsubscribes",
-            "bounced": "bounces", "complained": "complaints"}
+OUTCOMES = {
+    "replied": "replies",
+    "converted": "conversions",
+    "unsubscribed": "unsubscribes",
+    "bounced": "bounces",
+    "complained": "complaints",
+}
 
 
 @contextmanager
@@ -55,19 +75,21 @@ def enrolled_by_campaign(conn: Connection) -> dict[str, int]:
     1,000,000 leads)."""
     pairs = select(touches.c.lead_id, touches.c.campaign).group_by(touches.c.lead_id, touches.c.campaign).subquery()
     query = select(pairs.c.campaign, func.count()).group_by(pairs.c.campaign)
-    return {campaign: n for campaign, n in conn.execute(query)}
+    return {row[0]: row[1] for row in conn.execute(query)}
 
 
-def _within(conn: Connection, at: ColumnElement[Any], sent_at: ColumnElement[Any],
-            window: Duration) -> ColumnElement[bool]:
+def _within(
+    conn: Connection, at: ColumnElement[Any], sent_at: ColumnElement[Any], window: Duration
+) -> ColumnElement[bool]:
     """`at` is no later than `window` after `sent_at` (calendar months and days in UTC)."""
     if conn.dialect.name == "postgresql":
         span = literal_column(f"interval '{window.months} months {window.days} days {window.seconds} seconds'")
         return at <= sent_at + span
     # SQLite keeps times as text: compared as Julian day numbers, with the window applied
     # by SQLite's own date modifiers.
-    return func.julianday(at) <= func.julianday(sent_at, f"+{window.months} months", f"+{window.days} days",
-                                                f"+{window.seconds} seconds")
+    return func.julianday(at) <= func.julianday(
+        sent_at, f"+{window.months} months", f"+{window.days} days", f"+{window.seconds} seconds"
+    )
 
 
 def _days(conn: Connection, later: ColumnElement[Any], earlier: ColumnElement[Any]) -> ColumnElement[float]:
@@ -93,22 +115,35 @@ def _attributed(conn: Connection, window: Duration) -> Select[Any]:
     every touch (6 million rows at 1,000,000 leads) for 100,000 events."""
     # In lead order: the probes then walk `uq_touch_key` from one end to the other, rather
     # than all over it (a report with a cold cache spent seconds reading its pages).
-    ev = (select(events.c.id, events.c.lead_id, events.c.kind, events.c.at, events.c.detail)
-          .where(events.c.kind.in_(list(OUTCOMES)), events.c.lead_id.is_not(None))
-          .order_by(events.c.lead_id).subquery("ev"))
+    ev = (
+        select(events.c.id, events.c.lead_id, events.c.kind, events.c.at, events.c.detail)
+        .where(events.c.kind.in_(list(OUTCOMES)), events.c.lead_id.is_not(None))
+        .order_by(events.c.lead_id)
+        .subquery("ev")
+    )
     named = cast(ev.c.detail["touch"].as_string(), BigInteger)
     last = touches.alias("last_sent")
-    latest = and_(last.c.lead_id == ev.c.lead_id, last.c.state == "sent", last.c.sent_at < ev.c.at,
-                  _within(conn, ev.c.at, last.c.sent_at, window))
+    latest = and_(
+        last.c.lead_id == ev.c.lead_id,
+        last.c.state == "sent",
+        last.c.sent_at < ev.c.at,
+        _within(conn, ev.c.at, last.c.sent_at, window),
+    )
     newest_first = (last.c.sent_at.desc(), last.c.id.desc())
     if conn.dialect.name == "postgresql":
         by_id = touches.alias("named_touch")
         # LIMIT 1 keeps it a probe: PostgreSQL turns a LATERAL subquery without one into a
         # plain join, and merged every touch by id with the events.
-        named_touch = (select(by_id.c.campaign, by_id.c.step_id).where(by_id.c.id == named).limit(1)
-                       .lateral("named_touch"))
-        last_touch = (select(last.c.campaign, last.c.step_id).where(named.is_(None), latest)
-                      .order_by(*newest_first).limit(1).lateral("last_touch"))
+        named_touch = (
+            select(by_id.c.campaign, by_id.c.step_id).where(by_id.c.id == named).limit(1).lateral("named_touch")
+        )
+        last_touch = (
+            select(last.c.campaign, last.c.step_id)
+            .where(named.is_(None), latest)
+            .order_by(*newest_first)
+            .limit(1)
+            .lateral("last_touch")
+        )
         source = ev.outerjoin(named_touch, true()).outerjoin(last_touch, true())
         campaign = func.coalesce(named_touch.c.campaign, last_touch.c.campaign)
         step = func.coalesce(named_touch.c.step_id, last_touch.c.step_id)
@@ -124,13 +159,20 @@ def _attributed(conn: Connection, window: Duration) -> Select[Any]:
     # A conversion's first touch sent in its campaign, found here, while the lead's touches
     # were just read for the one it answers.
     sent = touches.alias("sent")
-    first_sent = (select(func.min(sent.c.sent_at))
-                  .where(sent.c.lead_id == ev.c.lead_id, sent.c.campaign == counted_in, sent.c.state == "sent",
-                         sent.c.sent_at <= ev.c.at)
-                  .correlate_except(sent).scalar_subquery())
-    return (select(ev.c.id, ev.c.lead_id, ev.c.kind, ev.c.at, counted_in, step,
-                   case((ev.c.kind == "converted", first_sent)))
-            .select_from(source))
+    first_sent = (
+        select(func.min(sent.c.sent_at))
+        .where(
+            sent.c.lead_id == ev.c.lead_id,
+            sent.c.campaign == counted_in,
+            sent.c.state == "sent",
+            sent.c.sent_at <= ev.c.at,
+        )
+        .correlate_except(sent)
+        .scalar_subquery()
+    )
+    return select(
+        ev.c.id, ev.c.lead_id, ev.c.kind, ev.c.at, counted_in, step, case((ev.c.kind == "converted", first_sent))
+    ).select_from(source)
 
 
 @dataclass(frozen=True)
@@ -154,7 +196,8 @@ class Outcomes:
 # read twice. A temporary table, as the count of what is to come uses (touchrows).
 _temp = MetaData()
 report_outcomes = Table(
-    "report_outcomes", _temp,
+    "report_outcomes",
+    _temp,
     Column("event_id", Id, nullable=False),
     Column("lead_id", Id, nullable=False),
     Column("kind", String(32), nullable=False),
@@ -171,13 +214,17 @@ def outcomes(conn: Connection, window: Duration) -> Outcomes:
     and the time from first touch to conversion."""
     conn.execute(DropTable(report_outcomes, if_exists=True))
     conn.execute(CreateTable(report_outcomes))
-    conn.execute(insert(report_outcomes).from_select(
-        ["event_id", "lead_id", "kind", "at", "campaign", "step_id", "first_sent"], _attributed(conn, window)))
+    conn.execute(
+        insert(report_outcomes).from_select(
+            ["event_id", "lead_id", "kind", "at", "campaign", "step_id", "first_sent"], _attributed(conn, window)
+        )
+    )
     if conn.dialect.name == "postgresql":  # autovacuum never sees temporary tables
         conn.execute(text("ANALYZE report_outcomes"))
     rows = report_outcomes
-    query = (select(rows.c.campaign, rows.c.step_id, rows.c.kind, func.count())
-             .group_by(rows.c.campaign, rows.c.step_id, rows.c.kind))
+    query = select(rows.c.campaign, rows.c.step_id, rows.c.kind, func.count()).group_by(
+        rows.c.campaign, rows.c.step_id, rows.c.kind
+    )
     out = Outcomes({}, {}, {})
     for campaign, step, kind, n in conn.execute(query):
         if step is not None:
@@ -196,29 +243,44 @@ def _time_to_conversion(conn: Connection) -> dict[str, TimeToConversion]:
     The conversion's campaign is the one it is counted in (see `_attributed`). Ranked in
     the database: only the rows at the two percentiles' ranks come back."""
     rows = report_outcomes
-    first_conversion = (select(rows.c.campaign, rows.c.at, rows.c.first_sent,
-                               func.row_number().over(partition_by=rows.c.lead_id,
-                                                      order_by=(rows.c.at, rows.c.event_id)).label("n"))
-                        .where(rows.c.kind == "converted").subquery("first_conversion"))
-    spans = (select(first_conversion.c.campaign, _days(conn, first_conversion.c.at, first_conversion.c.first_sent)
-                    .label("days"))
-             .where(first_conversion.c.n == 1, first_conversion.c.first_sent.is_not(None)).subquery("spans"))
-    ranked = (select(spans.c.campaign, spans.c.days,
-                     func.row_number().over(partition_by=spans.c.campaign, order_by=spans.c.days).label("rank"),
-                     func.count().over(partition_by=spans.c.campaign).label("leads"))
-              .subquery("ranked"))
+    first_conversion = (
+        select(
+            rows.c.campaign,
+            rows.c.at,
+            rows.c.first_sent,
+            func.row_number().over(partition_by=rows.c.lead_id, order_by=(rows.c.at, rows.c.event_id)).label("n"),
+        )
+        .where(rows.c.kind == "converted")
+        .subquery("first_conversion")
+    )
+    spans = (
+        select(
+            first_conversion.c.campaign, _days(conn, first_conversion.c.at, first_conversion.c.first_sent).label("days")
+        )
+        .where(first_conversion.c.n == 1, first_conversion.c.first_sent.is_not(None))
+        .subquery("spans")
+    )
+    ranked = select(
+        spans.c.campaign,
+        spans.c.days,
+        func.row_number().over(partition_by=spans.c.campaign, order_by=spans.c.days).label("rank"),
+        func.count().over(partition_by=spans.c.campaign).label("leads"),
+    ).subquery("ranked")
     n = ranked.c.leads
     # percentile_cont's ranks (1-based), in integer arithmetic that both databases share:
     # the median lies between ranks (n-1)//2+1 and n//2+1, the 90th between 9(n-1)//10+1
     # and (9(n-1)+9)//10+1.
     wanted = [(n - 1) // 2 + 1, n // 2 + 1, (9 * (n - 1)) // 10 + 1, (9 * (n - 1) + 9) // 10 + 1]
     query = select(ranked.c.campaign, ranked.c.leads, ranked.c.rank, ranked.c.days).where(
-        or_(*(ranked.c.rank == rank for rank in wanted)))
+        or_(*(ranked.c.rank == rank for rank in wanted))
+    )
     found: dict[str, tuple[int, dict[int, float]]] = {}
     for campaign, count, rank, value in conn.execute(query):
         found.setdefault(campaign, (count, {}))[1][rank] = float(value)
-    return {campaign: TimeToConversion(count, _percentile(values, count, 5), _percentile(values, count, 9))
-            for campaign, (count, values) in found.items()}
+    return {
+        campaign: TimeToConversion(count, _percentile(values, count, 5), _percentile(values, count, 9))
+        for campaign, (count, values) in found.items()
+    }
 
 
 def _percentile(by_rank: dict[int, float], n: int, tenths: int) -> float:
@@ -237,13 +299,20 @@ def movements(conn: Connection) -> dict[tuple[str, str | None, str], int]:
     # Grouped by the columns of a subquery: an expression with bound values (the JSON keys)
     # written twice is two expressions to PostgreSQL, which then refuses the GROUP BY.
     own = select(leads.c.campaign).where(leads.c.id == events.c.lead_id).correlate(events).scalar_subquery()
-    moves = (select(func.coalesce(events.c.detail["campaign"].as_string(), own).label("campaign"),
-                    events.c.detail["from"].as_string().label("moved_from"),
-                    events.c.detail["to"].as_string().label("moved_to"))
-             .where(events.c.kind == "stage", events.c.lead_id.is_not(None)).subquery("moves"))
-    query = (select(moves.c.campaign, moves.c.moved_from, moves.c.moved_to, func.count())
-             .where(moves.c.moved_to.is_not(None))
-             .group_by(moves.c.campaign, moves.c.moved_from, moves.c.moved_to))
+    moves = (
+        select(
+            func.coalesce(events.c.detail["campaign"].as_string(), own).label("campaign"),
+            events.c.detail["from"].as_string().label("moved_from"),
+            events.c.detail["to"].as_string().label("moved_to"),
+        )
+        .where(events.c.kind == "stage", events.c.lead_id.is_not(None))
+        .subquery("moves")
+    )
+    query = (
+        select(moves.c.campaign, moves.c.moved_from, moves.c.moved_to, func.count())
+        .where(moves.c.moved_to.is_not(None))
+        .group_by(moves.c.campaign, moves.c.moved_from, moves.c.moved_to)
+    )
     return {(c, f, t): n for c, f, t, n in conn.execute(query)}
 
 
@@ -259,10 +328,14 @@ def sent_by_week(conn: Connection) -> dict[tuple[str, date, str], int]:
         week: ColumnElement[Any] = func.date_trunc("week", touches.c.sent_at)
     else:  # the Sunday on or after the day, less six days: its Monday
         week = func.date(touches.c.sent_at, "weekday 0", "-6 days")
-    sent = (select(touches.c.campaign, week.label("week"), touches.c.channel)
-            .where(touches.c.state == "sent", touches.c.sent_at.is_not(None)).subquery("sent"))
+    sent = (
+        select(touches.c.campaign, week.label("week"), touches.c.channel)
+        .where(touches.c.state == "sent", touches.c.sent_at.is_not(None))
+        .subquery("sent")
+    )
     query = select(sent.c.campaign, sent.c.week, sent.c.channel, func.count()).group_by(
-        sent.c.campaign, sent.c.week, sent.c.channel)
+        sent.c.campaign, sent.c.week, sent.c.channel
+    )
     return {(campaign, _as_date(monday), channel): n for campaign, monday, channel, n in conn.execute(query)}
 
 
@@ -274,5 +347,13 @@ def _as_date(value: Any) -> date:
     return date.fromisoformat(str(value)[:10])
 
 
-__all__ = ["OUTCOMES", "Outcomes", "TimeToConversion", "enrolled_by_campaign", "outcomes", "movements",
-           "leads_by_stage", "sent_by_week"]
+__all__ = [
+    "OUTCOMES",
+    "Outcomes",
+    "TimeToConversion",
+    "enrolled_by_campaign",
+    "leads_by_stage",
+    "movements",
+    "outcomes",
+    "sent_by_week",
+]

@@ -23,11 +23,11 @@ class Lockout:
 
 # --- sessions ---------------------------------------------------------------------------------
 
+
 def add_session(conn: Connection, id_hash: str, token_mac: str, issued: datetime, expires: datetime) -> None:
     """A new session; sessions that have expired are deleted on the way (ended or not)."""
     conn.execute(delete(sessions_t).where(sessions_t.c.expires_at <= issued))
-    conn.execute(sessions_t.insert().values(id_hash=id_hash, token_mac=token_mac, issued_at=issued,
-                                            expires_at=expires))
+    conn.execute(sessions_t.insert().values(id_hash=id_hash, token_mac=token_mac, issued_at=issued, expires_at=expires))
 
 
 def session(conn: Connection, id_hash: str) -> RowMapping | None:
@@ -36,11 +36,13 @@ def session(conn: Connection, id_hash: str) -> RowMapping | None:
 
 def end_session(conn: Connection, id_hash: str, at: datetime) -> None:
     """Logged out: the row stays until it expires, marked ended."""
-    conn.execute(update(sessions_t).where(sessions_t.c.id_hash == id_hash, sessions_t.c.ended_at.is_(None))
-                 .values(ended_at=at))
+    conn.execute(
+        update(sessions_t).where(sessions_t.c.id_hash == id_hash, sessions_t.c.ended_at.is_(None)).values(ended_at=at)
+    )
 
 
 # --- failed logins --------------------------------------------------------------------------
+
 
 def locked_until(conn: Connection, client: str, now: datetime) -> datetime | None:
     """Until when `client` is locked out, or None if it is not."""
@@ -50,8 +52,9 @@ def locked_until(conn: Connection, client: str, now: datetime) -> datetime | Non
 
 def record_failure(conn: Connection, client: str, now: datetime, policy: Lockout) -> datetime | None:
     """Count a wrong token from `client`; until when it is locked out if this one locks it."""
-    conn.execute(upsert.insert(conn, failures_t).values(client=client, failures=0, first_failed_at=now)
-                 .on_conflict_do_nothing())
+    conn.execute(
+        upsert.insert(conn, failures_t).values(client=client, failures=0, first_failed_at=now).on_conflict_do_nothing()
+    )
     row = conn.execute(select(failures_t).where(failures_t.c.client == client).with_for_update()).mappings().one()
     if row["failures"] == 0 or now - row["first_failed_at"] >= policy.window:
         failures, first = 1, now  # a new window
@@ -60,8 +63,11 @@ def record_failure(conn: Connection, client: str, now: datetime, policy: Lockout
     until = now + policy.lock if failures >= policy.limit else None
     if until is not None:
         failures = 0  # once the lock ends, the client starts afresh
-    conn.execute(update(failures_t).where(failures_t.c.client == client)
-                 .values(failures=failures, first_failed_at=first, locked_until=until))
+    conn.execute(
+        update(failures_t)
+        .where(failures_t.c.client == client)
+        .values(failures=failures, first_failed_at=first, locked_until=until)
+    )
     _prune_failures(conn, now, policy)
     return until
 
@@ -73,6 +79,11 @@ def clear_failures(conn: Connection, client: str) -> None:
 
 def _prune_failures(conn: Connection, now: datetime, policy: Lockout) -> None:
     """Rows that neither lock nor count any more."""
-    conn.execute(delete(failures_t).where(
-        and_(or_(failures_t.c.locked_until.is_(None), failures_t.c.locked_until <= now),
-             failures_t.c.first_failed_at <= now - policy.window)))
+    conn.execute(
+        delete(failures_t).where(
+            and_(
+                or_(failures_t.c.locked_until.is_(None), failures_t.c.locked_until <= now),
+                failures_t.c.first_failed_at <= now - policy.window,
+            )
+        )
+    )

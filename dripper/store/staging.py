@@ -17,19 +17,39 @@ their first touches: nothing has to find the new leads again.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from operator import attrgetter
-from typing import Any, Sequence
+from typing import Any
 
 from sqlalchemy import (
-    JSON, Boolean, Column, Connection, Integer, MetaData, String, Table, Text, and_, case, cast, delete, func,
-    insert, literal, or_, select, text, true, update,
+    JSON,
+    Boolean,
+    Column,
+    Connection,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    true,
+    update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.schema import CreateIndex, CreateTable, Index
 from sqlalchemy.sql import ColumnElement, Select
 
-from dripper.leads import LEAD_FIELDS, Lead
+from dripper.leads.records import LEAD_FIELDS, Lead
 from dripper.store import upsert
 from dripper.store.tables import Id, UTCDateTime, events, leads, touches
 
@@ -38,7 +58,8 @@ _temp = MetaData()  # never part of the schema: these tables live and die with a
 _FIELDS = tuple(name for name in LEAD_FIELDS if name != "email")
 
 lead_stage = Table(
-    "lead_stage", _temp,
+    "lead_stage",
+    _temp,
     Column("line", Integer, nullable=False),
     Column("email", String(320), nullable=False),
     *(Column(name, String(300), nullable=name == "timezone") for name in _FIELDS),
@@ -52,14 +73,16 @@ lead_stage = Table(
 _stage_email = Index("ix_lead_stage_email", lead_stage.c.email)
 
 import_seen = Table(
-    "import_seen", _temp,
+    "import_seen",
+    _temp,
     Column("email", String(320), primary_key=True),
     Column("line", Integer, nullable=False),
     prefixes=["TEMPORARY"],
 )
 
 plan_steps = Table(
-    "plan_steps", _temp,
+    "plan_steps",
+    _temp,
     Column("campaign", String(200), nullable=False),
     Column("stage", String(64), nullable=False),
     Column("tz", String(64), nullable=False),  # "" = the lead has none (defaults.timezone)
@@ -126,18 +149,23 @@ def load(conn: Connection, batch: Sequence[tuple[int, Lead]], copy: bytes | None
     _empty(conn, lead_stage)
     if _postgres(conn):
         raw = conn.connection.driver_connection
-        with raw.cursor() as cursor:  # type: ignore[union-attr]
-            # COPY is PostgreSQL's bulk path: one round trip per batch instead of one per row.
-            with cursor.copy(f"COPY lead_stage ({', '.join(_COPY_COLUMNS)}) FROM STDIN") as stream:
-                stream.write(copy if copy is not None else copy_text(batch))
+        # COPY is PostgreSQL's bulk path: one round trip per batch instead of one per row.
+        with (
+            raw.cursor() as cursor,  # type: ignore[union-attr]
+            cursor.copy(f"COPY lead_stage ({', '.join(_COPY_COLUMNS)}) FROM STDIN") as stream,
+        ):
+            stream.write(copy if copy is not None else copy_text(batch))
     else:
         # PostgreSQL finds e-mails through the unique index of `leads` (or of `import_seen`);
         # SQLite also joins the batch with itself by e-mail.
         conn.execute(CreateIndex(_stage_email, if_not_exists=True))
-        conn.execute(insert(lead_stage), [
-            {"line": line, "email": lead.email, **{f: getattr(lead, f) for f in _FIELDS}, "attrs": dict(lead.attrs)}
-            for line, lead in batch
-        ])
+        conn.execute(
+            insert(lead_stage),
+            [
+                {"line": line, "email": lead.email, **{f: getattr(lead, f) for f in _FIELDS}, "attrs": dict(lead.attrs)}
+                for line, lead in batch
+            ],
+        )
     # No ANALYZE: PostgreSQL sizes a temporary table it has never analyzed by its pages,
     # and the joins go by the unique e-mail index of `leads` (ANALYZE cost 6 µs a lead).
 
@@ -154,18 +182,26 @@ def take_duplicates(conn: Connection, across_batches: bool) -> list[tuple[int, i
     `across_batches`: the file's e-mails so far are in `import_seen`; this batch's join
     them (first line first), and a row whose e-mail is there with another line repeats it."""
     if across_batches:
-        conn.execute(upsert.insert(conn, import_seen)
-                     .from_select(["email", "line"], select(lead_stage.c.email, lead_stage.c.line).where(true())
-                                  .order_by(lead_stage.c.line))
-                     .on_conflict_do_nothing(index_elements=["email"]))
-        found = (select(lead_stage.c.line, import_seen.c.line, lead_stage.c.email)
-                 .join(import_seen, import_seen.c.email == lead_stage.c.email)
-                 .where(import_seen.c.line != lead_stage.c.line))
+        conn.execute(
+            upsert.insert(conn, import_seen)
+            .from_select(
+                ["email", "line"],
+                select(lead_stage.c.email, lead_stage.c.line).where(true()).order_by(lead_stage.c.line),
+            )
+            .on_conflict_do_nothing(index_elements=["email"])
+        )
+        found = (
+            select(lead_stage.c.line, import_seen.c.line, lead_stage.c.email)
+            .join(import_seen, import_seen.c.email == lead_stage.c.email)
+            .where(import_seen.c.line != lead_stage.c.line)
+        )
     else:
         earlier = lead_stage.alias("earlier")
-        found = select(lead_stage.c.line, func.min(earlier.c.line), lead_stage.c.email).join(
-            earlier, and_(earlier.c.email == lead_stage.c.email, earlier.c.line < lead_stage.c.line)
-        ).group_by(lead_stage.c.line, lead_stage.c.email)
+        found = (
+            select(lead_stage.c.line, func.min(earlier.c.line), lead_stage.c.email)
+            .join(earlier, and_(earlier.c.email == lead_stage.c.email, earlier.c.line < lead_stage.c.line))
+            .group_by(lead_stage.c.line, lead_stage.c.email)
+        )
     duplicates = [tuple(row) for row in conn.execute(found)]
     if duplicates:
         conn.execute(delete(lead_stage).where(lead_stage.c.line.in_([line for line, _, _ in duplicates])))
@@ -184,10 +220,13 @@ def match(conn: Connection) -> dict[str, int]:
     moved = or_(leads.c.stage != lead_stage.c.stage, leads.c.campaign != lead_stage.c.campaign)
     differs = or_(*(leads.c[f].is_distinct_from(lead_stage.c[f]) for f in _FIELDS), _attrs_differ(conn))
     # A new time zone or country moves the due times of what is still planned.
-    replan = or_(moved, leads.c.timezone.is_distinct_from(lead_stage.c.timezone),
-                 leads.c.country != lead_stage.c.country)
+    replan = or_(
+        moved, leads.c.timezone.is_distinct_from(lead_stage.c.timezone), leads.c.country != lead_stage.c.country
+    )
     conn.execute(
-        update(lead_stage).where(lead_stage.c.email == leads.c.email).values(
+        update(lead_stage)
+        .where(lead_stage.c.email == leads.c.email)
+        .values(
             lead_id=leads.c.id,
             old_campaign=leads.c.campaign,
             action=case((moved, "moved"), (differs, "changed"), else_="same"),
@@ -195,7 +234,7 @@ def match(conn: Connection) -> dict[str, int]:
         )
     )
     action = func.coalesce(lead_stage.c.action, "new")
-    return {name: n for name, n in conn.execute(select(action, func.count()).group_by(action))}
+    return {row[0]: row[1] for row in conn.execute(select(action, func.count()).group_by(action))}
 
 
 def close_moved(conn: Connection, at: datetime) -> None:
@@ -203,10 +242,15 @@ def close_moved(conn: Connection, at: datetime) -> None:
     for reason, same_campaign in (("stage_changed", True), ("campaign_changed", False)):
         which = select(lead_stage.c.lead_id).where(
             lead_stage.c.action == "moved",
-            (lead_stage.c.old_campaign == lead_stage.c.campaign) if same_campaign
-            else (lead_stage.c.old_campaign != lead_stage.c.campaign))
-        conn.execute(update(touches).where(touches.c.state == "planned", touches.c.lead_id.in_(which))
-                     .values(state="skipped", reason=reason, updated_at=at))
+            (lead_stage.c.old_campaign == lead_stage.c.campaign)
+            if same_campaign
+            else (lead_stage.c.old_campaign != lead_stage.c.campaign),
+        )
+        conn.execute(
+            update(touches)
+            .where(touches.c.state == "planned", touches.c.lead_id.in_(which))
+            .values(state="skipped", reason=reason, updated_at=at)
+        )
 
 
 def record_moves(conn: Connection, at: datetime) -> None:
@@ -214,13 +258,17 @@ def record_moves(conn: Connection, at: datetime) -> None:
     `planner.change_stage` records one: one INSERT … SELECT, run before `update_changed`
     while the lead rows still hold the old stage. A batch of new leads never gets here."""
     build = func.json_build_object if _postgres(conn) else func.json_object
-    detail = build("stage", lead_stage.c.stage, "from", leads.c.stage, "to", lead_stage.c.stage,
-                   "campaign", lead_stage.c.campaign)
-    conn.execute(insert(events).from_select(
-        ["lead_id", "kind", "at", "source", "detail"],
-        select(lead_stage.c.lead_id, literal("stage"), literal(at, UTCDateTime()), literal("import"), detail)
-        .select_from(lead_stage.join(leads, leads.c.id == lead_stage.c.lead_id))
-        .where(lead_stage.c.action == "moved", leads.c.stage != lead_stage.c.stage)))
+    detail = build(
+        "stage", lead_stage.c.stage, "from", leads.c.stage, "to", lead_stage.c.stage, "campaign", lead_stage.c.campaign
+    )
+    conn.execute(
+        insert(events).from_select(
+            ["lead_id", "kind", "at", "source", "detail"],
+            select(lead_stage.c.lead_id, literal("stage"), literal(at, UTCDateTime()), literal("import"), detail)
+            .select_from(lead_stage.join(leads, leads.c.id == lead_stage.c.lead_id))
+            .where(lead_stage.c.action == "moved", leads.c.stage != lead_stage.c.stage),
+        )
+    )
 
 
 def update_changed(conn: Connection, at: datetime) -> None:
@@ -228,8 +276,14 @@ def update_changed(conn: Connection, at: datetime) -> None:
     conn.execute(
         update(leads)
         .where(leads.c.id == lead_stage.c.lead_id, lead_stage.c.action.in_(("changed", "moved")))
-        .values({**{f: lead_stage.c[f] for f in _FIELDS}, "attrs": lead_stage.c.attrs, "stage_entered_at": entered,
-                 "updated_at": at})
+        .values(
+            {
+                **{f: lead_stage.c[f] for f in _FIELDS},
+                "attrs": lead_stage.c.attrs,
+                "stage_entered_at": entered,
+                "updated_at": at,
+            }
+        )
     )
 
 
@@ -245,8 +299,11 @@ Group = tuple[str, str, "str | None", str]  # campaign, stage, time zone, countr
 
 def new_groups(conn: Connection) -> list[Group]:
     """The (campaign, stage, time zone, country) of the batch's new leads."""
-    query = select(lead_stage.c.campaign, lead_stage.c.stage, lead_stage.c.timezone, lead_stage.c.country).where(
-        _is_new).distinct()
+    query = (
+        select(lead_stage.c.campaign, lead_stage.c.stage, lead_stage.c.timezone, lead_stage.c.country)
+        .where(_is_new)
+        .distinct()
+    )
     return [tuple(row) for row in conn.execute(query)]  # type: ignore[misc]
 
 
@@ -260,12 +317,14 @@ def insert_new(conn: Connection, first: Sequence[dict[str, Any]], at: datetime) 
         conn.execute(insert(plan_steps), list(first))
     columns = ["email", *_FIELDS, "attrs"]
     instant = literal(at, UTCDateTime())
-    new_leads = insert(leads).from_select([*columns, "stage_entered_at", "created_at", "updated_at"],
-                                          select(*(lead_stage.c[c] for c in columns), instant, instant, instant)
-                                          .where(_is_new))
+    new_leads = insert(leads).from_select(
+        [*columns, "stage_entered_at", "created_at", "updated_at"],
+        select(*(lead_stage.c[c] for c in columns), instant, instant, instant).where(_is_new),
+    )
     if _postgres(conn):  # one statement: the touches join the lead rows as they are inserted
-        new = new_leads.returning(leads.c.id, leads.c.campaign, leads.c.stage, leads.c.timezone,
-                                  leads.c.country).cte("new")
+        new = new_leads.returning(leads.c.id, leads.c.campaign, leads.c.stage, leads.c.timezone, leads.c.country).cte(
+            "new"
+        )
         conn.execute(touches.insert().from_select(_TOUCH_COLUMNS, _first_touches(new, new.c.id, at)))
         return
     conn.execute(new_leads)
@@ -274,21 +333,55 @@ def insert_new(conn: Connection, first: Sequence[dict[str, Any]], at: datetime) 
     conn.execute(touches.insert().from_select(_TOUCH_COLUMNS, _first_touches(new, new.c.lead_id, at)))
 
 
-_TOUCH_COLUMNS = ["lead_id", "campaign", "step_id", "stage", "channel", "kind", "due_at", "state", "reason",
-                  "attempts", "planned_at", "updated_at"]
+_TOUCH_COLUMNS = [
+    "lead_id",
+    "campaign",
+    "step_id",
+    "stage",
+    "channel",
+    "kind",
+    "due_at",
+    "state",
+    "reason",
+    "attempts",
+    "planned_at",
+    "updated_at",
+]
 
 
 def _first_touches(new: Any, lead_id: Any, at: datetime) -> Select[Any]:
     instant = literal(at, UTCDateTime())
-    on = and_(plan_steps.c.campaign == new.c.campaign, plan_steps.c.stage == new.c.stage,
-              plan_steps.c.tz == func.coalesce(new.c.timezone, ""), plan_steps.c.country == new.c.country)
-    return (
-        select(lead_id, plan_steps.c.campaign, plan_steps.c.step_id, plan_steps.c.stage, plan_steps.c.channel,
-               plan_steps.c.kind, plan_steps.c.due_at, case((plan_steps.c.missed, "skipped"), else_="planned"),
-               case((plan_steps.c.missed, "missed")), literal(0), instant, instant)
-        .select_from(new.join(plan_steps, on))
+    on = and_(
+        plan_steps.c.campaign == new.c.campaign,
+        plan_steps.c.stage == new.c.stage,
+        plan_steps.c.tz == func.coalesce(new.c.timezone, ""),
+        plan_steps.c.country == new.c.country,
     )
+    return select(
+        lead_id,
+        plan_steps.c.campaign,
+        plan_steps.c.step_id,
+        plan_steps.c.stage,
+        plan_steps.c.channel,
+        plan_steps.c.kind,
+        plan_steps.c.due_at,
+        case((plan_steps.c.missed, "skipped"), else_="planned"),
+        case((plan_steps.c.missed, "missed")),
+        literal(0),
+        instant,
+        instant,
+    ).select_from(new.join(plan_steps, on))
 
 
-__all__ = ["load", "start_import", "take_duplicates", "match", "close_moved", "record_moves", "update_changed",
-           "replanned", "new_groups", "insert_new"]
+__all__ = [
+    "close_moved",
+    "insert_new",
+    "load",
+    "match",
+    "new_groups",
+    "record_moves",
+    "replanned",
+    "start_import",
+    "take_duplicates",
+    "update_changed",
+]

@@ -6,11 +6,22 @@ All times are stored as naive UTC (UTCDateTime), identically on SQLite and Postg
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import (
-    JSON, BigInteger, Column, DateTime, ForeignKey, Index, Integer, MetaData, String, Table, Text,
-    UniqueConstraint, text,
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -29,10 +40,10 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to the store; pass an aware one")
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value.astimezone(UTC).replace(tzinfo=None)
 
     def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
-        return value.replace(tzinfo=timezone.utc) if value is not None else None
+        return value.replace(tzinfo=UTC) if value is not None else None
 
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL wants BIGINT at scale.
@@ -41,7 +52,8 @@ Id = BigInteger().with_variant(Integer(), "sqlite")
 metadata = MetaData()
 
 leads = Table(
-    "leads", metadata,
+    "leads",
+    metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("email", String(320), nullable=False, unique=True),  # stored lower-case
     Column("first_name", String(200), nullable=False, default=""),
@@ -72,7 +84,8 @@ leads = Table(
 )
 
 touches = Table(
-    "touches", metadata,
+    "touches",
+    metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("lead_id", Id, ForeignKey("leads.id", ondelete="CASCADE"), nullable=False),
     Column("campaign", String(200), nullable=False),
@@ -95,17 +108,31 @@ touches = Table(
     # the queue in claim order, and the claims whose lease may run out. Both stay the size
     # of what is pending, however many touches were sent, and a row leaves them when it
     # is claimed or recorded.
-    Index("ix_touches_planned_due", "due_at", "id", postgresql_where=text("state = 'planned'"),
-          sqlite_where=text("state = 'planned'")),
-    Index("ix_touches_sending", "claimed_at", postgresql_where=text("state = 'sending'"),
-          sqlite_where=text("state = 'sending'")),
+    Index(
+        "ix_touches_planned_due",
+        "due_at",
+        "id",
+        postgresql_where=text("state = 'planned'"),
+        sqlite_where=text("state = 'planned'"),
+    ),
+    Index(
+        "ix_touches_sending",
+        "claimed_at",
+        postgresql_where=text("state = 'sending'"),
+        sqlite_where=text("state = 'sending'"),
+    ),
     # Only sent touches have a Message-ID; planned ones (most rows) stay out of the index.
-    Index("ix_touches_message_id", "message_id", postgresql_where=text("message_id IS NOT NULL"),
-          sqlite_where=text("message_id IS NOT NULL")),
+    Index(
+        "ix_touches_message_id",
+        "message_id",
+        postgresql_where=text("message_id IS NOT NULL"),
+        sqlite_where=text("message_id IS NOT NULL"),
+    ),
 )
 
 events = Table(
-    "events", metadata,
+    "events",
+    metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("lead_id", Id, ForeignKey("leads.id", ondelete="CASCADE")),
     Column("kind", String(32), nullable=False),
@@ -119,7 +146,8 @@ events = Table(
 )
 
 campaign_versions = Table(
-    "campaign_versions", metadata,
+    "campaign_versions",
+    metadata,
     Column("campaign", String(200), primary_key=True),
     Column("fingerprint", String(64), nullable=False),
     Column("applied_at", UTCDateTime, nullable=False),
@@ -130,7 +158,8 @@ campaign_versions = Table(
 
 # Sending limits shared by every worker: one row per (scope, window length, window start).
 send_counters = Table(
-    "send_counters", metadata,
+    "send_counters",
+    metadata,
     Column("scope", String(300), primary_key=True),  # "all" or "domain:gmail.com"
     Column("window_seconds", Integer, primary_key=True),
     Column("window_start", UTCDateTime, primary_key=True),
@@ -141,7 +170,8 @@ send_counters = Table(
 # Print batches: the letters of one business day, merged for the printer. A batch takes
 # letters until it is marked mailed; later letters that day open `DAY-2`, `DAY-3`...
 letter_batches = Table(
-    "letter_batches", metadata,
+    "letter_batches",
+    metadata,
     Column("id", String(32), primary_key=True),  # "2026-11-23", "2026-11-23-2"
     Column("day", String(10), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
@@ -157,7 +187,8 @@ letter_batches = Table(
 
 # One row per letter produced: which batch it is in, and what the manifest lists.
 letters = Table(
-    "letters", metadata,
+    "letters",
+    metadata,
     Column("touch_id", Id, ForeignKey("touches.id", ondelete="CASCADE"), primary_key=True),
     Column("batch_id", String(32), ForeignKey("letter_batches.id"), nullable=False),
     Column("file", String(500), nullable=False),
@@ -172,7 +203,8 @@ letters = Table(
 
 # Phone-call tasks for the sales team, one per call step that fell due.
 calls = Table(
-    "calls", metadata,
+    "calls",
+    metadata,
     Column("touch_id", Id, ForeignKey("touches.id", ondelete="CASCADE"), primary_key=True),
     Column("lead_id", Id, ForeignKey("leads.id", ondelete="CASCADE"), nullable=False),
     Column("day", String(10), nullable=False),  # the business day the call falls due
@@ -187,7 +219,8 @@ calls = Table(
 )
 
 meta = Table(
-    "meta", metadata,
+    "meta",
+    metadata,
     Column("key", String(64), primary_key=True),
     Column("value", Text, nullable=False),
 )
@@ -195,7 +228,8 @@ meta = Table(
 # Dashboard sessions (`dripper.dashboard`): the cookie holds a random session id; only its
 # SHA-256 is kept, so the table opens nothing by itself.
 dashboard_sessions = Table(
-    "dashboard_sessions", metadata,
+    "dashboard_sessions",
+    metadata,
     Column("id_hash", String(64), primary_key=True),
     Column("token_mac", String(64), nullable=False),  # the dashboard token, MAC keyed by the session id
     Column("issued_at", UTCDateTime, nullable=False),
@@ -206,7 +240,8 @@ dashboard_sessions = Table(
 
 # Wrong dashboard tokens per client address, for the lockout.
 dashboard_login_failures = Table(
-    "dashboard_login_failures", metadata,
+    "dashboard_login_failures",
+    metadata,
     Column("client", String(64), primary_key=True),  # an IP address; an IPv6 one by its /64
     Column("failures", Integer, nullable=False),  # in the window that began at first_failed_at
     Column("first_failed_at", UTCDateTime, nullable=False),

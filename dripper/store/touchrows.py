@@ -2,23 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Mapping, Sequence
+from functools import lru_cache
+from typing import Any
 
 from sqlalchemy import (
-    Column, Connection, Integer, MetaData, String, Table, Text, and_, bindparam, case, func, insert, not_, or_, select,
-    text, update,
+    Column,
+    Connection,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    case,
+    func,
+    insert,
+    not_,
+    or_,
+    select,
+    text,
+    update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.schema import CreateTable, DropTable
 from sqlalchemy.sql import ColumnElement, Select
 
-from sqlalchemy.dialects import postgresql, sqlite
-
+from dripper.planning.track import REPLANNABLE, Known
 from dripper.store import upsert
 from dripper.store.tables import PENDING, STATES, Id, leads, touches
-from dripper.track import REPLANNABLE, Known
 
 
 def _insert(conn: Connection):  # type: ignore[no-untyped-def]
@@ -30,8 +45,14 @@ def known(conn: Connection, lead_ids: Sequence[int]) -> dict[tuple[int, str], di
     out: dict[tuple[int, str], dict[str, Known]] = {}
     if not lead_ids:
         return out
-    query = select(touches.c.lead_id, touches.c.campaign, touches.c.step_id, touches.c.state, touches.c.reason,
-                   touches.c.planned_at).where(touches.c.lead_id.in_(list(lead_ids)))
+    query = select(
+        touches.c.lead_id,
+        touches.c.campaign,
+        touches.c.step_id,
+        touches.c.state,
+        touches.c.reason,
+        touches.c.planned_at,
+    ).where(touches.c.lead_id.in_(list(lead_ids)))
     for lead_id, campaign, step_id, state, reason, planned_at in conn.execute(query):
         out.setdefault((lead_id, campaign), {})[step_id] = Known(state, reason, planned_at)
     return out
@@ -52,9 +73,15 @@ def stored(conn: Connection, lead_ids: Sequence[int], campaign: str) -> dict[int
     out: dict[int, dict[str, Stored]] = {}
     if not lead_ids:
         return out
-    query = select(touches.c.lead_id, touches.c.step_id, touches.c.state, touches.c.reason, touches.c.planned_at,
-                   touches.c.stage, touches.c.due_at).where(touches.c.lead_id.in_(list(lead_ids)),
-                                                           touches.c.campaign == campaign)
+    query = select(
+        touches.c.lead_id,
+        touches.c.step_id,
+        touches.c.state,
+        touches.c.reason,
+        touches.c.planned_at,
+        touches.c.stage,
+        touches.c.due_at,
+    ).where(touches.c.lead_id.in_(list(lead_ids)), touches.c.campaign == campaign)
     for lead_id, step_id, state, reason, planned_at, stage, due_at in conn.execute(query):
         out.setdefault(lead_id, {})[step_id] = Stored(Known(state, reason, planned_at), stage, due_at)
     return out
@@ -118,8 +145,20 @@ def _next_statement(dialect: str) -> Any:
     excluded = stmt.excluded
     return stmt.on_conflict_do_update(
         index_elements=["lead_id", "campaign", "step_id"],
-        set_={name: excluded[name] for name in ("stage", "channel", "kind", "due_at", "state", "reason", "attempts",
-                                                "planned_at", "updated_at")},
+        set_={
+            name: excluded[name]
+            for name in (
+                "stage",
+                "channel",
+                "kind",
+                "due_at",
+                "state",
+                "reason",
+                "attempts",
+                "planned_at",
+                "updated_at",
+            )
+        },
         where=_replannable(),
     ).execution_options(preserve_rowcount=True)  # an executemany's rowcount: the rows written in all
 
@@ -129,8 +168,15 @@ def _replannable() -> ColumnElement[bool]:
     return and_(touches.c.state == "skipped", or_(*(touches.c.reason == reason for reason in REPLANNABLE)))
 
 
-def close_pending(conn: Connection, lead_ids: Iterable[int], *, state: str, reason: str,
-                  at: datetime, campaigns: Iterable[str] | None = None) -> int:
+def close_pending(
+    conn: Connection,
+    lead_ids: Iterable[int],
+    *,
+    state: str,
+    reason: str,
+    at: datetime,
+    campaigns: Iterable[str] | None = None,
+) -> int:
     """Move a lead's planned touches to `state` (skipped/suppressed) with `reason`."""
     ids = list(lead_ids)
     if not ids:
@@ -163,7 +209,9 @@ def rename_step(conn: Connection, campaign: str, old: str, new: str, at: datetim
     return result.rowcount or 0
 
 
-def recover_interrupted(conn: Connection, now: datetime, lease: timedelta, *, updated_at: datetime | None = None) -> int:
+def recover_interrupted(
+    conn: Connection, now: datetime, lease: timedelta, *, updated_at: datetime | None = None
+) -> int:
     """Touches left in `sending` by a dead worker go back to the queue, marked. `now` is
     the instant on the clock the leases were written with (the real one, whatever
     instant a tick runs at); `updated_at` what the rows record (default `now`)."""
@@ -227,8 +275,16 @@ def claim(conn: Connection, at: datetime, now: datetime, worker: str, limit: int
         .where(touches.c.id.in_(due.scalar_subquery()))
         .values(state="sending", claimed_at=now, claimed_by=worker, attempts=touches.c.attempts + 1, updated_at=now)
         .returning(
-            touches.c.id, touches.c.lead_id, touches.c.campaign, touches.c.step_id, touches.c.stage,
-            touches.c.channel, touches.c.kind, touches.c.due_at, touches.c.reason, touches.c.attempts,
+            touches.c.id,
+            touches.c.lead_id,
+            touches.c.campaign,
+            touches.c.step_id,
+            touches.c.stage,
+            touches.c.channel,
+            touches.c.kind,
+            touches.c.due_at,
+            touches.c.reason,
+            touches.c.attempts,
             touches.c.planned_at,
         )
     )
@@ -281,7 +337,7 @@ def counts_by_step(conn: Connection) -> dict[str, dict[str, dict[str, int]]]:
         touches.c.campaign, touches.c.step_id, touches.c.state
     )
     for campaign, step, state, n in conn.execute(query):
-        out.setdefault(campaign, {}).setdefault(step, {s: 0 for s in STATES})[state] = n
+        out.setdefault(campaign, {}).setdefault(step, dict.fromkeys(STATES, 0))[state] = n
     return out
 
 
@@ -290,8 +346,10 @@ def reasons_by_step(conn: Connection, waiting: tuple[str, ...] = ()) -> dict[tup
     whose reason starts with one of the `waiting` prefixes (`letters_unavailable`: what
     holds them is on our side, and someone has to act)."""
     closed = touches.c.state.in_(("skipped", "suppressed", "failed"))
-    held = [and_(touches.c.state == "planned", touches.c.reason.startswith(f"{prefix}:", autoescape=True))
-            for prefix in waiting]
+    held = [
+        and_(touches.c.state == "planned", touches.c.reason.startswith(f"{prefix}:", autoescape=True))
+        for prefix in waiting
+    ]
     query = (
         select(touches.c.campaign, touches.c.step_id, touches.c.reason, func.count())
         .where(or_(closed, *held), touches.c.reason.is_not(None))
@@ -318,7 +376,8 @@ class Upcoming:
 # three million times at 1,000,000 leads).
 _temp = MetaData()
 track_steps = Table(
-    "track_steps", _temp,
+    "track_steps",
+    _temp,
     Column("campaign", String(200), nullable=False),
     Column("stage", String(64), nullable=False),
     Column("step_id", String(200), nullable=False),
@@ -326,7 +385,8 @@ track_steps = Table(
     prefixes=["TEMPORARY"],
 )
 track_stand = Table(
-    "track_stand", _temp,
+    "track_stand",
+    _temp,
     Column("lead_id", Id, nullable=False),
     Column("campaign", String(200), nullable=False),
     Column("stage", String(64), nullable=False),
@@ -345,8 +405,11 @@ def upcoming_counts(conn: Connection, orders: Mapping[tuple[str, str], Sequence[
     set-based, whatever the number of leads: where each lead's track stands (a scan of the
     pending and suppressed touches), leads by that point, then the rows beyond it, from an
     earlier stay in the stage or a campaign edit that changed the order of steps."""
-    positions = [{"campaign": campaign, "stage": stage, "step_id": step, "n": n}
-                 for (campaign, stage), steps in orders.items() for n, step in enumerate(steps)]
+    positions = [
+        {"campaign": campaign, "stage": stage, "step_id": step, "n": n}
+        for (campaign, stage), steps in orders.items()
+        for n, step in enumerate(steps)
+    ]
     if not positions:
         return Upcoming({}, {})
     for table in (track_steps, track_stand):
@@ -355,39 +418,72 @@ def upcoming_counts(conn: Connection, orders: Mapping[tuple[str, str], Sequence[
     conn.execute(insert(track_steps), positions)
     _analyze(conn, "track_steps")
     steps, stand = track_steps, track_stand
-    in_stay = or_(touches.c.state.in_(PENDING),
-                  and_(touches.c.state == "suppressed", touches.c.planned_at >= leads.c.stage_entered_at))
+    in_stay = or_(
+        touches.c.state.in_(PENDING),
+        and_(touches.c.state == "suppressed", touches.c.planned_at >= leads.c.stage_entered_at),
+    )
     stopped = func.coalesce(
         func.max(case((touches.c.state == "suppressed", touches.c.reason))),
         # Stopped for good, though the pending touch is not suppressed yet (written by another process).
-        func.max(case((leads.c.unsubscribed_at.is_not(None), "unsubscribed"),
-                      (leads.c.complained_at.is_not(None), "complained"),
-                      (leads.c.bounced_at.is_not(None), "bounced"))),
+        func.max(
+            case(
+                (leads.c.unsubscribed_at.is_not(None), "unsubscribed"),
+                (leads.c.complained_at.is_not(None), "complained"),
+                (leads.c.bounced_at.is_not(None), "bounced"),
+            )
+        ),
     )
-    conn.execute(insert(stand).from_select(
-        ["lead_id", "campaign", "stage", "n", "stopped"],
-        select(touches.c.lead_id, leads.c.campaign, leads.c.stage, func.max(steps.c.n), stopped)
-        .select_from(touches.join(leads, and_(leads.c.id == touches.c.lead_id, leads.c.campaign == touches.c.campaign,
-                                             leads.c.stage == touches.c.stage))
-                     .join(steps, and_(steps.c.campaign == touches.c.campaign, steps.c.stage == touches.c.stage,
-                                       steps.c.step_id == touches.c.step_id)))
-        .where(in_stay)
-        .group_by(touches.c.lead_id, leads.c.campaign, leads.c.stage)))
+    conn.execute(
+        insert(stand).from_select(
+            ["lead_id", "campaign", "stage", "n", "stopped"],
+            select(touches.c.lead_id, leads.c.campaign, leads.c.stage, func.max(steps.c.n), stopped)
+            .select_from(
+                touches.join(
+                    leads,
+                    and_(
+                        leads.c.id == touches.c.lead_id,
+                        leads.c.campaign == touches.c.campaign,
+                        leads.c.stage == touches.c.stage,
+                    ),
+                ).join(
+                    steps,
+                    and_(
+                        steps.c.campaign == touches.c.campaign,
+                        steps.c.stage == touches.c.stage,
+                        steps.c.step_id == touches.c.step_id,
+                    ),
+                )
+            )
+            .where(in_stay)
+            .group_by(touches.c.lead_id, leads.c.campaign, leads.c.stage),
+        )
+    )
     _analyze(conn, "track_stand")
     out: dict[tuple[str, str, str | None], int] = {}
     groups = select(stand.c.campaign, stand.c.stage, stand.c.n, stand.c.stopped, func.count()).group_by(
-        stand.c.campaign, stand.c.stage, stand.c.n, stand.c.stopped)
+        stand.c.campaign, stand.c.stage, stand.c.n, stand.c.stopped
+    )
     for campaign, stage, n, why, leads_there in conn.execute(groups):
-        for step in orders[(campaign, stage)][n + 1:]:
+        for step in orders[(campaign, stage)][n + 1 :]:
             out[(campaign, step, why)] = out.get((campaign, step, why), 0) + leads_there
     reopens = and_(touches.c.state == "skipped", touches.c.reason.in_(REPLANNABLE))
     beyond = (
-        select(steps.c.campaign, steps.c.step_id, stand.c.stopped, reopens.label("reopens"), touches.c.reason,
-               func.count())
-        .select_from(stand.join(touches, and_(touches.c.lead_id == stand.c.lead_id,
-                                              touches.c.campaign == stand.c.campaign))
-                     .join(steps, and_(steps.c.campaign == touches.c.campaign, steps.c.stage == stand.c.stage,
-                                       steps.c.step_id == touches.c.step_id, steps.c.n > stand.c.n)))
+        select(
+            steps.c.campaign, steps.c.step_id, stand.c.stopped, reopens.label("reopens"), touches.c.reason, func.count()
+        )
+        .select_from(
+            stand.join(
+                touches, and_(touches.c.lead_id == stand.c.lead_id, touches.c.campaign == stand.c.campaign)
+            ).join(
+                steps,
+                and_(
+                    steps.c.campaign == touches.c.campaign,
+                    steps.c.stage == stand.c.stage,
+                    steps.c.step_id == touches.c.step_id,
+                    steps.c.n > stand.c.n,
+                ),
+            )
+        )
         .where(touches.c.state.not_in(PENDING))
         .group_by(steps.c.campaign, steps.c.step_id, stand.c.stopped, reopens, touches.c.reason)
     )
@@ -428,8 +524,8 @@ def next_due(conn: Connection, after: datetime) -> datetime | None:
     return conn.scalar(select(func.min(touches.c.due_at)).where(touches.c.state == "planned", touches.c.due_at > after))
 
 
-
 # --- inbound: the touch a bounce or reply is about -------------------------------------------
+
 
 def by_id(conn: Connection, touch_id: int) -> Mapping[str, Any] | None:
     row = conn.execute(select(touches).where(touches.c.id == touch_id)).first()
@@ -444,6 +540,9 @@ def by_message_id(conn: Connection, message_id: str) -> Mapping[str, Any] | None
 
 def send_again(conn: Connection, touch_id: int, due: datetime, reason: str, at: datetime) -> bool:
     """A sent touch that did not arrive (a soft bounce) goes back to the queue, due at `due`."""
-    result = conn.execute(update(touches).where(touches.c.id == touch_id, touches.c.state == "sent").values(
-        state="planned", due_at=due, reason=reason, claimed_by=None, updated_at=at))
+    result = conn.execute(
+        update(touches)
+        .where(touches.c.id == touch_id, touches.c.state == "sent")
+        .values(state="planned", due_at=due, reason=reason, claimed_by=None, updated_at=at)
+    )
     return bool(result.rowcount)

@@ -23,9 +23,13 @@ depends_on = None
 def upgrade() -> None:
     op.drop_index("ix_touches_campaign_step", table_name="touches")
     op.drop_index("ix_touches_message_id", table_name="touches")
-    op.create_index("ix_touches_message_id", "touches", ["message_id"],
-                    postgresql_where=sa.text("message_id IS NOT NULL"),
-                    sqlite_where=sa.text("message_id IS NOT NULL"))
+    op.create_index(
+        "ix_touches_message_id",
+        "touches",
+        ["message_id"],
+        postgresql_where=sa.text("message_id IS NOT NULL"),
+        sqlite_where=sa.text("message_id IS NOT NULL"),
+    )
 
 
 def downgrade() -> None:

@@ -25,10 +25,20 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_index("ix_touches_planned_due", "touches", ["due_at", "id"],
-                    postgresql_where=sa.text("state = 'planned'"), sqlite_where=sa.text("state = 'planned'"))
-    op.create_index("ix_touches_sending", "touches", ["claimed_at"],
-                    postgresql_where=sa.text("state = 'sending'"), sqlite_where=sa.text("state = 'sending'"))
+    op.create_index(
+        "ix_touches_planned_due",
+        "touches",
+        ["due_at", "id"],
+        postgresql_where=sa.text("state = 'planned'"),
+        sqlite_where=sa.text("state = 'planned'"),
+    )
+    op.create_index(
+        "ix_touches_sending",
+        "touches",
+        ["claimed_at"],
+        postgresql_where=sa.text("state = 'sending'"),
+        sqlite_where=sa.text("state = 'sending'"),
+    )
     op.drop_index("ix_touches_state_due", table_name="touches")
 
 

@@ -1,0 +1,1 @@
+"""campaigns.yaml and templates/ -> a typed, validated campaign model: positions, timing, templates."""

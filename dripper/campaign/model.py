@@ -1,0 +1,615 @@
+"""campaigns.yaml -> a typed, validated model; every error located as FILE:LINE:COL.
+
+The pydantic models below are the shape of the file. Validation collects every
+problem it can find (not just the first), so one `dripper check` shows them all.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from email.utils import parseaddr
+from functools import cached_property
+from pathlib import Path as FsPath
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
+
+from dripper.campaign import timing, yamlpos
+from dripper.campaign.sourcefile import read_utf8
+from dripper.campaign.timing import Duration, Window
+from dripper.errors import ConfigError, Location, Problem
+
+FUNNEL_STAGES: tuple[str, ...] = (
+    "awareness_of_need",
+    "awareness_of_solutions",
+    "awareness_of_suppliers",
+    "supplier_research",
+    "supplier_preference",
+    "negotiation",
+    "customer",
+    "repeat_business",
+    "lost_to_competitor",
+)
+STOP_KINDS = ("converted", "replied", "unsubscribed", "bounced", "complained")
+# An unsubscribe or a complaint always stops every e-mail, whatever stop_on says: the law
+# (CAN-SPAM, GDPR) and the mailbox providers leave no choice.
+ALWAYS_STOP = frozenset({"unsubscribed", "complained", "bounced"})
+StopKind = Literal["converted", "replied", "unsubscribed", "bounced", "complained"]
+Channel = Literal["email", "letter", "call"]
+STEP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+def _duration(value: object) -> Duration:
+    return value if isinstance(value, Duration) else Duration.parse(value)
+
+
+DurationField = Annotated[Duration, BeforeValidator(_duration)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True, populate_by_name=True)
+
+
+class SendWindowSpec(_Model):
+    days: str | list[str] = "mon-sun"
+    hours: str = "00:00-24:00"
+    holidays: bool = Field(False, description="also skip public holidays of the lead's country")
+
+    def window(self) -> Window:
+        start, end = timing.parse_hours(self.hours)
+        return Window(timing.parse_days(self.days), start, end, self.holidays)
+
+
+class Sender(_Model):
+    from_: str = Field(alias="from")
+    reply_to: str | None = None
+    postal_address: str
+    # Envelope sender for bounces; each message gets its own (VERP): local+TOKEN@domain.
+    bounce_address: str | None = None
+
+    # Cached: asked for several times for every message sent.
+    @cached_property
+    def address(self) -> str:
+        return parseaddr(self.from_)[1]
+
+    @cached_property
+    def name(self) -> str:
+        return parseaddr(self.from_)[0]
+
+    @cached_property
+    def domain(self) -> str:
+        return self.address.rpartition("@")[2] or "localhost"
+
+    @cached_property
+    def bounces(self) -> str:
+        """The bounce mailbox (default bounces@ the sender's domain)."""
+        return parseaddr(self.bounce_address)[1] if self.bounce_address else f"bounces@{self.domain}"
+
+
+class Defaults(_Model):
+    timezone: str = "UTC"
+    send_window: SendWindowSpec | None = None
+    campaign: str | None = None  # for leads that name none; else the first campaign
+    stage: str | None = None  # for leads that name none; else the campaign's first stage
+
+
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(s|sec|second|min|minute|h|hour|d|day)\s*$", re.IGNORECASE)
+_RATE_UNITS = {
+    "s": 1,
+    "sec": 1,
+    "second": 1,
+    "min": 60,
+    "minute": 60,
+    "h": 3600,
+    "hour": 3600,
+    "d": 86400,
+    "day": 86400,
+}
+
+
+def parse_rate(text: object) -> tuple[int, int]:
+    """`600/min` -> (600, 60): at most 600 messages per 60-second window."""
+    match = _RATE.match(str(text))
+    if not match or int(match.group(1)) < 1:
+        raise ValueError(f"bad rate {text!r}: write it like 600/min, 20000/h or 5000/day")
+    return int(match.group(1)), _RATE_UNITS[match.group(2).lower()]
+
+
+def _rates(value: object) -> tuple[tuple[int, int], ...]:
+    items = value if isinstance(value, list) else [value]
+    return tuple(parse_rate(item) for item in items)
+
+
+Rates = Annotated[tuple[tuple[int, int], ...], BeforeValidator(_rates)]
+
+
+class Limits(_Model):
+    """Sending limits for all workers together (counted in the database). None by default."""
+
+    rate: Rates = ()  # e.g. ["600/min", "20000/h"]
+    daily_cap: int | None = Field(None, ge=1)  # warm-up: the most e-mails in a UTC day
+    per_domain: dict[str, Rates] = Field(default_factory=dict)  # recipient domain (or `default`) -> rates
+
+    def scopes_for(self, domain: str) -> list[tuple[str, int, int]]:
+        """(counter name, limit, window seconds) that one e-mail to `domain` counts against."""
+        scopes = [("all", n, window) for n, window in self.rate]
+        if self.daily_cap:
+            scopes.append(("all", self.daily_cap, 86400))
+        domain = domain.lower()
+        own = self.per_domain.get(domain)
+        rates = own if own is not None else self.per_domain.get("default", ())
+        scopes += [(f"domain:{domain}", n, window) for n, window in rates]
+        return scopes
+
+    @property
+    def active(self) -> bool:
+        return bool(self.rate or self.daily_cap or self.per_domain)
+
+
+class Notify(_Model):
+    """Who hears about a person's reply: an address it is forwarded to, a webhook it is posted to."""
+
+    forward_to: str | None = None
+    webhook: str | None = None
+
+
+class Inbound(_Model):
+    """How replies and bounces act on leads."""
+
+    notify: Notify = Notify()
+    soft_bounce_limit: int = Field(3, ge=1)  # this many soft bounces within the window make a hard one
+    soft_bounce_window: DurationField = Duration(days=30)
+    soft_bounce_retry: DurationField = Duration(days=1)  # a soft-bounced touch goes out again after this
+    auto_reply_pause: DurationField = Duration(days=7)  # an out-of-office that names no return date
+    # The receiving mail servers whose Authentication-Results headers are believed (their
+    # authserv-id, e.g. mx.google.com): a message matched to a lead by its From address
+    # alone is applied only when one of them authenticated that address.
+    trusted_authserv_ids: tuple[str, ...] = ()
+
+
+class Reporting(_Model):
+    """How `dripper report` counts outcomes."""
+
+    # A reply, conversion, ... that names no touch counts for the last touch sent to the
+    # lead before it, if it came within this long of it; else it is "unattributed".
+    attribution_window: DurationField = Duration(days=30)
+
+
+LetterFormat = Literal["auto", "us10", "din5008"]
+
+
+class PrintApi(_Model):
+    """A print-and-post service that takes each letter over HTTP (see letters adapters)."""
+
+    url: str
+    token_env: str = "DRIPPER_PRINT_TOKEN"  # the environment variable holding the API token
+    timeout: float = Field(30.0, gt=0)
+
+
+class Letters(_Model):
+    """How letters are laid out and handed to the printer."""
+
+    # auto: US #10 window on US Letter for leads in the US, Canada and other Letter-paper
+    # countries; DIN 5008 (DL window) on A4 everywhere else.
+    format: LetterFormat = "auto"
+    duplex: bool = False  # the printer prints both sides: each letter starts on a new sheet
+    home_country: str | None = None  # no country line on domestic letters; default: the sender's
+    return_address: str | None = None  # default: sender.postal_address
+    adapter: str = "files"  # files (print the batch yourself) | http | an installed adapter
+    http: PrintApi | None = None
+    call_owner: str | None = None  # who gets call tasks when neither lead nor step names one
+
+
+class Step(_Model):
+    id: str
+    owner: str | None = None  # call steps: who makes the call (else the lead's `owner` attribute)
+    after: DurationField
+    channel: Channel = "email"
+    kind: str = "follow_up"
+    subject: str | None = None
+    template: str
+    send_window: SendWindowSpec | None = None
+    # Earlier ids of this step: a renamed step keeps its history (what was sent stays sent).
+    renamed_from: list[str] = Field(default_factory=list)
+
+
+class Campaign(_Model):
+    description: str | None = None
+    letter_format: LetterFormat | None = None  # overrides letters.format
+    stop_on: list[StopKind] = Field(default_factory=lambda: list(STOP_KINDS))
+    send_window: SendWindowSpec | None = None
+    stages: dict[str, list[Step]]
+
+    _name: str = PrivateAttr("")
+    _by_id: dict[str, tuple[str, Step]] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, _context: Any) -> None:
+        for stage, steps in self.stages.items():
+            for step in steps:
+                self._by_id.setdefault(step.id, (stage, step))
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def track(self, stage: str) -> list[Step]:
+        return self.stages.get(stage, [])
+
+    def step(self, step_id: str) -> tuple[str, Step] | None:
+        return self._by_id.get(step_id)
+
+    def stops_on(self, kind: str) -> bool:
+        return kind in ALWAYS_STOP or kind in self.stop_on
+
+
+class CampaignFile(_Model):
+    sender: Sender
+    defaults: Defaults = Defaults()
+    limits: Limits = Limits()
+    inbound: Inbound = Inbound()
+    letters: Letters = Letters()
+    reporting: Reporting = Reporting()
+    extra_stages: list[str] = Field(default_factory=list)
+    campaigns: dict[str, Campaign]
+
+    _path: FsPath = PrivateAttr(FsPath("campaigns.yaml"))
+    _positions: yamlpos.Positioned | None = PrivateAttr(None)
+    _stages: tuple[str, ...] | None = PrivateAttr(None)
+
+    @property
+    def path(self) -> FsPath:
+        return self._path
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        if self._stages is None:  # asked for every lead imported; the model does not change
+            self._stages = FUNNEL_STAGES + tuple(s for s in self.extra_stages if s not in FUNNEL_STAGES)
+        return self._stages
+
+    def campaign(self, name: str) -> Campaign:
+        return self.campaigns[name]
+
+    @property
+    def default_campaign(self) -> str:
+        return self.defaults.campaign or next(iter(self.campaigns))
+
+    def default_stage(self, campaign: str) -> str:
+        if self.defaults.stage:
+            return self.defaults.stage
+        return next(iter(self.campaigns[campaign].stages), FUNNEL_STAGES[0])
+
+    def window_for(self, campaign: Campaign, step: Step) -> Window:
+        spec = step.send_window or campaign.send_window or self.defaults.send_window
+        return spec.window() if spec else Window()
+
+    def location(self, path: yamlpos.Path, *, key: bool = False) -> Location:
+        if self._positions is None:
+            return Location(str(self._path), 1, 1)
+        return self._positions.at(path, key=key)
+
+    def schedule_definition(self, name: str) -> dict[str, Any]:
+        """Everything in a campaign that decides *when* touches are due, as JSON-ready data:
+        stored with each applied version (campaign_versions.definition), so `dripper diff`
+        can tell what an edit changes. Stages and steps in file order; windows and
+        durations normalized, so rewriting `mon-fri` as a list changes nothing."""
+        campaign = self.campaigns[name]
+        return {
+            "defaults": {"timezone": self.defaults.timezone, "send_window": _window_data(self.defaults.send_window)},
+            "stop_on": sorted(campaign.stop_on),
+            "send_window": _window_data(campaign.send_window),
+            "stages": {
+                stage: [
+                    {
+                        "id": step.id,
+                        "after": str(step.after),
+                        "channel": step.channel,
+                        "kind": step.kind,
+                        "send_window": _window_data(step.send_window),
+                        "renamed_from": list(step.renamed_from),
+                    }
+                    for step in steps
+                ]
+                for stage, steps in campaign.stages.items()
+            },
+        }
+
+    def schedule_fingerprint(self, name: str) -> str:
+        """Hash of `schedule_definition`: a change makes the planner re-plan pending
+        touches; wording changes do not. One hashes the other, so they never disagree."""
+        return definition_fingerprint(self.schedule_definition(name))
+
+    def legacy_fingerprint(self, name: str) -> str:
+        """The fingerprint versions before migration 0008 stored (without a definition):
+        a database upgraded with an unchanged campaigns.yaml adopts the new one without
+        re-planning every lead (see `planner.reconcile`)."""
+        campaign = self.campaigns[name]
+        shape = {
+            "tz": self.defaults.timezone,
+            "stop_on": sorted(campaign.stop_on),
+            "tracks": {
+                stage: [
+                    [step.id, str(step.after), step.channel, repr(self.window_for(campaign, step)), step.renamed_from]
+                    for step in steps
+                ]
+                for stage, steps in campaign.stages.items()
+            },
+        }
+        return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
+
+    def with_applied(self, name: str, definition: Mapping[str, Any]) -> CampaignFile:
+        """This file with campaign `name` (and the defaults) as a stored definition has
+        them: what the planner used when that version was applied. Steps have no
+        templates or subjects: only their timing is known."""
+        stored = definition["defaults"]
+        window = _window_spec(stored["send_window"])
+        defaults = self.defaults.model_copy(update={"timezone": stored["timezone"], "send_window": window})
+        campaign = campaign_from_definition(definition)
+        campaign._name = name
+        rebuilt = self.model_copy(update={"defaults": defaults, "campaigns": {**self.campaigns, name: campaign}})
+        return rebuilt
+
+
+def definition_fingerprint(definition: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _window_data(spec: SendWindowSpec | None) -> dict[str, Any] | None:
+    """A send window as plain data, normalized (the days it opens, its hours)."""
+    if spec is None:
+        return None
+    window = spec.window()
+    end = window.end.strftime("%H:%M") if window.end is not None else "24:00"
+    return {
+        "days": [timing.DAY_NAMES[d] for d in sorted(window.days)],
+        "hours": f"{window.start.strftime('%H:%M')}-{end}",
+        "holidays": window.skip_holidays,
+    }
+
+
+def _window_spec(data: Mapping[str, Any] | None) -> SendWindowSpec | None:
+    return (
+        None
+        if data is None
+        else SendWindowSpec(days=list(data["days"]), hours=data["hours"], holidays=data["holidays"])
+    )
+
+
+def campaign_from_definition(definition: Mapping[str, Any]) -> Campaign:
+    """A Campaign model from `schedule_definition` data (steps without templates)."""
+    return Campaign(
+        stop_on=list(definition["stop_on"]),
+        send_window=_window_spec(definition["send_window"]),
+        stages={
+            stage: [
+                Step(
+                    id=s["id"],
+                    after=s["after"],
+                    channel=s["channel"],
+                    kind=s["kind"],
+                    template="",
+                    send_window=_window_spec(s["send_window"]),
+                    renamed_from=list(s["renamed_from"]),
+                )
+                for s in steps
+            ]
+            for stage, steps in definition["stages"].items()
+        },
+    )
+
+
+# --- validation -------------------------------------------------------------------------
+
+_WINDOW_KEYS = set(SendWindowSpec.model_fields)
+
+
+def _allowed_keys(path: tuple[Any, ...]) -> set[str] | None:
+    """The keys allowed in the mapping at `path`, for "did you mean" hints."""
+
+    def keys(model: type[BaseModel]) -> set[str]:
+        return {f.alias or name for name, f in model.model_fields.items()}
+
+    n = len(path)
+    if n == 0:
+        return keys(CampaignFile)
+    if path == ("sender",):
+        return keys(Sender)
+    if path == ("defaults",):
+        return keys(Defaults)
+    if path == ("limits",):
+        return keys(Limits)
+    if path == ("inbound",):
+        return keys(Inbound)
+    if path == ("inbound", "notify"):
+        return keys(Notify)
+    if path == ("letters",):
+        return keys(Letters)
+    if path == ("letters", "http"):
+        return keys(PrintApi)
+    if path == ("reporting",):
+        return keys(Reporting)
+    if path[-1] == "send_window":
+        return _WINDOW_KEYS
+    if n == 2 and path[0] == "campaigns":
+        return keys(Campaign)
+    if n == 5 and path[0] == "campaigns" and path[2] == "stages":
+        return keys(Step)
+    return None
+
+
+def did_you_mean(word: str, choices: set[str] | tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _problems_from(exc: ValidationError, pos: yamlpos.Positioned) -> list[Problem]:
+    problems = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            key = str(loc[-1])
+            allowed = _allowed_keys(loc[:-1]) or set()
+            problems.append(Problem(pos.at(loc, key=True), f"unknown key {key!r}{did_you_mean(key, allowed)}"))
+        elif kind == "missing":
+            problems.append(Problem(pos.at(loc[:-1]), f"missing required key {loc[-1]!r}"))
+        else:
+            message = re.sub(r"^(Value error|Assertion failed), ", "", error["msg"])
+            where = next((str(p) for p in reversed(loc) if isinstance(p, str)), "value")
+            problems.append(Problem(pos.at(loc), f"{where}: {message}"))
+    return problems
+
+
+def _structure_problems(data: dict[str, Any], pos: yamlpos.Positioned) -> list[Problem]:
+    """Stage names and step ids, read from the raw data so they are reported even when
+    other parts of the file do not validate yet."""
+    problems: list[Problem] = []
+    extra = data.get("extra_stages")
+    known = set(FUNNEL_STAGES) | ({str(s) for s in extra} if isinstance(extra, list) else set())
+    campaigns = data.get("campaigns")
+    if not isinstance(campaigns, dict):
+        return problems
+    for name, campaign in campaigns.items():
+        stages = campaign.get("stages") if isinstance(campaign, dict) else None
+        if not isinstance(stages, dict):
+            continue
+        base = ("campaigns", name)
+        seen: dict[str, Location] = {}
+        for stage, steps in stages.items():
+            if stage not in known:
+                problems.append(
+                    Problem(
+                        pos.at((*base, "stages", stage), key=True),
+                        f"unknown funnel stage {stage!r}{did_you_mean(stage, known)}"
+                        " (declare extra stages under extra_stages:)",
+                    )
+                )
+            for i, step in enumerate(steps if isinstance(steps, list) else []):
+                step_id = step.get("id") if isinstance(step, dict) else None
+                if not isinstance(step_id, str):
+                    continue
+                where = pos.at((*base, "stages", stage, i, "id"))
+                if not STEP_ID.match(step_id):
+                    problems.append(Problem(where, f"bad step id {step_id!r}: use letters, digits, '-', '_' or '.'"))
+                if step_id in seen:
+                    problems.append(
+                        Problem(
+                            where,
+                            f"duplicate step id {step_id!r} in campaign {name!r} "
+                            f"(first used at line {seen[step_id].line})",
+                        )
+                    )
+                else:
+                    seen[step_id] = where
+    return problems
+
+
+def _semantic_problems(model: CampaignFile, pos: yamlpos.Positioned) -> list[Problem]:
+    problems: list[Problem] = []
+    known = set(model.stages)
+    try:
+        timing.zone(model.defaults.timezone)
+    except ValueError as exc:
+        problems.append(Problem(pos.at(("defaults", "timezone")), str(exc)))
+    if model.defaults.campaign and model.defaults.campaign not in model.campaigns:
+        problems.append(
+            Problem(
+                pos.at(("defaults", "campaign")),
+                f"unknown campaign {model.defaults.campaign!r}"
+                f"{did_you_mean(model.defaults.campaign, set(model.campaigns))}",
+            )
+        )
+    if model.defaults.stage and model.defaults.stage not in known:
+        problems.append(
+            Problem(
+                pos.at(("defaults", "stage")),
+                f"unknown funnel stage {model.defaults.stage!r}{did_you_mean(model.defaults.stage, known)}",
+            )
+        )
+    if not model.campaigns:
+        problems.append(Problem(pos.at(("campaigns",)), "no campaigns defined"))
+    windows = [(("defaults", "send_window"), model.defaults.send_window)]
+    for name, campaign in model.campaigns.items():
+        base = ("campaigns", name)
+        windows.append(((*base, "send_window"), campaign.send_window))
+        for stage, steps in campaign.stages.items():
+            for i, step in enumerate(steps):
+                spath = (*base, "stages", stage, i)
+                windows.append(((*spath, "send_window"), step.send_window))
+                for j, old in enumerate(step.renamed_from):
+                    if old in campaign._by_id:
+                        problems.append(
+                            Problem(
+                                pos.at((*spath, "renamed_from", j)),
+                                f"renamed_from {old!r} is still the id of a step in campaign {name!r}",
+                            )
+                        )
+                if step.channel == "email" and not step.subject:
+                    problems.append(Problem(pos.at(spath), f"step {step.id!r}: an email step needs a subject"))
+    problems += _letter_problems(model.letters, pos)
+    for path, spec in windows:
+        if spec is None:
+            continue
+        for field, parse in (("days", timing.parse_days), ("hours", timing.parse_hours)):
+            try:
+                parse(getattr(spec, field))
+            except ValueError as exc:
+                problems.append(Problem(pos.at((*path, field)), str(exc)))
+    return problems
+
+
+def _letter_problems(letters: Letters, pos: yamlpos.Positioned) -> list[Problem]:
+    from dripper.channels.letters.printing import adapter_names
+    from dripper.leads import postal
+
+    problems = []
+    if letters.home_country and postal.country_code(letters.home_country) is None:
+        problems.append(Problem(pos.at(("letters", "home_country")), f"unknown country {letters.home_country!r}"))
+    names = adapter_names()
+    if letters.adapter not in names:
+        problems.append(
+            Problem(
+                pos.at(("letters", "adapter")),
+                f"unknown print adapter {letters.adapter!r}"
+                f"{did_you_mean(letters.adapter, names)} (known: {', '.join(sorted(names))})",
+            )
+        )
+    elif letters.adapter == "http" and letters.http is None:
+        problems.append(Problem(pos.at(("letters", "adapter")), "adapter http needs letters.http.url"))
+    return problems
+
+
+def parse(text: str, file: str) -> CampaignFile:
+    """Validate campaigns.yaml text; raise ConfigError with every problem found."""
+    pos = yamlpos.load(text, file)
+    if not isinstance(pos.data, dict):
+        raise ConfigError([Problem(pos.at(()), "campaigns.yaml must be a mapping with sender: and campaigns:")])
+    structure = _structure_problems(pos.data, pos)
+    try:
+        model = CampaignFile.model_validate(pos.data)
+    except ValidationError as exc:
+        raise ConfigError(_problems_from(exc, pos) + structure) from None
+    problems = structure + _semantic_problems(model, pos)
+    if problems:
+        raise ConfigError(problems)
+    model._path = FsPath(file)
+    model._positions = pos
+    for name, campaign in model.campaigns.items():
+        campaign._name = name
+    return model
+
+
+def load(path: FsPath) -> CampaignFile:
+    try:
+        text = read_utf8(path)
+    except FileNotFoundError:
+        raise ConfigError(
+            [Problem(Location(str(path), 1, 1), "file not found (set DRIPPER_CAMPAIGNS or --campaigns)")]
+        ) from None
+    return parse(text, str(path))
+
+
+__all__ = ["FUNNEL_STAGES", "STOP_KINDS", "Campaign", "CampaignFile", "Limits", "Sender", "Step", "load", "parse"]

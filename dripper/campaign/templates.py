@@ -1,0 +1,598 @@
+"""Templates: loading, checking, and rendering touches for a lead.
+
+Templates are read into memory once per version and compiled once, so a worker keeps
+rendering the last good version while a marketer is mid-edit. CSS is inlined per
+message with css-inline (a Rust inliner, ~60 µs a message): inlining the Jinja source
+once is not correct, because loops and conditionals in tables are not HTML until
+they are rendered (an HTML parser moves `{% for %}` out of a `<table>`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import css_inline
+import jinja2
+from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
+
+from dripper.campaign import timing
+from dripper.campaign.model import Campaign, CampaignFile, Step, did_you_mean
+from dripper.campaign.sourcefile import read_utf8
+from dripper.channels.email.text import html_to_text
+from dripper.errors import ConfigError, Location, Problem
+from dripper.leads.records import Lead
+
+TEMPLATE_SUFFIXES = {".html", ".htm", ".txt", ".j2", ".jinja", ".css", ".md"}
+_LINE_BREAKS = re.compile(r"[^\S ]+|[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+@dataclass(frozen=True)
+class TemplateSet:
+    """Every template file under templates/, as text, with a version fingerprint."""
+
+    root: Path
+    sources: dict[str, str]
+    fingerprint: str
+
+    @classmethod
+    def load(cls, root: Path) -> TemplateSet:
+        """Every template file, all-or-nothing: one that is not UTF-8 (or cannot be read)
+        is a ConfigError located at its first bad byte, whichever step uses it."""
+        sources: dict[str, str] = {}
+        problems: list[Problem] = []
+        if root.is_dir():
+            for path in sorted(root.rglob("*")):
+                if path.is_file() and path.suffix.lower() in TEMPLATE_SUFFIXES:
+                    try:
+                        sources[path.relative_to(root).as_posix()] = read_utf8(path)
+                    except ConfigError as exc:
+                        problems += exc.problems
+                    except FileNotFoundError:  # deleted while we listed: the next load sees the folder as it is
+                        continue
+        if problems:
+            raise ConfigError(problems)
+        digest = hashlib.sha256()
+        for name, source in sources.items():  # a file name need not be UTF-8: its bytes, as the disk has them
+            digest.update(name.encode("utf-8", "surrogateescape") + b"\0" + source.encode() + b"\0")
+        return cls(root, sources, digest.hexdigest()[:16])
+
+
+class _SnapshotLoader(jinja2.BaseLoader):
+    """Serves the in-memory snapshot, reporting real file paths in errors."""
+
+    def __init__(self, templates: TemplateSet):
+        self.templates = templates
+
+    def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str, Callable[[], bool]]:
+        source = self.templates.sources.get(template)
+        if source is None:
+            raise jinja2.TemplateNotFound(template)
+        return source, str(self.templates.root / template), lambda: True
+
+
+def one_line(text: str) -> str:
+    """Header-safe: no CR/LF can reach a header through any value."""
+    if text.isprintable():  # the common case, checked in C: no control or separator characters
+        return text.strip()
+    return _LINE_BREAKS.sub(" ", text).strip()
+
+
+@dataclass(frozen=True)
+class LeadView(Lead):
+    """What templates see as `lead`: a stored lead, single-line values, time zone resolved."""
+
+    id: int = 0
+    timezone: str = "UTC"  # type: ignore[assignment]  # resolved: never None here
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any], default_tz: str) -> LeadView:
+        text = {
+            k: one_line(str(row.get(k) or ""))
+            for k in (
+                "email",
+                "first_name",
+                "last_name",
+                "company",
+                "stage",
+                "campaign",
+                "address_line1",
+                "address_line2",
+                "city",
+                "region",
+                "postal_code",
+                "country",
+            )
+        }
+        attrs = {k: (one_line(v) if isinstance(v, str) else v) for k, v in (row.get("attrs") or {}).items()}
+        return cls(id=row.get("id") or 0, timezone=row.get("timezone") or default_tz, attrs=attrs, **text)
+
+
+class _AnyAttrs(dict):  # type: ignore[type-arg]
+    """For `check`: a lead may carry any CSV column as an attribute."""
+
+    def __getitem__(self, key: str) -> str:
+        return f"sample {key}"
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def get(self, key: str, default: Any = None) -> str:  # type: ignore[override]
+        return self[key]
+
+
+def sample_lead(config: CampaignFile, *, any_attrs: bool = True) -> LeadView:
+    """A made-up lead. `any_attrs`: every attribute exists (for `check`); else none do
+    (for previews: what a lead without extra CSV columns receives)."""
+    return LeadView(
+        id=0,
+        email="sample.lead@example.com",
+        first_name="Sam",
+        last_name="Sample",
+        company="Sample Corp",
+        stage="supplier_research",
+        campaign=config.default_campaign,
+        timezone=config.defaults.timezone,
+        address_line1="1 Sample Road",
+        address_line2="Suite 2",
+        city="Springfield",
+        region="IL",
+        postal_code="62701",
+        country="US",
+        attrs=_AnyAttrs() if any_attrs else {},
+    )
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    html: str
+    text: str
+
+
+class Renderer:
+    def __init__(self, config: CampaignFile, templates: TemplateSet):
+        self.config = config
+        self.templates = templates
+        loader = _SnapshotLoader(templates)
+        common: dict[str, Any] = {
+            "loader": loader,
+            "undefined": StrictUndefined,
+            "keep_trailing_newline": True,
+            "auto_reload": False,
+        }
+        self.html_env = jinja2.Environment(autoescape=True, **common)
+        self.text_env = jinja2.Environment(autoescape=False, **common)
+        self._subjects: dict[tuple[str, str], jinja2.Template] = {}
+        self._inliner = css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
+        sender = config.sender
+        self._sender = {
+            "from": sender.from_,
+            "from_name": sender.name,
+            "address": sender.address,
+            "reply_to": sender.reply_to or sender.address,
+            "postal_address": sender.postal_address,
+        }
+
+    # --- context ------------------------------------------------------------------------
+    def context(
+        self,
+        lead: LeadView,
+        campaign: Campaign,
+        step: Step,
+        unsubscribe_url: str,
+        now: datetime,
+        preferences_url: str = "",
+    ) -> dict[str, Any]:
+        try:
+            local_today = now.astimezone(timing.zone(lead.timezone)).date()
+        except ValueError:
+            local_today = now.date()
+        return {
+            "lead": lead,
+            "sender": self._sender,
+            "campaign": {"name": campaign.name, "description": campaign.description or ""},
+            "step": {"id": step.id, "kind": step.kind, "channel": step.channel, "subject": step.subject or ""},
+            "unsubscribe_url": unsubscribe_url,
+            "preferences_url": preferences_url or unsubscribe_url,
+            "today": f"{local_today.day} {local_today:%B %Y}",
+        }
+
+    # --- rendering ----------------------------------------------------------------------
+    def subject(self, campaign: Campaign, step: Step, ctx: Mapping[str, Any]) -> str:
+        key = (campaign.name, step.id)
+        template = self._subjects.get(key)
+        if template is None:
+            template = self._subjects[key] = self.text_env.from_string(step.subject or "")
+        return one_line(template.render(ctx))
+
+    def body_html(self, step: Step, ctx: Mapping[str, Any]) -> str:
+        return self.html_env.get_template(step.template).render(ctx)
+
+    def body_text(self, step: Step, ctx: Mapping[str, Any], html: str) -> str:
+        """A `.txt` twin of the template wins; otherwise the HTML, as text, links kept whole."""
+        twin = str(Path(step.template).with_suffix(".txt"))
+        if twin != step.template and twin in self.templates.sources:
+            return self.text_env.get_template(twin).render(ctx).strip() + "\n"
+        return html_to_text(html) + "\n"
+
+    def email(self, campaign: Campaign, step: Step, ctx: Mapping[str, Any]) -> RenderedEmail:
+        subject = self.subject(campaign, step, ctx)
+        html = without_script_urls(self.body_html(step, ctx))  # before the text part is made of it
+        text = self.body_text(step, ctx, html)
+        postal = self.config.sender.postal_address
+        url, prefs = ctx["unsubscribe_url"], ctx.get("preferences_url") or ctx["unsubscribe_url"]
+        html = _append_footer(html, _html_footer(postal, url, prefs))
+        text = f"{text}\n-- \n{postal}\nUnsubscribe: {url}\n" + (f"Preferences: {prefs}\n" if prefs != url else "")
+        return RenderedEmail(subject, self._inliner.inline(html), text)
+
+    def letter_html(self, step: Step, ctx: Mapping[str, Any]) -> str:
+        # Not CSS-inlined: the PDF engine reads <style>, including the @page rules letters need.
+        return without_script_urls(self.body_html(step, ctx))
+
+    def call_notes(self, step: Step, ctx: Mapping[str, Any]) -> str:
+        return html_to_text(self.body_html(step, ctx))
+
+
+# --- URLs that would run script ---------------------------------------------------------
+# A template may put lead data into a link (`<a href="{{ lead.attrs.website }}">`).
+# Autoescaping keeps the value inside its attribute, but not a `javascript:` URL out of
+# it. So every attribute value of the rendered HTML whose URL scheme could run script is
+# replaced by "#", reading it as a browser does: entities decoded, ASCII tabs and line
+# breaks inside it dropped, leading blanks and controls ignored, any case. This runs for
+# every message: one regex, anchored on `=` (a fast literal scan), picks the values that
+# either name such a scheme outright or hold a blank, control or `&` before their first
+# letter run ends (every disguise needs one); only those are decoded and looked at.
+_SCRIPT_SCHEMES = frozenset({"javascript", "vbscript", "livescript", "jscript", "mocha", "data"})
+_CANDIDATE = re.compile(
+    r"""=[ \t\n\r\f]*(["']?)(?=(?i:javascript|vbscript|livescript|jscript|mocha|data):|[A-Za-z0-9+.\-]*[\x00-\x20&])"""
+)
+_UNQUOTED = re.compile(r"""[^\s"'=<>`]*""")
+_NAME_BEFORE = re.compile(r"""[\s"'/]([A-Za-z][A-Za-z0-9:_\-]{0,30})\Z""")  # an attribute's name
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
+_IN_URL_IGNORED = str.maketrans("", "", "\t\n\r")
+_BLANKS_AND_CONTROLS = "".join(map(chr, range(0x21)))  # what a browser strips before the scheme
+_IMAGE_ATTRS = frozenset({"src", "background", "poster", "lowsrc", "dynsrc"})
+# Attributes whose value is a URL (HTML 4 and 5, SVG); text ones (alt, title) are left alone.
+_URL_ATTRS = _IMAGE_ATTRS | frozenset(
+    {
+        "href",
+        "xlink:href",
+        "action",
+        "formaction",
+        "data",
+        "cite",
+        "longdesc",
+        "usemap",
+        "ping",
+        "manifest",
+        "codebase",
+        "archive",
+        "classid",
+        "profile",
+        "icon",
+        "itemtype",
+    }
+)
+
+
+def runs_script(attribute: str, value: str) -> bool:
+    """Whether the attribute holds a URL which, read by a browser, has a scheme that can
+    run script. An image attribute may hold a `data:image/…` URL, which cannot."""
+    attribute = attribute.lower()
+    if attribute not in _URL_ATTRS:
+        return False
+    url = html.unescape(value).translate(_IN_URL_IGNORED).lstrip(_BLANKS_AND_CONTROLS)
+    found = _SCHEME.match(url)
+    if found is None or found.group(1).lower() not in _SCRIPT_SCHEMES:
+        return False
+    if found.group(1).lower() == "data" and attribute in _IMAGE_ATTRS:
+        return not url[found.end() :].lstrip().lower().startswith("image/")
+    return True
+
+
+def _name_end(document: str, equals: int) -> int:
+    """Where the attribute name before the `=` at `equals` ends (blanks may come between)."""
+    while equals > 0 and document[equals - 1] in " \t\n\r\f":
+        equals -= 1
+    return equals
+
+
+def without_script_urls(document: str) -> str:
+    """The HTML with every attribute value that is a script-capable URL replaced by "#"."""
+    kept: list[str] = []
+    done = 0
+    for match in _CANDIDATE.finditer(document):
+        start, quote = match.end(), match.group(1)
+        if quote:
+            end = document.find(quote, start)
+            end = len(document) if end == -1 else end
+        else:
+            end = _UNQUOTED.match(document, start).end()  # type: ignore[union-attr]  # matches empty
+        if start < done:
+            continue  # inside a value already replaced
+        # After an attribute's name, not an `=` inside a value (`?q=javascript:1` is a query).
+        name = _NAME_BEFORE.search(
+            document, max(0, _name_end(document, match.start()) - 32), _name_end(document, match.start())
+        )
+        if name is not None and runs_script(name.group(1), document[start:end]):
+            kept += [document[done:start], "#"]
+            done = end
+    return "".join(kept) + document[done:] if kept else document
+
+
+def _html_footer(postal: str, url: str, preferences: str) -> str:
+    from html import escape
+
+    manage = (
+        f' · <a href="{escape(preferences, quote=True)}" style="color:#666">Manage preferences</a>'
+        if preferences != url
+        else ""
+    )
+    return (
+        '<div class="dripper-footer" style="margin-top:32px;padding-top:12px;border-top:1px solid #ddd;'
+        'font-size:12px;color:#666;line-height:1.5">'
+        f"{escape(postal)}<br>"
+        f"You receive these e-mails because you asked us for information. "
+        f'<a href="{escape(url, quote=True)}" style="color:#666">Unsubscribe</a>{manage}</div>'
+    )
+
+
+def _append_footer(html: str, footer: str) -> str:
+    lower = html.lower()
+    cut = lower.rfind("</body>")
+    if cut == -1:
+        return html + footer
+    return html[:cut] + footer + html[cut:]
+
+
+# --- checking ---------------------------------------------------------------------------
+
+
+def _template_frame_line(exc: BaseException, filename: str) -> int | None:
+    """Jinja rewrites tracebacks so template frames carry the template's own lines."""
+    line = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename == filename:
+            line = frame.lineno
+    return line
+
+
+def check_templates(config: CampaignFile, templates: TemplateSet) -> list[Problem]:
+    """Every problem with the templates campaigns.yaml names: missing files, syntax
+    errors (located in the template), and variables a lead cannot have."""
+    renderer = Renderer(config, templates)
+    problems: list[Problem] = []
+    reported: set[tuple[str, int]] = set()
+    lead = sample_lead(config)
+    bare = sample_lead(config, any_attrs=False)  # a lead whose CSV had no extra columns
+    now = datetime(2026, 1, 5, 15, 0).astimezone()
+
+    def add(problem: Problem) -> None:
+        key = (str(problem.location), hash(problem.message))
+        if key not in reported:
+            reported.add(key)  # type: ignore[arg-type]
+            problems.append(problem)
+
+    for name, campaign in config.campaigns.items():
+        for stage, steps in campaign.stages.items():
+            for i, step in enumerate(steps):
+                path = ("campaigns", name, "stages", stage, i)
+                ctx = renderer.context(lead, campaign, step, "https://example.com/u/sample", now)
+                if step.subject:
+                    subject_at = config.location((*path, "subject"))
+                    try:
+                        renderer.subject(campaign, step, ctx)
+                    except TemplateSyntaxError as exc:
+                        add(
+                            Problem(
+                                Location(subject_at.file, subject_at.line + (exc.lineno or 1) - 1, subject_at.column),
+                                f"template syntax error in subject: {exc.message}",
+                            )
+                        )
+                    except UndefinedError as exc:
+                        add(Problem(subject_at, f"subject of step {step.id!r} uses {_undefined(exc)}"))
+                    except Exception as exc:
+                        add(Problem(subject_at, f"subject of step {step.id!r} failed to render: {exc}"))
+                if step.template not in templates.sources:
+                    hint = f" under {templates.root}" if templates.root else ""
+                    add(Problem(config.location((*path, "template")), f"template {step.template!r} not found{hint}"))
+                    continue
+                try:  # the body alone: the subject was checked (and located) above
+                    html = renderer.body_html(step, ctx)
+                    if step.channel == "email":
+                        renderer.body_text(step, ctx, html)
+                except TemplateSyntaxError as exc:
+                    file = exc.filename or str(templates.root / step.template)
+                    add(Problem(Location(file, exc.lineno or 1, 1), f"template syntax error: {exc.message}"))
+                except jinja2.TemplateNotFound as exc:
+                    add(
+                        Problem(
+                            config.location((*path, "template")),
+                            f"template {step.template!r} includes or extends {exc.name!r}, which is not found",
+                        )
+                    )
+                except UndefinedError as exc:
+                    add(Problem(_undefined_at(exc, templates, step), f"{_undefined(exc)} (step {step.id!r})"))
+                except RecursionError:
+                    add(
+                        Problem(
+                            config.location((*path, "template")),
+                            f"template {step.template!r} nests blocks or brackets too deeply to compile",
+                        )
+                    )
+                except Exception as exc:  # a filter blew up on sample data: still the template's fault
+                    add(
+                        Problem(
+                            config.location((*path, "template")), f"template {step.template!r} failed to render: {exc}"
+                        )
+                    )
+                else:
+                    bare_problem = _attribute_without_fallback(
+                        renderer, bare, campaign, step, now, templates, config.location((*path, "subject"))
+                    )
+                    if bare_problem:
+                        add(bare_problem)
+    # The static check sees every branch and names the variable precisely; a render
+    # problem on a line it already flagged says the same thing less well.
+    named = {step.template for c in config.campaigns.values() for steps in c.stages.values() for step in steps}
+    static = _static_problems(renderer.html_env, templates, named)
+    flagged = {(p.location.file, p.location.line) for p in static}
+    unique = list({str(p): p for p in static}.values())
+    return unique + [p for p in problems if (p.location.file, p.location.line) not in flagged]
+
+
+# What each context variable offers, for the static check below (attrs are free columns).
+_KNOWN_ATTRS: dict[str, set[str]] = {
+    "lead": set(LeadView.__dataclass_fields__) | {"full_name"},
+    "sender": {"from", "from_name", "address", "reply_to", "postal_address"},
+    "campaign": {"name", "description"},
+    "step": {"id", "kind", "channel", "subject"},
+}
+_CONTEXT_NAMES = set(_KNOWN_ATTRS) | {"unsubscribe_url", "preferences_url", "today"}
+_JINJA_NAMES = {
+    "loop",
+    "self",
+    "super",
+    "caller",
+    "varargs",
+    "kwargs",
+    "range",
+    "dict",
+    "lipsum",
+    "cycler",
+    "joiner",
+    "namespace",
+    "true",
+    "false",
+    "none",
+    "True",
+    "False",
+    "None",
+}
+
+
+def _static_problems(env: jinja2.Environment, templates: TemplateSet, names: set[str]) -> list[Problem]:
+    """Variables a template uses on any branch (not only the ones a sample lead takes)
+    that no lead can have: `lead.frist_name`, `leed.name`."""
+    from jinja2 import meta, nodes
+
+    problems: list[Problem] = []
+    todo, seen = list(names), set()
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in templates.sources:
+            continue
+        seen.add(name)
+        try:
+            ast = env.parse(templates.sources[name], name=name, filename=str(templates.root / name))
+        except (TemplateSyntaxError, RecursionError):  # RecursionError: nested deeper than the parser goes
+            continue  # reported by the render check, with its line
+        todo += [t for t in meta.find_referenced_templates(ast) if t]
+        file = str(templates.root / name)
+        assigned = {n.name for n in ast.find_all(nodes.Name) if n.ctx in ("store", "param")}
+        for node in ast.find_all(nodes.Getattr):
+            owner = node.node
+            known = isinstance(owner, nodes.Name) and owner.name in _KNOWN_ATTRS and owner.name not in assigned
+            if known and node.attr not in _KNOWN_ATTRS[owner.name]:
+                hint = did_you_mean(node.attr, _KNOWN_ATTRS[owner.name])
+                what = "that a lead does not have" if owner.name == "lead" else f"that {owner.name} does not have"
+                problems.append(
+                    Problem(Location(file, node.lineno, 1), f"variable {owner.name}.{node.attr} {what}{hint}")
+                )
+        for node in ast.find_all(nodes.Name):
+            if node.ctx == "load" and node.name not in _CONTEXT_NAMES | _JINJA_NAMES | assigned:
+                problems.append(
+                    Problem(
+                        Location(file, node.lineno, 1),
+                        f"undefined variable {node.name!r} "
+                        "(templates see lead, sender, campaign, step, unsubscribe_url, today)",
+                    )
+                )
+    return problems
+
+
+def _frames(exc: BaseException) -> list[str]:
+    return [frame.filename for frame in reversed(traceback.extract_tb(exc.__traceback__))]
+
+
+def _undefined_at(exc: UndefinedError, templates: TemplateSet, step: Step) -> Location:
+    """Where an undefined variable was used: the innermost template file of ours in the
+    traceback (a base or an include), at its line."""
+    owner = next((f for f in _frames(exc) if f.startswith(str(templates.root))), str(templates.root / step.template))
+    return Location(owner, _template_frame_line(exc, owner) or 1, 1)
+
+
+def _missing_attr(exc: UndefinedError) -> str | None:
+    """The attribute a lead without extra columns lacks (`lead.attrs` is then a plain dict)."""
+    found = re.match(r"'dict object' has no attribute '(.+?)'", str(exc.message or exc))
+    return found.group(1) if found else None
+
+
+def _no_fallback(attr: str) -> str:
+    return (
+        f"lead.attrs.{attr} is missing for leads without a {attr!r} column: give a fallback, "
+        f"e.g. lead.attrs.{attr} | default('') or lead.attrs.get('{attr}')"
+    )
+
+
+def _attribute_without_fallback(
+    renderer: Renderer,
+    lead: LeadView,
+    campaign: Campaign,
+    step: Step,
+    now: datetime,
+    templates: TemplateSet,
+    subject_at: Location,
+) -> Problem | None:
+    """`{{ lead.attrs.phone }}` renders for leads with a phone column and fails, at send
+    time, for every other lead: found by rendering for a lead with no extra columns."""
+    ctx = renderer.context(lead, campaign, step, "https://example.com/u/sample", now)
+    if step.subject:
+        try:
+            renderer.subject(campaign, step, ctx)
+        except UndefinedError as exc:
+            attr = _missing_attr(exc)
+            if attr:
+                return Problem(subject_at, _no_fallback(attr))
+        except Exception:
+            pass
+    try:
+        renderer.body_html(step, ctx)
+    except UndefinedError as exc:
+        attr = _missing_attr(exc)
+        if not attr:
+            return None
+        return Problem(_undefined_at(exc, templates, step), _no_fallback(attr))
+    except Exception:
+        return None
+    return None
+
+
+def _undefined(exc: UndefinedError) -> str:
+    message = str(exc.message or exc)
+    match = re.match(r"'(.+?)' has no attribute '(.+?)'", message)
+    if match:
+        owner = match.group(1)
+        owner = "lead" if "LeadView" in owner else owner
+        return f"variable {owner}.{match.group(2)} that a lead does not have"
+    match = re.match(r"'(.+?)' is undefined", message)
+    if match:
+        seen = "lead, sender, campaign, step, unsubscribe_url, today"
+        return f"undefined variable {match.group(1)!r} (templates see {seen})"
+    return message
+
+
+def load_checked(config: CampaignFile, root: Path) -> TemplateSet:
+    templates = TemplateSet.load(root)
+    problems = check_templates(config, templates)
+    if problems:
+        raise ConfigError(problems)
+    return templates

@@ -1,0 +1,1 @@
+"""The ways a touch reaches a lead: e-mail, letters, calls."""

@@ -1,0 +1,1 @@
+"""Call tasks for the sales team."""

@@ -1,0 +1,208 @@
+"""From a claimed touch to what goes out: the bytes of one e-mail (rendered, CSS-inlined,
+assembled, DKIM-signed, with its VERP envelope sender), the HTML of a letter, the notes
+of a call. The same inputs give the same message, so this runs in the sender's own
+process or in a render worker process (see sender.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from dripper.campaign.model import Campaign, Step
+from dripper.campaign.templates import LeadView
+from dripper.channels.email.mime import build_email, list_unsubscribe
+from dripper.channels.letters import layout as letters
+from dripper.config import Loaded
+from dripper.leads import postal
+from dripper.tokens import Tokens
+
+# What the DKIM signature covers. RFC 8058 requires List-Unsubscribe and -Post; From is
+# listed twice so that no second From can be added without breaking the signature.
+DKIM_HEADERS = (
+    b"From",
+    b"From",
+    b"To",
+    b"Subject",
+    b"Date",
+    b"Message-ID",
+    b"Reply-To",
+    b"MIME-Version",
+    b"Content-Type",
+    b"List-Unsubscribe",
+    b"List-Unsubscribe-Post",
+    b"Feedback-ID",
+)
+
+
+@dataclass(frozen=True)
+class Composed:
+    mail_from: str  # the per-message (VERP) envelope sender
+    recipient: str
+    data: bytes
+    message_id: str
+    name: str  # stable per touch: a resend rewrites the same outbox file
+
+
+@dataclass(frozen=True)
+class DkimKey:
+    selector: str
+    domain: str
+    private_key: bytes
+
+    @classmethod
+    def load(cls, path: Path, selector: str, domain: str) -> DkimKey:
+        return cls(selector, domain, path.read_bytes())
+
+    def sign(self, data: bytes) -> bytes:
+        import dkim  # dkimpy
+
+        signature = dkim.sign(
+            data,
+            self.selector.encode(),
+            self.domain.encode(),
+            self.private_key,
+            canonicalize=(b"relaxed", b"relaxed"),
+            include_headers=list(DKIM_HEADERS),
+        )
+        return signature + data
+
+
+def feedback_id(campaign: str, step: str, sender: str) -> str:
+    """Gmail Postmaster's Feedback-ID: complaint rates per campaign and step."""
+    return ":".join(part.replace(":", "-") for part in (campaign, step, sender))
+
+
+# --- file names -------------------------------------------------------------------------
+# A file named after a lead must be distinct from every other lead's: `a/b@x` and `a-b@x`
+# (or `a\0b` and `a-b`) must not become the same file once made safe. Names stay short:
+# a 64-octet local part, a long domain, a campaign and a step would pass 255 bytes.
+PART_CHARS = 48  # each part of a name is cut to this many characters
+_UNSAFE = re.compile(r"[^A-Za-z0-9@._+\-]+")
+# Plain: no `_` (the separator), no upper case (a case-insensitive file system), no leading `.` or `-`.
+_PLAIN = re.compile(rf"[a-z0-9][a-z0-9@.+\-]{{0,{PART_CHARS - 1}}}")
+
+
+def _readable(part: str) -> str:
+    """The part as a file name can hold it: unsafe runs become `-`, cut to PART_CHARS."""
+    return _UNSAFE.sub("-", part)[:PART_CHARS]
+
+
+def touch_name(touch_id: int, campaign: str, step: str, email: str) -> str:
+    """The name of a touch's file (outbox .eml, letter PDF): `ID_CAMPAIGN_STEP_EMAIL`.
+    The touch id first makes it unique (the id holds no `_`), the rest makes it readable;
+    a resend of the touch has the same id, so it rewrites the same file."""
+    return "_".join((str(touch_id), _readable(campaign), _readable(step), _readable(email)))
+
+
+def safe_name(*parts: str) -> str:
+    """A file name made of the parts, distinct for distinct parts. Plain parts (lower-case
+    letters, digits, `@.+-`, at most PART_CHARS) are joined with `_` as they are; otherwise
+    the parts, made safe and cut, are followed by a digest of their exact values (that
+    name has one `_`-separated field more, so it never equals a plain one)."""
+    if all(_PLAIN.fullmatch(p) for p in parts):
+        return "_".join(parts)
+    digest = hashlib.blake2b(json.dumps(parts).encode(), digest_size=8).hexdigest()
+    return "_".join([*(_readable(p).replace("_", "-") for p in parts), digest]).lstrip(".-")
+
+
+@dataclass(frozen=True)
+class ComposedLetter:
+    html: str  # the template's HTML inside dripper's first-page frame
+    format: str
+    address: list[str]
+    sort_key: str  # country and postal code: the print order
+    name: str  # stable per touch: a resend rewrites the same PDF
+
+
+def letter_date(view: LeadView, now: datetime) -> str:
+    """Today in the lead's own time zone, written the way the lead's language writes dates."""
+    from babel.dates import format_date
+
+    from dripper.campaign import timing
+
+    try:
+        day = now.astimezone(timing.zone(view.timezone)).date()
+    except ValueError:
+        day = now.date()
+    return str(format_date(day, format="long", locale=postal.locale_for(view)))
+
+
+class Composer:
+    def __init__(self, loaded: Loaded, base_url: str, secret: str, dkim: DkimKey | None = None):
+        self.loaded = loaded
+        self.base_url = base_url
+        self.tokens = Tokens(secret)
+        self.dkim = dkim
+
+    def context(self, view: LeadView, campaign: Campaign, step: Step, now: datetime) -> tuple[dict[str, Any], str, str]:
+        token = self.tokens.make(view.id, campaign.name)
+        url = f"{self.base_url}/u/{token}"
+        ctx = self.loaded.renderer.context(view, campaign, step, url, now, f"{self.base_url}/p/{token}")
+        return ctx, url, token
+
+    def email(self, touch_id: int, view: LeadView, campaign: Campaign, step: Step, now: datetime) -> Composed:
+        """Raises jinja2.TemplateError when the template cannot render for this lead."""
+        sender = self.loaded.campaigns.sender
+        ctx, url, token = self.context(view, campaign, step, now)
+        rendered = self.loaded.renderer.email(campaign, step, ctx)
+        msgid = self.tokens.message_id(view.email, campaign.name, step.id, sender.domain)
+        data = build_email(
+            sender,
+            view,
+            rendered,
+            msgid=msgid,
+            date=now,
+            unsubscribe=list_unsubscribe(url, sender.reply_to or sender.address, token),
+            extra_headers={"Feedback-ID": feedback_id(campaign.name, step.id, sender.domain)},
+        )
+        if self.dkim is not None:
+            data = self.dkim.sign(data)
+        return Composed(
+            self.tokens.bounce_address(touch_id, sender.bounces),
+            view.email,
+            data,
+            msgid,
+            touch_name(touch_id, campaign.name, step.id, view.email),
+        )
+
+    @cached_property
+    def home_country(self) -> str | None:
+        """Letters to this country get no country line."""
+        config = self.loaded.campaigns
+        given = config.letters.home_country or config.sender.postal_address.rpartition(",")[2]
+        return postal.country_code(given)
+
+    def letter(
+        self, view: LeadView, campaign: Campaign, step: Step, now: datetime, touch_id: int | None = None
+    ) -> ComposedLetter:
+        """Raises jinja2.TemplateError when the template cannot render for this lead.
+        `touch_id`: the touch it is for (its file's name); None for a preview."""
+        config = self.loaded.campaigns
+        ctx, _url, _token = self.context(view, campaign, step, now)
+        body = self.loaded.renderer.letter_html(step, ctx)
+        country = postal.country_code(view.country)
+        chosen = campaign.letter_format or config.letters.format
+        frame = letters.FRAMES[postal.paper_format(country) if chosen == "auto" else chosen]
+        address = postal.address_lines(view, self.home_country)
+        parts = letters.LetterParts(
+            address, config.letters.return_address or config.sender.postal_address, letter_date(view, now)
+        )
+        return ComposedLetter(
+            letters.frame_letter(body, frame, parts),
+            frame.name,
+            address,
+            f"{country or '~'}:{view.postal_code.replace(' ', '').upper()}",
+            touch_name(touch_id, campaign.name, step.id, view.email)
+            if touch_id is not None
+            else safe_name(campaign.name, step.id, view.email),
+        )
+
+    def call_notes(self, view: LeadView, campaign: Campaign, step: Step, now: datetime) -> str:
+        ctx, _url, _token = self.context(view, campaign, step, now)
+        return self.loaded.renderer.call_notes(step, ctx)

@@ -1,0 +1,1 @@
+"""Letters: the window-envelope layout, PDF rendering, print batches and print adapters."""

@@ -1,0 +1,94 @@
+"""Events a lead causes (conversion, reply, unsubscribe, bounce, complaint, stage change)
+and what they do to its touches. Inbound mail, the CLI and the web all end up here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection
+
+from dripper.campaign.model import ALWAYS_STOP
+from dripper.campaign.timing import Duration
+from dripper.errors import UsageError
+from dripper.planning.planner import Planner, change_stage, hold_until
+from dripper.store import leadrows
+from dripper.store import touchrows as touch_q
+
+KINDS = ("converted", "replied", "unsubscribed", "bounced", "complained", "stage")
+
+
+@dataclass(frozen=True)
+class EventResult:
+    lead_id: int
+    kind: str
+    suppressed: int
+    stage_changed_to: str | None
+
+
+def apply_event(
+    conn: Connection,
+    planner: Planner,
+    lead: Mapping[str, Any],
+    kind: str,
+    at: datetime,
+    *,
+    source: str = "cli",
+    stage: str | None = None,
+    detail: dict[str, Any] | None = None,
+    message_id: str | None = None,
+) -> EventResult:
+    """Record the event, suppress what it stops, and switch stage when asked."""
+    if kind not in KINDS:
+        raise UsageError(f"unknown event kind {kind!r}: use one of {', '.join(KINDS)}")
+    config = planner.config
+    if kind == "stage" and not stage:
+        raise UsageError("a stage event needs --stage")
+    if stage and stage not in config.stages:
+        from dripper.campaign.model import did_you_mean
+
+        raise UsageError(f"unknown stage {stage!r}{did_you_mean(stage, config.stages)}")
+    recorded = {**(detail or {}), **({"stage": stage} if stage else {})}
+    moving = bool(stage) and stage != lead["stage"]
+    if kind != "stage" or not moving:  # a move records its own event `stage` (from, to), below
+        leadrows.record_event(conn, lead["id"], kind, at, source, recorded, message_id=message_id)
+    suppressed = 0
+    if kind != "stage":
+        leadrows.set_flag(conn, lead["id"], kind, at)
+        # None: every campaign
+        campaigns = None if kind in ALWAYS_STOP else [n for n, c in config.campaigns.items() if c.stops_on(kind)]
+        suppressed = touch_q.close_pending(
+            conn, [lead["id"]], state="suppressed", reason=kind, at=at, campaigns=campaigns
+        )
+    moved_to = None
+    if stage and moving:
+        fresh = leadrows.by_id(conn, lead["id"])
+        assert fresh is not None
+        if kind == "stage":
+            change_stage(conn, planner, fresh, stage, at, source=source, detail=recorded, message_id=message_id)
+        else:  # e.g. converted --stage customer: the event above, and the move it caused
+            change_stage(conn, planner, fresh, stage, at, source=source, detail={"cause": kind})
+        moved_to = stage
+    return EventResult(lead["id"], kind, suppressed, moved_to)
+
+
+def opt_out(conn: Connection, lead: Mapping[str, Any], campaign: str, at: datetime, *, source: str = "web") -> int:
+    """Stop one campaign for this lead (the preference page); other campaigns go on."""
+    leadrows.set_fields(conn, lead["id"], at, opted_out=sorted(set(lead.get("opted_out") or []) | {campaign}))
+    leadrows.record_event(conn, lead["id"], "opted_out", at, source, {"campaign": campaign})
+    return touch_q.close_pending(
+        conn, [lead["id"]], state="suppressed", reason="opted_out", at=at, campaigns=[campaign]
+    )
+
+
+def pause(
+    conn: Connection, planner: Planner, lead: Mapping[str, Any], months: int, at: datetime, *, source: str = "web"
+) -> datetime:
+    """Hold every touch for `months` calendar months (the preference page)."""
+    until = Duration(months=months).add_to(at, UTC)
+    leadrows.set_fields(conn, lead["id"], at, paused_until=until)
+    leadrows.record_event(conn, lead["id"], "paused", at, source, {"until": until.isoformat(), "months": months})
+    hold_until(conn, planner, lead, (until - timedelta(days=1)).date(), at)
+    return until

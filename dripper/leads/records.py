@@ -1,0 +1,245 @@
+"""A lead as dripper sees it, and reading leads from CSV.
+
+Bad rows are reported with the physical line they start on and skipped; the rest
+import. Nothing here touches the database.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field, fields
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from dripper.campaign import timing
+from dripper.campaign.model import CampaignFile, did_you_mean
+
+CORE_COLUMNS = ("email", "first_name", "last_name", "company", "stage", "timezone", "campaign")
+POSTAL_COLUMNS = ("address_line1", "address_line2", "city", "region", "postal_code", "country")
+# RFC 5321: the local part a dot-atom of ASCII atext (quoted local parts are not taken),
+# the domain a host name of letters, digits and hyphens.
+_LOCAL_PART = re.compile(r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+_HOST_NAME = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9][a-z0-9-]{0,61}[a-z0-9]")
+MAX_LOCAL_PART = 64  # octets (RFC 5321 4.5.3.1.1)
+MAX_DOMAIN = 253  # octets of a host name written with dots, no trailing dot
+MAX_ADDRESS = 254  # octets: the 256 of a path less its angle brackets
+_ATTR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def full_name(first: str, last: str) -> str:
+    """ "Ada Lovelace", "Ada", or "" (stored rows and leads alike)."""
+    return " ".join(p for p in (first, last) if p)
+
+
+class LeadError(ValueError):
+    """One lead's data is unusable; the message says which field and why."""
+
+
+@dataclass(frozen=True)
+class Lead:
+    email: str
+    stage: str
+    campaign: str
+    first_name: str = ""
+    last_name: str = ""
+    company: str = ""
+    timezone: str | None = None  # None = defaults.timezone
+    address_line1: str = ""
+    address_line2: str = ""
+    city: str = ""
+    region: str = ""
+    postal_code: str = ""
+    country: str = ""
+    attrs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def full_name(self) -> str:
+        return full_name(self.first_name, self.last_name)
+
+
+LEAD_FIELDS = tuple(f.name for f in fields(Lead) if f.name != "attrs")
+
+
+def normalize_email(value: str) -> str:
+    """The address as dripper keeps it (lower case, the domain in its ASCII form), or a
+    LeadError saying why it cannot be sent to: every address kept is one an SMTP server
+    without SMTPUTF8 takes and a file name can be made of."""
+    text = value.strip()
+    local, at, domain = text.rpartition("@")
+    if not at or not local or not domain:
+        raise LeadError(f"invalid e-mail address {value!r}: expected local-part@domain")
+    if not local.isascii():  # checked before lower(): "\u212a".lower() is an ASCII "k"
+        raise LeadError(
+            f"invalid e-mail address {value!r}: the part before @ is not ASCII "
+            "(such addresses need SMTPUTF8, which dripper does not use)"
+        )
+    local = local.lower()
+    if len(local) > MAX_LOCAL_PART:
+        raise LeadError(
+            f"invalid e-mail address {value!r}: the part before @ is {len(local)} characters long; "
+            f"at most {MAX_LOCAL_PART} are allowed"
+        )
+    if not _LOCAL_PART.fullmatch(local):
+        raise LeadError(
+            f"invalid e-mail address {value!r}: the part before @ may hold letters, digits, "
+            "!#$%&'*+/=?^_`{|}~- and single dots between them"
+        )
+    email = f"{local}@{_host_name(domain, value)}"
+    if len(email) > MAX_ADDRESS:
+        raise LeadError(f"invalid e-mail address {value!r}: longer than {MAX_ADDRESS} characters")
+    return email
+
+
+def lookup_form(value: str) -> str:
+    """An address typed to find a lead (`dripper event`, `plan`): as dripper keeps it when it
+    is valid (`Jane@Müller.de` finds `jane@xn--mller-kva.de`), else as typed, lower-cased
+    (a lead kept before addresses were checked this strictly can still be found)."""
+    try:
+        return normalize_email(value)
+    except LeadError:
+        return value.strip().lower()
+
+
+def _host_name(domain: str, value: str) -> str:
+    """The domain as an ASCII host name; an internationalized one (`müller.de`) in its
+    IDNA 2008 form (`xn--mller-kva.de`), which every mail server takes."""
+    if domain.isascii():
+        host = domain.lower()
+    else:
+        import idna  # IDNA 2008 with UTS 46 mapping: the stdlib codec (IDNA 2003) turns ß into ss
+
+        try:
+            host = idna.encode(domain, uts46=True).decode("ascii")
+        except idna.IDNAError as exc:
+            raise LeadError(
+                f"invalid e-mail address {value!r}: the domain is not a valid internationalized host name ({exc})"
+            ) from None
+    if len(host) > MAX_DOMAIN:
+        raise LeadError(f"invalid e-mail address {value!r}: the domain is longer than {MAX_DOMAIN} characters")
+    if not _HOST_NAME.fullmatch(host) or host.rpartition(".")[2].isdigit():
+        raise LeadError(f"invalid e-mail address {value!r}: the domain {domain!r} is not a valid host name")
+    return host
+
+
+_NOT_ATTRS = frozenset(CORE_COLUMNS + POSTAL_COLUMNS)
+
+
+@lru_cache(maxsize=256)
+def _attr_name_ok(key: str) -> bool:
+    return bool(_ATTR_NAME.match(key))
+
+
+def _cleaned(raw: dict[str, str | None]) -> dict[str, str]:
+    values = {name: (value or "").strip() for name, value in raw.items()}
+    joined = "".join(values.values())  # one test for all the cells: this runs for every lead imported
+    if "\r" in joined or "\n" in joined:
+        name = next(n for n, v in values.items() if "\r" in v or "\n" in v)
+        raise LeadError(f"{name} contains a line break")
+    return values
+
+
+def build_lead(raw: dict[str, str | None], config: CampaignFile) -> Lead:
+    """Validate one lead's fields against the campaigns file."""
+    values = _cleaned(raw)
+    email = normalize_email(values.get("email", ""))
+    campaign = values.get("campaign") or config.default_campaign
+    if campaign not in config.campaigns:
+        raise LeadError(f"unknown campaign {campaign!r}{did_you_mean(campaign, set(config.campaigns))}")
+    stage = values.get("stage") or config.default_stage(campaign)
+    if stage not in config.stages:
+        raise LeadError(f"unknown stage {stage!r}{did_you_mean(stage, config.stages)}")
+    tz = values.get("timezone") or None
+    if tz:
+        _known_zone(tz)  # raises ValueError with a helpful message
+    # An empty cell is no value: `| default(...)` in a template then applies.
+    attrs = {k: v for k, v in values.items() if v and k and k not in _NOT_ATTRS}
+    for key in attrs:
+        if not _attr_name_ok(key):
+            raise LeadError(f"column {key!r} cannot be a template attribute: use letters, digits and _")
+    country = values.get("country", "")
+    return Lead(
+        email=email,
+        stage=stage,
+        campaign=campaign,
+        timezone=tz,
+        first_name=values.get("first_name", ""),
+        last_name=values.get("last_name", ""),
+        company=values.get("company", ""),
+        attrs=attrs,
+        address_line1=values.get("address_line1", ""),
+        address_line2=values.get("address_line2", ""),
+        city=values.get("city", ""),
+        region=values.get("region", ""),
+        postal_code=values.get("postal_code", ""),
+        country=country.upper() if len(country) == 2 else country,
+    )
+
+
+@lru_cache(maxsize=1024)
+def _known_zone(name: str) -> None:
+    timing.zone(name)  # an unknown one raises, and is not cached
+
+
+@dataclass(frozen=True)
+class BadRow:
+    line: int
+    message: str
+
+
+def read_csv(path: Path | str, config: CampaignFile, *, dedupe: bool = True) -> Iterator[tuple[int, Lead | BadRow]]:
+    """Yield (physical line, Lead or BadRow) for each record; the header is line 1.
+
+    The file is streamed, never read whole. With `dedupe=False` a repeated e-mail is the
+    caller's to find (`leads import` finds it in the database, so that memory stays flat
+    however long the file is)."""
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        yield from _records(csv.reader(handle), config, dedupe)
+
+
+def _records(reader: Any, config: CampaignFile, dedupe: bool) -> Iterator[tuple[int, Lead | BadRow]]:
+    try:
+        header = [h.strip().lower() for h in next(reader)]
+    except StopIteration:
+        raise LeadError("the file is empty: expected a header line with at least 'email'") from None
+    if "email" not in header:
+        raise LeadError(f"no 'email' column in the header (found: {', '.join(header)})")
+    seen: dict[str, int] = {}
+    line = reader.line_num + 1
+    for record in reader:
+        start, line = line, reader.line_num + 1
+        if not "".join(record).strip():
+            continue
+        if len(record) != len(header):
+            yield start, BadRow(start, f"expected {len(header)} fields, found {len(record)}")
+            continue
+        try:
+            lead = build_lead(dict(zip(header, record, strict=False)), config)
+        except ValueError as exc:
+            yield start, BadRow(start, str(exc))
+            continue
+        if dedupe:
+            if lead.email in seen:
+                yield start, BadRow(start, duplicate_message(seen[lead.email], lead.email))
+                continue
+            seen[lead.email] = start
+        yield start, lead
+
+
+def duplicate_message(first_line: int, email: str) -> str:
+    return f"duplicate of line {first_line} ({email})"
+
+
+__all__ = [
+    "BadRow",
+    "Lead",
+    "LeadError",
+    "build_lead",
+    "duplicate_message",
+    "full_name",
+    "lookup_form",
+    "normalize_email",
+    "read_csv",
+]

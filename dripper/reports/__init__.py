@@ -1,0 +1,1 @@
+"""What the marketer sees: the funnel report, its formats and charts, previews."""

@@ -1,0 +1,357 @@
+"""Looking at a touch before leads do: a preview file opened in the browser, a test send
+to a colleague's address, and the simulated timeline as a page with a picture per track.
+
+Nothing here writes to the store. Previews and test sends carry *test tokens* in their
+unsubscribe and preference links (see tokens.py): `dripper serve` answers them with "this
+was a test message; nothing changed", so a click in a preview or a test e-mail never
+unsubscribes the real lead it was rendered for.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import sys
+import webbrowser
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from dripper.campaign.model import Campaign, Step
+from dripper.campaign.templates import LeadView, RenderedEmail
+from dripper.channels.compose import Composed, Composer, safe_name
+from dripper.channels.email.mime import build_email, list_unsubscribe
+from dripper.channels.email.transports import Envelope, Transport
+from dripper.leads.records import normalize_email
+from dripper.reports import charts
+
+PREVIEW_DIR = Path("previews")
+TEST_HEADER = "X-Dripper-Test"
+TEST_PREFIX = "[TEST] "
+
+# Browsers that take over the terminal (webbrowser offers them when TERM is set): `preview
+# --open` would then block until the user quits one, so they count as "no browser".
+_CONSOLE_BROWSERS = frozenset({"www-browser", "links", "links2", "elinks", "lynx", "w3m"})
+
+Opener = Callable[[str], bool]  # a file:// URI -> whether a browser took it
+
+
+class PreviewComposer(Composer):
+    """A Composer whose unsubscribe and preference links carry test tokens."""
+
+    def context(self, view: LeadView, campaign: Campaign, step: Step, now: datetime) -> tuple[dict[str, Any], str, str]:
+        token = self.tokens.make_test(view.id, campaign.name)
+        url = f"{self.base_url}/u/{token}"
+        ctx = self.loaded.renderer.context(view, campaign, step, url, now, f"{self.base_url}/p/{token}")
+        return ctx, url, token
+
+
+# --- preview files ------------------------------------------------------------------------
+
+
+def default_path(campaign: str, step: str, lead_email: str, suffix: str) -> Path:
+    """previews/CAMPAIGN_STEP_LEAD.html (or .pdf): one file per touch, rewritten each time."""
+    return PREVIEW_DIR / f"{safe_name(campaign, step, lead_email)}{suffix}"
+
+
+def display_address(name: str, addr: str) -> str:
+    """`Name <address>` for people to read (not RFC 2047-encoded, unlike the header)."""
+    return f"{name} <{addr}>" if name else addr
+
+
+_BODY_OPEN = re.compile(r"<body\b[^>]*>", re.IGNORECASE)
+_HEAD_OPEN = re.compile(r"<head\b[^>]*>", re.IGNORECASE)
+
+
+def email_page(rendered: RenderedEmail, from_: str, to: str, when: datetime, note: str) -> str:
+    """The e-mail's HTML part as a complete page, with the subject, From, To and Date shown
+    above it the way a mail client shows them (`from_`/`to` as display_address gives them,
+    `when` on the lead's clock). The message's own HTML is kept as it is: the header block
+    is inserted after its <body> tag, styled inline like the message."""
+    rows = "".join(
+        f"<tr><td style='color:#666;padding:1px 12px 1px 0;vertical-align:top'>{label}</td>"
+        f"<td style='padding:1px 0'>{escape(value)}</td></tr>"
+        for label, value in (("From", from_), ("To", to), ("Date", when.strftime("%a, %d %b %Y %H:%M %Z").strip()))
+    )
+    block = (
+        "<div class='dripper-preview' style='font-family:system-ui,sans-serif;font-size:14px;color:#222;"
+        "background:#f4f4f4;border-bottom:1px solid #ccc;margin:0 0 16px;padding:12px 16px'>"
+        f"<div class='dripper-preview-subject' style='font-size:18px;font-weight:600;margin:0 0 6px'>"
+        f"{escape(rendered.subject)}</div><table style='border-collapse:collapse;font-size:14px'>{rows}</table>"
+        f"<div style='color:#8a4b00;font-size:12px;margin-top:6px'>{escape(note)}</div></div>"
+    )
+    html = rendered.html
+    head = f"<meta charset='utf-8'><title>{escape(rendered.subject)}</title>"
+    body = _BODY_OPEN.search(html)
+    if body is None:  # a fragment: give it a document of its own
+        return f"<!doctype html><html><head>{head}</head><body>{block}{html}</body></html>"
+    html = html[: body.end()] + block + html[body.end() :]
+    opened = _HEAD_OPEN.search(html)
+    if opened is None:
+        return html[: body.start()] + f"<head>{head}</head>" + html[body.start() :]
+    has_title = re.search(r"<title\b", html[: body.start()], re.IGNORECASE) is not None
+    has_charset = "charset" in html[opened.end() : body.start()].lower()
+    extra = ("" if has_charset else "<meta charset='utf-8'>") + (
+        "" if has_title else f"<title>{escape(rendered.subject)}</title>"
+    )
+    return html[: opened.end()] + extra + html[opened.end() :]
+
+
+def call_page(view: LeadView, campaign: Campaign, step: Step, notes: str, note: str) -> str:
+    """A call step's talking points, with who to call, as a simple page."""
+    phone = str(view.attrs.get("phone") or view.attrs.get("telephone") or "") if view.attrs else ""
+    owner = str(view.attrs.get("owner") or "") if view.attrs else ""
+    who = view.full_name or view.email
+    details = [
+        ("Lead", f"{who} <{view.email}>" if view.full_name else view.email),
+        ("Company", view.company),
+        ("Phone", phone),
+        ("Owner", owner),
+        ("Campaign", campaign.name),
+        ("Step", f"{step.id} ({step.kind})"),
+    ]
+    rows = "".join(f"<tr><th>{label}</th><td>{escape(value)}</td></tr>" for label, value in details if value)
+    title = f"Call {who}: {step.id}"
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{escape(title)}</title><style>body{{font-family:system-ui,sans-serif;max-width:44em;margin:2em auto;"
+        "padding:0 1em;color:#222}th{text-align:left;color:#666;font-weight:normal;padding:2px 14px 2px 0}"
+        ".points{white-space:pre-wrap;border-left:3px solid #2f6f8f;padding:.2em 1em;margin:1em 0}"
+        ".note{color:#8a4b00;font-size:.85em}</style></head><body>"
+        f"<h1>{escape(title)}</h1><table>{rows}</table><h2>Talking points</h2>"
+        f"<div class='points'>{escape(notes.strip())}</div><p class='note'>{escape(note)}</p></body></html>"
+    )
+
+
+PREVIEW_NOTE = "A preview. Its unsubscribe and preference links are test links: following them changes nothing."
+
+
+def preview_suffix(step: Step) -> str:
+    """What --open writes for a step: letters as printed (PDF), e-mails and calls as pages."""
+    return ".pdf" if step.channel == "letter" else ".html"
+
+
+def write_preview(
+    composer: PreviewComposer,
+    view: LeadView,
+    campaign: Campaign,
+    step: Step,
+    now: datetime,
+    target: Path,
+    templates: Path,
+) -> Path:
+    """Write the touch to `target`: an e-mail as its HTML part in a page with its headers
+    above it, a call as its talking points, a letter as the printed PDF. Raises
+    jinja2.TemplateError when the template cannot render for this lead."""
+    from dripper.campaign import timing
+    from dripper.channels.letters import layout as letters
+
+    if step.channel == "letter":
+        rendered = letters.render_letter(composer.letter(view, campaign, step, now).html, templates)
+        return letters.write_atomic(target, rendered.pdf)
+    if step.channel == "call":
+        page = call_page(
+            view,
+            campaign,
+            step,
+            composer.call_notes(view, campaign, step, now),
+            "A preview: the talking points as `dripper calls` lists them when the call is due.",
+        )
+    else:
+        ctx, _url, _token = composer.context(view, campaign, step, now)
+        email = composer.loaded.renderer.email(campaign, step, ctx)
+        sender = composer.loaded.campaigns.sender
+        try:
+            local = now.astimezone(timing.zone(view.timezone))
+        except ValueError:
+            local = now
+        page = email_page(
+            email,
+            display_address(sender.name, sender.address),
+            display_address(view.full_name, view.email),
+            local,
+            PREVIEW_NOTE,
+        )
+    return letters.write_atomic(target, page.encode("utf-8"))
+
+
+def browser_opener(env: Mapping[str, str] | None = None, platform: str | None = None) -> Opener | None:
+    """The system's web browser, or None when there is none to use: DRIPPER_NO_BROWSER set
+    (tests set it), no display on a Unix desktop (a server, an SSH session, CI), or only a
+    console browser that would take over the terminal."""
+    env = os.environ if env is None else env
+    platform = sys.platform if platform is None else platform
+    if env.get("DRIPPER_NO_BROWSER", "").strip() not in ("", "0"):
+        return None
+    if platform not in ("darwin", "win32", "cygwin") and not (env.get("DISPLAY") or env.get("WAYLAND_DISPLAY")):
+        return None
+    try:
+        browser = webbrowser.get()
+    except webbrowser.Error:
+        return None
+    if Path(getattr(browser, "name", "") or "").name in _CONSOLE_BROWSERS:
+        return None
+
+    def open_uri(uri: str) -> bool:
+        try:
+            return bool(browser.open(uri))
+        except (webbrowser.Error, OSError):
+            return False
+
+    return open_uri
+
+
+def open_file(path: Path, opener: Opener | None) -> bool:
+    """Hand the file to the browser; False when there is no browser or it refused."""
+    return opener is not None and opener(path.resolve().as_uri())
+
+
+# --- test sends ---------------------------------------------------------------------------
+
+
+def test_address(value: str) -> str:
+    """The address a test goes to; raises ValueError with a clear message when it is not one."""
+    raw = value.strip()
+    if "<" in raw or ">" in raw or " " in raw:
+        raise ValueError(f"--to {value!r}: give the bare address, e.g. --to you@example.com")
+    try:
+        return normalize_email(raw)
+    except ValueError:
+        raise ValueError(f"--to {value!r} is not a valid e-mail address (e.g. --to you@example.com)") from None
+
+
+def test_message_id(domain: str) -> str:
+    """Random, never derived from the touch: a reply to a test can never match a real touch."""
+    return f"<test.{secrets.token_hex(16)}.drip@{domain}>"
+
+
+def compose_test(
+    composer: PreviewComposer, view: LeadView, campaign: Campaign, step: Step, now: datetime, to: str
+) -> Composed:
+    """The touch rendered for `view`, as a test to `to`: subject "[TEST] …", an
+    X-Dripper-Test header, its own Message-ID, test-token links, To and envelope = `to`.
+    The envelope sender is the plain bounce mailbox (no VERP token: a bounce of a test
+    names no touch). No Feedback-ID: complaints about tests stay out of the campaign's
+    figures. Raises jinja2.TemplateError when the template cannot render for this lead."""
+    sender = composer.loaded.campaigns.sender
+    ctx, url, token = composer.context(view, campaign, step, now)
+    rendered = composer.loaded.renderer.email(campaign, step, ctx)
+    rendered = replace(rendered, subject=TEST_PREFIX + rendered.subject)
+    msgid = test_message_id(sender.domain)
+    recipient = LeadView(email=to, stage=view.stage, campaign=view.campaign, timezone=view.timezone)
+    data = build_email(
+        sender,
+        recipient,
+        rendered,
+        msgid=msgid,
+        date=now,
+        unsubscribe=list_unsubscribe(url, sender.reply_to or sender.address, token),
+        extra_headers={TEST_HEADER: "yes"},
+    )
+    if composer.dkim is not None:
+        data = composer.dkim.sign(data)
+    # Its own outbox file name: a test must never overwrite the real touch's .eml.
+    name = f"test_{safe_name(campaign.name, step.id, to)}_{msgid[6:14]}"
+    return Composed(sender.bounces, to, data, msgid, name)
+
+
+async def send_test(composed: Composed, transport: Transport) -> str:
+    """Hand the test to the transport: the outbox file written, or the SMTP server's reply.
+    Raises transports.SendError when it did not go."""
+    await transport.open()
+    try:
+        return await transport.send(Envelope(composed.mail_from, composed.recipient, composed.data, composed.name))
+    finally:
+        await transport.close()
+
+
+# --- the simulated timeline as a page -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Track:
+    campaign: str
+    stage: str
+    rows: Sequence[Mapping[str, Any]]  # simulate's rows for this track, in sending order
+
+
+_CHANNELS = ("email", "letter", "call")
+_COLOURS = {c: charts.PALETTE[i] for i, c in enumerate(_CHANNELS)}  # a channel has one colour on every chart
+
+_PAGE_CSS = (
+    "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:60em;padding:0 1em;color:#222}"
+    "h2{margin-top:2em}table{border-collapse:collapse;margin:1em 0;width:100%}"
+    "th,td{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}th{background:#f4f4f4}"
+    "td.day{text-align:right}svg{max-width:100%;height:auto}.empty{color:#666}"
+    + "".join(f".ch-{c}{{border-left:4px solid {colour}}}" for c, colour in _COLOURS.items())
+)
+
+
+def timeline_page(
+    tracks: Sequence[Track], *, start: datetime, days: int, zone: str, local: Callable[[str], str], country: str = ""
+) -> str:
+    """A self-contained page (inline CSS and SVG; no script, font or file from a network):
+    per track a picture of its touches on a day axis, coloured by channel, then the table
+    of day, local date, step, channel, kind and subject. `local` turns a due instant (ISO)
+    into the local date shown."""
+    where = f"{zone}, holidays of {country}" if country else zone
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>dripper simulate</title><style>{_PAGE_CSS}</style></head><body>",
+        f"<h1>Simulated timeline</h1><p>A new lead entering at {escape(start.isoformat(timespec='minutes'))} "
+        f"({escape(where)}), the first {days} days.</p>",
+    ]
+    for track in tracks:
+        title = f"{track.campaign} · {track.stage}"
+        n = len(track.rows)
+        marks = [(float(r["day"]), str(r["step"]), str(r["channel"])) for r in track.rows]
+        picture = charts.timeline(
+            marks, days, f"{title}: {n} touch{'es' if n != 1 else ''} in {days} days", colours=_COLOURS
+        )
+        parts.append(f"<section><h2>{escape(title)}</h2>{picture}")
+        if not track.rows:
+            parts.append(f"<p class='empty'>No touches in the first {days} days.</p></section>")
+            continue
+        parts.append(
+            "<table><tr><th>day</th><th>date (local)</th><th>step</th><th>channel</th><th>kind</th>"
+            "<th>subject</th></tr>"
+        )
+        for r in track.rows:
+            parts.append(
+                f"<tr class='ch-{escape(str(r['channel']), quote=True)}'><td class='day'>{r['day']}</td>"
+                f"<td>{escape(local(r['date']))}</td><td>{escape(r['step'])}</td>"
+                f"<td>{escape(r['channel'])}</td><td>{escape(r['kind'])}</td>"
+                f"<td>{escape(r['subject'])}</td></tr>"
+            )
+        parts.append("</table></section>")
+    parts.append("</body></html>")
+    return "".join(parts)
+
+
+__all__ = [
+    "PREVIEW_DIR",
+    "PREVIEW_NOTE",
+    "TEST_HEADER",
+    "TEST_PREFIX",
+    "Opener",
+    "PreviewComposer",
+    "Track",
+    "browser_opener",
+    "call_page",
+    "compose_test",
+    "default_path",
+    "display_address",
+    "email_page",
+    "open_file",
+    "preview_suffix",
+    "send_test",
+    "test_address",
+    "test_message_id",
+    "timeline_page",
+    "write_preview",
+]

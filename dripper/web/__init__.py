@@ -1,0 +1,1 @@
+"""`dripper serve`: unsubscribe and preference pages, inbound webhooks, metrics, the dashboard."""
