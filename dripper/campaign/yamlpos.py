@@ -37,7 +37,9 @@ events = yaml.events
 def _parser(text: str) -> Any:
     """A source of parse events: libyaml's parser, several times faster than PyYAML's own."""
     if getattr(yaml, "__with_libyaml__", False):
-        return yaml.cyaml.CParser(text)
+        from yaml._yaml import CParser  # only there when PyYAML was built with libyaml
+
+        return CParser(text)
     return yaml.SafeLoader(text)  # pragma: no cover - libyaml missing: the same events, from Python
 
 
