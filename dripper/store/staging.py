@@ -47,7 +47,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.schema import CreateIndex, CreateTable, Index
-from sqlalchemy.sql import ColumnElement, Select
+from sqlalchemy.sql import ColumnElement, FromClause, Select
 
 from dripper.leads.records import LEAD_FIELDS, Lead
 from dripper.store import upsert
@@ -205,7 +205,7 @@ def take_duplicates(conn: Connection, across_batches: bool) -> list[tuple[int, i
     duplicates = [tuple(row) for row in conn.execute(found)]
     if duplicates:
         conn.execute(delete(lead_stage).where(lead_stage.c.line.in_([line for line, _, _ in duplicates])))
-    return sorted(duplicates)  # type: ignore[arg-type]
+    return sorted(duplicates)
 
 
 def _attrs_differ(conn: Connection) -> ColumnElement[bool]:
@@ -304,7 +304,7 @@ def new_groups(conn: Connection) -> list[Group]:
         .where(_is_new)
         .distinct()
     )
-    return [tuple(row) for row in conn.execute(query)]  # type: ignore[misc]
+    return [(campaign, stage, tz, country) for campaign, stage, tz, country in conn.execute(query)]
 
 
 def insert_new(conn: Connection, first: Sequence[dict[str, Any]], at: datetime) -> None:
@@ -329,8 +329,8 @@ def insert_new(conn: Connection, first: Sequence[dict[str, Any]], at: datetime) 
         return
     conn.execute(new_leads)
     conn.execute(update(lead_stage).where(_is_new, lead_stage.c.email == leads.c.email).values(lead_id=leads.c.id))
-    new = select(lead_stage).where(_is_new).subquery("new")
-    conn.execute(touches.insert().from_select(_TOUCH_COLUMNS, _first_touches(new, new.c.lead_id, at)))
+    staged = select(lead_stage).where(_is_new).subquery("new")
+    conn.execute(touches.insert().from_select(_TOUCH_COLUMNS, _first_touches(staged, staged.c.lead_id, at)))
 
 
 _TOUCH_COLUMNS = [
@@ -349,7 +349,7 @@ _TOUCH_COLUMNS = [
 ]
 
 
-def _first_touches(new: Any, lead_id: Any, at: datetime) -> Select[Any]:
+def _first_touches(new: FromClause, lead_id: ColumnElement[int], at: datetime) -> Select[Any]:
     instant = literal(at, UTCDateTime())
     on = and_(
         plan_steps.c.campaign == new.c.campaign,
