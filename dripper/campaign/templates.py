@@ -305,6 +305,12 @@ def _name_end(document: str, equals: int) -> int:
     return equals
 
 
+def _unquoted_end(document: str, start: int) -> int:
+    """Where an unquoted attribute value starting at `start` ends."""
+    found = _UNQUOTED.match(document, start)  # matches the empty string too: never None
+    return start if found is None else found.end()
+
+
 def without_script_urls(document: str) -> str:
     """The HTML with every attribute value that is a script-capable URL replaced by "#"."""
     kept: list[str] = []
@@ -315,7 +321,7 @@ def without_script_urls(document: str) -> str:
             end = document.find(quote, start)
             end = len(document) if end == -1 else end
         else:
-            end = _UNQUOTED.match(document, start).end()  # type: ignore[union-attr]  # matches empty
+            end = _unquoted_end(document, start)
         if start < done:
             continue  # inside a value already replaced
         # After an attribute's name, not an `=` inside a value (`?q=javascript:1` is a query).

@@ -107,8 +107,8 @@ class Ingestor:
                 return result
             result.effect = self._apply(conn, message, found, hit, result.kind, key, at)
             result.applied = True
-        if self._notify(result):  # after the commit
-            result.effect = "; ".join([result.effect or "", *self.notifier.reply(result, raw, at)])  # type: ignore[union-attr]
+        if self.notifier is not None and self._notify(result):  # after the commit
+            result.effect = "; ".join([result.effect or "", *self.notifier.reply(result, raw, at)])
         return result
 
     def _notify(self, result: Ingested) -> bool:

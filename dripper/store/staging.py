@@ -17,10 +17,11 @@ their first touches: nothing has to find the new leads again.
 from __future__ import annotations
 
 import json
+import typing
 from collections.abc import Sequence
 from datetime import datetime
 from operator import attrgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     JSON,
@@ -52,6 +53,9 @@ from sqlalchemy.sql import ColumnElement, FromClause, Select
 from dripper.leads.records import LEAD_FIELDS, Lead
 from dripper.store import upsert
 from dripper.store.tables import Id, UTCDateTime, events, leads, touches
+
+if TYPE_CHECKING:
+    import psycopg
 
 _temp = MetaData()  # never part of the schema: these tables live and die with a connection
 
@@ -148,10 +152,11 @@ def load(conn: Connection, batch: Sequence[tuple[int, Lead]], copy: bytes | None
     _create(conn, lead_stage)
     _empty(conn, lead_stage)
     if _postgres(conn):
-        raw = conn.connection.driver_connection
+        # SQLAlchemy leaves the driver's connection untyped; on PostgreSQL it is psycopg's.
+        raw = typing.cast("psycopg.Connection[Any]", conn.connection.driver_connection)
         # COPY is PostgreSQL's bulk path: one round trip per batch instead of one per row.
         with (
-            raw.cursor() as cursor,  # type: ignore[union-attr]
+            raw.cursor() as cursor,
             cursor.copy(f"COPY lead_stage ({', '.join(_COPY_COLUMNS)}) FROM STDIN") as stream,
         ):
             stream.write(copy if copy is not None else copy_text(batch))
