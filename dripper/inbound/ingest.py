@@ -55,7 +55,7 @@ class Ingested:
         return asdict(self)
 
 
-def message_key(raw: bytes, message: Any) -> str:
+def message_key(raw: bytes, message: Message) -> str:
     return parse.message_key(raw, message)
 
 
