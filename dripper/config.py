@@ -37,7 +37,7 @@ def _stamp(settings: Settings) -> tuple[object, ...]:
     root = settings.templates_path
     if root.is_dir():
         paths += sorted(p for p in root.rglob("*") if p.is_file())
-    out = []
+    out: list[tuple[str, int | None, int | None]] = []
     for path in paths:
         try:
             st = path.stat()

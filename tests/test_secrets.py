@@ -53,6 +53,20 @@ def test_the_sqlite_database_and_its_companions_are_created_private(tmp_path: Pa
     assert files == dict.fromkeys(files, 384), {name: oct(m) for name, m in files.items()}
 
 
+def test_an_empty_kept_secret_is_replaced_never_signed_with(tmp_path: Path) -> None:
+    from dripper.store import open_store
+    from dripper.store.tables import meta
+
+    store = open_store(f"sqlite:///{tmp_path / 'dripper.db'}")
+    with store.begin() as conn:  # a row left empty (by hand, or a restore gone wrong)
+        conn.execute(meta.insert().values(key="secret", value=""))
+    secret = store.secret()
+    again = store.secret()
+    kept = store.kept_secret()
+    store.dispose()
+    assert len(secret) >= 32 and again == secret and kept == secret
+
+
 def test_a_database_file_others_can_read_gets_a_warning_and_is_left_as_it_is(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from email.utils import parseaddr
 from functools import cached_property
 from pathlib import Path as FsPath
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
 
@@ -34,11 +34,11 @@ FUNNEL_STAGES: tuple[str, ...] = (
     "repeat_business",
     "lost_to_competitor",
 )
-STOP_KINDS = ("converted", "replied", "unsubscribed", "bounced", "complained")
+StopKind = Literal["converted", "replied", "unsubscribed", "bounced", "complained"]
+STOP_KINDS: tuple[StopKind, ...] = get_args(StopKind)
 # An unsubscribe or a complaint always stops every e-mail, whatever stop_on says: the law
 # (CAN-SPAM, GDPR) and the mailbox providers leave no choice.
-ALWAYS_STOP = frozenset({"unsubscribed", "complained", "bounced"})
-StopKind = Literal["converted", "replied", "unsubscribed", "bounced", "complained"]
+ALWAYS_STOP: frozenset[StopKind] = frozenset({"unsubscribed", "complained", "bounced"})
 Channel = Literal["email", "letter", "call"]
 STEP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
@@ -531,7 +531,9 @@ def _semantic_problems(model: CampaignFile, pos: yamlpos.Positioned) -> list[Pro
         )
     if not model.campaigns:
         problems.append(Problem(pos.at(("campaigns",)), "no campaigns defined"))
-    windows = [(("defaults", "send_window"), model.defaults.send_window)]
+    windows: list[tuple[yamlpos.Path, SendWindowSpec | None]] = [
+        (("defaults", "send_window"), model.defaults.send_window)
+    ]
     for name, campaign in model.campaigns.items():
         base = ("campaigns", name)
         windows.append(((*base, "send_window"), campaign.send_window))

@@ -90,7 +90,7 @@ class LeadView(Lead):
     """What templates see as `lead`: a stored lead, single-line values, time zone resolved."""
 
     id: int = 0
-    timezone: str = "UTC"  # type: ignore[assignment]  # resolved: never None here
+    timezone: str = "UTC"  # resolved: never None here
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any], default_tz: str) -> LeadView:
@@ -115,7 +115,7 @@ class LeadView(Lead):
         return cls(id=row.get("id") or 0, timezone=row.get("timezone") or default_tz, attrs=attrs, **text)
 
 
-class _AnyAttrs(dict):  # type: ignore[type-arg]
+class _AnyAttrs(dict[str, str]):
     """For `check`: a lead may carry any CSV column as an attribute."""
 
     def __getitem__(self, key: str) -> str:
@@ -124,7 +124,7 @@ class _AnyAttrs(dict):  # type: ignore[type-arg]
     def __contains__(self, key: object) -> bool:
         return True
 
-    def get(self, key: str, default: Any = None) -> str:  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> str:
         return self[key]
 
 
@@ -305,6 +305,12 @@ def _name_end(document: str, equals: int) -> int:
     return equals
 
 
+def _unquoted_end(document: str, start: int) -> int:
+    """Where an unquoted attribute value starting at `start` ends."""
+    found = _UNQUOTED.match(document, start)  # matches the empty string too: never None
+    return start if found is None else found.end()
+
+
 def without_script_urls(document: str) -> str:
     """The HTML with every attribute value that is a script-capable URL replaced by "#"."""
     kept: list[str] = []
@@ -315,7 +321,7 @@ def without_script_urls(document: str) -> str:
             end = document.find(quote, start)
             end = len(document) if end == -1 else end
         else:
-            end = _UNQUOTED.match(document, start).end()  # type: ignore[union-attr]  # matches empty
+            end = _unquoted_end(document, start)
         if start < done:
             continue  # inside a value already replaced
         # After an attribute's name, not an `=` inside a value (`?q=javascript:1` is a query).
@@ -378,7 +384,7 @@ def check_templates(config: CampaignFile, templates: TemplateSet) -> list[Proble
     def add(problem: Problem) -> None:
         key = (str(problem.location), hash(problem.message))
         if key not in reported:
-            reported.add(key)  # type: ignore[arg-type]
+            reported.add(key)
             problems.append(problem)
 
     for name, campaign in config.campaigns.items():
@@ -498,25 +504,38 @@ def _static_problems(env: jinja2.Environment, templates: TemplateSet, names: set
         todo += [t for t in meta.find_referenced_templates(ast) if t]
         file = str(templates.root / name)
         assigned = {n.name for n in ast.find_all(nodes.Name) if n.ctx in ("store", "param")}
-        for node in ast.find_all(nodes.Getattr):
-            owner = node.node
-            known = isinstance(owner, nodes.Name) and owner.name in _KNOWN_ATTRS and owner.name not in assigned
-            if known and node.attr not in _KNOWN_ATTRS[owner.name]:
-                hint = did_you_mean(node.attr, _KNOWN_ATTRS[owner.name])
-                what = "that a lead does not have" if owner.name == "lead" else f"that {owner.name} does not have"
-                problems.append(
-                    Problem(Location(file, node.lineno, 1), f"variable {owner.name}.{node.attr} {what}{hint}")
-                )
-        for node in ast.find_all(nodes.Name):
-            if node.ctx == "load" and node.name not in _CONTEXT_NAMES | _JINJA_NAMES | assigned:
-                problems.append(
-                    Problem(
-                        Location(file, node.lineno, 1),
-                        f"undefined variable {node.name!r} "
-                        "(templates see lead, sender, campaign, step, unsubscribe_url, today)",
-                    )
-                )
+        problems += _attr_problems(ast, file, assigned) + _name_problems(ast, file, assigned)
     return problems
+
+
+def _attr_problems(ast: jinja2.nodes.Template, file: str, assigned: set[str]) -> list[Problem]:
+    """`lead.frist_name`: an attribute the lead (or sender, campaign, step) does not have."""
+    from jinja2 import nodes
+
+    problems: list[Problem] = []
+    for node in ast.find_all(nodes.Getattr):
+        owner = node.node
+        if not isinstance(owner, nodes.Name) or owner.name not in _KNOWN_ATTRS or owner.name in assigned:
+            continue  # a variable the template set itself may have any attribute
+        if node.attr not in _KNOWN_ATTRS[owner.name]:
+            hint = did_you_mean(node.attr, _KNOWN_ATTRS[owner.name])
+            what = "that a lead does not have" if owner.name == "lead" else f"that {owner.name} does not have"
+            problems.append(Problem(Location(file, node.lineno, 1), f"variable {owner.name}.{node.attr} {what}{hint}"))
+    return problems
+
+
+def _name_problems(ast: jinja2.nodes.Template, file: str, assigned: set[str]) -> list[Problem]:
+    """`leed.name`: a variable the template context does not have."""
+    from jinja2 import nodes
+
+    return [
+        Problem(
+            Location(file, node.lineno, 1),
+            f"undefined variable {node.name!r} (templates see lead, sender, campaign, step, unsubscribe_url, today)",
+        )
+        for node in ast.find_all(nodes.Name)
+        if node.ctx == "load" and node.name not in _CONTEXT_NAMES | _JINJA_NAMES | assigned
+    ]
 
 
 def _frames(exc: BaseException) -> list[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import calendar
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -67,7 +67,7 @@ class Duration:
             raise ValueError(f"bad duration {text!r}: write it like 0d, 36h, 2w or 3mo{hint}")
         return cls(months, days, seconds)
 
-    def add_to(self, start: datetime, zone: ZoneInfo) -> datetime:
+    def add_to(self, start: datetime, zone: tzinfo) -> datetime:
         """`start` (aware) plus this duration, calendar parts on the local clock of `zone`."""
         if self.months or self.days:
             local = start.astimezone(zone)
@@ -95,7 +95,7 @@ class Duration:
         return "".join(parts) or "0d"
 
 
-def localize(naive: datetime, zone: ZoneInfo) -> datetime:
+def localize(naive: datetime, zone: tzinfo) -> datetime:
     """Attach `zone` to a wall-clock time; a time skipped by DST moves forward."""
     aware = naive.replace(tzinfo=zone, fold=0)
     roundtrip = aware.astimezone(UTC).astimezone(zone).replace(tzinfo=None)

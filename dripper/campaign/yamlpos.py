@@ -15,7 +15,7 @@ that refers to itself, before anything is expanded. Anchors, aliases and merge k
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -37,7 +37,9 @@ events = yaml.events
 def _parser(text: str) -> Any:
     """A source of parse events: libyaml's parser, several times faster than PyYAML's own."""
     if getattr(yaml, "__with_libyaml__", False):
-        return yaml.cyaml.CParser(text)
+        from yaml._yaml import CParser  # only there when PyYAML was built with libyaml
+
+        return CParser(text)
     return yaml.SafeLoader(text)  # pragma: no cover - libyaml missing: the same events, from Python
 
 
@@ -63,7 +65,16 @@ class Positioned:
         return self.values.get((), Location(self.file, 1, 1))
 
 
-def _mark(file: str, mark: Any) -> Location:
+class _Position(Protocol):
+    """A place in the text, as PyYAML and libyaml mark one (0-based)."""
+
+    @property
+    def line(self) -> int: ...
+    @property
+    def column(self) -> int: ...
+
+
+def _mark(file: str, mark: _Position | None) -> Location:
     return Location(file, mark.line + 1, mark.column + 1) if mark is not None else Location(file, 1, 1)
 
 
@@ -93,7 +104,7 @@ class _Composer:
         self.shapes: dict[int, _Shape] = {}  # id(node) -> its expanded shape (the graph keeps nodes alive)
         self.aliased = 0
 
-    def fail(self, mark: Any, message: str) -> ConfigError:
+    def fail(self, mark: _Position | None, message: str) -> ConfigError:
         return ConfigError([Problem(_mark(self.file, mark), message)])
 
     def single_node(self) -> yaml.Node | None:

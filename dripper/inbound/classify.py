@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from email.errors import HeaderParseError
 from email.header import decode_header
 from email.message import EmailMessage, Message
-from email.utils import getaddresses, parseaddr
+from email.utils import collapse_rfc2231_value, getaddresses, parseaddr
 from typing import Any
 
 KINDS = ("reply", "auto_reply", "bounce_hard", "bounce_soft", "complaint", "unsubscribe", "unknown")
@@ -97,24 +97,36 @@ def _subject(message: Message) -> str:
 def _report_type(message: Message) -> str | None:
     if message.get_content_type() != "multipart/report":
         return None
-    return (message.get_param("report-type") or "").lower() or None
+    return collapse_rfc2231_value(message.get_param("report-type") or "").lower() or None
 
 
 def _parts(message: Message, content_type: str) -> list[Message]:
     return [part for part in message.walk() if part.get_content_type() == content_type]
 
 
+def _decoded(part: Message) -> bytes:
+    """A leaf part's body, transfer encoding undone (a multipart has none)."""
+    payload = part.get_payload(decode=True)
+    return payload if isinstance(payload, bytes) else b""
+
+
+def _inner(part: Message) -> list[Message]:
+    """The messages or header blocks a message/* part holds."""
+    payload = part.get_payload()
+    return [p for p in payload if isinstance(p, Message)] if isinstance(payload, list) else []
+
+
 def _original(message: Message) -> Message | None:
     """The message we sent, as a DSN or ARF report carries it (whole, or its headers)."""
     for part in message.walk():
         if part.get_content_type() == "message/rfc822":
-            payload = part.get_payload()
-            if isinstance(payload, list) and payload:
-                return payload[0]
+            inner = _inner(part)
+            if inner:
+                return inner[0]
         if part.get_content_type() == "text/rfc822-headers":
             from email import message_from_string
 
-            return message_from_string(part.get_payload(decode=True).decode("utf-8", "replace"))
+            return message_from_string(_decoded(part).decode("utf-8", "replace"))
     return None
 
 
@@ -346,10 +358,7 @@ def _recipient_blocks(part: Message) -> list[Message]:
     blank lines; some MTAs (AOL) run them together: a recipient field seen again starts
     the next recipient."""
     groups: list[Message] = []
-    payload = part.get_payload()
-    for block in payload if isinstance(payload, list) else []:
-        if not isinstance(block, Message):
-            continue
+    for block in _inner(part):
         current: Message | None = None
         for name, value in block.items():
             if name.lower() in _RECIPIENT_FIELDS and (current is None or name in current):
@@ -401,7 +410,7 @@ def _arf(message: Message) -> Classification:
     recipients: list[str] = []
     types: set[str] = set()
     for part in _parts(message, "message/feedback-report"):
-        blocks = part.get_payload() if isinstance(part.get_payload(), list) else [part]
+        blocks = _inner(part) if isinstance(part.get_payload(), list) else [part]
         for block in blocks:
             types.update(str(v).strip().lower() for v in block.get_all("Feedback-Type") or [])
             for header in ("Original-Rcpt-To", "Removal-Recipient"):
@@ -421,11 +430,7 @@ def _arf(message: Message) -> Classification:
 def text_of(message: Message) -> str:
     """The readable text of a message (its first text/plain part, else text/html as text)."""
     part = next(
-        (
-            p
-            for p in message.walk()
-            if p.get_content_type() == "text/plain" and (p.get_payload(decode=True) or b"").strip()
-        ),
+        (p for p in message.walk() if p.get_content_type() == "text/plain" and _decoded(p).strip()),
         None,
     )
     if part is None:  # (never `or`: a part without headers is a falsy Message)
@@ -434,7 +439,7 @@ def text_of(message: Message) -> str:
         part = message  # a multipart without its boundary: its body is all the text there is
     if part is None:
         return ""
-    raw = part.get_payload(decode=True) or b""
+    raw = _decoded(part)
     try:
         text = raw.decode(part.get_content_charset() or "utf-8", "replace")
     except LookupError:  # a charset Python does not know (real bounces have them): read what we can

@@ -83,14 +83,14 @@ def _connect(config: ImapConfig) -> imaplib.IMAP4:
     return client
 
 
-def _move(client: imaplib.IMAP4, uid: bytes, folder: str) -> None:
+def _move(client: imaplib.IMAP4, uid: str, folder: str) -> None:
     if "MOVE" in client.capabilities:
         status, _ = client.uid("MOVE", uid, folder)
         if status == "OK":
             return
     status, _ = client.uid("COPY", uid, folder)
     if status != "OK":
-        raise imaplib.IMAP4.error(f"cannot copy message {uid!r} to {folder}")
+        raise imaplib.IMAP4.error(f"cannot copy message {uid} to {folder}")
     client.uid("STORE", uid, "+FLAGS", r"(\Deleted)")
     if "UIDPLUS" in client.capabilities:
         client.uid("EXPUNGE", uid)
@@ -108,8 +108,8 @@ def poll(config: ImapConfig, ingestor: Ingestor, at: datetime) -> list[Ingested]
         status, _ = client.select(_quoted(config.mailbox))
         if status != "OK":
             raise imaplib.IMAP4.error(f"cannot open mailbox {config.mailbox}")
-        status, data = client.uid("SEARCH", None, "ALL")
-        uids = (data[0] or b"").split()[: config.batch] if status == "OK" else []
+        status, data = client.uid("SEARCH", "ALL")
+        uids = _uids(data[0])[: config.batch] if status == "OK" else []
         for uid in uids:
             result = _ingest_one(client, config, ingestor, uid, at)
             if result is None:
@@ -122,12 +122,17 @@ def poll(config: ImapConfig, ingestor: Ingestor, at: datetime) -> list[Ingested]
     return results
 
 
-def _fetch(client: imaplib.IMAP4, uid: bytes, item: str) -> bytes | None:
+def _uids(answer: bytes | None) -> list[str]:
+    """The UIDs of a SEARCH answer (`b"3 7 12"`): ASCII digits, sent back as text."""
+    return (answer or b"").decode("ascii").split()
+
+
+def _fetch(client: imaplib.IMAP4, uid: str, item: str) -> bytes | None:
     status, parts = client.uid("FETCH", uid, f"({item})")
     return next((p[1] for p in parts if isinstance(p, tuple)), None) if status == "OK" else None
 
 
-def _size(client: imaplib.IMAP4, uid: bytes) -> int | None:
+def _size(client: imaplib.IMAP4, uid: str) -> int | None:
     status, parts = client.uid("FETCH", uid, "(RFC822.SIZE)")
     if status != "OK":
         return None
@@ -137,9 +142,9 @@ def _size(client: imaplib.IMAP4, uid: bytes) -> int | None:
 
 
 def _ingest_one(
-    client: imaplib.IMAP4, config: ImapConfig, ingestor: Ingestor, uid: bytes, at: datetime
+    client: imaplib.IMAP4, config: ImapConfig, ingestor: Ingestor, uid: str, at: datetime
 ) -> Ingested | None:
-    name = f"imap:{config.mailbox}/{uid.decode()}"
+    name = f"imap:{config.mailbox}/{uid}"
     size = _size(client, uid)
     if size is not None and size > parse.MAX_BYTES:  # not fetched whole: its headers tell what it was
         return ingestor.too_large(_fetch(client, uid, "BODY.PEEK[HEADER]") or b"", size, name, at)

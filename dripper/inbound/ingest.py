@@ -55,7 +55,7 @@ class Ingested:
         return asdict(self)
 
 
-def message_key(raw: bytes, message: Any) -> str:
+def message_key(raw: bytes, message: Message) -> str:
     return parse.message_key(raw, message)
 
 
@@ -107,8 +107,8 @@ class Ingestor:
                 return result
             result.effect = self._apply(conn, message, found, hit, result.kind, key, at)
             result.applied = True
-        if self._notify(result):  # after the commit
-            result.effect = "; ".join([result.effect or "", *self.notifier.reply(result, raw, at)])  # type: ignore[union-attr]
+        if self.notifier is not None and self._notify(result):  # after the commit
+            result.effect = "; ".join([result.effect or "", *self.notifier.reply(result, raw, at)])
         return result
 
     def _notify(self, result: Ingested) -> bool:

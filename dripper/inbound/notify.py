@@ -11,12 +11,15 @@ from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
-from typing import Any
+from typing import TYPE_CHECKING
 
 from dripper.campaign.model import CampaignFile
 from dripper.channels.compose import safe_name
 from dripper.channels.email.transports import Envelope, SendError, make_transport
 from dripper.settings import Settings
+
+if TYPE_CHECKING:  # ingest imports this module
+    from dripper.inbound.ingest import Ingested
 
 log = logging.getLogger("dripper.inbound")
 
@@ -31,7 +34,7 @@ class Notifier:
     def active(self) -> bool:
         return bool(self.notify.forward_to or self.notify.webhook)
 
-    def reply(self, result: Any, raw: bytes, at: datetime) -> list[str]:
+    def reply(self, result: Ingested, raw: bytes, at: datetime) -> list[str]:
         """Forward and/or post one reply; returns what was done, for the record."""
         done = []
         if self.notify.forward_to:
@@ -40,7 +43,7 @@ class Notifier:
             done.append(self._post(result))
         return done
 
-    def _forward(self, result: Any, raw: bytes, at: datetime) -> str:
+    def _forward(self, result: Ingested, raw: bytes, at: datetime) -> str:
         sender = self.config.sender
         message = EmailMessage(policy=SMTP)
         message["From"] = sender.from_
@@ -87,7 +90,7 @@ class Notifier:
             return f"forward failed: {exc}"
         return f"forwarded to {self.notify.forward_to}"
 
-    def _post(self, result: Any) -> str:
+    def _post(self, result: Ingested) -> str:
         import httpx
 
         try:

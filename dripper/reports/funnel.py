@@ -69,7 +69,7 @@ def funnel(conn: Connection, config: CampaignFile | None = None) -> dict[str, An
         seen = counts.get(name, {})
         order += [s for s in seen if s not in order]
         for step in order:
-            row = dict(seen.get(step, dict.fromkeys(STATES, 0)))
+            row: dict[str, Any] = dict(seen.get(step, dict.fromkeys(STATES, 0)))
             row["total"] = sum(row[s] for s in STATES)
             row["reasons"] = {r: n for (c, s, r), n in reasons.items() if c == name and s == step}
             row["enrolled"] = reached.get((name, step), 0)

@@ -13,6 +13,7 @@ import fcntl
 import logging
 import os
 import secrets
+import sqlite3
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -76,8 +77,7 @@ class Store:
     def kept_secret(self) -> str | None:
         """The secret kept in the database, if one was ever generated (nothing is generated here)."""
         with self.begin() as conn:
-            value = conn.scalar(select(meta.c.value).where(meta.c.key == "secret"))
-        return str(value) if value else None
+            return _kept_secret(conn)
 
     def forget_kept_secret(self) -> bool:
         """Delete the secret kept in the database; whether there was one."""
@@ -87,9 +87,11 @@ class Store:
     def secret(self) -> str:
         """The token-signing secret: generated on first use and shared by every worker."""
         with self.begin() as conn:
-            value = conn.scalar(select(meta.c.value).where(meta.c.key == "secret"))
+            value = _kept_secret(conn)
             if value:
                 return value
+            # An empty kept secret would sign every link with an empty key: it is replaced.
+            conn.execute(meta.delete().where(meta.c.key == "secret", meta.c.value == ""))
             candidate = secrets.token_urlsafe(32)
             insert = meta.insert().values(key="secret", value=candidate)
             if self.is_postgres:
@@ -99,14 +101,22 @@ class Store:
             else:
                 insert = insert.prefix_with("OR IGNORE")
             conn.execute(insert)
-            return conn.scalar(select(meta.c.value).where(meta.c.key == "secret"))
+            kept = _kept_secret(conn)
+            if kept is None:  # never: the insert, or the worker it lost to, left one
+                raise StoreUnavailable("the token-signing secret could not be kept in the database")
+            return kept
 
     def dispose(self) -> None:
         self.engine.dispose()
 
 
-def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
-    cursor = dbapi_conn.cursor()  # type: ignore[attr-defined]
+def _kept_secret(conn: Connection) -> str | None:
+    value = conn.scalar(select(meta.c.value).where(meta.c.key == "secret"))
+    return str(value) if value else None
+
+
+def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: object) -> None:
+    cursor = dbapi_conn.cursor()
     # WAL lets readers (report, plan) run while a tick writes; NORMAL sync is durable
     # across a process crash, which is the failure we guard against.
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -132,8 +142,8 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE")
 
         @event.listens_for(engine, "connect")
-        def _no_pysqlite_begin(dbapi_conn: object, _record: object) -> None:
-            dbapi_conn.isolation_level = None  # type: ignore[attr-defined]
+        def _no_pysqlite_begin(dbapi_conn: sqlite3.Connection, _record: object) -> None:
+            dbapi_conn.isolation_level = None
 
         return engine
     return create_engine(url, pool_pre_ping=True)
@@ -141,9 +151,10 @@ def make_engine(url: str) -> Engine:
 
 def _current_revision(conn: Connection) -> str | None:
     try:
-        return conn.scalar(text("SELECT version_num FROM alembic_version"))
+        revision = conn.scalar(text("SELECT version_num FROM alembic_version"))
     except (OperationalError, ProgrammingError):
         return None
+    return None if revision is None else str(revision)
 
 
 def sqlite_path(store: Store) -> Path | None:

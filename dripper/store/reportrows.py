@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -83,7 +84,9 @@ def _within(
 ) -> ColumnElement[bool]:
     """`at` is no later than `window` after `sent_at` (calendar months and days in UTC)."""
     if conn.dialect.name == "postgresql":
-        span = literal_column(f"interval '{window.months} months {window.days} days {window.seconds} seconds'")
+        span: ColumnElement[Any] = literal_column(
+            f"interval '{window.months} months {window.days} days {window.seconds} seconds'"
+        )
         return at <= sent_at + span
     # SQLite keeps times as text: compared as Julian day numbers, with the window applied
     # by SQLite's own date modifiers.
@@ -92,7 +95,7 @@ def _within(
     )
 
 
-def _days(conn: Connection, later: ColumnElement[Any], earlier: ColumnElement[Any]) -> ColumnElement[float]:
+def _days(conn: Connection, later: ColumnElement[Any], earlier: ColumnElement[Any]) -> ColumnElement[float | Decimal]:
     if conn.dialect.name == "postgresql":
         return func.date_part("epoch", later - earlier) / 86400.0
     return func.julianday(later) - func.julianday(earlier)
@@ -130,6 +133,8 @@ def _attributed(conn: Connection, window: Duration) -> Select[Any]:
         _within(conn, ev.c.at, last.c.sent_at, window),
     )
     newest_first = (last.c.sent_at.desc(), last.c.id.desc())
+    campaign: ColumnElement[str]
+    step: ColumnElement[str]
     if conn.dialect.name == "postgresql":
         by_id = touches.alias("named_touch")
         # LIMIT 1 keeps it a probe: PostgreSQL turns a LATERAL subquery without one into a

@@ -17,10 +17,11 @@ their first touches: nothing has to find the new leads again.
 from __future__ import annotations
 
 import json
+import typing
 from collections.abc import Sequence
 from datetime import datetime
 from operator import attrgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     JSON,
@@ -47,11 +48,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.schema import CreateIndex, CreateTable, Index
-from sqlalchemy.sql import ColumnElement, Select
+from sqlalchemy.sql import ColumnElement, FromClause, Select
 
 from dripper.leads.records import LEAD_FIELDS, Lead
 from dripper.store import upsert
 from dripper.store.tables import Id, UTCDateTime, events, leads, touches
+
+if TYPE_CHECKING:
+    import psycopg
 
 _temp = MetaData()  # never part of the schema: these tables live and die with a connection
 
@@ -148,10 +152,11 @@ def load(conn: Connection, batch: Sequence[tuple[int, Lead]], copy: bytes | None
     _create(conn, lead_stage)
     _empty(conn, lead_stage)
     if _postgres(conn):
-        raw = conn.connection.driver_connection
+        # SQLAlchemy leaves the driver's connection untyped; on PostgreSQL it is psycopg's.
+        raw = typing.cast("psycopg.Connection[Any]", conn.connection.driver_connection)
         # COPY is PostgreSQL's bulk path: one round trip per batch instead of one per row.
         with (
-            raw.cursor() as cursor,  # type: ignore[union-attr]
+            raw.cursor() as cursor,
             cursor.copy(f"COPY lead_stage ({', '.join(_COPY_COLUMNS)}) FROM STDIN") as stream,
         ):
             stream.write(copy if copy is not None else copy_text(batch))
@@ -205,7 +210,7 @@ def take_duplicates(conn: Connection, across_batches: bool) -> list[tuple[int, i
     duplicates = [tuple(row) for row in conn.execute(found)]
     if duplicates:
         conn.execute(delete(lead_stage).where(lead_stage.c.line.in_([line for line, _, _ in duplicates])))
-    return sorted(duplicates)  # type: ignore[arg-type]
+    return sorted(duplicates)
 
 
 def _attrs_differ(conn: Connection) -> ColumnElement[bool]:
@@ -304,7 +309,7 @@ def new_groups(conn: Connection) -> list[Group]:
         .where(_is_new)
         .distinct()
     )
-    return [tuple(row) for row in conn.execute(query)]  # type: ignore[misc]
+    return [(campaign, stage, tz, country) for campaign, stage, tz, country in conn.execute(query)]
 
 
 def insert_new(conn: Connection, first: Sequence[dict[str, Any]], at: datetime) -> None:
@@ -329,8 +334,8 @@ def insert_new(conn: Connection, first: Sequence[dict[str, Any]], at: datetime) 
         return
     conn.execute(new_leads)
     conn.execute(update(lead_stage).where(_is_new, lead_stage.c.email == leads.c.email).values(lead_id=leads.c.id))
-    new = select(lead_stage).where(_is_new).subquery("new")
-    conn.execute(touches.insert().from_select(_TOUCH_COLUMNS, _first_touches(new, new.c.lead_id, at)))
+    staged = select(lead_stage).where(_is_new).subquery("new")
+    conn.execute(touches.insert().from_select(_TOUCH_COLUMNS, _first_touches(staged, staged.c.lead_id, at)))
 
 
 _TOUCH_COLUMNS = [
@@ -349,7 +354,7 @@ _TOUCH_COLUMNS = [
 ]
 
 
-def _first_touches(new: Any, lead_id: Any, at: datetime) -> Select[Any]:
+def _first_touches(new: FromClause, lead_id: ColumnElement[int], at: datetime) -> Select[Any]:
     instant = literal(at, UTCDateTime())
     on = and_(
         plan_steps.c.campaign == new.c.campaign,

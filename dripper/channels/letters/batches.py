@@ -10,9 +10,11 @@ A crash between the two is repaired by the next tick or `dripper letters build`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from dripper.campaign.model import Letters
 from dripper.channels.letters import layout as letters
@@ -34,7 +36,7 @@ def folder(letters_dir: Path, batch: str) -> Path:
     return letters_dir / batch
 
 
-def _letter(row: dict, letters_dir: Path) -> letters.BatchLetter:
+def _letter(row: Mapping[str, Any], letters_dir: Path) -> letters.BatchLetter:
     return letters.BatchLetter(
         touch=row["touch_id"],
         email=row["email"],

@@ -29,7 +29,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
@@ -201,7 +201,7 @@ def frame_letter(template_html: str, frame: Frame, parts: LetterParts) -> str:
     overlay += [_div(f"dripper-fold dripper-fold-{i}") for i in range(len(frame.folds))]
     for index, element in enumerate(overlay):
         body.insert(index, element)
-    return lxml_html.tostring(doc, doctype="<!DOCTYPE html>", encoding="unicode")
+    return cast(str, lxml_html.tostring(doc, doctype="<!DOCTYPE html>", encoding="unicode"))
 
 
 def _templates_only_fetcher(root: Path | None) -> Any:
@@ -211,7 +211,7 @@ def _templates_only_fetcher(root: Path | None) -> Any:
     (`http://127.0.0.1:…`), or a local file embedded into the printed letter
     (`file:///etc/passwd`). A refused resource is left out of the letter, with a warning
     in the log."""
-    from weasyprint.urls import URLFetcher, URLFetcherResponse  # type: ignore[import-untyped]  # WeasyPrint 68+
+    from weasyprint.urls import URLFetcher, URLFetcherResponse  # WeasyPrint 68+
 
     base = root.resolve() if root is not None else None
 

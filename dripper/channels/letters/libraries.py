@@ -138,7 +138,7 @@ def probe() -> Missing | None:
         # `tick --json`'s output. (Only ever swapped on the one thread that renders letters,
         # or on the main thread of a command that does nothing else meanwhile.)
         with contextlib.redirect_stdout(io.StringIO()):
-            import weasyprint  # type: ignore[import-untyped]  # noqa: F401
+            import weasyprint  # noqa: F401
     except OSError as exc:
         found = _CANNOT_LOAD.search(str(exc))
         return Missing(found[1] if found else "Pango", install_command(this_platform(), _is_root()))

@@ -17,11 +17,14 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from dripper.campaign.model import Letters
+
+if TYPE_CHECKING:  # imported where it is used: only the http adapter needs it
+    import httpx
 
 log = logging.getLogger("dripper.printing")
 ENTRY_POINTS = "dripper.print_adapters"
@@ -109,7 +112,7 @@ class HttpAdapter:
                     accepted[job.touch] = ref
         return Submitted(accepted, failed)
 
-    def _post(self, client: httpx.Client, job: PrintJob) -> str | None:  # type: ignore[name-defined]  # noqa: F821
+    def _post(self, client: httpx.Client, job: PrintJob) -> str | None:
         metadata = {
             "address": list(job.address),
             "format": job.format,
@@ -142,7 +145,7 @@ class HttpAdapter:
 BUILT_IN: dict[str, Callable[[Letters], PrintAdapter]] = {"files": FilesAdapter, "http": HttpAdapter}
 
 
-def _installed() -> dict[str, object]:
+def _installed() -> dict[str, EntryPoint]:
     return {ep.name: ep for ep in entry_points(group=ENTRY_POINTS)}
 
 
@@ -156,7 +159,7 @@ def make_adapter(settings: Letters) -> PrintAdapter:
         entry = _installed().get(settings.adapter)
         if entry is None:
             raise ValueError(f"unknown print adapter {settings.adapter!r}")
-        factory = entry.load()  # type: ignore[attr-defined]
+        factory = entry.load()
     return factory(settings)
 
 
