@@ -1,4 +1,5 @@
-"""Shared fixtures: a project folder, both databases for real, the CLI, a real SMTP server.
+"""Shared fixtures: a project folder, both databases for real, the CLI, a real SMTP server,
+a real IMAP server and a real browser (the last three from tests/support, which bench/ uses too).
 
 PostgreSQL runs on every machine at 127.0.0.1:5432 (user postgres, trust auth). A fresh
 database is created for the test session and dropped at the end; tests that need it fail
@@ -10,9 +11,8 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,11 @@ import pytest
 from click.testing import CliRunner, Result
 
 from dripper.store.tables import metadata as _metadata
+from tests.support.browser import Watched, browser_page
+from tests.support.imap import DovecotMissing, ImapServer, dovecot
+from tests.support.net import free_port, wait_for
+from tests.support.smtp import Received, SmtpSink
+from tests.support.smtp import smtp_sink as start_smtp_sink
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PG_ADMIN = os.environ.get("DRIPPER_TEST_PG", "host=127.0.0.1 port=5432 user=postgres dbname=test")
@@ -126,16 +131,6 @@ def dripper_sqlite(project: Path, sqlite_url: str) -> Dripper:
     return Dripper(project, sqlite_url)
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll `predicate` until it holds; fail the test saying what never happened."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 # --- a real `dripper serve` --------------------------------------------------------------
 
 
@@ -211,205 +206,45 @@ def serving(
         stop_serve(served)
 
 
-# --- a real SMTP server on loopback ------------------------------------------------------
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class Received:
-    mail_from: str
-    rcpt_tos: list[str]
-    data: bytes
-
-
-class SmtpSink:
-    """aiosmtpd on 127.0.0.1 that records what it accepts and can be told to refuse."""
-
-    def __init__(self) -> None:
-        from aiosmtpd.controller import Controller
-
-        self.messages: list[Received] = []
-        self.rcpt_reply: dict[str, str] = {}  # address -> SMTP reply for RCPT TO
-        self.data_reply: str | None = None  # e.g. "451 4.3.0 try later"
-        sink = self
-
-        class Handler:
-            async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
-                reply = sink.rcpt_reply.get(address.lower())
-                if reply:
-                    return reply
-                envelope.rcpt_tos.append(address)
-                return "250 OK"
-
-            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-                if sink.data_reply:
-                    return sink.data_reply
-                sink.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
-                return "250 Message accepted for delivery"
-
-        self.handler = Handler()
-        self.port = free_port()
-        self._controller_class = Controller
-        self.controller: Any = None
-
-    def start(self) -> None:
-        """Start (or restart, on the same port) the server."""
-        self.controller = self._controller_class(self.handler, hostname="127.0.0.1", port=self.port)
-        self.controller.start()
-
-    def stop(self) -> None:
-        if self.controller is not None:
-            self.controller.stop()
-            self.controller = None
-
-    @property
-    def url(self) -> str:
-        return f"smtp://127.0.0.1:{self.port}"
+# --- real servers and a real browser on loopback (tests/support) -------------------------
 
 
 @pytest.fixture
 def smtp_sink() -> Iterator[SmtpSink]:
-    sink = SmtpSink()
-    sink.start()
-    yield sink
-    sink.stop()
-
-
-# --- a real IMAP server (Dovecot) on loopback --------------------------------------------
-
-
-@dataclass
-class ImapServer:
-    port: int
-    user: str
-    password: str
-    process: Any
-
-    @property
-    def url(self) -> str:
-        return f"imaps://{self.user}:{self.password}@127.0.0.1:{self.port}/INBOX?verify=false"
-
-    def client(self):
-        import imaplib
-        import ssl
-
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        client = imaplib.IMAP4_SSL("127.0.0.1", self.port, ssl_context=context)
-        client.login(self.user, self.password)
-        return client
-
-    def deliver(self, raw: bytes, mailbox: str = "INBOX") -> None:
-        client = self.client()
-        try:
-            status, _ = client.append(mailbox, None, None, raw)
-            assert status == "OK"
-        finally:
-            client.logout()
-
-    def count(self, mailbox: str) -> int:
-        client = self.client()
-        try:
-            status, data = client.select(mailbox)
-            return int(data[0]) if status == "OK" else -1
-        finally:
-            client.logout()
+    with start_smtp_sink() as sink:
+        yield sink
 
 
 @pytest.fixture
 def imap_server() -> Iterator[ImapServer]:
     """A private Dovecot instance (IMAPS, a passwd-file user, Maildir) started for one test."""
-    import grp
-    import imaplib
-    import pwd
-    import socket
-    import subprocess
-    import tempfile
-    import time
+    pytest.importorskip("trustme")
+    try:
+        with dovecot() as server:
+            yield server
+    except DovecotMissing as exc:
+        pytest.fail(str(exc))
 
-    dovecot = shutil.which("dovecot") or "/usr/sbin/dovecot"
-    if not Path(dovecot).exists():
-        pytest.fail("dovecot is missing: run scripts/test (it installs it) or apt-get install dovecot-imapd")
-    trustme = pytest.importorskip("trustme")
-    root = Path(tempfile.mkdtemp(prefix="dripper-imap-", dir="/tmp"))
-    root.chmod(0o755)
-    user = pwd.getpwnam("dovecot")
-    home = root / "home"
-    home.mkdir()
-    os.chown(home, user.pw_uid, user.pw_gid)
-    cert = trustme.CA().issue_cert("127.0.0.1")
-    cert.private_key_and_cert_chain_pem.write_to_path(str(root / "server.pem"))
-    port = free_port()
-    (root / "users").write_text("drip:{PLAIN}s3cret\n")
-    (root / "dovecot.conf").write_text(f"""
-base_dir = {root}/run
-state_dir = {root}/state
-log_path = {root}/dovecot.log
-protocols = imap
-listen = 127.0.0.1
-ssl = required
-ssl_cert = <{root}/server.pem
-ssl_key = <{root}/server.pem
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-first_valid_uid = {user.pw_uid}
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u {root}/users
-}}
-userdb {{
-  driver = static
-  args = uid={user.pw_uid} gid={grp.getgrgid(user.pw_gid).gr_gid} home={home}/%u
-}}
-mail_location = maildir:~/Maildir
-service imap-login {{
-  inet_listener imap {{
-    port = 0
-  }}
-  inet_listener imaps {{
-    port = {port}
-    ssl = yes
-  }}
-}}
-""")
-    process = subprocess.Popen(
-        [dovecot, "-F", "-c", str(root / "dovecot.conf")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    deadline = time.monotonic() + 20
-    while True:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        if process.poll() is not None or time.monotonic() > deadline:
-            log = (root / "dovecot.log").read_text() if (root / "dovecot.log").exists() else ""
-            raise RuntimeError(
-                f"dovecot did not start: {process.stderr.read().decode() if process.stderr else ''}{log}"
-            )
-        time.sleep(0.1)
-    server = ImapServer(port, "drip", "s3cret", process)
-    # Listening is not serving: on a machine where Dovecot has just been installed its auth
-    # process can take a while to answer, and logins meanwhile get "[UNAVAILABLE] Temporary
-    # authentication failure". A test starts once a login works.
-    while True:
-        try:
-            server.client().logout()
-            break
-        except imaplib.IMAP4.error as exc:
-            if "UNAVAILABLE" not in str(exc) or time.monotonic() > deadline + 20:
-                log = (root / "dovecot.log").read_text() if (root / "dovecot.log").exists() else ""
-                process.terminate()
-                process.wait(10)
-                raise RuntimeError(f"dovecot does not let its user log in: {exc}\n{log}") from None
-            time.sleep(0.5)
-    yield server
-    process.terminate()
-    process.wait(10)
-    shutil.rmtree(root, ignore_errors=True)
+
+@pytest.fixture
+def browser() -> Iterator[Watched]:
+    """Debian's chromium with one fresh page, watched for errors (tests/support/browser.py)."""
+    with browser_page() as watched:
+        yield watched
+
+
+__all__ = [  # what test modules import from here
+    "FIXTURES",
+    "PG_ADMIN",
+    "Dripper",
+    "ImapServer",
+    "Received",
+    "Served",
+    "SmtpSink",
+    "dripper_env",
+    "free_port",
+    "serving",
+    "start_serve",
+    "stop_serve",
+    "wait_for",
+]
