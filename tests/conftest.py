@@ -9,7 +9,11 @@ database is created for the test session and dropped at the end; tests that need
 from __future__ import annotations
 
 import contextlib
+import enum
+import functools
+import inspect
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -248,3 +252,84 @@ __all__ = [  # what test modules import from here
     "stop_serve",
     "wait_for",
 ]
+
+
+# --- test groups: unit, integration, e2e; slow ---------------------------------------------
+#
+# Every test gets exactly one of unit / integration / e2e, from what it uses, and `slow` when
+# it is one of the long runs, so that `pytest -m "not slow"` gives quick feedback while plain
+# `pytest` still runs everything (markers are registered in pyproject.toml, strictly).
+
+# Fixtures that mean a real program driven from outside, or a real database or server in
+# this process; a test using one (directly or through another fixture) is in that group.
+E2E_FIXTURES = frozenset({"browser", "imap_server"})
+INTEGRATION_FIXTURES = frozenset(
+    {"project", "dripper", "dripper_sqlite", "db_url", "sqlite_url", "pg_database", "smtp_sink"}
+)
+# A test that starts dripper (or another Python program) as a process of its own: in its
+# body, a fixture of tests/ it uses, or a function of its module either of them calls.
+STARTS_PROCESSES = re.compile(r"\bsys\.executable\b")  # `dripper serve` too: serving() calls start_serve()
+E2E_MODULES = frozenset({"test_scale_out"})  # every test there drives worker processes (Setup)
+
+
+class Group(enum.Enum):
+    UNIT = "unit"
+    INTEGRATION = "integration"
+    E2E = "e2e"
+
+
+def _own_functions(item: pytest.Function) -> Iterator[Any]:
+    """The test function, every fixture function of tests/ it uses, and the functions of
+    their modules they call by name, transitively."""
+    here = Path(__file__).parent
+    roots = [item.function]
+    for name in item.fixturenames:
+        for fixturedef in item._fixtureinfo.name2fixturedefs.get(name, ()):
+            if Path(inspect.getfile(fixturedef.func)).is_relative_to(here):
+                roots.append(fixturedef.func)
+    seen: set[Any] = set()
+    while roots:
+        function = inspect.unwrap(roots.pop())
+        if function in seen or not inspect.isfunction(function):
+            continue
+        seen.add(function)
+        yield function
+        names = _names_used(function.__code__)
+        roots.extend(v for k, v in function.__globals__.items() if k in names and inspect.isfunction(v))
+
+
+def _names_used(code: Any) -> set[str]:
+    """Global names a function (and the functions nested in it) refers to."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if inspect.iscode(const):
+            names |= _names_used(const)
+    return names
+
+
+@functools.cache
+def _starts_processes(function: Any) -> bool:
+    try:
+        return bool(STARTS_PROCESSES.search(inspect.getsource(function)))
+    except (OSError, TypeError):
+        return False
+
+
+def group_of(item: pytest.Function) -> Group:
+    fixtures = set(item.fixturenames)
+    if (
+        fixtures & E2E_FIXTURES
+        or item.module.__name__ in E2E_MODULES
+        or any(_starts_processes(f) for f in _own_functions(item))
+    ):
+        return Group.E2E
+    if fixtures & INTEGRATION_FIXTURES:
+        return Group.INTEGRATION
+    return Group.UNIT
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if not isinstance(item, pytest.Function):
+            continue
+        item.add_marker(group_of(item).value)
