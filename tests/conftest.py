@@ -272,6 +272,73 @@ STARTS_PROCESSES = re.compile(r"\bsys\.executable\b")  # `dripper serve` too: se
 E2E_MODULES = frozenset({"test_scale_out"})  # every test there drives worker processes (Setup)
 
 
+# The long runs on their own (their SQLite variants; PostgreSQL variants and e2e tests are
+# slow anyway): each took over a second on a full run (`pytest --durations=50`, or
+# --junitxml for every test). A module name with None: all of its tests.
+SLOW: dict[str, frozenset[str] | None] = {
+    "test_shipped_run": None,  # six months of the shipped campaigns, every touch rendered
+    "test_dashboard": None,  # each test seeds a database and the dashboard's data first
+    "test_deliverability": frozenset(
+        {
+            "test_shipped_templates_score_low_with_spamassassin",
+            "test_dkim_signature_verifies_and_covers_the_unsubscribe_headers",
+        }
+    ),
+    "test_diff": frozenset(
+        {
+            "test_diff_tells_what_the_next_ticks_do",
+            "test_no_change_is_an_empty_diff",
+            "test_a_version_applied_before_definitions_were_kept",
+        }
+    ),
+    "test_engine": frozenset(
+        {
+            "test_six_month_cadence_arrives_on_the_right_days",
+            "test_live_edits_insert_delete_rename",
+            "test_a_track_planned_in_full_by_an_earlier_version_goes_on_once",
+            "test_stage_change_switches_tracks",
+            "test_report_counts_what_plan_shows_for_every_lead",
+            "test_nothing_goes_out_after_a_stop_event",
+            "test_reimport_does_not_restart_or_duplicate",
+        }
+    ),
+    "test_postal": frozenset({"test_the_cached_check_agrees_with_the_full_check"}),
+    "test_report": frozenset(
+        {
+            "test_html_report_is_a_self_contained_page_with_charts",
+            "test_report_counts_what_came_of_each_step",
+            "test_the_attribution_window_is_set_in_campaigns_yaml",
+            "test_time_to_conversion_percentiles",
+        }
+    ),
+    "test_letters": frozenset(  # PDFs rendered and read back
+        {
+            "test_a_mailed_batch_is_closed_and_later_letters_open_the_next",
+            "test_call_tasks_are_listed_for_their_day_and_outcomes_act",
+            "test_duplex_batches_start_every_letter_on_a_new_sheet",
+            "test_a_batch_lost_in_a_crash_is_rebuilt",
+            "test_the_address_lies_inside_the_envelope_window",
+            "test_the_days_letters_become_one_batch_with_a_manifest",
+            "test_a_print_service_takes_the_letters_over_http",
+            "test_incomplete_addresses_are_reported_on_import_and_skipped",
+        }
+    ),
+    "test_hostile_leads": frozenset({"test_letters_fetch_nothing_from_the_network_or_outside_templates"}),
+    "test_inbound_trust": frozenset({"test_an_authenticated_sender_is_proof"}),
+    "test_leads_csv": frozenset({"test_reimport_with_changed_stage_skips_old_track_and_plans_new"}),
+    "test_metrics": frozenset({"test_metrics_token"}),
+    "test_preview": frozenset(
+        {
+            "test_to_over_smtp_sends_a_marked_test_that_records_nothing",
+            "test_to_through_the_file_outbox_writes_its_own_file_and_records_nothing",
+        }
+    ),
+    "test_sending": frozenset(
+        {"test_an_smtp_server_down_or_refusing_for_a_week_never_fails_a_touch", "test_smtp_delivers_each_touch_once"}
+    ),
+}
+
+
 class Group(enum.Enum):
     UNIT = "unit"
     INTEGRATION = "integration"
@@ -328,8 +395,28 @@ def group_of(item: pytest.Function) -> Group:
     return Group.UNIT
 
 
+def on_postgresql(item: pytest.Function) -> bool:
+    """The PostgreSQL variant of a `db_url` test, or a test of PostgreSQL alone."""
+    params = getattr(item, "callspec", None)
+    return "pg_database" in item.fixturenames or (params is not None and params.params.get("db_url") == "postgresql")
+
+
+def is_slow(item: pytest.Function, group: Group) -> bool:
+    """e2e tests and PostgreSQL variants (the same tests run on SQLite in the quick run), and SLOW."""
+    if group is Group.E2E or on_postgresql(item):
+        return True
+    module = item.module.__name__
+    if module not in SLOW:
+        return False
+    names = SLOW[module]
+    return names is None or item.originalname in names
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if not isinstance(item, pytest.Function):
             continue
-        item.add_marker(group_of(item).value)
+        group = group_of(item)
+        item.add_marker(group.value)
+        if is_slow(item, group):
+            item.add_marker("slow")
