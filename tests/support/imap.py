@@ -51,7 +51,7 @@ class ImapServer:
     def deliver(self, raw: bytes, mailbox: str = "INBOX") -> None:
         client = self.client()
         try:
-            status, _ = client.append(mailbox, None, None, raw)  # type: ignore[arg-type]
+            status, _ = client.append(mailbox, None, None, raw)
             assert status == "OK"
         finally:
             client.logout()
