@@ -3,7 +3,7 @@ importing process's peak memory, against PostgreSQL's own bulk load of the same 
 (`COPY … FROM STDIN (FORMAT csv)` into a table without indexes) measured in the same run:
 the floor for getting those bytes into that server at all.
 
-    python bench/import_speed.py [--leads 200000,1000000] [--admin-dsn "host=127.0.0.1 user=postgres dbname=test"]
+    python -m bench.import_speed [--leads 200000,1000000] [--admin-dsn "host=127.0.0.1 user=postgres dbname=test"]
 
 The file has the shipped campaigns.yaml's stages mixed, complete postal addresses in five
 countries (varied postal codes) and one template attribute. Each run gets a fresh

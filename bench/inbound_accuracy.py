@@ -19,24 +19,17 @@ mapping and the split explained in tests/corpus_labels.py):
   when classified as a bounce with every labelled recipient found (Mailman's
   permanent/temporary is not dripper's hard/soft: it calls mailbox-full permanent)
 
-    python bench/inbound_accuracy.py [--split tuning|held_out|fresh]
+    python -m bench.inbound_accuracy [--split tuning|held_out|fresh]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from collections import Counter
 from email import message_from_bytes, policy
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
-
-from corpus_labels import Outcome, Split, classified, samples
 
 from dripper.inbound.classify import KINDS, classify
+from tests.corpus_labels import Outcome, Split, classified, samples
 
 BOUNCES = ("bounce_hard", "bounce_soft")
 

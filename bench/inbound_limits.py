@@ -1,6 +1,6 @@
 """How long one hostile inbound message holds up ingest, with and without the limits.
 
-    python bench/inbound_limits.py
+    python -m bench.inbound_limits
 
 For each message: the time to read and classify it as `dripper ingest` does (parse
 within limits, then classify what was kept), and as it was done before the limits

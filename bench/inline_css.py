@@ -3,7 +3,7 @@
 Renders the shipped `research-thanks` e-mail for N different leads and inlines each,
 both ways, in the same run. Prints messages/second and the ratio.
 
-    python bench/inline_css.py [N]
+    python -m bench.inline_css [N]
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import time
 def main(n: int = 2000) -> None:
     import css_inline
     import premailer
-    from shipped import research_thanks
+
+    from bench.shipped import research_thanks
 
     shipped = research_thanks(n)
     htmls = [shipped.renderer.body_html(shipped.step, ctx) for ctx in shipped.contexts]

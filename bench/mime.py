@@ -1,6 +1,6 @@
 """MIME assembly per message: stdlib EmailMessage vs dripper.message.build_email, same run.
 
-python bench/mime.py [N]
+python -m bench.mime [N]
 """
 
 from __future__ import annotations
@@ -12,9 +12,6 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dripper.campaign.model import Sender
 from dripper.campaign.templates import LeadView, RenderedEmail

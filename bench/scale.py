@@ -19,7 +19,7 @@ copy of the populated database (CREATE DATABASE … TEMPLATE, then a CHECKPOINT)
 --rounds R the sizes take turns R times (this machine is noisy) and the median is
 reported.
 
-    python bench/scale.py [--leads 100000,1000000] [--due 10000] [--rounds 1]
+    python -m bench.scale [--leads 100000,1000000] [--due 10000] [--rounds 1]
                           [--explain] [--commands] [--keep]
 
 --explain: EXPLAIN (ANALYZE, BUFFERS) of every statement a tick runs (captured from the
@@ -46,11 +46,9 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
+import psycopg
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import psycopg  # noqa: E402
-
 CAMPAIGNS = ROOT / "campaigns.yaml"
 T = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)  # a Tuesday, 09:00 in Chicago: inside the window
 T_SQL = "timestamp '2026-03-10 15:00:00'"  # the same instant, naive UTC as the store keeps it

@@ -5,7 +5,7 @@ Renders the shipped `research-thanks` e-mail (subject, HTML, text part, footer, 
 inlined: `Renderer.email`) for N different leads, then runs `without_script_urls` on
 each message's HTML. Prints both per message and the ratio.
 
-    python bench/script_urls.py [N]
+    python -m bench.script_urls [N]
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ import time
 
 
 def main(n: int = 2000) -> None:
-    from shipped import research_thanks
-
+    from bench.shipped import research_thanks
     from dripper.campaign import templates as render
 
     shipped = research_thanks(n)

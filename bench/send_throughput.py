@@ -12,7 +12,7 @@ Sends N touches three ways in one run and prints messages/second for each:
 The sink checks afterwards that it received exactly N messages per run and, for (b) and
 (c), that each was rendered for its own lead (its recipient's name is in its body).
 
-    python bench/send_throughput.py [N] [--rounds R] [--database-url URL]
+    python -m bench.send_throughput [N] [--rounds R] [--database-url URL]
 
 With --rounds R the three ways run R times, interleaved, and the medians are reported
 (this machine is noisy; interleaving exposes all three to the same noise).
@@ -25,9 +25,7 @@ import asyncio
 import csv
 import os
 import quopri
-import signal
 import smtplib
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,61 +36,21 @@ from email.policy import SMTP as SMTP_POLICY
 from pathlib import Path
 from statistics import median
 
+from tests.support.smtp import SinkProcess
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 CONNECTIONS = 4
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 
 
-# --- the sink (runs in its own process) -----------------------------------------------
+# --- the sink: tests/support/smtp.py in its own process, asked after each run what it got ---
 
 
-def run_sink(port: int) -> None:
-    from aiosmtpd.smtp import SMTP
-
-    received: list[tuple[str, bytes]] = []
-
-    class Handler:
-        async def handle_RCPT(self, server, session, envelope, address, options):
-            if address.startswith("stats@"):
-                # A control message: answer with what arrived since the last reset, checked.
-                ok = sum(1 for rcpt, data in received if _rendered_for(rcpt, data))
-                reply = f"550 received={len(received)} rendered_for_lead={ok}"
-                received.clear()
-                return reply
-            envelope.rcpt_tos.append(address)
-            return "250 OK"
-
-        async def handle_DATA(self, server, session, envelope):
-            received.append((envelope.rcpt_tos[0], envelope.original_content))
-            return "250 OK"
-
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        server = await loop.create_server(lambda: SMTP(Handler(), hostname="sink"), "127.0.0.1", port)
-        stop = asyncio.Event()
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
-        print("ready", flush=True)
-        await stop.wait()
-        server.close()
-
-    asyncio.run(main())
-
-
-def _rendered_for(rcpt: str, data: bytes) -> bool:
+def rendered_for(rcpt: str, data: bytes) -> bool:
     """The body greets this recipient by name (leads are named after their address)."""
     name = rcpt.split("@")[0].capitalize()  # lead123@… is "Lead123"
     body = quopri.decodestring(data.split(b"\r\n\r\n", 1)[-1])
     return name.encode() in body
-
-
-def sink_stats(port: int) -> tuple[int, int]:
-    with smtplib.SMTP("127.0.0.1", port) as client:
-        client.ehlo()
-        client.mail("bench@example.com")
-        _code, message = client.rcpt("stats@sink.invalid")
-    fields = dict(item.split("=") for item in message.decode().split())
-    return int(fields["received"]), int(fields["rendered_for_lead"])
 
 
 # --- (a) the limit ---------------------------------------------------------------------
@@ -215,26 +173,17 @@ def dripper_tick(port: int, env: dict[str, str]) -> dict[str, int]:
     return {**summary.counts(), "seconds": elapsed}  # type: ignore[dict-item]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("n", type=int, nargs="?", default=3000)
     parser.add_argument("--database-url", help="default: a SQLite file in a temporary folder")
     parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--sink", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.sink:
-        run_sink(args.sink)
-        return
     n = args.n
-    port = free_port()
-    sink = subprocess.Popen([sys.executable, __file__, "--sink", str(port)], stdout=subprocess.PIPE, text=True)
-    assert sink.stdout is not None and sink.stdout.readline().strip() == "ready"
+    folder = tempfile.TemporaryDirectory()
+    sink = SinkProcess(Path(folder.name), check="bench.send_throughput:rendered_for", logging=False)
+    sink.start()
+    port = sink.port
     names = [
         "(a) limit: pre-rendered, aiosmtplib x4",
         "(b) naive: jinja2 + premailer + EmailMessage + smtplib",
@@ -267,19 +216,19 @@ def main() -> None:
                 start = time.perf_counter()
                 asyncio.run(blast(port, sample, n))
                 rates[names[0]].append(n / (time.perf_counter() - start))
-                checks[names[0]].append(sink_stats(port))
+                checks[names[0]].append(sink.stats())
                 start = time.perf_counter()
                 naive(port, n)
                 rates[names[1]].append(n / (time.perf_counter() - start))
-                checks[names[1]].append(sink_stats(port))
+                checks[names[1]].append(sink.stats())
                 counts = dripper_tick(port, env)
                 rates[names[2]].append(n / counts["seconds"])
-                checks[names[2]].append(sink_stats(port))
+                checks[names[2]].append(sink.stats())
                 if args.database_url:  # reuse: clear what this round added
                     _reset(args.database_url)
     finally:
-        sink.send_signal(signal.SIGTERM)
-        sink.wait(10)
+        sink.stop()
+        folder.cleanup()
     print(
         f"N = {n} messages per run, {args.rounds} round(s); SMTP sink in a separate process on 127.0.0.1; "
         f"{os.cpu_count()} cores"

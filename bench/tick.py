@@ -4,7 +4,7 @@ Jinja2 render, premailer.transform(), an EmailMessage, one .eml file). Same run,
 machine; prints messages/second for both and the ratio. Whole commands are timed,
 start-up included.
 
-    python bench/tick.py [N]
+    python -m bench.tick [N]
 """
 
 from __future__ import annotations
@@ -15,9 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from send_throughput import T0, naive_message, naive_template, prepare_dripper
+from bench.send_throughput import T0, naive_message, naive_template, prepare_dripper
 
 
 def naive(n: int, out: Path) -> float:

@@ -12,7 +12,7 @@ campaigns.yaml and templates:
      out by the real clock (CRASH_LEASE seconds here, DRIPPER_LEASE_SECONDS) takes its
      touches again.
 
-The SMTP sink is aiosmtpd in a separate process on 127.0.0.1, at a higher priority
+The SMTP sink (tests/support/smtp.py) is aiosmtpd in a separate process on 127.0.0.1, at a higher priority
 (nice -10, when run as root): it stands for a server on another machine, which the
 workers must not starve of CPU. It appends the Message-ID and recipient of every
 message it accepts to a file, before its 250, so it counts what a real server would
@@ -28,23 +28,18 @@ Two questions, two settings:
   --latency 0.1: a relay 100 ms away. One worker keeps 4 messages in flight, so it
       is bound by round trips, and more workers (or machines) multiply throughput.
 
-    python bench/workers.py [--leads 10000] [--workers 3] [--rounds 1] [--latency 0]
+    python -m bench.workers [--leads 10000] [--workers 3] [--rounds 1] [--latency 0]
                             [--render-processes N] [--pg "host=127.0.0.1 user=postgres dbname=test"]
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import csv
 import json
 import os
-import re
 import resource
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -57,6 +52,8 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
+from tests.support.smtp import SinkProcess as Sink
+
 ROOT = Path(__file__).resolve().parent.parent
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)  # import instant (a Monday)
 AT = T0 + timedelta(days=1)  # the tick instant: every lead's first e-mail is due
@@ -64,83 +61,6 @@ CLI = [sys.executable, "-m", "dripper"]
 IN_FLIGHT = 4  # dripper's default: what one killed worker may deliver twice
 CRASH_LEASE = 5.0  # seconds: the lease in the crash run (DRIPPER_LEASE_SECONDS; 60 by default)
 SINK_NICE = -10  # the sink's priority, when allowed (root)
-
-
-# --- the sink (its own process) ----------------------------------------------------------
-
-
-def run_sink(port: int, log_path: Path, latency: float) -> None:
-    """Accept everything; append `Message-ID<TAB>recipient` per message, then wait
-    `latency` seconds (a server across a network, that queues to disk), then 250."""
-    from aiosmtpd.smtp import SMTP
-
-    message_id = re.compile(rb"^Message-ID:[ \t]*(<[^>\r\n]+>)", re.IGNORECASE | re.MULTILINE)
-    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    with contextlib.suppress(PermissionError):  # it stands for a server on another machine: not to be starved
-        os.nice(SINK_NICE)
-
-    class Handler:
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-            found = message_id.search(envelope.original_content)
-            os.write(log_fd, f"{found.group(1).decode() if found else '-'}\t{envelope.rcpt_tos[0]}\n".encode())
-            if latency:
-                await asyncio.sleep(latency)
-            return "250 2.0.0 queued"
-
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        server = await loop.create_server(lambda: SMTP(Handler(), hostname="sink"), "127.0.0.1", port)
-        stop = asyncio.Event()
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
-        print("ready", flush=True)
-        await stop.wait()
-        server.close()
-
-    asyncio.run(main())
-
-
-@dataclass
-class Sink:
-    port: int
-    log: Path
-    latency: float = 0.0
-    process: subprocess.Popen[str] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, __file__, "--sink", str(self.port), str(self.log), str(self.latency)],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdout is not None and self.process.stdout.readline().strip() == "ready"
-
-    def niceness(self) -> int:
-        assert self.process is not None
-        return os.getpriority(os.PRIO_PROCESS, self.process.pid)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(10)
-
-    def count(self) -> int:
-        return self.log.read_bytes().count(b"\n") if self.log.exists() else 0
-
-    def received(self) -> Counter[str]:
-        return (
-            Counter(line.split("\t")[0] for line in self.log.read_text().splitlines())
-            if self.log.exists()
-            else Counter()
-        )
-
-    def clear(self) -> None:
-        self.log.write_bytes(b"")  # the sink appends (O_APPEND): it goes on at the new end
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- the database -------------------------------------------------------------------------
@@ -281,7 +201,7 @@ class Check:
 
 def check(url: str, ids: list[int], sink: Sink) -> Check:
     rows = sql(url, "SELECT state, message_id, reason FROM touches WHERE id = ANY(:ids)", ids=ids)
-    received = sink.received()
+    received = Counter(mid for mid, _ in sink.received())
     lost = sum(1 for state, mid, _ in rows if state != "sent" or mid not in received)
     resent = sum(1 for _, _, reason in rows if reason == "resent_after_interruption")
     return Check(sum(received.values()), len(received), sum(c - 1 for c in received.values()), lost, resent)
@@ -313,15 +233,11 @@ def main() -> None:
         default=0.0,
         help="seconds the sink takes per message before its 250 (default 0: as fast as it can)",
     )
-    parser.add_argument("--sink", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.sink:
-        run_sink(int(args.sink[0]), Path(args.sink[1]), float(args.sink[2]))
-        return
     n, k = args.leads, args.workers
     name, url = create_database(args.pg)
     work = Path(tempfile.mkdtemp(prefix="dripper-bench-workers-"))
-    sink = Sink(free_port(), work / "received.log", args.latency)
+    sink = Sink(work, latency=args.latency, nice=SINK_NICE)
     sink.start()
     env = {
         **os.environ,

@@ -1,4 +1,5 @@
-"""Shared fixtures: a project folder, both databases for real, the CLI, a real SMTP server.
+"""Shared fixtures: a project folder, both databases for real, the CLI, a real SMTP server,
+a real IMAP server and a real browser (the last three from tests/support, which bench/ uses too).
 
 PostgreSQL runs on every machine at 127.0.0.1:5432 (user postgres, trust auth). A fresh
 database is created for the test session and dropped at the end; tests that need it fail
@@ -8,11 +9,14 @@ database is created for the test session and dropped at the end; tests that need
 from __future__ import annotations
 
 import contextlib
+import enum
+import functools
+import inspect
 import os
+import re
 import shutil
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +25,11 @@ import pytest
 from click.testing import CliRunner, Result
 
 from dripper.store.tables import metadata as _metadata
+from tests.support.browser import Watched, browser_page
+from tests.support.imap import DovecotMissing, ImapServer, dovecot
+from tests.support.net import free_port, wait_for
+from tests.support.smtp import Received, SmtpSink
+from tests.support.smtp import smtp_sink as start_smtp_sink
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PG_ADMIN = os.environ.get("DRIPPER_TEST_PG", "host=127.0.0.1 port=5432 user=postgres dbname=test")
@@ -126,16 +135,6 @@ def dripper_sqlite(project: Path, sqlite_url: str) -> Dripper:
     return Dripper(project, sqlite_url)
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll `predicate` until it holds; fail the test saying what never happened."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 # --- a real `dripper serve` --------------------------------------------------------------
 
 
@@ -211,205 +210,220 @@ def serving(
         stop_serve(served)
 
 
-# --- a real SMTP server on loopback ------------------------------------------------------
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class Received:
-    mail_from: str
-    rcpt_tos: list[str]
-    data: bytes
-
-
-class SmtpSink:
-    """aiosmtpd on 127.0.0.1 that records what it accepts and can be told to refuse."""
-
-    def __init__(self) -> None:
-        from aiosmtpd.controller import Controller
-
-        self.messages: list[Received] = []
-        self.rcpt_reply: dict[str, str] = {}  # address -> SMTP reply for RCPT TO
-        self.data_reply: str | None = None  # e.g. "451 4.3.0 try later"
-        sink = self
-
-        class Handler:
-            async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
-                reply = sink.rcpt_reply.get(address.lower())
-                if reply:
-                    return reply
-                envelope.rcpt_tos.append(address)
-                return "250 OK"
-
-            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-                if sink.data_reply:
-                    return sink.data_reply
-                sink.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
-                return "250 Message accepted for delivery"
-
-        self.handler = Handler()
-        self.port = free_port()
-        self._controller_class = Controller
-        self.controller: Any = None
-
-    def start(self) -> None:
-        """Start (or restart, on the same port) the server."""
-        self.controller = self._controller_class(self.handler, hostname="127.0.0.1", port=self.port)
-        self.controller.start()
-
-    def stop(self) -> None:
-        if self.controller is not None:
-            self.controller.stop()
-            self.controller = None
-
-    @property
-    def url(self) -> str:
-        return f"smtp://127.0.0.1:{self.port}"
+# --- real servers and a real browser on loopback (tests/support) -------------------------
 
 
 @pytest.fixture
 def smtp_sink() -> Iterator[SmtpSink]:
-    sink = SmtpSink()
-    sink.start()
-    yield sink
-    sink.stop()
-
-
-# --- a real IMAP server (Dovecot) on loopback --------------------------------------------
-
-
-@dataclass
-class ImapServer:
-    port: int
-    user: str
-    password: str
-    process: Any
-
-    @property
-    def url(self) -> str:
-        return f"imaps://{self.user}:{self.password}@127.0.0.1:{self.port}/INBOX?verify=false"
-
-    def client(self):
-        import imaplib
-        import ssl
-
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        client = imaplib.IMAP4_SSL("127.0.0.1", self.port, ssl_context=context)
-        client.login(self.user, self.password)
-        return client
-
-    def deliver(self, raw: bytes, mailbox: str = "INBOX") -> None:
-        client = self.client()
-        try:
-            status, _ = client.append(mailbox, None, None, raw)
-            assert status == "OK"
-        finally:
-            client.logout()
-
-    def count(self, mailbox: str) -> int:
-        client = self.client()
-        try:
-            status, data = client.select(mailbox)
-            return int(data[0]) if status == "OK" else -1
-        finally:
-            client.logout()
+    with start_smtp_sink() as sink:
+        yield sink
 
 
 @pytest.fixture
 def imap_server() -> Iterator[ImapServer]:
     """A private Dovecot instance (IMAPS, a passwd-file user, Maildir) started for one test."""
-    import grp
-    import imaplib
-    import pwd
-    import socket
-    import subprocess
-    import tempfile
-    import time
+    pytest.importorskip("trustme")
+    try:
+        with dovecot() as server:
+            yield server
+    except DovecotMissing as exc:
+        pytest.fail(str(exc))
 
-    dovecot = shutil.which("dovecot") or "/usr/sbin/dovecot"
-    if not Path(dovecot).exists():
-        pytest.fail("dovecot is missing: run scripts/test (it installs it) or apt-get install dovecot-imapd")
-    trustme = pytest.importorskip("trustme")
-    root = Path(tempfile.mkdtemp(prefix="dripper-imap-", dir="/tmp"))
-    root.chmod(0o755)
-    user = pwd.getpwnam("dovecot")
-    home = root / "home"
-    home.mkdir()
-    os.chown(home, user.pw_uid, user.pw_gid)
-    cert = trustme.CA().issue_cert("127.0.0.1")
-    cert.private_key_and_cert_chain_pem.write_to_path(str(root / "server.pem"))
-    port = free_port()
-    (root / "users").write_text("drip:{PLAIN}s3cret\n")
-    (root / "dovecot.conf").write_text(f"""
-base_dir = {root}/run
-state_dir = {root}/state
-log_path = {root}/dovecot.log
-protocols = imap
-listen = 127.0.0.1
-ssl = required
-ssl_cert = <{root}/server.pem
-ssl_key = <{root}/server.pem
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-first_valid_uid = {user.pw_uid}
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u {root}/users
-}}
-userdb {{
-  driver = static
-  args = uid={user.pw_uid} gid={grp.getgrgid(user.pw_gid).gr_gid} home={home}/%u
-}}
-mail_location = maildir:~/Maildir
-service imap-login {{
-  inet_listener imap {{
-    port = 0
-  }}
-  inet_listener imaps {{
-    port = {port}
-    ssl = yes
-  }}
-}}
-""")
-    process = subprocess.Popen(
-        [dovecot, "-F", "-c", str(root / "dovecot.conf")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    deadline = time.monotonic() + 20
-    while True:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        if process.poll() is not None or time.monotonic() > deadline:
-            log = (root / "dovecot.log").read_text() if (root / "dovecot.log").exists() else ""
-            raise RuntimeError(
-                f"dovecot did not start: {process.stderr.read().decode() if process.stderr else ''}{log}"
-            )
-        time.sleep(0.1)
-    server = ImapServer(port, "drip", "s3cret", process)
-    # Listening is not serving: on a machine where Dovecot has just been installed its auth
-    # process can take a while to answer, and logins meanwhile get "[UNAVAILABLE] Temporary
-    # authentication failure". A test starts once a login works.
-    while True:
-        try:
-            server.client().logout()
-            break
-        except imaplib.IMAP4.error as exc:
-            if "UNAVAILABLE" not in str(exc) or time.monotonic() > deadline + 20:
-                log = (root / "dovecot.log").read_text() if (root / "dovecot.log").exists() else ""
-                process.terminate()
-                process.wait(10)
-                raise RuntimeError(f"dovecot does not let its user log in: {exc}\n{log}") from None
-            time.sleep(0.5)
-    yield server
-    process.terminate()
-    process.wait(10)
-    shutil.rmtree(root, ignore_errors=True)
+
+@pytest.fixture
+def browser() -> Iterator[Watched]:
+    """Debian's chromium with one fresh page, watched for errors (tests/support/browser.py)."""
+    with browser_page() as watched:
+        yield watched
+
+
+__all__ = [  # what test modules import from here
+    "FIXTURES",
+    "PG_ADMIN",
+    "Dripper",
+    "ImapServer",
+    "Received",
+    "Served",
+    "SmtpSink",
+    "dripper_env",
+    "free_port",
+    "serving",
+    "start_serve",
+    "stop_serve",
+    "wait_for",
+]
+
+
+# --- test groups: unit, integration, e2e; slow ---------------------------------------------
+#
+# Every test gets exactly one of unit / integration / e2e, from what it uses, and `slow` when
+# it is one of the long runs, so that `pytest -m "not slow"` gives quick feedback while plain
+# `pytest` still runs everything (markers are registered in pyproject.toml, strictly).
+
+# Fixtures that mean a real program driven from outside, or a real database or server in
+# this process; a test using one (directly or through another fixture) is in that group.
+E2E_FIXTURES = frozenset({"browser", "imap_server"})
+INTEGRATION_FIXTURES = frozenset(
+    {"project", "dripper", "dripper_sqlite", "db_url", "sqlite_url", "pg_database", "smtp_sink"}
+)
+# A test that starts dripper (or another Python program) as a process of its own: in its
+# body, a fixture of tests/ it uses, or a function of its module either of them calls.
+STARTS_PROCESSES = re.compile(r"\bsys\.executable\b")  # `dripper serve` too: serving() calls start_serve()
+E2E_MODULES = frozenset({"test_scale_out"})  # every test there drives worker processes (Setup)
+
+
+# The long runs on their own (their SQLite variants; PostgreSQL variants and e2e tests are
+# slow anyway): each took over a second on a full run (`pytest --durations=50`, or
+# --junitxml for every test). A module name with None: all of its tests.
+SLOW: dict[str, frozenset[str] | None] = {
+    "test_shipped_run": None,  # six months of the shipped campaigns, every touch rendered
+    "test_dashboard": None,  # each test seeds a database and the dashboard's data first
+    "test_deliverability": frozenset(
+        {
+            "test_shipped_templates_score_low_with_spamassassin",
+            "test_dkim_signature_verifies_and_covers_the_unsubscribe_headers",
+        }
+    ),
+    "test_diff": frozenset(
+        {
+            "test_diff_tells_what_the_next_ticks_do",
+            "test_no_change_is_an_empty_diff",
+            "test_a_version_applied_before_definitions_were_kept",
+        }
+    ),
+    "test_engine": frozenset(
+        {
+            "test_six_month_cadence_arrives_on_the_right_days",
+            "test_live_edits_insert_delete_rename",
+            "test_a_track_planned_in_full_by_an_earlier_version_goes_on_once",
+            "test_stage_change_switches_tracks",
+            "test_report_counts_what_plan_shows_for_every_lead",
+            "test_nothing_goes_out_after_a_stop_event",
+            "test_reimport_does_not_restart_or_duplicate",
+            "test_deleting_the_pending_step_goes_on_with_the_next",
+        }
+    ),
+    "test_postal": frozenset({"test_the_cached_check_agrees_with_the_full_check"}),
+    "test_report": frozenset(
+        {
+            "test_html_report_is_a_self_contained_page_with_charts",
+            "test_report_counts_what_came_of_each_step",
+            "test_the_attribution_window_is_set_in_campaigns_yaml",
+            "test_time_to_conversion_percentiles",
+        }
+    ),
+    "test_letters": frozenset(  # PDFs rendered and read back
+        {
+            "test_a_mailed_batch_is_closed_and_later_letters_open_the_next",
+            "test_call_tasks_are_listed_for_their_day_and_outcomes_act",
+            "test_duplex_batches_start_every_letter_on_a_new_sheet",
+            "test_a_batch_lost_in_a_crash_is_rebuilt",
+            "test_the_address_lies_inside_the_envelope_window",
+            "test_the_days_letters_become_one_batch_with_a_manifest",
+            "test_a_print_service_takes_the_letters_over_http",
+            "test_incomplete_addresses_are_reported_on_import_and_skipped",
+        }
+    ),
+    "test_hostile_leads": frozenset(
+        {
+            "test_letters_fetch_nothing_from_the_network_or_outside_templates",
+            "test_an_output_folder_that_is_a_file_stops_the_tick_with_a_clear_error",
+        }
+    ),
+    "test_web_failures": frozenset({"test_bad_events_get_400_with_what_is_wrong"}),
+    "test_inbound_trust": frozenset({"test_an_authenticated_sender_is_proof"}),
+    "test_leads_csv": frozenset({"test_reimport_with_changed_stage_skips_old_track_and_plans_new"}),
+    "test_metrics": frozenset({"test_metrics_token"}),
+    "test_preview": frozenset(
+        {
+            "test_to_over_smtp_sends_a_marked_test_that_records_nothing",
+            "test_to_through_the_file_outbox_writes_its_own_file_and_records_nothing",
+        }
+    ),
+    "test_sending": frozenset(
+        {"test_an_smtp_server_down_or_refusing_for_a_week_never_fails_a_touch", "test_smtp_delivers_each_touch_once"}
+    ),
+}
+
+
+class Group(enum.Enum):
+    UNIT = "unit"
+    INTEGRATION = "integration"
+    E2E = "e2e"
+
+
+def _own_functions(item: pytest.Function) -> Iterator[Any]:
+    """The test function, every fixture function of tests/ it uses, and the functions of
+    their modules they call by name, transitively."""
+    here = Path(__file__).parent
+    roots = [item.function]
+    for name in item.fixturenames:
+        for fixturedef in item._fixtureinfo.name2fixturedefs.get(name, ()):
+            if Path(inspect.getfile(fixturedef.func)).is_relative_to(here):
+                roots.append(fixturedef.func)
+    seen: set[Any] = set()
+    while roots:
+        function = inspect.unwrap(roots.pop())
+        if function in seen or not inspect.isfunction(function):
+            continue
+        seen.add(function)
+        yield function
+        names = _names_used(function.__code__)
+        roots.extend(v for k, v in function.__globals__.items() if k in names and inspect.isfunction(v))
+
+
+def _names_used(code: Any) -> set[str]:
+    """Global names a function (and the functions nested in it) refers to."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if inspect.iscode(const):
+            names |= _names_used(const)
+    return names
+
+
+@functools.cache
+def _starts_processes(function: Any) -> bool:
+    try:
+        return bool(STARTS_PROCESSES.search(inspect.getsource(function)))
+    except (OSError, TypeError):
+        return False
+
+
+def group_of(item: pytest.Function) -> Group:
+    fixtures = set(item.fixturenames)
+    if (
+        fixtures & E2E_FIXTURES
+        or item.module.__name__ in E2E_MODULES
+        or any(_starts_processes(f) for f in _own_functions(item))
+    ):
+        return Group.E2E
+    if fixtures & INTEGRATION_FIXTURES:
+        return Group.INTEGRATION
+    return Group.UNIT
+
+
+def on_postgresql(item: pytest.Function) -> bool:
+    """The PostgreSQL variant of a `db_url` test, or a test of PostgreSQL alone."""
+    params = getattr(item, "callspec", None)
+    return "pg_database" in item.fixturenames or (params is not None and params.params.get("db_url") == "postgresql")
+
+
+def is_slow(item: pytest.Function, group: Group) -> bool:
+    """e2e tests and PostgreSQL variants (the same tests run on SQLite in the quick run), and SLOW."""
+    if group is Group.E2E or on_postgresql(item):
+        return True
+    module = item.module.__name__
+    if module not in SLOW:
+        return False
+    names = SLOW[module]
+    return names is None or item.originalname in names
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if not isinstance(item, pytest.Function):
+            continue
+        group = group_of(item)
+        item.add_marker(group.value)
+        if is_slow(item, group):
+            item.add_marker("slow")

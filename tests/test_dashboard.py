@@ -1,5 +1,5 @@
 """The read-only dashboard of `dripper serve`: its pages in a real headless browser
-(Debian's chromium via Playwright, see tests/browser.py) against a real `dripper serve`
+(Debian's chromium via Playwright, see tests/support/browser.py) against a real `dripper serve`
 process, and its auth rules and bad input through Starlette's TestClient. On SQLite and
 PostgreSQL, on data seeded through the CLI with `--at` (the server's clock is frozen too).
 
@@ -23,10 +23,11 @@ from typing import Any
 
 import httpx
 import pytest
-from browser import REVIEW, Watched, browser_page
 from conftest import Dripper, dripper_env, serving
 from lxml import html as lxml_html
 from starlette.testclient import TestClient
+
+from tests.support.browser import REVIEW, Watched
 
 TOKEN = "dash-token-0123456789"
 SERVE_AT = datetime(2026, 1, 28, 12, 0, tzinfo=UTC)  # a Wednesday
@@ -111,12 +112,6 @@ def seed(dripper: Dripper) -> dict[str, int]:
 @pytest.fixture
 def seeded(dripper: Dripper) -> tuple[Dripper, dict[str, int]]:
     return dripper, seed(dripper)
-
-
-@pytest.fixture
-def browser() -> Iterator[Watched]:
-    with browser_page() as watched:
-        yield watched
 
 
 def db_name(dripper: Dripper) -> str:

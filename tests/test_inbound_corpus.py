@@ -2,7 +2,7 @@
 our own. On the splits never used to tune the classifier (held_out, fresh) the target is
 95% right overall and 90% in every kind (not met yet: see below). On the tuning split: 90%
 in every kind.
-`python bench/inbound_accuracy.py` prints the same figures with every miss and every
+`python -m bench.inbound_accuracy` prints the same figures with every miss and every
 hard/soft confusion."""
 
 from __future__ import annotations

@@ -13,10 +13,8 @@ those again (at most `max_in_flight` of them), only as `resent_after_interruptio
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -29,127 +27,26 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
-from conftest import free_port, wait_for
+from conftest import wait_for
+
+from tests.support.smtp import SinkProcess as Sink
 
 T0 = datetime(2026, 1, 5, 15, 0, 5, tzinfo=UTC)  # Monday, inside the fixture's send window
 MAX_IN_FLIGHT = 4  # the default, which bounds what a crash can send twice
 CLI = [sys.executable, "-m", "dripper"]
 
 
-# --- the SMTP sink: a separate process -------------------------------------------------
-
-
-def serve_sink(port: int, log_path: Path, delay_path: Path) -> None:
-    """aiosmtpd on 127.0.0.1:port. Every accepted message is appended to `log_path` as
-    `Message-ID<TAB>recipient` *before* the 250 is sent, as a real server's queue would
-    have it: a client that dies before reading the 250 does not know it was delivered.
-
-    `delay_path` holds the seconds to wait between accepting and replying (a slow
-    server), read again while a message waits, so a test can change it while workers
-    run: writing 0 releases the messages held.
-
-    SIGTERM stops it gracefully: no new connections, new messages get 421 (not
-    recorded), messages already accepted get their 250, then it exits.
-    """
-    from aiosmtpd.smtp import SMTP
-
-    message_id = re.compile(rb"^Message-ID:[ \t]*(<[^>\r\n]+>)", re.IGNORECASE | re.MULTILINE)
-    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    state = {"stopping": False, "replying": 0}
-
-    def delay() -> float:
-        try:
-            return float(delay_path.read_text() or 0)
-        except (OSError, ValueError):
-            return 0.0
-
-    class Handler:
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-            if state["stopping"]:
-                return "421 4.3.2 shutting down"
-            found = message_id.search(envelope.original_content)
-            ident = found.group(1).decode() if found else "-"
-            # One write(2) on an O_APPEND descriptor: a whole line, even if killed.
-            os.write(log_fd, f"{ident}\t{envelope.rcpt_tos[0]}\n".encode())
-            state["replying"] += 1
-            try:
-                started = asyncio.get_running_loop().time()
-                while asyncio.get_running_loop().time() - started < delay():
-                    await asyncio.sleep(0.02)
-            finally:
-                state["replying"] -= 1
-            return "250 2.0.0 queued"
-
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        server = await loop.create_server(lambda: SMTP(Handler(), hostname="sink"), "127.0.0.1", port)
-        stop = asyncio.Event()
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
-        print("ready", flush=True)
-        await stop.wait()
-        state["stopping"] = True
-        server.close()
-        deadline = loop.time() + 30
-        while state["replying"] and loop.time() < deadline:
-            await asyncio.sleep(0.02)
-        await asyncio.sleep(0.3)  # let the last 250s leave the socket buffers
-
-    asyncio.run(main())
-
-
-@dataclass
-class Sink:
-    """The sink process, seen from the test: start, stop (gracefully or -9), read the log."""
-
-    folder: Path
-    port: int
-    process: subprocess.Popen[str] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"smtp://127.0.0.1:{self.port}"
-
-    @property
-    def log(self) -> Path:
-        return self.folder / "received.log"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, __file__, "--sink", str(self.port), str(self.log), str(self.folder / "delay")],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdout is not None and self.process.stdout.readline().strip() == "ready"
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            assert self.process.wait(40) == 0
-        self.process = None
-
-    def slow(self, seconds: float) -> None:
-        (self.folder / "delay").write_text(str(seconds))
-
-    def received(self) -> list[tuple[str, str]]:
-        """(Message-ID, recipient) of every accepted message, in order, duplicates kept."""
-        if not self.log.exists():
-            return []
-        return [tuple(line.split("\t")) for line in self.log.read_text().splitlines()]  # type: ignore[misc]
-
-    def count(self) -> int:
-        return self.log.read_bytes().count(b"\n") if self.log.exists() else 0
+# --- the SMTP sink: a separate process (tests/support/smtp.py) --------------------------
 
 
 @pytest.fixture
 def sink(tmp_path: Path) -> Iterator[Sink]:
     folder = tmp_path / "sink"
     folder.mkdir()
-    sink = Sink(folder, free_port())
+    sink = Sink(folder)
     sink.start()
     yield sink
-    if sink.process is not None and sink.process.poll() is None:
-        sink.process.kill()
-        sink.process.wait(10)
+    sink.kill()
 
 
 # --- the database and the workers -------------------------------------------------------
@@ -606,7 +503,7 @@ def test_a_worker_stalled_past_the_lease_sends_nothing_taken_over(setup: Setup, 
     without_send_window(setup.project)
     n = 20
     setup.import_leads(n, datetime.now(UTC) - timedelta(hours=1))
-    other = Sink(tmp_path / "other", free_port())  # the second worker's server: whose message came from whom
+    other = Sink(tmp_path / "other")  # the second worker's server: whose message came from whom
     other.folder.mkdir()
     other.start()
     setup.sink.slow(5.0)  # the first sends wait there: no fifth has started when the worker stops
@@ -636,12 +533,3 @@ def test_a_worker_stalled_past_the_lease_sends_nothing_taken_over(setup: Setup, 
     twice = {mid for mid, c in received.items() if c > 1}
     assert twice == {mid for mid, _ in setup.sink.received()}  # what was in flight, and only that
     assert twice <= {r["message_id"] for r in rows if r["reason"] == "resent_after_interruption"}
-
-
-def _sink_main() -> None:
-    port, log, delay = sys.argv[2:5]
-    serve_sink(int(port), Path(log), Path(delay))
-
-
-if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "--sink":
-    _sink_main()

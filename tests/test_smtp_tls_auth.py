@@ -9,29 +9,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
-from conftest import free_port
+
+from tests.support.smtp import SmtpSink, smtp_sink
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.messages: list[bytes] = []
-        self.logins: list[tuple[str, str]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(envelope.original_content)
-        return "250 OK"
-
-    def authenticator(self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
-        if isinstance(auth_data, LoginPassword):
-            user, password = auth_data.login.decode(), auth_data.password.decode()
-            self.logins.append((mechanism, user))
-            # handled=False: let aiosmtpd answer 535 itself (True means "I replied already")
-            return AuthResult(success=user == "drip" and password == "s3cr:t", handled=False)
-        return AuthResult(success=False, handled=False)
 
 
 @pytest.fixture
@@ -50,18 +31,12 @@ def _run(dripper, url: str) -> dict[str, int]:
 
 
 @contextlib.contextmanager
-def serving(**options: Any) -> Iterator[tuple[Recorder, int]]:
-    """A real aiosmtpd server on loopback with these Controller options."""
-    recorder = Recorder()
-    port = free_port()
+def serving(**options: Any) -> Iterator[tuple[SmtpSink, int]]:
+    """A real aiosmtpd server on loopback with these Controller options (auth=True: a login is required)."""
     if options.pop("auth", False):
-        options.update(authenticator=recorder.authenticator, auth_required=True, auth_require_tls=False)
-    controller = Controller(recorder, hostname="127.0.0.1", port=port, **options)
-    controller.start()
-    try:
-        yield recorder, port
-    finally:
-        controller.stop()
+        options["credentials"] = ("drip", "s3cr:t")
+    with smtp_sink(**options) as recorder:
+        yield recorder, recorder.port
 
 
 def test_auth_plain_or_login_when_credentials_are_given(dripper_sqlite):

@@ -32,7 +32,7 @@ ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
-REVIEW = Path(os.environ.get("DRIPPER_REVIEW_DIR", Path(__file__).parent / "review"))
+REVIEW = Path(os.environ.get("DRIPPER_REVIEW_DIR", Path(__file__).parents[1] / "review"))  # tests/review/
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
