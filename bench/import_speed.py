@@ -23,6 +23,8 @@ import time
 import uuid
 from pathlib import Path
 
+from dripper.leads.records import POSTAL_COLUMNS
+
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = [
     "supplier_research",
@@ -33,22 +35,7 @@ STAGES = [
     "negotiation",
     "lost_to_competitor",
 ]
-HEADER = [
-    "email",
-    "first_name",
-    "last_name",
-    "company",
-    "stage",
-    "timezone",
-    "campaign",
-    "address_line1",
-    "address_line2",
-    "city",
-    "region",
-    "postal_code",
-    "country",
-    "product",
-]
+HEADER = ["email", "first_name", "last_name", "company", "stage", "timezone", "campaign", *POSTAL_COLUMNS, "product"]
 # The command reports its peak resident set size when it exits: the larger of its own and
 # that of its forked reader (which counts the pages it shares with the importer).
 MEASURED = (

@@ -8,8 +8,7 @@ both ways, in the same run. Prints messages/second and the ratio.
 
 from __future__ import annotations
 
-import sys
-import time
+from bench._common import count_argument, timed
 
 
 def main(n: int = 2000) -> None:
@@ -21,15 +20,9 @@ def main(n: int = 2000) -> None:
     shipped = research_thanks(n)
     htmls = [shipped.renderer.body_html(shipped.step, ctx) for ctx in shipped.contexts]
 
-    def timed(fn) -> float:
-        start = time.perf_counter()
-        for html in htmls:
-            fn(html)
-        return time.perf_counter() - start
-
     inliner = css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
-    fast = timed(inliner.inline)
-    slow = timed(lambda h: premailer.transform(h, disable_validation=True, cssutils_logging_level="CRITICAL"))
+    fast = timed(inliner.inline, htmls)
+    slow = timed(lambda h: premailer.transform(h, disable_validation=True, cssutils_logging_level="CRITICAL"), htmls)
     print(f"messages: {n}")
     print(f"premailer.transform : {n / slow:9.0f} msg/s  ({slow / n * 1e3:.3f} ms each)")
     print(f"css_inline          : {n / fast:9.0f} msg/s  ({fast / n * 1e3:.3f} ms each)")
@@ -37,4 +30,4 @@ def main(n: int = 2000) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 2000)
+    main(count_argument(2000))

@@ -5,14 +5,13 @@ python -m bench.mime [N]
 
 from __future__ import annotations
 
-import sys
-import time
 from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
 
+from bench._common import count_argument, timed
 from dripper.campaign.model import Sender
 from dripper.campaign.templates import LeadView, RenderedEmail
 from dripper.channels.email.mime import build_email
@@ -72,13 +71,7 @@ def main(n: int = 3000) -> None:
             unsubscribe=f"<https://acme.example/u/{lead.id}>, <mailto:sales@acme.example>",
         )
 
-    def timed(fn) -> float:
-        start = time.perf_counter()
-        for lead in leads:
-            fn(lead)
-        return time.perf_counter() - start
-
-    slow, fast = timed(stdlib), timed(ours)
+    slow, fast = timed(stdlib, leads), timed(ours, leads)
     print(f"messages: {n}")
     print(f"stdlib EmailMessage : {slow / n * 1e3:.3f} ms each")
     print(f"dripper build_email : {fast / n * 1e3:.3f} ms each")
@@ -86,4 +79,4 @@ def main(n: int = 3000) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 3000)
+    main(count_argument(3000))

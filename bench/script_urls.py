@@ -10,8 +10,7 @@ each message's HTML. Prints both per message and the ratio.
 
 from __future__ import annotations
 
-import sys
-import time
+from bench._common import count_argument, timed
 
 
 def main(n: int = 2000) -> None:
@@ -22,14 +21,8 @@ def main(n: int = 2000) -> None:
     renderer, campaign, step, contexts = shipped.renderer, shipped.campaign, shipped.step, shipped.contexts
     htmls = [renderer.body_html(step, ctx) for ctx in contexts]
 
-    start = time.perf_counter()
-    for ctx in contexts:
-        renderer.email(campaign, step, ctx)
-    whole = time.perf_counter() - start  # includes one scrub per message
-    start = time.perf_counter()
-    for html in htmls:
-        render.without_script_urls(html)
-    scrub = time.perf_counter() - start
+    whole = timed(lambda ctx: renderer.email(campaign, step, ctx), contexts)  # includes one scrub per message
+    scrub = timed(render.without_script_urls, htmls)
     size = sum(map(len, htmls)) // n
     print(f"messages: {n} (HTML {size} characters each)")
     print(f"Renderer.email      : {whole / n * 1e6:8.1f} µs a message")
@@ -38,4 +31,4 @@ def main(n: int = 2000) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 2000)
+    main(count_argument(2000))

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
 import os
 import quopri
 import smtplib
@@ -30,17 +29,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from pathlib import Path
 from statistics import median
 
+from bench._common import T0, write_plain_leads
 from tests.support.smtp import SinkProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 CONNECTIONS = 4
-T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 
 
 # --- the sink: tests/support/smtp.py in its own process, asked after each run what it got ---
@@ -125,21 +124,7 @@ def naive(port: int, n: int) -> None:
 
 
 def prepare_dripper(work: Path, n: int, database_url: str) -> dict[str, str]:
-    with open(work / "leads.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["email", "first_name", "last_name", "company", "stage", "timezone", "product"])
-        for i in range(n):
-            writer.writerow(
-                [
-                    f"lead{i}@x{i % 50}.example",
-                    f"Lead{i}",
-                    "Lee",
-                    "Co",
-                    "supplier_research",
-                    "America/Chicago",
-                    "valves",
-                ]
-            )
+    write_plain_leads(work / "leads.csv", n)
     env = {
         **os.environ,
         "DRIPPER_CAMPAIGNS": str(ROOT / "campaigns.yaml"),

@@ -15,7 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.send_throughput import T0, naive_message, naive_template, prepare_dripper
+from bench._common import T0, count_argument
+from bench.send_throughput import naive_message, naive_template, prepare_dripper
 
 
 def naive(n: int, out: Path) -> float:
@@ -54,4 +55,4 @@ def main(n: int = 2000) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 2000)
+    main(count_argument(2000))

@@ -35,7 +35,6 @@ Two questions, two settings:
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import resource
@@ -47,15 +46,15 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from statistics import median
-from typing import Any
 
+from bench._common import T0, write_plain_leads
+from tests.support.db import sql
 from tests.support.smtp import SinkProcess as Sink
 
 ROOT = Path(__file__).resolve().parent.parent
-T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)  # import instant (a Monday)
 AT = T0 + timedelta(days=1)  # the tick instant: every lead's first e-mail is due
 CLI = [sys.executable, "-m", "dripper"]
 IN_FLIGHT = 4  # dripper's default: what one killed worker may deliver twice
@@ -85,18 +84,6 @@ def drop_database(admin: str, name: str) -> None:
 
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def sql(url: str, statement: str, **params: Any) -> list[Any]:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(url)
-    try:
-        with engine.begin() as conn:
-            result = conn.execute(text(statement), params)
-            return list(result) if result.returns_rows else []
-    finally:
-        engine.dispose()
 
 
 def vacuum(url: str) -> None:
@@ -129,21 +116,7 @@ def reset(url: str, ids: list[int], sink: Sink) -> None:
 
 
 def import_leads(work: Path, n: int, env: dict[str, str]) -> float:
-    with open(work / "leads.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["email", "first_name", "last_name", "company", "stage", "timezone", "product"])
-        for i in range(n):
-            writer.writerow(
-                [
-                    f"lead{i}@x{i % 50}.example",
-                    f"Lead{i}",
-                    "Lee",
-                    "Co",
-                    "supplier_research",
-                    "America/Chicago",
-                    "valves",
-                ]
-            )
+    write_plain_leads(work / "leads.csv", n)
     start = time.perf_counter()
     subprocess.run(
         [*CLI, "leads", "import", str(work / "leads.csv"), "--at", T0.isoformat()],

@@ -29,6 +29,7 @@ from typing import IO, Any
 import pytest
 from conftest import wait_for
 
+from tests.support.db import sql
 from tests.support.smtp import SinkProcess as Sink
 
 T0 = datetime(2026, 1, 5, 15, 0, 5, tzinfo=UTC)  # Monday, inside the fixture's send window
@@ -147,15 +148,7 @@ class Setup:
         return Counter(r["state"] for r in self.rows())
 
     def sql(self, statement: str, **params: Any) -> list[Any]:
-        from sqlalchemy import create_engine, text
-
-        engine = create_engine(self.db_url)
-        try:
-            with engine.begin() as conn:
-                result = conn.execute(text(statement), params)
-                return list(result) if result.returns_rows else []
-        finally:
-            engine.dispose()
+        return sql(self.db_url, statement, **params)
 
     def wait_out_the_lease(self, lease: float) -> None:
         """Wait, on the real clock, until the lease on every touch still `sending` has run
