@@ -17,6 +17,7 @@ from typing import Any
 
 import lxml.html
 import pytest
+from click.testing import Result
 from conftest import Dripper
 from starlette.testclient import TestClient
 
@@ -303,6 +304,22 @@ def real_message_id(dripper: Dripper, email: str, step: str) -> str:
     return touch["message_id"]
 
 
+def send_test(dripper: Dripper, to: str, **env: str) -> Result:
+    """`preview --to` of the `thanks` e-mail Ada is sent, three days after the import."""
+    return dripper(
+        "preview",
+        CAMPAIGN,
+        "thanks",
+        "--lead",
+        "ada@lovelace.example",
+        "--to",
+        to,
+        "--at",
+        iso(T0 + timedelta(days=3)),
+        **env,
+    )
+
+
 def test_to_over_smtp_sends_a_marked_test_that_records_nothing(dripper: Dripper, project: Path, smtp_sink) -> None:
     with_limits(project)
     sent_and_counted(dripper, DRIPPER_SMTP_URL=smtp_sink.url)
@@ -310,18 +327,7 @@ def test_to_over_smtp_sends_a_marked_test_that_records_nothing(dripper: Dripper,
     smtp_sink.messages.clear()
     before = dump(dripper.db_url)
     assert before["send_counters"] and before["events"] and before["touches"]
-    result = dripper(
-        "preview",
-        CAMPAIGN,
-        "thanks",
-        "--lead",
-        "ada@lovelace.example",
-        "--to",
-        "Tester@Example.org",
-        "--at",
-        iso(T0 + timedelta(days=3)),
-        DRIPPER_SMTP_URL=smtp_sink.url,
-    )
+    result = send_test(dripper, "Tester@Example.org", DRIPPER_SMTP_URL=smtp_sink.url)
     assert "to tester@example.org via SMTP: " in result.stdout
     assert len(smtp_sink.messages) == 1
     received = smtp_sink.messages[0]
@@ -332,18 +338,7 @@ def test_to_over_smtp_sends_a_marked_test_that_records_nothing(dripper: Dripper,
     follow_the_links(dripper, msg)
     assert dump(dripper.db_url) == before
     # Two tests are two messages, each with its own Message-ID.
-    dripper(
-        "preview",
-        CAMPAIGN,
-        "thanks",
-        "--lead",
-        "ada@lovelace.example",
-        "--to",
-        "tester@example.org",
-        "--at",
-        iso(T0 + timedelta(days=3)),
-        DRIPPER_SMTP_URL=smtp_sink.url,
-    )
+    send_test(dripper, "tester@example.org", DRIPPER_SMTP_URL=smtp_sink.url)
     ids = {message_from_bytes(m.data, policy=policy.default)["Message-ID"] for m in smtp_sink.messages}
     assert len(ids) == 2 and real not in ids
 
@@ -356,17 +351,7 @@ def test_to_through_the_file_outbox_writes_its_own_file_and_records_nothing(drip
     real_bytes = real_file.read_bytes()
     files = set(Path("outbox").iterdir())
     before = dump(dripper.db_url)
-    result = dripper(
-        "preview",
-        CAMPAIGN,
-        "thanks",
-        "--lead",
-        "ada@lovelace.example",
-        "--to",
-        "tester@example.org",
-        "--at",
-        iso(T0 + timedelta(days=3)),
-    )
+    result = send_test(dripper, "tester@example.org")
     new = set(Path("outbox").iterdir()) - files
     assert len(new) == 1 and real_file.read_bytes() == real_bytes  # never the real touch's file
     test_file = new.pop()
