@@ -20,13 +20,15 @@ from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from html import unescape
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import Dripper, free_port
 from lxml import html as lxml_html
+
+from tests.support.net import QuietHandler
 
 T0 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)  # a Monday, 08:00 in Chicago
 CAMPAIGN = "hostile"
@@ -315,18 +317,11 @@ def http_server() -> Iterator[tuple[str, list[str]]]:
     """A real HTTP server on loopback; the list holds every path requested."""
     seen: list[str] = []
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:  # the stdlib's name
             seen.append(self.path)
             body = b"<svg xmlns='http://www.w3.org/2000/svg' width='10' height='10'><text y='9'>REMOTE</text></svg>"
-            self.send_response(200)
-            self.send_header("Content-Type", "image/svg+xml")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
+            self.answer(200, "image/svg+xml", body)
 
     server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.parser import BytesParser
 from email.policy import HTTP
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ import pytest
 from conftest import free_port
 
 from dripper.channels.letters.layout import FRAMES, Box
+from tests.support.net import QuietHandler
 
 REVIEW = Path(os.environ.get("DRIPPER_REVIEW_DIR", Path(__file__).parent / "review")) / "letters"
 PT_PER_MM = 72 / 25.4
@@ -131,6 +132,13 @@ def inside(box: Box, area: Box, slack: float = 0.3) -> bool:
     )
 
 
+def preview_pdf(dripper_sqlite, step: str, email: str, pdf: Path, *extra: str) -> None:
+    """`preview --format pdf` of one letter step for one lead, written to `pdf`."""
+    dripper_sqlite(
+        "preview", "literature-follow-up", step, "--lead", email, "--format", "pdf", "--out", str(pdf), *extra
+    )
+
+
 def review_png(pdf: Path, name: str) -> Path:
     REVIEW.mkdir(parents=True, exist_ok=True)
     prefix = REVIEW / name
@@ -163,19 +171,7 @@ def test_the_address_lies_inside_the_envelope_window(dripper_sqlite, letters_pro
     (letters_project / "intl.csv").write_text(INTERNATIONAL)
     dripper_sqlite("leads", "import", "intl.csv", "--at", iso(T0))
     pdf = letters_project / f"{email}.pdf"
-    dripper_sqlite(
-        "preview",
-        "literature-follow-up",
-        "letter-now",
-        "--lead",
-        email,
-        "--format",
-        "pdf",
-        "--out",
-        str(pdf),
-        "--at",
-        iso(T0),
-    )
+    preview_pdf(dripper_sqlite, "letter-now", email, pdf, "--at", iso(T0))
     review_png(pdf, f"{frame}-{email.split('@')[0]}")
     spec = FRAMES[frame]
     assert page_size_mm(pdf) == ((215.9, 279.4) if frame == "us10" else (210.0, 297.0))
@@ -220,17 +216,7 @@ def test_every_font_is_embedded_and_covers_the_names(dripper_sqlite, letters_pro
     (letters_project / "intl.csv").write_text(INTERNATIONAL)
     dripper_sqlite("leads", "import", "intl.csv", "--at", iso(T0))
     pdf = letters_project / "taro.pdf"
-    dripper_sqlite(
-        "preview",
-        "literature-follow-up",
-        "letter-now",
-        "--lead",
-        "taro@yamada.example",
-        "--format",
-        "pdf",
-        "--out",
-        str(pdf),
-    )
+    preview_pdf(dripper_sqlite, "letter-now", "taro@yamada.example", pdf)
     embedded = {re.sub(r"[^a-z]", "", name.lower()) for name in _font_names(pdf)}
     # A font that has the glyph for 山 must be among the embedded ones (not a missing-glyph box).
     covering = subprocess.run(["fc-list", ":charset=5c71", "family"], capture_output=True, text=True).stdout
@@ -253,17 +239,7 @@ def test_a_long_letter_gets_page_numbers_and_a_short_one_none(dripper_sqlite, le
     dripper_sqlite("leads", "import", "leads.csv", "--at", iso(T0))
     long_pdf, short_pdf = letters_project / "long.pdf", letters_project / "short.pdf"
     for step, pdf in (("long-letter", long_pdf), ("letter-now", short_pdf)):
-        dripper_sqlite(
-            "preview",
-            "literature-follow-up",
-            step,
-            "--lead",
-            "zoe@mueller.example",
-            "--format",
-            "pdf",
-            "--out",
-            str(pdf),
-        )
+        preview_pdf(dripper_sqlite, step, "zoe@mueller.example", pdf)
     total = pages(long_pdf)
     assert total >= 2
     for page in range(1, total + 1):
@@ -279,17 +255,7 @@ def test_letter_format_can_be_chosen_per_campaign(dripper_sqlite, letters_projec
     (letters_project / "campaigns.yaml").write_text(text)
     dripper_sqlite("leads", "import", "leads.csv", "--at", iso(T0))
     pdf = letters_project / "zoe.pdf"
-    dripper_sqlite(
-        "preview",
-        "literature-follow-up",
-        "letter-now",
-        "--lead",
-        "zoe@mueller.example",
-        "--format",
-        "pdf",
-        "--out",
-        str(pdf),
-    )
+    preview_pdf(dripper_sqlite, "letter-now", "zoe@mueller.example", pdf)
     assert page_size_mm(pdf) == (215.9, 279.4)
     assert "Ødegård-Müller" not in " ".join(t for t, _ in words(pdf))  # (the fixture lead is plain Müller)
     assert "Müller" in [t for t, b in words(pdf) if inside(b, FRAMES["us10"].window)]
@@ -477,7 +443,7 @@ class PrintService:
         self.fail_first = fail_first
         service = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 head = f"Content-Type: {self.headers['Content-Type']}\r\n\r\n".encode()
@@ -490,15 +456,7 @@ class PrintService:
                     self.send_response(503)
                     self.end_headers()
                     return
-                answer = json.dumps({"id": f"pp-{len(service.requests)}"}).encode()
-                self.send_response(201)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *args: Any) -> None:
-                pass
+                self.answer(201, "application/json", json.dumps({"id": f"pp-{len(service.requests)}"}).encode())
 
         self.port = free_port()
         self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
