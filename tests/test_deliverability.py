@@ -113,17 +113,8 @@ def test_shipped_templates_score_low_with_spamassassin(
     if shutil.which("spamassassin") is None:
         pytest.fail("spamassassin is missing: run scripts/test (it installs it) or apt-get install spamassassin")
     monkeypatch.chdir(tmp_path)
-    stages = [
-        "awareness_of_need",
-        "awareness_of_solutions",
-        "awareness_of_suppliers",
-        "supplier_research",
-        "supplier_preference",
-        "negotiation",
-        "customer",
-        "repeat_business",
-        "lost_to_competitor",
-    ]
+    from dripper.campaign.model import FUNNEL_STAGES as stages
+
     rows = ["email,first_name,last_name,company,stage,timezone,address_line1,city,postal_code,country,product"]
     rows += [
         f"buyer{i}@plant{i}.example,Zoë,Müller,Müller Anlagenbau GmbH,{stage},Europe/Berlin,Hauptstr. 5,"

@@ -85,21 +85,20 @@ CODES = [
 ]
 
 
+def _lead(**address: str) -> Lead:
+    return Lead(email="a@b.example", stage="s", campaign="c", **address)
+
+
 def _addresses(n: int) -> list[Lead]:
     rng = random.Random(7)
-    return [
-        Lead(
-            email="a@b.example",
-            stage="s",
-            campaign="c",
-            address_line1=rng.choice(["", "1 Main St"]),
-            city=rng.choice(CITIES),
-            region=rng.choice(REGIONS),
-            postal_code=rng.choice(CODES),
-            country=rng.choice(COUNTRIES),
-        )
-        for _ in range(n)
-    ]
+    choices = {
+        "address_line1": ["", "1 Main St"],
+        "city": CITIES,
+        "region": REGIONS,
+        "postal_code": CODES,
+        "country": COUNTRIES,
+    }
+    return [_lead(**{field: rng.choice(values) for field, values in choices.items()}) for _ in range(n)]
 
 
 def test_the_cached_check_agrees_with_the_full_check(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -114,15 +113,6 @@ def test_the_cached_check_agrees_with_the_full_check(monkeypatch: pytest.MonkeyP
 
 
 def test_a_typical_complete_address_takes_the_fast_path() -> None:
-    lead = Lead(
-        email="a@b.example",
-        stage="s",
-        campaign="c",
-        address_line1="1850 Commerce St",
-        city="Dallas",
-        region="TX",
-        postal_code="75201",
-        country="US",
-    )
+    lead = _lead(address_line1="1850 Commerce St", city="Dallas", region="TX", postal_code="75201", country="US")
     assert postal._plainly_complete(lead, "US")
     assert not postal._plainly_complete(replace(lead, postal_code="60601"), "US")  # an Illinois ZIP code in Texas
