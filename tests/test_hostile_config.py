@@ -13,7 +13,9 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, wait_for
+from conftest import FIXTURES, dripper_env, wait_for
+
+from tests.support.cli import run_dripper
 
 
 def bomb(levels: int) -> str:
@@ -38,17 +40,7 @@ def _limits() -> None:
 
 def check(project: Path) -> subprocess.CompletedProcess[str]:
     """`dripper check` as a process with its CPU time and memory capped."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIPPER_") or k.startswith("DRIPPER_TEST")}
-    return subprocess.run(
-        [sys.executable, "-m", "dripper", "check"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        preexec_fn=_limits,
-        check=False,
-    )
+    return run_dripper(project, dripper_env(), "check", preexec_fn=_limits)
 
 
 def located(stderr: str, file: str) -> list[str]:
@@ -192,15 +184,7 @@ def test_a_latin1_template_is_a_located_error_from_every_command(project: Path, 
         ["preview", "literature-follow-up", "thanks"],
         ["serve", "--port", "1"],
     ):
-        done = subprocess.run(
-            [sys.executable, "-m", "dripper", *command],
-            cwd=project,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = run_dripper(project, env, *command, timeout=60)
         assert done.returncode == 1 and "Traceback" not in done.stderr, (command, done.stderr[-2000:])
         assert "templates/mail/thanks.html:3:7: not UTF-8 text" in done.stderr, (command, done.stderr)
 

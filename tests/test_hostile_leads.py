@@ -28,6 +28,7 @@ import pytest
 from conftest import Dripper, free_port
 from lxml import html as lxml_html
 
+from tests.support.campaigns import ACME_SENDER
 from tests.support.net import QuietHandler
 
 T0 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)  # a Monday, 08:00 in Chicago
@@ -41,12 +42,7 @@ def iso(t: datetime) -> str:
 
 def write_campaign(project: Path, *, name: str = CAMPAIGN, steps: str = "") -> None:
     (project / "campaigns.yaml").write_text(f"""
-sender:
-  from: "Acme Sales <sales@acme.example>"
-  postal_address: "Acme Inc., 1 Main St, Springfield, IL 62701, USA"
-defaults:
-  timezone: America/Chicago
-campaigns:
+{ACME_SENDER}campaigns:
   {name!r}:
     stages:
       supplier_research:

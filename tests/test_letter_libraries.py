@@ -26,6 +26,8 @@ from conftest import Dripper, dripper_env, wait_for
 
 from dripper.channels.letters import libraries as letter_libraries
 from dripper.channels.letters.libraries import INSTALL, Missing, Platform, detect, install_command
+from tests.support.campaigns import ACME_SENDER
+from tests.support.cli import run_dripper
 
 T0 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)  # a Monday
 T1 = T0 + timedelta(hours=1)
@@ -33,13 +35,8 @@ REASON = "letters_unavailable: cannot load libgobject-2.0-0"
 NOT_A_LIBRARY = ("libgobject-2.0.so.0", "libgobject-2.0.so", "libpango-1.0.so.0", "libpango-1.0.so")
 
 # A letter track and, in another stage, an e-mail then a call on the same day.
-HEADER = """
-sender:
-  from: "Acme Sales <sales@acme.example>"
-  postal_address: "Acme Inc., 1 Main St, Springfield, IL 62701, USA"
-defaults:
-  timezone: America/Chicago
-campaigns:
+HEADER = f"""
+{ACME_SENDER}campaigns:
   literature-follow-up:
     stages:
 """
@@ -86,15 +83,7 @@ def poisoned(nolibs: Path, **values: str) -> dict[str, str]:
 
 
 def run(root: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dripper", *args],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_dripper(root, env, *args)
 
 
 def expected_line() -> str:

@@ -26,6 +26,7 @@ import pytest
 from conftest import free_port
 
 from dripper.channels.letters.layout import FRAMES, Box
+from tests.support.campaigns import ACME_SENDER
 from tests.support.net import QuietHandler
 
 REVIEW = Path(os.environ.get("DRIPPER_REVIEW_DIR", Path(__file__).parent / "review")) / "letters"
@@ -48,12 +49,7 @@ PLAIN = "email,first_name,last_name,stage,address_line1,city,region,postal_code,
 def campaign(*, letters: str = "", extra_steps: str = "") -> str:
     """A campaign with a letter on the first day and a call after one day."""
     return f"""
-sender:
-  from: "Acme Sales <sales@acme.example>"
-  postal_address: "Acme Inc., 1 Main St, Springfield, IL 62701, USA"
-defaults:
-  timezone: America/Chicago
-{letters}
+{ACME_SENDER}{letters}
 campaigns:
   literature-follow-up:
     stages:
