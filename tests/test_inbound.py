@@ -239,21 +239,28 @@ def authenticated(text: str, domain: str) -> str:
     return f"Authentication-Results: mx.acme.example; dmarc=pass header.from={domain}\n{text}"
 
 
-def test_an_out_of_office_with_a_return_date_holds_the_next_touch(sent: Dripper, tmp_path: Path) -> None:
-    at = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)  # a Monday
-    sent("leads", "add", "nia@new.example", "--stage", "supplier_research", "--at", at.isoformat())
+OOO_AT = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)  # a Monday
+
+
+def _auto_reply_from_a_new_lead(sent: Dripper, tmp_path: Path, email: str, text: str) -> dict:
+    """`email` is added as a lead at OOO_AT and its auto-reply `text`, authenticated by our
+    trusted mail server, is ingested at once: the ingest's result."""
+    sent("leads", "add", email, "--stage", "supplier_research", "--at", OOO_AT.isoformat())
     trust_our_mail_server(sent)
     ooo = tmp_path / "ooo.eml"
-    ooo.write_text(
-        authenticated(
-            (CORPUS / "ooo-en.eml")
-            .read_text()
-            .replace("Ada Lovelace <ada@lovelace.example>", "Nia <nia@new.example>")
-            .replace("In-Reply-To: <MSGID@acme.example>\n", ""),
-            "new.example",
-        )
+    ooo.write_text(authenticated(text, email.split("@")[1]))
+    [result] = _ingest(sent, ooo, at=OOO_AT)
+    return result
+
+
+def test_an_out_of_office_with_a_return_date_holds_the_next_touch(sent: Dripper, tmp_path: Path) -> None:
+    text = (
+        (CORPUS / "ooo-en.eml")
+        .read_text()
+        .replace("Ada Lovelace <ada@lovelace.example>", "Nia <nia@new.example>")
+        .replace("In-Reply-To: <MSGID@acme.example>\n", "")
     )  # "until 3 December"
-    [result] = _ingest(sent, ooo, at=at)
+    result = _auto_reply_from_a_new_lead(sent, tmp_path, "nia@new.example", text)
     assert (result["kind"], result["lead"], result["matched_by"]) == (
         "auto_reply",
         "nia@new.example",
@@ -315,19 +322,12 @@ def test_replies_are_forwarded_and_posted_to_the_sales_team(sent: Dripper, tmp_p
 
 
 def test_an_out_of_office_without_a_date_pauses_for_a_week(sent: Dripper, tmp_path: Path) -> None:
-    at = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)  # a Monday
-    sent("leads", "add", "ben@new.example", "--stage", "supplier_research", "--at", at.isoformat())
-    trust_our_mail_server(sent)
-    ooo = tmp_path / "ooo.eml"
-    ooo.write_text(
-        authenticated(
-            "From: Ben <ben@new.example>\nTo: sales@acme.example\nSubject: Out of Office\n"
-            "Auto-Submitted: auto-replied\nMessage-ID: <ooo-b@new.example>\n\n"
-            "I am away with limited access.\n",
-            "new.example",
-        )
+    text = (
+        "From: Ben <ben@new.example>\nTo: sales@acme.example\nSubject: Out of Office\n"
+        "Auto-Submitted: auto-replied\nMessage-ID: <ooo-b@new.example>\n\n"
+        "I am away with limited access.\n"
     )
-    [result] = _ingest(sent, ooo, at=at)
+    result = _auto_reply_from_a_new_lead(sent, tmp_path, "ben@new.example", text)
     assert result["kind"] == "auto_reply" and "held until after 2026-11-29" in result["effect"]
     plan = _plan(sent, "ben@new.example")
     assert plan["lead"]["status"] == "active"  # paused, never stopped
