@@ -312,32 +312,21 @@ def test_no_letter_due_means_weasyprint_is_not_loaded(dripper_sqlite: Dripper, n
     assert (checked.returncode, checked.stderr) == (0, "")
 
 
+def _ubuntu_like(os_id: str, id_like: str, codename: str, ubuntu_codename: str) -> dict[str, str]:
+    """os-release of Ubuntu or a distribution built on it."""
+    return {"ID": os_id, "ID_LIKE": id_like, "VERSION_CODENAME": codename, "UBUNTU_CODENAME": ubuntu_codename}
+
+
 @pytest.mark.parametrize(
     ("system", "release", "found"),
     [
         ("linux", {"ID": "debian", "VERSION_ID": "12", "VERSION_CODENAME": "bookworm"}, Platform.DEBIAN),
         ("linux", {"ID": "debian", "VERSION_ID": "13", "VERSION_CODENAME": "trixie"}, Platform.DEBIAN),
         ("linux", {"ID": "debian", "VERSION_ID": "11", "VERSION_CODENAME": "bullseye"}, Platform.DEBIAN_OLD),
-        (
-            "linux",
-            {"ID": "ubuntu", "ID_LIKE": "debian", "VERSION_CODENAME": "noble", "UBUNTU_CODENAME": "noble"},
-            Platform.DEBIAN,
-        ),
-        (
-            "linux",
-            {"ID": "ubuntu", "ID_LIKE": "debian", "VERSION_CODENAME": "jammy", "UBUNTU_CODENAME": "jammy"},
-            Platform.DEBIAN_OLD,
-        ),
-        (
-            "linux",
-            {"ID": "linuxmint", "ID_LIKE": "ubuntu debian", "VERSION_CODENAME": "virginia", "UBUNTU_CODENAME": "jammy"},
-            Platform.DEBIAN_OLD,
-        ),
-        (
-            "linux",
-            {"ID": "linuxmint", "ID_LIKE": "ubuntu debian", "VERSION_CODENAME": "wilma", "UBUNTU_CODENAME": "noble"},
-            Platform.DEBIAN,
-        ),
+        ("linux", _ubuntu_like("ubuntu", "debian", "noble", "noble"), Platform.DEBIAN),
+        ("linux", _ubuntu_like("ubuntu", "debian", "jammy", "jammy"), Platform.DEBIAN_OLD),
+        ("linux", _ubuntu_like("linuxmint", "ubuntu debian", "virginia", "jammy"), Platform.DEBIAN_OLD),
+        ("linux", _ubuntu_like("linuxmint", "ubuntu debian", "wilma", "noble"), Platform.DEBIAN),
         ("linux", {"ID": "debian"}, Platform.DEBIAN),  # no codename: the current package names
         ("linux", {"ID": "fedora", "VERSION_ID": "40"}, Platform.FEDORA),
         ("linux", {"ID": "rocky", "ID_LIKE": "rhel centos fedora"}, Platform.FEDORA),

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, event, insert, text
 
-from dripper.store import open_store
+from dripper.store import Store, open_store
 from dripper.store import touchrows as touch_q
 from dripper.store.tables import leads, touches
 
@@ -96,9 +96,17 @@ def _plans(conn: Connection, step: Callable[[Connection], Any]) -> list[str]:
     return [_plan(conn, statement, parameters) for statement, parameters in seen]
 
 
-def test_tick_queries_read_the_pending_indexes(db_url: str):
-    store = open_store(db_url)
+@contextlib.contextmanager
+def _opened(url: str) -> Iterator[Store]:
+    store = open_store(url)
     try:
+        yield store
+    finally:
+        store.dispose()
+
+
+def test_tick_queries_read_the_pending_indexes(db_url: str):
+    with _opened(db_url) as store:
         with store.begin() as conn:
             _populate(conn)
         with store.begin() as conn:
@@ -129,25 +137,18 @@ def test_tick_queries_read_the_pending_indexes(db_url: str):
             plans = [_plan(conn, statement, parameters) for statement, parameters in seen]
             assert plans and all(by_id in plan and full_scan not in plan for plan in plans), plans
             assert touch_q.finish_many(conn, "w", outcomes) == 0  # ...and recorded once
-    finally:
-        store.dispose()
 
 
 def test_count_due_stops_at_its_limit(sqlite_url: str):
-    store = open_store(sqlite_url)
-    try:
-        with store.begin() as conn:
-            _populate(conn)
-            assert touch_q.count_due(conn, T, "email", up_to=1000) == DUE
-            assert touch_q.count_due(conn, T, "email", up_to=5) == 5
-            assert touch_q.count_due(conn, T, "letter", up_to=1000) == 0
-    finally:
-        store.dispose()
+    with _opened(sqlite_url) as store, store.begin() as conn:
+        _populate(conn)
+        assert touch_q.count_due(conn, T, "email", up_to=1000) == DUE
+        assert touch_q.count_due(conn, T, "email", up_to=5) == 5
+        assert touch_q.count_due(conn, T, "letter", up_to=1000) == 0
 
 
 def test_the_partial_indexes_exist_on_both_databases(db_url: str):
-    store = open_store(db_url)
-    try:
+    with _opened(db_url) as store:
         with store.begin() as conn:
             if store.is_postgres:
                 names = set(conn.scalars(text("SELECT indexname FROM pg_indexes WHERE tablename = 'touches'")))
@@ -157,5 +158,3 @@ def test_the_partial_indexes_exist_on_both_databases(db_url: str):
                 )
         assert {"ix_touches_planned_due", "ix_touches_sending"} <= names
         assert "ix_touches_state_due" not in names
-    finally:
-        store.dispose()
