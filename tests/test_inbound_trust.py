@@ -49,6 +49,16 @@ def sent_message(email: str):
     return message_from_bytes(next(Path("outbox").glob(f"*_{email}.eml")).read_bytes(), policy=policy.default)
 
 
+def matched(result: dict) -> tuple[str, str | None, str | None]:
+    """What an ingested message was taken for, the lead it acted on and the proof it was matched by."""
+    return result["kind"], result["lead"], result["matched_by"]
+
+
+def suspected(result: dict) -> tuple[str, str | None, str | None]:
+    """What an ingested message was taken for, what it claimed to be and the lead it named."""
+    return result["kind"], result["classified_as"], result["suspected_lead"]
+
+
 def unknown_events(dripper: Dripper) -> list[dict]:
     from dripper.store.tables import events
 
@@ -132,7 +142,7 @@ def computable_message_id(email: str, step: str = "thanks") -> str:
 
 def test_a_forged_bounce_naming_a_lead_changes_nothing(sent: Dripper, tmp_path: Path) -> None:
     [result] = ingest(sent, tmp_path, forged_dsn("ada@lovelace.example"))
-    assert (result["kind"], result["lead"], result["matched_by"]) == ("unknown", None, None)
+    assert matched(result) == ("unknown", None, None)
     assert (result["classified_as"], result["suspected_lead"]) == ("bounce_hard", "ada@lovelace.example")
     assert "unverified bounce hard" in result["reason"] and "without our VERP address" in result["reason"]
     assert status(sent, "ada@lovelace.example") == "active"
@@ -144,11 +154,7 @@ def test_a_forged_bounce_naming_a_lead_changes_nothing(sent: Dripper, tmp_path: 
 
 def test_a_forged_complaint_naming_a_lead_changes_nothing(sent: Dripper, tmp_path: Path) -> None:
     [result] = ingest(sent, tmp_path, forged_arf("zoe@mueller.example"))
-    assert (result["kind"], result["classified_as"], result["suspected_lead"]) == (
-        "unknown",
-        "complaint",
-        "zoe@mueller.example",
-    )
+    assert suspected(result) == ("unknown", "complaint", "zoe@mueller.example")
     assert status(sent, "zoe@mueller.example") == "active"
 
 
@@ -159,16 +165,8 @@ def test_an_opt_out_report_needs_proof_like_a_complaint(sent: Dripper, tmp_path:
         "--B--", (f"--B\nContent-Type: text/rfc822-headers\n\nTo: grace@hopper.example\nMessage-ID: {ours}\n\n--B--")
     )
     first, second = ingest(sent, tmp_path, forged, real)
-    assert (first["kind"], first["classified_as"], first["suspected_lead"]) == (
-        "unknown",
-        "unsubscribe",
-        "grace@hopper.example",
-    )
-    assert (second["kind"], second["lead"], second["matched_by"]) == (
-        "unsubscribe",
-        "grace@hopper.example",
-        "in_reply_to",
-    )
+    assert suspected(first) == ("unknown", "unsubscribe", "grace@hopper.example")
+    assert matched(second) == ("unsubscribe", "grace@hopper.example", "in_reply_to")
     assert status(sent, "grace@hopper.example") == "unsubscribed"
 
 
@@ -224,11 +222,7 @@ def test_a_message_id_sent_by_an_older_version_is_not_proof(sent: Dripper, tmp_p
 
 def test_a_spoofed_sender_asking_to_be_removed_changes_nothing(sent: Dripper, tmp_path: Path) -> None:
     [result] = ingest(sent, tmp_path, message_from("Grace Hopper <grace@hopper.example>", "unsubscribe", "Remove me."))
-    assert (result["kind"], result["classified_as"], result["suspected_lead"]) == (
-        "unknown",
-        "unsubscribe",
-        "grace@hopper.example",
-    )
+    assert suspected(result) == ("unknown", "unsubscribe", "grace@hopper.example")
     assert status(sent, "grace@hopper.example") == "active"
 
 
@@ -257,11 +251,7 @@ def test_a_real_bounce_carrying_our_message_id_is_applied(sent: Dripper, tmp_pat
         (f"--B\nContent-Type: text/rfc822-headers\n\nTo: Ada <ada@lovelace.example>\nMessage-ID: {ours}\n\n--B--"),
     )
     [result] = ingest(sent, tmp_path, report)
-    assert (result["kind"], result["lead"], result["matched_by"]) == (
-        "bounce_hard",
-        "ada@lovelace.example",
-        "in_reply_to",
-    )
+    assert matched(result) == ("bounce_hard", "ada@lovelace.example", "in_reply_to")
     assert status(sent, "ada@lovelace.example") == "bounced"
 
 
@@ -276,7 +266,7 @@ def test_a_report_carrying_our_verp_return_path_is_applied(sent: Dripper, tmp_pa
         ),
     )
     [result] = ingest(sent, tmp_path, report)
-    assert (result["kind"], result["lead"], result["matched_by"]) == ("complaint", "zoe@mueller.example", "verp")
+    assert matched(result) == ("complaint", "zoe@mueller.example", "verp")
     assert status(sent, "zoe@mueller.example") == "complained"
 
 
@@ -296,11 +286,7 @@ def test_the_list_unsubscribe_mailto_is_proof(sent: Dripper, tmp_path: Path) -> 
         message_from("x@mueller.example", subject, "", message_id="<t-2@mueller.example>"),
     )
     assert forged["kind"] == "unknown"
-    assert (real["kind"], real["lead"], real["matched_by"]) == (
-        "unsubscribe",
-        "zoe@mueller.example",
-        "unsubscribe_token",
-    )
+    assert matched(real) == ("unsubscribe", "zoe@mueller.example", "unsubscribe_token")
     assert status(sent, "zoe@mueller.example") == "unsubscribed"
 
 
@@ -329,11 +315,7 @@ def test_an_authenticated_sender_is_proof(sent: Dripper, tmp_path: Path, results
     head = "".join(f"Authentication-Results: {value}\n" for value in results)
     [result] = ingest(sent, tmp_path, head + message_from("Grace <grace@hopper.example>", "unsubscribe", "Remove me"))
     if applied:
-        assert (result["kind"], result["lead"], result["matched_by"]) == (
-            "unsubscribe",
-            "grace@hopper.example",
-            "authenticated_sender",
-        )
+        assert matched(result) == ("unsubscribe", "grace@hopper.example", "authenticated_sender")
     else:
         assert (result["kind"], result["suspected_lead"]) == ("unknown", "grace@hopper.example")
     assert status(sent, "grace@hopper.example") == ("unsubscribed" if applied else "active")
