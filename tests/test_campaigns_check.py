@@ -397,12 +397,16 @@ def test_template_syntax_error_located_in_the_template(proj: Project, bad_line: 
     assert not any(p.startswith(proj.file) for p in problems(result))
 
 
-def test_template_syntax_error_in_an_extended_base_is_located_in_the_base(proj: Project) -> None:
+@pytest.mark.parametrize(
+    ("line", "said"),
+    [("<p>{{ lead.first_name }</p>", "syntax error"), ("<p>{{ lead.frist_name }}</p>", "frist_name")],
+    ids=["syntax_error", "undefined_variable"],
+)
+def test_an_error_in_an_extended_base_is_located_in_the_base(proj: Project, line: str, said: str) -> None:
     proj.template(
-        "mail/base.html",
-        "<html>\n<body>\n<p>Hi</p>\n<p>{{ lead.first_name }</p>\n{% block content %}{% endblock %}\n</body></html>\n",
+        "mail/base.html", "<html>\n<body>\n<p>Hi</p>\n" + line + "\n{% block content %}{% endblock %}\n</body></html>\n"
     )
-    find(proj.check(), f"{proj.tfile('mail/base.html')}:4:", "syntax error")
+    find(proj.check(), f"{proj.tfile('mail/base.html')}:4:", said)
 
 
 def test_template_extending_a_missing_base(proj: Project) -> None:
@@ -448,14 +452,6 @@ def test_undefined_lead_attribute_in_template(proj: Project) -> None:
 def test_undefined_variable_in_template(proj: Project) -> None:
     proj.template("mail/thanks.html", "<p>Hello</p>\n<p>{{ leed.name }}</p>\n")
     find(proj.check(), f"{proj.tfile('mail/thanks.html')}:2:", "leed")
-
-
-def test_undefined_variable_in_an_extended_base_is_located_in_the_base(proj: Project) -> None:
-    proj.template(
-        "mail/base.html",
-        "<html>\n<body>\n<p>Hi</p>\n<p>{{ lead.frist_name }}</p>\n{% block content %}{% endblock %}\n</body></html>\n",
-    )
-    find(proj.check(), f"{proj.tfile('mail/base.html')}:4:", "frist_name")
 
 
 def test_undefined_variable_inside_a_block_and_loop(proj: Project) -> None:
