@@ -132,6 +132,10 @@ def problems(result: Result) -> list[str]:
     return [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("dripper:")]
 
 
+def expect_success(result: Result) -> None:
+    assert result.exit_code == 0, result.stderr
+
+
 def expect_failure(result: Result) -> list[str]:
     assert result.exit_code == 1, f"exit {result.exit_code}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     found = problems(result)
@@ -152,7 +156,7 @@ def find(result: Result, prefix: str, *words: str) -> str:
 
 def test_good_project_passes(proj: Project) -> None:
     result = proj.check()
-    assert result.exit_code == 0, result.stderr
+    expect_success(result)
     assert problems(result) == []
 
 
@@ -249,8 +253,7 @@ def test_extra_stages_make_a_stage_valid(proj: Project) -> None:
     proj.write(text)
     find(proj.check(), f"{proj.file}:{L_STAGE}:7: ", "unknown funnel stage 'trial_user'")
     proj.write("extra_stages: [trial_user]\n" + text)
-    result = proj.check()
-    assert result.exit_code == 0, result.stderr
+    expect_success(proj.check())
 
 
 def test_extra_stages_do_not_allow_other_unknown_stages(proj: Project) -> None:
@@ -302,8 +305,7 @@ def test_same_step_id_in_another_campaign_is_fine(proj: Project) -> None:
             "          template: mail/thanks.html\n"
         )
     )
-    result = proj.check()
-    assert result.exit_code == 0, result.stderr
+    expect_success(proj.check())
 
 
 def test_email_step_without_subject(proj: Project) -> None:
@@ -482,8 +484,7 @@ def test_lead_attrs_are_free_columns(proj: Project) -> None:
         "{% if lead.attrs.product is defined %}<p>{{ lead.attrs.product | upper }}</p>{% endif %}\n",
     )
     proj.write(replace_line(GOOD, L_SUBJECT1, "          subject: \"About {{ lead.attrs.product | default('us') }}\""))
-    result = proj.check()
-    assert result.exit_code == 0, result.stderr
+    expect_success(proj.check())
 
 
 def test_an_attribute_without_fallback_in_a_subject_is_found(proj: Project) -> None:
@@ -502,8 +503,7 @@ def test_everything_templates_see_is_accepted(proj: Project) -> None:
             "<p>{{ campaign.name }} {{ step.id }} {{ step.kind }} {{ unsubscribe_url }} {{ today }}</p>\n"
         ),
     )
-    result = proj.check()
-    assert result.exit_code == 0, result.stderr
+    expect_success(proj.check())
 
 
 def test_several_template_errors_are_all_reported(proj: Project) -> None:
