@@ -381,7 +381,7 @@ def lead_page(request: Request, now: datetime) -> Response:
         now=now,
         lead=lead,
         info=info,
-        name=name_of(info),
+        lead_name=name_of(info),
         next_touch=nxt,
         next_overdue=nxt is not None and datetime.fromisoformat(nxt["due"]) <= now,
         next_own_clock=own_clock(nxt["due"], info["timezone"], state.layout) if nxt else "",
