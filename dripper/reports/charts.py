@@ -87,7 +87,7 @@ def columns(
         f"<text x='{left - 4}' y='{top_pad + legend_h + plot_h}' text-anchor='end' {_FONT}>0</text>",
     ]
     for k, s in enumerate(series):  # the legend
-        x = left + k * 110
+        x: float = left + k * 110
         body.append(
             f"<rect x='{x}' y='{top_pad}' width='10' height='10' fill='{PALETTE[k % len(PALETTE)]}'/>"
             f"<text x='{x + 14}' y='{top_pad + 9}' {_FONT}>{escape(s.name)}</text>"
@@ -96,7 +96,7 @@ def columns(
     label_every = max(1, round(n / 12), -(-widest // max(1, int(slot))))
     for i, category in enumerate(categories):
         x = left + i * slot + (slot - col_w) / 2
-        y = top_pad + legend_h + plot_h
+        y: float = top_pad + legend_h + plot_h
         for k, s in enumerate(series):
             value = s.values[i]
             if value <= 0:
@@ -196,11 +196,11 @@ def timeline(
     height = line_y + 18 + row_h * rows + 26
     body = [f"<line x1='{left}' y1='{line_y}' x2='{width - right}' y2='{line_y}' stroke='#555' stroke-width='2'/>"]
     step = 30 if days <= 120 else 60 if days <= 400 else 180
-    for day in range(0, int(days) + 1, step):
-        x = left + day / max(days, 1) * span
+    for tick in range(0, int(days) + 1, step):
+        x = left + tick / max(days, 1) * span
         body.append(
             f"<line x1='{x:.1f}' y1='{line_y - 4}' x2='{x:.1f}' y2='{line_y + 4}' stroke='#555'/>"
-            f"<text x='{x:.1f}' y='{line_y - 8}' text-anchor='middle' {_FONT}>day {day}</text>"
+            f"<text x='{x:.1f}' y='{line_y - 8}' text-anchor='middle' {_FONT}>day {tick}</text>"
         )
     for i, (day, label, kind) in enumerate(marks):
         x, colour = xs[i], colour_of(kind)

@@ -147,11 +147,16 @@ async def unsubscribe_page(request: Request) -> Response:
         )
     _data, lead = found
     sender = ctx.loaded.campaigns.sender
-    about = {"email": _masked(lead["email"]), "sender": sender.name or sender.address}
+    email, name = _masked(lead["email"]), sender.name or sender.address
     if lead["unsubscribed_at"] is not None:
-        return _page(request, "You are unsubscribed", template="public/unsubscribed.html", **about)
+        return _page(request, "You are unsubscribed", template="public/unsubscribed.html", email=email, sender=name)
     return _page(
-        request, "Unsubscribe", template="public/unsubscribe.html", token=request.path_params["token"], **about
+        request,
+        "Unsubscribe",
+        template="public/unsubscribe.html",
+        token=request.path_params["token"],
+        email=email,
+        sender=name,
     )
 
 

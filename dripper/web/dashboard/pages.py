@@ -73,6 +73,7 @@ DETAIL_KEYS = (
 _LEAD_ID = re.compile(r"[0-9]{1,18}")  # fits a BIGINT: a longer number is no lead, not a database error
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # no e-mail, name or owner has them (PostgreSQL refuses NUL)
+Row = Mapping[Any, Any]  # a database row (RowMapping) or one of a lead plan's dicts
 
 
 class BadInput(Exception):
@@ -126,11 +127,11 @@ def _page(request: Request, template: str, title: str, **context: Any) -> Respon
 # --- what the templates are given --------------------------------------------------------------
 
 
-def name_of(row: Mapping[str, Any]) -> str:
+def name_of(row: Row) -> str:
     return full_name(row.get("first_name") or "", row.get("last_name") or "")
 
 
-def who(row: Mapping[str, Any]) -> str:
+def who(row: Row) -> str:
     """Name and company, for the line under a lead's e-mail."""
     return " · ".join(p for p in (name_of(row), row["company"]) if p)
 
@@ -197,7 +198,7 @@ def campaign_section(name: str, data: Mapping[str, Any], config: CampaignFile) -
         for step, row in steps.items()
     ]
     totals = {key: sum(row[key] for row in steps.values()) for key in (*STATES, "total")}
-    return CampaignSection(name, campaign.description if campaign else "", Markup(chart), rows, totals)
+    return CampaignSection(name, (campaign.description or "") if campaign else "", Markup(chart), rows, totals)
 
 
 @dataclass(frozen=True)
@@ -267,7 +268,7 @@ def touch_notes(t: Mapping[str, Any], layout: Layout) -> list[str]:
     return notes
 
 
-def postal_lines(lead: Mapping[str, Any]) -> list[str]:
+def postal_lines(lead: Row) -> list[str]:
     lines = [
         lead["address_line1"],
         lead["address_line2"],
@@ -277,7 +278,7 @@ def postal_lines(lead: Mapping[str, Any]) -> list[str]:
     return [line for line in lines if line]
 
 
-def phone_of(task: Mapping[str, Any]) -> str:
+def phone_of(task: Row) -> str:
     attrs = task["attrs"] or {}
     return str(attrs.get("phone") or attrs.get("telephone") or "") if isinstance(attrs, Mapping) else ""
 
@@ -356,7 +357,7 @@ def leads_page(request: Request, now: datetime) -> Response:
         q=q,
         max_query=MAX_QUERY,
         limit=SEARCH_LIMIT,
-        found=[(lead, name_of(lead), report.lead_status(lead)) for lead in found],
+        found=[(lead, name_of(lead), report.lead_status(dict(lead))) for lead in found],
     )
 
 
@@ -369,7 +370,7 @@ def lead_page(request: Request, now: datetime) -> Response:
         lead = leadrows.by_id(conn, int(raw))
         if lead is None:
             raise BadInput(404, f"There is no lead {raw}.")
-        plan = report.lead_plan(conn, lead, state.planner)
+        plan = report.lead_plan(conn, dict(lead), state.planner)
     info, touches = plan["lead"], plan["touches"]
     upcoming = [t for t in touches if t["state"] in ("planned", "sending")]
     nxt = upcoming[0] if upcoming else None
