@@ -31,7 +31,7 @@ from dripper.web.dashboard.layout import Layout, render
 from dripper.web.dashboard.reasons import meaning
 
 if TYPE_CHECKING:
-    from dripper.web.app import WebContext
+    from dripper.web.context import WebContext
 
 RECENT_EVENTS = 50
 SEARCH_LIMIT = 50
