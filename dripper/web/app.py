@@ -60,7 +60,8 @@ def _failure_response(scope: Scope, failure: Failure) -> Response:
     headers = {**failure.headers, "Cache-Control": "no-store"}
     if str(scope.get("path", "")).startswith(_PEOPLE):
         request = Request(scope)
-        page = Jinja2Templates(env=environment()).TemplateResponse(
+        templates: Jinja2Templates = request.app.state.templates
+        page = templates.TemplateResponse(
             request,
             "public/page.html",
             {"title": failure.title, "message": f"{failure.detail[0].upper()}{failure.detail[1:]}."},

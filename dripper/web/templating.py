@@ -9,15 +9,15 @@ rendered e-mail's own HTML in a preview) are marked with `Markup` by the code th
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 import jinja2
 
 
-@cache
 def environment() -> jinja2.Environment:
-    """The templates shipped in dripper/web/templates (package data), compiled once."""
+    """The templates shipped in dripper/web/templates (package data). A new environment
+    each time, no shared one: `create_app` keeps its own in the app's state, where each
+    template is compiled once."""
     return jinja2.Environment(
         loader=jinja2.PackageLoader("dripper.web", "templates"),
         autoescape=True,
