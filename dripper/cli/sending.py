@@ -71,10 +71,7 @@ def tick(app: App, at: str | None, as_json: bool, max_in_flight: int | None) -> 
 
 
 def _print_tick(app: App, store: Store, counts: dict[str, int], now: datetime, replanned: list[str]) -> None:
-    from sqlalchemy import select
-
-    from dripper.store import leads as leads_t
-    from dripper.store import touches as touches_t
+    from dripper.store import tickrows
 
     table = Table(title=f"tick at {now.isoformat(timespec='seconds')}", title_justify="left")
     for name in counts:
@@ -87,19 +84,13 @@ def _print_tick(app: App, store: Store, counts: dict[str, int], now: datetime, r
     if counts.get("sent"):
         out.print(f"e-mails went to {where}; letters to {app.settings.letters_dir}/")
     with store.begin() as conn:
-        rows = conn.execute(
-            select(touches_t.c.due_at, leads_t.c.email, touches_t.c.campaign, touches_t.c.step_id, touches_t.c.channel)
-            .join(leads_t, leads_t.c.id == touches_t.c.lead_id)
-            .where(touches_t.c.state == "planned")
-            .order_by(touches_t.c.due_at)
-            .limit(10)
-        ).all()
+        rows = tickrows.next_up(conn, limit=10)
     if rows:
         upcoming = Table(title="next up", title_justify="left")
         for col in ("due (UTC)", "lead", "campaign", "step", "channel"):
             upcoming.add_column(col)
-        for due, email, campaign, step, channel in rows:
-            upcoming.add_row(due.strftime("%Y-%m-%d %H:%M"), email, campaign, step, channel)
+        for row in rows:
+            upcoming.add_row(row.due_at.strftime("%Y-%m-%d %H:%M"), row.email, row.campaign, row.step_id, row.channel)
         out.print(upcoming)
 
 
