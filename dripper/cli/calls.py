@@ -24,14 +24,13 @@ def calls(
     app: App, day: str | None, owner: str | None, open_only: bool, as_csv: bool, as_json: bool, at: str | None
 ) -> None:
     """The phone calls due on a day, with talking points: the sales team's list."""
-    from dripper.campaign import timing
     from dripper.channels.calls import tasks as calltasks
     from dripper.store import callrows
 
     loaded = app.loaded()
     if day is None:
         instant = at_or_now(at)
-        day = instant.astimezone(timing.zone(loaded.campaigns.defaults.timezone)).date().isoformat()
+        day = calltasks.business_day(instant, loaded.campaigns.defaults.timezone)
     elif day != "all":
         try:
             date.fromisoformat(day)

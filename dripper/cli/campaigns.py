@@ -8,6 +8,7 @@ from typing import Any
 import click
 from rich.table import Table
 
+from dripper.campaign import usage
 from dripper.campaign.model import CampaignFile
 from dripper.cli.app import AT, App, at_or_now, err, fail, out, pass_app
 
@@ -25,7 +26,7 @@ from dripper.cli.app import AT, App, at_or_now, err, fail, out, pass_app
 def check(app: App, against_db: bool, at: str | None) -> None:
     """Validate campaigns.yaml and every template it names."""
     loaded = app.loaded()
-    steps = sum(len(track) for c in loaded.campaigns.campaigns.values() for track in c.stages.values())
+    steps = usage.step_count(loaded.campaigns)
     out.print(
         f"{app.settings.campaigns_path}: OK — {len(loaded.campaigns.campaigns)} campaign(s), {steps} step(s), "
         f"{len(loaded.templates.sources)} template file(s)"
@@ -41,12 +42,7 @@ def _warn_if_letters_cannot_print(config: CampaignFile) -> None:
     loading WeasyPrint costs 0.4 s."""
     from dripper.channels.letters.libraries import probe
 
-    if not any(
-        step.channel == "letter"
-        for campaign in config.campaigns.values()
-        for steps in campaign.stages.values()
-        for step in steps
-    ):
+    if "letter" not in usage.channels_used(config):
         return
     missing = probe()
     if missing is not None:

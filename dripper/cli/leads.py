@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from dripper.cli.app import AT, App, at_or_now, err, fail, out, pass_app
-from dripper.store import leadrows
 
 
 # --- leads -----------------------------------------------------------------------------
@@ -95,8 +94,8 @@ def leads_add(
     at: str | None,
 ) -> None:
     """Add (or update) one lead."""
-    from dripper.leads.records import POSTAL_COLUMNS, LeadError, build_lead, normalize_email
-    from dripper.planning.planner import enroll, record_versions
+    from dripper.leads.adding import NotALead, add_lead
+    from dripper.leads.records import LeadError, normalize_email
 
     try:  # as it is kept (an internationalized domain in ASCII), so that an existing lead is found
         email = normalize_email(email)
@@ -118,20 +117,10 @@ def leads_add(
             fail(f"bad --attr {item!r}: use KEY=VALUE", code=1)
         raw[key.strip()] = value
     instant = at_or_now(at)
-    store = app.store()
-    with store.begin() as conn:
-        existing = leadrows.by_email(conn, email)
-        if existing is not None:  # keep what this command does not mention
-            for key in ("first_name", "last_name", "company", "timezone", "stage", "campaign", *POSTAL_COLUMNS):
-                if not raw.get(key):
-                    raw[key] = existing[key]
-            for key, value in (existing["attrs"] or {}).items():
-                raw.setdefault(key, value)
+    with app.store().begin() as conn:
         try:
-            lead = build_lead(raw, loaded.campaigns)
-        except ValueError as exc:
+            added = add_lead(conn, loaded, raw, instant)
+        except NotALead as exc:
             fail(str(exc), code=1)
-        result = enroll(conn, loaded.planner, [(0, lead)], instant)
-        record_versions(conn, loaded.campaigns, instant)
-    verb = "added" if result.created else "updated" if result.updated else "unchanged"
-    out.print(f"{lead.email}: {verb} (stage {lead.stage}, campaign {lead.campaign})")
+    lead = added.lead
+    out.print(f"{lead.email}: {added.outcome} (stage {lead.stage}, campaign {lead.campaign})")

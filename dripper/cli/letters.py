@@ -20,22 +20,10 @@ def letters_group() -> None:
 @pass_app
 def letters_list(app: App, as_json: bool) -> None:
     """Print batches, newest first: letters, pages, and whether they went to the post."""
-    from dripper.store import printrows
+    from dripper.channels.letters import batches
 
-    with app.store().begin() as conn:
-        found = printrows.listing(conn)
-    rows = [
-        {
-            "batch": b["id"],
-            "letters": b["letters"],
-            "pages": b["pages"],
-            "built": b["built_version"] >= b["version"],
-            "mailed_at": b["mailed_at"].isoformat() if b["mailed_at"] else None,
-            "mailed_by": b["mailed_by"],
-            "folder": str(app.settings.letters_dir / b["id"]),
-        }
-        for b in found
-    ]
+    found = batches.summaries(app.store(), app.settings.letters_dir)
+    rows = [b.as_json() for b in found]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -78,15 +66,14 @@ def letters_build(app: App, batch: str | None) -> None:
 @pass_app
 def letters_mark_mailed(app: App, batch: str, at: str | None) -> None:
     """Record that BATCH went to the post; later letters of that day open a new batch."""
-    from dripper.store import printrows
+    from dripper.channels.letters import batches
 
     instant = at_or_now(at)
-    with app.store().begin() as conn:
-        found = printrows.get(conn, batch)
-        if found is None:
-            fail(f"no print batch {batch!r} (see dripper letters list)", code=1)
-        if found["mailed_at"] is not None:
-            out.print(f"{batch} was already marked mailed at {found['mailed_at'].isoformat()}")
-            return
-        printrows.mark_mailed(conn, batch, instant, "manual")
-    out.print(f"{batch}: marked mailed ({found['letters']} letters)")
+    marked = batches.mark_mailed(app.store(), batch, instant, "manual")
+    if marked.outcome is batches.MarkOutcome.NO_BATCH:
+        fail(f"no print batch {batch!r} (see dripper letters list)", code=1)
+    if marked.outcome is batches.MarkOutcome.ALREADY_MAILED:
+        assert marked.mailed_at is not None
+        out.print(f"{batch} was already marked mailed at {marked.mailed_at.isoformat()}")
+        return
+    out.print(f"{batch}: marked mailed ({marked.letters} letters)")

@@ -21,28 +21,17 @@ def secret_group() -> None:
 def secret_status(app: App, as_json: bool) -> None:
     """Which secret signs, how many retired ones still verify, and who can read the SQLite file.
     Prints no secret."""
-    from dripper.store.db import open_to_others, sqlite_path
-    from dripper.tokens import signing_keys
+    from dripper.tokens import secret_status as status_of
 
-    store = app.store()
-    keys = signing_keys(app.settings, store)
-    path = sqlite_path(store)
-    mode = open_to_others(path) if path is not None else None
-    data = {
-        "signing": "DRIPPER_SECRET" if keys.from_env else "database",
-        "verifying_old": len(keys.old),
-        "database_secret_verifies": keys.kept_verifies,
-        "database_file": None
-        if path is None
-        else {"path": str(path), "private": mode is None, **({"mode": f"{mode:04o}"} if mode is not None else {})},
-    }
+    status = status_of(app.settings, app.store())
     if as_json:
-        click.echo(json.dumps(data))
+        click.echo(json.dumps(status.as_json()))
         return
-    signing = "DRIPPER_SECRET" if keys.from_env else "the secret kept in the database (DRIPPER_SECRET is unset)"
+    signing = "DRIPPER_SECRET" if status.from_env else "the secret kept in the database (DRIPPER_SECRET is unset)"
     out.print(f"signing with: {signing}", markup=False)
-    kept = " (one of them the secret kept in the database)" if keys.kept_verifies else ""
-    out.print(f"retired secrets that still verify: {len(keys.old)}{kept}", markup=False)
+    kept = " (one of them the secret kept in the database)" if status.kept_verifies else ""
+    out.print(f"retired secrets that still verify: {status.verifying_old}{kept}", markup=False)
+    path, mode = status.database_file, status.open_mode
     if path is not None:
         state = (
             "readable by its owner only" if mode is None else f"mode {mode:04o}, others can read it: chmod 600 {path}"

@@ -30,12 +30,10 @@ def warn_if_unsubscribe_not_https(settings: Settings) -> None:
 
 def require_output_dirs(settings: Settings, config: CampaignFile) -> None:
     """Refuse to tick when a folder it writes into cannot be made or written."""
+    from dripper.campaign.usage import channels_used
     from dripper.sending import outdirs
 
-    channels = {
-        step.channel for campaign in config.campaigns.values() for steps in campaign.stages.values() for step in steps
-    }
-    found = outdirs.problems(settings, channels)
+    found = outdirs.problems(settings, channels_used(config))
     for problem in found[:-1]:
         err.print(f"dripper: {problem}", markup=False, soft_wrap=True)
     if found:
@@ -103,6 +101,7 @@ def _print_tick(app: App, store: Store, counts: dict[str, int], now: datetime, r
 def run(app: App, interval: float | None, max_in_flight: int | None) -> None:
     """Long-running worker: a tick at start and then every --interval seconds."""
     from dripper.clock import SystemClock
+    from dripper.sending import soleworker
     from dripper.sending.worker import Worker
 
     if logging.getLogger().level > logging.INFO:
@@ -116,17 +115,14 @@ def run(app: App, interval: float | None, max_in_flight: int | None) -> None:
     except ConfigError as exc:  # pragma: no cover - loaded() already exited
         fail(str(exc))
     store = app.store()
-    single = None
-    if not store.is_postgres:  # SQLite: one worker; PostgreSQL takes any number
-        from dripper.store.locks import ProcessLock
-
-        single = ProcessLock(store, "worker")
-        if not single.acquire():
-            fail(
-                f"another `dripper run` already works on {store.engine.url.database}: SQLite serves one worker. "
-                "Stop it, or use PostgreSQL (DRIPPER_DATABASE_URL=postgresql+psycopg://…) for several",
-                code=1,
-            )
+    try:
+        single = soleworker.claim(store)
+    except soleworker.AnotherWorker:
+        fail(
+            f"another `dripper run` already works on {store.engine.url.database}: SQLite serves one worker. "
+            "Stop it, or use PostgreSQL (DRIPPER_DATABASE_URL=postgresql+psycopg://…) for several",
+            code=1,
+        )
     try:
         asyncio.run(Worker(store, watcher, settings, SystemClock()).run())
     finally:
