@@ -60,6 +60,7 @@ def preview(
     --open shows it in a browser, --to sends a test of it."""
     from dripper.campaign.templates import LeadView, sample_lead
     from dripper.channels.compose import Composer
+    from dripper.reports.previews import NotForStep, touch_text
     from dripper.sending.tick import dkim_key
 
     if to is not None:
@@ -92,33 +93,23 @@ def preview(
         _open_preview(app, loaded, lead, camp, the_step, now, fmt, out_file, secret)
         return
     composer = Composer(loaded, app.settings.base_url, secret, dkim_key(app.settings, loaded))
-    if the_step.channel == "call" or (the_step.channel == "letter" and fmt == "text"):
-        _emit(composer.call_notes(lead, camp, the_step, now), out_file)
+    try:
+        text = touch_text(composer, lead, camp, the_step, now, fmt)
+    except NotForStep as exc:
+        fail(str(exc), code=1)
+    if the_step.channel != "letter" or fmt != "pdf":
+        _emit(text, out_file)
         return
-    if the_step.channel == "letter":
-        html = composer.letter(lead, camp, the_step, now).html
-        if fmt != "pdf":
-            _emit(html, out_file)
-            return
-        from dripper.channels.letters.layout import render_letter, write_atomic
-        from dripper.channels.letters.libraries import LettersUnavailable
+    from dripper.channels.letters.layout import render_letter, write_atomic
+    from dripper.channels.letters.libraries import LettersUnavailable
 
-        target = out_file or Path(f"{the_step.id}.pdf")
-        try:
-            rendered = render_letter(html, app.settings.templates_path)
-        except LettersUnavailable as exc:
-            fail(exc.missing.line, code=1)
-        write_atomic(target, rendered.pdf)
-        err.print(f"wrote {target} ({rendered.pages} page{'s' if rendered.pages != 1 else ''})")
-        return
-    if fmt == "pdf":
-        fail("--format pdf is for letter steps", code=1)
-    if fmt == "eml":
-        _emit(composer.email(0, lead, camp, the_step, now).data.decode("ascii", "replace"), out_file)
-        return
-    ctx, _url, _token = composer.context(lead, camp, the_step, now)
-    rendered = loaded.renderer.email(camp, the_step, ctx)
-    _emit(rendered.html if fmt == "html" else f"Subject: {rendered.subject}\n\n{rendered.text}", out_file)
+    target = out_file or Path(f"{the_step.id}.pdf")
+    try:
+        rendered = render_letter(text, app.settings.templates_path)
+    except LettersUnavailable as exc:
+        fail(exc.missing.line, code=1)
+    write_atomic(target, rendered.pdf)
+    err.print(f"wrote {target} ({rendered.pages} page{'s' if rendered.pages != 1 else ''})")
 
 
 def _format_given() -> bool:
@@ -249,8 +240,7 @@ def simulate(
     at: str | None,
 ) -> None:
     """The timeline a new lead would receive."""
-    from dripper.campaign.templates import sample_lead
-    from dripper.planning.planner import timeline
+    from dripper.reports import simulation
 
     loaded = app.loaded()
     config = loaded.campaigns
@@ -261,32 +251,13 @@ def simulate(
             fail(f"no campaign {name!r}", code=1)
     if stage and stage not in config.stages:
         fail(f"unknown stage {stage!r}", code=1)
-    lead = sample_lead(config, any_attrs=False)
-    rows: list[dict[str, Any]] = []
-    for name in names:
-        camp = config.campaigns[name]
-        for stage_name in [stage] if stage else list(camp.stages):
-            for entry in timeline(loaded.planner, name, stage_name, start, days, tz, country):
-                ctx = loaded.renderer.context(lead, camp, entry.step, "https://example.invalid/u/x", entry.due)
-                subject = loaded.renderer.subject(camp, entry.step, ctx) if entry.step.subject else ""
-                rows.append(
-                    {
-                        "campaign": name,
-                        "stage": stage_name,
-                        "day": entry.day,
-                        "date": entry.due.isoformat(),
-                        "step": entry.step.id,
-                        "channel": entry.step.channel,
-                        "kind": entry.step.kind,
-                        "subject": subject,
-                    }
-                )
+    rows = [touch.as_json() for touch in simulation.simulate(loaded, names, stage, start, days, tz, country)]
     zone = tz or config.defaults.timezone
     if html_file:
         _write_timeline_page(
             html_file,
             rows,
-            [(n, s) for n in names for s in ([stage] if stage else config.campaigns[n].stages)],
+            simulation.tracks(config, names, stage),
             start,
             days,
             zone,
