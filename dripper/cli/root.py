@@ -70,7 +70,7 @@ from dripper.settings import from_env, secret_list
     help="Log lines as text, or one JSON object each [DRIPPER_LOG_FORMAT; default: text].",
 )
 @click.pass_context
-def main(ctx: click.Context, verbose: int, **options: Any) -> None:
+def main(ctx: click.Context, /, verbose: int, **options: Any) -> None:
     """dripper: long follow-up sequences of e-mails and letters to sales leads."""
     from dripper import logs
 

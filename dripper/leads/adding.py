@@ -35,7 +35,7 @@ class Added:
     outcome: AddOutcome
 
 
-def with_existing(raw: Mapping[str, str | None], existing: Mapping[str, Any] | None) -> dict[str, str | None]:
+def with_existing(raw: Mapping[str, str | None], existing: Mapping[Any, Any] | None) -> dict[str, str | None]:
     """The fields given, completed from the stored lead: an update keeps what it does not mention."""
     merged = dict(raw)
     if existing is None:
