@@ -180,3 +180,18 @@ def test_touch_text_by_format(loaded: Loaded) -> None:
     page = touch_text(composer, lead, camp, letter, AT, "html")
     assert page == touch_text(composer, lead, camp, letter, AT, "pdf") and "<" in page
     assert touch_text(composer, lead, camp, letter, AT, "text") == composer.call_notes(lead, camp, letter, AT)
+
+
+def test_letters_are_said_to_be_skipped_only_when_one_is_planned() -> None:
+    from dripper.reports.funnel import letters_skipped_because
+
+    def plan(complete: bool, *touches: tuple[str, str]) -> dict[str, object]:
+        address = {"complete": complete, "problem": None if complete else "no city"}
+        return {
+            "lead": {"postal_address": address},
+            "touches": [{"channel": c, "state": s} for c, s in touches],
+        }
+
+    assert letters_skipped_because(plan(False, ("email", "planned"), ("letter", "planned"))) == "no city"
+    assert letters_skipped_because(plan(False, ("letter", "sent"), ("email", "planned"))) is None
+    assert letters_skipped_because(plan(True, ("letter", "planned"))) is None

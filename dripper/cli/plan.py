@@ -60,9 +60,9 @@ def plan(app: App, email: str, as_json: bool) -> None:
             (t["sent_at"] or "")[:16].replace("T", " "),
         )
     out.print(table)
-    address = info["postal_address"]
-    if not address["complete"] and any(t["channel"] == "letter" and t["state"] == "planned" for t in data["touches"]):
-        out.print(f"[yellow]Letters will be skipped (no_postal_address): {address['problem']}[/]")
+    problem = report_mod.letters_skipped_because(data)
+    if problem is not None:
+        out.print(f"[yellow]Letters will be skipped (no_postal_address): {problem}[/]")
 
 
 def _touch_note(touch: dict[str, Any]) -> str:
