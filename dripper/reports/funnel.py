@@ -306,3 +306,12 @@ def weekly_sends(conn: Connection) -> dict[str, dict[str, Any]]:
 
 
 CHANNELS = ("email", "letter", "call")
+
+
+def letters_skipped_because(plan: Mapping[str, Any]) -> str | None:
+    """Why the planned letters of a `lead_plan` will be skipped (no_postal_address): its
+    postal address's problem; None when it has none or no letter is planned."""
+    address = plan["lead"]["postal_address"]
+    if address["complete"] or not any(t["channel"] == "letter" and t["state"] == "planned" for t in plan["touches"]):
+        return None
+    return str(address["problem"])

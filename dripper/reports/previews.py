@@ -263,6 +263,28 @@ async def send_test(composed: Composed, transport: Transport) -> str:
         await transport.close()
 
 
+class NotForStep(ValueError):
+    """The format asked for does not exist for this step's channel."""
+
+
+def touch_text(composer: Composer, view: LeadView, campaign: Campaign, step: Step, now: datetime, fmt: str) -> str:
+    """One touch as `dripper preview` prints it: `fmt` text (a call's notes, and a letter's
+    too; an e-mail's subject and text part), html (an e-mail's HTML part, a letter's page)
+    or eml (the whole e-mail). A letter in pdf is this page, printed; an e-mail or a call
+    has no pdf (NotForStep)."""
+    if step.channel == "call" or (step.channel == "letter" and fmt == "text"):
+        return composer.call_notes(view, campaign, step, now)
+    if step.channel == "letter":
+        return composer.letter(view, campaign, step, now).html
+    if fmt == "pdf":
+        raise NotForStep("--format pdf is for letter steps")
+    if fmt == "eml":
+        return composer.email(0, view, campaign, step, now).data.decode("ascii", "replace")
+    ctx, _url, _token = composer.context(view, campaign, step, now)
+    rendered = composer.loaded.renderer.email(campaign, step, ctx)
+    return rendered.html if fmt == "html" else f"Subject: {rendered.subject}\n\n{rendered.text}"
+
+
 # --- the simulated timeline as a page -------------------------------------------------------
 
 
@@ -308,6 +330,7 @@ __all__ = [
     "PREVIEW_NOTE",
     "TEST_HEADER",
     "TEST_PREFIX",
+    "NotForStep",
     "Opener",
     "PreviewComposer",
     "Track",
@@ -323,5 +346,6 @@ __all__ = [
     "test_address",
     "test_message_id",
     "timeline_page",
+    "touch_text",
     "write_preview",
 ]

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from dripper import csvsafe
+from dripper.campaign import timing
 from dripper.channels.letters.layout import write_atomic
 from dripper.leads.events import apply_event, opt_out
 from dripper.leads.records import full_name
@@ -45,6 +46,11 @@ CSV_COLUMNS = (
 class OutcomeResult:
     call: Mapping[str, Any] | None  # the task the outcome was recorded on (None: no open task)
     suppressed: int
+
+
+def business_day(instant: datetime, timezone: str) -> str:
+    """The date (YYYY-MM-DD) the office in `timezone` is on at `instant`: call lists are per business day."""
+    return instant.astimezone(timing.zone(timezone)).date().isoformat()
 
 
 def rows_for_table(tasks: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
