@@ -1,0 +1,143 @@
+"""The vocabulary: touch states and their transitions, reasons and their meanings, and
+the reference page generated from them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dripper.states import (
+    FINAL,
+    PENDING,
+    REPLANNABLE,
+    STATES,
+    TRANSITIONS,
+    USER_EVENTS,
+    Channel,
+    EventKind,
+    InboundKind,
+    Reason,
+    TouchState,
+    reasons_markdown,
+)
+
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "reference" / "reasons.md"
+
+
+def test_states_keep_their_stored_strings_and_order():
+    assert [str(s) for s in STATES] == ["planned", "sending", "sent", "failed", "suppressed", "skipped"]
+    assert TouchState("planned") is TouchState.PLANNED
+    assert TouchState.SENT == "sent"
+
+
+def test_pending_and_final_split_the_states():
+    assert {"planned", "sending"} == PENDING
+    assert set(TouchState) == PENDING | FINAL
+    assert not PENDING & FINAL
+    assert TouchState.PLANNED.is_pending and TouchState.SENDING.is_pending
+    assert not TouchState.SENT.is_pending and TouchState.SENT.is_final
+    assert "planned" in PENDING  # stored strings are looked up as they are
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "allowed"),
+    [
+        ("planned", "sending", True),
+        ("planned", "skipped", True),
+        ("planned", "suppressed", True),
+        ("planned", "sent", False),  # never sent without a claim
+        ("planned", "failed", False),
+        ("sending", "sent", True),
+        ("sending", "failed", True),
+        ("sending", "planned", True),  # a retry, a release
+        ("sent", "planned", True),  # a soft bounce: sent again
+        ("sent", "failed", False),
+        ("sent", "sending", False),
+        ("failed", "sent", False),
+        ("skipped", "planned", True),  # re-planned when the track comes back
+        ("suppressed", "sending", False),
+    ],
+)
+def test_transitions(before, after, allowed):
+    assert TouchState(before).can_become(TouchState(after)) is allowed
+
+
+def test_every_state_has_its_transitions_and_none_to_itself():
+    assert set(TRANSITIONS) == set(TouchState)
+    for state, targets in TRANSITIONS.items():
+        assert state not in targets
+
+
+def test_every_reason_has_a_one_line_meaning():
+    for reason in Reason:
+        assert reason.meaning.strip(), reason
+        assert "\n" not in reason.meaning
+
+
+def test_reasons_keep_the_strings_stored_today():
+    assert Reason.MISSED == "missed"
+    assert Reason.STAGE_CHANGED == "stage_changed"
+    assert Reason.RESENT_AFTER_INTERRUPTION == "resent_after_interruption"
+    assert {"stage_changed", "campaign_changed", "step_removed"} == REPLANNABLE
+
+
+@pytest.mark.parametrize(
+    ("text", "reason", "detail"),
+    [
+        ("missed", Reason.MISSED, None),
+        ("smtp_retry: 451 4.3.0 try later", Reason.SMTP_RETRY, "451 4.3.0 try later"),
+        ("smtp_error: 550 5.1.1 no: such user", Reason.SMTP_ERROR, "550 5.1.1 no: such user"),
+        ("letters_unavailable: cannot load libpango", Reason.LETTERS_UNAVAILABLE, "cannot load libpango"),
+        ("paused until 2026-05-01", Reason.PAUSED, "until 2026-05-01"),
+        ("held: away until 2026-12-03", Reason.HELD, "away until 2026-12-03"),
+        ("something else: entirely", None, "something else: entirely"),
+        (None, None, None),
+    ],
+)
+def test_split_and_with_detail_round_trip(text, reason, detail):
+    assert Reason.split(text) == (reason, detail)
+    if reason is not None:
+        assert reason.with_detail(detail) == text
+
+
+def test_meaning_of_a_stored_reason_with_its_detail():
+    assert Reason.meaning_of("smtp_retry: 421 busy") == Reason.SMTP_RETRY.meaning
+    assert Reason.meaning_of("missed") == Reason.MISSED.meaning
+    assert Reason.meaning_of("no idea") is None
+
+
+def test_channels_events_and_inbound_kinds():
+    assert [str(c) for c in Channel] == ["email", "letter", "call"]
+    assert [str(k) for k in USER_EVENTS] == ["converted", "replied", "unsubscribed", "bounced", "complained", "stage"]
+    assert EventKind("soft_bounce") is EventKind.SOFT_BOUNCE
+    assert {str(k) for k in InboundKind} == {
+        "reply",
+        "auto_reply",
+        "bounce_hard",
+        "bounce_soft",
+        "complaint",
+        "unsubscribe",
+        "unknown",
+    }
+
+
+def test_the_reference_page_matches_the_enum():
+    assert PAGE.read_text(encoding="utf-8") == reasons_markdown(), (
+        "docs/reference/reasons.md is out of date: run `python -m dripper.states > docs/reference/reasons.md`"
+    )
+
+
+def test_the_page_lists_every_reason_once():
+    page = reasons_markdown()
+    for reason in Reason:
+        assert page.count(f"| `{reason.value}") == 1, reason
+
+
+def test_python_m_prints_the_page(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "dripper.states"], capture_output=True, text=True, check=True, cwd=PAGE.parents[2]
+    )
+    assert out.stdout == reasons_markdown()
