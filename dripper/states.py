@@ -119,7 +119,7 @@ class Reason(StrEnum):
 
     def with_detail(self, detail: str | None) -> str:
         """The stored text: this reason, followed by `detail` when there is one."""
-        return f"{self.value}{self.separator}{detail}" if detail else self.value
+        return self.value if detail is None else f"{self.value}{self.separator}{detail}"
 
     @classmethod
     def split(cls, text: str | None) -> tuple[Reason | None, str | None]:

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, RowMapping, and_, case, func, literal, select, text
 from sqlalchemy.sql import ColumnElement
 
+from dripper.states import TouchState
 from dripper.store.tables import UTCDateTime, calls, events, leads, touches
 
 # Collations under which PostgreSQL orders text by code point, as SQLite's BINARY does: a
@@ -20,7 +21,7 @@ _CODE_POINT_ORDER = {"C", "POSIX", "C.UTF-8", "C.utf8"}
 
 def _window(start: datetime, end: datetime) -> ColumnElement[bool]:
     # The partial index of planned touches serves this (see tables.py).
-    return and_(touches.c.state == "planned", touches.c.due_at > start, touches.c.due_at < end)
+    return and_(touches.c.state == TouchState.PLANNED, touches.c.due_at > start, touches.c.due_at < end)
 
 
 def planned_by_day(conn: Connection, bounds: Sequence[datetime]) -> list[tuple[str, str, str, int, int]]:

@@ -31,9 +31,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.schema import CreateTable, DropTable
 from sqlalchemy.sql import ColumnElement, Select
 
-from dripper.planning.track import REPLANNABLE, Known
+from dripper.planning.track import Known
+from dripper.states import PENDING, REPLANNABLE, STATES, Reason, TouchState
 from dripper.store import upsert
-from dripper.store.tables import PENDING, STATES, Id, leads, touches
+from dripper.store.tables import Id, leads, touches
 
 
 def _insert(conn: Connection):  # type: ignore[no-untyped-def]
@@ -103,7 +104,7 @@ def upsert_rows(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     stmt = _insert(conn)
     excluded = stmt.excluded
     replannable = _replannable()
-    is_planned = touches.c.state == "planned"
+    is_planned = touches.c.state == TouchState.PLANNED
     # A pending touch held back for a reason (an out-of-office, a pause, SMTP retries, a
     # sending limit) keeps its later due time: an edit of the campaign must not send it early.
     held = and_(is_planned, touches.c.reason.is_not(None), touches.c.due_at > excluded.due_at)
@@ -165,7 +166,7 @@ def _next_statement(dialect: str) -> Any:
 
 def _replannable() -> ColumnElement[bool]:
     # Spelled out, not IN (…): an expanding IN cannot go into an executemany.
-    return and_(touches.c.state == "skipped", or_(*(touches.c.reason == reason for reason in REPLANNABLE)))
+    return and_(touches.c.state == TouchState.SKIPPED, or_(*(touches.c.reason == reason for reason in REPLANNABLE)))
 
 
 def close_pending(
@@ -181,7 +182,7 @@ def close_pending(
     ids = list(lead_ids)
     if not ids:
         return 0
-    cond = and_(touches.c.lead_id.in_(ids), touches.c.state == "planned")
+    cond = and_(touches.c.lead_id.in_(ids), touches.c.state == TouchState.PLANNED)
     if campaigns is not None:
         cond = and_(cond, touches.c.campaign.in_(list(campaigns)))
     result = conn.execute(update(touches).where(cond).values(state=state, reason=reason, updated_at=at))
@@ -190,11 +191,13 @@ def close_pending(
 
 def skip_removed_steps(conn: Connection, campaign: str, tracks: dict[str, list[str]], at: datetime) -> int:
     """Pending touches of steps no longer in the campaign (or moved to another stage)."""
-    cond = and_(touches.c.campaign == campaign, touches.c.state == "planned")
+    cond = and_(touches.c.campaign == campaign, touches.c.state == TouchState.PLANNED)
     keep = [and_(touches.c.stage == stage, touches.c.step_id.in_(ids)) for stage, ids in tracks.items() if ids]
     if keep:
         cond = and_(cond, not_(or_(*keep)))
-    result = conn.execute(update(touches).where(cond).values(state="skipped", reason="step_removed", updated_at=at))
+    result = conn.execute(
+        update(touches).where(cond).values(state=TouchState.SKIPPED, reason=Reason.STEP_REMOVED, updated_at=at)
+    )
     return result.rowcount or 0
 
 
@@ -217,8 +220,13 @@ def recover_interrupted(
     instant a tick runs at); `updated_at` what the rows record (default `now`)."""
     result = conn.execute(
         update(touches)
-        .where(touches.c.state == "sending", touches.c.claimed_at <= now - lease)
-        .values(state="planned", reason="resent_after_interruption", claimed_by=None, updated_at=updated_at or now)
+        .where(touches.c.state == TouchState.SENDING, touches.c.claimed_at <= now - lease)
+        .values(
+            state=TouchState.PLANNED,
+            reason=Reason.RESENT_AFTER_INTERRUPTION,
+            claimed_by=None,
+            updated_at=updated_at or now,
+        )
     )
     return result.rowcount or 0
 
@@ -264,7 +272,7 @@ def claim(conn: Connection, at: datetime, now: datetime, worker: str, limit: int
     """
     due: Select[Any] = (
         select(touches.c.id)
-        .where(touches.c.state == "planned", touches.c.due_at <= at)
+        .where(touches.c.state == TouchState.PLANNED, touches.c.due_at <= at)
         .order_by(touches.c.due_at, touches.c.id)
         .limit(limit)
     )
@@ -273,7 +281,9 @@ def claim(conn: Connection, at: datetime, now: datetime, worker: str, limit: int
     stmt = (
         update(touches)
         .where(touches.c.id.in_(due.scalar_subquery()))
-        .values(state="sending", claimed_at=now, claimed_by=worker, attempts=touches.c.attempts + 1, updated_at=now)
+        .values(
+            state=TouchState.SENDING, claimed_at=now, claimed_by=worker, attempts=touches.c.attempts + 1, updated_at=now
+        )
         .returning(
             touches.c.id,
             touches.c.lead_id,
@@ -300,7 +310,7 @@ def _still_held(worker: Any) -> ColumnElement[bool]:
     'sending'` lets PostgreSQL read the partial index of touches in `sending`, which its
     statistics (taken between ticks) show empty, and it then filters every claimed row for
     each one it records, instead of going to the row by its primary key."""
-    return and_((touches.c.state + "") == "sending", touches.c.claimed_by == worker)
+    return and_((touches.c.state + "") == TouchState.SENDING.value, touches.c.claimed_by == worker)
 
 
 def finish(conn: Connection, touch_id: int, worker: str, **values: Any) -> bool:
@@ -345,9 +355,9 @@ def reasons_by_step(conn: Connection, waiting: tuple[str, ...] = ()) -> dict[tup
     """(campaign, step, reason) -> touches closed with that reason, and the planned touches
     whose reason starts with one of the `waiting` prefixes (`letters_unavailable`: what
     holds them is on our side, and someone has to act)."""
-    closed = touches.c.state.in_(("skipped", "suppressed", "failed"))
+    closed = touches.c.state.in_((TouchState.SKIPPED, TouchState.SUPPRESSED, TouchState.FAILED))
     held = [
-        and_(touches.c.state == "planned", touches.c.reason.startswith(f"{prefix}:", autoescape=True))
+        and_(touches.c.state == TouchState.PLANNED, touches.c.reason.startswith(f"{prefix}:", autoescape=True))
         for prefix in waiting
     ]
     query = (
@@ -420,10 +430,10 @@ def upcoming_counts(conn: Connection, orders: Mapping[tuple[str, str], Sequence[
     steps, stand = track_steps, track_stand
     in_stay = or_(
         touches.c.state.in_(PENDING),
-        and_(touches.c.state == "suppressed", touches.c.planned_at >= leads.c.stage_entered_at),
+        and_(touches.c.state == TouchState.SUPPRESSED, touches.c.planned_at >= leads.c.stage_entered_at),
     )
     stopped = func.coalesce(
-        func.max(case((touches.c.state == "suppressed", touches.c.reason))),
+        func.max(case((touches.c.state == TouchState.SUPPRESSED, touches.c.reason))),
         # Stopped for good, though the pending touch is not suppressed yet (written by another process).
         func.max(
             case(
@@ -466,7 +476,7 @@ def upcoming_counts(conn: Connection, orders: Mapping[tuple[str, str], Sequence[
     for campaign, stage, n, why, leads_there in conn.execute(groups):
         for step in orders[(campaign, stage)][n + 1 :]:
             out[(campaign, step, why)] = out.get((campaign, step, why), 0) + leads_there
-    reopens = and_(touches.c.state == "skipped", touches.c.reason.in_(REPLANNABLE))
+    reopens = and_(touches.c.state == TouchState.SKIPPED, touches.c.reason.in_(REPLANNABLE))
     beyond = (
         select(
             steps.c.campaign, steps.c.step_id, stand.c.stopped, reopens.label("reopens"), touches.c.reason, func.count()
@@ -513,7 +523,7 @@ def count_due(conn: Connection, at: datetime, channel: str | None = None, *, up_
     `up_to`: the rows are read in due order from the index of planned touches, so the
     cost follows `up_to`. (A plain count let PostgreSQL, which takes "planned and due"
     for a fifth of the table, scan all of it: 1.5 s with 8 million touches.)"""
-    due = select(touches.c.id).where(touches.c.state == "planned", touches.c.due_at <= at)
+    due = select(touches.c.id).where(touches.c.state == TouchState.PLANNED, touches.c.due_at <= at)
     if channel is not None:
         due = due.where(touches.c.channel == channel)
     due = due.order_by(touches.c.due_at, touches.c.id).limit(up_to)
@@ -521,7 +531,9 @@ def count_due(conn: Connection, at: datetime, channel: str | None = None, *, up_
 
 
 def next_due(conn: Connection, after: datetime) -> datetime | None:
-    return conn.scalar(select(func.min(touches.c.due_at)).where(touches.c.state == "planned", touches.c.due_at > after))
+    return conn.scalar(
+        select(func.min(touches.c.due_at)).where(touches.c.state == TouchState.PLANNED, touches.c.due_at > after)
+    )
 
 
 # --- inbound: the touch a bounce or reply is about -------------------------------------------
@@ -542,7 +554,7 @@ def send_again(conn: Connection, touch_id: int, due: datetime, reason: str, at: 
     """A sent touch that did not arrive (a soft bounce) goes back to the queue, due at `due`."""
     result = conn.execute(
         update(touches)
-        .where(touches.c.id == touch_id, touches.c.state == "sent")
-        .values(state="planned", due_at=due, reason=reason, claimed_by=None, updated_at=at)
+        .where(touches.c.id == touch_id, touches.c.state == TouchState.SENT)
+        .values(state=TouchState.PLANNED, due_at=due, reason=reason, claimed_by=None, updated_at=at)
     )
     return bool(result.rowcount)
