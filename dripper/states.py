@@ -144,6 +144,15 @@ class Reason(StrEnum):
 
 _BY_VALUE: dict[str, Reason] = {r.value: r for r in Reason}
 
+
+def reason_text(reason: str | None, detail: str | None) -> str | None:
+    """A stored reason and its detail joined, as `plan` and `report` show them."""
+    if detail is None or reason is None:
+        return reason
+    known = _BY_VALUE.get(reason)
+    return known.with_detail(detail) if known is not None else f"{reason}: {detail}"
+
+
 _MEANINGS: dict[Reason, str] = {
     Reason.UNSUBSCRIBED: "the lead unsubscribed: no more mail from any campaign",
     Reason.BOUNCED: "the address bounced: no more mail",

@@ -141,3 +141,114 @@ def test_python_m_prints_the_page(tmp_path):
         [sys.executable, "-m", "dripper.states"], capture_output=True, text=True, check=True, cwd=PAGE.parents[2]
     )
     assert out.stdout == reasons_markdown()
+
+
+def _migrate(conn, revision: str, *, down: bool = False) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from dripper.store import db
+
+    config = Config()
+    config.set_main_option("script_location", str(db.MIGRATIONS))
+    config.attributes["connection"] = conn
+    (command.downgrade if down else command.upgrade)(config, revision)
+    conn.commit()
+
+
+_GLUED = {
+    1: "smtp_retry: 451 4.3.0 try later [retrying since 2026-03-02T09:00:00+00:00]",
+    2: "paused until 2026-05-01",
+    3: "gave_up: smtp_retry: 452 4.2.2 full (retried since 2026-03-02T09:00:00+00:00)",
+    4: "missed",
+    5: "something: unknown to dripper",
+    6: None,
+    7: "render_error: 'x' is undefined",
+}
+
+
+def test_migration_0010_moves_the_detail_out_of_the_reason_and_back(tmp_path):
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    with engine.connect() as conn:
+        _migrate(conn, "0009")
+        conn.execute(
+            text(
+                "INSERT INTO leads (id, email, first_name, last_name, company, stage, stage_entered_at, campaign, "
+                "address_line1, address_line2, city, region, postal_code, country, attrs, created_at, updated_at) "
+                "VALUES (1, 'a@b.example', '', '', '', 's', '2026-01-01', 'c', '', '', '', '', '', '', '{}', "
+                "'2026-01-01', '2026-01-01')"
+            )
+        )
+        for touch_id, reason in _GLUED.items():
+            conn.execute(
+                text(
+                    "INSERT INTO touches (id, lead_id, campaign, step_id, stage, channel, kind, due_at, state, "
+                    "reason, attempts, planned_at, updated_at) VALUES (:id, 1, 'c', :step, 's', 'email', 'k', "
+                    "'2026-01-01', 'planned', :reason, 0, '2026-01-01', '2026-01-01')"
+                ),
+                {"id": touch_id, "step": f"s{touch_id}", "reason": reason},
+            )
+        conn.commit()
+        _migrate(conn, "0010")
+        split = {i: (r, d) for i, r, d in conn.execute(text("SELECT id, reason, detail FROM touches"))}
+        assert split == {
+            1: ("smtp_retry", "451 4.3.0 try later [retrying since 2026-03-02T09:00:00+00:00]"),
+            2: ("paused", "until 2026-05-01"),
+            3: ("gave_up", "smtp_retry: 452 4.2.2 full (retried since 2026-03-02T09:00:00+00:00)"),
+            4: ("missed", None),
+            5: ("something: unknown to dripper", None),
+            6: (None, None),
+            7: ("render_error", "'x' is undefined"),
+        }
+        from dripper.states import reason_text
+
+        assert {i: reason_text(r, d) for i, (r, d) in split.items()} == _GLUED
+        _migrate(conn, "0009", down=True)
+        assert dict(conn.execute(text("SELECT id, reason FROM touches")).all()) == _GLUED
+    engine.dispose()
+
+
+def test_the_store_shows_a_reason_with_its_detail(tmp_path):
+    from datetime import UTC, datetime
+
+    from sqlalchemy import insert, select, update
+
+    from dripper.store import open_store
+    from dripper.store import touchrows as touch_q
+    from dripper.store.tables import leads, touches
+
+    store = open_store(f"sqlite:///{tmp_path / 'new.db'}")
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    with store.begin() as conn:
+        conn.execute(
+            insert(leads).values(
+                id=1, email="a@b.example", stage="s", stage_entered_at=at, campaign="c", created_at=at, updated_at=at
+            )
+        )
+        for touch_id, reason in _GLUED.items():
+            conn.execute(
+                insert(touches).values(
+                    id=touch_id,
+                    lead_id=1,
+                    campaign="c",
+                    step_id=f"s{touch_id}",
+                    stage="s",
+                    channel="email",
+                    kind="k",
+                    due_at=at,
+                    state="planned",
+                    planned_at=at,
+                    updated_at=at,
+                    **touch_q.reason_columns(reason),
+                )
+            )
+        stored = dict(conn.execute(select(touches.c.id, touches.c.reason)).all())
+        assert stored[1] == "smtp_retry" and stored[2] == "paused" and stored[5] == "something: unknown to dripper"
+        assert {t["id"]: t["reason"] for t in touch_q.for_lead(conn, 1)} == _GLUED
+        assert touch_q.by_id(conn, 7)["reason"] == _GLUED[7]
+        # A new reason without detail clears the old detail.
+        conn.execute(update(touches).where(touches.c.id == 1).values(**touch_q.reason_columns("missed")))
+        assert touch_q.by_id(conn, 1)["reason"] == "missed"
+    store.dispose()

@@ -402,7 +402,8 @@ def hold_until(conn: Connection, planner: Planner, lead: Mapping[str, Any], day:
             .where(touches.c.id == touch_id)
             .values(
                 due_at=window.next_open(start, zone, lead["country"] or None),
-                reason=Reason.HELD.with_detail(f"away until {day.isoformat()}"),
+                reason=Reason.HELD,
+                detail=f"away until {day.isoformat()}",
                 updated_at=at,
             )
         )

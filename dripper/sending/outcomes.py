@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from dripper.states import REPLANNABLE, TouchState
+from dripper.store.touchrows import reason_columns
 
 
 @dataclass(frozen=True)
@@ -30,8 +31,8 @@ class Outcome:
     hard_bounce: dict[str, Any] | None = None  # the bounce event's detail
 
     def columns(self) -> dict[str, Any]:
-        """The touch columns this outcome writes."""
-        values: dict[str, Any] = {"state": self.state, "reason": self.reason}
+        """The touch columns this outcome writes (the reason apart from its detail)."""
+        values: dict[str, Any] = {"state": self.state, **reason_columns(self.reason)}
         if self.state is TouchState.PLANNED:
             values["claimed_by"] = None
         optional = {

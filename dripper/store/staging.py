@@ -250,7 +250,7 @@ def close_moved(conn: Connection, at: datetime) -> None:
         conn.execute(
             update(touches)
             .where(touches.c.state == TouchState.PLANNED, touches.c.lead_id.in_(which))
-            .values(state=TouchState.SKIPPED, reason=reason, updated_at=at)
+            .values(state=TouchState.SKIPPED, reason=reason, detail=None, updated_at=at)
         )
 
 

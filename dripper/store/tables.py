@@ -98,6 +98,7 @@ touches = Table(
     Column("due_at", UTCDateTime, nullable=False),
     Column("state", String(16), nullable=False, default=TouchState.PLANNED),
     Column("reason", Text),
+    Column("detail", Text),  # what went wrong, for a reason that says (migration 0010)
     Column("attempts", Integer, nullable=False, default=0),
     Column("message_id", String(300)),
     Column("planned_at", UTCDateTime, nullable=False),

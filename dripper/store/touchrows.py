@@ -21,6 +21,7 @@ from sqlalchemy import (
     case,
     func,
     insert,
+    literal_column,
     not_,
     or_,
     select,
@@ -32,9 +33,37 @@ from sqlalchemy.schema import CreateTable, DropTable
 from sqlalchemy.sql import ColumnElement, Select
 
 from dripper.planning.track import Known
-from dripper.states import PENDING, REPLANNABLE, STATES, Reason, TouchState
+from dripper.states import PENDING, REPLANNABLE, STATES, Reason, TouchState, reason_text
 from dripper.store import upsert
 from dripper.store.tables import Id, leads, touches
+
+
+def reason_columns(text: str | None) -> dict[str, str | None]:
+    """A reason as the touches table keeps it: the reason itself, and what went wrong (its
+    detail) in a column of its own. Text that names no known reason is kept whole."""
+    reason, detail = Reason.split(text)
+    if reason is None:
+        return {"reason": text, "detail": None}
+    return {"reason": reason.value, "detail": detail}
+
+
+def _reason_text() -> ColumnElement[Any]:
+    """The reason joined with its detail, as `plan` and `report` show it (states.reason_text)."""
+    # Literal SQL, not parameters: PostgreSQL matches a GROUP BY expression to the selected
+    # one only when they are written alike, which two sets of parameters are not.
+    separator = case(
+        (touches.c.reason == literal_column(f"'{Reason.PAUSED.value}'"), literal_column("' '")),
+        else_=literal_column("': '"),
+    )
+    return case(
+        (touches.c.detail.is_(None), touches.c.reason),
+        else_=touches.c.reason + separator + touches.c.detail,
+    )
+
+
+REASON_TEXT = _reason_text()
+# A whole touches row, its reason shown with its detail.
+ROW = tuple(REASON_TEXT.label("reason") if column.name == "reason" else column for column in touches.c)
 
 
 def _insert(conn: Connection):  # type: ignore[no-untyped-def]
@@ -117,6 +146,7 @@ def upsert_rows(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
             "kind": excluded.kind,
             "state": case((is_planned, touches.c.state), else_=excluded.state),
             "reason": case((is_planned, touches.c.reason), else_=excluded.reason),
+            "detail": case((is_planned, touches.c.detail), else_=excluded.detail),
             "planned_at": case((is_planned, touches.c.planned_at), else_=excluded.planned_at),
             "updated_at": excluded.updated_at,
         },
@@ -155,6 +185,7 @@ def _next_statement(dialect: str) -> Any:
                 "due_at",
                 "state",
                 "reason",
+                "detail",
                 "attempts",
                 "planned_at",
                 "updated_at",
@@ -185,7 +216,7 @@ def close_pending(
     cond = and_(touches.c.lead_id.in_(ids), touches.c.state == TouchState.PLANNED)
     if campaigns is not None:
         cond = and_(cond, touches.c.campaign.in_(list(campaigns)))
-    result = conn.execute(update(touches).where(cond).values(state=state, reason=reason, updated_at=at))
+    result = conn.execute(update(touches).where(cond).values(state=state, reason=reason, detail=None, updated_at=at))
     return result.rowcount or 0
 
 
@@ -196,7 +227,9 @@ def skip_removed_steps(conn: Connection, campaign: str, tracks: dict[str, list[s
     if keep:
         cond = and_(cond, not_(or_(*keep)))
     result = conn.execute(
-        update(touches).where(cond).values(state=TouchState.SKIPPED, reason=Reason.STEP_REMOVED, updated_at=at)
+        update(touches)
+        .where(cond)
+        .values(state=TouchState.SKIPPED, reason=Reason.STEP_REMOVED, detail=None, updated_at=at)
     )
     return result.rowcount or 0
 
@@ -224,6 +257,7 @@ def recover_interrupted(
         .values(
             state=TouchState.PLANNED,
             reason=Reason.RESENT_AFTER_INTERRUPTION,
+            detail=None,
             claimed_by=None,
             updated_at=updated_at or now,
         )
@@ -294,11 +328,16 @@ def claim(conn: Connection, at: datetime, now: datetime, worker: str, limit: int
             touches.c.kind,
             touches.c.due_at,
             touches.c.reason,
+            touches.c.detail,  # joined here: SQLite (3.40) misreads `detail IS NULL` in RETURNING
             touches.c.attempts,
             touches.c.planned_at,
         )
     )
-    rows = [Claimed(**row._mapping) for row in conn.execute(stmt)]
+    rows = []
+    for row in conn.execute(stmt):
+        values = dict(row._mapping)
+        values["reason"] = reason_text(values["reason"], values.pop("detail"))
+        rows.append(Claimed(**values))
     rows.sort(key=lambda r: (r.due_at, r.id))
     return rows
 
@@ -353,17 +392,14 @@ def counts_by_step(conn: Connection) -> dict[str, dict[str, dict[str, int]]]:
 
 def reasons_by_step(conn: Connection, waiting: tuple[str, ...] = ()) -> dict[tuple[str, str, str], int]:
     """(campaign, step, reason) -> touches closed with that reason, and the planned touches
-    whose reason starts with one of the `waiting` prefixes (`letters_unavailable`: what
-    holds them is on our side, and someone has to act)."""
+    waiting for one of the `waiting` reasons (`letters_unavailable`: what holds them is on
+    our side, and someone has to act). Each reason is shown with its detail."""
     closed = touches.c.state.in_((TouchState.SKIPPED, TouchState.SUPPRESSED, TouchState.FAILED))
-    held = [
-        and_(touches.c.state == TouchState.PLANNED, touches.c.reason.startswith(f"{prefix}:", autoescape=True))
-        for prefix in waiting
-    ]
+    held = [and_(touches.c.state == TouchState.PLANNED, touches.c.reason == reason) for reason in waiting]
     query = (
-        select(touches.c.campaign, touches.c.step_id, touches.c.reason, func.count())
+        select(touches.c.campaign, touches.c.step_id, REASON_TEXT, func.count())
         .where(or_(closed, *held), touches.c.reason.is_not(None))
-        .group_by(touches.c.campaign, touches.c.step_id, touches.c.reason)
+        .group_by(touches.c.campaign, touches.c.step_id, REASON_TEXT)
     )
     return {(c, s, r): n for c, s, r, n in conn.execute(query)}
 
@@ -514,7 +550,7 @@ def _analyze(conn: Connection, table: str) -> None:
 
 
 def for_lead(conn: Connection, lead_id: int) -> list[dict[str, Any]]:
-    query = select(touches).where(touches.c.lead_id == lead_id).order_by(touches.c.due_at, touches.c.id)
+    query = select(*ROW).where(touches.c.lead_id == lead_id).order_by(touches.c.due_at, touches.c.id)
     return [dict(row._mapping) for row in conn.execute(query)]
 
 
@@ -540,13 +576,13 @@ def next_due(conn: Connection, after: datetime) -> datetime | None:
 
 
 def by_id(conn: Connection, touch_id: int) -> Mapping[str, Any] | None:
-    row = conn.execute(select(touches).where(touches.c.id == touch_id)).first()
+    row = conn.execute(select(*ROW).where(touches.c.id == touch_id)).first()
     return row._mapping if row else None
 
 
 def by_message_id(conn: Connection, message_id: str) -> Mapping[str, Any] | None:
     """The touch that went out with this Message-ID (ix_touches_message_id)."""
-    row = conn.execute(select(touches).where(touches.c.message_id == message_id).limit(1)).first()
+    row = conn.execute(select(*ROW).where(touches.c.message_id == message_id).limit(1)).first()
     return row._mapping if row else None
 
 
@@ -555,6 +591,6 @@ def send_again(conn: Connection, touch_id: int, due: datetime, reason: str, at: 
     result = conn.execute(
         update(touches)
         .where(touches.c.id == touch_id, touches.c.state == TouchState.SENT)
-        .values(state=TouchState.PLANNED, due_at=due, reason=reason, claimed_by=None, updated_at=at)
+        .values(state=TouchState.PLANNED, due_at=due, claimed_by=None, updated_at=at, **reason_columns(reason))
     )
     return bool(result.rowcount)
