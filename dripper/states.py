@@ -7,7 +7,7 @@ string it replaces: no data migration, no change to any JSON.
 A touch moves `planned` -> `sending` -> `sent` | `failed` | `suppressed` | `skipped`, and
 every state but `sent` carries a reason. Some reasons stand alone (`missed`); others are
 a prefix followed by what went wrong (`smtp_retry: 451 4.3.0 try later`): that detail
-is `Reason.split`'s second part.
+is `Reason.parse`'s second part.
 
 `python -m dripper.states` prints the reference table of reasons (docs/reference/reasons.md).
 """
@@ -122,7 +122,7 @@ class Reason(StrEnum):
         return self.value if detail is None else f"{self.value}{self.separator}{detail}"
 
     @classmethod
-    def split(cls, text: str | None) -> tuple[Reason | None, str | None]:
+    def parse(cls, text: str | None) -> tuple[Reason | None, str | None]:
         """A stored reason as (the Reason, its detail). (None, text) when the text names
         no known reason: it is kept whole, never lost."""
         if not text:
@@ -138,7 +138,7 @@ class Reason(StrEnum):
     @classmethod
     def meaning_of(cls, text: str | None) -> str | None:
         """The meaning of a stored reason (alone or with its detail); None if unknown."""
-        reason, _ = cls.split(text)
+        reason, _ = cls.parse(text)
         return reason.meaning if reason is not None else None
 
 

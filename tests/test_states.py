@@ -98,7 +98,7 @@ def test_reasons_keep_the_strings_stored_today():
     ],
 )
 def test_split_and_with_detail_round_trip(text, reason, detail):
-    assert Reason.split(text) == (reason, detail)
+    assert Reason.parse(text) == (reason, detail)
     if reason is not None:
         assert reason.with_detail(detail) == text
 
@@ -107,6 +107,13 @@ def test_meaning_of_a_stored_reason_with_its_detail():
     assert Reason.meaning_of("smtp_retry: 421 busy") == Reason.SMTP_RETRY.meaning
     assert Reason.meaning_of("missed") == Reason.MISSED.meaning
     assert Reason.meaning_of("no idea") is None
+
+
+def test_members_are_still_strings():
+    # Nothing on the enum shadows a str method: a stored reason is used as text too.
+    assert Reason.SMTP_RETRY.split("_") == ["smtp", "retry"]
+    assert TouchState.PLANNED.upper() == "PLANNED"
+    assert f"{Reason.MISSED}" == "missed" and str(Channel.EMAIL) == "email"
 
 
 def test_channels_events_and_inbound_kinds():

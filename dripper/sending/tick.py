@@ -107,7 +107,7 @@ class _Batch:
     prepared: dict[int, Outcome | _Job]  # what was decided for each, by touch id
     composing: dict[int, Awaitable[ComposeResult]]  # their e-mails being composed
     now: datetime  # the business clock when they were claimed
-    leads: Mapping[int, Mapping[str, Any]]  # the leads as they were read with the claim
+    leads: Mapping[int, leadrows.LeadRow]  # the leads as they were read with the claim
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -426,7 +426,7 @@ class Sender:
         emails = [
             (t.id, job.view.email.rpartition("@")[2])
             for t in claimed
-            if isinstance(job := prepared[t.id], _Job) and job.step.channel == Channel.EMAIL
+            if isinstance(job := prepared[t.id], _Job) and Channel(job.step.channel) is Channel.EMAIL
         ]
         attempts = {t.id: t.attempts for t in claimed}
         for touch_id, held in self.limiter.admit(emails, now).items():
@@ -492,7 +492,9 @@ class Sender:
         """Hand the batch's e-mails to the render worker; one awaitable per touch."""
         if pool is None:
             return {}
-        emails = [t for t in batch if isinstance(job := prepared[t.id], _Job) and job.step.channel == Channel.EMAIL]
+        emails = [
+            t for t in batch if isinstance(job := prepared[t.id], _Job) and Channel(job.step.channel) is Channel.EMAIL
+        ]
         loop = asyncio.get_running_loop()
         out: dict[int, Awaitable[ComposeResult]] = {}
         for start in range(0, len(emails), RENDER_CHUNK):
@@ -530,14 +532,14 @@ class Sender:
         self, touch: touch_q.Claimed, job: _Job, composed: ComposeResult | None, summary: TickSummary, now: datetime
     ) -> Outcome:
         try:
-            if job.step.channel == Channel.EMAIL:
+            if Channel(job.step.channel) is Channel.EMAIL:
                 result = (
                     composed
                     if composed is not None
                     else _compose_one(self.composer, touch.id, job.view, job.campaign, job.step, now)
                 )
                 return await self._send(touch, result, summary, now)
-            if job.step.channel == Channel.LETTER:
+            if Channel(job.step.channel) is Channel.LETTER:
                 return await self._write_letter(touch, job, now, summary)
             return self._write_call(touch, job, now, summary)
         except TemplateError as exc:

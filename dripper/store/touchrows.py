@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     Column,
@@ -41,7 +41,7 @@ from dripper.store.tables import Id, leads, touches
 def reason_columns(text: str | None) -> dict[str, str | None]:
     """A reason as the touches table keeps it: the reason itself, and what went wrong (its
     detail) in a column of its own. Text that names no known reason is kept whole."""
-    reason, detail = Reason.split(text)
+    reason, detail = Reason.parse(text)
     if reason is None:
         return {"reason": text, "detail": None}
     return {"reason": reason.value, "detail": detail}
@@ -577,13 +577,13 @@ def next_due(conn: Connection, after: datetime) -> datetime | None:
 
 def by_id(conn: Connection, touch_id: int) -> Mapping[str, Any] | None:
     row = conn.execute(select(*ROW).where(touches.c.id == touch_id)).first()
-    return row._mapping if row else None
+    return cast(Mapping[str, Any], row._mapping) if row else None
 
 
 def by_message_id(conn: Connection, message_id: str) -> Mapping[str, Any] | None:
     """The touch that went out with this Message-ID (ix_touches_message_id)."""
     row = conn.execute(select(*ROW).where(touches.c.message_id == message_id).limit(1)).first()
-    return row._mapping if row else None
+    return cast(Mapping[str, Any], row._mapping) if row else None
 
 
 def send_again(conn: Connection, touch_id: int, due: datetime, reason: str, at: datetime) -> bool:
