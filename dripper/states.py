@@ -251,7 +251,7 @@ class InboundKind(StrEnum):
 def reasons_markdown(reasons: Iterable[Reason] = Reason) -> str:
     """The reference page of reasons: a markdown table, one row per reason."""
     lines = [
-        "# Reasons",
+        "# Touch reasons",
         "",
         "Every touch state but `sent` carries a reason (`dripper plan` shows it). A reason",
         "shown with `…` is followed by what went wrong, e.g. `smtp_retry: 451 4.3.0 try again later`.",
