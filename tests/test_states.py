@@ -77,6 +77,16 @@ def test_every_reason_has_a_one_line_meaning():
         assert "\n" not in reason.meaning
 
 
+def test_every_reason_names_its_states():
+    for reason in Reason:
+        assert reason.states, reason
+    assert Reason.MISSED.states == (TouchState.SKIPPED,)
+    assert Reason.SMTP_RETRY.states == (TouchState.PLANNED,)
+    assert all(reason.states == (TouchState.SKIPPED,) for reason in REPLANNABLE)
+    # Only `sent` goes without a reason, except for the two that say how it was sent.
+    assert {r for r in Reason if TouchState.SENT in r.states} == {Reason.CALL_TASK, Reason.RESENT_AFTER_INTERRUPTION}
+
+
 def test_reasons_keep_the_strings_stored_today():
     assert Reason.MISSED == "missed"
     assert Reason.STAGE_CHANGED == "stage_changed"
