@@ -15,7 +15,8 @@ import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
@@ -143,3 +144,39 @@ def tokens_for(settings: Settings, store: Store) -> Tokens:
 
 def _others(secrets: Iterable[str], current: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(s for s in secrets if s and s != current))
+
+
+@dataclass(frozen=True)
+class SecretStatus:
+    """Where the signing secret comes from and who can read the SQLite file: no secret itself."""
+
+    from_env: bool  # DRIPPER_SECRET signs (else the secret kept in the database)
+    verifying_old: int  # retired secrets that still verify
+    kept_verifies: bool  # the secret kept in the database is one of them
+    database_file: Path | None  # the SQLite file, None on PostgreSQL
+    open_mode: int | None  # the file's mode when its group or others may read or write it
+
+    def as_json(self) -> dict[str, Any]:
+        path, mode = self.database_file, self.open_mode
+        return {
+            "signing": "DRIPPER_SECRET" if self.from_env else "database",
+            "verifying_old": self.verifying_old,
+            "database_secret_verifies": self.kept_verifies,
+            "database_file": None
+            if path is None
+            else {"path": str(path), "private": mode is None, **({"mode": f"{mode:04o}"} if mode is not None else {})},
+        }
+
+
+def secret_status(settings: Settings, store: Store) -> SecretStatus:
+    from dripper.store.db import open_to_others, sqlite_path
+
+    keys = signing_keys(settings, store)
+    path = sqlite_path(store)
+    return SecretStatus(
+        from_env=keys.from_env,
+        verifying_old=len(keys.old),
+        kept_verifies=keys.kept_verifies,
+        database_file=path,
+        open_mode=open_to_others(path) if path is not None else None,
+    )

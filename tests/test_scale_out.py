@@ -136,7 +136,9 @@ class Setup:
                     dict(r._mapping)
                     for r in conn.execute(
                         text(
-                            "SELECT id, state, reason, message_id, claimed_by, attempts FROM touches "
+                            # the reason as `plan` shows it: with its detail (stored apart)
+                            "SELECT id, state, CASE WHEN detail IS NULL THEN reason "
+                            "ELSE reason || ': ' || detail END AS reason, message_id, claimed_by, attempts FROM touches "
                             "WHERE step_id = 'thanks' ORDER BY id"
                         )
                     )

@@ -28,10 +28,9 @@ from dripper.campaign.model import Campaign, CampaignFile, Step, did_you_mean
 from dripper.campaign.sourcefile import read_utf8
 from dripper.channels.email.text import html_to_text
 from dripper.errors import ConfigError, Location, Problem
-from dripper.leads.records import Lead
+from dripper.leads.records import Lead, one_line
 
 TEMPLATE_SUFFIXES = {".html", ".htm", ".txt", ".j2", ".jinja", ".css", ".md"}
-_LINE_BREAKS = re.compile(r"[^\S ]+|[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 
 @dataclass(frozen=True)
@@ -78,41 +77,8 @@ class _SnapshotLoader(jinja2.BaseLoader):
         return source, str(self.templates.root / template), lambda: True
 
 
-def one_line(text: str) -> str:
-    """Header-safe: no CR/LF can reach a header through any value."""
-    if text.isprintable():  # the common case, checked in C: no control or separator characters
-        return text.strip()
-    return _LINE_BREAKS.sub(" ", text).strip()
-
-
-@dataclass(frozen=True)
-class LeadView(Lead):
-    """What templates see as `lead`: a stored lead, single-line values, time zone resolved."""
-
-    id: int = 0
-    timezone: str = "UTC"  # resolved: never None here
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any], default_tz: str) -> LeadView:
-        text = {
-            k: one_line(str(row.get(k) or ""))
-            for k in (
-                "email",
-                "first_name",
-                "last_name",
-                "company",
-                "stage",
-                "campaign",
-                "address_line1",
-                "address_line2",
-                "city",
-                "region",
-                "postal_code",
-                "country",
-            )
-        }
-        attrs = {k: (one_line(v) if isinstance(v, str) else v) for k, v in (row.get("attrs") or {}).items()}
-        return cls(id=row.get("id") or 0, timezone=row.get("timezone") or default_tz, attrs=attrs, **text)
+# What templates see as `lead`: the one lead record, read from its row (`Lead.from_row`).
+LeadView = Lead
 
 
 class _AnyAttrs(dict[str, str]):

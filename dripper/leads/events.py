@@ -14,10 +14,11 @@ from dripper.campaign.model import ALWAYS_STOP
 from dripper.campaign.timing import Duration
 from dripper.errors import UsageError
 from dripper.planning.planner import Planner, change_stage, hold_until
+from dripper.states import USER_EVENTS, EventKind, Reason, TouchState
 from dripper.store import leadrows
 from dripper.store import touchrows as touch_q
 
-KINDS = ("converted", "replied", "unsubscribed", "bounced", "complained", "stage")
+KINDS: tuple[str, ...] = tuple(USER_EVENTS)
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ def apply_event(
     if kind not in KINDS:
         raise UsageError(f"unknown event kind {kind!r}: use one of {', '.join(KINDS)}")
     config = planner.config
-    if kind == "stage" and not stage:
+    if kind == EventKind.STAGE and not stage:
         raise UsageError("a stage event needs --stage")
     if stage and stage not in config.stages:
         from dripper.campaign.model import did_you_mean
@@ -52,21 +53,21 @@ def apply_event(
         raise UsageError(f"unknown stage {stage!r}{did_you_mean(stage, config.stages)}")
     recorded = {**(detail or {}), **({"stage": stage} if stage else {})}
     moving = bool(stage) and stage != lead["stage"]
-    if kind != "stage" or not moving:  # a move records its own event `stage` (from, to), below
+    if kind != EventKind.STAGE or not moving:  # a move records its own event `stage` (from, to), below
         leadrows.record_event(conn, lead["id"], kind, at, source, recorded, message_id=message_id)
     suppressed = 0
-    if kind != "stage":
+    if kind != EventKind.STAGE:
         leadrows.set_flag(conn, lead["id"], kind, at)
         # None: every campaign
         campaigns = None if kind in ALWAYS_STOP else [n for n, c in config.campaigns.items() if c.stops_on(kind)]
         suppressed = touch_q.close_pending(
-            conn, [lead["id"]], state="suppressed", reason=kind, at=at, campaigns=campaigns
+            conn, [lead["id"]], state=TouchState.SUPPRESSED, reason=Reason(kind), at=at, campaigns=campaigns
         )
     moved_to = None
     if stage and moving:
         fresh = leadrows.by_id(conn, lead["id"])
         assert fresh is not None
-        if kind == "stage":
+        if kind == EventKind.STAGE:
             change_stage(conn, planner, fresh, stage, at, source=source, detail=recorded, message_id=message_id)
         else:  # e.g. converted --stage customer: the event above, and the move it caused
             change_stage(conn, planner, fresh, stage, at, source=source, detail={"cause": kind})
@@ -77,9 +78,9 @@ def apply_event(
 def opt_out(conn: Connection, lead: Mapping[str, Any], campaign: str, at: datetime, *, source: str = "web") -> int:
     """Stop one campaign for this lead (the preference page); other campaigns go on."""
     leadrows.set_fields(conn, lead["id"], at, opted_out=sorted(set(lead.get("opted_out") or []) | {campaign}))
-    leadrows.record_event(conn, lead["id"], "opted_out", at, source, {"campaign": campaign})
+    leadrows.record_event(conn, lead["id"], EventKind.OPTED_OUT, at, source, {"campaign": campaign})
     return touch_q.close_pending(
-        conn, [lead["id"]], state="suppressed", reason="opted_out", at=at, campaigns=[campaign]
+        conn, [lead["id"]], state=TouchState.SUPPRESSED, reason=Reason.OPTED_OUT, at=at, campaigns=[campaign]
     )
 
 
@@ -89,6 +90,8 @@ def pause(
     """Hold every touch for `months` calendar months (the preference page)."""
     until = Duration(months=months).add_to(at, UTC)
     leadrows.set_fields(conn, lead["id"], at, paused_until=until)
-    leadrows.record_event(conn, lead["id"], "paused", at, source, {"until": until.isoformat(), "months": months})
+    leadrows.record_event(
+        conn, lead["id"], EventKind.PAUSED, at, source, {"until": until.isoformat(), "months": months}
+    )
     hold_until(conn, planner, lead, (until - timedelta(days=1)).date(), at)
     return until

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
-from dripper.leads.records import full_name
+from dripper.leads.records import Lead, full_name
 
 PaperFormat = Literal["us10", "din5008"]
 
@@ -24,21 +24,6 @@ LETTER_PAPER = frozenset({"US", "CA", "MX", "PR", "PH", "CL", "CO", "CR", "GT", 
 # Common names that are not ISO codes.
 _ALIASES = {"UK": "GB", "EL": "GR", "ENGLAND": "GB", "SCOTLAND": "GB", "WALES": "GB", "U.S.": "US", "U.S.A.": "US"}
 _NAME_LOCALES = ("en", "de", "fr", "es", "it", "nl", "pt", "sv", "da", "no", "fi", "pl", "cs", "ja", "zh")
-
-
-class HasAddress(Protocol):
-    first_name: str
-    last_name: str
-    company: str
-    address_line1: str
-    address_line2: str
-    city: str
-    region: str
-    postal_code: str
-    country: str
-
-    @property
-    def attrs(self) -> dict[str, str]: ...
 
 
 @lru_cache(maxsize=1)
@@ -100,7 +85,7 @@ class PostalCheck:
         return "; ".join(parts) or "complete"
 
 
-def _i18n_fields(lead: HasAddress, country: str) -> dict[str, str]:
+def _i18n_fields(lead: Lead, country: str) -> dict[str, str]:
     street = "\n".join(p for p in (lead.address_line1, lead.address_line2) if p)
     return {
         "country_code": country,
@@ -143,7 +128,7 @@ def _place(country: str, region: str, city: str) -> _Place | None:
     return _Place(rules, _names(rules.country_area_choices), _names(rules.city_choices))
 
 
-def _plainly_complete(lead: HasAddress, country: str) -> bool:
+def _plainly_complete(lead: Lead, country: str) -> bool:
     """True when the cached rules alone show that the address data accepts the address.
 
     A sufficient condition only: whatever it cannot vouch for (a region spelled another
@@ -174,7 +159,7 @@ def _plainly_complete(lead: HasAddress, country: str) -> bool:
     )
 
 
-def check(lead: HasAddress) -> PostalCheck:
+def check(lead: Lead) -> PostalCheck:
     country = country_code(lead.country)
     if country is None:
         given = [c for c in ("address_line1", "city", "postal_code") if getattr(lead, c)]
@@ -195,7 +180,7 @@ def check(lead: HasAddress) -> PostalCheck:
     return PostalCheck(country, ())
 
 
-def import_warning(lead: HasAddress) -> str | None:
+def import_warning(lead: Lead) -> str | None:
     """What to tell the person importing a lead whose address cannot carry a letter (None
     for a complete address, and for a lead with no address at all)."""
     result = check(lead)
@@ -206,7 +191,7 @@ def import_warning(lead: HasAddress) -> str | None:
     return f"postal address incomplete: {result.describe()}; letter steps will be skipped (no_postal_address)"
 
 
-def address_lines(lead: HasAddress, home_country: str | None = None) -> list[str]:
+def address_lines(lead: Lead, home_country: str | None = None) -> list[str]:
     """The recipient block as the destination country writes it; no country line for
     domestic mail."""
     country = country_code(lead.country) or ""
@@ -260,7 +245,7 @@ def paper_format(country: str | None) -> PaperFormat:
     return "us10" if country in LETTER_PAPER else "din5008"
 
 
-def locale_for(lead: HasAddress) -> str:
+def locale_for(lead: Lead) -> str:
     """The lead's own `locale` or `language` attribute, else the main language of its
     country, else en_US."""
     from babel import Locale, UnknownLocaleError

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
@@ -27,6 +27,31 @@ MAX_LOCAL_PART = 64  # octets (RFC 5321 4.5.3.1.1)
 MAX_DOMAIN = 253  # octets of a host name written with dots, no trailing dot
 MAX_ADDRESS = 254  # octets: the 256 of a path less its angle brackets
 _ATTR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+_LINE_BREAKS = re.compile(r"[^\S ]+|[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+# The text columns of a stored lead, each kept on one line when read (`Lead.from_row`).
+_TEXT_COLUMNS = (
+    "email",
+    "first_name",
+    "last_name",
+    "company",
+    "stage",
+    "campaign",
+    "address_line1",
+    "address_line2",
+    "city",
+    "region",
+    "postal_code",
+    "country",
+)
+
+
+def one_line(text: str) -> str:
+    """Header-safe: no CR/LF can reach a header through any value."""
+    if text.isprintable():  # the common case, checked in C: no control or separator characters
+        return text.strip()
+    return _LINE_BREAKS.sub(" ", text).strip()
 
 
 def full_name(first: str, last: str) -> str:
@@ -54,13 +79,23 @@ class Lead:
     postal_code: str = ""
     country: str = ""
     attrs: dict[str, str] = field(default_factory=dict)
+    id: int = 0  # 0 until stored
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any], default_tz: str) -> Lead:
+        """A stored lead as templates, letters and calls see it: every value on one line
+        (nothing can reach a header), its time zone resolved (`default_tz` when it has none)."""
+        text = {k: one_line(str(row.get(k) or "")) for k in _TEXT_COLUMNS}
+        attrs = {k: (one_line(v) if isinstance(v, str) else v) for k, v in (row.get("attrs") or {}).items()}
+        return cls(id=row.get("id") or 0, timezone=row.get("timezone") or default_tz, attrs=attrs, **text)
 
     @property
     def full_name(self) -> str:
         return full_name(self.first_name, self.last_name)
 
 
-LEAD_FIELDS = tuple(f.name for f in fields(Lead) if f.name != "attrs")
+# The columns an import writes (the id is the store's, the attributes go into `attrs`).
+LEAD_FIELDS = tuple(f.name for f in fields(Lead) if f.name not in ("attrs", "id"))
 
 
 def normalize_email(value: str) -> str:

@@ -21,6 +21,7 @@ from dripper.campaign import timing
 from dripper.campaign.model import ALWAYS_STOP, Campaign, CampaignFile, Step
 from dripper.leads.records import Lead
 from dripper.planning import track
+from dripper.states import EventKind, Reason, TouchState
 from dripper.store import campaign_versions, leadrows, leads, staging, touches
 from dripper.store import touchrows as touch_q
 
@@ -251,15 +252,15 @@ def _row(
 
 def planned_state(
     campaign: Campaign, lead: Mapping[str, Any], planned: track.Planned, planned_at: datetime
-) -> tuple[str, str | None]:
+) -> tuple[TouchState, Reason | None]:
     """(state, reason) of the row a planned step is written as: `missed`, `suppressed` if
     the lead is stopped for good (so the track closes there), else `planned`. Also what
     `dripper diff` expects a re-plan to write."""
     if planned.missed:
-        return "skipped", "missed"
+        return TouchState.SKIPPED, Reason.MISSED
     if (stop := stop_reason(campaign.stop_on, lead, planned_at, campaign.name)) is not None:
-        return "suppressed", stop
-    return "planned", None
+        return TouchState.SUPPRESSED, stop
+    return TouchState.PLANNED, None
 
 
 def change_stage(
@@ -278,12 +279,12 @@ def change_stage(
     Recorded as an event `stage` saying where from and where to (`dripper report` counts
     the movements between stages), with `detail` added; "stage" is the new stage too, as
     events before the movements were counted said."""
-    touch_q.close_pending(conn, [lead["id"]], state="skipped", reason="stage_changed", at=at)
+    touch_q.close_pending(conn, [lead["id"]], state=TouchState.SKIPPED, reason=Reason.STAGE_CHANGED, at=at)
     leadrows.set_stage(conn, lead["id"], stage, at)
     leadrows.record_event(
         conn,
         lead["id"],
-        "stage",
+        EventKind.STAGE,
         at,
         source,
         {**(detail or {}), "stage": stage, "from": lead["stage"], "to": stage, "campaign": lead["campaign"]},
@@ -388,7 +389,7 @@ def hold_until(conn: Connection, planner: Planner, lead: Mapping[str, Any], day:
     start = timing.localize(datetime.combine(day + timedelta(days=1), time(0, 0)), zone)
     pending = conn.execute(
         select(touches.c.id, touches.c.campaign, touches.c.step_id).where(
-            touches.c.lead_id == lead["id"], touches.c.state == "planned", touches.c.due_at < start
+            touches.c.lead_id == lead["id"], touches.c.state == TouchState.PLANNED, touches.c.due_at < start
         )
     ).all()
     config = planner.config
@@ -401,7 +402,8 @@ def hold_until(conn: Connection, planner: Planner, lead: Mapping[str, Any], day:
             .where(touches.c.id == touch_id)
             .values(
                 due_at=window.next_open(start, zone, lead["country"] or None),
-                reason=f"held: away until {day.isoformat()}",
+                reason=Reason.HELD,
+                detail=f"away until {day.isoformat()}",
                 updated_at=at,
             )
         )
@@ -430,15 +432,15 @@ def timeline(
 
 def stop_reason(
     campaign_stops: Iterable[str], lead: Mapping[str, Any], planned_at: datetime, campaign: str | None = None
-) -> str | None:
+) -> Reason | None:
     """Why a touch must not go out now (checked again at send time), or None."""
     if campaign is not None and campaign in (lead.get("opted_out") or []):
-        return "opted_out"
+        return Reason.OPTED_OUT
     stops = set(campaign_stops) | ALWAYS_STOP
-    for kind in ("unsubscribed", "complained", "bounced"):
+    for kind in (Reason.UNSUBSCRIBED, Reason.COMPLAINED, Reason.BOUNCED):
         if kind in stops and lead[f"{kind}_at"] is not None:
             return kind
-    for kind in ("converted", "replied"):
+    for kind in (Reason.CONVERTED, Reason.REPLIED):
         when = lead[f"{kind}_at"]
         # A conversion or reply ends the sequence that was running then; a track planned
         # later (a stage change after the reply) is a new conversation and may go out.

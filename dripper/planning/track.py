@@ -19,16 +19,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from dripper.campaign.model import Step
+from dripper.states import PENDING, REPLANNABLE, TouchState
 
 # A step already this much overdue when it is first planned is skipped (`missed`) rather
 # than sent late; at send time, one this overdue is skipped when a later step is due too.
 # A lead never gets weeks of mail in one morning.
 MISSED_AFTER = timedelta(hours=24)
 
-# Rows closed by dripper itself (not by anything the lead did): planned again when the
-# track comes back to them.
-REPLANNABLE = ("stage_changed", "campaign_changed", "step_removed")
-PENDING = ("planned", "sending")
 
 Track = Sequence[tuple[Step, datetime]]  # the steps of a stage with their due times, in sending order
 
@@ -47,12 +44,12 @@ class Known:
 
     @property
     def reopens(self) -> bool:
-        return self.state == "skipped" and self.reason in REPLANNABLE
+        return self.state == TouchState.SKIPPED and self.reason in REPLANNABLE
 
     def closes(self, since: datetime) -> bool:
         """Suppressed on the current stay in the stage (entered at `since`): the track is
         over for this lead (it unsubscribed, replied, converted...)."""
-        return self.state == "suppressed" and self.planned_at >= since
+        return self.state == TouchState.SUPPRESSED and self.planned_at >= since
 
 
 @dataclass(frozen=True)
@@ -79,7 +76,7 @@ def entry(track: Track, known: Mapping[str, Known], at: datetime, since: datetim
     for step, due in track:
         row = known.get(step.id)
         if row is not None and row.pending:
-            if row.state == "planned":
+            if row.state == TouchState.PLANNED:
                 out.append(Planned(step, due))  # its due time follows the campaign
             ahead = True
         elif _open(row) and not ahead:
@@ -153,7 +150,7 @@ def upcoming(
         if row.pending:
             anchor = index
         elif row.closes(since):
-            anchor, closed = index, row.reason or "suppressed"
+            anchor, closed = index, row.reason or TouchState.SUPPRESSED
     if anchor is None:
         return
     for index in range(anchor + 1, len(track)):

@@ -2,7 +2,9 @@
 dashboard, the simulated timeline) and need no script, font or file from a network.
 
 Each function returns one `<svg>` element with a `<title>` (read out by screen readers,
-shown as a tooltip) and a `<title>` on every bar or mark with its exact figure.
+shown as a tooltip) and a `<title>` on every bar or mark with its exact figure. Every text
+and attribute value it is given is escaped here, so that the pages may include the SVG as
+markup (`Markup`) in their autoescaped templates.
 """
 
 from __future__ import annotations
@@ -168,7 +170,8 @@ def timeline(
     chosen = dict(colours or {})
 
     def colour_of(kind: str) -> str:
-        return chosen.get(kind) or PALETTE[kinds.index(kind) % len(PALETTE)]
+        # A caller's colour goes into an attribute: escaped like every text here.
+        return escape(chosen.get(kind) or PALETTE[kinds.index(kind) % len(PALETTE)], quote=True)
 
     span = width - left - right
     xs = [left + min(max(day, 0), days) / max(days, 1) * span for day, _, _ in marks]

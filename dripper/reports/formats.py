@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from html import escape
 from typing import Any
 
+from markupsafe import Markup
 from rich.table import Table
 
 from dripper import csvsafe
 from dripper.reports import charts
 from dripper.reports.funnel import FIGURES, RATES
 from dripper.store import STATES
+from dripper.web.templating import render
 
 # CSV and HTML column names for the outcome figures and their rates.
 RATE_COLUMNS = tuple(f"{rate}_rate" for rate in RATES.values())
@@ -135,107 +137,93 @@ def tables(data: Mapping[str, Any]) -> list[Table]:
 
 # --- HTML ------------------------------------------------------------------------------
 
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:2em;color:#222;line-height:1.4}
-h1{margin-bottom:0}h2{margin-top:2em;border-bottom:2px solid #2f6f8f}h3{margin:1.2em 0 .3em}
-table{border-collapse:collapse;margin:.5em 0 1em;font-size:13px}
-th,td{border:1px solid #ccc;padding:3px 7px;text-align:right;vertical-align:top}
-th{background:#f2f2f2}.text{text-align:left}td.reasons{min-width:16em}
-tr.total td{font-weight:bold;border-top:2px solid #888}tr.unattributed td{font-style:italic;color:#555}
-.charts{display:flex;flex-wrap:wrap;gap:1.5em;align-items:flex-start}
-figure{margin:0 0 1em}figcaption{font-size:13px;color:#555}svg.chart{max-width:100%;height:auto}
-.note{color:#555;font-size:13px}
-@media print{
-  @page{size:A4 landscape;margin:12mm}
-  body{margin:0;font-size:11px}table{font-size:10px}th,td{padding:2px 5px}
-  section.campaign{break-before:page}section.campaign:first-of-type{break-before:auto}
-  .charts{display:block}figure{display:block}
-  figure,tr{break-inside:avoid}
-  *{-webkit-print-color-adjust:exact;print-color-adjust:exact}
-}
-"""
+
+@dataclass(frozen=True)
+class Cell:
+    """A table cell of the HTML report: figures (numbers, rates, the dash of a rate of
+    nothing) are right-aligned, words left."""
+
+    text: str
+    figure: bool
+
+
+def _cell(value: Any) -> Cell:
+    return Cell(str(value), _is_figure(value))
+
+
+def _row(values: Sequence[Any]) -> list[Cell]:
+    return [_cell(value) for value in values]
 
 
 def _is_figure(value: Any) -> bool:
-    """Numbers (and rates, and the dash of a rate of nothing) are right-aligned; words not."""
     return isinstance(value, (int, float)) or (
         isinstance(value, str) and (value in ("", "–") or value.rstrip("%").replace(".", "", 1).isdigit())
     )
 
 
-def _cells(values: Sequence[Any], *, tag: str = "td") -> str:
-    return "".join(
-        f"<{tag}>{escape(str(value))}</{tag}>"
-        if _is_figure(value)
-        else f"<{tag} class='text'>{escape(str(value))}</{tag}>"
-        for value in values
-    )
+@dataclass(frozen=True)
+class CampaignPage:
+    """What the HTML report shows of one campaign (templates/report/report.html)."""
+
+    name: str
+    enrolled: int
+    sent: int
+    replies: int
+    conversions: int
+    figures: list[tuple[Markup, str]]  # (an SVG chart, its caption)
+    touches: list[tuple[str, list[Cell], str]]  # (step, figures, reasons)
+    touch_totals: list[Cell]
+    outcomes: list[tuple[str, list[Cell]]]
+    outcome_totals: list[Cell]
+    unattributed: list[Cell]
+    movements: list[list[Cell]]
+    conversion_time: list[Cell]
+    stages: list[list[Cell]]
 
 
-def _head(names: Sequence[str]) -> str:
-    return (
-        "<thead><tr>"
-        + "".join(
-            f"<th class='text'>{escape(n)}</th>"
-            if i == 0 or n in ("reasons", "from", "to", "stage")
-            else f"<th>{escape(n)}</th>"
-            for i, n in enumerate(names)
-        )
-        + "</tr></thead>"
-    )
-
-
-def _touch_table(campaign: Mapping[str, Any]) -> str:
-    """Touches by step: how far tracks got, what was sent, suppressed, skipped, and why."""
-    parts = [f"<table class='touches'>{_head(['step', 'enrolled', *STATES, 'total', 'reasons'])}<tbody>"]
-    for step, row in campaign["steps"].items():
-        figures = [row["enrolled"], *(row[s] for s in STATES), row["total"]]
-        parts.append(
-            f"<tr><td class='text'>{escape(step)}</td>{_cells(figures)}"
-            f"<td class='text reasons'>{escape(reasons_text(row['reasons']))}</td></tr>"
-        )
-    totals = campaign["totals"]
-    figures = [campaign["enrolled"], *(totals[s] for s in STATES), sum(totals[s] for s in STATES)]
-    parts.append(f"<tr class='total'><td class='text'>total</td>{_cells(figures)}<td></td></tr></tbody></table>")
-    return "".join(parts)
-
-
-def _outcome_table(campaign: Mapping[str, Any]) -> str:
-    """Outcomes by step: each figure and its rate per touch sent; then the ones no touch was found for."""
-    head = ["step", "sent"]
+def _outcome_figures(row: Mapping[str, Any]) -> list[Cell]:
+    out: list[Any] = [row["sent"]]
     for figure, rate in RATES.items():
-        head += [figure, f"{rate} rate"]
-    parts = [f"<table class='outcomes'>{_head(head)}<tbody>"]
+        out += [row[figure], percent(row["rates"][rate])]
+    return _row(out)
 
-    def figures(row: Mapping[str, Any]) -> list[Any]:
-        out: list[Any] = [row["sent"]]
-        for figure, rate in RATES.items():
-            out += [row[figure], percent(row["rates"][rate])]
-        return out
 
-    for step, row in campaign["steps"].items():
-        parts.append(f"<tr><td class='text'>{escape(step)}</td>{_cells(figures(row))}</tr>")
-    parts.append(f"<tr class='total'><td class='text'>total</td>{_cells(figures(campaign['totals']))}</tr>")
+def _campaign_page(name: str, campaign: Mapping[str, Any], weekly: Mapping[str, Any] | None) -> CampaignPage:
+    totals = campaign["totals"]
     unattributed: list[Any] = [""]
     for figure in RATES:
         unattributed += [campaign["unattributed"][figure], ""]
-    parts.append(f"<tr class='unattributed'><td class='text'>unattributed</td>{_cells(unattributed)}</tr>")
-    parts.append("</tbody></table>")
-    return "".join(parts)
-
-
-def _small_table(head: Sequence[str], rows: Sequence[Sequence[Any]], empty: str) -> str:
-    if not rows:
-        return f"<p class='note'>{escape(empty)}</p>"
-    body = "".join(f"<tr>{_cells(row)}</tr>" for row in rows)
-    return f"<table>{_head(head)}<tbody>{body}</tbody></table>"
+    span = campaign["time_to_conversion"]
+    return CampaignPage(
+        name=name,
+        enrolled=campaign["enrolled"],
+        sent=totals["sent"],
+        replies=totals["replies"],
+        conversions=totals["conversions"],
+        figures=_charts(name, campaign, weekly),
+        # Touches by step: how far tracks got, what was sent, suppressed, skipped, and why.
+        touches=[
+            (step, _row([row["enrolled"], *(row[s] for s in STATES), row["total"]]), reasons_text(row["reasons"]))
+            for step, row in campaign["steps"].items()
+        ],
+        touch_totals=_row([campaign["enrolled"], *(totals[s] for s in STATES), sum(totals[s] for s in STATES)]),
+        # Outcomes by step: each figure and its rate per touch sent; then the ones no touch was found for.
+        outcomes=[(step, _outcome_figures(row)) for step, row in campaign["steps"].items()],
+        outcome_totals=_outcome_figures(totals),
+        unattributed=_row(unattributed),
+        movements=[_row((m["from"] or "?", m["to"], m["count"])) for m in campaign["movements"]],
+        conversion_time=_row((span["count"], days(span["median_days"]), days(span["p90_days"]))),
+        stages=[_row(item) for item in campaign["funnel"].items()],
+    )
 
 
 def _week_label(monday: str) -> str:
     return datetime.fromisoformat(monday).strftime("%d %b %Y")
 
 
-def _charts(name: str, campaign: Mapping[str, Any], weekly: Mapping[str, Any] | None) -> str:
+def _charts(name: str, campaign: Mapping[str, Any], weekly: Mapping[str, Any] | None) -> list[tuple[Markup, str]]:
+    """The campaign's charts with their captions. The SVG is markup `charts` made, which
+    escapes every label it prints."""
     weeks = weekly["weeks"] if weekly else []
     series = [charts.Series(channel, values) for channel, values in (weekly["channels"] if weekly else {}).items()]
     sends = charts.columns(
@@ -250,7 +238,7 @@ def _charts(name: str, campaign: Mapping[str, Any], weekly: Mapping[str, Any] | 
         for step, row in campaign["steps"].items()
         if row["rates"]["conversion"] is not None
     ]
-    figures = [(sends, "Touches sent per week (weeks from Monday, UTC), by channel")]
+    figures = [(Markup(sends), "Touches sent per week (weeks from Monday, UTC), by channel")]
     # A long campaign's steps in charts of BARS_A_CHART, so that each fits a printed page; on
     # one scale, so that bars compare across them.
     peak = max([rate for _, rate in converting] + [1.0])
@@ -264,19 +252,15 @@ def _charts(name: str, campaign: Mapping[str, Any], weekly: Mapping[str, Any] | 
         svg = charts.bars(chunk, f"{name}: conversions per touch sent, by step{part}", unit="%", max_value=peak)
         figures.append(
             (
-                svg,
+                Markup(svg),
                 f"Conversion rate by step{part}: conversions counted for the step per touch of it sent"
                 if converting
                 else "Conversion rate by step: no touch sent yet",
             )
         )
     stages = charts.funnel(list(campaign["funnel"].items()), f"{name}: leads by stage now")
-    figures.append((stages, "The funnel: leads in each stage now"))
-    return (
-        "<div class='charts'>"
-        + "".join(f"<figure>{svg}<figcaption>{escape(caption)}</figcaption></figure>" for svg, caption in figures)
-        + "</div>"
-    )
+    figures.append((Markup(stages), "The funnel: leads in each stage now"))
+    return figures
 
 
 def html_page(
@@ -284,48 +268,22 @@ def html_page(
 ) -> str:
     """A self-contained HTML5 page: inline CSS and SVG charts, no script, nothing fetched;
     it prints on A4 landscape, a campaign a page. `weekly`: `report.weekly_sends`."""
-    stamp = generated.isoformat(timespec="seconds")
-    window = data.get("attribution_window", "")
-    parts = [
-        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-        f"<title>dripper report — {escape(stamp)}</title><style>{_CSS}</style></head><body>",
-        f"<header><h1>dripper report</h1><p class='note'>Generated {escape(stamp)}. A reply, conversion, "
-        "unsubscribe, bounce or complaint counts for the touch it answers (inbound mail matched to the "
-        f"message), else for the last touch sent to the lead within {escape(window)} before it; else it is "
-        "unattributed. Rates are per touch sent.</p></header>",
-    ]
-    for name, campaign in data["campaigns"].items():
-        totals = campaign["totals"]
-        parts.append(
-            f"<section class='campaign'><h2>{escape(name)}</h2>"
-            f"<p>{campaign['enrolled']} lead(s) enrolled · {totals['sent']} touch(es) sent · "
-            f"{totals['replies']} repl(ies) · {totals['conversions']} conversion(s)</p>"
+    outcome_head = ["step", "sent"]
+    for figure, rate in RATES.items():
+        outcome_head += [figure, f"{rate} rate"]
+    return (
+        render(
+            "report/report.html",
+            stamp=generated.isoformat(timespec="seconds"),
+            window=data.get("attribution_window", ""),
+            campaigns=[
+                _campaign_page(name, campaign, (weekly or {}).get(name)) for name, campaign in data["campaigns"].items()
+            ],
+            touch_head=["step", "enrolled", *STATES, "total", "reasons"],
+            outcome_head=outcome_head,
         )
-        parts.append(_charts(name, campaign, (weekly or {}).get(name)))
-        parts.append("<h3>Touches by step</h3>" + _touch_table(campaign))
-        parts.append("<h3>Outcomes by step</h3>" + _outcome_table(campaign))
-        moves = [(m["from"] or "?", m["to"], m["count"]) for m in campaign["movements"]]
-        parts.append(
-            "<h3>Movements between stages</h3>"
-            + _small_table(("from", "to", "moves"), moves, "No stage changes recorded.")
-        )
-        span = campaign["time_to_conversion"]
-        parts.append(
-            "<h3>From first touch sent to conversion</h3>"
-            + _small_table(
-                ("converted leads", "median (days)", "90th percentile (days)"),
-                [(span["count"], days(span["median_days"]), days(span["p90_days"]))],
-                "",
-            )
-        )
-        parts.append(
-            "<h3>Leads by stage now</h3>"
-            + _small_table(("stage", "leads"), list(campaign["funnel"].items()), "No leads.")
-        )
-        parts.append("</section>")
-    parts.append("</body></html>\n")
-    return "".join(parts)
+        + "\n"
+    )
 
 
 __all__ = ["CSV_COLUMNS", "html_page", "tables", "to_csv"]

@@ -15,6 +15,7 @@ from dripper.channels.letters.libraries import UNAVAILABLE
 from dripper.leads import postal
 from dripper.planning import track
 from dripper.planning.planner import Planner, stop_reason
+from dripper.states import REPLANNABLE, Reason, TouchState
 from dripper.store import STATES, callrows, leadrows, printrows, reportrows
 from dripper.store import touchrows as touch_q
 
@@ -106,19 +107,19 @@ def _reached(
     counts: dict[str, dict[str, dict[str, int]]], reasons: dict[tuple[str, str, str], int]
 ) -> dict[tuple[str, str], int]:
     """(campaign, step) -> leads whose track reached the step: its rows (one a lead), less
-    those dripper closed itself because the lead left the track first (`track.REPLANNABLE`
+    those dripper closed itself because the lead left the track first (`REPLANNABLE`
     reasons, which only `skipped` rows carry)."""
     out = {}
     for campaign, steps in counts.items():
         for step, row in steps.items():
-            left = sum(reasons.get((campaign, step, reason), 0) for reason in track.REPLANNABLE)
+            left = sum(reasons.get((campaign, step, reason), 0) for reason in REPLANNABLE)
             out[(campaign, step)] = sum(row.values()) - left
     return out
 
 
 def _rates(row: Mapping[str, Any]) -> dict[str, float | None]:
     """Each outcome per touch sent (a fraction; None when nothing was sent)."""
-    sent = row["sent"]
+    sent = row[TouchState.SENT]
     return {rate: round(row[figure] / sent, 4) if sent else None for figure, rate in RATES.items()}
 
 
@@ -154,11 +155,11 @@ def _add_upcoming(
 ) -> None:
     for (campaign, step, stopped), n in upcoming.ahead.items():
         row = counts.setdefault(campaign, {}).setdefault(step, dict.fromkeys(STATES, 0))
-        row["suppressed" if stopped else "planned"] += n
+        row[TouchState.SUPPRESSED if stopped else TouchState.PLANNED] += n
         if stopped:
             reasons[(campaign, step, stopped)] = reasons.get((campaign, step, stopped), 0) + n
     for (campaign, step, reason), n in upcoming.reopened.items():  # counted as to come (above), not skipped
-        counts[campaign][step]["skipped"] -= n
+        counts[campaign][step][TouchState.SKIPPED] -= n
         reasons[(campaign, step, reason)] -= n
         if not reasons[(campaign, step, reason)]:
             del reasons[(campaign, step, reason)]
@@ -261,11 +262,11 @@ def upcoming_rows(planner: Planner, lead: Mapping[str, Any], rows: list[dict[str
     }
     since = lead["stage_entered_at"]
     stopped_now = stop_reason(campaign.stop_on, lead, since, campaign.name)
-    held = [r["due_at"] for r in rows if r["campaign"] == campaign.name and r["state"] == "planned"]
+    held = [r["due_at"] for r in rows if r["campaign"] == campaign.name and r["state"] == TouchState.PLANNED]
     out = []
     for item in track.upcoming(planner.track_of(lead), known, since, max(held) if held else None):
         reason = item.suppressed_by or stopped_now
-        state = "suppressed" if reason else "skipped" if item.missed else "planned"
+        state = TouchState.SUPPRESSED if reason else TouchState.SKIPPED if item.missed else TouchState.PLANNED
         out.append(
             {
                 "id": None,
@@ -276,7 +277,7 @@ def upcoming_rows(planner: Planner, lead: Mapping[str, Any], rows: list[dict[str
                 "kind": item.step.kind,
                 "due_at": item.due,
                 "state": state,
-                "reason": reason or ("missed" if item.missed else None),
+                "reason": reason or (Reason.MISSED if item.missed else None),
                 "sent_at": None,
                 "message_id": None,
                 "attempts": 0,
@@ -306,3 +307,12 @@ def weekly_sends(conn: Connection) -> dict[str, dict[str, Any]]:
 
 
 CHANNELS = ("email", "letter", "call")
+
+
+def letters_skipped_because(plan: Mapping[str, Any]) -> str | None:
+    """Why the planned letters of a `lead_plan` will be skipped (no_postal_address): its
+    postal address's problem; None when it has none or no letter is planned."""
+    address = plan["lead"]["postal_address"]
+    if address["complete"] or not any(t["channel"] == "letter" and t["state"] == "planned" for t in plan["touches"]):
+        return None
+    return str(address["problem"])

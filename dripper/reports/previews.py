@@ -17,9 +17,10 @@ import webbrowser
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from html import escape
 from pathlib import Path
 from typing import Any
+
+from markupsafe import Markup
 
 from dripper.campaign.model import Campaign, Step
 from dripper.campaign.templates import LeadView, RenderedEmail
@@ -28,6 +29,7 @@ from dripper.channels.email.mime import build_email, list_unsubscribe
 from dripper.channels.email.transports import Envelope, Transport
 from dripper.leads.records import normalize_email
 from dripper.reports import charts
+from dripper.web.templating import render
 
 PREVIEW_DIR = Path("previews")
 TEST_HEADER = "X-Dripper-Test"
@@ -71,32 +73,28 @@ def email_page(rendered: RenderedEmail, from_: str, to: str, when: datetime, not
     """The e-mail's HTML part as a complete page, with the subject, From, To and Date shown
     above it the way a mail client shows them (`from_`/`to` as display_address gives them,
     `when` on the lead's clock). The message's own HTML is kept as it is: the header block
-    is inserted after its <body> tag, styled inline like the message."""
-    rows = "".join(
-        f"<tr><td style='color:#666;padding:1px 12px 1px 0;vertical-align:top'>{label}</td>"
-        f"<td style='padding:1px 0'>{escape(value)}</td></tr>"
-        for label, value in (("From", from_), ("To", to), ("Date", when.strftime("%a, %d %b %Y %H:%M %Z").strip()))
-    )
-    block = (
-        "<div class='dripper-preview' style='font-family:system-ui,sans-serif;font-size:14px;color:#222;"
-        "background:#f4f4f4;border-bottom:1px solid #ccc;margin:0 0 16px;padding:12px 16px'>"
-        f"<div class='dripper-preview-subject' style='font-size:18px;font-weight:600;margin:0 0 6px'>"
-        f"{escape(rendered.subject)}</div><table style='border-collapse:collapse;font-size:14px'>{rows}</table>"
-        f"<div style='color:#8a4b00;font-size:12px;margin-top:6px'>{escape(note)}</div></div>"
+    (templates/previews/email_header.html) is inserted after its <body> tag."""
+    block = render(
+        "previews/email_header.html",
+        subject=rendered.subject,
+        rows=(("From", from_), ("To", to), ("Date", when.strftime("%a, %d %b %Y %H:%M %Z").strip())),
+        note=note,
     )
     html = rendered.html
-    head = f"<meta charset='utf-8'><title>{escape(rendered.subject)}</title>"
     body = _BODY_OPEN.search(html)
     if body is None:  # a fragment: give it a document of its own
-        return f"<!doctype html><html><head>{head}</head><body>{block}{html}</body></html>"
+        return render("previews/email_page.html", subject=rendered.subject, header=Markup(block), message=Markup(html))
     html = html[: body.end()] + block + html[body.end() :]
     opened = _HEAD_OPEN.search(html)
     if opened is None:
-        return html[: body.start()] + f"<head>{head}</head>" + html[body.start() :]
-    has_title = re.search(r"<title\b", html[: body.start()], re.IGNORECASE) is not None
-    has_charset = "charset" in html[opened.end() : body.start()].lower()
-    extra = ("" if has_charset else "<meta charset='utf-8'>") + (
-        "" if has_title else f"<title>{escape(rendered.subject)}</title>"
+        head = render("previews/email_head.html", whole=True, charset=True, title=True, subject=rendered.subject)
+        return html[: body.start()] + head + html[body.start() :]
+    extra = render(
+        "previews/email_head.html",
+        whole=False,
+        charset="charset" not in html[opened.end() : body.start()].lower(),
+        title=re.search(r"<title\b", html[: body.start()], re.IGNORECASE) is None,
+        subject=rendered.subject,
     )
     return html[: opened.end()] + extra + html[opened.end() :]
 
@@ -114,16 +112,12 @@ def call_page(view: LeadView, campaign: Campaign, step: Step, notes: str, note: 
         ("Campaign", campaign.name),
         ("Step", f"{step.id} ({step.kind})"),
     ]
-    rows = "".join(f"<tr><th>{label}</th><td>{escape(value)}</td></tr>" for label, value in details if value)
-    title = f"Call {who}: {step.id}"
-    return (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{escape(title)}</title><style>body{{font-family:system-ui,sans-serif;max-width:44em;margin:2em auto;"
-        "padding:0 1em;color:#222}th{text-align:left;color:#666;font-weight:normal;padding:2px 14px 2px 0}"
-        ".points{white-space:pre-wrap;border-left:3px solid #2f6f8f;padding:.2em 1em;margin:1em 0}"
-        ".note{color:#8a4b00;font-size:.85em}</style></head><body>"
-        f"<h1>{escape(title)}</h1><table>{rows}</table><h2>Talking points</h2>"
-        f"<div class='points'>{escape(notes.strip())}</div><p class='note'>{escape(note)}</p></body></html>"
+    return render(
+        "previews/call.html",
+        title=f"Call {who}: {step.id}",
+        details=[(label, value) for label, value in details if value],
+        points=notes.strip(),
+        note=note,
     )
 
 
@@ -269,6 +263,28 @@ async def send_test(composed: Composed, transport: Transport) -> str:
         await transport.close()
 
 
+class NotForStep(ValueError):
+    """The format asked for does not exist for this step's channel."""
+
+
+def touch_text(composer: Composer, view: LeadView, campaign: Campaign, step: Step, now: datetime, fmt: str) -> str:
+    """One touch as `dripper preview` prints it: `fmt` text (a call's notes, and a letter's
+    too; an e-mail's subject and text part), html (an e-mail's HTML part, a letter's page)
+    or eml (the whole e-mail). A letter in pdf is this page, printed; an e-mail or a call
+    has no pdf (NotForStep)."""
+    if step.channel == "call" or (step.channel == "letter" and fmt == "text"):
+        return composer.call_notes(view, campaign, step, now)
+    if step.channel == "letter":
+        return composer.letter(view, campaign, step, now).html
+    if fmt == "pdf":
+        raise NotForStep("--format pdf is for letter steps")
+    if fmt == "eml":
+        return composer.email(0, view, campaign, step, now).data.decode("ascii", "replace")
+    ctx, _url, _token = composer.context(view, campaign, step, now)
+    rendered = composer.loaded.renderer.email(campaign, step, ctx)
+    return rendered.html if fmt == "html" else f"Subject: {rendered.subject}\n\n{rendered.text}"
+
+
 # --- the simulated timeline as a page -------------------------------------------------------
 
 
@@ -282,14 +298,6 @@ class Track:
 _CHANNELS = ("email", "letter", "call")
 _COLOURS = {c: charts.PALETTE[i] for i, c in enumerate(_CHANNELS)}  # a channel has one colour on every chart
 
-_PAGE_CSS = (
-    "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:60em;padding:0 1em;color:#222}"
-    "h2{margin-top:2em}table{border-collapse:collapse;margin:1em 0;width:100%}"
-    "th,td{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}th{background:#f4f4f4}"
-    "td.day{text-align:right}svg{max-width:100%;height:auto}.empty{color:#666}"
-    + "".join(f".ch-{c}{{border-left:4px solid {colour}}}" for c, colour in _COLOURS.items())
-)
-
 
 def timeline_page(
     tracks: Sequence[Track], *, start: datetime, days: int, zone: str, local: Callable[[str], str], country: str = ""
@@ -298,14 +306,7 @@ def timeline_page(
     per track a picture of its touches on a day axis, coloured by channel, then the table
     of day, local date, step, channel, kind and subject. `local` turns a due instant (ISO)
     into the local date shown."""
-    where = f"{zone}, holidays of {country}" if country else zone
-    parts = [
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-        f"<title>dripper simulate</title><style>{_PAGE_CSS}</style></head><body>",
-        f"<h1>Simulated timeline</h1><p>A new lead entering at {escape(start.isoformat(timespec='minutes'))} "
-        f"({escape(where)}), the first {days} days.</p>",
-    ]
+    pages = []
     for track in tracks:
         title = f"{track.campaign} · {track.stage}"
         n = len(track.rows)
@@ -313,24 +314,15 @@ def timeline_page(
         picture = charts.timeline(
             marks, days, f"{title}: {n} touch{'es' if n != 1 else ''} in {days} days", colours=_COLOURS
         )
-        parts.append(f"<section><h2>{escape(title)}</h2>{picture}")
-        if not track.rows:
-            parts.append(f"<p class='empty'>No touches in the first {days} days.</p></section>")
-            continue
-        parts.append(
-            "<table><tr><th>day</th><th>date (local)</th><th>step</th><th>channel</th><th>kind</th>"
-            "<th>subject</th></tr>"
-        )
-        for r in track.rows:
-            parts.append(
-                f"<tr class='ch-{escape(str(r['channel']), quote=True)}'><td class='day'>{r['day']}</td>"
-                f"<td>{escape(local(r['date']))}</td><td>{escape(r['step'])}</td>"
-                f"<td>{escape(r['channel'])}</td><td>{escape(r['kind'])}</td>"
-                f"<td>{escape(r['subject'])}</td></tr>"
-            )
-        parts.append("</table></section>")
-    parts.append("</body></html>")
-    return "".join(parts)
+        pages.append((title, Markup(picture), [(r, local(r["date"])) for r in track.rows]))
+    return render(
+        "previews/timeline.html",
+        start=start.isoformat(timespec="minutes"),
+        where=f"{zone}, holidays of {country}" if country else zone,
+        days=days,
+        colours=_COLOURS,
+        tracks=pages,
+    )
 
 
 __all__ = [
@@ -338,6 +330,7 @@ __all__ = [
     "PREVIEW_NOTE",
     "TEST_HEADER",
     "TEST_PREFIX",
+    "NotForStep",
     "Opener",
     "PreviewComposer",
     "Track",
@@ -353,5 +346,6 @@ __all__ = [
     "test_address",
     "test_message_id",
     "timeline_page",
+    "touch_text",
     "write_preview",
 ]

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 
 from dripper.channels.email.transports import SendError
+from dripper.states import Reason
 
 GIVE_UP_AFTER = timedelta(days=5)  # the queue lifetime of common MTAs (Postfix, Exim, sendmail)
 DETAIL_MAX = 300  # characters of an error message kept in a reason (file names can run to 4 KB)
@@ -91,18 +92,20 @@ class Verdict:
     reason: str
 
 
-def verdict(failure: Failure, prefix: str, detail: str, previous: str | None, now: datetime) -> Verdict:
+def verdict(failure: Failure, prefix: Reason, detail: str, previous: str | None, now: datetime) -> Verdict:
     """The verdict on a failed attempt at `now` (business clock). `prefix` names what
     failed (`retry`, `smtp_retry`), `detail` how; `previous` is the touch's reason before
     the attempt, which tells when a run of LASTING failures began."""
     if failure is Failure.PERMANENT:
-        return Verdict(True, f"permanent_error: {detail}")
-    reason = f"{prefix}: {detail}"
+        return Verdict(True, Reason.PERMANENT_ERROR.with_detail(detail))
+    reason = Reason(prefix).with_detail(detail)
     if failure is Failure.PASSING:
         return Verdict(False, reason)
     since = retrying_since(previous) or now
     if now - since >= GIVE_UP_AFTER:
-        return Verdict(True, f"gave_up: {reason} (retried since {since.isoformat(timespec='seconds')})")
+        return Verdict(
+            True, Reason.GAVE_UP.with_detail(f"{reason} (retried since {since.isoformat(timespec='seconds')})")
+        )
     return Verdict(False, f"{reason} [retrying since {since.isoformat(timespec='seconds')}]")
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from dripper.campaign.model import Limits
+from dripper.states import Reason
 from dripper.store import Store, counters
 
 
@@ -53,7 +54,7 @@ class Limiter:
             full = [k for k in keys if used.get(k, 0) >= limits[k]] or keys
             scope, seconds, start = min(full, key=lambda k: k[2] + timedelta(seconds=k[1]))
             held[touch_id] = Held(
-                reason=f"rate_limited: {scope} {limits[(scope, seconds, start)]}/{_unit(seconds)}",
+                reason=Reason.RATE_LIMITED.with_detail(f"{scope} {limits[(scope, seconds, start)]}/{_unit(seconds)}"),
                 until=start + timedelta(seconds=seconds),
                 everything_blocked=scope == "all",
             )

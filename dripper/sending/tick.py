@@ -25,7 +25,7 @@ import os
 import time
 from collections.abc import Awaitable, Mapping
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -52,7 +52,9 @@ from dripper.planning.planner import Finished, Planner, advance, reconcile, stop
 from dripper.sending.failures import Failure, classify, describe, smtp_reply, verdict
 from dripper.sending.forked import die_with
 from dripper.sending.limits import Limiter
+from dripper.sending.outcomes import Outcome
 from dripper.settings import DEFAULT_LEASE_SECONDS, Settings
+from dripper.states import Channel, EventKind, InboundKind, Reason, TouchState
 from dripper.store import Store, callrows, leadrows, locks, printrows
 from dripper.store import touchrows as touch_q
 
@@ -66,8 +68,6 @@ IDEMPOTENT_IN_FLIGHT = 256
 CLAIM_BATCH = 50  # touches claimed per query (claimed is not in flight: never sent twice)
 RENDER_POOL_MIN = 200  # due e-mails below which composing in-process is cheaper than a worker
 RENDER_CHUNK = 16  # e-mails per job sent to the render worker
-
-Outcome = dict[str, Any]  # the column values that record what happened to a touch
 
 
 @dataclass
@@ -93,19 +93,21 @@ class _Job:
     step: Step
 
 
-RENDER_ERROR = "render_error"
+RENDER_ERROR = Reason.RENDER_ERROR.value
 # A message, or why there is none: (RENDER_ERROR or a Failure's value, reason). Plain
 # data: it comes back from the render worker process.
 ComposeResult = Composed | tuple[str, str]
-# claimed touches, what was decided for each, their e-mails being composed, the instant,
-# and the leads as they were read with the claim
-_Batch = tuple[
-    list[touch_q.Claimed],
-    dict[int, "Outcome | _Job"],
-    dict[int, Awaitable[ComposeResult]],
-    datetime,
-    Mapping[int, Mapping[str, Any]],
-]
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """Touches claimed together, and what the tick knows about them so far."""
+
+    claimed: list[touch_q.Claimed]
+    prepared: dict[int, Outcome | _Job]  # what was decided for each, by touch id
+    composing: dict[int, Awaitable[ComposeResult]]  # their e-mails being composed
+    now: datetime  # the business clock when they were claimed
+    leads: Mapping[int, leadrows.LeadRow]  # the leads as they were read with the claim
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -247,7 +249,7 @@ class Sender:
         if self.settings.render_processes < 1:
             return None
         with self.store.begin() as conn:  # counted up to the threshold only: flat in the backlog
-            due = touch_q.count_due(conn, at, "email", up_to=RENDER_POOL_MIN)
+            due = touch_q.count_due(conn, at, Channel.EMAIL, up_to=RENDER_POOL_MIN)
         if due < RENDER_POOL_MIN:
             return None
         pool = ProcessPoolExecutor(
@@ -282,7 +284,7 @@ class Sender:
         try:
             batch = self._claim(at, summary, pool, limit, held)
             while batch is not None:
-                claimed, prepared, composing, now, lead_rows = batch
+                claimed, prepared, composing, now = batch.claimed, batch.prepared, batch.composing, batch.now
                 composed_ahead.append(composing)
                 # Claim and start composing the next batch while this one is sent.
                 more = claimed and not self._stopping and not self._limit_reached
@@ -304,13 +306,13 @@ class Sender:
                     del held[touch.id]
                     self._in_flight.add(touch.id)
                     task = asyncio.create_task(
-                        self._process(touch, job, composed, summary, recorder, now, lead_rows.get(touch.lead_id))
+                        self._process(touch, job, composed, summary, recorder, now, batch.leads.get(touch.lead_id))
                     )
                     running.add(task)
                     task.add_done_callback(lambda t: (running.discard(t), slots.release()))
                 if not claimed or self._stopping or upcoming is None:
                     if upcoming is not None:
-                        composed_ahead.append(upcoming[2])
+                        composed_ahead.append(upcoming.composing)
                     break
                 batch = upcoming
             self._release_held(held)  # at once: another worker may take them while ours finish
@@ -415,7 +417,7 @@ class Sender:
         now = self.clock.now()
         prepared = {t.id: self._prepare(t, lead_rows.get(t.lead_id), at, summary) for t in claimed}
         self._apply_limits(claimed, prepared, now, summary)
-        return claimed, prepared, self._compose_ahead(claimed, prepared, lead_rows, pool, now), now, lead_rows
+        return _Batch(claimed, prepared, self._compose_ahead(claimed, prepared, lead_rows, pool, now), now, lead_rows)
 
     def _apply_limits(
         self, claimed: list[touch_q.Claimed], prepared: dict[int, Outcome | _Job], now: datetime, summary: TickSummary
@@ -424,17 +426,13 @@ class Sender:
         emails = [
             (t.id, job.view.email.rpartition("@")[2])
             for t in claimed
-            if isinstance(job := prepared[t.id], _Job) and job.step.channel == "email"
+            if isinstance(job := prepared[t.id], _Job) and Channel(job.step.channel) is Channel.EMAIL
         ]
         attempts = {t.id: t.attempts for t in claimed}
         for touch_id, held in self.limiter.admit(emails, now).items():
-            prepared[touch_id] = {
-                "state": "planned",
-                "claimed_by": None,
-                "reason": held.reason,
-                "due_at": held.until,
-                "attempts": attempts[touch_id] - 1,
-            }
+            prepared[touch_id] = Outcome(
+                TouchState.PLANNED, held.reason, due_at=held.until, attempts=attempts[touch_id] - 1
+            )
             summary.deferred += 1
             self._limit_reached |= held.everything_blocked
 
@@ -445,7 +443,7 @@ class Sender:
                     conn,
                     touch.id,
                     self.settings.worker_id,
-                    state="planned",
+                    state=TouchState.PLANNED,
                     claimed_by=None,
                     attempts=touch.attempts - 1,
                     updated_at=self.clock.now(),
@@ -462,30 +460,25 @@ class Sender:
         found = campaign.step(touch.step_id) if campaign else None
         if lead is None or campaign is None or found is None or found[0] != touch.stage:
             summary.skipped += 1
-            return {"state": "skipped", "reason": "step_removed"}
+            return Outcome(TouchState.SKIPPED, Reason.STEP_REMOVED)
         if (lead["campaign"], lead["stage"]) != (touch.campaign, touch.stage):
             summary.skipped += 1  # a touch of the track the lead left (planned as it moved): never sent
-            return {
-                "state": "skipped",
-                "reason": "stage_changed" if lead["campaign"] == touch.campaign else "campaign_changed",
-            }
+            moved = Reason.STAGE_CHANGED if lead["campaign"] == touch.campaign else Reason.CAMPAIGN_CHANGED
+            return Outcome(TouchState.SKIPPED, moved)
         if _superseded(self.loaded.planner, lead, touch, at):
             summary.skipped += 1  # held, or the worker was down: only the latest due step goes out
-            return {"state": "skipped", "reason": "missed"}
+            return Outcome(TouchState.SKIPPED, Reason.MISSED)
         stop = stop_reason(campaign.stop_on, lead, touch.planned_at, campaign.name)
         if stop:  # suppression is checked again here, at send time
             summary.suppressed += 1
-            return {"state": "suppressed", "reason": stop}
+            return Outcome(TouchState.SUPPRESSED, stop)
         paused = lead["paused_until"]
         if paused is not None and paused > self.clock.now():  # the lead asked for a break
             summary.deferred += 1
-            return {
-                "state": "planned",
-                "claimed_by": None,
-                "due_at": paused,
-                "attempts": touch.attempts - 1,
-                "reason": f"paused until {paused.date().isoformat()}",
-            }
+            until = f"until {paused.date().isoformat()}"
+            return Outcome(
+                TouchState.PLANNED, Reason.PAUSED.with_detail(until), due_at=paused, attempts=touch.attempts - 1
+            )
         return _Job(LeadView.from_row(lead, config.defaults.timezone), campaign, found[1])
 
     def _compose_ahead(
@@ -499,7 +492,9 @@ class Sender:
         """Hand the batch's e-mails to the render worker; one awaitable per touch."""
         if pool is None:
             return {}
-        emails = [t for t in batch if isinstance(prepared[t.id], _Job) and prepared[t.id].step.channel == "email"]
+        emails = [
+            t for t in batch if isinstance(job := prepared[t.id], _Job) and Channel(job.step.channel) is Channel.EMAIL
+        ]
         loop = asyncio.get_running_loop()
         out: dict[int, Awaitable[ComposeResult]] = {}
         for start in range(0, len(emails), RENDER_CHUNK):
@@ -522,12 +517,11 @@ class Sender:
     ) -> None:
         try:
             outcome = (
-                dict(prepared)
-                if isinstance(prepared, dict)
-                else await self._work(touch, prepared, composed, summary, now)
+                prepared if isinstance(prepared, Outcome) else await self._work(touch, prepared, composed, summary, now)
             )
-            bounce = outcome.pop("hard_bounce", None)
-            outcome.setdefault("updated_at", self.clock.now())
+            bounce = outcome.hard_bounce
+            if outcome.updated_at is None:
+                outcome = replace(outcome, updated_at=self.clock.now())
             await recorder.record(touch, outcome, lead)
         finally:  # recorded, or not (then lease recovery takes it again): no longer renewed here
             self._in_flight.discard(touch.id)
@@ -538,14 +532,14 @@ class Sender:
         self, touch: touch_q.Claimed, job: _Job, composed: ComposeResult | None, summary: TickSummary, now: datetime
     ) -> Outcome:
         try:
-            if job.step.channel == "email":
+            if Channel(job.step.channel) is Channel.EMAIL:
                 result = (
                     composed
                     if composed is not None
                     else _compose_one(self.composer, touch.id, job.view, job.campaign, job.step, now)
                 )
                 return await self._send(touch, result, summary, now)
-            if job.step.channel == "letter":
+            if Channel(job.step.channel) is Channel.LETTER:
                 return await self._write_letter(touch, job, now, summary)
             return self._write_call(touch, job, now, summary)
         except TemplateError as exc:
@@ -556,15 +550,15 @@ class Sender:
                 log.warning("touch %s can never be sent as its data stand: %s", touch.id, describe(exc))
             else:
                 log.exception("touch %s could not be processed; it will be retried", touch.id)
-            return self._unsent(touch, failure, "retry", describe(exc), now, summary)
+            return self._unsent(touch, failure, Reason.RETRY, describe(exc), now, summary)
 
     @staticmethod
     def _failed_render(reason: str, summary: TickSummary) -> Outcome:
         summary.failed += 1
-        return {"state": "failed", "reason": f"render_error: {reason}"}
+        return Outcome(TouchState.FAILED, Reason.RENDER_ERROR.with_detail(reason))
 
     def _unsent(
-        self, touch: touch_q.Claimed, failure: Failure, prefix: str, detail: str, now: datetime, summary: TickSummary
+        self, touch: touch_q.Claimed, failure: Failure, prefix: Reason, detail: str, now: datetime, summary: TickSummary
     ) -> Outcome:
         """The outcome of an attempt that failed, by the failure's kind (dripper.failures):
         failed at once, retried until GIVE_UP_AFTER has gone by since its run of failures
@@ -572,17 +566,17 @@ class Sender:
         judged = verdict(failure, prefix, detail, touch.reason, now)
         if judged.fail:
             summary.failed += 1
-            return {"state": "failed", "reason": judged.reason}
+            return Outcome(TouchState.FAILED, judged.reason)
         return self._retry(touch, judged.reason, now, summary)
 
     @staticmethod
     def _retry(touch: touch_q.Claimed, reason: str, now: datetime, summary: TickSummary) -> Outcome:
         summary.deferred += 1
-        return {"state": "planned", "claimed_by": None, "reason": reason, "due_at": now + retry_delay(touch.attempts)}
+        return Outcome(TouchState.PLANNED, reason, due_at=now + retry_delay(touch.attempts))
 
     @staticmethod
     def _kept_reason(touch: touch_q.Claimed) -> str | None:
-        return touch.reason if touch.reason == "resent_after_interruption" else None
+        return touch.reason if touch.reason == Reason.RESENT_AFTER_INTERRUPTION else None
 
     async def _send(
         self, touch: touch_q.Claimed, result: ComposeResult, summary: TickSummary, now: datetime
@@ -593,32 +587,34 @@ class Sender:
                 return self._failed_render(reason, summary)
             if kind == Failure.PERMANENT.value:
                 log.warning("touch %s can never be sent as its data stand: %s", touch.id, reason)
-            return self._unsent(touch, Failure(kind), "retry", reason, now, summary)
+            return self._unsent(touch, Failure(kind), Reason.RETRY, reason, now, summary)
         try:
             await self.transport.send(Envelope(result.mail_from, result.recipient, result.data, result.name))
         except SendError as exc:
             return self._send_error(touch, exc, now, summary)
         summary.sent += 1
-        return {"state": "sent", "reason": self._kept_reason(touch), "message_id": result.message_id, "sent_at": now}
+        return Outcome(TouchState.SENT, self._kept_reason(touch), message_id=result.message_id, sent_at=now)
 
     def _send_error(self, touch: touch_q.Claimed, exc: SendError, now: datetime, summary: TickSummary) -> Outcome:
         if exc.transient:  # retried; given up after days only when it is about the recipient's mailbox
-            return self._unsent(touch, smtp_reply(exc), "smtp_retry", str(exc), now, summary)
+            return self._unsent(touch, smtp_reply(exc), Reason.SMTP_RETRY, str(exc), now, summary)
         summary.failed += 1
-        outcome: Outcome = {"state": "failed", "reason": f"smtp_error: {exc}"}
         from dripper.inbound.classify import bounce_kind
 
         # Refused at RCPT: a hard bounce only on the evidence a bounce needs (the address
         # or its domain is gone), never for a refusal of our message (blocklists, policy).
-        if exc.recipient and bounce_kind(str(exc), phase="RCPT") == "bounce_hard":
-            outcome["hard_bounce"] = {"status": exc.code, "message": str(exc), "touch": touch.id}
-        return outcome
+        bounce = None
+        if exc.recipient and bounce_kind(str(exc), phase="RCPT") == InboundKind.BOUNCE_HARD:
+            bounce = {"status": exc.code, "message": str(exc), "touch": touch.id}
+        return Outcome(TouchState.FAILED, Reason.SMTP_ERROR.with_detail(str(exc)), hard_bounce=bounce)
 
     def _hard_bounce(self, touch: touch_q.Claimed, detail: dict[str, Any]) -> None:
         with self.store.begin() as conn:
             lead = leadrows.by_id(conn, touch.lead_id)
             if lead is not None:
-                apply_event(conn, self.loaded.planner, lead, "bounced", self.clock.now(), source="smtp", detail=detail)
+                apply_event(
+                    conn, self.loaded.planner, lead, EventKind.BOUNCED, self.clock.now(), source="smtp", detail=detail
+                )
 
     def _business_day(self, instant: datetime) -> str:
         """The date the office is on: batches and call lists are per business day."""
@@ -627,7 +623,7 @@ class Sender:
     async def _write_letter(self, touch: touch_q.Claimed, job: _Job, now: datetime, summary: TickSummary) -> Outcome:
         if not postal.check(job.view).complete:
             summary.skipped += 1
-            return {"state": "skipped", "reason": "no_postal_address"}
+            return Outcome(TouchState.SKIPPED, Reason.NO_POSTAL_ADDRESS)
         # WeasyPrint takes 0.1-0.3 s a letter (and its import 0.4 s): it runs off the event
         # loop, so the tick's e-mails keep flowing meanwhile; on one thread, one letter at a
         # time, because WeasyPrint does not promise to be thread-safe.
@@ -651,13 +647,13 @@ class Sender:
             "address": "\n".join(composed.address),
             "sort_key": composed.sort_key,
         }
-        return {
-            "state": "sent",
-            "reason": self._kept_reason(touch),
-            "message_id": str(path),
-            "sent_at": now,
-            "letter": (self._business_day(now), row),
-        }
+        return Outcome(
+            TouchState.SENT,
+            self._kept_reason(touch),
+            message_id=str(path),
+            sent_at=now,
+            letter=(self._business_day(now), row),
+        )
 
     @staticmethod
     def _wait_for_libraries(
@@ -667,13 +663,9 @@ class Sender:
         waits, due again after letter_libraries.WAIT. Not an attempt, never a failure: the
         touch is fine, and it goes out once the libraries are installed."""
         summary.deferred += 1
-        return {
-            "state": "planned",
-            "claimed_by": None,
-            "reason": missing.reason,
-            "due_at": now + letter_libraries.WAIT,
-            "attempts": touch.attempts - 1,
-        }
+        return Outcome(
+            TouchState.PLANNED, missing.reason, due_at=now + letter_libraries.WAIT, attempts=touch.attempts - 1
+        )
 
     def _render_letter(self, html: str, name: str) -> tuple[letters.RenderedLetter, Path]:
         rendered = letters.render_letter(html, self.settings.templates_path)
@@ -692,7 +684,7 @@ class Sender:
             "owner": owner,
             "talking_points": notes,
         }
-        return {"state": "sent", "reason": "call_task", "sent_at": now, "call": row}
+        return Outcome(TouchState.SENT, Reason.CALL_TASK, sent_at=now, call=row)
 
     def _paperwork(self, at: datetime) -> None:
         """After the sends: print batches that gained letters are rebuilt (and handed to a
@@ -715,14 +707,6 @@ class Sender:
             except OSError:
                 log.exception("call list for %s could not be written; `dripper calls` still lists it", day)
         self._call_days.clear()
-
-
-def _goes_on(outcome: Outcome) -> bool:
-    """After this outcome the track goes on to its next step. Not after a suppression (the
-    lead stopped the track), a touch still pending (retried, deferred, released), or a
-    step that left the campaign (the edit re-plans the track)."""
-    state = outcome.get("state")
-    return state in ("sent", "failed") or (state == "skipped" and outcome.get("reason") not in track.REPLANNABLE)
 
 
 async def _pick(future: Awaitable[list[ComposeResult]], index: int) -> ComposeResult:
@@ -795,14 +779,13 @@ class _Recorder:
         outcomes = []
         finished = []
         for touch, outcome, lead, _ in items:
-            values = dict(outcome)
-            if "letter" in values:
-                day, row = values.pop("letter")
+            if outcome.letter is not None:
+                day, row = outcome.letter
                 papers.setdefault(day, []).append(row)
-            if "call" in values:
-                calls.append(values.pop("call"))
-            outcomes.append((touch.id, values))
-            if _goes_on(values):
+            if outcome.call is not None:
+                calls.append(outcome.call)
+            outcomes.append((touch.id, outcome.columns()))
+            if outcome.goes_on:
                 finished.append(
                     Finished(touch.lead_id, touch.campaign, touch.stage, touch.step_id, touch.planned_at, lead)
                 )
@@ -819,8 +802,8 @@ class _Recorder:
         except Exception as exc:
             log.exception("recording %d outcome(s) failed", len(items))
             return exc
-        self.planned_due += sum(row["state"] == "planned" and row["due_at"] <= self.at for row in planned)
-        self.missed += sum(row["reason"] == "missed" for row in planned)
+        self.planned_due += sum(row["state"] == TouchState.PLANNED and row["due_at"] <= self.at for row in planned)
+        self.missed += sum(row["reason"] == Reason.MISSED for row in planned)
         self.call_days.update(row["day"] for row in calls)
         if held < len(items):
             log.warning("%d touch(es) were taken over by another worker before they were recorded", len(items) - held)

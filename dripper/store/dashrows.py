@@ -11,7 +11,9 @@ from typing import Any
 from sqlalchemy import Connection, RowMapping, and_, case, func, literal, select, text
 from sqlalchemy.sql import ColumnElement
 
+from dripper.states import TouchState
 from dripper.store.tables import UTCDateTime, calls, events, leads, touches
+from dripper.store.touchrows import ROW
 
 # Collations under which PostgreSQL orders text by code point, as SQLite's BINARY does: a
 # prefix is then a range of the unique index on leads.email.
@@ -20,7 +22,7 @@ _CODE_POINT_ORDER = {"C", "POSIX", "C.UTF-8", "C.utf8"}
 
 def _window(start: datetime, end: datetime) -> ColumnElement[bool]:
     # The partial index of planned touches serves this (see tables.py).
-    return and_(touches.c.state == "planned", touches.c.due_at > start, touches.c.due_at < end)
+    return and_(touches.c.state == TouchState.PLANNED, touches.c.due_at > start, touches.c.due_at < end)
 
 
 def planned_by_day(conn: Connection, bounds: Sequence[datetime]) -> list[tuple[str, str, str, int, int]]:
@@ -71,7 +73,7 @@ def touches_of(conn: Connection, lead_ids: Sequence[int]) -> dict[int, list[dict
     """Every touch row of these leads (their tracks' rows: a handful each), by lead."""
     out: dict[int, list[dict[str, Any]]] = {lead_id: [] for lead_id in lead_ids}
     if lead_ids:
-        query = select(touches).where(touches.c.lead_id.in_(list(lead_ids))).order_by(touches.c.due_at, touches.c.id)
+        query = select(*ROW).where(touches.c.lead_id.in_(list(lead_ids))).order_by(touches.c.due_at, touches.c.id)
         for row in conn.execute(query):
             out[row.lead_id].append(dict(row._mapping))
     return out

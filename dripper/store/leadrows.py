@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, RowMapping, insert, select, update
+from sqlalchemy import Connection, Row, insert, select, update
 from sqlalchemy.sql import ColumnElement
 
 from dripper.store.tables import events, leads
+
+# A stored lead (or event) row, by column name.
+LeadRow = Mapping[str, Any]
 
 SUPPRESSION_COLUMNS = {
     "converted": "converted_at",
@@ -20,20 +23,24 @@ SUPPRESSION_COLUMNS = {
 }
 
 
-def by_email(conn: Connection, email: str) -> RowMapping | None:
+def _by_name(row: Row[Any]) -> LeadRow:
+    return cast(LeadRow, row._mapping)
+
+
+def by_email(conn: Connection, email: str) -> LeadRow | None:
     row = conn.execute(select(leads).where(leads.c.email == email.strip().lower())).first()
-    return row._mapping if row else None
+    return _by_name(row) if row else None
 
 
-def by_id(conn: Connection, lead_id: int) -> RowMapping | None:
+def by_id(conn: Connection, lead_id: int) -> LeadRow | None:
     row = conn.execute(select(leads).where(leads.c.id == lead_id)).first()
-    return row._mapping if row else None
+    return _by_name(row) if row else None
 
 
-def by_ids(conn: Connection, ids: Sequence[int]) -> dict[int, RowMapping]:
+def by_ids(conn: Connection, ids: Sequence[int]) -> dict[int, LeadRow]:
     if not ids:
         return {}
-    return {row.id: row._mapping for row in conn.execute(select(leads).where(leads.c.id.in_(list(ids))))}
+    return {row.id: _by_name(row) for row in conn.execute(select(leads).where(leads.c.id.in_(list(ids))))}
 
 
 def set_fields(conn: Connection, lead_id: int, at: datetime, **values: Any) -> None:
@@ -51,14 +58,14 @@ def set_flag(conn: Connection, lead_id: int, kind: str, at: datetime) -> None:
     )
 
 
-def matching(conn: Connection, which: ColumnElement[bool], chunk: int = 5000) -> Iterator[list[RowMapping]]:
+def matching(conn: Connection, which: ColumnElement[bool], chunk: int = 5000) -> Iterator[list[LeadRow]]:
     """The leads `which` selects, whole rows in id order, a chunk at a time (memory stays flat)."""
     last = 0
     while True:
         rows = conn.execute(select(leads).where(which, leads.c.id > last).order_by(leads.c.id).limit(chunk)).all()
         if not rows:
             return
-        yield [row._mapping for row in rows]
+        yield [_by_name(row) for row in rows]
         last = rows[-1].id
 
 
@@ -76,9 +83,9 @@ def record_event(
     )
 
 
-def event_for_message(conn: Connection, message_id: str) -> RowMapping | None:
+def event_for_message(conn: Connection, message_id: str) -> LeadRow | None:
     row = conn.execute(select(events).where(events.c.message_id == message_id)).first()
-    return row._mapping if row else None
+    return _by_name(row) if row else None
 
 
 def count_events(conn: Connection, lead_id: int, kind: str, since: datetime) -> int:

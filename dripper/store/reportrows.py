@@ -38,6 +38,7 @@ from sqlalchemy.schema import CreateTable, DropTable
 from sqlalchemy.sql import ColumnElement, Select
 
 from dripper.campaign.timing import Duration
+from dripper.states import TouchState
 from dripper.store.tables import Id, UTCDateTime, events, leads, touches
 
 # The event kinds the report counts, each with the figure it is counted as.
@@ -128,7 +129,7 @@ def _attributed(conn: Connection, window: Duration) -> Select[Any]:
     last = touches.alias("last_sent")
     latest = and_(
         last.c.lead_id == ev.c.lead_id,
-        last.c.state == "sent",
+        last.c.state == TouchState.SENT,
         last.c.sent_at < ev.c.at,
         _within(conn, ev.c.at, last.c.sent_at, window),
     )
@@ -169,7 +170,7 @@ def _attributed(conn: Connection, window: Duration) -> Select[Any]:
         .where(
             sent.c.lead_id == ev.c.lead_id,
             sent.c.campaign == counted_in,
-            sent.c.state == "sent",
+            sent.c.state == TouchState.SENT,
             sent.c.sent_at <= ev.c.at,
         )
         .correlate_except(sent)
@@ -335,7 +336,7 @@ def sent_by_week(conn: Connection) -> dict[tuple[str, date, str], int]:
         week = func.date(touches.c.sent_at, "weekday 0", "-6 days")
     sent = (
         select(touches.c.campaign, week.label("week"), touches.c.channel)
-        .where(touches.c.state == "sent", touches.c.sent_at.is_not(None))
+        .where(touches.c.state == TouchState.SENT, touches.c.sent_at.is_not(None))
         .subquery("sent")
     )
     query = select(sent.c.campaign, sent.c.week, sent.c.channel, func.count()).group_by(

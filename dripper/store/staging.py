@@ -51,6 +51,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable, Index
 from sqlalchemy.sql import ColumnElement, FromClause, Select
 
 from dripper.leads.records import LEAD_FIELDS, Lead
+from dripper.states import Reason, TouchState
 from dripper.store import upsert
 from dripper.store.tables import Id, UTCDateTime, events, leads, touches
 
@@ -244,7 +245,7 @@ def match(conn: Connection) -> dict[str, int]:
 
 def close_moved(conn: Connection, at: datetime) -> None:
     """Leads that change stage or campaign leave their old track's pending touch."""
-    for reason, same_campaign in (("stage_changed", True), ("campaign_changed", False)):
+    for reason, same_campaign in ((Reason.STAGE_CHANGED, True), (Reason.CAMPAIGN_CHANGED, False)):
         which = select(lead_stage.c.lead_id).where(
             lead_stage.c.action == "moved",
             (lead_stage.c.old_campaign == lead_stage.c.campaign)
@@ -253,8 +254,8 @@ def close_moved(conn: Connection, at: datetime) -> None:
         )
         conn.execute(
             update(touches)
-            .where(touches.c.state == "planned", touches.c.lead_id.in_(which))
-            .values(state="skipped", reason=reason, updated_at=at)
+            .where(touches.c.state == TouchState.PLANNED, touches.c.lead_id.in_(which))
+            .values(state=TouchState.SKIPPED, reason=reason, detail=None, updated_at=at)
         )
 
 
@@ -370,8 +371,8 @@ def _first_touches(new: FromClause, lead_id: ColumnElement[int], at: datetime) -
         plan_steps.c.channel,
         plan_steps.c.kind,
         plan_steps.c.due_at,
-        case((plan_steps.c.missed, "skipped"), else_="planned"),
-        case((plan_steps.c.missed, "missed")),
+        case((plan_steps.c.missed, TouchState.SKIPPED.value), else_=TouchState.PLANNED.value),
+        case((plan_steps.c.missed, Reason.MISSED.value)),
         literal(0),
         instant,
         instant,

@@ -25,8 +25,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
-STATES = ("planned", "sending", "sent", "failed", "suppressed", "skipped")
-PENDING = ("planned", "sending")
+# The states are defined in dripper.states; named here too for the store's callers.
+from dripper.states import PENDING as PENDING
+from dripper.states import STATES as STATES
+from dripper.states import TouchState
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -94,8 +96,9 @@ touches = Table(
     Column("channel", String(16), nullable=False),
     Column("kind", String(64), nullable=False),
     Column("due_at", UTCDateTime, nullable=False),
-    Column("state", String(16), nullable=False, default="planned"),
+    Column("state", String(16), nullable=False, default=TouchState.PLANNED),
     Column("reason", Text),
+    Column("detail", Text),  # what went wrong, for a reason that says (migration 0010)
     Column("attempts", Integer, nullable=False, default=0),
     Column("message_id", String(300)),
     Column("planned_at", UTCDateTime, nullable=False),

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     Column,
@@ -21,6 +21,7 @@ from sqlalchemy import (
     case,
     func,
     insert,
+    literal_column,
     not_,
     or_,
     select,
@@ -31,9 +32,38 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.schema import CreateTable, DropTable
 from sqlalchemy.sql import ColumnElement, Select
 
-from dripper.planning.track import REPLANNABLE, Known
+from dripper.planning.track import Known
+from dripper.states import PENDING, REPLANNABLE, STATES, Reason, TouchState, reason_text
 from dripper.store import upsert
-from dripper.store.tables import PENDING, STATES, Id, leads, touches
+from dripper.store.tables import Id, leads, touches
+
+
+def reason_columns(text: str | None) -> dict[str, str | None]:
+    """A reason as the touches table keeps it: the reason itself, and what went wrong (its
+    detail) in a column of its own. Text that names no known reason is kept whole."""
+    reason, detail = Reason.parse(text)
+    if reason is None:
+        return {"reason": text, "detail": None}
+    return {"reason": reason.value, "detail": detail}
+
+
+def _reason_text() -> ColumnElement[Any]:
+    """The reason joined with its detail, as `plan` and `report` show it (states.reason_text)."""
+    # Literal SQL, not parameters: PostgreSQL matches a GROUP BY expression to the selected
+    # one only when they are written alike, which two sets of parameters are not.
+    separator = case(
+        (touches.c.reason == literal_column(f"'{Reason.PAUSED.value}'"), literal_column("' '")),
+        else_=literal_column("': '"),
+    )
+    return case(
+        (touches.c.detail.is_(None), touches.c.reason),
+        else_=touches.c.reason + separator + touches.c.detail,
+    )
+
+
+REASON_TEXT = _reason_text()
+# A whole touches row, its reason shown with its detail.
+ROW = tuple(REASON_TEXT.label("reason") if column.name == "reason" else column for column in touches.c)
 
 
 def _insert(conn: Connection):  # type: ignore[no-untyped-def]
@@ -103,7 +133,7 @@ def upsert_rows(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     stmt = _insert(conn)
     excluded = stmt.excluded
     replannable = _replannable()
-    is_planned = touches.c.state == "planned"
+    is_planned = touches.c.state == TouchState.PLANNED
     # A pending touch held back for a reason (an out-of-office, a pause, SMTP retries, a
     # sending limit) keeps its later due time: an edit of the campaign must not send it early.
     held = and_(is_planned, touches.c.reason.is_not(None), touches.c.due_at > excluded.due_at)
@@ -116,6 +146,7 @@ def upsert_rows(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
             "kind": excluded.kind,
             "state": case((is_planned, touches.c.state), else_=excluded.state),
             "reason": case((is_planned, touches.c.reason), else_=excluded.reason),
+            "detail": case((is_planned, touches.c.detail), else_=excluded.detail),
             "planned_at": case((is_planned, touches.c.planned_at), else_=excluded.planned_at),
             "updated_at": excluded.updated_at,
         },
@@ -154,6 +185,7 @@ def _next_statement(dialect: str) -> Any:
                 "due_at",
                 "state",
                 "reason",
+                "detail",
                 "attempts",
                 "planned_at",
                 "updated_at",
@@ -165,7 +197,7 @@ def _next_statement(dialect: str) -> Any:
 
 def _replannable() -> ColumnElement[bool]:
     # Spelled out, not IN (…): an expanding IN cannot go into an executemany.
-    return and_(touches.c.state == "skipped", or_(*(touches.c.reason == reason for reason in REPLANNABLE)))
+    return and_(touches.c.state == TouchState.SKIPPED, or_(*(touches.c.reason == reason for reason in REPLANNABLE)))
 
 
 def close_pending(
@@ -181,20 +213,24 @@ def close_pending(
     ids = list(lead_ids)
     if not ids:
         return 0
-    cond = and_(touches.c.lead_id.in_(ids), touches.c.state == "planned")
+    cond = and_(touches.c.lead_id.in_(ids), touches.c.state == TouchState.PLANNED)
     if campaigns is not None:
         cond = and_(cond, touches.c.campaign.in_(list(campaigns)))
-    result = conn.execute(update(touches).where(cond).values(state=state, reason=reason, updated_at=at))
+    result = conn.execute(update(touches).where(cond).values(state=state, reason=reason, detail=None, updated_at=at))
     return result.rowcount or 0
 
 
 def skip_removed_steps(conn: Connection, campaign: str, tracks: dict[str, list[str]], at: datetime) -> int:
     """Pending touches of steps no longer in the campaign (or moved to another stage)."""
-    cond = and_(touches.c.campaign == campaign, touches.c.state == "planned")
+    cond = and_(touches.c.campaign == campaign, touches.c.state == TouchState.PLANNED)
     keep = [and_(touches.c.stage == stage, touches.c.step_id.in_(ids)) for stage, ids in tracks.items() if ids]
     if keep:
         cond = and_(cond, not_(or_(*keep)))
-    result = conn.execute(update(touches).where(cond).values(state="skipped", reason="step_removed", updated_at=at))
+    result = conn.execute(
+        update(touches)
+        .where(cond)
+        .values(state=TouchState.SKIPPED, reason=Reason.STEP_REMOVED, detail=None, updated_at=at)
+    )
     return result.rowcount or 0
 
 
@@ -217,8 +253,14 @@ def recover_interrupted(
     instant a tick runs at); `updated_at` what the rows record (default `now`)."""
     result = conn.execute(
         update(touches)
-        .where(touches.c.state == "sending", touches.c.claimed_at <= now - lease)
-        .values(state="planned", reason="resent_after_interruption", claimed_by=None, updated_at=updated_at or now)
+        .where(touches.c.state == TouchState.SENDING, touches.c.claimed_at <= now - lease)
+        .values(
+            state=TouchState.PLANNED,
+            reason=Reason.RESENT_AFTER_INTERRUPTION,
+            detail=None,
+            claimed_by=None,
+            updated_at=updated_at or now,
+        )
     )
     return result.rowcount or 0
 
@@ -264,7 +306,7 @@ def claim(conn: Connection, at: datetime, now: datetime, worker: str, limit: int
     """
     due: Select[Any] = (
         select(touches.c.id)
-        .where(touches.c.state == "planned", touches.c.due_at <= at)
+        .where(touches.c.state == TouchState.PLANNED, touches.c.due_at <= at)
         .order_by(touches.c.due_at, touches.c.id)
         .limit(limit)
     )
@@ -273,7 +315,9 @@ def claim(conn: Connection, at: datetime, now: datetime, worker: str, limit: int
     stmt = (
         update(touches)
         .where(touches.c.id.in_(due.scalar_subquery()))
-        .values(state="sending", claimed_at=now, claimed_by=worker, attempts=touches.c.attempts + 1, updated_at=now)
+        .values(
+            state=TouchState.SENDING, claimed_at=now, claimed_by=worker, attempts=touches.c.attempts + 1, updated_at=now
+        )
         .returning(
             touches.c.id,
             touches.c.lead_id,
@@ -284,11 +328,16 @@ def claim(conn: Connection, at: datetime, now: datetime, worker: str, limit: int
             touches.c.kind,
             touches.c.due_at,
             touches.c.reason,
+            touches.c.detail,  # joined here: SQLite (3.40) misreads `detail IS NULL` in RETURNING
             touches.c.attempts,
             touches.c.planned_at,
         )
     )
-    rows = [Claimed(**row._mapping) for row in conn.execute(stmt)]
+    rows = []
+    for row in conn.execute(stmt):
+        values = dict(row._mapping)
+        values["reason"] = reason_text(values["reason"], values.pop("detail"))
+        rows.append(Claimed(**values))
     rows.sort(key=lambda r: (r.due_at, r.id))
     return rows
 
@@ -300,7 +349,7 @@ def _still_held(worker: Any) -> ColumnElement[bool]:
     'sending'` lets PostgreSQL read the partial index of touches in `sending`, which its
     statistics (taken between ticks) show empty, and it then filters every claimed row for
     each one it records, instead of going to the row by its primary key."""
-    return and_((touches.c.state + "") == "sending", touches.c.claimed_by == worker)
+    return and_((touches.c.state + "") == TouchState.SENDING.value, touches.c.claimed_by == worker)
 
 
 def finish(conn: Connection, touch_id: int, worker: str, **values: Any) -> bool:
@@ -343,17 +392,14 @@ def counts_by_step(conn: Connection) -> dict[str, dict[str, dict[str, int]]]:
 
 def reasons_by_step(conn: Connection, waiting: tuple[str, ...] = ()) -> dict[tuple[str, str, str], int]:
     """(campaign, step, reason) -> touches closed with that reason, and the planned touches
-    whose reason starts with one of the `waiting` prefixes (`letters_unavailable`: what
-    holds them is on our side, and someone has to act)."""
-    closed = touches.c.state.in_(("skipped", "suppressed", "failed"))
-    held = [
-        and_(touches.c.state == "planned", touches.c.reason.startswith(f"{prefix}:", autoescape=True))
-        for prefix in waiting
-    ]
+    waiting for one of the `waiting` reasons (`letters_unavailable`: what holds them is on
+    our side, and someone has to act). Each reason is shown with its detail."""
+    closed = touches.c.state.in_((TouchState.SKIPPED, TouchState.SUPPRESSED, TouchState.FAILED))
+    held = [and_(touches.c.state == TouchState.PLANNED, touches.c.reason == reason) for reason in waiting]
     query = (
-        select(touches.c.campaign, touches.c.step_id, touches.c.reason, func.count())
+        select(touches.c.campaign, touches.c.step_id, REASON_TEXT, func.count())
         .where(or_(closed, *held), touches.c.reason.is_not(None))
-        .group_by(touches.c.campaign, touches.c.step_id, touches.c.reason)
+        .group_by(touches.c.campaign, touches.c.step_id, REASON_TEXT)
     )
     return {(c, s, r): n for c, s, r, n in conn.execute(query)}
 
@@ -420,10 +466,10 @@ def upcoming_counts(conn: Connection, orders: Mapping[tuple[str, str], Sequence[
     steps, stand = track_steps, track_stand
     in_stay = or_(
         touches.c.state.in_(PENDING),
-        and_(touches.c.state == "suppressed", touches.c.planned_at >= leads.c.stage_entered_at),
+        and_(touches.c.state == TouchState.SUPPRESSED, touches.c.planned_at >= leads.c.stage_entered_at),
     )
     stopped = func.coalesce(
-        func.max(case((touches.c.state == "suppressed", touches.c.reason))),
+        func.max(case((touches.c.state == TouchState.SUPPRESSED, touches.c.reason))),
         # Stopped for good, though the pending touch is not suppressed yet (written by another process).
         func.max(
             case(
@@ -466,7 +512,7 @@ def upcoming_counts(conn: Connection, orders: Mapping[tuple[str, str], Sequence[
     for campaign, stage, n, why, leads_there in conn.execute(groups):
         for step in orders[(campaign, stage)][n + 1 :]:
             out[(campaign, step, why)] = out.get((campaign, step, why), 0) + leads_there
-    reopens = and_(touches.c.state == "skipped", touches.c.reason.in_(REPLANNABLE))
+    reopens = and_(touches.c.state == TouchState.SKIPPED, touches.c.reason.in_(REPLANNABLE))
     beyond = (
         select(
             steps.c.campaign, steps.c.step_id, stand.c.stopped, reopens.label("reopens"), touches.c.reason, func.count()
@@ -504,7 +550,7 @@ def _analyze(conn: Connection, table: str) -> None:
 
 
 def for_lead(conn: Connection, lead_id: int) -> list[dict[str, Any]]:
-    query = select(touches).where(touches.c.lead_id == lead_id).order_by(touches.c.due_at, touches.c.id)
+    query = select(*ROW).where(touches.c.lead_id == lead_id).order_by(touches.c.due_at, touches.c.id)
     return [dict(row._mapping) for row in conn.execute(query)]
 
 
@@ -513,7 +559,7 @@ def count_due(conn: Connection, at: datetime, channel: str | None = None, *, up_
     `up_to`: the rows are read in due order from the index of planned touches, so the
     cost follows `up_to`. (A plain count let PostgreSQL, which takes "planned and due"
     for a fifth of the table, scan all of it: 1.5 s with 8 million touches.)"""
-    due = select(touches.c.id).where(touches.c.state == "planned", touches.c.due_at <= at)
+    due = select(touches.c.id).where(touches.c.state == TouchState.PLANNED, touches.c.due_at <= at)
     if channel is not None:
         due = due.where(touches.c.channel == channel)
     due = due.order_by(touches.c.due_at, touches.c.id).limit(up_to)
@@ -521,28 +567,30 @@ def count_due(conn: Connection, at: datetime, channel: str | None = None, *, up_
 
 
 def next_due(conn: Connection, after: datetime) -> datetime | None:
-    return conn.scalar(select(func.min(touches.c.due_at)).where(touches.c.state == "planned", touches.c.due_at > after))
+    return conn.scalar(
+        select(func.min(touches.c.due_at)).where(touches.c.state == TouchState.PLANNED, touches.c.due_at > after)
+    )
 
 
 # --- inbound: the touch a bounce or reply is about -------------------------------------------
 
 
 def by_id(conn: Connection, touch_id: int) -> Mapping[str, Any] | None:
-    row = conn.execute(select(touches).where(touches.c.id == touch_id)).first()
-    return row._mapping if row else None
+    row = conn.execute(select(*ROW).where(touches.c.id == touch_id)).first()
+    return cast(Mapping[str, Any], row._mapping) if row else None
 
 
 def by_message_id(conn: Connection, message_id: str) -> Mapping[str, Any] | None:
     """The touch that went out with this Message-ID (ix_touches_message_id)."""
-    row = conn.execute(select(touches).where(touches.c.message_id == message_id).limit(1)).first()
-    return row._mapping if row else None
+    row = conn.execute(select(*ROW).where(touches.c.message_id == message_id).limit(1)).first()
+    return cast(Mapping[str, Any], row._mapping) if row else None
 
 
 def send_again(conn: Connection, touch_id: int, due: datetime, reason: str, at: datetime) -> bool:
     """A sent touch that did not arrive (a soft bounce) goes back to the queue, due at `due`."""
     result = conn.execute(
         update(touches)
-        .where(touches.c.id == touch_id, touches.c.state == "sent")
-        .values(state="planned", due_at=due, reason=reason, claimed_by=None, updated_at=at)
+        .where(touches.c.id == touch_id, touches.c.state == TouchState.SENT)
+        .values(state=TouchState.PLANNED, due_at=due, claimed_by=None, updated_at=at, **reason_columns(reason))
     )
     return bool(result.rowcount)

@@ -1,379 +1,75 @@
-"""`dripper serve`: the one-click unsubscribe page (RFC 8058), inbound webhooks, health.
+"""`dripper serve`: the app and its state. The endpoints live in their modules and read
+what they need from `request.app.state` (`web`: the `WebContext`; `templates`: the Jinja2
+templates of dripper/web/templates, autoescaped; `dashboard`: the dashboard's state):
 
-- GET  /u/{token}   a confirmation page with a POST form; changes nothing (mail scanners
-                    and link previewers fetch GETs)
-- GET/POST /p/{token}  the preference page: stop this campaign, stop everything, pause
-- POST /u/{token}   unsubscribes at once: `List-Unsubscribe=One-Click` from a mailbox
-                    provider, or the page's button. No cookies, no CSRF token; repeating it
-                    is harmless
-- POST /inbound     raw MIME from a mail provider's inbound webhook     (API token)
-- POST /events      a CRM reports converted / replied / a stage change  (API token)
-- GET  /healthz     the database answers
-- GET  /metrics     Prometheus metrics, read from the database (DRIPPER_METRICS_TOKEN: Bearer)
-- GET  /dashboard…  the read-only dashboard (dripper.dashboard; DRIPPER_DASHBOARD_TOKEN)
+- `public`     GET/POST /u/{token} (one-click unsubscribe, RFC 8058), GET/POST /p/{token}
+               (the preference page)
+- `hooks`      POST /inbound, POST /events (API token), GET /healthz
+- `metrics`    GET /metrics (DRIPPER_METRICS_TOKEN: Bearer)
+- `dashboard`  GET /dashboard… (DRIPPER_DASHBOARD_TOKEN)
 
 A forged, tampered or foreign token gets a 4xx, and so does every other bad input,
-checked here explicitly; no input gets a 5xx. A failure on our side does (dripper.webguard):
-503 with Retry-After when the database is unavailable, 500 for a bug, so that a webhook
-sender keeps the message and retries instead of dropping it. Tokens of the API, the
-metrics and the dashboard are read from the Authorization header only, never from the
-URL, which access logs and proxies record. The test token of a test send or a preview
-(`dripper preview --to/--open`) gets "this was a test message; nothing changed" (200) on
-/u and /p, whatever the method.
+checked explicitly; no input gets a 5xx. A failure on our side does (`guard`): 503 with
+Retry-After when the database is unavailable, 500 for a bug, so that a webhook sender keeps
+the message and retries instead of dropping it. Tokens of the API, the metrics and the
+dashboard are read from the Authorization header only, never from the URL, which access
+logs and proxies record.
 """
 
 from __future__ import annotations
 
-import hmac
-import json
-import logging
-import re
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from html import escape
-from typing import Any
-
-from sqlalchemy import Connection, text
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import JSONResponse, Response
+from starlette.templating import Jinja2Templates
 from starlette.types import Scope
 
-from dripper.clock import Clock, parse_instant
-from dripper.config import Loaded
-from dripper.errors import UsageError
-from dripper.inbound import Ingestor
-from dripper.inbound.notify import Notifier
-from dripper.leads.events import KINDS, apply_event, opt_out, pause
-from dripper.settings import Settings
-from dripper.store import Store, leadrows
-from dripper.tokens import TokenData, Tokens
-from dripper.web.dashboard import dashboard_routes
+from dripper.web import hooks, public
+from dripper.web.context import WebContext
+from dripper.web.dashboard import dashboard_routes, dashboard_state
 from dripper.web.guard import Failure, Guard
 from dripper.web.metrics import metrics_route
+from dripper.web.templating import environment
 
-log = logging.getLogger("dripper.web")
-MAX_BODY = 10 * 1024 * 1024  # a raw message larger than this is not one of ours (413)
-MAX_SMALL_BODY = 64 * 1024  # every other endpoint takes a small form or JSON object (413)
-FUTURE_SKEW = timedelta(minutes=5)  # an event's `at` may be this far ahead of our clock, no further
-MAX_EMAIL = 320  # the longest e-mail address
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # in no address or stage name (PostgreSQL refuses NUL)
+MAX_SMALL_BODY = 64 * 1024  # every endpoint but /inbound takes a small form or JSON object (413)
 _PEOPLE = ("/u/", "/p/", "/dashboard")  # paths people see in a browser: errors as pages, not JSON
 
 
-@dataclass
-class WebContext:
-    store: Store
-    loaded: Loaded
-    tokens: Tokens
-    clock: Clock
-    api_token: str | None
-    settings: Settings | None = None  # for notifying the sales team of replies
-    metrics_token: str | None = None  # set: GET /metrics wants `Authorization: Bearer <it>`
-    dashboard_token: str | None = None  # unset: the dashboard is off (403)
-
-
-def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
-    html = (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-        f"<title>{escape(title)}</title><style>body{{font-family:system-ui,sans-serif;max-width:34em;margin:4em auto;"
-        "padding:0 1em;color:#222}button{font-size:1em;padding:.6em 1.2em}</style></head>"
-        f"<body><h1>{escape(title)}</h1>{body}</body></html>"
-    )
-    return HTMLResponse(html, status_code=status)
-
-
-def _masked(email: str) -> str:
-    local, _, domain = email.partition("@")
-    return f"{local[:2]}{'•' * max(1, len(local) - 2)}@{domain}"
-
-
-def _test_page() -> HTMLResponse:
-    """What a test send's (or a preview's) unsubscribe and preference links get, GET or POST."""
-    return _page(
-        "This was a test message",
-        "<p>This was a test message; nothing changed. The links in the "
-        "e-mails your leads receive work as they should.</p>",
-    )
-
-
 def create_app(ctx: WebContext) -> Starlette:
-    def is_test(request: Request) -> bool:
-        # Test tokens (`dripper preview --to/--open`) name the lead a test was rendered for;
-        # following one must not unsubscribe that lead.
-        return ctx.tokens.read_test(request.path_params["token"]) is not None
-
-    def lead_for(token: str) -> tuple[TokenData, Any] | None:
-        data = ctx.tokens.read(token)
-        if data is None:
-            return None
-        with ctx.store.begin() as conn:
-            lead = leadrows.by_id(conn, data.lead_id)
-        return (data, lead) if lead is not None else None
-
-    async def unsubscribe_page(request: Request) -> Response:
-        if is_test(request):
-            return _test_page()
-        found = await run_in_threadpool(lead_for, request.path_params["token"])
-        if found is None:
-            return _page(
-                "Link not valid",
-                "<p>This unsubscribe link is not valid. If you copied it, please check that it is complete.</p>",
-                status=404,
-            )
-        _data, lead = found
-        sender = ctx.loaded.campaigns.sender
-        if lead["unsubscribed_at"] is not None:
-            return _page(
-                "You are unsubscribed",
-                f"<p>{escape(_masked(lead['email']))} receives no more e-mails "
-                f"from {escape(sender.name or sender.address)}.</p>",
-            )
-        return _page(
-            "Unsubscribe",
-            f"<p>Stop all e-mails from {escape(sender.name or sender.address)} to "
-            f"{escape(_masked(lead['email']))}?</p>"
-            "<form method='post'><input type='hidden' name='List-Unsubscribe' value='One-Click'>"
-            "<button type='submit'>Unsubscribe</button></form>"
-            f"<p>Or <a href='/p/{escape(request.path_params['token'], quote=True)}'>choose what you receive</a>: "
-            "stop only these e-mails, or pause them for a while.</p>",
-        )
-
-    def unsubscribe_lead(conn: Connection, data: TokenData, lead: Any) -> None:
-        if lead["unsubscribed_at"] is None:  # once is enough: a repeated POST changes nothing
-            apply_event(
-                conn,
-                ctx.loaded.planner,
-                lead,
-                "unsubscribed",
-                ctx.clock.now(),
-                source="web",
-                detail={"campaign": data.campaign},
-            )
-
-    def unsubscribe(token: str) -> bool:
-        found = lead_for(token)
-        if found is None:
-            return False
-        with ctx.store.begin() as conn:
-            unsubscribe_lead(conn, *found)
-        return True
-
-    async def unsubscribe_post(request: Request) -> Response:
-        await request.body()  # unused, but read: one over the limit is refused (413) before anything changes
-        if is_test(request):
-            return _test_page()
-        if not await run_in_threadpool(unsubscribe, request.path_params["token"]):
-            return _page("Link not valid", "<p>This unsubscribe link is not valid.</p>", status=404)
-        return _page("You are unsubscribed", "<p>You will receive no more e-mails from us. Sorry to see you go.</p>")
-
-    async def preferences_page(request: Request) -> Response:
-        if is_test(request):
-            return _test_page()
-        found = await run_in_threadpool(lead_for, request.path_params["token"])
-        if found is None:
-            return _page("Link not valid", "<p>This link is not valid.</p>", status=404)
-        data, lead = found
-        campaign = ctx.loaded.campaigns.campaigns.get(data.campaign)
-        about = escape(campaign.description or data.campaign) if campaign else escape(data.campaign)
-        months = "".join(f"<option value='{m}'>{m} month{'s' if m > 1 else ''}</option>" for m in (1, 2, 3, 6))
-        return _page(
-            "Your e-mail preferences",
-            f"<p>For {escape(_masked(lead['email']))}:</p><form method='post'>"
-            f"<p><label><input type='radio' name='choice' value='campaign' checked> Stop these e-mails ({about})"
-            "</label></p>"
-            "<p><label><input type='radio' name='choice' value='all'> Stop all e-mails from us</label></p>"
-            f"<p><label><input type='radio' name='choice' value='pause'> Pause all e-mails for</label> "
-            f"<select name='months'>{months}</select></p><button type='submit'>Save</button></form>",
-        )
-
-    def set_preference(token: str, choice: str, months: int) -> str | None:
-        found = lead_for(token)
-        if found is None:
-            return None
-        data, lead = found
-        now = ctx.clock.now()
-        with ctx.store.begin() as conn:
-            if choice == "all":
-                unsubscribe_lead(conn, data, lead)
-                return "You will receive no more e-mails from us."
-            if choice == "pause":
-                until = pause(conn, ctx.loaded.planner, lead, months, now)
-                return f"Paused: you will hear from us again after {until.date().isoformat()}."
-            opt_out(conn, lead, data.campaign, now)
-            return "You will receive no more of these e-mails."
-
-    async def preferences_post(request: Request) -> Response:
-        if is_test(request):
-            return _test_page()
-        form = await request.form()
-        choice = str(form.get("choice") or "")
-        try:
-            months = int(str(form.get("months") or "1"))
-        except ValueError:
-            months = 0
-        if choice not in ("campaign", "all", "pause") or not 1 <= months <= 12:
-            return _page("Please choose", "<p>Please go back and choose one of the options.</p>", status=400)
-        done = await run_in_threadpool(set_preference, request.path_params["token"], choice, months)
-        if done is None:
-            return _page("Link not valid", "<p>This link is not valid.</p>", status=404)
-        return _page("Saved", f"<p>{escape(done)}</p>")
-
-    def authorized(request: Request) -> Response | None:
-        if not ctx.api_token:
-            return JSONResponse({"error": "set DRIPPER_API_TOKEN to enable this endpoint"}, status_code=403)
-        if "token" in request.query_params:  # refused, not ignored: whoever set this up needs to know
-            return JSONResponse(
-                {
-                    "error": "send the API token in the header 'Authorization: Bearer TOKEN', never "
-                    "in the URL (URLs are written to access logs); if it was, change DRIPPER_API_TOKEN"
-                },
-                status_code=400,
-            )
-        if not same_secret(bearer(request), ctx.api_token):
-            return JSONResponse(
-                {"error": "invalid API token (expected 'Authorization: Bearer TOKEN')"},
-                status_code=401,
-                headers={"WWW-Authenticate": 'Bearer realm="dripper"'},
-            )
-        return None
-
-    async def inbound(request: Request) -> Response:
-        if (denied := authorized(request)) is not None:
-            return denied
-        raw = await request.body()  # at most MAX_BODY: the route's limit answers 413 beyond it
-        if not raw:
-            return JSONResponse({"error": "expected a raw RFC 5322 message as the body"}, status_code=400)
-        notifier = Notifier(ctx.loaded.campaigns, ctx.settings) if ctx.settings else None
-        ingestor = Ingestor(ctx.store, ctx.loaded.planner, ctx.tokens, notifier)
-        result = await run_in_threadpool(ingestor.ingest_each, raw, "webhook", ctx.clock.now())
-        return JSONResponse(result.as_json())
-
-    def record(event: EventRequest) -> dict[str, Any] | None:
-        with ctx.store.begin() as conn:
-            lead = leadrows.by_email(conn, event.email)
-            if lead is None:
-                return None
-            result = apply_event(conn, ctx.loaded.planner, lead, event.kind, event.at, source="api", stage=event.stage)
-        return {
-            "lead": lead["email"],
-            "kind": event.kind,
-            "suppressed": result.suppressed,
-            "stage": result.stage_changed_to,
-        }
-
-    async def events(request: Request) -> Response:
-        if (denied := authorized(request)) is not None:
-            return denied
-        try:
-            event = EventRequest.parse(await request.body(), ctx.clock.now())
-            done = await run_in_threadpool(record, event)
-        except (BadRequest, UsageError) as exc:  # UsageError: apply_event's word on the stage
-            return JSONResponse({"error": str(exc)}, status_code=400)
-        if done is None:
-            return JSONResponse({"error": f"no lead {event.email}"}, status_code=404)
-        return JSONResponse(done)
-
-    async def healthz(request: Request) -> Response:
-        def ping() -> None:
-            with ctx.store.begin() as conn:
-                conn.execute(text("SELECT 1"))
-
-        try:
-            await run_in_threadpool(ping)
-        except Exception:
-            return JSONResponse({"ok": False, "database": "unreachable"}, status_code=503)
-        return JSONResponse({"ok": True, "database": "ok"})
-
-    routes = [
-        Route("/u/{token}", unsubscribe_page, methods=["GET", "HEAD"]),
-        Route("/u/{token}", unsubscribe_post, methods=["POST"]),
-        Route("/p/{token}", preferences_page, methods=["GET", "HEAD"]),
-        Route("/p/{token}", preferences_post, methods=["POST"]),
-        Route("/inbound", inbound, methods=["POST"], max_body_size=MAX_BODY),
-        Route("/events", events, methods=["POST"]),
-        Route("/healthz", healthz, methods=["GET"]),
-        metrics_route(ctx.store, ctx.clock, ctx.metrics_token),
-        *dashboard_routes(ctx),
-    ]
-    return Starlette(
-        routes=routes, middleware=[Middleware(Guard, respond=_failure_response)], max_body_size=MAX_SMALL_BODY
+    """The app and its state: the endpoints read `app.state.web` (this context), `.templates`
+    and `.dashboard` (the dashboard's own, see `dashboard.pages`)."""
+    app = Starlette(
+        routes=[
+            *public.ROUTES,
+            *hooks.ROUTES,
+            metrics_route(ctx.store, ctx.clock, ctx.metrics_token),
+            *dashboard_routes(),
+        ],
+        middleware=[Middleware(Guard, respond=_failure_response)],
+        max_body_size=MAX_SMALL_BODY,
     )
+    app.state.web = ctx
+    app.state.templates = Jinja2Templates(env=environment())
+    app.state.dashboard = dashboard_state(ctx)
+    return app
 
 
 def _failure_response(scope: Scope, failure: Failure) -> Response:
     """A 503 or 500: a page where a person is, JSON for webhook senders and scripts."""
     headers = {**failure.headers, "Cache-Control": "no-store"}
     if str(scope.get("path", "")).startswith(_PEOPLE):
-        page = _page(
-            failure.title, f"<p>{escape(failure.detail[0].upper() + failure.detail[1:])}.</p>", status=failure.status
+        request = Request(scope)
+        templates: Jinja2Templates = request.app.state.templates
+        page = templates.TemplateResponse(
+            request,
+            "public/page.html",
+            {"title": failure.title, "message": f"{failure.detail[0].upper()}{failure.detail[1:]}."},
+            status_code=failure.status,
         )
         page.headers.update(headers)
         return page
     return JSONResponse({"error": failure.detail}, status_code=failure.status, headers=headers)
 
 
-def bearer(request: Request) -> str:
-    """The token of `Authorization: Bearer TOKEN` (any case of `Bearer`), or ""."""
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    return value.strip() if scheme.lower() == "bearer" else ""
-
-
-def same_secret(given: str, secret: str) -> bool:
-    """Constant-time, whatever the characters given."""
-    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), secret.encode("utf-8", "surrogateescape"))
-
-
-class BadRequest(ValueError):
-    """Input we refuse with a 400 and this message."""
-
-
-@dataclass(frozen=True)
-class EventRequest:
-    """A POST /events body, checked: `{"email", "kind", "stage"?, "at"?}`."""
-
-    email: str
-    kind: str
-    stage: str | None
-    at: datetime
-
-    @classmethod
-    def parse(cls, body: bytes, now: datetime) -> EventRequest:
-        try:
-            payload = json.loads(body)
-        except ValueError:  # not JSON, or not UTF-8
-            raise BadRequest("the body must be a JSON object") from None
-        if not isinstance(payload, dict):
-            raise BadRequest("the body must be a JSON object")
-        email, kind, stage, at = (payload.get(key) for key in ("email", "kind", "stage", "at"))
-        if not isinstance(email, str) or not 0 < len(email) <= MAX_EMAIL or _CONTROL.search(email):
-            raise BadRequest(f'"email" must be an e-mail address (a string of at most {MAX_EMAIL} characters)')
-        if kind not in KINDS:
-            raise BadRequest(f'"kind" must be one of {", ".join(KINDS)}')
-        if stage is not None and (not isinstance(stage, str) or len(stage) > 100 or _CONTROL.search(stage)):
-            raise BadRequest('"stage" must be the name of a funnel stage')
-        if at is not None and not isinstance(at, str):
-            raise BadRequest('"at" must be an ISO-8601 instant, e.g. 2026-11-23T09:00:00+00:00')
-        return cls(email, kind, stage or None, now if at is None else _instant(at, now))
-
-
-def _instant(text: str, now: datetime) -> datetime:
-    """When the event happened: not far in the future, where it would outrank what really
-    happens next (a stage change dated next year holds back every touch until then)."""
-    try:
-        at = parse_instant(text)
-    except (ValueError, OverflowError):
-        raise BadRequest(
-            f'"at" is not an ISO-8601 instant within years 1-9999: {text[:60]!r} (e.g. 2026-11-23T09:00:00+00:00)'
-        ) from None
-    if at > now + FUTURE_SKEW:
-        raise BadRequest(
-            f'"at" ({at.isoformat()}) is in the future by this server\'s clock ({now.isoformat()}); '
-            f"an event is reported when it has happened (allowed clock skew: "
-            f"{int(FUTURE_SKEW.total_seconds() // 60)} minutes)"
-        )
-    return at
+__all__ = ["MAX_SMALL_BODY", "WebContext", "create_app"]

@@ -19,10 +19,12 @@ from typing import Any
 from sqlalchemy import Connection
 
 from dripper import csvsafe
+from dripper.campaign import timing
 from dripper.channels.letters.layout import write_atomic
 from dripper.leads.events import apply_event, opt_out
 from dripper.leads.records import full_name
 from dripper.planning.planner import Planner
+from dripper.states import EventKind
 from dripper.store import Store, callrows, leadrows
 from dripper.store.callrows import OUTCOMES
 
@@ -45,6 +47,11 @@ CSV_COLUMNS = (
 class OutcomeResult:
     call: Mapping[str, Any] | None  # the task the outcome was recorded on (None: no open task)
     suppressed: int
+
+
+def business_day(instant: datetime, timezone: str) -> str:
+    """The date (YYYY-MM-DD) the office in `timezone` is on at `instant`: call lists are per business day."""
+    return instant.astimezone(timing.zone(timezone)).date().isoformat()
 
 
 def rows_for_table(tasks: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
@@ -106,10 +113,12 @@ def record_outcome(
         **({"note": note} if note else {}),
         **({"campaign": task["campaign"], "step": task["step_id"]} if task else {}),
     }
-    leadrows.record_event(conn, lead["id"], "called", at, source, detail)
+    leadrows.record_event(conn, lead["id"], EventKind.CALLED, at, source, detail)
     suppressed = 0
     if outcome == "converted":
-        suppressed = apply_event(conn, planner, lead, "converted", at, source=source, detail={"via": "call"}).suppressed
+        suppressed = apply_event(
+            conn, planner, lead, EventKind.CONVERTED, at, source=source, detail={"via": "call"}
+        ).suppressed
     elif outcome == "not_interested":
         suppressed = opt_out(conn, lead, task["campaign"] if task else campaign or lead["campaign"], at, source=source)
     return OutcomeResult(task, suppressed)

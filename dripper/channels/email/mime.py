@@ -22,7 +22,8 @@ from functools import lru_cache
 from urllib.parse import quote
 
 from dripper.campaign.model import Sender
-from dripper.campaign.templates import LeadView, RenderedEmail, one_line
+from dripper.campaign.templates import LeadView, RenderedEmail
+from dripper.leads.records import one_line
 
 CRLF = "\r\n"
 

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -115,3 +116,70 @@ def submit_open(store: Store, adapter: PrintAdapter, letters_dir: Path, now: dat
 
 
 __all__ = ["BatchReport", "build", "build_stale", "folder", "submit_open"]
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    """A print batch as `dripper letters list` shows it."""
+
+    batch: str
+    letters: int
+    pages: int
+    built: bool  # its merged PDF shows every letter it holds
+    mailed_at: datetime | None
+    mailed_by: str | None
+    folder: Path
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "batch": self.batch,
+            "letters": self.letters,
+            "pages": self.pages,
+            "built": self.built,
+            "mailed_at": self.mailed_at.isoformat() if self.mailed_at else None,
+            "mailed_by": self.mailed_by,
+            "folder": str(self.folder),
+        }
+
+
+def summaries(store: Store, letters_dir: Path) -> list[BatchSummary]:
+    """The latest print batches, newest first."""
+    with store.begin() as conn:
+        found = printrows.listing(conn)
+    return [
+        BatchSummary(
+            batch=b["id"],
+            letters=b["letters"],
+            pages=b["pages"],
+            built=b["built_version"] >= b["version"],
+            mailed_at=b["mailed_at"],
+            mailed_by=b["mailed_by"],
+            folder=folder(letters_dir, b["id"]),
+        )
+        for b in found
+    ]
+
+
+class MarkOutcome(StrEnum):
+    NO_BATCH = "no_batch"
+    ALREADY_MAILED = "already_mailed"
+    MARKED = "marked"
+
+
+@dataclass(frozen=True)
+class Marked:
+    outcome: MarkOutcome
+    letters: int = 0
+    mailed_at: datetime | None = None  # when it was marked mailed before (ALREADY_MAILED)
+
+
+def mark_mailed(store: Store, batch: str, at: datetime, by: str) -> Marked:
+    """Record that `batch` went to the post at `at`; a batch marked before keeps its time."""
+    with store.begin() as conn:
+        found = printrows.get(conn, batch)
+        if found is None:
+            return Marked(MarkOutcome.NO_BATCH)
+        if found["mailed_at"] is not None:
+            return Marked(MarkOutcome.ALREADY_MAILED, found["letters"], found["mailed_at"])
+        printrows.mark_mailed(conn, batch, at, by)
+    return Marked(MarkOutcome.MARKED, found["letters"])

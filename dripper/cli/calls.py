@@ -1,0 +1,65 @@
+"""`dripper calls`: the sales team's list of calls due."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import click
+from rich.table import Table
+
+from dripper.cli.app import AT, App, at_or_now, fail, out, pass_app
+
+
+# --- calls and letters ---------------------------------------------------------------
+@click.command()
+@click.option("--date", "day", help="Business day YYYY-MM-DD (default: today; `all` for every day).")
+@click.option("--owner", help="Only this caller's tasks.")
+@click.option("--open", "open_only", is_flag=True, help="Only calls without an outcome yet.")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV on stdout instead of a table.")
+@click.option("--json", "as_json", is_flag=True)
+@AT
+@pass_app
+def calls(
+    app: App, day: str | None, owner: str | None, open_only: bool, as_csv: bool, as_json: bool, at: str | None
+) -> None:
+    """The phone calls due on a day, with talking points: the sales team's list."""
+    from dripper.channels.calls import tasks as calltasks
+    from dripper.store import callrows
+
+    loaded = app.loaded()
+    if day is None:
+        instant = at_or_now(at)
+        day = calltasks.business_day(instant, loaded.campaigns.defaults.timezone)
+    elif day != "all":
+        try:
+            date.fromisoformat(day)
+        except ValueError:
+            fail(f"--date {day!r}: write it as YYYY-MM-DD (or all)", code=1)
+    with app.store().begin() as conn:
+        tasks = callrows.listing(conn, day=None if day == "all" else day, owner=owner, open_only=open_only)
+    rows = calltasks.rows_for_table(tasks)
+    if as_csv:
+        click.echo(calltasks.to_csv(tasks), nl=False)
+        return
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    if not rows:
+        out.print(f"no calls{' for ' + owner if owner else ''} on {day}")
+        return
+    table = Table(title=f"Calls on {day}" if day != "all" else "Calls", show_lines=True)
+    for column in ("owner", "lead", "phone", "campaign / step", "outcome", "talking points"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        who = "\n".join(p for p in (row["name"], row["company"], row["email"]) if p)
+        points = row["talking_points"] if len(row["talking_points"]) < 400 else row["talking_points"][:397] + "..."
+        table.add_row(
+            row["owner"] or "-",
+            who,
+            row["phone"],
+            f"{row['campaign']}\n{row['step']}",
+            row["outcome"] or "open",
+            points,
+        )
+    out.print(table)

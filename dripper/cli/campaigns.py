@@ -1,0 +1,201 @@
+"""`dripper check` and `dripper diff`: is campaigns.yaml sound, and what would applying it change."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+from rich.table import Table
+
+from dripper.campaign import usage
+from dripper.campaign.model import CampaignFile
+from dripper.cli.app import AT, App, at_or_now, err, fail, out, pass_app
+
+
+# --- check -----------------------------------------------------------------------------
+@click.command()
+@click.option(
+    "--against-db",
+    is_flag=True,
+    help="Then show what applying the file would change for the leads in "
+    "the database, as `dripper diff` does (reads only).",
+)
+@AT
+@pass_app
+def check(app: App, against_db: bool, at: str | None) -> None:
+    """Validate campaigns.yaml and every template it names."""
+    loaded = app.loaded()
+    steps = usage.step_count(loaded.campaigns)
+    out.print(
+        f"{app.settings.campaigns_path}: OK — {len(loaded.campaigns.campaigns)} campaign(s), {steps} step(s), "
+        f"{len(loaded.templates.sources)} template file(s)"
+    )
+    _warn_if_letters_cannot_print(loaded.campaigns)
+    if against_db:
+        _print_diff(_diff_data(app, loaded.campaigns, None, at))
+
+
+def _warn_if_letters_cannot_print(config: CampaignFile) -> None:
+    """A warning, not an error: the file is fine, e-mails and calls go out, and letter
+    touches wait until the libraries are installed. Only when a campaign has letters:
+    loading WeasyPrint costs 0.4 s."""
+    from dripper.channels.letters.libraries import probe
+
+    if "letter" not in usage.channels_used(config):
+        return
+    missing = probe()
+    if missing is not None:
+        err.print(f"dripper: warning: {missing.line}; letter touches wait until then", markup=False, soft_wrap=True)
+
+
+# --- diff ------------------------------------------------------------------------------
+@click.command()
+@click.option("--campaign", help="Only this campaign (default: every campaign whose schedule changed).")
+@click.option("--at", "at", metavar="ISO-8601", help="Count as if the next tick applied the file then (default: now).")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help='One JSON object: {"campaigns": {NAME: {"steps": {…}, "leads": {…}}}} (see the README).',
+)
+@click.option("--exit-code", is_flag=True, help="Exit 1 when applying the file would change something, like git diff.")
+@pass_app
+def diff(app: App, campaign: str | None, at: str | None, as_json: bool, exit_code: bool) -> None:
+    """What campaigns.yaml would change for the leads already in its campaigns, before it
+    is applied: steps added, removed, renamed, retimed, moved or reordered, and for each
+    step how many leads get it (and in which week), miss it, lose it, or see it move.
+
+    A running `dripper run` applies a saved campaigns.yaml within a minute. So edit a copy
+    and compare it with the live database before putting it in place:
+
+        dripper --campaigns edited.yaml diff     (or DRIPPER_CAMPAIGNS=edited.yaml)
+
+    It reads only: nothing is written (the next `tick` applies the file). Counts are as of
+    --at (default: now). A broken file is refused, as `check` refuses it.
+    """
+    loaded = app.loaded()
+    data = _diff_data(app, loaded.campaigns, campaign, at)
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        _print_diff(data)
+    if exit_code and data["campaigns"]:
+        raise SystemExit(1)
+
+
+def _diff_data(app: App, config: CampaignFile, campaign: str | None, at: str | None) -> dict[str, Any]:
+    from dripper.planning import diff as diff_mod
+
+    instant = at_or_now(at)
+    with app.store().read() as conn:
+        if (
+            campaign is not None
+            and campaign not in config.campaigns
+            and campaign not in diff_mod.applied_versions(conn)
+        ):
+            fail(f"no campaign {campaign!r}", code=1)
+        return diff_mod.compute(conn, config, instant, campaign)
+
+
+def _span(seconds: float | None) -> str:
+    """A move in time, e.g. +14d, -1h, +13d 23h."""
+    if seconds is None:
+        return ""
+    sign, left = ("-" if seconds < 0 else "+"), int(abs(seconds))
+    parts = [
+        f"{n}{unit}" for n, unit in ((left // 86400, "d"), (left % 86400 // 3600, "h"), (left % 3600 // 60, "min")) if n
+    ]
+    return sign + (" ".join(parts) or f"{left}s")
+
+
+def _print_diff(data: dict[str, Any]) -> None:
+    from rich.markup import escape
+
+    from dripper.planning.diff import STATUS_TEXT
+
+    if not data["campaigns"]:
+        out.print("no schedule changes: applying campaigns.yaml changes nothing for the leads in the database")
+        return
+    for name, campaign in data["campaigns"].items():
+        out.print(f"[bold]{escape(name)}[/bold]: {STATUS_TEXT[campaign['status']]}")
+        if campaign["note"]:
+            out.print(f"[yellow]{escape(campaign['note'])}[/]")
+        table = Table(title="steps", title_justify="left")
+        for col in ("change", "step", "stage", "detail"):
+            table.add_column(col)
+        for change, step, stage, detail in _step_rows(campaign["steps"]):
+            table.add_row(change, step, stage, escape(detail))
+        out.print(table)
+        effects = campaign["leads"]
+        table = Table(title=f"leads as of {effects['at'][:16].replace('T', ' ')} UTC", title_justify="left")
+        for col in (
+            "step",
+            "get it",
+            "due (weeks)",
+            "missed",
+            "step_removed",
+            "lose it",
+            "pending touches move",
+            "steps to come move",
+        ):
+            table.add_column(col, justify="left" if col in ("step", "due (weeks)") else "right")
+        for step, row in effects["steps"].items():
+            weeks = ", ".join(f"{week}: {n}" for week, n in row["gets"]["weeks"].items())
+            table.add_row(
+                step,
+                str(row["gets"]["leads"] or ""),
+                weeks,
+                str(row["missed"] or ""),
+                str(row["step_removed"] or ""),
+                str(row["loses"] or ""),
+                _moves(row["pending_moved"], "touches"),
+                _moves(row["upcoming_moved"], "leads"),
+            )
+        out.print(table)
+        out.print(
+            f"{effects['affected']} of {effects['in_campaign']} lead(s) affected; "
+            f"{effects['next_touch_changes']} lead(s) get a different next touch"
+        )
+
+
+def _moves(spread: dict[str, Any], unit: str) -> str:
+    if not spread[unit]:
+        return ""
+    low, mid, high = (_span(spread[k]) for k in ("min_seconds", "median_seconds", "max_seconds"))
+    return f"{spread[unit]}: {low}" if low == high else f"{spread[unit]}: {low} / {mid} / {high}"
+
+
+def _step_rows(steps: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """The step changes of `dripper diff`, one table row each."""
+
+    def arrow(change: dict[str, Any]) -> str:
+        def text(value: Any) -> str:
+            return ", ".join(value) if isinstance(value, list) else str(value)
+
+        return f"{text(change['from'])} → {text(change['to'])}"
+
+    rows = [("added", s["step"], s["stage"], f"after {s['after']}, {s['channel']}") for s in steps["added"]]
+    rows += [("removed", s["step"], s["stage"], "") for s in steps["removed"]]
+    rows += [("renamed", s["to"], "", f"from {s['from']}") for s in steps["renamed"]]
+    rows += [
+        (
+            "retimed",
+            s["step"],
+            s["stage"],
+            "; ".join(f"{key.replace('_', ' ')} {arrow(s[key])}" for key in ("after", "send_window") if s[key]),
+        )
+        for s in steps["retimed"]
+    ]
+    rows += [("moved", s["step"], "", arrow(s)) for s in steps["moved"]]
+    rows += [("reordered", "", s["stage"], arrow(s)) for s in steps["reordered"]]
+    rows += [
+        ("changed", s["step"], "", "; ".join(f"{key} {arrow(s[key])}" for key in ("channel", "kind") if key in s))
+        for s in steps["changed"]
+    ]
+    rows += [("setting", key, "", arrow(change)) for key, change in steps["settings"].items()]
+    rows += [
+        ("unreached", s["step"], s["stage"], "no touch has reached it: new or not, still to come")
+        for s in steps["unreached"]
+    ]
+    return rows

@@ -1,0 +1,319 @@
+"""`dripper preview` and `dripper simulate`: a touch, or a new lead's timeline, before it is sent."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from dripper import config as config_mod
+from dripper.cli.app import AT, App, at_clock, err, fail, out, pass_app
+from dripper.leads.records import lookup_form
+from dripper.store import leadrows
+
+
+@click.command()
+@click.argument("campaign")
+@click.argument("step")
+@click.option("--lead", "email", help="Render for this lead (default: a sample lead).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "html", "eml", "pdf"]),
+    default="text",
+    show_default=True,
+    help="pdf: a letter as printed (written to --out, default STEP.pdf).",
+)
+@click.option("--out", "out_file", type=click.Path(path_type=Path), help="Write to this file instead of stdout.")
+@click.option(
+    "--open",
+    "open_it",
+    is_flag=True,
+    help="Write the touch under ./previews/ (or --out), print the path and open it in a browser: "
+    "e-mails and calls as HTML pages, letters as the printed PDF.",
+)
+@click.option(
+    "--to",
+    "to",
+    metavar="ADDRESS",
+    help='Send a test of this e-mail step to ADDRESS (subject "[TEST] …"); nothing is recorded.',
+)
+@AT
+@pass_app
+def preview(
+    app: App,
+    campaign: str,
+    step: str,
+    email: str | None,
+    fmt: str,
+    out_file: Path | None,
+    open_it: bool,
+    to: str | None,
+    at: str | None,
+) -> None:
+    """Render one touch as text, HTML or a complete .eml (exactly what would be sent);
+    --open shows it in a browser, --to sends a test of it."""
+    from dripper.campaign.templates import LeadView, sample_lead
+    from dripper.channels.compose import Composer
+    from dripper.reports.previews import NotForStep, touch_text
+    from dripper.sending.tick import dkim_key
+
+    if to is not None:
+        to = _test_address(to, open_it, fmt, out_file)
+    loaded = app.loaded()
+    config = loaded.campaigns
+    if campaign not in config.campaigns:
+        fail(f"no campaign {campaign!r}", code=1)
+    camp = config.campaigns[campaign]
+    found = camp.step(step)
+    if found is None:
+        fail(f"no step {step!r} in campaign {campaign!r}", code=1)
+    the_step = found[1]
+    now = at_clock(at).now()
+    if email:
+        store = app.store()
+        with store.begin() as conn:
+            row = leadrows.by_email(conn, lookup_form(email))
+        if row is None:
+            fail(f"no lead {email!r}", code=1)
+        lead = LeadView.from_row(row, config.defaults.timezone)
+        secret = app.settings.secret or store.secret()
+    else:
+        lead = sample_lead(config, any_attrs=False)
+        secret = app.settings.secret or "preview"
+    if to is not None:  # signed with the real secret, so that `serve` knows its links for a test's
+        _send_test(app, loaded, lead, camp, the_step, now, to, app.settings.secret or app.store().secret())
+        return
+    if open_it:
+        _open_preview(app, loaded, lead, camp, the_step, now, fmt, out_file, secret)
+        return
+    composer = Composer(loaded, app.settings.base_url, secret, dkim_key(app.settings, loaded))
+    try:
+        text = touch_text(composer, lead, camp, the_step, now, fmt)
+    except NotForStep as exc:
+        fail(str(exc), code=1)
+    if the_step.channel != "letter" or fmt != "pdf":
+        _emit(text, out_file)
+        return
+    from dripper.channels.letters.layout import render_letter, write_atomic
+    from dripper.channels.letters.libraries import LettersUnavailable
+
+    target = out_file or Path(f"{the_step.id}.pdf")
+    try:
+        rendered = render_letter(text, app.settings.templates_path)
+    except LettersUnavailable as exc:
+        fail(exc.missing.line, code=1)
+    write_atomic(target, rendered.pdf)
+    err.print(f"wrote {target} ({rendered.pages} page{'s' if rendered.pages != 1 else ''})")
+
+
+def _format_given() -> bool:
+    return click.get_current_context().get_parameter_source("fmt") is not click.core.ParameterSource.DEFAULT
+
+
+def _test_address(to: str, open_it: bool, fmt: str, out_file: Path | None) -> str:
+    from dripper.reports.previews import test_address
+
+    if open_it:
+        fail("--to sends a test and --open shows a preview: use one at a time", code=1)
+    if out_file is not None or _format_given():
+        fail("--to sends the e-mail itself: --format and --out do not apply", code=1)
+    try:
+        return test_address(to)
+    except ValueError as exc:
+        fail(str(exc), code=1)
+
+
+def _send_test(
+    app: App, loaded: config_mod.Loaded, lead: Any, camp: Any, step: Any, now: datetime, to: str, secret: str
+) -> None:
+    """`preview --to`: the touch as a test e-mail through the configured transport. It writes
+    nothing to the store: no touch, no event, no send counter."""
+    import jinja2
+
+    from dripper.channels.email.transports import SendError, make_transport
+    from dripper.reports.previews import PreviewComposer, compose_test, send_test
+    from dripper.sending.tick import dkim_key
+
+    if step.channel != "email":
+        fail(f"--to sends e-mail steps; {step.id!r} is a {step.channel} step (see it with --open)", code=1)
+    composer = PreviewComposer(loaded, app.settings.base_url, secret, dkim_key(app.settings, loaded))
+    try:
+        composed = compose_test(composer, lead, camp, step, now, to)
+    except jinja2.TemplateError as exc:
+        fail(f"{step.id!r} cannot be rendered for {lead.email}: {exc}", code=1)
+    try:
+        transport = make_transport(app.settings.smtp_url, app.settings.outbox_dir, 1)
+        answer = asyncio.run(send_test(composed, transport))
+    except ValueError as exc:  # a malformed DRIPPER_SMTP_URL
+        fail(str(exc), code=1)
+    except SendError as exc:
+        fail(f"the test to {to} was not sent: {exc}", code=1)
+    except OSError as exc:  # the file outbox cannot be written
+        fail(f"the test to {to} was not sent: {exc}", code=1)
+    via = f"via SMTP: {answer}" if app.settings.smtp_url else f"to the outbox: {answer}"
+    click.echo(
+        f"sent a test of {camp.name} {step.id} (rendered for {lead.email}) to {to} {via} "
+        f"(Message-ID {composed.message_id})"
+    )
+
+
+def _open_preview(
+    app: App,
+    loaded: config_mod.Loaded,
+    lead: Any,
+    camp: Any,
+    step: Any,
+    now: datetime,
+    fmt: str,
+    out_file: Path | None,
+    secret: str,
+) -> None:
+    """`preview --open`: write the touch as a file (links are test links), print its path,
+    and hand it to a browser when there is one."""
+    import jinja2
+
+    from dripper.channels.letters.libraries import LettersUnavailable
+    from dripper.reports.previews import (
+        PreviewComposer,
+        browser_opener,
+        default_path,
+        open_file,
+        preview_suffix,
+        write_preview,
+    )
+    from dripper.sending.tick import dkim_key
+
+    suffix = preview_suffix(step)
+    if _format_given() and f".{fmt}" != suffix:
+        fail(f"--open writes {step.channel} steps as {suffix[1:].upper()}: leave out --format {fmt}", code=1)
+    target = out_file or default_path(camp.name, step.id, lead.email, suffix)
+    composer = PreviewComposer(loaded, app.settings.base_url, secret, dkim_key(app.settings, loaded))
+    try:
+        write_preview(composer, lead, camp, step, now, target, app.settings.templates_path)
+    except jinja2.TemplateError as exc:
+        fail(f"{step.id!r} cannot be rendered for {lead.email}: {exc}", code=1)
+    except LettersUnavailable as exc:
+        fail(exc.missing.line, code=1)
+    click.echo(str(target))
+    if open_file(target, browser_opener()):
+        err.print("opened it in your browser")
+
+
+def _emit(text: str, out_file: Path | None) -> None:
+    if out_file:
+        out_file.write_text(text, encoding="utf-8")
+        err.print(f"wrote {out_file}")
+    else:
+        click.echo(text)
+
+
+@click.command()
+@click.option("--days", default=210, show_default=True, help="How far to look ahead.")
+@click.option("--stage", help="Funnel stage (default: every stage the campaign has).")
+@click.option("--campaign", help="Campaign (default: every campaign).")
+@click.option("--timezone", "tz", help="The lead's time zone (default: defaults.timezone).")
+@click.option("--country", default="", help="The lead's country, for holiday-aware windows.")
+@click.option("--json", "as_json", is_flag=True)
+@click.option(
+    "--html",
+    "html_file",
+    type=click.Path(path_type=Path),
+    help="Also write the timeline as a self-contained HTML page, with a picture per track.",
+)
+@AT
+@pass_app
+def simulate(
+    app: App,
+    days: int,
+    stage: str | None,
+    campaign: str | None,
+    tz: str | None,
+    country: str,
+    as_json: bool,
+    html_file: Path | None,
+    at: str | None,
+) -> None:
+    """The timeline a new lead would receive."""
+    from dripper.reports import simulation
+
+    loaded = app.loaded()
+    config = loaded.campaigns
+    start = at_clock(at).now()
+    names = [campaign] if campaign else list(config.campaigns)
+    for name in names:
+        if name not in config.campaigns:
+            fail(f"no campaign {name!r}", code=1)
+    if stage and stage not in config.stages:
+        fail(f"unknown stage {stage!r}", code=1)
+    rows = [touch.as_json() for touch in simulation.simulate(loaded, names, stage, start, days, tz, country)]
+    zone = tz or config.defaults.timezone
+    if html_file:
+        _write_timeline_page(
+            html_file,
+            rows,
+            simulation.tracks(config, names, stage),
+            start,
+            days,
+            zone,
+            country,
+        )
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    for name in names:
+        for stage_name in dict.fromkeys(r["stage"] for r in rows if r["campaign"] == name):
+            table = Table(
+                title=f"{name} · {stage_name} · a lead entering {start:%Y-%m-%d %H:%M} UTC ({zone}), {days} days",
+                title_justify="left",
+            )
+            for col in ("day", "date (local)", "stage", "step", "channel", "kind", "subject"):
+                table.add_column(col, justify="right" if col == "day" else "left")
+            from dripper.campaign.timing import zone as get_zone
+
+            for r in rows:
+                if r["campaign"] == name and r["stage"] == stage_name:
+                    local = datetime.fromisoformat(r["date"]).astimezone(get_zone(zone))
+                    table.add_row(
+                        str(r["day"]),
+                        local.strftime("%a %Y-%m-%d %H:%M"),
+                        r["stage"],
+                        r["step"],
+                        r["channel"],
+                        r["kind"],
+                        r["subject"],
+                    )
+            out.print(table)
+
+
+def _write_timeline_page(
+    path: Path,
+    rows: list[dict[str, Any]],
+    tracks: list[tuple[str, str]],
+    start: datetime,
+    days: int,
+    zone: str,
+    country: str,
+) -> None:
+    from dripper.campaign.timing import zone as get_zone
+    from dripper.channels.letters.layout import write_atomic
+    from dripper.reports.previews import Track, timeline_page
+
+    def local(instant: str) -> str:
+        return datetime.fromisoformat(instant).astimezone(get_zone(zone)).strftime("%a %Y-%m-%d %H:%M")
+
+    page = timeline_page(
+        [Track(c, s, [r for r in rows if r["campaign"] == c and r["stage"] == s]) for c, s in tracks],
+        start=start,
+        days=days,
+        zone=zone,
+        local=local,
+        country=country,
+    )
+    write_atomic(path, page.encode("utf-8"))
+    err.print(f"wrote {path}")

@@ -1,0 +1,63 @@
+"""One lead added or updated by hand (`dripper leads add`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Connection
+
+from dripper.config import Loaded
+from dripper.leads.records import POSTAL_COLUMNS, Lead, build_lead
+from dripper.planning.planner import enroll, record_versions
+from dripper.store import leadrows
+
+# The fields an update keeps from the stored lead when the command leaves them empty.
+_KEPT = ("first_name", "last_name", "company", "timezone", "stage", "campaign", *POSTAL_COLUMNS)
+
+
+class AddOutcome(StrEnum):
+    ADDED = "added"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+
+
+class NotALead(ValueError):
+    """The fields given (with the stored ones) do not make a lead; the message says why."""
+
+
+@dataclass(frozen=True)
+class Added:
+    lead: Lead
+    outcome: AddOutcome
+
+
+def with_existing(raw: Mapping[str, str | None], existing: Mapping[Any, Any] | None) -> dict[str, str | None]:
+    """The fields given, completed from the stored lead: an update keeps what it does not mention."""
+    merged = dict(raw)
+    if existing is None:
+        return merged
+    for key in _KEPT:
+        if not merged.get(key):
+            merged[key] = existing[key]
+    for key, value in (existing["attrs"] or {}).items():
+        merged.setdefault(key, value)
+    return merged
+
+
+def add_lead(conn: Connection, loaded: Loaded, raw: Mapping[str, str | None], at: datetime) -> Added:
+    """Add the lead whose fields are `raw` (its e-mail address in the form it is kept), or
+    update the one with that address, entering its stage at `at` if it changes. NotALead
+    says why the fields do not make a lead."""
+    email = raw.get("email") or ""
+    try:
+        lead = build_lead(with_existing(raw, leadrows.by_email(conn, email)), loaded.campaigns)
+    except ValueError as exc:
+        raise NotALead(str(exc)) from exc
+    result = enroll(conn, loaded.planner, [(0, lead)], at)
+    record_versions(conn, loaded.campaigns, at)
+    outcome = AddOutcome.ADDED if result.created else AddOutcome.UPDATED if result.updated else AddOutcome.UNCHANGED
+    return Added(lead, outcome)

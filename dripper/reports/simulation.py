@@ -1,0 +1,72 @@
+"""`dripper simulate`: the touches a new lead would receive, with their rendered subjects."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from dripper.campaign.model import CampaignFile
+from dripper.campaign.templates import sample_lead
+from dripper.config import Loaded
+from dripper.planning.planner import timeline
+
+# Simulated leads have no real unsubscribe link; templates still get a URL to show.
+_SAMPLE_UNSUBSCRIBE_URL = "https://example.invalid/u/x"
+
+
+@dataclass(frozen=True)
+class SimulatedTouch:
+    campaign: str
+    stage: str
+    day: int  # days after the lead entered the stage
+    due: datetime
+    step: str
+    channel: str
+    kind: str
+    subject: str  # rendered for a sample lead; empty for a step without one
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "campaign": self.campaign,
+            "stage": self.stage,
+            "day": self.day,
+            "date": self.due.isoformat(),
+            "step": self.step,
+            "channel": self.channel,
+            "kind": self.kind,
+            "subject": self.subject,
+        }
+
+
+def tracks(config: CampaignFile, campaigns: Sequence[str], stage: str | None) -> list[tuple[str, str]]:
+    """The (campaign, stage) tracks simulated: `stage` of each campaign, or all their stages."""
+    return [(name, s) for name in campaigns for s in ([stage] if stage else list(config.campaigns[name].stages))]
+
+
+def simulate(
+    loaded: Loaded,
+    campaigns: Sequence[str],
+    stage: str | None,
+    start: datetime,
+    days: int,
+    tz: str | None,
+    country: str,
+) -> list[SimulatedTouch]:
+    """What a sample lead entering at `start` receives within `days` days, track by track
+    (see `tracks`), each in sending order."""
+    config = loaded.campaigns
+    lead = sample_lead(config, any_attrs=False)
+    found: list[SimulatedTouch] = []
+    for name, stage_name in tracks(config, campaigns, stage):
+        camp = config.campaigns[name]
+        for entry in timeline(loaded.planner, name, stage_name, start, days, tz, country):
+            ctx = loaded.renderer.context(lead, camp, entry.step, _SAMPLE_UNSUBSCRIBE_URL, entry.due)
+            subject = loaded.renderer.subject(camp, entry.step, ctx) if entry.step.subject else ""
+            found.append(
+                SimulatedTouch(
+                    name, stage_name, entry.day, entry.due, entry.step.id, entry.step.channel, entry.step.kind, subject
+                )
+            )
+    return found

@@ -1,0 +1,202 @@
+"""The pages a lead reaches from a message: the one-click unsubscribe (RFC 8058) and the
+preference page, rendered from templates/public/.
+
+- GET  /u/{token}   a confirmation page with a POST form; changes nothing (mail scanners
+                    and link previewers fetch GETs)
+- POST /u/{token}   unsubscribes at once: `List-Unsubscribe=One-Click` from a mailbox
+                    provider, or the page's button. No cookies, no CSRF token; repeating it
+                    is harmless
+- GET/POST /p/{token}  the preference page: stop this campaign, stop everything, pause
+
+A forged, tampered or foreign token gets a 404. The test token of a test send or a preview
+(`dripper preview --to/--open`) gets "this was a test message; nothing changed" (200),
+whatever the method.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.templating import Jinja2Templates
+
+from dripper.leads.events import apply_event, opt_out, pause
+from dripper.store import leadrows
+from dripper.tokens import TokenData
+from dripper.web.context import WebContext, context
+
+PAUSE_MONTHS = (1, 2, 3, 6)  # what the preference page offers
+
+
+def _templates(request: Request) -> Jinja2Templates:
+    templates: Jinja2Templates = request.app.state.templates
+    return templates
+
+
+def _page(
+    request: Request,
+    title: str,
+    message: str = "",
+    *,
+    status: int = 200,
+    template: str = "public/page.html",
+    **values: Any,
+) -> Response:
+    """One of the pages a lead sees (public/*.html): a title and a message, or a form."""
+    return _templates(request).TemplateResponse(
+        request, template, {"title": title, "message": message, **values}, status_code=status
+    )
+
+
+def _masked(email: str) -> str:
+    local, _, domain = email.partition("@")
+    return f"{local[:2]}{'•' * max(1, len(local) - 2)}@{domain}"
+
+
+def _test_page(request: Request) -> Response:
+    """What a test send's (or a preview's) unsubscribe and preference links get, GET or POST."""
+    return _page(
+        request,
+        "This was a test message",
+        "This was a test message; nothing changed. The links in the e-mails your leads receive work as they should.",
+    )
+
+
+def _is_test(request: Request) -> bool:
+    # Test tokens (`dripper preview --to/--open`) name the lead a test was rendered for;
+    # following one must not unsubscribe that lead.
+    return context(request).tokens.read_test(request.path_params["token"]) is not None
+
+
+def _lead_for(ctx: WebContext, token: str) -> tuple[TokenData, Any] | None:
+    data = ctx.tokens.read(token)
+    if data is None:
+        return None
+    with ctx.store.begin() as conn:
+        lead = leadrows.by_id(conn, data.lead_id)
+    return (data, lead) if lead is not None else None
+
+
+async def unsubscribe_page(request: Request) -> Response:
+    if _is_test(request):
+        return _test_page(request)
+    ctx = context(request)
+    found = await run_in_threadpool(_lead_for, ctx, request.path_params["token"])
+    if found is None:
+        return _page(
+            request,
+            "Link not valid",
+            "This unsubscribe link is not valid. If you copied it, please check that it is complete.",
+            status=404,
+        )
+    _data, lead = found
+    sender = ctx.loaded.campaigns.sender
+    email, name = _masked(lead["email"]), sender.name or sender.address
+    if lead["unsubscribed_at"] is not None:
+        return _page(request, "You are unsubscribed", template="public/unsubscribed.html", email=email, sender=name)
+    return _page(
+        request,
+        "Unsubscribe",
+        template="public/unsubscribe.html",
+        token=request.path_params["token"],
+        email=email,
+        sender=name,
+    )
+
+
+def _unsubscribe_lead(ctx: WebContext, conn: Connection, data: TokenData, lead: Any) -> None:
+    if lead["unsubscribed_at"] is None:  # once is enough: a repeated POST changes nothing
+        apply_event(
+            conn,
+            ctx.loaded.planner,
+            lead,
+            "unsubscribed",
+            ctx.clock.now(),
+            source="web",
+            detail={"campaign": data.campaign},
+        )
+
+
+def _unsubscribe(ctx: WebContext, token: str) -> bool:
+    found = _lead_for(ctx, token)
+    if found is None:
+        return False
+    with ctx.store.begin() as conn:
+        _unsubscribe_lead(ctx, conn, *found)
+    return True
+
+
+async def unsubscribe_post(request: Request) -> Response:
+    await request.body()  # unused, but read: one over the limit is refused (413) before anything changes
+    if _is_test(request):
+        return _test_page(request)
+    if not await run_in_threadpool(_unsubscribe, context(request), request.path_params["token"]):
+        return _page(request, "Link not valid", "This unsubscribe link is not valid.", status=404)
+    return _page(request, "You are unsubscribed", "You will receive no more e-mails from us. Sorry to see you go.")
+
+
+async def preferences_page(request: Request) -> Response:
+    if _is_test(request):
+        return _test_page(request)
+    ctx = context(request)
+    found = await run_in_threadpool(_lead_for, ctx, request.path_params["token"])
+    if found is None:
+        return _page(request, "Link not valid", "This link is not valid.", status=404)
+    data, lead = found
+    campaign = ctx.loaded.campaigns.campaigns.get(data.campaign)
+    return _page(
+        request,
+        "Your e-mail preferences",
+        template="public/preferences.html",
+        email=_masked(lead["email"]),
+        about=(campaign.description or data.campaign) if campaign else data.campaign,
+        months=PAUSE_MONTHS,
+    )
+
+
+def _set_preference(ctx: WebContext, token: str, choice: str, months: int) -> str | None:
+    found = _lead_for(ctx, token)
+    if found is None:
+        return None
+    data, lead = found
+    now = ctx.clock.now()
+    with ctx.store.begin() as conn:
+        if choice == "all":
+            _unsubscribe_lead(ctx, conn, data, lead)
+            return "You will receive no more e-mails from us."
+        if choice == "pause":
+            until = pause(conn, ctx.loaded.planner, lead, months, now)
+            return f"Paused: you will hear from us again after {until.date().isoformat()}."
+        opt_out(conn, lead, data.campaign, now)
+        return "You will receive no more of these e-mails."
+
+
+async def preferences_post(request: Request) -> Response:
+    if _is_test(request):
+        return _test_page(request)
+    form = await request.form()
+    choice = str(form.get("choice") or "")
+    try:
+        months = int(str(form.get("months") or "1"))
+    except ValueError:
+        months = 0
+    if choice not in ("campaign", "all", "pause") or not 1 <= months <= 12:
+        return _page(request, "Please choose", "Please go back and choose one of the options.", status=400)
+    done = await run_in_threadpool(_set_preference, context(request), request.path_params["token"], choice, months)
+    if done is None:
+        return _page(request, "Link not valid", "This link is not valid.", status=404)
+    return _page(request, "Saved", done)
+
+
+ROUTES = [
+    Route("/u/{token}", unsubscribe_page, methods=["GET", "HEAD"]),
+    Route("/u/{token}", unsubscribe_post, methods=["POST"]),
+    Route("/p/{token}", preferences_page, methods=["GET", "HEAD"]),
+    Route("/p/{token}", preferences_post, methods=["POST"]),
+]
+
+__all__ = ["PAUSE_MONTHS", "ROUTES", "preferences_page", "preferences_post", "unsubscribe_page", "unsubscribe_post"]
