@@ -13,13 +13,7 @@ def run_dripper(
 ) -> subprocess.CompletedProcess[str]:
     """`python -m dripper ARGS` in `cwd`, its output captured as text; the exit status is
     the caller's to check."""
+    command = [sys.executable, "-m", "dripper", *args]
     return subprocess.run(
-        [sys.executable, "-m", "dripper", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        **options,
+        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False, **options
     )
