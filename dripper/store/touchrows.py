@@ -13,6 +13,7 @@ from sqlalchemy import (
     Connection,
     Integer,
     MetaData,
+    Row,
     String,
     Table,
     Text,
@@ -73,18 +74,8 @@ def _insert(conn: Connection):  # type: ignore[no-untyped-def]
 def known(conn: Connection, lead_ids: Sequence[int]) -> dict[tuple[int, str], dict[str, Known]]:
     """The touch rows these leads have, as their tracks see them: (lead, campaign) -> step id -> row."""
     out: dict[tuple[int, str], dict[str, Known]] = {}
-    if not lead_ids:
-        return out
-    query = select(
-        touches.c.lead_id,
-        touches.c.campaign,
-        touches.c.step_id,
-        touches.c.state,
-        touches.c.reason,
-        touches.c.planned_at,
-    ).where(touches.c.lead_id.in_(list(lead_ids)))
-    for lead_id, campaign, step_id, state, reason, planned_at in conn.execute(query):
-        out.setdefault((lead_id, campaign), {})[step_id] = Known(state, reason, planned_at)
+    for row in _track_rows(conn, lead_ids, touches.c.campaign):
+        out.setdefault((row.lead_id, row.campaign), {})[row.step_id] = Known(row.state, row.reason, row.planned_at)
     return out
 
 
@@ -101,20 +92,26 @@ class Stored:
 def stored(conn: Connection, lead_ids: Sequence[int], campaign: str) -> dict[int, dict[str, Stored]]:
     """The rows these leads have in `campaign`: lead -> step id -> row."""
     out: dict[int, dict[str, Stored]] = {}
-    if not lead_ids:
-        return out
-    query = select(
-        touches.c.lead_id,
-        touches.c.step_id,
-        touches.c.state,
-        touches.c.reason,
-        touches.c.planned_at,
-        touches.c.stage,
-        touches.c.due_at,
-    ).where(touches.c.lead_id.in_(list(lead_ids)), touches.c.campaign == campaign)
-    for lead_id, step_id, state, reason, planned_at, stage, due_at in conn.execute(query):
-        out.setdefault(lead_id, {})[step_id] = Stored(Known(state, reason, planned_at), stage, due_at)
+    rows = _track_rows(conn, lead_ids, touches.c.stage, touches.c.due_at, where=touches.c.campaign == campaign)
+    for row in rows:
+        known = Known(row.state, row.reason, row.planned_at)
+        out.setdefault(row.lead_id, {})[row.step_id] = Stored(known, row.stage, row.due_at)
     return out
+
+
+def _track_rows(
+    conn: Connection, lead_ids: Sequence[int], *columns: ColumnElement[Any], where: ColumnElement[bool] | None = None
+) -> Sequence[Row[Any]]:
+    """These leads' touch rows (`where` they are): lead, step id, what a track sees of
+    each (state, reason, planned_at), and `columns`."""
+    if not lead_ids:
+        return []
+    query = select(
+        touches.c.lead_id, touches.c.step_id, touches.c.state, touches.c.reason, touches.c.planned_at, *columns
+    ).where(touches.c.lead_id.in_(list(lead_ids)))
+    if where is not None:
+        query = query.where(where)
+    return conn.execute(query).all()
 
 
 def steps_seen(conn: Connection, campaign: str) -> set[tuple[str, str]]:
