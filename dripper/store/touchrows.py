@@ -67,6 +67,21 @@ REASON_TEXT = _reason_text()
 ROW = tuple(REASON_TEXT.label("reason") if column.name == "reason" else column for column in touches.c)
 
 
+# What planning writes into a touch row after its key (lead, campaign, step id).
+PLANNED_COLUMNS = (
+    "stage",
+    "channel",
+    "kind",
+    "due_at",
+    "state",
+    "reason",
+    "detail",
+    "attempts",
+    "planned_at",
+    "updated_at",
+)
+
+
 def _insert(conn: Connection):  # type: ignore[no-untyped-def]
     return upsert.insert(conn, touches)
 
@@ -173,21 +188,7 @@ def _next_statement(dialect: str) -> Any:
     excluded = stmt.excluded
     return stmt.on_conflict_do_update(
         index_elements=["lead_id", "campaign", "step_id"],
-        set_={
-            name: excluded[name]
-            for name in (
-                "stage",
-                "channel",
-                "kind",
-                "due_at",
-                "state",
-                "reason",
-                "detail",
-                "attempts",
-                "planned_at",
-                "updated_at",
-            )
-        },
+        set_={name: excluded[name] for name in PLANNED_COLUMNS},
         where=_replannable(),
     ).execution_options(preserve_rowcount=True)  # an executemany's rowcount: the rows written in all
 
@@ -488,14 +489,7 @@ def upcoming_counts(conn: Connection, orders: Mapping[tuple[str, str], Sequence[
                         leads.c.campaign == touches.c.campaign,
                         leads.c.stage == touches.c.stage,
                     ),
-                ).join(
-                    steps,
-                    and_(
-                        steps.c.campaign == touches.c.campaign,
-                        steps.c.stage == touches.c.stage,
-                        steps.c.step_id == touches.c.step_id,
-                    ),
-                )
+                ).join(steps, _step_of_touch(steps, touches.c.stage))
             )
             .where(in_stay)
             .group_by(touches.c.lead_id, leads.c.campaign, leads.c.stage),
@@ -517,15 +511,7 @@ def upcoming_counts(conn: Connection, orders: Mapping[tuple[str, str], Sequence[
         .select_from(
             stand.join(
                 touches, and_(touches.c.lead_id == stand.c.lead_id, touches.c.campaign == stand.c.campaign)
-            ).join(
-                steps,
-                and_(
-                    steps.c.campaign == touches.c.campaign,
-                    steps.c.stage == stand.c.stage,
-                    steps.c.step_id == touches.c.step_id,
-                    steps.c.n > stand.c.n,
-                ),
-            )
+            ).join(steps, and_(_step_of_touch(steps, stand.c.stage), steps.c.n > stand.c.n))
         )
         .where(touches.c.state.not_in(PENDING))
         .group_by(steps.c.campaign, steps.c.step_id, stand.c.stopped, reopens, touches.c.reason)
@@ -539,6 +525,11 @@ def upcoming_counts(conn: Connection, orders: Mapping[tuple[str, str], Sequence[
     for table in (stand, steps):
         conn.execute(DropTable(table))
     return Upcoming({key: n for key, n in out.items() if n}, reopened)
+
+
+def _step_of_touch(steps: Table, stage: ColumnElement[str]) -> ColumnElement[bool]:
+    """Joins a touch to its step's place in the track of `stage` (a `track_steps` row)."""
+    return and_(steps.c.campaign == touches.c.campaign, steps.c.stage == stage, steps.c.step_id == touches.c.step_id)
 
 
 def _analyze(conn: Connection, table: str) -> None:
