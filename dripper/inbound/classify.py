@@ -657,7 +657,7 @@ def _classify(message: Message | EmailMessage) -> Classification:
         return _ses(ses)
     if report == "delivery-status" or _parts(message, "message/delivery-status"):
         found = _dsn(message, text)
-        if found.kind != "unknown":
+        if found.kind != InboundKind.UNKNOWN:
             # MTAs put odd things in Final-Recipient: add what Mailman's detectors find
             found.recipients += [a for a in _flufl_recipients(message) if a not in found.recipients]
             return found  # a report that names nothing undelivered may still be a bounce in its text
