@@ -17,16 +17,7 @@ AWAY = b"From: Ann <ann@example.com>\r\nAuto-Submitted: auto-replied\r\nSubject:
 
 
 def test_the_kinds_are_the_enum_in_its_order() -> None:
-    assert tuple(InboundKind) == KINDS
-    assert [str(kind) for kind in KINDS] == [
-        "reply",
-        "auto_reply",
-        "bounce_hard",
-        "bounce_soft",
-        "complaint",
-        "unsubscribe",
-        "unknown",
-    ]
+    assert tuple(InboundKind) == KINDS  # the values themselves: test_states
 
 
 def test_classify_and_bounce_kind_answer_with_members() -> None:
