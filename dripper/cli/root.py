@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -26,23 +27,23 @@ from dripper.cli import (
 from dripper.cli.app import App, err, out
 from dripper.settings import from_env, secret_list
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _path_option(flag: str, name: str, envvar: str, help: str) -> Callable[[_F], _F]:
+    """A path option that `envvar` sets when the command line does not."""
+    return click.option(flag, name, envvar=envvar, type=click.Path(path_type=Path), help=help)
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dripper")
 @click.option("--database-url", envvar="DRIPPER_DATABASE_URL", help="SQLAlchemy URL [DRIPPER_DATABASE_URL].")
-@click.option(
-    "--campaigns",
-    "campaigns_path",
-    envvar="DRIPPER_CAMPAIGNS",
-    type=click.Path(path_type=Path),
-    help="Path of campaigns.yaml [DRIPPER_CAMPAIGNS].",
-)
-@click.option(
+@_path_option("--campaigns", "campaigns_path", "DRIPPER_CAMPAIGNS", "Path of campaigns.yaml [DRIPPER_CAMPAIGNS].")
+@_path_option(
     "--templates",
     "templates_dir",
-    envvar="DRIPPER_TEMPLATES",
-    type=click.Path(path_type=Path),
-    help="Templates folder [DRIPPER_TEMPLATES; default: templates/ beside campaigns.yaml].",
+    "DRIPPER_TEMPLATES",
+    "Templates folder [DRIPPER_TEMPLATES; default: templates/ beside campaigns.yaml].",
 )
 @click.option(
     "--smtp-url", envvar="DRIPPER_SMTP_URL", help="smtp://user:pass@host:port [DRIPPER_SMTP_URL]; unset = ./outbox/."

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import click
 
 from dripper.cli.app import App, at_clock, pass_app
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _seconds(flag: str, default: float, most: float, help: str) -> Callable[[_F], _F]:
+    """A time limit in seconds, from a tenth of a second to `most`."""
+    return click.option(flag, type=click.FloatRange(0.1, most), default=default, show_default=True, help=help)
 
 
 # --- serve ------------------------------------------------------------------------------
@@ -17,19 +27,14 @@ from dripper.cli.app import App, at_clock, pass_app
     metavar="ISO-8601",
     help="Freeze the server's clock at this instant (demos, tests; default: the system clock).",
 )
-@click.option(
+@_seconds(
     "--header-timeout",
-    type=click.FloatRange(0.1, 300),
-    default=10.0,
-    show_default=True,
-    help="Seconds a client has to send a request's head (line and headers); then it is disconnected.",
+    10.0,
+    300,
+    "Seconds a client has to send a request's head (line and headers); then it is disconnected.",
 )
-@click.option(
-    "--body-timeout",
-    type=click.FloatRange(0.1, 3600),
-    default=30.0,
-    show_default=True,
-    help="Seconds a client has to send a request's body, after its head; then it gets 408.",
+@_seconds(
+    "--body-timeout", 30.0, 3600, "Seconds a client has to send a request's body, after its head; then it gets 408."
 )
 @pass_app
 def serve(app: App, host: str, port: int, at: str | None, header_timeout: float, body_timeout: float) -> None:

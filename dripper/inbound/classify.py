@@ -19,7 +19,9 @@ from email.message import EmailMessage, Message
 from email.utils import collapse_rfc2231_value, getaddresses, parseaddr
 from typing import Any
 
-KINDS = ("reply", "auto_reply", "bounce_hard", "bounce_soft", "complaint", "unsubscribe", "unknown")
+from dripper.states import InboundKind
+
+KINDS: tuple[InboundKind, ...] = tuple(InboundKind)
 
 # An enhanced status code (RFC 3463), never part of a dotted number such as an IP address.
 _STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.]\d|\d)")
@@ -59,7 +61,7 @@ _QUOTE_START = re.compile(
 
 @dataclass
 class Classification:
-    kind: str
+    kind: InboundKind
     status: str | None = None  # enhanced status code of a bounce, e.g. 5.1.1
     recipients: list[str] = field(default_factory=list)  # who the bounce or complaint is about
     original: Message | None = None  # the message we sent, when the report carries it
@@ -245,7 +247,7 @@ def _phase_in(text: str) -> str | None:
     return "RCPT" if word == "rcpt" else "DATA" if word.endswith("data") else "MAIL"
 
 
-def bounce_kind(answer: str, status: str | None = None, context: str = "", phase: str | None = None) -> str:
+def bounce_kind(answer: str, status: str | None = None, context: str = "", phase: str | None = None) -> InboundKind:
     """`bounce_hard` or `bounce_soft`: the one decision for every path (RFC 3464 reports,
     non-standard bounces, a refusal at SMTP time). Hard only on evidence that the address
     or its domain is gone: a code that says so, or the server's words, except words about
@@ -260,30 +262,30 @@ def bounce_kind(answer: str, status: str | None = None, context: str = "", phase
     else what the answer or the context say."""
     status = status or _status_in(answer)
     if status and (status.startswith("4") or status.split(".")[1:] in (["2", "2"], ["3", "1"], ["2", "3"])):
-        return "bounce_soft"  # for later, a full mailbox or system, a message too large
+        return InboundKind.BOUNCE_SOFT  # for later, a full mailbox or system, a message too large
     if status and hard_status(status):
         # A report may list several recipients: read the words on the code's own line
         # (a DSN's diagnostic is one recipient's already).
         line = next((ln for ln in answer.splitlines() if status in ln), answer if len(answer) < 400 else "")
         if not _refused_not_gone(_prose(line)):
-            return "bounce_hard"
+            return InboundKind.BOUNCE_HARD
     said = _prose(answer)
     words = (
         said if _refused_not_gone(said) or _DOMAIN_GONE.search(said) or _MAILBOX_GONE.search(said) else _prose(context)
     )
     if _refused_not_gone(words):
-        return "bounce_soft"
+        return InboundKind.BOUNCE_SOFT
     if status and _address_status(status):
-        return "bounce_hard"
+        return InboundKind.BOUNCE_HARD
     if _DOMAIN_GONE.search(words):
-        return "bounce_hard"
+        return InboundKind.BOUNCE_HARD
     # After DATA the server had accepted the recipient: what it refuses then is the
     # message, whatever it calls it (some carriers answer "unknown user" to mail they filter).
     if _MAILBOX_GONE.search(words) and (phase or _phase_in(answer) or _phase_in(context)) != "DATA":
-        return "bounce_hard"
+        return InboundKind.BOUNCE_HARD
     # Mail system, network, protocol, content and security/policy codes say nothing
     # about the address; nor does silence.
-    return "bounce_soft"
+    return InboundKind.BOUNCE_SOFT
 
 
 # A line that starts with an address starts one recipient's answer in a non-standard
@@ -372,7 +374,7 @@ def _recipient_blocks(part: Message) -> list[Message]:
 def _dsn(message: Message, text_part: str) -> Classification:
     """RFC 3464: per-recipient Action, Status and Final-Recipient; `text_part` is the
     report's prose."""
-    worst: tuple[int, str, str, str] | None = None  # (rank, kind, status, recipient)
+    worst: tuple[int, InboundKind, str, str] | None = None  # (rank, kind, status, recipient)
     recipients = []
     prose = _own_report(text_part)[:4000]
     for part in _parts(message, "message/delivery-status"):
@@ -395,12 +397,12 @@ def _dsn(message: Message, text_part: str) -> Classification:
             status = _status_in(text) or (".".join(status_match.groups()) if status_match else None)
             if action == "delayed" and status and status.startswith("5"):
                 status = "4" + status[1:]
-            kind = "bounce_soft" if action == "delayed" else bounce_kind(text, status, prose)
-            rank = 2 if kind == "bounce_hard" else 1
+            kind = InboundKind.BOUNCE_SOFT if action == "delayed" else bounce_kind(text, status, prose)
+            rank = 2 if kind == InboundKind.BOUNCE_HARD else 1
             if worst is None or rank > worst[0]:
                 worst = (rank, kind, status or "", recipient)
     if worst is None:
-        return Classification("unknown", reason="a delivery report with nothing undelivered")
+        return Classification(InboundKind.UNKNOWN, reason="a delivery report with nothing undelivered")
     return Classification(worst[1], worst[2] or None, recipients, _original(message), "RFC 3464 delivery status")
 
 
@@ -423,8 +425,8 @@ def _arf(message: Message) -> Classification:
     if original is not None and not recipients:
         recipients = [a.lower() for _, a in getaddresses(original.get_all("To") or []) if a]
     if types == {"opt-out"}:
-        return Classification("unsubscribe", None, recipients, original, "RFC 5965 opt-out report")
-    return Classification("complaint", None, recipients, original, "RFC 5965 feedback report")
+        return Classification(InboundKind.UNSUBSCRIBE, None, recipients, original, "RFC 5965 opt-out report")
+    return Classification(InboundKind.COMPLAINT, None, recipients, original, "RFC 5965 feedback report")
 
 
 def text_of(message: Message) -> str:
@@ -509,11 +511,11 @@ def _nonstandard_bounce(message: Message, text: str) -> Classification | None:
     # Mailman's detectors tell temporary from permanent failures; permanent is not hard
     # (a full mailbox, a spam filter): that takes the words.
     # A bounce about several recipients is as bad as its worst, as an RFC 3464 report is.
-    kind = "bounce_soft"
+    kind = InboundKind.BOUNCE_SOFT
     if permanent or not temporary:
         answers = _per_recipient(report)
         kinds = {bounce_kind(answer, status if len(answers) == 1 else None, report) for answer in answers}
-        kind = "bounce_hard" if "bounce_hard" in kinds else "bounce_soft"
+        kind = InboundKind.BOUNCE_HARD if InboundKind.BOUNCE_HARD in kinds else InboundKind.BOUNCE_SOFT
     return Classification(kind, status, recipients, _original(message), "non-standard bounce (flufl.bounce)")
 
 
@@ -579,7 +581,7 @@ def _ses(data: dict[str, Any]) -> Classification:
     if what == "Complaint":
         complaint = _dict(data.get("complaint"))
         return Classification(
-            "complaint",
+            InboundKind.COMPLAINT,
             None,
             _addresses(complaint.get("complainedRecipients")),
             original,
@@ -587,22 +589,22 @@ def _ses(data: dict[str, Any]) -> Classification:
         )
     bounce = _dict(data.get("bounce"))
     if what != "Bounce":
-        return Classification("unknown", reason=f"an Amazon SES {what} notification")
-    kind, status = "bounce_soft", None
+        return Classification(InboundKind.UNKNOWN, reason=f"an Amazon SES {what} notification")
+    kind, status = InboundKind.BOUNCE_SOFT, None
     for entry in bounce.get("bouncedRecipients") or []:
         if not isinstance(entry, dict):
             continue
         code = _STATUS.fullmatch(str(entry.get("status") or ""))
         this_status = ".".join(code.groups()) if code else None
         if bounce.get("bounceType") != "Permanent" or bounce.get("bounceSubType") in _SES_SOFT_SUBTYPES:
-            this = "bounce_soft"  # Transient, Undetermined, or the mailbox or message
+            this = InboundKind.BOUNCE_SOFT  # Transient, Undetermined, or the mailbox or message
         elif bounce.get("bounceSubType") in _SES_GONE_SUBTYPES:
-            this = "bounce_hard"
+            this = InboundKind.BOUNCE_HARD
         else:  # General: the receiving server's answer decides, as on every path
             this = bounce_kind(str(entry.get("diagnosticCode") or ""), this_status)
-        if status is None or (this == "bounce_hard" and kind != "bounce_hard"):
+        if status is None or (this == InboundKind.BOUNCE_HARD and kind != InboundKind.BOUNCE_HARD):
             status = this_status
-        kind = "bounce_hard" if "bounce_hard" in (kind, this) else "bounce_soft"
+        kind = InboundKind.BOUNCE_HARD if InboundKind.BOUNCE_HARD in (kind, this) else InboundKind.BOUNCE_SOFT
     return Classification(
         kind, status, _addresses(bounce.get("bouncedRecipients")), original, "Amazon SES bounce notification"
     )
@@ -624,7 +626,7 @@ def classify(message: Message | EmailMessage) -> Classification:
     try:
         return _classify(message)
     except Exception as exc:
-        return Classification("unknown", reason=f"could not read the message: {type(exc).__name__}: {exc}")
+        return Classification(InboundKind.UNKNOWN, reason=f"could not read the message: {type(exc).__name__}: {exc}")
 
 
 _JMRP_SUBJECT = re.compile(r"^\s*complaint about message from\b", re.IGNORECASE)
@@ -646,14 +648,16 @@ def _classify(message: Message | EmailMessage) -> Classification:
     if _is_complaint(message, report):
         return _arf(message)
     if _header(message, "X-Apple-Unsubscribe").strip().lower() == "true":
-        return Classification("unsubscribe", reason="a mail client's unsubscribe request (List-Unsubscribe mailto)")
+        return Classification(
+            InboundKind.UNSUBSCRIBE, reason="a mail client's unsubscribe request (List-Unsubscribe mailto)"
+        )
     text = text_of(message)
     ses = _ses_notification(text)
     if ses is not None:
         return _ses(ses)
     if report == "delivery-status" or _parts(message, "message/delivery-status"):
         found = _dsn(message, text)
-        if found.kind != "unknown":
+        if found.kind != InboundKind.UNKNOWN:
             # MTAs put odd things in Final-Recipient: add what Mailman's detectors find
             found.recipients += [a for a in _flufl_recipients(message) if a not in found.recipients]
             return found  # a report that names nothing undelivered may still be a bounce in its text
@@ -661,8 +665,8 @@ def _classify(message: Message | EmailMessage) -> Classification:
     if bounce is not None:
         return bounce
     if _auto_reply(message):
-        return Classification("auto_reply", reason="auto-reply (RFC 3834 headers or subject)")
+        return Classification(InboundKind.AUTO_REPLY, reason="auto-reply (RFC 3834 headers or subject)")
     subject = _subject(message)
     if _UNSUBSCRIBE.search(subject) or _UNSUBSCRIBE.search(own_words(text)[:2000]):
-        return Classification("unsubscribe", reason="asks to be removed")
-    return Classification("reply", reason="written by a person")
+        return Classification(InboundKind.UNSUBSCRIBE, reason="asks to be removed")
+    return Classification(InboundKind.REPLY, reason="written by a person")

@@ -17,13 +17,12 @@ import re
 import ssl
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import parse_qs, unquote, urlsplit
 
+from dripper import serverurl
 from dripper.inbound import parse
 from dripper.inbound.ingest import Ingested, Ingestor
 
 log = logging.getLogger("dripper.imap")
-_TRUE = {"1", "true", "yes", "on"}
 
 
 @dataclass(frozen=True)
@@ -43,33 +42,23 @@ class ImapConfig:
     @classmethod
     def parse(cls, url: str) -> ImapConfig:
         """`imaps://user:pass@host:993/INBOX?processed=Processed&quarantine=Quarantine&batch=200`"""
-        parts = urlsplit(url)
-        if parts.scheme not in ("imap", "imaps"):
-            raise ValueError(
-                f"DRIPPER_IMAP_URL must start with imaps:// or imap:// (got {parts.scheme or 'nothing'}://)"
-            )
-        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        tls = parts.scheme == "imaps"
+        server = serverurl.parse(url, "DRIPPER_IMAP_URL", {"imaps": (True, 993), "imap": (False, 143)})
         return cls(
-            host=parts.hostname or "localhost",
-            port=parts.port or (993 if tls else 143),
-            tls=tls,
-            starttls=not tls and query.get("starttls", "true").lower() in _TRUE,
-            username=unquote(parts.username or ""),
-            password=unquote(parts.password or ""),
-            mailbox=unquote(parts.path.lstrip("/")) or "INBOX",
-            processed=query.get("processed", "Processed"),
-            quarantine=query.get("quarantine", "Quarantine"),
-            verify=query.get("verify", "true").lower() in _TRUE,
-            batch=max(1, int(query.get("batch", "200"))),
+            host=server.host,
+            port=server.port,
+            tls=server.implicit_tls,
+            starttls=not server.implicit_tls and server.flag("starttls", True),
+            username=server.username,
+            password=server.password,
+            mailbox=server.path or "INBOX",
+            processed=server.option("processed", "Processed"),
+            quarantine=server.option("quarantine", "Quarantine"),
+            verify=server.flag("verify", True),
+            batch=max(1, int(server.option("batch", "200"))),
         )
 
     def context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context()
-        if not self.verify:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        return context
+        return serverurl.tls_context(self.verify)
 
 
 def _connect(config: ImapConfig) -> imaplib.IMAP4:

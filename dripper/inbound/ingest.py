@@ -21,6 +21,7 @@ from dripper.inbound.match import Match, match
 from dripper.inbound.notify import Notifier
 from dripper.leads.events import apply_event
 from dripper.planning.planner import Planner, hold_until
+from dripper.states import EventKind, InboundKind, Reason
 from dripper.store import Store, leadrows
 from dripper.store import touchrows as touch_q
 from dripper.store.db import StoreUnavailable
@@ -29,13 +30,18 @@ from dripper.tokens import Tokens
 log = logging.getLogger("dripper.inbound")
 
 # What each kind does to a matched lead (the event it records).
-_EFFECT = {"bounce_hard": "bounced", "complaint": "complained", "unsubscribe": "unsubscribed", "reply": "replied"}
+_EFFECT = {
+    InboundKind.BOUNCE_HARD: EventKind.BOUNCED,
+    InboundKind.COMPLAINT: EventKind.COMPLAINED,
+    InboundKind.UNSUBSCRIBE: EventKind.UNSUBSCRIBED,
+    InboundKind.REPLY: EventKind.REPLIED,
+}
 
 
 @dataclass
 class Ingested:
     file: str
-    kind: str
+    kind: InboundKind
     lead: str | None
     status: str | None
     touch: dict[str, str] | None
@@ -47,7 +53,7 @@ class Ingested:
     effect: str | None = None  # what it did: bounced, replied, soft_bounce (1 of 3), ...
     # An unverified message: what it looked like and whom it claimed to be about. It is
     # recorded as `unknown` for a person to look at, and changes no lead.
-    classified_as: str | None = None
+    classified_as: InboundKind | None = None
     suspected_lead: str | None = None
     quarantine: bool = False  # it could not be read within limits: an IMAP poll sets it aside
 
@@ -116,14 +122,14 @@ class Ingestor:
         could not be verified, for a person to judge (it changed nothing)."""
         if self.notifier is None or not self.notifier.active:
             return False
-        return result.kind == "reply" or (
-            result.suspected_lead is not None and result.classified_as in ("reply", "unsubscribe")
+        return result.kind == InboundKind.REPLY or (
+            result.suspected_lead is not None and result.classified_as in (InboundKind.REPLY, InboundKind.UNSUBSCRIBE)
         )
 
     def _unreadable(self, read: parse.Unreadable, file: str, at: datetime, dry_run: bool) -> Ingested:
         result = Ingested(
             file=file,
-            kind="unknown",
+            kind=InboundKind.UNKNOWN,
             lead=None,
             status=None,
             touch=None,
@@ -139,17 +145,24 @@ class Ingestor:
                 leadrows.record_event(
                     conn,
                     None,
-                    "unknown",
+                    EventKind.UNKNOWN,
                     at,
                     "inbound",
-                    {"kind": "unknown", "reason": result.reason, **_sender_and_subject(read.headers)},
+                    {"kind": InboundKind.UNKNOWN, "reason": result.reason, **_sender_and_subject(read.headers)},
                     message_id=read.key,
                 )
                 result.applied, result.effect = True, "recorded as unknown; quarantined"
         return result
 
     def _apply(
-        self, conn: Connection, message: Message, found: Classification, hit: Match, kind: str, key: str, at: datetime
+        self,
+        conn: Connection,
+        message: Message,
+        found: Classification,
+        hit: Match,
+        kind: InboundKind,
+        key: str,
+        at: datetime,
     ) -> str:
         detail = {
             "kind": kind,
@@ -166,7 +179,7 @@ class Ingestor:
                     matched_by=hit.how.value if hit.how else None,
                     unverified=hit.doubt,
                 )
-            leadrows.record_event(conn, None, "unknown", at, "inbound", detail, message_id=key)
+            leadrows.record_event(conn, None, EventKind.UNKNOWN, at, "inbound", detail, message_id=key)
             return "recorded as unknown" + (" (unverified: changed nothing)" if hit.lead is not None else "")
         assert hit.lead is not None
         lead = hit.lead
@@ -175,17 +188,18 @@ class Ingestor:
                 conn, self.planner, lead, _EFFECT[kind], at, source="inbound", detail=detail, message_id=key
             )
             return f"{_EFFECT[kind]} ({result.suppressed} pending suppressed)"
-        if kind == "bounce_soft":
+        if kind == InboundKind.BOUNCE_SOFT:
             return self._soft_bounce(conn, lead, hit.touch, detail, key, at)
-        if kind == "auto_reply":  # pauses, never stops: until the return date it names, else a while
+        if kind == InboundKind.AUTO_REPLY:  # pauses, never stops: until the return date it names, else a while
             named = return_date(f"{message.get('Subject') or ''}\n{own_words(text_of(message))}", at.date())
             back = named or (self.inbound.auto_reply_pause.add_to(at, UTC) - timedelta(days=1)).date()
             held = hold_until(conn, self.planner, lead, back, at)
             detail["back_on"] = back.isoformat()
             detail["back_on_named"] = named is not None
-            leadrows.record_event(conn, lead["id"], kind, at, "inbound", detail, message_id=key)
-            return f"auto_reply: {held} touch(es) held until after {back.isoformat()}"
-        leadrows.record_event(conn, lead["id"], kind, at, "inbound", detail, message_id=key)
+            leadrows.record_event(conn, lead["id"], EventKind.AUTO_REPLY, at, "inbound", detail, message_id=key)
+            return f"{kind}: {held} touch(es) held until after {back.isoformat()}"
+        # Verified, but neither a bounce, a complaint nor a reply: kept against the lead.
+        leadrows.record_event(conn, lead["id"], EventKind.UNKNOWN, at, "inbound", detail, message_id=key)
         return kind
 
     def _soft_bounce(
@@ -197,15 +211,15 @@ class Ingestor:
         key: str,
         at: datetime,
     ) -> str:
-        leadrows.record_event(conn, lead["id"], "soft_bounce", at, "inbound", detail, message_id=key)
+        leadrows.record_event(conn, lead["id"], EventKind.SOFT_BOUNCE, at, "inbound", detail, message_id=key)
         window = self.inbound.soft_bounce_window.add_to(at, UTC) - at
-        count = leadrows.count_events(conn, lead["id"], "soft_bounce", at - window)
+        count = leadrows.count_events(conn, lead["id"], EventKind.SOFT_BOUNCE, at - window)
         if count >= self.inbound.soft_bounce_limit:
             apply_event(
                 conn,
                 self.planner,
                 lead,
-                "bounced",
+                EventKind.BOUNCED,
                 at,
                 source="inbound",
                 detail={**detail, "escalated_after_soft_bounces": count},
@@ -216,7 +230,7 @@ class Ingestor:
                 conn,
                 touch["id"],
                 self.inbound.soft_bounce_retry.add_to(at, UTC),
-                f"soft_bounce: {detail['status'] or 'temporary'}",
+                f"{Reason.SOFT_BOUNCE}: {detail['status'] or 'temporary'}",
                 at,
             )
         return f"soft_bounce ({count} of {self.inbound.soft_bounce_limit})"
@@ -225,7 +239,7 @@ class Ingestor:
 def _result(file: str, key: str, found: Classification, hit: Match) -> Ingested:
     result = Ingested(
         file=file,
-        kind="unknown",
+        kind=InboundKind.UNKNOWN,
         lead=None,
         status=found.status,
         touch=None,
@@ -238,7 +252,7 @@ def _result(file: str, key: str, found: Classification, hit: Match) -> Ingested:
         result.kind, result.lead, result.matched_by = found.kind, hit.lead["email"], hit.how.value
         if hit.touch is not None:
             result.touch = {"campaign": hit.touch["campaign"], "step": hit.touch["step_id"]}
-    elif found.kind != "unknown":  # it looked like something, but changes nothing
+    elif found.kind != InboundKind.UNKNOWN:  # it looked like something, but changes nothing
         result.classified_as = found.kind
         if hit.lead is None:
             result.reason = f"{found.reason}; matches no lead"

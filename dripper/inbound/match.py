@@ -30,6 +30,7 @@ from sqlalchemy import Connection
 from dripper.channels.email.mime import legacy_message_id
 from dripper.inbound.authenticated import authenticated_sender
 from dripper.inbound.classify import Classification
+from dripper.states import InboundKind
 from dripper.store import leadrows
 from dripper.store import touchrows as touch_q
 from dripper.tokens import Tokens
@@ -147,9 +148,12 @@ def _message_id_doubt(hit: Match, message_id: str, found: Classification) -> str
     return ""
 
 
+_REPORTS = frozenset({InboundKind.BOUNCE_HARD, InboundKind.BOUNCE_SOFT, InboundKind.COMPLAINT})
+
+
 def _is_report(found: Classification) -> bool:
     """A bounce or a feedback report (complaint or opt-out): about the recipients it names."""
-    return found.kind.startswith("bounce") or found.kind == "complaint" or bool(found.recipients)
+    return found.kind in _REPORTS or bool(found.recipients)
 
 
 def _by_token(conn: Connection, message: Message, found: Classification, tokens: Tokens) -> Match | None:

@@ -17,6 +17,7 @@ from dripper.campaign.model import CampaignFile
 from dripper.channels.compose import safe_name
 from dripper.channels.email.transports import Envelope, SendError, make_transport
 from dripper.settings import Settings
+from dripper.states import EventKind, InboundKind
 
 if TYPE_CHECKING:  # ingest imports this module
     from dripper.inbound.ingest import Ingested
@@ -52,12 +53,14 @@ class Notifier:
             message["Subject"] = f"Reply from {result.lead}: {result.touch['step'] if result.touch else 'lead'}"
             note = f"{result.lead} replied; their sequence is stopped. The reply is attached.\n"
         else:  # it proves nothing: a person decides (`dripper event EMAIL replied|unsubscribed`)
+            # the event a person records if it is genuine
+            event = EventKind.UNSUBSCRIBED if result.classified_as == InboundKind.UNSUBSCRIBE else EventKind.REPLIED
             message["Subject"] = f"Unverified {result.classified_as} claiming to be from {result.suspected_lead}"
             note = (
                 f"This {result.classified_as} claims to be from {result.suspected_lead}, but it is no reply to our "
                 f"mail and its sender is not authenticated, so it changed nothing ({result.reason}). If it is "
                 f"genuine, record it with `dripper event {result.suspected_lead} "
-                f"{'unsubscribed' if result.classified_as == 'unsubscribe' else 'replied'}`. It is attached.\n"
+                f"{event}`. It is attached.\n"
             )
         message["Date"] = format_datetime(at)
         message["Message-ID"] = make_msgid(domain=sender.domain)

@@ -178,7 +178,7 @@ def import_file(
             conn.commit()
             for batch in reader:
                 result = _merge(conn, loaded, batch, at)
-                totals.merged.add(result)
+                totals.merged += result
                 totals.skipped += batch.skipped + len(result.duplicates)
                 totals.warned += batch.warned
                 problems = batch.problems + [

@@ -30,21 +30,10 @@ _ATTR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 _LINE_BREAKS = re.compile(r"[^\S ]+|[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
-# The text columns of a stored lead, each kept on one line when read (`Lead.from_row`).
-_TEXT_COLUMNS = (
-    "email",
-    "first_name",
-    "last_name",
-    "company",
-    "stage",
-    "campaign",
-    "address_line1",
-    "address_line2",
-    "city",
-    "region",
-    "postal_code",
-    "country",
-)
+# A stored lead's own columns, in the order `dripper plan --json` shows them.
+LEAD_COLUMNS = ("email", "first_name", "last_name", "company", "stage", "campaign", "timezone", *POSTAL_COLUMNS)
+# Its text columns, each kept on one line when read (`Lead.from_row`).
+_TEXT_COLUMNS = tuple(name for name in LEAD_COLUMNS if name != "timezone")
 
 
 def one_line(text: str) -> str:

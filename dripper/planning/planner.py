@@ -10,7 +10,7 @@ edits of campaigns.yaml are reconciled against what is already planned.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
@@ -64,18 +64,17 @@ class Planner:
         )
 
 
-@dataclass
+@dataclass(frozen=True)
 class EnrollResult:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
     moved: int = 0
-    duplicates: list[tuple[int, int, str]] = field(default_factory=list)  # (line, first line, e-mail)
+    duplicates: tuple[tuple[int, int, str], ...] = ()  # (line, first line, e-mail)
 
-    def add(self, other: EnrollResult) -> None:
-        for name in ("created", "updated", "unchanged", "moved"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.duplicates += other.duplicates
+    def __add__(self, other: EnrollResult) -> EnrollResult:
+        """Two batches' results together (every field adds up)."""
+        return EnrollResult(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
 
 
 def enroll(
@@ -94,11 +93,16 @@ def enroll(
     `staging.start_import`); an e-mail seen in an earlier batch is a duplicate.
     `copy`: the batch as `staging.copy_text` makes it, if the caller has it already."""
     staging.load(conn, batch, copy)
-    result = EnrollResult(duplicates=staging.take_duplicates(conn, across_batches))
+    duplicates = tuple(staging.take_duplicates(conn, across_batches))
     actions = staging.match(conn)
-    result.created, result.unchanged = actions.get("new", 0), actions.get("same", 0)
-    result.moved = actions.get("moved", 0)
-    result.updated = actions.get("changed", 0) + result.moved
+    moved = actions.get("moved", 0)
+    result = EnrollResult(
+        created=actions.get("new", 0),
+        updated=actions.get("changed", 0) + moved,
+        unchanged=actions.get("same", 0),
+        moved=moved,
+        duplicates=duplicates,
+    )
     if result.moved:
         staging.close_moved(conn, at)
         staging.record_moves(conn, at)

@@ -13,6 +13,7 @@ from dripper.campaign.templates import LeadView
 from dripper.campaign.timing import Duration
 from dripper.channels.letters.libraries import UNAVAILABLE
 from dripper.leads import postal
+from dripper.leads.records import LEAD_COLUMNS
 from dripper.planning import track
 from dripper.planning.planner import Planner, stop_reason
 from dripper.states import REPLANNABLE, Reason, TouchState
@@ -181,25 +182,7 @@ def lead_plan(conn: Connection, lead: Mapping[str, Any], planner: Planner | None
 
     With the planner, the rest of the lead's track is listed too: the steps not planned
     yet (a track is planned one touch ahead), as they will be."""
-    info = {
-        key: lead[key]
-        for key in (
-            "email",
-            "first_name",
-            "last_name",
-            "company",
-            "stage",
-            "campaign",
-            "timezone",
-            "address_line1",
-            "address_line2",
-            "city",
-            "region",
-            "postal_code",
-            "country",
-            "attrs",
-        )
-    }
+    info = {key: lead[key] for key in (*LEAD_COLUMNS, "attrs")}
     info["stage_entered_at"] = _iso(lead["stage_entered_at"])
     info["status"] = lead_status(lead)
     for kind in ("converted", "replied", "unsubscribed", "bounced", "complained"):

@@ -40,6 +40,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    null,
     or_,
     select,
     text,
@@ -54,6 +55,7 @@ from dripper.leads.records import LEAD_FIELDS, Lead
 from dripper.states import Reason, TouchState
 from dripper.store import upsert
 from dripper.store.tables import Id, UTCDateTime, events, leads, touches
+from dripper.store.touchrows import PLANNED_COLUMNS
 
 if TYPE_CHECKING:
     import psycopg
@@ -339,20 +341,7 @@ def insert_new(conn: Connection, first: Sequence[dict[str, Any]], at: datetime) 
     conn.execute(touches.insert().from_select(_TOUCH_COLUMNS, _first_touches(staged, staged.c.lead_id, at)))
 
 
-_TOUCH_COLUMNS = [
-    "lead_id",
-    "campaign",
-    "step_id",
-    "stage",
-    "channel",
-    "kind",
-    "due_at",
-    "state",
-    "reason",
-    "attempts",
-    "planned_at",
-    "updated_at",
-]
+_TOUCH_COLUMNS = ["lead_id", "campaign", "step_id", *PLANNED_COLUMNS]
 
 
 def _first_touches(new: FromClause, lead_id: ColumnElement[int], at: datetime) -> Select[Any]:
@@ -373,6 +362,7 @@ def _first_touches(new: FromClause, lead_id: ColumnElement[int], at: datetime) -
         plan_steps.c.due_at,
         case((plan_steps.c.missed, TouchState.SKIPPED.value), else_=TouchState.PLANNED.value),
         case((plan_steps.c.missed, Reason.MISSED.value)),
+        null(),  # detail
         literal(0),
         instant,
         instant,

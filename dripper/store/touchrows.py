@@ -13,6 +13,7 @@ from sqlalchemy import (
     Connection,
     Integer,
     MetaData,
+    Row,
     String,
     Table,
     Text,
@@ -66,6 +67,21 @@ REASON_TEXT = _reason_text()
 ROW = tuple(REASON_TEXT.label("reason") if column.name == "reason" else column for column in touches.c)
 
 
+# What planning writes into a touch row after its key (lead, campaign, step id).
+PLANNED_COLUMNS = (
+    "stage",
+    "channel",
+    "kind",
+    "due_at",
+    "state",
+    "reason",
+    "detail",
+    "attempts",
+    "planned_at",
+    "updated_at",
+)
+
+
 def _insert(conn: Connection):  # type: ignore[no-untyped-def]
     return upsert.insert(conn, touches)
 
@@ -73,18 +89,8 @@ def _insert(conn: Connection):  # type: ignore[no-untyped-def]
 def known(conn: Connection, lead_ids: Sequence[int]) -> dict[tuple[int, str], dict[str, Known]]:
     """The touch rows these leads have, as their tracks see them: (lead, campaign) -> step id -> row."""
     out: dict[tuple[int, str], dict[str, Known]] = {}
-    if not lead_ids:
-        return out
-    query = select(
-        touches.c.lead_id,
-        touches.c.campaign,
-        touches.c.step_id,
-        touches.c.state,
-        touches.c.reason,
-        touches.c.planned_at,
-    ).where(touches.c.lead_id.in_(list(lead_ids)))
-    for lead_id, campaign, step_id, state, reason, planned_at in conn.execute(query):
-        out.setdefault((lead_id, campaign), {})[step_id] = Known(state, reason, planned_at)
+    for row in _track_rows(conn, lead_ids, touches.c.campaign):
+        out.setdefault((row.lead_id, row.campaign), {})[row.step_id] = Known(row.state, row.reason, row.planned_at)
     return out
 
 
@@ -101,20 +107,26 @@ class Stored:
 def stored(conn: Connection, lead_ids: Sequence[int], campaign: str) -> dict[int, dict[str, Stored]]:
     """The rows these leads have in `campaign`: lead -> step id -> row."""
     out: dict[int, dict[str, Stored]] = {}
-    if not lead_ids:
-        return out
-    query = select(
-        touches.c.lead_id,
-        touches.c.step_id,
-        touches.c.state,
-        touches.c.reason,
-        touches.c.planned_at,
-        touches.c.stage,
-        touches.c.due_at,
-    ).where(touches.c.lead_id.in_(list(lead_ids)), touches.c.campaign == campaign)
-    for lead_id, step_id, state, reason, planned_at, stage, due_at in conn.execute(query):
-        out.setdefault(lead_id, {})[step_id] = Stored(Known(state, reason, planned_at), stage, due_at)
+    rows = _track_rows(conn, lead_ids, touches.c.stage, touches.c.due_at, where=touches.c.campaign == campaign)
+    for row in rows:
+        known = Known(row.state, row.reason, row.planned_at)
+        out.setdefault(row.lead_id, {})[row.step_id] = Stored(known, row.stage, row.due_at)
     return out
+
+
+def _track_rows(
+    conn: Connection, lead_ids: Sequence[int], *columns: ColumnElement[Any], where: ColumnElement[bool] | None = None
+) -> Sequence[Row[Any]]:
+    """These leads' touch rows (`where` they are): lead, step id, what a track sees of
+    each (state, reason, planned_at), and `columns`."""
+    if not lead_ids:
+        return []
+    query = select(
+        touches.c.lead_id, touches.c.step_id, touches.c.state, touches.c.reason, touches.c.planned_at, *columns
+    ).where(touches.c.lead_id.in_(list(lead_ids)))
+    if where is not None:
+        query = query.where(where)
+    return conn.execute(query).all()
 
 
 def steps_seen(conn: Connection, campaign: str) -> set[tuple[str, str]]:
@@ -176,21 +188,7 @@ def _next_statement(dialect: str) -> Any:
     excluded = stmt.excluded
     return stmt.on_conflict_do_update(
         index_elements=["lead_id", "campaign", "step_id"],
-        set_={
-            name: excluded[name]
-            for name in (
-                "stage",
-                "channel",
-                "kind",
-                "due_at",
-                "state",
-                "reason",
-                "detail",
-                "attempts",
-                "planned_at",
-                "updated_at",
-            )
-        },
+        set_={name: excluded[name] for name in PLANNED_COLUMNS},
         where=_replannable(),
     ).execution_options(preserve_rowcount=True)  # an executemany's rowcount: the rows written in all
 
@@ -491,14 +489,7 @@ def upcoming_counts(conn: Connection, orders: Mapping[tuple[str, str], Sequence[
                         leads.c.campaign == touches.c.campaign,
                         leads.c.stage == touches.c.stage,
                     ),
-                ).join(
-                    steps,
-                    and_(
-                        steps.c.campaign == touches.c.campaign,
-                        steps.c.stage == touches.c.stage,
-                        steps.c.step_id == touches.c.step_id,
-                    ),
-                )
+                ).join(steps, _step_of_touch(steps, touches.c.stage))
             )
             .where(in_stay)
             .group_by(touches.c.lead_id, leads.c.campaign, leads.c.stage),
@@ -520,15 +511,7 @@ def upcoming_counts(conn: Connection, orders: Mapping[tuple[str, str], Sequence[
         .select_from(
             stand.join(
                 touches, and_(touches.c.lead_id == stand.c.lead_id, touches.c.campaign == stand.c.campaign)
-            ).join(
-                steps,
-                and_(
-                    steps.c.campaign == touches.c.campaign,
-                    steps.c.stage == stand.c.stage,
-                    steps.c.step_id == touches.c.step_id,
-                    steps.c.n > stand.c.n,
-                ),
-            )
+            ).join(steps, and_(_step_of_touch(steps, stand.c.stage), steps.c.n > stand.c.n))
         )
         .where(touches.c.state.not_in(PENDING))
         .group_by(steps.c.campaign, steps.c.step_id, stand.c.stopped, reopens, touches.c.reason)
@@ -542,6 +525,11 @@ def upcoming_counts(conn: Connection, orders: Mapping[tuple[str, str], Sequence[
     for table in (stand, steps):
         conn.execute(DropTable(table))
     return Upcoming({key: n for key, n in out.items() if n}, reopened)
+
+
+def _step_of_touch(steps: Table, stage: ColumnElement[str]) -> ColumnElement[bool]:
+    """Joins a touch to its step's place in the track of `stage` (a `track_steps` row)."""
+    return and_(steps.c.campaign == touches.c.campaign, steps.c.stage == stage, steps.c.step_id == touches.c.step_id)
 
 
 def _analyze(conn: Connection, table: str) -> None:
