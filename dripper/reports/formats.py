@@ -16,10 +16,10 @@ from markupsafe import Markup
 from rich.table import Table
 
 from dripper import csvsafe
+from dripper.pages import render
 from dripper.reports import charts
 from dripper.reports.funnel import FIGURES, RATES
 from dripper.store import STATES
-from dripper.web.templating import render
 
 # CSV and HTML column names for the outcome figures and their rates.
 RATE_COLUMNS = tuple(f"{rate}_rate" for rate in RATES.values())
