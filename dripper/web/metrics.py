@@ -10,7 +10,7 @@ Every figure is one aggregate query: nothing is loaded row by row into Python. T
 counts and the histogram still read every touch, so a scrape's cost grows with the table
 (see `dripper.store.metricrows`, which reads them); `dripper_metrics_scrape_duration_seconds` shows it.
 
-Metrics (what each one means is in its HELP text, and in the README):
+Metrics (what each one means is in its HELP text, and in docs/operators/metrics.md):
 - dripper_touches_due, dripper_touches_oldest_due_seconds   the backlog
 - dripper_touches_total{state,channel}                      terminal states (counter)
 - dripper_touches_pending{state,channel}                    planned / sending (gauge)
@@ -190,7 +190,7 @@ def metrics_route(store: Store, clock: Clock, token: str | None) -> Route:
             body = await run_in_threadpool(encoder, registry)
         except Exception as exc:
             if not database_unavailable(exc):
-                raise  # a bug: 500, logged by dripper.webguard
+                raise  # a bug: 500, logged by dripper.web.guard
             # Prometheus records the failed scrape (up == 0); the log says why.
             log.error("metrics: the database did not answer: %s", exc)
             return PlainTextResponse(
