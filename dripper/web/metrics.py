@@ -29,7 +29,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -56,10 +56,12 @@ from dripper.web.guard import RETRY_AFTER, database_unavailable
 log = logging.getLogger("dripper.metrics")
 
 CHANNELS = ("email", "letter", "call")  # always exported, at 0 if need be: PromQL rate() needs the series
+# Bucket bounds written as Prometheus writes them ("0.5", "1.0", "+Inf"); the library leaves it untyped.
+_go_float: Callable[[float], str] = floatToGoString
 
 
 def _buckets(histogram: DelayHistogram) -> list[tuple[str, float]]:
-    bounds = [floatToGoString(b) for b in DELAY_BUCKETS]
+    bounds = [_go_float(b) for b in DELAY_BUCKETS]
     return [*zip(bounds, map(float, histogram.cumulative), strict=False), ("+Inf", float(histogram.count))]
 
 
