@@ -163,7 +163,7 @@ def _is_figure(value: Any) -> bool:
 
 @dataclass(frozen=True)
 class CampaignPage:
-    """What the HTML report shows of one campaign (templates/report/report.html)."""
+    """What the HTML report shows of one campaign (report/report.html, in dripper/pages/templates)."""
 
     name: str
     enrolled: int
