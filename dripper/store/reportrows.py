@@ -73,8 +73,8 @@ def enrolled_by_campaign(conn: Connection) -> dict[str, int]:
     """campaign -> leads with any touch row in it (leads that entered one of its tracks).
 
     Grouped by (lead, campaign) in that order, the order of `uq_touch_key`: PostgreSQL
-    reads the index alone, in order, instead of sorting every touch
-    (docs/performance.md)."""
+    reads the index alone, in order, instead of sorting every touch (docs/performance.md
+    has the figures)."""
     pairs = select(touches.c.lead_id, touches.c.campaign).group_by(touches.c.lead_id, touches.c.campaign).subquery()
     query = select(pairs.c.campaign, func.count()).group_by(pairs.c.campaign)
     return {row[0]: row[1] for row in conn.execute(query)}

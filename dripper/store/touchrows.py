@@ -419,7 +419,7 @@ class Upcoming:
 # Temporary tables of the report's count of what is to come (see `upcoming_counts`):
 # PostgreSQL plans joins with them well once it has their statistics, which it cannot
 # have of a VALUES list or a CTE (its guess of one row made it probe the index of touches
-# once for every step of every lead).
+# again and again on a large store).
 _temp = MetaData()
 track_steps = Table(
     "track_steps",
