@@ -227,29 +227,54 @@ def test_the_charts_escape_what_they_print() -> None:
         assert_escaped(svg)
 
 
+# Every page template, each covered by a test above (partials: the layouts and macros).
+PAGES = {
+    "base.html",
+    "dashboard/macros.html",
+    *PUBLIC,
+    "dashboard/layout.html",
+    "dashboard/login.html",
+    "dashboard/disabled.html",
+    "dashboard/overview.html",
+    "dashboard/leads.html",
+    "dashboard/lead.html",
+    "dashboard/calls.html",
+    "previews/email_header.html",
+    "previews/email_head.html",
+    "previews/email_page.html",
+    "previews/call.html",
+    "previews/timeline.html",
+    "report/report.html",
+}
+
+
 def test_every_template_is_covered_here() -> None:
-    """A new page template is added to the tests above (partials: the layouts and macros)."""
+    """A new page template is added to the tests above, and to PAGES."""
     from dripper.web.templating import environment
 
-    covered = {
-        "base.html",
-        "dashboard/macros.html",
-        *PUBLIC,
-        "dashboard/layout.html",
-        "dashboard/login.html",
-        "dashboard/disabled.html",
-        "dashboard/overview.html",
-        "dashboard/leads.html",
-        "dashboard/lead.html",
-        "dashboard/calls.html",
-        "previews/email_header.html",
-        "previews/email_head.html",
-        "previews/email_page.html",
-        "previews/call.html",
-        "previews/timeline.html",
-        "report/report.html",
-    }
-    assert set(environment().list_templates()) == covered
+    assert set(environment().list_templates()) == PAGES
+
+
+SHARED = {"base.html", *(name for name in PAGES if name.startswith(("previews/", "report/")))}
+
+
+def test_the_reports_pages_are_in_the_neutral_package() -> None:
+    """The report and the previews render with `dripper.pages` alone: the layout and their
+    pages are there, the web's own pages are not."""
+    from dripper.pages import environment
+
+    assert set(environment().list_templates()) == SHARED
+
+
+def test_reports_do_not_import_the_web() -> None:
+    """One-way flow: the reports read the store and the shared pages, never `dripper.web`."""
+    import subprocess
+    import sys
+
+    modules = ", ".join(f"dripper.reports.{name}" for name in ("charts", "formats", "funnel", "previews", "simulation"))
+    code = f"import sys, {modules}; print(sorted(m for m in sys.modules if m.startswith('dripper.web')))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
 
 
 def test_autoescape_is_on_for_every_template() -> None:

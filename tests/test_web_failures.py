@@ -25,8 +25,8 @@ from conftest import start_serve as conftest_start_serve
 from starlette.testclient import TestClient
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
-MAX_BODY, MAX_SMALL_BODY = 10 * 1024 * 1024, 64 * 1024  # /inbound's limit, every other endpoint's (README)
-HEAD_TIMEOUT = 10  # `dripper serve --header-timeout`'s default (README)
+MAX_BODY, MAX_SMALL_BODY = 10 * 1024 * 1024, 64 * 1024  # /inbound, all else (docs/operators/serve.md)
+HEAD_TIMEOUT = 10  # `dripper serve --header-timeout`'s default (docs/operators/serve.md)
 NOW = T0 + timedelta(days=2)  # the clock of the in-process server
 API, DASH, SCRAPE = "api-123", "dash-456", "scrape-789"
 BEARER = {"Authorization": f"Bearer {API}"}
@@ -313,7 +313,7 @@ def test_events_in_the_future_are_refused_beyond_five_minutes_of_skew(web: tuple
 
 def test_the_cli_takes_any_instant_it_is_given(dripper: Dripper):
     # `dripper event --at` is the operator's own input, and simulations date events ahead
-    # of the real clock on purpose (see the README): it is not refused.
+    # of the real clock on purpose (docs/reference/commands.md): it is not refused.
     seed(dripper)
     ahead = datetime.now(UTC) + timedelta(days=365)
     dripper("event", "ada@lovelace.example", "converted", "--at", ahead.isoformat())

@@ -2,7 +2,7 @@
 
 Templates are read into memory once per version and compiled once, so a worker keeps
 rendering the last good version while a marketer is mid-edit. CSS is inlined per
-message with css-inline (a Rust inliner, ~60 µs a message): inlining the Jinja source
+message with css-inline (a Rust inliner; docs/performance.md): inlining the Jinja source
 once is not correct, because loops and conditionals in tables are not HTML until
 they are rendered (an HTML parser moves `{% for %}` out of a `<table>`).
 """

@@ -57,7 +57,7 @@ def _warn_if_letters_cannot_print(config: CampaignFile) -> None:
     "--json",
     "as_json",
     is_flag=True,
-    help='One JSON object: {"campaigns": {NAME: {"steps": {…}, "leads": {…}}}} (see the README).',
+    help='One JSON object: {"campaigns": {NAME: {"steps": {…}, "leads": {…}}}} (see docs/reference/json.md).',
 )
 @click.option("--exit-code", is_flag=True, help="Exit 1 when applying the file would change something, like git diff.")
 @pass_app

@@ -16,10 +16,10 @@ from markupsafe import Markup
 from rich.table import Table
 
 from dripper import csvsafe
+from dripper.pages import render
 from dripper.reports import charts
 from dripper.reports.funnel import FIGURES, RATES
 from dripper.store import STATES
-from dripper.web.templating import render
 
 # CSV and HTML column names for the outcome figures and their rates.
 RATE_COLUMNS = tuple(f"{rate}_rate" for rate in RATES.values())
@@ -163,7 +163,7 @@ def _is_figure(value: Any) -> bool:
 
 @dataclass(frozen=True)
 class CampaignPage:
-    """What the HTML report shows of one campaign (templates/report/report.html)."""
+    """What the HTML report shows of one campaign (report/report.html, in dripper/pages/templates)."""
 
     name: str
     enrolled: int

@@ -28,8 +28,8 @@ from dripper.channels.compose import Composed, Composer, safe_name
 from dripper.channels.email.mime import build_email, list_unsubscribe
 from dripper.channels.email.transports import Envelope, Transport
 from dripper.leads.records import normalize_email
+from dripper.pages import render
 from dripper.reports import charts
-from dripper.web.templating import render
 
 PREVIEW_DIR = Path("previews")
 TEST_HEADER = "X-Dripper-Test"

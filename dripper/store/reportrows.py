@@ -56,8 +56,8 @@ def without_jit(conn: Connection) -> Iterator[None]:
     """PostgreSQL's JIT compiler off for the statements inside (in this transaction).
 
     The outcome queries probe an index once per event; PostgreSQL costs each probe as a
-    random read, finds the whole well above jit_above_cost, and spent 1.5-2 s compiling
-    a statement that ran in 1.5 s without."""
+    random read, finds the whole well above jit_above_cost, and spent longer compiling
+    a statement than it took to run without."""
     if conn.dialect.name != "postgresql":
         yield
         return
@@ -73,8 +73,8 @@ def enrolled_by_campaign(conn: Connection) -> dict[str, int]:
     """campaign -> leads with any touch row in it (leads that entered one of its tracks).
 
     Grouped by (lead, campaign) in that order, the order of `uq_touch_key`: PostgreSQL
-    reads the index alone, in order, instead of sorting every touch (2 s, not 5 s, at
-    1,000,000 leads)."""
+    reads the index alone, in order, instead of sorting every touch (docs/performance.md
+    has the figures)."""
     pairs = select(touches.c.lead_id, touches.c.campaign).group_by(touches.c.lead_id, touches.c.campaign).subquery()
     query = select(pairs.c.campaign, func.count()).group_by(pairs.c.campaign)
     return {row[0]: row[1] for row in conn.execute(query)}
@@ -116,7 +116,7 @@ def _attributed(conn: Connection, window: Duration) -> Select[Any]:
 
     Each event finds its touch by an index probe (by id; by lead in `uq_touch_key`). On
     PostgreSQL that takes LATERAL joins: a plain join with the touch found let it hash
-    every touch (6 million rows at 1,000,000 leads) for 100,000 events."""
+    every touch of the table, however few the events."""
     # In lead order: the probes then walk `uq_touch_key` from one end to the other, rather
     # than all over it (a report with a cold cache spent seconds reading its pages).
     ev = (

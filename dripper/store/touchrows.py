@@ -183,7 +183,7 @@ def insert_next(conn: Connection, rows: Sequence[dict[str, Any]]) -> bool:
 def _next_statement(dialect: str) -> Any:
     # Built once: it runs in every commit of outcomes. An executemany without RETURNING, so
     # that the driver sends one prepared statement for all rows (a multi-row VALUES list
-    # would be parsed and planned anew for each size, 3 ms a commit).
+    # would be parsed and planned anew for each size).
     stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(touches)
     excluded = stmt.excluded
     return stmt.on_conflict_do_update(
@@ -417,7 +417,7 @@ class Upcoming:
 # Temporary tables of the report's count of what is to come (see `upcoming_counts`):
 # PostgreSQL plans joins with them well once it has their statistics, which it cannot
 # have of a VALUES list or a CTE (its guess of one row made it probe the index of touches
-# three million times at 1,000,000 leads).
+# again and again on a large store).
 _temp = MetaData()
 track_steps = Table(
     "track_steps",
@@ -546,7 +546,7 @@ def count_due(conn: Connection, at: datetime, channel: str | None = None, *, up_
     """How many planned touches (of `channel`) are due at `at`, counting no further than
     `up_to`: the rows are read in due order from the index of planned touches, so the
     cost follows `up_to`. (A plain count let PostgreSQL, which takes "planned and due"
-    for a fifth of the table, scan all of it: 1.5 s with 8 million touches.)"""
+    for a fifth of the table, scan all of it.)"""
     due = select(touches.c.id).where(touches.c.state == TouchState.PLANNED, touches.c.due_at <= at)
     if channel is not None:
         due = due.where(touches.c.channel == channel)

@@ -1,6 +1,7 @@
 """`dripper serve`: the app and its state. The endpoints live in their modules and read
 what they need from `request.app.state` (`web`: the `WebContext`; `templates`: the Jinja2
-templates of dripper/web/templates, autoescaped; `dashboard`: the dashboard's state):
+templates of dripper/web/templates, then dripper/pages/templates, autoescaped; `dashboard`:
+the dashboard's state):
 
 - `public`     GET/POST /u/{token} (one-click unsubscribe, RFC 8058), GET/POST /p/{token}
                (the preference page)

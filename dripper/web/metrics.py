@@ -10,7 +10,7 @@ Every figure is one aggregate query: nothing is loaded row by row into Python. T
 counts and the histogram still read every touch, so a scrape's cost grows with the table
 (see `dripper.store.metricrows`, which reads them); `dripper_metrics_scrape_duration_seconds` shows it.
 
-Metrics (what each one means is in its HELP text, and in the README):
+Metrics (what each one means is in its HELP text, and in docs/operators/metrics.md):
 - dripper_touches_due, dripper_touches_oldest_due_seconds   the backlog
 - dripper_touches_total{state,channel}                      terminal states (counter)
 - dripper_touches_pending{state,channel}                    planned / sending (gauge)
@@ -29,7 +29,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -56,10 +56,12 @@ from dripper.web.guard import RETRY_AFTER, database_unavailable
 log = logging.getLogger("dripper.metrics")
 
 CHANNELS = ("email", "letter", "call")  # always exported, at 0 if need be: PromQL rate() needs the series
+# Bucket bounds written as Prometheus writes them ("0.5", "1.0", "+Inf"); the library leaves it untyped.
+_go_float: Callable[[float], str] = floatToGoString
 
 
 def _buckets(histogram: DelayHistogram) -> list[tuple[str, float]]:
-    bounds = [floatToGoString(b) for b in DELAY_BUCKETS]
+    bounds = [_go_float(b) for b in DELAY_BUCKETS]
     return [*zip(bounds, map(float, histogram.cumulative), strict=False), ("+Inf", float(histogram.count))]
 
 
@@ -190,7 +192,7 @@ def metrics_route(store: Store, clock: Clock, token: str | None) -> Route:
             body = await run_in_threadpool(encoder, registry)
         except Exception as exc:
             if not database_unavailable(exc):
-                raise  # a bug: 500, logged by dripper.webguard
+                raise  # a bug: 500, logged by dripper.web.guard
             # Prometheus records the failed scrape (up == 0); the log says why.
             log.error("metrics: the database did not answer: %s", exc)
             return PlainTextResponse(

@@ -1,6 +1,6 @@
 """MIME assembly of one e-mail touch.
 
-The stdlib's EmailMessage costs ~1.5 ms a message, most of it in its header registry
+The stdlib's EmailMessage is slow (docs/performance.md), mostly in its header registry
 and generator. The shape of our messages is fixed (multipart/alternative, text then
 HTML, UTF-8, quoted-printable), so we assemble it directly from the stdlib's
 encoding primitives: `binascii.b2a_qp` (C) for bodies, `email.header.Header` for RFC 2047

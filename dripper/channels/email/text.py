@@ -2,7 +2,7 @@
 
 lxml parses (C); one walk over the tree lays out blocks, list items and table rows and
 writes links as `text (url)` with the URL whole, never wrapped. It does what an e-mail
-text part needs and costs ~0.1 ms a message (inscriptis, which we used first, ~0.6 ms).
+text part needs and no more, so it is cheap per message (docs/performance.md).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ e-mails and calls go on. Nothing here imports WeasyPrint until a letter needs it
 
 The package lists (checked against WeasyPrint's own install notes; for Debian 11, 12 and
 13 with apt-cache, and for 12 and 13 by printing letters in minimal debootstrap roots;
-see the README's "What letters need on the machine"):
+see docs/operators/installation.md, "What letters need on the machine"):
 - Debian and Ubuntu: libpango-1.0-0, libpangoft2-1.0-0 and libharfbuzz-subset0 bring
   GLib, HarfBuzz, fontconfig and a font (fonts-dejavu-core) as their dependencies.
   libharfbuzz-subset0 exists since Debian's harfbuzz 6.0.0+dfsg-2 (Debian 12, Ubuntu

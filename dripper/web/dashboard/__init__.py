@@ -20,7 +20,7 @@ rows) and wrong tokens (the failed-login counts).
 
 Modules: `auth` (login, sessions, lockout), `pages` (endpoints and their templates'
 context), `due` (what is due soon), `layout` (times, headers, rendering), `reasons` (what
-each reason means). The queries are in `dripper.store.dashrows`.
+each reason means, read from `dripper.states.Reason`). The queries are in `dripper.store.dashrows`.
 """
 
 from __future__ import annotations
@@ -40,12 +40,11 @@ from dripper.web.dashboard.auth import (
 from dripper.web.dashboard.due import DueSoon, due_soon, later_cutoffs
 from dripper.web.dashboard.layout import Layout
 from dripper.web.dashboard.pages import BadInput, DashboardState, dashboard_routes, dashboard_state
-from dripper.web.dashboard.reasons import REASONS, meaning
+from dripper.web.dashboard.reasons import meaning
 
 __all__ = [
     "COOKIE",
     "LOCKOUT",
-    "REASONS",
     "SESSION",
     "Attempt",
     "BadInput",

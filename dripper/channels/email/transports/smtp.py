@@ -57,7 +57,7 @@ class SmtpTransport:
         self._tls: ssl.SSLContext | None = None
 
     def _tls_context(self) -> ssl.SSLContext:
-        if self._tls is None:  # loading the CA store costs ~30 ms: once, and only for TLS
+        if self._tls is None:  # loading the CA store is slow: once, and only for TLS
             self._tls = ssl.create_default_context()
             if not self.config.verify:
                 self._tls.check_hostname = False
