@@ -59,7 +59,7 @@ CHANNELS = ("email", "letter", "call")  # always exported, at 0 if need be: Prom
 
 
 def _buckets(histogram: DelayHistogram) -> list[tuple[str, float]]:
-    bounds = [floatToGoString(b) for b in DELAY_BUCKETS]
+    bounds = [floatToGoString(b) for b in DELAY_BUCKETS]  # type: ignore[no-untyped-call]
     return [*zip(bounds, map(float, histogram.cumulative), strict=False), ("+Inf", float(histogram.count))]
 
 
