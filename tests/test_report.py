@@ -374,6 +374,24 @@ class _Page(HTMLParser):
         return {row[0]: dict(zip(head, row, strict=False)) for row in rows}
 
 
+def test_html_report_is_stamped_with_the_injected_clock(dripper_sqlite: Dripper, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from dripper.cli import main
+    from dripper.clock import FrozenClock
+
+    generated = datetime(2026, 7, 1, 12, 34, 56, tzinfo=UTC)  # not today: the page must not ask the system
+    page_file = tmp_path / "report.html"
+    env = {"DRIPPER_DATABASE_URL": dripper_sqlite.db_url, "DRIPPER_SECRET": "test-secret"}
+    result = CliRunner().invoke(
+        main, ["report", "--html", str(page_file)], env=env, obj=FrozenClock(generated), catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.stderr
+    stamp = generated.astimezone().isoformat(timespec="seconds")  # shown in the local zone, as before
+    page = page_file.read_text(encoding="utf-8")
+    assert f"Generated {stamp}." in page and f"dripper report — {stamp}" in page
+
+
 def test_html_report_is_a_self_contained_page_with_charts(dripper: Dripper, tmp_path: Path) -> None:
     scenario(dripper, tmp_path)
     page_file = tmp_path / "report.html"

@@ -13,7 +13,7 @@ from rich.console import Console
 
 from dripper import config as config_mod
 from dripper.campaign.model import CampaignFile
-from dripper.clock import Clock, clock_at, parse_instant
+from dripper.clock import Clock, SystemClock, clock_at, parse_instant
 from dripper.errors import ConfigError
 from dripper.settings import Settings
 from dripper.store import Store, StoreUnavailable, open_store
@@ -25,6 +25,7 @@ err = Console(stderr=True, highlight=False)
 @dataclass
 class App:
     settings: Settings
+    clock: Clock = field(default_factory=SystemClock)  # what "now" is where no --at says otherwise
     _store: Store | None = None
     _loaded: config_mod.Loaded | None = None
     cleanups: list[Callable[[], None]] = field(default_factory=list)

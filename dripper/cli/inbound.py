@@ -71,10 +71,9 @@ def _read_message(name: str) -> bytes:
     is over it is not read at all: ingest records it as too large)."""
     from dripper.inbound.parse import MAX_BYTES
 
-    if name == "-":
-        return click.get_binary_stream("stdin").read(MAX_BYTES + 1)
-    with open(name, "rb") as handle:
-        return handle.read(MAX_BYTES + 1)
+    with click.open_file(name, "rb") as handle:  # "-": stdin, left open
+        data: bytes = handle.read(MAX_BYTES + 1)
+    return data
 
 
 def _print_ingested(results: list[Any], dry_run: bool) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from pathlib import Path
 
 import click
@@ -38,7 +37,7 @@ def report(app: App, as_json: bool, csv_file: Path | None, html_file: Path | Non
         data = report_mod.funnel(conn, config)
         weekly = report_mod.weekly_sends(conn) if html_file else None
     if html_file:
-        html_file.write_text(report_formats.html_page(data, datetime.now().astimezone(), weekly), encoding="utf-8")
+        html_file.write_text(report_formats.html_page(data, app.clock.now().astimezone(), weekly), encoding="utf-8")
         err.print(f"wrote {html_file}")
     if csv_file is not None and not to_stdout:
         csv_file.write_text(report_formats.to_csv(data), encoding="utf-8", newline="")

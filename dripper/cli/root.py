@@ -25,6 +25,7 @@ from dripper.cli import (
     serve,
 )
 from dripper.cli.app import App, err, out
+from dripper.clock import Clock, SystemClock
 from dripper.settings import from_env, secret_list
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -80,7 +81,9 @@ def main(ctx: click.Context, /, verbose: int, **options: Any) -> None:
     options["secret_old"] = tuple(s for text in options.get("secret_old") or () for s in secret_list(text)) or None
     for console in (out, err):  # piped output: whole lines rather than cells wrapped at 80 columns
         console.width = None if console.is_terminal else 200  # type: ignore[assignment]
-    app = App(from_env().with_options(**options))
+    # A program that runs the CLI in-process may give it a clock: `main(..., obj=clock)`.
+    clock = ctx.obj if isinstance(ctx.obj, Clock) else SystemClock()
+    app = App(from_env().with_options(**options), clock=clock)
     logs.setup(
         logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING,
         app.settings.log_format,

@@ -19,13 +19,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from dripper.campaign.model import CampaignFile
 from dripper.campaign.timing import DAY_NAMES, Duration
 from dripper.planning import track
 from dripper.planning.planner import Planner, planned_state, stop_reason
-from dripper.store import campaign_versions, leadrows, leads, touchrows
+from dripper.store import leadrows, leads, touchrows, versionrows
 from dripper.store.touchrows import Stored
 
 PREDATES = "the applied version predates this feature: compared with the steps seen in the database"
@@ -52,8 +52,7 @@ class Applied:
 
 def applied_versions(conn: Connection) -> dict[str, Applied]:
     return {
-        row.campaign: Applied(row.fingerprint, row.definition, row.applied_at)
-        for row in conn.execute(select(campaign_versions))
+        row.campaign: Applied(row.fingerprint, row.definition, row.applied_at) for row in versionrows.all_versions(conn)
     }
 
 
@@ -135,7 +134,10 @@ def _step_index(definition: Mapping[str, Any] | None) -> dict[str, tuple[str, in
 
 def _window(definition: Mapping[str, Any], step: Mapping[str, Any]) -> Mapping[str, Any] | None:
     # The same precedence as CampaignFile.window_for: the step's, the campaign's, the default.
-    return step["send_window"] or definition["send_window"] or definition["defaults"]["send_window"]
+    window: Mapping[str, Any] | None = (
+        step["send_window"] or definition["send_window"] or definition["defaults"]["send_window"]
+    )
+    return window
 
 
 def window_text(window: Mapping[str, Any] | None) -> str:
@@ -197,7 +199,7 @@ def step_changes(
         if kinds:
             out["changed"].append({"step": n, **kinds})
     for stage, steps in (new_def or {}).get("stages", {}).items():
-        now = [s["id"] for s in steps if (o := _old_id(matched, s["id"])) is not None and old[o][0] == stage]
+        now = [s["id"] for s in steps if (was := _old_id(matched, s["id"])) is not None and old[was][0] == stage]
         then = sorted(now, key=lambda s: old[_old_id(matched, s) or s][1])
         if now != then:
             out["reordered"].append({"stage": stage, "from": then, "to": now})
@@ -238,21 +240,23 @@ def seen_definition(
     known: set[str] = set()
     unreached: list[dict[str, str]] = []
     for stage, steps in base["stages"].items():
-        ids = [next((s for s in [step["id"], *step["renamed_from"]] if s in stages_of), None) for step in steps]
+        ids: list[str | None] = [
+            next((s for s in [step["id"], *step["renamed_from"]] if s in stages_of), None) for step in steps
+        ]
         reached = [
             Duration.parse(step["after"]).approx_days()
-            for step, step_id in zip(steps, ids, strict=False)
-            if step_id is not None and stage in stages_of[step_id]
+            for step, seen_id in zip(steps, ids, strict=False)
+            if seen_id is not None and stage in stages_of[seen_id]
         ]
-        for step, step_id in zip(steps, ids, strict=False):
-            if step_id is None:
+        for step, seen_id in zip(steps, ids, strict=False):
+            if seen_id is None:
                 if not reached or Duration.parse(step["after"]).approx_days() > max(reached):
                     unreached.append({"step": step["id"], "stage": stage})
                     stages.setdefault(stage, []).append(step)
                 continue  # else: passed by tracks that have rows beyond it, so new
-            known.add(step_id)
-            where = stage if stage in stages_of[step_id] else stages_of[step_id][0]
-            stages.setdefault(where, []).append({**step, "id": step_id, "renamed_from": []})
+            known.add(seen_id)
+            where = stage if stage in stages_of[seen_id] else stages_of[seen_id][0]
+            stages.setdefault(where, []).append({**step, "id": seen_id, "renamed_from": []})
     gone = [{"step": step_id, "stage": places[0]} for step_id, places in stages_of.items() if step_id not in known]
     return {**base, "stages": stages}, gone, unreached
 
@@ -408,11 +412,11 @@ def replay(
     known = {step_id: row.known for step_id, row in after.items()}
     for planned in track.entry(planner.track_of(lead), known, at, lead["stage_entered_at"]):
         step_id = planned.step.id  # what touchrows.upsert_rows does with the row planner.replan makes
-        row = after.get(step_id)
-        if row is not None and row.known.state == "planned":
-            held = row.known.reason is not None and row.due_at > planned.due  # held back: keeps its later time
-            after[step_id] = replace(row, due_at=row.due_at if held else planned.due, stage=lead["stage"])
-        elif row is None or row.known.reopens:
+        had = after.get(step_id)
+        if had is not None and had.known.state == "planned":
+            held = had.known.reason is not None and had.due_at > planned.due  # held back: keeps its later time
+            after[step_id] = replace(had, due_at=had.due_at if held else planned.due, stage=lead["stage"])
+        elif had is None or had.known.reopens:
             state, reason = planned_state(campaign, lead, planned, at)
             after[step_id] = Stored(track.Known(state, reason, at), lead["stage"], planned.due)
             written.append((step_id, state))

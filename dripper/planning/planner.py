@@ -15,17 +15,15 @@ from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, select, text, update
+from sqlalchemy import Connection
 
 from dripper.campaign import timing
 from dripper.campaign.model import ALWAYS_STOP, Campaign, CampaignFile, Step
 from dripper.leads.records import Lead
 from dripper.planning import track
 from dripper.states import EventKind, Reason, TouchState
-from dripper.store import campaign_versions, leadrows, leads, staging, touches
+from dripper.store import holdrows, leadrows, leads, staging, versionrows
 from dripper.store import touchrows as touch_q
-
-_PG_RECONCILE_LOCK = 0x64726971
 
 
 class Planner:
@@ -314,8 +312,7 @@ def reconcile(conn: Connection, planner: Planner, at: datetime) -> list[str]:
     wanted = {name: config.schedule_fingerprint(name) for name in config.campaigns}
     if all(stored.get(name) == fp for name, fp in wanted.items()) and set(stored) <= set(wanted):
         return []
-    if conn.dialect.name == "postgresql":  # one worker reconciles; the others wait and find it done
-        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_RECONCILE_LOCK})
+    if versionrows.lock_for_reconcile(conn):  # one worker reconciles; the others wait and find it done
         stored = _stored_versions(conn, config)
     changed = []
     for name, fingerprint in wanted.items():
@@ -335,7 +332,7 @@ def reconcile(conn: Connection, planner: Planner, at: datetime) -> list[str]:
         changed.append(name)
     for name in set(stored) - set(wanted):
         touch_q.skip_removed_steps(conn, name, {}, at)
-        conn.execute(campaign_versions.delete().where(campaign_versions.c.campaign == name))
+        versionrows.delete(conn, name)
         changed.append(name)
     return changed
 
@@ -348,7 +345,7 @@ def _stored_versions(conn: Connection, config: CampaignFile) -> dict[str, str]:
     the current fingerprint and definition as they are (re-planning every lead once after
     the upgrade would change nothing)."""
     stored = {}
-    for row in conn.execute(select(campaign_versions)):
+    for row in versionrows.all_versions(conn):
         fingerprint = row.fingerprint
         if (
             row.definition is None
@@ -356,31 +353,20 @@ def _stored_versions(conn: Connection, config: CampaignFile) -> dict[str, str]:
             and fingerprint == config.legacy_fingerprint(row.campaign)
         ):
             fingerprint = config.schedule_fingerprint(row.campaign)
-            conn.execute(
-                campaign_versions.update()
-                .where(campaign_versions.c.campaign == row.campaign)
-                .values(fingerprint=fingerprint, definition=config.schedule_definition(row.campaign))
-            )
+            versionrows.upgrade(conn, row.campaign, fingerprint, config.schedule_definition(row.campaign))
         stored[row.campaign] = fingerprint
     return stored
 
 
 def _save_version(conn: Connection, config: CampaignFile, name: str, at: datetime, *, exists: bool) -> None:
     # The fingerprint hashes the definition: both come from the file, in one place.
-    values = {
-        "fingerprint": config.schedule_fingerprint(name),
-        "definition": config.schedule_definition(name),
-        "applied_at": at,
-    }
-    if exists:
-        conn.execute(campaign_versions.update().where(campaign_versions.c.campaign == name).values(**values))
-    else:
-        conn.execute(campaign_versions.insert().values(campaign=name, **values))
+    save = versionrows.replace if exists else versionrows.insert
+    save(conn, name, config.schedule_fingerprint(name), config.schedule_definition(name), at)
 
 
 def record_versions(conn: Connection, config: CampaignFile, at: datetime) -> None:
     """Remember the campaign versions that planning just used (first enrolment)."""
-    stored = {row.campaign for row in conn.execute(select(campaign_versions.c.campaign))}
+    stored = versionrows.names(conn)
     for name in config.campaigns:
         if name not in stored:
             _save_version(conn, config, name, at, exists=False)
@@ -391,26 +377,14 @@ def hold_until(conn: Connection, planner: Planner, lead: Mapping[str, Any], day:
     each moves to its send window's first opening on the day after, on the lead's clock."""
     zone = timing.zone(planner.lead_zone(lead["timezone"]))
     start = timing.localize(datetime.combine(day + timedelta(days=1), time(0, 0)), zone)
-    pending = conn.execute(
-        select(touches.c.id, touches.c.campaign, touches.c.step_id).where(
-            touches.c.lead_id == lead["id"], touches.c.state == TouchState.PLANNED, touches.c.due_at < start
-        )
-    ).all()
+    pending = holdrows.pending_before(conn, lead["id"], start)
     config = planner.config
-    for touch_id, campaign_name, step_id in pending:
-        campaign = config.campaigns.get(campaign_name)
-        found = campaign.step(step_id) if campaign else None
+    for touch in pending:
+        campaign = config.campaigns.get(touch.campaign)
+        found = campaign.step(touch.step_id) if campaign else None
         window = config.window_for(campaign, found[1]) if campaign and found else timing.Window()
-        conn.execute(
-            update(touches)
-            .where(touches.c.id == touch_id)
-            .values(
-                due_at=window.next_open(start, zone, lead["country"] or None),
-                reason=Reason.HELD,
-                detail=f"away until {day.isoformat()}",
-                updated_at=at,
-            )
-        )
+        due = window.next_open(start, zone, lead["country"] or None)
+        holdrows.hold(conn, touch.id, due, f"away until {day.isoformat()}", at)
     return len(pending)
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, RowMapping, select, update
 
@@ -28,7 +28,8 @@ def listing(
     open_only: bool = False,
     lead_id: int | None = None,
     limit: int | None = None,
-) -> list[RowMapping]:
+) -> list[Mapping[str, Any]]:
+    """Call tasks with their touch and lead, by column name, in the order a call list has them."""
     query = (
         select(
             calls,
@@ -54,7 +55,8 @@ def listing(
     if lead_id is not None:
         query = query.where(calls.c.lead_id == lead_id)
     query = query.order_by(calls.c.day, calls.c.owner, touches.c.due_at, leads.c.email)
-    return [row._mapping for row in conn.execute(query if limit is None else query.limit(limit))]
+    rows = conn.execute(query if limit is None else query.limit(limit))
+    return [cast(Mapping[str, Any], row._mapping) for row in rows]  # every key a column name
 
 
 def days_touched(conn: Connection, touch_ids: Sequence[int]) -> set[str]:

@@ -74,6 +74,11 @@ class Store:
                 conn.exec_driver_sql("PRAGMA query_only = OFF")  # the connection goes back to the pool
                 conn.rollback()
 
+    def ping(self) -> None:
+        """Raise unless the database answers a query (the health probe)."""
+        with self.begin() as conn:
+            conn.execute(text("SELECT 1"))
+
     def kept_secret(self) -> str | None:
         """The secret kept in the database, if one was ever generated (nothing is generated here)."""
         with self.begin() as conn:

@@ -555,9 +555,10 @@ def count_due(conn: Connection, at: datetime, channel: str | None = None, *, up_
 
 
 def next_due(conn: Connection, after: datetime) -> datetime | None:
-    return conn.scalar(
+    due: datetime | None = conn.scalar(
         select(func.min(touches.c.due_at)).where(touches.c.state == TouchState.PLANNED, touches.c.due_at > after)
     )
+    return due
 
 
 # --- inbound: the touch a bounce or reply is about -------------------------------------------

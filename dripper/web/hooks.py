@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -27,7 +26,7 @@ from dripper.errors import UsageError
 from dripper.inbound import Ingestor
 from dripper.inbound.notify import Notifier
 from dripper.leads.events import KINDS, apply_event
-from dripper.store import Store, leadrows
+from dripper.store import leadrows
 from dripper.web.context import WebContext, context
 
 MAX_BODY = 10 * 1024 * 1024  # a raw message larger than this is not one of ours (413)
@@ -98,14 +97,9 @@ async def events(request: Request) -> Response:
     return JSONResponse(done)
 
 
-def _ping(store: Store) -> None:
-    with store.begin() as conn:
-        conn.execute(text("SELECT 1"))
-
-
 async def healthz(request: Request) -> Response:
     try:
-        await run_in_threadpool(_ping, context(request).store)
+        await run_in_threadpool(context(request).store.ping)
     except Exception:
         return JSONResponse({"ok": False, "database": "unreachable"}, status_code=503)
     return JSONResponse({"ok": True, "database": "ok"})
