@@ -516,7 +516,8 @@ class Sender:
     def _paperwork(self, at: datetime) -> None:
         """After the sends, each channel's paperwork (print batches, call lists), with the
         records this tick committed for it."""
-        records, self._records[:] = list(self._records), []
+        records = list(self._records)
+        self._records.clear()
         for channel, part in self.parts.items():
             try:
                 part.after_tick(at, [record for record in records if record.channel == channel])
