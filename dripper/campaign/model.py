@@ -22,6 +22,7 @@ from dripper.campaign import timing, yamlpos
 from dripper.campaign.sourcefile import read_utf8
 from dripper.campaign.timing import Duration, Window
 from dripper.errors import ConfigError, Location, Problem
+from dripper.states import Channel
 
 FUNNEL_STAGES: tuple[str, ...] = (
     "awareness_of_need",
@@ -39,7 +40,6 @@ STOP_KINDS: tuple[StopKind, ...] = get_args(StopKind)
 # An unsubscribe or a complaint always stops every e-mail, whatever stop_on says: the law
 # (CAN-SPAM, GDPR) and the mailbox providers leave no choice.
 ALWAYS_STOP: frozenset[StopKind] = frozenset({"unsubscribed", "complained", "bounced"})
-Channel = Literal["email", "letter", "call"]
 STEP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 
@@ -208,7 +208,7 @@ class Step(_Model):
     id: str
     owner: str | None = None  # call steps: who makes the call (else the lead's `owner` attribute)
     after: DurationField
-    channel: Channel = "email"
+    channel: Channel = Channel.EMAIL
     kind: str = "follow_up"
     subject: str | None = None
     template: str
@@ -306,7 +306,7 @@ class CampaignFile(_Model):
                     {
                         "id": step.id,
                         "after": str(step.after),
-                        "channel": step.channel,
+                        "channel": str(step.channel),
                         "kind": step.kind,
                         "send_window": _window_data(step.send_window),
                         "renamed_from": list(step.renamed_from),
@@ -332,7 +332,13 @@ class CampaignFile(_Model):
             "stop_on": sorted(campaign.stop_on),
             "tracks": {
                 stage: [
-                    [step.id, str(step.after), step.channel, repr(self.window_for(campaign, step)), step.renamed_from]
+                    [
+                        step.id,
+                        str(step.after),
+                        str(step.channel),
+                        repr(self.window_for(campaign, step)),
+                        step.renamed_from,
+                    ]
                     for step in steps
                 ]
                 for stage, steps in campaign.stages.items()
@@ -549,7 +555,7 @@ def _semantic_problems(model: CampaignFile, pos: yamlpos.Positioned) -> list[Pro
                                 f"renamed_from {old!r} is still the id of a step in campaign {name!r}",
                             )
                         )
-                if step.channel == "email" and not step.subject:
+                if step.channel is Channel.EMAIL and not step.subject:
                     problems.append(Problem(pos.at(spath), f"step {step.id!r}: an email step needs a subject"))
     problems += _letter_problems(model.letters, pos)
     for path, spec in windows:

@@ -62,7 +62,7 @@ class DkimKey:
     def sign(self, data: bytes) -> bytes:
         import dkim  # dkimpy
 
-        signature = dkim.sign(
+        signature: bytes = dkim.sign(
             data,
             self.selector.encode(),
             self.domain.encode(),

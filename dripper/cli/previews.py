@@ -14,6 +14,7 @@ from rich.table import Table
 from dripper import config as config_mod
 from dripper.cli.app import AT, App, at_clock, err, fail, out, pass_app
 from dripper.leads.records import lookup_form
+from dripper.states import Channel
 from dripper.store import leadrows
 
 
@@ -97,7 +98,7 @@ def preview(
         text = touch_text(composer, lead, camp, the_step, now, fmt)
     except NotForStep as exc:
         fail(str(exc), code=1)
-    if the_step.channel != "letter" or fmt != "pdf":
+    if the_step.channel is not Channel.LETTER or fmt != "pdf":
         _emit(text, out_file)
         return
     from dripper.channels.letters.layout import render_letter, write_atomic
@@ -140,7 +141,7 @@ def _send_test(
     from dripper.reports.previews import PreviewComposer, compose_test, send_test
     from dripper.sending.tick import dkim_key
 
-    if step.channel != "email":
+    if step.channel is not Channel.EMAIL:
         fail(f"--to sends e-mail steps; {step.id!r} is a {step.channel} step (see it with --open)", code=1)
     composer = PreviewComposer(loaded, app.settings.base_url, secret, dkim_key(app.settings, loaded))
     try:

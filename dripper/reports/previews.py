@@ -30,6 +30,7 @@ from dripper.channels.email.transports import Envelope, Transport
 from dripper.leads.records import normalize_email
 from dripper.pages import render
 from dripper.reports import charts
+from dripper.states import Channel
 
 PREVIEW_DIR = Path("previews")
 TEST_HEADER = "X-Dripper-Test"
@@ -125,8 +126,11 @@ PREVIEW_NOTE = "A preview. Its unsubscribe and preference links are test links: 
 
 
 def preview_suffix(step: Step) -> str:
-    """What --open writes for a step: letters as printed (PDF), e-mails and calls as pages."""
-    return ".pdf" if step.channel == "letter" else ".html"
+    """What --open writes for a step: letters as printed (PDF), e-mails and calls as pages
+    (each channel's part says)."""
+    from dripper.channels import registry
+
+    return registry.preview_suffix(step.channel)
 
 
 def write_preview(
@@ -144,10 +148,10 @@ def write_preview(
     from dripper.campaign import timing
     from dripper.channels.letters import layout as letters
 
-    if step.channel == "letter":
+    if step.channel is Channel.LETTER:
         rendered = letters.render_letter(composer.letter(view, campaign, step, now).html, templates)
         return letters.write_atomic(target, rendered.pdf)
-    if step.channel == "call":
+    if step.channel is Channel.CALL:
         page = call_page(
             view,
             campaign,
@@ -272,9 +276,9 @@ def touch_text(composer: Composer, view: LeadView, campaign: Campaign, step: Ste
     too; an e-mail's subject and text part), html (an e-mail's HTML part, a letter's page)
     or eml (the whole e-mail). A letter in pdf is this page, printed; an e-mail or a call
     has no pdf (NotForStep)."""
-    if step.channel == "call" or (step.channel == "letter" and fmt == "text"):
+    if step.channel is Channel.CALL or (step.channel is Channel.LETTER and fmt == "text"):
         return composer.call_notes(view, campaign, step, now)
-    if step.channel == "letter":
+    if step.channel is Channel.LETTER:
         return composer.letter(view, campaign, step, now).html
     if fmt == "pdf":
         raise NotForStep("--format pdf is for letter steps")

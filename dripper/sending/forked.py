@@ -14,6 +14,10 @@ import os
 import signal
 import threading
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dripper.channels.compose import Composer
 
 PR_SET_PDEATHSIG = 1  # prctl(2) option: a signal for this process when its parent dies
 
@@ -35,4 +39,26 @@ def _watch_parent(parent: int) -> None:
     os._exit(1)
 
 
-__all__ = ["die_with"]
+# --- the tick's render worker ----------------------------------------------------------
+# Forked (never spawned) so that it inherits the composer as it is, templates compiled;
+# the composer is the child's own (set once, by the initializer, in the child only).
+_CHILD_COMPOSER: Composer | None = None
+
+
+def init_render_worker(composer: Composer, parent: int) -> None:
+    global _CHILD_COMPOSER
+    _CHILD_COMPOSER = composer
+    die_with(parent)
+
+
+def render_worker_ready() -> bool:
+    return _CHILD_COMPOSER is not None
+
+
+def render_worker_composer() -> Composer:
+    """The composer, in a render worker (a channel's `compose_ahead` jobs run there)."""
+    assert _CHILD_COMPOSER is not None, "not in a render worker"
+    return _CHILD_COMPOSER
+
+
+__all__ = ["die_with", "init_render_worker", "render_worker_composer", "render_worker_ready"]

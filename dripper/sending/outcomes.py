@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
-from dripper.states import REPLANNABLE, TouchState
-from dripper.store.touchrows import reason_columns
+from dripper.sending.failures import Failure, verdict
+from dripper.states import REPLANNABLE, Reason, TouchState
+from dripper.store.touchrows import Claimed, reason_columns
+
+if TYPE_CHECKING:
+    from dripper.channels.base import ChannelRecord
+
+RETRY_FIRST = timedelta(minutes=5)
+RETRY_MAX = timedelta(hours=6)
 
 
 @dataclass(frozen=True)
 class Outcome:
     """The outcome of one claimed touch: its new state and reason, the columns that go
-    with them, and what the same commit must also write (a letter into the day's print
-    batch, a call task) or do afterwards (a hard bounce to apply to the lead).
+    with them, and what the same commit must also write (the channel's record: a letter
+    into the day's print batch, a call task) or do afterwards (a hard bounce to apply to the lead).
 
     A column left None is not written, except `claimed_by`: a touch that goes back to
     `planned` (a retry, a deferral) is released by the same update."""
@@ -26,8 +33,7 @@ class Outcome:
     message_id: str | None = None
     sent_at: datetime | None = None
     updated_at: datetime | None = None
-    letter: tuple[str, dict[str, Any]] | None = None  # (business day, the letters row)
-    call: dict[str, Any] | None = None  # the calls row
+    record: ChannelRecord | None = None  # the channel's row, stored in the same commit
     hard_bounce: dict[str, Any] | None = None  # the bounce event's detail
 
     def columns(self) -> dict[str, Any]:
@@ -55,4 +61,31 @@ class Outcome:
         return self.state is TouchState.SKIPPED and self.reason not in REPLANNABLE
 
 
-__all__ = ["Outcome"]
+def retry_delay(attempts: int) -> timedelta:
+    return min(RETRY_FIRST * (1 << max(0, attempts - 1)), RETRY_MAX)
+
+
+def render_failed(reason: str) -> Outcome:
+    return Outcome(TouchState.FAILED, Reason.RENDER_ERROR.with_detail(reason))
+
+
+def retry(touch: Claimed, reason: str, now: datetime) -> Outcome:
+    return Outcome(TouchState.PLANNED, reason, due_at=now + retry_delay(touch.attempts))
+
+
+def unsent(touch: Claimed, failure: Failure, prefix: Reason, detail: str, now: datetime) -> Outcome:
+    """The outcome of an attempt that failed, by the failure's kind (dripper.sending.failures):
+    failed at once, retried until GIVE_UP_AFTER has gone by since its run of failures
+    began, or retried until it passes."""
+    judged = verdict(failure, prefix, detail, touch.reason, now)
+    if judged.fail:
+        return Outcome(TouchState.FAILED, judged.reason)
+    return retry(touch, judged.reason, now)
+
+
+def kept_reason(touch: Claimed) -> str | None:
+    """The reason a delivered touch keeps: only that it was sent again after an interruption."""
+    return touch.reason if touch.reason == Reason.RESENT_AFTER_INTERRUPTION else None
+
+
+__all__ = ["Outcome", "kept_reason", "render_failed", "retry", "retry_delay", "unsent"]

@@ -1,4 +1,5 @@
-"""The folders dripper writes into: the e-mail outbox, letters and call lists.
+"""The folders dripper writes into: the e-mail outbox, letters and call lists (each
+channel's part names its own, dripper.channels.base.ChannelPart.output_dir).
 
 A tick cannot do its work when one of them cannot be made or written (a file called
 `outbox` where the folder should be, a folder it may not write): that is said plainly
@@ -9,30 +10,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Collection
-from dataclasses import dataclass
 from pathlib import Path
 
+from dripper.channels.base import OutputDir
 from dripper.settings import Settings
-
-
-@dataclass(frozen=True)
-class OutputDir:
-    path: Path
-    what: str  # what goes there, for the message
-    variable: str  # the environment variable that moves it
 
 
 def output_dirs(settings: Settings, channels: Collection[str]) -> list[OutputDir]:
     """The folders a tick may write into with these settings, for steps on `channels`
     (a file called `letters` is no one's business when no campaign sends letters)."""
-    found = []
-    if not settings.smtp_url:  # also where forwarded replies and test sends go
-        found.append(OutputDir(settings.outbox_dir, "the e-mail outbox", "DRIPPER_OUTBOX"))
-    if "letter" in channels:
-        found.append(OutputDir(settings.letters_dir, "letters", "DRIPPER_LETTERS"))
-    if "call" in channels:
-        found.append(OutputDir(settings.calls_dir, "call lists", "DRIPPER_CALLS"))
-    return found
+    from dripper.channels import registry
+
+    return registry.output_dirs(settings, channels)
 
 
 def problem(folder: OutputDir) -> str | None:

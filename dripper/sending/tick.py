@@ -1,4 +1,8 @@
-"""The tick: claim what is due -> check suppression -> compose -> transport -> record.
+"""The tick: claim what is due -> check -> dispatch to the channel's part -> record.
+
+The tick knows no channel: what a touch's step needs done (compose and send an e-mail,
+print a letter, list a call) is the work of its channel's part (dripper.channels.base),
+looked up in the registry (dripper.channels.registry).
 
 Exactly-once: a touch is claimed (planned -> sending, with a lease) before it is handed
 to the transport and marked `sent` only after the transport accepted it. At most
@@ -13,7 +17,8 @@ flight, however slow the server.
 
 Speed: composing an e-mail (render, inline CSS, text part, MIME, DKIM) is CPU work, and
 talking SMTP is waiting. On a machine with a second core, a forked worker process
-composes the claimed batch ahead while this process sends and records.
+composes the claimed batch ahead (a part's `compose_ahead`) while this process sends and
+records.
 """
 
 from __future__ import annotations
@@ -23,51 +28,42 @@ import logging
 import multiprocessing
 import os
 import time
-from collections.abc import Awaitable, Mapping
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from collections import defaultdict
+from collections.abc import Awaitable, Mapping, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from jinja2 import TemplateError
 from sqlalchemy import Connection
 
-from dripper.campaign import timing
-from dripper.campaign.model import Campaign, Step
 from dripper.campaign.templates import LeadView
-from dripper.channels.calls import tasks as calltasks
-from dripper.channels.compose import Composed, Composer, DkimKey
-from dripper.channels.email.transports import Envelope, SendError, Transport, make_transport
-from dripper.channels.letters import batches
-from dripper.channels.letters import layout as letters
+from dripper.channels import registry
+from dripper.channels.base import ChannelPart, ChannelRecord, Job, PartContext
+from dripper.channels.compose import Composer, DkimKey
+from dripper.channels.email.transports import Transport, make_transport
 from dripper.channels.letters import libraries as letter_libraries
-from dripper.channels.letters.printing import make_adapter
 from dripper.clock import Clock, SystemClock
 from dripper.config import Loaded
-from dripper.leads import postal
 from dripper.leads.events import apply_event
 from dripper.planning import track
 from dripper.planning.planner import Finished, Planner, advance, reconcile, stop_reason
-from dripper.sending.failures import Failure, classify, describe, smtp_reply, verdict
-from dripper.sending.forked import die_with
-from dripper.sending.limits import Limiter
-from dripper.sending.outcomes import Outcome
+from dripper.sending.failures import Failure, classify, describe
+from dripper.sending.forked import init_render_worker, render_worker_ready
+from dripper.sending.outcomes import Outcome, render_failed, retry_delay, unsent
 from dripper.settings import DEFAULT_LEASE_SECONDS, Settings
-from dripper.states import Channel, EventKind, InboundKind, Reason, TouchState
-from dripper.store import Store, callrows, leadrows, locks, printrows
+from dripper.states import Channel, EventKind, Reason, TouchState
+from dripper.store import Store, leadrows
 from dripper.store import touchrows as touch_q
 
 log = logging.getLogger("dripper.sender")
 
 LEASE = timedelta(seconds=DEFAULT_LEASE_SECONDS)  # Settings.lease_seconds (DRIPPER_LEASE_SECONDS) by default
 BEATS_PER_LEASE = 4  # the heartbeat renews four times a lease: a beat or two may be late
-RETRY_FIRST = timedelta(minutes=5)
-RETRY_MAX = timedelta(hours=6)
 IDEMPOTENT_IN_FLIGHT = 256
 CLAIM_BATCH = 50  # touches claimed per query (claimed is not in flight: never sent twice)
-RENDER_POOL_MIN = 200  # due e-mails below which composing in-process is cheaper than a worker
-RENDER_CHUNK = 16  # e-mails per job sent to the render worker
+RENDER_POOL_MIN = 200  # due touches below which composing in-process is cheaper than a worker
 
 
 @dataclass
@@ -83,20 +79,19 @@ class TickSummary:
     def counts(self) -> dict[str, int]:
         return {k: v for k, v in asdict(self).items() if isinstance(v, int)}
 
-
-@dataclass(frozen=True)
-class _Job:
-    """A touch that passed the checks and now needs its channel's work done."""
-
-    view: LeadView
-    campaign: Campaign
-    step: Step
-
-
-RENDER_ERROR = Reason.RENDER_ERROR.value
-# A message, or why there is none: (RENDER_ERROR or a Failure's value, reason). Plain
-# data: it comes back from the render worker process.
-ComposeResult = Composed | tuple[str, str]
+    def count(self, outcome: Outcome) -> Outcome:
+        """Count the outcome under its state (a touch back in the queue is deferred)."""
+        if outcome.state is TouchState.SENT:
+            self.sent += 1
+        elif outcome.state is TouchState.FAILED:
+            self.failed += 1
+        elif outcome.state is TouchState.SUPPRESSED:
+            self.suppressed += 1
+        elif outcome.state is TouchState.SKIPPED:
+            self.skipped += 1
+        elif outcome.state is TouchState.PLANNED:
+            self.deferred += 1
+        return outcome
 
 
 @dataclass(frozen=True)
@@ -104,14 +99,10 @@ class _Batch:
     """Touches claimed together, and what the tick knows about them so far."""
 
     claimed: list[touch_q.Claimed]
-    prepared: dict[int, Outcome | _Job]  # what was decided for each, by touch id
-    composing: dict[int, Awaitable[ComposeResult]]  # their e-mails being composed
+    prepared: dict[int, Outcome | Job]  # what was decided for each, by touch id
+    composing: dict[int, Awaitable[object]]  # their channels' work done ahead (e-mails being composed)
     now: datetime  # the business clock when they were claimed
     leads: Mapping[int, leadrows.LeadRow]  # the leads as they were read with the claim
-
-
-def retry_delay(attempts: int) -> timedelta:
-    return min(RETRY_FIRST * (2 ** max(0, attempts - 1)), RETRY_MAX)
 
 
 def _superseded(planner: Planner, lead: Mapping[str, Any], touch: touch_q.Claimed, at: datetime) -> bool:
@@ -131,47 +122,6 @@ def dkim_key(settings: Settings, loaded: Loaded) -> DkimKey | None:
     return DkimKey.load(settings.dkim_key, settings.dkim_selector, domain)
 
 
-# --- the render worker process -------------------------------------------------------
-# Forked (never spawned) so it inherits the composer as it is, templates compiled; jobs
-# and results are plain data.
-_CHILD_COMPOSER: Composer | None = None
-
-
-def _child_init(composer: Composer, parent: int) -> None:
-    global _CHILD_COMPOSER
-    _CHILD_COMPOSER = composer
-    die_with(parent)
-
-
-def _ready() -> bool:
-    return _CHILD_COMPOSER is not None
-
-
-def _compose_chunk(jobs: list[tuple[int, dict[str, Any], str, str, datetime]]) -> list[ComposeResult]:
-    composer = _CHILD_COMPOSER
-    assert composer is not None
-    config = composer.loaded.campaigns
-    out: list[ComposeResult] = []
-    for touch_id, lead, campaign_name, step_id, now in jobs:
-        campaign = config.campaigns[campaign_name]
-        step = campaign.step(step_id)[1]  # type: ignore[index]
-        out.append(
-            _compose_one(composer, touch_id, LeadView.from_row(lead, config.defaults.timezone), campaign, step, now)
-        )
-    return out
-
-
-def _compose_one(
-    composer: Composer, touch_id: int, view: LeadView, campaign: Campaign, step: Step, now: datetime
-) -> ComposeResult:
-    try:
-        return composer.email(touch_id, view, campaign, step, now)
-    except TemplateError as exc:
-        return (RENDER_ERROR, str(exc))
-    except Exception as exc:
-        return (classify(exc).value, describe(exc))
-
-
 class Sender:
     def __init__(
         self,
@@ -182,6 +132,7 @@ class Sender:
         transport: Transport | None = None,
         lease_clock: Clock | None = None,
         libraries: letter_libraries.Libraries | None = None,
+        parts: registry.PartClasses = registry.PARTS,
     ):
         self.store = store
         self.loaded = loaded
@@ -193,7 +144,6 @@ class Sender:
         self.composer = Composer(
             loaded, settings.base_url, settings.secret or store.secret(), dkim_key(settings, loaded)
         )
-        self.limiter = Limiter(store, loaded.campaigns.limits)
         self._stopping = False
         self._stop_requested = asyncio.Event()  # wakes a drain waiting for a send slot
         # The tick's leases: what it claimed and has not handed to a send yet, what is in
@@ -203,11 +153,12 @@ class Sender:
         self._in_flight: set[int] = set()
         self._renewed = time.monotonic()
         self._limit_reached = False  # a limit on all mail is used up: claim no more this tick
-        self._call_days: set[str] = set()  # business days whose call list this tick changed
-        self._letter_thread: ThreadPoolExecutor | None = None  # renders letter PDFs, made when one is due
+        self._records: list[ChannelRecord] = []  # the channels' records this tick committed
         # Whether WeasyPrint's system libraries load: a worker passes its own, so that it
         # finds out (and says so) once, not every tick.
         self.libraries = libraries or letter_libraries.Libraries(self.lease_clock)
+        context = PartContext(store, loaded, settings, clock, self.composer, self.transport, self.libraries)
+        self.parts: Mapping[Channel, ChannelPart] = registry.build(context, parts)
 
     def stop(self) -> None:
         """Stop claiming; what is in flight finishes, what is claimed but not started is released."""
@@ -225,40 +176,46 @@ class Sender:
         pool = self._render_pool(at)  # before any thread exists: the worker is forked
         heartbeat = asyncio.create_task(self._heartbeat())
         try:
-            await self.transport.open()
+            opened: list[ChannelPart] = []
             try:
+                for part in self.parts.values():
+                    await part.open()
+                    opened.append(part)
                 # An outcome plans the track's next touch; when that one is due by `at`
                 # too (steps with the same `after`, catching up), the tick goes round again.
                 while await self._drain(at, summary, pool) and not (self._stopping or self._limit_reached):
                     pass
             finally:
-                await self.transport.close()
+                for part in reversed(opened):
+                    await part.close()
         finally:  # even when the tick is cancelled (a stop after the grace) in close()
             # Sends abandoned by a cancelled tick are no longer renewed: after the lease,
             # another tick takes them again.
             heartbeat.cancel()
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
-            if self._letter_thread is not None:  # no thread may outlive the tick: the next one forks
-                self._letter_thread.shutdown(wait=True)
-                self._letter_thread = None
+            for part in self.parts.values():  # no thread may outlive the tick: the next one forks
+                part.shutdown()
         self._paperwork(at)
         return summary
 
     def _render_pool(self, at: datetime) -> Executor | None:
         if self.settings.render_processes < 1:
             return None
-        with self.store.begin() as conn:  # counted up to the threshold only: flat in the backlog
-            due = touch_q.count_due(conn, at, Channel.EMAIL, up_to=RENDER_POOL_MIN)
-        if due < RENDER_POOL_MIN:
+        due = 0
+        for part in self.parts.values():
+            due += part.ahead_due(at, RENDER_POOL_MIN - due)
+            if due >= RENDER_POOL_MIN:
+                break
+        else:
             return None
         pool = ProcessPoolExecutor(
             self.settings.render_processes,
             mp_context=multiprocessing.get_context("fork"),
-            initializer=_child_init,
+            initializer=init_render_worker,
             initargs=(self.composer, os.getpid()),
         )
-        for started in [pool.submit(_ready) for _ in range(self.settings.render_processes)]:
+        for started in [pool.submit(render_worker_ready) for _ in range(self.settings.render_processes)]:
             started.result()  # fork now, while this process has no other thread
         return pool
 
@@ -274,13 +231,13 @@ class Sender:
         # A slot is held from the hand-over to the transport until the outcome is committed;
         # composing happens before, outside the slots.
         slots = asyncio.Semaphore(limit)
-        recorder = _Recorder(self.store, self.settings.worker_id, self._call_days, self.loaded.planner, at)
+        recorder = _Recorder(self.store, self.settings.worker_id, self._records, self.loaded.planner, at)
         flushing = asyncio.create_task(recorder.run())
         running: set[asyncio.Task[None]] = set()
         # Claimed here and not yet handed to a send: released on every way out, so a stop,
         # a cancelled tick or an error never leaves them `sending` until the lease ends.
         held = self._held
-        composed_ahead: list[dict[int, Awaitable[ComposeResult]]] = []
+        composed_ahead: list[dict[int, Awaitable[object]]] = []
         try:
             batch = self._claim(at, summary, pool, limit, held)
             while batch is not None:
@@ -293,7 +250,7 @@ class Sender:
                     if self._stopping:
                         break
                     job = prepared[touch.id]
-                    composed = await composing[touch.id] if touch.id in composing else None
+                    ahead = await composing[touch.id] if touch.id in composing else None
                     if not await self._slot(slots):
                         break
                     # This worker may have stalled past the lease (the loop blocked, the
@@ -306,10 +263,10 @@ class Sender:
                     del held[touch.id]
                     self._in_flight.add(touch.id)
                     task = asyncio.create_task(
-                        self._process(touch, job, composed, summary, recorder, now, batch.leads.get(touch.lead_id))
+                        self._process(touch, job, ahead, summary, recorder, now, batch.leads.get(touch.lead_id))
                     )
                     running.add(task)
-                    task.add_done_callback(lambda t: (running.discard(t), slots.release()))
+                    task.add_done_callback(lambda t: _finished(running, slots, t))
                 if not claimed or self._stopping or upcoming is None:
                     if upcoming is not None:
                         composed_ahead.append(upcoming.composing)
@@ -416,25 +373,38 @@ class Sender:
         held.update((t.id, t) for t in claimed)
         now = self.clock.now()
         prepared = {t.id: self._prepare(t, lead_rows.get(t.lead_id), at, summary) for t in claimed}
-        self._apply_limits(claimed, prepared, now, summary)
-        return _Batch(claimed, prepared, self._compose_ahead(claimed, prepared, lead_rows, pool, now), now, lead_rows)
+        by_part = self._jobs_by_part(claimed, prepared)
+        self._apply_limits(by_part, prepared, now, summary)
+        return _Batch(claimed, prepared, self._compose_ahead(by_part, prepared, lead_rows, pool, now), now, lead_rows)
+
+    def _part(self, job: Job) -> ChannelPart:
+        return self.parts[Channel(job.step.channel)]
+
+    def _jobs_by_part(
+        self, claimed: list[touch_q.Claimed], prepared: Mapping[int, Outcome | Job]
+    ) -> dict[ChannelPart, list[Job]]:
+        """The batch's jobs (touches that passed the checks) by their channel's part, in claim order."""
+        by_part: dict[ChannelPart, list[Job]] = defaultdict(list)
+        for touch in claimed:
+            if isinstance(job := prepared[touch.id], Job):
+                by_part[self._part(job)].append(job)
+        return by_part
 
     def _apply_limits(
-        self, claimed: list[touch_q.Claimed], prepared: dict[int, Outcome | _Job], now: datetime, summary: TickSummary
+        self,
+        by_part: Mapping[ChannelPart, Sequence[Job]],
+        prepared: dict[int, Outcome | Job],
+        now: datetime,
+        summary: TickSummary,
     ) -> None:
-        """E-mails over a limit go back to the queue, due when the blocking window ends."""
-        emails = [
-            (t.id, job.view.email.rpartition("@")[2])
-            for t in claimed
-            if isinstance(job := prepared[t.id], _Job) and Channel(job.step.channel) is Channel.EMAIL
-        ]
-        attempts = {t.id: t.attempts for t in claimed}
-        for touch_id, held in self.limiter.admit(emails, now).items():
-            prepared[touch_id] = Outcome(
-                TouchState.PLANNED, held.reason, due_at=held.until, attempts=attempts[touch_id] - 1
-            )
-            summary.deferred += 1
-            self._limit_reached |= held.everything_blocked
+        """Touches over a sending limit go back to the queue, due when the blocking window ends."""
+        for part, jobs in by_part.items():
+            attempts = {job.touch.id: job.touch.attempts for job in jobs}
+            for touch_id, held in part.admit(jobs, now).items():
+                prepared[touch_id] = summary.count(
+                    Outcome(TouchState.PLANNED, held.reason, due_at=held.until, attempts=attempts[touch_id] - 1)
+                )
+                self._limit_reached |= held.everything_blocked
 
     def _release(self, claimed: list[touch_q.Claimed]) -> None:
         with self.store.begin() as conn:
@@ -452,73 +422,64 @@ class Sender:
     # --- one touch ----------------------------------------------------------------------
     def _prepare(
         self, touch: touch_q.Claimed, lead: Mapping[str, Any] | None, at: datetime, summary: TickSummary
-    ) -> Outcome | _Job:
-        """Decide what can be decided without doing the work: removed steps, catching up,
-        suppression."""
+    ) -> Outcome | Job:
+        """Decide what can be decided without doing the work: removed steps, stage
+        changes, catching up, suppression, pauses."""
         config = self.loaded.campaigns
         campaign = config.campaigns.get(touch.campaign)
         found = campaign.step(touch.step_id) if campaign else None
         if lead is None or campaign is None or found is None or found[0] != touch.stage:
-            summary.skipped += 1
-            return Outcome(TouchState.SKIPPED, Reason.STEP_REMOVED)
+            return summary.count(Outcome(TouchState.SKIPPED, Reason.STEP_REMOVED))
         if (lead["campaign"], lead["stage"]) != (touch.campaign, touch.stage):
-            summary.skipped += 1  # a touch of the track the lead left (planned as it moved): never sent
+            # a touch of the track the lead left (planned as it moved): never sent
             moved = Reason.STAGE_CHANGED if lead["campaign"] == touch.campaign else Reason.CAMPAIGN_CHANGED
-            return Outcome(TouchState.SKIPPED, moved)
+            return summary.count(Outcome(TouchState.SKIPPED, moved))
         if _superseded(self.loaded.planner, lead, touch, at):
-            summary.skipped += 1  # held, or the worker was down: only the latest due step goes out
-            return Outcome(TouchState.SKIPPED, Reason.MISSED)
+            # held, or the worker was down: only the latest due step goes out
+            return summary.count(Outcome(TouchState.SKIPPED, Reason.MISSED))
         stop = stop_reason(campaign.stop_on, lead, touch.planned_at, campaign.name)
         if stop:  # suppression is checked again here, at send time
-            summary.suppressed += 1
-            return Outcome(TouchState.SUPPRESSED, stop)
+            return summary.count(Outcome(TouchState.SUPPRESSED, stop))
         paused = lead["paused_until"]
         if paused is not None and paused > self.clock.now():  # the lead asked for a break
-            summary.deferred += 1
             until = f"until {paused.date().isoformat()}"
-            return Outcome(
-                TouchState.PLANNED, Reason.PAUSED.with_detail(until), due_at=paused, attempts=touch.attempts - 1
+            return summary.count(
+                Outcome(
+                    TouchState.PLANNED, Reason.PAUSED.with_detail(until), due_at=paused, attempts=touch.attempts - 1
+                )
             )
-        return _Job(LeadView.from_row(lead, config.defaults.timezone), campaign, found[1])
+        return Job(touch, LeadView.from_row(lead, config.defaults.timezone), campaign, found[1])
 
     def _compose_ahead(
         self,
-        batch: list[touch_q.Claimed],
-        prepared: dict[int, Outcome | _Job],
+        by_part: Mapping[ChannelPart, Sequence[Job]],
+        prepared: Mapping[int, Outcome | Job],
         lead_rows: Mapping[int, Mapping[str, Any]],
         pool: Executor | None,
         now: datetime,
-    ) -> dict[int, Awaitable[ComposeResult]]:
-        """Hand the batch's e-mails to the render worker; one awaitable per touch."""
+    ) -> dict[int, Awaitable[object]]:
+        """Hand the batch's CPU work (its e-mails) to the render worker; one awaitable per touch."""
         if pool is None:
             return {}
-        emails = [
-            t for t in batch if isinstance(job := prepared[t.id], _Job) and Channel(job.step.channel) is Channel.EMAIL
-        ]
-        loop = asyncio.get_running_loop()
-        out: dict[int, Awaitable[ComposeResult]] = {}
-        for start in range(0, len(emails), RENDER_CHUNK):
-            chunk = emails[start : start + RENDER_CHUNK]
-            jobs = [(t.id, dict(lead_rows[t.lead_id]), t.campaign, t.step_id, now) for t in chunk]
-            future = loop.run_in_executor(pool, _compose_chunk, jobs)
-            for index, touch in enumerate(chunk):
-                out[touch.id] = _pick(future, index)
+        out: dict[int, Awaitable[object]] = {}
+        for part, jobs in by_part.items():
+            admitted = [job for job in jobs if prepared[job.touch.id] is job]  # not held back by a limit
+            if admitted:
+                out.update(part.compose_ahead(admitted, lead_rows, pool, now))
         return out
 
     async def _process(
         self,
         touch: touch_q.Claimed,
-        prepared: Outcome | _Job,
-        composed: ComposeResult | None,
+        prepared: Outcome | Job,
+        ahead: object | None,
         summary: TickSummary,
         recorder: _Recorder,
         now: datetime,
         lead: Mapping[str, Any] | None,
     ) -> None:
         try:
-            outcome = (
-                prepared if isinstance(prepared, Outcome) else await self._work(touch, prepared, composed, summary, now)
-            )
+            outcome = prepared if isinstance(prepared, Outcome) else await self._work(prepared, ahead, summary, now)
             bounce = outcome.hard_bounce
             if outcome.updated_at is None:
                 outcome = replace(outcome, updated_at=self.clock.now())
@@ -528,85 +489,21 @@ class Sender:
         if bounce:
             self._hard_bounce(touch, bounce)
 
-    async def _work(
-        self, touch: touch_q.Claimed, job: _Job, composed: ComposeResult | None, summary: TickSummary, now: datetime
-    ) -> Outcome:
+    async def _work(self, job: Job, ahead: object | None, summary: TickSummary, now: datetime) -> Outcome:
+        """The channel's part does the touch's work; whatever it raises becomes an outcome."""
+        touch = job.touch
         try:
-            if Channel(job.step.channel) is Channel.EMAIL:
-                result = (
-                    composed
-                    if composed is not None
-                    else _compose_one(self.composer, touch.id, job.view, job.campaign, job.step, now)
-                )
-                return await self._send(touch, result, summary, now)
-            if Channel(job.step.channel) is Channel.LETTER:
-                return await self._write_letter(touch, job, now, summary)
-            return self._write_call(touch, job, now, summary)
+            outcome = await self._part(job).deliver(job, ahead, now)
         except TemplateError as exc:
-            return self._failed_render(str(exc), summary)
+            outcome = render_failed(str(exc))
         except Exception as exc:  # a full disk, a PDF engine error...: never lose the touch
             failure = classify(exc)
             if failure is Failure.PERMANENT:
                 log.warning("touch %s can never be sent as its data stand: %s", touch.id, describe(exc))
             else:
                 log.exception("touch %s could not be processed; it will be retried", touch.id)
-            return self._unsent(touch, failure, Reason.RETRY, describe(exc), now, summary)
-
-    @staticmethod
-    def _failed_render(reason: str, summary: TickSummary) -> Outcome:
-        summary.failed += 1
-        return Outcome(TouchState.FAILED, Reason.RENDER_ERROR.with_detail(reason))
-
-    def _unsent(
-        self, touch: touch_q.Claimed, failure: Failure, prefix: Reason, detail: str, now: datetime, summary: TickSummary
-    ) -> Outcome:
-        """The outcome of an attempt that failed, by the failure's kind (dripper.failures):
-        failed at once, retried until GIVE_UP_AFTER has gone by since its run of failures
-        began, or retried until it passes."""
-        judged = verdict(failure, prefix, detail, touch.reason, now)
-        if judged.fail:
-            summary.failed += 1
-            return Outcome(TouchState.FAILED, judged.reason)
-        return self._retry(touch, judged.reason, now, summary)
-
-    @staticmethod
-    def _retry(touch: touch_q.Claimed, reason: str, now: datetime, summary: TickSummary) -> Outcome:
-        summary.deferred += 1
-        return Outcome(TouchState.PLANNED, reason, due_at=now + retry_delay(touch.attempts))
-
-    @staticmethod
-    def _kept_reason(touch: touch_q.Claimed) -> str | None:
-        return touch.reason if touch.reason == Reason.RESENT_AFTER_INTERRUPTION else None
-
-    async def _send(
-        self, touch: touch_q.Claimed, result: ComposeResult, summary: TickSummary, now: datetime
-    ) -> Outcome:
-        if isinstance(result, tuple):
-            kind, reason = result
-            if kind == RENDER_ERROR:
-                return self._failed_render(reason, summary)
-            if kind == Failure.PERMANENT.value:
-                log.warning("touch %s can never be sent as its data stand: %s", touch.id, reason)
-            return self._unsent(touch, Failure(kind), Reason.RETRY, reason, now, summary)
-        try:
-            await self.transport.send(Envelope(result.mail_from, result.recipient, result.data, result.name))
-        except SendError as exc:
-            return self._send_error(touch, exc, now, summary)
-        summary.sent += 1
-        return Outcome(TouchState.SENT, self._kept_reason(touch), message_id=result.message_id, sent_at=now)
-
-    def _send_error(self, touch: touch_q.Claimed, exc: SendError, now: datetime, summary: TickSummary) -> Outcome:
-        if exc.transient:  # retried; given up after days only when it is about the recipient's mailbox
-            return self._unsent(touch, smtp_reply(exc), Reason.SMTP_RETRY, str(exc), now, summary)
-        summary.failed += 1
-        from dripper.inbound.classify import bounce_kind
-
-        # Refused at RCPT: a hard bounce only on the evidence a bounce needs (the address
-        # or its domain is gone), never for a refusal of our message (blocklists, policy).
-        bounce = None
-        if exc.recipient and bounce_kind(str(exc), phase="RCPT") == InboundKind.BOUNCE_HARD:
-            bounce = {"status": exc.code, "message": str(exc), "touch": touch.id}
-        return Outcome(TouchState.FAILED, Reason.SMTP_ERROR.with_detail(str(exc)), hard_bounce=bounce)
+            outcome = unsent(touch, failure, Reason.RETRY, describe(exc), now)
+        return summary.count(outcome)
 
     def _hard_bounce(self, touch: touch_q.Claimed, detail: dict[str, Any]) -> None:
         with self.store.begin() as conn:
@@ -616,114 +513,32 @@ class Sender:
                     conn, self.loaded.planner, lead, EventKind.BOUNCED, self.clock.now(), source="smtp", detail=detail
                 )
 
-    def _business_day(self, instant: datetime) -> str:
-        """The date the office is on: batches and call lists are per business day."""
-        return instant.astimezone(timing.zone(self.loaded.campaigns.defaults.timezone)).date().isoformat()
-
-    async def _write_letter(self, touch: touch_q.Claimed, job: _Job, now: datetime, summary: TickSummary) -> Outcome:
-        if not postal.check(job.view).complete:
-            summary.skipped += 1
-            return Outcome(TouchState.SKIPPED, Reason.NO_POSTAL_ADDRESS)
-        # WeasyPrint takes 0.1-0.3 s a letter (and its import 0.4 s): it runs off the event
-        # loop, so the tick's e-mails keep flowing meanwhile; on one thread, one letter at a
-        # time, because WeasyPrint does not promise to be thread-safe.
-        if self._letter_thread is None:
-            self._letter_thread = ThreadPoolExecutor(1, thread_name_prefix="letters")
-        loop = asyncio.get_running_loop()
-        missing = await loop.run_in_executor(self._letter_thread, self.libraries.missing)
-        if missing is not None:
-            return self._wait_for_libraries(touch, missing, now, summary)
-        composed = self.composer.letter(job.view, job.campaign, job.step, now, touch.id)
-        rendered, path = await loop.run_in_executor(
-            self._letter_thread, self._render_letter, composed.html, composed.name
-        )
-        summary.sent += 1
-        # Sent when it is in the day's print batch: the recorder adds it in the same commit.
-        row = {
-            "touch_id": touch.id,
-            "file": path.name,
-            "pages": rendered.pages,
-            "format": composed.format,
-            "address": "\n".join(composed.address),
-            "sort_key": composed.sort_key,
-        }
-        return Outcome(
-            TouchState.SENT,
-            self._kept_reason(touch),
-            message_id=str(path),
-            sent_at=now,
-            letter=(self._business_day(now), row),
-        )
-
-    @staticmethod
-    def _wait_for_libraries(
-        touch: touch_q.Claimed, missing: letter_libraries.Missing, now: datetime, summary: TickSummary
-    ) -> Outcome:
-        """This machine cannot print (WeasyPrint's system libraries are missing): the letter
-        waits, due again after letter_libraries.WAIT. Not an attempt, never a failure: the
-        touch is fine, and it goes out once the libraries are installed."""
-        summary.deferred += 1
-        return Outcome(
-            TouchState.PLANNED, missing.reason, due_at=now + letter_libraries.WAIT, attempts=touch.attempts - 1
-        )
-
-    def _render_letter(self, html: str, name: str) -> tuple[letters.RenderedLetter, Path]:
-        rendered = letters.render_letter(html, self.settings.templates_path)
-        return rendered, letters.write_atomic(self.settings.letters_dir / f"{name}.pdf", rendered.pdf)
-
-    def _write_call(self, touch: touch_q.Claimed, job: _Job, now: datetime, summary: TickSummary) -> Outcome:
-        notes = self.composer.call_notes(job.view, job.campaign, job.step, now)
-        owner = (
-            str(job.view.attrs.get("owner") or "") or job.step.owner or self.loaded.campaigns.letters.call_owner or ""
-        )
-        summary.sent += 1
-        row = {
-            "touch_id": touch.id,
-            "lead_id": touch.lead_id,
-            "day": self._business_day(now),
-            "owner": owner,
-            "talking_points": notes,
-        }
-        return Outcome(TouchState.SENT, Reason.CALL_TASK, sent_at=now, call=row)
-
     def _paperwork(self, at: datetime) -> None:
-        """After the sends: print batches that gained letters are rebuilt (and handed to a
-        print service), call lists of days that gained calls are rewritten."""
-        config = self.loaded.campaigns.letters
-        now = self.clock.now()
-        try:
-            with locks.held(self.store, "print-batches") as mine:  # one worker at a time
-                if mine:
-                    batches.build_stale(self.store, self.settings.letters_dir, config, now)
-                    if config.adapter != "files":
-                        batches.submit_open(
-                            self.store, make_adapter(config), self.settings.letters_dir, now, self._business_day(at)
-                        )
-        except Exception:
-            log.exception("print batches could not be built or handed over; the next tick tries again")
-        for day in self._call_days:
+        """After the sends, each channel's paperwork (print batches, call lists), with the
+        records this tick committed for it."""
+        records = list(self._records)
+        self._records.clear()
+        for channel, part in self.parts.items():
             try:
-                calltasks.export_day(self.store, day, self.settings.calls_dir)
-            except OSError:
-                log.exception("call list for %s could not be written; `dripper calls` still lists it", day)
-        self._call_days.clear()
+                part.after_tick(at, [record for record in records if record.channel == channel])
+            except Exception:
+                log.exception("%s paperwork failed; the next tick tries again", channel)
 
 
-async def _pick(future: Awaitable[list[ComposeResult]], index: int) -> ComposeResult:
-    try:
-        return (await future)[index]
-    except Exception as exc:
-        return (Failure.LASTING.value, f"render worker: {describe(exc)}")
+def _finished(running: set[asyncio.Task[None]], slots: asyncio.Semaphore, task: asyncio.Task[None]) -> None:
+    """A send's task is done (its outcome committed, or not): its slot is free."""
+    running.discard(task)
+    slots.release()
 
 
 class _Recorder:
     """Commits touch outcomes in groups, on one held connection. A send's slot is freed
     only once its outcome is committed."""
 
-    def __init__(self, store: Store, worker: str, call_days: set[str], planner: Planner, at: datetime):
+    def __init__(self, store: Store, worker: str, records: list[ChannelRecord], planner: Planner, at: datetime):
         self.store = store
         self.worker = worker
-        self.call_days = call_days
+        self.records = records  # the channels' records committed, for their paperwork after the tick
         self.planner = planner
         self.at = at
         self.planned_due = 0  # next touches planned by these outcomes that are due by `at`
@@ -751,8 +566,9 @@ class _Recorder:
                 self._wake.clear()
                 items, self._queue = self._queue, []
                 if items:
-                    # In the loop itself (~0.3 ms): a thread hand-off cost more than it
-                    # saved. Whatever completed since the last commit goes into this one.
+                    # In the loop itself: a commit is short, and a thread hand-off cost
+                    # more than it saved. Whatever completed since the last commit goes
+                    # into this one.
                     try:
                         error = self._commit(conn, items)
                     except BaseException as exc:  # never leave a sender waiting forever
@@ -774,16 +590,12 @@ class _Recorder:
         conn: Connection,
         items: list[tuple[touch_q.Claimed, Outcome, Mapping[str, Any] | None, asyncio.Future[None]]],
     ) -> Exception | None:
-        papers: dict[str, list[dict[str, Any]]] = {}
-        calls: list[dict[str, Any]] = []
+        records: dict[type[ChannelRecord], list[ChannelRecord]] = defaultdict(list)
         outcomes = []
         finished = []
         for touch, outcome, lead, _ in items:
-            if outcome.letter is not None:
-                day, row = outcome.letter
-                papers.setdefault(day, []).append(row)
-            if outcome.call is not None:
-                calls.append(outcome.call)
+            if outcome.record is not None:
+                records[type(outcome.record)].append(outcome.record)
             outcomes.append((touch.id, outcome.columns()))
             if outcome.goes_on:
                 finished.append(
@@ -792,11 +604,11 @@ class _Recorder:
         try:
             with conn.begin():
                 held = touch_q.finish_many(conn, self.worker, outcomes)
-                # A letter is sent in the same commit that puts it into the day's batch.
+                # A channel's record (a letter in the day's batch, a call task) is written
+                # in the commit that records the touch as sent.
                 now = outcomes[0][1].get("updated_at") or datetime.now(UTC)
-                for day, rows in papers.items():
-                    printrows.add_letters(conn, rows, day, now)
-                callrows.add(conn, calls, now)
+                for kind, group in records.items():
+                    kind.store_all(conn, group, now)
                 # The track's next touch is planned in the commit that records this one's outcome.
                 planned = advance(conn, self.planner, finished, self.at)
         except Exception as exc:
@@ -804,10 +616,11 @@ class _Recorder:
             return exc
         self.planned_due += sum(row["state"] == TouchState.PLANNED and row["due_at"] <= self.at for row in planned)
         self.missed += sum(row["reason"] == Reason.MISSED for row in planned)
-        self.call_days.update(row["day"] for row in calls)
+        for group in records.values():
+            self.records.extend(group)
         if held < len(items):
             log.warning("%d touch(es) were taken over by another worker before they were recorded", len(items) - held)
         return None
 
 
-__all__ = ["Sender", "TickSummary", "retry_delay"]
+__all__ = ["CLAIM_BATCH", "IDEMPOTENT_IN_FLIGHT", "LEASE", "RENDER_POOL_MIN", "Sender", "TickSummary", "retry_delay"]

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from dripper import csvsafe
-from dripper.campaign import timing
+from dripper.channels.base import business_day
 from dripper.channels.letters.layout import write_atomic
 from dripper.leads.events import apply_event, opt_out
 from dripper.leads.records import full_name
@@ -45,16 +45,11 @@ CSV_COLUMNS = (
 
 @dataclass(frozen=True)
 class OutcomeResult:
-    call: Mapping[str, Any] | None  # the task the outcome was recorded on (None: no open task)
+    call: Mapping[Any, Any] | None  # the task the outcome was recorded on (None: no open task)
     suppressed: int
 
 
-def business_day(instant: datetime, timezone: str) -> str:
-    """The date (YYYY-MM-DD) the office in `timezone` is on at `instant`: call lists are per business day."""
-    return instant.astimezone(timing.zone(timezone)).date().isoformat()
-
-
-def rows_for_table(tasks: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+def rows_for_table(tasks: Sequence[Mapping[Any, Any]]) -> list[dict[str, str]]:
     out = []
     for task in tasks:
         attrs = task.get("attrs") or {}
@@ -76,7 +71,7 @@ def rows_for_table(tasks: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
     return out
 
 
-def to_csv(tasks: Sequence[Mapping[str, Any]]) -> str:
+def to_csv(tasks: Sequence[Mapping[Any, Any]]) -> str:
     buffer = io.StringIO(newline="")
     writer = csvsafe.DictWriter(buffer, fieldnames=CSV_COLUMNS)  # names and notes are lead data
     writer.writeheader()
@@ -124,4 +119,13 @@ def record_outcome(
     return OutcomeResult(task, suppressed)
 
 
-__all__ = ["CSV_COLUMNS", "OUTCOMES", "OutcomeResult", "export_day", "record_outcome", "rows_for_table", "to_csv"]
+__all__ = [
+    "CSV_COLUMNS",
+    "OUTCOMES",
+    "OutcomeResult",
+    "business_day",
+    "export_day",
+    "record_outcome",
+    "rows_for_table",
+    "to_csv",
+]

@@ -1,0 +1,146 @@
+"""A channel as a pluggable part of the tick.
+
+The tick (dripper.sending.tick) claims due touches, checks them (removed step, stage
+change, missed, suppression, pause) and records their outcomes; everything that depends
+on the step's channel is a `ChannelPart`: the work of one touch (`deliver`), and a few
+optional hooks around it (limits, work done ahead in the render worker, a session around
+the tick, paperwork after it). A channel's own row (a letter in the print batch, a call
+task) travels with the outcome as a `ChannelRecord`, which stores itself in the commit
+that records the outcome: the recorder knows no channel.
+
+A channel is its folder under dripper/channels/ (its part) plus its member of
+`dripper.states.Channel`, named in the registry (dripper.channels.registry).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Mapping, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+
+from sqlalchemy import Connection
+
+from dripper.campaign import timing
+from dripper.states import Channel
+
+if TYPE_CHECKING:
+    from dripper.campaign.model import Campaign, Step
+    from dripper.campaign.templates import LeadView
+    from dripper.channels.compose import Composer
+    from dripper.channels.email.transports import Transport
+    from dripper.channels.letters.libraries import Libraries
+    from dripper.clock import Clock
+    from dripper.config import Loaded
+    from dripper.sending.limits import Held
+    from dripper.sending.outcomes import Outcome
+    from dripper.settings import Settings
+    from dripper.store import Store
+    from dripper.store.touchrows import Claimed
+
+
+def business_day(instant: datetime, timezone: str) -> str:
+    """The date (YYYY-MM-DD) the office in `timezone` is on at `instant`: print batches
+    and call lists are per business day."""
+    return instant.astimezone(timing.zone(timezone)).date().isoformat()
+
+
+@dataclass(frozen=True)
+class OutputDir:
+    """A folder a channel writes into."""
+
+    path: Path
+    what: str  # what goes there, for the message
+    variable: str  # the environment variable that moves it
+
+
+@dataclass(frozen=True)
+class Job:
+    """A touch that passed the tick's checks and now needs its channel's work done."""
+
+    touch: Claimed
+    view: LeadView
+    campaign: Campaign
+    step: Step
+
+
+@dataclass(frozen=True)
+class PartContext:
+    """What a channel part is built from, once a tick."""
+
+    store: Store
+    loaded: Loaded
+    settings: Settings
+    clock: Clock  # the business clock
+    composer: Composer
+    transport: Transport
+    libraries: Libraries
+
+
+class ChannelRecord(ABC):
+    """A channel's row that goes into the commit recording a touch's outcome (subclasses
+    are frozen dataclasses)."""
+
+    channel: ClassVar[Channel]
+
+    @classmethod
+    @abstractmethod
+    def store_all(cls, conn: Connection, records: Sequence[Self], now: datetime) -> None:
+        """Write these records (all of this class) inside the recorder's transaction."""
+
+
+class ChannelPart(ABC):
+    """The channel-specific work of the tick. One instance per tick; built from a
+    `PartContext`."""
+
+    channel: ClassVar[Channel]
+    preview_suffix: ClassVar[str] = ".html"  # the file `dripper preview --open` writes
+
+    def __init__(self, context: PartContext):
+        self.context = context
+
+    @classmethod
+    def output_dir(cls, settings: Settings, used: bool) -> OutputDir | None:
+        """The folder this channel writes into (checked before a tick claims anything);
+        `used`: some campaign has steps on this channel."""
+        return None
+
+    @abstractmethod
+    async def deliver(self, job: Job, ahead: object | None, now: datetime) -> Outcome:
+        """Do the touch's work; `ahead` is what `compose_ahead` prepared for it, if anything.
+        May raise: jinja2.TemplateError fails the touch, anything else is classified
+        (dripper.sending.failures) and retried or failed."""
+
+    async def open(self) -> None:  # noqa: B027 - an optional hook
+        """Start of the tick's sends (e.g. a transport session)."""
+
+    async def close(self) -> None:  # noqa: B027 - an optional hook
+        """End of the tick's sends, even after an error."""
+
+    def shutdown(self) -> None:  # noqa: B027 - an optional hook
+        """Last thing in the tick, even when it is cancelled: stop any thread (the next
+        tick may fork)."""
+
+    def admit(self, jobs: Sequence[Job], now: datetime) -> Mapping[int, Held]:
+        """Sending limits: the touches (by id) that may not go out yet."""
+        return {}
+
+    def ahead_due(self, at: datetime, up_to: int) -> int:
+        """How many due touches (counted up to `up_to`) `compose_ahead` would hand to a
+        render worker: the tick forks one only when it pays."""
+        return 0
+
+    def compose_ahead(
+        self, jobs: Sequence[Job], leads: Mapping[int, Mapping[str, Any]], pool: Executor, now: datetime
+    ) -> dict[int, Awaitable[object]]:
+        """Hand CPU work for a claimed batch to the render worker; one awaitable per touch id."""
+        return {}
+
+    def after_tick(self, at: datetime, records: Sequence[ChannelRecord]) -> None:  # noqa: B027 - an optional hook
+        """Paperwork after the sends; `records`: this channel's records the tick committed."""
+
+
+__all__ = ["ChannelPart", "ChannelRecord", "Job", "OutputDir", "PartContext", "business_day"]
