@@ -3,7 +3,7 @@ step's channel part and records; a channel's own row is stored by its record cla
 the commit that records the outcome, and its paperwork runs after the tick with the
 records that were committed.
 
-A fourth channel needs its part (and its record) plus a member of
+A fourth channel needs its folder with its part (and its record) plus a member of
 `dripper.states.Channel`. A StrEnum cannot gain a member at run time, so the fake "sms"
 task channel below is registered under an existing member (`call`): what it shows is
 that the send path reaches a channel only through the parts it is given.
@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import ModuleType
 from typing import ClassVar, Self
 
 import pytest
@@ -175,3 +176,47 @@ def test_a_part_that_raises_becomes_a_retry_not_a_lost_touch(dripper_sqlite, set
     plan = dripper_sqlite.json("plan", "ada@lovelace.example", "--json")
     text = next(t for t in plan["touches"] if t["step"] == "text-1")
     assert text["state"] == "planned" and text["reason"].startswith(Reason.RETRY.value)
+
+
+def _channel_package(root: Path, name: str, folders: dict[str, str]) -> ModuleType:
+    """A package `name` under `root` whose folders each hold a `part` module defining a
+    part for the given Channel member (by name), as dripper/channels/ does."""
+    import importlib
+    import sys
+
+    package = root / name
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "notachannel").mkdir()
+    (package / "notachannel" / "__init__.py").write_text("")
+    for folder, member in folders.items():
+        (package / folder).mkdir()
+        (package / folder / "__init__.py").write_text("")
+        (package / folder / "part.py").write_text(
+            "from dripper.channels.base import ChannelPart\n"
+            "from dripper.states import Channel\n\n"
+            f"class Part(ChannelPart):\n    channel = Channel.{member}\n\n"
+            "    async def deliver(self, job, ahead, now):\n        raise NotImplementedError\n"
+        )
+    sys.path.insert(0, str(root))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(root))
+
+
+def test_a_channel_is_found_by_its_folder_and_its_enum_member(tmp_path: Path) -> None:
+    package = _channel_package(tmp_path, "channels_found", {"sms": "EMAIL", "paper": "LETTER", "phone": "CALL"})
+    found = registry.discover(package)
+    assert list(found) == list(Channel)
+    assert {channel: cls.__module__ for channel, cls in found.items()} == {
+        Channel.EMAIL: "channels_found.sms.part",
+        Channel.LETTER: "channels_found.paper.part",
+        Channel.CALL: "channels_found.phone.part",
+    }
+
+
+def test_a_channel_without_a_part_fails_at_import_not_at_its_first_touch(tmp_path: Path) -> None:
+    package = _channel_package(tmp_path, "channels_missing", {"sms": "EMAIL"})
+    with pytest.raises(TypeError, match="no part for the channel"):
+        registry.discover(package)

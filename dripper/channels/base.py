@@ -8,8 +8,8 @@ the tick, paperwork after it). A channel's own row (a letter in the print batch,
 task) travels with the outcome as a `ChannelRecord`, which stores itself in the commit
 that records the outcome: the recorder knows no channel.
 
-A channel is its folder under dripper/channels/ (its part) plus its member of
-`dripper.states.Channel`, named in the registry (dripper.channels.registry).
+A channel is its folder under dripper/channels/ (its `part` module) plus its member of
+`dripper.states.Channel`; the registry (dripper.channels.registry) finds the part there.
 """
 
 from __future__ import annotations

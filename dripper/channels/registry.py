@@ -1,23 +1,54 @@
-"""Which part does each channel's work: `PARTS` names the part class of every member of
-`dripper.states.Channel`; a tick builds its parts from them (`build`). A new channel is
-its folder with its part, its member of `Channel`, and its line here; a caller (a test,
-an embedding program) may pass its own mapping instead."""
+"""Which part does each channel's work.
+
+Every folder under dripper/channels/ with a `part` module is a channel: the part classes
+that module defines are found here, by the `Channel` member each names (`channel`). So a
+new channel is its folder and its member of `dripper.states.Channel`, and nothing else in
+the send path. `PARTS` must name a part for every member: a member without one fails at
+import, not at the first touch of that channel. A caller (a test, an embedding program)
+may pass its own mapping instead of `PARTS`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
-from types import MappingProxyType
+import importlib
+import inspect
+import pkgutil
+from collections.abc import Collection, Iterator, Mapping
+from types import MappingProxyType, ModuleType
 
 from dripper.channels.base import ChannelPart, OutputDir, PartContext
-from dripper.channels.calls.part import CallPart
-from dripper.channels.email.part import EmailPart
-from dripper.channels.letters.part import LetterPart
 from dripper.settings import Settings
 from dripper.states import Channel
 
 PartClasses = Mapping[Channel, type[ChannelPart]]
 
-PARTS: PartClasses = MappingProxyType({Channel.EMAIL: EmailPart, Channel.LETTER: LetterPart, Channel.CALL: CallPart})
+
+def _part_modules(package: ModuleType) -> Iterator[ModuleType]:
+    for found in pkgutil.iter_modules(package.__path__):
+        if found.ispkg and importlib.util.find_spec(f"{package.__name__}.{found.name}.part") is not None:
+            yield importlib.import_module(f"{package.__name__}.{found.name}.part")
+
+
+def discover(package: ModuleType) -> PartClasses:
+    """The part classes defined in the `part` module of each folder of `package`."""
+    parts: dict[Channel, type[ChannelPart]] = {}
+    for module in _part_modules(package):
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if issubclass(cls, ChannelPart) and cls.__module__ == module.__name__ and not inspect.isabstract(cls):
+                if cls.channel in parts:
+                    raise TypeError(f"two parts for the {cls.channel} channel: {parts[cls.channel]} and {cls}")
+                parts[cls.channel] = cls
+    missing = [str(channel) for channel in Channel if channel not in parts]
+    if missing:
+        raise TypeError(f"no part for the channel(s) {', '.join(missing)} under {package.__name__}")
+    return MappingProxyType({channel: parts[channel] for channel in Channel})  # in the enum's order
+
+
+def _channels_package() -> ModuleType:
+    return importlib.import_module("dripper.channels")
+
+
+PARTS: PartClasses = discover(_channels_package())
 
 
 def build(context: PartContext, classes: PartClasses = PARTS) -> dict[Channel, ChannelPart]:
@@ -37,4 +68,4 @@ def preview_suffix(channel: str, classes: PartClasses = PARTS) -> str:
     return classes[Channel(channel)].preview_suffix
 
 
-__all__ = ["PARTS", "PartClasses", "build", "output_dirs", "preview_suffix"]
+__all__ = ["PARTS", "PartClasses", "build", "discover", "output_dirs", "preview_suffix"]
