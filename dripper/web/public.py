@@ -15,6 +15,7 @@ whatever the method.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection
@@ -81,11 +82,25 @@ def _lead_for(ctx: WebContext, token: str) -> tuple[TokenData, Any] | None:
     return (data, lead) if lead is not None else None
 
 
+@dataclass(frozen=True)
+class _TokenLead:
+    """The lead a link's token names, with the context its page answers from."""
+
+    ctx: WebContext
+    data: TokenData
+    lead: Any
+
+
+async def _token_lead(request: Request) -> _TokenLead | None:
+    ctx = context(request)
+    found = await run_in_threadpool(_lead_for, ctx, request.path_params["token"])
+    return None if found is None else _TokenLead(ctx, *found)
+
+
 async def unsubscribe_page(request: Request) -> Response:
     if _is_test(request):
         return _test_page(request)
-    ctx = context(request)
-    found = await run_in_threadpool(_lead_for, ctx, request.path_params["token"])
+    found = await _token_lead(request)
     if found is None:
         return _page(
             request,
@@ -93,10 +108,9 @@ async def unsubscribe_page(request: Request) -> Response:
             "This unsubscribe link is not valid. If you copied it, please check that it is complete.",
             status=404,
         )
-    _data, lead = found
-    sender = ctx.loaded.campaigns.sender
-    email, name = _masked(lead["email"]), sender.name or sender.address
-    if lead["unsubscribed_at"] is not None:
+    sender = found.ctx.loaded.campaigns.sender
+    email, name = _masked(found.lead["email"]), sender.name or sender.address
+    if found.lead["unsubscribed_at"] is not None:
         return _page(request, "You are unsubscribed", template="public/unsubscribed.html", email=email, sender=name)
     return _page(
         request,
@@ -142,17 +156,16 @@ async def unsubscribe_post(request: Request) -> Response:
 async def preferences_page(request: Request) -> Response:
     if _is_test(request):
         return _test_page(request)
-    ctx = context(request)
-    found = await run_in_threadpool(_lead_for, ctx, request.path_params["token"])
+    found = await _token_lead(request)
     if found is None:
         return _page(request, "Link not valid", "This link is not valid.", status=404)
-    data, lead = found
-    campaign = ctx.loaded.campaigns.campaigns.get(data.campaign)
+    data = found.data
+    campaign = found.ctx.loaded.campaigns.campaigns.get(data.campaign)
     return _page(
         request,
         "Your e-mail preferences",
         template="public/preferences.html",
-        email=_masked(lead["email"]),
+        email=_masked(found.lead["email"]),
         about=(campaign.description or data.campaign) if campaign else data.campaign,
         months=PAUSE_MONTHS,
     )
