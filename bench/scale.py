@@ -424,8 +424,9 @@ def explain(name: str) -> None:
     from dripper.sending.limits import Limiter
     from dripper.sending.tick import CLAIM_BATCH, IDEMPOTENT_IN_FLIGHT, LEASE, RENDER_POOL_MIN
     from dripper.settings import from_env
-    from dripper.store import callrows, counters, leadrows, open_store, printrows
-    from dripper.store import touchrows as touch_q
+    from dripper.store import open_store
+    from dripper.store.queries import callrows, counters, leadrows, printrows
+    from dripper.store.queries import touchrows as touch_q
 
     settings = from_env({"DRIPPER_CAMPAIGNS": str(CAMPAIGNS)})
     loaded = config_mod.load(settings)

@@ -30,7 +30,8 @@ from dripper.sending.outcomes import Outcome
 from dripper.sending.tick import Sender
 from dripper.settings import Settings, from_env
 from dripper.states import Channel, Reason, TouchState
-from dripper.store import callrows, open_store
+from dripper.store import open_store
+from dripper.store.queries import callrows
 
 T0 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)  # a Monday, 08:00 in Chicago
 

@@ -21,8 +21,9 @@ from dripper.reports import simulation
 from dripper.reports.previews import NotForStep, touch_text
 from dripper.sending import soleworker
 from dripper.settings import Settings
-from dripper.store import Store, open_store, printrows, tickrows
-from dripper.store.metricrows import FigureReader
+from dripper.store import Store, open_store
+from dripper.store.queries import printrows, tickrows
+from dripper.store.queries.metricrows import FigureReader
 from dripper.tokens import secret_status
 
 AT = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)  # a Monday, 09:00 in Chicago

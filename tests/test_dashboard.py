@@ -91,7 +91,8 @@ def seed(dripper: Dripper) -> dict[str, int]:
     zoe = {t["step"]: t for t in dripper.json("plan", "zoe@mueller.example", "--json")["touches"]}
     assert (zoe["letter-1"]["state"], zoe["letter-1"]["due"]) == ("planned", "2026-02-02T08:00:00+00:00")
     assert (zoe["call-1"]["state"], zoe["call-1"]["due"]) == ("planned", "2026-02-03T08:00:00+00:00")
-    from dripper.store import leadrows, open_store
+    from dripper.store import open_store
+    from dripper.store.queries import leadrows
 
     store = open_store(dripper.db_url)
     try:
@@ -659,7 +660,8 @@ def test_due_soon_walks_only_tracks_that_can_reach_the_window_and_misses_nothing
     from dripper.campaign import timing
     from dripper.reports import funnel as report
     from dripper.settings import Settings
-    from dripper.store import leadrows, open_store, touches, touchrows
+    from dripper.store import open_store, touches
+    from dripper.store.queries import leadrows, touchrows
     from dripper.web.dashboard import Layout, due_soon
 
     campaigns = dripper.root / "campaigns.yaml"

@@ -280,7 +280,8 @@ def test_a_campaign_edit_leaves_a_held_touch_held(dripper, project):
     else's, not hers back into her absence."""
     from dripper.campaign.model import load
     from dripper.planning.planner import Planner, hold_until
-    from dripper.store import leadrows, open_store
+    from dripper.store import open_store
+    from dripper.store.queries import leadrows
 
     dripper("leads", "import", "leads.csv", "--at", iso(T0))
     tick(dripper, day(1))

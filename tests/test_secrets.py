@@ -200,7 +200,8 @@ def lead(dripper: Dripper, email: str) -> dict[str, Any]:
 
 
 def lead_id(dripper: Dripper, email: str) -> int:
-    from dripper.store import leadrows, open_store
+    from dripper.store import open_store
+    from dripper.store.queries import leadrows
 
     store = open_store(dripper.db_url)
     try:

@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import update
 
 from dripper.clock import FrozenClock
-from dripper.store import open_store, touches, touchrows
+from dripper.store import open_store, touches
+from dripper.store.queries import touchrows
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 

@@ -233,7 +233,7 @@ def test_the_store_shows_a_reason_with_its_detail(tmp_path):
     from sqlalchemy import insert, select, update
 
     from dripper.store import open_store
-    from dripper.store import touchrows as touch_q
+    from dripper.store.queries import touchrows as touch_q
     from dripper.store.tables import leads, touches
 
     store = open_store(f"sqlite:///{tmp_path / 'new.db'}")

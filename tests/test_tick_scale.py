@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, event, insert, text
 
 from dripper.store import Store, open_store
-from dripper.store import touchrows as touch_q
+from dripper.store.queries import touchrows as touch_q
 from dripper.store.tables import leads, touches
 
 T = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)

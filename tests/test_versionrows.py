@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.exc import OperationalError
 
-from dripper.store import Store, open_store, versionrows
+from dripper.store import Store, open_store
+from dripper.store.queries import versionrows
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 DEFINITION = {"stages": {"supplier_research": [{"id": "thanks", "after": "0d"}]}}

@@ -189,7 +189,7 @@ def web(dripper: Dripper) -> Iterator[tuple[TestClient, Dripper]]:
 def test_a_bug_answers_500_and_is_logged(
     web: tuple[TestClient, Dripper], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ):
-    from dripper.store import leadrows
+    from dripper.store.queries import leadrows
 
     client, dripper = web
     path = unsubscribe_path("ada@lovelace.example")

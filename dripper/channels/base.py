@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from dripper.sending.outcomes import Outcome
     from dripper.settings import Settings
     from dripper.store import Store
-    from dripper.store.touchrows import Claimed
+    from dripper.store.queries.touchrows import Claimed
 
 
 def business_day(instant: datetime, timezone: str) -> str:

@@ -25,7 +25,7 @@ def calls(
 ) -> None:
     """The phone calls due on a day, with talking points: the sales team's list."""
     from dripper.channels.calls import tasks as calltasks
-    from dripper.store import callrows
+    from dripper.store.queries import callrows
 
     loaded = app.loaded()
     if day is None:

@@ -7,7 +7,7 @@ import click
 from dripper.cli.app import AT, App, at_or_now, fail, out, pass_app
 from dripper.errors import UsageError
 from dripper.leads.records import lookup_form
-from dripper.store import leadrows
+from dripper.store.queries import leadrows
 
 
 # --- event -----------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from rich.table import Table
 from dripper.cli.app import App, campaigns_or_none, err, fail, out, pass_app
 from dripper.leads.records import full_name, lookup_form
 from dripper.reports import funnel as report_mod
-from dripper.store import leadrows
+from dripper.store.queries import leadrows
 
 
 # --- plan / preview / simulate / report -------------------------------------------------

@@ -15,7 +15,7 @@ from dripper import config as config_mod
 from dripper.cli.app import AT, App, at_clock, err, fail, out, pass_app
 from dripper.leads.records import lookup_form
 from dripper.states import Channel
-from dripper.store import leadrows
+from dripper.store.queries import leadrows
 
 
 @click.command()

@@ -69,7 +69,7 @@ def tick(app: App, at: str | None, as_json: bool, max_in_flight: int | None) -> 
 
 
 def _print_tick(app: App, store: Store, counts: dict[str, int], now: datetime, replanned: list[str]) -> None:
-    from dripper.store import tickrows
+    from dripper.store.queries import tickrows
 
     table = Table(title=f"tick at {now.isoformat(timespec='seconds')}", title_justify="left")
     for name in counts:

@@ -22,9 +22,10 @@ from dripper.inbound.notify import Notifier
 from dripper.leads.events import apply_event
 from dripper.planning.planner import Planner, hold_until
 from dripper.states import EventKind, InboundKind, Reason
-from dripper.store import Store, leadrows
-from dripper.store import touchrows as touch_q
+from dripper.store import Store
 from dripper.store.db import StoreUnavailable
+from dripper.store.queries import leadrows
+from dripper.store.queries import touchrows as touch_q
 from dripper.tokens import Tokens
 
 log = logging.getLogger("dripper.inbound")

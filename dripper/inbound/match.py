@@ -31,8 +31,8 @@ from dripper.channels.email.mime import legacy_message_id
 from dripper.inbound.authenticated import authenticated_sender
 from dripper.inbound.classify import Classification
 from dripper.states import InboundKind
-from dripper.store import leadrows
-from dripper.store import touchrows as touch_q
+from dripper.store.queries import leadrows
+from dripper.store.queries import touchrows as touch_q
 from dripper.tokens import Tokens
 
 _ENVELOPE_HEADERS = ("Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To", "To", "Return-Path")

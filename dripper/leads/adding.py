@@ -13,7 +13,7 @@ from sqlalchemy import Connection
 from dripper.config import Loaded
 from dripper.leads.records import POSTAL_COLUMNS, Lead, build_lead
 from dripper.planning.planner import enroll, record_versions
-from dripper.store import leadrows
+from dripper.store.queries import leadrows
 
 # The fields an update keeps from the stored lead when the command leaves them empty.
 _KEPT = ("first_name", "last_name", "company", "timezone", "stage", "campaign", *POSTAL_COLUMNS)

@@ -15,8 +15,8 @@ from dripper.campaign.timing import Duration
 from dripper.errors import UsageError
 from dripper.planning.planner import Planner, change_stage, hold_until
 from dripper.states import USER_EVENTS, EventKind, Reason, TouchState
-from dripper.store import leadrows
-from dripper.store import touchrows as touch_q
+from dripper.store.queries import leadrows
+from dripper.store.queries import touchrows as touch_q
 
 KINDS: tuple[str, ...] = tuple(USER_EVENTS)
 

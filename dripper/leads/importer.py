@@ -29,7 +29,8 @@ from dripper.leads import postal
 from dripper.leads.records import BadRow, Lead, LeadError, duplicate_message, read_csv
 from dripper.planning.planner import EnrollResult, enroll, record_versions
 from dripper.sending.forked import die_with
-from dripper.store import Store, staging
+from dripper.store import Store
+from dripper.store.queries import staging
 
 Problem = tuple[int, str]  # (physical line, message)
 

@@ -25,8 +25,9 @@ from dripper.campaign.model import CampaignFile
 from dripper.campaign.timing import DAY_NAMES, Duration
 from dripper.planning import track
 from dripper.planning.planner import Planner, planned_state, stop_reason
-from dripper.store import leadrows, leads, touchrows, versionrows
-from dripper.store.touchrows import Stored
+from dripper.store import leads
+from dripper.store.queries import leadrows, touchrows, versionrows
+from dripper.store.queries.touchrows import Stored
 
 PREDATES = "the applied version predates this feature: compared with the steps seen in the database"
 STATUS_TEXT = {

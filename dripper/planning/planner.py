@@ -22,8 +22,9 @@ from dripper.campaign.model import ALWAYS_STOP, Campaign, CampaignFile, Step
 from dripper.leads.records import Lead
 from dripper.planning import track
 from dripper.states import EventKind, Reason, TouchState
-from dripper.store import holdrows, leadrows, leads, staging, versionrows
-from dripper.store import touchrows as touch_q
+from dripper.store import leads
+from dripper.store.queries import holdrows, leadrows, staging, versionrows
+from dripper.store.queries import touchrows as touch_q
 
 
 class Planner:

@@ -17,8 +17,9 @@ from dripper.leads.records import LEAD_COLUMNS
 from dripper.planning import track
 from dripper.planning.planner import Planner, stop_reason
 from dripper.states import REPLANNABLE, Reason, TouchState
-from dripper.store import STATES, callrows, leadrows, printrows, reportrows
-from dripper.store import touchrows as touch_q
+from dripper.store import STATES
+from dripper.store.queries import callrows, leadrows, printrows, reportrows
+from dripper.store.queries import touchrows as touch_q
 
 # The outcome figures of a step, each with the name of its rate.
 FIGURES = tuple(reportrows.OUTCOMES.values())  # replies, conversions, unsubscribes, bounces, complaints

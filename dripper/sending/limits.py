@@ -9,7 +9,8 @@ from datetime import datetime, timedelta
 
 from dripper.campaign.model import Limits
 from dripper.states import Reason
-from dripper.store import Store, counters
+from dripper.store import Store
+from dripper.store.queries import counters
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from dripper.sending.failures import Failure, verdict
 from dripper.states import REPLANNABLE, Reason, TouchState
-from dripper.store.touchrows import Claimed, reason_columns
+from dripper.store.queries.touchrows import Claimed, reason_columns
 
 if TYPE_CHECKING:
     from dripper.channels.base import ChannelRecord

@@ -54,8 +54,9 @@ from dripper.sending.forked import init_render_worker, render_worker_ready
 from dripper.sending.outcomes import Outcome, render_failed, retry_delay, unsent
 from dripper.settings import DEFAULT_LEASE_SECONDS, Settings
 from dripper.states import Channel, EventKind, Reason, TouchState
-from dripper.store import Store, leadrows
-from dripper.store import touchrows as touch_q
+from dripper.store import Store
+from dripper.store.queries import leadrows
+from dripper.store.queries import touchrows as touch_q
 
 log = logging.getLogger("dripper.sender")
 

@@ -26,7 +26,7 @@ from dripper.errors import UsageError
 from dripper.inbound import Ingestor
 from dripper.inbound.notify import Notifier
 from dripper.leads.events import KINDS, apply_event
-from dripper.store import leadrows
+from dripper.store.queries import leadrows
 from dripper.web.context import WebContext, context
 
 MAX_BODY = 10 * 1024 * 1024  # a raw message larger than this is not one of ours (413)

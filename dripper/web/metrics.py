@@ -8,7 +8,7 @@ and however many there are.
 
 Every figure is one aggregate query: nothing is loaded row by row into Python. The
 counts and the histogram still read every touch, so a scrape's cost grows with the table
-(see `dripper.store.metricrows`, which reads them); `dripper_metrics_scrape_duration_seconds` shows it.
+(see `dripper.store.queries.metricrows`, which reads them); `dripper_metrics_scrape_duration_seconds` shows it.
 
 Metrics (what each one means is in its HELP text, and in docs/operators/metrics.md):
 - dripper_touches_due, dripper_touches_oldest_due_seconds   the backlog
@@ -49,7 +49,7 @@ from dripper.clock import Clock
 from dripper.leads.events import KINDS
 from dripper.sending.tick import LEASE
 from dripper.store import Store
-from dripper.store.metricrows import DELAY_BUCKETS, DelayHistogram, FigureReader, Figures
+from dripper.store.queries.metricrows import DELAY_BUCKETS, DelayHistogram, FigureReader, Figures
 from dripper.store.tables import PENDING, STATES
 from dripper.web.guard import RETRY_AFTER, database_unavailable
 

@@ -26,7 +26,7 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from dripper.leads.events import apply_event, opt_out, pause
-from dripper.store import leadrows
+from dripper.store.queries import leadrows
 from dripper.tokens import TokenData
 from dripper.web.context import WebContext, context
 

@@ -19,7 +19,7 @@ from dripper.channels.calls import tasks as calltasks
 from dripper.sending.outcomes import Outcome
 from dripper.settings import Settings
 from dripper.states import Channel, Reason, TouchState
-from dripper.store import callrows
+from dripper.store.queries import callrows
 
 log = logging.getLogger("dripper.sender")
 

@@ -25,8 +25,9 @@ from dripper.leads.events import apply_event, opt_out
 from dripper.leads.records import full_name
 from dripper.planning.planner import Planner
 from dripper.states import EventKind
-from dripper.store import Store, callrows, leadrows
-from dripper.store.callrows import OUTCOMES
+from dripper.store import Store
+from dripper.store.queries import callrows, leadrows
+from dripper.store.queries.callrows import OUTCOMES
 
 CSV_COLUMNS = (
     "day",

@@ -28,8 +28,8 @@ from dripper.sending.limits import Held, Limiter
 from dripper.sending.outcomes import Outcome, kept_reason, render_failed, unsent
 from dripper.settings import Settings
 from dripper.states import Channel, InboundKind, Reason, TouchState
-from dripper.store import touchrows as touch_q
-from dripper.store.touchrows import Claimed
+from dripper.store.queries import touchrows as touch_q
+from dripper.store.queries.touchrows import Claimed
 
 log = logging.getLogger("dripper.sender")
 

@@ -21,7 +21,8 @@ from dripper.campaign.model import Letters
 from dripper.channels.letters import layout as letters
 from dripper.channels.letters.printing import PrintAdapter, PrintJob
 from dripper.leads.records import full_name
-from dripper.store import Store, printrows
+from dripper.store import Store
+from dripper.store.queries import printrows
 
 log = logging.getLogger("dripper.batches")
 

@@ -27,8 +27,9 @@ from dripper.leads import postal
 from dripper.sending.outcomes import Outcome, kept_reason
 from dripper.settings import Settings
 from dripper.states import Channel, Reason, TouchState
-from dripper.store import locks, printrows
-from dripper.store.touchrows import Claimed
+from dripper.store import locks
+from dripper.store.queries import printrows
+from dripper.store.queries.touchrows import Claimed
 
 log = logging.getLogger("dripper.sender")
 

@@ -20,7 +20,7 @@ rows) and wrong tokens (the failed-login counts).
 
 Modules: `auth` (login, sessions, lockout), `pages` (endpoints and their templates'
 context), `due` (what is due soon), `layout` (times, headers, rendering), `reasons` (what
-each reason means, read from `dripper.states.Reason`). The queries are in `dripper.store.dashrows`.
+each reason means, read from `dripper.states.Reason`). The queries are in `dripper.store.queries.dashrows`.
 """
 
 from __future__ import annotations

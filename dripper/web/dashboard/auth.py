@@ -25,7 +25,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from dripper.clock import Clock
-from dripper.store import Store, sessionrows
+from dripper.store import Store
+from dripper.store.queries import sessionrows
 from dripper.web.dashboard.layout import HEADERS, render
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from dripper.campaign.model import CampaignFile
 from dripper.campaign.timing import Duration
 from dripper.planning.planner import Planner
 from dripper.reports import funnel as report
-from dripper.store import dashrows, leadrows
+from dripper.store.queries import dashrows, leadrows
 from dripper.web.dashboard.layout import Layout
 
 WINDOW_DAYS = 7

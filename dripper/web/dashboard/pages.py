@@ -23,8 +23,9 @@ from dripper.leads.records import full_name
 from dripper.planning.planner import Planner
 from dripper.reports import charts
 from dripper.reports import funnel as report
-from dripper.store import STATES, callrows, dashrows, leadrows
-from dripper.store import touchrows as touch_q
+from dripper.store import STATES
+from dripper.store.queries import callrows, dashrows, leadrows
+from dripper.store.queries import touchrows as touch_q
 from dripper.web.dashboard import auth
 from dripper.web.dashboard.due import DueSoon, due_soon
 from dripper.web.dashboard.layout import Layout, render

@@ -54,8 +54,8 @@ from sqlalchemy.sql import ColumnElement, FromClause, Select
 from dripper.leads.records import LEAD_FIELDS, Lead
 from dripper.states import Reason, TouchState
 from dripper.store import upsert
+from dripper.store.queries.touchrows import PLANNED_COLUMNS
 from dripper.store.tables import Id, UTCDateTime, events, leads, touches
-from dripper.store.touchrows import PLANNED_COLUMNS
 
 if TYPE_CHECKING:
     import psycopg

@@ -12,8 +12,8 @@ from sqlalchemy import Connection, RowMapping, and_, case, func, literal, select
 from sqlalchemy.sql import ColumnElement
 
 from dripper.states import TouchState
+from dripper.store.queries.touchrows import ROW
 from dripper.store.tables import UTCDateTime, calls, events, leads, touches
-from dripper.store.touchrows import ROW
 
 # Collations under which PostgreSQL orders text by code point, as SQLite's BINARY does: a
 # prefix is then a range of the unique index on leads.email.
