@@ -80,7 +80,8 @@ def main(ctx: click.Context, /, verbose: int, **options: Any) -> None:
         options["base_url"] = options["base_url"].rstrip("/")
     options["secret_old"] = tuple(s for text in options.get("secret_old") or () for s in secret_list(text)) or None
     for console in (out, err):  # piped output: whole lines rather than cells wrapped at 80 columns
-        console.width = None if console.is_terminal else 200  # type: ignore[assignment]
+        if not console.is_terminal:
+            console.width = 200
     # A program that runs the CLI in-process may give it a clock: `main(..., obj=clock)`.
     clock = ctx.obj if isinstance(ctx.obj, Clock) else SystemClock()
     app = App(from_env().with_options(**options), clock=clock)

@@ -60,7 +60,9 @@ def compose_chunk(jobs: list[ComposeJob]) -> list[ComposeResult]:
     out: list[ComposeResult] = []
     for touch_id, lead, campaign_name, step_id, now in jobs:
         campaign = config.campaigns[campaign_name]
-        step = campaign.step(step_id)[1]  # type: ignore[index]
+        found = campaign.step(step_id)
+        assert found is not None, f"the main process claimed a touch of step {step_id}"
+        step = found[1]
         out.append(
             compose_one(composer, touch_id, LeadView.from_row(lead, config.defaults.timezone), campaign, step, now)
         )

@@ -7,6 +7,7 @@ counts and the histogram still read every touch, so a scrape's cost grows with t
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -166,9 +167,9 @@ def _sqlite_reader(store: Store) -> Engine:
     engine = create_engine(store.engine.url, poolclass=NullPool, connect_args={"timeout": 30})
 
     @event.listens_for(engine, "connect")
-    def _read_only(dbapi_conn: object, _record: object) -> None:
-        dbapi_conn.isolation_level = None  # type: ignore[attr-defined]  # we issue BEGIN ourselves
-        cursor = dbapi_conn.cursor()  # type: ignore[attr-defined]
+    def _read_only(dbapi_conn: sqlite3.Connection, _record: object) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA query_only=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()

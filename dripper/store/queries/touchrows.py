@@ -82,7 +82,7 @@ PLANNED_COLUMNS = (
 )
 
 
-def _insert(conn: Connection):  # type: ignore[no-untyped-def]
+def _insert(conn: Connection) -> postgresql.Insert | sqlite.Insert:
     return upsert.insert(conn, touches)
 
 
