@@ -10,7 +10,6 @@ unsubscribes the real lead it was rendered for.
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import sys
 import webbrowser
@@ -23,13 +22,13 @@ from typing import Any
 from markupsafe import Markup
 
 from dripper.campaign.model import Campaign, Step
-from dripper.campaign.templates import LeadView, RenderedEmail
+from dripper.campaign.templates import LeadView
 from dripper.channels import registry
 from dripper.channels.base import NotForStep, Preview, PreviewFile, PreviewRequest
 from dripper.channels.calls.preview import call_page
 from dripper.channels.compose import Composed, Composer, safe_name
-from dripper.channels.email.preview import PREVIEW_NOTE, display_address, email_page
 from dripper.channels.email.mime import build_email, list_unsubscribe
+from dripper.channels.email.preview import PREVIEW_NOTE, display_address, email_page
 from dripper.channels.email.transports import Envelope, Transport
 from dripper.leads.records import normalize_email
 from dripper.pages import render
