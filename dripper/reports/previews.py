@@ -33,7 +33,7 @@ from dripper.channels.email.transports import Envelope, Transport
 from dripper.leads.records import normalize_email
 from dripper.pages import render
 from dripper.reports import charts
-from dripper.states import Channel
+from dripper.states import CHANNELS
 
 PREVIEW_DIR = Path("previews")
 TEST_HEADER = "X-Dripper-Test"
@@ -209,8 +209,7 @@ class Track:
     rows: Sequence[Mapping[str, Any]]  # simulate's rows for this track, in sending order
 
 
-_CHANNELS = tuple(channel.value for channel in Channel)
-_COLOURS = {c: charts.PALETTE[i] for i, c in enumerate(_CHANNELS)}  # a channel has one colour on every chart
+_COLOURS = {c: charts.PALETTE[i] for i, c in enumerate(CHANNELS)}  # a channel has one colour on every chart
 
 
 def timeline_page(
