@@ -144,6 +144,12 @@ class ChannelPart(ABC):
         `used`: some campaign has steps on this channel."""
         return None
 
+    @classmethod
+    def check_warning(cls) -> str | None:
+        """Why this machine cannot do this channel's work yet, for `dripper check` to warn
+        (asked only when some campaign has steps on this channel); None when it can."""
+        return None
+
     @abstractmethod
     async def deliver(self, job: Job, ahead: object | None, now: datetime) -> Outcome:
         """Do the touch's work; `ahead` is what `compose_ahead` prepared for it, if anything.

@@ -108,6 +108,12 @@ class LetterPart(ChannelPart):
     def output_dir(cls, settings: Settings, used: bool) -> OutputDir | None:
         return OutputDir(settings.letters_dir, "letters", "DRIPPER_LETTERS") if used else None
 
+    @classmethod
+    def check_warning(cls) -> str | None:
+        """Not an error: letter touches wait until the libraries are installed."""
+        missing = letter_libraries.probe()
+        return None if missing is None else f"{missing.line}; letter touches wait until then"
+
     def shutdown(self) -> None:
         if self._thread is not None:  # no thread may outlive the tick: the next one forks
             self._thread.shutdown(wait=True)
