@@ -245,6 +245,11 @@ class Channel(StrEnum):
     CALL = "call"
 
 
+# Every channel, in the enum's order: charts give each its colour by it, and metrics export
+# each one even at 0.
+CHANNELS: tuple[str, ...] = tuple(channel.value for channel in Channel)
+
+
 class EventKind(StrEnum):
     """What the events table records about a lead."""
 

@@ -514,6 +514,8 @@ def _structure_problems(data: dict[str, Any], pos: yamlpos.Positioned) -> list[P
 
 
 def _semantic_problems(model: CampaignFile, pos: yamlpos.Positioned) -> list[Problem]:
+    from dripper.channels.registry import PARTS  # the parts import this module
+
     problems: list[Problem] = []
     known = set(model.stages)
     try:
@@ -555,8 +557,8 @@ def _semantic_problems(model: CampaignFile, pos: yamlpos.Positioned) -> list[Pro
                                 f"renamed_from {old!r} is still the id of a step in campaign {name!r}",
                             )
                         )
-                if step.channel is Channel.EMAIL and not step.subject:
-                    problems.append(Problem(pos.at(spath), f"step {step.id!r}: an email step needs a subject"))
+                if PARTS[step.channel].needs_subject and not step.subject:
+                    problems.append(Problem(pos.at(spath), f"step {step.id!r}: an {step.channel} step needs a subject"))
     problems += _letter_problems(model.letters, pos)
     for path, spec in windows:
         if spec is None:

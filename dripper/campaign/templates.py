@@ -340,6 +340,8 @@ def _template_frame_line(exc: BaseException, filename: str) -> int | None:
 def check_templates(config: CampaignFile, templates: TemplateSet) -> list[Problem]:
     """Every problem with the templates campaigns.yaml names: missing files, syntax
     errors (located in the template), and variables a lead cannot have."""
+    from dripper.channels.registry import PARTS  # the parts import this module
+
     renderer = Renderer(config, templates)
     problems: list[Problem] = []
     reported: set[tuple[str, int]] = set()
@@ -379,7 +381,7 @@ def check_templates(config: CampaignFile, templates: TemplateSet) -> list[Proble
                     continue
                 try:  # the body alone: the subject was checked (and located) above
                     html = renderer.body_html(step, ctx)
-                    if step.channel == "email":
+                    if PARTS[step.channel].text_part:
                         renderer.body_text(step, ctx, html)
                 except TemplateSyntaxError as exc:
                     file = exc.filename or str(templates.root / step.template)

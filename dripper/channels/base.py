@@ -80,6 +80,40 @@ class PartContext:
     libraries: Libraries
 
 
+class NotForStep(ValueError):
+    """The preview format asked for does not exist for this step's channel."""
+
+
+@dataclass(frozen=True)
+class PreviewRequest:
+    """One touch to show before it is sent (`dripper preview`)."""
+
+    composer: Composer  # for pages, one whose links are test links
+    view: LeadView
+    campaign: Campaign
+    step: Step
+    now: datetime
+    templates: Path  # where a letter's layout finds its files
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A touch in one format, as `dripper preview --format F` shows it: text to print or,
+    when `file_suffix` is set, the text a file is made from (`ChannelPart.preview_file`;
+    e.g. a letter's page, printed as PDF)."""
+
+    text: str
+    file_suffix: str = ""
+
+
+@dataclass(frozen=True)
+class PreviewFile:
+    """A preview made into a file."""
+
+    data: bytes
+    detail: str  # what it holds, for the "wrote FILE (DETAIL)" line
+
+
 class ChannelRecord(ABC):
     """A channel's row that goes into the commit recording a touch's outcome (subclasses
     are frozen dataclasses)."""
@@ -98,6 +132,8 @@ class ChannelPart(ABC):
 
     channel: ClassVar[Channel]
     preview_suffix: ClassVar[str] = ".html"  # the file `dripper preview --open` writes
+    needs_subject: ClassVar[bool] = False  # `check`: a step of this channel must have a subject
+    text_part: ClassVar[bool] = False  # `check`: its template is also turned into a text part
 
     def __init__(self, context: PartContext):
         self.context = context
@@ -106,6 +142,12 @@ class ChannelPart(ABC):
     def output_dir(cls, settings: Settings, used: bool) -> OutputDir | None:
         """The folder this channel writes into (checked before a tick claims anything);
         `used`: some campaign has steps on this channel."""
+        return None
+
+    @classmethod
+    def check_warning(cls) -> str | None:
+        """Why this machine cannot do this channel's work yet, for `dripper check` to warn
+        (asked only when some campaign has steps on this channel); None when it can."""
         return None
 
     @abstractmethod
@@ -142,5 +184,34 @@ class ChannelPart(ABC):
     def after_tick(self, at: datetime, records: Sequence[ChannelRecord]) -> None:  # noqa: B027 - an optional hook
         """Paperwork after the sends; `records`: this channel's records the tick committed."""
 
+    @classmethod
+    def preview(cls, request: PreviewRequest, fmt: str) -> Preview:
+        """The touch in `fmt` (text, html, eml or pdf) for `dripper preview`. Raises
+        NotForStep for a format this channel has not, jinja2.TemplateError when the
+        template cannot render for this lead."""
+        raise NotForStep(f"--format {fmt} is not for {cls.channel} steps")
 
-__all__ = ["ChannelPart", "ChannelRecord", "Job", "OutputDir", "PartContext", "business_day"]
+    @classmethod
+    def preview_file(cls, text: str, templates: Path) -> PreviewFile:
+        """The file a `Preview` with a `file_suffix` stands for, made from its text."""
+        raise NotForStep(f"{cls.channel} previews are not files")
+
+    @classmethod
+    def preview_page(cls, request: PreviewRequest) -> bytes:
+        """What `dripper preview --open` writes (a `preview_suffix` file): by default the
+        html format."""
+        return cls.preview(request, "html").text.encode("utf-8")
+
+
+__all__ = [
+    "ChannelPart",
+    "ChannelRecord",
+    "Job",
+    "NotForStep",
+    "OutputDir",
+    "PartContext",
+    "Preview",
+    "PreviewFile",
+    "PreviewRequest",
+    "business_day",
+]

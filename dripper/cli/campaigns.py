@@ -31,22 +31,22 @@ def check(app: App, against_db: bool, at: str | None) -> None:
         f"{app.settings.campaigns_path}: OK — {len(loaded.campaigns.campaigns)} campaign(s), {steps} step(s), "
         f"{len(loaded.templates.sources)} template file(s)"
     )
-    _warn_if_letters_cannot_print(loaded.campaigns)
+    _warn_if_channels_cannot_work(loaded.campaigns)
     if against_db:
         _print_diff(_diff_data(app, loaded.campaigns, None, at))
 
 
-def _warn_if_letters_cannot_print(config: CampaignFile) -> None:
-    """A warning, not an error: the file is fine, e-mails and calls go out, and letter
-    touches wait until the libraries are installed. Only when a campaign has letters:
-    loading WeasyPrint costs 0.4 s."""
-    from dripper.channels.letters.libraries import probe
+def _warn_if_channels_cannot_work(config: CampaignFile) -> None:
+    """Warnings, not errors: the file is fine, and the touches of a channel this machine
+    cannot work yet (letters without their libraries) wait. Only the channels campaigns
+    use are asked: loading WeasyPrint costs 0.4 s."""
+    from dripper.channels.registry import PARTS
 
-    if "letter" not in usage.channels_used(config):
-        return
-    missing = probe()
-    if missing is not None:
-        err.print(f"dripper: warning: {missing.line}; letter touches wait until then", markup=False, soft_wrap=True)
+    used = usage.channels_used(config)
+    for channel, part in PARTS.items():
+        warning = part.check_warning() if channel in used else None
+        if warning is not None:
+            err.print(f"dripper: warning: {warning}", markup=False, soft_wrap=True)
 
 
 # --- diff ------------------------------------------------------------------------------

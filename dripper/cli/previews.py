@@ -61,7 +61,7 @@ def preview(
     --open shows it in a browser, --to sends a test of it."""
     from dripper.campaign.templates import LeadView, sample_lead
     from dripper.channels.compose import Composer
-    from dripper.reports.previews import NotForStep, touch_text
+    from dripper.reports.previews import NotForStep, preview_file, touch_preview
     from dripper.sending.tick import dkim_key
 
     if to is not None:
@@ -94,23 +94,24 @@ def preview(
         _open_preview(app, loaded, lead, camp, the_step, now, fmt, out_file, secret)
         return
     composer = Composer(loaded, app.settings.base_url, secret, dkim_key(app.settings, loaded))
+    templates = app.settings.templates_path
     try:
-        text = touch_text(composer, lead, camp, the_step, now, fmt)
+        shown = touch_preview(composer, lead, camp, the_step, now, fmt, templates)
     except NotForStep as exc:
         fail(str(exc), code=1)
-    if the_step.channel is not Channel.LETTER or fmt != "pdf":
-        _emit(text, out_file)
+    if not shown.file_suffix:
+        _emit(shown.text, out_file)
         return
-    from dripper.channels.letters.layout import render_letter, write_atomic
+    from dripper.channels.letters.layout import write_atomic
     from dripper.channels.letters.libraries import LettersUnavailable
 
-    target = out_file or Path(f"{the_step.id}.pdf")
+    target = out_file or Path(f"{the_step.id}{shown.file_suffix}")
     try:
-        rendered = render_letter(text, app.settings.templates_path)
+        made = preview_file(the_step, shown, templates)
     except LettersUnavailable as exc:
         fail(exc.missing.line, code=1)
-    write_atomic(target, rendered.pdf)
-    err.print(f"wrote {target} ({rendered.pages} page{'s' if rendered.pages != 1 else ''})")
+    write_atomic(target, made.data)
+    err.print(f"wrote {target} ({made.detail})")
 
 
 def _format_given() -> bool:

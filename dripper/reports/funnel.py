@@ -11,12 +11,11 @@ from sqlalchemy import Connection
 from dripper.campaign.model import FUNNEL_STAGES, CampaignFile
 from dripper.campaign.templates import LeadView
 from dripper.campaign.timing import Duration
-from dripper.channels.letters.libraries import UNAVAILABLE
 from dripper.leads import postal
 from dripper.leads.records import LEAD_COLUMNS
 from dripper.planning import track
 from dripper.planning.planner import Planner, stop_reason
-from dripper.states import REPLANNABLE, Reason, TouchState
+from dripper.states import CHANNELS, REPLANNABLE, Reason, TouchState
 from dripper.store import STATES
 from dripper.store.queries import callrows, leadrows, printrows, reportrows
 from dripper.store.queries import touchrows as touch_q
@@ -50,7 +49,7 @@ def funnel(conn: Connection, config: CampaignFile | None = None) -> dict[str, An
     counts = touch_q.counts_by_step(conn)
     # Letters waiting for the machine's libraries are counted with their reason: the report
     # is where a marketer looks when letters do not go out.
-    reasons = touch_q.reasons_by_step(conn, waiting=(UNAVAILABLE,))
+    reasons = touch_q.reasons_by_step(conn, waiting=(Reason.LETTERS_UNAVAILABLE,))
     reached = _reached(counts, reasons)  # from the rows alone, before the steps to come are added
     if config is not None:
         _add_upcoming(counts, reasons, touch_q.upcoming_counts(conn, _track_orders(Planner(config))))
@@ -195,7 +194,7 @@ def lead_plan(conn: Connection, lead: Mapping[str, Any], planner: Planner | None
         "problem": None if address.complete else address.describe(),
     }
     rows = touch_q.for_lead(conn, lead["id"])
-    papers = printrows.for_touches(conn, [t["id"] for t in rows if t["channel"] == "letter"])
+    papers = printrows.for_touches(conn, [t["id"] for t in rows])  # only letters have print rows
     calls = {c["touch_id"]: c for c in callrows.listing(conn, lead_id=lead["id"])}
     ahead = upcoming_rows(planner, lead, rows) if planner is not None else []
     replaced = {(t["campaign"], t["step_id"]) for t in ahead}
@@ -288,9 +287,6 @@ def weekly_sends(conn: Connection) -> dict[str, dict[str, Any]]:
             "channels": {channel: [mine.get((week, channel), 0) for week in weeks] for channel in channels},
         }
     return out
-
-
-CHANNELS = ("email", "letter", "call")
 
 
 def letters_skipped_because(plan: Mapping[str, Any]) -> str | None:

@@ -10,7 +10,6 @@ unsubscribes the real lead it was rendered for.
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import sys
 import webbrowser
@@ -23,14 +22,18 @@ from typing import Any
 from markupsafe import Markup
 
 from dripper.campaign.model import Campaign, Step
-from dripper.campaign.templates import LeadView, RenderedEmail
+from dripper.campaign.templates import LeadView
+from dripper.channels import registry
+from dripper.channels.base import NotForStep, Preview, PreviewFile, PreviewRequest
+from dripper.channels.calls.preview import call_page
 from dripper.channels.compose import Composed, Composer, safe_name
 from dripper.channels.email.mime import build_email, list_unsubscribe
+from dripper.channels.email.preview import PREVIEW_NOTE, display_address, email_page
 from dripper.channels.email.transports import Envelope, Transport
 from dripper.leads.records import normalize_email
 from dripper.pages import render
 from dripper.reports import charts
-from dripper.states import Channel
+from dripper.states import CHANNELS
 
 PREVIEW_DIR = Path("previews")
 TEST_HEADER = "X-Dripper-Test"
@@ -61,76 +64,10 @@ def default_path(campaign: str, step: str, lead_email: str, suffix: str) -> Path
     return PREVIEW_DIR / f"{safe_name(campaign, step, lead_email)}{suffix}"
 
 
-def display_address(name: str, addr: str) -> str:
-    """`Name <address>` for people to read (not RFC 2047-encoded, unlike the header)."""
-    return f"{name} <{addr}>" if name else addr
-
-
-_BODY_OPEN = re.compile(r"<body\b[^>]*>", re.IGNORECASE)
-_HEAD_OPEN = re.compile(r"<head\b[^>]*>", re.IGNORECASE)
-
-
-def email_page(rendered: RenderedEmail, from_: str, to: str, when: datetime, note: str) -> str:
-    """The e-mail's HTML part as a complete page, with the subject, From, To and Date shown
-    above it the way a mail client shows them (`from_`/`to` as display_address gives them,
-    `when` on the lead's clock). The message's own HTML is kept as it is: the header block
-    (templates/previews/email_header.html) is inserted after its <body> tag."""
-    block = render(
-        "previews/email_header.html",
-        subject=rendered.subject,
-        rows=(("From", from_), ("To", to), ("Date", when.strftime("%a, %d %b %Y %H:%M %Z").strip())),
-        note=note,
-    )
-    html = rendered.html
-    body = _BODY_OPEN.search(html)
-    if body is None:  # a fragment: give it a document of its own
-        return render("previews/email_page.html", subject=rendered.subject, header=Markup(block), message=Markup(html))
-    html = html[: body.end()] + block + html[body.end() :]
-    opened = _HEAD_OPEN.search(html)
-    if opened is None:
-        head = render("previews/email_head.html", whole=True, charset=True, title=True, subject=rendered.subject)
-        return html[: body.start()] + head + html[body.start() :]
-    extra = render(
-        "previews/email_head.html",
-        whole=False,
-        charset="charset" not in html[opened.end() : body.start()].lower(),
-        title=re.search(r"<title\b", html[: body.start()], re.IGNORECASE) is None,
-        subject=rendered.subject,
-    )
-    return html[: opened.end()] + extra + html[opened.end() :]
-
-
-def call_page(view: LeadView, campaign: Campaign, step: Step, notes: str, note: str) -> str:
-    """A call step's talking points, with who to call, as a simple page."""
-    phone = str(view.attrs.get("phone") or view.attrs.get("telephone") or "") if view.attrs else ""
-    owner = str(view.attrs.get("owner") or "") if view.attrs else ""
-    who = view.full_name or view.email
-    details = [
-        ("Lead", f"{who} <{view.email}>" if view.full_name else view.email),
-        ("Company", view.company),
-        ("Phone", phone),
-        ("Owner", owner),
-        ("Campaign", campaign.name),
-        ("Step", f"{step.id} ({step.kind})"),
-    ]
-    return render(
-        "previews/call.html",
-        title=f"Call {who}: {step.id}",
-        details=[(label, value) for label, value in details if value],
-        points=notes.strip(),
-        note=note,
-    )
-
-
-PREVIEW_NOTE = "A preview. Its unsubscribe and preference links are test links: following them changes nothing."
-
-
 def preview_suffix(step: Step) -> str:
     """What --open writes for a step: letters as printed (PDF), e-mails and calls as pages
     (each channel's part says)."""
-    from dripper.channels import registry
-
-    return registry.preview_suffix(step.channel)
+    return registry.PARTS[step.channel].preview_suffix
 
 
 def write_preview(
@@ -142,39 +79,14 @@ def write_preview(
     target: Path,
     templates: Path,
 ) -> Path:
-    """Write the touch to `target`: an e-mail as its HTML part in a page with its headers
-    above it, a call as its talking points, a letter as the printed PDF. Raises
-    jinja2.TemplateError when the template cannot render for this lead."""
-    from dripper.campaign import timing
-    from dripper.channels.letters import layout as letters
+    """Write the touch to `target` as its channel's part shows it: an e-mail as its HTML
+    part in a page with its headers above it, a call as its talking points, a letter as
+    the printed PDF. Raises jinja2.TemplateError when the template cannot render for this
+    lead."""
+    from dripper.channels.letters.layout import write_atomic
 
-    if step.channel is Channel.LETTER:
-        rendered = letters.render_letter(composer.letter(view, campaign, step, now).html, templates)
-        return letters.write_atomic(target, rendered.pdf)
-    if step.channel is Channel.CALL:
-        page = call_page(
-            view,
-            campaign,
-            step,
-            composer.call_notes(view, campaign, step, now),
-            "A preview: the talking points as `dripper calls` lists them when the call is due.",
-        )
-    else:
-        ctx, _url, _token = composer.context(view, campaign, step, now)
-        email = composer.loaded.renderer.email(campaign, step, ctx)
-        sender = composer.loaded.campaigns.sender
-        try:
-            local = now.astimezone(timing.zone(view.timezone))
-        except ValueError:
-            local = now
-        page = email_page(
-            email,
-            display_address(sender.name, sender.address),
-            display_address(view.full_name, view.email),
-            local,
-            PREVIEW_NOTE,
-        )
-    return letters.write_atomic(target, page.encode("utf-8"))
+    request = PreviewRequest(composer, view, campaign, step, now, templates)
+    return write_atomic(target, registry.PARTS[step.channel].preview_page(request))
 
 
 def browser_opener(env: Mapping[str, str] | None = None, platform: str | None = None) -> Opener | None:
@@ -267,26 +179,24 @@ async def send_test(composed: Composed, transport: Transport) -> str:
         await transport.close()
 
 
-class NotForStep(ValueError):
-    """The format asked for does not exist for this step's channel."""
+def touch_preview(
+    composer: Composer, view: LeadView, campaign: Campaign, step: Step, now: datetime, fmt: str, templates: Path
+) -> Preview:
+    """One touch as `dripper preview --format FMT` shows it (each channel's part says how):
+    text to print, or the text a file is made from (`preview_file`). Raises NotForStep for
+    a format the step's channel has not."""
+    request = PreviewRequest(composer, view, campaign, step, now, templates)
+    return registry.PARTS[step.channel].preview(request, fmt)
+
+
+def preview_file(step: Step, shown: Preview, templates: Path) -> PreviewFile:
+    """The file a preview with a `file_suffix` stands for (a letter printed as PDF)."""
+    return registry.PARTS[step.channel].preview_file(shown.text, templates)
 
 
 def touch_text(composer: Composer, view: LeadView, campaign: Campaign, step: Step, now: datetime, fmt: str) -> str:
-    """One touch as `dripper preview` prints it: `fmt` text (a call's notes, and a letter's
-    too; an e-mail's subject and text part), html (an e-mail's HTML part, a letter's page)
-    or eml (the whole e-mail). A letter in pdf is this page, printed; an e-mail or a call
-    has no pdf (NotForStep)."""
-    if step.channel is Channel.CALL or (step.channel is Channel.LETTER and fmt == "text"):
-        return composer.call_notes(view, campaign, step, now)
-    if step.channel is Channel.LETTER:
-        return composer.letter(view, campaign, step, now).html
-    if fmt == "pdf":
-        raise NotForStep("--format pdf is for letter steps")
-    if fmt == "eml":
-        return composer.email(0, view, campaign, step, now).data.decode("ascii", "replace")
-    ctx, _url, _token = composer.context(view, campaign, step, now)
-    rendered = composer.loaded.renderer.email(campaign, step, ctx)
-    return rendered.html if fmt == "html" else f"Subject: {rendered.subject}\n\n{rendered.text}"
+    """One touch as text in `fmt`: text, html or eml; for a letter's pdf, the page printed."""
+    return touch_preview(composer, view, campaign, step, now, fmt, Path()).text
 
 
 # --- the simulated timeline as a page -------------------------------------------------------
@@ -299,8 +209,7 @@ class Track:
     rows: Sequence[Mapping[str, Any]]  # simulate's rows for this track, in sending order
 
 
-_CHANNELS = ("email", "letter", "call")
-_COLOURS = {c: charts.PALETTE[i] for i, c in enumerate(_CHANNELS)}  # a channel has one colour on every chart
+_COLOURS = {c: charts.PALETTE[i] for i, c in enumerate(CHANNELS)}  # a channel has one colour on every chart
 
 
 def timeline_page(
@@ -345,11 +254,13 @@ __all__ = [
     "display_address",
     "email_page",
     "open_file",
+    "preview_file",
     "preview_suffix",
     "send_test",
     "test_address",
     "test_message_id",
     "timeline_page",
+    "touch_preview",
     "touch_text",
     "write_preview",
 ]

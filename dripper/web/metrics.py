@@ -48,6 +48,7 @@ from starlette.routing import Route
 from dripper.clock import Clock
 from dripper.leads.events import KINDS
 from dripper.sending.tick import LEASE
+from dripper.states import CHANNELS  # always exported, at 0 if need be: PromQL rate() needs the series
 from dripper.store import Store
 from dripper.store.queries.metricrows import DELAY_BUCKETS, DelayHistogram, FigureReader, Figures
 from dripper.store.tables import PENDING, STATES
@@ -55,7 +56,6 @@ from dripper.web.guard import RETRY_AFTER, database_unavailable
 
 log = logging.getLogger("dripper.metrics")
 
-CHANNELS = ("email", "letter", "call")  # always exported, at 0 if need be: PromQL rate() needs the series
 # Bucket bounds written as Prometheus writes them ("0.5", "1.0", "+Inf"); the library leaves it untyped.
 _go_float: Callable[[float], str] = floatToGoString
 

@@ -14,7 +14,8 @@ from typing import ClassVar, Self
 
 from sqlalchemy import Connection
 
-from dripper.channels.base import ChannelPart, ChannelRecord, Job, OutputDir, business_day
+from dripper.channels.base import ChannelPart, ChannelRecord, Job, OutputDir, Preview, PreviewRequest, business_day
+from dripper.channels.calls import preview as previews
 from dripper.channels.calls import tasks as calltasks
 from dripper.sending.outcomes import Outcome
 from dripper.settings import Settings
@@ -43,6 +44,14 @@ class CallRecord(ChannelRecord):
 
 class CallPart(ChannelPart):
     channel: ClassVar[Channel] = Channel.CALL
+
+    @classmethod
+    def preview(cls, request: PreviewRequest, fmt: str) -> Preview:
+        return previews.preview(request, fmt)
+
+    @classmethod
+    def preview_page(cls, request: PreviewRequest) -> bytes:
+        return previews.page(request)
 
     @classmethod
     def output_dir(cls, settings: Settings, used: bool) -> OutputDir | None:

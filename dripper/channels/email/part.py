@@ -19,8 +19,9 @@ from jinja2 import TemplateError
 
 from dripper.campaign.model import Campaign, Step
 from dripper.campaign.templates import LeadView
-from dripper.channels.base import ChannelPart, Job, OutputDir, PartContext
+from dripper.channels.base import ChannelPart, Job, OutputDir, PartContext, Preview, PreviewRequest
 from dripper.channels.compose import Composed, Composer
+from dripper.channels.email import preview as previews
 from dripper.channels.email.transports import Envelope, SendError
 from dripper.sending.failures import Failure, classify, describe, smtp_reply
 from dripper.sending.forked import render_worker_composer
@@ -78,6 +79,16 @@ async def _pick(future: Awaitable[list[ComposeResult]], index: int) -> ComposeRe
 
 class EmailPart(ChannelPart):
     channel: ClassVar[Channel] = Channel.EMAIL
+    needs_subject: ClassVar[bool] = True
+    text_part: ClassVar[bool] = True
+
+    @classmethod
+    def preview(cls, request: PreviewRequest, fmt: str) -> Preview:
+        return previews.preview(request, fmt)
+
+    @classmethod
+    def preview_page(cls, request: PreviewRequest) -> bytes:
+        return previews.page(request)
 
     def __init__(self, context: PartContext):
         super().__init__(context)

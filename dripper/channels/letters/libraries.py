@@ -35,10 +35,10 @@ from datetime import datetime, timedelta
 from enum import Enum
 
 from dripper.clock import Clock, SystemClock
+from dripper.states import Reason
 
 log = logging.getLogger("dripper.letters")
 
-UNAVAILABLE = "letters_unavailable"  # the reason prefix of a letter touch that waits for them
 # How long a letter touch waits before a tick looks at it again, and how often a
 # long-running worker tries the libraries again (someone may have installed them).
 WAIT = timedelta(hours=1)
@@ -113,7 +113,7 @@ class Missing:
     @property
     def reason(self) -> str:
         """A waiting touch's reason: short, and the same on every tick while nothing changes."""
-        return f"{UNAVAILABLE}: cannot load {self.library}"
+        return f"{Reason.LETTERS_UNAVAILABLE}: cannot load {self.library}"
 
     @property
     def line(self) -> str:
@@ -182,7 +182,6 @@ class Libraries:
 __all__ = [
     "INSTALL",
     "RECHECK",
-    "UNAVAILABLE",
     "WAIT",
     "LettersUnavailable",
     "Libraries",

@@ -18,7 +18,17 @@ from typing import ClassVar, Self
 
 from sqlalchemy import Connection
 
-from dripper.channels.base import ChannelPart, ChannelRecord, Job, OutputDir, PartContext, business_day
+from dripper.channels.base import (
+    ChannelPart,
+    ChannelRecord,
+    Job,
+    OutputDir,
+    PartContext,
+    Preview,
+    PreviewFile,
+    PreviewRequest,
+    business_day,
+)
 from dripper.channels.letters import batches
 from dripper.channels.letters import layout as letters
 from dripper.channels.letters import libraries as letter_libraries
@@ -62,6 +72,33 @@ class LetterPart(ChannelPart):
     channel: ClassVar[Channel] = Channel.LETTER
     preview_suffix: ClassVar[str] = ".pdf"
 
+    @classmethod
+    def preview(cls, request: PreviewRequest, fmt: str) -> Preview:
+        """text: the step's notes (as a call's); html or eml: the letter's page; pdf: that
+        page, to be printed (`preview_file`)."""
+        composer, view, campaign, step, now = (
+            request.composer,
+            request.view,
+            request.campaign,
+            request.step,
+            request.now,
+        )
+        if fmt == "text":
+            return Preview(composer.call_notes(view, campaign, step, now))
+        page = composer.letter(view, campaign, step, now).html
+        return Preview(page, file_suffix=".pdf") if fmt == "pdf" else Preview(page)
+
+    @classmethod
+    def preview_file(cls, text: str, templates: Path) -> PreviewFile:
+        """The page printed. Raises LettersUnavailable when this machine cannot print."""
+        rendered = letters.render_letter(text, templates)
+        return PreviewFile(rendered.pdf, f"{rendered.pages} page{'s' if rendered.pages != 1 else ''}")
+
+    @classmethod
+    def preview_page(cls, request: PreviewRequest) -> bytes:
+        """The letter as printed."""
+        return cls.preview_file(cls.preview(request, "pdf").text, request.templates).data
+
     def __init__(self, context: PartContext):
         super().__init__(context)
         self.libraries = context.libraries
@@ -70,6 +107,12 @@ class LetterPart(ChannelPart):
     @classmethod
     def output_dir(cls, settings: Settings, used: bool) -> OutputDir | None:
         return OutputDir(settings.letters_dir, "letters", "DRIPPER_LETTERS") if used else None
+
+    @classmethod
+    def check_warning(cls) -> str | None:
+        """Not an error: letter touches wait until the libraries are installed."""
+        missing = letter_libraries.probe()
+        return None if missing is None else f"{missing.line}; letter touches wait until then"
 
     def shutdown(self) -> None:
         if self._thread is not None:  # no thread may outlive the tick: the next one forks

@@ -23,6 +23,7 @@ from dripper.leads.records import full_name
 from dripper.planning.planner import Planner
 from dripper.reports import charts
 from dripper.reports import funnel as report
+from dripper.states import CHANNELS
 from dripper.store import STATES
 from dripper.store.queries import callrows, dashrows, leadrows
 from dripper.store.queries import touchrows as touch_q
@@ -54,7 +55,6 @@ EVENT_KINDS = (
     "paused",
     "called",
 )
-CHANNELS = ("email", "letter", "call")
 OUTCOME_FIGURES = ("replies", "conversions", "unsubscribes", "bounces", "complaints")
 # The fields of an event's detail worth showing, in this order.
 DETAIL_KEYS = (
