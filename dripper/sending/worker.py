@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -122,24 +124,9 @@ class Worker:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
         scheduler = AsyncIOScheduler(timezone=UTC, event_loop=loop)
-        scheduler.add_job(
-            self.tick,
-            IntervalTrigger(seconds=self.settings.tick_interval),
-            id="tick",
-            next_run_time=datetime.now(UTC),
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=None,
-        )
+        _every(scheduler, "tick", self.tick, self.settings.tick_interval, misfire_grace_time=None)
         if self.settings.imap_url:  # every worker schedules it; the one that gets the lock polls
-            scheduler.add_job(
-                self.poll_inbound,
-                IntervalTrigger(seconds=self.settings.imap_interval),
-                id="imap",
-                next_run_time=datetime.now(UTC),
-                max_instances=1,
-                coalesce=True,
-            )
+            _every(scheduler, "imap", self.poll_inbound, self.settings.imap_interval)
         scheduler.start()
         log.info(
             "worker %s started: tick every %ss",
@@ -160,3 +147,20 @@ class Worker:
                 await asyncio.wait({running}, timeout=CANCEL_GRACE)  # it releases what it had not started
         scheduler.shutdown(wait=False)
         log.info("worker stopped")
+
+
+def _every(
+    scheduler: AsyncIOScheduler, name: str, job: Callable[[], Awaitable[None]], seconds: float, **options: Any
+) -> None:
+    """A periodic job that starts at once and never runs twice at the same time: a run that
+    is still going when the next is due makes the next one wait, and missed runs collapse
+    into one."""
+    scheduler.add_job(
+        job,
+        IntervalTrigger(seconds=seconds),
+        id=name,
+        next_run_time=datetime.now(UTC),
+        max_instances=1,
+        coalesce=True,
+        **options,
+    )
