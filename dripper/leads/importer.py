@@ -25,10 +25,10 @@ from sqlalchemy import Connection
 
 from dripper.campaign.model import CampaignFile
 from dripper.config import Loaded
+from dripper.forked import die_with
 from dripper.leads import postal
 from dripper.leads.records import BadRow, Lead, LeadError, duplicate_message, read_csv
 from dripper.planning.planner import EnrollResult, enroll, record_versions
-from dripper.sending.forked import die_with
 from dripper.store import Store
 from dripper.store.queries import staging
 

@@ -23,8 +23,8 @@ from dripper.channels.base import ChannelPart, Job, OutputDir, PartContext, Prev
 from dripper.channels.compose import Composed, Composer
 from dripper.channels.email import preview as previews
 from dripper.channels.email.transports import Envelope, SendError
+from dripper.forked import render_worker_composer
 from dripper.sending.failures import Failure, classify, describe, smtp_reply
-from dripper.sending.forked import render_worker_composer
 from dripper.sending.limits import Held, Limiter
 from dripper.sending.outcomes import Outcome, kept_reason, render_failed, unsent
 from dripper.settings import Settings
