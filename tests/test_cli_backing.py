@@ -17,6 +17,7 @@ from dripper.channels.compose import Composer
 from dripper.channels.letters import batches
 from dripper.config import Loaded, load
 from dripper.leads.adding import AddOutcome, NotALead, add_lead, with_existing
+from dripper.leads.records import Lead
 from dripper.reports import simulation
 from dripper.reports.previews import NotForStep, touch_text
 from dripper.sending import soleworker
@@ -49,21 +50,24 @@ def test_usage_counts_every_step_and_the_channels_they_use(project: Path) -> Non
 
 
 def test_an_update_keeps_what_it_does_not_mention() -> None:
-    stored = {
-        "first_name": "Ada",
-        "last_name": "Lovelace",
-        "company": "Engines",
-        "timezone": "Europe/London",
-        "stage": "customer",
-        "campaign": "c",
-        "address_line1": "1 Way",
-        "address_line2": None,
-        "city": "London",
-        "region": "",
-        "postal_code": "N1",
-        "country": "GB",
-        "attrs": {"product": "valves", "size": "L"},
-    }
+    stored = Lead.stored(
+        {
+            "email": "a@b.example",
+            "first_name": "Ada",
+            "last_name": "Lovelace",
+            "company": "Engines",
+            "timezone": "Europe/London",
+            "stage": "customer",
+            "campaign": "c",
+            "address_line1": "1 Way",
+            "address_line2": None,
+            "city": "London",
+            "region": "",
+            "postal_code": "N1",
+            "country": "GB",
+            "attrs": {"product": "valves", "size": "L"},
+        }
+    )
     merged = with_existing({"email": "a@b.example", "first_name": "Augusta", "stage": None, "size": "XL"}, stored)
     assert merged["first_name"] == "Augusta"  # given: wins
     assert merged["last_name"] == "Lovelace" and merged["stage"] == "customer" and merged["city"] == "London"

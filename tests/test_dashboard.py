@@ -98,7 +98,7 @@ def seed(dripper: Dripper) -> dict[str, int]:
     try:
         with store.begin() as conn:
             return {
-                email: leadrows.by_email(conn, email)["id"]
+                email: leadrows.by_email(conn, email).id
                 for email in (
                     "linus@torvalds.example",
                     "ada@lovelace.example",

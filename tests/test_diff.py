@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from dripper.campaign.model import load as load_campaigns
+from dripper.leads.records import Lead
 from dripper.planning.diff import PREDATES
 from dripper.planning.planner import Planner
 from dripper.store import campaign_versions, leads, open_store, touches
@@ -202,7 +203,7 @@ def test_diff_tells_what_the_next_ticks_do(dripper, project):
     store.dispose()
     offer_moves = []
     for email, lead in lead_rows.items():
-        due_before = next(due for step, due in old.track_of(lead) if step.id == "offer-1")
+        due_before = next(due for step, due in old.track_of(Lead.stored(lead)) if step.id == "offer-1")
         sent = final[(email, "offer-1")]
         assert sent["state"] == "sent"
         offer_moves.append((sent["due_at"] - due_before).total_seconds())

@@ -149,6 +149,7 @@ def test_a_track_planned_in_full_by_an_earlier_version_goes_on_once(dripper):
     from sqlalchemy import insert, select
 
     from dripper.campaign.model import load
+    from dripper.leads.records import Lead
     from dripper.planning.planner import Planner
     from dripper.store import leads, open_store
     from dripper.store import touches as touches_t
@@ -175,7 +176,7 @@ def test_a_track_planned_in_full_by_an_earlier_version_goes_on_once(dripper):
                         "planned_at": T0,
                         "updated_at": T0,
                     }
-                    for step, due in planner.track_of(lead)
+                    for step, due in planner.track_of(Lead.stored(lead))
                     if step.id not in have
                 ],
             )

@@ -451,16 +451,17 @@ def test_lead_fields_never_reach_a_header_as_new_lines(project: Path, injection:
 def test_lead_view_from_a_stored_row_is_single_line() -> None:
     from dripper.campaign.templates import LeadView
 
-    view = LeadView.from_row(
+    view = LeadView.stored(
         {
             "id": 1,
             "email": "a@x.example",
+            "stage": "s",
+            "campaign": "c",
             "first_name": "A\r\nBcc: e@x.example",
             "company": "C\nD",
             "attrs": {"k": "v\r\nw"},
         },
-        "UTC",
-    )
+    ).for_templates("UTC")
     assert view.first_name == "A Bcc: e@x.example"
     assert view.company == "C D"
     assert view.attrs["k"] == "v w"

@@ -206,7 +206,7 @@ def lead_id(dripper: Dripper, email: str) -> int:
     store = open_store(dripper.db_url)
     try:
         with store.begin() as conn:
-            return int(leadrows.by_email(conn, email)["id"])
+            return int(leadrows.by_email(conn, email).id)
     finally:
         store.dispose()
 

@@ -77,7 +77,7 @@ class _SnapshotLoader(jinja2.BaseLoader):
         return source, str(self.templates.root / template), lambda: True
 
 
-# What templates see as `lead`: the one lead record, read from its row (`Lead.from_row`).
+# What templates see as `lead`: the one lead record, normalised for them (`Lead.for_templates`).
 LeadView = Lead
 
 

@@ -20,7 +20,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, ClassVar, Self
 
 from sqlalchemy import Connection
 
@@ -176,7 +176,7 @@ class ChannelPart(ABC):
         return 0
 
     def compose_ahead(
-        self, jobs: Sequence[Job], leads: Mapping[int, Mapping[str, Any]], pool: Executor, now: datetime
+        self, jobs: Sequence[Job], leads: Mapping[int, LeadView], pool: Executor, now: datetime
     ) -> dict[int, Awaitable[object]]:
         """Hand CPU work for a claimed batch to the render worker; one awaitable per touch id."""
         return {}

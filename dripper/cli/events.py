@@ -49,13 +49,11 @@ def event(
                 if called.call
                 else "no open call task; the call"
             )
-            out.print(
-                f"{lead['email']}: {task} recorded as {outcome}; {called.suppressed} pending touch(es) suppressed"
-            )
+            out.print(f"{lead.email}: {task} recorded as {outcome}; {called.suppressed} pending touch(es) suppressed")
             return
         try:
             result = apply_event(conn, loaded.planner, lead, kind, instant, source="cli", stage=stage)
         except UsageError as exc:
             fail(str(exc), code=1)
     extra = f", moved to stage {result.stage_changed_to}" if result.stage_changed_to else ""
-    out.print(f"{lead['email']}: {kind} recorded; {result.suppressed} pending touch(es) suppressed{extra}")
+    out.print(f"{lead.email}: {kind} recorded; {result.suppressed} pending touch(es) suppressed{extra}")

@@ -59,7 +59,7 @@ def preview(
 ) -> None:
     """Render one touch as text, HTML or a complete .eml (exactly what would be sent);
     --open shows it in a browser, --to sends a test of it."""
-    from dripper.campaign.templates import LeadView, sample_lead
+    from dripper.campaign.templates import sample_lead
     from dripper.channels.compose import Composer
     from dripper.reports.previews import NotForStep, preview_file, touch_preview
     from dripper.sending.tick import dkim_key
@@ -82,7 +82,7 @@ def preview(
             row = leadrows.by_email(conn, lookup_form(email))
         if row is None:
             fail(f"no lead {email!r}", code=1)
-        lead = LeadView.from_row(row, config.defaults.timezone)
+        lead = row.for_templates(config.defaults.timezone)
         secret = app.settings.secret or store.secret()
     else:
         lead = sample_lead(config, any_attrs=False)

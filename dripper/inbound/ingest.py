@@ -20,6 +20,7 @@ from dripper.inbound.dates import return_date
 from dripper.inbound.match import Match, match
 from dripper.inbound.notify import Notifier
 from dripper.leads.events import apply_event
+from dripper.leads.records import Lead
 from dripper.planning.planner import Planner, hold_until
 from dripper.states import EventKind, InboundKind, Reason
 from dripper.store import Store
@@ -176,7 +177,7 @@ class Ingestor:
             if hit.lead is not None:
                 detail.update(
                     classified_as=found.kind,
-                    suspected_lead=hit.lead["email"],
+                    suspected_lead=hit.lead.email,
                     matched_by=hit.how.value if hit.how else None,
                     unverified=hit.doubt,
                 )
@@ -197,24 +198,24 @@ class Ingestor:
             held = hold_until(conn, self.planner, lead, back, at)
             detail["back_on"] = back.isoformat()
             detail["back_on_named"] = named is not None
-            leadrows.record_event(conn, lead["id"], EventKind.AUTO_REPLY, at, "inbound", detail, message_id=key)
+            leadrows.record_event(conn, lead.id, EventKind.AUTO_REPLY, at, "inbound", detail, message_id=key)
             return f"{kind}: {held} touch(es) held until after {back.isoformat()}"
         # Verified, but neither a bounce, a complaint nor a reply: kept against the lead.
-        leadrows.record_event(conn, lead["id"], EventKind.UNKNOWN, at, "inbound", detail, message_id=key)
+        leadrows.record_event(conn, lead.id, EventKind.UNKNOWN, at, "inbound", detail, message_id=key)
         return kind
 
     def _soft_bounce(
         self,
         conn: Connection,
-        lead: Mapping[str, Any],
+        lead: Lead,
         touch: Mapping[str, Any] | None,
         detail: dict[str, Any],
         key: str,
         at: datetime,
     ) -> str:
-        leadrows.record_event(conn, lead["id"], EventKind.SOFT_BOUNCE, at, "inbound", detail, message_id=key)
+        leadrows.record_event(conn, lead.id, EventKind.SOFT_BOUNCE, at, "inbound", detail, message_id=key)
         window = self.inbound.soft_bounce_window.add_to(at, UTC) - at
-        count = leadrows.count_events(conn, lead["id"], EventKind.SOFT_BOUNCE, at - window)
+        count = leadrows.count_events(conn, lead.id, EventKind.SOFT_BOUNCE, at - window)
         if count >= self.inbound.soft_bounce_limit:
             apply_event(
                 conn,
@@ -250,7 +251,7 @@ def _result(file: str, key: str, found: Classification, hit: Match) -> Ingested:
     )
     if hit.verified:
         assert hit.lead is not None and hit.how is not None
-        result.kind, result.lead, result.matched_by = found.kind, hit.lead["email"], hit.how.value
+        result.kind, result.lead, result.matched_by = found.kind, hit.lead.email, hit.how.value
         if hit.touch is not None:
             result.touch = {"campaign": hit.touch["campaign"], "step": hit.touch["step_id"]}
     elif found.kind != InboundKind.UNKNOWN:  # it looked like something, but changes nothing
@@ -258,7 +259,7 @@ def _result(file: str, key: str, found: Classification, hit: Match) -> Ingested:
         if hit.lead is None:
             result.reason = f"{found.reason}; matches no lead"
         else:
-            result.suspected_lead = hit.lead["email"]
+            result.suspected_lead = hit.lead.email
             result.reason = f"unverified {found.kind.replace('_', ' ')}: {hit.doubt}"
     return result
 

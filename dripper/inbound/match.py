@@ -30,6 +30,7 @@ from sqlalchemy import Connection
 from dripper.channels.email.mime import legacy_message_id
 from dripper.inbound.authenticated import authenticated_sender
 from dripper.inbound.classify import Classification
+from dripper.leads.records import Lead
 from dripper.states import InboundKind
 from dripper.store.queries import leadrows
 from dripper.store.queries import touchrows as touch_q
@@ -64,7 +65,7 @@ class MatchedBy(StrEnum):
 
 @dataclass(frozen=True)
 class Match:
-    lead: Mapping[Any, Any] | None  # the stored lead (a row)
+    lead: Lead | None  # the stored lead
     touch: Mapping[Any, Any] | None
     how: MatchedBy | None
     doubt: str = ""  # why a match is not proof (empty when it is)
@@ -139,7 +140,7 @@ def _by_message_id(conn: Connection, message: Message, found: Classification, to
 
 def _message_id_doubt(hit: Match, message_id: str, found: Classification) -> str:
     assert hit.lead is not None and hit.touch is not None
-    email = hit.lead["email"]
+    email = hit.lead.email
     domain = message_id.rpartition("@")[2].rstrip(">")
     if message_id == legacy_message_id(email, hit.touch["campaign"], hit.touch["step_id"], domain):
         return "it names a Message-ID of a version before keyed Message-IDs, which anyone can compute"
@@ -183,7 +184,7 @@ def _by_sender(conn: Connection, message: Message, found: Classification, truste
     address = parseaddr(str(message.get("From") or ""))[1]
     if not address or (lead := leadrows.by_email(conn, address)) is None:
         return None
-    if authenticated_sender(message, trusted) == lead["email"]:
+    if authenticated_sender(message, trusted) == lead.email:
         return Match(lead, None, MatchedBy.AUTHENTICATED_SENDER)
     why = (
         "no trusted receiving server authenticated its From address"

@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 from sqlalchemy import Connection
 
@@ -35,15 +34,15 @@ class Added:
     outcome: AddOutcome
 
 
-def with_existing(raw: Mapping[str, str | None], existing: Mapping[Any, Any] | None) -> dict[str, str | None]:
+def with_existing(raw: Mapping[str, str | None], existing: Lead | None) -> dict[str, str | None]:
     """The fields given, completed from the stored lead: an update keeps what it does not mention."""
     merged = dict(raw)
     if existing is None:
         return merged
     for key in _KEPT:
         if not merged.get(key):
-            merged[key] = existing[key]
-    for key, value in (existing["attrs"] or {}).items():
+            merged[key] = getattr(existing, key)
+    for key, value in existing.attrs.items():
         merged.setdefault(key, value)
     return merged
 

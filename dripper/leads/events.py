@@ -3,7 +3,6 @@ and what they do to its touches. Inbound mail, the CLI and the web all end up he
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,6 +12,7 @@ from sqlalchemy import Connection
 from dripper.campaign.model import ALWAYS_STOP
 from dripper.campaign.timing import Duration
 from dripper.errors import UsageError
+from dripper.leads.records import Lead
 from dripper.planning.planner import Planner, change_stage, hold_until
 from dripper.states import USER_EVENTS, EventKind, Reason, TouchState
 from dripper.store.queries import leadrows
@@ -32,7 +32,7 @@ class EventResult:
 def apply_event(
     conn: Connection,
     planner: Planner,
-    lead: Mapping[str, Any],
+    lead: Lead,
     kind: str,
     at: datetime,
     *,
@@ -52,46 +52,44 @@ def apply_event(
 
         raise UsageError(f"unknown stage {stage!r}{did_you_mean(stage, config.stages)}")
     recorded = {**(detail or {}), **({"stage": stage} if stage else {})}
-    moving = bool(stage) and stage != lead["stage"]
+    moving = bool(stage) and stage != lead.stage
     if kind != EventKind.STAGE or not moving:  # a move records its own event `stage` (from, to), below
-        leadrows.record_event(conn, lead["id"], kind, at, source, recorded, message_id=message_id)
+        leadrows.record_event(conn, lead.id, kind, at, source, recorded, message_id=message_id)
     suppressed = 0
     if kind != EventKind.STAGE:
-        leadrows.set_flag(conn, lead["id"], kind, at)
+        leadrows.set_flag(conn, lead.id, kind, at)
         # None: every campaign
         campaigns = None if kind in ALWAYS_STOP else [n for n, c in config.campaigns.items() if c.stops_on(kind)]
         suppressed = touch_q.close_pending(
-            conn, [lead["id"]], state=TouchState.SUPPRESSED, reason=Reason(kind), at=at, campaigns=campaigns
+            conn, [lead.id], state=TouchState.SUPPRESSED, reason=Reason(kind), at=at, campaigns=campaigns
         )
     moved_to = None
     if stage and moving:
-        fresh = leadrows.by_id(conn, lead["id"])
+        fresh = leadrows.by_id(conn, lead.id)
         assert fresh is not None
         if kind == EventKind.STAGE:
             change_stage(conn, planner, fresh, stage, at, source=source, detail=recorded, message_id=message_id)
         else:  # e.g. converted --stage customer: the event above, and the move it caused
             change_stage(conn, planner, fresh, stage, at, source=source, detail={"cause": kind})
         moved_to = stage
-    return EventResult(lead["id"], kind, suppressed, moved_to)
+    return EventResult(lead.id, kind, suppressed, moved_to)
 
 
-def opt_out(conn: Connection, lead: Mapping[str, Any], campaign: str, at: datetime, *, source: str = "web") -> int:
+def opt_out(conn: Connection, lead: Lead, campaign: str, at: datetime, *, source: str = "web") -> int:
     """Stop one campaign for this lead (the preference page); other campaigns go on."""
-    leadrows.set_fields(conn, lead["id"], at, opted_out=sorted(set(lead.get("opted_out") or []) | {campaign}))
-    leadrows.record_event(conn, lead["id"], EventKind.OPTED_OUT, at, source, {"campaign": campaign})
+    leadrows.set_fields(conn, lead.id, at, opted_out=sorted({*lead.opted_out, campaign}))
+    leadrows.record_event(conn, lead.id, EventKind.OPTED_OUT, at, source, {"campaign": campaign})
     return touch_q.close_pending(
-        conn, [lead["id"]], state=TouchState.SUPPRESSED, reason=Reason.OPTED_OUT, at=at, campaigns=[campaign]
+        conn, [lead.id], state=TouchState.SUPPRESSED, reason=Reason.OPTED_OUT, at=at, campaigns=[campaign]
     )
 
 
 def pause(
-    conn: Connection, planner: Planner, lead: Mapping[str, Any], months: int, at: datetime, *, source: str = "web"
+    conn: Connection, planner: Planner, lead: Lead, months: int, at: datetime, *, source: str = "web"
 ) -> datetime:
     """Hold every touch for `months` calendar months (the preference page)."""
     until = Duration(months=months).add_to(at, UTC)
-    leadrows.set_fields(conn, lead["id"], at, paused_until=until)
-    leadrows.record_event(
-        conn, lead["id"], EventKind.PAUSED, at, source, {"until": until.isoformat(), "months": months}
-    )
+    leadrows.set_fields(conn, lead.id, at, paused_until=until)
+    leadrows.record_event(conn, lead.id, EventKind.PAUSED, at, source, {"until": until.isoformat(), "months": months})
     hold_until(conn, planner, lead, (until - timedelta(days=1)).date(), at)
     return until

@@ -9,7 +9,8 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ _ATTR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LINE_BREAKS = re.compile(r"[^\S ]+|[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 # A stored lead's own columns, in the order `dripper plan --json` shows them.
 LEAD_COLUMNS = ("email", "first_name", "last_name", "company", "stage", "campaign", "timezone", *POSTAL_COLUMNS)
-# Its text columns, each kept on one line when read (`Lead.from_row`).
+# Its text columns, each kept on one line for templates (`Lead.for_templates`).
 _TEXT_COLUMNS = tuple(name for name in LEAD_COLUMNS if name != "timezone")
 
 
@@ -52,8 +53,15 @@ class LeadError(ValueError):
     """One lead's data is unusable; the message says which field and why."""
 
 
+# Why a lead stopped receiving touches, most telling first (each a `<kind>_at` column).
+STOP_KINDS = ("complained", "unsubscribed", "bounced", "converted", "replied")
+
+
 @dataclass(frozen=True)
 class Lead:
+    """One lead: as imported (no id yet), or as stored (`Lead.stored`, every column the code
+    reads). Templates see the copy `for_templates` gives."""
+
     email: str
     stage: str
     campaign: str
@@ -69,22 +77,59 @@ class Lead:
     country: str = ""
     attrs: dict[str, str] = field(default_factory=dict)
     id: int = 0  # 0 until stored
+    # The store's columns (None on a lead not stored yet).
+    stage_entered_at: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    converted_at: datetime | None = None
+    replied_at: datetime | None = None
+    unsubscribed_at: datetime | None = None
+    bounced_at: datetime | None = None
+    complained_at: datetime | None = None
+    opted_out: tuple[str, ...] = ()  # campaigns left from the preference page
+    paused_until: datetime | None = None
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any], default_tz: str) -> Lead:
-        """A stored lead as templates, letters and calls see it: every value on one line
+    def stored(cls, row: Mapping[Any, Any]) -> Lead:
+        """A lead as the store holds it, from its row (every column, values as stored)."""
+        values = {name: row[name] for name in _STORED if name in row}
+        values["attrs"] = dict(row.get("attrs") or {})
+        values["opted_out"] = tuple(row.get("opted_out") or ())
+        return cls(**values)
+
+    def for_templates(self, default_tz: str) -> Lead:
+        """The lead as templates, letters and calls see it: every value on one line
         (nothing can reach a header), its time zone resolved (`default_tz` when it has none)."""
-        text = {k: one_line(str(row.get(k) or "")) for k in _TEXT_COLUMNS}
-        attrs = {k: (one_line(v) if isinstance(v, str) else v) for k, v in (row.get("attrs") or {}).items()}
-        return cls(id=row.get("id") or 0, timezone=row.get("timezone") or default_tz, attrs=attrs, **text)
+        text: dict[str, Any] = {k: one_line(str(getattr(self, k) or "")) for k in _TEXT_COLUMNS}
+        attrs = {k: (one_line(v) if isinstance(v, str) else v) for k, v in self.attrs.items()}
+        return replace(self, timezone=self.timezone or default_tz, attrs=attrs, **text)
+
+    @property
+    def entered_at(self) -> datetime:
+        """When the stored lead entered its stage (where its track is timed from)."""
+        if self.stage_entered_at is None:
+            raise LeadError(f"lead {self.email} is not stored: it has entered no stage yet")
+        return self.stage_entered_at
 
     @property
     def full_name(self) -> str:
         return full_name(self.first_name, self.last_name)
 
+    @property
+    def status(self) -> str:
+        """Why the lead gets no more touches (`complained`, …), or `active`."""
+        return next((kind for kind in STOP_KINDS if self.stopped_at(kind)), "active")
+
+    def stopped_at(self, kind: str) -> datetime | None:
+        """When the `kind` event (one of STOP_KINDS) stopped the lead, if it did."""
+        value: datetime | None = getattr(self, f"{kind}_at")
+        return value
+
 
 # The columns an import writes (the id is the store's, the attributes go into `attrs`).
-LEAD_FIELDS = tuple(f.name for f in fields(Lead) if f.name not in ("attrs", "id"))
+LEAD_FIELDS = ("email", "stage", "campaign", "first_name", "last_name", "company", "timezone", *POSTAL_COLUMNS)
+# The fields a stored row fills (all of them).
+_STORED = tuple(f.name for f in fields(Lead))
 
 
 def normalize_email(value: str) -> str:
@@ -257,6 +302,7 @@ def duplicate_message(first_line: int, email: str) -> str:
 
 
 __all__ = [
+    "STOP_KINDS",
     "BadRow",
     "Lead",
     "LeadError",

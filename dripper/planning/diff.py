@@ -23,6 +23,7 @@ from sqlalchemy import Connection
 
 from dripper.campaign.model import CampaignFile
 from dripper.campaign.timing import DAY_NAMES, Duration
+from dripper.leads.records import Lead
 from dripper.planning import track
 from dripper.planning.planner import Planner, planned_state, stop_reason
 from dripper.store import leads
@@ -103,9 +104,9 @@ def campaign_diff(
     new = Planner(config) if new_def is not None else None
     effects = LeadEffects()
     for chunk in leadrows.matching(conn, leads.c.campaign == name):
-        rows = touchrows.stored(conn, [lead["id"] for lead in chunk], name)
+        rows = touchrows.stored(conn, [lead.id for lead in chunk], name)
         for lead in chunk:
-            effects.add(lead_change(lead, rows.get(lead["id"], {}), name, old, new, matched, at, ahead=not seen))
+            effects.add(lead_change(lead, rows.get(lead.id, {}), name, old, new, matched, at, ahead=not seen))
     status = "added" if applied is None else "removed" if new_def is None else "changed"
     order = [*_ids(new_def), *(s for s in _ids(old_def) if s not in matched)]
     return {
@@ -365,9 +366,7 @@ class LeadEffects:
 Future = dict[str, tuple[bool, datetime]]  # step id -> (a pending touch?, its due time)
 
 
-def future(
-    planner: Planner | None, name: str, lead: Mapping[str, Any], rows: Mapping[str, Stored], *, ahead: bool = True
-) -> Future:
+def future(planner: Planner | None, name: str, lead: Lead, rows: Mapping[str, Stored], *, ahead: bool = True) -> Future:
     """The lead's planned touches in the campaign, and (`ahead`) the steps its track still
     holds for it (as `dripper plan` lists them: not those of a stopped track, nor those a
     held touch will pass over)."""
@@ -376,7 +375,7 @@ def future(
     campaign = planner.config.campaigns.get(name) if planner is not None else None
     if planner is None or campaign is None or not ahead:
         return out
-    since = lead["stage_entered_at"]
+    since = lead.entered_at
     if stop_reason(campaign.stop_on, lead, since, name) is not None:
         return out
     known = {step_id: row.known for step_id, row in rows.items()}
@@ -388,7 +387,7 @@ def future(
 
 
 def replay(
-    lead: Mapping[str, Any], rows: Mapping[str, Stored], name: str, planner: Planner | None, at: datetime
+    lead: Lead, rows: Mapping[str, Stored], name: str, planner: Planner | None, at: datetime
 ) -> tuple[dict[str, Stored], list[str], list[tuple[str, str]]]:
     """The lead's rows after `planner.reconcile` applied the file at `at`, replayed
     without a database: the rows, the steps whose pending touch was skipped
@@ -411,15 +410,15 @@ def replay(
     if planner is None or campaign is None:
         return after, removed, written
     known = {step_id: row.known for step_id, row in after.items()}
-    for planned in track.entry(planner.track_of(lead), known, at, lead["stage_entered_at"]):
+    for planned in track.entry(planner.track_of(lead), known, at, lead.entered_at):
         step_id = planned.step.id  # what touchrows.upsert_rows does with the row planner.replan makes
         had = after.get(step_id)
         if had is not None and had.known.state == "planned":
             held = had.known.reason is not None and had.due_at > planned.due  # held back: keeps its later time
-            after[step_id] = replace(had, due_at=had.due_at if held else planned.due, stage=lead["stage"])
+            after[step_id] = replace(had, due_at=had.due_at if held else planned.due, stage=lead.stage)
         elif had is None or had.known.reopens:
             state, reason = planned_state(campaign, lead, planned, at)
-            after[step_id] = Stored(track.Known(state, reason, at), lead["stage"], planned.due)
+            after[step_id] = Stored(track.Known(state, reason, at), lead.stage, planned.due)
             written.append((step_id, state))
     return after, removed, written
 
@@ -432,7 +431,7 @@ def _next(rows: Mapping[str, Stored], rename: Mapping[str, str]) -> tuple[dateti
 
 
 def lead_change(
-    lead: Mapping[str, Any],
+    lead: Lead,
     rows: Mapping[str, Stored],
     name: str,
     old: Planner | None,

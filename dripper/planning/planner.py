@@ -56,11 +56,9 @@ class Planner:
             return ()
         return self._dues(campaign, stage, entered_at, tz, country)
 
-    def track_of(self, lead: Mapping[str, Any]) -> track.Track:
+    def track_of(self, lead: Lead) -> track.Track:
         """The lead's current track (its campaign, stage, entry instant, zone and country)."""
-        return self.dues(
-            lead["campaign"], lead["stage"], lead["stage_entered_at"], lead["timezone"], lead["country"] or ""
-        )
+        return self.dues(lead.campaign, lead.stage, lead.entered_at, lead.timezone, lead.country or "")
 
 
 @dataclass(frozen=True)
@@ -140,15 +138,15 @@ def first_touches(planner: Planner, groups: Iterable[staging.Group], at: datetim
     return rows
 
 
-def replan(conn: Connection, planner: Planner, chunk: Sequence[Mapping[str, Any]], at: datetime) -> None:
+def replan(conn: Connection, planner: Planner, chunk: Sequence[Lead], at: datetime) -> None:
     """(Re)plan the current track of each lead in `chunk` (whole lead rows) as at `at`:
     pending touches follow the campaign's due times, and a lead without a pending touch
     gets its next one (see `track.entry`)."""
-    known = touch_q.known(conn, [lead["id"] for lead in chunk])
+    known = touch_q.known(conn, [lead.id for lead in chunk])
     rows = []
     for lead in chunk:
-        mine = known.get((lead["id"], lead["campaign"]), {})
-        for planned in track.entry(planner.track_of(lead), mine, at, lead["stage_entered_at"]):
+        mine = known.get((lead.id, lead.campaign), {})
+        for planned in track.entry(planner.track_of(lead), mine, at, lead.entered_at):
             rows.append(_row(planner, lead, planned, at, planned_at=at))
     touch_q.upsert_rows(conn, rows)
 
@@ -162,7 +160,7 @@ class Finished:
     stage: str
     step_id: str
     planned_at: datetime
-    lead: Mapping[str, Any] | None = None  # the lead as read with the claim, if at hand
+    lead: Lead | None = None  # the lead as read with the claim, if at hand
 
 
 def advance(conn: Connection, planner: Planner, finished: Sequence[Finished], at: datetime) -> list[dict[str, Any]]:
@@ -197,14 +195,14 @@ def advance(conn: Connection, planner: Planner, finished: Sequence[Finished], at
 
 
 def _next_rows(
-    planner: Planner, lead: Mapping[str, Any] | None, done: Finished, known: Mapping[str, track.Known], at: datetime
+    planner: Planner, lead: Lead | None, done: Finished, known: Mapping[str, track.Known], at: datetime
 ) -> list[dict[str, Any]]:
     """The rows that continue `done`'s track; none when there is nothing to plan, or when
     the lead is gone or not on that track any more (it moved on: its new track was planned
     when it moved)."""
-    if lead is None or (lead["campaign"], lead["stage"]) != (done.campaign, done.stage):
+    if lead is None or (lead.campaign, lead.stage) != (done.campaign, done.stage):
         return []
-    since = lead["stage_entered_at"]
+    since = lead.entered_at
     if done.planned_at < since:
         return []  # a touch of an earlier stay in this stage, finished late
     return [
@@ -231,17 +229,15 @@ def _advance_from_rows(
     return rows
 
 
-def _row(
-    planner: Planner, lead: Mapping[str, Any], planned: track.Planned, at: datetime, *, planned_at: datetime
-) -> dict[str, Any]:
+def _row(planner: Planner, lead: Lead, planned: track.Planned, at: datetime, *, planned_at: datetime) -> dict[str, Any]:
     """The touches row for a planned step, in the state `planned_state` gives it."""
-    campaign = planner.config.campaigns[lead["campaign"]]
+    campaign = planner.config.campaigns[lead.campaign]
     state, reason = planned_state(campaign, lead, planned, planned_at)
     return {
-        "lead_id": lead["id"],
+        "lead_id": lead.id,
         "campaign": campaign.name,
         "step_id": planned.step.id,
-        "stage": lead["stage"],
+        "stage": lead.stage,
         "channel": planned.step.channel,
         "kind": planned.step.kind,
         "due_at": planned.due,
@@ -254,7 +250,7 @@ def _row(
 
 
 def planned_state(
-    campaign: Campaign, lead: Mapping[str, Any], planned: track.Planned, planned_at: datetime
+    campaign: Campaign, lead: Lead, planned: track.Planned, planned_at: datetime
 ) -> tuple[TouchState, Reason | None]:
     """(state, reason) of the row a planned step is written as: `missed`, `suppressed` if
     the lead is stopped for good (so the track closes there), else `planned`. Also what
@@ -269,7 +265,7 @@ def planned_state(
 def change_stage(
     conn: Connection,
     planner: Planner,
-    lead: Mapping[str, Any],
+    lead: Lead,
     stage: str,
     at: datetime,
     *,
@@ -282,18 +278,18 @@ def change_stage(
     Recorded as an event `stage` saying where from and where to (`dripper report` counts
     the movements between stages), with `detail` added; "stage" is the new stage too, as
     events before the movements were counted said."""
-    touch_q.close_pending(conn, [lead["id"]], state=TouchState.SKIPPED, reason=Reason.STAGE_CHANGED, at=at)
-    leadrows.set_stage(conn, lead["id"], stage, at)
+    touch_q.close_pending(conn, [lead.id], state=TouchState.SKIPPED, reason=Reason.STAGE_CHANGED, at=at)
+    leadrows.set_stage(conn, lead.id, stage, at)
     leadrows.record_event(
         conn,
-        lead["id"],
+        lead.id,
         EventKind.STAGE,
         at,
         source,
-        {**(detail or {}), "stage": stage, "from": lead["stage"], "to": stage, "campaign": lead["campaign"]},
+        {**(detail or {}), "stage": stage, "from": lead.stage, "to": stage, "campaign": lead.campaign},
         message_id=message_id,
     )
-    moved = leadrows.by_id(conn, lead["id"])
+    moved = leadrows.by_id(conn, lead.id)
     assert moved is not None
     replan(conn, planner, [moved], at)
 
@@ -373,18 +369,18 @@ def record_versions(conn: Connection, config: CampaignFile, at: datetime) -> Non
             _save_version(conn, config, name, at, exists=False)
 
 
-def hold_until(conn: Connection, planner: Planner, lead: Mapping[str, Any], day: date, at: datetime) -> int:
+def hold_until(conn: Connection, planner: Planner, lead: Lead, day: date, at: datetime) -> int:
     """Hold a lead's pending touches until after `day` (an out-of-office return date):
     each moves to its send window's first opening on the day after, on the lead's clock."""
-    zone = timing.zone(planner.lead_zone(lead["timezone"]))
+    zone = timing.zone(planner.lead_zone(lead.timezone))
     start = timing.localize(datetime.combine(day + timedelta(days=1), time(0, 0)), zone)
-    pending = holdrows.pending_before(conn, lead["id"], start)
+    pending = holdrows.pending_before(conn, lead.id, start)
     config = planner.config
     for touch in pending:
         campaign = config.campaigns.get(touch.campaign)
         found = campaign.step(touch.step_id) if campaign else None
         window = config.window_for(campaign, found[1]) if campaign and found else timing.Window()
-        due = window.next_open(start, zone, lead["country"] or None)
+        due = window.next_open(start, zone, lead.country or None)
         holdrows.hold(conn, touch.id, due, f"away until {day.isoformat()}", at)
     return len(pending)
 
@@ -410,17 +406,17 @@ def timeline(
 
 
 def stop_reason(
-    campaign_stops: Iterable[str], lead: Mapping[str, Any], planned_at: datetime, campaign: str | None = None
+    campaign_stops: Iterable[str], lead: Lead, planned_at: datetime, campaign: str | None = None
 ) -> Reason | None:
     """Why a touch must not go out now (checked again at send time), or None."""
-    if campaign is not None and campaign in (lead.get("opted_out") or []):
+    if campaign is not None and campaign in lead.opted_out:
         return Reason.OPTED_OUT
     stops = set(campaign_stops) | ALWAYS_STOP
     for kind in (Reason.UNSUBSCRIBED, Reason.COMPLAINED, Reason.BOUNCED):
-        if kind in stops and lead[f"{kind}_at"] is not None:
+        if kind in stops and lead.stopped_at(kind) is not None:
             return kind
     for kind in (Reason.CONVERTED, Reason.REPLIED):
-        when = lead[f"{kind}_at"]
+        when = lead.stopped_at(kind)
         # A conversion or reply ends the sequence that was running then; a track planned
         # later (a stage change after the reply) is a new conversation and may go out.
         if kind in stops and when is not None and when > planned_at:

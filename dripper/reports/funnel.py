@@ -9,10 +9,9 @@ from typing import Any
 from sqlalchemy import Connection
 
 from dripper.campaign.model import FUNNEL_STAGES, CampaignFile
-from dripper.campaign.templates import LeadView
 from dripper.campaign.timing import Duration
 from dripper.leads import postal
-from dripper.leads.records import LEAD_COLUMNS
+from dripper.leads.records import LEAD_COLUMNS, Lead
 from dripper.planning import track
 from dripper.planning.planner import Planner, stop_reason
 from dripper.states import CHANNELS, REPLANNABLE, Reason, TouchState
@@ -170,32 +169,29 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def lead_status(lead: Mapping[str, Any]) -> str:
-    for kind in ("complained", "unsubscribed", "bounced", "converted", "replied"):
-        if lead.get(f"{kind}_at"):
-            return kind
-    return "active"
+def lead_status(lead: Lead) -> str:
+    return lead.status
 
 
-def lead_plan(conn: Connection, lead: Mapping[str, Any], planner: Planner | None = None) -> dict[str, Any]:
+def lead_plan(conn: Connection, lead: Lead, planner: Planner | None = None) -> dict[str, Any]:
     """A lead's past and upcoming touches, with states and reasons (`dripper plan --json`).
 
     With the planner, the rest of the lead's track is listed too: the steps not planned
     yet (a track is planned one touch ahead), as they will be."""
-    info = {key: lead[key] for key in (*LEAD_COLUMNS, "attrs")}
-    info["stage_entered_at"] = _iso(lead["stage_entered_at"])
+    info: dict[str, Any] = {key: getattr(lead, key) for key in (*LEAD_COLUMNS, "attrs")}
+    info["stage_entered_at"] = _iso(lead.stage_entered_at)
     info["status"] = lead_status(lead)
     for kind in ("converted", "replied", "unsubscribed", "bounced", "complained"):
-        info[f"{kind}_at"] = _iso(lead[f"{kind}_at"])
-    address = postal.check(LeadView.from_row(lead, "UTC"))
+        info[f"{kind}_at"] = _iso(lead.stopped_at(kind))
+    address = postal.check(lead.for_templates("UTC"))
     info["postal_address"] = {
         "complete": address.complete,
         "country": address.country,
         "problem": None if address.complete else address.describe(),
     }
-    rows = touch_q.for_lead(conn, lead["id"])
+    rows = touch_q.for_lead(conn, lead.id)
     papers = printrows.for_touches(conn, [t["id"] for t in rows])  # only letters have print rows
-    calls = {c["touch_id"]: c for c in callrows.listing(conn, lead_id=lead["id"])}
+    calls = {c["touch_id"]: c for c in callrows.listing(conn, lead_id=lead.id)}
     ahead = upcoming_rows(planner, lead, rows) if planner is not None else []
     replaced = {(t["campaign"], t["step_id"]) for t in ahead}
     touches = []
@@ -227,23 +223,23 @@ def lead_plan(conn: Connection, lead: Mapping[str, Any], planner: Planner | None
         touches.append(touch)
     events = [
         {"kind": e["kind"], "at": _iso(e["at"]), "source": e["source"], "detail": e["detail"]}
-        for e in leadrows.events_for(conn, lead["id"])
+        for e in leadrows.events_for(conn, lead.id)
     ]
     return {"lead": info, "touches": touches, "events": events}
 
 
-def upcoming_rows(planner: Planner, lead: Mapping[str, Any], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def upcoming_rows(planner: Planner, lead: Lead, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The steps of the lead's track still to come (no rows yet), shaped like stored rows;
     `rows` are the lead's touch rows (`plan`, and pages that list what is due soon)."""
-    campaign = planner.config.campaigns.get(lead["campaign"])
+    campaign = planner.config.campaigns.get(lead.campaign)
     if campaign is None:
         return []
     known = {
         r["step_id"]: track.Known(r["state"], r["reason"], r["planned_at"])
         for r in rows
-        if r["campaign"] == lead["campaign"]
+        if r["campaign"] == lead.campaign
     }
-    since = lead["stage_entered_at"]
+    since = lead.entered_at
     stopped_now = stop_reason(campaign.stop_on, lead, since, campaign.name)
     held = [r["due_at"] for r in rows if r["campaign"] == campaign.name and r["state"] == TouchState.PLANNED]
     out = []
@@ -255,7 +251,7 @@ def upcoming_rows(planner: Planner, lead: Mapping[str, Any], rows: list[dict[str
                 "id": None,
                 "campaign": campaign.name,
                 "step_id": item.step.id,
-                "stage": lead["stage"],
+                "stage": lead.stage,
                 "channel": item.step.channel,
                 "kind": item.step.kind,
                 "due_at": item.due,

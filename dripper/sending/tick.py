@@ -38,7 +38,6 @@ from typing import Any
 from jinja2 import TemplateError
 from sqlalchemy import Connection
 
-from dripper.campaign.templates import LeadView
 from dripper.channels import registry
 from dripper.channels.base import ChannelPart, ChannelRecord, Job, PartContext
 from dripper.channels.compose import Composer, DkimKey
@@ -48,6 +47,7 @@ from dripper.clock import Clock, SystemClock
 from dripper.config import Loaded
 from dripper.forked import init_render_worker, render_worker_ready
 from dripper.leads.events import apply_event
+from dripper.leads.records import Lead
 from dripper.planning import track
 from dripper.planning.planner import Finished, Planner, advance, reconcile, stop_reason
 from dripper.sending.failures import Failure, classify, describe
@@ -103,10 +103,10 @@ class _Batch:
     prepared: dict[int, Outcome | Job]  # what was decided for each, by touch id
     composing: dict[int, Awaitable[object]]  # their channels' work done ahead (e-mails being composed)
     now: datetime  # the business clock when they were claimed
-    leads: Mapping[int, leadrows.LeadRow]  # the leads as they were read with the claim
+    leads: Mapping[int, Lead]  # the leads as they were read with the claim
 
 
-def _superseded(planner: Planner, lead: Mapping[str, Any], touch: touch_q.Claimed, at: datetime) -> bool:
+def _superseded(planner: Planner, lead: Lead, touch: touch_q.Claimed, at: datetime) -> bool:
     """The touch's step fell due more than a day before `at` and a later step of its track
     is due by `at` too (see `track.superseded`). By the step's own due time, not the row's:
     a touch held by a pause, an out-of-office or retries is superseded like one a stopped
@@ -421,9 +421,7 @@ class Sender:
                 )
 
     # --- one touch ----------------------------------------------------------------------
-    def _prepare(
-        self, touch: touch_q.Claimed, lead: Mapping[str, Any] | None, at: datetime, summary: TickSummary
-    ) -> Outcome | Job:
+    def _prepare(self, touch: touch_q.Claimed, lead: Lead | None, at: datetime, summary: TickSummary) -> Outcome | Job:
         """Decide what can be decided without doing the work: removed steps, stage
         changes, catching up, suppression, pauses."""
         config = self.loaded.campaigns
@@ -431,9 +429,9 @@ class Sender:
         found = campaign.step(touch.step_id) if campaign else None
         if lead is None or campaign is None or found is None or found[0] != touch.stage:
             return summary.count(Outcome(TouchState.SKIPPED, Reason.STEP_REMOVED))
-        if (lead["campaign"], lead["stage"]) != (touch.campaign, touch.stage):
+        if (lead.campaign, lead.stage) != (touch.campaign, touch.stage):
             # a touch of the track the lead left (planned as it moved): never sent
-            moved = Reason.STAGE_CHANGED if lead["campaign"] == touch.campaign else Reason.CAMPAIGN_CHANGED
+            moved = Reason.STAGE_CHANGED if lead.campaign == touch.campaign else Reason.CAMPAIGN_CHANGED
             return summary.count(Outcome(TouchState.SKIPPED, moved))
         if _superseded(self.loaded.planner, lead, touch, at):
             # held, or the worker was down: only the latest due step goes out
@@ -441,7 +439,7 @@ class Sender:
         stop = stop_reason(campaign.stop_on, lead, touch.planned_at, campaign.name)
         if stop:  # suppression is checked again here, at send time
             return summary.count(Outcome(TouchState.SUPPRESSED, stop))
-        paused = lead["paused_until"]
+        paused = lead.paused_until
         if paused is not None and paused > self.clock.now():  # the lead asked for a break
             until = f"until {paused.date().isoformat()}"
             return summary.count(
@@ -449,13 +447,13 @@ class Sender:
                     TouchState.PLANNED, Reason.PAUSED.with_detail(until), due_at=paused, attempts=touch.attempts - 1
                 )
             )
-        return Job(touch, LeadView.from_row(lead, config.defaults.timezone), campaign, found[1])
+        return Job(touch, lead.for_templates(config.defaults.timezone), campaign, found[1])
 
     def _compose_ahead(
         self,
         by_part: Mapping[ChannelPart, Sequence[Job]],
         prepared: Mapping[int, Outcome | Job],
-        lead_rows: Mapping[int, Mapping[str, Any]],
+        lead_rows: Mapping[int, Lead],
         pool: Executor | None,
         now: datetime,
     ) -> dict[int, Awaitable[object]]:
@@ -477,7 +475,7 @@ class Sender:
         summary: TickSummary,
         recorder: _Recorder,
         now: datetime,
-        lead: Mapping[str, Any] | None,
+        lead: Lead | None,
     ) -> None:
         try:
             outcome = prepared if isinstance(prepared, Outcome) else await self._work(prepared, ahead, summary, now)
@@ -544,11 +542,11 @@ class _Recorder:
         self.at = at
         self.planned_due = 0  # next touches planned by these outcomes that are due by `at`
         self.missed = 0  # steps those outcomes found superseded on the way (catching up)
-        self._queue: list[tuple[touch_q.Claimed, Outcome, Mapping[str, Any] | None, asyncio.Future[None]]] = []
+        self._queue: list[tuple[touch_q.Claimed, Outcome, Lead | None, asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
         self._closed = False
 
-    async def record(self, touch: touch_q.Claimed, outcome: Outcome, lead: Mapping[str, Any] | None = None) -> None:
+    async def record(self, touch: touch_q.Claimed, outcome: Outcome, lead: Lead | None = None) -> None:
         """Commit the outcome (with the next touch of the track, planned from `lead` as it
         was read with the claim); returns once it is committed."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -589,7 +587,7 @@ class _Recorder:
     def _commit(
         self,
         conn: Connection,
-        items: list[tuple[touch_q.Claimed, Outcome, Mapping[str, Any] | None, asyncio.Future[None]]],
+        items: list[tuple[touch_q.Claimed, Outcome, Lead | None, asyncio.Future[None]]],
     ) -> Exception | None:
         records: dict[type[ChannelRecord], list[ChannelRecord]] = defaultdict(list)
         outcomes = []

@@ -76,7 +76,7 @@ def _record(ctx: WebContext, event: EventRequest) -> dict[str, Any] | None:
             return None
         result = apply_event(conn, ctx.loaded.planner, lead, event.kind, event.at, source="api", stage=event.stage)
     return {
-        "lead": lead["email"],
+        "lead": lead.email,
         "kind": event.kind,
         "suppressed": result.suppressed,
         "stage": result.stage_changed_to,

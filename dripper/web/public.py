@@ -26,6 +26,7 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from dripper.leads.events import apply_event, opt_out, pause
+from dripper.leads.records import Lead
 from dripper.store.queries import leadrows
 from dripper.tokens import TokenData
 from dripper.web.context import WebContext, context
@@ -88,7 +89,7 @@ class _TokenLead:
 
     ctx: WebContext
     data: TokenData
-    lead: Any
+    lead: Lead
 
 
 async def _token_lead(request: Request) -> _TokenLead | None:
@@ -109,8 +110,8 @@ async def unsubscribe_page(request: Request) -> Response:
             status=404,
         )
     sender = found.ctx.loaded.campaigns.sender
-    email, name = _masked(found.lead["email"]), sender.name or sender.address
-    if found.lead["unsubscribed_at"] is not None:
+    email, name = _masked(found.lead.email), sender.name or sender.address
+    if found.lead.unsubscribed_at is not None:
         return _page(request, "You are unsubscribed", template="public/unsubscribed.html", email=email, sender=name)
     return _page(
         request,
@@ -122,8 +123,8 @@ async def unsubscribe_page(request: Request) -> Response:
     )
 
 
-def _unsubscribe_lead(ctx: WebContext, conn: Connection, data: TokenData, lead: Any) -> None:
-    if lead["unsubscribed_at"] is None:  # once is enough: a repeated POST changes nothing
+def _unsubscribe_lead(ctx: WebContext, conn: Connection, data: TokenData, lead: Lead) -> None:
+    if lead.unsubscribed_at is None:  # once is enough: a repeated POST changes nothing
         apply_event(
             conn,
             ctx.loaded.planner,
@@ -165,7 +166,7 @@ async def preferences_page(request: Request) -> Response:
         request,
         "Your e-mail preferences",
         template="public/preferences.html",
-        email=_masked(found.lead["email"]),
+        email=_masked(found.lead.email),
         about=(campaign.description or data.campaign) if campaign else data.campaign,
         months=PAUSE_MONTHS,
     )

@@ -22,7 +22,7 @@ from dripper import csvsafe
 from dripper.channels.base import business_day
 from dripper.channels.letters.layout import write_atomic
 from dripper.leads.events import apply_event, opt_out
-from dripper.leads.records import full_name
+from dripper.leads.records import Lead, full_name
 from dripper.planning.planner import Planner
 from dripper.states import EventKind
 from dripper.store import Store
@@ -91,7 +91,7 @@ def export_day(store: Store, day: str, folder: Path) -> Path:
 def record_outcome(
     conn: Connection,
     planner: Planner,
-    lead: Mapping[str, Any],
+    lead: Lead,
     outcome: str,
     at: datetime,
     *,
@@ -101,7 +101,7 @@ def record_outcome(
 ) -> OutcomeResult:
     if outcome not in OUTCOMES:
         raise ValueError(f"unknown call outcome {outcome!r}: use one of {', '.join(OUTCOMES)}")
-    task = callrows.latest_open(conn, lead["id"], campaign)
+    task = callrows.latest_open(conn, lead.id, campaign)
     if task is not None:
         callrows.record_outcome(conn, task["touch_id"], outcome, note, at)
     detail = {
@@ -109,14 +109,14 @@ def record_outcome(
         **({"note": note} if note else {}),
         **({"campaign": task["campaign"], "step": task["step_id"]} if task else {}),
     }
-    leadrows.record_event(conn, lead["id"], EventKind.CALLED, at, source, detail)
+    leadrows.record_event(conn, lead.id, EventKind.CALLED, at, source, detail)
     suppressed = 0
     if outcome == "converted":
         suppressed = apply_event(
             conn, planner, lead, EventKind.CONVERTED, at, source=source, detail={"via": "call"}
         ).suppressed
     elif outcome == "not_interested":
-        suppressed = opt_out(conn, lead, task["campaign"] if task else campaign or lead["campaign"], at, source=source)
+        suppressed = opt_out(conn, lead, task["campaign"] if task else campaign or lead.campaign, at, source=source)
     return OutcomeResult(task, suppressed)
 
 

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Mapping, Sequence
 from concurrent.futures import Executor
 from datetime import datetime
-from typing import Any, ClassVar, cast
+from typing import ClassVar, cast
 
 from jinja2 import TemplateError
 
@@ -40,7 +40,7 @@ RENDER_ERROR = Reason.RENDER_ERROR.value
 # data: it comes back from the render worker process.
 ComposeResult = Composed | tuple[str, str]
 # What the render worker gets for one e-mail: (touch id, lead row, campaign, step id, now).
-ComposeJob = tuple[int, dict[str, Any], str, str, datetime]
+ComposeJob = tuple[int, LeadView, str, str, datetime]
 
 
 def compose_one(
@@ -64,9 +64,7 @@ def compose_chunk(jobs: list[ComposeJob]) -> list[ComposeResult]:
         found = campaign.step(step_id)
         assert found is not None, f"the main process claimed a touch of step {step_id}"
         step = found[1]
-        out.append(
-            compose_one(composer, touch_id, LeadView.from_row(lead, config.defaults.timezone), campaign, step, now)
-        )
+        out.append(compose_one(composer, touch_id, lead.for_templates(config.defaults.timezone), campaign, step, now))
     return out
 
 
@@ -116,13 +114,13 @@ class EmailPart(ChannelPart):
             return touch_q.count_due(conn, at, Channel.EMAIL, up_to=up_to)
 
     def compose_ahead(
-        self, jobs: Sequence[Job], leads: Mapping[int, Mapping[str, Any]], pool: Executor, now: datetime
+        self, jobs: Sequence[Job], leads: Mapping[int, LeadView], pool: Executor, now: datetime
     ) -> dict[int, Awaitable[object]]:
         loop = asyncio.get_running_loop()
         out: dict[int, Awaitable[object]] = {}
         for start in range(0, len(jobs), RENDER_CHUNK):
             chunk = [job.touch for job in jobs[start : start + RENDER_CHUNK]]
-            work = [(t.id, dict(leads[t.lead_id]), t.campaign, t.step_id, now) for t in chunk]
+            work = [(t.id, leads[t.lead_id], t.campaign, t.step_id, now) for t in chunk]
             future = loop.run_in_executor(pool, compose_chunk, work)
             for index, touch in enumerate(chunk):
                 out[touch.id] = _pick(future, index)

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, RowMapping, and_, case, func, literal, select, text
 from sqlalchemy.sql import ColumnElement
 
+from dripper.leads.records import Lead
 from dripper.states import TouchState
 from dripper.store.queries.touchrows import ROW
 from dripper.store.tables import UTCDateTime, calls, events, leads, touches
@@ -150,7 +151,7 @@ def _successor(prefix: str) -> str | None:
     return None
 
 
-def search_leads(conn: Connection, query: str, limit: int) -> list[RowMapping]:
+def search_leads(conn: Connection, query: str, limit: int) -> list[Lead]:
     """Leads whose e-mail starts with `query` (a range of the unique index on leads.email;
     e-mails are stored lower-case), then, unless it has an @, those whose name or company
     contains it (a scan that stops at `limit`), at most `limit` in all."""
@@ -163,7 +164,7 @@ def search_leads(conn: Connection, query: str, limit: int) -> list[RowMapping]:
         prefix = prefix.where(leads.c.email >= needle)
         if (upper := _successor(needle)) is not None:
             prefix = prefix.where(leads.c.email < upper)
-    found = [row._mapping for row in conn.execute(prefix.order_by(leads.c.email).limit(limit))]
+    found = [Lead.stored(row._mapping) for row in conn.execute(prefix.order_by(leads.c.email).limit(limit))]
     if len(found) < limit and "@" not in needle:  # an address is looked up by the index alone; a name is scanned for
         name = func.lower(leads.c.first_name + " " + leads.c.last_name)
         others = (
@@ -174,16 +175,16 @@ def search_leads(conn: Connection, query: str, limit: int) -> list[RowMapping]:
             .order_by(leads.c.id)
             .limit(limit)
         )
-        seen = {row["id"] for row in found}
+        seen = {lead.id for lead in found}
         for row in conn.execute(others):
             if row.id not in seen and len(found) < limit:
-                found.append(row._mapping)
+                found.append(Lead.stored(row._mapping))
     return found
 
 
-def latest_leads(conn: Connection, limit: int) -> list[RowMapping]:
+def latest_leads(conn: Connection, limit: int) -> list[Lead]:
     """The leads added last (the primary key, read backwards)."""
-    return [row._mapping for row in conn.execute(select(leads).order_by(leads.c.id.desc()).limit(limit))]
+    return [Lead.stored(row._mapping) for row in conn.execute(select(leads).order_by(leads.c.id.desc()).limit(limit))]
 
 
 def leads_by_stage(conn: Connection) -> dict[str, int]:

@@ -9,10 +9,11 @@ from typing import Any, cast
 from sqlalchemy import Connection, Row, insert, select, update
 from sqlalchemy.sql import ColumnElement
 
+from dripper.leads.records import Lead
 from dripper.store.tables import events, leads
 
-# A stored lead (or event) row, by column name.
-LeadRow = Mapping[str, Any]
+# A stored event row, by column name.
+EventRow = Mapping[str, Any]
 
 SUPPRESSION_COLUMNS = {
     "converted": "converted_at",
@@ -23,24 +24,29 @@ SUPPRESSION_COLUMNS = {
 }
 
 
-def _by_name(row: Row[Any]) -> LeadRow:
-    return cast(LeadRow, row._mapping)
+def _by_name(row: Row[Any]) -> EventRow:
+    return cast(EventRow, row._mapping)
 
 
-def by_email(conn: Connection, email: str) -> LeadRow | None:
+def _lead(row: Row[Any]) -> Lead:
+    """The one place a lead row becomes the lead record every caller gets."""
+    return Lead.stored(row._mapping)
+
+
+def by_email(conn: Connection, email: str) -> Lead | None:
     row = conn.execute(select(leads).where(leads.c.email == email.strip().lower())).first()
-    return _by_name(row) if row else None
+    return _lead(row) if row else None
 
 
-def by_id(conn: Connection, lead_id: int) -> LeadRow | None:
+def by_id(conn: Connection, lead_id: int) -> Lead | None:
     row = conn.execute(select(leads).where(leads.c.id == lead_id)).first()
-    return _by_name(row) if row else None
+    return _lead(row) if row else None
 
 
-def by_ids(conn: Connection, ids: Sequence[int]) -> dict[int, LeadRow]:
+def by_ids(conn: Connection, ids: Sequence[int]) -> dict[int, Lead]:
     if not ids:
         return {}
-    return {row.id: _by_name(row) for row in conn.execute(select(leads).where(leads.c.id.in_(list(ids))))}
+    return {row.id: _lead(row) for row in conn.execute(select(leads).where(leads.c.id.in_(list(ids))))}
 
 
 def set_fields(conn: Connection, lead_id: int, at: datetime, **values: Any) -> None:
@@ -58,14 +64,14 @@ def set_flag(conn: Connection, lead_id: int, kind: str, at: datetime) -> None:
     )
 
 
-def matching(conn: Connection, which: ColumnElement[bool], chunk: int = 5000) -> Iterator[list[LeadRow]]:
+def matching(conn: Connection, which: ColumnElement[bool], chunk: int = 5000) -> Iterator[list[Lead]]:
     """The leads `which` selects, whole rows in id order, a chunk at a time (memory stays flat)."""
     last = 0
     while True:
         rows = conn.execute(select(leads).where(which, leads.c.id > last).order_by(leads.c.id).limit(chunk)).all()
         if not rows:
             return
-        yield [_by_name(row) for row in rows]
+        yield [_lead(row) for row in rows]
         last = rows[-1].id
 
 
@@ -83,7 +89,7 @@ def record_event(
     )
 
 
-def event_for_message(conn: Connection, message_id: str) -> LeadRow | None:
+def event_for_message(conn: Connection, message_id: str) -> EventRow | None:
     row = conn.execute(select(events).where(events.c.message_id == message_id)).first()
     return _by_name(row) if row else None
 

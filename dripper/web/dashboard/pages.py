@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Route
 
 from dripper.campaign import timing
 from dripper.campaign.model import CampaignFile
-from dripper.leads.records import full_name
+from dripper.leads.records import Lead, full_name
 from dripper.planning.planner import Planner
 from dripper.reports import charts
 from dripper.reports import funnel as report
@@ -269,12 +269,12 @@ def touch_notes(t: Mapping[str, Any], layout: Layout) -> list[str]:
     return notes
 
 
-def postal_lines(lead: Row) -> list[str]:
+def postal_lines(lead: Lead) -> list[str]:
     lines = [
-        lead["address_line1"],
-        lead["address_line2"],
-        " ".join(p for p in (lead["postal_code"], lead["city"], lead["region"]) if p),
-        lead["country"],
+        lead.address_line1,
+        lead.address_line2,
+        " ".join(p for p in (lead.postal_code, lead.city, lead.region) if p),
+        lead.country,
     ]
     return [line for line in lines if line]
 
@@ -358,7 +358,7 @@ def leads_page(request: Request, now: datetime) -> Response:
         q=q,
         max_query=MAX_QUERY,
         limit=SEARCH_LIMIT,
-        found=[(lead, name_of(lead), report.lead_status(dict(lead))) for lead in found],
+        found=[(lead, lead.full_name, lead.status) for lead in found],
     )
 
 
@@ -371,14 +371,14 @@ def lead_page(request: Request, now: datetime) -> Response:
         lead = leadrows.by_id(conn, int(raw))
         if lead is None:
             raise BadInput(404, f"There is no lead {raw}.")
-        plan = report.lead_plan(conn, dict(lead), state.planner)
+        plan = report.lead_plan(conn, lead, state.planner)
     info, touches = plan["lead"], plan["touches"]
     upcoming = [t for t in touches if t["state"] in ("planned", "sending")]
     nxt = upcoming[0] if upcoming else None
     return _page(
         request,
         "dashboard/lead.html",
-        name_of(lead) or lead["email"],
+        lead.full_name or lead.email,
         here="leads",
         now=now,
         lead=lead,
@@ -388,7 +388,7 @@ def lead_page(request: Request, now: datetime) -> Response:
         next_overdue=nxt is not None and datetime.fromisoformat(nxt["due"]) <= now,
         next_own_clock=own_clock(nxt["due"], info["timezone"], state.layout) if nxt else "",
         postal=postal_lines(lead),
-        paused=lead.get("paused_until") if lead.get("paused_until") and lead["paused_until"] > now else None,
+        paused=lead.paused_until if lead.paused_until and lead.paused_until > now else None,
         attrs=sorted((info.get("attrs") or {}).items()),
         chart=timeline_chart(info, touches),
         touches=[(t, touch_notes(t, state.layout)) for t in touches],
