@@ -139,7 +139,7 @@ def first_touches(planner: Planner, groups: Iterable[staging.Group], at: datetim
 
 
 def replan(conn: Connection, planner: Planner, chunk: Sequence[Lead], at: datetime) -> None:
-    """(Re)plan the current track of each lead in `chunk` (whole lead rows) as at `at`:
+    """(Re)plan the current track of each lead in `chunk` (as stored) as at `at`:
     pending touches follow the campaign's due times, and a lead without a pending touch
     gets its next one (see `track.entry`)."""
     known = touch_q.known(conn, [lead.id for lead in chunk])

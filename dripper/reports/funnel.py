@@ -169,10 +169,6 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def lead_status(lead: Lead) -> str:
-    return lead.status
-
-
 def lead_plan(conn: Connection, lead: Lead, planner: Planner | None = None) -> dict[str, Any]:
     """A lead's past and upcoming touches, with states and reasons (`dripper plan --json`).
 
@@ -180,7 +176,7 @@ def lead_plan(conn: Connection, lead: Lead, planner: Planner | None = None) -> d
     yet (a track is planned one touch ahead), as they will be."""
     info: dict[str, Any] = {key: getattr(lead, key) for key in (*LEAD_COLUMNS, "attrs")}
     info["stage_entered_at"] = _iso(lead.stage_entered_at)
-    info["status"] = lead_status(lead)
+    info["status"] = lead.status
     for kind in ("converted", "replied", "unsubscribed", "bounced", "complained"):
         info[f"{kind}_at"] = _iso(lead.stopped_at(kind))
     address = postal.check(lead.for_templates("UTC"))
