@@ -626,6 +626,31 @@ def test_variables_on_branches_the_sample_lead_does_not_take_are_checked(tmp_pat
     assert "loop" not in result.stderr
 
 
+def test_the_stores_bookkeeping_is_not_a_template_variable(tmp_path: Path) -> None:
+    """A stored lead carries its status and time stamps; templates see only its own values."""
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "campaigns.yaml").write_text(
+        'sender: {from: "A <a@b.example>", postal_address: "x"}\n'
+        "campaigns:\n  c:\n    stages:\n      supplier_research:\n"
+        '        - {id: a, after: 0d, subject: "hi", template: t.html}\n'
+    )
+    (tmp_path / "templates" / "t.html").write_text(
+        "<p>Hello {{ lead.full_name }} of {{ lead.company }} ({{ lead.id }})</p>\n"
+        "{% if lead.country %}{{ lead.status }}{% endif %}\n"
+        "{{ lead.paused_until }}\n"
+    )
+    from click.testing import CliRunner
+
+    from dripper.cli import main
+
+    result = CliRunner().invoke(main, ["check"], env={"DRIPPER_CAMPAIGNS": str(tmp_path / "campaigns.yaml")})
+    assert result.exit_code == 1
+    t = str(tmp_path / "templates" / "t.html")
+    assert f"{t}:2:1: variable lead.status that a lead does not have" in result.stderr
+    assert f"{t}:3:1: variable lead.paused_until that a lead does not have" in result.stderr
+    assert "full_name" not in result.stderr and "company" not in result.stderr and "lead.id" not in result.stderr
+
+
 def test_structure_and_schema_problems_are_reported_together(tmp_path: Path) -> None:
     """Duplicate ids and unknown stages show up in the same run as schema errors."""
     (tmp_path / "templates").mkdir()

@@ -28,7 +28,7 @@ from dripper.campaign.model import Campaign, CampaignFile, Step, did_you_mean
 from dripper.campaign.sourcefile import read_utf8
 from dripper.channels.email.text import html_to_text
 from dripper.errors import ConfigError, Location, Problem
-from dripper.leads.records import Lead, one_line
+from dripper.leads.records import TEMPLATE_FIELDS, Lead, one_line
 
 TEMPLATE_SUFFIXES = {".html", ".htm", ".txt", ".j2", ".jinja", ".css", ".md"}
 
@@ -425,7 +425,7 @@ def check_templates(config: CampaignFile, templates: TemplateSet) -> list[Proble
 
 # What each context variable offers, for the static check below (attrs are free columns).
 _KNOWN_ATTRS: dict[str, set[str]] = {
-    "lead": set(LeadView.__dataclass_fields__) | {"full_name"},
+    "lead": set(TEMPLATE_FIELDS),
     "sender": {"from", "from_name", "address", "reply_to", "postal_address"},
     "campaign": {"name", "description"},
     "step": {"id", "kind", "channel", "subject"},

@@ -130,6 +130,8 @@ class Lead:
 LEAD_FIELDS = ("email", "stage", "campaign", "first_name", "last_name", "company", "timezone", *POSTAL_COLUMNS)
 # The fields a stored row fills (all of them).
 _STORED = tuple(f.name for f in fields(Lead))
+# What a template may use of `lead`: its own values, not the store's bookkeeping.
+TEMPLATE_FIELDS = frozenset({*LEAD_COLUMNS, "attrs", "id", "full_name"})
 
 
 def normalize_email(value: str) -> str:
@@ -303,6 +305,7 @@ def duplicate_message(first_line: int, email: str) -> str:
 
 __all__ = [
     "STOP_KINDS",
+    "TEMPLATE_FIELDS",
     "BadRow",
     "Lead",
     "LeadError",
