@@ -20,7 +20,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Self
+from typing import TYPE_CHECKING, ClassVar, Protocol, Self
 
 from sqlalchemy import Connection
 
@@ -114,6 +114,14 @@ class PreviewFile:
     detail: str  # what it holds, for the "wrote FILE (DETAIL)" line
 
 
+class Previewer(Protocol):
+    """A channel's previews (a module with these two functions will do)."""
+
+    def preview(self, request: PreviewRequest, fmt: str) -> Preview: ...
+
+    def page(self, request: PreviewRequest) -> bytes: ...
+
+
 class ChannelRecord(ABC):
     """A channel's row that goes into the commit recording a touch's outcome (subclasses
     are frozen dataclasses)."""
@@ -134,6 +142,7 @@ class ChannelPart(ABC):
     preview_suffix: ClassVar[str] = ".html"  # the file `dripper preview --open` writes
     needs_subject: ClassVar[bool] = False  # `check`: a step of this channel must have a subject
     text_part: ClassVar[bool] = False  # `check`: its template is also turned into a text part
+    previewer: ClassVar[Previewer | None] = None  # its `dripper preview` formats and page, if any
 
     def __init__(self, context: PartContext):
         self.context = context
@@ -189,6 +198,8 @@ class ChannelPart(ABC):
         """The touch in `fmt` (text, html, eml or pdf) for `dripper preview`. Raises
         NotForStep for a format this channel has not, jinja2.TemplateError when the
         template cannot render for this lead."""
+        if cls.previewer is not None:
+            return cls.previewer.preview(request, fmt)
         raise NotForStep(f"--format {fmt} is not for {cls.channel} steps")
 
     @classmethod
@@ -198,8 +209,10 @@ class ChannelPart(ABC):
 
     @classmethod
     def preview_page(cls, request: PreviewRequest) -> bytes:
-        """What `dripper preview --open` writes (a `preview_suffix` file): by default the
-        html format."""
+        """What `dripper preview --open` writes (a `preview_suffix` file): the previewer's
+        page, else the html format."""
+        if cls.previewer is not None:
+            return cls.previewer.page(request)
         return cls.preview(request, "html").text.encode("utf-8")
 
 
@@ -213,5 +226,6 @@ __all__ = [
     "Preview",
     "PreviewFile",
     "PreviewRequest",
+    "Previewer",
     "business_day",
 ]

@@ -8,7 +8,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
@@ -149,20 +150,9 @@ class Composer:
     def email(self, touch_id: int, view: LeadView, campaign: Campaign, step: Step, now: datetime) -> Composed:
         """Raises jinja2.TemplateError when the template cannot render for this lead."""
         sender = self.loaded.campaigns.sender
-        ctx, url, token = self.context(view, campaign, step, now)
-        rendered = self.loaded.renderer.email(campaign, step, ctx)
         msgid = self.tokens.message_id(view.email, campaign.name, step.id, sender.domain)
-        data = build_email(
-            sender,
-            view,
-            rendered,
-            msgid=msgid,
-            date=now,
-            unsubscribe=list_unsubscribe(url, sender.reply_to or sender.address, token),
-            extra_headers={"Feedback-ID": feedback_id(campaign.name, step.id, sender.domain)},
-        )
-        if self.dkim is not None:
-            data = self.dkim.sign(data)
+        feedback = {"Feedback-ID": feedback_id(campaign.name, step.id, sender.domain)}
+        data = self.message(view, view, campaign, step, now, msgid=msgid, extra_headers=feedback)
         return Composed(
             self.tokens.bounce_address(touch_id, sender.bounces),
             view.email,
@@ -170,6 +160,36 @@ class Composer:
             msgid,
             touch_name(touch_id, campaign.name, step.id, view.email),
         )
+
+    def message(
+        self,
+        view: LeadView,
+        recipient: LeadView,
+        campaign: Campaign,
+        step: Step,
+        now: datetime,
+        *,
+        msgid: str,
+        extra_headers: Mapping[str, str],
+        subject_prefix: str = "",
+    ) -> bytes:
+        """The e-mail rendered for `view` and addressed to `recipient` (the lead itself, or
+        the address of a test), DKIM-signed when a key is set."""
+        sender = self.loaded.campaigns.sender
+        ctx, url, token = self.context(view, campaign, step, now)
+        rendered = self.loaded.renderer.email(campaign, step, ctx)
+        if subject_prefix:
+            rendered = replace(rendered, subject=subject_prefix + rendered.subject)
+        data = build_email(
+            sender,
+            recipient,
+            rendered,
+            msgid=msgid,
+            date=now,
+            unsubscribe=list_unsubscribe(url, sender.reply_to or sender.address, token),
+            extra_headers=dict(extra_headers),
+        )
+        return self.dkim.sign(data) if self.dkim is not None else data
 
     @cached_property
     def home_country(self) -> str | None:

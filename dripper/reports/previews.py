@@ -14,7 +14,7 @@ import secrets
 import sys
 import webbrowser
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,6 @@ from dripper.channels import registry
 from dripper.channels.base import NotForStep, Preview, PreviewFile, PreviewRequest
 from dripper.channels.calls.preview import call_page
 from dripper.channels.compose import Composed, Composer, safe_name
-from dripper.channels.email.mime import build_email, list_unsubscribe
 from dripper.channels.email.preview import PREVIEW_NOTE, display_address, email_page
 from dripper.channels.email.transports import Envelope, Transport
 from dripper.leads.records import normalize_email
@@ -148,22 +147,18 @@ def compose_test(
     names no touch). No Feedback-ID: complaints about tests stay out of the campaign's
     figures. Raises jinja2.TemplateError when the template cannot render for this lead."""
     sender = composer.loaded.campaigns.sender
-    ctx, url, token = composer.context(view, campaign, step, now)
-    rendered = composer.loaded.renderer.email(campaign, step, ctx)
-    rendered = replace(rendered, subject=TEST_PREFIX + rendered.subject)
     msgid = test_message_id(sender.domain)
     recipient = LeadView(email=to, stage=view.stage, campaign=view.campaign, timezone=view.timezone)
-    data = build_email(
-        sender,
+    data = composer.message(
+        view,
         recipient,
-        rendered,
+        campaign,
+        step,
+        now,
         msgid=msgid,
-        date=now,
-        unsubscribe=list_unsubscribe(url, sender.reply_to or sender.address, token),
         extra_headers={TEST_HEADER: "yes"},
+        subject_prefix=TEST_PREFIX,
     )
-    if composer.dkim is not None:
-        data = composer.dkim.sign(data)
     # Its own outbox file name: a test must never overwrite the real touch's .eml.
     name = f"test_{safe_name(campaign.name, step.id, to)}_{msgid[6:14]}"
     return Composed(sender.bounces, to, data, msgid, name)

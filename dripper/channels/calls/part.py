@@ -14,7 +14,7 @@ from typing import ClassVar, Self
 
 from sqlalchemy import Connection
 
-from dripper.channels.base import ChannelPart, ChannelRecord, Job, OutputDir, Preview, PreviewRequest, business_day
+from dripper.channels.base import ChannelPart, ChannelRecord, Job, OutputDir, Previewer, business_day
 from dripper.channels.calls import preview as previews
 from dripper.channels.calls import tasks as calltasks
 from dripper.sending.outcomes import Outcome
@@ -45,13 +45,7 @@ class CallRecord(ChannelRecord):
 class CallPart(ChannelPart):
     channel: ClassVar[Channel] = Channel.CALL
 
-    @classmethod
-    def preview(cls, request: PreviewRequest, fmt: str) -> Preview:
-        return previews.preview(request, fmt)
-
-    @classmethod
-    def preview_page(cls, request: PreviewRequest) -> bytes:
-        return previews.page(request)
+    previewer: ClassVar[Previewer | None] = previews
 
     @classmethod
     def output_dir(cls, settings: Settings, used: bool) -> OutputDir | None:

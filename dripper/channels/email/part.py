@@ -19,7 +19,7 @@ from jinja2 import TemplateError
 
 from dripper.campaign.model import Campaign, Step
 from dripper.campaign.templates import LeadView
-from dripper.channels.base import ChannelPart, Job, OutputDir, PartContext, Preview, PreviewRequest
+from dripper.channels.base import ChannelPart, Job, OutputDir, PartContext, Previewer
 from dripper.channels.compose import Composed, Composer
 from dripper.channels.email import preview as previews
 from dripper.channels.email.transports import Envelope, SendError
@@ -80,13 +80,7 @@ class EmailPart(ChannelPart):
     needs_subject: ClassVar[bool] = True
     text_part: ClassVar[bool] = True
 
-    @classmethod
-    def preview(cls, request: PreviewRequest, fmt: str) -> Preview:
-        return previews.preview(request, fmt)
-
-    @classmethod
-    def preview_page(cls, request: PreviewRequest) -> bytes:
-        return previews.page(request)
+    previewer: ClassVar[Previewer | None] = previews
 
     def __init__(self, context: PartContext):
         super().__init__(context)
