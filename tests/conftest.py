@@ -24,6 +24,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
+from dripper.config import Loaded, load
+from dripper.settings import Settings
+from dripper.store import Store, open_store
 from dripper.store.tables import metadata as _metadata
 from tests.support.browser import Watched, browser_page
 from tests.support.imap import DovecotMissing, ImapServer, dovecot
@@ -96,6 +99,20 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         if var.startswith("DRIPPER_") and not var.startswith("DRIPPER_TEST"):
             monkeypatch.delenv(var)
     return target
+
+
+@pytest.fixture
+def store(project: Path, sqlite_url: str) -> Iterator[Store]:
+    """The project's SQLite store, opened (and migrated) for the test."""
+    opened = open_store(sqlite_url)
+    yield opened
+    opened.dispose()
+
+
+@pytest.fixture
+def loaded(project: Path) -> Loaded:
+    """The project's campaigns.yaml and templates, loaded."""
+    return load(Settings(campaigns_path=project / "campaigns.yaml"))
 
 
 @dataclass

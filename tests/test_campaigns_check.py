@@ -597,27 +597,29 @@ def test_add_and_tick_refuse_after_a_good_import_and_change_nothing(proj: Projec
     assert dump(proj.db) == before
 
 
-def test_variables_on_branches_the_sample_lead_does_not_take_are_checked(tmp_path: Path) -> None:
-    """The static check reads every branch: a typo inside an {% if %} is found too."""
+def _check_one_template(tmp_path: Path, text: str) -> Result:
+    """`dripper check` of a campaign whose one step uses the template `text` (templates/t.html)."""
     (tmp_path / "templates").mkdir()
     (tmp_path / "campaigns.yaml").write_text(
         'sender: {from: "A <a@b.example>", postal_address: "x"}\n'
         "campaigns:\n  c:\n    stages:\n      supplier_research:\n"
         '        - {id: a, after: 0d, subject: "hi", template: t.html}\n'
     )
-    (tmp_path / "templates" / "t.html").write_text(
+    (tmp_path / "templates" / "t.html").write_text(text)
+    return CliRunner().invoke(main, ["check"], env={"DRIPPER_CAMPAIGNS": str(tmp_path / "campaigns.yaml")})
+
+
+def test_variables_on_branches_the_sample_lead_does_not_take_are_checked(tmp_path: Path) -> None:
+    """The static check reads every branch: a typo inside an {% if %} is found too."""
+    result = _check_one_template(
+        tmp_path,
         "<p>Hello {{ lead.first_name }}</p>\n"
         '{% if lead.company == "never" %}\n'
         "  {{ lead.frist_name }} {{ leed.name }}\n"
         "  {% for i in [1] %}{{ loop.index }}{% endfor %}\n"
         "{% endif %}\n"
-        "{{ sender.postal_adress }}\n"
+        "{{ sender.postal_adress }}\n",
     )
-    from click.testing import CliRunner
-
-    from dripper.cli import main
-
-    result = CliRunner().invoke(main, ["check"], env={"DRIPPER_CAMPAIGNS": str(tmp_path / "campaigns.yaml")})
     assert result.exit_code == 1
     t = str(tmp_path / "templates" / "t.html")
     assert f"{t}:3:1: variable lead.frist_name that a lead does not have (did you mean 'first_name'?)" in result.stderr
@@ -628,22 +630,12 @@ def test_variables_on_branches_the_sample_lead_does_not_take_are_checked(tmp_pat
 
 def test_the_stores_bookkeeping_is_not_a_template_variable(tmp_path: Path) -> None:
     """A stored lead carries its status and time stamps; templates see only its own values."""
-    (tmp_path / "templates").mkdir()
-    (tmp_path / "campaigns.yaml").write_text(
-        'sender: {from: "A <a@b.example>", postal_address: "x"}\n'
-        "campaigns:\n  c:\n    stages:\n      supplier_research:\n"
-        '        - {id: a, after: 0d, subject: "hi", template: t.html}\n'
-    )
-    (tmp_path / "templates" / "t.html").write_text(
+    result = _check_one_template(
+        tmp_path,
         "<p>Hello {{ lead.full_name }} of {{ lead.company }} ({{ lead.id }})</p>\n"
         "{% if lead.country %}{{ lead.status }}{% endif %}\n"
-        "{{ lead.paused_until }}\n"
+        "{{ lead.paused_until }}\n",
     )
-    from click.testing import CliRunner
-
-    from dripper.cli import main
-
-    result = CliRunner().invoke(main, ["check"], env={"DRIPPER_CAMPAIGNS": str(tmp_path / "campaigns.yaml")})
     assert result.exit_code == 1
     t = str(tmp_path / "templates" / "t.html")
     assert f"{t}:2:1: variable lead.status that a lead does not have" in result.stderr

@@ -15,10 +15,9 @@ from dripper.channels import registry
 from dripper.channels.base import ChannelPart, Job, NotForStep, Preview, PreviewRequest
 from dripper.channels.compose import Composer
 from dripper.channels.letters import libraries
-from dripper.config import Loaded, load
+from dripper.config import Loaded
 from dripper.reports.previews import touch_preview
 from dripper.sending.outcomes import Outcome
-from dripper.settings import Settings
 from dripper.states import Channel
 
 AT = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
@@ -37,11 +36,6 @@ class Pages(Bare):
     @classmethod
     def preview(cls, request: PreviewRequest, fmt: str) -> Preview:
         return Preview(f"<p>{fmt} of {request.step.id}</p>")
-
-
-@pytest.fixture
-def loaded(project: Path) -> Loaded:
-    return load(Settings(campaigns_path=project / "campaigns.yaml"))
 
 
 def _request(loaded: Loaded, step_id: str) -> PreviewRequest:

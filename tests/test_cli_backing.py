@@ -4,7 +4,6 @@ own here, beside the end-to-end runs of the commands in the other tests."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,31 +14,19 @@ from dripper.campaign.model import load as load_campaigns
 from dripper.channels.calls.tasks import business_day
 from dripper.channels.compose import Composer
 from dripper.channels.letters import batches
-from dripper.config import Loaded, load
+from dripper.config import Loaded
 from dripper.leads.adding import AddOutcome, NotALead, add_lead, with_existing
 from dripper.leads.records import Lead
 from dripper.reports import simulation
 from dripper.reports.previews import NotForStep, touch_text
 from dripper.sending import soleworker
 from dripper.settings import Settings
-from dripper.store import Store, open_store
+from dripper.store import Store
 from dripper.store.queries import printrows, tickrows
 from dripper.store.queries.metricrows import FigureReader
 from dripper.tokens import secret_status
 
 AT = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)  # a Monday, 09:00 in Chicago
-
-
-@pytest.fixture
-def store(project: Path, sqlite_url: str) -> Iterator[Store]:
-    opened = open_store(sqlite_url)
-    yield opened
-    opened.dispose()
-
-
-@pytest.fixture
-def loaded(project: Path) -> Loaded:
-    return load(Settings(campaigns_path=project / "campaigns.yaml"))
 
 
 def test_usage_counts_every_step_and_the_channels_they_use(project: Path) -> None:

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
-from dripper.config import Loaded, load
+from dripper.config import Loaded
 from dripper.leads.adding import add_lead
 from dripper.leads.records import Lead, LeadError
-from dripper.settings import Settings
-from dripper.store import Store, leads, open_store
+from dripper.store import Store, leads
 from dripper.store.queries import leadrows
 
 AT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -77,18 +74,6 @@ def test_status_is_the_most_telling_stop() -> None:
 def test_a_lead_not_stored_has_entered_no_stage() -> None:
     with pytest.raises(LeadError, match="not stored"):
         _ = Lead(email="new@x.example", stage="s", campaign="c").entered_at
-
-
-@pytest.fixture
-def store(project: Path, sqlite_url: str) -> Iterator[Store]:
-    opened = open_store(sqlite_url)
-    yield opened
-    opened.dispose()
-
-
-@pytest.fixture
-def loaded(project: Path) -> Loaded:
-    return load(Settings(campaigns_path=project / "campaigns.yaml"))
 
 
 def test_the_store_hands_out_records_with_every_column(store: Store, loaded: Loaded) -> None:
