@@ -179,11 +179,10 @@ def test_a_part_that_raises_becomes_a_retry_not_a_lost_touch(dripper_sqlite, set
     assert text["state"] == "planned" and text["reason"].startswith(Reason.RETRY.value)
 
 
-def _channel_package(root: Path, name: str, folders: dict[str, str]) -> ModuleType:
+def _channel_package(root: Path, name: str, folders: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     """A package `name` under `root` whose folders each hold a `part` module defining a
     part for the given Channel member (by name), as dripper/channels/ does."""
     import importlib
-    import sys
 
     package = root / name
     package.mkdir()
@@ -199,15 +198,13 @@ def _channel_package(root: Path, name: str, folders: dict[str, str]) -> ModuleTy
             f"class Part(ChannelPart):\n    channel = Channel.{member}\n\n"
             "    async def deliver(self, job, ahead, now):\n        raise NotImplementedError\n"
         )
-    sys.path.insert(0, str(root))
-    try:
-        return importlib.import_module(name)
-    finally:
-        sys.path.remove(str(root))
+    monkeypatch.syspath_prepend(str(root))
+    return importlib.import_module(name)
 
 
-def test_a_channel_is_found_by_its_folder_and_its_enum_member(tmp_path: Path) -> None:
-    package = _channel_package(tmp_path, "channels_found", {"sms": "EMAIL", "paper": "LETTER", "phone": "CALL"})
+def test_a_channel_is_found_by_its_folder_and_its_enum_member(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folders = {"sms": "EMAIL", "paper": "LETTER", "phone": "CALL"}
+    package = _channel_package(tmp_path, "channels_found", folders, monkeypatch)
     found = registry.discover(package)
     assert list(found) == list(Channel)
     assert {channel: cls.__module__ for channel, cls in found.items()} == {
@@ -217,7 +214,9 @@ def test_a_channel_is_found_by_its_folder_and_its_enum_member(tmp_path: Path) ->
     }
 
 
-def test_a_channel_without_a_part_fails_at_import_not_at_its_first_touch(tmp_path: Path) -> None:
-    package = _channel_package(tmp_path, "channels_missing", {"sms": "EMAIL"})
+def test_a_channel_without_a_part_fails_at_import_not_at_its_first_touch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    package = _channel_package(tmp_path, "channels_missing", {"sms": "EMAIL"}, monkeypatch)
     with pytest.raises(TypeError, match="no part for the channel"):
         registry.discover(package)

@@ -300,21 +300,19 @@ def without_script_urls(document: str) -> str:
     return "".join(kept) + document[done:] if kept else document
 
 
-def _html_footer(postal: str, url: str, preferences: str) -> str:
-    from html import escape
+# The footer dripper appends to every e-mail's HTML part; autoescaped like every page.
+_FOOTER = jinja2.Environment(autoescape=True).from_string(
+    '<div class="dripper-footer" style="margin-top:32px;padding-top:12px;border-top:1px solid #ddd;'
+    'font-size:12px;color:#666;line-height:1.5">{{ postal }}<br>'
+    "You receive these e-mails because you asked us for information. "
+    '<a href="{{ url }}" style="color:#666">Unsubscribe</a>'
+    '{% if preferences != url %} · <a href="{{ preferences }}" style="color:#666">Manage preferences</a>'
+    "{% endif %}</div>"
+)
 
-    manage = (
-        f' · <a href="{escape(preferences, quote=True)}" style="color:#666">Manage preferences</a>'
-        if preferences != url
-        else ""
-    )
-    return (
-        '<div class="dripper-footer" style="margin-top:32px;padding-top:12px;border-top:1px solid #ddd;'
-        'font-size:12px;color:#666;line-height:1.5">'
-        f"{escape(postal)}<br>"
-        f"You receive these e-mails because you asked us for information. "
-        f'<a href="{escape(url, quote=True)}" style="color:#666">Unsubscribe</a>{manage}</div>'
-    )
+
+def _html_footer(postal: str, url: str, preferences: str) -> str:
+    return _FOOTER.render(postal=postal, url=url, preferences=preferences)
 
 
 def _append_footer(html: str, footer: str) -> str:
