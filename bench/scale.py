@@ -420,8 +420,8 @@ def explain(name: str) -> None:
     """Each step of a tick, run for real in a transaction that is rolled back; each
     statement it ran is then EXPLAIN ANALYZEd in that same transaction."""
     from dripper import config as config_mod
+    from dripper.channels.limits import Limiter
     from dripper.planning.planner import Finished, advance, reconcile
-    from dripper.sending.limits import Limiter
     from dripper.sending.tick import CLAIM_BATCH, IDEMPOTENT_IN_FLIGHT, LEASE, RENDER_POOL_MIN
     from dripper.settings import from_env
     from dripper.store import open_store

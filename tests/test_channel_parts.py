@@ -25,8 +25,8 @@ from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, sel
 from dripper import config as config_mod
 from dripper.channels import registry
 from dripper.channels.base import ChannelPart, ChannelRecord, Job, OutputDir, business_day
+from dripper.channels.outcomes import Outcome
 from dripper.clock import FrozenClock
-from dripper.sending.outcomes import Outcome
 from dripper.sending.tick import Sender
 from dripper.settings import Settings, from_env
 from dripper.states import Channel, Reason, TouchState

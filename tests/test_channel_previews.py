@@ -15,9 +15,9 @@ from dripper.channels import registry
 from dripper.channels.base import ChannelPart, Job, NotForStep, Preview, PreviewRequest
 from dripper.channels.compose import Composer
 from dripper.channels.letters import libraries
+from dripper.channels.outcomes import Outcome
 from dripper.config import Loaded
 from dripper.reports.previews import touch_preview
-from dripper.sending.outcomes import Outcome
 from dripper.states import Channel
 
 AT = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)

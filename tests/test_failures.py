@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from dripper.channels.email.transports import SendError
-from dripper.sending.failures import (
+from dripper.channels.failures import (
     GIVE_UP_AFTER,
     Failure,
     classify,

@@ -33,10 +33,10 @@ if TYPE_CHECKING:
     from dripper.channels.compose import Composer
     from dripper.channels.email.transports import Transport
     from dripper.channels.letters.libraries import Libraries
+    from dripper.channels.limits import Held
+    from dripper.channels.outcomes import Outcome
     from dripper.clock import Clock
     from dripper.config import Loaded
-    from dripper.sending.limits import Held
-    from dripper.sending.outcomes import Outcome
     from dripper.settings import Settings
     from dripper.store import Store
     from dripper.store.queries.touchrows import Claimed
@@ -163,7 +163,7 @@ class ChannelPart(ABC):
     async def deliver(self, job: Job, ahead: object | None, now: datetime) -> Outcome:
         """Do the touch's work; `ahead` is what `compose_ahead` prepared for it, if anything.
         May raise: jinja2.TemplateError fails the touch, anything else is classified
-        (dripper.sending.failures) and retried or failed."""
+        (dripper.channels.failures) and retried or failed."""
 
     async def open(self) -> None:  # noqa: B027 - an optional hook
         """Start of the tick's sends (e.g. a transport session)."""

@@ -31,7 +31,7 @@ def warn_if_unsubscribe_not_https(settings: Settings) -> None:
 def require_output_dirs(settings: Settings, config: CampaignFile) -> None:
     """Refuse to tick when a folder it writes into cannot be made or written."""
     from dripper.campaign.usage import channels_used
-    from dripper.sending import outdirs
+    from dripper.channels import outdirs
 
     found = outdirs.problems(settings, channels_used(config))
     for problem in found[:-1]:

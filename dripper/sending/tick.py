@@ -42,7 +42,9 @@ from dripper.channels import registry
 from dripper.channels.base import ChannelPart, ChannelRecord, Job, PartContext
 from dripper.channels.compose import Composer, DkimKey
 from dripper.channels.email.transports import Transport, make_transport
+from dripper.channels.failures import Failure, classify, describe
 from dripper.channels.letters import libraries as letter_libraries
+from dripper.channels.outcomes import Outcome, render_failed, retry_delay, unsent
 from dripper.clock import Clock, SystemClock
 from dripper.config import Loaded
 from dripper.forked import init_render_worker, render_worker_ready
@@ -50,8 +52,6 @@ from dripper.leads.events import apply_event
 from dripper.leads.records import Lead
 from dripper.planning import track
 from dripper.planning.planner import Finished, Planner, advance, reconcile, stop_reason
-from dripper.sending.failures import Failure, classify, describe
-from dripper.sending.outcomes import Outcome, render_failed, retry_delay, unsent
 from dripper.settings import DEFAULT_LEASE_SECONDS, Settings
 from dripper.states import Channel, EventKind, Reason, TouchState
 from dripper.store import Store

@@ -17,7 +17,7 @@ from sqlalchemy import Connection
 from dripper.channels.base import ChannelPart, ChannelRecord, Job, OutputDir, Previewer, business_day
 from dripper.channels.calls import preview as previews
 from dripper.channels.calls import tasks as calltasks
-from dripper.sending.outcomes import Outcome
+from dripper.channels.outcomes import Outcome
 from dripper.settings import Settings
 from dripper.states import Channel, Reason, TouchState
 from dripper.store.queries import callrows

@@ -23,10 +23,10 @@ from dripper.channels.base import ChannelPart, Job, OutputDir, PartContext, Prev
 from dripper.channels.compose import Composed, Composer
 from dripper.channels.email import preview as previews
 from dripper.channels.email.transports import Envelope, SendError
+from dripper.channels.failures import Failure, classify, describe, smtp_reply
+from dripper.channels.limits import Held, Limiter
+from dripper.channels.outcomes import Outcome, kept_reason, render_failed, unsent
 from dripper.forked import render_worker_composer
-from dripper.sending.failures import Failure, classify, describe, smtp_reply
-from dripper.sending.limits import Held, Limiter
-from dripper.sending.outcomes import Outcome, kept_reason, render_failed, unsent
 from dripper.settings import Settings
 from dripper.states import Channel, InboundKind, Reason, TouchState
 from dripper.store.queries import touchrows as touch_q

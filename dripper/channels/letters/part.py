@@ -33,8 +33,8 @@ from dripper.channels.letters import batches
 from dripper.channels.letters import layout as letters
 from dripper.channels.letters import libraries as letter_libraries
 from dripper.channels.letters.printing import make_adapter
+from dripper.channels.outcomes import Outcome, kept_reason
 from dripper.leads import postal
-from dripper.sending.outcomes import Outcome, kept_reason
 from dripper.settings import Settings
 from dripper.states import Channel, Reason, TouchState
 from dripper.store import locks

@@ -15,7 +15,7 @@ class FileTransport:
         self.directory = directory
 
     async def open(self) -> None:
-        from dripper.sending.outdirs import OutputDir, problem
+        from dripper.channels.outdirs import OutputDir, problem
 
         found = problem(OutputDir(self.directory, "the e-mail outbox", "DRIPPER_OUTBOX"))
         if found:  # said plainly (`dripper run` logs it each tick), not as mkdir's FileExistsError

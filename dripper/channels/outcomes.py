@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from dripper.sending.failures import Failure, verdict
+from dripper.channels.failures import Failure, verdict
 from dripper.states import REPLANNABLE, Reason, TouchState
 from dripper.store.queries.touchrows import Claimed, reason_columns
 
@@ -74,7 +74,7 @@ def retry(touch: Claimed, reason: str, now: datetime) -> Outcome:
 
 
 def unsent(touch: Claimed, failure: Failure, prefix: Reason, detail: str, now: datetime) -> Outcome:
-    """The outcome of an attempt that failed, by the failure's kind (dripper.sending.failures):
+    """The outcome of an attempt that failed, by the failure's kind (dripper.channels.failures):
     failed at once, retried until GIVE_UP_AFTER has gone by since its run of failures
     began, or retried until it passes."""
     judged = verdict(failure, prefix, detail, touch.reason, now)
