@@ -32,11 +32,10 @@ from collections import defaultdict
 from collections.abc import Awaitable, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from jinja2 import TemplateError
-from sqlalchemy import Connection
 
 from dripper.channels import registry
 from dripper.channels.base import ChannelPart, ChannelRecord, Job, PartContext
@@ -50,8 +49,9 @@ from dripper.config import Loaded
 from dripper.forked import init_render_worker, render_worker_ready
 from dripper.leads.events import apply_event
 from dripper.leads.records import Lead
-from dripper.planning import track
-from dripper.planning.planner import Finished, Planner, advance, reconcile, stop_reason
+from dripper.planning.planner import reconcile
+from dripper.sending import checks
+from dripper.sending.recorder import Recorder
 from dripper.settings import DEFAULT_LEASE_SECONDS, Settings
 from dripper.states import Channel, EventKind, Reason, TouchState
 from dripper.store import Store
@@ -104,16 +104,6 @@ class _Batch:
     composing: dict[int, Awaitable[object]]  # their channels' work done ahead (e-mails being composed)
     now: datetime  # the business clock when they were claimed
     leads: Mapping[int, Lead]  # the leads as they were read with the claim
-
-
-def _superseded(planner: Planner, lead: Lead, touch: touch_q.Claimed, at: datetime) -> bool:
-    """The touch's step fell due more than a day before `at` and a later step of its track
-    is due by `at` too (see `track.superseded`). By the step's own due time, not the row's:
-    a touch held by a pause, an out-of-office or retries is superseded like one a stopped
-    worker left behind."""
-    steps = planner.track_of(lead)
-    index = track.position(steps, touch.step_id)
-    return index is not None and track.superseded(steps, index, at)
 
 
 def dkim_key(settings: Settings, loaded: Loaded) -> DkimKey | None:
@@ -232,7 +222,7 @@ class Sender:
         # A slot is held from the hand-over to the transport until the outcome is committed;
         # composing happens before, outside the slots.
         slots = asyncio.Semaphore(limit)
-        recorder = _Recorder(self.store, self.settings.worker_id, self._records, self.loaded.planner, at)
+        recorder = Recorder(self.store, self.settings.worker_id, self._records, self.loaded.planner, at)
         flushing = asyncio.create_task(recorder.run())
         running: set[asyncio.Task[None]] = set()
         # Claimed here and not yet handed to a send: released on every way out, so a stop,
@@ -422,32 +412,8 @@ class Sender:
 
     # --- one touch ----------------------------------------------------------------------
     def _prepare(self, touch: touch_q.Claimed, lead: Lead | None, at: datetime, summary: TickSummary) -> Outcome | Job:
-        """Decide what can be decided without doing the work: removed steps, stage
-        changes, catching up, suppression, pauses."""
-        config = self.loaded.campaigns
-        campaign = config.campaigns.get(touch.campaign)
-        found = campaign.step(touch.step_id) if campaign else None
-        if lead is None or campaign is None or found is None or found[0] != touch.stage:
-            return summary.count(Outcome(TouchState.SKIPPED, Reason.STEP_REMOVED))
-        if (lead.campaign, lead.stage) != (touch.campaign, touch.stage):
-            # a touch of the track the lead left (planned as it moved): never sent
-            moved = Reason.STAGE_CHANGED if lead.campaign == touch.campaign else Reason.CAMPAIGN_CHANGED
-            return summary.count(Outcome(TouchState.SKIPPED, moved))
-        if _superseded(self.loaded.planner, lead, touch, at):
-            # held, or the worker was down: only the latest due step goes out
-            return summary.count(Outcome(TouchState.SKIPPED, Reason.MISSED))
-        stop = stop_reason(campaign.stop_on, lead, touch.planned_at, campaign.name)
-        if stop:  # suppression is checked again here, at send time
-            return summary.count(Outcome(TouchState.SUPPRESSED, stop))
-        paused = lead.paused_until
-        if paused is not None and paused > self.clock.now():  # the lead asked for a break
-            until = f"until {paused.date().isoformat()}"
-            return summary.count(
-                Outcome(
-                    TouchState.PLANNED, Reason.PAUSED.with_detail(until), due_at=paused, attempts=touch.attempts - 1
-                )
-            )
-        return Job(touch, lead.for_templates(config.defaults.timezone), campaign, found[1])
+        decided = checks.check(touch, lead, self.loaded, at, self.clock.now())
+        return summary.count(decided) if isinstance(decided, Outcome) else decided
 
     def _compose_ahead(
         self,
@@ -473,7 +439,7 @@ class Sender:
         prepared: Outcome | Job,
         ahead: object | None,
         summary: TickSummary,
-        recorder: _Recorder,
+        recorder: Recorder,
         now: datetime,
         lead: Lead | None,
     ) -> None:
@@ -528,98 +494,6 @@ def _finished(running: set[asyncio.Task[None]], slots: asyncio.Semaphore, task: 
     """A send's task is done (its outcome committed, or not): its slot is free."""
     running.discard(task)
     slots.release()
-
-
-class _Recorder:
-    """Commits touch outcomes in groups, on one held connection. A send's slot is freed
-    only once its outcome is committed."""
-
-    def __init__(self, store: Store, worker: str, records: list[ChannelRecord], planner: Planner, at: datetime):
-        self.store = store
-        self.worker = worker
-        self.records = records  # the channels' records committed, for their paperwork after the tick
-        self.planner = planner
-        self.at = at
-        self.planned_due = 0  # next touches planned by these outcomes that are due by `at`
-        self.missed = 0  # steps those outcomes found superseded on the way (catching up)
-        self._queue: list[tuple[touch_q.Claimed, Outcome, Lead | None, asyncio.Future[None]]] = []
-        self._wake = asyncio.Event()
-        self._closed = False
-
-    async def record(self, touch: touch_q.Claimed, outcome: Outcome, lead: Lead | None = None) -> None:
-        """Commit the outcome (with the next touch of the track, planned from `lead` as it
-        was read with the claim); returns once it is committed."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append((touch, outcome, lead, done))
-        self._wake.set()
-        await done
-
-    def close(self) -> None:
-        self._closed = True
-        self._wake.set()
-
-    async def run(self) -> None:
-        with self.store.engine.connect() as conn:  # one connection for the whole tick: no pool round trip
-            while True:
-                await self._wake.wait()
-                self._wake.clear()
-                items, self._queue = self._queue, []
-                if items:
-                    # In the loop itself: a commit is short, and a thread hand-off cost
-                    # more than it saved. Whatever completed since the last commit goes
-                    # into this one.
-                    try:
-                        error = self._commit(conn, items)
-                    except BaseException as exc:  # never leave a sender waiting forever
-                        error = exc if isinstance(exc, Exception) else RuntimeError("recorder cancelled")
-                        if not isinstance(exc, Exception):
-                            for *_, done in items + self._queue:
-                                done.set_exception(error)
-                            raise
-                    for *_, done in items:
-                        if error is None:
-                            done.set_result(None)
-                        else:  # those touches stay `sending`: lease recovery resends them, marked
-                            done.set_exception(error)
-                elif self._closed:
-                    return
-
-    def _commit(
-        self,
-        conn: Connection,
-        items: list[tuple[touch_q.Claimed, Outcome, Lead | None, asyncio.Future[None]]],
-    ) -> Exception | None:
-        records: dict[type[ChannelRecord], list[ChannelRecord]] = defaultdict(list)
-        outcomes = []
-        finished = []
-        for touch, outcome, lead, _ in items:
-            if outcome.record is not None:
-                records[type(outcome.record)].append(outcome.record)
-            outcomes.append((touch.id, outcome.columns()))
-            if outcome.goes_on:
-                finished.append(
-                    Finished(touch.lead_id, touch.campaign, touch.stage, touch.step_id, touch.planned_at, lead)
-                )
-        try:
-            with conn.begin():
-                held = touch_q.finish_many(conn, self.worker, outcomes)
-                # A channel's record (a letter in the day's batch, a call task) is written
-                # in the commit that records the touch as sent.
-                now = outcomes[0][1].get("updated_at") or datetime.now(UTC)
-                for kind, group in records.items():
-                    kind.store_all(conn, group, now)
-                # The track's next touch is planned in the commit that records this one's outcome.
-                planned = advance(conn, self.planner, finished, self.at)
-        except Exception as exc:
-            log.exception("recording %d outcome(s) failed", len(items))
-            return exc
-        self.planned_due += sum(row["state"] == TouchState.PLANNED and row["due_at"] <= self.at for row in planned)
-        self.missed += sum(row["reason"] == Reason.MISSED for row in planned)
-        for group in records.values():
-            self.records.extend(group)
-        if held < len(items):
-            log.warning("%d touch(es) were taken over by another worker before they were recorded", len(items) - held)
-        return None
 
 
 __all__ = ["CLAIM_BATCH", "IDEMPOTENT_IN_FLIGHT", "LEASE", "RENDER_POOL_MIN", "Sender", "TickSummary", "retry_delay"]

@@ -1,0 +1,58 @@
+"""Check: what can be decided about a claimed touch without doing its work.
+
+A touch goes to its channel only if its step still exists, the lead is still on that
+track, no later step has superseded it, nothing stops the lead (suppression is checked
+again here, at send time, not only when the touch was planned) and the lead asked for no
+break. Anything else is its outcome at once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from dripper.channels.base import Job
+from dripper.channels.outcomes import Outcome
+from dripper.config import Loaded
+from dripper.leads.records import Lead
+from dripper.planning import track
+from dripper.planning.planner import Planner, stop_reason
+from dripper.states import Reason, TouchState
+from dripper.store.queries.touchrows import Claimed
+
+
+def check(touch: Claimed, lead: Lead | None, loaded: Loaded, at: datetime, now: datetime) -> Outcome | Job:
+    """Decide what can be decided without doing the work: removed steps, stage
+    changes, catching up, suppression, pauses."""
+    config = loaded.campaigns
+    campaign = config.campaigns.get(touch.campaign)
+    found = campaign.step(touch.step_id) if campaign else None
+    if lead is None or campaign is None or found is None or found[0] != touch.stage:
+        return Outcome(TouchState.SKIPPED, Reason.STEP_REMOVED)
+    if (lead.campaign, lead.stage) != (touch.campaign, touch.stage):
+        # a touch of the track the lead left (planned as it moved): never sent
+        moved = Reason.STAGE_CHANGED if lead.campaign == touch.campaign else Reason.CAMPAIGN_CHANGED
+        return Outcome(TouchState.SKIPPED, moved)
+    if superseded(loaded.planner, lead, touch, at):
+        # held, or the worker was down: only the latest due step goes out
+        return Outcome(TouchState.SKIPPED, Reason.MISSED)
+    stop = stop_reason(campaign.stop_on, lead, touch.planned_at, campaign.name)
+    if stop:  # suppression is checked again here, at send time
+        return Outcome(TouchState.SUPPRESSED, stop)
+    paused = lead.paused_until
+    if paused is not None and paused > now:  # the lead asked for a break
+        until = f"until {paused.date().isoformat()}"
+        return Outcome(TouchState.PLANNED, Reason.PAUSED.with_detail(until), due_at=paused, attempts=touch.attempts - 1)
+    return Job(touch, lead.for_templates(config.defaults.timezone), campaign, found[1])
+
+
+def superseded(planner: Planner, lead: Lead, touch: Claimed, at: datetime) -> bool:
+    """The touch's step fell due more than a day before `at` and a later step of its track
+    is due by `at` too (see `track.superseded`). By the step's own due time, not the row's:
+    a touch held by a pause, an out-of-office or retries is superseded like one a stopped
+    worker left behind."""
+    steps = planner.track_of(lead)
+    index = track.position(steps, touch.step_id)
+    return index is not None and track.superseded(steps, index, at)
+
+
+__all__ = ["check", "superseded"]
