@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import Connection
 
 from dripper.channels.base import ChannelRecord
 from dripper.channels.outcomes import Outcome
+from dripper.clock import Clock
 from dripper.leads.records import Lead
 from dripper.planning.planner import Finished, Planner, advance
 from dripper.states import Reason, TouchState
@@ -29,8 +30,11 @@ class Recorder:
     """Commits touch outcomes in groups, on one held connection. A send's slot is freed
     only once its outcome is committed."""
 
-    def __init__(self, store: Store, worker: str, records: list[ChannelRecord], planner: Planner, at: datetime):
+    def __init__(
+        self, store: Store, worker: str, records: list[ChannelRecord], planner: Planner, at: datetime, clock: Clock
+    ):
         self.store = store
+        self.clock = clock
         self.worker = worker
         self.records = records  # the channels' records committed, for their paperwork after the tick
         self.planner = planner
@@ -100,7 +104,7 @@ class Recorder:
                 held = touch_q.finish_many(conn, self.worker, outcomes)
                 # A channel's record (a letter in the day's batch, a call task) is written
                 # in the commit that records the touch as sent.
-                now = outcomes[0][1].get("updated_at") or datetime.now(UTC)
+                now = outcomes[0][1].get("updated_at") or self.clock.now()
                 for kind, group in records.items():
                     kind.store_all(conn, group, now)
                 # The track's next touch is planned in the commit that records this one's outcome.

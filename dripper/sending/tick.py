@@ -222,7 +222,7 @@ class Sender:
         # A slot is held from the hand-over to the transport until the outcome is committed;
         # composing happens before, outside the slots.
         slots = asyncio.Semaphore(limit)
-        recorder = Recorder(self.store, self.settings.worker_id, self._records, self.loaded.planner, at)
+        recorder = Recorder(self.store, self.settings.worker_id, self._records, self.loaded.planner, at, self.clock)
         flushing = asyncio.create_task(recorder.run())
         running: set[asyncio.Task[None]] = set()
         # Claimed here and not yet handed to a send: released on every way out, so a stop,
