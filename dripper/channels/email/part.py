@@ -17,6 +17,7 @@ from typing import ClassVar, cast
 
 from jinja2 import TemplateError
 
+from dripper.bounces import bounce_kind
 from dripper.campaign.model import Campaign, Step
 from dripper.campaign.templates import LeadView
 from dripper.channels.base import ChannelPart, Job, OutputDir, PartContext, Previewer
@@ -144,8 +145,6 @@ class EmailPart(ChannelPart):
     def _send_error(touch: Claimed, exc: SendError, now: datetime) -> Outcome:
         if exc.transient:  # retried; given up after days only when it is about the recipient's mailbox
             return unsent(touch, smtp_reply(exc), Reason.SMTP_RETRY, str(exc), now)
-        from dripper.inbound.classify import bounce_kind
-
         # Refused at RCPT: a hard bounce only on the evidence a bounce needs (the address
         # or its domain is gone), never for a refusal of our message (blocklists, policy).
         bounce = None
