@@ -273,6 +273,10 @@ def _hint(source: str, message: str) -> str:
     return ""
 
 
+# libyaml's scanner when PyYAML has it: the same tokens, and fast on hostile nesting.
+_SCANNER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _unclosed_quote(text: str, error_line: int) -> tuple[int, int, str] | None:
     """(line, column, "double"/"single") of a quoted value that runs past the end of its
     line and swallows lines that look like keys, before the line YAML stopped at: a quote
@@ -280,7 +284,7 @@ def _unclosed_quote(text: str, error_line: int) -> tuple[int, int, str] | None:
     of the file). The scanner's tokens say where each quoted value starts and ends."""
     found = None
     try:
-        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+        for token in yaml.scan(text, Loader=_SCANNER):
             if token.start_mark.line + 1 > error_line:
                 break
             if _swallows_keys(text, token):
