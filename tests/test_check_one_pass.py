@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-
 from conftest import Dripper
+
 from dripper.campaign.model import KINDS, parse_all
 from dripper.cli import main
 

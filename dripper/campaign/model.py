@@ -690,7 +690,7 @@ def _existing(data: Any, path: tuple[Any, ...]) -> tuple[Any, ...]:
     member, such as `str`, after the value's own path)."""
     node, found = data, 0
     for part in path:
-        if isinstance(node, dict) and part in node or (
+        if (isinstance(node, dict) and part in node) or (
             isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
         ):
             node, found = node[part], found + 1
@@ -748,7 +748,8 @@ def _salvage(pos: yamlpos.Positioned, exc: ValidationError) -> tuple[CampaignFil
         # so that a cut does not move the items still to cut.
         cuts = [p for p in found if p and not any(p[: len(q)] == q and p != q for q in found)]
         cuts.sort(key=lambda path: [(0, p, "") if isinstance(p, int) else (1, 0, str(p)) for p in path], reverse=True)
-        if not any([_cut(data, path, kept) for path in cuts]):
+        done = [_cut(data, path, kept) for path in cuts]  # every one: no short cut
+        if not any(done):
             return None
         try:
             return CampaignFile.model_validate(data), kept
@@ -816,4 +817,4 @@ def load(path: FsPath) -> CampaignFile:
     return model
 
 
-__all__ = ["FUNNEL_STAGES", "KINDS", "STOP_KINDS", "Campaign", "CampaignFile", "Limits", "Sender", "Step", "load", "parse"]
+__all__ = ["FUNNEL_STAGES", "STOP_KINDS", "Campaign", "CampaignFile", "Limits", "Sender", "Step", "load", "parse"]
