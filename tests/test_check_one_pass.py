@@ -187,6 +187,22 @@ def test_a_value_with_a_colon_is_told_to_be_quoted(proj: Project) -> None:
     ]
 
 
+def test_a_value_that_starts_with_a_placeholder_is_told_to_be_quoted(proj: Project) -> None:
+    """`subject: {{ x }}` is a YAML mapping (one message, not a second one saying the
+    subject is no string); with more after it, a syntax error with the line written out."""
+    proj.write(replace_line(GOOD, L_SUBJECT2, "          subject: {{ lead.first_name }}"))
+    assert problems(proj.check()) == [
+        f"{proj.file}:{L_SUBJECT2}:20: a value that starts with a {{{{ placeholder }}}} is read by YAML as a "
+        "mapping: put it in quotes"
+    ]
+    proj.write(replace_line(GOOD, L_SUBJECT2, "          subject: {{ lead.first_name }}, welcome"))
+    (found,) = problems(proj.check())
+    assert found.endswith(
+        "; a value that starts with a {{ placeholder }} is read by YAML as a mapping: put it in quotes: "
+        'subject: "{{ lead.first_name }}, welcome"'
+    ), found
+
+
 def test_a_tab_is_told_to_be_spaces(proj: Project) -> None:
     proj.write(replace_line(GOOD, L_KIND2, "\t  kind: reminder"))
     (found,) = problems(proj.check())

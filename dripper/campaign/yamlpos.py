@@ -263,14 +263,22 @@ def _hint(source: str, message: str) -> str:
             "; this line has a tab character: YAML indents with spaces only, "
             "so replace the tab with spaces (editors have a setting to type spaces for the Tab key)"
         )
+    found = _KEY_COLON_VALUE.match(source)
+    if found is not None and found.group(2).startswith("{{"):
+        return f"; {_PLACEHOLDER_FIRST}: {_quoted(*found.groups())}"
     if "mapping values are not allowed" in message:
-        found = _KEY_COLON_VALUE.match(source)
         if found is not None:
-            key, value = found.groups()
-            quoted = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-            return f"; a value that contains ': ' must be in quotes: {key.strip()}: {quoted}"
+            return f"; a value that contains ': ' must be in quotes: {_quoted(*found.groups())}"
         return "; a value that contains ': ' must be in quotes"
     return ""
+
+
+_PLACEHOLDER_FIRST = "a value that starts with a {{ placeholder }} is read by YAML as a mapping: put it in quotes"
+
+
+def _quoted(key: str, value: str) -> str:
+    """The line `key: value` as it should have been written: the value in double quotes."""
+    return f'{key.strip()}: "' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 # libyaml's scanner when PyYAML has it: the same tokens, and fast on hostile nesting.
@@ -362,7 +370,10 @@ class _Walk:
                         merged.setdefault(key, pair)
                 continue
             if not isinstance(key_node, yaml.ScalarNode):
-                self.problems.append(Problem(_loc(self.file, key_node), "a key must be a plain value"))
+                if node.flow_style and isinstance(key_node, yaml.MappingNode):  # `subject: {{ x }}`
+                    self.problems.append(Problem(_loc(self.file, node), _PLACEHOLDER_FIRST))
+                else:
+                    self.problems.append(Problem(_loc(self.file, key_node), "a key must be a plain value"))
                 continue
             constructed = self.scalar(key_node)
             key = str(constructed) if constructed is not None else ""
