@@ -147,6 +147,21 @@ def test_a_step_the_schema_rejects_is_left_out_and_the_next_ones_stay_located(pr
     assert "mail/gone.html' not found" in found[1]
 
 
+def test_several_broken_steps_leave_the_rest_located(proj: Project) -> None:
+    text = replace_line(GOOD, L_AFTER1, "          after: 2x")
+    text = replace_line(text, L_AFTER2, "          aftr: 2w")
+    text = replace_line(text, L_KIND3 + 1, "          template: letters/gone.html")
+    proj.write(text)
+    found = problems(proj.check())
+    assert [p.split(": ")[0] for p in found] == [
+        f"{proj.file}:{L_AFTER1}:18",
+        f"{proj.file}:{L_AFTER2 - 1}:11",  # `after` is missing, at the step
+        f"{proj.file}:{L_AFTER2}:11",  # ... and `aftr` is unknown
+        f"{proj.file}:{L_KIND3 + 1}:21",
+    ], found
+    assert "'letters/gone.html' not found" in found[-1]
+
+
 def test_a_duplicate_key_does_not_hide_the_rest(proj: Project) -> None:
     text = insert_after(GOOD, L_SUBJECT1, '          subject: "again"')
     text = replace_line(text, L_TIMEZONE, "  timezone: America/Chicgo")

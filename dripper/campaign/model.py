@@ -6,6 +6,7 @@ problem it can find (not just the first), so one `dripper check` shows them all.
 
 from __future__ import annotations
 
+import bisect
 import copy
 import difflib
 import hashlib
@@ -553,7 +554,7 @@ def _step_problems(data: dict[str, Any], pos: yamlpos.Positioned) -> list[Proble
                 )
             )
         channel = step.get("channel")
-        if "subject" in step and channel in _NO_SUBJECT:
+        if "subject" in step and isinstance(channel, str) and channel in _NO_SUBJECT:
             problems.append(Problem(pos.at((*path, "subject"), key=True), f"{label}: {_NO_SUBJECT[channel]}"))
     return problems
 
@@ -614,7 +615,10 @@ def _semantic_problems(model: CampaignFile, pos: yamlpos.Positioned) -> list[Pro
     known = _known_stages(data)
     written = data.get("campaigns")
     names = set(written) if isinstance(written, dict) else set(model.campaigns)
-    ids = {name: {step.get("id") for n, _, step in _raw_steps(data) if n == name} for name in names}
+    ids = {
+        name: {str(s["id"]) for n, _, s in _raw_steps(data) if n == name and isinstance(s.get("id"), str)}
+        for name in names
+    }
     if model.defaults.campaign and model.defaults.campaign not in names:
         problems.append(
             Problem(
@@ -699,7 +703,7 @@ def _existing(data: Any, path: tuple[Any, ...]) -> tuple[Any, ...]:
     return path[:found]
 
 
-def _cut(data: dict[str, Any], path: tuple[Any, ...], pos: yamlpos.Positioned) -> bool:
+def _cut(data: dict[str, Any], path: tuple[Any, ...]) -> bool:
     """Leave out the value at `path` (which exists); False when there is nothing left to cut."""
     container: Any = data
     for part in path[:-1]:
@@ -710,27 +714,38 @@ def _cut(data: dict[str, Any], path: tuple[Any, ...], pos: yamlpos.Positioned) -
         if container[last] == replacement:
             return False
         container[last] = replacement
-    elif isinstance(container, list):
-        del container[last]
-        _shift(pos, path[:-1], last)
     else:
         del container[last]
     return True
 
 
-def _shift(pos: yamlpos.Positioned, listpath: yamlpos.Path, index: int) -> None:
-    """Item `index` of the list at `listpath` is gone: the items after it move up one, and
-    so must their positions, or a later step would be located at the one cut out."""
-    n = len(listpath)
+def _shift(pos: yamlpos.Positioned, cut: list[tuple[Any, ...]]) -> None:
+    """The list items in `cut` are gone: the items after them move up, and so must their
+    positions, or a later step would be located at one cut out. One pass over the
+    positions, however many items were cut (a hostile file may have thousands)."""
+    gone: dict[tuple[Any, ...], list[int]] = {}
+    for path in cut:
+        if path and isinstance(path[-1], int):
+            gone.setdefault(path[:-1], []).append(path[-1])
+    if not gone:
+        return
+    for ordered in gone.values():
+        ordered.sort()
     for table in (pos.values, pos.keys):
         moved: dict[yamlpos.Path, Location] = {}
-        for path in [p for p in table if len(p) > n and p[:n] == listpath and isinstance(p[n], int)]:
-            at = path[n]
-            assert isinstance(at, int)
-            if at >= index:
-                location = table.pop(path)
-                if at > index:
-                    moved[(*listpath, at - 1, *path[n + 1 :])] = location
+        for path, location in table.items():
+            new: list[str | int] = []
+            for n, part in enumerate(path):
+                indexes = gone.get(path[:n]) if isinstance(part, int) else None
+                if indexes is not None and isinstance(part, int):
+                    before = bisect.bisect_left(indexes, part)
+                    if before < len(indexes) and indexes[before] == part:
+                        break  # inside an item cut out
+                    part -= before
+                new.append(part)
+            else:
+                moved[tuple(new)] = location
+        table.clear()
         table.update(moved)
 
 
@@ -746,11 +761,12 @@ def _salvage(pos: yamlpos.Positioned, exc: ValidationError) -> tuple[CampaignFil
         found = {_existing(data, _cut_path(tuple(e["loc"]), e["type"])) for e in exc.errors()}
         # An ancestor cut takes its descendants along; in one list, later items go first,
         # so that a cut does not move the items still to cut.
-        cuts = [p for p in found if p and not any(p[: len(q)] == q and p != q for q in found)]
+        cuts = [p for p in found if p and not any(p[:n] in found for n in range(1, len(p)))]
         cuts.sort(key=lambda path: [(0, p, "") if isinstance(p, int) else (1, 0, str(p)) for p in path], reverse=True)
-        done = [_cut(data, path, kept) for path in cuts]  # every one: no short cut
+        done = [_cut(data, path) for path in cuts]  # every one: no short cut
         if not any(done):
             return None
+        _shift(kept, cuts)
         try:
             return CampaignFile.model_validate(data), kept
         except ValidationError as again:
