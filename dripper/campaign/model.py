@@ -41,8 +41,8 @@ STOP_KINDS: tuple[StopKind, ...] = get_args(StopKind)
 # (CAN-SPAM, GDPR) and the mailbox providers leave no choice.
 ALWAYS_STOP: frozenset[StopKind] = frozenset({"unsubscribed", "complained", "bounced"})
 STEP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-# What sort of touch a step is: reports count by it, and every touch row keeps it. A file
-# declares more under `kinds:`; `check` rejects any other (a typo would split a report).
+# What sort of touch a step is: reports show it, and every touch row keeps it. A file
+# declares more under `kinds:`; `check` rejects any other (a typo would stay in those rows).
 KINDS: tuple[str, ...] = ("new_info", "reminder", "special_offer", "follow_up")
 
 
