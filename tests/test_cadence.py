@@ -30,7 +30,9 @@ def afters(*texts: str) -> list[Duration]:
 
 def test_the_brief_itself_passes() -> None:
     """Every other week for six weeks, then monthly to six months."""
-    ends, gaps = cadence.track_problems(afters("0d", "2w", "4w", "6w", "10w", "14w", "4mo", "5mo", "6mo"), CadenceSpec())
+    ends, gaps = cadence.track_problems(
+        afters("0d", "2w", "4w", "6w", "10w", "14w", "4mo", "5mo", "6mo"), CadenceSpec()
+    )
     assert (ends, gaps) == (None, [])
 
 
@@ -50,7 +52,7 @@ def test_a_gap_over_45_days_within_six_months_is_found_once() -> None:
 
 
 def test_a_late_first_touch_is_a_gap_from_the_start() -> None:
-    ends, gaps = cadence.track_problems(afters("2mo", "3mo", "4mo", "5mo", "6mo"), CadenceSpec())
+    _, gaps = cadence.track_problems(afters("2mo", "3mo", "4mo", "5mo", "6mo"), CadenceSpec())
     assert [(g.start, g.step, g.days) for g in gaps] == [(None, 0, 60)]
 
 
@@ -177,7 +179,9 @@ def test_quiet_naming_a_stage_the_campaign_lacks_is_warned_where_it_is_named(fol
     result = check(folder, HEAD + text)
     assert result.exit_code == 0
     line = len(HEAD.splitlines()) + 3
-    assert f"campaigns.yaml:{line}:36: warning: quiet: campaign 'follow-up' has no stage 'custommer'" in lines(result)[0]
+    assert (
+        f"campaigns.yaml:{line}:36: warning: quiet: campaign 'follow-up' has no stage 'custommer'" in lines(result)[0]
+    )
 
 
 def test_a_misspelt_cadence_setting_is_an_error_with_a_hint(folder: Path) -> None:
