@@ -1,9 +1,9 @@
 """The cadence lint: does each track keep in touch the way the brief says?
 
-The brief behind dripper (docs/marketers/cadence.md): a touch every other week for the
-first six weeks, then about monthly, for at least six months. A track that falls silent
-for two months, or stops after four weeks, loses the lead to whoever is still in touch
-when they are ready to buy. `dripper check` warns about such a track (a warning: the
+The brief behind dripper (docs/marketers/campaigns.md, "The cadence check"): a touch
+every other week for the first six weeks, then about monthly, for at least six months.
+A track that falls silent for two months, or stops after four weeks, loses the lead to
+whoever is still in touch when they are ready to buy. `dripper check` warns about such a track (a warning: the
 file is valid, and a marketer may mean it), located at the track or at the step that
 ends the silence.
 
