@@ -129,3 +129,16 @@ def test_the_wheel_carries_every_skeleton_file() -> None:
     for path in files:
         relative = str(Path("skeleton") / path)
         assert any(fnmatch.fnmatch(relative, g) and g.count("/") == relative.count("/") for g in globs), relative
+
+
+def test_a_preview_shows_what_the_steps_stage_receives(here: Path) -> None:
+    """The skeleton's welcome.html words itself by lead.stage; `preview` puts its sample lead
+    in the step's stage, so each stage's first e-mail previews as its leads get it."""
+    assert run("init").exit_code == 0
+    shown = {
+        step: run("preview", "follow-up", step, "--format", "text").stdout
+        for step in ("research-welcome", "customer-welcome", "lost-welcome")
+    }
+    assert "Here is the information you asked for" in shown["research-welcome"]
+    assert "Thank you for your order. It means" in shown["customer-welcome"]
+    assert "sorry not to be working together" in shown["lost-welcome"]

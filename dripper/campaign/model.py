@@ -442,8 +442,10 @@ def _allowed_keys(path: tuple[Any, ...]) -> set[str] | None:
         return keys(Reporting)
     if path[-1] == "send_window":
         return _WINDOW_KEYS
-    if path in (("defaults", "cadence"),) or (len(path) == 3 and path[2] == "quiet"):
-        return keys(CadenceSpec if path[0] == "defaults" else Quiet)
+    if path == ("defaults", "cadence"):
+        return keys(CadenceSpec)
+    if n == 3 and path[0] == "campaigns" and path[2] == "quiet":
+        return keys(Quiet)
     if n == 2 and path[0] == "campaigns":
         return keys(Campaign)
     if n == 5 and path[0] == "campaigns" and path[2] == "stages":
