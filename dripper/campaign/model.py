@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
 
 from dripper.campaign import salvage, timing, yamlpos
+from dripper.campaign.cadence import CadenceSpec, Quiet
 from dripper.campaign.sourcefile import read_utf8
 from dripper.campaign.timing import Duration, Window
 from dripper.errors import ConfigError, Location, Problem
@@ -98,6 +99,7 @@ class Defaults(_Model):
     send_window: SendWindowSpec | None = None
     campaign: str | None = None  # for leads that name none; else the first campaign
     stage: str | None = None  # for leads that name none; else the campaign's first stage
+    cadence: CadenceSpec = CadenceSpec()  # what `check` warns about: campaign/cadence.py
 
 
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(s|sec|second|min|minute|h|hour|d|day)\s*$", re.IGNORECASE)
@@ -225,6 +227,7 @@ class Campaign(_Model):
     letter_format: LetterFormat | None = None  # overrides letters.format
     stop_on: list[StopKind] = Field(default_factory=lambda: list(STOP_KINDS))
     send_window: SendWindowSpec | None = None
+    quiet: Quiet = Quiet()  # warnings of `check` the marketer accepts, per track
     stages: dict[str, list[Step]]
 
     _name: str = PrivateAttr("")
@@ -443,6 +446,10 @@ def _allowed_keys(path: tuple[Any, ...]) -> set[str] | None:
         return keys(Reporting)
     if path[-1] == "send_window":
         return _WINDOW_KEYS
+    if path == ("defaults", "cadence"):
+        return keys(CadenceSpec)
+    if n == 3 and path[0] == "campaigns" and path[2] == "quiet":
+        return keys(Quiet)
     if n == 2 and path[0] == "campaigns":
         return keys(Campaign)
     if n == 5 and path[0] == "campaigns" and path[2] == "stages":
