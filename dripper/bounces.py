@@ -42,16 +42,27 @@ def _address_status(status: str) -> bool:
 _DOMAIN_GONE = re.compile(
     r"host (?:not found|unknown)|no such domain|domain (?:not found|does not exist|unknown|is not reachable)|"
     r"host or domain name not found|name service error|null mx|does not accept mail|no mx record|no smtp service|"
-    r"unrouteable address|has moved|no longer with|domain name not found|nxdomain",
+    r"unrout(?:e)?able address|has moved|has been replaced by|no longer with|domain name not found|nxdomain|"
+    r"unknown host\b|domain must exist",
     re.IGNORECASE,
 )
 _MAILBOX_GONE = re.compile(
-    r"user(?:name)? unknown|unknown (?:user|recipient|mailbox|address(?:ee)?|local[- ]part)|addressee unknown|"
+    r"user(?:name)? unknown|"
+    r"unknown (?:virtual )?(?:user|recipient|mailbox|e-?mail address|address(?:ee)?|local[- ]part)|"
+    r"addressee unknown|"
     r"no such (?:user|mailbox|recipient|address|account|person|local user)|"
     r"(?:user|mailbox|recipient|address|account|e-?mail address) (?:\S+ )?(?:not found|does ?n[o']t exist|not exist|"
     r"unknown|unavailable|closed|is unknown)|"
     r"(?:does|dos|do)(?: no|n'?)t exist|not a valid (?:mailbox|recipient|user|address)|"
-    r"invalid (?:recipient|mailbox|user)|"
+    r"invalid (?:recipient|mailbox|user|e-?mail address|address)|(?:address|mailbox|recipient) invalid|"
+    r"bad (?:destination )?(?:address|recipient|mailbox)|is not a known user|user not known|"
+    r"(?:mailbox|address|recipient|user)\b[^.;]{0,30}?\bnot present|"
+    r"(?:e-?mail address|account|mailbox|recipient|user)\b[^.;]{0,40}?\b(?:could ?n[o']t|can ?n[o']t) be found|"
+    r"(?:user|recipient|mailbox|address)\b[^.;]{0,60}?\bwas not found|\(address\) not found|"
+    r"non-?existent (?:user|mailbox|recipient|address|account)|by that name|no one at this address|"
+    r"badrcptto|badrecipientto|validrcptto|envelope recipient has been denied|"
+    # in Spanish, Portuguese, French, Italian, Dutch, Polish
+    r"no existe|inexistente|desconhecid|inconnu|sconosciut|nessun utente|onbekend|bestaat niet|nie istnieje|"
     r"no mailbox|no longer (?:valid|available|in use|exists|accepts)|not our customer|"
     r"address rejected|recipient rejected|"
     r"account has been (?:terminated|closed)|does not like recipient|unbekannt|existiert nicht|"
@@ -75,6 +86,8 @@ _PHASE = re.compile(
 )
 _NOT_THE_ADDRESS = re.compile(
     r"(?:after(?: pipelined)?|in reply to) (?:initial connection|mail from|the mail from)|mail ?from domain|"
+    r"(?:helo|ehlo) command rejected|invalid (?:helo|ehlo)|client host rejected|"
+    r"cannot find your (?:host ?name|reverse)|"
     r"sender (?:address|domain|verif)|unroutable sender|(?:daily|sending|recipient) limit|"
     r"black ?list|block ?list|\bblock(?:ed)?\b|spam|reputation|\brbl\b|"
     r"dnsbl|spamhaus|spamcop|sorbs|uceprotect|barracudacentral|\bptr\b|reverse dns|"
@@ -157,8 +170,11 @@ def bounce_kind(answer: str, status: str | None = None, context: str = "", phase
     `phase` the SMTP command the answer was to (RCPT, DATA, ...) when the caller knows it,
     else what the answer or the context say."""
     status = status or status_in(answer)
-    if status and (status.startswith("4") or status.split(".")[1:] in (["2", "2"], ["3", "1"], ["2", "3"])):
-        return InboundKind.BOUNCE_SOFT  # for later, a full mailbox or system, a message too large
+    if status and (
+        status.startswith("4") or status.split(".")[1:] in (["2", "2"], ["3", "1"], ["2", "3"], ["1", "7"], ["1", "8"])
+    ):
+        # for later, a full mailbox or system, a message too large; our own (the sender's) address
+        return InboundKind.BOUNCE_SOFT
     if status and hard_status(status):
         # A report may list several recipients: read the words on the code's own line
         # (a DSN's diagnostic is one recipient's already).

@@ -386,6 +386,18 @@ PUBLISHED = [
     ("552 5.2.2 Mailbox size limit exceeded", "bounce_soft"),
     ("554 5.7.1 <ada@lovelace.example>: Relay access denied", "bounce_soft"),
     ("connect to mx.lovelace.example[192.0.2.20]:25: No route to host", "bounce_soft"),
+    ("vdeliver: Invalid or unknown virtual user 'ada'", "bounce_hard"),
+    ("550 Mailbox not present in directory", "bounce_hard"),
+    ("The e-mail address you entered couldn't be found.", "bounce_hard"),
+    # the sender's side: our HELO name, our IP's host name, our own address (X.1.7, X.1.8)
+    ("550 5.7.1 <mail.acme.example>: Helo command rejected: Host not found", "bounce_soft"),
+    ("550 5.7.1 Client host rejected: cannot find your hostname, [192.0.2.10]", "bounce_soft"),
+    ("501 5.1.7 Invalid address", "bounce_soft"),
+    ("553 5.1.8 <sales@acme.example>... Domain of sender address does not exist", "bounce_soft"),
+    # in other languages
+    ("550 El usuario no existe", "bounce_hard"),
+    ("550 Adresse inconnue", "bounce_hard"),
+    ("550 Utente sconosciuto", "bounce_hard"),
 ]
 
 
@@ -465,3 +477,19 @@ Error message below:
 """
     found = classify(message_from_bytes(raw, policy=policy.compat32))
     assert found.kind == "bounce_hard", found
+
+
+@pytest.mark.parametrize(
+    ("sender", "subject"),
+    [
+        (b"no-reply@mail.plant.example", b"Message not delivered"),
+        (b"no-reply@mail.plant.example", b"Warning: could not send message for past 4 hours"),
+        (b"no-reply@mail.plant.example", "Mensagem não entregue".encode()),
+        (b"no-reply@mail.plant.example", b"Olevererbart: Thank you"),
+        (b"MAILER_DAEMON@mail.plant.example", b"Notice"),
+        (b"Mail Delivery Service <service@mail.plant.example>", b"Notice"),
+    ],
+)
+def test_bounces_are_known_by_their_sender_or_subject(sender: bytes, subject: bytes) -> None:
+    raw = b"From: " + sender + b"\nSubject: " + subject + b"\n\nThe server said: 550 No such user here\n"
+    assert kind_of(raw) == "bounce_hard"

@@ -26,12 +26,13 @@ KINDS: tuple[InboundKind, ...] = tuple(InboundKind)
 
 # An enhanced status code (RFC 3463), never part of a dotted number such as an IP address.
 _BOUNCE_SENDER = re.compile(
-    r"^(?:mailer-daemon|post[_-]?master|mail-?daemon|mail delivery (?:subsystem|system))\b", re.IGNORECASE
+    r"^(?:mailer[-_]?daemon|post[_-]?master|mail-?daemon|mail delivery (?:subsystem|system|service))\b", re.IGNORECASE
 )
 _BOUNCE_SUBJECT = re.compile(
     r"undeliver|undelivered|delivery (?:status notification|failure|has failed|problem)|returned mail|"
     r"failure notice|mail delivery failed|delivery failed|unzustellbar|nicht zustellbar|non remis|"
-    r"no entregado|no se puede entregar|non recapitabile|onbestelbaar|"
+    r"(?:message|mail) not delivered|could not be delivered|could not send message|delayed mail|"
+    r"no entregado|no se puede entregar|n[ãa]o entregue|non recapitabile|onbestelbaar|olevererbar|niedostarcz|"
     r"エラー通知|配信エラー|配送エラー|配信不能|不達",
     re.IGNORECASE,
 )
