@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
 
+from dripper.campaign import fields as declared
 from dripper.campaign import timing, yamlpos
 from dripper.campaign.sourcefile import read_utf8
 from dripper.campaign.timing import Duration, Window
@@ -222,6 +223,7 @@ class Campaign(_Model):
     letter_format: LetterFormat | None = None  # overrides letters.format
     stop_on: list[StopKind] = Field(default_factory=lambda: list(STOP_KINDS))
     send_window: SendWindowSpec | None = None
+    vars: dict[str, Any] = Field(default_factory=dict)  # for its templates; wins over the file's vars
     stages: dict[str, list[Step]]
 
     _name: str = PrivateAttr("")
@@ -254,6 +256,8 @@ class CampaignFile(_Model):
     letters: Letters = Letters()
     reporting: Reporting = Reporting()
     extra_stages: list[str] = Field(default_factory=list)
+    fields: dict[str, declared.FieldSpec] = Field(default_factory=dict)  # declared lead fields (fields.py)
+    vars: dict[str, Any] = Field(default_factory=dict)  # campaign variables for the templates: vars.NAME
     campaigns: dict[str, Campaign]
 
     _path: FsPath = PrivateAttr(FsPath("campaigns.yaml"))
@@ -439,6 +443,8 @@ def _allowed_keys(path: tuple[Any, ...]) -> set[str] | None:
         return keys(Reporting)
     if path[-1] == "send_window":
         return _WINDOW_KEYS
+    if n == 2 and path[0] == "fields":
+        return keys(declared.FieldSpec)
     if n == 2 and path[0] == "campaigns":
         return keys(Campaign)
     if n == 5 and path[0] == "campaigns" and path[2] == "stages":
@@ -560,6 +566,7 @@ def _semantic_problems(model: CampaignFile, pos: yamlpos.Positioned) -> list[Pro
                 if PARTS[step.channel].needs_subject and not step.subject:
                     problems.append(Problem(pos.at(spath), f"step {step.id!r}: an {step.channel} step needs a subject"))
     problems += _letter_problems(model.letters, pos)
+    problems += declared.problems(model, pos)
     for path, spec in windows:
         if spec is None:
             continue
