@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import date, datetime, tzinfo
 from typing import Any
 
-from babel.dates import format_date
+from babel.dates import format_date, format_datetime
 from jinja2 import TemplateRuntimeError, pass_context
 from jinja2.runtime import Context
 
@@ -70,8 +70,13 @@ class LocalDateTime(datetime):
 
 def written(day: date, form: str, locale: str) -> str:
     """`day` in `form` (a width or a CLDR pattern) in `locale`; a TemplateRuntimeError
-    (the touch fails with render_error) for a pattern Babel cannot read."""
+    (the touch fails with render_error) for a pattern Babel cannot read. A date-time
+    with a pattern may show its time too (`HH:mm`); a width writes the date alone."""
     try:
+        if isinstance(day, datetime):
+            if form not in _WIDTHS:
+                return str(format_datetime(day, format=form, tzinfo=day.tzinfo, locale=locale))
+            day = day.date()
         return str(format_date(day, format=form, locale=locale))
     except (ValueError, KeyError, AttributeError, TypeError) as exc:
         raise TemplateRuntimeError(f"date: cannot write a date as {form!r}: {exc}") from None
@@ -109,7 +114,7 @@ class OfferUntil:
             raise TemplateRuntimeError("offer_until: say how long the offer runs, e.g. offer_until(days=21)")
         sent = self._sent
         assert sent.tzinfo is not None  # made by send_date, from an aware instant
-        return LocalDate.of(span.add_to(sent, sent.tzinfo).date(), sent.locale)
+        return LocalDate.of(span.add_to(sent, sent.tzinfo).astimezone(sent.tzinfo).date(), sent.locale)
 
 
 def _count(value: Any, unit: str) -> int:
@@ -142,7 +147,7 @@ def _day(value: Any, context: Context) -> date:
         sent = context.get("send_date")
         if value.tzinfo is not None and isinstance(sent, datetime) and sent.tzinfo is not None:
             value = value.astimezone(sent.tzinfo)  # on the lead's clock
-        return value.date()
+        return value
     if isinstance(value, date):
         return value
     raise TemplateRuntimeError(f"date: {value!r} is not a date")
