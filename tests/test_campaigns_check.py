@@ -679,7 +679,8 @@ def test_structure_and_schema_problems_are_reported_together(tmp_path: Path) -> 
 def test_an_attribute_without_fallback_is_a_listed_warning(proj: Project) -> None:
     # Renders for leads with a `phone` column, fails at send time for the others: a warning.
     proj.template(
-        "letters/letter.html", "<p>{{ lead.full_name }}</p>\n<p>Call {{ lead.attrs.phone }}</p>\n<p>{{ lead.attrs.fax }}</p>\n"
+        "letters/letter.html",
+        "<p>{{ lead.full_name }}</p>\n<p>Call {{ lead.attrs.phone }}</p>\n<p>{{ lead.attrs.fax }}</p>\n",
     )
     result = proj.check()
     assert result.exit_code == 0, result.stderr

@@ -120,7 +120,7 @@ def test_declared_fields_are_checked_per_row_with_their_line(fair: Dripper) -> N
         + "ok@example.com,Ok,US,,valves,LARGE,1200.50,2026-04-01\n"  # 2
         + "noproduct@example.com,No,US,,,,,\n"  # 3
         + "badsize@example.com,Bad,US,,pumps,huge,,\n"  # 4
-        + "badnumber@example.com,Bad,US,,pumps,,\"1,200\",\n"  # 5
+        + 'badnumber@example.com,Bad,US,,pumps,,"1,200",\n'  # 5
         + "baddate@example.com,Bad,US,,pumps,,,01/04/2026\n"  # 6
         + "twice@example.com,Two,US,,,,abc,\n"  # 7
         + "fine@example.com,Fine,US,,meters,,,\n",  # 8
@@ -179,7 +179,7 @@ def test_vars_reach_subjects_and_templates_and_a_campaign_wins_over_the_file(fai
 def test_an_unknown_var_is_a_check_error_with_did_you_mean(fair: Dripper) -> None:
     write(fair.root, "mail/base.html", "<p>{% block x %}{% endblock %}</p>\n<p>{{ vars.prodcut_line }}</p>\n")
     write(fair.root, "mail/hello.html", '{% extends "mail/base.html" %}\n{% block x %}{{ vars.booth }}{% endblock %}\n')
-    text = CAMPAIGNS.replace("{{ vars.booth }}\"", "{{ vars['boot'] }}\"")
+    text = CAMPAIGNS.replace('{{ vars.booth }}"', "{{ vars['boot'] }}\"")
     (fair.root / "campaigns.yaml").write_text(text, encoding="utf-8")
     result = fair("check", ok=1)
     base = "templates/mail/base.html"
@@ -229,7 +229,7 @@ def test_bad_field_declarations_are_located(entry: str, where: str, message: str
     ("entry", "column", "message"),
     [
         ('  "two words": 1', 3, "bad variable name 'two words'"),
-        ("  deadline:", 3, "variable 'deadline' has no value"),
+        ("  deadline:", 12, "variable 'deadline' has no value"),
     ],
 )
 def test_bad_vars_are_located(entry: str, column: int, message: str) -> None:
@@ -238,8 +238,7 @@ def test_bad_vars_are_located(entry: str, column: int, message: str) -> None:
         parse(text, "campaigns.yaml")
     line = next(i for i, ln in enumerate(text.splitlines(), 1) if ln == entry)
     found = [str(p) for p in caught.value.problems]
-    assert any(p.startswith(f"campaigns.yaml:{line}:") and message in p for p in found), found
-    del column
+    assert any(p.startswith(f"campaigns.yaml:{line}:{column}: ") and message in p for p in found), found
 
 
 # --- dates relative to the send day, on the lead's clock, in its language ------------------------

@@ -137,7 +137,7 @@ def date_filter(context: Context, value: Any, form: str = "long", locale: str | 
     return written(_day(value, context), form, str(wanted))
 
 
-def _day(value: Any, context: Context) -> date:
+def _day(value: object, context: Context) -> date:
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value.strip()) if "T" in value else date.fromisoformat(value.strip())

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
@@ -188,7 +188,8 @@ def _field_problems(config: CampaignFile, pos: yamlpos.Positioned) -> list[Probl
             out.append(
                 Problem(
                     pos.at(here, key=True),
-                    f"bad field name {name!r}: use lower-case letters, digits and _ (CSV headers are read in lower case)",
+                    f"bad field name {name!r}: use lower-case letters, digits and _ "
+                    "(CSV headers are read in lower case)",
                 )
             )
         if spec.type == "choice" and not spec.choices:

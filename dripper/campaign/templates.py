@@ -9,6 +9,7 @@ they are rendered (an HTML parser moves `{% for %}` out of a `<table>`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html
 import re
@@ -440,7 +441,8 @@ def check_templates(config: CampaignFile, templates: TemplateSet) -> list[Proble
     # The static check sees every branch and names the variable precisely; a render
     # problem on a line it already flagged says the same thing less well.
     named = {step.template for c in config.campaigns.values() for steps in c.stages.values() for step in steps}
-    static = _static_problems(renderer.html_env, templates, named) + _vars_problems(config, renderer.html_env, templates)
+    static = _static_problems(renderer.html_env, templates, named)
+    static += _vars_problems(config, renderer.html_env, templates)
     flagged = {(p.location.file, p.location.line) for p in static}
     unique = list({str(p): p for p in static}.values())
     return unique + [p for p in problems if (p.location.file, p.location.line) not in flagged]
@@ -625,10 +627,8 @@ def _vars_problems(config: CampaignFile, env: jinja2.Environment, templates: Tem
                 found = list(_template_var_uses(env, templates, step.template, uses, set()))
                 if step.subject:
                     at = config.location(("campaigns", name, "stages", stage, i, "subject"))
-                    try:
+                    with contextlib.suppress(TemplateSyntaxError):  # reported by the render check
                         found += [(var, at) for var, _line in _var_uses(env.parse(step.subject))]
-                    except TemplateSyntaxError:
-                        pass  # reported by the render check
                 for var, where in found:
                     if var not in defined:
                         hint = did_you_mean(var, defined) or (" (no vars are defined)" if not defined else "")
@@ -672,6 +672,7 @@ def _var_uses(ast: jinja2.nodes.Template) -> list[tuple[str, int]]:
 
     out: list[tuple[str, int]] = []
     for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+        assert isinstance(node, nodes.Getattr | nodes.Getitem)
         owner = node.node
         if not isinstance(owner, nodes.Name) or owner.name != "vars" or owner.ctx != "load":
             continue

@@ -83,4 +83,3 @@ def _subject(loaded: Loaded, campaign: Campaign, step: Step, ctx: dict[str, Any]
         return loaded.renderer.subject(campaign, step, ctx)
     except TemplateError as exc:
         return f"(not rendered for the sample lead: {exc})"
-
