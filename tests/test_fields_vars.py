@@ -111,6 +111,30 @@ def test_an_undeclared_attribute_fails_only_the_lead_without_it(fair: Dripper) -
     assert set(sent_mail(fair.root, "offer")) == {"with@example.com"}
 
 
+def test_simulate_shows_a_subject_the_sample_lead_cannot_render(fair: Dripper) -> None:
+    rows = fair.json("simulate", "--days", "10", "--json", "--at", "2026-03-02T15:00:00+00:00")
+    subjects = {row["step"]: row["subject"] for row in rows}
+    assert subjects["hello"] == "See the HX compact at Hall 7, booth 7001"
+    assert subjects["offer"].startswith("(not rendered for the sample lead: ")
+
+
+def test_a_tick_dates_each_message_on_its_leads_clock(fair: Dripper) -> None:
+    write(fair.root, "mail/hello.html", "<p>{{ send_date | date('yyyy-MM-dd') }} / {{ offer_until(days=21) }}</p>\n")
+    (fair.root / "leads.csv").write_text(
+        HEADER
+        + "chicago@example.com,Chi,US,America/Chicago,valves,,,\n"
+        + "auckland@example.com,Akl,NZ,Pacific/Auckland,valves,,,\n"
+        + "berlin@example.com,Ber,DE,Europe/Berlin,valves,,,\n",
+        encoding="utf-8",
+    )
+    fair("leads", "import", "leads.csv", "--at", "2026-01-31T02:00:00+00:00")
+    fair("tick", "--at", "2026-01-31T02:30:00+00:00")  # Jan 30 in Chicago, Jan 31 in Auckland and Berlin
+    texts = {to: text for to, (_subject, text) in sent_mail(fair.root, "hello").items()}
+    assert "2026-01-30 / February 20, 2026" in texts["chicago@example.com"]
+    assert "2026-01-31 / 21 February 2026" in texts["auckland@example.com"]
+    assert "2026-01-31 / 21. Februar 2026" in texts["berlin@example.com"]
+
+
 # --- declared fields checked at import ---------------------------------------------------
 def test_declared_fields_are_checked_per_row_with_their_line(fair: Dripper) -> None:
     text = CAMPAIGNS.replace("  budget: {type: number}", "  budget: {type: number}\n  product: {required: true}")
@@ -315,3 +339,13 @@ def test_a_date_that_cannot_be_written_fails_that_render_only(source: str) -> No
     renderer = _renderer({"mail/offer.html": source})
     with pytest.raises(jinja2.TemplateError):
         _body(renderer, "offer", _lead(attrs={"product": "x", "visit": "next week"}))
+
+
+def test_a_var_missing_at_render_is_named_as_campaigns_yaml_writes_it() -> None:
+    """A name made at render time escapes the static check: the touch's reason names it."""
+    import jinja2
+
+    renderer = _renderer({"mail/offer.html": "{{ vars['offer_' ~ 'weeks'] }}"})
+    assert render.check_templates(renderer.config, renderer.templates) != []  # the sample render finds it
+    with pytest.raises(jinja2.UndefinedError, match=r"^vars\.offer_weeks is not defined in campaigns\.yaml"):
+        _body(renderer, "offer", _lead())

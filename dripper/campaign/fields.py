@@ -105,6 +105,8 @@ class TemplateVars:
         self._values = dict(values)
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # `_values` itself, before __init__ (a copy): no recursion; vars._x reads vars['_x']
+            raise AttributeError(name)
         try:
             return self._values[name]
         except KeyError:
