@@ -349,3 +349,18 @@ def test_a_var_missing_at_render_is_named_as_campaigns_yaml_writes_it() -> None:
     assert render.check_templates(renderer.config, renderer.templates) != []  # the sample render finds it
     with pytest.raises(jinja2.UndefinedError, match=r"^vars\.offer_weeks is not defined in campaigns\.yaml"):
         _body(renderer, "offer", _lead())
+
+
+def test_check_and_preview_give_declared_fields_a_value_of_their_type(fair: Dripper) -> None:
+    write(
+        fair.root, "mail/hello.html", "<p>{{ lead.attrs.visit | date('long') }}, {{ lead.attrs.budget | float }}</p>\n"
+    )
+    check = fair("check")
+    assert "warning: lead.attrs.visit" not in check.stderr
+    assert "February 27, 2026, 12.0" in fair("preview", "fair", "hello").stdout
+
+
+def test_preview_of_a_step_the_sample_lead_cannot_render_says_why(fair: Dripper) -> None:
+    result = fair("preview", "fair", "offer", ok=1)
+    assert "'offer' cannot be rendered for sample.lead@example.com" in result.stderr
+    assert "product" in result.stderr
