@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
 
+from dripper.campaign import fields as declared
 from dripper.campaign import salvage, timing, yamlpos
 from dripper.campaign.cadence import CadenceSpec, Quiet
 from dripper.campaign.sourcefile import read_utf8
@@ -228,6 +229,7 @@ class Campaign(_Model):
     stop_on: list[StopKind] = Field(default_factory=lambda: list(STOP_KINDS))
     send_window: SendWindowSpec | None = None
     quiet: Quiet = Quiet()  # warnings of `check` the marketer accepts, per track
+    vars: dict[str, Any] = Field(default_factory=dict)  # for its templates; wins over the file's vars
     stages: dict[str, list[Step]]
 
     _name: str = PrivateAttr("")
@@ -261,6 +263,8 @@ class CampaignFile(_Model):
     reporting: Reporting = Reporting()
     extra_stages: list[str] = Field(default_factory=list)
     kinds: list[str] = Field(default_factory=list)  # step kinds beyond KINDS
+    fields: dict[str, declared.FieldSpec] = Field(default_factory=dict)  # declared lead fields (fields.py)
+    vars: dict[str, Any] = Field(default_factory=dict)  # campaign variables for the templates: vars.NAME
     campaigns: dict[str, Campaign]
 
     _path: FsPath = PrivateAttr(FsPath("campaigns.yaml"))
@@ -450,6 +454,8 @@ def _allowed_keys(path: tuple[Any, ...]) -> set[str] | None:
         return keys(CadenceSpec)
     if n == 3 and path[0] == "campaigns" and path[2] == "quiet":
         return keys(Quiet)
+    if n == 2 and path[0] == "fields":
+        return keys(declared.FieldSpec)
     if n == 2 and path[0] == "campaigns":
         return keys(Campaign)
     if n == 5 and path[0] == "campaigns" and path[2] == "stages":
@@ -654,6 +660,7 @@ def _semantic_problems(model: CampaignFile, pos: yamlpos.Positioned) -> list[Pro
                 if PARTS[step.channel].needs_subject and not step.subject:
                     problems.append(Problem(pos.at(spath), f"step {step.id!r}: an {step.channel} step needs a subject"))
     problems += _letter_problems(model.letters, pos)
+    problems += declared.problems(model, pos)
     return problems
 
 
