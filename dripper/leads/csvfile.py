@@ -188,7 +188,7 @@ def _encoding(head: bytes, scan: _Scan, given: str | None) -> tuple[str, str]:
 
 def _known_codec(name: str, head: bytes) -> str:
     try:
-        b"".decode(name)  # raises LookupError for an unknown name, or a codec that is not text (base64)
+        b"x".decode(name, "ignore")  # LookupError: an unknown name, or no text codec (base64); b"" would not look
     except LookupError:
         raise LeadError(f"unknown encoding {name!r} (--encoding): use e.g. utf-8, cp1252, latin-1") from None
     codec = codecs.lookup(name).name
@@ -262,34 +262,66 @@ class Record:
 
 class _Lines:
     """The file's physical lines as csv.reader pulls them, counted, at most MAX_ROW
-    characters per record (`start_record` begins the count again)."""
+    characters per record (`start_record` begins the count again). The quotes of the
+    record are counted too: after a record broke off, `skip_quoted` finds where it ends."""
 
     def __init__(self, text: TextIO):
         self._readline = text.readline
         self.line = 0
         self._left = MAX_ROW
+        self._quotes = 0
+        self._cut_cr = False  # the last read stopped at its size between a CR and its LF
 
     def start_record(self) -> None:
         self._left = MAX_ROW
+        self._quotes = 0
 
     def __iter__(self) -> _Lines:
         return self
 
     def __next__(self) -> str:
-        text = self._readline(self._left + 1)
+        text = self._read(self._left + 1)
         if not text:
             raise StopIteration
         self.line += 1
         self._left -= len(text)
+        self._quotes += text.count('"')
         if self._left < 0:
             if text[-1] not in "\r\n":
-                self._skip_line()
+                self._read_line()
             raise RowTooLong
         return text
 
-    def _skip_line(self) -> None:
-        while (rest := self._readline(_CHUNK)) and rest[-1] not in "\r\n":
-            pass
+    def _read_line(self) -> bool:
+        """Read on to the end of the physical line, a chunk at a time, counting its quotes;
+        False at the end of the file."""
+        read = False
+        while rest := self._read(_CHUNK):
+            read = True
+            self._quotes += rest.count('"')
+            if rest[-1] in "\r\n":
+                break
+        return read
+
+    def _read(self, size: int) -> str:
+        """At most `size` characters of the line, as `readline` reads them; except that a
+        CRLF the size cut in two stays one line end (the LF is not a line of its own)."""
+        text = self._readline(size)
+        if self._cut_cr:
+            self._cut_cr = False
+            if text == "\n":
+                text = self._readline(size)
+        self._cut_cr = len(text) == size and text[-1] == "\r"
+        return text
+
+    def skip_quoted(self) -> bool:
+        """After the parser gave up inside a record: while a quote of it is still open, read
+        on, line by line (the rest of a cell with line breaks). False when the file ends first."""
+        while self._quotes % 2:
+            if not self._read_line():
+                return False
+            self.line += 1
+        return True
 
 
 def records(lead_file: LeadFile) -> Iterator[Record]:
@@ -307,16 +339,27 @@ def records(lead_file: LeadFile) -> Iterator[Record]:
                 cells = next(reader)
             except StopIteration:
                 return
-            except RowTooLong:
-                yield Record(start, lines.line, [], f"the row is longer than {MAX_ROW:,} characters")
-                continue
-            except csv.Error as exc:
-                problem = str(exc)
-                if "field limit" in problem:
-                    problem = f"a cell is longer than {_CSV_FIELD_LIMIT:,} characters (at most {MAX_CELL:,})"
-                yield Record(start, lines.line, [], problem)
+            except (RowTooLong, csv.Error) as exc:
+                yield _broken(start, lines, exc)
                 continue
             yield Record(start, lines.line, cells)
+
+
+def _broken(start: int, lines: _Lines, exc: Exception) -> Record:
+    """The record the parser gave up on, read to its end: a quoted cell it broke off in
+    goes on to the line that closes the quote (its lines are no rows of their own)."""
+    if isinstance(exc, RowTooLong):
+        problem = f"the row is longer than {MAX_ROW:,} characters"
+    elif "field limit" in str(exc):
+        problem = f"a cell is longer than {_CSV_FIELD_LIMIT:,} characters (at most {MAX_CELL:,})"
+    else:
+        problem = f"cannot be read as CSV: {exc}"
+    closed = lines.skip_quoted()
+    if not closed:
+        problem += f"; a quote opened in it is never closed, so lines {start}-{lines.line} are skipped"
+    elif lines.line > start:
+        problem += f" (lines {start}-{lines.line})"
+    return Record(start, lines.line, [], problem)
 
 
 def cell_problem(header: Sequence[str], cells: Sequence[str], fmt: Format, limits: Sequence[int]) -> str | None:
