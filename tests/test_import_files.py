@@ -213,7 +213,9 @@ def test_a_quote_never_closed_is_reported_with_the_lines_it_takes(dripper_sqlite
             "encoding utf-8 (BOM), delimiter semicolon",
         ),
         (  # Excel's "Unicode text": UTF-16 with a byte order mark, tab-separated
-            csv_bytes([list(HEADER), row("a@x.example", first="Zoë")], delimiter="\t", encoding="utf-16", newline="\r\n"),
+            csv_bytes(
+                [list(HEADER), row("a@x.example", first="Zoë")], delimiter="\t", encoding="utf-16", newline="\r\n"
+            ),
             "encoding utf-16 (BOM), delimiter tab",
         ),
         (  # Excel's `sep=` line names the delimiter; the header is the line after it
@@ -223,7 +225,9 @@ def test_a_quote_never_closed_is_reported_with_the_lines_it_takes(dripper_sqlite
     ],
     ids=["tab", "utf8-bom-semicolon", "utf16-tab", "sep-line"],
 )
-def test_delimiter_and_encoding_are_found_and_said(dripper_sqlite: Dripper, project: Path, data: bytes, described: str) -> None:
+def test_delimiter_and_encoding_are_found_and_said(
+    dripper_sqlite: Dripper, project: Path, data: bytes, described: str
+) -> None:
     (project / "in.csv").write_bytes(data)
     result = dripper_sqlite("leads", "import", "in.csv", "--at", T0)
     assert reported(result.stderr) == []
@@ -279,7 +283,9 @@ def test_a_byte_the_given_encoding_cannot_read_is_a_bad_row(dripper_sqlite: Drip
     ("options", "words"),
     [(("--encoding", "klingon"), "unknown encoding 'klingon'"), (("--encoding", "base64"), "unknown encoding")],
 )
-def test_an_unknown_encoding_reads_nothing(dripper_sqlite: Dripper, project: Path, options: tuple[str, ...], words: str) -> None:
+def test_an_unknown_encoding_reads_nothing(
+    dripper_sqlite: Dripper, project: Path, options: tuple[str, ...], words: str
+) -> None:
     (project / "in.csv").write_bytes(csv_bytes([list(HEADER), row("a@x.example")]))
     result = dripper_sqlite("leads", "import", "in.csv", *options, ok=1)
     assert f"in.csv:1: {words}" in result.stderr

@@ -72,6 +72,7 @@ class Columns:
 
     names: tuple[str, ...]
     limits: tuple[int, ...]
+    shortest: int  # the least of `limits`
 
     @classmethod
     def of(cls, cells: list[str]) -> Columns:
@@ -79,7 +80,8 @@ class Columns:
         names = tuple(c.strip().lower() for c in cells)
         if "email" not in names:
             raise LeadError(f"no 'email' column in the header (found: {', '.join(names)})")
-        return cls(names, tuple(_cell_limit(name) for name in names))
+        limits = tuple(_cell_limit(name) for name in names)
+        return cls(names, limits, min(limits))
 
 
 def _cell_limit(name: str) -> int:
@@ -99,9 +101,11 @@ def check_row(record: csvfile.Record, columns: Columns, fmt: csvfile.Format, con
     if record.problem:
         return BadRow(record.line, record.problem)
     if len(record.cells) != len(columns.names):
-        spans = f" (the row runs to line {record.last_line}: a quote left open?)" if record.last_line > record.line else ""
+        spans = ""
+        if record.last_line > record.line:
+            spans = f" (the row runs to line {record.last_line}: a quote left open?)"
         return BadRow(record.line, f"expected {len(columns.names)} fields, found {len(record.cells)}{spans}")
-    problem = csvfile.cell_problem(columns.names, record.cells, fmt, columns.limits)
+    problem = csvfile.cell_problem(columns.names, record.cells, fmt, columns.limits, columns.shortest)
     if problem:
         return BadRow(record.line, problem)
     try:
@@ -175,7 +179,10 @@ class _Reader:
         context = multiprocessing.get_context("fork")  # the campaigns model as it is, nothing to re-import
         self._in, out = context.Pipe(duplex=False)
         self._process = context.Process(
-            target=_read, args=(lead_file, config, size, copy, out, os.getpid()), name="dripper-import-reader", daemon=True
+            target=_read,
+            args=(lead_file, config, size, copy, out, os.getpid()),
+            name="dripper-import-reader",
+            daemon=True,
         )
         self._process.start()
         out.close()
@@ -209,8 +216,9 @@ def import_file(
     batch_size: int,
     on_batch: Callable[[int, list[Problem]], None],
 ) -> ImportTotals:
-    """Import `lead_file` (see `csvfile.open_lead_file`) as at instant `at`. After each batch is committed, `on_batch` gets the
-    last line it covered and its problems (bad rows, duplicates, warnings) in line order.
+    """Import `lead_file` (see `csvfile.open_lead_file`) as at instant `at`. After each
+    batch is committed, `on_batch` gets the last line it covered and its problems (bad
+    rows, duplicates, warnings) in line order.
     Raises LeadError when the file has no usable header.
 
     The reader is forked before this process opens its connection; the caller must not
