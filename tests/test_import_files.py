@@ -344,8 +344,11 @@ def test_a_skipped_duplicate_gets_no_other_warning(dripper: Dripper, project: Pa
         ("j@x.de;Jürgen;Müller;Bäckerei Größe GmbH;Köln\n", "cp1252", "cp1252"),
         ("p@x.pl;Łukasz;Żółć;;Kraków\n", "cp1250", "cp1250"),
         ("r@x.ru;Иван;Петров;;Москва\n", "cp1251", "cp1251"),
+        ("e@x.de;Preis 5 €;Jürgen\n" * 20, "cp1252", "cp1252"),
+        ("p@x.pl;Łukasz;Żółć;;Kraków\np@x.pl;Paweł;Wiśniewski;Łódź\n" * 20, "cp1250", "cp1250"),
+        ("f@x.fr;Hélène;Lefèvre;Besançon\nn@x.fr;Noël;Dubœuf;Orléans\n" * 20, "cp1252", "cp1252"),
     ],
-    ids=["french", "spanish", "german", "polish", "russian"],
+    ids=["french", "spanish", "german", "polish", "russian", "euro", "polish-more", "french-more"],
 )
 def test_legacy_encodings_are_told_apart_even_from_a_few_names(text: str, codec: str, expected: str) -> None:
     assert csvfile.legacy_encoding(text.encode(codec)) == expected

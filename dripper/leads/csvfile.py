@@ -22,6 +22,7 @@ from __future__ import annotations
 import codecs
 import csv
 import re
+import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,28 +198,44 @@ def _known_codec(name: str, head: bytes) -> str:
 
 
 def legacy_encoding(sample: bytes) -> str | None:
-    """The single-byte encoding `sample` (lines that are not UTF-8) is in, by charset-normalizer.
+    """The Windows code page `sample` (lines that are not UTF-8) is in, by charset-normalizer.
 
-    A few names give it little to go on: Windows-1250 and -1252 often fit equally well,
-    though `Lefèvre` read as Windows-1250 is `Lefčvre`. Of the fits it finds best, the
-    one that reads the non-ASCII characters as letters wins (names and places are made
-    of letters: `Łukasz` rather than `£ukasz`), then Windows-1252 (Excel's in Western
-    Europe), then its own order."""
+    Names give it little to go on, and it can rank wrongly: Windows-1250 and -1252 often
+    fit equally well, though `Lefèvre` read as Windows-1250 is `Lefčvre`, and Polish names
+    in Windows-1250 came out best as Windows-1252 (`£ukasz`). Of the fits it finds nearly
+    as good as its best (_NEARLY), the one that reads the most non-ASCII characters as
+    what names are made of wins (letters, € and punctuation; not ¯ or ³), then the least chaotic, then the
+    one whose text it finds most like a language, then Windows-1252 (Excel's in Western Europe), then its own order."""
     from charset_normalizer import from_bytes
 
-    results = [r for r in from_bytes(sample) if r.encoding not in ("utf_8", "ascii")]
+    results = [r for r in from_bytes(sample, cp_isolation=list(_ANSI_CODE_PAGES)) if r.encoding in _ANSI_CODE_PAGES]
     if not results:
         return None
     least = min(r.chaos for r in results)
-    best = [r for r in results if r.chaos <= least]
+    near = [r for r in results if r.chaos <= least + _NEARLY]
 
     def letters(codec: str) -> int:
         text = sample.decode(codec, errors="replace")
-        return sum(1 for c in text if not c.isascii() and c.isalpha())
+        return sum(1 for c in text if not c.isascii() and unicodedata.category(c) in _IN_NAMES)
 
-    scored = [(letters(r.encoding), "cp1252" in r.could_be_from_charset, -i, r) for i, r in enumerate(best)]
-    top = max(scored, key=lambda s: s[:3])
-    return "cp1252" if top[1] else top[3].encoding
+    scored = [
+        (letters(r.encoding), -round(r.chaos, 2), round(r.coherence, 2), "cp1252" in r.could_be_from_charset, -i, r)
+        for i, r in enumerate(near)
+    ]
+    top = max(scored, key=lambda s: s[:5])
+    return "cp1252" if top[3] else top[5].encoding
+
+
+# What Excel writes as "CSV" on Windows: the system's ANSI code page. Asking only about
+# these keeps DOS, Mac and ISO code pages, which read a few names as well, out of a close call.
+_ANSI_CODE_PAGES = (
+    "cp1252", "cp1250", "cp1251", "cp1253", "cp1254", "cp1255", "cp1256", "cp1257", "cp1258",
+    "cp874", "cp932", "cp936", "cp949", "cp950",
+)  # fmt: skip
+# Unicode categories of what names, places and notes hold: letters, currency signs (€),
+# dashes, quotes and other punctuation, ©®™°, spaces; not ¯ ³ ± nor control characters.
+_IN_NAMES = frozenset({"Lu", "Ll", "Lt", "Lm", "Lo", "Sc", "Pd", "Pi", "Pf", "Po", "Ps", "Pe", "So", "Zs"})
+_NEARLY = 0.2  # charset-normalizer's chaos, 0 (clean) to 1: how much worse than its best still counts
 
 
 def _text(path: Path, encoding: str) -> TextIO:
