@@ -291,6 +291,13 @@ def test_an_unknown_encoding_reads_nothing(
     assert f"in.csv:1: {words}" in result.stderr
 
 
+def test_a_header_with_a_byte_that_is_not_text_reads_nothing(dripper_sqlite: Dripper, project: Path) -> None:
+    data = b"email,stra\xdfe\n" + b"".join(f"l{i}@x.example,Main St\n".encode() for i in range(200))
+    (project / "in.csv").write_bytes(data)
+    result = dripper_sqlite("leads", "import", "in.csv", ok=1)
+    assert "in.csv:1: the header: column 2: byte 0xDF is not valid utf-8" in result.stderr
+
+
 # --- bad rows: columns, duplicates ----------------------------------------------------------
 
 

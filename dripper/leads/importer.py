@@ -123,6 +123,10 @@ def _rows(lead_file: LeadFile, config: CampaignFile) -> Iterator[tuple[int, Lead
         raise LeadError("the file is empty: expected a header line with at least 'email'")
     if header.problem:
         raise LeadError(f"the header cannot be read: {header.problem}")
+    numbered = [f"column {i}" for i in range(1, len(header.cells) + 1)]  # its own names may be what is wrong
+    problem = csvfile.cell_problem(numbered, header.cells, lead_file.format, [csvfile.MAX_CELL] * len(numbered), 0)
+    if problem:
+        raise LeadError(f"the header: {problem}")
     columns = Columns.of(header.cells)
     for record in found:
         if not record.problem and not "".join(record.cells).strip():
