@@ -7,14 +7,14 @@ The encoding is decided for the whole file before anything is imported (`open_le
   - a byte order mark decides: UTF-8, or UTF-16 (Excel's "Unicode text");
   - a file that is valid UTF-8 is UTF-8;
   - a file that is UTF-8 but for a few rows (some of its non-ASCII text is valid UTF-8,
-    or the broken rows are fewer than one in a hundred and fewer than ten) stays UTF-8:
+    or the broken rows are fewer than ten and at most one in a hundred) stays UTF-8:
     those rows are reported as bad rows and skipped;
   - anything else is a legacy encoding (Excel in Germany, France or Spain saves CSV in
     Windows-1252), which charset-normalizer names from the rows that are not UTF-8.
 Whatever the encoding, a byte the encoding cannot read becomes a lone surrogate in its
-cell (as with `surrogateescape`), so the CSV parser still sees every
-physical line (quoted fields with line breaks included), and the row holding it is the
-one refused (`cell_problem`).
+cell (as with `surrogateescape`), so the CSV parser still sees every physical line
+(quoted fields with line breaks included), and the row holding it is the one refused
+(`cell_problem`).
 """
 
 from __future__ import annotations
@@ -84,9 +84,13 @@ class Format:
     sep_line: bool = False  # the file starts with Excel's `sep=;` line
 
     @property
+    def encoding_name(self) -> str:
+        return {"utf-8-sig": "utf-8", "utf_8": "utf-8"}.get(self.encoding, self.encoding)
+
+    @property
     def encoding_label(self) -> str:
-        name = {"utf-8-sig": "utf-8", "utf_8": "utf-8"}.get(self.encoding, self.encoding)
-        return f"{name} ({self.encoding_source})" if self.encoding_source else name
+        """The name and how it was chosen: `cp1252 (detected)`."""
+        return f"{self.encoding_name} ({self.encoding_source})" if self.encoding_source else self.encoding_name
 
     @property
     def delimiter_label(self) -> str:
@@ -393,8 +397,8 @@ def cell_problem(
             if found.group() == "\x00":
                 return f"{name} contains a NUL character (byte 0x00)"
             byte = ord(found.group()) - 0xDC00
-            problem = f"{name}: byte 0x{byte:02X} is not valid {fmt.encoding_label}"
-            if not fmt.encoding_source:  # UTF-8 by default: perhaps it is not
+            problem = f"{name}: byte 0x{byte:02X} is not valid {fmt.encoding_name}"
+            if fmt.encoding_source in ("", "detected"):  # a guess: perhaps a wrong one
                 problem += "; if the file was saved in another encoding, give it with --encoding (e.g. cp1252)"
             return problem
     if len(joined) > shortest and max(map(len, cells)) > shortest:
