@@ -175,6 +175,18 @@ def test_an_oversized_cell_skips_its_row(dripper_sqlite: Dripper, project: Path,
     assert "2 lead(s) imported" in result.stdout
 
 
+def test_a_crlf_cut_by_the_row_limit_is_still_one_line_end(dripper_sqlite: Dripper, project: Path) -> None:
+    """A row of exactly MAX_ROW characters before its CRLF: the limit falls between CR and
+    LF, and the LF must not count as a line of its own."""
+    cells = row("big@x.example", product="")
+    cells[-1] = "y" * (csvfile.MAX_ROW - len(",".join(cells)))
+    rows = [list(HEADER), cells, row("bad", first="X"), row("c@x.example")]
+    (project / "crlf.csv").write_bytes(csv_bytes(rows, newline="\r\n"))
+    result = dripper_sqlite("leads", "import", "crlf.csv", "--at", T0, ok=2)
+    assert [line.split(": ", 1)[0] for line in reported(result.stderr)] == ["crlf.csv:2", "crlf.csv:3"]
+    assert lead(dripper_sqlite, "c@x.example") is not None
+
+
 def test_a_huge_cell_with_line_breaks_is_one_bad_row(dripper_sqlite: Dripper, project: Path) -> None:
     """The parser gives up inside the quoted cell: its lines are no rows of their own, and
     the lines after it keep their numbers."""
