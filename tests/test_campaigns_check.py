@@ -155,6 +155,8 @@ def find(result: Result, prefix: str, *words: str) -> str:
 
 
 def test_good_project_passes(proj: Project) -> None:
+    # GOOD's one track is four weeks long: silenced, so not even the cadence lint warns (test_cadence.py)
+    proj.write(GOOD.replace("    stages:\n", "    quiet: {cadence: [supplier_research]}\n    stages:\n", 1))
     result = proj.check()
     expect_success(result)
     assert problems(result) == []

@@ -8,7 +8,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from dripper.campaign import usage
+from dripper.campaign import cadence, usage
 from dripper.campaign.model import CampaignFile
 from dripper.cli.app import AT, App, at_or_now, err, fail, out, pass_app
 
@@ -32,6 +32,8 @@ def check(app: App, against_db: bool, at: str | None) -> None:
         f"{len(loaded.templates.sources)} template file(s)"
     )
     _warn_if_channels_cannot_work(loaded.campaigns)
+    for warning in cadence.warnings(loaded.campaigns):
+        err.print(str(warning), markup=False, soft_wrap=True)
     if against_db:
         _print_diff(_diff_data(app, loaded.campaigns, None, at))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,9 @@ def preview(
         lead = row.for_templates(config.defaults.timezone)
         secret = app.settings.secret or store.secret()
     else:
-        lead = sample_lead(config, any_attrs=False)
+        # In the step's own stage and campaign: a template that words itself by lead.stage
+        # shows what that stage's leads receive.
+        lead = replace(sample_lead(config, any_attrs=False), stage=found[0], campaign=campaign)
         secret = app.settings.secret or "preview"
     if to is not None:  # signed with the real secret, so that `serve` knows its links for a test's
         _send_test(app, loaded, lead, camp, the_step, now, to, app.settings.secret or app.store().secret())
