@@ -260,7 +260,10 @@ def _describe_campaign(project: Path, *, label: str | None) -> None:
 
 
 @pytest.fixture(
-    params=[(None, "Literature follow up"), ("Product news from <Acme> & Co", "Product news from &lt;Acme&gt; &amp; Co")]
+    params=[
+        (None, "Literature follow up"),
+        ("Product news from <Acme> & Co", "Product news from &lt;Acme&gt; &amp; Co"),
+    ]
 )
 def labelled(project: Path, request: pytest.FixtureRequest) -> str:
     """The fixture campaign with a strategy note (and a label, or none); what the page should call it."""
