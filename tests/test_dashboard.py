@@ -302,9 +302,9 @@ def shipped_served(tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPa
 
 
 def fits(watched: Watched, width: int, name: str) -> None:
-    """The page at `width`: a screenshot, no horizontal scrolling of the page; and on the
+    """The page at `width`: a screenshot, no horizontal scrolling of the page; on the
     laptop, no table cut off in its scroll box either (on a phone a wide table scrolls
-    inside its box, which is what the box is for)."""
+    inside its box, which is what the box is for); and nothing axe-core finds."""
     page = watched.page
     watched.screenshot(SHOTS / f"shipped-{name}-{width}.png")
     size = page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
@@ -315,6 +315,8 @@ def fits(watched: Watched, width: int, name: str) -> None:
             ".map(e => e.firstElementChild.className + ': ' + e.scrollWidth + ' > ' + e.clientWidth)"
         )
         assert not cut, f"{name} at {width} px cuts off {cut}"
+    violations = watched.axe_violations()
+    assert not violations, f"{name} at {width} px:\n" + "\n".join(violations)
     watched.assert_clean()
 
 
