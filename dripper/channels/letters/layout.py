@@ -3,7 +3,7 @@ day become one print batch.
 
 dripper owns the first page's frame, so that every letter fits its envelope whatever the
 template does: the recipient block where the envelope's window shows it, the sender's
-return address, the date in the lead's language, fold marks and, on letters of more
+return address, the date in the letter's language, fold marks and, on letters of more
 than one page, page numbers. The template supplies the letterhead (the element with
 class `letterhead`) and the body, which starts below the window.
 
