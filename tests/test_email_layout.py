@@ -44,3 +44,30 @@ def test_the_footer_sits_under_the_card_at_its_width(shipped_email: Path, browse
     assert "Unsubscribe" in page.locator("div.dripper-footer").inner_text()
     browser.screenshot(REVIEW / "email" / f"need-welcome-{width}.png")
     browser.assert_clean()
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_the_pages_a_recipient_sees_fit_and_pass_axe(browser: Watched, tmp_path: Path, width: int) -> None:
+    from dripper.web.templating import environment
+
+    pages = {
+        "preferences": (
+            "public/preferences.html",
+            {"email": "ad•••@lovelace.example", "about": "Literature follow up", "sender": "Acme Sales"},
+        ),
+        "unsubscribe": ("public/unsubscribe.html", {"email": "ad•••@lovelace.example", "sender": "Acme Sales"}),
+        "unsubscribed": ("public/unsubscribed.html", {"email": "ad•••@lovelace.example", "sender": "Acme Sales"}),
+    }
+    browser.page.set_viewport_size({"width": width, "height": 900})
+    for name, (template, values) in pages.items():
+        html = (
+            environment()
+            .get_template(template)
+            .render(title=name.title(), message="", token="t", months=(1, 2, 3, 6), **values)
+        )
+        (tmp_path / f"{name}.html").write_text(html, encoding="utf-8")
+        assert browser.open_file(tmp_path / f"{name}.html").ok
+        assert browser.page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+        assert not browser.axe_violations(), (name, browser.axe_violations())
+        browser.screenshot(REVIEW / "public" / f"{name}-{width}.png")
+        browser.assert_clean()
