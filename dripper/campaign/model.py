@@ -224,7 +224,8 @@ class Step(_Model):
 
 
 class Campaign(_Model):
-    description: str | None = None
+    description: str | None = None  # the marketer's own note: never shown to a lead
+    label: str | None = None  # what leads see it called (the preference page); default: from the name
     letter_format: LetterFormat | None = None  # overrides letters.format
     stop_on: list[StopKind] = Field(default_factory=lambda: list(STOP_KINDS))
     send_window: SendWindowSpec | None = None
@@ -244,6 +245,12 @@ class Campaign(_Model):
     def name(self) -> str:
         return self._name
 
+    @property
+    def public_label(self) -> str:
+        """The name a lead sees: `label`, else the key made readable (`literature-follow-up`
+        -> "Literature follow-up"); never `description`, which is the marketer's note."""
+        return self.label or humanise(self._name)
+
     def track(self, stage: str) -> list[Step]:
         return self.stages.get(stage, [])
 
@@ -252,6 +259,12 @@ class Campaign(_Model):
 
     def stops_on(self, kind: str) -> bool:
         return kind in ALWAYS_STOP or kind in self.stop_on
+
+
+def humanise(key: str) -> str:
+    """A campaign key as words: separators become spaces, the first letter a capital."""
+    words = " ".join(re.split(r"[-_.\s]+", key)).strip()
+    return words[:1].upper() + words[1:]
 
 
 class CampaignFile(_Model):

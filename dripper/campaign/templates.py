@@ -330,8 +330,10 @@ def without_script_urls(document: str) -> str:
 
 
 # The footer dripper appends to every e-mail's HTML part; autoescaped like every page.
+# It is a column of the same width as templates/email/base.html's card (600 px plus 28 px
+# padding a side, centred), so it sits under the card rather than at the window's edge.
 _FOOTER = jinja2.Environment(autoescape=True).from_string(
-    '<div class="dripper-footer" style="margin-top:32px;padding-top:12px;border-top:1px solid #ddd;'
+    '<div class="dripper-footer" style="max-width:600px;margin:0 auto;padding:16px 28px 24px;'
     'font-size:12px;color:#666;line-height:1.5">{{ postal }}<br>'
     "You receive these e-mails because you asked us for information. "
     '<a href="{{ url }}" style="color:#666">Unsubscribe</a>'
