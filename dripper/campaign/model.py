@@ -18,8 +18,8 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
 
+from dripper.campaign import conditions, salvage, timing, yamlpos
 from dripper.campaign import fields as declared
-from dripper.campaign import salvage, timing, yamlpos
 from dripper.campaign.cadence import CadenceSpec, Quiet
 from dripper.campaign.sourcefile import read_utf8
 from dripper.campaign.timing import Duration, Window
@@ -221,6 +221,8 @@ class Step(_Model):
     send_window: SendWindowSpec | None = None
     # Earlier ids of this step: a renamed step keeps its history (what was sent stays sent).
     renamed_from: list[str] = Field(default_factory=list)
+    # A condition (campaign/conditions.py), evaluated at send time: false = skipped, reason `condition`.
+    when: str | None = None
 
 
 class Campaign(_Model):
@@ -728,6 +730,7 @@ def parse_all(text: str, file: str) -> tuple[CampaignFile | None, list[Problem]]
         model._positions = used
         for name, campaign in model.campaigns.items():
             campaign._name = name
+        problems += conditions.problems(model, used, text)
     # A value the YAML reader could not read is None to the schema: said once, by the reader.
     unreadable = {p.location for p in pos.problems}
     problems = pos.problems + [p for p in problems[len(pos.problems) :] if p.location not in unreadable]
