@@ -37,7 +37,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from jinja2 import TemplateSyntaxError, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from dripper.leads.records import Lead
 
 log = logging.getLogger(__name__)
+_N = TypeVar("_N", bound=nodes.Node)
 
 # One environment for every condition: sandboxed, lenient undefined (a missing attribute is
 # false, not an error), no autoescape (nothing is rendered to HTML).
@@ -273,7 +274,7 @@ def expression_problems(text: str, config: CampaignFile, campaign: Campaign) -> 
         expr = parser.parse_expression()
         if not parser.stream.eos:
             token = parser.stream.current
-            return [(token.value if isinstance(token.value, str) else None, f"when: unexpected {token.value!r}")]
+            return [(None, f"when: unexpected {token.value!r} after a whole expression (a missing and/or?)")]
     except TemplateSyntaxError as exc:
         return [(None, f"when: syntax error: {exc.message}")]
     return _name_problems(expr, config, campaign)
@@ -285,7 +286,7 @@ def _name_problems(expr: nodes.Expr, config: CampaignFile, campaign: Campaign) -
 
     found: list[tuple[str | None, str]] = []
     variables = set(campaign_vars(config, campaign.name))
-    for name_node in expr.find_all(nodes.Name):
+    for name_node in _all(expr, nodes.Name):
         node_name = name_node.name
         if node_name not in NAMES and node_name not in _JINJA_CONSTANTS:
             found.append(
@@ -295,7 +296,7 @@ def _name_problems(expr: nodes.Expr, config: CampaignFile, campaign: Campaign) -
                     f" (a condition sees {', '.join(NAMES)})",
                 )
             )
-    for node in expr.find_all(nodes.Getattr):
+    for node in _all(expr, nodes.Getattr):
         owner = node.node
         if isinstance(owner, nodes.Name) and owner.name == "lead" and node.attr not in LEAD_NAMES:
             found.append(
@@ -314,9 +315,15 @@ def _name_problems(expr: nodes.Expr, config: CampaignFile, campaign: Campaign) -
             hint = did_you_mean(node.attr, set(config.fields))
             if hint:  # an undeclared column is fine; one a letter away from a declared field is a typo
                 found.append((node.attr, f"when: lead.attrs.{node.attr} is not a declared field{hint}"))
-    for call in expr.find_all(nodes.Call):
+    for call in _all(expr, nodes.Call):
         found += _call_problems(call, config, campaign)
     return found + _outcome_problems(expr)
+
+
+def _all(expr: nodes.Expr, kind: type[_N]) -> list[_N]:
+    """The nodes of `kind` in the expression, itself included (`find_all` skips the top)."""
+    top = [expr] if isinstance(expr, kind) else []
+    return [*top, *expr.find_all(kind)]
 
 
 def _is_lead_attrs(node: nodes.Node) -> bool:
@@ -366,7 +373,7 @@ def _outcome_problems(expr: nodes.Expr) -> list[tuple[str | None, str]]:
     from dripper.store.queries.callrows import OUTCOMES
 
     found: list[tuple[str | None, str]] = []
-    for compare in expr.find_all(nodes.Compare):
+    for compare in _all(expr, nodes.Compare):
         operands = [compare.expr, *(op.expr for op in compare.ops)]
         if not any(_is_outcome_call(o) for o in operands):
             continue

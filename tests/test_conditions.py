@@ -1,0 +1,258 @@
+"""Step conditions (`when:`): the docs page's campaign run end to end, `check`'s located
+errors, evaluation at send time, and what plan/simulate/diff/report show."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dripper.campaign import conditions
+from dripper.campaign.model import parse
+from dripper.errors import ConfigError
+from dripper.leads.records import Lead
+from tests.conftest import Dripper
+
+DOCS = Path(__file__).parent.parent / "docs" / "marketers" / "conditions.md"
+T0 = "2026-01-05T10:00:00-06:00"  # a Monday
+
+
+def docs_campaigns() -> str:
+    """The first YAML block of docs/marketers/conditions.md: the file the page explains."""
+    match = re.search(r"```yaml\n(.*?)```", DOCS.read_text(encoding="utf-8"), re.S)
+    assert match is not None
+    return match.group(1)
+
+
+TEMPLATES = {
+    "mail/thanks.html": "<p>Thanks, {{ lead.first_name }}.</p>",
+    "mail/case_study_de.html": "<p>Die Fallstudie.</p>",
+    "mail/case_study.html": "<p>The case study.</p>",
+    "mail/after_call.html": "<p>As promised.</p>",
+    "mail/switch_offer.html": "<p>We pay the switch from {{ lead.attrs.competitor }}.</p>",
+    "mail/win_back.html": "<p>Still happy?</p>",
+    "letters/follow_up.html": "<p>Dear {{ lead.first_name }}, a letter.</p>",
+    "calls/check_in.html": "Ask how the evaluation goes.",
+}
+LEADS = """\
+email,first_name,stage,country,language,competitor,address_line1,city,region,postal_code
+anna@example.de,Anna,supplier_research,DE,de-AT,,Ring 1,Wien,,1010
+bob@example.com,Bob,supplier_research,US,en,,1 Elm St,Springfield,IL,62701
+carla@example.ca,Carla,supplier_research,CA,,,,,,
+dan@example.com,Dan,lost_to_competitor,US,en,Globex,,,,
+eve@example.com,Eve,lost_to_competitor,US,en,Umbrella,,,,
+fay@example.com,Fay,lost_to_competitor,US,en,,,,,
+"""
+
+
+def conditions_project(project: Path) -> None:
+    (project / "campaigns.yaml").write_text(docs_campaigns(), encoding="utf-8")
+    shutil.rmtree(project / "templates")
+    for name, text in TEMPLATES.items():
+        path = project / "templates" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n", encoding="utf-8")
+    (project / "leads.csv").write_text(LEADS, encoding="utf-8")
+
+
+@pytest.fixture
+def docs_project(project: Path, dripper: Dripper) -> Dripper:
+    conditions_project(project)
+    return dripper
+
+
+def states(dripper: Dripper, email: str) -> dict[str, tuple[str, str | None]]:
+    plan = dripper.json("plan", email, "--json")
+    return {t["step"]: (t["state"], t["reason"]) for t in plan["touches"]}
+
+
+def at(days: float, hours: float = 0) -> str:
+    from datetime import datetime, timedelta
+
+    return (datetime.fromisoformat(T0) + timedelta(days=days, hours=hours)).isoformat()
+
+
+def test_the_docs_examples_skip_exactly_the_leads_they_should(docs_project: Dripper) -> None:
+    dripper = docs_project
+    dripper("check")
+    dripper("leads", "import", "leads.csv", "--at", T0)
+    for day in (0, 7, 14, 21, 35):
+        dripper("tick", "--at", at(day))
+    # the day of the calls: Anna asks to be called back, Carla is not reached
+    dripper("event", "anna@example.de", "called", "--outcome", "call_back", "--at", at(35, 2))
+    dripper("event", "carla@example.ca", "called", "--outcome", "voicemail", "--at", at(35, 3))
+    dripper("tick", "--at", at(37))
+
+    anna, bob, carla = (states(dripper, e) for e in ("anna@example.de", "bob@example.com", "carla@example.ca"))
+    skipped = ("skipped", "condition")
+    # 1. the German-speaking lead gets the German case study, the others the English one
+    assert anna["case-study-de"][0] == "sent" and anna["case-study"] == skipped
+    assert bob["case-study-de"] == skipped and bob["case-study"][0] == "sent"
+    assert carla["case-study-de"] == skipped and carla["case-study"][0] == "sent"
+    # 2. no letter outside the countries we print for; Carla's country is one, her address is not
+    assert anna["letter-1"] == skipped
+    assert bob["letter-1"][0] == "sent", bob
+    assert carla["letter-1"] == ("skipped", "no_postal_address")
+    # 3. the follow-up two days after the call, only after `call_back`
+    assert all(s["call-1"][0] == "sent" for s in (anna, bob, carla))
+    assert anna["after-call-back"][0] == "sent"
+    assert bob["after-call-back"] == skipped and carla["after-call-back"] == skipped
+    # 4. lost to a competitor: the offer against the ones we beat, the other for the rest
+    dan, eve, fay = (states(dripper, e) for e in ("dan@example.com", "eve@example.com", "fay@example.com"))
+    assert dan["switch-offer"][0] == "sent" and dan["win-back"] == skipped
+    assert eve["switch-offer"] == skipped and eve["win-back"][0] == "sent"
+    assert fay["switch-offer"] == skipped and fay["win-back"][0] == "sent"  # no competitor: not one we beat
+
+    outbox = sorted(p.name for p in (dripper.root / "outbox").glob("*.eml"))
+    assert len([n for n in outbox if "_switch-offer_" in n]) == 1
+    assert len([n for n in outbox if "_after-call-back_" in n]) == 1
+    assert len([n for n in outbox if "_case-study-de_" in n]) == 1
+
+
+def test_the_docs_call_back_command_is_accepted(docs_project: Dripper) -> None:
+    dripper = docs_project
+    dripper("leads", "add", "ada@example.com", "--at", T0)
+    page = DOCS.read_text(encoding="utf-8")
+    command = re.search(r"```sh\n(dripper event .*?)\n```", page)
+    assert command is not None
+    args = command.group(1).split()[1:]
+    result = dripper(*args, "--at", at(1))
+    assert "recorded as call_back" in result.stdout
+
+
+# --- check -------------------------------------------------------------------------------
+
+BASE = """\
+sender:
+  from: "Acme Sales <sales@acme.example>"
+  postal_address: "Acme Inc., 1 Main St, Springfield, IL 62701, USA"
+fields:
+  competitor: {type: text}
+vars:
+  print_countries: [US, CA]
+campaigns:
+  c:
+    stages:
+      supplier_research:
+        - id: call-1
+          after: 0d
+          channel: call
+          template: t.html
+        - id: mail-1
+          after: 1d
+          subject: "s"
+          template: t.html
+          when: {when}
+"""
+
+
+def problems_for(expression: str) -> list[str]:
+    try:
+        parse(BASE.replace("{when}", expression), "campaigns.yaml")
+    except ConfigError as exc:
+        return [str(p) for p in exc.problems]
+    return []
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("lead.langauge == 'de'", "20:22: when: a lead has no 'langauge' (did you mean 'language'?)"),
+        ("leed.country == 'DE'", "20:17: when: unknown name 'leed' (did you mean 'lead'?)"),
+        (
+            "lead.country in vars.print_country",
+            "20:38: when: no variable 'print_country' (did you mean 'print_countries'?)",
+        ),
+        (
+            "lead.attrs.competitr == 'Globex'",
+            "20:28: when: lead.attrs.competitr is not a declared field (did you mean 'competitor'?)",
+        ),
+        ("call_outcome('call-1') == 'callback'", "20:44: when: no call outcome 'callback' (did you mean 'call_back'?)"),
+        (
+            "call_outcome('cal-1') == 'call_back'",
+            "20:31: when: no step 'cal-1' in campaign 'c' (did you mean 'call-1'?)",
+        ),
+        ("call_outcome('mail-1') == 'call_back'", "20:31: when: step 'mail-1' is not a call step"),
+        ("clicked('mail-2')", "20:26: when: no step 'mail-2' in campaign 'c' (did you mean 'mail-1'?)"),
+        ("was_in_stage('negotation')", "20:31: when: unknown funnel stage 'negotation' (did you mean 'negotiation'?)"),
+        ("was_in_stage()", "20:17: when: was_in_stage() needs a stage"),
+        ("clicked(lead.email)", "20:17: when: clicked() takes at most one quoted argument"),
+        ('"lead.country =="', "20:17: when: syntax error"),
+        ("\"lead.country == 'US' lead\"", "20:17: when: unexpected 'lead'"),
+        ('"lead.__class__"', "20:23: when: a lead has no '__class__'"),
+        ('""', "20:17: when: is empty"),
+    ],
+)
+def test_check_locates_every_mistake_in_a_condition(expression: str, expected: str) -> None:
+    found = problems_for(expression)
+    assert any(p.startswith(f"campaigns.yaml:{expected}") for p in found), found
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "lead.language.startswith('de')",
+        "lead.country in vars.print_countries and not replied()",
+        "call_outcome('call-1') in ['call_back', 'voicemail']",
+        "lead.attrs.anything_else == 'x' or clicked('mail-1') or clicked()",
+        "was_in_stage('negotiation') and lead.owner == 'ann'",
+    ],
+)
+def test_check_accepts_good_conditions(expression: str) -> None:
+    assert problems_for(expression) == []
+
+
+# --- evaluation ---------------------------------------------------------------------------
+
+
+def subject(**attrs: str) -> conditions.Subject:
+    config = parse(BASE.replace("{when}", "'true'"), "campaigns.yaml")
+    lead = Lead(email="a@example.com", stage="supplier_research", campaign="c", country="DE", attrs=dict(attrs))
+    return conditions.subject_for(config, "c", lead)
+
+
+def test_a_missing_column_is_false_not_an_error() -> None:
+    assert not conditions.holds("lead.attrs.competitor == 'Globex'", subject())
+    assert not conditions.holds("lead.attrs.competitor in ['Globex']", subject())
+    assert conditions.holds("not lead.attrs.competitor", subject())
+    assert conditions.holds("lead.language.startswith('de')", subject(language="de-CH"))
+    assert conditions.holds("lead.country in vars.print_countries", subject()) is False
+
+
+def test_the_sandbox_refuses_to_reach_into_the_program() -> None:
+    with pytest.raises(conditions.ConditionError):
+        conditions.holds("lead.__class__.__mro__", subject())
+    with pytest.raises(conditions.ConditionError):
+        conditions.holds("vars.__init__.__globals__", subject())
+
+
+def test_history_reads_clicks_calls_and_stages() -> None:
+    history = conditions.History.of(
+        [
+            {"kind": "clicked", "detail": {"step": "mail-1"}},
+            {"kind": "called", "detail": {"step": "call-1", "outcome": "voicemail"}},
+            {"kind": "called", "detail": {"step": "call-1", "outcome": "call_back"}},
+            {"kind": "stage", "detail": {"from": "negotiation", "to": "supplier_research"}},
+            {"kind": "replied", "detail": None},
+        ]
+    )
+    base = subject()
+    seen = conditions.Subject(base.lead, history, base.vars)
+    for text in (
+        "clicked('mail-1')",
+        "clicked()",
+        "call_outcome('call-1') == 'call_back'",
+        "call_outcome() == 'call_back'",
+        "was_in_stage('negotiation')",
+        "replied()",
+    ):
+        assert conditions.holds(text, seen), text
+    assert not conditions.holds("clicked('call-1') or call_outcome('mail-1')", seen)
+    assert not conditions.holds("replied() or was_in_stage('customer')", base)
+
+
+def parametrize_ids(values: list[Any]) -> list[str]:  # pragma: no cover - kept for readability of ids
+    return [str(v) for v in values]
