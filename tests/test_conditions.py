@@ -6,8 +6,6 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
-from typing import Any
-
 import pytest
 
 from dripper.campaign import conditions
@@ -253,6 +251,3 @@ def test_history_reads_clicks_calls_and_stages() -> None:
     assert not conditions.holds("clicked('call-1') or call_outcome('mail-1')", seen)
     assert not conditions.holds("replied() or was_in_stage('customer')", base)
 
-
-def parametrize_ids(values: list[Any]) -> list[str]:  # pragma: no cover - kept for readability of ids
-    return [str(v) for v in values]
