@@ -336,6 +336,8 @@ class CampaignFile(_Model):
                         "kind": step.kind,
                         "send_window": _window_data(step.send_window),
                         "renamed_from": list(step.renamed_from),
+                        # kept for `dripper diff`, left out of the fingerprint: no re-planning
+                        **({"when": step.when} if step.when is not None else {}),
                     }
                     for step in steps
                 ]
@@ -345,8 +347,10 @@ class CampaignFile(_Model):
 
     def schedule_fingerprint(self, name: str) -> str:
         """Hash of `schedule_definition`: a change makes the planner re-plan pending
-        touches; wording changes do not. One hashes the other, so they never disagree."""
-        return definition_fingerprint(self.schedule_definition(name))
+        touches; wording changes do not. One hashes the other, so they never disagree.
+        Conditions (`when:`) are left out: they are evaluated at send time, so an edit of
+        one changes no due time and needs no re-planning."""
+        return definition_fingerprint(timing_only(self.schedule_definition(name)))
 
     def legacy_fingerprint(self, name: str) -> str:
         """The fingerprint versions before migration 0008 stored (without a definition):
@@ -383,6 +387,24 @@ class CampaignFile(_Model):
         campaign._name = name
         rebuilt = self.model_copy(update={"defaults": defaults, "campaigns": {**self.campaigns, name: campaign}})
         return rebuilt
+
+
+def step_conditions(definition: Mapping[str, Any] | None) -> dict[str, str]:
+    """step id -> its `when:`, of a stored or current schedule definition."""
+    if definition is None:
+        return {}
+    return {s["id"]: s["when"] for steps in definition["stages"].values() for s in steps if s.get("when") is not None}
+
+
+def timing_only(definition: Mapping[str, Any]) -> dict[str, Any]:
+    """The definition without the steps' conditions: what decides when touches are due."""
+    return {
+        **definition,
+        "stages": {
+            stage: [{k: v for k, v in step.items() if k != "when"} for step in steps]
+            for stage, steps in definition["stages"].items()
+        },
+    }
 
 
 def definition_fingerprint(definition: Mapping[str, Any]) -> str:
@@ -425,6 +447,7 @@ def campaign_from_definition(definition: Mapping[str, Any]) -> Campaign:
                     template="",
                     send_window=_window_spec(s["send_window"]),
                     renamed_from=list(s["renamed_from"]),
+                    when=s.get("when"),
                 )
                 for s in steps
             ]

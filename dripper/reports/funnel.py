@@ -77,6 +77,9 @@ def funnel(conn: Connection, config: CampaignFile | None = None) -> dict[str, An
             for kind, figure in reportrows.OUTCOMES.items():
                 row[figure] = results.by_step.get((name, step, kind), 0)
             row["rates"] = _rates(row)
+            found = config.campaigns[name].step(step) if config and name in config.campaigns else None
+            if found is not None and found[1].when is not None:  # its skips are reasons["condition"]
+                row["when"] = found[1].when
             steps[step] = row
         totals: dict[str, Any] = {s: sum(v[s] for v in steps.values()) for s in (*STATES, *FIGURES)}
         totals["rates"] = _rates(totals)
