@@ -251,3 +251,93 @@ def test_history_reads_clicks_calls_and_stages() -> None:
     assert not conditions.holds("clicked('call-1') or call_outcome('mail-1')", seen)
     assert not conditions.holds("replied() or was_in_stage('customer')", base)
 
+
+
+# --- six months: conditions skip exactly the leads they should -----------------------------
+
+SIX_MONTHS = """\
+sender:
+  from: "Acme Sales <sales@acme.example>"
+  postal_address: "Acme Inc., 1 Main St, Springfield, IL 62701, USA"
+defaults:
+  timezone: UTC
+fields:
+  size: {type: choice, choices: [small, large]}
+vars:
+  home: [US, CA]
+campaigns:
+  c:
+    stages:
+      supplier_research:
+        - {id: m0, after: 0d, subject: "s", template: t.html}
+        - {id: de-1, after: 2w, subject: "s", template: t.html, when: "lead.language.startswith('de')"}
+        - {id: en-1, after: 2w, subject: "s", template: t.html, when: "not lead.language.startswith('de')"}
+        - {id: home-1, after: 1mo, subject: "s", template: t.html, when: "lead.country in vars.home"}
+        - {id: large-2, after: 2mo, subject: "s", template: t.html, when: "lead.attrs.size == 'large'"}
+        - {id: m3, after: 3mo, subject: "s", template: t.html}
+        - {id: mixed-4, after: 4mo, subject: "s", template: t.html, when: "lead.attrs.size != 'small' and lead.country != 'DE'"}
+        - {id: seg-6, after: 6mo, subject: "s", template: t.html, when: "lead.attrs.segment in ['a', 'b']"}
+"""
+LANGUAGES, COUNTRIES, SIZES, SEGMENTS = ("de", "de-AT", "en", ""), ("US", "CA", "DE", "FR"), ("large", "small", ""), ("a", "b", "c")
+
+
+def six_month_leads() -> list[dict[str, str]]:
+    return [
+        {
+            "email": f"lead{i}@example.com",
+            "language": LANGUAGES[i % 4],
+            "country": COUNTRIES[(i // 4) % 4],
+            "size": SIZES[i % 3],
+            "segment": SEGMENTS[(i // 3) % 3],
+        }
+        for i in range(72)
+    ]
+
+
+def csv_of(rows: list[dict[str, str]]) -> str:
+    header = "email,stage,country,language,size,segment\n"
+    return header + "".join(
+        f"{r['email']},supplier_research,{r['country']},{r['language']},{r['size']},{r['segment']}\n" for r in rows
+    )
+
+
+def test_six_months_of_conditions_skip_exactly_the_leads_they_should(project: Path, dripper: Dripper) -> None:
+    from datetime import datetime, timedelta
+
+    (project / "campaigns.yaml").write_text(SIX_MONTHS, encoding="utf-8")
+    (project / "templates" / "t.html").write_text("<p>Hello.</p>\n", encoding="utf-8")
+    rows = six_month_leads()
+    (project / "leads.csv").write_text(csv_of(rows), encoding="utf-8")
+    start = datetime.fromisoformat("2026-01-05T09:00:00+00:00")
+    dripper("leads", "import", "leads.csv", "--at", start.isoformat())
+    changed: list[dict[str, str]] = []
+    for day in range(0, 190):
+        if day == 40:  # after large-2 was planned (day 30): the size at send time counts
+            changed = [{**r, "size": "large"} for r in rows if r["size"] != "large"][:7]
+            (project / "changed.csv").write_text(csv_of(changed), encoding="utf-8")
+            dripper("leads", "import", "changed.csv", "--at", (start + timedelta(days=day)).isoformat())
+        dripper("tick", "--at", (start + timedelta(days=day, hours=1)).isoformat())
+
+    final = {r["email"]: r for r in rows} | {r["email"]: r for r in changed}
+    rules = {
+        "m0": lambda r: True,
+        "de-1": lambda r: r["language"].startswith("de"),
+        "en-1": lambda r: not r["language"].startswith("de"),
+        "home-1": lambda r: r["country"] in ("US", "CA"),
+        "large-2": lambda r: r["size"] == "large",
+        "m3": lambda r: True,
+        "mixed-4": lambda r: r["size"] != "small" and r["country"] != "DE",
+        "seg-6": lambda r: r["segment"] in ("a", "b"),
+    }
+    report = dripper.json("report", "--json")["campaigns"]["c"]["steps"]
+    for step, rule in rules.items():
+        applies = sum(1 for r in final.values() if rule(r))
+        row = report[step]
+        assert (row["sent"], row["skipped"], row["reasons"].get("condition", 0)) == (
+            applies,
+            72 - applies,
+            72 - applies,
+        ), step
+        assert row["planned"] == row["failed"] == row["suppressed"] == 0, step
+    assert report["large-2"]["sent"] == 24 + 7  # a third of them large at import, 7 made large later
+    assert report["de-1"]["when"] == "lead.language.startswith('de')" and "when" not in report["m0"]
