@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
+from typing import Any
+
 import pytest
 
 from dripper.campaign import conditions
@@ -252,7 +254,6 @@ def test_history_reads_clicks_calls_and_stages() -> None:
     assert not conditions.holds("replied() or was_in_stage('customer')", base)
 
 
-
 # --- six months: conditions skip exactly the leads they should -----------------------------
 
 SIX_MONTHS = """\
@@ -278,7 +279,12 @@ campaigns:
         - {id: mixed-4, after: 4mo, subject: "s", template: t.html, when: "lead.attrs.size != 'small' and lead.country != 'DE'"}
         - {id: seg-6, after: 6mo, subject: "s", template: t.html, when: "lead.attrs.segment in ['a', 'b']"}
 """
-LANGUAGES, COUNTRIES, SIZES, SEGMENTS = ("de", "de-AT", "en", ""), ("US", "CA", "DE", "FR"), ("large", "small", ""), ("a", "b", "c")
+LANGUAGES, COUNTRIES, SIZES, SEGMENTS = (
+    ("de", "de-AT", "en", ""),
+    ("US", "CA", "DE", "FR"),
+    ("large", "small", ""),
+    ("a", "b", "c"),
+)
 
 
 def six_month_leads() -> list[dict[str, str]]:
@@ -311,7 +317,7 @@ def test_six_months_of_conditions_skip_exactly_the_leads_they_should(project: Pa
     start = datetime.fromisoformat("2026-01-05T09:00:00+00:00")
     dripper("leads", "import", "leads.csv", "--at", start.isoformat())
     changed: list[dict[str, str]] = []
-    for day in range(0, 190):
+    for day in range(190):
         if day == 40:  # after large-2 was planned (day 30): the size at send time counts
             changed = [{**r, "size": "large"} for r in rows if r["size"] != "large"][:7]
             (project / "changed.csv").write_text(csv_of(changed), encoding="utf-8")
@@ -341,3 +347,157 @@ def test_six_months_of_conditions_skip_exactly_the_leads_they_should(project: Pa
         assert row["planned"] == row["failed"] == row["suppressed"] == 0, step
     assert report["large-2"]["sent"] == 24 + 7  # a third of them large at import, 7 made large later
     assert report["de-1"]["when"] == "lead.language.startswith('de')" and "when" not in report["m0"]
+
+
+# --- plan, simulate, diff: what conditions say before a touch falls due ----------------------
+
+
+def test_plan_shows_whether_each_condition_holds_now(docs_project: Dripper) -> None:
+    dripper = docs_project
+    dripper("leads", "import", "leads.csv", "--at", T0)
+    dripper("tick", "--at", at(0))
+    touches = {t["step"]: t for t in dripper.json("plan", "anna@example.de", "--json")["touches"]}
+    assert touches["case-study-de"]["when"] == "lead.language.startswith('de')"
+    assert touches["case-study-de"]["applies"] is True
+    assert touches["case-study"]["applies"] is False
+    assert touches["letter-1"]["applies"] is False
+    assert touches["after-call-back"]["applies"] is False
+    assert "when" not in touches["thanks"] and "applies" not in touches["call-1"]
+    text = dripper("plan", "anna@example.de").stdout
+    assert "false now: would be skipped" in text and "holds now" in text
+    # decided touches keep their condition but no verdict
+    dripper("tick", "--at", at(7))
+    touches = {t["step"]: t for t in dripper.json("plan", "anna@example.de", "--json")["touches"]}
+    assert touches["case-study"]["state"] == "skipped" and touches["case-study"]["reason"] == "condition"
+    assert "applies" not in touches["case-study"] and touches["case-study"]["when"]
+    # the call's outcome recorded, the follow-up applies
+    for day in (21, 35):
+        dripper("tick", "--at", at(day))
+    dripper("event", "anna@example.de", "called", "--outcome", "call_back", "--at", at(35, 2))
+    touches = {t["step"]: t for t in dripper.json("plan", "anna@example.de", "--json")["touches"]}
+    assert touches["after-call-back"]["applies"] is True
+
+
+def test_simulate_shows_which_steps_apply(docs_project: Dripper) -> None:
+    dripper = docs_project
+    rows = dripper.json(
+        "simulate", "--stage", "supplier_research", "--attr", "language=de", "--country", "DE", "--json"
+    )
+    verdicts = {r["step"]: r.get("applies") for r in rows}
+    assert verdicts == {
+        "thanks": None,
+        "case-study-de": True,
+        "case-study": False,
+        "letter-1": False,
+        "call-1": None,
+        "after-call-back": False,
+    }
+    rows = dripper.json("simulate", "--stage", "lost_to_competitor", "--attr", "competitor=Globex", "--json")
+    assert {r["step"]: r["applies"] for r in rows} == {"switch-offer": True, "win-back": False}
+    assert (
+        "skipped (condition)"
+        in dripper("simulate", "--stage", "lost_to_competitor", "--attr", "competitor=Globex").stdout
+    )
+    # a lead from the database, with its events
+    dripper("leads", "import", "leads.csv", "--at", T0)
+    for day in (0, 7, 21, 35):
+        dripper("tick", "--at", at(day))
+    dripper("event", "bob@example.com", "called", "--outcome", "call_back", "--at", at(35, 1))
+    rows = dripper.json("simulate", "--lead", "bob@example.com", "--json")
+    assert {r["step"]: r.get("applies") for r in rows} == {
+        "thanks": None,
+        "case-study-de": False,
+        "case-study": True,
+        "letter-1": True,
+        "call-1": None,
+        "after-call-back": True,
+    }
+    assert dripper("simulate", "--attr", "oops", ok=1).exit_code == 1
+
+
+def test_a_condition_is_evaluated_at_send_time_on_the_lead_as_it_is_then(docs_project: Dripper) -> None:
+    dripper = docs_project
+    dripper("leads", "add", "zoe@example.com", "--attr", "language=en", "--at", T0)
+    dripper("tick", "--at", at(0))
+    plan = {t["step"]: t for t in dripper.json("plan", "zoe@example.com", "--json")["touches"]}
+    assert plan["case-study-de"]["state"] == "planned" and plan["case-study-de"]["applies"] is False
+    # she tells us she prefers German after the touch was planned
+    dripper("leads", "add", "zoe@example.com", "--attr", "language=de", "--at", at(3))
+    dripper("tick", "--at", at(7))
+    states_now = states(dripper, "zoe@example.com")
+    assert states_now["case-study-de"][0] == "sent" and states_now["case-study"] == ("skipped", "condition")
+
+
+def test_editing_a_condition_needs_no_replanning_and_diff_shows_it(docs_project: Dripper) -> None:
+    dripper = docs_project
+    dripper("leads", "import", "leads.csv", "--at", T0)
+    dripper("tick", "--at", at(0))
+    before = dripper.json("plan", "bob@example.com", "--json")["touches"]
+    path = dripper.root / "campaigns.yaml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("when: lead.country in vars.print_countries", "when: lead.country == 'DE'"))
+    diff = dripper.json("diff", "--json", "--at", at(1))["campaigns"]["literature"]
+    assert diff["steps"]["conditions"] == [
+        {
+            "step": "letter-1",
+            "stage": "supplier_research",
+            "from": "lead.country in vars.print_countries",
+            "to": "lead.country == 'DE'",
+            "applies": 1,  # Anna, of the three leads in supplier_research
+            "leads": 3,
+            "cannot_evaluate": 0,
+        }
+    ]
+    assert diff["leads"]["affected"] == 0  # no due time moves
+    assert "applies to 1 of the 3 lead(s)" in dripper("diff", "--at", at(1)).stdout.replace("\n", " ")
+    assert dripper("diff", "--exit-code", "--at", at(1), ok=1).exit_code == 1
+    dripper("tick", "--at", at(1))  # applies the edit: nothing re-planned, the definition kept
+    after = dripper.json("plan", "bob@example.com", "--json")["touches"]
+    assert [(t["step"], t["due"]) for t in after] == [(t["step"], t["due"]) for t in before]
+    assert dripper.json("diff", "--json", "--at", at(1))["campaigns"] == {}
+    dripper("tick", "--at", at(21))
+    assert states(dripper, "bob@example.com")["letter-1"] == ("skipped", "condition")
+    assert states(dripper, "anna@example.de")["letter-1"][0] == "sent"
+
+
+def test_the_condition_is_no_part_of_the_schedule_fingerprint() -> None:
+    config = parse(BASE.replace("{when}", "lead.country == 'US'"), "campaigns.yaml")
+    edited = parse(BASE.replace("{when}", "lead.country == 'DE'"), "campaigns.yaml")
+    without = parse(BASE.replace("          when: {when}\n", ""), "campaigns.yaml")
+    assert config.schedule_fingerprint("c") == edited.schedule_fingerprint("c") == without.schedule_fingerprint("c")
+    assert config.schedule_definition("c") != edited.schedule_definition("c")
+    assert "when" not in without.schedule_definition("c")["stages"]["supplier_research"][1]
+
+
+# --- the tick: no cost without conditions ----------------------------------------------------
+
+
+def event_queries(dripper: Dripper, *args: str) -> list[str]:
+    """The SELECTs on the events table that `dripper ARGS` runs."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    seen: list[str] = []
+
+    def spy(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "FROM events" in statement:
+            seen.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", spy)
+    try:
+        dripper(*args)
+    finally:
+        event.remove(Engine, "before_cursor_execute", spy)
+    return seen
+
+
+def test_a_tick_reads_events_only_for_conditions_that_need_them(docs_project: Dripper) -> None:
+    dripper = docs_project
+    dripper("leads", "import", "leads.csv", "--at", T0)
+    dripper("tick", "--at", at(0))
+    # case-study(-de): conditions on the lead's columns only: no event is read
+    assert event_queries(dripper, "tick", "--at", at(7)) == []
+    for day in (21, 35):
+        dripper("tick", "--at", at(day))
+    # after-call-back reads the call outcomes: one query for the batch, whatever its size
+    assert len(event_queries(dripper, "tick", "--at", at(37))) == 1
