@@ -501,3 +501,12 @@ def test_a_tick_reads_events_only_for_conditions_that_need_them(docs_project: Dr
         dripper("tick", "--at", at(day))
     # after-call-back reads the call outcomes: one query for the batch, whatever its size
     assert len(event_queries(dripper, "tick", "--at", at(37))) == 1
+
+
+def test_the_readme_conditions_are_the_ones_the_docs_example_runs() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    shown = re.findall(r"`when: ([^`]+)`", readme.replace("\n  ", " "))
+    assert len(shown) == 4
+    campaigns = docs_campaigns()
+    for expression in shown:
+        assert f"when: {expression}\n" in campaigns, expression
