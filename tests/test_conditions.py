@@ -510,3 +510,15 @@ def test_the_readme_conditions_are_the_ones_the_docs_example_runs() -> None:
     campaigns = docs_campaigns()
     for expression in shown:
         assert f"when: {expression}\n" in campaigns, expression
+
+
+def test_the_docs_check_output_is_what_check_prints(docs_project: Dripper) -> None:
+    path = docs_project.root / "campaigns.yaml"
+    text = path.read_text(encoding="utf-8")
+    text = text.replace("lead.language.startswith('de')", "lead.langauge.startswith('de')", 1)
+    path.write_text(text.replace("== 'call_back'", "== 'callback'"), encoding="utf-8")
+    result = docs_project("check", ok=1)
+    page = DOCS.read_text(encoding="utf-8")
+    shown = re.search(r"```text\n(.*?)```", page, re.S)
+    assert shown is not None
+    assert result.stderr.replace("\n", " ").split() == shown.group(1).replace("\n", " ").split()
