@@ -522,3 +522,24 @@ def test_the_docs_check_output_is_what_check_prints(docs_project: Dripper) -> No
     shown = re.search(r"```text\n(.*?)```", page, re.S)
     assert shown is not None
     assert result.stderr.replace("\n", " ").split() == shown.group(1).replace("\n", " ").split()
+
+
+@pytest.mark.parametrize("text", ["'x' * 1000000000 == ''", "10 ** 10 ** 10 > 1", "range(10) | list", "lipsum()"])
+def test_a_condition_cannot_build_a_huge_value_or_call_jinjas_globals(text: str) -> None:
+    with pytest.raises(conditions.ConditionError):
+        conditions.holds(text, subject())
+    assert conditions.holds("2 * 3 == 6", subject())
+
+
+def test_a_condition_that_cannot_be_evaluated_fails_that_touch_only(project: Path, dripper: Dripper) -> None:
+    campaigns = SIX_MONTHS.replace("lead.attrs.size == 'large'", "lead.attrs.segment > 3")
+    assert campaigns != SIX_MONTHS
+    (project / "campaigns.yaml").write_text(campaigns, encoding="utf-8")
+    (project / "templates" / "t.html").write_text("<p>Hello.</p>\n", encoding="utf-8")
+    (project / "leads.csv").write_text(csv_of(six_month_leads()[:3]), encoding="utf-8")
+    dripper("leads", "import", "leads.csv", "--at", T0)
+    for day in (0, 14, 31, 62, 93):
+        dripper("tick", "--at", at(day))
+    steps = states(dripper, "lead0@example.com")
+    assert steps["large-2"][0] == "failed" and (steps["large-2"][1] or "").startswith("render_error: when:")
+    assert steps["m3"][0] == "sent"  # the track went on

@@ -32,7 +32,6 @@ A missing attribute is undefined: it equals nothing and counts as false, so
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -51,12 +50,26 @@ if TYPE_CHECKING:
     from dripper.campaign.model import Campaign, CampaignFile
     from dripper.leads.records import Lead
 
-log = logging.getLogger(__name__)
 _N = TypeVar("_N", bound=nodes.Node)
 
+
+class _ConditionEnvironment(SandboxedEnvironment):
+    """The sandbox, and no way to make a huge value: `'x' * 10**9` or `10**10**10` would
+    hang the tick or exhaust its memory, so `**` and `*` on text or lists are refused."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" or any(isinstance(v, str | list | tuple) for v in (left, right)):
+            raise SecurityError(f"{operator} is not allowed here in a condition")
+        return super().call_binop(context, operator, left, right)
+
+
 # One environment for every condition: sandboxed, lenient undefined (a missing attribute is
-# false, not an error), no autoescape (nothing is rendered to HTML).
-_ENV = SandboxedEnvironment(autoescape=False)
+# false, not an error), no autoescape (nothing is rendered to HTML), and none of Jinja2's
+# global functions (range, lipsum, …): a condition sees only what `Subject.namespace` gives.
+_ENV = _ConditionEnvironment(autoescape=False)
+_ENV.globals.clear()
 
 FUNCTIONS = ("replied", "clicked", "call_outcome", "was_in_stage")
 NAMES = ("lead", "vars", *FUNCTIONS)
