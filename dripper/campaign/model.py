@@ -18,10 +18,11 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
 
-from dripper.campaign import salvage, timing, yamlpos
+from dripper.campaign import salvage, timing, variants, yamlpos
 from dripper.campaign.cadence import CadenceSpec, Quiet
 from dripper.campaign.sourcefile import read_utf8
 from dripper.campaign.timing import Duration, Window
+from dripper.campaign.variants import AutoWinner, Variant
 from dripper.errors import ConfigError, Location, Problem
 from dripper.states import Channel
 
@@ -220,6 +221,16 @@ class Step(_Model):
     send_window: SendWindowSpec | None = None
     # Earlier ids of this step: a renamed step keeps its history (what was sent stays sent).
     renamed_from: list[str] = Field(default_factory=list)
+    # A/B test (dripper/campaign/variants.py): versions of subject/template, the one that won.
+    variants: list[Variant] = Field(default_factory=list)
+    winner: str | None = None
+    auto_winner: AutoWinner | None = None
+    _variant: str | None = PrivateAttr(None)  # on a step resolved to one variant (variants.resolved)
+
+    @property
+    def variant(self) -> str | None:
+        """The variant this step was resolved to; None for the step as written."""
+        return self._variant
 
 
 class Campaign(_Model):
@@ -454,6 +465,10 @@ def _allowed_keys(path: tuple[Any, ...]) -> set[str] | None:
         return keys(Campaign)
     if n == 5 and path[0] == "campaigns" and path[2] == "stages":
         return keys(Step)
+    if n == 7 and path[0] == "campaigns" and path[5] == "variants":
+        return keys(Variant)
+    if n == 6 and path[0] == "campaigns" and path[5] == "auto_winner":
+        return keys(AutoWinner)
     return None
 
 
@@ -654,6 +669,7 @@ def _semantic_problems(model: CampaignFile, pos: yamlpos.Positioned) -> list[Pro
                 if PARTS[step.channel].needs_subject and not step.subject:
                     problems.append(Problem(pos.at(spath), f"step {step.id!r}: an {step.channel} step needs a subject"))
     problems += _letter_problems(model.letters, pos)
+    problems += variants.problems(model, pos)
     return problems
 
 

@@ -13,7 +13,7 @@ import hashlib
 import html
 import re
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +23,7 @@ import css_inline
 import jinja2
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
 
-from dripper.campaign import timing
+from dripper.campaign import timing, variants
 from dripper.campaign.model import Campaign, CampaignFile, Step, did_you_mean
 from dripper.campaign.sourcefile import read_utf8
 from dripper.channels.email.text import html_to_text
@@ -136,7 +136,7 @@ class Renderer:
         }
         self.html_env = jinja2.Environment(autoescape=True, **common)
         self.text_env = jinja2.Environment(autoescape=False, **common)
-        self._subjects: dict[tuple[str, str], jinja2.Template] = {}
+        self._subjects: dict[tuple[str, str, str], jinja2.Template] = {}
         self._inliner = css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
         sender = config.sender
         self._sender = {
@@ -165,7 +165,13 @@ class Renderer:
             "lead": lead,
             "sender": self._sender,
             "campaign": {"name": campaign.name, "description": campaign.description or ""},
-            "step": {"id": step.id, "kind": step.kind, "channel": step.channel, "subject": step.subject or ""},
+            "step": {
+                "id": step.id,
+                "kind": step.kind,
+                "channel": step.channel,
+                "subject": step.subject or "",
+                "variant": step.variant or "",
+            },
             "unsubscribe_url": unsubscribe_url,
             "preferences_url": preferences_url or unsubscribe_url,
             "today": f"{local_today.day} {local_today:%B %Y}",
@@ -173,7 +179,7 @@ class Renderer:
 
     # --- rendering ----------------------------------------------------------------------
     def subject(self, campaign: Campaign, step: Step, ctx: Mapping[str, Any]) -> str:
-        key = (campaign.name, step.id)
+        key = (campaign.name, step.id, step.subject or "")  # each A/B variant its own subject
         template = self._subjects.get(key)
         if template is None:
             template = self._subjects[key] = self.text_env.from_string(step.subject or "")
@@ -355,11 +361,10 @@ def check_templates(config: CampaignFile, templates: TemplateSet) -> list[Proble
 
     for name, campaign in config.campaigns.items():
         for stage, steps in campaign.stages.items():
-            for i, step in enumerate(steps):
-                path = ("campaigns", name, "stages", stage, i)
+            for step, subject_path, template_path in _every_variant(("campaigns", name, "stages", stage), steps):
                 ctx = renderer.context(lead, campaign, step, "https://example.com/u/sample", now)
                 if step.subject:
-                    subject_at = config.location((*path, "subject"))
+                    subject_at = config.location(subject_path)
                     try:
                         renderer.subject(campaign, step, ctx)
                     except TemplateSyntaxError as exc:
@@ -375,7 +380,7 @@ def check_templates(config: CampaignFile, templates: TemplateSet) -> list[Proble
                         add(Problem(subject_at, f"subject of step {step.id!r} failed to render: {exc}"))
                 if step.template not in templates.sources:
                     hint = f" under {templates.root}" if templates.root else ""
-                    add(Problem(config.location((*path, "template")), f"template {step.template!r} not found{hint}"))
+                    add(Problem(config.location(template_path), f"template {step.template!r} not found{hint}"))
                     continue
                 try:  # the body alone: the subject was checked (and located) above
                     html = renderer.body_html(step, ctx)
@@ -387,7 +392,7 @@ def check_templates(config: CampaignFile, templates: TemplateSet) -> list[Proble
                 except jinja2.TemplateNotFound as exc:
                     add(
                         Problem(
-                            config.location((*path, "template")),
+                            config.location(template_path),
                             f"template {step.template!r} includes or extends {exc.name!r}, which is not found",
                         )
                     )
@@ -396,29 +401,51 @@ def check_templates(config: CampaignFile, templates: TemplateSet) -> list[Proble
                 except RecursionError:
                     add(
                         Problem(
-                            config.location((*path, "template")),
+                            config.location(template_path),
                             f"template {step.template!r} nests blocks or brackets too deeply to compile",
                         )
                     )
                 except Exception as exc:  # a filter blew up on sample data: still the template's fault
                     add(
                         Problem(
-                            config.location((*path, "template")), f"template {step.template!r} failed to render: {exc}"
+                            config.location(template_path), f"template {step.template!r} failed to render: {exc}"
                         )
                     )
                 else:
                     bare_problem = _attribute_without_fallback(
-                        renderer, bare, campaign, step, now, templates, config.location((*path, "subject"))
+                        renderer, bare, campaign, step, now, templates, config.location(subject_path)
                     )
                     if bare_problem:
                         add(bare_problem)
     # The static check sees every branch and names the variable precisely; a render
     # problem on a line it already flagged says the same thing less well.
-    named = {step.template for c in config.campaigns.values() for steps in c.stages.values() for step in steps}
+    named = {
+        one.template
+        for c in config.campaigns.values()
+        for steps in c.stages.values()
+        for step in steps
+        for _, one in variants.each(step)
+    }
     static = _static_problems(renderer.html_env, templates, named)
     flagged = {(p.location.file, p.location.line) for p in static}
     unique = list({str(p): p for p in static}.values())
     return unique + [p for p in problems if (p.location.file, p.location.line) not in flagged]
+
+
+def _every_variant(
+    track: tuple[Any, ...], steps: list[Step]
+) -> Iterator[tuple[Step, tuple[Any, ...], tuple[Any, ...]]]:
+    """Each step of a track as each of its A/B variants (`check` renders every one), with
+    where its subject and template are written: the variant's own line when it gives one,
+    else the step's."""
+    for i, written in enumerate(steps):
+        path = (*track, i)
+        for j, step in variants.each(written):
+            at = {}
+            for key in ("subject", "template"):
+                own = j is not None and getattr(written.variants[j], key) is not None
+                at[key] = (*path, "variants", j, key) if own else (*path, key)
+            yield step, at["subject"], at["template"]
 
 
 # What each context variable offers, for the static check below (attrs are free columns).
@@ -426,7 +453,7 @@ _KNOWN_ATTRS: dict[str, set[str]] = {
     "lead": set(TEMPLATE_FIELDS),
     "sender": {"from", "from_name", "address", "reply_to", "postal_address"},
     "campaign": {"name", "description"},
-    "step": {"id", "kind", "channel", "subject"},
+    "step": {"id", "kind", "channel", "subject", "variant"},
 }
 _CONTEXT_NAMES = set(_KNOWN_ATTRS) | {"unsubscribe_url", "preferences_url", "today"}
 _JINJA_NAMES = {

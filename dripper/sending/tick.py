@@ -39,6 +39,7 @@ from jinja2 import TemplateError
 
 from dripper.channels import registry
 from dripper.channels.base import ChannelPart, ChannelRecord, Job, PartContext
+from dripper.campaign import variants
 from dripper.channels.compose import Composer, DkimKey
 from dripper.channels.email.transports import Transport, make_transport
 from dripper.channels.failures import Failure, classify, describe
@@ -468,6 +469,8 @@ class Sender:
             else:
                 log.exception("touch %s could not be processed; it will be retried", touch.id)
             outcome = unsent(touch, failure, Reason.RETRY, describe(exc), now)
+        # The A/B variant the composer chose (the same function of lead and step): on the touch.
+        outcome = replace(outcome, variant=variants.variant_for(job.view.email, job.campaign.name, job.step))
         return summary.count(outcome)
 
     def _hard_bounce(self, touch: touch_q.Claimed, detail: dict[str, Any]) -> None:

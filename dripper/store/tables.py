@@ -101,6 +101,9 @@ touches = Table(
     Column("detail", Text),  # what went wrong, for a reason that says (migration 0010)
     Column("attempts", Integer, nullable=False, default=0),
     Column("message_id", String(300)),
+    # The A/B variant the touch was sent with (dripper/campaign/variants.py; migration
+    # 0011); NULL for a step without variants or a touch not attempted yet.
+    Column("variant", String(64)),
     Column("planned_at", UTCDateTime, nullable=False),
     Column("claimed_at", UTCDateTime),
     Column("claimed_by", String(200)),
