@@ -183,6 +183,10 @@ class Reporting(_Model):
     # A reply, conversion, ... that names no touch counts for the last touch sent to the
     # lead before it, if it came within this long of it; else it is "unattributed".
     attribution_window: DurationField = Duration(days=30)
+    # A/B tests: the figure variants are compared on, and the confidence a lead must reach
+    # (a step's auto_winner: names its own). See dripper/reports/abtest.py.
+    variant_metric: variants.Metric = "replies"
+    variant_confidence: float = Field(0.95, gt=0.5, lt=1)
 
 
 LetterFormat = Literal["auto", "us10", "din5008"]
