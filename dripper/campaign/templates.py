@@ -406,11 +406,7 @@ def check_templates(config: CampaignFile, templates: TemplateSet) -> list[Proble
                         )
                     )
                 except Exception as exc:  # a filter blew up on sample data: still the template's fault
-                    add(
-                        Problem(
-                            config.location(template_path), f"template {step.template!r} failed to render: {exc}"
-                        )
-                    )
+                    add(Problem(config.location(template_path), f"template {step.template!r} failed to render: {exc}"))
                 else:
                     bare_problem = _attribute_without_fallback(
                         renderer, bare, campaign, step, now, templates, config.location(subject_path)

@@ -149,7 +149,9 @@ def problems(model: CampaignFile, pos: yamlpos.Positioned) -> list[Problem]:
                 if not variants:
                     for key in ("winner", "auto_winner"):
                         if getattr(step, key) is not None:
-                            out.append(Problem(pos.at((*path, key), key=True), f"step {step.id!r}: {key} needs variants:"))
+                            out.append(
+                                Problem(pos.at((*path, key), key=True), f"step {step.id!r}: {key} needs variants:")
+                            )
                     continue
                 if len(variants) < 2:
                     out.append(
@@ -195,4 +197,15 @@ def definition(step: Step) -> dict[str, Any] | None:
     }
 
 
-__all__ = ["AutoWinner", "Metric", "Variant", "choose", "each", "for_lead", "names", "problems", "resolved", "variant_for"]
+__all__ = [
+    "AutoWinner",
+    "Metric",
+    "Variant",
+    "choose",
+    "each",
+    "for_lead",
+    "names",
+    "problems",
+    "resolved",
+    "variant_for",
+]

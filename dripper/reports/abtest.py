@@ -91,9 +91,7 @@ def compare(arms: Sequence[Arm], metric: str, confidence: float) -> Verdict:
     about how many more sends it takes to tell."""
     from scipy.stats import fisher_exact
 
-    def verdict(
-        leader: str | None, p: float | None, significant: bool, more: int | None, sentence: str
-    ) -> Verdict:
+    def verdict(leader: str | None, p: float | None, significant: bool, more: int | None, sentence: str) -> Verdict:
         return Verdict(metric, confidence, leader, p, significant, more, sentence)
 
     if len(arms) < 2:
@@ -120,15 +118,11 @@ def compare(arms: Sequence[Arm], metric: str, confidence: float) -> Verdict:
             leader.name, worst, True, 0, f"variant {leader.name} leads on {metric}, {_percent(confidence)} confidence"
         )
     if leader.rate == runner_up.rate:
-        return verdict(
-            None, worst, False, None, f"not enough data yet: the variants are level on {metric} so far"
-        )
+        return verdict(None, worst, False, None, f"not enough data yet: the variants are level on {metric} so far")
     needed = max(sample_size(leader.rate, runner_up.rate, alpha), MIN_SENDS)
     more = sum(max(0, math.ceil(needed) - arm.sent) for arm in arms)
     if more:
-        return verdict(
-            leader.name, worst, False, more, f"not enough data yet: about {more} more sends needed"
-        )
+        return verdict(leader.name, worst, False, more, f"not enough data yet: about {more} more sends needed")
     sent = sum(arm.sent for arm in arms)
     return verdict(
         leader.name,

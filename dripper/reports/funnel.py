@@ -14,8 +14,8 @@ from dripper.campaign.timing import Duration
 from dripper.leads import postal
 from dripper.leads.records import LEAD_COLUMNS, Lead
 from dripper.planning import track
-from dripper.reports import abtest
 from dripper.planning.planner import Planner, stop_reason
+from dripper.reports import abtest
 from dripper.states import CHANNELS, REPLANNABLE, Reason, TouchState
 from dripper.store import STATES
 from dripper.store.queries import callrows, leadrows, printrows, reportrows

@@ -37,9 +37,9 @@ from typing import Any
 
 from jinja2 import TemplateError
 
+from dripper.campaign import variants
 from dripper.channels import registry
 from dripper.channels.base import ChannelPart, ChannelRecord, Job, PartContext
-from dripper.campaign import variants
 from dripper.channels.compose import Composer, DkimKey
 from dripper.channels.email.transports import Transport, make_transport
 from dripper.channels.failures import Failure, classify, describe

@@ -142,7 +142,10 @@ def _attributed(conn: Connection, window: Duration) -> Select[Any]:
         # LIMIT 1 keeps it a probe: PostgreSQL turns a LATERAL subquery without one into a
         # plain join, and merged every touch by id with the events.
         named_touch = (
-            select(by_id.c.campaign, by_id.c.step_id, by_id.c.variant).where(by_id.c.id == named).limit(1).lateral("named_touch")
+            select(by_id.c.campaign, by_id.c.step_id, by_id.c.variant)
+            .where(by_id.c.id == named)
+            .limit(1)
+            .lateral("named_touch")
         )
         last_touch = (
             select(last.c.campaign, last.c.step_id, last.c.variant)
