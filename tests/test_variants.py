@@ -434,3 +434,14 @@ def test_plan_json_names_the_variant(dripper_sqlite, project):
     assert all("variant" in t for t in plan["touches"])
     assert touches["offer-1"]["variant"] in ("A", "B", "C") and touches["monthly-6"]["variant"] is None
     assert json.dumps(plan)  # still plain JSON
+
+
+def test_variants_may_each_bring_the_subject(project):
+    """An e-mail step needs a subject: its own, or one in every variant."""
+    base = ACME_SENDER + (
+        "campaigns:\n  ab:\n    quiet: {cadence: [supplier_research]}\n    stages:\n      supplier_research:\n"
+        "        - id: hello\n          after: 0d\n          template: mail/thanks.html\n"
+    )
+    assert _problems(project, base + "          variants: [{name: A, subject: a}, {name: B, subject: b}]\n") == []
+    found = _problems(project, base + "          variants: [{name: A, subject: a}, {name: B}]\n")
+    assert len(found) == 1 and "an email step needs a subject" in found[0], found

@@ -23,7 +23,7 @@ import hashlib
 import math
 import string
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -45,16 +45,6 @@ class Variant(BaseModel):
     subject: str | None = None
     template: str | None = None
     weight: float = Field(1.0, gt=0, allow_inf_nan=False)
-
-
-class AutoWinner(BaseModel):
-    """End the test by itself once one variant leads with this confidence after min_sends."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    metric: Metric = "replies"
-    min_sends: int = Field(500, ge=1)  # sends per variant before the test may end
-    confidence: float = Field(0.95, gt=0.5, lt=1)
 
 
 def names(variants: Sequence[Variant]) -> list[str]:
@@ -109,7 +99,6 @@ def resolved(step: Step, name: str | None) -> Step:
                     "template": variant.template or step.template,
                     "variants": [],
                     "winner": None,
-                    "auto_winner": None,
                 }
             )
             one._variant = name
@@ -147,11 +136,9 @@ def problems(model: CampaignFile, pos: yamlpos.Positioned) -> list[Problem]:
                 path = ("campaigns", name, "stages", stage, i)
                 variants: list[Variant] = step.variants
                 if not variants:
-                    for key in ("winner", "auto_winner"):
-                        if getattr(step, key) is not None:
-                            out.append(
-                                Problem(pos.at((*path, key), key=True), f"step {step.id!r}: {key} needs variants:")
-                            )
+                    if step.winner is not None:
+                        where = pos.at((*path, "winner"), key=True)
+                        out.append(Problem(where, f"step {step.id!r}: winner needs variants:"))
                     continue
                 if len(variants) < 2:
                     out.append(
@@ -174,8 +161,6 @@ def problems(model: CampaignFile, pos: yamlpos.Positioned) -> list[Problem]:
                                 f"step {step.id!r}: a {step.channel} has no subject; give its variants templates",
                             )
                         )
-                    if variant.subject is None and variant.template is None:
-                        continue  # the step as written: one variant may be that
                 if step.winner is not None and step.winner not in seen:
                     out.append(
                         Problem(
@@ -187,18 +172,7 @@ def problems(model: CampaignFile, pos: yamlpos.Positioned) -> list[Problem]:
     return out
 
 
-def definition(step: Step) -> dict[str, Any] | None:
-    """The variants as plain data (names, weights, winner), for reports and the API."""
-    if not step.variants:
-        return None
-    return {
-        "variants": {n: v.weight for n, v in zip(names(step.variants), step.variants, strict=True)},
-        "winner": step.winner,
-    }
-
-
 __all__ = [
-    "AutoWinner",
     "Metric",
     "Variant",
     "choose",

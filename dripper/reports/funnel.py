@@ -153,12 +153,10 @@ def _variant_row(sent: int, results: reportrows.Outcomes, key: tuple[str, str, s
 
 
 def _ab_test(config: CampaignFile | None, step: Step | None, figures: Mapping[str, Any]) -> dict[str, Any]:
-    """The significance test between the variants (dripper/reports/abtest.py), on the
-    step's auto_winner metric or reporting.variant_metric."""
-    reporting = config.reporting if config else None
-    chosen = step.auto_winner if step is not None else None
-    metric = chosen.metric if chosen else reporting.variant_metric if reporting else "replies"
-    confidence = chosen.confidence if chosen else reporting.variant_confidence if reporting else 0.95
+    """The significance test between the variants (dripper/reports/abtest.py), on
+    reporting.variant_metric at reporting.variant_confidence."""
+    metric = config.reporting.variant_metric if config else "replies"
+    confidence = config.reporting.variant_confidence if config else 0.95
     arms = [abtest.Arm(name, row[TouchState.SENT], row[metric]) for name, row in figures.items()]
     out = abtest.compare(arms, metric, confidence).as_dict()
     out["winner"] = step.winner if step is not None else None
