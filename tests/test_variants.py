@@ -445,3 +445,52 @@ def test_variants_may_each_bring_the_subject(project):
     assert _problems(project, base + "          variants: [{name: A, subject: a}, {name: B, subject: b}]\n") == []
     found = _problems(project, base + "          variants: [{name: A, subject: a}, {name: B}]\n")
     assert len(found) == 1 and "an email step needs a subject" in found[0], found
+
+
+def test_auto_winner_ends_the_test_once_a_variant_leads(dripper, project):
+    """auto_winner: once every variant has min_sends sends and one leads with the
+    confidence asked for, later sends of the step use it; what was sent keeps its variant,
+    and the winner stays however the figures move."""
+    text = (
+        ACME_SENDER
+        + f"""campaigns:
+  {CAMPAIGN}:
+    quiet: {{cadence: [supplier_research]}}
+    stages:
+      supplier_research:
+        - id: hello
+          after: 0d
+          subject: "A: hello"
+          template: mail/thanks.html
+          variants: [{{name: A}}, {{name: B, subject: "B: hello"}}]
+          auto_winner: {{metric: replies, min_sends: 8, confidence: 0.9}}
+"""
+    )
+    (project / "campaigns.yaml").write_text(text)
+    first = write_leads(project / "leads.csv", 40)
+    dripper("leads", "import", "leads.csv", "--at", T0.isoformat())
+    dripper.json("tick", "--at", day(1).isoformat(), "--json")
+    two = [Variant(name="A"), Variant(name="B", subject="x")]
+    chosen = {e: variants.choose(e, CAMPAIGN, "hello", two) for e in first}
+    assert set(chosen.values()) == {"A", "B"}
+    for email in first:
+        if chosen[email] == "B":
+            dripper("event", email, "replied", "--at", day(2).isoformat())
+    # Not yet decided: the figures are looked at when a tick starts.
+    assert dripper.json("report", "--json")["campaigns"][CAMPAIGN]["steps"]["hello"]["ab_test"]["winner"] is None
+    dripper.json("tick", "--at", day(3).isoformat(), "--json")
+    test = dripper.json("report", "--json")["campaigns"][CAMPAIGN]["steps"]["hello"]["ab_test"]
+    assert test["winner"] == "B" and test["decided_by"] == "auto_winner" and test["significant"]
+    # A second cohort: every one of them gets B.
+    rows = ["email,first_name,last_name,company,stage,timezone,campaign"]
+    later = [f"late{i}@example.net" for i in range(12)]
+    rows += [f"{e},L,L,Co,supplier_research,UTC,{CAMPAIGN}" for e in later]
+    (project / "more.csv").write_text("\n".join(rows) + "\n")
+    dripper("leads", "import", "more.csv", "--at", day(4).isoformat())
+    assert {dripper.json("plan", e, "--json")["touches"][0]["variant"] for e in later} == {"B"}
+    dripper.json("tick", "--at", day(5).isoformat(), "--json")
+    recorded = {r["email"]: r["variant"] for r in _rows(dripper)}
+    assert all(recorded[e] == "B" for e in later)
+    assert all(recorded[e] == chosen[e] for e in first)  # history stays attributed
+    subjects = _subjects(project / "outbox")
+    assert all(subjects[(e, "hello")] == "B: hello" for e in later)

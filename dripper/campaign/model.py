@@ -22,7 +22,7 @@ from dripper.campaign import salvage, timing, variants, yamlpos
 from dripper.campaign.cadence import CadenceSpec, Quiet
 from dripper.campaign.sourcefile import read_utf8
 from dripper.campaign.timing import Duration, Window
-from dripper.campaign.variants import Variant
+from dripper.campaign.variants import AutoWinner, Variant
 from dripper.errors import ConfigError, Location, Problem
 from dripper.states import Channel
 
@@ -228,6 +228,7 @@ class Step(_Model):
     # A/B test (dripper/campaign/variants.py): versions of subject/template, the one that won.
     variants: list[Variant] = Field(default_factory=list)
     winner: str | None = None
+    auto_winner: AutoWinner | None = None
     _variant: str | None = PrivateAttr(None)  # on a step resolved to one variant (variants.resolved)
 
     @property
@@ -470,6 +471,8 @@ def _allowed_keys(path: tuple[Any, ...]) -> set[str] | None:
         return keys(Step)
     if n == 7 and path[0] == "campaigns" and path[5] == "variants":
         return keys(Variant)
+    if n == 6 and path[0] == "campaigns" and path[5] == "auto_winner":
+        return keys(AutoWinner)
     return None
 
 

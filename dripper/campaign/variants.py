@@ -47,6 +47,17 @@ class Variant(BaseModel):
     weight: float = Field(1.0, gt=0, allow_inf_nan=False)
 
 
+class AutoWinner(BaseModel):
+    """End the test by itself: once every variant has `min_sends` sends and one leads on
+    `metric` with `confidence` (the report's test), it is the winner (dripper/reports/winners.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    metric: Metric = "replies"
+    min_sends: int = Field(500, ge=1)
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+
+
 def names(variants: Sequence[Variant]) -> list[str]:
     """The variants' names: given, or A, B, C... by position (AA, AB... past Z)."""
     return [v.name if v.name is not None else _letters(i) for i, v in enumerate(variants)]
@@ -99,6 +110,7 @@ def resolved(step: Step, name: str | None) -> Step:
                     "template": variant.template or step.template,
                     "variants": [],
                     "winner": None,
+                    "auto_winner": None,
                 }
             )
             one._variant = name
@@ -136,9 +148,10 @@ def problems(model: CampaignFile, pos: yamlpos.Positioned) -> list[Problem]:
                 path = ("campaigns", name, "stages", stage, i)
                 variants: list[Variant] = step.variants
                 if not variants:
-                    if step.winner is not None:
-                        where = pos.at((*path, "winner"), key=True)
-                        out.append(Problem(where, f"step {step.id!r}: winner needs variants:"))
+                    for key in ("winner", "auto_winner"):
+                        if getattr(step, key) is not None:
+                            where = pos.at((*path, key), key=True)
+                            out.append(Problem(where, f"step {step.id!r}: {key} needs variants:"))
                     continue
                 if len(variants) < 2:
                     out.append(
@@ -173,6 +186,7 @@ def problems(model: CampaignFile, pos: yamlpos.Positioned) -> list[Problem]:
 
 
 __all__ = [
+    "AutoWinner",
     "Metric",
     "Variant",
     "choose",

@@ -15,10 +15,10 @@ from dripper.leads import postal
 from dripper.leads.records import LEAD_COLUMNS, Lead
 from dripper.planning import track
 from dripper.planning.planner import Planner, stop_reason
-from dripper.reports import abtest
+from dripper.reports import abtest, winners
 from dripper.states import CHANNELS, REPLANNABLE, Reason, TouchState
 from dripper.store import STATES
-from dripper.store.queries import callrows, leadrows, printrows, reportrows
+from dripper.store.queries import abrows, callrows, leadrows, printrows, reportrows
 from dripper.store.queries import touchrows as touch_q
 
 # The outcome figures of a step, each with the name of its rate.
@@ -58,6 +58,7 @@ def funnel(conn: Connection, config: CampaignFile | None = None) -> dict[str, An
     with reportrows.without_jit(conn):
         results = reportrows.outcomes(conn, window)
         variant_sent = reportrows.sent_by_variant(conn)
+        decided = abrows.winners(conn)
         enrolled = reportrows.enrolled_by_campaign(conn)
         moves = reportrows.movements(conn)
         standing = reportrows.leads_by_stage(conn)
@@ -87,7 +88,7 @@ def funnel(conn: Connection, config: CampaignFile | None = None) -> dict[str, An
                     variant: _variant_row(variant_sent.get((name, step, variant), 0), results, (name, step, variant))
                     for variant in shown
                 }
-                row["ab_test"] = _ab_test(config, written, row["variants"])
+                row["ab_test"] = _ab_test(config, written, row["variants"], decided, name)
             steps[step] = row
         totals: dict[str, Any] = {s: sum(v[s] for v in steps.values()) for s in (*STATES, *FIGURES)}
         totals["rates"] = _rates(totals)
@@ -152,14 +153,22 @@ def _variant_row(sent: int, results: reportrows.Outcomes, key: tuple[str, str, s
     return row
 
 
-def _ab_test(config: CampaignFile | None, step: Step | None, figures: Mapping[str, Any]) -> dict[str, Any]:
+def _ab_test(
+    config: CampaignFile | None,
+    step: Step | None,
+    figures: Mapping[str, Any],
+    decided: Mapping[tuple[str, str], str],
+    campaign: str,
+) -> dict[str, Any]:
     """The significance test between the variants (dripper/reports/abtest.py), on
     reporting.variant_metric at reporting.variant_confidence."""
     metric = config.reporting.variant_metric if config else "replies"
     confidence = config.reporting.variant_confidence if config else 0.95
     arms = [abtest.Arm(name, row[TouchState.SENT], row[metric]) for name, row in figures.items()]
     out = abtest.compare(arms, metric, confidence).as_dict()
-    out["winner"] = step.winner if step is not None else None
+    auto = winners.auto_winner(step, campaign, decided) if step is not None else None
+    out["winner"] = (step.winner if step is not None else None) or auto
+    out["decided_by"] = "auto_winner" if auto else "campaigns.yaml" if out["winner"] else None
     return out
 
 
@@ -235,6 +244,7 @@ def lead_plan(conn: Connection, lead: Lead, planner: Planner | None = None) -> d
     papers = printrows.for_touches(conn, [t["id"] for t in rows])  # only letters have print rows
     calls = {c["touch_id"]: c for c in callrows.listing(conn, lead_id=lead.id)}
     ahead = upcoming_rows(planner, lead, rows) if planner is not None else []
+    decided = abrows.winners(conn)
     replaced = {(t["campaign"], t["step_id"]) for t in ahead}
     touches = []
     for t in sorted(
@@ -252,7 +262,7 @@ def lead_plan(conn: Connection, lead: Lead, planner: Planner | None = None) -> d
             "sent_at": _iso(t["sent_at"]),
             "message_id": t["message_id"],
             "attempts": t["attempts"],
-            "variant": t.get("variant") or _variant_to_come(planner, lead, t),
+            "variant": t.get("variant") or _variant_to_come(planner, lead, t, decided),
         }
         if t["id"] in papers:
             touch["batch"] = papers[t["id"]]["batch_id"]
@@ -271,14 +281,20 @@ def lead_plan(conn: Connection, lead: Lead, planner: Planner | None = None) -> d
     return {"lead": info, "touches": touches, "events": events}
 
 
-def _variant_to_come(planner: Planner | None, lead: Lead, row: Mapping[str, Any]) -> str | None:
+def _variant_to_come(
+    planner: Planner | None, lead: Lead, row: Mapping[str, Any], decided: Mapping[tuple[str, str], str]
+) -> str | None:
     """The A/B variant a touch not sent yet will be sent with, as things stand (the choice
     is a function of lead and step: the tick will make the same one)."""
     if planner is None or row["state"] not in (TouchState.PLANNED, TouchState.SENDING):
         return None
     campaign = planner.config.campaigns.get(row["campaign"])
     found = campaign.step(row["step_id"]) if campaign else None
-    return variants.variant_for(lead.email, row["campaign"], found[1]) if found else None
+    if found is None:
+        return None
+    return winners.auto_winner(found[1], row["campaign"], decided) or variants.variant_for(
+        lead.email, row["campaign"], found[1]
+    )
 
 
 def upcoming_rows(planner: Planner, lead: Lead, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -51,6 +51,7 @@ from dripper.forked import init_render_worker, render_worker_ready
 from dripper.leads.events import apply_event
 from dripper.leads.records import Lead
 from dripper.planning.planner import reconcile
+from dripper.reports import winners
 from dripper.sending import checks
 from dripper.sending.recorder import Recorder
 from dripper.settings import DEFAULT_LEASE_SECONDS, Settings
@@ -127,6 +128,7 @@ class Sender:
         parts: registry.PartClasses = registry.PARTS,
     ):
         self.store = store
+        loaded = winners.applied(store, loaded, clock.now())  # tests that auto_winner ended
         self.loaded = loaded
         self.settings = settings
         self.clock = clock  # the business clock: due times, Date headers, what is recorded

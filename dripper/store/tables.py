@@ -224,6 +224,18 @@ calls = Table(
     Index("ix_calls_lead", "lead_id"),
 )
 
+# Winners that a step's `auto_winner:` declared (migration 0011): once decided, every later
+# send of the step uses the winner (dripper/reports/winners.py).
+ab_winners = Table(
+    "ab_winners",
+    metadata,
+    Column("campaign", String(200), primary_key=True),
+    Column("step_id", String(200), primary_key=True),
+    Column("winner", String(64), nullable=False),
+    Column("decided_at", UTCDateTime, nullable=False),
+    Column("verdict", Text, nullable=False),  # the test's sentence when it was decided
+)
+
 meta = Table(
     "meta",
     metadata,
