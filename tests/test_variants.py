@@ -481,6 +481,7 @@ def test_auto_winner_ends_the_test_once_a_variant_leads(dripper, project):
     dripper.json("tick", "--at", day(3).isoformat(), "--json")
     test = dripper.json("report", "--json")["campaigns"][CAMPAIGN]["steps"]["hello"]["ab_test"]
     assert test["winner"] == "B" and test["decided_by"] == "auto_winner" and test["significant"]
+    assert test["confidence"] == 0.9 and test["sentence"] == "variant B leads on replies, 90% confidence"
     # A second cohort: every one of them gets B.
     rows = ["email,first_name,last_name,company,stage,timezone,campaign"]
     later = [f"late{i}@example.net" for i in range(12)]

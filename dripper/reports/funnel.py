@@ -160,10 +160,12 @@ def _ab_test(
     decided: Mapping[tuple[str, str], str],
     campaign: str,
 ) -> dict[str, Any]:
-    """The significance test between the variants (dripper/reports/abtest.py), on
-    reporting.variant_metric at reporting.variant_confidence."""
-    metric = config.reporting.variant_metric if config else "replies"
-    confidence = config.reporting.variant_confidence if config else 0.95
+    """The significance test between the variants (dripper/reports/abtest.py): on the
+    step's auto_winner metric and confidence, else reporting.variant_metric and
+    reporting.variant_confidence (the test auto_winner decides by is the one shown)."""
+    rule = step.auto_winner if step is not None else None
+    metric = rule.metric if rule else config.reporting.variant_metric if config else "replies"
+    confidence = rule.confidence if rule else config.reporting.variant_confidence if config else 0.95
     arms = [abtest.Arm(name, row[TouchState.SENT], row[metric]) for name, row in figures.items()]
     out = abtest.compare(arms, metric, confidence).as_dict()
     auto = winners.auto_winner(step, campaign, decided) if step is not None else None
