@@ -495,3 +495,24 @@ def test_auto_winner_ends_the_test_once_a_variant_leads(dripper, project):
     assert all(recorded[e] == chosen[e] for e in first)  # history stays attributed
     subjects = _subjects(project / "outbox")
     assert all(subjects[(e, "hello")] == "B: hello" for e in later)
+
+
+def test_only_a_touch_that_went_records_a_variant(dripper_sqlite, project):
+    """A letter skipped for want of an address was never sent as any variant."""
+    (project / "campaigns.yaml").write_text(campaign_yaml())
+    (project / "leads.csv").write_text(f"email,stage,campaign\nnoaddress@example.com,supplier_research,{CAMPAIGN}\n")
+    dripper_sqlite("leads", "import", "leads.csv", "--at", T0.isoformat())
+    for n in (1, 15, 29):
+        dripper_sqlite.json("tick", "--at", (day(n) + timedelta(hours=10)).isoformat(), "--json")
+    rows = {r["step_id"]: r for r in _rows(dripper_sqlite)}
+    assert rows["letter-1"]["state"] == "skipped" and rows["letter-1"]["variant"] is None
+    assert rows["reminder-1"]["state"] == "sent" and rows["reminder-1"]["variant"] in ("A", "B")
+
+
+def test_simulate_shows_the_sample_leads_variant(dripper_sqlite, project):
+    text = campaign_yaml().replace("{name: A, weight: 2}", "{name: A, weight: 0.0001}")  # A almost never
+    (project / "campaigns.yaml").write_text(text)
+    rows = {r["step"]: r for r in dripper_sqlite.json("simulate", "--json", "--days", "200")}
+    step = model.parse(text, "campaigns.yaml").campaigns[CAMPAIGN].step("offer-1")[1]  # type: ignore[index]
+    chosen = variants.choose("sample.lead@example.com", CAMPAIGN, "offer-1", step.variants)
+    assert chosen != "A" and rows["offer-1"]["subject"].startswith(f"{chosen}:")

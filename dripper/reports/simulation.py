@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from dripper.campaign import variants
 from dripper.campaign.model import CampaignFile
 from dripper.campaign.templates import sample_lead
 from dripper.config import Loaded
@@ -62,8 +63,9 @@ def simulate(
     for name, stage_name in tracks(config, campaigns, stage):
         camp = config.campaigns[name]
         for entry in timeline(loaded.planner, name, stage_name, start, days, tz, country):
-            ctx = loaded.renderer.context(lead, camp, entry.step, _SAMPLE_UNSUBSCRIBE_URL, entry.due)
-            subject = loaded.renderer.subject(camp, entry.step, ctx) if entry.step.subject else ""
+            step = variants.for_lead(entry.step, lead.email, camp)  # the sample lead's A/B variant
+            ctx = loaded.renderer.context(lead, camp, step, _SAMPLE_UNSUBSCRIBE_URL, entry.due)
+            subject = loaded.renderer.subject(camp, step, ctx) if step.subject else ""
             found.append(
                 SimulatedTouch(
                     name, stage_name, entry.day, entry.due, entry.step.id, entry.step.channel, entry.step.kind, subject

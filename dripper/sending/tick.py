@@ -471,8 +471,8 @@ class Sender:
             else:
                 log.exception("touch %s could not be processed; it will be retried", touch.id)
             outcome = unsent(touch, failure, Reason.RETRY, describe(exc), now)
-        # The A/B variant the composer chose (the same function of lead and step): on the touch.
-        outcome = replace(outcome, variant=variants.variant_for(job.view.email, job.campaign.name, job.step))
+        if outcome.state in (TouchState.SENT, TouchState.FAILED):  # the A/B variant it went (or failed) with
+            outcome = replace(outcome, variant=variants.variant_for(job.view.email, job.campaign.name, job.step))
         return summary.count(outcome)
 
     def _hard_bounce(self, touch: touch_q.Claimed, detail: dict[str, Any]) -> None:
