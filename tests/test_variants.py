@@ -516,3 +516,28 @@ def test_simulate_shows_the_sample_leads_variant(dripper_sqlite, project):
     step = model.parse(text, "campaigns.yaml").campaigns[CAMPAIGN].step("offer-1")[1]  # type: ignore[index]
     chosen = variants.choose("sample.lead@example.com", CAMPAIGN, "offer-1", step.variants)
     assert chosen != "A" and rows["offer-1"]["subject"].startswith(f"{chosen}:")
+
+
+def test_migration_0011_adds_the_variant_and_the_winners_and_takes_them_away(tmp_path):
+    from sqlalchemy import create_engine, inspect
+
+    from tests.test_states import _migrate
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    with engine.connect() as conn:
+        _migrate(conn, "0010")
+        assert "variant" not in {c["name"] for c in inspect(conn).get_columns("touches")}
+        _migrate(conn, "0011")
+        assert "variant" in {c["name"] for c in inspect(conn).get_columns("touches")}
+        assert inspect(conn).has_table("ab_winners")
+        _migrate(conn, "0010", down=True)
+        assert "variant" not in {c["name"] for c in inspect(conn).get_columns("touches")}
+        assert not inspect(conn).has_table("ab_winners")
+    engine.dispose()
+
+
+def test_a_variant_name_fits_the_touch_column():
+    text = campaign_yaml().replace("{name: C, subject:", "{name: " + "C" * 65 + ", subject:")
+    with pytest.raises(ConfigError) as caught:
+        model.parse(text, "campaigns.yaml")
+    assert "at most 64 characters" in str(caught.value)
