@@ -41,9 +41,8 @@ class Variant(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str | None = Field(
-        None, min_length=1, max_length=64
-    )  # default: A, B, C... by position (touches.variant holds 64)
+    # Default: A, B, C... by position. At most what touches.variant holds.
+    name: str | None = Field(None, min_length=1, max_length=64)
     subject: str | None = None
     template: str | None = None
     weight: float = Field(1.0, gt=0, allow_inf_nan=False)
