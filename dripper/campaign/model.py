@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
 
+from dripper.campaign import fields as declared
 from dripper.campaign import salvage, timing, variants, yamlpos
 from dripper.campaign.cadence import CadenceSpec, Quiet
 from dripper.campaign.sourcefile import read_utf8
@@ -238,11 +239,13 @@ class Step(_Model):
 
 
 class Campaign(_Model):
-    description: str | None = None
+    description: str | None = None  # the marketer's own note: never shown to a lead
+    label: str | None = None  # what leads see it called (the preference page); default: from the name
     letter_format: LetterFormat | None = None  # overrides letters.format
     stop_on: list[StopKind] = Field(default_factory=lambda: list(STOP_KINDS))
     send_window: SendWindowSpec | None = None
     quiet: Quiet = Quiet()  # warnings of `check` the marketer accepts, per track
+    vars: dict[str, Any] = Field(default_factory=dict)  # for its templates; wins over the file's vars
     stages: dict[str, list[Step]]
 
     _name: str = PrivateAttr("")
@@ -257,6 +260,12 @@ class Campaign(_Model):
     def name(self) -> str:
         return self._name
 
+    @property
+    def public_label(self) -> str:
+        """The name a lead sees: `label`, else the key made readable (`literature-follow-up`
+        -> "Literature follow-up"); never `description`, which is the marketer's note."""
+        return self.label or humanise(self._name)
+
     def track(self, stage: str) -> list[Step]:
         return self.stages.get(stage, [])
 
@@ -265,6 +274,12 @@ class Campaign(_Model):
 
     def stops_on(self, kind: str) -> bool:
         return kind in ALWAYS_STOP or kind in self.stop_on
+
+
+def humanise(key: str) -> str:
+    """A campaign key as words: separators become spaces, the first letter a capital."""
+    words = " ".join(re.split(r"[-_.\s]+", key)).strip()
+    return words[:1].upper() + words[1:]
 
 
 class CampaignFile(_Model):
@@ -276,6 +291,8 @@ class CampaignFile(_Model):
     reporting: Reporting = Reporting()
     extra_stages: list[str] = Field(default_factory=list)
     kinds: list[str] = Field(default_factory=list)  # step kinds beyond KINDS
+    fields: dict[str, declared.FieldSpec] = Field(default_factory=dict)  # declared lead fields (fields.py)
+    vars: dict[str, Any] = Field(default_factory=dict)  # campaign variables for the templates: vars.NAME
     campaigns: dict[str, Campaign]
 
     _path: FsPath = PrivateAttr(FsPath("campaigns.yaml"))
@@ -465,6 +482,8 @@ def _allowed_keys(path: tuple[Any, ...]) -> set[str] | None:
         return keys(CadenceSpec)
     if n == 3 and path[0] == "campaigns" and path[2] == "quiet":
         return keys(Quiet)
+    if n == 2 and path[0] == "fields":
+        return keys(declared.FieldSpec)
     if n == 2 and path[0] == "campaigns":
         return keys(Campaign)
     if n == 5 and path[0] == "campaigns" and path[2] == "stages":
@@ -674,6 +693,7 @@ def _semantic_problems(model: CampaignFile, pos: yamlpos.Positioned) -> list[Pro
                 if PARTS[step.channel].needs_subject and not step.subject and not every:
                     problems.append(Problem(pos.at(spath), f"step {step.id!r}: an {step.channel} step needs a subject"))
     problems += _letter_problems(model.letters, pos)
+    problems += declared.problems(model, pos)
     problems += variants.problems(model, pos)
     return problems
 

@@ -122,8 +122,9 @@ class ComposedLetter:
     name: str  # stable per touch: a resend rewrites the same PDF
 
 
-def letter_date(view: LeadView, now: datetime) -> str:
-    """Today in the lead's own time zone, written the way the lead's language writes dates."""
+def letter_date(view: LeadView, now: datetime, lang: str | None = None) -> str:
+    """Today in the lead's own time zone, written in the letter's language (`lang`, from
+    its template's <html lang>), else the way the lead's language writes dates."""
     from babel.dates import format_date
 
     from dripper.campaign import timing
@@ -132,7 +133,8 @@ def letter_date(view: LeadView, now: datetime) -> str:
         day = now.astimezone(timing.zone(view.timezone)).date()
     except ValueError:
         day = now.date()
-    return str(format_date(day, format="long", locale=postal.locale_for(view)))
+    locale = letters.date_locale(lang, postal.country_code(view.country)) or postal.locale_for(view)
+    return str(format_date(day, format="long", locale=locale))
 
 
 class Composer:
@@ -215,7 +217,9 @@ class Composer:
         frame = letters.FRAMES[postal.paper_format(country) if chosen == "auto" else chosen]
         address = postal.address_lines(view, self.home_country)
         parts = letters.LetterParts(
-            address, config.letters.return_address or config.sender.postal_address, letter_date(view, now)
+            address,
+            config.letters.return_address or config.sender.postal_address,
+            letter_date(view, now, letters.document_lang(body)),
         )
         return ComposedLetter(
             letters.frame_letter(body, frame, parts),

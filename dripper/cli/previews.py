@@ -66,6 +66,8 @@ def preview(
 ) -> None:
     """Render one touch as text, HTML or a complete .eml (exactly what would be sent);
     --open shows it in a browser, --to sends a test of it."""
+    import jinja2
+
     from dripper.campaign.templates import sample_lead
     from dripper.channels.compose import Composer
     from dripper.reports.previews import NotForStep, preview_file, touch_preview
@@ -109,6 +111,8 @@ def preview(
         shown = touch_preview(composer, lead, camp, the_step, now, fmt, templates)
     except NotForStep as exc:
         fail(str(exc), code=1)
+    except jinja2.TemplateError as exc:  # e.g. an undeclared column the sample lead lacks: try --lead
+        fail(f"{the_step.id!r} cannot be rendered for {lead.email}: {exc}", code=1)
     if not shown.file_suffix:
         _emit(shown.text, out_file)
         return
