@@ -195,6 +195,7 @@ def test_report_and_previews_escape() -> None:
         window=EVIL,
         touch_head=[EVIL],
         outcome_head=[EVIL],
+        variant_head=[EVIL],
         campaigns=[
             {
                 "name": EVIL,
@@ -211,6 +212,7 @@ def test_report_and_previews_escape() -> None:
                 "movements": [[cell]],
                 "conversion_time": [cell],
                 "stages": [[cell]],
+                "ab_tests": [(EVIL, EVIL, [[cell]])],
             }
         ],
     )

@@ -18,11 +18,12 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
 
-from dripper.campaign import conditions, salvage, timing, yamlpos
+from dripper.campaign import conditions, salvage, timing, variants, yamlpos
 from dripper.campaign import fields as declared
 from dripper.campaign.cadence import CadenceSpec, Quiet
 from dripper.campaign.sourcefile import read_utf8
 from dripper.campaign.timing import Duration, Window
+from dripper.campaign.variants import AutoWinner, Variant
 from dripper.errors import ConfigError, Location, Problem
 from dripper.states import Channel
 
@@ -183,6 +184,10 @@ class Reporting(_Model):
     # A reply, conversion, ... that names no touch counts for the last touch sent to the
     # lead before it, if it came within this long of it; else it is "unattributed".
     attribution_window: DurationField = Duration(days=30)
+    # A/B tests: the figure variants are compared on, and the confidence a lead must
+    # reach. See dripper/reports/abtest.py.
+    variant_metric: variants.Metric = "replies"
+    variant_confidence: float = Field(0.95, gt=0.5, lt=1)
 
 
 LetterFormat = Literal["auto", "us10", "din5008"]
@@ -223,6 +228,16 @@ class Step(_Model):
     renamed_from: list[str] = Field(default_factory=list)
     # A condition (campaign/conditions.py), evaluated at send time: false = skipped, reason `condition`.
     when: str | None = None
+    # A/B test (dripper/campaign/variants.py): versions of subject/template, the one that won.
+    variants: list[Variant] = Field(default_factory=list)
+    winner: str | None = None
+    auto_winner: AutoWinner | None = None
+    _variant: str | None = PrivateAttr(None)  # on a step resolved to one variant (variants.resolved)
+
+    @property
+    def variant(self) -> str | None:
+        """The variant this step was resolved to; None for the step as written."""
+        return self._variant
 
 
 class Campaign(_Model):
@@ -498,6 +513,10 @@ def _allowed_keys(path: tuple[Any, ...]) -> set[str] | None:
         return keys(Campaign)
     if n == 5 and path[0] == "campaigns" and path[2] == "stages":
         return keys(Step)
+    if n == 7 and path[0] == "campaigns" and path[5] == "variants":
+        return keys(Variant)
+    if n == 6 and path[0] == "campaigns" and path[5] == "auto_winner":
+        return keys(AutoWinner)
     return None
 
 
@@ -695,10 +714,12 @@ def _semantic_problems(model: CampaignFile, pos: yamlpos.Positioned) -> list[Pro
                                 f"renamed_from {old!r} is still the id of a step in campaign {name!r}",
                             )
                         )
-                if PARTS[step.channel].needs_subject and not step.subject:
+                every = bool(step.variants) and all(v.subject for v in step.variants)  # each A/B variant its own
+                if PARTS[step.channel].needs_subject and not step.subject and not every:
                     problems.append(Problem(pos.at(spath), f"step {step.id!r}: an {step.channel} step needs a subject"))
     problems += _letter_problems(model.letters, pos)
     problems += declared.problems(model, pos)
+    problems += variants.problems(model, pos)
     return problems
 
 

@@ -15,6 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from dripper.campaign import variants
 from dripper.campaign.model import Campaign, Step
 from dripper.campaign.templates import LeadView
 from dripper.channels.email.mime import build_email, list_unsubscribe
@@ -144,6 +145,7 @@ class Composer:
         self.dkim = dkim
 
     def context(self, view: LeadView, campaign: Campaign, step: Step, now: datetime) -> tuple[dict[str, Any], str, str]:
+        step = variants.for_lead(step, view.email, campaign)
         token = self.tokens.make(view.id, campaign.name)
         url = f"{self.base_url}/u/{token}"
         ctx = self.loaded.renderer.context(view, campaign, step, url, now, f"{self.base_url}/p/{token}")
@@ -178,6 +180,7 @@ class Composer:
         """The e-mail rendered for `view` and addressed to `recipient` (the lead itself, or
         the address of a test), DKIM-signed when a key is set."""
         sender = self.loaded.campaigns.sender
+        step = variants.for_lead(step, view.email, campaign)  # an A/B test's variant for this lead
         ctx, url, token = self.context(view, campaign, step, now)
         rendered = self.loaded.renderer.email(campaign, step, ctx)
         if subject_prefix:
@@ -206,6 +209,7 @@ class Composer:
         """Raises jinja2.TemplateError when the template cannot render for this lead.
         `touch_id`: the touch it is for (its file's name); None for a preview."""
         config = self.loaded.campaigns
+        step = variants.for_lead(step, view.email, campaign)
         ctx, _url, _token = self.context(view, campaign, step, now)
         body = self.loaded.renderer.letter_html(step, ctx)
         country = postal.country_code(view.country)
@@ -228,5 +232,6 @@ class Composer:
         )
 
     def call_notes(self, view: LeadView, campaign: Campaign, step: Step, now: datetime) -> str:
+        step = variants.for_lead(step, view.email, campaign)
         ctx, _url, _token = self.context(view, campaign, step, now)
         return self.loaded.renderer.call_notes(step, ctx)
