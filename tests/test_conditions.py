@@ -543,3 +543,11 @@ def test_a_condition_that_cannot_be_evaluated_fails_that_touch_only(project: Pat
     steps = states(dripper, "lead0@example.com")
     assert steps["large-2"][0] == "failed" and (steps["large-2"][1] or "").startswith("render_error: when:")
     assert steps["m3"][0] == "sent"  # the track went on
+
+
+def test_an_outcome_recorded_without_an_open_call_task_counts_for_no_step() -> None:
+    history = conditions.History.of([{"kind": "called", "detail": {"outcome": "call_back"}}])
+    base = subject()
+    seen = conditions.Subject(base.lead, history, base.vars)
+    assert conditions.holds("call_outcome() == 'call_back'", seen)
+    assert conditions.holds("call_outcome('call-1') == ''", seen)
