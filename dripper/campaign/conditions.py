@@ -27,7 +27,8 @@ What an expression sees:
   was_in_stage(STAGE)      the lead is, or ever was, in that funnel stage
 
 A missing attribute is undefined: it equals nothing and counts as false, so
-`lead.attrs.competitor == 'Globex'` is simply false for a lead without the column.
+`lead.attrs.competitor == 'Globex'` is simply false for a lead without the column; an
+expression that needs its value (`lead.attrs.employees | int > 50`) is false as a whole.
 """
 
 from __future__ import annotations
@@ -239,7 +240,9 @@ def holds(text: str, subject: Subject) -> bool:
     """Whether the condition holds for `subject`; ConditionError when it cannot be evaluated."""
     try:
         return bool(compiled(text)(**subject.namespace()))
-    except (TemplateSyntaxError, SecurityError, UndefinedError, TypeError, ValueError, ArithmeticError) as exc:
+    except UndefinedError:  # a value the lead does not have, used (`| int`, `.lower()`): false, as missing
+        return False
+    except (TemplateSyntaxError, SecurityError, TypeError, ValueError, ArithmeticError) as exc:
         raise ConditionError(f"when: {text!r}: {exc}") from None
 
 
@@ -290,6 +293,10 @@ def expression_problems(text: str, config: CampaignFile, campaign: Campaign) -> 
             return [(None, f"when: unexpected {token.value!r} after a whole expression (a missing and/or?)")]
     except TemplateSyntaxError as exc:
         return [(None, f"when: syntax error: {exc.message}")]
+    try:
+        compiled(text)  # what only compiling finds: an unknown filter (`| integer`)
+    except TemplateSyntaxError as exc:
+        return [(None, f"when: {exc.message}")]
     return _name_problems(expr, config, campaign)
 
 
