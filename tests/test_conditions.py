@@ -567,3 +567,17 @@ def test_the_docs_number_comparison_works() -> None:
     assert not conditions.holds("lead.attrs.employees | int > 50", subject())
     with pytest.raises(conditions.ConditionError):
         conditions.holds("lead.attrs.employees > 50", subject(employees="120"))
+
+
+def test_a_step_skipped_by_its_condition_stays_skipped_when_the_lead_comes_back(docs_project: Dripper) -> None:
+    dripper = docs_project
+    dripper("leads", "add", "zoe@example.com", "--attr", "language=en", "--at", T0)
+    dripper("tick", "--at", at(0))
+    dripper("tick", "--at", at(7))
+    dripper("event", "zoe@example.com", "stage", "--stage", "negotiation", "--at", at(8))
+    dripper("leads", "add", "zoe@example.com", "--attr", "language=de", "--at", at(9))
+    dripper("event", "zoe@example.com", "stage", "--stage", "supplier_research", "--at", at(9, 1))
+    dripper("tick", "--at", at(16, 2))
+    steps = states(dripper, "zoe@example.com")
+    assert steps["case-study-de"] == ("skipped", "condition") and steps["case-study"][0] == "sent"
+    assert len(list((dripper.root / "outbox").glob("*_case-study*"))) == 1
