@@ -20,7 +20,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr,
 
 from dripper.campaign import conditions, salvage, timing, variants, yamlpos
 from dripper.campaign import fields as declared
+from dripper.campaign import senders as identities
 from dripper.campaign.cadence import CadenceSpec, Quiet
+from dripper.campaign.senders import Book, Identity, Signature
 from dripper.campaign.sourcefile import read_utf8
 from dripper.campaign.timing import Duration, Window
 from dripper.campaign.variants import AutoWinner, Variant
@@ -76,6 +78,13 @@ class Sender(_Model):
     postal_address: str
     # Envelope sender for bounces; each message gets its own (VERP): local+TOKEN@domain.
     bounce_address: str | None = None
+    signature: Signature = Signature()  # templates: sender.signature.name, ...
+    notify: str | None = None  # where replies of leads sent from it are told (senders.py)
+    _key: str = PrivateAttr("")  # its name under senders:; "" for the file's `sender:`
+
+    @property
+    def key(self) -> str:
+        return self._key
 
     # Cached: asked for several times for every message sent.
     @cached_property
@@ -242,6 +251,7 @@ class Step(_Model):
 
 class Campaign(_Model):
     description: str | None = None  # the marketer's own note: never shown to a lead
+    sender: str | None = None  # a name under senders:: this campaign's default identity
     label: str | None = None  # what leads see it called (the preference page); default: from the name
     letter_format: LetterFormat | None = None  # overrides letters.format
     stop_on: list[StopKind] = Field(default_factory=lambda: list(STOP_KINDS))
@@ -286,6 +296,7 @@ def humanise(key: str) -> str:
 
 class CampaignFile(_Model):
     sender: Sender
+    senders: dict[str, Identity] = Field(default_factory=dict)  # identities chosen by owner (senders.py)
     defaults: Defaults = Defaults()
     limits: Limits = Limits()
     inbound: Inbound = Inbound()
@@ -300,10 +311,23 @@ class CampaignFile(_Model):
     _path: FsPath = PrivateAttr(FsPath("campaigns.yaml"))
     _positions: yamlpos.Positioned | None = PrivateAttr(None)
     _stages: tuple[str, ...] | None = PrivateAttr(None)
+    _book: Book | None = PrivateAttr(None)
 
     @property
     def path(self) -> FsPath:
         return self._path
+
+    @property
+    def book(self) -> Book:
+        """The sender identities, resolved (built once: asked for every message)."""
+        if self._book is None:
+            chosen = {name: c.sender for name, c in self.campaigns.items()}
+            self._book = Book(self.sender, self.senders, chosen)
+        return self._book
+
+    def sender_for(self, campaign: str, owner: str) -> Sender:
+        """The identity a touch of `campaign` to a lead with this owner goes out from."""
+        return self.book.choose(campaign, owner)
 
     @property
     def stages(self) -> tuple[str, ...]:
@@ -401,6 +425,7 @@ class CampaignFile(_Model):
         campaign = campaign_from_definition(definition)
         campaign._name = name
         rebuilt = self.model_copy(update={"defaults": defaults, "campaigns": {**self.campaigns, name: campaign}})
+        rebuilt._book = None
         return rebuilt
 
 
@@ -487,6 +512,10 @@ def _allowed_keys(path: tuple[Any, ...]) -> set[str] | None:
         return keys(CampaignFile)
     if path == ("sender",):
         return keys(Sender)
+    if n == 2 and path[0] == "senders":
+        return keys(Identity)
+    if (n == 3 and path[0] == "senders" and path[2] == "signature") or path == ("sender", "signature"):
+        return keys(Signature)
     if path == ("defaults",):
         return keys(Defaults)
     if path == ("limits",):
@@ -720,6 +749,7 @@ def _semantic_problems(model: CampaignFile, pos: yamlpos.Positioned) -> list[Pro
     problems += _letter_problems(model.letters, pos)
     problems += declared.problems(model, pos)
     problems += variants.problems(model, pos)
+    problems += identities.problems(model, pos)
     return problems
 
 

@@ -26,7 +26,7 @@ from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
 
 from dripper.campaign import dates, variants
 from dripper.campaign import fields as declared
-from dripper.campaign.model import Campaign, CampaignFile, Step, did_you_mean
+from dripper.campaign.model import Campaign, CampaignFile, Sender, Step, did_you_mean
 from dripper.campaign.sourcefile import read_utf8
 from dripper.channels.email.text import html_to_text
 from dripper.errors import ConfigError, Location, Problem
@@ -161,14 +161,7 @@ class Renderer:
         self._vars = {name: declared.TemplateVars(declared.campaign_vars(config, name)) for name in config.campaigns}
         self._subjects: dict[tuple[str, str, str], jinja2.Template] = {}
         self._inliner = css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
-        sender = config.sender
-        self._sender = {
-            "from": sender.from_,
-            "from_name": sender.name,
-            "address": sender.address,
-            "reply_to": sender.reply_to or sender.address,
-            "postal_address": sender.postal_address,
-        }
+        self._senders = {sender.key: sender_context(sender) for sender in config.book.all}
 
     # --- context ------------------------------------------------------------------------
     def context(
@@ -188,7 +181,7 @@ class Renderer:
         local_today = sent.date()
         return {
             "lead": lead,
-            "sender": self._sender,
+            "sender": self._senders[self.config.sender_for(campaign.name, lead.owner).key],
             "campaign": {"name": campaign.name, "description": campaign.description or ""},
             "step": {
                 "id": step.id,
@@ -228,7 +221,7 @@ class Renderer:
         subject = self.subject(campaign, step, ctx)
         html = without_script_urls(self.body_html(step, ctx))  # before the text part is made of it
         text = self.body_text(step, ctx, html)
-        postal = self.config.sender.postal_address
+        postal = ctx["sender"]["postal_address"]  # the chosen identity's (campaign/senders.py)
         url, prefs = ctx["unsubscribe_url"], ctx.get("preferences_url") or ctx["unsubscribe_url"]
         html = _append_footer(html, _html_footer(postal, url, prefs))
         text = f"{text}\n-- \n{postal}\nUnsubscribe: {url}\n" + (f"Preferences: {prefs}\n" if prefs != url else "")
@@ -473,10 +466,23 @@ def _every_variant(
             yield step, at["subject"], at["template"]
 
 
+def sender_context(sender: Sender) -> dict[str, Any]:
+    """What templates see as `sender`: the identity a touch goes out from."""
+    return {
+        "from": sender.from_,
+        "from_name": sender.name,
+        "address": sender.address,
+        "reply_to": sender.reply_to or sender.address,
+        "postal_address": sender.postal_address,
+        "name": sender.key,  # its name under senders: ("" for the file's sender:)
+        "signature": sender.signature.model_dump(),
+    }
+
+
 # What each context variable offers, for the static check below (attrs are free columns).
 _KNOWN_ATTRS: dict[str, set[str]] = {
     "lead": set(TEMPLATE_FIELDS),
-    "sender": {"from", "from_name", "address", "reply_to", "postal_address"},
+    "sender": {"from", "from_name", "address", "reply_to", "postal_address", "name", "signature"},
     "campaign": {"name", "description"},
     "step": {"id", "kind", "channel", "subject", "variant"},
 }

@@ -113,6 +113,11 @@ class Lead:
         return full_name(self.first_name, self.last_name)
 
     @property
+    def owner(self) -> str:
+        """Who the lead belongs to: chooses its sender identity (campaign/senders.py)."""
+        return str(self.attrs.get("owner", ""))
+
+    @property
     def status(self) -> str:
         """Why the lead gets no more touches (`complained`, …), or `active`."""
         return next((kind for kind in STOP_KINDS if self.stopped_at(kind)), "active")

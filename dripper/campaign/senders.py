@@ -1,0 +1,156 @@
+"""Several sender identities (`senders:` in campaigns.yaml), chosen per lead by its owner.
+
+    sender:                       # the file's default identity (and the single-sender case)
+      from: "Acme Sales <sales@acme.example>"
+      postal_address: "Acme Inc., 1 Main St, Springfield, IL 62701, USA"
+    senders:
+      alice:
+        from: "Alice Smith <alice@acme.example>"
+        reply_to: alice@acme.example                  # optional
+        postal_address: "..."                         # optional: default sender.postal_address
+        signature: {name: Alice Smith, title: Account manager, phone: "+1 555 0100", photo_url: "https://…"}
+        owners: [asmith]                              # optional: more owner values that choose alice
+        notify: alice@acme.example                    # optional: where her leads' replies are told
+    campaigns:
+      literature-follow-up:
+        sender: alice                                 # optional: this campaign's default identity
+
+How a lead's `owner` chooses: compared without regard to case or surrounding spaces, it
+matches a sender's NAME (`alice`), the address of its `from` (`alice@acme.example`), or one
+of its `owners:` values. A lead whose owner matches none (or who has none) gets its
+campaign's `sender:`, else the file's `sender:`. The choice is made at each touch, so a
+reassigned owner takes effect from the next one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from email.utils import parseaddr
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from dripper.errors import Problem
+
+if TYPE_CHECKING:
+    from dripper.campaign import yamlpos
+    from dripper.campaign.model import CampaignFile, Sender
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Signature(_Model):
+    """What a template's signature block shows: `sender.signature.name`, …; empty by default."""
+
+    name: str = ""
+    title: str = ""
+    phone: str = ""
+    email: str = ""
+    photo_url: str = ""
+
+
+class Identity(_Model):
+    """One entry of `senders:`: a Sender whose postal address may come from the default."""
+
+    from_: str = Field(alias="from")
+    reply_to: str | None = None
+    postal_address: str | None = None
+    bounce_address: str | None = None
+    signature: Signature = Signature()
+    owners: list[str] = Field(default_factory=list)  # owner values that choose it, beside its name and address
+    notify: str | None = None  # where replies of its leads are told (default: its reply_to or from)
+
+
+def _key(value: str) -> str:
+    return value.strip().casefold()
+
+
+class Book:
+    """Every identity of a file, resolved, and the owner value -> identity lookup."""
+
+    def __init__(self, default: Sender, identities: Mapping[str, Identity], campaign_senders: Mapping[str, str | None]):
+        from dripper.campaign.model import Sender
+
+        self.default = default
+        self.named: dict[str, Sender] = {}
+        self._by_owner: dict[str, Sender] = {}
+        for name, ident in identities.items():
+            resolved = Sender(
+                **{
+                    "from": ident.from_,
+                    "reply_to": ident.reply_to,
+                    "postal_address": ident.postal_address or default.postal_address,
+                    "bounce_address": ident.bounce_address,
+                    "signature": ident.signature,
+                    "notify": ident.notify,
+                }
+            )
+            resolved._key = name
+            self.named[name] = resolved
+            for value in owner_values(name, ident):
+                self._by_owner.setdefault(_key(value), resolved)  # a clash is a `check` error
+        self._campaign_default = {
+            campaign: self.named.get(name, default) if name else default for campaign, name in campaign_senders.items()
+        }
+
+    def for_campaign(self, campaign: str) -> Sender:
+        """The campaign's default identity (its `sender:`, else the file's)."""
+        return self._campaign_default.get(campaign, self.default)
+
+    def choose(self, campaign: str, owner: str) -> Sender:
+        """The identity a touch of `campaign` to a lead with this `owner` goes out from."""
+        chosen = self._by_owner.get(_key(owner)) if owner else None
+        return chosen or self.for_campaign(campaign)
+
+    def knows(self, owner: str) -> bool:
+        """Whether the owner value names an identity (else its leads get the campaign default)."""
+        return _key(owner) in self._by_owner
+
+    @property
+    def all(self) -> tuple[Sender, ...]:
+        return (self.default, *self.named.values())
+
+    @property
+    def domains(self) -> tuple[str, ...]:
+        """Every domain mail goes out from (From and bounce addresses): inbound matching accepts each."""
+        found: dict[str, None] = {}
+        for sender in self.all:
+            found[sender.domain.lower()] = None
+            found[sender.bounces.rpartition("@")[2].lower()] = None
+        return tuple(found)
+
+
+def owner_values(name: str, ident: Identity) -> Iterable[str]:
+    return (name, parseaddr(ident.from_)[1], *ident.owners)
+
+
+def problems(model: CampaignFile, pos: yamlpos.Positioned) -> list[Problem]:
+    """A campaign's `sender:` naming no identity; an owner value two identities claim."""
+    from dripper.campaign.model import did_you_mean
+
+    found: list[Problem] = []
+    names = set(model.senders)
+    for name, campaign in model.campaigns.items():
+        if campaign.sender is not None and campaign.sender not in names:
+            hint = did_you_mean(campaign.sender, names) if names else " (declare it under senders:)"
+            found.append(Problem(pos.at(("campaigns", name, "sender")), f"unknown sender {campaign.sender!r}{hint}"))
+    claimed: dict[str, str] = {}
+    for name, ident in model.senders.items():
+        for i, value in enumerate(ident.owners):
+            if not value.strip():
+                found.append(Problem(pos.at(("senders", name, "owners", i)), "an empty owner value chooses nothing"))
+        for value in dict.fromkeys(_key(v) for v in owner_values(name, ident) if v.strip()):
+            other = claimed.setdefault(value, name)
+            if other != name:
+                found.append(
+                    Problem(
+                        pos.at(("senders", name)),
+                        f"owner {value!r} would choose both senders {other!r} and {name!r}",
+                    )
+                )
+    return found
+
+
+__all__ = ["Book", "Identity", "Signature", "problems"]

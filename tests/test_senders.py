@@ -1,0 +1,267 @@
+"""Several senders (issue 19): identities under `senders:` chosen by the lead's owner, each
+e-mail from its identity, signed with its domain's DKIM key; replies matched whatever the
+sender, and told to the lead's owner."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import subprocess
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pytest
+from conftest import Dripper
+
+from dripper.campaign.model import parse
+from dripper.errors import ConfigError
+
+T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+CORPUS = Path(__file__).parent / "corpus" / "own"
+
+SENDERS = """senders:
+  alice:
+    from: "Alice Smith <alice@acme.example>"
+    reply_to: "alice.replies@acme.example"
+    signature: {name: Alice Smith, title: Account manager, phone: "+1 217 555 0101"}
+    owners: [asmith]
+    notify: alice.notes@acme.example
+  bob:
+    from: "Bob Jones <bob@widgets.example>"
+    postal_address: "Widgets GmbH, Hauptstr. 1, 70173 Stuttgart, Germany"
+    signature: {name: Bob Jones, title: Vertrieb}
+"""
+
+LEADS = """email,first_name,last_name,company,stage,timezone,campaign,owner
+ada@lovelace.example,Ada,Lovelace,Engines,supplier_research,America/Chicago,literature-follow-up,asmith
+zoe@mueller.example,Zoe,Mueller,Anlagenbau,supplier_research,Europe/Berlin,literature-follow-up,BOB@widgets.example
+grace@hopper.example,Grace,Hopper,,supplier_research,,literature-follow-up,nobody-we-know
+"""
+
+
+def with_senders(root: Path, extra: str = SENDERS, campaign_sender: str | None = None) -> None:
+    campaigns = root / "campaigns.yaml"
+    text = campaigns.read_text().replace("defaults:\n", extra + "defaults:\n", 1)
+    if campaign_sender:
+        text = text.replace("  literature-follow-up:\n", f"  literature-follow-up:\n    sender: {campaign_sender}\n", 1)
+    campaigns.write_text(text)
+    (root / "leads.csv").write_text(LEADS)
+    base = root / "templates" / "mail" / "base.html"
+    base.write_text(
+        base.read_text().replace(
+            "{{ sender.from_name }}</p>", "{{ sender.from_name }} ({{ sender.signature.title }})</p>"
+        )
+    )
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, bytes]]:
+    """An RSA key per domain (openssl) and the DNS TXT record that publishes each."""
+    folder = tmp_path_factory.mktemp("dkim")
+    made = {}
+    for domain in ("acme.example", "widgets.example"):
+        key = folder / f"{domain}.pem"
+        subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
+        public = subprocess.run(
+            ["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"], check=True, capture_output=True
+        ).stdout
+        made[domain] = (key, b"v=DKIM1; k=rsa; p=" + base64.b64encode(public))
+    return made
+
+
+def _sent(dripper: Dripper, **env: str) -> dict[str, bytes]:
+    """The e-mails of the first tick, by lead."""
+    dripper("leads", "import", "leads.csv", "--at", T0.isoformat(), **env)
+    dripper("tick", "--at", (T0 + timedelta(days=1)).isoformat(), **env)
+    return {p.name.rpartition("_")[2].removesuffix(".eml"): p.read_bytes() for p in Path("outbox").glob("*.eml")}
+
+
+# --- the model ----------------------------------------------------------------------------
+
+
+def _model(extra: str = SENDERS, campaign_sender: str | None = None):
+    from conftest import FIXTURES
+
+    text = (FIXTURES / "project" / "campaigns.yaml").read_text().replace("defaults:\n", extra + "defaults:\n", 1)
+    if campaign_sender:
+        text = text.replace("  literature-follow-up:\n", f"  literature-follow-up:\n    sender: {campaign_sender}\n", 1)
+    return parse(text, "campaigns.yaml")
+
+
+def test_an_owner_chooses_by_name_address_or_owners_value_else_the_campaign_default() -> None:
+    model = _model()
+    pick = lambda owner: model.sender_for("literature-follow-up", owner).key  # noqa: E731
+    assert pick("alice") == pick(" ALICE ") == pick("asmith") == pick("alice@acme.example") == "alice"
+    assert pick("Bob@Widgets.example") == "bob"
+    assert pick("") == pick("somebody") == ""  # the file's sender:
+    assert model.sender_for("literature-follow-up", "").address == "sales@acme.example"
+    bob = model.sender_for("literature-follow-up", "bob")
+    assert bob.postal_address.startswith("Widgets GmbH") and bob.signature.name == "Bob Jones"
+    alice = model.sender_for("literature-follow-up", "alice")
+    assert alice.postal_address == model.sender.postal_address  # not given: the default's
+    defaulted = _model(campaign_sender="bob")
+    assert defaulted.sender_for("literature-follow-up", "somebody").key == "bob"
+    assert defaulted.sender_for("literature-follow-up", "alice").key == "alice"
+
+
+def test_a_file_without_senders_is_unchanged() -> None:
+    model = _model(extra="")
+    assert model.sender_for("literature-follow-up", "alice") is model.sender
+    assert model.book.domains == ("acme.example",)
+
+
+@pytest.mark.parametrize(
+    ("extra", "campaign_sender", "expected"),
+    [
+        (SENDERS, "carol", r"campaigns.yaml:\d+:\d+: unknown sender 'carol'"),
+        (SENDERS, "alicia", r"unknown sender 'alicia' \(did you mean 'alice'\?\)"),
+        (SENDERS.replace("owners: [asmith]", "owners: [bob]"), None, r"owner 'bob' would choose both senders"),
+        (SENDERS.replace("    notify:", "    notfy:"), None, r"unknown key 'notfy' \(did you mean 'notify'\?\)"),
+        (SENDERS.replace("phone:", "phnoe:"), None, r"unknown key 'phnoe' \(did you mean 'phone'\?\)"),
+    ],
+)
+def test_check_locates_sender_mistakes(extra: str, campaign_sender: str | None, expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        _model(extra, campaign_sender)
+    assert re.search(expected, str(caught.value)), str(caught.value)
+
+
+# --- what goes out ------------------------------------------------------------------------
+
+
+def test_each_lead_gets_mail_from_its_owners_identity_signed_with_its_domains_key(
+    dripper_sqlite: Dripper, keys: dict[str, tuple[Path, bytes]]
+) -> None:
+    import dkim
+
+    with_senders(dripper_sqlite.root)
+    (acme_key, acme_record), (widgets_key, widgets_record) = keys["acme.example"], keys["widgets.example"]
+    spec = f"acme.example=s1:{acme_key}, widgets.example=w2:{widgets_key}"
+    messages = _sent(dripper_sqlite, DRIPPER_DKIM_KEYS=spec)
+    assert set(messages) == {"ada@lovelace.example", "zoe@mueller.example", "grace@hopper.example"}
+    records = {b"s1._domainkey.acme.example.": acme_record, b"w2._domainkey.widgets.example.": widgets_record}
+
+    def dns(name: bytes, timeout: int = 5) -> bytes:
+        return records.get(name, b"")
+
+    expected = {
+        "ada@lovelace.example": (
+            "alice@acme.example",
+            "alice.replies@acme.example",
+            "acme.example",
+            "s1",
+            "Account manager",
+        ),
+        "zoe@mueller.example": ("bob@widgets.example", None, "widgets.example", "w2", "Vertrieb"),
+        "grace@hopper.example": ("sales@acme.example", "reply@acme.example", "acme.example", "s1", "()"),
+    }
+    for lead, data in messages.items():
+        address, reply_to, domain, selector, title = expected[lead]
+        message = message_from_bytes(data, policy=policy.default)
+        assert message["From"].addresses[0].addr_spec == address
+        assert (message["Reply-To"] and message["Reply-To"].addresses[0].addr_spec) == reply_to
+        assert message["Message-ID"].endswith(f"@{domain}>")
+        assert re.fullmatch(rf"bounces\+t\d+-[0-9a-f]{{10}}@{re.escape(domain)}", message["Return-Path"].strip("<>"))
+        assert message["Feedback-ID"].endswith(f":{domain}")
+        assert title.encode() in data  # the template saw its identity's signature
+        assert dkim.verify(data, dnsfunc=dns), f"{lead}: the signature must verify"
+        signature = re.sub(r"\s+", "", message["DKIM-Signature"])
+        assert f"d={domain};" in signature and f"s={selector};" in signature
+        # and with the other domain's key published under this name, it fails
+        other = acme_record if domain == "widgets.example" else widgets_record
+        assert not dkim.verify(data, dnsfunc=lambda name, timeout=5, other=other: other)
+    footer = message_from_bytes(messages["zoe@mueller.example"], policy=policy.default)
+    assert "Widgets GmbH" in footer.get_body(("plain",)).get_content()  # its own postal address
+
+
+def test_keys_from_a_directory_and_the_single_key_for_the_other_domains(
+    dripper_sqlite: Dripper, keys: dict[str, tuple[Path, bytes]], tmp_path: Path
+) -> None:
+    import dkim
+
+    with_senders(dripper_sqlite.root)
+    folder = tmp_path / "keys"
+    folder.mkdir()
+    (folder / "widgets.example.w2.pem").write_bytes(keys["widgets.example"][0].read_bytes())
+    messages = _sent(
+        dripper_sqlite,
+        DRIPPER_DKIM_KEYS=str(folder),
+        DRIPPER_DKIM_KEY=str(keys["acme.example"][0]),
+        DRIPPER_DKIM_SELECTOR="legacy",
+    )
+    records = {
+        b"legacy._domainkey.acme.example.": keys["acme.example"][1],
+        b"w2._domainkey.widgets.example.": keys["widgets.example"][1],
+    }
+    for data in messages.values():
+        assert dkim.verify(data, dnsfunc=lambda name, timeout=5: records.get(name, b""))
+    assert b"d=widgets.example" in messages["zoe@mueller.example"]
+
+
+def test_a_bad_key_list_stops_the_tick_with_a_clear_message(dripper_sqlite: Dripper) -> None:
+    with_senders(dripper_sqlite.root)
+    dripper_sqlite("leads", "import", "leads.csv", "--at", T0.isoformat())
+    result = dripper_sqlite(
+        "tick", "--at", (T0 + timedelta(days=1)).isoformat(), ok=1, DRIPPER_DKIM_KEYS="acme.example=nokeypath"
+    )
+    assert "DRIPPER_DKIM_KEYS: 'acme.example=nokeypath': write each key as DOMAIN=SELECTOR:PATH" in result.stderr
+
+
+def test_check_warns_about_a_sending_domain_without_a_key(
+    dripper_sqlite: Dripper, keys: dict[str, tuple[Path, bytes]]
+) -> None:
+    with_senders(dripper_sqlite.root)
+    acme = f"acme.example=s1:{keys['acme.example'][0]}"
+    warned = dripper_sqlite("check", DRIPPER_DKIM_KEYS=acme).stderr
+    assert "widgets.example" in warned and "no DKIM key" in warned
+    assert "acme.example" not in warned.replace("widgets.example", "")
+    both = f"{acme},widgets.example=w2:{keys['widgets.example'][0]}"
+    assert "DKIM" not in dripper_sqlite("check", DRIPPER_DKIM_KEYS=both).stderr
+    assert "DKIM" not in dripper_sqlite("check").stderr  # DKIM off: nothing to say
+
+
+def test_a_reassigned_owner_takes_effect_from_the_next_touch(dripper_sqlite: Dripper) -> None:
+    with_senders(dripper_sqlite.root)
+    first = _sent(dripper_sqlite)["ada@lovelace.example"]
+    assert b"From: Alice Smith <alice@acme.example>" in first
+    dripper_sqlite("leads", "add", "ada@lovelace.example", "--attr", "owner=bob", "--at", T0.isoformat())
+    dripper_sqlite("tick", "--at", (T0 + timedelta(days=16)).isoformat())
+    reminder = next(Path("outbox").glob("*_reminder-1_ada@lovelace.example.eml")).read_bytes()
+    assert b"From: Bob Jones <bob@widgets.example>" in reminder
+
+
+def test_a_reply_to_any_sender_is_matched_and_told_to_the_leads_owner(dripper_sqlite: Dripper, tmp_path: Path) -> None:
+    with_senders(dripper_sqlite.root)
+    sent = _sent(dripper_sqlite)
+    for lead in ("ada@lovelace.example", "zoe@mueller.example"):
+        ours = message_from_bytes(sent[lead], policy=policy.default)
+        reply = (CORPUS / "reply.eml").read_text().replace("<MSGID@acme.example>", ours["Message-ID"])
+        reply = re.sub(
+            r"(?m)^Message-ID: .*$", f"Message-ID: <reply-{lead}>", reply.replace("zoe@mueller.example", lead)
+        )
+        path = tmp_path / f"reply-{lead}.eml"
+        path.write_text(reply)
+        out = dripper_sqlite("ingest", str(path), "--json", "--at", (T0 + timedelta(days=2)).isoformat())
+        [result] = [json.loads(line) for line in out.stdout.splitlines()]
+        assert (result["kind"], result["lead"], result["matched_by"]) == ("reply", lead, "in_reply_to")
+        told = "alice.notes@acme.example" if lead.startswith("ada") else "bob@widgets.example"
+        assert f"forwarded to {told}" in result["effect"]
+    forwards = sorted(Path("outbox").glob("reply-from_*.eml"))
+    recipients = {message_from_bytes(p.read_bytes(), policy=policy.default)["To"] for p in forwards}
+    assert recipients == {"alice.notes@acme.example", "bob@widgets.example"}
+
+
+def test_a_bounce_to_another_domains_verp_address_is_matched(dripper_sqlite: Dripper, tmp_path: Path) -> None:
+    with_senders(dripper_sqlite.root)
+    ours = message_from_bytes(_sent(dripper_sqlite)["zoe@mueller.example"], policy=policy.default)
+    verp = ours["Return-Path"].strip("<>")
+    assert verp.endswith("@widgets.example")
+    dsn = (CORPUS / "dsn-hard-511.eml").read_text()
+    dsn = re.sub(r"bounces\+t\d+-0{10}@acme\.example", verp, dsn).replace("<MSGID@acme.example>", "<x@y>")
+    path = tmp_path / "dsn.eml"
+    path.write_text(dsn)
+    out = dripper_sqlite("ingest", str(path), "--json", "--at", (T0 + timedelta(days=2)).isoformat())
+    [result] = [json.loads(line) for line in out.stdout.splitlines()]
+    assert (result["kind"], result["lead"], result["matched_by"]) == ("bounce_hard", "zoe@mueller.example", "verp")
