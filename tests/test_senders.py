@@ -265,3 +265,30 @@ def test_a_bounce_to_another_domains_verp_address_is_matched(dripper_sqlite: Dri
     out = dripper_sqlite("ingest", str(path), "--json", "--at", (T0 + timedelta(days=2)).isoformat())
     [result] = [json.loads(line) for line in out.stdout.splitlines()]
     assert (result["kind"], result["lead"], result["matched_by"]) == ("bounce_hard", "zoe@mueller.example", "verp")
+
+
+def test_rate_limits_per_sender(dripper_sqlite: Dripper) -> None:
+    with_senders(dripper_sqlite.root)
+    campaigns = dripper_sqlite.root / "campaigns.yaml"
+    limits = 'limits:\n  per_sender:\n    alice: "2/h"\n    default: ["3/min"]\n'
+    campaigns.write_text(campaigns.read_text().replace("campaigns:\n", limits + "campaigns:\n", 1))
+    owners = {"a": "alice", "b": "bob", "n": ""}
+    rows = [f"{o}{i}@x{i}.example,N,supplier_research,{owner}\n" for o, owner in owners.items() for i in range(5)]
+    (dripper_sqlite.root / "many.csv").write_text("email,first_name,stage,owner\n" + "".join(rows))
+    dripper_sqlite("check")
+    dripper_sqlite("leads", "import", "many.csv", "--at", T0.isoformat())
+    counts = dripper_sqlite.json("tick", "--at", (T0 + timedelta(days=1)).isoformat(), "--json")
+    sent = [p.name.rpartition("_")[2] for p in Path("outbox").glob("*.eml")]
+    assert [sum(n.startswith(o) for n in sent) for o in owners] == [2, 3, 3]  # alice 2/h, bob and sender 3/min
+    assert counts["sent"] == 8 and counts["deferred"] == 7
+    waiting = dripper_sqlite.json("plan", "a4@x4.example", "--json")["touches"][0]
+    assert waiting["state"] == "planned" and waiting["reason"] == "rate_limited: sender:alice 2/h"
+
+
+def test_per_sender_limits_name_known_senders(dripper_sqlite: Dripper) -> None:
+    with_senders(dripper_sqlite.root)
+    campaigns = dripper_sqlite.root / "campaigns.yaml"
+    limits = 'limits:\n  per_sender:\n    alcie: "2/h"\n'
+    campaigns.write_text(campaigns.read_text().replace("campaigns:\n", limits + "campaigns:\n", 1))
+    result = dripper_sqlite("check", ok=1)
+    assert re.search(r"campaigns.yaml:\d+:5: unknown sender 'alcie' \(did you mean 'alice'\?\)", result.stderr)

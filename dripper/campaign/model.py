@@ -149,9 +149,13 @@ class Limits(_Model):
     rate: Rates = ()  # e.g. ["600/min", "20000/h"]
     daily_cap: int | None = Field(None, ge=1)  # warm-up: the most e-mails in a UTC day
     per_domain: dict[str, Rates] = Field(default_factory=dict)  # recipient domain (or `default`) -> rates
+    # Sender identity (its name under senders:, `sender` for the file's sender:, or
+    # `default` for each one not named) -> rates: mailbox providers judge each sender.
+    per_sender: dict[str, Rates] = Field(default_factory=dict)
 
-    def scopes_for(self, domain: str) -> list[tuple[str, int, int]]:
-        """(counter name, limit, window seconds) that one e-mail to `domain` counts against."""
+    def scopes_for(self, domain: str, sender: str = "") -> list[tuple[str, int, int]]:
+        """(counter name, limit, window seconds) that one e-mail to `domain` from the
+        identity `sender` (its key; "" for the file's sender:) counts against."""
         scopes = [("all", n, window) for n, window in self.rate]
         if self.daily_cap:
             scopes.append(("all", self.daily_cap, 86400))
@@ -159,11 +163,15 @@ class Limits(_Model):
         own = self.per_domain.get(domain)
         rates = own if own is not None else self.per_domain.get("default", ())
         scopes += [(f"domain:{domain}", n, window) for n, window in rates]
+        name = sender or "sender"
+        own = self.per_sender.get(name)
+        rates = own if own is not None else self.per_sender.get("default", ())
+        scopes += [(f"sender:{name}", n, window) for n, window in rates]
         return scopes
 
     @property
     def active(self) -> bool:
-        return bool(self.rate or self.daily_cap or self.per_domain)
+        return bool(self.rate or self.daily_cap or self.per_domain or self.per_sender)
 
 
 class Notify(_Model):

@@ -136,6 +136,15 @@ def problems(model: CampaignFile, pos: yamlpos.Positioned) -> list[Problem]:
         if campaign.sender is not None and campaign.sender not in names:
             hint = did_you_mean(campaign.sender, names) if names else " (declare it under senders:)"
             found.append(Problem(pos.at(("campaigns", name, "sender")), f"unknown sender {campaign.sender!r}{hint}"))
+    for key in model.limits.per_sender:
+        if key not in names and key not in ("sender", "default"):
+            choices = names | {"sender", "default"}
+            found.append(
+                Problem(
+                    pos.at(("limits", "per_sender", key), key=True),
+                    f"unknown sender {key!r}{did_you_mean(key, choices)} (a name under senders:, sender or default)",
+                )
+            )
     claimed: dict[str, str] = {}
     for name, ident in model.senders.items():
         for i, value in enumerate(ident.owners):
