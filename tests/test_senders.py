@@ -292,3 +292,63 @@ def test_per_sender_limits_name_known_senders(dripper_sqlite: Dripper) -> None:
     campaigns.write_text(campaigns.read_text().replace("campaigns:\n", limits + "campaigns:\n", 1))
     result = dripper_sqlite("check", ok=1)
     assert re.search(r"campaigns.yaml:\d+:5: unknown sender 'alcie' \(did you mean 'alice'\?\)", result.stderr)
+
+
+def test_letters_and_calls_use_the_owners_identity(dripper_sqlite: Dripper) -> None:
+    """A letter's return address and signature block come from the chosen identity; a call
+    to a lead without an owner goes to the campaign's named sender."""
+    root = dripper_sqlite.root
+    with_senders(root, campaign_sender="bob")
+    campaigns = root / "campaigns.yaml"
+    call = (
+        "        - id: call-1\n          after: 0d\n          channel: call\n          kind: follow_up\n"
+        "          template: calls/call.html\n"
+    )
+    campaigns.write_text(
+        campaigns.read_text().replace("        - id: reminder-1\n", call + "        - id: reminder-1\n", 1)
+    )
+    (root / "templates" / "calls").mkdir()
+    (root / "templates" / "calls" / "call.html").write_text(
+        "<p>Call {{ lead.first_name }} for {{ sender.signature.name }}.</p>\n"
+    )
+    letter = root / "templates" / "letters" / "follow_up.html"
+    letter.write_text(letter.read_text().replace("</body>", "<p class=signer>{{ sender.signature.name }}</p></body>"))
+    dripper_sqlite("check")
+    dripper_sqlite("leads", "import", "leads.csv", "--at", T0.isoformat())
+    dripper_sqlite("leads", "add", "linus@torvalds.example", "--stage", "supplier_research", "--at", T0.isoformat())
+    dripper_sqlite("tick", "--at", (T0 + timedelta(days=1)).isoformat())
+    calls = {c["email"]: c for c in dripper_sqlite.json("calls", "--date", "all", "--json")}
+    assert calls["linus@torvalds.example"]["owner"] == "bob"  # the campaign's sender
+    assert calls["ada@lovelace.example"]["owner"] == "asmith"  # the lead's own owner
+    assert "for Alice Smith." in calls["ada@lovelace.example"]["talking_points"]
+    assert "for Bob Jones." in calls["linus@torvalds.example"]["talking_points"]
+
+    from dripper.channels.compose import Composer
+    from dripper.config import load
+    from dripper.leads.records import Lead
+    from dripper.settings import Settings
+
+    loaded = load(Settings(campaigns_path=campaigns))
+    campaign = loaded.campaigns.campaigns["literature-follow-up"]
+    step = campaign.step("letter-1")[1]  # type: ignore[index]
+    address = {"address_line1": "1 Engine Way", "city": "Springfield", "postal_code": "62701", "country": "US"}
+    composer = Composer(loaded, "https://x.example", "secret")
+    for owner, signer, returned in (("alice", "Alice Smith", "Acme Inc."), ("bob", "Bob Jones", "Widgets GmbH")):
+        view = Lead(
+            "ada@x.example",
+            "supplier_research",
+            campaign.name,
+            "Ada",
+            timezone="UTC",
+            attrs={"owner": owner},
+            **address,
+        )
+        html = composer.letter(view, campaign, step, T0).html
+        assert f'<p class="signer">{signer}</p>' in html and returned in html
+
+
+def test_import_warns_about_an_owner_that_names_no_sender(dripper_sqlite: Dripper) -> None:
+    with_senders(dripper_sqlite.root)
+    result = dripper_sqlite("leads", "import", "leads.csv", "--at", T0.isoformat())
+    assert "leads.csv:4: warning: owner 'nobody-we-know' names no sender" in result.stderr
+    assert result.stderr.count("names no sender") == 1 and "3 lead(s) imported" in result.stdout

@@ -78,7 +78,7 @@ def leads_import(
     out.print(
         f"{file}: {imported} lead(s) imported ({merged.created} new, {merged.updated} updated, "
         f"{merged.unchanged} unchanged, {merged.moved} changed stage), {totals.skipped} row(s) skipped"
-        + (f", {totals.warned} with a postal address warning" if totals.warned else "")
+        + (f", {totals.warned} warning(s)" if totals.warned else "")
         + f"; {lead_file.format.describe()}"
     )
     if totals.skipped:
