@@ -120,6 +120,7 @@ def test_a_file_without_senders_is_unchanged() -> None:
         (SENDERS.replace("owners: [asmith]", "owners: [bob]"), None, r"owner 'bob' would choose both senders"),
         (SENDERS.replace("    notify:", "    notfy:"), None, r"unknown key 'notfy' \(did you mean 'notify'\?\)"),
         (SENDERS.replace("phone:", "phnoe:"), None, r"unknown key 'phnoe' \(did you mean 'phone'\?\)"),
+        (SENDERS.replace("  bob:", "  default:"), None, r":\d+:3: 'default' is reserved"),
     ],
 )
 def test_check_locates_sender_mistakes(extra: str, campaign_sender: str | None, expected: str) -> None:
@@ -215,7 +216,9 @@ def test_check_warns_about_a_sending_domain_without_a_key(
     with_senders(dripper_sqlite.root)
     acme = f"acme.example=s1:{keys['acme.example'][0]}"
     warned = dripper_sqlite("check", DRIPPER_DKIM_KEYS=acme).stderr
-    assert "widgets.example" in warned and "no DKIM key" in warned
+    assert re.search(
+        r"campaigns.yaml:\d+:11: warning: sender 'bob' sends from widgets.example, which has no DKIM key", warned
+    )
     assert "acme.example" not in warned.replace("widgets.example", "")
     both = f"{acme},widgets.example=w2:{keys['widgets.example'][0]}"
     assert "DKIM" not in dripper_sqlite("check", DRIPPER_DKIM_KEYS=both).stderr
@@ -267,7 +270,9 @@ def test_a_bounce_to_another_domains_verp_address_is_matched(dripper_sqlite: Dri
     assert (result["kind"], result["lead"], result["matched_by"]) == ("bounce_hard", "zoe@mueller.example", "verp")
 
 
-def test_rate_limits_per_sender(dripper_sqlite: Dripper) -> None:
+def test_rate_limits_per_sender(dripper: Dripper) -> None:
+    """Counted in the store, for all workers together: on SQLite and PostgreSQL."""
+    dripper_sqlite = dripper
     with_senders(dripper_sqlite.root)
     campaigns = dripper_sqlite.root / "campaigns.yaml"
     limits = 'limits:\n  per_sender:\n    alice: "2/h"\n    default: ["3/min"]\n'
@@ -281,8 +286,9 @@ def test_rate_limits_per_sender(dripper_sqlite: Dripper) -> None:
     sent = [p.name.rpartition("_")[2] for p in Path("outbox").glob("*.eml")]
     assert [sum(n.startswith(o) for n in sent) for o in owners] == [2, 3, 3]  # alice 2/h, bob and sender 3/min
     assert counts["sent"] == 8 and counts["deferred"] == 7
-    waiting = dripper_sqlite.json("plan", "a4@x4.example", "--json")["touches"][0]
-    assert waiting["state"] == "planned" and waiting["reason"] == "rate_limited: sender:alice 2/h"
+    firsts = [dripper_sqlite.json("plan", f"a{i}@x{i}.example", "--json")["touches"][0] for i in range(5)]
+    waiting = [t for t in firsts if t["state"] == "planned"]  # which ones: the claim order decides
+    assert len(waiting) == 3 and {t["reason"] for t in waiting} == {"rate_limited: sender:alice 2/h"}
 
 
 def test_per_sender_limits_name_known_senders(dripper_sqlite: Dripper) -> None:
@@ -352,3 +358,39 @@ def test_import_warns_about_an_owner_that_names_no_sender(dripper_sqlite: Drippe
     result = dripper_sqlite("leads", "import", "leads.csv", "--at", T0.isoformat())
     assert "leads.csv:4: warning: owner 'nobody-we-know' names no sender" in result.stderr
     assert result.stderr.count("names no sender") == 1 and "3 lead(s) imported" in result.stdout
+
+
+def test_a_key_that_cannot_be_read_stops_run_and_preview(dripper_sqlite: Dripper, tmp_path: Path) -> None:
+    with_senders(dripper_sqlite.root)
+    missing = f"widgets.example=w2:{tmp_path / 'nowhere.pem'}"
+    for args in (("run",), ("preview", "literature-follow-up", "thanks"), ("check",)):
+        result = dripper_sqlite(*args, ok=1, DRIPPER_DKIM_KEYS=missing)
+        assert "DRIPPER_DKIM_KEYS: cannot read the key of widgets.example" in result.stderr, args
+
+
+def test_the_render_workers_sign_each_sender_with_its_key(
+    dripper_sqlite: Dripper, keys: dict[str, tuple[Path, bytes]]
+) -> None:
+    """At 200 due or more, render worker processes compose: they choose and sign alike."""
+    import dkim
+
+    with_senders(dripper_sqlite.root)
+    owners = ["alice", "bob", ""]
+    rows = [f"l{i}@x{i % 9}.example,N,supplier_research,{owners[i % 3]}\n" for i in range(210)]
+    (dripper_sqlite.root / "many.csv").write_text("email,first_name,stage,owner\n" + "".join(rows))
+    spec = f"acme.example=s1:{keys['acme.example'][0]},widgets.example=w2:{keys['widgets.example'][0]}"
+    env = {"DRIPPER_DKIM_KEYS": spec, "DRIPPER_RENDER_PROCESSES": "1"}
+    dripper_sqlite("leads", "import", "many.csv", "--at", T0.isoformat(), **env)
+    assert dripper_sqlite.json("tick", "--at", (T0 + timedelta(days=1)).isoformat(), "--json", **env)["sent"] == 210
+    records = {
+        b"s1._domainkey.acme.example.": keys["acme.example"][1],
+        b"w2._domainkey.widgets.example.": keys["widgets.example"][1],
+    }
+    froms = {}
+    for path in Path("outbox").glob("*.eml"):
+        data = path.read_bytes()
+        lead = int(path.name.rpartition("_")[2].split("@")[0][1:])
+        froms[lead] = message_from_bytes(data, policy=policy.default)["From"].addresses[0].addr_spec
+        assert dkim.verify(data, dnsfunc=lambda name, timeout=5: records.get(name, b"")), path.name
+    expected = ["alice@acme.example", "bob@widgets.example", "sales@acme.example"]
+    assert froms == {i: expected[i % 3] for i in range(210)}

@@ -63,6 +63,10 @@ class Identity(_Model):
     notify: str | None = None  # where replies of its leads are told (default: its reply_to or from)
 
 
+# Names limits.per_sender gives the file's `sender:` and every unnamed sender.
+_RESERVED = frozenset({"sender", "default"})
+
+
 def _key(value: str) -> str:
     return value.strip().casefold()
 
@@ -132,6 +136,10 @@ def problems(model: CampaignFile, pos: yamlpos.Positioned) -> list[Problem]:
 
     found: list[Problem] = []
     names = set(model.senders)
+    for name in names & _RESERVED:
+        found.append(
+            Problem(pos.at(("senders", name), key=True), f"{name!r} is reserved (limits.per_sender uses it): rename it")
+        )
     for name, campaign in model.campaigns.items():
         if campaign.sender is not None and campaign.sender not in names:
             hint = did_you_mean(campaign.sender, names) if names else " (declare it under senders:)"
