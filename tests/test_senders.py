@@ -8,6 +8,7 @@ import base64
 import json
 import re
 import subprocess
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -394,3 +395,40 @@ def test_the_render_workers_sign_each_sender_with_its_key(
         assert dkim.verify(data, dnsfunc=lambda name, timeout=5: records.get(name, b"")), path.name
     expected = ["alice@acme.example", "bob@widgets.example", "sales@acme.example"]
     assert froms == {i: expected[i % 3] for i in range(210)}
+
+
+def test_the_shipped_templates_sign_as_the_chosen_sender(tmp_path: Path) -> None:
+    """The shipped e-mail base signs with `sender.signature`, and as the team without one."""
+    import shutil
+
+    from dripper.campaign.templates import sample_lead
+    from dripper.channels.compose import Composer
+    from dripper.config import load
+    from dripper.settings import Settings
+
+    root = Path(__file__).resolve().parents[1]
+    shutil.copytree(root / "templates", tmp_path / "templates")
+    text = (root / "campaigns.yaml").read_text()
+    (tmp_path / "campaigns.yaml").write_text(text.replace("\ndefaults:\n", "\n" + SENDERS + "defaults:\n", 1))
+    # The shipped e-mails sign as named people; one that keeps the base's signature block:
+    first = next(
+        x
+        for t in load(Settings(campaigns_path=tmp_path / "campaigns.yaml"))
+        .campaigns.campaigns["literature-follow-up"]
+        .stages.values()
+        for x in t
+        if x.channel == "email"
+    )
+    (tmp_path / "templates" / first.template).write_text(
+        '{% extends "email/base.html" %}{% block content %}<p>News.</p>{% endblock %}'
+    )
+    loaded = load(Settings(campaigns_path=tmp_path / "campaigns.yaml"))
+    campaign = loaded.campaigns.campaigns["literature-follow-up"]
+    stage, step = next((s, x) for s, t in campaign.stages.items() for x in t if x.id == first.id)
+    composer = Composer(loaded, "https://x.example", "secret")
+    lead = sample_lead(loaded.campaigns)
+    for owner, shown in (("alice", "Alice Smith"), ("", "The Acme Sales Team")):
+        view = replace(lead, stage=stage, attrs={**lead.attrs, "owner": owner})
+        html = composer.loaded.renderer.email(campaign, step, composer.context(view, campaign, step, T0)[0]).html
+        assert shown in html, owner
+        assert ("Account manager" in html) == bool(owner)
