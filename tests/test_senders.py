@@ -432,3 +432,15 @@ def test_the_shipped_templates_sign_as_the_chosen_sender(tmp_path: Path) -> None
         html = composer.loaded.renderer.email(campaign, step, composer.context(view, campaign, step, T0)[0]).html
         assert shown in html, owner
         assert ("Account manager" in html) == bool(owner)
+
+
+def test_check_locates_a_signature_field_a_sender_does_not_have(dripper_sqlite: Dripper) -> None:
+    with_senders(dripper_sqlite.root)
+    thanks = dripper_sqlite.root / "templates" / "mail" / "thanks.html"
+    thanks.write_text(thanks.read_text() + "\n<p>{{ sender.signature.phnoe }}</p>\n")
+    lines = thanks.read_text().count("\n")
+    result = dripper_sqlite("check", ok=1)
+    expected = f"thanks.html:{lines}:1: variable sender.signature.phnoe that it does not have (did you mean 'phone'?)"
+    assert expected in result.stderr, result.stderr
+    thanks.write_text(thanks.read_text().replace("phnoe", "phone"))
+    dripper_sqlite("check")

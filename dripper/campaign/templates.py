@@ -27,6 +27,7 @@ from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
 from dripper.campaign import dates, variants
 from dripper.campaign import fields as declared
 from dripper.campaign.model import Campaign, CampaignFile, Sender, Step, did_you_mean
+from dripper.campaign.senders import Signature
 from dripper.campaign.sourcefile import read_utf8
 from dripper.channels.email.text import html_to_text
 from dripper.errors import ConfigError, Location, Problem
@@ -549,6 +550,14 @@ def _attr_problems(ast: jinja2.nodes.Template, file: str, assigned: set[str]) ->
     problems: list[Problem] = []
     for node in ast.find_all(nodes.Getattr):
         owner = node.node
+        if _is_sender_signature(owner) and "sender" not in assigned and node.attr not in _SIGNATURE:
+            hint = did_you_mean(node.attr, _SIGNATURE)
+            problems.append(
+                Problem(
+                    Location(file, node.lineno, 1), f"variable sender.signature.{node.attr} that it does not have{hint}"
+                )
+            )
+            continue
         if not isinstance(owner, nodes.Name) or owner.name not in _KNOWN_ATTRS or owner.name in assigned:
             continue  # a variable the template set itself may have any attribute
         if node.attr not in _KNOWN_ATTRS[owner.name]:
@@ -556,6 +565,21 @@ def _attr_problems(ast: jinja2.nodes.Template, file: str, assigned: set[str]) ->
             what = "that a lead does not have" if owner.name == "lead" else f"that {owner.name} does not have"
             problems.append(Problem(Location(file, node.lineno, 1), f"variable {owner.name}.{node.attr} {what}{hint}"))
     return problems
+
+
+_SIGNATURE = set(Signature.model_fields)
+
+
+def _is_sender_signature(node: jinja2.nodes.Expr) -> bool:
+    """`sender.signature` (whose own attributes are known too: campaign/senders.py)."""
+    from jinja2 import nodes
+
+    return (
+        isinstance(node, nodes.Getattr)
+        and node.attr == "signature"
+        and isinstance(node.node, nodes.Name)
+        and node.node.name == "sender"
+    )
 
 
 def _name_problems(ast: jinja2.nodes.Template, file: str, assigned: set[str]) -> list[Problem]:
