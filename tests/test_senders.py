@@ -230,7 +230,10 @@ def test_a_reassigned_owner_takes_effect_from_the_next_touch(dripper_sqlite: Dri
     with_senders(dripper_sqlite.root)
     first = _sent(dripper_sqlite)["ada@lovelace.example"]
     assert b"From: Alice Smith <alice@acme.example>" in first
-    dripper_sqlite("leads", "add", "ada@lovelace.example", "--attr", "owner=bob", "--at", T0.isoformat())
+    added = dripper_sqlite("leads", "add", "ada@lovelace.example", "--attr", "owner=bob", "--at", T0.isoformat())
+    assert "names no sender" not in added.stderr
+    unknown = dripper_sqlite("leads", "add", "new@lead.example", "--attr", "owner=carol", "--at", T0.isoformat())
+    assert "dripper: warning: owner 'carol' names no sender under senders:" in unknown.stderr
     dripper_sqlite("tick", "--at", (T0 + timedelta(days=16)).isoformat())
     reminder = next(Path("outbox").glob("*_reminder-1_ada@lovelace.example.eml")).read_bytes()
     assert b"From: Bob Jones <bob@widgets.example>" in reminder

@@ -141,3 +141,7 @@ def leads_add(
             fail(str(exc), code=1)
     lead = added.lead
     out.print(f"{lead.email}: {added.outcome} (stage {lead.stage}, campaign {lead.campaign})")
+    if loaded.campaigns.senders and lead.owner.strip() and not loaded.campaigns.book.knows(lead.owner):
+        from dripper.leads.importer import owner_warning
+
+        err.print(f"dripper: warning: {owner_warning(lead.owner)}", markup=False, soft_wrap=True)
