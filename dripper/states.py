@@ -265,6 +265,7 @@ class EventKind(StrEnum):
     AUTO_REPLY = "auto_reply"
     SOFT_BOUNCE = "soft_bounce"
     UNKNOWN = "unknown"
+    CLICKED = "clicked"  # a person followed a tracked link (`tracking: {clicks: true}`)
 
 
 # The kinds `dripper event EMAIL KIND` accepts, in the order the usage lists them.

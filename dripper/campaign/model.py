@@ -22,6 +22,7 @@ from dripper.campaign import salvage, timing, yamlpos
 from dripper.campaign.cadence import CadenceSpec, Quiet
 from dripper.campaign.sourcefile import read_utf8
 from dripper.campaign.timing import Duration, Window
+from dripper.campaign.tracking import Tracking, Utm
 from dripper.errors import ConfigError, Location, Problem
 from dripper.states import Channel
 
@@ -220,6 +221,7 @@ class Step(_Model):
     send_window: SendWindowSpec | None = None
     # Earlier ids of this step: a renamed step keeps its history (what was sent stays sent).
     renamed_from: list[str] = Field(default_factory=list)
+    utm: Utm | None = None  # merged over the campaign's utm: (campaign/tracking.py)
 
 
 class Campaign(_Model):
@@ -228,6 +230,8 @@ class Campaign(_Model):
     stop_on: list[StopKind] = Field(default_factory=lambda: list(STOP_KINDS))
     send_window: SendWindowSpec | None = None
     quiet: Quiet = Quiet()  # warnings of `check` the marketer accepts, per track
+    tracking: Tracking = Tracking()  # click (and open) tracking: off unless asked (campaign/tracking.py)
+    utm: Utm | None = None  # UTM parameters for every link of the campaign's e-mails
     stages: dict[str, list[Step]]
 
     _name: str = PrivateAttr("")
@@ -450,6 +454,10 @@ def _allowed_keys(path: tuple[Any, ...]) -> set[str] | None:
         return keys(CadenceSpec)
     if n == 3 and path[0] == "campaigns" and path[2] == "quiet":
         return keys(Quiet)
+    if n == 3 and path[0] == "campaigns" and path[2] == "tracking":
+        return keys(Tracking)
+    if path and path[-1] == "utm":
+        return keys(Utm)
     if n == 2 and path[0] == "campaigns":
         return keys(Campaign)
     if n == 5 and path[0] == "campaigns" and path[2] == "stages":

@@ -17,6 +17,8 @@ from typing import Any
 
 from dripper.campaign.model import Campaign, Step
 from dripper.campaign.templates import LeadView
+from dripper.campaign.tracking import utm_parameters
+from dripper.channels.email import links
 from dripper.channels.email.mime import build_email, list_unsubscribe
 from dripper.channels.letters import layout as letters
 from dripper.config import Loaded
@@ -152,7 +154,7 @@ class Composer:
         sender = self.loaded.campaigns.sender
         msgid = self.tokens.message_id(view.email, campaign.name, step.id, sender.domain)
         feedback = {"Feedback-ID": feedback_id(campaign.name, step.id, sender.domain)}
-        data = self.message(view, view, campaign, step, now, msgid=msgid, extra_headers=feedback)
+        data = self.message(view, view, campaign, step, now, msgid=msgid, extra_headers=feedback, touch_id=touch_id)
         return Composed(
             self.tokens.bounce_address(touch_id, sender.bounces),
             view.email,
@@ -172,12 +174,17 @@ class Composer:
         msgid: str,
         extra_headers: Mapping[str, str],
         subject_prefix: str = "",
+        touch_id: int = 0,
     ) -> bytes:
         """The e-mail rendered for `view` and addressed to `recipient` (the lead itself, or
-        the address of a test), DKIM-signed when a key is set."""
+        the address of a test), DKIM-signed when a key is set. `touch_id`: the touch its
+        tracked links name (0 for none: a click on them is recorded nowhere)."""
         sender = self.loaded.campaigns.sender
         ctx, url, token = self.context(view, campaign, step, now)
         rendered = self.loaded.renderer.email(campaign, step, ctx)
+        # After rendering: the links as the lead will see them, footer included (left alone).
+        rules = self.link_rules(campaign, step, touch_id, (url, str(ctx.get("preferences_url") or url)))
+        rendered = links.rewrite(rendered, rules)
         if subject_prefix:
             rendered = replace(rendered, subject=subject_prefix + rendered.subject)
         data = build_email(
@@ -190,6 +197,16 @@ class Composer:
             extra_headers=dict(extra_headers),
         )
         return self.dkim.sign(data) if self.dkim is not None else data
+
+    def link_rules(self, campaign: Campaign, step: Step, touch_id: int, keep: tuple[str, ...]) -> links.LinkRules:
+        """How the links of this step's e-mail are rewritten (UTM, click tracking)."""
+        utm = utm_parameters(campaign.utm, step.utm, campaign.name, step.id)
+        wrap = (lambda target: self.click_url(touch_id, target)) if campaign.tracking.clicks else None
+        return links.LinkRules(utm=utm, wrap=wrap, keep=keep, own=self.base_url)
+
+    def click_url(self, touch_id: int, target: str) -> str:
+        """The tracked link to `target` in the message of this touch: /c/TOKEN."""
+        return f"{self.base_url}/c/{self.tokens.make_click(touch_id, target)}"
 
     @cached_property
     def home_country(self) -> str | None:
