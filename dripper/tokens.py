@@ -105,7 +105,6 @@ class Tokens:
         """The lead and campaign a test token was made for, or None if it is not a valid one."""
         return _read(self._test_serializer, token)
 
-
     def make_click(self, touch_id: int, url: str) -> str:
         """The token of a tracked link: the touch it was sent in and its target, signed."""
         return self._click_serializer.dumps([touch_id, url])

@@ -41,7 +41,9 @@ class Utm(BaseModel):
     content: str | None = Field(None, min_length=1, max_length=200)
 
 
-def utm_parameters(campaign_utm: Utm | None, step_utm: Utm | None, campaign: str, step: str) -> tuple[tuple[str, str], ...]:
+def utm_parameters(
+    campaign_utm: Utm | None, step_utm: Utm | None, campaign: str, step: str
+) -> tuple[tuple[str, str], ...]:
     """The `utm_*` parameters for a step's links: the step's values over the campaign's,
     with the defaults; none at all when neither sets `utm:`."""
     if campaign_utm is None and step_utm is None:

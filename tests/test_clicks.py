@@ -1,0 +1,340 @@
+"""Click tracking (issue 18): `tracking: {clicks: true}` rewrites an e-mail's links to the
+signed /c/TOKEN redirect of `dripper serve`, which records a `clicked` event for the lead,
+touch and link, tells security scanners apart, and never redirects where we did not write."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from conftest import Dripper
+from lxml import html as lxml_html
+from starlette.testclient import TestClient
+
+T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+SENT_AT = T0 + timedelta(days=1, hours=8)  # a Tuesday, 16:00 UTC: inside the send window
+BASE = "http://127.0.0.1:8000"
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
+
+THANKS = """{% extends "mail/base.html" %}
+{% block content %}
+<p>Thank you for asking about {{ lead.attrs.product | default('our products') }}.</p>
+<p><a class="cta" href="https://acme.example/literature?lead={{ lead.email | urlencode }}&amp;step={{ step.id }}">Open your information pack</a></p>
+<p>See also <a href="https://acme.example/new-products#top">our new products</a>,
+<a href="mailto:sales@acme.example">write to us</a> or <a href="tel:+15555550100">call</a>.</p>
+{% endblock %}
+"""
+
+
+def track(project: Path, settings: str = "    tracking: {clicks: true}\n") -> None:
+    """Turn tracking on in the fixture project's campaign and give its first e-mail two links."""
+    path = project / "campaigns.yaml"
+    path.write_text(path.read_text().replace("  literature-follow-up:\n", "  literature-follow-up:\n" + settings, 1))
+    (project / "templates/mail/thanks.html").write_text(THANKS)
+
+
+def sent_message(email: str, step: str = "thanks") -> EmailMessage:
+    data = next(Path("outbox").glob(f"*_{step}_{email}.eml")).read_bytes()
+    message = message_from_bytes(data, policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def parts(message: EmailMessage) -> tuple[str, str]:
+    text = message.get_body(("plain",))
+    html = message.get_body(("html",))
+    assert text is not None and html is not None
+    return str(text.get_content()), str(html.get_content())
+
+
+def hrefs(html: str) -> list[str]:
+    return [str(a.get("href")) for a in lxml_html.document_fromstring(html).iter("a")]
+
+
+def send_first(dripper: Dripper) -> None:
+    dripper("leads", "import", "leads.csv", "--at", T0.isoformat())
+    dripper("tick", "--at", SENT_AT.isoformat())
+
+
+# --- configuration and compose --------------------------------------------------------------
+
+
+def test_utm_parameters_merge_step_over_campaign_and_never_override_the_link() -> None:
+    from dripper.campaign.tracking import Utm, utm_parameters, with_utm
+
+    params = utm_parameters(Utm(source="dripper", medium="email"), Utm(content="pack"), "lit", "thanks")
+    assert params == (
+        ("utm_source", "dripper"),
+        ("utm_medium", "email"),
+        ("utm_campaign", "lit"),
+        ("utm_content", "pack"),
+    )
+    assert utm_parameters(None, None, "lit", "thanks") == ()
+    # The link's own query is kept as written, its own utm_source wins, the fragment stays last.
+    assert with_utm("https://x.example/a?b&utm_source=site#top", params) == (
+        "https://x.example/a?b&utm_source=site&utm_medium=email&utm_campaign=lit&utm_content=pack#top"
+    )
+    assert with_utm("https://x.example/", (("utm_campaign", "a b&c"),)) == "https://x.example/?utm_campaign=a+b%26c"
+
+
+def test_tracking_is_checked_with_located_errors(project: Path, dripper_sqlite: Dripper) -> None:
+    track(project, "    tracking: {clicks: true, clics: false}\n    utm: {sorce: x}\n")
+    result = dripper_sqlite("check", ok=1)
+    assert "campaigns.yaml:11:" in result.output and "unknown key 'clics' (did you mean 'clicks'?)" in result.output
+    assert "campaigns.yaml:12:" in result.output and "unknown key 'sorce' (did you mean 'source'?)" in result.output
+
+
+def test_links_are_left_alone_unless_a_campaign_asks(project: Path, dripper_sqlite: Dripper) -> None:
+    (project / "templates/mail/thanks.html").write_text(THANKS)
+    send_first(dripper_sqlite)
+    text, html = parts(sent_message("ada@lovelace.example"))
+    assert "https://acme.example/new-products#top" in hrefs(html)
+    assert "/c/" not in html and "/c/" not in text
+
+
+def test_tracked_links_go_through_the_redirect_in_both_parts_but_not_unsubscribe_or_mailto(
+    project: Path, dripper_sqlite: Dripper
+) -> None:
+    from dripper.tokens import Tokens
+
+    track(project, "    tracking: {clicks: true}\n    utm: {source: dripper, medium: email}\n")
+    send_first(dripper_sqlite)
+    message = sent_message("ada@lovelace.example")
+    text, html = parts(message)
+    links = hrefs(html)
+    tracked = [h for h in links if h.startswith(f"{BASE}/c/")]
+    assert len(tracked) == 2
+    tokens = Tokens("test-secret")
+    targets = [tokens.read_click(h.removeprefix(f"{BASE}/c/")) for h in tracked]
+    assert [t.touch_id for t in targets if t] == [1, 1]
+    first, second = (t.url for t in targets if t)
+    query = parse_qs(urlsplit(first).query)
+    assert query["lead"] == ["ada@lovelace.example"] and query["step"] == ["thanks"]
+    assert query["utm_source"] == ["dripper"] and query["utm_campaign"] == ["literature-follow-up"]
+    assert query["utm_content"] == ["thanks"]
+    assert second.startswith("https://acme.example/new-products?utm_source=dripper") and second.endswith("#top")
+    # The same tracked URLs in the text part; the unsubscribe, preference, mailto and tel links as they were.
+    assert all(h in text for h in tracked) and "acme.example/literature" not in text
+    assert "mailto:sales@acme.example" in links and "tel:+15555550100" in links
+    unsubscribe = message["List-Unsubscribe"].split(",")[0].strip().strip("<>")
+    assert unsubscribe in links and f"Unsubscribe: {unsubscribe}" in text
+    assert any(h.startswith(f"{BASE}/p/") for h in links)
+
+
+def test_a_text_twin_gets_its_own_urls_tracked_and_punctuation_kept(project: Path, dripper_sqlite: Dripper) -> None:
+    track(project)
+    (project / "templates/mail/thanks.txt").write_text(
+        "Hello,\nyour pack: https://acme.example/literature.\n"
+        "(see https://en.wikipedia.org/wiki/Valve_(fluid)) or mailto:sales@acme.example\n"
+    )
+    send_first(dripper_sqlite)
+    text, _html = parts(sent_message("ada@lovelace.example"))
+    from dripper.tokens import Tokens
+
+    tokens = Tokens("test-secret")
+    lines = [line for line in text.splitlines() if "/c/" in line]
+    assert lines[0].startswith("your pack: http://127.0.0.1:8000/c/") and lines[0].endswith(".")
+    token = lines[0].split("/c/")[1].rstrip(".")
+    assert (data := tokens.read_click(token)) is not None and data.url == "https://acme.example/literature"
+    wiki = lines[1].split("/c/")[1].split(")")[0]
+    assert lines[1].endswith(") or mailto:sales@acme.example")
+    assert (data := tokens.read_click(wiki)) is not None and data.url == "https://en.wikipedia.org/wiki/Valve_(fluid)"
+
+
+def test_a_resend_is_the_same_message(project: Path, loaded_tracked: object) -> None:
+    from dripper.campaign.templates import LeadView
+    from dripper.channels.compose import Composer
+
+    loaded = loaded_tracked
+    composer = Composer(loaded, BASE, "test-secret")  # type: ignore[arg-type]
+    campaign = loaded.campaigns.campaign("literature-follow-up")  # type: ignore[attr-defined]
+    _stage, step = campaign.step("thanks")
+    view = LeadView(
+        id=7, email="a@b.example", first_name="A", stage="supplier_research", campaign=campaign.name, timezone="UTC"
+    )
+    def tracked() -> list[str]:
+        message = message_from_bytes(composer.email(42, view, campaign, step, SENT_AT).data, policy=policy.default)
+        assert isinstance(message, EmailMessage)
+        return [h for h in hrefs(parts(message)[1]) if "/c/" in h]
+
+    first = tracked()
+    assert len(first) == 2 and tracked() == first  # the same tokens, so a resend links alike
+
+
+@pytest.fixture
+def loaded_tracked(project: Path) -> object:
+    from dripper.config import load
+    from dripper.settings import Settings
+
+    track(project)
+    return load(Settings(campaigns_path=project / "campaigns.yaml"))
+
+
+# --- the redirect -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def web(project: Path, dripper: Dripper) -> Iterator[tuple[TestClient, Dripper]]:
+    yield from _web(project, dripper)
+
+
+def _web(project: Path, dripper: Dripper, now: datetime | None = None) -> Iterator[tuple[TestClient, Dripper]]:
+    from dripper import config as config_mod
+    from dripper.clock import FrozenClock
+    from dripper.settings import Settings
+    from dripper.store import open_store
+    from dripper.tokens import Tokens
+    from dripper.web.app import WebContext, create_app
+
+    track(project)
+    send_first(dripper)
+    store = open_store(dripper.db_url)
+    loaded = config_mod.load(Settings(campaigns_path=project / "campaigns.yaml"))
+    tokens = Tokens("test-secret", old=["retired-secret"])
+    clock = FrozenClock(now or SENT_AT + timedelta(hours=3))
+    app = create_app(WebContext(store, loaded, tokens, clock, "api-123"))
+    with TestClient(app, raise_server_exceptions=False, follow_redirects=False) as client:
+        yield client, dripper
+    store.dispose()
+
+
+def tracked_paths(email: str) -> list[str]:
+    _text, html = parts(sent_message(email))
+    return [h.removeprefix(BASE) for h in hrefs(html) if h.startswith(f"{BASE}/c/")]
+
+
+def clicked_events(dripper: Dripper, email: str) -> list[dict[str, object]]:
+    return [e for e in dripper.json("plan", email, "--json")["events"] if e["kind"] == "clicked"]
+
+
+def test_a_click_redirects_to_the_target_and_records_one_event_for_lead_touch_and_link(web) -> None:
+    client, dripper = web
+    path = tracked_paths("ada@lovelace.example")[1]
+    answer = client.get(path, headers={"User-Agent": BROWSER})
+    assert answer.status_code == 302
+    assert answer.headers["location"] == "https://acme.example/new-products#top"
+    assert answer.headers["referrer-policy"] == "no-referrer" and "no-store" in answer.headers["cache-control"]
+    events = clicked_events(dripper, "ada@lovelace.example")
+    assert len(events) == 1
+    detail = events[0]["detail"]
+    assert isinstance(detail, dict)
+    assert detail["campaign"] == "literature-follow-up" and detail["step"] == "thanks" and detail["touch"] == 1
+    assert detail["url"] == answer.headers["location"]
+    assert clicked_events(dripper, "grace@hopper.example") == []
+
+
+def test_scanners_land_too_but_are_counted_apart(web) -> None:
+    client, dripper = web
+    path = tracked_paths("ada@lovelace.example")[0]
+    assert client.head(path, headers={"User-Agent": BROWSER}).status_code == 302
+    for agent in ("", "Mozilla/5.0 (compatible; BingPreview/1.0b)", "python-requests/2.31", "Mimecast Web Security"):
+        assert client.get(path, headers={"User-Agent": agent}).status_code == 302
+    assert clicked_events(dripper, "ada@lovelace.example") == []
+    steps = dripper.json("report", "--json")["campaigns"]["literature-follow-up"]["steps"]
+    assert steps["thanks"]["clicks"] == {"clicked": 0, "clicks": 0, "scanner_clicks": 5}
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "nonsense",
+        "",
+        ".eJyLVjI0MlLSUcpIzMvPS1UqzsgvSk0sSdVJzy_KTc1LyS9RslIqLU4tUsrLT0ktUjIqzS0oKMrPS1aKBQBZnRGq.AAAA",
+    ],
+)
+def test_an_unknown_or_tampered_token_never_redirects(web, token: str) -> None:
+    client, _dripper = web
+    answer = client.get(f"/c/{token}")
+    assert answer.status_code == 404 and "location" not in answer.headers
+    assert "Link not valid" in answer.text
+
+
+def test_a_token_for_another_target_or_secret_never_redirects(web) -> None:
+    from dripper.tokens import Tokens
+
+    client, dripper = web
+    path = tracked_paths("ada@lovelace.example")[0]
+    token = path.removeprefix("/c/")
+    payload, _, signature = token.rpartition(".")
+    forged = Tokens("another-secret").make_click(1, "https://evil.example/")
+    # Another key's token, a signature moved onto another payload, an unsubscribe token, a
+    # scheme that is not http(s) even with a good signature (defence in depth):
+    for bad in (
+        forged,
+        forged.rpartition(".")[0] + "." + signature,
+        Tokens("test-secret").make(1, "literature-follow-up"),
+        Tokens("test-secret").make_click(1, "javascript:alert(1)"),
+        Tokens("test-secret").make_click(1, "//evil.example/"),
+    ):
+        answer = client.get(f"/c/{bad}")
+        assert answer.status_code == 404 and "location" not in answer.headers, bad
+    assert payload and clicked_events(dripper, "ada@lovelace.example") == []
+
+
+def test_an_old_message_still_lands_after_rotation_and_a_test_link_records_nothing(web) -> None:
+    from dripper.tokens import Tokens
+
+    client, dripper = web
+    old = Tokens("retired-secret").make_click(1, "https://acme.example/old")
+    assert client.get(f"/c/{old}", headers={"User-Agent": BROWSER}).headers["location"] == "https://acme.example/old"
+    test = Tokens("test-secret").make_test_click(1, "https://acme.example/test")
+    assert client.get(f"/c/{test}", headers={"User-Agent": BROWSER}).headers["location"] == "https://acme.example/test"
+    gone = Tokens("test-secret").make_click(999, "https://acme.example/gone")  # a forgotten lead's touch
+    assert client.get(f"/c/{gone}", headers={"User-Agent": BROWSER}).headers["location"] == "https://acme.example/gone"
+    assert len(clicked_events(dripper, "ada@lovelace.example")) == 1
+
+
+def test_a_click_with_the_database_gone_still_lands(project: Path, dripper_sqlite: Dripper) -> None:
+    client, _dripper = next(webs := _web(project, dripper_sqlite))
+    path = tracked_paths("ada@lovelace.example")[0]
+    for part in Path(dripper_sqlite.db_url.removeprefix("sqlite:///")).parent.glob("dripper.db*"):
+        part.write_bytes(b"\x01garbage" * (part.stat().st_size // 8 + 1))
+    answer = client.get(path, headers={"User-Agent": BROWSER})
+    assert answer.status_code == 302 and answer.headers["location"].startswith("https://acme.example/literature?")
+    webs.close()
+
+
+# --- scanners by timing ---------------------------------------------------------------------
+
+
+def test_links_clicked_together_right_after_sending_are_a_scanner_burst(
+    project: Path, dripper_sqlite: Dripper, store
+) -> None:
+    from dripper.inbound.clicks import record_click
+    from dripper.store.queries import clickrows, leadrows
+
+    send_first(dripper_sqlite)
+    touch = 1  # ada's first e-mail, sent at SENT_AT
+    with store.begin() as conn:
+        first = record_click(
+            conn, touch, "https://acme.example/a", SENT_AT + timedelta(seconds=3), method="GET", user_agent=BROWSER
+        )
+        assert first.scanner is None  # alone, it looks like a person's
+        assert clickrows.has_clicked(conn, 1, "literature-follow-up", "thanks")
+        second = record_click(
+            conn, touch, "https://acme.example/b", SENT_AT + timedelta(seconds=5), method="GET", user_agent=BROWSER
+        )
+        assert second.scanner == "burst"
+        # The first one is taken back: no event, no click by a person.
+        assert not clickrows.has_clicked(conn, 1, "literature-follow-up", "thanks")
+        assert [e for e in leadrows.events_for(conn, 1) if e["kind"] == "clicked"] == []
+        # Later, the same links clicked by a person count.
+        later = record_click(
+            conn, touch, "https://acme.example/a", SENT_AT + timedelta(hours=2), method="GET", user_agent=BROWSER
+        )
+        also = record_click(
+            conn,
+            touch,
+            "https://acme.example/b",
+            SENT_AT + timedelta(hours=2, seconds=2),
+            method="GET",
+            user_agent=BROWSER,
+        )
+        assert later.scanner is None and also.scanner is None
+        assert clickrows.has_clicked(conn, 1, "literature-follow-up", "thanks", url="https://acme.example/b")
+        assert not clickrows.has_clicked(conn, 1, "literature-follow-up", "reminder-1")
