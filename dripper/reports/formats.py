@@ -6,6 +6,7 @@ show the same figures.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from rich.table import Table
 from dripper import csvsafe
 from dripper.pages import render
 from dripper.reports import charts
+from dripper.reports.clicks import CLICK_HEAD, click_rows, click_tables
 from dripper.reports.funnel import FIGURES, RATES
 from dripper.store import STATES
 
@@ -132,7 +134,7 @@ def tables(data: Mapping[str, Any]) -> list[Table]:
         for stage, n in campaign["funnel"].items():
             standing.add_row(name, stage, str(n))
     out.append(standing)
-    return out
+    return out + click_tables(data)
 
 
 # --- HTML ------------------------------------------------------------------------------
@@ -179,6 +181,8 @@ class CampaignPage:
     movements: list[list[Cell]]
     conversion_time: list[Cell]
     stages: list[list[Cell]]
+    clicks: list[list[Cell]] = dataclasses.field(default_factory=list)  # reports/clicks.py
+    click_notes: tuple[str, ...] = ()
 
 
 def _outcome_figures(row: Mapping[str, Any]) -> list[Cell]:
@@ -214,6 +218,10 @@ def _campaign_page(name: str, campaign: Mapping[str, Any], weekly: Mapping[str, 
         movements=[_row((m["from"] or "?", m["to"], m["count"])) for m in campaign["movements"]],
         conversion_time=_row((span["count"], days(span["median_days"]), days(span["p90_days"]))),
         stages=[_row(item) for item in campaign["funnel"].items()],
+        clicks=[_row(row) for row in click_rows(campaign)],
+        click_notes=tuple(campaign.get("clicks", {}).get("notes", ()))
+        if campaign.get("clicks", {}).get("tracked")
+        else (),
     )
 
 
@@ -281,6 +289,7 @@ def html_page(
             ],
             touch_head=["step", "enrolled", *STATES, "total", "reasons"],
             outcome_head=outcome_head,
+            click_head=CLICK_HEAD,
         )
         + "\n"
     )

@@ -14,6 +14,7 @@ from dripper.leads import postal
 from dripper.leads.records import LEAD_COLUMNS, Lead
 from dripper.planning import track
 from dripper.planning.planner import Planner, stop_reason
+from dripper.reports import clicks
 from dripper.states import CHANNELS, REPLANNABLE, Reason, TouchState
 from dripper.store import STATES
 from dripper.store.queries import callrows, leadrows, printrows, reportrows
@@ -100,7 +101,9 @@ def funnel(conn: Connection, config: CampaignFile | None = None) -> dict[str, An
             },
             "funnel": _stages_now(config, name, standing),
         }
-    return {"campaigns": out, "attribution_window": str(window)}
+    data = {"campaigns": out, "attribution_window": str(window)}
+    clicks.add_clicks(conn, data, config)  # per step and per link (reports/clicks.py)
+    return data
 
 
 def _reached(
