@@ -369,3 +369,75 @@ def test_links_clicked_together_right_after_sending_are_a_scanner_burst(
         assert later.scanner is None and also.scanner is None
         assert clickrows.has_clicked(conn, 1, "literature-follow-up", "thanks", url="https://acme.example/b")
         assert not clickrows.has_clicked(conn, 1, "literature-follow-up", "reminder-1")
+
+
+# --- in a browser -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def landing() -> Iterator[str]:
+    """A web site on loopback that the tracked link points to: it says where it was reached."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Site(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # the name http.server calls
+            body = f"<!doctype html><title>Landed</title><p id=landed>{self.path}</p>".encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Site)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_click_in_the_rendered_email_lands_on_the_target_and_records_one_event(
+    project: Path, dripper_sqlite: Dripper, landing: str, browser, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    from conftest import dripper_env, serving
+
+    track(project, "    tracking: {clicks: true}\n    utm: {source: dripper, medium: email}\n")
+    (project / "templates/mail/thanks.html").write_text(
+        THANKS.replace("https://acme.example/new-products#top", f"{landing}/products?from=mail")
+    )
+    env = dripper_env(DRIPPER_DATABASE_URL=dripper_sqlite.db_url, DRIPPER_SECRET="test-secret")
+    with serving(project, env, tmp_path / "serve.log", "--at", (SENT_AT + timedelta(hours=1)).isoformat()) as server:
+        # In processes of their own: the browser's event loop runs in this one.
+        for command in (
+            ("leads", "import", "leads.csv", "--at", T0.isoformat()),
+            ("tick", "--at", SENT_AT.isoformat()),
+        ):
+            subprocess.run(
+                [sys.executable, "-m", "dripper", *command],
+                cwd=project,
+                env={**env, "DRIPPER_BASE_URL": server.base},
+                check=True,
+                capture_output=True,
+            )
+        _text, html = parts(sent_message("ada@lovelace.example"))
+        page_file = tmp_path / "message.html"
+        page_file.write_text(html, encoding="utf-8")
+        # A person's browser: headless Chromium names itself in its user agent, as scanners do.
+        browser.page.set_extra_http_headers({"User-Agent": BROWSER})
+        browser.open_file(page_file)
+        with browser.page.expect_navigation(url=f"{landing}/**"):
+            browser.page.click("text=our new products")
+        assert browser.page.url == f"{landing}/products?from=mail&utm_source=dripper&utm_medium=email" + (
+            "&utm_campaign=literature-follow-up&utm_content=thanks"
+        )
+        assert browser.page.locator("#landed").inner_text().startswith("/products?from=mail&utm_source=dripper")
+    events = clicked_events(dripper_sqlite, "ada@lovelace.example")
+    assert len(events) == 1 and events[0]["detail"]["url"] == browser.page.url  # type: ignore[index]
+    assert " 500 " not in server.text()
