@@ -198,7 +198,7 @@ def _web(project: Path, dripper: Dripper, now: datetime | None = None) -> Iterat
     loaded = config_mod.load(Settings(campaigns_path=project / "campaigns.yaml"))
     tokens = Tokens("test-secret", old=["retired-secret"])
     clock = FrozenClock(now or SENT_AT + timedelta(hours=3))
-    app = create_app(WebContext(store, loaded, tokens, clock, "api-123"))
+    app = create_app(WebContext(store, loaded, tokens, clock, "api-123", dashboard_token="dash-token"))
     with TestClient(app, raise_server_exceptions=False, follow_redirects=False) as client:
         yield client, dripper
     store.dispose()
@@ -227,6 +227,10 @@ def test_a_click_redirects_to_the_target_and_records_one_event_for_lead_touch_an
     assert detail["campaign"] == "literature-follow-up" and detail["step"] == "thanks" and detail["touch"] == 1
     assert detail["url"] == answer.headers["location"]
     assert clicked_events(dripper, "grace@hopper.example") == []
+    # The lead's timeline on the dashboard shows it, with the link.
+    page = client.get("/dashboard/leads/1", headers={"Authorization": "Bearer dash-token"})
+    assert page.status_code == 200 and "clicked" in page.text
+    assert "url: https://acme.example/new-products#top" in page.text
 
 
 def test_scanners_land_too_but_are_counted_apart(web) -> None:
