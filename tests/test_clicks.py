@@ -445,3 +445,49 @@ def test_a_click_in_the_rendered_email_lands_on_the_target_and_records_one_event
     events = clicked_events(dripper_sqlite, "ada@lovelace.example")
     assert len(events) == 1 and events[0]["detail"]["url"] == browser.page.url  # type: ignore[index]
     assert " 500 " not in server.text()
+
+
+# --- letters -----------------------------------------------------------------------------------
+
+LETTER = """<!doctype html>
+<html><head><meta charset="utf-8"></head><body>
+<p>Dear {{ lead.first_name }}, see what is new: {{ personal_url('https://acme.example/new?ref=letter') }}</p>
+</body></html>
+"""
+
+
+def test_a_letter_personal_url_goes_through_the_same_redirect(project: Path, dripper_sqlite: Dripper) -> None:
+    from dripper.campaign.templates import LeadView
+    from dripper.channels.compose import Composer
+    from dripper.config import load
+    from dripper.settings import Settings
+    from dripper.tokens import Tokens
+
+    track(project, "    tracking: {clicks: true}\n    utm: {source: dripper, medium: print}\n")
+    (project / "templates/letters/follow_up.html").write_text(LETTER)
+    assert dripper_sqlite("check").exit_code == 0
+    loaded = load(Settings(campaigns_path=project / "campaigns.yaml"))
+    campaign = loaded.campaigns.campaign("literature-follow-up")
+    _stage, step = campaign.step("letter-1") or ("", None)
+    assert step is not None
+    view = LeadView(
+        id=3, email="a@b.example", first_name="Ann", stage="supplier_research", campaign=campaign.name, timezone="UTC"
+    )
+    letter = Composer(loaded, BASE, "test-secret").letter(view, campaign, step, SENT_AT, touch_id=77)
+    url = next(word for word in letter.html.split() if word.startswith(f"{BASE}/c/")).removesuffix("</p>")
+    data = Tokens("test-secret").read_click(url.removeprefix(f"{BASE}/c/"))
+    assert data is not None and data.touch_id == 77
+    assert data.url == (
+        "https://acme.example/new?ref=letter&utm_source=dripper&utm_medium=print"
+        "&utm_campaign=literature-follow-up&utm_content=letter-1"
+    )
+    # Without tracking, the URL itself (with the UTM parameters); a URL that is none is a check error.
+    path = project / "campaigns.yaml"
+    path.write_text(path.read_text().replace("    tracking: {clicks: true}\n", "", 1))
+    loaded = load(Settings(campaigns_path=path))
+    campaign = loaded.campaigns.campaign("literature-follow-up")
+    plain = Composer(loaded, BASE, "test-secret").letter(view, campaign, step, SENT_AT, touch_id=77)
+    assert "https://acme.example/new?ref=letter&amp;utm_source=dripper" in plain.html and "/c/" not in plain.html
+    (project / "templates/letters/follow_up.html").write_text(LETTER.replace("https://acme.example/new", "acme"))
+    result = dripper_sqlite("check", ok=1)
+    assert "follow_up.html" in result.output and "personal_url wants an absolute http(s) URL" in result.output

@@ -116,6 +116,15 @@ def sample_lead(config: CampaignFile, *, any_attrs: bool = True) -> LeadView:
     )
 
 
+def plain_personal_url(url: object) -> str:
+    """`{{ personal_url('https://…') }}` where no touch is known: the URL itself, once it is
+    known to be an absolute http(s) URL (a letter's reader types or scans it)."""
+    text = str(url).strip()
+    if not re.match(r"https?://[^\s/?#]+", text, re.IGNORECASE) or re.search(r"[\x00-\x20]", text):
+        raise jinja2.TemplateRuntimeError(f"personal_url wants an absolute http(s) URL, not {text[:80]!r}")
+    return text
+
+
 @dataclass(frozen=True)
 class RenderedEmail:
     subject: str
@@ -136,6 +145,10 @@ class Renderer:
         }
         self.html_env = jinja2.Environment(autoescape=True, **common)
         self.text_env = jinja2.Environment(autoescape=False, **common)
+        # A letter's composer gives each letter its own tracked URL (channels/compose.py);
+        # elsewhere (check, previews, e-mails, whose links are rewritten anyway) it is the URL.
+        for env in (self.html_env, self.text_env):
+            env.globals["personal_url"] = plain_personal_url
         self._subjects: dict[tuple[str, str], jinja2.Template] = {}
         self._inliner = css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
         sender = config.sender
@@ -428,7 +441,7 @@ _KNOWN_ATTRS: dict[str, set[str]] = {
     "campaign": {"name", "description"},
     "step": {"id", "kind", "channel", "subject"},
 }
-_CONTEXT_NAMES = set(_KNOWN_ATTRS) | {"unsubscribe_url", "preferences_url", "today"}
+_CONTEXT_NAMES = set(_KNOWN_ATTRS) | {"unsubscribe_url", "preferences_url", "today", "personal_url"}
 _JINJA_NAMES = {
     "loop",
     "self",

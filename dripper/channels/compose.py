@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cached_property
@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from dripper.campaign.model import Campaign, Step
-from dripper.campaign.templates import LeadView
-from dripper.campaign.tracking import utm_parameters
+from dripper.campaign.templates import LeadView, plain_personal_url
+from dripper.campaign.tracking import utm_parameters, with_utm
 from dripper.channels.email import links
 from dripper.channels.email.mime import build_email, list_unsubscribe
 from dripper.channels.letters import layout as letters
@@ -204,6 +204,18 @@ class Composer:
         wrap = (lambda target: self.click_url(touch_id, target)) if campaign.tracking.clicks else None
         return links.LinkRules(utm=utm, wrap=wrap, keep=keep, own=self.base_url)
 
+    def personal_url_for(self, campaign: Campaign, step: Step, touch_id: int) -> Callable[[object], str]:
+        """`{{ personal_url('https://…') }}` in a letter: the URL with the step's UTM
+        parameters, through the click redirect when the campaign tracks clicks, so that a
+        printed letter's response is measured like an e-mail's."""
+        utm = utm_parameters(campaign.utm, step.utm, campaign.name, step.id)
+
+        def personal_url(url: object) -> str:
+            target = with_utm(plain_personal_url(url), utm)
+            return self.click_url(touch_id, target) if campaign.tracking.clicks else target
+
+        return personal_url
+
     def click_url(self, touch_id: int, target: str) -> str:
         """The tracked link to `target` in the message of this touch: /c/TOKEN."""
         return f"{self.base_url}/c/{self.tokens.make_click(touch_id, target)}"
@@ -222,6 +234,7 @@ class Composer:
         `touch_id`: the touch it is for (its file's name); None for a preview."""
         config = self.loaded.campaigns
         ctx, _url, _token = self.context(view, campaign, step, now)
+        ctx["personal_url"] = self.personal_url_for(campaign, step, touch_id or 0)
         body = self.loaded.renderer.letter_html(step, ctx)
         country = postal.country_code(view.country)
         chosen = campaign.letter_format or config.letters.format
