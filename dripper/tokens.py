@@ -59,6 +59,7 @@ class Tokens:
         # Click tokens: a salt of their own, so that no other token of ours can be read as one.
         self._click_serializer = URLSafeSerializer(verifying, salt="dripper.click")
         self._test_click_serializer = URLSafeSerializer(verifying, salt="dripper.test-click")
+        self._open_serializer = URLSafeSerializer(verifying, salt="dripper.open")
         self._verp_keys = tuple(hashlib.sha256(b"dripper.verp\0" + k.encode()).digest() for k in keys)
         # Message-IDs are made, never verified (inbound looks them up among the sent touches).
         self._message_id_key = hashlib.sha256(b"dripper.message-id\0" + secret.encode()).digest()
@@ -119,6 +120,18 @@ class Tokens:
 
     def read_test_click(self, token: str) -> ClickData | None:
         return _read_click(self._test_click_serializer, token)
+
+    def make_open(self, touch_id: int) -> str:
+        """The token of a message's open pixel (`tracking: {opens: true}`)."""
+        return self._open_serializer.dumps(touch_id)
+
+    def read_open(self, token: str) -> int | None:
+        """The touch an open token names, or None if it is not a valid one."""
+        try:
+            touch_id = self._open_serializer.loads(token)
+        except (BadSignature, ValueError, TypeError):
+            return None
+        return touch_id if isinstance(touch_id, int) and not isinstance(touch_id, bool) else None
 
 
 def _read_click(serializer: URLSafeSerializer, token: str) -> ClickData | None:

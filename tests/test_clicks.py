@@ -124,6 +124,7 @@ def test_tracked_links_go_through_the_redirect_in_both_parts_but_not_unsubscribe
     unsubscribe = message["List-Unsubscribe"].split(",")[0].strip().strip("<>")
     assert unsubscribe in links and f"Unsubscribe: {unsubscribe}" in text
     assert any(h.startswith(f"{BASE}/p/") for h in links)
+    assert "/o/" not in html  # no open pixel unless a campaign asks for it
 
 
 def test_a_text_twin_gets_its_own_urls_tracked_and_punctuation_kept(project: Path, dripper_sqlite: Dripper) -> None:
@@ -184,7 +185,7 @@ def web(project: Path, dripper: Dripper) -> Iterator[tuple[TestClient, Dripper]]
     yield from _web(project, dripper)
 
 
-def _web(project: Path, dripper: Dripper, now: datetime | None = None) -> Iterator[tuple[TestClient, Dripper]]:
+def _web(project: Path, dripper: Dripper) -> Iterator[tuple[TestClient, Dripper]]:
     from dripper import config as config_mod
     from dripper.clock import FrozenClock
     from dripper.settings import Settings
@@ -197,7 +198,7 @@ def _web(project: Path, dripper: Dripper, now: datetime | None = None) -> Iterat
     store = open_store(dripper.db_url)
     loaded = config_mod.load(Settings(campaigns_path=project / "campaigns.yaml"))
     tokens = Tokens("test-secret", old=["retired-secret"])
-    clock = FrozenClock(now or SENT_AT + timedelta(hours=3))
+    clock = FrozenClock(SENT_AT + timedelta(hours=3))
     app = create_app(WebContext(store, loaded, tokens, clock, "api-123", dashboard_token="dash-token"))
     with TestClient(app, raise_server_exceptions=False, follow_redirects=False) as client:
         yield client, dripper
@@ -491,3 +492,54 @@ def test_a_letter_personal_url_goes_through_the_same_redirect(project: Path, dri
     (project / "templates/letters/follow_up.html").write_text(LETTER.replace("https://acme.example/new", "acme"))
     result = dripper_sqlite("check", ok=1)
     assert "follow_up.html" in result.output and "personal_url wants an absolute http(s) URL" in result.output
+
+
+# --- opens ---------------------------------------------------------------------------------------
+
+
+def test_no_pixel_unless_asked_and_the_report_says_opens_are_unreliable(project: Path, dripper: Dripper) -> None:
+    from dripper.tokens import Tokens
+
+    webs = _web_with(project, dripper, "    tracking: {opens: true}\n")
+    client, _ = next(webs)
+    _text, html = parts(sent_message("ada@lovelace.example"))
+    assert "/c/" not in html  # opens only: links as they were
+    pixels = [str(img.get("src")) for img in lxml_html.document_fromstring(html).iter("img")]
+    assert len(pixels) == 1 and pixels[0].startswith(f"{BASE}/o/")
+    path = pixels[0].removeprefix(BASE)
+    assert client.head(path).status_code == 200  # a HEAD is no load
+    for _ in range(2):
+        answer = client.get(path, headers={"User-Agent": BROWSER})
+        assert answer.status_code == 200 and answer.headers["content-type"] == "image/gif"
+        assert answer.content.startswith(b"GIF89a")
+    # A bad token gets the image all the same (no broken image in a mail reader), counts nothing.
+    assert client.get("/o/nonsense").headers["content-type"] == "image/gif"
+    assert client.get(f"/o/{Tokens('other').make_open(1)}").status_code == 200
+    plan = dripper.json("plan", "ada@lovelace.example", "--json")
+    assert [e["kind"] for e in plan["events"]].count("opened") == 1
+    data = dripper.json("report", "--json")["campaigns"]["literature-follow-up"]
+    assert data["steps"]["thanks"]["opened"] == 1 and data["steps"]["thanks"]["rates"]["open"] == round(1 / 3, 4)
+    assert data["clicks"]["opens_tracked"] is True and any("Apple Mail Privacy" in n for n in data["clicks"]["notes"])
+    text = " ".join(dripper("report").output.split())
+    assert "opened*" in text and "Apple Mail Privacy Protection" in text
+    webs.close()
+
+
+def _web_with(project: Path, dripper: Dripper, settings: str) -> Iterator[tuple[TestClient, Dripper]]:
+    from dripper import config as config_mod
+    from dripper.clock import FrozenClock
+    from dripper.settings import Settings
+    from dripper.store import open_store
+    from dripper.tokens import Tokens
+    from dripper.web.app import WebContext, create_app
+
+    track(project, settings)
+    send_first(dripper)
+    store = open_store(dripper.db_url)
+    loaded = config_mod.load(Settings(campaigns_path=project / "campaigns.yaml"))
+    app = create_app(WebContext(store, loaded, Tokens("test-secret"), FrozenClock(SENT_AT + timedelta(hours=3)), None))
+    try:
+        with TestClient(app, raise_server_exceptions=False, follow_redirects=False) as client:
+            yield client, dripper
+    finally:
+        store.dispose()

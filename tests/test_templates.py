@@ -211,9 +211,9 @@ def test_report_and_previews_escape() -> None:
                 "stages": [[cell]],
                 "clicks": [[cell]],  # a link's URL, shown as written (issue 18)
                 "click_notes": (EVIL,),
+                "click_head": (EVIL,),
             }
         ],
-        click_head=[EVIL],
     )
     assert_escaped(html)
 

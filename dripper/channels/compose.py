@@ -185,6 +185,8 @@ class Composer:
         # After rendering: the links as the lead will see them, footer included (left alone).
         rules = self.link_rules(campaign, step, touch_id, (url, str(ctx.get("preferences_url") or url)))
         rendered = links.rewrite(rendered, rules)
+        if campaign.tracking.opens and touch_id:  # asked for explicitly; never in tests or previews
+            rendered = replace(rendered, html=links.with_open_pixel(rendered.html, self.open_url(touch_id)))
         if subject_prefix:
             rendered = replace(rendered, subject=subject_prefix + rendered.subject)
         data = build_email(
@@ -215,6 +217,10 @@ class Composer:
             return self.click_url(touch_id, target) if campaign.tracking.clicks else target
 
         return personal_url
+
+    def open_url(self, touch_id: int) -> str:
+        """The open pixel of this touch's message: /o/TOKEN."""
+        return f"{self.base_url}/o/{self.tokens.make_open(touch_id)}"
 
     def click_url(self, touch_id: int, target: str) -> str:
         """The tracked link to `target` in the message of this touch: /c/TOKEN."""

@@ -128,6 +128,14 @@ def record_click(conn: Connection, touch_id: int, url: str, at: datetime, *, met
     return Recorded(click_id, scanner)
 
 
+def record_open(conn: Connection, touch_id: int, at: datetime, *, method: str) -> bool:
+    """Count a load of a message's open pixel (a HEAD request is no load); True when first."""
+    touch = clickrows.touch_for_click(conn, touch_id)
+    if touch is None or method.upper() == "HEAD":
+        return False
+    return clickrows.record_open(conn, touch, at)
+
+
 __all__ = [
     "BURST_AFTER_SEND",
     "BURST_SPREAD",
@@ -135,5 +143,6 @@ __all__ = [
     "SCANNER_AGENTS",
     "Recorded",
     "record_click",
+    "record_open",
     "scanner_by_request",
 ]

@@ -46,6 +46,7 @@ def add_clicks(conn: Connection, data: dict[str, Any], config: CampaignFile | No
     the totals, and the notes)."""
     steps = clickrows.by_step(conn)
     links = clickrows.by_link(conn)
+    opened = clickrows.opened_by_step(conn)
     for name, campaign in data["campaigns"].items():
         total = StepClicks(0, 0, 0)
         for step, row in campaign["steps"].items():
@@ -58,6 +59,8 @@ def add_clicks(conn: Connection, data: dict[str, Any], config: CampaignFile | No
             }
             row["clicks"] = figures
             row["rates"]["click"] = figures.pop("rate")
+            row["opened"] = opened.get((name, step), 0)
+            row["rates"]["open"] = round(row["opened"] / row["sent"], 4) if row["sent"] else None
             if found:
                 total = StepClicks(
                     total.touches + found.touches,
@@ -68,6 +71,9 @@ def add_clicks(conn: Connection, data: dict[str, Any], config: CampaignFile | No
         tracking = defined.tracking if defined else None
         totals = _figures(total, campaign["totals"]["sent"])
         campaign["totals"]["rates"]["click"] = totals.pop("rate")
+        sent = campaign["totals"]["sent"]
+        campaign["totals"]["opened"] = sum(row["opened"] for row in campaign["steps"].values())
+        campaign["totals"]["rates"]["open"] = round(campaign["totals"]["opened"] / sent, 4) if sent else None
         campaign["clicks"] = {
             "tracked": bool(tracking and tracking.clicks),
             "opens_tracked": bool(tracking and tracking.opens),
@@ -87,30 +93,34 @@ def _percent(rate: float | None) -> str:
     return "–" if rate is None else f"{rate * 100:.1f}%"
 
 
+CLICK_HEAD = ("step / link", "sent", "clicked", "click rate", "clicks", "scanner clicks")
+OPEN_HEAD = ("opened*", "open rate*")  # * unreliable: OPENS_NOTE
+
+
+def _opens_tracked(campaign: Mapping[str, Any]) -> bool:
+    return bool(campaign.get("clicks", {}).get("opens_tracked"))
+
+
+def click_head(campaign: Mapping[str, Any]) -> tuple[str, ...]:
+    return CLICK_HEAD + (OPEN_HEAD if _opens_tracked(campaign) else ())
+
+
 def click_rows(campaign: Mapping[str, Any]) -> list[list[Any]]:
-    """Rows of (step or ` ↳ link`, sent, clicked, click rate, clicks, scanner clicks)."""
+    """Rows of (step or ` ↳ link`, sent, clicked, click rate, clicks, scanner clicks[,
+    opened, open rate]) for the steps with any click (or open, when opens are tracked)."""
     rows: list[list[Any]] = []
+    opens = _opens_tracked(campaign)
     for step, row in campaign["steps"].items():
         figures = row.get("clicks")
-        if not figures or not (figures["clicks"] or figures["scanner_clicks"]):
+        if not figures or not (figures["clicks"] or figures["scanner_clicks"] or (opens and row["opened"])):
             continue
-        rows.append(
-            [
-                step,
-                row["sent"],
-                figures["clicked"],
-                _percent(row["rates"]["click"]),
-                figures["clicks"],
-                figures["scanner_clicks"],
-            ]
-        )
+        rate = _percent(row["rates"]["click"])
+        shown = [step, row["sent"], figures["clicked"], rate, figures["clicks"], figures["scanner_clicks"]]
+        rows.append(shown + ([row["opened"], _percent(row["rates"]["open"])] if opens else []))
         for url, link in figures["links"].items():
             shown = ["  ↳ " + shown_url(url), "", link["clicked"], _percent(link["rate"])]
-            rows.append([*shown, link["clicks"], link["scanner_clicks"]])
+            rows.append([*shown, link["clicks"], link["scanner_clicks"], *(["", ""] if opens else [])])
     return rows
-
-
-CLICK_HEAD = ("step / link", "sent", "clicked", "click rate", "clicks", "scanner clicks")
 
 
 def click_tables(data: Mapping[str, Any]) -> list[Table]:
@@ -118,12 +128,14 @@ def click_tables(data: Mapping[str, Any]) -> list[Table]:
     out = []
     for name, campaign in data["campaigns"].items():
         clicks = campaign.get("clicks")
-        if not clicks or not (clicks["tracked"] or clicks["clicks"] or clicks["scanner_clicks"]):
+        if not clicks or not (
+            clicks["tracked"] or clicks["opens_tracked"] or clicks["clicks"] or clicks["scanner_clicks"]
+        ):
             continue
         table = Table(
             title=f"{name} — clicks (people, not scanners)", title_justify="left", caption=" ".join(clicks["notes"])
         )
-        for column in CLICK_HEAD:
+        for column in click_head(campaign):
             table.add_column(column, justify="left" if column == "step / link" else "right", overflow="fold")
         for row in click_rows(campaign):
             table.add_row(*(str(v) for v in row))
@@ -131,4 +143,13 @@ def click_tables(data: Mapping[str, Any]) -> list[Table]:
     return out
 
 
-__all__ = ["CLICK_HEAD", "OPENS_NOTE", "SCANNERS_NOTE", "add_clicks", "click_rows", "click_tables", "shown_url"]
+__all__ = [
+    "CLICK_HEAD",
+    "OPENS_NOTE",
+    "SCANNERS_NOTE",
+    "add_clicks",
+    "click_head",
+    "click_rows",
+    "click_tables",
+    "shown_url",
+]

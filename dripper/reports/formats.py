@@ -19,7 +19,7 @@ from rich.table import Table
 from dripper import csvsafe
 from dripper.pages import render
 from dripper.reports import charts
-from dripper.reports.clicks import CLICK_HEAD, click_rows, click_tables
+from dripper.reports.clicks import click_head, click_rows, click_tables
 from dripper.reports.funnel import FIGURES, RATES
 from dripper.store import STATES
 
@@ -182,6 +182,7 @@ class CampaignPage:
     conversion_time: list[Cell]
     stages: list[list[Cell]]
     clicks: list[list[Cell]] = dataclasses.field(default_factory=list)  # reports/clicks.py
+    click_head: tuple[str, ...] = ()
     click_notes: tuple[str, ...] = ()
 
 
@@ -219,8 +220,9 @@ def _campaign_page(name: str, campaign: Mapping[str, Any], weekly: Mapping[str, 
         conversion_time=_row((span["count"], days(span["median_days"]), days(span["p90_days"]))),
         stages=[_row(item) for item in campaign["funnel"].items()],
         clicks=[_row(row) for row in click_rows(campaign)],
+        click_head=click_head(campaign),
         click_notes=tuple(campaign.get("clicks", {}).get("notes", ()))
-        if campaign.get("clicks", {}).get("tracked")
+        if campaign.get("clicks", {}).get("tracked") or campaign.get("clicks", {}).get("opens_tracked")
         else (),
     )
 
@@ -289,7 +291,6 @@ def html_page(
             ],
             touch_head=["step", "enrolled", *STATES, "total", "reasons"],
             outcome_head=outcome_head,
-            click_head=CLICK_HEAD,
         )
         + "\n"
     )

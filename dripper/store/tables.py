@@ -170,6 +170,22 @@ clicks = Table(
     Index("ix_clicks_step", "campaign", "step_id"),
 )
 
+# The open pixel (`tracking: {opens: true}`, migration 0012): one row per message whose
+# pixel loaded, with how often. Unreliable by nature (image proxies, Apple Mail Privacy
+# Protection load it unread); kept apart from clicks.
+opens = Table(
+    "opens",
+    metadata,
+    Column("touch_id", Id, ForeignKey("touches.id", ondelete="CASCADE"), primary_key=True),
+    Column("lead_id", Id, ForeignKey("leads.id", ondelete="CASCADE"), nullable=False),
+    Column("campaign", String(200), nullable=False),
+    Column("step_id", String(200), nullable=False),
+    Column("first_at", UTCDateTime, nullable=False),
+    Column("last_at", UTCDateTime, nullable=False),
+    Column("count", Integer, nullable=False, default=1),
+    Index("ix_opens_step", "campaign", "step_id"),
+)
+
 campaign_versions = Table(
     "campaign_versions",
     metadata,

@@ -5,7 +5,7 @@ the dashboard's state):
 
 - `public`     GET/POST /u/{token} (one-click unsubscribe, RFC 8058), GET/POST /p/{token}
                (the preference page)
-- `clicks`     GET/HEAD /c/{token} (the signed redirect of a tracked link)
+- `clicks`     GET/HEAD /c/{token} (the signed redirect of a tracked link), /o/{token} (open pixel)
 - `hooks`      POST /inbound, POST /events (API token), GET /healthz
 - `metrics`    GET /metrics (DRIPPER_METRICS_TOKEN: Bearer)
 - `dashboard`  GET /dashboard… (DRIPPER_DASHBOARD_TOKEN)

@@ -1,4 +1,5 @@
-"""GET/HEAD /c/{token}: the redirect of a tracked link (`tracking: {clicks: true}`).
+"""GET/HEAD /c/{token}: the redirect of a tracked link (`tracking: {clicks: true}`);
+GET/HEAD /o/{token}: the open pixel (`tracking: {opens: true}`).
 
 The token signs the touch and the target URL (tokens.py), so the redirect goes only to a
 URL we wrote into a message: an unknown, tampered or foreign token, or one signed with a
@@ -8,6 +9,11 @@ secret no longer listed (DRIPPER_SECRET_OLD), gets a page saying the link is not
 The click is recorded (inbound/clicks.py tells a person from a scanner) and then
 redirected. When the database cannot record it, the person still lands where the link
 said: losing one click beats an error page, and nobody retries a click.
+
+The open pixel answers the same 1×1 transparent GIF to every request, valid token or not
+(a mail reader should never show a broken image), and counts the first load of a valid
+one as an event `opened`. Opens are unreliable (image proxies and Apple Mail Privacy
+Protection load images unread); the report says so.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from dripper.channels.email.links import LinkRules, trackable
-from dripper.inbound.clicks import record_click
+from dripper.inbound.clicks import record_click, record_open
 from dripper.tokens import ClickData
 from dripper.web.context import WebContext, context
 
@@ -78,6 +84,26 @@ async def click(request: Request) -> Response:
     )
 
 
-ROUTES = [Route("/c/{token}", click, methods=["GET", "HEAD"])]
+# The smallest transparent GIF (43 bytes).
+PIXEL = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b")
 
-__all__ = ["ROUTES", "click"]
+
+def _record_open(ctx: WebContext, touch_id: int, method: str) -> None:
+    try:
+        with ctx.store.begin() as conn:
+            record_open(conn, touch_id, ctx.clock.now(), method=method)
+    except SQLAlchemyError as exc:
+        log.warning("open of touch %s not recorded: %s", touch_id, type(exc).__name__)
+
+
+async def opened(request: Request) -> Response:
+    ctx = context(request)
+    touch_id = ctx.tokens.read_open(request.path_params["token"])
+    if touch_id is not None:
+        await run_in_threadpool(_record_open, ctx, touch_id, request.method)
+    return Response(PIXEL, media_type="image/gif", headers={"Cache-Control": "no-store, private"})
+
+
+ROUTES = [Route("/c/{token}", click, methods=["GET", "HEAD"]), Route("/o/{token}", opened, methods=["GET", "HEAD"])]
+
+__all__ = ["PIXEL", "ROUTES", "click", "opened"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
+from html import escape
 from urllib.parse import urlsplit
 
 from lxml import etree
@@ -102,6 +103,16 @@ def rewrite_text(text: str, mapping: dict[str, str], rules: LinkRules) -> str:
     return _TEXT_URL.sub(replace_url, text)
 
 
+def with_open_pixel(document: str, url: str) -> str:
+    """The HTML with a 1×1 image loading `url` at the end of its body (`tracking: {opens: true}`)."""
+    pixel = (
+        f'<img src="{escape(url, quote=True)}" width="1" height="1" alt="" '
+        'style="display:block;width:1px;height:1px;border:0;margin:0;padding:0">'
+    )
+    cut = document.lower().rfind("</body>")
+    return document + pixel if cut == -1 else document[:cut] + pixel + document[cut:]
+
+
 def rewrite(rendered: RenderedEmail, rules: LinkRules) -> RenderedEmail:
     """Both parts of the e-mail with their links rewritten alike."""
     if not rules.active:
@@ -110,4 +121,4 @@ def rewrite(rendered: RenderedEmail, rules: LinkRules) -> RenderedEmail:
     return replace(rendered, html=html, text=rewrite_text(rendered.text, mapping, rules))
 
 
-__all__ = ["LinkRules", "rewrite", "rewrite_html", "rewrite_text", "trackable"]
+__all__ = ["LinkRules", "rewrite", "rewrite_html", "rewrite_text", "trackable", "with_open_pixel"]

@@ -10,7 +10,8 @@ from datetime import datetime
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from dripper.states import EventKind
-from dripper.store.tables import clicks, events, touches
+from dripper.store import upsert
+from dripper.store.tables import clicks, events, opens, touches
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,47 @@ def by_link(conn: Connection) -> dict[tuple[str, str, str], StepClicks]:
     return {(c, s, u): v for (c, s, u), v in _figures(("campaign", "step_id", "url"), conn).items()}
 
 
+def record_open(conn: Connection, touch: ClickedTouch, at: datetime) -> bool:
+    """Count a load of the touch's open pixel; True when it is the first (then also an
+    event `opened`, so the lead's course shows it once)."""
+    counted = conn.execute(
+        update(opens).where(opens.c.touch_id == touch.id).values(count=opens.c.count + 1, last_at=at)
+    ).rowcount
+    if counted:
+        return False
+    first = conn.execute(
+        upsert.insert(conn, opens)
+        .values(
+            touch_id=touch.id,
+            lead_id=touch.lead_id,
+            campaign=touch.campaign,
+            step_id=touch.step_id,
+            first_at=at,
+            last_at=at,
+            count=1,
+        )
+        .on_conflict_do_nothing(index_elements=["touch_id"])
+    ).rowcount
+    if not first:  # another request recorded the first load meanwhile
+        return record_open(conn, touch, at)
+    conn.execute(
+        insert(events).values(
+            lead_id=touch.lead_id,
+            kind=EventKind.OPENED,
+            at=at,
+            source="open",
+            detail={"campaign": touch.campaign, "step": touch.step_id, "touch": touch.id},
+        )
+    )
+    return True
+
+
+def opened_by_step(conn: Connection) -> dict[tuple[str, str], int]:
+    """(campaign, step) -> messages whose open pixel loaded at least once."""
+    query = select(opens.c.campaign, opens.c.step_id, func.count()).group_by(opens.c.campaign, opens.c.step_id)
+    return {(c, s): int(n) for c, s, n in conn.execute(query)}
+
+
 __all__ = [
     "Click",
     "ClickedTouch",
@@ -177,5 +219,7 @@ __all__ = [
     "has_clicked",
     "insert_click",
     "mark_scanner",
+    "opened_by_step",
+    "record_open",
     "touch_for_click",
 ]
