@@ -15,6 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from dripper.campaign import variants
 from dripper.campaign.model import Campaign, Step
 from dripper.campaign.templates import LeadView, plain_personal_url
 from dripper.campaign.tracking import utm_parameters, with_utm
@@ -123,8 +124,9 @@ class ComposedLetter:
     name: str  # stable per touch: a resend rewrites the same PDF
 
 
-def letter_date(view: LeadView, now: datetime) -> str:
-    """Today in the lead's own time zone, written the way the lead's language writes dates."""
+def letter_date(view: LeadView, now: datetime, lang: str | None = None) -> str:
+    """Today in the lead's own time zone, written in the letter's language (`lang`, from
+    its template's <html lang>), else the way the lead's language writes dates."""
     from babel.dates import format_date
 
     from dripper.campaign import timing
@@ -133,7 +135,8 @@ def letter_date(view: LeadView, now: datetime) -> str:
         day = now.astimezone(timing.zone(view.timezone)).date()
     except ValueError:
         day = now.date()
-    return str(format_date(day, format="long", locale=postal.locale_for(view)))
+    locale = letters.date_locale(lang, postal.country_code(view.country)) or postal.locale_for(view)
+    return str(format_date(day, format="long", locale=locale))
 
 
 class Composer:
@@ -144,6 +147,7 @@ class Composer:
         self.dkim = dkim
 
     def context(self, view: LeadView, campaign: Campaign, step: Step, now: datetime) -> tuple[dict[str, Any], str, str]:
+        step = variants.for_lead(step, view.email, campaign)
         token = self.tokens.make(view.id, campaign.name)
         url = f"{self.base_url}/u/{token}"
         ctx = self.loaded.renderer.context(view, campaign, step, url, now, f"{self.base_url}/p/{token}")
@@ -180,6 +184,7 @@ class Composer:
         the address of a test), DKIM-signed when a key is set. `touch_id`: the touch its
         tracked links name (0 for none: a click on them is recorded nowhere)."""
         sender = self.loaded.campaigns.sender
+        step = variants.for_lead(step, view.email, campaign)  # an A/B test's variant for this lead
         ctx, url, token = self.context(view, campaign, step, now)
         rendered = self.loaded.renderer.email(campaign, step, ctx)
         # After rendering: the links as the lead will see them, footer included (left alone).
@@ -239,6 +244,7 @@ class Composer:
         """Raises jinja2.TemplateError when the template cannot render for this lead.
         `touch_id`: the touch it is for (its file's name); None for a preview."""
         config = self.loaded.campaigns
+        step = variants.for_lead(step, view.email, campaign)
         ctx, _url, _token = self.context(view, campaign, step, now)
         ctx["personal_url"] = self.personal_url_for(campaign, step, touch_id or 0)
         body = self.loaded.renderer.letter_html(step, ctx)
@@ -247,7 +253,9 @@ class Composer:
         frame = letters.FRAMES[postal.paper_format(country) if chosen == "auto" else chosen]
         address = postal.address_lines(view, self.home_country)
         parts = letters.LetterParts(
-            address, config.letters.return_address or config.sender.postal_address, letter_date(view, now)
+            address,
+            config.letters.return_address or config.sender.postal_address,
+            letter_date(view, now, letters.document_lang(body)),
         )
         return ComposedLetter(
             letters.frame_letter(body, frame, parts),
@@ -260,5 +268,6 @@ class Composer:
         )
 
     def call_notes(self, view: LeadView, campaign: Campaign, step: Step, now: datetime) -> str:
+        step = variants.for_lead(step, view.email, campaign)
         ctx, _url, _token = self.context(view, campaign, step, now)
         return self.loaded.renderer.call_notes(step, ctx)

@@ -45,6 +45,11 @@ from dripper.store.queries import leadrows
     metavar="ADDRESS",
     help='Send a test of this e-mail step to ADDRESS (subject "[TEST] …"); nothing is recorded.',
 )
+@click.option(
+    "--variant",
+    metavar="NAME",
+    help="The A/B variant to render (default: the one the lead, or the sample lead, gets).",
+)
 @AT
 @pass_app
 def preview(
@@ -56,10 +61,13 @@ def preview(
     out_file: Path | None,
     open_it: bool,
     to: str | None,
+    variant: str | None,
     at: str | None,
 ) -> None:
     """Render one touch as text, HTML or a complete .eml (exactly what would be sent);
     --open shows it in a browser, --to sends a test of it."""
+    import jinja2
+
     from dripper.campaign.templates import sample_lead
     from dripper.channels.compose import Composer
     from dripper.reports.previews import NotForStep, preview_file, touch_preview
@@ -90,6 +98,7 @@ def preview(
         # shows what that stage's leads receive.
         lead = replace(sample_lead(config, any_attrs=False), stage=found[0], campaign=campaign)
         secret = app.settings.secret or "preview"
+    the_step = _variant(camp, the_step, lead.email, variant)
     if to is not None:  # signed with the real secret, so that `serve` knows its links for a test's
         _send_test(app, loaded, lead, camp, the_step, now, to, app.settings.secret or app.store().secret())
         return
@@ -102,6 +111,8 @@ def preview(
         shown = touch_preview(composer, lead, camp, the_step, now, fmt, templates)
     except NotForStep as exc:
         fail(str(exc), code=1)
+    except jinja2.TemplateError as exc:  # e.g. an undeclared column the sample lead lacks: try --lead
+        fail(f"{the_step.id!r} cannot be rendered for {lead.email}: {exc}", code=1)
     if not shown.file_suffix:
         _emit(shown.text, out_file)
         return
@@ -115,6 +126,24 @@ def preview(
         fail(exc.missing.line, code=1)
     write_atomic(target, made.data)
     err.print(f"wrote {target} ({made.detail})")
+
+
+def _variant(camp: Any, step: Any, email: str, name: str | None) -> Any:
+    """The step as the A/B variant asked for (`--variant`), else as the lead gets it; says
+    which on stderr when the step has variants."""
+    from dripper.campaign import variants
+
+    if not step.variants:
+        if name is not None:
+            fail(f"step {step.id!r} has no variants", code=1)
+        return step
+    chosen = name if name is not None else variants.variant_for(email, camp.name, step)
+    try:
+        one = variants.resolved(step, chosen)
+    except KeyError:
+        fail(f"step {step.id!r} has no variant {name!r} (it has {', '.join(variants.names(step.variants))})", code=1)
+    err.print(f"variant {chosen} of {', '.join(variants.names(step.variants))}")
+    return one
 
 
 def _format_given() -> bool:

@@ -41,9 +41,9 @@ def _figures(found: StepClicks | None, sent: int) -> dict[str, Any]:
 
 
 def add_clicks(conn: Connection, data: dict[str, Any], config: CampaignFile | None) -> None:
-    """Add the click figures to `report.funnel`'s data: per step `clicks` (with its `links`,
-    by target URL) and the rate `click`; per campaign `clicks` (whether tracking is on,
-    the totals, and the notes)."""
+    """Add the click figures to `report.funnel`'s data: per step `clicks` (with its rate and
+    its `links`, by target URL) and `opens`; per campaign the same summed, whether each is
+    tracked, and what to keep in mind (`note`). Additive: the figures dripper had are as they were."""
     steps = clickrows.by_step(conn)
     links = clickrows.by_link(conn)
     opened = clickrows.opened_by_step(conn)
@@ -58,9 +58,7 @@ def add_clicks(conn: Connection, data: dict[str, Any], config: CampaignFile | No
                 if c == name and s == step
             }
             row["clicks"] = figures
-            row["rates"]["click"] = figures.pop("rate")
-            row["opened"] = opened.get((name, step), 0)
-            row["rates"]["open"] = round(row["opened"] / row["sent"], 4) if row["sent"] else None
+            row["opens"] = _opens(opened.get((name, step), 0), row["sent"])
             if found:
                 total = StepClicks(
                     total.touches + found.touches,
@@ -69,17 +67,22 @@ def add_clicks(conn: Connection, data: dict[str, Any], config: CampaignFile | No
                 )
         defined = config.campaigns.get(name) if config else None
         tracking = defined.tracking if defined else None
-        totals = _figures(total, campaign["totals"]["sent"])
-        campaign["totals"]["rates"]["click"] = totals.pop("rate")
         sent = campaign["totals"]["sent"]
-        campaign["totals"]["opened"] = sum(row["opened"] for row in campaign["steps"].values())
-        campaign["totals"]["rates"]["open"] = round(campaign["totals"]["opened"] / sent, 4) if sent else None
         campaign["clicks"] = {
             "tracked": bool(tracking and tracking.clicks),
-            "opens_tracked": bool(tracking and tracking.opens),
-            **totals,
-            "notes": [SCANNERS_NOTE, *((OPENS_NOTE,) if tracking and tracking.opens else ())],
+            **_figures(total, sent),
+            "note": SCANNERS_NOTE,
         }
+        all_opened = sum(row["opens"]["opened"] for row in campaign["steps"].values())
+        campaign["opens"] = {
+            "tracked": bool(tracking and tracking.opens),
+            **_opens(all_opened, sent),
+            "note": OPENS_NOTE,
+        }
+
+
+def _opens(opened: int, sent: int) -> dict[str, Any]:
+    return {"opened": opened, "rate": round(opened / sent, 4) if sent else None}
 
 
 def shown_url(url: str) -> str:
@@ -98,7 +101,13 @@ OPEN_HEAD = ("opened*", "open rate*")  # * unreliable: OPENS_NOTE
 
 
 def _opens_tracked(campaign: Mapping[str, Any]) -> bool:
-    return bool(campaign.get("clicks", {}).get("opens_tracked"))
+    return bool(campaign.get("opens", {}).get("tracked"))
+
+
+def notes(campaign: Mapping[str, Any]) -> tuple[str, ...]:
+    """What to keep in mind reading the figures of a campaign that tracks clicks or opens."""
+    clicks, opens = campaign.get("clicks", {}), campaign.get("opens", {})
+    return tuple(part["note"] for part in (clicks, opens) if part.get("tracked"))
 
 
 def click_head(campaign: Mapping[str, Any]) -> tuple[str, ...]:
@@ -112,11 +121,12 @@ def click_rows(campaign: Mapping[str, Any]) -> list[list[Any]]:
     opens = _opens_tracked(campaign)
     for step, row in campaign["steps"].items():
         figures = row.get("clicks")
-        if not figures or not (figures["clicks"] or figures["scanner_clicks"] or (opens and row["opened"])):
+        opened = row.get("opens", {"opened": 0, "rate": None})
+        if not figures or not (figures["clicks"] or figures["scanner_clicks"] or (opens and opened["opened"])):
             continue
-        rate = _percent(row["rates"]["click"])
+        rate = _percent(figures["rate"])
         shown = [step, row["sent"], figures["clicked"], rate, figures["clicks"], figures["scanner_clicks"]]
-        rows.append(shown + ([row["opened"], _percent(row["rates"]["open"])] if opens else []))
+        rows.append(shown + ([opened["opened"], _percent(opened["rate"])] if opens else []))
         for url, link in figures["links"].items():
             shown = ["  ↳ " + shown_url(url), "", link["clicked"], _percent(link["rate"])]
             rows.append([*shown, link["clicks"], link["scanner_clicks"], *(["", ""] if opens else [])])
@@ -128,12 +138,12 @@ def click_tables(data: Mapping[str, Any]) -> list[Table]:
     out = []
     for name, campaign in data["campaigns"].items():
         clicks = campaign.get("clicks")
-        if not clicks or not (
-            clicks["tracked"] or clicks["opens_tracked"] or clicks["clicks"] or clicks["scanner_clicks"]
-        ):
+        if not clicks or not (notes(campaign) or clicks["clicks"] or clicks["scanner_clicks"]):
             continue
         table = Table(
-            title=f"{name} — clicks (people, not scanners)", title_justify="left", caption=" ".join(clicks["notes"])
+            title=f"{name} — clicks (people, not scanners)",
+            title_justify="left",
+            caption=" ".join(notes(campaign) or (SCANNERS_NOTE,)),
         )
         for column in click_head(campaign):
             table.add_column(column, justify="left" if column == "step / link" else "right", overflow="fold")
@@ -151,5 +161,6 @@ __all__ = [
     "click_head",
     "click_rows",
     "click_tables",
+    "notes",
     "shown_url",
 ]

@@ -6,10 +6,9 @@ show the same figures.
 
 from __future__ import annotations
 
-import dataclasses
 import io
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +19,7 @@ from dripper import csvsafe
 from dripper.pages import render
 from dripper.reports import charts
 from dripper.reports.clicks import click_head, click_rows, click_tables
+from dripper.reports.clicks import notes as click_notes
 from dripper.reports.funnel import FIGURES, RATES
 from dripper.store import STATES
 
@@ -113,6 +113,7 @@ def tables(data: Mapping[str, Any]) -> list[Table]:
             "",
         )
         out.append(table)
+        out += variant_tables(name, campaign)
     moves = Table(title="Movements between stages", title_justify="left")
     for column in ("campaign", "from", "to", "moves"):
         moves.add_column(column, justify="right" if column == "moves" else "left")
@@ -135,6 +136,30 @@ def tables(data: Mapping[str, Any]) -> list[Table]:
             standing.add_row(name, stage, str(n))
     out.append(standing)
     return out + click_tables(data)
+
+
+def ab_sentence(row: Mapping[str, Any]) -> str:
+    """The A/B test's sentence, with the winner when one was declared."""
+    test = row["ab_test"]
+    sentence = str(test["sentence"])
+    return f"{sentence} (winner: {test['winner']})" if test.get("winner") else sentence
+
+
+def variant_tables(name: str, campaign: Mapping[str, Any]) -> list[Table]:
+    """A table per step with A/B variants: each variant's sends and outcomes, the test's
+    sentence as its caption."""
+    out = []
+    for step, row in campaign["steps"].items():
+        if "variants" not in row:
+            continue
+        table = Table(title=f"{name} / {step} — A/B variants", title_justify="left", caption=ab_sentence(row))
+        table.add_column("variant", no_wrap=True)
+        for column in ("sent", *FIGURES):
+            table.add_column(_SHORT.get(column, column), justify="right")
+        for variant, figures in row["variants"].items():
+            table.add_row(variant, str(figures["sent"]), *(_outcome(figures, f) for f in FIGURES))
+        out.append(table)
+    return out
 
 
 # --- HTML ------------------------------------------------------------------------------
@@ -181,9 +206,11 @@ class CampaignPage:
     movements: list[list[Cell]]
     conversion_time: list[Cell]
     stages: list[list[Cell]]
-    clicks: list[list[Cell]] = dataclasses.field(default_factory=list)  # reports/clicks.py
+    clicks: list[list[Cell]] = field(default_factory=list)  # reports/clicks.py
     click_head: tuple[str, ...] = ()
     click_notes: tuple[str, ...] = ()
+    # A/B tests: (step, the test's sentence, a row of figures per variant)
+    ab_tests: list[tuple[str, str, list[list[Cell]]]] = field(default_factory=list)
 
 
 def _outcome_figures(row: Mapping[str, Any]) -> list[Cell]:
@@ -221,9 +248,12 @@ def _campaign_page(name: str, campaign: Mapping[str, Any], weekly: Mapping[str, 
         stages=[_row(item) for item in campaign["funnel"].items()],
         clicks=[_row(row) for row in click_rows(campaign)],
         click_head=click_head(campaign),
-        click_notes=tuple(campaign.get("clicks", {}).get("notes", ()))
-        if campaign.get("clicks", {}).get("tracked") or campaign.get("clicks", {}).get("opens_tracked")
-        else (),
+        click_notes=click_notes(campaign),
+        ab_tests=[
+            (step, ab_sentence(row), [[_cell(name), *_outcome_figures(v)] for name, v in row["variants"].items()])
+            for step, row in campaign["steps"].items()
+            if "variants" in row
+        ],
     )
 
 
@@ -291,6 +321,7 @@ def html_page(
             ],
             touch_head=["step", "enrolled", *STATES, "total", "reasons"],
             outcome_head=outcome_head,
+            variant_head=["variant", *outcome_head[1:]],
         )
         + "\n"
     )

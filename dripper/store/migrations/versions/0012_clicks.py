@@ -12,7 +12,7 @@ burst takes its event back.
 loaded: when first and last, and how often.
 
 Revision ID: 0012
-Revises: 0010 (becomes 0011 once the touch variant migration is merged)
+Revises: 0011
 """
 
 import sqlalchemy as sa
@@ -21,7 +21,7 @@ from alembic import op
 from dripper.store.tables import Id, UTCDateTime
 
 revision = "0012"
-down_revision = "0010"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
