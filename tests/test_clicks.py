@@ -338,6 +338,24 @@ def test_a_click_with_the_database_gone_still_lands(project: Path, dripper_sqlit
     webs.close()
 
 
+def test_one_link_records_at_most_its_cap_of_clicks_and_still_lands(
+    project: Path, dripper_sqlite: Dripper, store
+) -> None:
+    from dripper.inbound.clicks import MAX_CLICKS_PER_LINK, record_click
+    from dripper.store.queries import clickrows
+
+    send_first(dripper_sqlite)
+    later = SENT_AT + timedelta(days=1)
+    with store.begin() as conn:
+        recorded = [
+            record_click(conn, 1, "https://acme.example/a", later, method="GET", user_agent=BROWSER).click_id
+            for _ in range(MAX_CLICKS_PER_LINK + 5)
+        ]
+        assert recorded.count(None) == 5 and clickrows.count_for_link(conn, 1, "https://acme.example/a") == 50
+        # Another link of the message has its own count.
+        assert record_click(conn, 1, "https://acme.example/b", later, method="GET", user_agent=BROWSER).click_id
+
+
 # --- scanners by timing ---------------------------------------------------------------------
 
 
