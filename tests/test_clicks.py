@@ -4,6 +4,7 @@ touch and link, tells security scanners apart, and never redirects where we did 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
@@ -565,3 +566,55 @@ def _web_with(project: Path, dripper: Dripper, settings: str) -> Iterator[tuple[
             yield client, dripper
     finally:
         store.dispose()
+
+
+def test_a_letter_can_carry_its_personal_url_as_a_qr_code(
+    project: Path, dripper_sqlite: Dripper, tmp_path: Path
+) -> None:
+    import subprocess
+
+    import segno
+    from PIL import Image
+
+    from dripper.campaign.templates import LeadView
+    from dripper.channels.compose import Composer
+    from dripper.channels.letters.layout import render_letter
+    from dripper.config import load
+    from dripper.settings import Settings
+
+    track(project)
+    qr_letter = LETTER.replace(
+        "</p>", "</p>\n<p>{{ qr_code(personal_url('https://acme.example/new'), size='3cm') }}</p>"
+    )
+    (project / "templates/letters/follow_up.html").write_text(qr_letter)
+    assert dripper_sqlite("check").exit_code == 0
+    loaded = load(Settings(campaigns_path=project / "campaigns.yaml"))
+    campaign = loaded.campaigns.campaign("literature-follow-up")
+    found = campaign.step("letter-1")
+    assert found is not None
+    view = LeadView(
+        id=3, email="a@b.example", first_name="Ann", stage="supplier_research", campaign=campaign.name, timezone="UTC"
+    )
+    composer = Composer(loaded, BASE, "test-secret")
+    html = composer.letter(view, campaign, found[1], SENT_AT, touch_id=77).html
+    # The code holds the letter's own tracked URL: the same modules segno makes of it.
+    tracked = composer.personal_url_for(campaign, found[1], 77)("https://acme.example/new")
+    expected = segno.make(tracked, error="m").svg_inline(scale=1, border=4, omitsize=True, svgclass="dripper-qr")
+    modules = re.search(r' d="([^"]+)"', expected)
+    assert modules is not None and f'd="{modules.group(1)}"' in html and "width:3cm;height:3cm" in html
+
+    # Printed: the code is drawn in the PDF (many more dark pixels than the same letter without it).
+    def dark_pixels(letter_html: str, name: str) -> int:
+        pdf = tmp_path / f"{name}.pdf"
+        pdf.write_bytes(render_letter(letter_html, project / "templates").pdf)
+        subprocess.run(
+            ["pdftoppm", "-r", "50", "-png", "-f", "1", "-l", "1", str(pdf), str(tmp_path / name)], check=True
+        )
+        image = Image.open(tmp_path / f"{name}-1.png").convert("L")
+        return sum(image.histogram()[:128])
+
+    (project / "templates/letters/follow_up.html").write_text(LETTER)
+    plain = Composer(load(Settings(campaigns_path=project / "campaigns.yaml")), BASE, "test-secret")
+    without = plain.letter(view, campaign, found[1], SENT_AT, touch_id=77).html
+    side = 3 / 2.54 * 50  # 3 cm at 50 dpi, in pixels
+    assert dark_pixels(html, "with") - dark_pixels(without, "without") > side * side / 4
