@@ -618,3 +618,56 @@ def test_a_letter_can_carry_its_personal_url_as_a_qr_code(
     without = plain.letter(view, campaign, found[1], SENT_AT, touch_id=77).html
     side = 3 / 2.54 * 50  # 3 cm at 50 dpi, in pixels
     assert dark_pixels(html, "with") - dark_pixels(without, "without") > side * side / 4
+
+
+# --- the store ------------------------------------------------------------------------------
+
+
+def test_migration_0012_adds_the_clicks_and_opens_tables_as_declared_and_takes_them_back(tmp_path: Path) -> None:
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine, inspect
+
+    from dripper.store import db
+    from dripper.store.tables import clicks, opens
+
+    def migrate(conn: object, revision: str, down: bool = False) -> None:
+        config = Config()
+        config.set_main_option("script_location", str(db.MIGRATIONS))
+        config.attributes["connection"] = conn
+        (command.downgrade if down else command.upgrade)(config, revision)
+        conn.commit()  # type: ignore[attr-defined]
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    with engine.connect() as conn:
+        migrate(conn, "0011")
+        assert not inspect(conn).has_table("clicks")
+        migrate(conn, "0012")
+        for table in (clicks, opens):
+            columns = {c["name"] for c in inspect(conn).get_columns(table.name)}
+            assert columns == {c.name for c in table.columns}
+            indexes = {i["name"] for i in inspect(conn).get_indexes(table.name)}
+            assert indexes == {i.name for i in table.indexes}
+        migrate(conn, "0011", down=True)
+        assert not inspect(conn).has_table("clicks") and not inspect(conn).has_table("opens")
+    engine.dispose()
+
+
+def test_a_test_send_links_redirect_but_name_no_touch(project: Path, loaded_tracked: object) -> None:
+    from dripper.campaign.templates import LeadView
+    from dripper.reports.previews import PreviewComposer, compose_test
+    from dripper.tokens import Tokens
+
+    loaded = loaded_tracked
+    composer = PreviewComposer(loaded, BASE, "test-secret")  # type: ignore[arg-type]
+    campaign = loaded.campaigns.campaign("literature-follow-up")  # type: ignore[attr-defined]
+    _stage, step = campaign.step("thanks")
+    view = LeadView(
+        id=7, email="a@b.example", first_name="A", stage="supplier_research", campaign=campaign.name, timezone="UTC"
+    )
+    sent = compose_test(composer, view, campaign, step, SENT_AT, "me@acme.example")
+    message = message_from_bytes(sent.data, policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    tracked = [h.removeprefix(f"{BASE}/c/") for h in hrefs(parts(message)[1]) if h.startswith(f"{BASE}/c/")]
+    tokens = Tokens("test-secret")
+    assert len(tracked) == 2 and all(tokens.read_click(t) is None and tokens.read_test_click(t) for t in tracked)
