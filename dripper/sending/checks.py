@@ -8,8 +8,13 @@ break. Anything else is its outcome at once.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
+from sqlalchemy import Connection
+
+from dripper.campaign import conditions
+from dripper.campaign.model import CampaignFile
 from dripper.channels.base import Job
 from dripper.channels.outcomes import Outcome
 from dripper.config import Loaded
@@ -17,12 +22,21 @@ from dripper.leads.records import Lead
 from dripper.planning import track
 from dripper.planning.planner import Planner, stop_reason
 from dripper.states import Reason, TouchState
+from dripper.store.queries import leadrows
 from dripper.store.queries.touchrows import Claimed
 
 
-def check(touch: Claimed, lead: Lead | None, loaded: Loaded, at: datetime, now: datetime) -> Outcome | Job:
+def check(
+    touch: Claimed,
+    lead: Lead | None,
+    loaded: Loaded,
+    at: datetime,
+    now: datetime,
+    history: conditions.History = conditions.EMPTY,
+) -> Outcome | Job:
     """Decide what can be decided without doing the work: removed steps, stage
-    changes, catching up, suppression, pauses."""
+    changes, catching up, suppression, pauses, the step's condition (`history`: the
+    lead's events a condition reads, loaded by the tick only for steps that need them)."""
     config = loaded.campaigns
     campaign = config.campaigns.get(touch.campaign)
     found = campaign.step(touch.step_id) if campaign else None
@@ -42,7 +56,40 @@ def check(touch: Claimed, lead: Lead | None, loaded: Loaded, at: datetime, now: 
     if paused is not None and paused > now:  # the lead asked for a break
         until = f"until {paused.date().isoformat()}"
         return Outcome(TouchState.PLANNED, Reason.PAUSED.with_detail(until), due_at=paused, attempts=touch.attempts - 1)
+    if found[1].when is not None:  # evaluated now, on the lead as it is now (not when planned)
+        held = condition_outcome(loaded, found[1].when, touch.campaign, lead, history)
+        if held is not None:
+            return held
     return Job(touch, lead.for_templates(config.defaults.timezone), campaign, found[1])
+
+
+def condition_outcome(
+    loaded: Loaded, when: str, campaign: str, lead: Lead, history: conditions.History
+) -> Outcome | None:
+    """None when the condition holds; skipped (`condition`) when it does not; failed
+    (`render_error`, like a template that fails for this lead) when it cannot be evaluated."""
+    try:
+        if conditions.holds(when, conditions.subject_for(loaded.campaigns, campaign, lead, history)):
+            return None
+    except conditions.ConditionError as exc:
+        return Outcome(TouchState.FAILED, Reason.RENDER_ERROR.with_detail(str(exc)))
+    return Outcome(TouchState.SKIPPED, Reason.CONDITION)
+
+
+def histories(conn: Connection, config: CampaignFile, claimed: Sequence[Claimed]) -> dict[int, conditions.History]:
+    """The events a condition reads, for the leads of the claimed touches whose step has a
+    condition that reads them: one query per batch, and none at all for a batch without
+    such a step (the common case: the tick costs nothing more)."""
+    needing = set()
+    for touch in claimed:
+        campaign = config.campaigns.get(touch.campaign)
+        found = campaign.step(touch.step_id) if campaign else None
+        if found is not None and found[1].when is not None and conditions.uses_history(found[1].when):
+            needing.add(touch.lead_id)
+    if not needing:
+        return {}
+    rows = leadrows.events_of(conn, sorted(needing), conditions.HISTORY_KINDS)
+    return {lead_id: conditions.History.of(events) for lead_id, events in rows.items()}
 
 
 def superseded(planner: Planner, lead: Lead, touch: Claimed, at: datetime) -> bool:
@@ -55,4 +102,4 @@ def superseded(planner: Planner, lead: Lead, touch: Claimed, at: datetime) -> bo
     return index is not None and track.superseded(steps, index, at)
 
 
-__all__ = ["check", "superseded"]
+__all__ = ["check", "condition_outcome", "histories", "superseded"]
