@@ -671,3 +671,28 @@ def test_a_test_send_links_redirect_but_name_no_touch(project: Path, loaded_trac
     tracked = [h.removeprefix(f"{BASE}/c/") for h in hrefs(parts(message)[1]) if h.startswith(f"{BASE}/c/")]
     tokens = Tokens("test-secret")
     assert len(tracked) == 2 and all(tokens.read_click(t) is None and tokens.read_test_click(t) for t in tracked)
+
+
+# --- conditions -------------------------------------------------------------------------------------
+
+
+def test_a_click_feeds_a_condition_and_a_scanner_click_does_not(project: Path, dripper: Dripper) -> None:
+    path = project / "campaigns.yaml"
+    text = path.read_text()
+    reminder = "          template: mail/reminder.html\n"
+    path.write_text(text.replace(reminder, reminder + "          when: clicked('thanks')\n", 1))
+    webs = _web_with(project, dripper, "    tracking: {clicks: true}\n")
+    client, _ = next(webs)
+    assert client.get(tracked_paths("ada@lovelace.example")[0], headers={"User-Agent": BROWSER}).status_code == 302
+    scanner = {"User-Agent": "Mozilla/5.0 (compatible; BingPreview/1.0b)"}
+    assert client.get(tracked_paths("grace@hopper.example")[0], headers=scanner).status_code == 302
+    webs.close()
+    dripper("tick", "--at", (T0 + timedelta(weeks=2, days=1)).isoformat())
+
+    def reminder_of(email: str) -> dict[str, object]:
+        touches = dripper.json("plan", email, "--json")["touches"]
+        return next(t for t in touches if t["step"] == "reminder-1")
+
+    assert reminder_of("ada@lovelace.example")["state"] == "sent"
+    for email in ("grace@hopper.example", "zoe@mueller.example"):
+        assert (reminder_of(email)["state"], reminder_of(email)["reason"]) == ("skipped", "condition")
