@@ -680,7 +680,11 @@ def test_a_click_feeds_a_condition_and_a_scanner_click_does_not(project: Path, d
     path = project / "campaigns.yaml"
     text = path.read_text()
     reminder = "          template: mail/reminder.html\n"
-    path.write_text(text.replace(reminder, reminder + "          when: clicked('thanks')\n", 1))
+    call = (
+        "        - id: call-clickers\n          after: 2w\n          channel: call\n          kind: follow_up\n"
+        "          template: mail/reminder.html\n          when: clicked('thanks')\n"
+    )
+    path.write_text(text.replace(reminder, reminder + "          when: clicked('thanks')\n" + call, 1))
     webs = _web_with(project, dripper, "    tracking: {clicks: true}\n")
     client, _ = next(webs)
     assert client.get(tracked_paths("ada@lovelace.example")[0], headers={"User-Agent": BROWSER}).status_code == 302
@@ -696,3 +700,6 @@ def test_a_click_feeds_a_condition_and_a_scanner_click_does_not(project: Path, d
     assert reminder_of("ada@lovelace.example")["state"] == "sent"
     for email in ("grace@hopper.example", "zoe@mueller.example"):
         assert (reminder_of(email)["state"], reminder_of(email)["reason"]) == ("skipped", "condition")
+    # The call step with the same condition: a call task for the lead who clicked, only.
+    tasks = [t for day in ("2026-01-19", "2026-01-20") for t in dripper.json("calls", "--date", day, "--json")]
+    assert [t["email"] for t in tasks] == ["ada@lovelace.example"]
