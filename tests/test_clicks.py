@@ -703,3 +703,21 @@ def test_a_click_feeds_a_condition_and_a_scanner_click_does_not(project: Path, d
     # The call step with the same condition: a call task for the lead who clicked, only.
     tasks = [t for day in ("2026-01-19", "2026-01-20") for t in dripper.json("calls", "--date", day, "--json")]
     assert [t["email"] for t in tasks] == ["ada@lovelace.example"]
+
+
+def test_an_ab_test_shows_each_variant_click_rate(project: Path, dripper_sqlite: Dripper) -> None:
+    path = project / "campaigns.yaml"
+    thanks = "          template: mail/thanks.html\n"
+    variants = '          variants:\n            - name: A\n            - name: B\n              subject: "Your pack"\n'
+    path.write_text(path.read_text().replace(thanks, thanks + variants, 1))
+    webs = _web_with(project, dripper_sqlite, "    tracking: {clicks: true}\n")
+    client, _ = next(webs)
+    assert client.get(tracked_paths("ada@lovelace.example")[0], headers={"User-Agent": BROWSER}).status_code == 302
+    webs.close()
+    row = dripper_sqlite.json("report", "--json")["campaigns"]["literature-follow-up"]["steps"]["thanks"]
+    ada = sent_message("ada@lovelace.example")["Subject"]
+    own = "B" if ada == "Your pack" else "A"
+    variants_sent = {name: v["sent"] for name, v in row["variants"].items()}
+    assert row["variants"][own]["clicks"] == {"clicked": 1, "rate": round(1 / variants_sent[own], 4)}
+    other = "A" if own == "B" else "B"
+    assert row["variants"][other]["clicks"]["clicked"] == 0 and sum(variants_sent.values()) == 3

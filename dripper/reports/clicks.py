@@ -47,6 +47,7 @@ def add_clicks(conn: Connection, data: dict[str, Any], config: CampaignFile | No
     steps = clickrows.by_step(conn)
     links = clickrows.by_link(conn)
     opened = clickrows.opened_by_step(conn)
+    by_variant = clickrows.clicked_by_variant(conn)
     for name, campaign in data["campaigns"].items():
         total = StepClicks(0, 0, 0)
         for step, row in campaign["steps"].items():
@@ -59,6 +60,10 @@ def add_clicks(conn: Connection, data: dict[str, Any], config: CampaignFile | No
             }
             row["clicks"] = figures
             row["opens"] = _opens(opened.get((name, step), 0), row["sent"])
+            for variant, figures_of in row.get("variants", {}).items():  # an A/B test's versions
+                clicked = by_variant.get((name, step, variant), 0)
+                sent = figures_of["sent"]
+                figures_of["clicks"] = {"clicked": clicked, "rate": round(clicked / sent, 4) if sent else None}
             if found:
                 total = StepClicks(
                     total.touches + found.touches,

@@ -166,6 +166,17 @@ def by_link(conn: Connection) -> dict[tuple[str, str, str], StepClicks]:
     return {(c, s, u): v for (c, s, u), v in _figures(("campaign", "step_id", "url"), conn).items()}
 
 
+def clicked_by_variant(conn: Connection) -> dict[tuple[str, str, str], int]:
+    """(campaign, step, A/B variant) -> touches of that variant a person clicked a link in."""
+    query = (
+        select(clicks.c.campaign, clicks.c.step_id, touches.c.variant, func.count(func.distinct(clicks.c.touch_id)))
+        .join(touches, touches.c.id == clicks.c.touch_id)
+        .where(clicks.c.scanner.is_(None), touches.c.variant.is_not(None))
+        .group_by(clicks.c.campaign, clicks.c.step_id, touches.c.variant)
+    )
+    return {(c, s, v): int(n) for c, s, v, n in conn.execute(query)}
+
+
 def record_open(conn: Connection, touch: ClickedTouch, at: datetime) -> bool:
     """Count a load of the touch's open pixel; True when it is the first (then also an
     event `opened`, so the lead's course shows it once)."""
@@ -214,6 +225,7 @@ __all__ = [
     "StepClicks",
     "by_link",
     "by_step",
+    "clicked_by_variant",
     "clicks_between",
     "count_for_link",
     "has_clicked",
