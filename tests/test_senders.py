@@ -447,3 +447,17 @@ def test_check_locates_a_signature_field_a_sender_does_not_have(dripper_sqlite: 
     assert expected in result.stderr, result.stderr
     thanks.write_text(thanks.read_text().replace("phnoe", "phone"))
     dripper_sqlite("check")
+
+
+def test_a_test_send_and_the_preview_page_come_from_the_leads_sender(dripper_sqlite: Dripper) -> None:
+    with_senders(dripper_sqlite.root)
+    dripper_sqlite("leads", "import", "leads.csv", "--at", T0.isoformat())
+    preview = ("preview", "literature-follow-up", "thanks", "--lead", "zoe@mueller.example")
+    dripper_sqlite(*preview, "--to", "tester@example.org", "--at", T0.isoformat())
+    [test_file] = Path("outbox").glob("test_*.eml")
+    message = message_from_bytes(test_file.read_bytes(), policy=policy.default)
+    assert message["From"].addresses[0].addr_spec == "bob@widgets.example"
+    assert message["Return-Path"] == "<bounces@widgets.example>" and message["Message-ID"].endswith("@widgets.example>")
+    page = Path("bob-page.html")
+    dripper_sqlite(*preview, "--open", "--out", str(page), "--at", T0.isoformat(), DRIPPER_NO_BROWSER="1")
+    assert ">Bob Jones &lt;bob@widgets.example&gt;</td>" in page.read_text()  # the From shown above the mail
