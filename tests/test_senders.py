@@ -96,7 +96,8 @@ def test_an_owner_chooses_by_name_address_or_owners_value_else_the_campaign_defa
     pick = lambda owner: model.sender_for("literature-follow-up", owner).key  # noqa: E731
     assert pick("alice") == pick(" ALICE ") == pick("asmith") == pick("alice@acme.example") == "alice"
     assert pick("Bob@Widgets.example") == "bob"
-    assert pick("") == pick("somebody") == ""  # the file's sender:
+    assert pick("") == pick("   ") == pick("somebody") == ""  # the file's sender:
+    assert _model(campaign_sender="bob").sender_for("literature-follow-up", "Sales@acme.example").key == ""
     assert model.sender_for("literature-follow-up", "").address == "sales@acme.example"
     bob = model.sender_for("literature-follow-up", "bob")
     assert bob.postal_address.startswith("Widgets GmbH") and bob.signature.name == "Bob Jones"
@@ -122,6 +123,16 @@ def test_a_file_without_senders_is_unchanged() -> None:
         (SENDERS.replace("    notify:", "    notfy:"), None, r"unknown key 'notfy' \(did you mean 'notify'\?\)"),
         (SENDERS.replace("phone:", "phnoe:"), None, r"unknown key 'phnoe' \(did you mean 'phone'\?\)"),
         (SENDERS.replace("  bob:", "  default:"), None, r":\d+:3: 'default' is reserved"),
+        (
+            SENDERS.replace('"Bob Jones <bob@widgets.example>"', "Bob Jones"),
+            None,
+            r"from: no e-mail address in 'Bob Jones'",
+        ),
+        (
+            SENDERS.replace("notify: alice.notes@acme.example", "notify: alice"),
+            None,
+            r"notify: no e-mail address in 'alice'",
+        ),
     ],
 )
 def test_check_locates_sender_mistakes(extra: str, campaign_sender: str | None, expected: str) -> None:

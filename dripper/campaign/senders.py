@@ -17,9 +17,10 @@
 
 How a lead's `owner` chooses: compared without regard to case or surrounding spaces, it
 matches a sender's NAME (`alice`), the address of its `from` (`alice@acme.example`), or one
-of its `owners:` values. A lead whose owner matches none (or who has none) gets its
-campaign's `sender:`, else the file's `sender:`. The choice is made at each touch, so a
-reassigned owner takes effect from the next one.
+of its `owners:` values; the address of the file's `sender:` chooses that one. A lead
+whose owner matches none (or who has none) gets its campaign's `sender:`, else the file's
+`sender:`. The choice is made at each touch, so a reassigned owner takes effect from the
+next one.
 """
 
 from __future__ import annotations
@@ -94,7 +95,10 @@ class Book:
             resolved._key = name
             self.named[name] = resolved
             for value in owner_values(name, ident):
-                self._by_owner.setdefault(_key(value), resolved)  # a clash is a `check` error
+                if _key(value):
+                    self._by_owner.setdefault(_key(value), resolved)  # a clash is a `check` error
+        # The file's sender is chosen by its address too (unless a named one claims it).
+        self._by_owner.setdefault(_key(default.address), default)
         self._campaign_default = {
             campaign: self.named.get(name, default) if name else default for campaign, name in campaign_senders.items()
         }
@@ -105,12 +109,13 @@ class Book:
 
     def choose(self, campaign: str, owner: str) -> Sender:
         """The identity a touch of `campaign` to a lead with this `owner` goes out from."""
-        chosen = self._by_owner.get(_key(owner)) if owner else None
+        key = _key(owner)
+        chosen = self._by_owner.get(key) if key else None
         return chosen or self.for_campaign(campaign)
 
     def knows(self, owner: str) -> bool:
         """Whether the owner value names an identity (else its leads get the campaign default)."""
-        return _key(owner) in self._by_owner
+        return bool(_key(owner)) and _key(owner) in self._by_owner
 
     @property
     def all(self) -> tuple[Sender, ...]:
@@ -155,6 +160,10 @@ def problems(model: CampaignFile, pos: yamlpos.Positioned) -> list[Problem]:
             )
     claimed: dict[str, str] = {}
     for name, ident in model.senders.items():
+        for field in ("from", "reply_to", "notify"):
+            value = getattr(ident, "from_" if field == "from" else field)
+            if value is not None and "@" not in parseaddr(value)[1]:
+                found.append(Problem(pos.at(("senders", name, field)), f"{field}: no e-mail address in {value!r}"))
         for i, value in enumerate(ident.owners):
             if not value.strip():
                 found.append(Problem(pos.at(("senders", name, "owners", i)), "an empty owner value chooses nothing"))
