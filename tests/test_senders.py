@@ -111,7 +111,7 @@ def test_an_owner_chooses_by_name_address_or_owners_value_else_the_campaign_defa
 def test_a_file_without_senders_is_unchanged() -> None:
     model = _model(extra="")
     assert model.sender_for("literature-follow-up", "alice") is model.sender
-    assert model.book.domains == ("acme.example",)
+    assert model.book.all == (model.sender,)
 
 
 @pytest.mark.parametrize(

@@ -121,22 +121,14 @@ class Book:
     def all(self) -> tuple[Sender, ...]:
         return (self.default, *self.named.values())
 
-    @property
-    def domains(self) -> tuple[str, ...]:
-        """Every domain mail goes out from (From and bounce addresses): inbound matching accepts each."""
-        found: dict[str, None] = {}
-        for sender in self.all:
-            found[sender.domain.lower()] = None
-            found[sender.bounces.rpartition("@")[2].lower()] = None
-        return tuple(found)
-
 
 def owner_values(name: str, ident: Identity) -> Iterable[str]:
     return (name, parseaddr(ident.from_)[1], *ident.owners)
 
 
 def problems(model: CampaignFile, pos: yamlpos.Positioned) -> list[Problem]:
-    """A campaign's `sender:` naming no identity; an owner value two identities claim."""
+    """What `check` refuses: a reserved or unknown sender name (a campaign's `sender:`,
+    `limits.per_sender`), an address that is none, an owner value two identities claim."""
     from dripper.campaign.model import did_you_mean
 
     found: list[Problem] = []
