@@ -2,14 +2,18 @@
 
 A touch goes to its channel only if its step still exists, the lead is still on that
 track, no later step has superseded it, nothing stops the lead (suppression is checked
-again here, at send time, not only when the touch was planned) and the lead asked for no
-break. Anything else is its outcome at once.
+again here, at send time, not only when the touch was planned), the lead asked for no
+break and the step's send window is open on the lead's clock (a tick run late, e.g. from
+cron after a pause, must not mail at midnight what fell due at noon). Anything else is
+its outcome at once.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from dripper.campaign import timing
+from dripper.campaign.model import Campaign, Step
 from dripper.channels.base import Job
 from dripper.channels.outcomes import Outcome
 from dripper.config import Loaded
@@ -22,7 +26,7 @@ from dripper.store.queries.touchrows import Claimed
 
 def check(touch: Claimed, lead: Lead | None, loaded: Loaded, at: datetime, now: datetime) -> Outcome | Job:
     """Decide what can be decided without doing the work: removed steps, stage
-    changes, catching up, suppression, pauses."""
+    changes, catching up, suppression, pauses, send windows."""
     config = loaded.campaigns
     campaign = config.campaigns.get(touch.campaign)
     found = campaign.step(touch.step_id) if campaign else None
@@ -42,7 +46,31 @@ def check(touch: Claimed, lead: Lead | None, loaded: Loaded, at: datetime, now: 
     if paused is not None and paused > now:  # the lead asked for a break
         until = f"until {paused.date().isoformat()}"
         return Outcome(TouchState.PLANNED, Reason.PAUSED.with_detail(until), due_at=paused, attempts=touch.attempts - 1)
+    closed = outside_window(loaded, campaign, found[1], lead, touch, now)
+    if closed is not None:
+        return closed
     return Job(touch, lead.for_templates(config.defaults.timezone), campaign, found[1])
+
+
+def outside_window(
+    loaded: Loaded, campaign: Campaign, step: Step, lead: Lead, touch: Claimed, now: datetime
+) -> Outcome | None:
+    """Deferred to the next opening of the step's send window when `now` lies outside it
+    on the lead's own clock (holidays included, when the window skips them); None when the
+    window is open. The due time was moved into the window when the touch was planned, but
+    the tick that sends it may run much later (a worker that was down, a cron tick after a
+    pause). Not an attempt: the deferral gives the claim's attempt back."""
+    window = loaded.campaigns.window_for(campaign, step)
+    if window.always:
+        return None
+    zone = timing.zone(loaded.planner.lead_zone(lead.timezone))
+    opens = window.next_open(now, zone, lead.country or None)
+    if opens <= now:
+        return None
+    detail = f"opens {opens.astimezone(zone):%Y-%m-%d %H:%M} {zone.key}"
+    return Outcome(
+        TouchState.PLANNED, Reason.OUTSIDE_WINDOW.with_detail(detail), due_at=opens, attempts=touch.attempts - 1
+    )
 
 
 def superseded(planner: Planner, lead: Lead, touch: Claimed, at: datetime) -> bool:
@@ -55,4 +83,4 @@ def superseded(planner: Planner, lead: Lead, touch: Claimed, at: datetime) -> bo
     return index is not None and track.superseded(steps, index, at)
 
 
-__all__ = ["check", "superseded"]
+__all__ = ["check", "outside_window", "superseded"]
