@@ -316,7 +316,7 @@ def test_moved_reordered_rewindowed_and_recast_steps(dripper, project):
     dripper("leads", "import", "leads.csv", "--at", iso(T0))
     dripper("event", "grace@hopper.example", "stage", "--stage", "lost_to_competitor", "--at", iso(day(1)))
     dripper("leads", "add", "new@customer.example", "--stage", "customer", "--at", iso(day(1)))
-    dripper("tick", "--at", iso(day(2)))
+    dripper("tick", "--at", iso(day(2) + timedelta(hours=7)))  # 09:00 in Chicago: inside the send window
     campaigns = project / "campaigns.yaml"
     text = campaigns.read_text()
     # lost-1 moves to the customer track (and comes after 1w there) ...

@@ -15,7 +15,7 @@ from corpus_labels import EXPECTED_OWN
 from dripper.inbound import classify
 
 CORPUS = Path(__file__).parent / "corpus" / "own"
-T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+T0 = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)  # a Monday, 09:00 in Chicago, 16:00 in Berlin: inside the send window
 
 EXPECTED = EXPECTED_OWN  # tests/corpus_labels.py: the hand-labelled messages of tests/corpus/own
 

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from conftest import Dripper
 
-T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)  # a Monday; 02:00 in Chicago
+T0 = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)  # a Monday, 09:00 in Chicago, 16:00 in Berlin: inside the send window
 CAMPAIGN = "literature-follow-up"
 MORE = (
     "email,first_name,last_name,company,stage,timezone,campaign\n"

@@ -13,7 +13,7 @@ from dripper.clock import FrozenClock
 from dripper.store import open_store, touches
 from dripper.store.queries import touchrows
 
-T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+T0 = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)  # a Monday, 09:00 in Chicago, 16:00 in Berlin: inside the send window
 
 
 def iso(t: datetime) -> str:
