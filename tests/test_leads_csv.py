@@ -298,7 +298,7 @@ def test_a_duplicate_in_a_later_batch_is_reported_in_line_order(dripper, project
 def test_reimport_moves_due_times_with_a_new_time_zone_and_keeps_history(dripper, project: Path) -> None:
     line = "tz@lead.example,Tim,Zone,Co,supplier_research,America/Chicago,literature-follow-up,valves"
     dripper("leads", "import", write(project, "a.csv", f"{HEADER}\n{line}\n"), "--at", T0)
-    dripper("tick", "--at", "2026-01-06T08:00:00Z")
+    dripper("tick", "--at", "2026-01-06T15:00:00Z")  # 09:00 in Chicago: inside the send window
     before = steps(plan(dripper, "tz@lead.example"))
     moved = line.replace("America/Chicago", "Europe/Berlin")
     result = dripper("leads", "import", write(project, "b.csv", f"{HEADER}\n{moved}\n"), "--at", "2026-01-07T08:00:00Z")

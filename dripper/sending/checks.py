@@ -67,10 +67,17 @@ def outside_window(
     opens = window.next_open(now, zone, lead.country or None)
     if opens <= now:
         return None
-    detail = f"opens {opens.astimezone(zone):%Y-%m-%d %H:%M} {zone.key}"
-    return Outcome(
-        TouchState.PLANNED, Reason.OUTSIDE_WINDOW.with_detail(detail), due_at=opens, attempts=touch.attempts - 1
-    )
+    return Outcome(TouchState.PLANNED, _deferred_reason(touch, opens, zone), due_at=opens, attempts=touch.attempts - 1)
+
+
+def _deferred_reason(touch: Claimed, opens: datetime, zone: timing.ZoneInfo) -> str:
+    """`outside_window: opens …`, unless the touch already waits for a reason of its own
+    (SMTP retries, a soft bounce, an out-of-office): that reason is kept, so that a run of
+    retries still knows when it began (and gives up on time) and `plan` still says why."""
+    kept, _ = Reason.parse(touch.reason)
+    if kept is not None and kept is not Reason.OUTSIDE_WINDOW and kept.states == (TouchState.PLANNED,):
+        return str(touch.reason)
+    return Reason.OUTSIDE_WINDOW.with_detail(f"opens {opens.astimezone(zone):%Y-%m-%d %H:%M} {zone.key}")
 
 
 def superseded(planner: Planner, lead: Lead, touch: Claimed, at: datetime) -> bool:
