@@ -62,3 +62,115 @@ def test_the_deferral_skips_weekends_and_the_leads_holidays(dripper_sqlite, proj
     assert thanks["reason"] == "outside_window: opens 2027-01-04 09:00 Europe/Madrid"
     assert dripper_sqlite.json("tick", "--at", "2027-01-01T10:00:00Z", "--json")["sent"] == 0
     assert dripper_sqlite.json("tick", "--at", "2027-01-04T08:00:00Z", "--json")["sent"] == 1
+
+
+# --- calls ----------------------------------------------------------------------------------
+
+MONDAY = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)  # 09:00 in Chicago
+CALL_TRACK = """campaigns:
+  literature-follow-up:
+    stages:
+      supplier_research:
+        - {id: thanks, after: 0d, channel: email, subject: "Thanks", template: mail/thanks.html}
+        - {id: call-1, after: 1w, channel: call, template: calls/call.txt}
+        - {id: reminder-1, after: 2w, channel: email, subject: "Reminder", template: mail/reminder.html}
+        - {id: news-1, after: 3w, channel: email, subject: "News", template: mail/news.html}
+"""
+
+
+def call_project(project: Path) -> None:
+    from tests.support.campaigns import ACME_SENDER
+
+    window = '  send_window: {days: mon-fri, hours: "09:00-17:00"}\n'
+    (project / "campaigns.yaml").write_text(ACME_SENDER + window + CALL_TRACK, encoding="utf-8")
+    (project / "templates" / "calls").mkdir()
+    (project / "templates" / "calls" / "call.txt").write_text("Ask {{ lead.first_name }} about the pack.\n")
+    (project / "one.csv").write_text(
+        f"{HEADER}\nada@lovelace.example,Ada,Lovelace,Engines,supplier_research,America/Chicago,,US\n",
+        encoding="utf-8",
+    )
+
+
+def test_catching_up_never_passes_over_a_call(dripper, project: Path) -> None:
+    """Nobody ticked for three weeks: the later e-mails catch up as before (only the latest
+    due goes out), but the call still becomes a task, listed as overdue."""
+    call_project(project)
+    dripper("leads", "import", "one.csv", "--at", iso(MONDAY))
+    assert dripper.json("tick", "--at", iso(MONDAY), "--json")["sent"] == 1
+    back = MONDAY + timedelta(weeks=3, days=1)  # Tuesday 24 March
+    counts = dripper.json("tick", "--at", iso(back), "--json")
+    assert (counts["sent"], counts["skipped"]) == (2, 1)
+    ada = plan(dripper, "ada@lovelace.example")
+    assert (ada["call-1"]["state"], ada["call-1"]["reason"]) == ("sent", "call_task")
+    assert (ada["reminder-1"]["state"], ada["reminder-1"]["reason"]) == ("skipped", "missed")
+    assert ada["news-1"]["state"] == "sent"
+    [task] = dripper.json("calls", "--date", "2026-03-24", "--json")
+    assert (task["day"], task["due"], task["overdue"], task["outcome"]) == ("2026-03-24", "2026-03-09", "yes", "")
+    assert "overdue since 2026-03-09" in dripper("calls", "--date", "2026-03-24").stdout
+    assert "overdue" in (project / "calls" / "2026-03-24.csv").read_text(encoding="utf-8").splitlines()[0]
+
+
+def test_a_held_call_becomes_a_task_when_the_lead_is_back(dripper_sqlite, project: Path) -> None:
+    """An out-of-office held the call past the next e-mail's due time: the call is made
+    (not skipped as `missed`), on the lead's return."""
+    from dripper.campaign.model import load
+    from dripper.planning.planner import Planner, hold_until
+    from dripper.store import open_store
+    from dripper.store.queries import leadrows
+
+    call_project(project)
+    dripper_sqlite("leads", "import", "one.csv", "--at", iso(MONDAY))
+    dripper_sqlite("tick", "--at", iso(MONDAY))
+    store = open_store(dripper_sqlite.db_url)
+    with store.begin() as conn:
+        ada = leadrows.by_email(conn, "ada@lovelace.example")
+        assert ada is not None
+        assert hold_until(conn, Planner(load(Path("campaigns.yaml"))), ada, datetime(2026, 3, 18).date(), MONDAY) == 1
+    store.dispose()
+    back = datetime(2026, 3, 19, 15, 0, tzinfo=UTC)  # Thursday, the day after her return
+    counts = dripper_sqlite.json("tick", "--at", iso(back), "--json")
+    ada_plan = plan(dripper_sqlite, "ada@lovelace.example")
+    assert (ada_plan["call-1"]["state"], ada_plan["call-1"]["reason"]) == ("sent", "call_task")
+    assert ada_plan["reminder-1"]["state"] == "sent"  # due on the 16th: not superseded yet (news-1 is not due)
+    assert counts["sent"] == 2 and counts["skipped"] == 0
+    [task] = dripper_sqlite.json("calls", "--date", "2026-03-19", "--json")
+    assert (task["due"], task["overdue"]) == ("2026-03-19", "")  # held to her return: not late
+
+
+def test_a_stop_cancels_the_leads_open_call_tasks(dripper, project: Path) -> None:
+    call_project(project)
+    dripper("leads", "import", "one.csv", "--at", iso(MONDAY))
+    dripper("tick", "--at", iso(MONDAY))
+    dripper("tick", "--at", iso(MONDAY + timedelta(weeks=1)))
+    assert [t["outcome"] for t in dripper.json("calls", "--date", "2026-03-09", "--open", "--json")] == [""]
+    dripper("event", "ada@lovelace.example", "converted", "--at", iso(MONDAY + timedelta(weeks=1, hours=2)))
+    assert dripper.json("calls", "--date", "2026-03-09", "--open", "--json") == []
+    [task] = dripper.json("calls", "--date", "all", "--json")
+    assert (task["outcome"], task["note"], task["overdue"]) == ("cancelled", "converted", "")
+    table = dripper("calls", "--date", "all").stdout
+    assert "cancelled" in table and "converted" in table
+    call = plan(dripper, "ada@lovelace.example")["call-1"]["call"]
+    assert call["outcome"] == "cancelled"
+
+
+def test_stopping_one_campaign_cancels_its_call_tasks_only(dripper_sqlite, project: Path) -> None:
+    """`not_interested` on another call (or "stop this campaign") closes that campaign's
+    open tasks; a recorded outcome is never overwritten."""
+    from dripper.leads.events import opt_out
+    from dripper.store import open_store
+    from dripper.store.queries import callrows, leadrows
+
+    call_project(project)
+    dripper_sqlite("leads", "import", "one.csv", "--at", iso(MONDAY))
+    dripper_sqlite("tick", "--at", iso(MONDAY))
+    dripper_sqlite("tick", "--at", iso(MONDAY + timedelta(weeks=1)))
+    store = open_store(dripper_sqlite.db_url)
+    with store.begin() as conn:
+        ada = leadrows.by_email(conn, "ada@lovelace.example")
+        assert ada is not None
+        assert callrows.cancel_open(conn, ada.id, "converted", MONDAY, ["another-campaign"]) == 0
+        opt_out(conn, ada, "literature-follow-up", MONDAY + timedelta(weeks=1, hours=1))
+        assert callrows.cancel_open(conn, ada.id, "converted", MONDAY, None) == 0  # none open any more
+        [task] = callrows.listing(conn, lead_id=ada.id)
+    store.dispose()
+    assert (task["outcome"], task["note"]) == ("cancelled", "opted_out")
