@@ -174,3 +174,58 @@ def test_stopping_one_campaign_cancels_its_call_tasks_only(dripper_sqlite, proje
         [task] = callrows.listing(conn, lead_id=ada.id)
     store.dispose()
     assert (task["outcome"], task["note"]) == ("cancelled", "opted_out")
+
+
+# --- what the terminal shows ----------------------------------------------------------------
+
+
+def test_plan_in_the_terminal_lists_the_leads_events(dripper_sqlite) -> None:
+    dripper_sqlite("leads", "import", "leads.csv", "--at", iso(MONDAY))
+    dripper_sqlite("event", "ada@lovelace.example", "stage", "--stage", "lost_to_competitor", "--at", iso(MONDAY))
+    dripper_sqlite("event", "ada@lovelace.example", "replied", "--at", iso(MONDAY + timedelta(days=1)))
+    shown = dripper_sqlite("plan", "ada@lovelace.example").stdout
+    assert "events" in shown
+    lines = [line for line in shown.splitlines() if "2026-03-0" in line and ("stage" in line or "replied" in line)]
+    assert any("2026-03-02 15:00" in line and "stage" in line for line in lines), shown
+    assert any("2026-03-03 15:00" in line and "replied" in line for line in lines), shown
+    assert "to: lost_to_competitor" in shown and "from: supplier_research" in shown
+    quiet = dripper_sqlite("plan", "zoe@mueller.example").stdout  # no events: no empty table
+    assert "events" not in quiet
+
+
+def test_plan_shows_event_details_as_text_not_markup(dripper_sqlite) -> None:
+    """An event's detail comes from outside (a caller's note, an inbound message): `[red]`
+    in it is shown as written."""
+    dripper_sqlite("leads", "import", "leads.csv", "--at", iso(MONDAY))
+    dripper_sqlite("event", "ada@lovelace.example", "called", "--outcome", "reached", "--note", "[red]call back[/red]")
+    assert "[red]call back[/red]" in dripper_sqlite("plan", "ada@lovelace.example").stdout
+
+
+def test_calls_for_every_day_have_a_day_column(dripper_sqlite, project: Path) -> None:
+    call_project(project)
+    (project / "two.csv").write_text(
+        f"{HEADER}\nbea@dubois.example,Bea,Dubois,Co,supplier_research,America/Chicago,,US\n", encoding="utf-8"
+    )
+    dripper_sqlite("leads", "import", "one.csv", "--at", iso(MONDAY))
+    dripper_sqlite("leads", "import", "two.csv", "--at", iso(MONDAY + timedelta(days=1)))
+    for n in (0, 1, 7, 8):
+        dripper_sqlite("tick", "--at", iso(MONDAY + timedelta(days=n)))
+    everything = dripper_sqlite("calls", "--date", "all").stdout
+    header = next(line for line in everything.splitlines() if "owner" in line)
+    assert header.split("┃")[1].strip() == "day"
+    assert "2026-03-09" in everything and "2026-03-10" in everything
+    one_day = dripper_sqlite("calls", "--date", "2026-03-09").stdout
+    assert "Calls on 2026-03-09" in one_day and "2026-03-10" not in one_day
+    assert next(line for line in one_day.splitlines() if "owner" in line).split("┃")[1].strip() == "owner"
+
+
+def test_report_html_says_where_it_wrote_and_prints_no_table(dripper_sqlite, tmp_path: Path) -> None:
+    dripper_sqlite("leads", "import", "leads.csv", "--at", iso(MONDAY))
+    dripper_sqlite("tick", "--at", iso(MONDAY))
+    page = tmp_path / "report.html"
+    result = dripper_sqlite("report", "--html", str(page))
+    assert page.read_text(encoding="utf-8").lower().startswith("<!doctype html>")
+    assert result.stdout.strip() == f"report written to {page}"
+    both = dripper_sqlite("report", "--html", str(page), "--json")  # stdout stays the JSON's
+    assert both.stdout.lstrip().startswith("{") and f"report written to {page}" in both.stderr
+    assert "thanks" in dripper_sqlite("report").stdout  # no file: the tables
