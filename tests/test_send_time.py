@@ -3,9 +3,13 @@ catch-up rule does to calls, call tasks of leads that stopped, and what the tick
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
+
+import pytest
 
 IMPORTED = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)  # a Monday: 13:00 in Madrid, inside 09:00-17:00
 HEADER = "email,first_name,last_name,company,stage,timezone,campaign,country"
@@ -229,3 +233,50 @@ def test_report_html_says_where_it_wrote_and_prints_no_table(dripper_sqlite, tmp
     both = dripper_sqlite("report", "--html", str(page), "--json")  # stdout stays the JSON's
     assert both.stdout.lstrip().startswith("{") and f"report written to {page}" in both.stderr
     assert "thanks" in dripper_sqlite("report").stdout  # no file: the tables
+
+
+# --- library noise --------------------------------------------------------------------------
+
+LETTER_TRACK = """campaigns:
+  literature-follow-up:
+    stages:
+      supplier_research:
+        - {id: letter-1, after: 0d, channel: letter, kind: follow_up, template: letters/follow_up.html}
+"""
+
+
+@pytest.fixture
+def quiet_afterwards() -> Iterator[None]:
+    """The CLI configures the library loggers of this process: put them back as they were."""
+    from dripper import logs
+
+    yield
+    logs.quiet_libraries(debug=True)
+
+
+def test_letters_print_without_font_subsetting_noise(
+    dripper_sqlite, project: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, quiet_afterwards
+) -> None:
+    """Without HarfBuzz-Subset, WeasyPrint says so for every font of every letter: not
+    shown by default, shown with -vv."""
+    import weasyprint.pdf.fonts
+
+    from tests.support.campaigns import ACME_SENDER
+
+    monkeypatch.setattr(weasyprint.pdf.fonts, "harfbuzz_subset", None)  # as on a machine without it
+    (project / "campaigns.yaml").write_text(ACME_SENDER + LETTER_TRACK, encoding="utf-8")
+    dripper_sqlite("leads", "import", "leads.csv", "--at", iso(MONDAY))
+    caplog.set_level(logging.DEBUG)
+    assert dripper_sqlite.json("tick", "--at", iso(MONDAY), "--json")["sent"] == 2  # Grace has no address
+    assert len(list(Path("letters").glob("*.pdf"))) == 2
+    shown = [r for r in caplog.records if r.name.startswith(("weasyprint", "fontTools"))]
+    assert shown == [], [r.getMessage() for r in shown[:3]]
+    caplog.clear()
+    (project / "bea.csv").write_text(
+        "email,first_name,last_name,company,stage,timezone,campaign,address_line1,city,postal_code,country\n"
+        "bea@dubois.example,Bea,Dubois,Co,supplier_research,,,1 Rue de la Paix,Paris,75002,FR\n",
+        encoding="utf-8",
+    )
+    dripper_sqlite("leads", "import", "bea.csv", "--at", iso(MONDAY))
+    assert dripper_sqlite.json("-vv", "tick", "--at", iso(MONDAY), "--json")["sent"] == 1
+    assert any("HarfBuzz-Subset" in r.getMessage() for r in caplog.records if r.name == "weasyprint")
