@@ -280,3 +280,36 @@ def test_letters_print_without_font_subsetting_noise(
     dripper_sqlite("leads", "import", "bea.csv", "--at", iso(MONDAY))
     assert dripper_sqlite.json("-vv", "tick", "--at", iso(MONDAY), "--json")["sent"] == 1
     assert any("HarfBuzz-Subset" in r.getMessage() for r in caplog.records if r.name == "weasyprint")
+
+
+# --- what the tick counts -------------------------------------------------------------------
+
+
+def test_the_tick_counts_what_a_campaign_edit_skipped(dripper, project: Path) -> None:
+    """An edit removes the step three leads wait for (`step_removed`) and inserts one they
+    are long past (`missed`): the tick that applies it counts the six, in --json and in
+    its summary table."""
+    dripper("leads", "import", "leads.csv", "--at", iso(MONDAY))
+    dripper("tick", "--at", iso(MONDAY))
+    campaigns = project / "campaigns.yaml"
+    text = campaigns.read_text()
+    reminder = text[text.index("        - id: reminder-1\n") : text.index("        - id: letter-1\n")]
+    early = reminder.replace("id: reminder-1", "id: early").replace("after: 2w", "after: 1d")
+    campaigns.write_text(text.replace(reminder, early))
+    counts = dripper.json("tick", "--at", iso(MONDAY + timedelta(days=9)), "--json")
+    assert (counts["skipped"], counts["sent"]) == (6, 0)
+    ada = plan(dripper, "ada@lovelace.example")
+    assert (ada["reminder-1"]["state"], ada["reminder-1"]["reason"]) == ("skipped", "step_removed")
+    assert (ada["early"]["state"], ada["early"]["reason"]) == ("skipped", "missed")
+    assert ada["letter-1"]["state"] == "planned"
+    # The next edit removes letter-1, which they now wait for: the summary table says 3.
+    edited = campaigns.read_text()
+    letter = edited[edited.index("        - id: letter-1\n") : edited.index("        - id: news-1\n")]
+    campaigns.write_text(edited.replace(letter, ""))
+    summary = dripper("tick", "--at", iso(MONDAY + timedelta(days=9, hours=1))).stdout
+    lines = summary.splitlines()
+    header = next(line for line in lines if "┃" in line)  # the first table: the tick's counts
+    values = lines[lines.index(header) + 2]
+    cells = {k.strip(): v.strip() for k, v in zip(header.split("┃")[1:-1], values.split("│")[1:-1], strict=True)}
+    assert (cells["skipped"], cells["sent"]) == ("3", "0"), summary
+    assert "re-planned literature-follow-up" in summary
