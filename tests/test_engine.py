@@ -430,7 +430,9 @@ def test_tick_exit_codes(dripper, project):
 
 
 def test_simulate_shows_the_cadence(dripper_sqlite):
-    rows = dripper_sqlite.json("simulate", "--stage", "supplier_research", "--days", "200", "--json", "--at", "2026-01-05T08:00:00Z")
+    rows = dripper_sqlite.json(
+        "simulate", "--stage", "supplier_research", "--days", "200", "--json", "--at", "2026-01-05T08:00:00Z"
+    )
     assert [r["step"] for r in rows] == RESEARCH_STEPS
     assert [r["day"] for r in rows] == [0, 14, 28, 42, 70, 120, 182]
     assert rows[1]["subject"] == "Anything else we can send you, Sam?"

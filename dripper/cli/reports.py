@@ -21,7 +21,12 @@ from dripper.reports import funnel as report_mod
     type=click.Path(path_type=Path, allow_dash=True),
     help="One row per campaign and step with every figure, to FILE (or stdout: --csv alone or --csv -).",
 )
-@click.option("--html", "html_file", type=click.Path(path_type=Path), help="Write a self-contained HTML report to FILE (instead of the terminal tables).")
+@click.option(
+    "--html",
+    "html_file",
+    type=click.Path(path_type=Path),
+    help="Write a self-contained HTML report to FILE (instead of the terminal tables).",
+)
 @pass_app
 def report(app: App, as_json: bool, csv_file: Path | None, html_file: Path | None) -> None:
     """Per campaign and step: touches by state, leads enrolled, the replies, conversions,

@@ -69,7 +69,10 @@ class CallPart(ChannelPart):
         for day in sorted({record.day for record in records if isinstance(record, CallRecord)}):
             try:
                 calltasks.export_day(
-                    self.context.store, day, self.context.settings.calls_dir, self.context.loaded.campaigns.defaults.timezone
+                    self.context.store,
+                    day,
+                    self.context.settings.calls_dir,
+                    self.context.loaded.campaigns.defaults.timezone,
                 )
             except OSError:
                 log.exception("call list for %s could not be written; `dripper calls` still lists it", day)
