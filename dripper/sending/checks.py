@@ -11,6 +11,7 @@ its outcome at once.
 from __future__ import annotations
 
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from dripper.campaign import timing
 from dripper.campaign.model import Campaign, Step
@@ -70,7 +71,7 @@ def outside_window(
     return Outcome(TouchState.PLANNED, _deferred_reason(touch, opens, zone), due_at=opens, attempts=touch.attempts - 1)
 
 
-def _deferred_reason(touch: Claimed, opens: datetime, zone: timing.ZoneInfo) -> str:
+def _deferred_reason(touch: Claimed, opens: datetime, zone: ZoneInfo) -> str:
     """`outside_window: opens …`, unless the touch already waits for a reason of its own
     (SMTP retries, a soft bounce, an out-of-office): that reason is kept, so that a run of
     retries still knows when it began (and gives up on time) and `plan` still says why."""
