@@ -72,10 +72,11 @@ def seed(dripper: Dripper) -> dict[str, int]:
     )
     dripper("tick", "--at", "2025-12-29T16:00:00Z")
     dripper("leads", "import", "leads.csv", "--at", "2026-01-05T08:00:00Z")
-    dripper("tick", "--at", "2026-01-06T08:00:00Z")
+    # Ticks at 15:00 UTC: inside the send window both in Chicago (09:00) and in Berlin (16:00).
+    dripper("tick", "--at", "2026-01-06T15:00:00Z")
     dripper("event", "ada@lovelace.example", "replied", "--at", "2026-01-07T10:00:00Z")
     dripper("event", "grace@hopper.example", "unsubscribed", "--at", "2026-01-08T10:00:00Z")
-    for at in ("2026-01-12T16:00:00Z", "2026-01-19T16:00:00Z", "2026-01-26T16:00:00Z", "2026-01-27T16:00:00Z"):
+    for at in ("2026-01-12T15:00:00Z", "2026-01-19T15:00:00Z", "2026-01-26T15:00:00Z", "2026-01-27T15:00:00Z"):
         dripper("tick", "--at", at)
     # A forged removal request: it changes nothing, and waits on the overview for a person.
     (dripper.root / "forged.eml").write_text(
