@@ -243,7 +243,7 @@ def test_extra_columns_become_attrs(dripper, project: Path) -> None:
 
 def test_reimport_with_changed_stage_skips_old_track_and_plans_new(dripper, project: Path) -> None:
     dripper("leads", "import", "leads.csv", "--at", T0)
-    assert dripper.json("tick", "--at", "2026-01-06T08:00:00Z", "--json")["sent"] == 3
+    assert dripper.json("tick", "--at", "2026-01-06T15:00:00Z", "--json")["sent"] == 3  # inside the window
     moved = (
         (project / "leads.csv")
         .read_text()
@@ -270,7 +270,7 @@ def test_reimport_with_changed_stage_skips_old_track_and_plans_new(dripper, proj
     # the others did not move
     assert all(t["state"] in ("sent", "planned") for t in plan(dripper, "zoe@mueller.example")["touches"])
 
-    counts = dripper.json("tick", "--at", "2026-03-01T00:00:00Z", "--json")
+    counts = dripper.json("tick", "--at", "2026-03-02T15:00:00Z", "--json")  # a Monday, inside the window
     assert counts["sent"] >= 1
     touches = steps(plan(dripper, "ada@lovelace.example"))
     assert {s: t["state"] for s, t in touches.items() if s in SUPPLIER_TRACK[1:]} == {"reminder-1": "skipped"}
