@@ -1,7 +1,9 @@
 """How well dripper reads inbound mail: accuracy per kind on real messages, on the tuning
 split, the held-out split (issue 15's first pass: never tuned on, but its misses have been
-printed) and the fresh split (four more sources, added in issue 15's second pass and
-measured once after its last rule change), with every hard/soft confusion listed.
+printed), the fresh split (four more sources, added in issue 15's second pass and
+measured once after its last rule change) and the fresh2 split (sisimai's newer samples,
+added in issue 15's third pass and measured once after its rules), with every hard/soft
+confusion listed.
 
 Corpora (tests/corpus; sources and licenses recorded in each folder, labels, their
 mapping and the split explained in tests/corpus_labels.py):
@@ -15,11 +17,13 @@ mapping and the split explained in tests/corpus_labels.py):
   public/mail-bounce-detector (MIT), public/bounce-email (MIT): real bounces and
   feedback reports from four more bounce parsers' test suites, labelled by their own
   expectations (expected status codes and conditions, mapped by RFC 3463)
+- fresh2: public/sisimai-fresh2 (BSD-2-Clause): sisimai's samples that public/sisimai
+  does not hold, labelled by sisimai's own test expectations
 - public/flufl-bounce: 111 real bounces from GNU Mailman (Apache-2.0): counted as right
   when classified as a bounce with every labelled recipient found (Mailman's
   permanent/temporary is not dripper's hard/soft: it calls mailbox-full permanent)
 
-    python -m bench.inbound_accuracy [--split tuning|held_out|fresh]
+    python -m bench.inbound_accuracy [--split tuning|held_out|fresh|fresh2]
 """
 
 from __future__ import annotations

@@ -42,21 +42,38 @@ def _address_status(status: str) -> bool:
 _DOMAIN_GONE = re.compile(
     r"host (?:not found|unknown)|no such domain|domain (?:not found|does not exist|unknown|is not reachable)|"
     r"host or domain name not found|name service error|null mx|does not accept mail|no mx record|no smtp service|"
-    r"unrouteable address|has moved|no longer with",
+    r"unrout(?:e)?able address|has moved|has been replaced by|no longer with|domain name not found|nxdomain|"
+    r"unknown host\b|domain must exist",
     re.IGNORECASE,
 )
 _MAILBOX_GONE = re.compile(
-    r"user(?:name)? unknown|unknown (?:user|recipient|mailbox|address(?:ee)?|local[- ]part)|addressee unknown|"
+    r"user(?:name)? unknown|"
+    r"unknown (?:virtual )?(?:user|recipient|mailbox|e-?mail address|address(?:ee)?|local[- ]part)|"
+    r"addressee unknown|"
     r"no such (?:user|mailbox|recipient|address|account|person|local user)|"
     r"(?:user|mailbox|recipient|address|account|e-?mail address) (?:\S+ )?(?:not found|does ?n[o']t exist|not exist|"
     r"unknown|unavailable|closed|is unknown)|"
     r"(?:does|dos|do)(?: no|n'?)t exist|not a valid (?:mailbox|recipient|user|address)|"
-    r"invalid (?:recipient|mailbox|user)|"
-    r"no mailbox|no longer (?:valid|available|in use|exists)|not our customer|address rejected|recipient rejected|"
+    r"invalid (?:recipient|mailbox|user|e-?mail address|address)|(?:address|mailbox|recipient) invalid|"
+    r"bad (?:destination )?(?:address|recipient|mailbox)|is not a known user|user not known|"
+    r"(?:mailbox|address|recipient|user)\b[^.;]{0,30}?\bnot present|"
+    r"(?:e-?mail address|account|mailbox|recipient|user)\b[^.;]{0,40}?\b(?:could ?n[o']t|can ?n[o']t) be found|"
+    r"(?:user|recipient|mailbox|address)\b[^.;]{0,60}?\bwas not found|\(address\) not found|"
+    r"non-?existent (?:user|mailbox|recipient|address|account)|by that name|no one at this address|"
+    r"badrcptto|badrecipientto|validrcptto|envelope recipient has been denied|"
+    # in Spanish, Portuguese, French, Italian, Dutch, Polish
+    r"no existe|inexistente|desconhecid|inconnu|sconosciut|nessun utente|onbekend|bestaat niet|nie istnieje|"
+    r"no mailbox|no longer (?:valid|available|in use|exists|accepts)|not our customer|"
+    r"address rejected|recipient rejected|"
     r"account has been (?:terminated|closed)|does not like recipient|unbekannt|existiert nicht|"
     r"not listed in|(?:recipient|user|address)(?: name)? is not recognized|no valid recipients?|"
     r"(?:does not|doesn't) have an? (?:\S+ )?account",
     re.IGNORECASE,
+)
+# Yahoo checks recipients at the end of DATA (its published SMTP error codes): these
+# answers say the address does not exist whenever they come.
+_CHECKED_AFTER_DATA = re.compile(
+    r"(?:does not|doesn't) have an? \S+ account|requested mail action aborted, mailbox not found", re.IGNORECASE
 )
 # When the server refused: RCPT (the recipient itself), DATA (the message), ...
 # (Postfix "in reply to", Exim "after [pipelined]", sendmail and Courier transcripts ">>>",
@@ -69,11 +86,18 @@ _PHASE = re.compile(
 )
 _NOT_THE_ADDRESS = re.compile(
     r"(?:after(?: pipelined)?|in reply to) (?:initial connection|mail from|the mail from)|mail ?from domain|"
-    r"sender (?:address|domain)|unroutable sender|black ?list|block ?list|\bblock(?:ed)?\b|spam|reputation|\brbl\b|"
+    r"(?:helo|ehlo) command rejected|invalid (?:helo|ehlo)|client host rejected|"
+    r"cannot find your (?:host ?name|reverse)|"
+    r"sender (?:address|domain|verif)|unroutable sender|(?:daily|sending|recipient) limit|"
+    r"black ?list|block ?list|\bblock(?:ed)?\b|spam|reputation|\brbl\b|"
     r"dnsbl|spamhaus|spamcop|sorbs|uceprotect|barracudacentral|\bptr\b|reverse dns|"
     r"relay(?:ing)? (?:access )?(?:denied|not permitted)|not permitted to relay|dmarc|"
     r"\bspf\b|\bdkim\b|authenticat|too many|rate limit|virus|message (?:size|too (?:large|big))|content rejected|"
-    r"policy",
+    r"policy|"
+    # KDDI (au) answers "550 : User unknown", no address where it names the recipient,
+    # when the recipient's own filter refused the sender (its unknown users get
+    # "550 <address>: User unknown"); as sisimai's rules for KDDI document
+    r"\b[45]\d\d:? : user unknown",
     re.IGNORECASE,
 )
 # The mailbox is there but cannot take mail now: full, suspended, out of reach.
@@ -135,8 +159,10 @@ def bounce_kind(answer: str, status: str | None = None, context: str = "", phase
     non-standard bounces, a refusal at SMTP time). Hard only on evidence that the address
     or its domain is gone: a code that says so, or the server's words, except words about
     the mailbox said after DATA (the server had taken the recipient by then; filters use
-    the same words). A refusal of our message (reputation, policy, content, the sender),
-    a full or suspended mailbox, a delay, say nothing about the lead.
+    the same words; Yahoo, which checks recipients then, excepted) or against a code that
+    says the mailbox exists (X.2.x) other than at RCPT. A refusal of our message
+    (reputation, policy, content, the sender), a full or suspended mailbox, a delay, say
+    nothing about the lead.
 
     `answer` is the server's own answer about this recipient ("550 5.1.1 <a@b.example>: no
     such user"); `status` its enhanced code when the report gives it apart (else the first
@@ -144,8 +170,11 @@ def bounce_kind(answer: str, status: str | None = None, context: str = "", phase
     `phase` the SMTP command the answer was to (RCPT, DATA, ...) when the caller knows it,
     else what the answer or the context say."""
     status = status or status_in(answer)
-    if status and (status.startswith("4") or status.split(".")[1:] in (["2", "2"], ["3", "1"], ["2", "3"])):
-        return InboundKind.BOUNCE_SOFT  # for later, a full mailbox or system, a message too large
+    if status and (
+        status.startswith("4") or status.split(".")[1:] in (["2", "2"], ["3", "1"], ["2", "3"], ["1", "7"], ["1", "8"])
+    ):
+        # for later, a full mailbox or system, a message too large; our own (the sender's) address
+        return InboundKind.BOUNCE_SOFT
     if status and hard_status(status):
         # A report may list several recipients: read the words on the code's own line
         # (a DSN's diagnostic is one recipient's already).
@@ -164,7 +193,12 @@ def bounce_kind(answer: str, status: str | None = None, context: str = "", phase
         return InboundKind.BOUNCE_HARD
     # After DATA the server had accepted the recipient: what it refuses then is the
     # message, whatever it calls it (some carriers answer "unknown user" to mail they filter).
-    if _MAILBOX_GONE.search(words) and (phase or phase_in(answer) or phase_in(context)) != "DATA":
+    when = phase or phase_in(answer) or phase_in(context)
+    # A code about the mailbox (X.2.x: it exists, but is disabled) outweighs the words,
+    # but for a refusal of the recipient itself at RCPT
+    if status and status.split(".")[1] == "2" and when != "RCPT":
+        return InboundKind.BOUNCE_SOFT
+    if _MAILBOX_GONE.search(words) and (when != "DATA" or _CHECKED_AFTER_DATA.search(words)):
         return InboundKind.BOUNCE_HARD
     # Mail system, network, protocol, content and security/policy codes say nothing
     # about the address; nor does silence.

@@ -26,9 +26,19 @@ class Loaded:
 
 
 def load(settings: Settings) -> Loaded:
-    """Validate campaigns.yaml and every template it names; raise ConfigError on any problem."""
-    model = campaigns.load(settings.campaigns_path)
-    templates = render.load_checked(model, settings.templates_path)
+    """Validate campaigns.yaml and every template it names; raise ConfigError with every
+    problem found, in one pass: the templates of the steps that validate are checked
+    even when other parts of campaigns.yaml do not (nothing is loaded then)."""
+    model, problems = campaigns.read(settings.campaigns_path)
+    templates: TemplateSet | None = None
+    try:
+        templates = TemplateSet.load(settings.templates_path)
+    except ConfigError as exc:  # a template that is not UTF-8: said with the rest
+        problems += exc.problems
+    if model is not None and templates is not None and model.campaigns:
+        problems += render.check_templates(model, templates)
+    if problems or model is None or templates is None:
+        raise ConfigError(problems)
     return Loaded(model, templates, Renderer(model, templates), Planner(model))
 
 

@@ -324,3 +324,172 @@ def test_an_ip_address_is_not_a_status_code() -> None:
     answer = "host mx.plant.example[4.79.181.22] said: 550 5.1.1 <ada@lovelace.example>: User unknown"
     found = classify(message_from_bytes(nonstandard(answer), policy=policy.compat32))
     assert (found.kind, found.status) == ("bounce_hard", "5.1.1")
+
+
+# Answers as mailbox providers and MTAs publish or are widely seen to send them, with
+# the verdict RFC 3463 and the rule give: hard only when the address or its domain is
+# gone; a disabled or full mailbox, a refusal of the sender or of our message, soft.
+PUBLISHED = [
+    # Gmail
+    (
+        "550-5.1.1 The email account that you tried to reach does not exist. Please try double-checking the "
+        "recipient's email address for typos or unnecessary spaces.",
+        "bounce_hard",
+    ),
+    ("550 5.2.1 The email account that you tried to reach is disabled.", "bounce_soft"),
+    ("552-5.2.2 The email account that you tried to reach is over quota.", "bounce_soft"),
+    ("550-5.7.1 Our system has detected that this message is likely unsolicited mail.", "bounce_soft"),
+    ("550 5.7.26 This mail is unauthenticated, which poses a security risk to the sender", "bounce_soft"),
+    ("DNS Error: DNS type 'mx' lookup of nowhere.example responded with code NXDOMAIN", "bounce_hard"),
+    ("DNS Error: Address resolution of nowhere.example. failed: Domain name not found", "bounce_hard"),
+    # Microsoft (Exchange Online, Outlook.com)
+    ("550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup", "bounce_hard"),
+    ("550 5.4.1 Recipient address rejected: Access denied. AS(201806281)", "bounce_hard"),  # not in the directory
+    ("550 5.7.1 RESOLVER.RST.NotAuthorized; not authorized", "bounce_soft"),
+    ("550 5.5.0 Requested action not taken: mailbox unavailable (S2017062302)", "bounce_hard"),
+    ("#550 5.4.4 SMTPSEND.DNS.NonExistentDomain; nonexistent domain ##", "bounce_hard"),
+    ("550 5.4.310 DNS domain nowhere.example does not exist [Message=InfoDomainNonexistent]", "bounce_hard"),
+    ("#550 4.4.7 QUEUE.Expired; message expired ##", "bounce_soft"),
+    (
+        "550 5.1.90 Your message can't be sent because you've reached your daily limit for message recipients",
+        "bounce_soft",
+    ),
+    # Yahoo (it checks recipients at the end of DATA)
+    ("554 delivery error: dd This user doesn't have a yahoo.com account (ada@yahoo.example) [0]", "bounce_hard"),
+    ("552 1 Requested mail action aborted, mailbox not found", "bounce_hard"),
+    (
+        "554 30 Sorry, your message to ada@yahoo.example cannot be delivered. This mailbox is disabled (554.30).",
+        "bounce_soft",
+    ),
+    ("553 5.7.2 [TSS09] All messages from 192.0.2.10 will be permanently deferred", "bounce_soft"),
+    # Exim (cPanel's sender verification), Postfix, qmail, sendmail
+    (
+        "550-Verification failed for <sales@acme.example>\n550-No Such User Here\n550 Sender verify failed",
+        "bounce_soft",
+    ),
+    ("550 Unrouteable address", "bounce_hard"),
+    (
+        "Host or domain name not found. Name service error for name=nowhere.example type=A: Host not found",
+        "bounce_hard",
+    ),
+    (
+        "Host or domain name not found. Name service error for name=nowhere.example type=MX: Host not found, try again",
+        "bounce_soft",
+    ),
+    (
+        "550 5.1.1 <ada@lovelace.example>: Recipient address rejected: User unknown in virtual mailbox table",
+        "bounce_hard",
+    ),
+    ("Sorry, no mailbox here by that name. (#5.1.1)", "bounce_hard"),
+    ("This address no longer accepts mail.", "bounce_hard"),
+    ("Sorry, I couldn't find any host named nowhere.example. (#5.1.2)", "bounce_hard"),
+    ("552 5.2.2 Mailbox size limit exceeded", "bounce_soft"),
+    ("554 5.7.1 <ada@lovelace.example>: Relay access denied", "bounce_soft"),
+    ("connect to mx.lovelace.example[192.0.2.20]:25: No route to host", "bounce_soft"),
+    ("vdeliver: Invalid or unknown virtual user 'ada'", "bounce_hard"),
+    ("550 Mailbox not present in directory", "bounce_hard"),
+    ("The e-mail address you entered couldn't be found.", "bounce_hard"),
+    # the sender's side: our HELO name, our IP's host name, our own address (X.1.7, X.1.8)
+    ("550 5.7.1 <mail.acme.example>: Helo command rejected: Host not found", "bounce_soft"),
+    ("550 5.7.1 Client host rejected: cannot find your hostname, [192.0.2.10]", "bounce_soft"),
+    ("501 5.1.7 Invalid address", "bounce_soft"),
+    ("553 5.1.8 <sales@acme.example>... Domain of sender address does not exist", "bounce_soft"),
+    # in other languages
+    ("550 El usuario no existe", "bounce_hard"),
+    ("550 Adresse inconnue", "bounce_hard"),
+    ("550 Utente sconosciuto", "bounce_hard"),
+]
+
+
+@pytest.mark.parametrize(("answer", "verdict"), PUBLISHED)
+def test_published_answers_reach_their_verdict_on_every_path(answer: str, verdict: str) -> None:
+    assert bounce_kind(answer) == verdict
+    assert kind_of(dsn(answer.replace("\n", "\n "))) == verdict  # a folded Diagnostic-Code
+    assert kind_of(nonstandard(answer)) == verdict
+
+
+def test_a_bounce_in_prose_is_read_for_the_servers_answer_not_its_boilerplate() -> None:
+    # A non-standard bounce about one recipient: the paragraph with the server's reply is
+    # its answer, as a DSN's Diagnostic-Code is; the notice around it ("spam", "policy")
+    # is context, read only when the answer says nothing.
+    raw = b"""\
+From: postmaster@mx.example.org
+Subject: Undeliverable: Thank you for your interest
+
+Your message to ada@lovelace.example couldn't be delivered.
+
+The response from the remote server was:
+550 5.1.0 Recipient rejected
+
+Messages are scanned for spam and checked against our security policy.
+"""
+    assert kind_of(raw) == "bounce_hard"
+    assert kind_of(raw.replace(b"550 5.1.0 Recipient rejected", b"550 Message rejected")) == "bounce_soft"
+
+
+def test_a_mailbox_code_outweighs_words_unless_the_recipient_was_refused_at_rcpt() -> None:
+    # X.2.x (RFC 3463: mailbox status) says the mailbox exists; "User Unknown" with it is
+    # a filter's word, but for a refusal of the recipient itself at RCPT.
+    answer = "550 5.2.1 <ada@lovelace.example>... User Unknown"
+    assert bounce_kind(answer) == "bounce_soft"
+    assert kind_of(dsn(answer)) == "bounce_soft"
+    assert bounce_kind(answer, phase="RCPT") == "bounce_hard"
+    assert kind_of(nonstandard(answer)) == "bounce_hard"  # "after RCPT TO:"
+
+
+def test_kddi_names_no_address_when_the_recipients_filter_refused() -> None:
+    assert bounce_kind("550 : User unknown") == "bounce_soft"
+    assert kind_of(dsn("550 : User unknown")) == "bounce_soft"
+    assert bounce_kind("550 <ada@ezweb.example>: User unknown") == "bounce_hard"
+
+
+def test_yahoos_answers_at_the_end_of_data_are_about_the_address() -> None:
+    answer = "554 delivery error: dd This user doesn't have a yahoo.com account (ada@yahoo.example) [0]"
+    assert bounce_kind(answer, phase="DATA") == "bounce_hard"
+    assert bounce_kind(f"{answer} (in reply to end of DATA command)") == "bounce_hard"
+    # other words about the mailbox after DATA stay a refusal of the message
+    assert bounce_kind("550 No such user here", phase="DATA") == "bounce_soft"
+
+
+def test_a_multipart_whose_boundary_is_not_a_parameter_is_read_as_text() -> None:
+    # The boundary on a line of its own (not folded into Content-Type) leaves the part a
+    # multipart without parts: its body is the text there is.
+    raw = b"""\
+From: post_master@vtext.example
+Subject: Re: Thank you
+Content-Type: multipart/mixed; boundary="outer"
+
+--outer
+Content-Type: multipart/alternative;
+boundary="inner"
+
+--inner
+Content-Type: text/plain
+
+Error: Invalid user address
+
+Error message below:
+550 - Requested action not taken: no such user here
+
+--inner--
+
+--outer--
+"""
+    found = classify(message_from_bytes(raw, policy=policy.compat32))
+    assert found.kind == "bounce_hard", found
+
+
+@pytest.mark.parametrize(
+    ("sender", "subject"),
+    [
+        (b"no-reply@mail.plant.example", b"Message not delivered"),
+        (b"no-reply@mail.plant.example", b"Warning: could not send message for past 4 hours"),
+        (b"no-reply@mail.plant.example", "Mensagem não entregue".encode()),
+        (b"no-reply@mail.plant.example", b"Olevererbart: Thank you"),
+        (b"MAILER_DAEMON@mail.plant.example", b"Notice"),
+        (b"Mail Delivery Service <service@mail.plant.example>", b"Notice"),
+    ],
+)
+def test_bounces_are_known_by_their_sender_or_subject(sender: bytes, subject: bytes) -> None:
+    raw = b"From: " + sender + b"\nSubject: " + subject + b"\n\nThe server said: 550 No such user here\n"
+    assert kind_of(raw) == "bounce_hard"

@@ -1,7 +1,7 @@
 """Classification accuracy on real messages from public sources (tests/corpus/public) and
-our own. On the splits never used to tune the classifier (held_out, fresh) the target is
-95% right overall and 90% in every kind (not met yet: see below). On the tuning split: 90%
-in every kind.
+our own. On the splits never used to tune the classifier (held_out, fresh, fresh2) the
+target is 95% right overall and 90% in every kind (not met yet: see below). On the tuning
+split: 90% in every kind.
 `python -m bench.inbound_accuracy` prints the same figures with every miss and every
 hard/soft confusion."""
 
@@ -11,7 +11,7 @@ from collections import Counter
 from email import message_from_bytes, policy
 
 import pytest
-from corpus_labels import FRESH_SOURCES, Outcome, Split, classified, held_out, samples
+from corpus_labels import FRESH2_SOURCE, FRESH_SOURCES, Outcome, Split, classified, held_out, samples
 
 from dripper.inbound.classify import classify
 
@@ -51,7 +51,7 @@ def stays_where_it_was_measured(split: Split, *, hard: int, soft: int, right: in
 
 
 def test_the_held_out_split_stays_where_it_was_measured() -> None:
-    kinds = stays_where_it_was_measured(Split.HELD_OUT, hard=76, soft=161, right=240)
+    kinds = stays_where_it_was_measured(Split.HELD_OUT, hard=77, soft=163, right=243)
     assert kinds["complaint"][0] == 3, kinds
 
 
@@ -65,8 +65,19 @@ def test_the_fresh_split_is_at_least_95_percent_right_and_90_in_every_kind() -> 
 
 
 def test_the_fresh_split_stays_where_it_was_measured() -> None:
-    kinds = stays_where_it_was_measured(Split.FRESH, hard=56, soft=28, right=95)
+    kinds = stays_where_it_was_measured(Split.FRESH, hard=58, soft=28, right=97)
     assert kinds["complaint"][0] >= 11, kinds
+
+
+# Fresh2: sisimai's newer samples, set aside before any was classified and measured once,
+# after the rules of issue 15's third pass. The target is not met (docs/performance.md).
+@pytest.mark.xfail(strict=True, reason="fresh2 accuracy is below the target (docs/performance.md)")
+def test_the_fresh2_split_is_at_least_95_percent_right_and_90_in_every_kind() -> None:
+    meets_the_target(classified(Split.FRESH2))
+
+
+def test_the_fresh2_split_stays_where_it_was_measured() -> None:
+    stays_where_it_was_measured(Split.FRESH2, hard=10, soft=16, right=26)
 
 
 def test_the_tuning_split_is_at_least_90_percent_right_in_every_kind() -> None:
@@ -90,6 +101,10 @@ def test_the_held_out_split_is_the_documented_one() -> None:
     fresh = Counter(s.source for s in samples() if s.split is Split.FRESH)
     assert fresh == {"cws-mail-bounce-handler": 100, "flanker": 8, "mail-bounce-detector": 5, "bounce-email": 2}
     assert all(s.split is Split.FRESH for s in samples() if s.source in FRESH_SOURCES)
+    # The fresh2 split is sisimai's newer samples, whole.
+    fresh2 = Counter(s.source for s in samples() if s.split is Split.FRESH2)
+    assert fresh2 == {FRESH2_SOURCE: 29}
+    assert all(s.split is Split.FRESH2 for s in samples() if s.source == FRESH2_SOURCE)
 
 
 def test_mailman_bounces_are_bounces_with_their_recipients() -> None:

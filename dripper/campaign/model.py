@@ -10,7 +10,7 @@ import difflib
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from email.utils import parseaddr
 from functools import cached_property
 from pathlib import Path as FsPath
@@ -18,7 +18,9 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
 
-from dripper.campaign import timing, yamlpos
+from dripper.campaign import fields as declared
+from dripper.campaign import salvage, timing, yamlpos
+from dripper.campaign.cadence import CadenceSpec, Quiet
 from dripper.campaign.sourcefile import read_utf8
 from dripper.campaign.timing import Duration, Window
 from dripper.errors import ConfigError, Location, Problem
@@ -41,6 +43,9 @@ STOP_KINDS: tuple[StopKind, ...] = get_args(StopKind)
 # (CAN-SPAM, GDPR) and the mailbox providers leave no choice.
 ALWAYS_STOP: frozenset[StopKind] = frozenset({"unsubscribed", "complained", "bounced"})
 STEP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+# What sort of touch a step is: reports show it, and every touch row keeps it. A file
+# declares more under `kinds:`; `check` rejects any other (a typo would stay in those rows).
+KINDS: tuple[str, ...] = ("new_info", "reminder", "special_offer", "follow_up")
 
 
 def _duration(value: object) -> Duration:
@@ -95,6 +100,7 @@ class Defaults(_Model):
     send_window: SendWindowSpec | None = None
     campaign: str | None = None  # for leads that name none; else the first campaign
     stage: str | None = None  # for leads that name none; else the campaign's first stage
+    cadence: CadenceSpec = CadenceSpec()  # what `check` warns about: campaign/cadence.py
 
 
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(s|sec|second|min|minute|h|hour|d|day)\s*$", re.IGNORECASE)
@@ -222,6 +228,8 @@ class Campaign(_Model):
     letter_format: LetterFormat | None = None  # overrides letters.format
     stop_on: list[StopKind] = Field(default_factory=lambda: list(STOP_KINDS))
     send_window: SendWindowSpec | None = None
+    quiet: Quiet = Quiet()  # warnings of `check` the marketer accepts, per track
+    vars: dict[str, Any] = Field(default_factory=dict)  # for its templates; wins over the file's vars
     stages: dict[str, list[Step]]
 
     _name: str = PrivateAttr("")
@@ -254,6 +262,9 @@ class CampaignFile(_Model):
     letters: Letters = Letters()
     reporting: Reporting = Reporting()
     extra_stages: list[str] = Field(default_factory=list)
+    kinds: list[str] = Field(default_factory=list)  # step kinds beyond KINDS
+    fields: dict[str, declared.FieldSpec] = Field(default_factory=dict)  # declared lead fields (fields.py)
+    vars: dict[str, Any] = Field(default_factory=dict)  # campaign variables for the templates: vars.NAME
     campaigns: dict[str, Campaign]
 
     _path: FsPath = PrivateAttr(FsPath("campaigns.yaml"))
@@ -439,6 +450,12 @@ def _allowed_keys(path: tuple[Any, ...]) -> set[str] | None:
         return keys(Reporting)
     if path[-1] == "send_window":
         return _WINDOW_KEYS
+    if path == ("defaults", "cadence"):
+        return keys(CadenceSpec)
+    if n == 3 and path[0] == "campaigns" and path[2] == "quiet":
+        return keys(Quiet)
+    if n == 2 and path[0] == "fields":
+        return keys(declared.FieldSpec)
     if n == 2 and path[0] == "campaigns":
         return keys(Campaign)
     if n == 5 and path[0] == "campaigns" and path[2] == "stages":
@@ -473,11 +490,12 @@ def _structure_problems(data: dict[str, Any], pos: yamlpos.Positioned) -> list[P
     """Stage names and step ids, read from the raw data so they are reported even when
     other parts of the file do not validate yet."""
     problems: list[Problem] = []
-    extra = data.get("extra_stages")
-    known = set(FUNNEL_STAGES) | ({str(s) for s in extra} if isinstance(extra, list) else set())
+    known = _known_stages(data)
     campaigns = data.get("campaigns")
     if not isinstance(campaigns, dict):
         return problems
+    if not campaigns:
+        problems.append(Problem(pos.at(("campaigns",)), "no campaigns defined"))
     for name, campaign in campaigns.items():
         stages = campaign.get("stages") if isinstance(campaign, dict) else None
         if not isinstance(stages, dict):
@@ -513,21 +531,110 @@ def _structure_problems(data: dict[str, Any], pos: yamlpos.Positioned) -> list[P
     return problems
 
 
+def _known_stages(data: dict[str, Any]) -> set[str]:
+    extra = data.get("extra_stages")
+    return set(FUNNEL_STAGES) | ({str(s) for s in extra} if isinstance(extra, list) else set())
+
+
+def _raw_steps(data: dict[str, Any]) -> Iterator[tuple[str, yamlpos.Path, dict[str, Any]]]:
+    """(campaign, path, step) for every step written as a mapping, valid or not."""
+    campaigns = data.get("campaigns")
+    for name, campaign in campaigns.items() if isinstance(campaigns, dict) else ():
+        stages = campaign.get("stages") if isinstance(campaign, dict) else None
+        for stage, steps in stages.items() if isinstance(stages, dict) else ():
+            for i, step in enumerate(steps if isinstance(steps, list) else []):
+                if isinstance(step, dict):
+                    yield name, ("campaigns", name, "stages", stage, i), step
+
+
+def _step_problems(data: dict[str, Any], pos: yamlpos.Positioned) -> list[Problem]:
+    """What a step says that nothing would read: an unknown kind, a subject on a letter or
+    a call. Read from the raw data, so a step broken elsewhere is still checked."""
+    problems: list[Problem] = []
+    declared = data.get("kinds")
+    kinds = set(KINDS) | ({str(k) for k in declared} if isinstance(declared, list) else set())
+    for _, path, step in _raw_steps(data):
+        label = f"step {step['id']!r}" if isinstance(step.get("id"), str) else "this step"
+        kind = step.get("kind")
+        if isinstance(kind, str) and kind not in kinds:
+            problems.append(
+                Problem(
+                    pos.at((*path, "kind")),
+                    f"unknown kind {kind!r}{did_you_mean(kind, kinds)}: use one of {', '.join(sorted(kinds))}"
+                    " (declare more under kinds:)",
+                )
+            )
+        channel = step.get("channel")
+        if "subject" in step and isinstance(channel, str) and channel in _NO_SUBJECT:
+            problems.append(Problem(pos.at((*path, "subject"), key=True), f"{label}: {_NO_SUBJECT[channel]}"))
+    return problems
+
+
+# Channels whose touches have no subject line: `subject:` on such a step is read by nothing.
+_NO_SUBJECT = {
+    Channel.LETTER.value: "a letter has no subject, so subject: would be ignored; remove it "
+    "(a reference line above the greeting goes in the template's {% block subject_line %})",
+    Channel.CALL.value: "a call has no subject, so subject: would be ignored; remove it "
+    "(what to say goes in the call's template)",
+}
+
+
+def _value_problems(data: dict[str, Any], pos: yamlpos.Positioned) -> list[Problem]:
+    """The time zone and every send window's days and hours, from the raw data: reported
+    with the rest even when other parts of the file do not validate. A value of the
+    wrong type is left to the schema, which says so."""
+    problems: list[Problem] = []
+    defaults = data.get("defaults")
+    windows: list[tuple[yamlpos.Path, object]] = []
+    if isinstance(defaults, dict):
+        zone = defaults.get("timezone")
+        if isinstance(zone, str):
+            try:
+                timing.zone(zone)
+            except ValueError as exc:
+                problems.append(Problem(pos.at(("defaults", "timezone")), str(exc)))
+        windows.append((("defaults", "send_window"), defaults.get("send_window")))
+    campaigns = data.get("campaigns")
+    for name, campaign in campaigns.items() if isinstance(campaigns, dict) else ():
+        if isinstance(campaign, dict):
+            windows.append((("campaigns", name, "send_window"), campaign.get("send_window")))
+    windows += [((*path, "send_window"), step.get("send_window")) for _, path, step in _raw_steps(data)]
+    for path, spec in windows:
+        if not isinstance(spec, dict):
+            continue
+        days, hours = spec.get("days"), spec.get("hours")
+        checks: list[tuple[str, object, Callable[[object], object]]] = []
+        if isinstance(days, str) or (isinstance(days, list) and all(isinstance(d, str) for d in days)):
+            checks.append(("days", days, timing.parse_days))
+        if isinstance(hours, str):
+            checks.append(("hours", hours, timing.parse_hours))
+        for field, value, parse_value in checks:
+            try:
+                parse_value(value)
+            except ValueError as exc:
+                problems.append(Problem(pos.at((*path, field)), str(exc)))
+    return problems
+
+
 def _semantic_problems(model: CampaignFile, pos: yamlpos.Positioned) -> list[Problem]:
+    """Names that refer to others, and what each channel needs. The names come from the
+    raw data: the model may be only the sound part of the file (see `salvage`)."""
     from dripper.channels.registry import PARTS  # the parts import this module
 
     problems: list[Problem] = []
-    known = set(model.stages)
-    try:
-        timing.zone(model.defaults.timezone)
-    except ValueError as exc:
-        problems.append(Problem(pos.at(("defaults", "timezone")), str(exc)))
-    if model.defaults.campaign and model.defaults.campaign not in model.campaigns:
+    data = pos.data if isinstance(pos.data, dict) else {}
+    known = _known_stages(data)
+    written = data.get("campaigns")
+    names = set(written) if isinstance(written, dict) else set(model.campaigns)
+    ids = {
+        name: {str(s["id"]) for n, _, s in _raw_steps(data) if n == name and isinstance(s.get("id"), str)}
+        for name in names
+    }
+    if model.defaults.campaign and model.defaults.campaign not in names:
         problems.append(
             Problem(
                 pos.at(("defaults", "campaign")),
-                f"unknown campaign {model.defaults.campaign!r}"
-                f"{did_you_mean(model.defaults.campaign, set(model.campaigns))}",
+                f"unknown campaign {model.defaults.campaign!r}{did_you_mean(model.defaults.campaign, names)}",
             )
         )
     if model.defaults.stage and model.defaults.stage not in known:
@@ -537,20 +644,13 @@ def _semantic_problems(model: CampaignFile, pos: yamlpos.Positioned) -> list[Pro
                 f"unknown funnel stage {model.defaults.stage!r}{did_you_mean(model.defaults.stage, known)}",
             )
         )
-    if not model.campaigns:
-        problems.append(Problem(pos.at(("campaigns",)), "no campaigns defined"))
-    windows: list[tuple[yamlpos.Path, SendWindowSpec | None]] = [
-        (("defaults", "send_window"), model.defaults.send_window)
-    ]
     for name, campaign in model.campaigns.items():
         base = ("campaigns", name)
-        windows.append(((*base, "send_window"), campaign.send_window))
         for stage, steps in campaign.stages.items():
             for i, step in enumerate(steps):
                 spath = (*base, "stages", stage, i)
-                windows.append(((*spath, "send_window"), step.send_window))
                 for j, old in enumerate(step.renamed_from):
-                    if old in campaign._by_id:
+                    if old in ids.get(name, campaign._by_id):
                         problems.append(
                             Problem(
                                 pos.at((*spath, "renamed_from", j)),
@@ -560,14 +660,7 @@ def _semantic_problems(model: CampaignFile, pos: yamlpos.Positioned) -> list[Pro
                 if PARTS[step.channel].needs_subject and not step.subject:
                     problems.append(Problem(pos.at(spath), f"step {step.id!r}: an {step.channel} step needs a subject"))
     problems += _letter_problems(model.letters, pos)
-    for path, spec in windows:
-        if spec is None:
-            continue
-        for field, parse in (("days", timing.parse_days), ("hours", timing.parse_hours)):
-            try:
-                parse(getattr(spec, field))
-            except ValueError as exc:
-                problems.append(Problem(pos.at((*path, field)), str(exc)))
+    problems += declared.problems(model, pos)
     return problems
 
 
@@ -592,34 +685,66 @@ def _letter_problems(letters: Letters, pos: yamlpos.Positioned) -> list[Problem]
     return problems
 
 
+# --- one pass: every problem, and the sound part of the file -------------------------------
+
+
+def parse_all(text: str, file: str) -> tuple[CampaignFile | None, list[Problem]]:
+    """Every problem in campaigns.yaml text, in one pass, and the model of its sound part
+    (None when nothing can be read). A YAML syntax error comes alone: nothing after it can
+    be read. Otherwise the schema, names, time zones, windows and steps are all checked,
+    steps the schema rejects left out of the model (and so of the template check)."""
+    try:
+        pos = yamlpos.load_all(text, file)
+    except ConfigError as exc:
+        return None, exc.problems
+    if not isinstance(pos.data, dict):
+        return None, [Problem(pos.at(()), "campaigns.yaml must be a mapping with sender: and campaigns:")]
+    problems = pos.problems + _structure_problems(pos.data, pos) + _value_problems(pos.data, pos)
+    problems += _step_problems(pos.data, pos)
+    model: CampaignFile | None = None
+    try:
+        model, used = CampaignFile.model_validate(pos.data), pos
+    except ValidationError as exc:
+        problems += _problems_from(exc, pos)
+        salvaged = salvage.salvage(pos, exc, CampaignFile.model_validate)
+        if salvaged is not None:
+            model, used = salvaged
+    if model is not None:
+        problems += _semantic_problems(model, used)
+        model._path = FsPath(file)
+        model._positions = used
+        for name, campaign in model.campaigns.items():
+            campaign._name = name
+    # A value the YAML reader could not read is None to the schema: said once, by the reader.
+    unreadable = {p.location for p in pos.problems}
+    problems = pos.problems + [p for p in problems[len(pos.problems) :] if p.location not in unreadable]
+    return model, list(dict.fromkeys(problems))
+
+
 def parse(text: str, file: str) -> CampaignFile:
     """Validate campaigns.yaml text; raise ConfigError with every problem found."""
-    pos = yamlpos.load(text, file)
-    if not isinstance(pos.data, dict):
-        raise ConfigError([Problem(pos.at(()), "campaigns.yaml must be a mapping with sender: and campaigns:")])
-    structure = _structure_problems(pos.data, pos)
-    try:
-        model = CampaignFile.model_validate(pos.data)
-    except ValidationError as exc:
-        raise ConfigError(_problems_from(exc, pos) + structure) from None
-    problems = structure + _semantic_problems(model, pos)
-    if problems:
+    model, problems = parse_all(text, file)
+    if problems or model is None:
         raise ConfigError(problems)
-    model._path = FsPath(file)
-    model._positions = pos
-    for name, campaign in model.campaigns.items():
-        campaign._name = name
     return model
 
 
-def load(path: FsPath) -> CampaignFile:
+def read(path: FsPath) -> tuple[CampaignFile | None, list[Problem]]:
+    """`parse_all` of the file at `path`."""
     try:
         text = read_utf8(path)
     except FileNotFoundError:
-        raise ConfigError(
-            [Problem(Location(str(path), 1, 1), "file not found (set DRIPPER_CAMPAIGNS or --campaigns)")]
-        ) from None
-    return parse(text, str(path))
+        return None, [Problem(Location(str(path), 1, 1), "file not found (set DRIPPER_CAMPAIGNS or --campaigns)")]
+    except ConfigError as exc:
+        return None, exc.problems
+    return parse_all(text, str(path))
+
+
+def load(path: FsPath) -> CampaignFile:
+    model, problems = read(path)
+    if problems or model is None:
+        raise ConfigError(problems)
+    return model
 
 
 __all__ = ["FUNNEL_STAGES", "STOP_KINDS", "Campaign", "CampaignFile", "Limits", "Sender", "Step", "load", "parse"]

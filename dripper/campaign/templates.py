@@ -9,12 +9,13 @@ they are rendered (an HTML parser moves `{% for %}` out of a `<table>`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html
 import re
 import traceback
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,11 +24,13 @@ import css_inline
 import jinja2
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
 
-from dripper.campaign import timing
+from dripper.campaign import dates
+from dripper.campaign import fields as declared
 from dripper.campaign.model import Campaign, CampaignFile, Step, did_you_mean
 from dripper.campaign.sourcefile import read_utf8
 from dripper.channels.email.text import html_to_text
 from dripper.errors import ConfigError, Location, Problem
+from dripper.leads import postal
 from dripper.leads.records import TEMPLATE_FIELDS, Lead, one_line
 
 TEMPLATE_SUFFIXES = {".html", ".htm", ".txt", ".j2", ".jinja", ".css", ".md"}
@@ -82,10 +85,11 @@ LeadView = Lead
 
 
 class _AnyAttrs(dict[str, str]):
-    """For `check`: a lead may carry any CSV column as an attribute."""
+    """For `check`: a lead may carry any CSV column as an attribute (a declared field has
+    a value of its type: dict.get holds those)."""
 
     def __getitem__(self, key: str) -> str:
-        return f"sample {key}"
+        return super().get(key) or f"sample {key}"
 
     def __contains__(self, key: object) -> bool:
         return True
@@ -95,8 +99,10 @@ class _AnyAttrs(dict[str, str]):
 
 
 def sample_lead(config: CampaignFile, *, any_attrs: bool = True) -> LeadView:
-    """A made-up lead. `any_attrs`: every attribute exists (for `check`); else none do
-    (for previews: what a lead without extra CSV columns receives)."""
+    """A made-up lead. `any_attrs`: every attribute exists (for `check`); else only the
+    declared fields do (for previews: what a lead without other CSV columns receives),
+    those with a default left out so that the default shows."""
+    samples = {name: spec.sample(name) for name, spec in config.fields.items() if any_attrs or spec.default is None}
     return LeadView(
         id=0,
         email="sample.lead@example.com",
@@ -112,7 +118,7 @@ def sample_lead(config: CampaignFile, *, any_attrs: bool = True) -> LeadView:
         region="IL",
         postal_code="62701",
         country="US",
-        attrs=_AnyAttrs() if any_attrs else {},
+        attrs=_AnyAttrs(samples) if any_attrs else samples,
     )
 
 
@@ -123,6 +129,18 @@ class RenderedEmail:
     text: str
 
 
+class _Undefined(StrictUndefined):
+    """StrictUndefined that names a campaign variable the way campaigns.yaml writes it."""
+
+    __slots__ = ()
+
+    @property
+    def _undefined_message(self) -> str:
+        if isinstance(self._undefined_obj, declared.TemplateVars):
+            return f"vars.{self._undefined_name} is not defined in campaigns.yaml (vars:)"
+        return str(super()._undefined_message)
+
+
 class Renderer:
     def __init__(self, config: CampaignFile, templates: TemplateSet):
         self.config = config
@@ -130,12 +148,17 @@ class Renderer:
         loader = _SnapshotLoader(templates)
         common: dict[str, Any] = {
             "loader": loader,
-            "undefined": StrictUndefined,
+            "undefined": _Undefined,
             "keep_trailing_newline": True,
             "auto_reload": False,
         }
         self.html_env = jinja2.Environment(autoescape=True, **common)
         self.text_env = jinja2.Environment(autoescape=False, **common)
+        for env in (self.html_env, self.text_env):
+            env.filters["date"] = dates.date_filter
+        # Declared fields' defaults: filled in at render time, so a changed default applies to later sends.
+        self._defaults = declared.defaults_of(config.fields)
+        self._vars = {name: declared.TemplateVars(declared.campaign_vars(config, name)) for name in config.campaigns}
         self._subjects: dict[tuple[str, str], jinja2.Template] = {}
         self._inliner = css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
         sender = config.sender
@@ -157,10 +180,12 @@ class Renderer:
         now: datetime,
         preferences_url: str = "",
     ) -> dict[str, Any]:
-        try:
-            local_today = now.astimezone(timing.zone(lead.timezone)).date()
-        except ValueError:
-            local_today = now.date()
+        filled = declared.with_defaults(lead.attrs, self._defaults)
+        if filled is not None:
+            lead = replace(lead, attrs=filled)
+        locale = postal.locale_for(lead)
+        sent = dates.send_date(now, dates.lead_zone(lead.timezone), locale)
+        local_today = sent.date()
         return {
             "lead": lead,
             "sender": self._sender,
@@ -169,6 +194,10 @@ class Renderer:
             "unsubscribe_url": unsubscribe_url,
             "preferences_url": preferences_url or unsubscribe_url,
             "today": f"{local_today.day} {local_today:%B %Y}",
+            "send_date": sent,
+            "offer_until": dates.OfferUntil(sent),
+            "locale": locale,
+            "vars": self._vars.get(campaign.name) or declared.TemplateVars({**self.config.vars, **campaign.vars}),
         }
 
     # --- rendering ----------------------------------------------------------------------
@@ -324,6 +353,8 @@ def _append_footer(html: str, footer: str) -> str:
 
 
 # --- checking ---------------------------------------------------------------------------
+# The instant sample leads are rendered at by `check` (send_date, offer_until).
+_SAMPLE_NOW = datetime(2026, 1, 5, 15, 0).astimezone()
 
 
 def _template_frame_line(exc: BaseException, filename: str) -> int | None:
@@ -337,15 +368,16 @@ def _template_frame_line(exc: BaseException, filename: str) -> int | None:
 
 def check_templates(config: CampaignFile, templates: TemplateSet) -> list[Problem]:
     """Every problem with the templates campaigns.yaml names: missing files, syntax
-    errors (located in the template), and variables a lead cannot have."""
+    errors (located in the template), variables a lead cannot have and campaign
+    variables (`vars.X`) the campaign does not define. An undeclared `lead.attrs.X`
+    without a fallback is not one of them: see `template_warnings`."""
     from dripper.channels.registry import PARTS  # the parts import this module
 
     renderer = Renderer(config, templates)
     problems: list[Problem] = []
     reported: set[tuple[str, int]] = set()
     lead = sample_lead(config)
-    bare = sample_lead(config, any_attrs=False)  # a lead whose CSV had no extra columns
-    now = datetime(2026, 1, 5, 15, 0).astimezone()
+    now = _SAMPLE_NOW
 
     def add(problem: Problem) -> None:
         key = (str(problem.location), hash(problem.message))
@@ -406,16 +438,11 @@ def check_templates(config: CampaignFile, templates: TemplateSet) -> list[Proble
                             config.location((*path, "template")), f"template {step.template!r} failed to render: {exc}"
                         )
                     )
-                else:
-                    bare_problem = _attribute_without_fallback(
-                        renderer, bare, campaign, step, now, templates, config.location((*path, "subject"))
-                    )
-                    if bare_problem:
-                        add(bare_problem)
     # The static check sees every branch and names the variable precisely; a render
     # problem on a line it already flagged says the same thing less well.
     named = {step.template for c in config.campaigns.values() for steps in c.stages.values() for step in steps}
     static = _static_problems(renderer.html_env, templates, named)
+    static += _vars_problems(config, renderer.html_env, templates)
     flagged = {(p.location.file, p.location.line) for p in static}
     unique = list({str(p): p for p in static}.values())
     return unique + [p for p in problems if (p.location.file, p.location.line) not in flagged]
@@ -428,7 +455,17 @@ _KNOWN_ATTRS: dict[str, set[str]] = {
     "campaign": {"name", "description"},
     "step": {"id", "kind", "channel", "subject"},
 }
-_CONTEXT_NAMES = set(_KNOWN_ATTRS) | {"unsubscribe_url", "preferences_url", "today"}
+_CONTEXT_NAMES = set(_KNOWN_ATTRS) | {
+    "unsubscribe_url",
+    "preferences_url",
+    "today",
+    "send_date",
+    "offer_until",
+    "locale",
+    "vars",
+}
+# For messages: what templates see.
+_SEEN = "lead, sender, campaign, step, vars, send_date, offer_until, locale, unsubscribe_url, today"
 _JINJA_NAMES = {
     "loop",
     "self",
@@ -497,7 +534,7 @@ def _name_problems(ast: jinja2.nodes.Template, file: str, assigned: set[str]) ->
     return [
         Problem(
             Location(file, node.lineno, 1),
-            f"undefined variable {node.name!r} (templates see lead, sender, campaign, step, unsubscribe_url, today)",
+            f"undefined variable {node.name!r} (templates see {_SEEN})",
         )
         for node in ast.find_all(nodes.Name)
         if node.ctx == "load" and node.name not in _CONTEXT_NAMES | _JINJA_NAMES | assigned
@@ -523,42 +560,127 @@ def _missing_attr(exc: UndefinedError) -> str | None:
 
 def _no_fallback(attr: str) -> str:
     return (
-        f"lead.attrs.{attr} is missing for leads without a {attr!r} column: give a fallback, "
-        f"e.g. lead.attrs.{attr} | default('') or lead.attrs.get('{attr}')"
+        f"lead.attrs.{attr} is not a declared field and has no fallback: a lead without a {attr!r} column "
+        f"fails with render_error (declare it under fields:, or write lead.attrs.{attr} | default('...'))"
     )
 
 
-def _attribute_without_fallback(
-    renderer: Renderer,
-    lead: LeadView,
-    campaign: Campaign,
-    step: Step,
-    now: datetime,
-    templates: TemplateSet,
-    subject_at: Location,
-) -> Problem | None:
-    """`{{ lead.attrs.phone }}` renders for leads with a phone column and fails, at send
-    time, for every other lead: found by rendering for a lead with no extra columns."""
-    ctx = renderer.context(lead, campaign, step, "https://example.com/u/sample", now)
-    if step.subject:
+def template_warnings(config: CampaignFile, templates: TemplateSet) -> list[Problem]:
+    """Undeclared attributes used without a fallback: `{{ lead.attrs.phone }}` renders for
+    leads with a phone column and fails, at send time, for the others (that touch alone
+    fails with render_error). Not an error: the marketer may know every lead has it.
+    Found by rendering each step for a lead with the declared fields only, adding each
+    attribute found missing and rendering again, so that all of them are listed (on the
+    branches that lead takes). For a file `check_templates` passes."""
+    renderer = Renderer(config, templates)
+    warnings: dict[str, Problem] = {}
+    for name, campaign in config.campaigns.items():
+        for stage, steps in campaign.stages.items():
+            for i, step in enumerate(steps):
+                if step.template not in templates.sources:
+                    continue
+                subject_at = config.location(("campaigns", name, "stages", stage, i, "subject"))
+                found: list[Problem] = []
+                if step.subject:
+                    for attr, _exc in _attrs_missing(renderer, config, campaign, step, subject=True):
+                        found.append(Problem(subject_at, _no_fallback(attr)))
+                for attr, exc in _attrs_missing(renderer, config, campaign, step, subject=False):
+                    found.append(Problem(_undefined_at(exc, templates, step), _no_fallback(attr)))
+                warnings.update((str(p), p) for p in found)
+    return list(warnings.values())
+
+
+def _attrs_missing(
+    renderer: Renderer, config: CampaignFile, campaign: Campaign, step: Step, *, subject: bool
+) -> list[tuple[str, UndefinedError]]:
+    """The undeclared attributes the subject (or body) needs, in the order it needs them."""
+    lead = sample_lead(config, any_attrs=False)
+    missing: list[tuple[str, UndefinedError]] = []
+    for _ in range(50):  # a template with more undeclared columns than this has other troubles
+        ctx = renderer.context(lead, campaign, step, "https://example.com/u/sample", _SAMPLE_NOW)
         try:
-            renderer.subject(campaign, step, ctx)
+            if subject:
+                renderer.subject(campaign, step, ctx)
+            else:
+                renderer.body_html(step, ctx)
+            break
         except UndefinedError as exc:
             attr = _missing_attr(exc)
-            if attr:
-                return Problem(subject_at, _no_fallback(attr))
-        except Exception:
-            pass
+            if attr is None or attr in lead.attrs:
+                break
+            missing.append((attr, exc))
+            lead = replace(lead, attrs={**lead.attrs, attr: f"sample {attr}"})
+        except Exception:  # anything else is check_templates' to report
+            break
+    return missing
+
+
+def _vars_problems(config: CampaignFile, env: jinja2.Environment, templates: TemplateSet) -> list[Problem]:
+    """`vars.X` in a subject or template (or what it extends or includes) that the
+    campaign using it does not define, on any branch: it can never render."""
+    uses: dict[str, list[tuple[str, Location]]] = {}  # template -> (variable, where), what it includes too
+    problems: list[Problem] = []
+    for name, campaign in config.campaigns.items():
+        defined = set(declared.campaign_vars(config, name))
+        for stage, steps in campaign.stages.items():
+            for i, step in enumerate(steps):
+                found = list(_template_var_uses(env, templates, step.template, uses, set()))
+                if step.subject:
+                    at = config.location(("campaigns", name, "stages", stage, i, "subject"))
+                    with contextlib.suppress(TemplateSyntaxError):  # reported by the render check
+                        found += [(var, at) for var, _line in _var_uses(env.parse(step.subject))]
+                for var, where in found:
+                    if var not in defined:
+                        hint = did_you_mean(var, defined) or (" (no vars are defined)" if not defined else "")
+                        problems.append(
+                            Problem(where, f"vars.{var} is not defined for campaign {name!r}{hint}: add it under vars:")
+                        )
+    return problems
+
+
+def _template_var_uses(
+    env: jinja2.Environment,
+    templates: TemplateSet,
+    name: str,
+    memo: dict[str, list[tuple[str, Location]]],
+    visiting: set[str],
+) -> list[tuple[str, Location]]:
+    from jinja2 import meta
+
+    if name in memo:
+        return memo[name]
+    if name in visiting or name not in templates.sources:
+        return []
+    visiting.add(name)
+    file = str(templates.root / name)
     try:
-        renderer.body_html(step, ctx)
-    except UndefinedError as exc:
-        attr = _missing_attr(exc)
-        if not attr:
-            return None
-        return Problem(_undefined_at(exc, templates, step), _no_fallback(attr))
-    except Exception:
-        return None
-    return None
+        ast = env.parse(templates.sources[name], name=name, filename=file)
+    except (TemplateSyntaxError, RecursionError):
+        memo[name] = []
+        return []
+    found = [(var, Location(file, line, 1)) for var, line in _var_uses(ast)]
+    for other in meta.find_referenced_templates(ast):
+        if other:
+            found += _template_var_uses(env, templates, other, memo, visiting)
+    memo[name] = found
+    return found
+
+
+def _var_uses(ast: jinja2.nodes.Template) -> list[tuple[str, int]]:
+    """(variable, line) for each `vars.X` and `vars['X']` in a parsed template."""
+    from jinja2 import nodes
+
+    out: list[tuple[str, int]] = []
+    for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+        assert isinstance(node, nodes.Getattr | nodes.Getitem)
+        owner = node.node
+        if not isinstance(owner, nodes.Name) or owner.name != "vars" or owner.ctx != "load":
+            continue
+        if isinstance(node, nodes.Getattr):
+            out.append((node.attr, node.lineno))
+        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+            out.append((node.arg.value, node.lineno))
+    return out
 
 
 def _undefined(exc: UndefinedError) -> str:
@@ -570,8 +692,7 @@ def _undefined(exc: UndefinedError) -> str:
         return f"variable {owner}.{match.group(2)} that a lead does not have"
     match = re.match(r"'(.+?)' is undefined", message)
     if match:
-        seen = "lead, sender, campaign, step, unsubscribe_url, today"
-        return f"undefined variable {match.group(1)!r} (templates see {seen})"
+        return f"undefined variable {match.group(1)!r} (templates see {_SEEN})"
     return message
 
 

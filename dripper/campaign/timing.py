@@ -8,11 +8,12 @@ minutes and seconds are elapsed time.
 from __future__ import annotations
 
 import calendar
+import difflib
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 _UNITS = {"mo": "months", "w": "weeks", "d": "days", "h": "hours", "min": "minutes", "s": "seconds"}
 _PART = re.compile(r"(\d+)\s*(mo|min|w|d|h|s)(?![a-z])", re.IGNORECASE)
@@ -109,7 +110,34 @@ def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, IsADirectoryError) as exc:
-        raise ValueError(f"unknown time zone {name!r} (use an IANA name like America/Chicago)") from exc
+        close = closest_zone(name)
+        hint = f"did you mean {close!r}?" if close else "use an IANA name like America/Chicago"
+        raise ValueError(f"unknown time zone {name!r} ({hint})") from exc
+
+
+@lru_cache(maxsize=1)
+def _zone_names() -> tuple[str, ...]:
+    # Only on the error path: listing the zones reads the whole tz database (~30 ms).
+    return tuple(sorted(available_timezones()))
+
+
+@lru_cache(maxsize=256)
+def closest_zone(name: str) -> str | None:
+    """The IANA zone a mistyped name most likely meant: the same name in another case
+    (`america/chicago`), a city alone (`Chicago`), or a close spelling (`America/Chicgo`)."""
+    names = _zone_names()
+    wanted = str(name).strip().replace(" ", "_").casefold()
+    if not wanted:
+        return None
+    for candidate in names:
+        if candidate.casefold() == wanted:
+            return candidate
+    cities = [c for c in names if "/" in c and c.rsplit("/", 1)[1].casefold() == wanted.rsplit("/", 1)[-1]]
+    if len(cities) == 1:
+        return cities[0]
+    folded = {candidate.casefold(): candidate for candidate in names}
+    close = difflib.get_close_matches(wanted, list(folded), n=1, cutoff=0.75)
+    return folded[close[0]] if close else None
 
 
 def parse_days(text: object) -> frozenset[int]:

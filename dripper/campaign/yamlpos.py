@@ -14,6 +14,7 @@ that refers to itself, before anything is expanded. Anchors, aliases and merge k
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -51,6 +52,7 @@ class Positioned:
     data: Any
     values: dict[Path, Location] = field(default_factory=dict)
     keys: dict[Path, Location] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)  # parts that could not be read
 
     def at(self, path: Path, *, key: bool = False) -> Location:
         """Location of the value (or key) at `path`, or of its nearest ancestor."""
@@ -221,9 +223,97 @@ def _compose(text: str, file: str) -> yaml.Node | None:
     try:
         return _Composer(text, file).single_node()
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        message = " ".join(part for part in (exc.context, exc.problem) if part) or "invalid YAML"
-        raise ConfigError([Problem(_mark(file, mark), f"YAML syntax error: {message}")]) from None
+        raise ConfigError([syntax_problem(text, file, exc)]) from None
+
+
+# --- hints for the classic mistakes ---------------------------------------------------------
+# A syntax error stops everything (nothing after it can be read), so its message must say
+# what to do. The parser's own words ("mapping values are not allowed in this context")
+# stay in, for whoever searches for them; the hint comes after.
+
+_KEY_COLON_VALUE = re.compile(r"^\s*(?:-\s+)?([^\s:#'\"][^:#]*?):[ \t]+(\S.*?)\s*$")
+_LOOKS_LIKE_A_KEY = re.compile(r"^\s*(?:-\s+)?[A-Za-z_][\w.\-]*:(?:\s|$)")
+
+
+def syntax_problem(text: str, file: str, exc: yaml.MarkedYAMLError) -> Problem:
+    """The located problem for a YAML syntax error, with a hint when the mistake is a
+    classic one: a quote left open (located where it opened, not where YAML gave up),
+    a tab, or a value that holds `: ` without quotes."""
+    mark = exc.problem_mark or exc.context_mark
+    message = " ".join(part for part in (exc.context, exc.problem) if part) or "invalid YAML"
+    where = _mark(file, mark)
+    opened = _unclosed_quote(text, where.line)
+    if opened is not None:
+        line, column, quote = opened
+        return Problem(
+            Location(file, line, column),
+            f"YAML syntax error: the {quote} quote opened here is not closed on its line, so YAML reads the lines "
+            f"below as part of this value (it gave up at line {where.line}, column {where.column}: {message}); "
+            f"close the quote at the end of the value",
+        )
+    lines = text.splitlines()
+    source = lines[where.line - 1] if 0 < where.line <= len(lines) else ""
+    return Problem(where, f"YAML syntax error: {message}{_hint(source, message)}")
+
+
+def _hint(source: str, message: str) -> str:
+    """What to do about the error on the line `source`."""
+    if "\t" in source or "tab" in message:
+        return (
+            "; this line has a tab character: YAML indents with spaces only, "
+            "so replace the tab with spaces (editors have a setting to type spaces for the Tab key)"
+        )
+    found = _KEY_COLON_VALUE.match(source)
+    if found is not None and found.group(2).startswith("{{"):
+        return f"; {_PLACEHOLDER_FIRST}: {_quoted(*found.groups())}"
+    if "mapping values are not allowed" in message:
+        if found is not None:
+            return f"; a value that contains ': ' must be in quotes: {_quoted(*found.groups())}"
+        return "; a value that contains ': ' must be in quotes"
+    return ""
+
+
+_PLACEHOLDER_FIRST = "a value that starts with a {{ placeholder }} is read by YAML as a mapping: put it in quotes"
+
+
+def _quoted(key: str, value: str) -> str:
+    """The line `key: value` as it should have been written: the value in double quotes."""
+    return f'{key.strip()}: "' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+# libyaml's scanner when PyYAML has it: the same tokens, and fast on hostile nesting.
+_SCANNER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _unclosed_quote(text: str, error_line: int) -> tuple[int, int, str] | None:
+    """(line, column, "double"/"single") of a quoted value that runs past the end of its
+    line and swallows lines that look like keys, before the line YAML stopped at: a quote
+    the writer forgot to close, which YAML only notices lines further down (or at the end
+    of the file). The scanner's tokens say where each quoted value starts and ends."""
+    found = None
+    try:
+        for token in yaml.scan(text, Loader=_SCANNER):
+            if token.start_mark.line + 1 > error_line:
+                break
+            if _swallows_keys(text, token):
+                found = token.start_mark
+    except yaml.MarkedYAMLError as exc:
+        # The end of the file inside a quoted value: the scanner names where it started.
+        if exc.context == "while scanning a quoted scalar" and exc.context_mark is not None:
+            found = exc.context_mark
+    if found is None:
+        return None
+    quote = "double" if text[found.index] == '"' else "single"
+    return found.line + 1, found.column + 1, quote
+
+
+def _swallows_keys(text: str, token: Any) -> bool:
+    if not isinstance(token, yaml.ScalarToken) or token.style not in ('"', "'"):
+        return False
+    if token.start_mark.line == token.end_mark.line:
+        return False
+    inside = text[token.start_mark.index : token.end_mark.index].splitlines()[1:]
+    return any(_LOOKS_LIKE_A_KEY.match(line) for line in inside)
 
 
 class _Walk:
@@ -280,7 +370,10 @@ class _Walk:
                         merged.setdefault(key, pair)
                 continue
             if not isinstance(key_node, yaml.ScalarNode):
-                self.problems.append(Problem(_loc(self.file, key_node), "a key must be a plain value"))
+                if node.flow_style and isinstance(key_node, yaml.MappingNode):  # `subject: {{ x }}`
+                    self.problems.append(Problem(_loc(self.file, node), _PLACEHOLDER_FIRST))
+                else:
+                    self.problems.append(Problem(_loc(self.file, key_node), "a key must be a plain value"))
                 continue
             constructed = self.scalar(key_node)
             key = str(constructed) if constructed is not None else ""
@@ -302,7 +395,10 @@ class _Walk:
         return sources
 
 
-def load(text: str, file: str) -> Positioned:
+def load_all(text: str, file: str) -> Positioned:
+    """The data and its positions, and in `problems` what could not be read (a duplicate
+    key, a value of an unsupported tag: left out or None). Raises ConfigError only for a
+    syntax error, after which nothing can be read."""
     root = _compose(text, file)
     result = Positioned(file=file, data=None)
     if root is None:
@@ -310,6 +406,13 @@ def load(text: str, file: str) -> Positioned:
         return result
     walk = _Walk(result)
     result.data = walk.value(root, ())
-    if walk.problems:  # a value merged or aliased in several places is reported once
-        raise ConfigError(list(dict.fromkeys(walk.problems)))
+    result.problems = list(dict.fromkeys(walk.problems))  # a value merged or aliased in several places: once
+    return result
+
+
+def load(text: str, file: str) -> Positioned:
+    """As `load_all`, raising ConfigError for any problem."""
+    result = load_all(text, file)
+    if result.problems:
+        raise ConfigError(result.problems)
     return result

@@ -8,9 +8,10 @@ from typing import Any
 import click
 from rich.table import Table
 
-from dripper.campaign import usage
+from dripper.campaign import cadence, usage
 from dripper.campaign.model import CampaignFile
 from dripper.cli.app import AT, App, at_or_now, err, fail, out, pass_app
+from dripper.config import Loaded
 
 
 # --- check -----------------------------------------------------------------------------
@@ -32,6 +33,9 @@ def check(app: App, against_db: bool, at: str | None) -> None:
         f"{len(loaded.templates.sources)} template file(s)"
     )
     _warn_if_channels_cannot_work(loaded.campaigns)
+    for warning in cadence.warnings(loaded.campaigns):
+        err.print(str(warning), markup=False, soft_wrap=True)
+    _warn_about_undeclared_attributes(loaded)
     if against_db:
         _print_diff(_diff_data(app, loaded.campaigns, None, at))
 
@@ -47,6 +51,15 @@ def _warn_if_channels_cannot_work(config: CampaignFile) -> None:
         warning = part.check_warning() if channel in used else None
         if warning is not None:
             err.print(f"dripper: warning: {warning}", markup=False, soft_wrap=True)
+
+
+def _warn_about_undeclared_attributes(loaded: Loaded) -> None:
+    """`lead.attrs.X` without a fallback, X not declared under fields:, listed as
+    `FILE:LINE:COL: warning: …`: the file is fine, a lead without X fails that touch only."""
+    from dripper.campaign.templates import template_warnings
+
+    for problem in template_warnings(loaded.campaigns, loaded.templates):
+        err.print(f"{problem.location}: warning: {problem.message}", markup=False, soft_wrap=True)
 
 
 # --- diff ------------------------------------------------------------------------------

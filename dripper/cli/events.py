@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from dripper.cli.app import AT, App, at_or_now, fail, out, pass_app
+from dripper.cli.app import AT, App, at_or_now, err, fail, out, pass_app
 from dripper.errors import UsageError
 from dripper.leads.records import lookup_form
 from dripper.store.queries import leadrows
@@ -55,5 +55,7 @@ def event(
             result = apply_event(conn, loaded.planner, lead, kind, instant, source="cli", stage=stage)
         except UsageError as exc:
             fail(str(exc), code=1)
+    for warning in result.warnings:
+        err.print(f"dripper: warning: {warning}", markup=False, soft_wrap=True)
     extra = f", moved to stage {result.stage_changed_to}" if result.stage_changed_to else ""
     out.print(f"{lead.email}: {kind} recorded; {result.suppressed} pending touch(es) suppressed{extra}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,8 @@ def preview(
 ) -> None:
     """Render one touch as text, HTML or a complete .eml (exactly what would be sent);
     --open shows it in a browser, --to sends a test of it."""
+    import jinja2
+
     from dripper.campaign.templates import sample_lead
     from dripper.channels.compose import Composer
     from dripper.reports.previews import NotForStep, preview_file, touch_preview
@@ -85,7 +88,9 @@ def preview(
         lead = row.for_templates(config.defaults.timezone)
         secret = app.settings.secret or store.secret()
     else:
-        lead = sample_lead(config, any_attrs=False)
+        # In the step's own stage and campaign: a template that words itself by lead.stage
+        # shows what that stage's leads receive.
+        lead = replace(sample_lead(config, any_attrs=False), stage=found[0], campaign=campaign)
         secret = app.settings.secret or "preview"
     if to is not None:  # signed with the real secret, so that `serve` knows its links for a test's
         _send_test(app, loaded, lead, camp, the_step, now, to, app.settings.secret or app.store().secret())
@@ -99,6 +104,8 @@ def preview(
         shown = touch_preview(composer, lead, camp, the_step, now, fmt, templates)
     except NotForStep as exc:
         fail(str(exc), code=1)
+    except jinja2.TemplateError as exc:  # e.g. an undeclared column the sample lead lacks: try --lead
+        fail(f"{the_step.id!r} cannot be rendered for {lead.email}: {exc}", code=1)
     if not shown.file_suffix:
         _emit(shown.text, out_file)
         return

@@ -15,6 +15,7 @@ from dripper.cli import (
     campaigns,
     events,
     inbound,
+    init,
     leads,
     letters,
     plan,
@@ -96,6 +97,7 @@ def main(ctx: click.Context, /, verbose: int, **options: Any) -> None:
 
 def _add_commands(group: click.Group) -> None:
     for command in (
+        init.init,
         campaigns.check,
         campaigns.diff,
         leads.leads,

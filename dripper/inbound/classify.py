@@ -26,12 +26,13 @@ KINDS: tuple[InboundKind, ...] = tuple(InboundKind)
 
 # An enhanced status code (RFC 3463), never part of a dotted number such as an IP address.
 _BOUNCE_SENDER = re.compile(
-    r"^(?:mailer-daemon|postmaster|mail-?daemon|mail delivery (?:subsystem|system))\b", re.IGNORECASE
+    r"^(?:mailer[-_]?daemon|post[_-]?master|mail-?daemon|mail delivery (?:subsystem|system|service))\b", re.IGNORECASE
 )
 _BOUNCE_SUBJECT = re.compile(
     r"undeliver|undelivered|delivery (?:status notification|failure|has failed|problem)|returned mail|"
     r"failure notice|mail delivery failed|delivery failed|unzustellbar|nicht zustellbar|non remis|"
-    r"no entregado|no se puede entregar|non recapitabile|onbestelbaar|"
+    r"(?:message|mail) not delivered|could not be delivered|could not send message|delayed mail|"
+    r"no entregado|no se puede entregar|n[ãa]o entregue|non recapitabile|onbestelbaar|olevererbar|niedostarcz|"
     r"エラー通知|配信エラー|配送エラー|配信不能|不達",
     re.IGNORECASE,
 )
@@ -138,13 +139,31 @@ _RECIPIENT_LINE = re.compile(r"^\s*(?:>>>\s*)?<?[^\s<>@]+@[^\s<>@:]+>?(?::|\s|$)
 _SENDMAIL_LINE = re.compile(r"^\s*[245]\d\d[ -](?:[245]\.\d{1,3}\.\d{1,3} )?[^\s.]\S*(?: \(\w+\))?\.\.\. ")
 
 
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t\r]*\n")
+# An SMTP reply code (RFC 5321) or enhanced status code (RFC 3463) of a failure, as a
+# server's answer starts: "550 5.1.1 ...", "said: 550 ...", "550-5.1.1", "<<< 554 ...".
+_REPLY = re.compile(
+    r"(?:^|[\s:;'\"(<\[])(?:[45][0-5]\d(?=[\s:;,)-]|$)|[45]\.\d{1,3}\.\d{1,3}(?![\d.]\d))", re.MULTILINE
+)
+
+
 def _per_recipient(report: str) -> list[str]:
-    """A non-standard bounce's answers, one per recipient it lists."""
+    """A non-standard bounce's answers, one per recipient it lists: each recipient's
+    paragraph, as a DSN's Diagnostic-Code is one recipient's answer. A bounce that lists
+    one recipient: the paragraph that carries the server's reply, else all of it."""
     lines = report.splitlines()
     starts = [index for index, line in enumerate(lines) if _RECIPIENT_LINE.match(line) or _SENDMAIL_LINE.match(line)]
     if len(starts) < 2:
-        return [report]
-    return ["\n".join(lines[a:b]) for a, b in zip(starts, [*starts[1:], len(lines)], strict=False)]
+        return [next((p for p in _PARAGRAPH_BREAK.split(report) if _REPLY.search(p)), report)]
+    chunks = ["\n".join(lines[a:b]) for a, b in zip(starts, [*starts[1:], len(lines)], strict=False)]
+    return [_first_paragraph(chunk) for chunk in chunks]
+
+
+def _first_paragraph(chunk: str) -> str:
+    """A recipient's paragraph: its address line and what follows up to a blank line (the
+    next paragraph too when the address stands alone)."""
+    paragraphs = _PARAGRAPH_BREAK.split(chunk.strip("\r\n"), maxsplit=2)
+    return "\n".join(paragraphs[:2]) if "\n" not in paragraphs[0].strip() else paragraphs[0]
 
 
 # Where a bounce's own words end and the returned message begins: a separator line
@@ -279,8 +298,8 @@ def text_of(message: Message) -> str:
     )
     if part is None:  # (never `or`: a part without headers is a falsy Message)
         part = next((p for p in message.walk() if p.get_content_type() == "text/html"), None)
-    if part is None and message.get_content_maintype() == "multipart" and isinstance(message.get_payload(), str):
-        part = message  # a multipart without its boundary: its body is all the text there is
+    if part is None:  # a multipart without its boundary (or with it on a line of its own): its body is the text
+        part = next((p for p in message.walk() if p.get_content_maintype() == "multipart" and _unparsed(p)), None)
     if part is None:
         return ""
     raw = _decoded(part)
@@ -293,6 +312,12 @@ def text_of(message: Message) -> str:
 
         text = html_to_text(text)
     return text
+
+
+def _unparsed(part: Message) -> bool:
+    """A multipart part whose body the parser left as text (it found no boundary)."""
+    payload = part.get_payload()
+    return isinstance(payload, str) and bool(payload.strip())
 
 
 def own_words(text: str) -> str:
@@ -356,7 +381,7 @@ def _nonstandard_bounce(message: Message, text: str) -> Classification | None:
     kind = InboundKind.BOUNCE_SOFT
     if permanent or not temporary:
         answers = _per_recipient(report)
-        kinds = {bounce_kind(answer, status if len(answers) == 1 else None, report) for answer in answers}
+        kinds = {bounce_kind(answer, None, report) for answer in answers}
         kind = InboundKind.BOUNCE_HARD if InboundKind.BOUNCE_HARD in kinds else InboundKind.BOUNCE_SOFT
     return Classification(kind, status, recipients, _original(message), "non-standard bounce (flufl.bounce)")
 

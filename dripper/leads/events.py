@@ -27,6 +27,8 @@ class EventResult:
     kind: str
     suppressed: int
     stage_changed_to: str | None
+    # Recorded all the same, but likely not what was meant (see `stage_warnings`).
+    warnings: tuple[str, ...] = ()
 
 
 def apply_event(
@@ -53,6 +55,7 @@ def apply_event(
         raise UsageError(f"unknown stage {stage!r}{did_you_mean(stage, config.stages)}")
     recorded = {**(detail or {}), **({"stage": stage} if stage else {})}
     moving = bool(stage) and stage != lead.stage
+    warnings = stage_warnings(planner, lead, stage) if kind == EventKind.STAGE and stage else ()
     if kind != EventKind.STAGE or not moving:  # a move records its own event `stage` (from, to), below
         leadrows.record_event(conn, lead.id, kind, at, source, recorded, message_id=message_id)
     suppressed = 0
@@ -74,7 +77,23 @@ def apply_event(
         else:  # e.g. converted --stage customer: the event above, and the move it caused
             change_stage(conn, planner, fresh, stage, at, source=source, detail={"cause": kind})
         moved_to = stage
-    return EventResult(lead.id, kind, suppressed, moved_to)
+    return EventResult(lead.id, kind, suppressed, moved_to, warnings)
+
+
+def stage_warnings(planner: Planner, lead: Lead, stage: str) -> tuple[str, ...]:
+    """What is odd about moving `lead` to `stage`: it is already there (nothing changes),
+    or its campaign has no track for that stage (it gets no touches there). Neither is an
+    error: a lead may well sit in a stage a campaign does not write to."""
+    if stage == lead.stage:
+        return (f"{lead.email} is already in stage {stage!r}: recorded, but nothing changes (its track goes on)",)
+    campaign = planner.config.campaigns.get(lead.campaign)
+    if campaign is None or campaign.track(stage):
+        return ()
+    tracks = ", ".join(s for s, steps in campaign.stages.items() if steps) or "none"
+    return (
+        f"campaign {lead.campaign!r} has no track for stage {stage!r}: {lead.email} gets no touches "
+        f"from it until it moves to a stage that has one (stages with a track: {tracks})",
+    )
 
 
 def opt_out(conn: Connection, lead: Lead, campaign: str, at: datetime, *, source: str = "web") -> int:

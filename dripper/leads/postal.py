@@ -248,11 +248,16 @@ def paper_format(country: str | None) -> PaperFormat:
 def locale_for(lead: Lead) -> str:
     """The lead's own `locale` or `language` attribute, else the main language of its
     country, else en_US."""
+    return _locale(lead.attrs.get("locale") or lead.attrs.get("language") or "", lead.country)
+
+
+@lru_cache(maxsize=1024)
+def _locale(wanted: str, country_given: str) -> str:
+    """Cached: every message asks (templates' dates), and leads share a few of these."""
     from babel import Locale, UnknownLocaleError
     from babel.languages import get_official_languages
 
-    wanted = lead.attrs.get("locale") or lead.attrs.get("language") or ""
-    country = country_code(lead.country)
+    country = country_code(country_given)
     candidates = [wanted.replace("-", "_")] if wanted else []
     if country:
         candidates += [f"{lang}_{country}" for lang in get_official_languages(country, de_facto=True)[:1]]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from dripper.campaign import timing
+from dripper.campaign.fields import checked_attrs
 from dripper.campaign.model import CampaignFile, did_you_mean
 
 CORE_COLUMNS = ("email", "first_name", "last_name", "company", "stage", "timezone", "campaign")
@@ -230,6 +231,7 @@ def build_lead(raw: dict[str, str | None], config: CampaignFile) -> Lead:
     for key in attrs:
         if not _attr_name_ok(key):
             raise LeadError(f"column {key!r} cannot be a template attribute: use letters, digits and _")
+    attrs = checked_attrs(attrs, config.fields)  # declared fields: required, typed (campaign/fields.py)
     country = values.get("country", "")
     return Lead(
         email=email,
