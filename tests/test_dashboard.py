@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from conftest import Dripper, dripper_env, serving
 from lxml import html as lxml_html
 from starlette.testclient import TestClient
@@ -269,6 +270,100 @@ def test_report_html_loads_in_a_browser(
     assert browser.page.locator("table").count() >= 1
     browser.screenshot(REVIEW / "report.png")
     browser.assert_clean()
+
+
+# --- the shipped campaign at a desktop's and a phone's width -------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED_AT = datetime(2026, 2, 24, 12, 0, tzinfo=UTC)
+WIDTHS = (1280, 390)  # a laptop, a phone
+
+
+@pytest.fixture
+def shipped_served(tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Dripper]]:
+    """`dripper serve` on the shipped campaigns.yaml (104 steps), templates and example leads,
+    seven weeks in: every kind of touch sent, letters in batches, call tasks with their
+    talking points."""
+    import shutil
+
+    root = tmp_path / "shipped"
+    root.mkdir()
+    shutil.copy(ROOT / "campaigns.yaml", root)
+    shutil.copytree(ROOT / "templates", root / "templates")
+    shutil.copy(ROOT / "examples" / "leads.csv", root)
+    monkeypatch.chdir(root)
+    shipped = Dripper(root, sqlite_url)
+    shipped("leads", "import", "leads.csv", "--at", "2026-01-05T15:00:00Z")
+    for week in range(8):
+        shipped("tick", "--at", (datetime(2026, 1, 5, 23, tzinfo=UTC) + timedelta(weeks=week)).isoformat())
+    env = dripper_env(DRIPPER_DATABASE_URL=sqlite_url, DRIPPER_SECRET="test-secret", DRIPPER_DASHBOARD_TOKEN=TOKEN)
+    with serving(root, env, tmp_path / "serve.log", "--at", SHIPPED_AT.isoformat()) as server:
+        yield server.base, shipped
+    assert " 500 " not in server.text()
+
+
+def fits(watched: Watched, width: int, name: str) -> None:
+    """The page at `width`: a screenshot, no horizontal scrolling of the page; on the
+    laptop, no table cut off in its scroll box either (on a phone a wide table scrolls
+    inside its box, which is what the box is for); and nothing axe-core finds."""
+    page = watched.page
+    watched.screenshot(SHOTS / f"shipped-{name}-{width}.png")
+    size = page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
+    assert size[0] <= size[1], f"{name} at {width} px is {size[0]} px wide"
+    if width >= 1280:
+        cut = page.evaluate(
+            "Array.from(document.querySelectorAll('.scroll')).filter(e => e.scrollWidth > e.clientWidth + 1)"
+            ".map(e => e.firstElementChild.className + ': ' + e.scrollWidth + ' > ' + e.clientWidth)"
+        )
+        assert not cut, f"{name} at {width} px cuts off {cut}"
+    violations = watched.axe_violations()
+    assert not violations, f"{name} at {width} px:\n" + "\n".join(violations)
+    watched.assert_clean()
+
+
+def test_every_page_fits_a_laptop_and_a_phone(shipped_served: tuple[str, Dripper], browser: Watched) -> None:
+    served, shipped = shipped_served
+    page = browser.page
+    steps = sum(
+        len(track)
+        for track in yaml.safe_load((shipped.root / "campaigns.yaml").read_text())["campaigns"]["literature-follow-up"][
+            "stages"
+        ].values()
+    )
+    assert steps == 104
+    ada = shipped.json("plan", "ada@lovelace-engineering.example", "--json")
+    assert any(t["channel"] == "letter" and t["state"] == "sent" for t in ada["touches"])
+    for width in WIDTHS:
+        page.set_viewport_size({"width": width, "height": 900})
+        page.context.clear_cookies()
+        assert browser.goto(f"{served}/dashboard").status == 200
+        fits(browser, width, "login")
+        assert submit(browser, TOKEN).status == 200
+
+        # The overview: the 104 steps in charts of 25, each as tall as its rows need.
+        fits(browser, width, "overview")
+        charts = page.locator("svg.chart.stacked")
+        assert charts.count() == 5
+        for i in range(5):
+            box = charts.nth(i).bounding_box()
+            assert box is not None and box["width"] <= width
+            if width >= 1280 and i < 4:  # the last chart holds the last 4 steps
+                assert box["height"] > 150, box  # the single 87-column chart was 27 px tall
+        assert "(steps 101–104 of 104)" in (charts.nth(4).get_attribute("aria-label") or "")
+
+        browser.goto(f"{served}/dashboard/leads")
+        fits(browser, width, "leads")
+        with page.expect_navigation():
+            page.click("table.leads a:has-text('ada@lovelace-engineering.example')")
+        fits(browser, width, "lead")
+        assert page.locator("table.touches tr[data-state='sent']").count() >= 3
+
+        # Calls: talking points as paragraphs and a list, not one run of text with `*`s.
+        browser.goto(f"{served}/dashboard/calls")
+        fits(browser, width, "calls")
+        points = page.locator("table.calls td.points").first
+        assert points.locator("ul > li").count() >= 2 and points.locator("p").count() >= 2
+        assert not any(line.lstrip().startswith("*") for line in points.inner_text().splitlines())
 
 
 # --- TestClient: auth rules and bad input -----------------------------------------------------------

@@ -570,7 +570,7 @@ def test_addresses_that_cannot_be_sent_to_are_refused_at_import(dripper: Dripper
         + "SMTPUTF8, which dripper does not use)",
         f"leads.csv:4: invalid e-mail address '{'l' * 65}@t.example': the part before @ is 65 characters long; "
         + "at most 64 are allowed",
-        f"leads.csv:5: invalid e-mail address 'a\\x00b@t.example': {letters}",
+        "leads.csv:5: email contains a NUL character (byte 0x00)",  # refused before the address is read
         f"leads.csv:6: invalid e-mail address 'slash/..%2f@t.example': {letters}",
         f"leads.csv:8: invalid e-mail address 'x@{'d' * 250}.example': the domain is longer than 253 characters",
         f"leads.csv:10: invalid e-mail address '\"quoted\"@t.example': {letters}",

@@ -147,9 +147,9 @@ def test_all_good_exits_0_and_plans_every_lead(dripper, project: Path) -> None:
         (None, "cannot read"),
         (b"", "empty"),
         (b"mail,name\na@x.example,A\n", "'email'"),
-        (b"email,first_name\n\xff\xfe@x.example,A\n", "cannot read"),
+        (b"PK\x03\x04\x14\x00\x06\x00[Content_Types].xml", "Excel workbook"),
     ],
-    ids=["missing", "empty", "no-email-column", "not-utf8"],
+    ids=["missing", "empty", "no-email-column", "xlsx"],
 )
 def test_nothing_readable_exits_1(dripper_sqlite, project: Path, content: bytes | None, words: str) -> None:
     if content is not None:

@@ -257,6 +257,66 @@ def test_letter_format_can_be_chosen_per_campaign(dripper_sqlite, letters_projec
     assert "Müller" in [t for t, b in words(pdf) if inside(b, FRAMES["us10"].window)]
 
 
+LONG_RETURN = (
+    "Acme Process Equipment Manufacturing GmbH & Co. KG, Abteilung Vertrieb Nord, "
+    "Industriestraße 142a, Gebäude C, 70565 Stuttgart-Vaihingen, Germany"
+)
+
+
+@pytest.mark.parametrize(
+    "email, frame, address",
+    [
+        (
+            "zoe@mueller.example",
+            "din5008",
+            "Acme Inc., Sales and Service Office, 1 Main Street, Suite 400, Springfield, IL 62701, USA",
+        ),
+        ("zoe@mueller.example", "din5008", LONG_RETURN),
+        ("zoe@mueller.example", "din5008", "Acme Inc.\nSales Office\n1 Main Street\nSpringfield, IL 62701\nUSA"),
+        ("ada@lovelace.example", "us10", LONG_RETURN),
+    ],
+)
+def test_a_long_return_address_shrinks_to_fit_never_cut_off(dripper_sqlite, letters_project, email, frame, address):
+    # At the old fixed 7 pt on one line, DIN 5008's 85 mm held about 57 characters.
+    sender = ACME_SENDER.replace("Acme Inc., 1 Main St, Springfield, IL 62701, USA", address.replace("\n", "\\n"))
+    (letters_project / "campaigns.yaml").write_text(campaign().replace(ACME_SENDER, sender))
+    dripper_sqlite("leads", "import", "leads.csv", "--at", iso(T0))
+    pdf = letters_project / "return.pdf"
+    preview_pdf(dripper_sqlite, "letter-now", email, pdf)
+    review_png(pdf, f"{frame}-long-return-{len(address)}")
+    box = FRAMES[frame].return_address
+    shown = [t for t, b in words(pdf) if inside(b, box, slack=0.5)]
+    expected = address.split()
+    assert [t for t in shown if t != "·"] == expected, shown
+    # pdftotext reads the whole address back (clipped text would lie outside the box above).
+    text = subprocess.run(["pdftotext", str(pdf), "-"], check=True, capture_output=True, text=True).stdout
+    assert all(word in text for word in expected)
+
+
+LANG_LETTER = """<!doctype html><html lang="{lang}"><head><meta charset="utf-8"></head><body>
+<div class="letterhead"><strong>ACME</strong></div><p>Dear {{{{ lead.first_name }}}},</p></body></html>"""
+
+
+@pytest.mark.parametrize(
+    "email, lang, month, not_month",
+    [
+        ("zoe@mueller.example", "en", "March", "März"),  # a German lead, an English letter
+        ("ada@lovelace.example", "de", "März", "March"),  # an American lead, a German letter
+        ("zoe@mueller.example", "en-US", "March 2, 2026", "März"),
+    ],
+)
+def test_the_letters_language_decides_the_dates_language(
+    dripper_sqlite, letters_project, email, lang, month, not_month
+):
+    (letters_project / "templates" / "letters" / "follow_up.html").write_text(LANG_LETTER.format(lang=lang))
+    dripper_sqlite("leads", "import", "leads.csv", "--at", iso(T0))
+    pdf = letters_project / "dated.pdf"
+    preview_pdf(dripper_sqlite, "letter-now", email, pdf, "--at", iso(T0))
+    spec = FRAMES["us10" if email.startswith("ada") else "din5008"]
+    date = " ".join(t for t, b in words(pdf) if inside(b, spec.date, slack=1))
+    assert month in date and not_month not in date, date
+
+
 # --- addresses ------------------------------------------------------------------------------
 def test_incomplete_addresses_are_reported_on_import_and_skipped(dripper, letters_project):
     (letters_project / "mixed.csv").write_text(

@@ -5,6 +5,8 @@ here (the last test lists them)."""
 
 from __future__ import annotations
 
+import html as html_mod
+import re
 from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -45,7 +47,7 @@ PUBLIC = {
     "public/page.html": {"message": EVIL},
     "public/unsubscribe.html": {"email": EVIL, "sender": EVIL, "token": EVIL},
     "public/unsubscribed.html": {"email": EVIL, "sender": EVIL},
-    "public/preferences.html": {"email": EVIL, "about": EVIL, "months": (1, 2)},
+    "public/preferences.html": {"email": EVIL, "about": EVIL, "sender": EVIL, "months": (1, 2)},
 }
 
 
@@ -93,7 +95,7 @@ def test_dashboard_overview_escapes() -> None:
     soon = DueSoon([day], {day: {"email": 1}}, {(EVIL, EVIL, EVIL): {day: 1}})
     counts = dict.fromkeys((*STATES, "total"), 1)
     section = CampaignSection(
-        EVIL, EVIL, Markup("<svg></svg>"), [StepRow(EVIL, EVIL, EVIL, counts, EVIL, EVIL)], counts
+        EVIL, EVIL, [Markup("<svg></svg>")], [StepRow(EVIL, EVIL, EVIL, counts, EVIL, EVIL)], counts
     )
     event = {"at": NOW, "kind": EVIL, "lead_id": 7, "email": EVIL, "source": EVIL}
     html = dashboard(
@@ -193,6 +195,7 @@ def test_report_and_previews_escape() -> None:
         window=EVIL,
         touch_head=[EVIL],
         outcome_head=[EVIL],
+        variant_head=[EVIL],
         campaigns=[
             {
                 "name": EVIL,
@@ -209,6 +212,7 @@ def test_report_and_previews_escape() -> None:
                 "movements": [[cell]],
                 "conversion_time": [cell],
                 "stages": [[cell]],
+                "ab_tests": [(EVIL, EVIL, [[cell]])],
             }
         ],
     )
@@ -222,6 +226,7 @@ def test_the_charts_escape_what_they_print() -> None:
         charts.bars([(EVIL, 1)], EVIL, unit=EVIL),
         charts.columns([EVIL], [charts.Series(EVIL, [1])], EVIL, labels=[EVIL]),
         charts.funnel([(EVIL, 1)], EVIL),
+        charts.stacked_bars([EVIL, EVIL * 9], [charts.Series(EVIL, [1, 2])], EVIL),
         charts.timeline([(1, EVIL, EVIL)], 30, EVIL, colours={EVIL: EVIL}),
     ):
         assert_escaped(svg)
@@ -283,3 +288,36 @@ def test_autoescape_is_on_for_every_template() -> None:
     env = environment()
     assert env.autoescape is True
     assert env.from_string("{{ x }}").render(x=EVIL).startswith(ESCAPED)
+
+
+def test_talking_points_become_paragraphs_and_lists_and_nothing_else() -> None:
+    from dripper.channels.email.text import html_to_text
+    from dripper.web.dashboard.points import talking_points
+
+    # As stored: a call template's HTML made text (lead data inside it).
+    evil = html_mod.escape(EVIL)  # what autoescaping made of it in the call template
+    text = html_to_text(
+        f"<p>Call {evil} at *Acme* on [x](javascript:alert(1)).</p><p>Goal: a trial.</p>"
+        f"<ul><li>one {evil}</li><li>two</li><li>three</li></ul><p>Best,<br>Dana</p>"
+    )
+    html = str(talking_points(text))
+    assert_escaped(html)
+    assert html.count("<ul>") == 1 and html.count("<li>") == 3 and html.count("<p>") == 3
+    assert "<br" in html  # a line break in a paragraph is kept
+    assert "*Acme*" in html and "<em>" not in html and "<a" not in html  # no markup but lists
+    assert talking_points("") == "" and talking_points("  \n") == ""
+
+
+def test_a_long_list_of_steps_splits_into_charts_on_one_scale() -> None:
+    from dripper.reports import charts
+
+    ids = [f"step-{i}" for i in range(87)]
+    assert charts.split(ids) == [(0, 25), (25, 50), (50, 75), (75, 87)]
+    assert charts.split([]) == [(0, 0)]
+    series = [charts.Series("sent", [1] * 25)]
+    small = charts.stacked_bars(ids[:25], series, "a", max_value=4, label_w=200)
+    big = charts.stacked_bars(ids[:25], series, "a", label_w=200)
+    # On the shared scale of 4, one touch is a quarter of the bar it would be alone.
+    width = re.compile(r"<rect x='200.0' y='\d+' width='([\d.]+)' height='16'")
+    assert 3.9 < float(width.findall(big)[0]) / float(width.findall(small)[0]) < 4.1
+    assert "viewBox='0 0 720 " in big  # as wide for 25 steps as for 2: it grows downwards

@@ -247,3 +247,36 @@ def test_preference_page_rejects_bad_input(web) -> None:
     assert client.get("/p/garbage").status_code == 404
     assert client.post("/p/garbage", data={"choice": "all"}).status_code == 404
     assert status(dripper, "grace@hopper.example") == "active"
+
+
+def _describe_campaign(project: Path, *, label: str | None) -> None:
+    """Give the fixture campaign a strategy note (and a label): what the marketer writes."""
+    path = project / "campaigns.yaml"
+    extra = "    description: 'Internal: push the sample kit hard, they are price-shopping'\n"
+    if label is not None:
+        extra += f"    label: {label!r}\n"
+    text = path.read_text().replace("  literature-follow-up:\n", "  literature-follow-up:\n" + extra, 1)
+    path.write_text(text)
+
+
+@pytest.fixture(
+    params=[
+        (None, "Literature follow up"),
+        ("Product news from <Acme> & Co", "Product news from &lt;Acme&gt; &amp; Co"),
+    ]
+)
+def labelled(project: Path, request: pytest.FixtureRequest) -> str:
+    """The fixture campaign with a strategy note (and a label, or none); what the page should call it."""
+    label, shown = request.param
+    _describe_campaign(project, label=label)
+    return str(shown)
+
+
+# `labelled` first: it edits campaigns.yaml before `web` loads it.
+def test_preference_page_names_the_sender_and_a_public_label_never_the_description(labelled: str, web) -> None:
+    client, _ = web
+    page = client.get(_preferences_path("ada@lovelace.example"))
+    assert page.status_code == 200
+    assert "push the sample kit" not in page.text and "Internal" not in page.text
+    assert f"Stop these e-mails: {labelled}" in page.text
+    assert "Stop all e-mails from Acme Sales" in page.text  # who is writing: the name in sender.from

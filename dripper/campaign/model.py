@@ -19,10 +19,11 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
 
 from dripper.campaign import fields as declared
-from dripper.campaign import salvage, timing, yamlpos
+from dripper.campaign import salvage, timing, variants, yamlpos
 from dripper.campaign.cadence import CadenceSpec, Quiet
 from dripper.campaign.sourcefile import read_utf8
 from dripper.campaign.timing import Duration, Window
+from dripper.campaign.variants import AutoWinner, Variant
 from dripper.errors import ConfigError, Location, Problem
 from dripper.states import Channel
 
@@ -183,6 +184,10 @@ class Reporting(_Model):
     # A reply, conversion, ... that names no touch counts for the last touch sent to the
     # lead before it, if it came within this long of it; else it is "unattributed".
     attribution_window: DurationField = Duration(days=30)
+    # A/B tests: the figure variants are compared on, and the confidence a lead must
+    # reach. See dripper/reports/abtest.py.
+    variant_metric: variants.Metric = "replies"
+    variant_confidence: float = Field(0.95, gt=0.5, lt=1)
 
 
 LetterFormat = Literal["auto", "us10", "din5008"]
@@ -221,10 +226,21 @@ class Step(_Model):
     send_window: SendWindowSpec | None = None
     # Earlier ids of this step: a renamed step keeps its history (what was sent stays sent).
     renamed_from: list[str] = Field(default_factory=list)
+    # A/B test (dripper/campaign/variants.py): versions of subject/template, the one that won.
+    variants: list[Variant] = Field(default_factory=list)
+    winner: str | None = None
+    auto_winner: AutoWinner | None = None
+    _variant: str | None = PrivateAttr(None)  # on a step resolved to one variant (variants.resolved)
+
+    @property
+    def variant(self) -> str | None:
+        """The variant this step was resolved to; None for the step as written."""
+        return self._variant
 
 
 class Campaign(_Model):
-    description: str | None = None
+    description: str | None = None  # the marketer's own note: never shown to a lead
+    label: str | None = None  # what leads see it called (the preference page); default: from the name
     letter_format: LetterFormat | None = None  # overrides letters.format
     stop_on: list[StopKind] = Field(default_factory=lambda: list(STOP_KINDS))
     send_window: SendWindowSpec | None = None
@@ -244,6 +260,12 @@ class Campaign(_Model):
     def name(self) -> str:
         return self._name
 
+    @property
+    def public_label(self) -> str:
+        """The name a lead sees: `label`, else the key made readable (`literature-follow-up`
+        -> "Literature follow-up"); never `description`, which is the marketer's note."""
+        return self.label or humanise(self._name)
+
     def track(self, stage: str) -> list[Step]:
         return self.stages.get(stage, [])
 
@@ -252,6 +274,12 @@ class Campaign(_Model):
 
     def stops_on(self, kind: str) -> bool:
         return kind in ALWAYS_STOP or kind in self.stop_on
+
+
+def humanise(key: str) -> str:
+    """A campaign key as words: separators become spaces, the first letter a capital."""
+    words = " ".join(re.split(r"[-_.\s]+", key)).strip()
+    return words[:1].upper() + words[1:]
 
 
 class CampaignFile(_Model):
@@ -460,6 +488,10 @@ def _allowed_keys(path: tuple[Any, ...]) -> set[str] | None:
         return keys(Campaign)
     if n == 5 and path[0] == "campaigns" and path[2] == "stages":
         return keys(Step)
+    if n == 7 and path[0] == "campaigns" and path[5] == "variants":
+        return keys(Variant)
+    if n == 6 and path[0] == "campaigns" and path[5] == "auto_winner":
+        return keys(AutoWinner)
     return None
 
 
@@ -657,10 +689,12 @@ def _semantic_problems(model: CampaignFile, pos: yamlpos.Positioned) -> list[Pro
                                 f"renamed_from {old!r} is still the id of a step in campaign {name!r}",
                             )
                         )
-                if PARTS[step.channel].needs_subject and not step.subject:
+                every = bool(step.variants) and all(v.subject for v in step.variants)  # each A/B variant its own
+                if PARTS[step.channel].needs_subject and not step.subject and not every:
                     problems.append(Problem(pos.at(spath), f"step {step.id!r}: an {step.channel} step needs a subject"))
     problems += _letter_problems(model.letters, pos)
     problems += declared.problems(model, pos)
+    problems += variants.problems(model, pos)
     return problems
 
 

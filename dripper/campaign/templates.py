@@ -14,7 +14,7 @@ import hashlib
 import html
 import re
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -24,7 +24,7 @@ import css_inline
 import jinja2
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
 
-from dripper.campaign import dates
+from dripper.campaign import dates, variants
 from dripper.campaign import fields as declared
 from dripper.campaign.model import Campaign, CampaignFile, Step, did_you_mean
 from dripper.campaign.sourcefile import read_utf8
@@ -159,7 +159,7 @@ class Renderer:
         # Declared fields' defaults: filled in at render time, so a changed default applies to later sends.
         self._defaults = declared.defaults_of(config.fields)
         self._vars = {name: declared.TemplateVars(declared.campaign_vars(config, name)) for name in config.campaigns}
-        self._subjects: dict[tuple[str, str], jinja2.Template] = {}
+        self._subjects: dict[tuple[str, str, str], jinja2.Template] = {}
         self._inliner = css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
         sender = config.sender
         self._sender = {
@@ -190,7 +190,13 @@ class Renderer:
             "lead": lead,
             "sender": self._sender,
             "campaign": {"name": campaign.name, "description": campaign.description or ""},
-            "step": {"id": step.id, "kind": step.kind, "channel": step.channel, "subject": step.subject or ""},
+            "step": {
+                "id": step.id,
+                "kind": step.kind,
+                "channel": step.channel,
+                "subject": step.subject or "",
+                "variant": step.variant or "",
+            },
             "unsubscribe_url": unsubscribe_url,
             "preferences_url": preferences_url or unsubscribe_url,
             "today": f"{local_today.day} {local_today:%B %Y}",
@@ -202,7 +208,7 @@ class Renderer:
 
     # --- rendering ----------------------------------------------------------------------
     def subject(self, campaign: Campaign, step: Step, ctx: Mapping[str, Any]) -> str:
-        key = (campaign.name, step.id)
+        key = (campaign.name, step.id, step.subject or "")  # each A/B variant its own subject
         template = self._subjects.get(key)
         if template is None:
             template = self._subjects[key] = self.text_env.from_string(step.subject or "")
@@ -330,8 +336,10 @@ def without_script_urls(document: str) -> str:
 
 
 # The footer dripper appends to every e-mail's HTML part; autoescaped like every page.
+# It is a column of the same width as templates/email/base.html's card (600 px plus 28 px
+# padding a side, centred), so it sits under the card rather than at the window's edge.
 _FOOTER = jinja2.Environment(autoescape=True).from_string(
-    '<div class="dripper-footer" style="margin-top:32px;padding-top:12px;border-top:1px solid #ddd;'
+    '<div class="dripper-footer" style="max-width:600px;margin:0 auto;padding:16px 28px 24px;'
     'font-size:12px;color:#666;line-height:1.5">{{ postal }}<br>'
     "You receive these e-mails because you asked us for information. "
     '<a href="{{ url }}" style="color:#666">Unsubscribe</a>'
@@ -387,11 +395,10 @@ def check_templates(config: CampaignFile, templates: TemplateSet) -> list[Proble
 
     for name, campaign in config.campaigns.items():
         for stage, steps in campaign.stages.items():
-            for i, step in enumerate(steps):
-                path = ("campaigns", name, "stages", stage, i)
+            for step, subject_path, template_path in _every_variant(("campaigns", name, "stages", stage), steps):
                 ctx = renderer.context(lead, campaign, step, "https://example.com/u/sample", now)
                 if step.subject:
-                    subject_at = config.location((*path, "subject"))
+                    subject_at = config.location(subject_path)
                     try:
                         renderer.subject(campaign, step, ctx)
                     except TemplateSyntaxError as exc:
@@ -407,7 +414,7 @@ def check_templates(config: CampaignFile, templates: TemplateSet) -> list[Proble
                         add(Problem(subject_at, f"subject of step {step.id!r} failed to render: {exc}"))
                 if step.template not in templates.sources:
                     hint = f" under {templates.root}" if templates.root else ""
-                    add(Problem(config.location((*path, "template")), f"template {step.template!r} not found{hint}"))
+                    add(Problem(config.location(template_path), f"template {step.template!r} not found{hint}"))
                     continue
                 try:  # the body alone: the subject was checked (and located) above
                     html = renderer.body_html(step, ctx)
@@ -419,7 +426,7 @@ def check_templates(config: CampaignFile, templates: TemplateSet) -> list[Proble
                 except jinja2.TemplateNotFound as exc:
                     add(
                         Problem(
-                            config.location((*path, "template")),
+                            config.location(template_path),
                             f"template {step.template!r} includes or extends {exc.name!r}, which is not found",
                         )
                     )
@@ -428,19 +435,21 @@ def check_templates(config: CampaignFile, templates: TemplateSet) -> list[Proble
                 except RecursionError:
                     add(
                         Problem(
-                            config.location((*path, "template")),
+                            config.location(template_path),
                             f"template {step.template!r} nests blocks or brackets too deeply to compile",
                         )
                     )
                 except Exception as exc:  # a filter blew up on sample data: still the template's fault
-                    add(
-                        Problem(
-                            config.location((*path, "template")), f"template {step.template!r} failed to render: {exc}"
-                        )
-                    )
+                    add(Problem(config.location(template_path), f"template {step.template!r} failed to render: {exc}"))
     # The static check sees every branch and names the variable precisely; a render
     # problem on a line it already flagged says the same thing less well.
-    named = {step.template for c in config.campaigns.values() for steps in c.stages.values() for step in steps}
+    named = {
+        one.template
+        for c in config.campaigns.values()
+        for steps in c.stages.values()
+        for step in steps
+        for _, one in variants.each(step)
+    }
     static = _static_problems(renderer.html_env, templates, named)
     static += _vars_problems(config, renderer.html_env, templates)
     flagged = {(p.location.file, p.location.line) for p in static}
@@ -448,12 +457,28 @@ def check_templates(config: CampaignFile, templates: TemplateSet) -> list[Proble
     return unique + [p for p in problems if (p.location.file, p.location.line) not in flagged]
 
 
+def _every_variant(
+    track: tuple[Any, ...], steps: list[Step]
+) -> Iterator[tuple[Step, tuple[Any, ...], tuple[Any, ...]]]:
+    """Each step of a track as each of its A/B variants (`check` renders every one), with
+    where its subject and template are written: the variant's own line when it gives one,
+    else the step's."""
+    for i, written in enumerate(steps):
+        path = (*track, i)
+        for j, step in variants.each(written):
+            at = {}
+            for key in ("subject", "template"):
+                own = j is not None and getattr(written.variants[j], key) is not None
+                at[key] = (*path, "variants", j, key) if own else (*path, key)
+            yield step, at["subject"], at["template"]
+
+
 # What each context variable offers, for the static check below (attrs are free columns).
 _KNOWN_ATTRS: dict[str, set[str]] = {
     "lead": set(TEMPLATE_FIELDS),
     "sender": {"from", "from_name", "address", "reply_to", "postal_address"},
     "campaign": {"name", "description"},
-    "step": {"id", "kind", "channel", "subject"},
+    "step": {"id", "kind", "channel", "subject", "variant"},
 }
 _CONTEXT_NAMES = set(_KNOWN_ATTRS) | {
     "unsubscribe_url",
@@ -576,10 +601,10 @@ def template_warnings(config: CampaignFile, templates: TemplateSet) -> list[Prob
     warnings: dict[str, Problem] = {}
     for name, campaign in config.campaigns.items():
         for stage, steps in campaign.stages.items():
-            for i, step in enumerate(steps):
+            for step, subject_path, _ in _every_variant(("campaigns", name, "stages", stage), steps):
                 if step.template not in templates.sources:
                     continue
-                subject_at = config.location(("campaigns", name, "stages", stage, i, "subject"))
+                subject_at = config.location(subject_path)
                 found: list[Problem] = []
                 if step.subject:
                     for attr, _exc in _attrs_missing(renderer, config, campaign, step, subject=True):
@@ -623,10 +648,10 @@ def _vars_problems(config: CampaignFile, env: jinja2.Environment, templates: Tem
     for name, campaign in config.campaigns.items():
         defined = set(declared.campaign_vars(config, name))
         for stage, steps in campaign.stages.items():
-            for i, step in enumerate(steps):
+            for step, subject_path, _ in _every_variant(("campaigns", name, "stages", stage), steps):
                 found = list(_template_var_uses(env, templates, step.template, uses, set()))
                 if step.subject:
-                    at = config.location(("campaigns", name, "stages", stage, i, "subject"))
+                    at = config.location(subject_path)
                     with contextlib.suppress(TemplateSyntaxError):  # reported by the render check
                         found += [(var, at) for var, _line in _var_uses(env.parse(step.subject))]
                 for var, where in found:

@@ -15,6 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from dripper.campaign import variants
 from dripper.campaign.model import Campaign, Step
 from dripper.campaign.templates import LeadView
 from dripper.channels.email.mime import build_email, list_unsubscribe
@@ -121,8 +122,9 @@ class ComposedLetter:
     name: str  # stable per touch: a resend rewrites the same PDF
 
 
-def letter_date(view: LeadView, now: datetime) -> str:
-    """Today in the lead's own time zone, written the way the lead's language writes dates."""
+def letter_date(view: LeadView, now: datetime, lang: str | None = None) -> str:
+    """Today in the lead's own time zone, written in the letter's language (`lang`, from
+    its template's <html lang>), else the way the lead's language writes dates."""
     from babel.dates import format_date
 
     from dripper.campaign import timing
@@ -131,7 +133,8 @@ def letter_date(view: LeadView, now: datetime) -> str:
         day = now.astimezone(timing.zone(view.timezone)).date()
     except ValueError:
         day = now.date()
-    return str(format_date(day, format="long", locale=postal.locale_for(view)))
+    locale = letters.date_locale(lang, postal.country_code(view.country)) or postal.locale_for(view)
+    return str(format_date(day, format="long", locale=locale))
 
 
 class Composer:
@@ -142,6 +145,7 @@ class Composer:
         self.dkim = dkim
 
     def context(self, view: LeadView, campaign: Campaign, step: Step, now: datetime) -> tuple[dict[str, Any], str, str]:
+        step = variants.for_lead(step, view.email, campaign)
         token = self.tokens.make(view.id, campaign.name)
         url = f"{self.base_url}/u/{token}"
         ctx = self.loaded.renderer.context(view, campaign, step, url, now, f"{self.base_url}/p/{token}")
@@ -176,6 +180,7 @@ class Composer:
         """The e-mail rendered for `view` and addressed to `recipient` (the lead itself, or
         the address of a test), DKIM-signed when a key is set."""
         sender = self.loaded.campaigns.sender
+        step = variants.for_lead(step, view.email, campaign)  # an A/B test's variant for this lead
         ctx, url, token = self.context(view, campaign, step, now)
         rendered = self.loaded.renderer.email(campaign, step, ctx)
         if subject_prefix:
@@ -204,6 +209,7 @@ class Composer:
         """Raises jinja2.TemplateError when the template cannot render for this lead.
         `touch_id`: the touch it is for (its file's name); None for a preview."""
         config = self.loaded.campaigns
+        step = variants.for_lead(step, view.email, campaign)
         ctx, _url, _token = self.context(view, campaign, step, now)
         body = self.loaded.renderer.letter_html(step, ctx)
         country = postal.country_code(view.country)
@@ -211,7 +217,9 @@ class Composer:
         frame = letters.FRAMES[postal.paper_format(country) if chosen == "auto" else chosen]
         address = postal.address_lines(view, self.home_country)
         parts = letters.LetterParts(
-            address, config.letters.return_address or config.sender.postal_address, letter_date(view, now)
+            address,
+            config.letters.return_address or config.sender.postal_address,
+            letter_date(view, now, letters.document_lang(body)),
         )
         return ComposedLetter(
             letters.frame_letter(body, frame, parts),
@@ -224,5 +232,6 @@ class Composer:
         )
 
     def call_notes(self, view: LeadView, campaign: Campaign, step: Step, now: datetime) -> str:
+        step = variants.for_lead(step, view.email, campaign)
         ctx, _url, _token = self.context(view, campaign, step, now)
         return self.loaded.renderer.call_notes(step, ctx)

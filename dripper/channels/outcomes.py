@@ -35,6 +35,7 @@ class Outcome:
     updated_at: datetime | None = None
     record: ChannelRecord | None = None  # the channel's row, stored in the same commit
     hard_bounce: dict[str, Any] | None = None  # the bounce event's detail
+    variant: str | None = None  # the A/B variant of the step the work was done with
 
     def columns(self) -> dict[str, Any]:
         """The touch columns this outcome writes (the reason apart from its detail)."""
@@ -47,6 +48,7 @@ class Outcome:
             "message_id": self.message_id,
             "sent_at": self.sent_at,
             "updated_at": self.updated_at,
+            "variant": self.variant,
         }
         values.update((name, value) for name, value in optional.items() if value is not None)
         return values

@@ -19,20 +19,36 @@ def leads() -> None:
 @click.argument("file", type=click.Path(path_type=Path))
 @AT
 @click.option("--batch-size", default=10000, show_default=True, help="Leads per transaction.")
+@click.option(
+    "--delimiter",
+    type=click.Choice([",", ";", "tab"]),
+    help="The cell separator (default: found from the header line: comma, semicolon or tab).",
+)
+@click.option(
+    "--encoding",
+    metavar="NAME",
+    help="The file's encoding, e.g. utf-8, cp1252, latin-1 (default: UTF-8, else detected).",
+)
 @pass_app
-def leads_import(app: App, file: Path, at: str | None, batch_size: int) -> None:
+def leads_import(
+    app: App, file: Path, at: str | None, batch_size: int, delimiter: str | None, encoding: str | None
+) -> None:
     """Upsert leads from a CSV file; bad rows are reported and skipped."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from dripper.leads.importer import Problem, count_lines, import_file
+    from dripper.leads.csvfile import open_lead_file
+    from dripper.leads.importer import Problem, import_file
     from dripper.leads.records import LeadError
 
     loaded = app.loaded()
     instant = at_or_now(at)
     try:
-        total = count_lines(file) or 1
-    except (OSError, UnicodeDecodeError) as exc:
+        lead_file = open_lead_file(file, delimiter=delimiter, encoding=encoding)
+    except OSError as exc:
         fail(f"{file}: cannot read: {exc}", code=1)
+    except LeadError as exc:
+        fail(f"{file}:1: {exc}", code=1)
+    total = lead_file.lines or 1
     store = app.store()
     # Refreshed after each batch, not by a thread of its own: the import forks its reader,
     # and a process that forks should have no other thread.
@@ -54,7 +70,7 @@ def leads_import(app: App, file: Path, at: str | None, batch_size: int) -> None:
             progress.update(task, completed=min(last_line, total), refresh=True)
 
         try:
-            totals = import_file(store, loaded, file, instant, batch_size, on_batch)
+            totals = import_file(store, loaded, lead_file, instant, batch_size, on_batch)
         except LeadError as exc:
             fail(f"{file}:1: {exc}", code=1)
     merged = totals.merged
@@ -63,6 +79,7 @@ def leads_import(app: App, file: Path, at: str | None, batch_size: int) -> None:
         f"{file}: {imported} lead(s) imported ({merged.created} new, {merged.updated} updated, "
         f"{merged.unchanged} unchanged, {merged.moved} changed stage), {totals.skipped} row(s) skipped"
         + (f", {totals.warned} with a postal address warning" if totals.warned else "")
+        + f"; {lead_file.format.describe()}"
     )
     if totals.skipped:
         raise SystemExit(2)

@@ -45,6 +45,11 @@ from dripper.store.queries import leadrows
     metavar="ADDRESS",
     help='Send a test of this e-mail step to ADDRESS (subject "[TEST] …"); nothing is recorded.',
 )
+@click.option(
+    "--variant",
+    metavar="NAME",
+    help="The A/B variant to render (default: the one the lead, or the sample lead, gets).",
+)
 @AT
 @pass_app
 def preview(
@@ -56,6 +61,7 @@ def preview(
     out_file: Path | None,
     open_it: bool,
     to: str | None,
+    variant: str | None,
     at: str | None,
 ) -> None:
     """Render one touch as text, HTML or a complete .eml (exactly what would be sent);
@@ -92,6 +98,7 @@ def preview(
         # shows what that stage's leads receive.
         lead = replace(sample_lead(config, any_attrs=False), stage=found[0], campaign=campaign)
         secret = app.settings.secret or "preview"
+    the_step = _variant(camp, the_step, lead.email, variant)
     if to is not None:  # signed with the real secret, so that `serve` knows its links for a test's
         _send_test(app, loaded, lead, camp, the_step, now, to, app.settings.secret or app.store().secret())
         return
@@ -119,6 +126,24 @@ def preview(
         fail(exc.missing.line, code=1)
     write_atomic(target, made.data)
     err.print(f"wrote {target} ({made.detail})")
+
+
+def _variant(camp: Any, step: Any, email: str, name: str | None) -> Any:
+    """The step as the A/B variant asked for (`--variant`), else as the lead gets it; says
+    which on stderr when the step has variants."""
+    from dripper.campaign import variants
+
+    if not step.variants:
+        if name is not None:
+            fail(f"step {step.id!r} has no variants", code=1)
+        return step
+    chosen = name if name is not None else variants.variant_for(email, camp.name, step)
+    try:
+        one = variants.resolved(step, chosen)
+    except KeyError:
+        fail(f"step {step.id!r} has no variant {name!r} (it has {', '.join(variants.names(step.variants))})", code=1)
+    err.print(f"variant {chosen} of {', '.join(variants.names(step.variants))}")
+    return one
 
 
 def _format_given() -> bool:

@@ -19,18 +19,19 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from multiprocessing.connection import Connection as Pipe
-from pathlib import Path
 
 from sqlalchemy import Connection
 
 from dripper.campaign.model import CampaignFile
 from dripper.config import Loaded
 from dripper.forked import die_with
-from dripper.leads import postal
-from dripper.leads.records import BadRow, Lead, LeadError, duplicate_message, read_csv
+from dripper.leads import csvfile, postal
+from dripper.leads.csvfile import LeadFile
+from dripper.leads.records import LEAD_FIELDS, BadRow, Lead, LeadError, build_lead, duplicate_message
 from dripper.planning.planner import EnrollResult, enroll, record_versions
 from dripper.store import Store
 from dripper.store.queries import staging
+from dripper.store.tables import leads as lead_table
 
 Problem = tuple[int, str]  # (physical line, message)
 
@@ -49,10 +50,10 @@ class _Batch:
     leads: list[tuple[int, Lead]] = field(default_factory=list)  # SQLite only: PostgreSQL gets `copy`
     count: int = 0  # leads in the batch
     copy: bytes | None = None  # PostgreSQL: the leads as COPY text
-    problems: list[Problem] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)  # bad rows
+    warnings: list[Problem] = field(default_factory=list)  # about leads that import, unless one is a duplicate
     last_line: int = 0
     skipped: int = 0  # bad rows
-    warned: int = 0
 
 
 @dataclass(frozen=True)
@@ -63,24 +64,79 @@ class _Failed:
     header: bool
 
 
-def count_lines(path: Path) -> int:
-    """Data lines, for a progress bar; reading the file once also proves it is UTF-8
-    before anything is imported (raises UnicodeDecodeError, OSError)."""
-    import codecs
+# --- one row -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Columns:
+    """The header of a lead file: its column names (lower case) and how long a cell of each
+    may be (the store's column for a lead's own fields, `csvfile.MAX_CELL` for attributes)."""
 
-    decoder = codecs.getincrementaldecoder("utf-8-sig")()
-    lines = 0
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            decoder.decode(chunk)
-            lines += chunk.count(b"\n")
-        decoder.decode(b"", final=True)
-    return max(0, lines - 1)
+    names: tuple[str, ...]
+    limits: tuple[int, ...]
+    shortest: int  # the least of `limits`
+
+    @classmethod
+    def of(cls, cells: list[str]) -> Columns:
+        """Raises LeadError when the header names no `email` column."""
+        names = tuple(c.strip().lower() for c in cells)
+        if "email" not in names:
+            raise LeadError(f"no 'email' column in the header (found: {', '.join(names)})")
+        limits = tuple(_cell_limit(name) for name in names)
+        return cls(names, limits, min(limits))
 
 
-def _batches(path: Path, config: CampaignFile, size: int, copy: bool) -> Iterator[_Batch]:
+def _cell_limit(name: str) -> int:
+    column = lead_table.c.get(name) if name in _LEAD_COLUMNS else None
+    length = getattr(column.type, "length", None) if column is not None else None
+    return min(length, csvfile.MAX_CELL) if isinstance(length, int) else csvfile.MAX_CELL
+
+
+_LEAD_COLUMNS = frozenset(("email", *LEAD_FIELDS))
+
+
+def check_row(record: csvfile.Record, columns: Columns, fmt: csvfile.Format, config: CampaignFile) -> Lead | BadRow:
+    """The one place a data row is judged: the lead it makes, or the problem located at the
+    line the record starts on. In order: could it be parsed, its number of cells, its cells
+    as text (bytes, NUL, size), then its fields (`build_lead`). A repeated e-mail is found
+    later, in the database (`staging.take_duplicates`)."""
+    if record.problem:
+        return BadRow(record.line, record.problem)
+    if len(record.cells) != len(columns.names):
+        spans = ""
+        if record.last_line > record.line:
+            spans = f" (the row runs to line {record.last_line}: a quote left open?)"
+        return BadRow(record.line, f"expected {len(columns.names)} fields, found {len(record.cells)}{spans}")
+    problem = csvfile.cell_problem(columns.names, record.cells, fmt, columns.limits, columns.shortest)
+    if problem:
+        return BadRow(record.line, problem)
+    try:
+        return build_lead(dict(zip(columns.names, record.cells, strict=True)), config)
+    except ValueError as exc:
+        return BadRow(record.line, str(exc))
+
+
+def _rows(lead_file: LeadFile, config: CampaignFile) -> Iterator[tuple[int, Lead | BadRow]]:
+    """(physical line, Lead or BadRow) for every data row; blank lines are passed over.
+    Raises LeadError when the file has no usable header."""
+    found = csvfile.records(lead_file)
+    header = next(found, None)
+    if header is None:
+        raise LeadError("the file is empty: expected a header line with at least 'email'")
+    if header.problem:
+        raise LeadError(f"the header cannot be read: {header.problem}")
+    numbered = [f"column {i}" for i in range(1, len(header.cells) + 1)]  # its own names may be what is wrong
+    problem = csvfile.cell_problem(numbered, header.cells, lead_file.format, [csvfile.MAX_CELL] * len(numbered), 0)
+    if problem:
+        raise LeadError(f"the header: {problem}")
+    columns = Columns.of(header.cells)
+    for record in found:
+        if not record.problem and not "".join(record.cells).strip():
+            continue
+        yield record.line, check_row(record, columns, lead_file.format, config)
+
+
+def _batches(lead_file: LeadFile, config: CampaignFile, size: int, copy: bool) -> Iterator[_Batch]:
     batch = _Batch()
-    for line, item in read_csv(path, config, dedupe=False):
+    for line, item in _rows(lead_file, config):
         batch.last_line = line
         if isinstance(item, BadRow):
             batch.skipped += 1
@@ -88,13 +144,12 @@ def _batches(path: Path, config: CampaignFile, size: int, copy: bool) -> Iterato
             continue
         warning = postal.import_warning(item)
         if warning:
-            batch.warned += 1
-            batch.problems.append((line, f"warning: {warning}"))
+            batch.warnings.append((line, f"warning: {warning}"))
         batch.leads.append((line, item))
         if len(batch.leads) >= size:
             yield _handed_over(batch, copy)
             batch = _Batch()
-    if batch.leads or batch.problems:
+    if batch.leads or batch.problems or batch.warnings:
         yield _handed_over(batch, copy)
 
 
@@ -107,10 +162,10 @@ def _handed_over(batch: _Batch, copy: bool) -> _Batch:
 
 
 # --- the reader process -----------------------------------------------------------------
-def _read(path: Path, config: CampaignFile, size: int, copy: bool, out: Pipe, parent: int) -> None:
+def _read(lead_file: LeadFile, config: CampaignFile, size: int, copy: bool, out: Pipe, parent: int) -> None:
     die_with(parent)
     try:
-        for batch in _batches(path, config, size, copy):
+        for batch in _batches(lead_file, config, size, copy):
             out.send(batch)  # blocks while the importer merges the batch before: one batch ahead at most
         out.send(None)
     except LeadError as exc:
@@ -124,11 +179,14 @@ def _read(path: Path, config: CampaignFile, size: int, copy: bool, out: Pipe, pa
 class _Reader:
     """The batches of a file, parsed and checked in a forked process."""
 
-    def __init__(self, path: Path, config: CampaignFile, size: int, copy: bool):
+    def __init__(self, lead_file: LeadFile, config: CampaignFile, size: int, copy: bool):
         context = multiprocessing.get_context("fork")  # the campaigns model as it is, nothing to re-import
         self._in, out = context.Pipe(duplex=False)
         self._process = context.Process(
-            target=_read, args=(path, config, size, copy, out, os.getpid()), name="dripper-import-reader", daemon=True
+            target=_read,
+            args=(lead_file, config, size, copy, out, os.getpid()),
+            name="dripper-import-reader",
+            daemon=True,
         )
         self._process.start()
         out.close()
@@ -157,20 +215,21 @@ class _Reader:
 def import_file(
     store: Store,
     loaded: Loaded,
-    path: Path,
+    lead_file: LeadFile,
     at: datetime,
     batch_size: int,
     on_batch: Callable[[int, list[Problem]], None],
 ) -> ImportTotals:
-    """Import `path` as at instant `at`. After each batch is committed, `on_batch` gets the
-    last line it covered and its problems (bad rows, duplicates, warnings) in line order.
+    """Import `lead_file` (see `csvfile.open_lead_file`) as at instant `at`. After each
+    batch is committed, `on_batch` gets the last line it covered and its problems (bad
+    rows, duplicates, warnings) in line order.
     Raises LeadError when the file has no usable header.
 
     The reader is forked before this process opens its connection; the caller must not
     have other threads running (they would not be in the child, and a lock one of them
     held would stay locked there)."""
     totals = ImportTotals()
-    reader = _Reader(path, loaded.campaigns, batch_size, copy=store.is_postgres)
+    reader = _Reader(lead_file, loaded.campaigns, batch_size, copy=store.is_postgres)
     try:
         # One connection for the whole file (its temporary tables live there), one
         # transaction per batch: a crash keeps the batches already committed.
@@ -181,10 +240,15 @@ def import_file(
                 result = _merge(conn, loaded, batch, at)
                 totals.merged += result
                 totals.skipped += batch.skipped + len(result.duplicates)
-                totals.warned += batch.warned
-                problems = batch.problems + [
-                    (line, duplicate_message(first, email)) for line, first, email in result.duplicates
-                ]
+                # A duplicate is skipped: what else was said about its row no longer matters.
+                duplicated = {line for line, _, _ in result.duplicates}
+                warnings = [(line, message) for line, message in batch.warnings if line not in duplicated]
+                totals.warned += len(warnings)
+                problems = (
+                    batch.problems
+                    + warnings
+                    + [(line, duplicate_message(first, email)) for line, first, email in result.duplicates]
+                )
                 on_batch(batch.last_line, sorted(problems))
     finally:
         reader.close()
@@ -206,4 +270,4 @@ def _merge(conn: Connection, loaded: Loaded, batch: _Batch, at: datetime) -> Enr
         raise
 
 
-__all__ = ["ImportTotals", "Problem", "count_lines", "import_file"]
+__all__ = ["Columns", "ImportTotals", "Problem", "check_row", "import_file"]

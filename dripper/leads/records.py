@@ -1,18 +1,14 @@
-"""A lead as dripper sees it, and reading leads from CSV.
-
-Bad rows are reported with the physical line they start on and skipped; the rest
-import. Nothing here touches the database.
+"""A lead as dripper sees it, and the checks its fields pass (reading a lead file is
+`csvfile`'s, importing it `importer`'s). Nothing here touches the database.
 """
 
 from __future__ import annotations
 
-import csv
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from dripper.campaign import timing
@@ -262,45 +258,6 @@ class BadRow:
     message: str
 
 
-def read_csv(path: Path | str, config: CampaignFile, *, dedupe: bool = True) -> Iterator[tuple[int, Lead | BadRow]]:
-    """Yield (physical line, Lead or BadRow) for each record; the header is line 1.
-
-    The file is streamed, never read whole. With `dedupe=False` a repeated e-mail is the
-    caller's to find (`leads import` finds it in the database, so that memory stays flat
-    however long the file is)."""
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        yield from _records(csv.reader(handle), config, dedupe)
-
-
-def _records(reader: Any, config: CampaignFile, dedupe: bool) -> Iterator[tuple[int, Lead | BadRow]]:
-    try:
-        header = [h.strip().lower() for h in next(reader)]
-    except StopIteration:
-        raise LeadError("the file is empty: expected a header line with at least 'email'") from None
-    if "email" not in header:
-        raise LeadError(f"no 'email' column in the header (found: {', '.join(header)})")
-    seen: dict[str, int] = {}
-    line = reader.line_num + 1
-    for record in reader:
-        start, line = line, reader.line_num + 1
-        if not "".join(record).strip():
-            continue
-        if len(record) != len(header):
-            yield start, BadRow(start, f"expected {len(header)} fields, found {len(record)}")
-            continue
-        try:
-            lead = build_lead(dict(zip(header, record, strict=False)), config)
-        except ValueError as exc:
-            yield start, BadRow(start, str(exc))
-            continue
-        if dedupe:
-            if lead.email in seen:
-                yield start, BadRow(start, duplicate_message(seen[lead.email], lead.email))
-                continue
-            seen[lead.email] = start
-        yield start, lead
-
-
 def duplicate_message(first_line: int, email: str) -> str:
     return f"duplicate of line {first_line} ({email})"
 
@@ -316,5 +273,4 @@ __all__ = [
     "full_name",
     "lookup_form",
     "normalize_email",
-    "read_csv",
 ]

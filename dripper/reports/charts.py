@@ -9,12 +9,15 @@ markup (`Markup`) in their autoescaped templates.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 
 PALETTE = ("#2f6f8f", "#e08a2e", "#5a9e4b", "#b5485d", "#7a5ea8", "#8c8c8c")
 _FONT = "font-family='system-ui,sans-serif' font-size='12'"
+# A 12px system-ui character is about this wide: labels are laid out without measuring text.
+_CHAR_W = 6.8
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,68 @@ def columns(
     return _svg(width, height, title, body, css_class="columns")
 
 
+STEPS_A_CHART = 25  # categories in one chart: more make it too long to read (or, printed, a page)
+
+
+def stacked_bars(
+    categories: Sequence[str],
+    series: Sequence[Series],
+    title: str,
+    *,
+    width: int = 720,
+    max_value: float | None = None,
+    label_w: int | None = None,
+) -> str:
+    """Horizontal stacked bars: a row per category (e.g. a campaign's step), labelled on
+    the left, one colour per series (e.g. a state). Its height grows with the rows, never
+    its width: a long campaign stays readable on a phone and a wide screen alike, where
+    columns (`columns`) would make its SVG wider than any screen and, scaled down to fit,
+    a few pixels tall. `max_value` and `label_w` (`label_width` of the whole list): the
+    same scale and the same left edge for charts split from one list."""
+    label_w = label_w or label_width(categories)
+    bar_h, gap, legend_h = 16, 6, 22
+    totals = [sum(s.values[i] for s in series) for i in range(len(categories))]
+    peak = max_value if max_value else max([*totals, 1])
+    span = width - label_w - 60
+    body = []
+    for k, s in enumerate(series):  # the legend
+        key_x = label_w + k * 100
+        body.append(
+            f"<rect x='{key_x}' y='4' width='10' height='10' fill='{PALETTE[k % len(PALETTE)]}'/>"
+            f"<text x='{key_x + 14}' y='13' {_FONT}>{escape(s.name)}</text>"
+        )
+    for i, category in enumerate(categories):
+        y = legend_h + gap + i * (bar_h + gap)
+        shown = (
+            category if len(category) * _CHAR_W + 12 <= label_w else category[: int((label_w - 12) / _CHAR_W) - 1] + "…"
+        )
+        body.append(f"<text x='{label_w - 6}' y='{y + bar_h - 4}' text-anchor='end' {_FONT}>{escape(shown)}</text>")
+        x: float = label_w
+        for k, s in enumerate(series):
+            value = s.values[i]
+            if value <= 0:
+                continue
+            w = value / peak * span if peak > 0 else 0.0
+            body.append(
+                f"<rect x='{x:.1f}' y='{y}' width='{w:.1f}' height='{bar_h}' fill='{PALETTE[k % len(PALETTE)]}'>"
+                f"<title>{escape(category)} · {escape(s.name)}: {_number(value)}</title></rect>"
+            )
+            x += w
+        body.append(f"<text x='{x + 4:.1f}' y='{y + bar_h - 4}' {_FONT}>{_number(totals[i])}</text>")
+    height = legend_h + gap + max(1, len(categories)) * (bar_h + gap)
+    return _svg(width, height, title, body, css_class="stacked")
+
+
+def label_width(labels: Sequence[str]) -> int:
+    """Room on the left for the longest label (at most 260 px: a longer one is cut with "…")."""
+    return min(260, max([120] + [12 + math.ceil(_CHAR_W * len(label)) for label in labels]))
+
+
+def split(items: Sequence[str], size: int = STEPS_A_CHART) -> list[tuple[int, int]]:
+    """(start, end) of each part of at most `size` items (one empty part when there are none)."""
+    return [(i, min(i + size, len(items))) for i in range(0, len(items), size)] or [(0, 0)]
+
+
 def funnel(stages: Sequence[tuple[str, float]], title: str, *, width: int = 560) -> str:
     """Centred bars, widest first: leads by funnel stage."""
     bar_h, gap = 22, 4
@@ -132,10 +197,6 @@ def funnel(stages: Sequence[tuple[str, float]], title: str, *, width: int = 560)
             f"{escape(label)} · {_number(value)}</text>"
         )
     return _svg(width, height, title, body, css_class="funnel")
-
-
-# A 12px system-ui character is about this wide: labels are laid out without measuring text.
-_CHAR_W = 6.8
 
 
 def _label_rows(spans: Sequence[tuple[float, float]], gap: float = 8) -> list[int]:
@@ -222,4 +283,4 @@ def timeline(
     return _svg(width, height, title, body, css_class="timeline")
 
 
-__all__ = ["PALETTE", "Series", "bars", "columns", "funnel", "timeline"]
+__all__ = ["PALETTE", "STEPS_A_CHART", "Series", "bars", "columns", "funnel", "split", "stacked_bars", "timeline"]

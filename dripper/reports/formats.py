@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -111,6 +111,7 @@ def tables(data: Mapping[str, Any]) -> list[Table]:
             "",
         )
         out.append(table)
+        out += variant_tables(name, campaign)
     moves = Table(title="Movements between stages", title_justify="left")
     for column in ("campaign", "from", "to", "moves"):
         moves.add_column(column, justify="right" if column == "moves" else "left")
@@ -132,6 +133,30 @@ def tables(data: Mapping[str, Any]) -> list[Table]:
         for stage, n in campaign["funnel"].items():
             standing.add_row(name, stage, str(n))
     out.append(standing)
+    return out
+
+
+def ab_sentence(row: Mapping[str, Any]) -> str:
+    """The A/B test's sentence, with the winner when one was declared."""
+    test = row["ab_test"]
+    sentence = str(test["sentence"])
+    return f"{sentence} (winner: {test['winner']})" if test.get("winner") else sentence
+
+
+def variant_tables(name: str, campaign: Mapping[str, Any]) -> list[Table]:
+    """A table per step with A/B variants: each variant's sends and outcomes, the test's
+    sentence as its caption."""
+    out = []
+    for step, row in campaign["steps"].items():
+        if "variants" not in row:
+            continue
+        table = Table(title=f"{name} / {step} — A/B variants", title_justify="left", caption=ab_sentence(row))
+        table.add_column("variant", no_wrap=True)
+        for column in ("sent", *FIGURES):
+            table.add_column(_SHORT.get(column, column), justify="right")
+        for variant, figures in row["variants"].items():
+            table.add_row(variant, str(figures["sent"]), *(_outcome(figures, f) for f in FIGURES))
+        out.append(table)
     return out
 
 
@@ -179,6 +204,8 @@ class CampaignPage:
     movements: list[list[Cell]]
     conversion_time: list[Cell]
     stages: list[list[Cell]]
+    # A/B tests: (step, the test's sentence, a row of figures per variant)
+    ab_tests: list[tuple[str, str, list[list[Cell]]]] = field(default_factory=list)
 
 
 def _outcome_figures(row: Mapping[str, Any]) -> list[Cell]:
@@ -214,6 +241,11 @@ def _campaign_page(name: str, campaign: Mapping[str, Any], weekly: Mapping[str, 
         movements=[_row((m["from"] or "?", m["to"], m["count"])) for m in campaign["movements"]],
         conversion_time=_row((span["count"], days(span["median_days"]), days(span["p90_days"]))),
         stages=[_row(item) for item in campaign["funnel"].items()],
+        ab_tests=[
+            (step, ab_sentence(row), [[_cell(name), *_outcome_figures(v)] for name, v in row["variants"].items()])
+            for step, row in campaign["steps"].items()
+            if "variants" in row
+        ],
     )
 
 
@@ -281,6 +313,7 @@ def html_page(
             ],
             touch_head=["step", "enrolled", *STATES, "total", "reasons"],
             outcome_head=outcome_head,
+            variant_head=["variant", *outcome_head[1:]],
         )
         + "\n"
     )

@@ -8,15 +8,17 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from dripper.campaign.model import FUNNEL_STAGES, CampaignFile
+from dripper.campaign import variants
+from dripper.campaign.model import FUNNEL_STAGES, CampaignFile, Step
 from dripper.campaign.timing import Duration
 from dripper.leads import postal
 from dripper.leads.records import LEAD_COLUMNS, Lead
 from dripper.planning import track
 from dripper.planning.planner import Planner, stop_reason
+from dripper.reports import abtest, winners
 from dripper.states import CHANNELS, REPLANNABLE, Reason, TouchState
 from dripper.store import STATES
-from dripper.store.queries import callrows, leadrows, printrows, reportrows
+from dripper.store.queries import abrows, callrows, leadrows, printrows, reportrows
 from dripper.store.queries import touchrows as touch_q
 
 # The outcome figures of a step, each with the name of its rate.
@@ -55,6 +57,8 @@ def funnel(conn: Connection, config: CampaignFile | None = None) -> dict[str, An
     window = config.reporting.attribution_window if config else DEFAULT_WINDOW
     with reportrows.without_jit(conn):
         results = reportrows.outcomes(conn, window)
+        variant_sent = reportrows.sent_by_variant(conn)
+        decided = abrows.winners(conn)
         enrolled = reportrows.enrolled_by_campaign(conn)
         moves = reportrows.movements(conn)
         standing = reportrows.leads_by_stage(conn)
@@ -77,6 +81,14 @@ def funnel(conn: Connection, config: CampaignFile | None = None) -> dict[str, An
             for kind, figure in reportrows.OUTCOMES.items():
                 row[figure] = results.by_step.get((name, step, kind), 0)
             row["rates"] = _rates(row)
+            written = _step_of(config, name, step)
+            shown = _variant_names(written, name, step, variant_sent)
+            if shown:
+                row["variants"] = {
+                    variant: _variant_row(variant_sent.get((name, step, variant), 0), results, (name, step, variant))
+                    for variant in shown
+                }
+                row["ab_test"] = _ab_test(config, written, row["variants"], decided, name)
             steps[step] = row
         totals: dict[str, Any] = {s: sum(v[s] for v in steps.values()) for s in (*STATES, *FIGURES)}
         totals["rates"] = _rates(totals)
@@ -114,6 +126,51 @@ def _reached(
         for step, row in steps.items():
             left = sum(reasons.get((campaign, step, reason), 0) for reason in REPLANNABLE)
             out[(campaign, step)] = sum(row.values()) - left
+    return out
+
+
+def _step_of(config: CampaignFile | None, campaign: str, step_id: str) -> Step | None:
+    found = config.campaigns[campaign].step(step_id) if config and campaign in config.campaigns else None
+    return found[1] if found else None
+
+
+def _variant_names(
+    step: Step | None, campaign: str, step_id: str, sent: Mapping[tuple[str, str, str], int]
+) -> list[str]:
+    """The step's A/B variants: those campaigns.yaml names, then any others touches were
+    sent with (a variant dropped since keeps its history)."""
+    written = variants.names(step.variants) if step is not None else []
+    seen = sorted(v for c, s, v in sent if (c, s) == (campaign, step_id) and v not in written)
+    return written + seen
+
+
+def _variant_row(sent: int, results: reportrows.Outcomes, key: tuple[str, str, str]) -> dict[str, Any]:
+    """One variant's sends, outcomes counted for them (within the attribution window), rates."""
+    row: dict[str, Any] = {TouchState.SENT.value: sent}
+    for kind, figure in reportrows.OUTCOMES.items():
+        row[figure] = results.by_variant.get((*key, kind), 0)
+    row["rates"] = _rates(row)
+    return row
+
+
+def _ab_test(
+    config: CampaignFile | None,
+    step: Step | None,
+    figures: Mapping[str, Any],
+    decided: Mapping[tuple[str, str], str],
+    campaign: str,
+) -> dict[str, Any]:
+    """The significance test between the variants (dripper/reports/abtest.py): on the
+    step's auto_winner metric and confidence, else reporting.variant_metric and
+    reporting.variant_confidence (the test auto_winner decides by is the one shown)."""
+    rule = step.auto_winner if step is not None else None
+    metric = rule.metric if rule else config.reporting.variant_metric if config else "replies"
+    confidence = rule.confidence if rule else config.reporting.variant_confidence if config else 0.95
+    arms = [abtest.Arm(name, row[TouchState.SENT], row[metric]) for name, row in figures.items()]
+    out = abtest.compare(arms, metric, confidence).as_dict()
+    auto = winners.auto_winner(step, campaign, decided) if step is not None else None
+    out["winner"] = (step.winner if step is not None else None) or auto
+    out["decided_by"] = "auto_winner" if auto else "campaigns.yaml" if out["winner"] else None
     return out
 
 
@@ -189,6 +246,7 @@ def lead_plan(conn: Connection, lead: Lead, planner: Planner | None = None) -> d
     papers = printrows.for_touches(conn, [t["id"] for t in rows])  # only letters have print rows
     calls = {c["touch_id"]: c for c in callrows.listing(conn, lead_id=lead.id)}
     ahead = upcoming_rows(planner, lead, rows) if planner is not None else []
+    decided = abrows.winners(conn)
     replaced = {(t["campaign"], t["step_id"]) for t in ahead}
     touches = []
     for t in sorted(
@@ -206,6 +264,7 @@ def lead_plan(conn: Connection, lead: Lead, planner: Planner | None = None) -> d
             "sent_at": _iso(t["sent_at"]),
             "message_id": t["message_id"],
             "attempts": t["attempts"],
+            "variant": t.get("variant") or _variant_to_come(planner, lead, t, decided),
         }
         if t["id"] in papers:
             touch["batch"] = papers[t["id"]]["batch_id"]
@@ -222,6 +281,22 @@ def lead_plan(conn: Connection, lead: Lead, planner: Planner | None = None) -> d
         for e in leadrows.events_for(conn, lead.id)
     ]
     return {"lead": info, "touches": touches, "events": events}
+
+
+def _variant_to_come(
+    planner: Planner | None, lead: Lead, row: Mapping[str, Any], decided: Mapping[tuple[str, str], str]
+) -> str | None:
+    """The A/B variant a touch not sent yet will be sent with, as things stand (the choice
+    is a function of lead and step: the tick will make the same one)."""
+    if planner is None or row["state"] not in (TouchState.PLANNED, TouchState.SENDING):
+        return None
+    campaign = planner.config.campaigns.get(row["campaign"])
+    found = campaign.step(row["step_id"]) if campaign else None
+    if found is None:
+        return None
+    return winners.auto_winner(found[1], row["campaign"], decided) or variants.variant_for(
+        lead.email, row["campaign"], found[1]
+    )
 
 
 def upcoming_rows(planner: Planner, lead: Lead, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ from typing import Any
 
 from markupsafe import Markup
 
+from dripper.campaign import variants
 from dripper.campaign.model import Campaign, Step
 from dripper.campaign.templates import LeadView
 from dripper.channels import registry
@@ -84,6 +85,7 @@ def write_preview(
     lead."""
     from dripper.channels.letters.layout import write_atomic
 
+    step = variants.for_lead(step, view.email, campaign)  # the lead's A/B variant, unless one was chosen
     request = PreviewRequest(composer, view, campaign, step, now, templates)
     return write_atomic(target, registry.PARTS[step.channel].preview_page(request))
 
@@ -180,6 +182,7 @@ def touch_preview(
     """One touch as `dripper preview --format FMT` shows it (each channel's part says how):
     text to print, or the text a file is made from (`preview_file`). Raises NotForStep for
     a format the step's channel has not."""
+    step = variants.for_lead(step, view.email, campaign)  # the lead's A/B variant, unless one was chosen
     request = PreviewRequest(composer, view, campaign, step, now, templates)
     return registry.PARTS[step.channel].preview(request, fmt)
 

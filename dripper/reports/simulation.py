@@ -9,6 +9,7 @@ from typing import Any
 
 from jinja2 import TemplateError
 
+from dripper.campaign import variants
 from dripper.campaign.model import Campaign, CampaignFile, Step
 from dripper.campaign.templates import sample_lead
 from dripper.config import Loaded
@@ -64,8 +65,9 @@ def simulate(
     for name, stage_name in tracks(config, campaigns, stage):
         camp = config.campaigns[name]
         for entry in timeline(loaded.planner, name, stage_name, start, days, tz, country):
-            ctx = loaded.renderer.context(lead, camp, entry.step, _SAMPLE_UNSUBSCRIBE_URL, entry.due)
-            subject = _subject(loaded, camp, entry.step, ctx)
+            step = variants.for_lead(entry.step, lead.email, camp)  # the sample lead's A/B variant
+            ctx = loaded.renderer.context(lead, camp, step, _SAMPLE_UNSUBSCRIBE_URL, entry.due)
+            subject = _subject(loaded, camp, step, ctx)
             found.append(
                 SimulatedTouch(
                     name, stage_name, entry.day, entry.due, entry.step.id, entry.step.channel, entry.step.kind, subject

@@ -37,6 +37,7 @@ from typing import Any
 
 from jinja2 import TemplateError
 
+from dripper.campaign import variants
 from dripper.channels import registry
 from dripper.channels.base import ChannelPart, ChannelRecord, Job, PartContext
 from dripper.channels.compose import Composer, DkimKey
@@ -50,6 +51,7 @@ from dripper.forked import init_render_worker, render_worker_ready
 from dripper.leads.events import apply_event
 from dripper.leads.records import Lead
 from dripper.planning.planner import reconcile
+from dripper.reports import winners
 from dripper.sending import checks
 from dripper.sending.recorder import Recorder
 from dripper.settings import DEFAULT_LEASE_SECONDS, Settings
@@ -126,6 +128,7 @@ class Sender:
         parts: registry.PartClasses = registry.PARTS,
     ):
         self.store = store
+        loaded = winners.applied(store, loaded, clock.now())  # tests that auto_winner ended
         self.loaded = loaded
         self.settings = settings
         self.clock = clock  # the business clock: due times, Date headers, what is recorded
@@ -472,6 +475,8 @@ class Sender:
             else:
                 log.exception("touch %s could not be processed; it will be retried", touch.id)
             outcome = unsent(touch, failure, Reason.RETRY, describe(exc), now)
+        if outcome.state in (TouchState.SENT, TouchState.FAILED):  # the A/B variant it went (or failed) with
+            outcome = replace(outcome, variant=variants.variant_for(job.view.email, job.campaign.name, job.step))
         return summary.count(outcome)
 
     def _hard_bounce(self, touch: touch_q.Claimed, detail: dict[str, Any]) -> None:

@@ -101,6 +101,9 @@ touches = Table(
     Column("detail", Text),  # what went wrong, for a reason that says (migration 0010)
     Column("attempts", Integer, nullable=False, default=0),
     Column("message_id", String(300)),
+    # The A/B variant the touch was sent with (dripper/campaign/variants.py; migration
+    # 0011); NULL for a step without variants or a touch not attempted yet.
+    Column("variant", String(64)),
     Column("planned_at", UTCDateTime, nullable=False),
     Column("claimed_at", UTCDateTime),
     Column("claimed_by", String(200)),
@@ -219,6 +222,18 @@ calls = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Index("ix_calls_day_owner", "day", "owner"),
     Index("ix_calls_lead", "lead_id"),
+)
+
+# Winners that a step's `auto_winner:` declared (migration 0011): once decided, every later
+# send of the step uses the winner (dripper/reports/winners.py).
+ab_winners = Table(
+    "ab_winners",
+    metadata,
+    Column("campaign", String(200), primary_key=True),
+    Column("step_id", String(200), primary_key=True),
+    Column("winner", String(64), nullable=False),
+    Column("decided_at", UTCDateTime, nullable=False),
+    Column("verdict", Text, nullable=False),  # the test's sentence when it was decided
 )
 
 meta = Table(

@@ -25,6 +25,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
+from dripper.campaign.model import humanise
 from dripper.leads.events import apply_event, opt_out, pause
 from dripper.leads.records import Lead
 from dripper.store.queries import leadrows
@@ -161,13 +162,18 @@ async def preferences_page(request: Request) -> Response:
     if found is None:
         return _page(request, "Link not valid", "This link is not valid.", status=404)
     data = found.data
-    campaign = found.ctx.loaded.campaigns.campaigns.get(data.campaign)
+    campaigns = found.ctx.loaded.campaigns
+    campaign = campaigns.campaigns.get(data.campaign)
+    # A campaign removed since the message was sent still gets a readable name; the
+    # `description` is the marketer's note and never reaches a lead.
+    about = campaign.public_label if campaign else humanise(data.campaign)
     return _page(
         request,
         "Your e-mail preferences",
         template="public/preferences.html",
         email=_masked(found.lead.email),
-        about=(campaign.description or data.campaign) if campaign else data.campaign,
+        about=about,
+        sender=campaigns.sender.name or campaigns.sender.address,
         months=PAUSE_MONTHS,
     )
 

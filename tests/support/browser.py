@@ -71,6 +71,16 @@ class Watched:
         """Open a local HTML file, as a person double-clicking it would."""
         return self.goto(path.resolve().as_uri())
 
+    def axe_violations(self) -> list[str]:
+        """What axe-core (Deque's accessibility engine, bundled by axe-playwright-python)
+        finds wrong on the page against WCAG 2 A and AA and its best practices: one line a
+        rule broken, with the first elements that break it."""
+        from axe_playwright_python.sync_playwright import Axe
+
+        options = {"resultTypes": ["violations"], "runOnly": ["wcag2a", "wcag2aa", "best-practice"]}
+        found = Axe().run(self.page, options=options).response["violations"]
+        return [f"{v['id']} ({v['impact']}): {v['help']}: {[n['html'][:160] for n in v['nodes'][:3]]}" for v in found]
+
     def screenshot(self, path: Path) -> Path:
         """A full-page PNG, for a person to look at (tests/review/ is not committed)."""
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,7 @@ day become one print batch.
 
 dripper owns the first page's frame, so that every letter fits its envelope whatever the
 template does: the recipient block where the envelope's window shows it, the sender's
-return address, the date in the lead's language, fold marks and, on letters of more
+return address, the date in the letter's language, fold marks and, on letters of more
 than one page, page numbers. The template supplies the letterhead (the element with
 class `letterhead`) and the body, which starts below the window.
 
@@ -33,6 +33,7 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
+from lxml import etree
 from lxml import html as lxml_html
 
 from dripper import csvsafe
@@ -121,12 +122,46 @@ class RenderedLetter:
     pages: int
 
 
+EM_PER_CHAR = 0.6  # the average advance of a character in a sans face, in em
+RETURN_PT = 7.0  # the return address's size when it fits (DIN 5008: small, one line)
+RETURN_MIN_PT = 5.0  # below this a single line becomes two
+RETURN_LEADING = 1.15
+
+
+def _pt(mm: float) -> float:
+    return mm / MM_PER_IN * 72
+
+
+def _fit_pt(chars: int, width_mm: float) -> float:
+    """The size at which `chars` characters fill `width_mm`."""
+    return _pt(width_mm) / (EM_PER_CHAR * max(chars, 1))
+
+
+@dataclass(frozen=True)
+class ReturnFit:
+    size_pt: float
+    wrap: bool  # on two lines: too long for one at RETURN_MIN_PT
+
+
+def fit_return_line(text: str, box: Box) -> ReturnFit:
+    """The DIN 5008 return address is one small line above the recipient. A long one is
+    shrunk to fit the window's width, as the recipient block is; one that would need less
+    than RETURN_MIN_PT wraps onto two lines instead, sized so that both fit the zone.
+    Never cut off: the post office returns undeliverable letters to what it can read."""
+    one = min(RETURN_PT, _fit_pt(len(text), box.w))
+    if one >= RETURN_MIN_PT:
+        return ReturnFit(one, wrap=False)
+    # Two lines break at spaces, so allow for a line a little longer than half.
+    two = min(RETURN_PT, _fit_pt(len(text) // 2 + 6, box.w), _pt(box.h) / (2 * RETURN_LEADING))
+    return ReturnFit(two, wrap=True)
+
+
 def _frame_css(frame: Frame, parts: LetterParts) -> str:
     top, right, bottom, left = frame.margins
     width = frame.window.w
     longest = max((len(line) for line in parts.recipient), default=1)
     # Fit the longest line into the window: about 0.6 em per character in a sans face.
-    size_pt = max(6.5, min(10.0, width / MM_PER_IN * 72 / (0.6 * max(longest, 1))))
+    size_pt = max(6.5, min(10.0, _fit_pt(longest, width)))
     lines = max(len(parts.recipient), 1)
     size_pt = min(size_pt, frame.window.h / MM_PER_IN * 72 / (1.2 * lines))
 
@@ -136,10 +171,12 @@ def _frame_css(frame: Frame, parts: LetterParts) -> str:
         )
 
     if frame.return_one_line:
+        fit = fit_return_line(return_line(parts.return_address), frame.return_address)
         return_css = (
-            f".dripper-return {{ {place(frame.return_address)} font: 7pt/1.2 {ADDRESS_FONT}; color: #333; "
-            "display: flex; flex-direction: column; justify-content: flex-end; }\n"
-            ".dripper-return span { border-bottom: 0.4pt solid #333; white-space: nowrap; overflow: hidden; }"
+            f".dripper-return {{ {place(frame.return_address)} font: {fit.size_pt:.2f}pt/{RETURN_LEADING} "
+            f"{ADDRESS_FONT}; color: #333; display: flex; flex-direction: column; justify-content: flex-end; }}\n"
+            ".dripper-return span { border-bottom: 0.4pt solid #333; "
+            f"white-space: {'normal' if fit.wrap else 'nowrap'}; overflow: hidden; }}"
         )
     else:
         return_css = (
@@ -162,6 +199,11 @@ html, body {{ position: static !important; margin: 0 !important; padding: 0 !imp
 .dripper-date {{ {place(frame.date)} text-align: right; white-space: nowrap; }}
 .dripper-fold {{ position: absolute; width: 4mm; height: 0; border-top: 0.3pt solid #999; }}
 {folds}"""
+
+
+def return_line(address: str) -> str:
+    """A multi-line return address as the one line DIN 5008 prints above the recipient."""
+    return " · ".join(line.strip() for line in address.splitlines() if line.strip())
 
 
 _PAGE_NUMBERS = """@page { @bottom-right { content: counter(page) " / " counter(pages);
@@ -194,7 +236,7 @@ def frame_letter(template_html: str, frame: Frame, parts: LetterParts) -> str:
         element.getparent().remove(element)
         overlay.append(_div("dripper-abs dripper-letterhead", [element]))
     span = lxml_html.Element("span")
-    span.text = " · ".join(parts.return_address.splitlines()) if frame.return_one_line else parts.return_address
+    span.text = return_line(parts.return_address) if frame.return_one_line else parts.return_address
     overlay.append(_div("dripper-abs dripper-return", [span]))
     overlay.append(_div("dripper-abs dripper-window", [_div("line", text=line) for line in parts.recipient]))
     overlay.append(_div("dripper-abs dripper-date", text=parts.date))
@@ -202,6 +244,37 @@ def frame_letter(template_html: str, frame: Frame, parts: LetterParts) -> str:
     for index, element in enumerate(overlay):
         body.insert(index, element)
     return cast(str, lxml_html.tostring(doc, doctype="<!DOCTYPE html>", encoding="unicode"))
+
+
+def document_lang(html: str) -> str | None:
+    """The `lang` of the letter's <html> element (e.g. `en` from letters/base.html), or None."""
+    try:
+        doc = lxml_html.document_fromstring(html)
+    except (ValueError, etree.ParserError):
+        return None
+    lang = str(doc.get("lang") or "").strip()
+    return lang or None
+
+
+def date_locale(lang: str | None, country: str | None) -> str | None:
+    """The locale a letter's date is written in: the letter's own language, which decides
+    what a reader can read (an English letter to a German lead carries an English date),
+    with the lead's country's conventions when the language has them (`en` + DE ->
+    en_DE, "2 March 2026"). None when the letter names no language Babel knows."""
+    from babel import Locale, UnknownLocaleError
+
+    if not lang:
+        return None
+    wanted = lang.replace("-", "_")
+    candidates = [wanted]
+    if country and "_" not in wanted:
+        candidates.insert(0, f"{wanted}_{country}")
+    for candidate in candidates:
+        try:
+            return str(Locale.parse(candidate))
+        except (ValueError, UnknownLocaleError):
+            continue
+    return None
 
 
 def _templates_only_fetcher(root: Path | None) -> Any:
@@ -356,6 +429,8 @@ __all__ = [
     "LetterParts",
     "RenderedLetter",
     "build_batch",
+    "date_locale",
+    "document_lang",
     "frame_letter",
     "render_letter",
     "write_atomic",

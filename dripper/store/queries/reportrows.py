@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -104,8 +104,8 @@ def _days(conn: Connection, later: ColumnElement[Any], earlier: ColumnElement[An
 
 def _attributed(conn: Connection, window: Duration) -> Select[Any]:
     """One row per outcome event (id, lead, kind, at): the campaign and step of the touch
-    it is counted for, or its lead's campaign and no step; for a conversion, when the
-    first touch in that campaign was sent.
+    it is counted for (and the A/B variant that touch was sent with), or its lead's
+    campaign and no step; for a conversion, when the first touch in that campaign was sent.
 
     An event whose detail names its touch (inbound mail matched to the message it
     answers, a hard bounce at send time) counts for that touch. Any other counts for the
@@ -136,15 +136,19 @@ def _attributed(conn: Connection, window: Duration) -> Select[Any]:
     newest_first = (last.c.sent_at.desc(), last.c.id.desc())
     campaign: ColumnElement[str]
     step: ColumnElement[str]
+    variant: ColumnElement[str]
     if conn.dialect.name == "postgresql":
         by_id = touches.alias("named_touch")
         # LIMIT 1 keeps it a probe: PostgreSQL turns a LATERAL subquery without one into a
         # plain join, and merged every touch by id with the events.
         named_touch = (
-            select(by_id.c.campaign, by_id.c.step_id).where(by_id.c.id == named).limit(1).lateral("named_touch")
+            select(by_id.c.campaign, by_id.c.step_id, by_id.c.variant)
+            .where(by_id.c.id == named)
+            .limit(1)
+            .lateral("named_touch")
         )
         last_touch = (
-            select(last.c.campaign, last.c.step_id)
+            select(last.c.campaign, last.c.step_id, last.c.variant)
             .where(named.is_(None), latest)
             .order_by(*newest_first)
             .limit(1)
@@ -153,11 +157,12 @@ def _attributed(conn: Connection, window: Duration) -> Select[Any]:
         source = ev.outerjoin(named_touch, true()).outerjoin(last_touch, true())
         campaign = func.coalesce(named_touch.c.campaign, last_touch.c.campaign)
         step = func.coalesce(named_touch.c.step_id, last_touch.c.step_id)
+        variant = func.coalesce(named_touch.c.variant, last_touch.c.variant)
     else:  # SQLite joins by nested loops, the touch by its rowid
         last_id = select(last.c.id).where(latest).order_by(*newest_first).limit(1).correlate(ev).scalar_subquery()
         touch = touches.alias("touch")
         source = ev.outerjoin(touch, touch.c.id == func.coalesce(named, last_id))
-        campaign, step = touch.c.campaign, touch.c.step_id
+        campaign, step, variant = touch.c.campaign, touch.c.step_id, touch.c.variant
     # The lead's campaign, looked up only for an event no touch was found for: a join with
     # the leads would read all of them.
     own = select(leads.c.campaign).where(leads.c.id == ev.c.lead_id).correlate(ev).scalar_subquery()
@@ -177,7 +182,14 @@ def _attributed(conn: Connection, window: Duration) -> Select[Any]:
         .scalar_subquery()
     )
     return select(
-        ev.c.id, ev.c.lead_id, ev.c.kind, ev.c.at, counted_in, step, case((ev.c.kind == "converted", first_sent))
+        ev.c.id,
+        ev.c.lead_id,
+        ev.c.kind,
+        ev.c.at,
+        counted_in,
+        step,
+        case((ev.c.kind == "converted", first_sent)),
+        variant,
     ).select_from(source)
 
 
@@ -196,6 +208,8 @@ class Outcomes:
     unattributed: dict[tuple[str, str], int]
     # campaign -> days from first touch to conversion, over its converted leads
     time_to_conversion: dict[str, TimeToConversion]
+    # (campaign, step, variant, kind) -> events counted for touches sent with that A/B variant
+    by_variant: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
 
 
 # The outcome events as attributed (see `_attributed`): found once, a probe per event, and
@@ -211,6 +225,7 @@ report_outcomes = Table(
     Column("campaign", String(200)),
     Column("step_id", String(200)),  # NULL: unattributed
     Column("first_sent", UTCDateTime),  # conversions: the first touch sent in the campaign
+    Column("variant", String(64)),  # the A/B variant of the touch it is counted for
     prefixes=["TEMPORARY"],
 )
 
@@ -222,7 +237,8 @@ def outcomes(conn: Connection, window: Duration) -> Outcomes:
     conn.execute(CreateTable(report_outcomes))
     conn.execute(
         insert(report_outcomes).from_select(
-            ["event_id", "lead_id", "kind", "at", "campaign", "step_id", "first_sent"], _attributed(conn, window)
+            ["event_id", "lead_id", "kind", "at", "campaign", "step_id", "first_sent", "variant"],
+            _attributed(conn, window),
         )
     )
     if conn.dialect.name == "postgresql":  # autovacuum never sees temporary tables
@@ -237,6 +253,12 @@ def outcomes(conn: Connection, window: Duration) -> Outcomes:
             out.by_step[(campaign, step, kind)] = n
         else:
             out.unattributed[(campaign, kind)] = n
+    by_variant = (
+        select(rows.c.campaign, rows.c.step_id, rows.c.variant, rows.c.kind, func.count())
+        .where(rows.c.variant.is_not(None))
+        .group_by(rows.c.campaign, rows.c.step_id, rows.c.variant, rows.c.kind)
+    )
+    out.by_variant = {(c, s, v, k): n for c, s, v, k, n in conn.execute(by_variant)}
     out.time_to_conversion = _time_to_conversion(conn)
     conn.execute(DropTable(report_outcomes))
     return out
@@ -297,6 +319,16 @@ def _percentile(by_rank: dict[int, float], n: int, tenths: int) -> float:
     low, high = scaled // 10, -(-scaled // 10)
     below, above = by_rank[low + 1], by_rank[high + 1]
     return below + (scaled - 10 * low) / 10 * (above - below)
+
+
+def sent_by_variant(conn: Connection) -> dict[tuple[str, str, str], int]:
+    """(campaign, step, A/B variant) -> touches sent with that variant."""
+    query = (
+        select(touches.c.campaign, touches.c.step_id, touches.c.variant, func.count())
+        .where(touches.c.state == TouchState.SENT, touches.c.variant.is_not(None))
+        .group_by(touches.c.campaign, touches.c.step_id, touches.c.variant)
+    )
+    return {(c, s, v): n for c, s, v, n in conn.execute(query)}
 
 
 def movements(conn: Connection) -> dict[tuple[str, str | None, str], int]:
@@ -361,5 +393,6 @@ __all__ = [
     "leads_by_stage",
     "movements",
     "outcomes",
+    "sent_by_variant",
     "sent_by_week",
 ]

@@ -30,6 +30,7 @@ from dripper.store.queries import touchrows as touch_q
 from dripper.web.dashboard import auth
 from dripper.web.dashboard.due import DueSoon, due_soon
 from dripper.web.dashboard.layout import Layout, render
+from dripper.web.dashboard.points import talking_points
 from dripper.web.dashboard.reasons import meaning
 
 if TYPE_CHECKING:
@@ -169,7 +170,7 @@ class StepRow:
 class CampaignSection:
     name: str
     description: str
-    chart: Markup
+    charts: Sequence[Markup]  # touches per step by state, STEPS_A_CHART steps a chart
     rows: Sequence[StepRow]
     totals: Mapping[str, int]
 
@@ -180,12 +181,25 @@ def campaign_section(name: str, data: Mapping[str, Any], config: CampaignFile) -
     stages = {step.id: stage for stage, track in campaign.stages.items() for step in track} if campaign else {}
     steps = data["steps"]
     shown = ("sent", "planned", "suppressed", "skipped", "failed")
-    chart = charts.columns(
-        list(steps),
-        [charts.Series(s, [steps[k][s] for k in steps]) for s in shown],
-        f"{name}: touches per step by state",
-        width=max(480, 110 * len(steps)),
-    )
+    ids = list(steps)
+    # One scale for every part, so that bars compare across them (as in the HTML report).
+    peak = max([sum(steps[k][s] for s in shown) for k in ids] + [1])
+    parts = charts.split(ids)
+    figures = [
+        Markup(
+            charts.stacked_bars(
+                ids[start:end],
+                [charts.Series(s, [steps[k][s] for k in ids[start:end]]) for s in shown],
+                f"{name}: touches per step by state"
+                + (f" (steps {start + 1}–{end} of {len(ids)})" if len(parts) > 1 else ""),
+                max_value=peak,
+                width=560,
+                label_w=charts.label_width(ids),
+            )
+        )
+        for start, end in parts
+        if end > start
+    ]
     rows = [
         StepRow(
             step,
@@ -199,7 +213,7 @@ def campaign_section(name: str, data: Mapping[str, Any], config: CampaignFile) -
         for step, row in steps.items()
     ]
     totals = {key: sum(row[key] for row in steps.values()) for key in (*STATES, "total")}
-    return CampaignSection(name, (campaign.description or "") if campaign else "", Markup(chart), rows, totals)
+    return CampaignSection(name, (campaign.description or "") if campaign else "", figures, rows, totals)
 
 
 @dataclass(frozen=True)
@@ -425,7 +439,7 @@ def calls_page(request: Request, now: datetime) -> Response:
         max_owner=MAX_OWNER,
         shown=CALLS_SHOWN,
         summary=summary,
-        tasks=[(t, who(t), phone_of(t), t["talking_points"] or "") for t in tasks],
+        tasks=[(t, who(t), phone_of(t), talking_points(t["talking_points"] or "")) for t in tasks],
     )
 
 
