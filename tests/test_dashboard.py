@@ -294,8 +294,9 @@ def shipped_served(tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPa
     monkeypatch.chdir(root)
     shipped = Dripper(root, sqlite_url)
     shipped("leads", "import", "leads.csv", "--at", "2026-01-05T15:00:00Z")
-    for week in range(8):
-        shipped("tick", "--at", (datetime(2026, 1, 5, 23, tzinfo=UTC) + timedelta(weeks=week)).isoformat())
+    for week in range(8):  # each Monday while the send windows are open: in the West, then in Tokyo
+        for at in (datetime(2026, 1, 5, 15, 30, tzinfo=UTC), datetime(2026, 1, 6, 3, tzinfo=UTC)):
+            shipped("tick", "--at", (at + timedelta(weeks=week)).isoformat())
     env = dripper_env(DRIPPER_DATABASE_URL=sqlite_url, DRIPPER_SECRET="test-secret", DRIPPER_DASHBOARD_TOKEN=TOKEN)
     with serving(root, env, tmp_path / "serve.log", "--at", SHIPPED_AT.isoformat()) as server:
         yield server.base, shipped
