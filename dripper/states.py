@@ -87,6 +87,7 @@ class Reason(StrEnum):
     # skipped, the track goes on
     MISSED = "missed"
     NO_POSTAL_ADDRESS = "no_postal_address"
+    CONDITION = "condition"
     # sent
     RESENT_AFTER_INTERRUPTION = "resent_after_interruption"
     CALL_TASK = "call_task"
@@ -171,6 +172,7 @@ _MEANINGS: dict[Reason, str] = {
     Reason.STEP_REMOVED: "the step was deleted from campaigns.yaml",
     Reason.MISSED: "more than a day overdue when its turn came: skipped, not sent late",
     Reason.NO_POSTAL_ADDRESS: "a letter, and the lead's postal address is incomplete",
+    Reason.CONDITION: "the step's `when:` condition was false for this lead when the touch fell due",
     Reason.RESENT_AFTER_INTERRUPTION: "a worker died with it in flight: sent again with the same Message-ID",
     Reason.CALL_TASK: "a call task for the sales team (see Calls)",
     Reason.SMTP_RETRY: "the SMTP server asked to try again later",
@@ -205,6 +207,7 @@ _STATES_OF: dict[Reason, tuple[TouchState, ...]] = {
     Reason.STEP_REMOVED: _SKIPPED,
     Reason.MISSED: _SKIPPED,
     Reason.NO_POSTAL_ADDRESS: _SKIPPED,
+    Reason.CONDITION: _SKIPPED,
     # taken back after the lease, then sent with the reason kept
     Reason.RESENT_AFTER_INTERRUPTION: (TouchState.PLANNED, TouchState.SENT),
     Reason.CALL_TASK: (TouchState.SENT,),
@@ -270,6 +273,8 @@ class EventKind(StrEnum):
     AUTO_REPLY = "auto_reply"
     SOFT_BOUNCE = "soft_bounce"
     UNKNOWN = "unknown"
+    CLICKED = "clicked"  # a person followed a tracked link (`tracking: {clicks: true}`)
+    OPENED = "opened"  # the open pixel of a message loaded, first time (`tracking: {opens: true}`)
 
 
 # The kinds `dripper event EMAIL KIND` accepts, in the order the usage lists them.

@@ -18,11 +18,12 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
 
+from dripper.campaign import conditions, salvage, timing, variants, yamlpos
 from dripper.campaign import fields as declared
-from dripper.campaign import salvage, timing, variants, yamlpos
 from dripper.campaign.cadence import CadenceSpec, Quiet
 from dripper.campaign.sourcefile import read_utf8
 from dripper.campaign.timing import Duration, Window
+from dripper.campaign.tracking import Tracking, Utm
 from dripper.campaign.variants import AutoWinner, Variant
 from dripper.errors import ConfigError, Location, Problem
 from dripper.states import Channel
@@ -226,6 +227,9 @@ class Step(_Model):
     send_window: SendWindowSpec | None = None
     # Earlier ids of this step: a renamed step keeps its history (what was sent stays sent).
     renamed_from: list[str] = Field(default_factory=list)
+    utm: Utm | None = None  # merged over the campaign's utm: (campaign/tracking.py)
+    # A condition (campaign/conditions.py), evaluated at send time: false = skipped, reason `condition`.
+    when: str | None = None
     # A/B test (dripper/campaign/variants.py): versions of subject/template, the one that won.
     variants: list[Variant] = Field(default_factory=list)
     winner: str | None = None
@@ -245,6 +249,8 @@ class Campaign(_Model):
     stop_on: list[StopKind] = Field(default_factory=lambda: list(STOP_KINDS))
     send_window: SendWindowSpec | None = None
     quiet: Quiet = Quiet()  # warnings of `check` the marketer accepts, per track
+    tracking: Tracking = Tracking()  # click (and open) tracking: off unless asked (campaign/tracking.py)
+    utm: Utm | None = None  # UTM parameters for every link of the campaign's e-mails
     vars: dict[str, Any] = Field(default_factory=dict)  # for its templates; wins over the file's vars
     stages: dict[str, list[Step]]
 
@@ -349,6 +355,8 @@ class CampaignFile(_Model):
                         "kind": step.kind,
                         "send_window": _window_data(step.send_window),
                         "renamed_from": list(step.renamed_from),
+                        # kept for `dripper diff`, left out of the fingerprint: no re-planning
+                        **({"when": step.when} if step.when is not None else {}),
                     }
                     for step in steps
                 ]
@@ -358,8 +366,10 @@ class CampaignFile(_Model):
 
     def schedule_fingerprint(self, name: str) -> str:
         """Hash of `schedule_definition`: a change makes the planner re-plan pending
-        touches; wording changes do not. One hashes the other, so they never disagree."""
-        return definition_fingerprint(self.schedule_definition(name))
+        touches; wording changes do not. One hashes the other, so they never disagree.
+        Conditions (`when:`) are left out: they are evaluated at send time, so an edit of
+        one changes no due time and needs no re-planning."""
+        return definition_fingerprint(timing_only(self.schedule_definition(name)))
 
     def legacy_fingerprint(self, name: str) -> str:
         """The fingerprint versions before migration 0008 stored (without a definition):
@@ -396,6 +406,24 @@ class CampaignFile(_Model):
         campaign._name = name
         rebuilt = self.model_copy(update={"defaults": defaults, "campaigns": {**self.campaigns, name: campaign}})
         return rebuilt
+
+
+def step_conditions(definition: Mapping[str, Any] | None) -> dict[str, str]:
+    """step id -> its `when:`, of a stored or current schedule definition."""
+    if definition is None:
+        return {}
+    return {s["id"]: s["when"] for steps in definition["stages"].values() for s in steps if s.get("when") is not None}
+
+
+def timing_only(definition: Mapping[str, Any]) -> dict[str, Any]:
+    """The definition without the steps' conditions: what decides when touches are due."""
+    return {
+        **definition,
+        "stages": {
+            stage: [{k: v for k, v in step.items() if k != "when"} for step in steps]
+            for stage, steps in definition["stages"].items()
+        },
+    }
 
 
 def definition_fingerprint(definition: Mapping[str, Any]) -> str:
@@ -438,6 +466,7 @@ def campaign_from_definition(definition: Mapping[str, Any]) -> Campaign:
                     template="",
                     send_window=_window_spec(s["send_window"]),
                     renamed_from=list(s["renamed_from"]),
+                    when=s.get("when"),
                 )
                 for s in steps
             ]
@@ -482,6 +511,10 @@ def _allowed_keys(path: tuple[Any, ...]) -> set[str] | None:
         return keys(CadenceSpec)
     if n == 3 and path[0] == "campaigns" and path[2] == "quiet":
         return keys(Quiet)
+    if n == 3 and path[0] == "campaigns" and path[2] == "tracking":
+        return keys(Tracking)
+    if path and path[-1] == "utm":
+        return keys(Utm)
     if n == 2 and path[0] == "fields":
         return keys(declared.FieldSpec)
     if n == 2 and path[0] == "campaigns":
@@ -749,6 +782,7 @@ def parse_all(text: str, file: str) -> tuple[CampaignFile | None, list[Problem]]
         model._positions = used
         for name, campaign in model.campaigns.items():
             campaign._name = name
+        problems += conditions.problems(model, used, text)
     # A value the YAML reader could not read is None to the schema: said once, by the reader.
     unreadable = {p.location for p in pos.problems}
     problems = pos.problems + [p for p in problems[len(pos.problems) :] if p.location not in unreadable]

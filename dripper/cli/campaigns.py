@@ -211,4 +211,15 @@ def _step_rows(steps: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         ("unreached", s["step"], s["stage"], "no touch has reached it: new or not, still to come")
         for s in steps["unreached"]
     ]
+    rows += [
+        (
+            "condition",
+            s["step"],
+            s["stage"],
+            f"when {s['from'] or '(none)'} → {s['to'] or '(none)'}; applies to {s['applies']} of the "
+            f"{s['leads']} lead(s) in that stage now"
+            + (f", {s['cannot_evaluate']} cannot be evaluated" if s["cannot_evaluate"] else ""),
+        )
+        for s in steps.get("conditions", [])
+    ]
     return rows

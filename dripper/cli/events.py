@@ -8,6 +8,7 @@ from dripper.cli.app import AT, App, at_or_now, err, fail, out, pass_app
 from dripper.errors import UsageError
 from dripper.leads.records import lookup_form
 from dripper.store.queries import leadrows
+from dripper.store.queries.callrows import OUTCOMES
 
 
 # --- event -----------------------------------------------------------------------------
@@ -19,7 +20,7 @@ from dripper.store.queries import leadrows
 @click.option("--stage", help="New funnel stage (required for KIND=stage; optional with the others).")
 @click.option(
     "--outcome",
-    type=click.Choice(["reached", "voicemail", "no_answer", "converted", "not_interested"]),
+    type=click.Choice(OUTCOMES),
     help="KIND=called: how the call went (converted and not_interested act on the lead).",
 )
 @click.option("--note", help="KIND=called: a note kept with the call.")

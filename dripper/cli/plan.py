@@ -92,6 +92,9 @@ def _event_detail(detail: object) -> str:
 
 
 def _touch_note(touch: dict[str, Any]) -> str:
+    if "applies" in touch:  # a condition, not decided yet: what it says for the lead now
+        now = {True: "holds now", False: "false now: would be skipped", None: "cannot be evaluated"}
+        return f"when {touch['when']}: {now[touch['applies']]}"
     if "batch" in touch:
         return f"batch {touch['batch']}" + (", mailed" if touch.get("mailed_at") else "")
     if "call" in touch:

@@ -253,6 +253,20 @@ def _emit(text: str, out_file: Path | None) -> None:
 @click.option("--campaign", help="Campaign (default: every campaign).")
 @click.option("--timezone", "tz", help="The lead's time zone (default: defaults.timezone).")
 @click.option("--country", default="", help="The lead's country, for holiday-aware windows.")
+@click.option(
+    "--attr",
+    "attrs",
+    multiple=True,
+    metavar="K=V",
+    help="A value of the simulated lead (a column such as country, or an attribute such as language): "
+    "shows which steps' conditions (when:) apply to it. Repeatable.",
+)
+@click.option(
+    "--lead",
+    "email",
+    help="Simulate a lead like this one from the database (its columns, attributes and events), "
+    "entering its stage of its campaign at --at: which steps apply to it.",
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.option(
     "--html",
@@ -269,23 +283,42 @@ def simulate(
     campaign: str | None,
     tz: str | None,
     country: str,
+    attrs: tuple[str, ...],
+    email: str | None,
     as_json: bool,
     html_file: Path | None,
     at: str | None,
 ) -> None:
-    """The timeline a new lead would receive."""
+    """The timeline a new lead would receive (and, with --attr or --lead, which steps apply to it)."""
+    from dripper.campaign import conditions
     from dripper.reports import simulation
 
     loaded = app.loaded()
     config = loaded.campaigns
     start = at_clock(at).now()
+    values = dict(_key_value(a) for a in attrs)
+    lead = simulation.simulated_lead(config, values, country) if values or country else None
+    history = conditions.EMPTY
+    if email is not None:
+        with app.store().begin() as conn:
+            lead = leadrows.by_email(conn, lookup_form(email))
+            if lead is None:
+                fail(f"no lead {email!r}", code=1)
+            events = leadrows.events_of(conn, [lead.id], conditions.HISTORY_KINDS)[lead.id]
+        history = conditions.History.of(events)
+        lead = replace(lead, attrs={**lead.attrs, **values})
+        campaign = campaign or lead.campaign
+        stage = stage or lead.stage
+        tz = tz or lead.timezone
+        country = country or lead.country
     names = [campaign] if campaign else list(config.campaigns)
     for name in names:
         if name not in config.campaigns:
             fail(f"no campaign {name!r}", code=1)
     if stage and stage not in config.stages:
         fail(f"unknown stage {stage!r}", code=1)
-    rows = [touch.as_json() for touch in simulation.simulate(loaded, names, stage, start, days, tz, country)]
+    simulated = simulation.simulate(loaded, names, stage, start, days, tz, country, lead, history)
+    rows = [touch.as_json() for touch in simulated]
     zone = tz or config.defaults.timezone
     if html_file:
         _write_timeline_page(
@@ -306,7 +339,9 @@ def simulate(
                 title=f"{name} · {stage_name} · a lead entering {start:%Y-%m-%d %H:%M} UTC ({zone}), {days} days",
                 title_justify="left",
             )
-            for col in ("day", "date (local)", "stage", "step", "channel", "kind", "subject"):
+            conditional = any("when" in r for r in rows)
+            columns = ("day", "date (local)", "stage", "step", "channel", "kind", "subject")
+            for col in (*columns, "when") if conditional else columns:
                 table.add_column(col, justify="right" if col == "day" else "left")
             from dripper.campaign.timing import zone as get_zone
 
@@ -321,8 +356,24 @@ def simulate(
                         r["channel"],
                         r["kind"],
                         r["subject"],
+                        *([_condition_note(r)] if conditional else []),
                     )
             out.print(table)
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, eq, value = text.partition("=")
+    if not eq or not key.strip():
+        fail(f"--attr {text!r}: write it as NAME=VALUE", code=1)
+    return key.strip(), value.strip()
+
+
+def _condition_note(row: dict[str, Any]) -> str:
+    """`when:` of a step and what it says for the simulated lead."""
+    if "when" not in row:
+        return ""
+    verdict = {True: "applies", False: "skipped (condition)", None: "cannot be evaluated"}[row["applies"]]
+    return f"{verdict}: {row['when']}"
 
 
 def _write_timeline_page(

@@ -21,7 +21,8 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from dripper.campaign.model import CampaignFile
+from dripper.campaign import conditions
+from dripper.campaign.model import CampaignFile, step_conditions
 from dripper.campaign.timing import DAY_NAMES, Duration
 from dripper.leads.records import Lead
 from dripper.planning import track
@@ -63,7 +64,10 @@ def unchanged(config: CampaignFile, name: str, applied: Applied | None) -> bool:
     if applied is None or name not in config.campaigns:
         return False
     if applied.fingerprint == config.schedule_fingerprint(name):
-        return True
+        # conditions are no part of the fingerprint (no re-planning), but diff shows them
+        return applied.definition is None or step_conditions(applied.definition) == step_conditions(
+            config.schedule_definition(name)
+        )
     return applied.definition is None and applied.fingerprint == config.legacy_fingerprint(name)
 
 
@@ -103,10 +107,13 @@ def campaign_diff(
     old = Planner(config.with_applied(name, old_def)) if old_def is not None and not seen else None
     new = Planner(config) if new_def is not None else None
     effects = LeadEffects()
+    when = ConditionCounts.of(config, name, old_def, new_def)
     for chunk in leadrows.matching(conn, leads.c.campaign == name):
         rows = touchrows.stored(conn, [lead.id for lead in chunk], name)
         for lead in chunk:
             effects.add(lead_change(lead, rows.get(lead.id, {}), name, old, new, matched, at, ahead=not seen))
+        when.add(conn, chunk)
+    steps["conditions"] = when.as_json()
     status = "added" if applied is None else "removed" if new_def is None else "changed"
     order = [*_ids(new_def), *(s for s in _ids(old_def) if s not in matched)]
     return {
@@ -154,6 +161,68 @@ def window_text(window: Mapping[str, Any] | None) -> str:
 
 def _change(old: Any, new: Any) -> dict[str, Any] | None:
     return None if old == new else {"from": old, "to": new}
+
+
+@dataclass
+class ConditionCounts:
+    """The steps whose `when:` changed, and for each how many of the leads now in its stage
+    (and not stopped) it applies to, evaluated now on each lead and its events."""
+
+    config: CampaignFile
+    campaign: str
+    changed: dict[str, tuple[str, str | None, str | None]]  # step -> (stage, old, new)
+    applies: Counter[str] = field(default_factory=Counter)
+    leads: Counter[str] = field(default_factory=Counter)
+    failed: Counter[str] = field(default_factory=Counter)
+
+    @classmethod
+    def of(
+        cls, config: CampaignFile, name: str, old_def: Mapping[str, Any] | None, new_def: Mapping[str, Any] | None
+    ) -> ConditionCounts:
+        before, after = step_conditions(old_def), step_conditions(new_def)
+        stage_of = {s["id"]: stage for stage, steps in (new_def or {}).get("stages", {}).items() for s in steps}
+        changed = {
+            step: (stage_of[step], before.get(step), after.get(step))
+            for step in dict.fromkeys([*after, *before])
+            if step in stage_of and before.get(step) != after.get(step)
+        }
+        return cls(config, name, changed)
+
+    def add(self, conn: Connection, chunk: Iterable[Lead]) -> None:
+        if not self.changed:
+            return
+        texts = [new for _, _, new in self.changed.values() if new is not None]
+        stages = {stage for stage, _, _ in self.changed.values()}
+        active = [lead for lead in chunk if lead.stage in stages and lead.status == "active"]
+        active = [lead for lead in active if self.campaign not in lead.opted_out]
+        needs = any(conditions.uses_history(text) for text in texts)
+        events = leadrows.events_of(conn, [lead.id for lead in active], conditions.HISTORY_KINDS) if needs else {}
+        for lead in active:
+            subject = conditions.subject_for(
+                self.config, self.campaign, lead, conditions.History.of(events.get(lead.id, []))
+            )
+            for step, (stage, _, new) in self.changed.items():
+                if lead.stage != stage:
+                    continue
+                self.leads[step] += 1
+                try:
+                    self.applies[step] += new is None or conditions.holds(new, subject)
+                except conditions.ConditionError:
+                    self.failed[step] += 1
+
+    def as_json(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "step": step,
+                "stage": stage,
+                "from": old,
+                "to": new,
+                "applies": self.applies[step],
+                "leads": self.leads[step],
+                "cannot_evaluate": self.failed[step],
+            }
+            for step, (stage, old, new) in self.changed.items()
+        ]
 
 
 def step_changes(

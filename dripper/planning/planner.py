@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from dripper.campaign import timing
-from dripper.campaign.model import ALWAYS_STOP, Campaign, CampaignFile, Step
+from dripper.campaign.model import ALWAYS_STOP, Campaign, CampaignFile, Step, step_conditions
 from dripper.leads.records import Lead
 from dripper.planning import track
 from dripper.states import EventKind, Reason, TouchState
@@ -366,8 +366,24 @@ def _stored_versions(conn: Connection, config: CampaignFile) -> dict[str, str]:
         ):
             fingerprint = config.schedule_fingerprint(row.campaign)
             versionrows.upgrade(conn, row.campaign, fingerprint, config.schedule_definition(row.campaign))
+        elif row.definition is not None and row.campaign in config.campaigns:
+            _keep_conditions(conn, config, row)
         stored[row.campaign] = fingerprint
     return stored
+
+
+def _keep_conditions(conn: Connection, config: CampaignFile, row: versionrows.VersionRow) -> None:
+    """A campaign whose conditions (`when:`) alone changed is not re-planned: they are read
+    at send time. Its applied definition takes them (the instant it was applied stays), so
+    that `dripper diff` compares the next edit with them."""
+    assert row.definition is not None
+    had = step_conditions(row.definition)
+    campaign = config.campaigns[row.campaign]
+    if not had and not any(step.when for steps in campaign.stages.values() for step in steps):
+        return  # the common case, every tick: no conditions then or now
+    current = config.schedule_definition(row.campaign)
+    if had != step_conditions(current) and row.fingerprint == config.schedule_fingerprint(row.campaign):
+        versionrows.upgrade(conn, row.campaign, row.fingerprint, current)
 
 
 def _save_version(conn: Connection, config: CampaignFile, name: str, at: datetime, *, exists: bool) -> None:

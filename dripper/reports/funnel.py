@@ -15,7 +15,7 @@ from dripper.leads import postal
 from dripper.leads.records import LEAD_COLUMNS, Lead
 from dripper.planning import track
 from dripper.planning.planner import Planner, stop_reason
-from dripper.reports import abtest, winners
+from dripper.reports import abtest, clicks, winners
 from dripper.states import CHANNELS, REPLANNABLE, Reason, TouchState
 from dripper.store import STATES
 from dripper.store.queries import abrows, callrows, leadrows, printrows, reportrows
@@ -89,6 +89,8 @@ def funnel(conn: Connection, config: CampaignFile | None = None) -> dict[str, An
                     for variant in shown
                 }
                 row["ab_test"] = _ab_test(config, written, row["variants"], decided, name)
+            if written is not None and written.when is not None:  # its skips are reasons["condition"]
+                row["when"] = written.when
             steps[step] = row
         totals: dict[str, Any] = {s: sum(v[s] for v in steps.values()) for s in (*STATES, *FIGURES)}
         totals["rates"] = _rates(totals)
@@ -112,7 +114,9 @@ def funnel(conn: Connection, config: CampaignFile | None = None) -> dict[str, An
             },
             "funnel": _stages_now(config, name, standing),
         }
-    return {"campaigns": out, "attribution_window": str(window)}
+    data = {"campaigns": out, "attribution_window": str(window)}
+    clicks.add_clicks(conn, data, config)  # per step and per link (reports/clicks.py)
+    return data
 
 
 def _reached(
@@ -276,11 +280,36 @@ def lead_plan(conn: Connection, lead: Lead, planner: Planner | None = None) -> d
                 "outcome": calls[t["id"]]["outcome"],
             }
         touches.append(touch)
+    stored_events = leadrows.events_for(conn, lead.id)
+    if planner is not None:
+        _add_conditions(planner, lead, touches, stored_events)
     events = [
-        {"kind": e["kind"], "at": _iso(e["at"]), "source": e["source"], "detail": e["detail"]}
-        for e in leadrows.events_for(conn, lead.id)
+        {"kind": e["kind"], "at": _iso(e["at"]), "source": e["source"], "detail": e["detail"]} for e in stored_events
     ]
     return {"lead": info, "touches": touches, "events": events}
+
+
+def _add_conditions(planner: Planner, lead: Lead, touches: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
+    """`when` on each touch whose step has a condition, and for one still to come `applies`:
+    whether the condition holds for the lead now (it is evaluated again when the touch
+    falls due; null when it cannot be evaluated for this lead)."""
+    from dripper.campaign import conditions
+
+    history: conditions.History | None = None
+    for touch in touches:
+        campaign = planner.config.campaigns.get(touch["campaign"])
+        found = campaign.step(touch["step"]) if campaign is not None else None
+        if found is None or found[1].when is None:
+            continue
+        touch["when"] = found[1].when
+        if touch["state"] not in ("planned", "sending"):
+            continue
+        history = history or conditions.History.of(events)
+        subject = conditions.subject_for(planner.config, touch["campaign"], lead, history)
+        try:
+            touch["applies"] = conditions.holds(found[1].when, subject)
+        except conditions.ConditionError:
+            touch["applies"] = None
 
 
 def _variant_to_come(

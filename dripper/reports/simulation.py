@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from jinja2 import TemplateError
 
-from dripper.campaign import variants
+from dripper.campaign import conditions, variants
 from dripper.campaign.model import Campaign, CampaignFile, Step
 from dripper.campaign.templates import sample_lead
 from dripper.config import Loaded
+from dripper.leads.records import POSTAL_COLUMNS, Lead
 from dripper.planning.planner import timeline
 
 # Simulated leads have no real unsubscribe link; templates still get a URL to show.
@@ -29,8 +30,11 @@ class SimulatedTouch:
     channel: str
     kind: str
     subject: str  # rendered for a sample lead; empty for a step without one
+    when: str | None = None  # the step's condition
+    applies: bool | None = None  # whether it holds for the simulated lead (None: cannot be evaluated)
 
     def as_json(self) -> dict[str, Any]:
+        extra = {"when": self.when, "applies": self.applies} if self.when is not None else {}
         return {
             "campaign": self.campaign,
             "stage": self.stage,
@@ -40,6 +44,7 @@ class SimulatedTouch:
             "channel": self.channel,
             "kind": self.kind,
             "subject": self.subject,
+            **extra,
         }
 
 
@@ -56,11 +61,14 @@ def simulate(
     days: int,
     tz: str | None,
     country: str,
+    lead: Lead | None = None,
+    history: conditions.History = conditions.EMPTY,
 ) -> list[SimulatedTouch]:
-    """What a sample lead entering at `start` receives within `days` days, track by track
-    (see `tracks`), each in sending order."""
+    """What a lead entering at `start` receives within `days` days, track by track (see
+    `tracks`), each in sending order: a sample lead, or `lead` (`--lead`, `--attr`) with
+    its events (`history`), each step's condition evaluated for it."""
     config = loaded.campaigns
-    lead = sample_lead(config, any_attrs=False)
+    lead = lead or sample_lead(config, any_attrs=False)
     found: list[SimulatedTouch] = []
     for name, stage_name in tracks(config, campaigns, stage):
         camp = config.campaigns[name]
@@ -68,12 +76,49 @@ def simulate(
             step = variants.for_lead(entry.step, lead.email, camp)  # the sample lead's A/B variant
             ctx = loaded.renderer.context(lead, camp, step, _SAMPLE_UNSUBSCRIBE_URL, entry.due)
             subject = _subject(loaded, camp, step, ctx)
+            when = entry.step.when
+            applies = _applies(config, name, lead, stage_name, history, when) if when is not None else None
             found.append(
                 SimulatedTouch(
-                    name, stage_name, entry.day, entry.due, entry.step.id, entry.step.channel, entry.step.kind, subject
+                    name,
+                    stage_name,
+                    entry.day,
+                    entry.due,
+                    entry.step.id,
+                    entry.step.channel,
+                    entry.step.kind,
+                    subject,
+                    when,
+                    applies,
                 )
             )
     return found
+
+
+def _applies(
+    config: CampaignFile, campaign: str, lead: Lead, stage: str, history: conditions.History, when: str
+) -> bool | None:
+    """The condition for the lead as it would be on this track (its campaign and stage)."""
+    on_track = replace(lead, campaign=campaign, stage=stage)
+    try:
+        return conditions.holds(when, conditions.subject_for(config, campaign, on_track, history))
+    except conditions.ConditionError:
+        return None
+
+
+def simulated_lead(config: CampaignFile, values: Mapping[str, str], country: str = "") -> Lead:
+    """The sample lead with `values` (`--attr k=v`: a lead column such as `country` or
+    `language`, else an attribute) and `--country` as its country."""
+    lead = sample_lead(config, any_attrs=False)
+    columns: dict[str, Any] = {k: v for k, v in values.items() if k in SIMULATED_COLUMNS}
+    attrs = {**lead.attrs, **{k: v for k, v in values.items() if k not in SIMULATED_COLUMNS}}
+    if country and "country" not in columns:
+        columns["country"] = country
+    return replace(lead, attrs=attrs, **columns)
+
+
+# What `--attr` sets as a lead column rather than an attribute.
+SIMULATED_COLUMNS = frozenset({"email", "first_name", "last_name", "company", "timezone", *POSTAL_COLUMNS})
 
 
 def _subject(loaded: Loaded, campaign: Campaign, step: Step, ctx: dict[str, Any]) -> str:

@@ -4,17 +4,20 @@ A touch goes to its channel only if its step still exists, the lead is still on 
 track, no later step has superseded it, nothing stops the lead (suppression is checked
 again here, at send time, not only when the touch was planned), the lead asked for no
 break and the step's send window is open on the lead's clock (a tick run late, e.g. from
-cron after a pause, must not mail at midnight what fell due at noon). Anything else is
-its outcome at once.
+cron after a pause, must not mail at midnight what fell due at noon) and its condition
+(`when:`) holds. Anything else is its outcome at once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from dripper.campaign import timing
-from dripper.campaign.model import Campaign, Step
+from sqlalchemy import Connection
+
+from dripper.campaign import conditions, timing
+from dripper.campaign.model import Campaign, CampaignFile, Step
 from dripper.channels.base import Job
 from dripper.channels.outcomes import Outcome
 from dripper.config import Loaded
@@ -22,12 +25,22 @@ from dripper.leads.records import Lead
 from dripper.planning import track
 from dripper.planning.planner import Planner, stop_reason
 from dripper.states import Reason, TouchState
+from dripper.store.queries import leadrows
 from dripper.store.queries.touchrows import Claimed
 
 
-def check(touch: Claimed, lead: Lead | None, loaded: Loaded, at: datetime, now: datetime) -> Outcome | Job:
+def check(
+    touch: Claimed,
+    lead: Lead | None,
+    loaded: Loaded,
+    at: datetime,
+    now: datetime,
+    history: conditions.History = conditions.EMPTY,
+) -> Outcome | Job:
     """Decide what can be decided without doing the work: removed steps, stage
-    changes, catching up, suppression, pauses, send windows."""
+    changes, catching up, suppression, pauses, send windows, the step's condition
+    (`history`: the lead's events a condition reads, loaded by the tick only for steps
+    that need them)."""
     config = loaded.campaigns
     campaign = config.campaigns.get(touch.campaign)
     found = campaign.step(touch.step_id) if campaign else None
@@ -50,6 +63,10 @@ def check(touch: Claimed, lead: Lead | None, loaded: Loaded, at: datetime, now: 
     closed = outside_window(loaded, campaign, found[1], lead, touch, now)
     if closed is not None:
         return closed
+    if found[1].when is not None:  # evaluated now, on the lead as it is now (not when planned)
+        held = condition_outcome(loaded, found[1].when, touch.campaign, lead, history)
+        if held is not None:
+            return held
     return Job(touch, lead.for_templates(config.defaults.timezone), campaign, found[1])
 
 
@@ -81,6 +98,35 @@ def _deferred_reason(touch: Claimed, opens: datetime, zone: ZoneInfo) -> str:
     return Reason.OUTSIDE_WINDOW.with_detail(f"opens {opens.astimezone(zone):%Y-%m-%d %H:%M} {zone.key}")
 
 
+def condition_outcome(
+    loaded: Loaded, when: str, campaign: str, lead: Lead, history: conditions.History
+) -> Outcome | None:
+    """None when the condition holds; skipped (`condition`) when it does not; failed
+    (`render_error`, like a template that fails for this lead) when it cannot be evaluated."""
+    try:
+        if conditions.holds(when, conditions.subject_for(loaded.campaigns, campaign, lead, history)):
+            return None
+    except conditions.ConditionError as exc:
+        return Outcome(TouchState.FAILED, Reason.RENDER_ERROR.with_detail(str(exc)))
+    return Outcome(TouchState.SKIPPED, Reason.CONDITION)
+
+
+def histories(conn: Connection, config: CampaignFile, claimed: Sequence[Claimed]) -> dict[int, conditions.History]:
+    """The events a condition reads, for the leads of the claimed touches whose step has a
+    condition that reads them: one query per batch, and none at all for a batch without
+    such a step (the common case: the tick costs nothing more)."""
+    needing = set()
+    for touch in claimed:
+        campaign = config.campaigns.get(touch.campaign)
+        found = campaign.step(touch.step_id) if campaign else None
+        if found is not None and found[1].when is not None and conditions.uses_history(found[1].when):
+            needing.add(touch.lead_id)
+    if not needing:
+        return {}
+    rows = leadrows.events_of(conn, sorted(needing), conditions.HISTORY_KINDS)
+    return {lead_id: conditions.History.of(events) for lead_id, events in rows.items()}
+
+
 def superseded(planner: Planner, lead: Lead, touch: Claimed, at: datetime) -> bool:
     """The touch's step fell due more than a day before `at` and a later step of its track
     is due by `at` too (see `track.superseded`). By the step's own due time, not the row's:
@@ -91,4 +137,4 @@ def superseded(planner: Planner, lead: Lead, touch: Claimed, at: datetime) -> bo
     return index is not None and track.superseded(steps, index, at)
 
 
-__all__ = ["check", "outside_window", "superseded"]
+__all__ = ["check", "condition_outcome", "histories", "outside_window", "superseded"]

@@ -38,6 +38,7 @@ from typing import Any
 from jinja2 import TemplateError
 
 from dripper.campaign import variants
+from dripper.campaign.conditions import EMPTY, History
 from dripper.channels import registry
 from dripper.channels.base import ChannelPart, ChannelRecord, Job, PartContext
 from dripper.channels.compose import Composer, DkimKey
@@ -368,9 +369,10 @@ class Sender:
                 conn, at, self.lease_clock.now(), self.settings.worker_id, max(2 * limit, CLAIM_BATCH)
             )
             lead_rows = leadrows.by_ids(conn, sorted({t.lead_id for t in claimed}))
+            histories = checks.histories(conn, self.loaded.campaigns, claimed)
         held.update((t.id, t) for t in claimed)
         now = self.clock.now()
-        prepared = {t.id: self._prepare(t, lead_rows.get(t.lead_id), at, summary) for t in claimed}
+        prepared = {t.id: self._prepare(t, lead_rows.get(t.lead_id), at, summary, histories) for t in claimed}
         by_part = self._jobs_by_part(claimed, prepared)
         self._apply_limits(by_part, prepared, now, summary)
         return _Batch(claimed, prepared, self._compose_ahead(by_part, prepared, lead_rows, pool, now), now, lead_rows)
@@ -418,8 +420,16 @@ class Sender:
                 )
 
     # --- one touch ----------------------------------------------------------------------
-    def _prepare(self, touch: touch_q.Claimed, lead: Lead | None, at: datetime, summary: TickSummary) -> Outcome | Job:
-        decided = checks.check(touch, lead, self.loaded, at, self.clock.now())
+    def _prepare(
+        self,
+        touch: touch_q.Claimed,
+        lead: Lead | None,
+        at: datetime,
+        summary: TickSummary,
+        histories: Mapping[int, History],
+    ) -> Outcome | Job:
+        history = histories.get(touch.lead_id, EMPTY)
+        decided = checks.check(touch, lead, self.loaded, at, self.clock.now(), history)
         return summary.count(decided) if isinstance(decided, Outcome) else decided
 
     def _compose_ahead(

@@ -11,7 +11,8 @@ from sqlalchemy import Connection, RowMapping, select, update
 from dripper.store import upsert
 from dripper.store.tables import calls, leads, touches
 
-OUTCOMES = ("reached", "voicemail", "no_answer", "converted", "not_interested")
+# `call_back`: the lead asked to be called again (a step may follow it up: `when: call_outcome(…) == 'call_back'`).
+OUTCOMES = ("reached", "voicemail", "no_answer", "call_back", "converted", "not_interested")
 # The outcome of a task closed because the lead stopped (converted, unsubscribed, bounced...):
 # nobody is to call, and the note is the stop's reason. Not one a caller records.
 CANCELLED = "cancelled"

@@ -105,6 +105,20 @@ def count_events(conn: Connection, lead_id: int, kind: str, since: datetime) -> 
     )
 
 
+def events_of(conn: Connection, lead_ids: Sequence[int], kinds: Sequence[str]) -> dict[int, list[EventRow]]:
+    """The events of these kinds of each of these leads, oldest first (kind, at, detail):
+    what step conditions read (`when: call_outcome('call-1') == 'call_back'`)."""
+    out: dict[int, list[EventRow]] = {lead_id: [] for lead_id in lead_ids}
+    query = (
+        select(events.c.lead_id, events.c.kind, events.c.at, events.c.detail)
+        .where(events.c.lead_id.in_(list(lead_ids)), events.c.kind.in_(list(kinds)))
+        .order_by(events.c.lead_id, events.c.at, events.c.id)
+    )
+    for row in conn.execute(query):
+        out[row.lead_id].append(cast(EventRow, row._mapping))
+    return out
+
+
 def events_for(conn: Connection, lead_id: int) -> list[dict[str, Any]]:
     query = select(events).where(events.c.lead_id == lead_id).order_by(events.c.at, events.c.id)
     return [dict(r._mapping) for r in conn.execute(query)]
