@@ -118,6 +118,7 @@ def sample_lead(config: CampaignFile, *, any_attrs: bool = True) -> LeadView:
         region="IL",
         postal_code="62701",
         country="US",
+        owner="Olivia Owner",
         attrs=_AnyAttrs(samples) if any_attrs else samples,
     )
 

@@ -118,7 +118,9 @@ def simulated_lead(config: CampaignFile, values: Mapping[str, str], country: str
 
 
 # What `--attr` sets as a lead column rather than an attribute.
-SIMULATED_COLUMNS = frozenset({"email", "first_name", "last_name", "company", "timezone", *POSTAL_COLUMNS})
+SIMULATED_COLUMNS = frozenset(
+    {"email", "first_name", "last_name", "company", "timezone", *POSTAL_COLUMNS, "language", "owner", "consent_source"}
+)
 
 
 def _subject(loaded: Loaded, campaign: Campaign, step: Step, ctx: dict[str, Any]) -> str:

@@ -54,7 +54,7 @@ class CallPart(ChannelPart):
     async def deliver(self, job: Job, ahead: object | None, now: datetime) -> Outcome:
         config = self.context.loaded.campaigns
         notes = self.context.composer.call_notes(job.view, job.campaign, job.step, now)
-        owner = str(job.view.attrs.get("owner") or "") or job.step.owner or config.letters.call_owner or ""
+        owner = job.view.owner or job.step.owner or config.letters.call_owner or ""
         record = CallRecord(
             touch_id=job.touch.id,
             lead_id=job.touch.lead_id,
