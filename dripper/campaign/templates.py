@@ -24,7 +24,7 @@ import css_inline
 import jinja2
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
 
-from dripper.campaign import dates, variants
+from dripper.campaign import dates, languages, variants
 from dripper.campaign import fields as declared
 from dripper.campaign.model import Campaign, CampaignFile, Step, did_you_mean
 from dripper.campaign.sourcefile import read_utf8
@@ -184,7 +184,8 @@ class Renderer:
         filled = declared.with_defaults(lead.attrs, self._defaults)
         if filled is not None:
             lead = replace(lead, attrs=filled)
-        locale = postal.locale_for(lead)
+        language = self.language_of(lead, campaign)
+        locale = self.locale_of(lead, campaign)
         sent = dates.send_date(now, dates.lead_zone(lead.timezone), locale)
         local_today = sent.date()
         return {
@@ -204,24 +205,55 @@ class Renderer:
             "send_date": sent,
             "offer_until": dates.OfferUntil(sent),
             "locale": locale,
+            "language": language,
+            "default_language": self.default_language(campaign),
             "vars": self._vars.get(campaign.name) or declared.TemplateVars({**self.config.vars, **campaign.vars}),
         }
 
+    # --- languages (campaign/languages.py) ---------------------------------------------
+    def default_language(self, campaign: Campaign) -> str:
+        """What a campaign's leads are written in when they name no language."""
+        return languages.resolve("", campaign.language, self.config.defaults.language)
+
+    def language_of(self, lead: LeadView, campaign: Campaign) -> str:
+        """The language the lead is written to: its own, its campaign's, the file's, en."""
+        return languages.resolve(lead.language, campaign.language, self.config.defaults.language)
+
+    def locale_of(self, lead: LeadView, campaign: Campaign) -> str:
+        """The Babel locale of the lead's dates and numbers: its language's, with its
+        country's conventions. When neither the lead, nor its campaign, nor the file
+        names a language, the way letters always wrote dates (`postal.locale_for`)."""
+        if not (lead.language or campaign.language or self.config.defaults.language):
+            return postal.locale_for(lead)
+        return languages.locale_of(self.language_of(lead, campaign), lead.country)
+
+    def template_for(self, step: Step, ctx: Mapping[str, Any]) -> str:
+        """The step's template in the lead's language (`thanks.de.html`), else as named."""
+        language = ctx.get("language")
+        if not language:
+            return step.template
+        return languages.localized_name(step.template, str(language), self.templates.sources)
+
     # --- rendering ----------------------------------------------------------------------
     def subject(self, campaign: Campaign, step: Step, ctx: Mapping[str, Any]) -> str:
-        key = (campaign.name, step.id, step.subject or "")  # each A/B variant its own subject
+        text = step.subject or ""
+        if step.subjects:
+            language = str(ctx.get("language") or languages.FALLBACK)
+            text = languages.pick(step.subjects, language, self.default_language(campaign)) or text
+        key = (campaign.name, step.id, text)  # each A/B variant and language its own subject
         template = self._subjects.get(key)
         if template is None:
-            template = self._subjects[key] = self.text_env.from_string(step.subject or "")
+            template = self._subjects[key] = self.text_env.from_string(text)
         return one_line(template.render(ctx))
 
     def body_html(self, step: Step, ctx: Mapping[str, Any]) -> str:
-        return self.html_env.get_template(step.template).render(ctx)
+        return self.html_env.get_template(self.template_for(step, ctx)).render(ctx)
 
     def body_text(self, step: Step, ctx: Mapping[str, Any], html: str) -> str:
         """A `.txt` twin of the template wins; otherwise the HTML, as text, links kept whole."""
-        twin = str(Path(step.template).with_suffix(".txt"))
-        if twin != step.template and twin in self.templates.sources:
+        template = self.template_for(step, ctx)
+        twin = str(Path(template).with_suffix(".txt"))
+        if twin != template and twin in self.templates.sources:
             return self.text_env.get_template(twin).render(ctx).strip() + "\n"
         return html_to_text(html) + "\n"
 
@@ -397,65 +429,84 @@ def check_templates(config: CampaignFile, templates: TemplateSet) -> list[Proble
     for name, campaign in config.campaigns.items():
         for stage, steps in campaign.stages.items():
             for step, subject_path, template_path in _every_variant(("campaigns", name, "stages", stage), steps):
-                ctx = renderer.context(lead, campaign, step, "https://example.com/u/sample", now)
-                if step.subject:
-                    subject_at = config.location(subject_path)
-                    try:
-                        renderer.subject(campaign, step, ctx)
+                # the step as written, and in each language it has a translation for
+                for language in ("", *step_languages(step, templates)):
+                    seen = replace(lead, language=language) if language else lead
+                    ctx = renderer.context(seen, campaign, step, "https://example.com/u/sample", now)
+                    if step.subject:
+                        subject_at = config.location(subject_path)
+                        try:
+                            renderer.subject(campaign, step, ctx)
+                        except TemplateSyntaxError as exc:
+                            line = subject_at.line + (exc.lineno or 1) - 1
+                            add(
+                                Problem(
+                                    Location(subject_at.file, line, subject_at.column),
+                                    f"template syntax error in subject: {exc.message}",
+                                )
+                            )
+                        except UndefinedError as exc:
+                            add(Problem(subject_at, f"subject of step {step.id!r} uses {_undefined(exc)}"))
+                        except Exception as exc:
+                            add(Problem(subject_at, f"subject of step {step.id!r} failed to render: {exc}"))
+                    if step.template not in templates.sources:
+                        hint = f" under {templates.root}" if templates.root else ""
+                        add(Problem(config.location(template_path), f"template {step.template!r} not found{hint}"))
+                        continue
+                    try:  # the body alone: the subject was checked (and located) above
+                        html = renderer.body_html(step, ctx)
+                        if PARTS[step.channel].text_part:
+                            renderer.body_text(step, ctx, html)
                     except TemplateSyntaxError as exc:
+                        file = exc.filename or str(templates.root / step.template)
+                        add(Problem(Location(file, exc.lineno or 1, 1), f"template syntax error: {exc.message}"))
+                    except jinja2.TemplateNotFound as exc:
                         add(
                             Problem(
-                                Location(subject_at.file, subject_at.line + (exc.lineno or 1) - 1, subject_at.column),
-                                f"template syntax error in subject: {exc.message}",
+                                config.location(template_path),
+                                f"template {step.template!r} includes or extends {exc.name!r}, which is not found",
                             )
                         )
                     except UndefinedError as exc:
-                        add(Problem(subject_at, f"subject of step {step.id!r} uses {_undefined(exc)}"))
-                    except Exception as exc:
-                        add(Problem(subject_at, f"subject of step {step.id!r} failed to render: {exc}"))
-                if step.template not in templates.sources:
-                    hint = f" under {templates.root}" if templates.root else ""
-                    add(Problem(config.location(template_path), f"template {step.template!r} not found{hint}"))
-                    continue
-                try:  # the body alone: the subject was checked (and located) above
-                    html = renderer.body_html(step, ctx)
-                    if PARTS[step.channel].text_part:
-                        renderer.body_text(step, ctx, html)
-                except TemplateSyntaxError as exc:
-                    file = exc.filename or str(templates.root / step.template)
-                    add(Problem(Location(file, exc.lineno or 1, 1), f"template syntax error: {exc.message}"))
-                except jinja2.TemplateNotFound as exc:
-                    add(
-                        Problem(
-                            config.location(template_path),
-                            f"template {step.template!r} includes or extends {exc.name!r}, which is not found",
+                        add(Problem(_undefined_at(exc, templates, step), f"{_undefined(exc)} (step {step.id!r})"))
+                    except RecursionError:
+                        add(
+                            Problem(
+                                config.location(template_path),
+                                f"template {step.template!r} nests blocks or brackets too deeply to compile",
+                            )
                         )
-                    )
-                except UndefinedError as exc:
-                    add(Problem(_undefined_at(exc, templates, step), f"{_undefined(exc)} (step {step.id!r})"))
-                except RecursionError:
-                    add(
-                        Problem(
-                            config.location(template_path),
-                            f"template {step.template!r} nests blocks or brackets too deeply to compile",
-                        )
-                    )
-                except Exception as exc:  # a filter blew up on sample data: still the template's fault
-                    add(Problem(config.location(template_path), f"template {step.template!r} failed to render: {exc}"))
+                    except Exception as exc:  # a filter blew up on sample data: still the template's fault
+                        failed = f"template {step.template!r} failed to render: {exc}"
+                        add(Problem(config.location(template_path), failed))
     # The static check sees every branch and names the variable precisely; a render
     # problem on a line it already flagged says the same thing less well.
     named = {
-        one.template
+        name
         for c in config.campaigns.values()
         for steps in c.stages.values()
         for step in steps
         for _, one in variants.each(step)
+        for name in (one.template, *translation_files(one.template, templates))
     }
     static = _static_problems(renderer.html_env, templates, named)
     static += _vars_problems(config, renderer.html_env, templates)
     flagged = {(p.location.file, p.location.line) for p in static}
     unique = list({str(p): p for p in static}.values())
     return unique + [p for p in problems if (p.location.file, p.location.line) not in flagged]
+
+
+def step_languages(step: Step, templates: TemplateSet) -> list[str]:
+    """The languages a step has a translation for: of its template, or of its subject."""
+    return sorted({*languages.translations(step.template, templates.sources), *step.subjects})
+
+
+def translation_files(template: str, templates: TemplateSet) -> list[str]:
+    """The translation files of `template` (`thanks.de.html`, …)."""
+    return [
+        languages.localized_name(template, tag, templates.sources)
+        for tag in languages.translations(template, templates.sources)
+    ]
 
 
 def _every_variant(
@@ -614,6 +665,62 @@ def template_warnings(config: CampaignFile, templates: TemplateSet) -> list[Prob
                     found.append(Problem(_undefined_at(exc, templates, step), _no_fallback(attr)))
                 warnings.update((str(p), p) for p in found)
     return list(warnings.values())
+
+
+@dataclass(frozen=True)
+class StepLanguages:
+    """Which languages a step speaks (`dripper check` lists them)."""
+
+    campaign: str
+    step: str
+    default: str  # what a lead whose language it lacks gets
+    covered: tuple[str, ...]  # translated: the template, and the subject when it has one
+
+
+def language_coverage(
+    config: CampaignFile, templates: TemplateSet, lead_languages: Mapping[str, set[str]] | None = None
+) -> tuple[list[StepLanguages], list[Problem]]:
+    """Each step's languages, and a warning for each language a step lacks that its
+    campaign speaks elsewhere or (`lead_languages`: campaign -> its leads' languages, from
+    the database) one of its leads has: that lead gets the default language's text.
+    A campaign with no translation at all is left out: it speaks one language."""
+    from dripper.channels.registry import PARTS  # the parts import this module
+
+    listed: list[StepLanguages] = []
+    warnings: list[Problem] = []
+    for name, campaign in config.campaigns.items():
+        default = languages.resolve("", campaign.language, config.defaults.language)
+        rows: list[tuple[Step, tuple[Any, ...], tuple[str, ...], tuple[str, ...]]] = []
+        for stage, steps in campaign.stages.items():
+            for i, step in enumerate(steps):  # as written: its A/B variants share its languages
+                template_path = ("campaigns", name, "stages", stage, i, "template")
+                bodies = tuple(languages.translations(step.template, templates.sources))
+                subjects = tuple(step.subjects) if PARTS[step.channel].needs_subject and step.subject else bodies
+                rows.append((step, template_path, bodies, subjects))
+        spoken = {tag for _, _, bodies, subjects in rows for tag in (*bodies, *subjects)}
+        if not spoken:
+            continue
+        wanted = spoken | {tag for tag in (lead_languages or {}).get(name, set()) if tag}
+        for step, template_path, bodies, subjects in rows:
+            covered = tuple(sorted(set(bodies) & set(subjects)))
+            listed.append(StepLanguages(name, step.id, default, covered))
+            for tag in sorted(wanted):
+                if languages.candidates(tag)[-1] == languages.candidates(default)[-1]:
+                    continue  # the default language is the untranslated text
+                missing = [
+                    what
+                    for what, has in (("template", bodies), ("subject", subjects))
+                    if not any(t in has for t in languages.candidates(tag))
+                ]
+                if missing:
+                    warnings.append(
+                        Problem(
+                            config.location(template_path),
+                            f"step {step.id!r} has no {tag} translation of its {' and '.join(missing)}: "
+                            f"leads in {tag} get the {default} text",
+                        )
+                    )
+    return listed, warnings
 
 
 def _attrs_missing(

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from dripper.campaign import timing
+from dripper.campaign import languages, timing
 from dripper.campaign.fields import checked_attrs
 from dripper.campaign.model import CampaignFile, did_you_mean
 
@@ -226,16 +226,10 @@ def normalize_language(value: str) -> str:
     """A language tag as dripper keeps it: BCP 47 with a hyphen (`de`, `fr-CA`,
     `zh-Hant-TW`), from `de_DE`, `DE-de` or `fr-ca` alike; a LeadError when Babel (CLDR)
     knows no such locale, so every stored language has its dates, numbers and names."""
-    from babel import Locale, UnknownLocaleError
-
-    text = value.strip()
     try:
-        locale = Locale.parse(text.replace("-", "_"))
-    except (UnknownLocaleError, ValueError):
-        raise LeadError(
-            f"language {value!r} is not a BCP 47 language tag dripper knows (e.g. de, en-GB, fr-CA)"
-        ) from None
-    return "-".join(part for part in (locale.language, locale.script, locale.territory, locale.variant) if part)
+        return languages.normalize(value)
+    except ValueError as exc:
+        raise LeadError(str(exc)) from None
 
 
 def parse_consent_at(value: str) -> datetime:

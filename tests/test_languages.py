@@ -1,0 +1,156 @@
+"""Languages (issue 19): which language a lead is written to (its own, its campaign's,
+the file's, English), the translation of a template (`thanks.de.html`) and of a subject
+(`subject:` by language) it gets, dates in its locale, and what `check` says."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from dripper.campaign import languages
+from dripper.config import Loaded, load
+from dripper.errors import ConfigError
+from dripper.leads.records import Lead
+from dripper.settings import Settings
+
+NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+THANKS_DE = """{% extends "mail/base.html" %}
+{% block content %}<p>Danke für Ihr Interesse an {{ lead.attrs.product | default('unseren Produkten') }},
+gesendet am {{ send_date }}.</p>{% endblock %}
+"""
+
+
+def _project(project: Path, *, defaults: str = "", campaign: str = "", subject: str = "") -> Loaded:
+    config = project / "campaigns.yaml"
+    text = config.read_text()
+    if defaults:
+        text = text.replace("  timezone: America/Chicago\n", f"  timezone: America/Chicago\n  language: {defaults}\n")
+    if campaign:
+        text = text.replace("  literature-follow-up:\n", f"  literature-follow-up:\n    language: {campaign}\n", 1)
+    if subject:
+        text = text.replace(
+            "subject: \"Your {{ lead.attrs.product | default('product') }} information pack\"", subject, 1
+        )
+    config.write_text(text)
+    (project / "templates/mail/thanks.de.html").write_text(THANKS_DE)
+    return load(Settings(campaigns_path=config))
+
+
+def _render(loaded: Loaded, lead: Lead, step_id: str = "thanks") -> tuple[str, str, str]:
+    campaign = loaded.campaigns.campaigns["literature-follow-up"]
+    found = campaign.step(step_id)
+    assert found is not None
+    ctx = loaded.renderer.context(lead, campaign, found[1], "https://x.example/u/t", NOW)
+    mail = loaded.renderer.email(campaign, found[1], ctx)
+    return mail.subject, mail.html, mail.text
+
+
+def _lead(**values: str) -> Lead:
+    return Lead(email="a@x.example", stage="supplier_research", campaign="literature-follow-up", **values)
+
+
+def test_the_language_is_the_leads_then_the_campaigns_then_the_files_then_english() -> None:
+    assert languages.resolve("de-AT", "fr", "it") == "de-AT"
+    assert languages.resolve("", "fr", "it") == "fr"
+    assert languages.resolve("", None, "it") == "it"
+    assert languages.resolve("", None, None) == "en"
+
+
+def test_the_most_specific_translation_wins_then_its_main_language_then_none() -> None:
+    files = {"mail/thanks.html", "mail/thanks.de.html", "mail/thanks.de-AT.html", "mail/thanks.fr.txt"}
+    assert languages.localized_name("mail/thanks.html", "de-AT", files) == "mail/thanks.de-AT.html"
+    assert languages.localized_name("mail/thanks.html", "de-CH", files) == "mail/thanks.de.html"
+    assert languages.localized_name("mail/thanks.html", "fr", files) == "mail/thanks.html"  # only a .txt
+    assert languages.translations("mail/thanks.html", [*files, "mail/thanks.xx.html", "other/thanks.it.html"]) == [
+        "de",
+        "de-AT",
+    ]
+    assert languages.pick({"en": "Hi", "de": "Hallo"}, "de-CH", "en") == "Hallo"
+    assert languages.pick({"en": "Hi", "de": "Hallo"}, "fr", "de") == "Hallo"
+    assert languages.pick({"it": "Ciao", "en": "Hi"}, "fr", "es") == "Ciao"
+
+
+def test_a_german_lead_gets_the_german_template_and_subject_others_the_default(project: Path) -> None:
+    loaded = _project(project, subject='subject: {en: "Your information pack", de: "Ihr Informationspaket"}')
+    subject, html, text = _render(loaded, _lead(language="de-DE"))
+    assert subject == "Ihr Informationspaket"
+    assert "Danke für Ihr Interesse an unseren Produkten" in html and "Danke für Ihr Interesse" in text
+    assert "2. März 2026" in html  # the date in the lead's locale
+    subject, html, _ = _render(loaded, _lead(language="fr"))
+    assert subject == "Your information pack" and "Thank you for asking" in html
+    subject, html, _ = _render(loaded, _lead())
+    assert subject == "Your information pack" and "Thank you for asking" in html
+
+
+def test_the_campaigns_language_applies_to_leads_without_one(project: Path) -> None:
+    loaded = _project(project, campaign="de", subject='subject: {en: "Your pack", de: "Ihr Paket"}')
+    subject, html, _ = _render(loaded, _lead())
+    assert subject == "Ihr Paket" and "Danke" in html
+    subject, html, _ = _render(loaded, _lead(language="en-GB"))
+    assert subject == "Your pack" and "Thank you" in html
+    # a lead whose language no entry has gets the campaign's language's entry
+    assert _render(loaded, _lead(language="it"))[0] == "Ihr Paket"
+
+
+def test_the_files_default_language_applies_when_the_campaign_names_none(project: Path) -> None:
+    loaded = _project(project, defaults="de_de")
+    assert loaded.campaigns.defaults.language == "de-DE"
+    assert "Danke" in _render(loaded, _lead())[1]
+
+
+def test_dates_follow_the_language_with_the_leads_country() -> None:
+    assert languages.locale_of("en", "DE") == "en_DE"
+    assert languages.locale_of("de", "AT") == "de_AT"
+    assert languages.locale_of("de-CH", "DE") == "de_CH"
+    assert languages.locale_of("fr", "") == "fr"
+
+
+def test_a_bad_language_in_the_file_is_a_located_error(project: Path) -> None:
+    config = project / "campaigns.yaml"
+    config.write_text(
+        config.read_text().replace(
+            "  timezone: America/Chicago\n", "  timezone: America/Chicago\n  language: klingon\n"
+        )
+    )
+    with pytest.raises(ConfigError) as caught:
+        load(Settings(campaigns_path=config))
+    assert "campaigns.yaml:8" in str(caught.value) and "language 'klingon'" in str(caught.value)
+
+
+def test_check_renders_translations_and_locates_their_errors(project: Path) -> None:
+    (project / "templates/mail/thanks.de.html").write_text(
+        '{% extends "mail/base.html" %}\n{% block content %}\n{{ lead.nmae }}{% endblock %}\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load(Settings(campaigns_path=project / "campaigns.yaml"))
+    assert "thanks.de.html:3" in str(caught.value)
+
+
+def test_check_lists_each_steps_languages_and_warns_about_gaps(project: Path, dripper_sqlite) -> None:
+    _project(project, subject='subject: {en: "Your pack", de: "Ihr Paket"}')
+    (project / "templates/mail/reminder.fr.html").write_text(THANKS_DE)
+    result = dripper_sqlite("check")
+    assert "languages: literature-follow-up/thanks: en (default), de" in result.stdout
+    assert "languages: literature-follow-up/reminder-1: en (default)\n" in result.stdout
+    assert (
+        "step 'reminder-1' has no de translation of its template and subject: leads in de get the en text"
+        in result.stderr
+    )
+    # the reminder's French template alone: its subject is not translated
+    assert "step 'reminder-1' has no fr translation of its subject" in result.stderr
+    assert "step 'thanks' has no fr translation of its template and subject" in result.stderr
+    # a language only leads in the database name (--against-db)
+    dripper_sqlite("leads", "add", "it@x.example", "--language", "it", "--at", "2026-01-05T08:00:00Z")
+    result = dripper_sqlite("check", "--against-db")
+    assert "step 'thanks' has no it translation of its template and subject" in result.stderr
+    assert "has no it translation" not in dripper_sqlite("check").stderr
+
+
+def test_a_lead_with_a_language_changes_nothing_without_translations(loaded: Loaded) -> None:
+    lead = _lead(language="de")
+    subject, html, _ = _render(loaded, lead)
+    assert subject == "Your product information pack" and "Thank you for asking" in html
+    assert _render(loaded, replace(lead, language=""))[0] == subject
