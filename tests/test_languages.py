@@ -154,3 +154,49 @@ def test_a_lead_with_a_language_changes_nothing_without_translations(loaded: Loa
     subject, html, _ = _render(loaded, lead)
     assert subject == "Your product information pack" and "Thank you for asking" in html
     assert _render(loaded, replace(lead, language=""))[0] == subject
+
+
+def test_the_footer_speaks_the_leads_language(loaded: Loaded) -> None:
+    _, html, text = _render(loaded, _lead(language="fr-CA"))
+    assert "Vous recevez ces e-mails parce que vous nous avez demandé des informations." in html
+    assert ">Se désabonner</a>" in html and "\nSe désabonner : https://x.example/u/t\n" in text
+    _, html, text = _render(loaded, _lead())
+    assert ">Unsubscribe</a>" in html and "\nUnsubscribe: https://x.example/u/t\n" in text
+
+
+@pytest.mark.parametrize(
+    ("language", "country", "expected"),
+    [
+        ("", "US", "$1,250.50 · 12,500 · 25%"),
+        ("de", "DE", "1.250,50 $ · 12.500 · 25 %"),
+        ("fr", "FR", "1 250,50 $US · 12 500 · 25 %"),
+        ("de-CH", "", "$ 1'250.50 · 12'500 · 25%"),
+    ],
+)
+def test_amounts_and_numbers_are_written_in_the_leads_locale(
+    project: Path, language: str, country: str, expected: str
+) -> None:
+    (project / "templates/mail/thanks.html").write_text(
+        "<p>{{ vars.price | currency('usd') }} · {{ lead.attrs.units | number }} · {{ 0.25 | percent }}</p>\n"
+    )
+    config = project / "campaigns.yaml"
+    # a column the filter reads is declared a number, so `check`'s sample lead has one
+    declared = "vars:\n  price: '1250.5'\nfields:\n  units: {type: number}\ncampaigns:\n"
+    config.write_text(config.read_text().replace("campaigns:\n", declared, 1))
+    loaded = load(Settings(campaigns_path=config))
+    lead = replace(_lead(language=language), country=country, attrs={"units": "12500"})
+    assert expected in _render(loaded, lead)[2]  # the text part, its no-break spaces made plain
+
+
+def test_a_value_that_is_not_a_number_fails_the_touch_with_a_message(project: Path) -> None:
+    from jinja2 import TemplateRuntimeError
+
+    (project / "templates/mail/thanks.html").write_text("<p>{{ lead.attrs.units | number }}</p>\n")
+    config = project / "campaigns.yaml"
+    config.write_text(config.read_text().replace("campaigns:\n", "fields:\n  units: {type: number}\ncampaigns:\n", 1))
+    loaded = load(Settings(campaigns_path=config))
+    with pytest.raises(TemplateRuntimeError, match="number: '12 units' is not a number"):
+        _render(loaded, replace(_lead(), attrs={"units": "12 units"}))
+    (project / "templates/mail/thanks.html").write_text("<p>{{ 5 | currency('XXY') }}</p>\n")
+    with pytest.raises(ConfigError, match="'XXY' is not an ISO 4217 currency code"):  # `check` says so
+        load(Settings(campaigns_path=config))

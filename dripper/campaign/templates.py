@@ -24,7 +24,8 @@ import css_inline
 import jinja2
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
 
-from dripper.campaign import dates, languages, variants
+from dripper import translations
+from dripper.campaign import dates, languages, numbers, variants
 from dripper.campaign import fields as declared
 from dripper.campaign.model import Campaign, CampaignFile, Step, did_you_mean
 from dripper.campaign.sourcefile import read_utf8
@@ -157,6 +158,7 @@ class Renderer:
         self.text_env = jinja2.Environment(autoescape=False, **common)
         for env in (self.html_env, self.text_env):
             env.filters["date"] = dates.date_filter
+            env.filters.update(numbers.FILTERS)  # currency, number, percent in the lead's locale
         # Declared fields' defaults: filled in at render time, so a changed default applies to later sends.
         self._defaults = declared.defaults_of(config.fields)
         self._vars = {name: declared.TemplateVars(declared.campaign_vars(config, name)) for name in config.campaigns}
@@ -263,8 +265,9 @@ class Renderer:
         text = self.body_text(step, ctx, html)
         postal = self.config.sender.postal_address
         url, prefs = ctx["unsubscribe_url"], ctx.get("preferences_url") or ctx["unsubscribe_url"]
-        html = _append_footer(html, _html_footer(postal, url, prefs))
-        text = f"{text}\n-- \n{postal}\nUnsubscribe: {url}\n" + (f"Preferences: {prefs}\n" if prefs != url else "")
+        language = str(ctx.get("language") or languages.FALLBACK)
+        html = _append_footer(html, _html_footer(postal, url, prefs, language))
+        text = text + _text_footer(postal, url, prefs, language)
         return RenderedEmail(subject, self._inliner.inline(html), text)
 
     def letter_html(self, step: Step, ctx: Mapping[str, Any]) -> str:
@@ -371,18 +374,22 @@ def without_script_urls(document: str) -> str:
 # The footer dripper appends to every e-mail's HTML part; autoescaped like every page.
 # It is a column of the same width as templates/email/base.html's card (600 px plus 28 px
 # padding a side, centred), so it sits under the card rather than at the window's edge.
-_FOOTER = jinja2.Environment(autoescape=True).from_string(
-    '<div class="dripper-footer" style="max-width:600px;margin:0 auto;padding:16px 28px 24px;'
-    'font-size:12px;color:#666;line-height:1.5">{{ postal }}<br>'
-    "You receive these e-mails because you asked us for information. "
-    '<a href="{{ url }}" style="color:#666">Unsubscribe</a>'
-    '{% if preferences != url %} · <a href="{{ preferences }}" style="color:#666">Manage preferences</a>'
-    "{% endif %}</div>"
+# Its words are dripper's, in the lead's language (dripper/translations).
+_FOOTER = translations.install(jinja2.Environment(autoescape=True)).from_string(
+    (translations.HERE / "footer.html").read_text(encoding="utf-8").strip()
 )
 
 
-def _html_footer(postal: str, url: str, preferences: str) -> str:
-    return _FOOTER.render(postal=postal, url=url, preferences=preferences)
+def _html_footer(postal: str, url: str, preferences: str, language: str) -> str:
+    return str(_FOOTER.render(postal=postal, url=url, preferences=preferences, language=language))
+
+
+def _text_footer(postal: str, url: str, preferences: str, language: str) -> str:
+    _ = translations.translations(language).gettext
+    lines = [postal, _("Unsubscribe: {url}").format(url=url)]
+    if preferences != url:
+        lines.append(_("Preferences: {url}").format(url=preferences))
+    return "\n-- \n" + "\n".join(lines) + "\n"
 
 
 def _append_footer(html: str, footer: str) -> str:
