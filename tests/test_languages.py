@@ -200,3 +200,11 @@ def test_a_value_that_is_not_a_number_fails_the_touch_with_a_message(project: Pa
     (project / "templates/mail/thanks.html").write_text("<p>{{ 5 | currency('XXY') }}</p>\n")
     with pytest.raises(ConfigError, match="'XXY' is not an ISO 4217 currency code"):  # `check` says so
         load(Settings(campaigns_path=config))
+
+
+def test_today_is_written_in_the_leads_language_once_one_is_named(project: Path) -> None:
+    (project / "templates/mail/thanks.html").write_text("<p>{{ today }}</p>\n")
+    loaded = load(Settings(campaigns_path=project / "campaigns.yaml"))
+    assert "<p>2 March 2026</p>" in _render(loaded, replace(_lead(), country="DE"))[1]  # as before languages
+    assert "<p>2 März 2026</p>" in _render(loaded, _lead(language="de"))[1]
+    assert "<p>2 mars 2026</p>" in _render(loaded, _lead(language="fr-CA"))[1]

@@ -203,7 +203,10 @@ class Renderer:
             },
             "unsubscribe_url": unsubscribe_url,
             "preferences_url": preferences_url or unsubscribe_url,
-            "today": f"{local_today.day} {local_today:%B %Y}",
+            # In the lead's language once one is named anywhere; before languages, English.
+            "today": dates.written(local_today, "d MMMM y", locale)
+            if self.names_language(lead, campaign)
+            else f"{local_today.day} {local_today:%B %Y}",
             "send_date": sent,
             "offer_until": dates.OfferUntil(sent),
             "locale": locale,
@@ -221,11 +224,15 @@ class Renderer:
         """The language the lead is written to: its own, its campaign's, the file's, en."""
         return languages.resolve(lead.language, campaign.language, self.config.defaults.language)
 
+    def names_language(self, lead: LeadView, campaign: Campaign) -> bool:
+        """Whether the lead, its campaign or the file names a language."""
+        return bool(lead.language or campaign.language or self.config.defaults.language)
+
     def locale_of(self, lead: LeadView, campaign: Campaign) -> str:
         """The Babel locale of the lead's dates and numbers: its language's, with its
         country's conventions. When neither the lead, nor its campaign, nor the file
         names a language, the way letters always wrote dates (`postal.locale_for`)."""
-        if not (lead.language or campaign.language or self.config.defaults.language):
+        if not self.names_language(lead, campaign):
             return postal.locale_for(lead)
         return languages.locale_of(self.language_of(lead, campaign), lead.country)
 
