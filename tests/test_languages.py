@@ -133,20 +133,21 @@ def test_check_lists_each_steps_languages_and_warns_about_gaps(project: Path, dr
     _project(project, subject='subject: {en: "Your pack", de: "Ihr Paket"}')
     (project / "templates/mail/reminder.fr.html").write_text(THANKS_DE)
     result = dripper_sqlite("check")
-    assert "languages: literature-follow-up/thanks: en (default), de" in result.stdout
-    assert "languages: literature-follow-up/reminder-1: en (default)\n" in result.stdout
-    assert (
-        "step 'reminder-1' has no de translation of its template and subject: leads in de get the en text"
-        in result.stderr
-    )
-    # the reminder's French template alone: its subject is not translated
-    assert "step 'reminder-1' has no fr translation of its subject" in result.stderr
-    assert "step 'thanks' has no fr translation of its template and subject" in result.stderr
-    # a language only leads in the database name (--against-db)
-    dripper_sqlite("leads", "add", "it@x.example", "--language", "it", "--at", "2026-01-05T08:00:00Z")
+    assert "languages: literature-follow-up: en (default), de: thanks\n" in result.stdout
+    # the reminder's French template alone is not French: its subject is not translated
+    assert "languages: literature-follow-up: en (default): reminder-1, letter-1, news-1" in result.stdout
+    assert "translation" not in result.stderr  # which languages leads have, only the database knows
+    # the languages leads in the database name (--against-db)
+    for email, language in (("it@x.example", "it"), ("de@x.example", "de-AT"), ("fr@x.example", "fr")):
+        dripper_sqlite("leads", "add", email, "--language", language, "--at", "2026-01-05T08:00:00Z")
     result = dripper_sqlite("check", "--against-db")
-    assert "step 'thanks' has no it translation of its template and subject" in result.stderr
-    assert "has no it translation" not in dripper_sqlite("check").stderr
+    assert (
+        "step 'thanks' has no it translation of its template and subject: leads in it get the en text" in result.stderr
+    )
+    assert "step 'thanks' has no de-AT translation" not in result.stderr  # de serves de-AT
+    assert "step 'reminder-1' has no de-AT translation of its template and subject" in result.stderr
+    assert "step 'reminder-1' has no fr translation of its subject:" in result.stderr
+    assert "campaigns.yaml:24:21: warning: step 'reminder-1'" in result.stderr  # where its template is named
 
 
 def test_a_lead_with_a_language_changes_nothing_without_translations(loaded: Loaded) -> None:

@@ -553,10 +553,12 @@ _CONTEXT_NAMES = set(_KNOWN_ATTRS) | {
     "send_date",
     "offer_until",
     "locale",
+    "language",
+    "default_language",
     "vars",
 }
 # For messages: what templates see.
-_SEEN = "lead, sender, campaign, step, vars, send_date, offer_until, locale, unsubscribe_url, today"
+_SEEN = "lead, sender, campaign, step, vars, send_date, offer_until, locale, language, unsubscribe_url, today"
 _JINJA_NAMES = {
     "loop",
     "self",
@@ -694,10 +696,10 @@ class StepLanguages:
 def language_coverage(
     config: CampaignFile, templates: TemplateSet, lead_languages: Mapping[str, set[str]] | None = None
 ) -> tuple[list[StepLanguages], list[Problem]]:
-    """Each step's languages, and a warning for each language a step lacks that its
-    campaign speaks elsewhere or (`lead_languages`: campaign -> its leads' languages, from
-    the database) one of its leads has: that lead gets the default language's text.
-    A campaign with no translation at all is left out: it speaks one language."""
+    """Each step's languages, and (given `lead_languages`: campaign -> the languages its
+    leads name, from the database) a warning for each language of a lead a step has no
+    translation for: that lead gets the default language's text. A campaign with no
+    translation at all is left out of the list: it speaks one language."""
     from dripper.channels.registry import PARTS  # the parts import this module
 
     listed: list[StepLanguages] = []
@@ -712,12 +714,10 @@ def language_coverage(
                 subjects = tuple(step.subjects) if PARTS[step.channel].needs_subject and step.subject else bodies
                 rows.append((step, template_path, bodies, subjects))
         spoken = {tag for _, _, bodies, subjects in rows for tag in (*bodies, *subjects)}
-        if not spoken:
-            continue
-        wanted = spoken | {tag for tag in (lead_languages or {}).get(name, set()) if tag}
+        wanted = {tag for tag in (lead_languages or {}).get(name, set()) if tag}
         for step, template_path, bodies, subjects in rows:
-            covered = tuple(sorted(set(bodies) & set(subjects)))
-            listed.append(StepLanguages(name, step.id, default, covered))
+            if spoken:
+                listed.append(StepLanguages(name, step.id, default, tuple(sorted(set(bodies) & set(subjects)))))
             for tag in sorted(wanted):
                 if languages.candidates(tag)[-1] == languages.candidates(default)[-1]:
                     continue  # the default language is the untranslated text

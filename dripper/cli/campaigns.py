@@ -75,9 +75,12 @@ def _print_languages(app: App, loaded: Loaded, against_db: bool) -> None:
         with app.store().read() as conn:
             lead_languages = leadrows.languages_by_campaign(conn)
     listed, warnings = language_coverage(loaded.campaigns, loaded.templates, lead_languages)
+    groups: dict[tuple[str, str], list[str]] = {}  # (campaign, its languages) -> the steps that speak them
     for row in listed:
         spoken = ", ".join([f"{row.default} (default)", *(t for t in row.covered if t != row.default)])
-        out.print(f"languages: {row.campaign}/{row.step}: {spoken}", markup=False, soft_wrap=True)
+        groups.setdefault((row.campaign, spoken), []).append(row.step)
+    for (campaign, spoken), steps in groups.items():
+        out.print(f"languages: {campaign}: {spoken}: {', '.join(steps)}", markup=False, soft_wrap=True)
     for problem in warnings:
         err.print(f"{problem.location}: warning: {problem.message}", markup=False, soft_wrap=True)
 
