@@ -135,7 +135,7 @@ def test_check_lists_each_steps_languages_and_warns_about_gaps(project: Path, dr
     result = dripper_sqlite("check")
     assert "languages: literature-follow-up: en (default), de: thanks\n" in result.stdout
     # the reminder's French template alone is not French: its subject is not translated
-    assert "languages: literature-follow-up: en (default): reminder-1, letter-1, news-1" in result.stdout
+    assert "languages: literature-follow-up: en (default) only: 8 other step(s)" in result.stdout
     assert "translation" not in result.stderr  # which languages leads have, only the database knows
     # the languages leads in the database name (--against-db)
     for email, language in (("it@x.example", "it"), ("de@x.example", "de-AT"), ("fr@x.example", "fr")):
@@ -209,3 +209,38 @@ def test_today_is_written_in_the_leads_language_once_one_is_named(project: Path)
     assert "<p>2 March 2026</p>" in _render(loaded, replace(_lead(), country="DE"))[1]  # as before languages
     assert "<p>2 März 2026</p>" in _render(loaded, _lead(language="de"))[1]
     assert "<p>2 mars 2026</p>" in _render(loaded, _lead(language="fr-CA"))[1]
+
+
+def test_the_shipped_campaign_writes_to_its_german_example_leads_in_german(
+    tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+    from email import message_from_bytes, policy
+
+    from conftest import Dripper
+
+    root = Path(__file__).resolve().parents[1]
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    shutil.copy(root / "campaigns.yaml", shipped)
+    shutil.copytree(root / "templates", shipped / "templates")
+    shutil.copy(root / "examples" / "leads.csv", shipped)
+    run = Dripper(shipped, sqlite_url)
+    monkeypatch.chdir(shipped)
+    listed = run("check").stdout
+    assert "languages: literature-follow-up: en (default), de: research-thanks, research-supplier-questions" in listed
+    run("leads", "import", "leads.csv", "--at", "2026-01-05T15:00:00Z")
+    run("tick", "--at", "2026-01-06T10:00:00Z")
+    mails = {p.name.rsplit("_", 1)[1].removesuffix(".eml"): p for p in (shipped / "outbox").glob("*.eml")}
+
+    def read(email: str) -> tuple[str, str]:
+        message = message_from_bytes(mails[email].read_bytes(), policy=policy.default)
+        return str(message["Subject"]), message.get_body(("plain",)).get_content()
+
+    subject, text = read("zoe.mueller@mueller-anlagenbau.example")
+    assert subject == "Ihr Informationspaket zu stainless valves"
+    assert "Guten Tag Zoë Müller," in text and "Mit freundlichen Grüßen" in text and "\nAbmelden: http" in text
+    assert read("marie.keller@keller-chemie.example")[0] == "Die nächsten Schritte mit Acme für Keller Chemie GmbH"
+    assert read("otto.weber@brauerei-weber.example")[0] == "Vielen Dank für Ihre erneute Bestellung"
+    subject, text = read("ada@lovelace-engineering.example")
+    assert subject == "Your flow meters information pack" and "Hello Ada," in text and "\nUnsubscribe: http" in text

@@ -80,7 +80,11 @@ def _print_languages(app: App, loaded: Loaded, against_db: bool) -> None:
         spoken = ", ".join([f"{row.default} (default)", *(t for t in row.covered if t != row.default)])
         groups.setdefault((row.campaign, spoken), []).append(row.step)
     for (campaign, spoken), steps in groups.items():
-        out.print(f"languages: {campaign}: {spoken}: {', '.join(steps)}", markup=False, soft_wrap=True)
+        if "," in spoken:  # translated: which steps
+            out.print(f"languages: {campaign}: {spoken}: {', '.join(steps)}", markup=False, soft_wrap=True)
+    for (campaign, spoken), steps in groups.items():
+        if "," not in spoken:  # the rest, counted: a long campaign would fill the screen
+            out.print(f"languages: {campaign}: {spoken} only: {len(steps)} other step(s)", markup=False)
     for problem in warnings:
         err.print(f"{problem.location}: warning: {problem.message}", markup=False, soft_wrap=True)
 
