@@ -270,8 +270,10 @@ class Step(_Model):
     @classmethod
     def _subject_by_language(cls, data: Any) -> Any:
         """`subject: {en: …, de: …}`: the mapping into `subjects`, its first entry the subject."""
-        if isinstance(data, dict) and isinstance(data.get("subject"), dict):
-            mapping = data["subject"]
+        mapping = data.get("subject") if isinstance(data, dict) else None
+        # Only text by text: anything else (`subject: {{ x }}` unquoted, read by YAML as a
+        # mapping of mappings) is left to the schema and its hint.
+        if isinstance(mapping, dict) and mapping and all(isinstance(v, str) for v in mapping.values()):
             first = next(iter(mapping.values()), None)
             data = {**data, "subjects": mapping, "subject": first if isinstance(first, str) else None}
         return data
