@@ -244,3 +244,13 @@ def test_the_shipped_campaign_writes_to_its_german_example_leads_in_german(
     assert read("otto.weber@brauerei-weber.example")[0] == "Vielen Dank für Ihre erneute Bestellung"
     subject, text = read("ada@lovelace-engineering.example")
     assert subject == "Your flow meters information pack" and "Hello Ada," in text and "\nUnsubscribe: http" in text
+
+
+def test_a_subject_in_a_language_babel_does_not_know_is_located_at_its_step(project: Path) -> None:
+    config = project / "campaigns.yaml"
+    config.write_text(config.read_text().replace('subject: "New application notes"', 'subject: {en: "New", xx: "x"}'))
+    with pytest.raises(ConfigError) as caught:
+        load(Settings(campaigns_path=config))
+    assert "campaigns.yaml:30:11:" in str(caught.value) and "language 'xx' is not a BCP 47 language tag" in str(
+        caught.value
+    )
