@@ -269,6 +269,7 @@ class EventKind(StrEnum):
     SOFT_BOUNCE = "soft_bounce"
     UNKNOWN = "unknown"
     CLICKED = "clicked"  # a person followed a tracked link (`tracking: {clicks: true}`)
+    OPENED = "opened"  # the open pixel of a message loaded, first time (`tracking: {opens: true}`)
 
 
 # The kinds `dripper event EMAIL KIND` accepts, in the order the usage lists them.

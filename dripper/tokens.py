@@ -34,6 +34,14 @@ class TokenData:
     campaign: str
 
 
+@dataclass(frozen=True)
+class ClickData:
+    """What a click token says: the touch whose message held the link, and where it goes."""
+
+    touch_id: int
+    url: str
+
+
 class Tokens:
     """Signs with `secret`; verifies with it and with each of the `old` (retired) secrets."""
 
@@ -48,6 +56,10 @@ class Tokens:
         # with another salt, a test token can never be read as a lead's token (not by this
         # code, nor by a version that does not know test tokens: it gets a 404 there).
         self._test_serializer = URLSafeSerializer(verifying, salt="dripper.test-send")
+        # Click tokens: a salt of their own, so that no other token of ours can be read as one.
+        self._click_serializer = URLSafeSerializer(verifying, salt="dripper.click")
+        self._test_click_serializer = URLSafeSerializer(verifying, salt="dripper.test-click")
+        self._open_serializer = URLSafeSerializer(verifying, salt="dripper.open")
         self._verp_keys = tuple(hashlib.sha256(b"dripper.verp\0" + k.encode()).digest() for k in keys)
         # Message-IDs are made, never verified (inbound looks them up among the sent touches).
         self._message_id_key = hashlib.sha256(b"dripper.message-id\0" + secret.encode()).digest()
@@ -93,6 +105,43 @@ class Tokens:
     def read_test(self, token: str) -> TokenData | None:
         """The lead and campaign a test token was made for, or None if it is not a valid one."""
         return _read(self._test_serializer, token)
+
+    def make_click(self, touch_id: int, url: str) -> str:
+        """The token of a tracked link: the touch it was sent in and its target, signed."""
+        return self._click_serializer.dumps([touch_id, url])
+
+    def read_click(self, token: str) -> ClickData | None:
+        """The touch and target a click token names, or None if it is not a valid one."""
+        return _read_click(self._click_serializer, token)
+
+    def make_test_click(self, touch_id: int, url: str) -> str:
+        """A tracked link of a test send or preview: it redirects and records nothing."""
+        return self._test_click_serializer.dumps([touch_id, url])
+
+    def read_test_click(self, token: str) -> ClickData | None:
+        return _read_click(self._test_click_serializer, token)
+
+    def make_open(self, touch_id: int) -> str:
+        """The token of a message's open pixel (`tracking: {opens: true}`)."""
+        return self._open_serializer.dumps(touch_id)
+
+    def read_open(self, token: str) -> int | None:
+        """The touch an open token names, or None if it is not a valid one."""
+        try:
+            touch_id = self._open_serializer.loads(token)
+        except (BadSignature, ValueError, TypeError):
+            return None
+        return touch_id if isinstance(touch_id, int) and not isinstance(touch_id, bool) else None
+
+
+def _read_click(serializer: URLSafeSerializer, token: str) -> ClickData | None:
+    try:
+        touch_id, url = serializer.loads(token)
+    except (BadSignature, ValueError, TypeError):
+        return None
+    if not isinstance(touch_id, int) or isinstance(touch_id, bool) or not isinstance(url, str):
+        return None
+    return ClickData(touch_id, url)
 
 
 def _read(serializer: URLSafeSerializer, token: str) -> TokenData | None:

@@ -138,7 +138,7 @@ def test_the_migration_moves_owner_and_language_out_of_the_attributes(fresh_db_u
     engine = sa.create_engine(fresh_db_url)
     at = datetime(2026, 1, 5, 8, tzinfo=timezone(timedelta(hours=1))).replace(tzinfo=None)
     with engine.connect() as conn:
-        command.upgrade(_alembic(conn), "0011")
+        command.upgrade(_alembic(conn), "0012")  # the schema before 0013
         conn.commit()
         rows = [
             (1, {"owner": "Ann", "language": "de_DE", "size": "XL"}),

@@ -212,6 +212,9 @@ def test_report_and_previews_escape() -> None:
                 "movements": [[cell]],
                 "conversion_time": [cell],
                 "stages": [[cell]],
+                "clicks": [[cell]],  # a link's URL, shown as written (issue 18)
+                "click_notes": (EVIL,),
+                "click_head": (EVIL,),
                 "ab_tests": [(EVIL, EVIL, [[cell]])],
             }
         ],

@@ -32,6 +32,7 @@ from dripper.campaign import fields as declared
 from dripper.campaign.cadence import CadenceSpec, Quiet
 from dripper.campaign.sourcefile import read_utf8
 from dripper.campaign.timing import Duration, Window
+from dripper.campaign.tracking import Tracking, Utm
 from dripper.campaign.variants import AutoWinner, Variant
 from dripper.errors import ConfigError, Location, Problem
 from dripper.states import Channel
@@ -258,6 +259,7 @@ class Step(_Model):
     send_window: SendWindowSpec | None = None
     # Earlier ids of this step: a renamed step keeps its history (what was sent stays sent).
     renamed_from: list[str] = Field(default_factory=list)
+    utm: Utm | None = None  # merged over the campaign's utm: (campaign/tracking.py)
     # A condition (campaign/conditions.py), evaluated at send time: false = skipped, reason `condition`.
     when: str | None = None
     # A/B test (dripper/campaign/variants.py): versions of subject/template, the one that won.
@@ -292,6 +294,8 @@ class Campaign(_Model):
     stop_on: list[StopKind] = Field(default_factory=lambda: list(STOP_KINDS))
     send_window: SendWindowSpec | None = None
     quiet: Quiet = Quiet()  # warnings of `check` the marketer accepts, per track
+    tracking: Tracking = Tracking()  # click (and open) tracking: off unless asked (campaign/tracking.py)
+    utm: Utm | None = None  # UTM parameters for every link of the campaign's e-mails
     vars: dict[str, Any] = Field(default_factory=dict)  # for its templates; wins over the file's vars
     stages: dict[str, list[Step]]
 
@@ -552,6 +556,10 @@ def _allowed_keys(path: tuple[Any, ...]) -> set[str] | None:
         return keys(CadenceSpec)
     if n == 3 and path[0] == "campaigns" and path[2] == "quiet":
         return keys(Quiet)
+    if n == 3 and path[0] == "campaigns" and path[2] == "tracking":
+        return keys(Tracking)
+    if path and path[-1] == "utm":
+        return keys(Utm)
     if n == 2 and path[0] == "fields":
         return keys(declared.FieldSpec)
     if n == 2 and path[0] == "campaigns":

@@ -23,6 +23,7 @@ from typing import Any
 import css_inline
 import jinja2
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
+from markupsafe import Markup
 
 from dripper import translations
 from dripper.campaign import dates, languages, numbers, variants
@@ -124,6 +125,32 @@ def sample_lead(config: CampaignFile, *, any_attrs: bool = True) -> LeadView:
     )
 
 
+def plain_personal_url(url: object) -> str:
+    """`{{ personal_url('https://…') }}` where no touch is known: the URL itself, once it is
+    known to be an absolute http(s) URL (a letter's reader types or scans it)."""
+    text = str(url).strip()
+    if not re.match(r"https?://[^\s/?#]+", text, re.IGNORECASE) or re.search(r"[\x00-\x20]", text):
+        raise jinja2.TemplateRuntimeError(f"personal_url wants an absolute http(s) URL, not {text[:80]!r}")
+    return text
+
+
+_QR_SIZE = re.compile(r"[0-9]{1,3}(\.[0-9]{1,2})?(mm|cm|in|pt|px)")
+
+
+def qr_code(url: object, size: str = "25mm") -> Markup:
+    """`{{ qr_code(personal_url('https://…')) }}`: the URL as a QR code, an inline SVG
+    (segno) `size` wide and high, for a letter's reader to scan. Error correction M: a
+    printed code survives a smudge."""
+    import segno
+
+    text = plain_personal_url(url)
+    if not _QR_SIZE.fullmatch(str(size)):
+        raise jinja2.TemplateRuntimeError(f"qr_code size {str(size)[:20]!r}: write it like 25mm, 2.5cm or 1in")
+    svg = segno.make(text, error="m").svg_inline(scale=1, border=4, omitsize=True, svgclass="dripper-qr")
+    # segno writes the SVG itself (no input reaches it but the encoded modules): safe markup.
+    return Markup(f'<span class="dripper-qr" style="display:inline-block;width:{size};height:{size}">{svg}</span>')
+
+
 @dataclass(frozen=True)
 class RenderedEmail:
     subject: str
@@ -159,6 +186,10 @@ class Renderer:
         for env in (self.html_env, self.text_env):
             env.filters["date"] = dates.date_filter
             env.filters.update(numbers.FILTERS)  # currency, number, percent in the lead's locale
+            # A letter's composer gives each letter its own tracked URL (channels/compose.py);
+            # elsewhere (check, previews, e-mails, whose links are rewritten anyway) it is the URL.
+            env.globals["personal_url"] = plain_personal_url
+            env.globals["qr_code"] = qr_code
         # Declared fields' defaults: filled in at render time, so a changed default applies to later sends.
         self._defaults = declared.defaults_of(config.fields)
         self._vars = {name: declared.TemplateVars(declared.campaign_vars(config, name)) for name in config.campaigns}
@@ -550,6 +581,8 @@ _CONTEXT_NAMES = set(_KNOWN_ATTRS) | {
     "unsubscribe_url",
     "preferences_url",
     "today",
+    "personal_url",
+    "qr_code",
     "send_date",
     "offer_until",
     "locale",

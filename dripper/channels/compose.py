@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cached_property
@@ -17,7 +17,9 @@ from typing import Any
 
 from dripper.campaign import variants
 from dripper.campaign.model import Campaign, Step
-from dripper.campaign.templates import LeadView
+from dripper.campaign.templates import LeadView, plain_personal_url
+from dripper.campaign.tracking import utm_parameters, with_utm
+from dripper.channels.email import links
 from dripper.channels.email.mime import build_email, list_unsubscribe
 from dripper.channels.letters import layout as letters
 from dripper.config import Loaded
@@ -157,7 +159,7 @@ class Composer:
         sender = self.loaded.campaigns.sender
         msgid = self.tokens.message_id(view.email, campaign.name, step.id, sender.domain)
         feedback = {"Feedback-ID": feedback_id(campaign.name, step.id, sender.domain)}
-        data = self.message(view, view, campaign, step, now, msgid=msgid, extra_headers=feedback)
+        data = self.message(view, view, campaign, step, now, msgid=msgid, extra_headers=feedback, touch_id=touch_id)
         return Composed(
             self.tokens.bounce_address(touch_id, sender.bounces),
             view.email,
@@ -177,13 +179,20 @@ class Composer:
         msgid: str,
         extra_headers: Mapping[str, str],
         subject_prefix: str = "",
+        touch_id: int = 0,
     ) -> bytes:
         """The e-mail rendered for `view` and addressed to `recipient` (the lead itself, or
-        the address of a test), DKIM-signed when a key is set."""
+        the address of a test), DKIM-signed when a key is set. `touch_id`: the touch its
+        tracked links name (0 for none: a click on them is recorded nowhere)."""
         sender = self.loaded.campaigns.sender
         step = variants.for_lead(step, view.email, campaign)  # an A/B test's variant for this lead
         ctx, url, token = self.context(view, campaign, step, now)
         rendered = self.loaded.renderer.email(campaign, step, ctx)
+        # After rendering: the links as the lead will see them, footer included (left alone).
+        rules = self.link_rules(campaign, step, touch_id, (url, str(ctx.get("preferences_url") or url)))
+        rendered = links.rewrite(rendered, rules)
+        if campaign.tracking.opens and touch_id:  # asked for explicitly; never in tests or previews
+            rendered = replace(rendered, html=links.with_open_pixel(rendered.html, self.open_url(touch_id)))
         if subject_prefix:
             rendered = replace(rendered, subject=subject_prefix + rendered.subject)
         data = build_email(
@@ -196,6 +205,32 @@ class Composer:
             extra_headers=dict(extra_headers),
         )
         return self.dkim.sign(data) if self.dkim is not None else data
+
+    def link_rules(self, campaign: Campaign, step: Step, touch_id: int, keep: tuple[str, ...]) -> links.LinkRules:
+        """How the links of this step's e-mail are rewritten (UTM, click tracking)."""
+        utm = utm_parameters(campaign.utm, step.utm, campaign.name, step.id)
+        wrap = (lambda target: self.click_url(touch_id, target)) if campaign.tracking.clicks else None
+        return links.LinkRules(utm=utm, wrap=wrap, keep=keep, own=self.base_url)
+
+    def personal_url_for(self, campaign: Campaign, step: Step, touch_id: int) -> Callable[[object], str]:
+        """`{{ personal_url('https://…') }}` in a letter: the URL with the step's UTM
+        parameters, through the click redirect when the campaign tracks clicks, so that a
+        printed letter's response is measured like an e-mail's."""
+        utm = utm_parameters(campaign.utm, step.utm, campaign.name, step.id)
+
+        def personal_url(url: object) -> str:
+            target = with_utm(plain_personal_url(url), utm)
+            return self.click_url(touch_id, target) if campaign.tracking.clicks else target
+
+        return personal_url
+
+    def open_url(self, touch_id: int) -> str:
+        """The open pixel of this touch's message: /o/TOKEN."""
+        return f"{self.base_url}/o/{self.tokens.make_open(touch_id)}"
+
+    def click_url(self, touch_id: int, target: str) -> str:
+        """The tracked link to `target` in the message of this touch: /c/TOKEN."""
+        return f"{self.base_url}/c/{self.tokens.make_click(touch_id, target)}"
 
     @cached_property
     def home_country(self) -> str | None:
@@ -212,6 +247,7 @@ class Composer:
         config = self.loaded.campaigns
         step = variants.for_lead(step, view.email, campaign)
         ctx, _url, _token = self.context(view, campaign, step, now)
+        ctx["personal_url"] = self.personal_url_for(campaign, step, touch_id or 0)
         body = self.loaded.renderer.letter_html(step, ctx)
         country = postal.country_code(view.country)
         chosen = campaign.letter_format or config.letters.format

@@ -18,6 +18,8 @@ from rich.table import Table
 from dripper import csvsafe
 from dripper.pages import render
 from dripper.reports import charts
+from dripper.reports.clicks import click_head, click_rows, click_tables
+from dripper.reports.clicks import notes as click_notes
 from dripper.reports.funnel import FIGURES, RATES
 from dripper.store import STATES
 
@@ -133,7 +135,7 @@ def tables(data: Mapping[str, Any]) -> list[Table]:
         for stage, n in campaign["funnel"].items():
             standing.add_row(name, stage, str(n))
     out.append(standing)
-    return out
+    return out + click_tables(data)
 
 
 def ab_sentence(row: Mapping[str, Any]) -> str:
@@ -204,6 +206,9 @@ class CampaignPage:
     movements: list[list[Cell]]
     conversion_time: list[Cell]
     stages: list[list[Cell]]
+    clicks: list[list[Cell]] = field(default_factory=list)  # reports/clicks.py
+    click_head: tuple[str, ...] = ()
+    click_notes: tuple[str, ...] = ()
     # A/B tests: (step, the test's sentence, a row of figures per variant)
     ab_tests: list[tuple[str, str, list[list[Cell]]]] = field(default_factory=list)
 
@@ -241,6 +246,9 @@ def _campaign_page(name: str, campaign: Mapping[str, Any], weekly: Mapping[str, 
         movements=[_row((m["from"] or "?", m["to"], m["count"])) for m in campaign["movements"]],
         conversion_time=_row((span["count"], days(span["median_days"]), days(span["p90_days"]))),
         stages=[_row(item) for item in campaign["funnel"].items()],
+        clicks=[_row(row) for row in click_rows(campaign)],
+        click_head=click_head(campaign),
+        click_notes=click_notes(campaign),
         ab_tests=[
             (step, ab_sentence(row), [[_cell(name), *_outcome_figures(v)] for name, v in row["variants"].items()])
             for step, row in campaign["steps"].items()

@@ -15,7 +15,7 @@ from dripper.leads import postal
 from dripper.leads.records import LEAD_COLUMNS, Lead
 from dripper.planning import track
 from dripper.planning.planner import Planner, stop_reason
-from dripper.reports import abtest, winners
+from dripper.reports import abtest, clicks, winners
 from dripper.states import CHANNELS, REPLANNABLE, Reason, TouchState
 from dripper.store import STATES
 from dripper.store.queries import abrows, callrows, leadrows, printrows, reportrows
@@ -114,7 +114,9 @@ def funnel(conn: Connection, config: CampaignFile | None = None) -> dict[str, An
             },
             "funnel": _stages_now(config, name, standing),
         }
-    return {"campaigns": out, "attribution_window": str(window)}
+    data = {"campaigns": out, "attribution_window": str(window)}
+    clicks.add_clicks(conn, data, config)  # per step and per link (reports/clicks.py)
+    return data
 
 
 def _reached(

@@ -47,13 +47,17 @@ Opener = Callable[[str], bool]  # a file:// URI -> whether a browser took it
 
 
 class PreviewComposer(Composer):
-    """A Composer whose unsubscribe and preference links carry test tokens."""
+    """A Composer whose unsubscribe, preference and tracked links carry test tokens."""
 
     def context(self, view: LeadView, campaign: Campaign, step: Step, now: datetime) -> tuple[dict[str, Any], str, str]:
         token = self.tokens.make_test(view.id, campaign.name)
         url = f"{self.base_url}/u/{token}"
         ctx = self.loaded.renderer.context(view, campaign, step, url, now, f"{self.base_url}/p/{token}")
         return ctx, url, token
+
+    def click_url(self, touch_id: int, target: str) -> str:
+        # A test's tracked links redirect like the real ones and record nothing.
+        return f"{self.base_url}/c/{self.tokens.make_test_click(touch_id, target)}"
 
 
 # --- preview files ------------------------------------------------------------------------

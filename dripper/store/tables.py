@@ -157,6 +157,44 @@ events = Table(
     Index("uq_events_message_id", "message_id", unique=True),
 )
 
+# Requests to tracked links (/c/TOKEN, migration 0012): `scanner` NULL is a person's click
+# (also an event `clicked`, `event_id`); otherwise why it was taken for a security scanner
+# or link previewer (inbound/clicks.py). Kept apart so reports count people only.
+clicks = Table(
+    "clicks",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("touch_id", Id, ForeignKey("touches.id", ondelete="CASCADE"), nullable=False),
+    Column("lead_id", Id, ForeignKey("leads.id", ondelete="CASCADE"), nullable=False),
+    Column("campaign", String(200), nullable=False),
+    Column("step_id", String(200), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("method", String(8), nullable=False),
+    Column("user_agent", String(300), nullable=False),
+    Column("scanner", String(32)),
+    Column("event_id", Id, ForeignKey("events.id", ondelete="SET NULL")),
+    Index("ix_clicks_touch", "touch_id", "at"),
+    Index("ix_clicks_lead", "lead_id", "campaign", "step_id"),
+    Index("ix_clicks_step", "campaign", "step_id"),
+)
+
+# The open pixel (`tracking: {opens: true}`, migration 0012): one row per message whose
+# pixel loaded, with how often. Unreliable by nature (image proxies, Apple Mail Privacy
+# Protection load it unread); kept apart from clicks.
+opens = Table(
+    "opens",
+    metadata,
+    Column("touch_id", Id, ForeignKey("touches.id", ondelete="CASCADE"), primary_key=True),
+    Column("lead_id", Id, ForeignKey("leads.id", ondelete="CASCADE"), nullable=False),
+    Column("campaign", String(200), nullable=False),
+    Column("step_id", String(200), nullable=False),
+    Column("first_at", UTCDateTime, nullable=False),
+    Column("last_at", UTCDateTime, nullable=False),
+    Column("count", Integer, nullable=False, default=1),
+    Index("ix_opens_step", "campaign", "step_id"),
+)
+
 campaign_versions = Table(
     "campaign_versions",
     metadata,

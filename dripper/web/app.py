@@ -5,6 +5,7 @@ the dashboard's state):
 
 - `public`     GET/POST /u/{token} (one-click unsubscribe, RFC 8058), GET/POST /p/{token}
                (the preference page)
+- `clicks`     GET/HEAD /c/{token} (the signed redirect of a tracked link), /o/{token} (open pixel)
 - `hooks`      POST /inbound, POST /events (API token), GET /healthz
 - `metrics`    GET /metrics (DRIPPER_METRICS_TOKEN: Bearer)
 - `dashboard`  GET /dashboard… (DRIPPER_DASHBOARD_TOKEN)
@@ -26,7 +27,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.templating import Jinja2Templates
 from starlette.types import Scope
 
-from dripper.web import hooks, public
+from dripper.web import clicks, hooks, public
 from dripper.web.context import WebContext
 from dripper.web.dashboard import dashboard_routes, dashboard_state
 from dripper.web.guard import Failure, Guard
@@ -34,7 +35,7 @@ from dripper.web.metrics import metrics_route
 from dripper.web.templating import environment
 
 MAX_SMALL_BODY = 64 * 1024  # every endpoint but /inbound takes a small form or JSON object (413)
-_PEOPLE = ("/u/", "/p/", "/dashboard")  # paths people see in a browser: errors as pages, not JSON
+_PEOPLE = ("/u/", "/p/", "/c/", "/dashboard")  # paths people see in a browser: errors as pages, not JSON
 
 
 def create_app(ctx: WebContext) -> Starlette:
@@ -43,6 +44,7 @@ def create_app(ctx: WebContext) -> Starlette:
     app = Starlette(
         routes=[
             *public.ROUTES,
+            *clicks.ROUTES,
             *hooks.ROUTES,
             metrics_route(ctx.store, ctx.clock, ctx.metrics_token),
             *dashboard_routes(),

@@ -71,6 +71,7 @@ DETAIL_KEYS = (
     "subject",
     "from",
     "via",
+    "url",  # a `clicked` event's link (issue 18)
 )
 _LEAD_ID = re.compile(r"[0-9]{1,18}")  # fits a BIGINT: a longer number is no lead, not a database error
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")

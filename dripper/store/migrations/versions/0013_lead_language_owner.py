@@ -7,7 +7,7 @@ they become columns, checked on import. The values already in `attrs` move over:
 Babel knows it (one it does not stays an attribute, where it was).
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 """
 
 import json
@@ -19,7 +19,7 @@ from alembic import op
 from dripper.store.tables import UTCDateTime
 
 revision = "0013"
-down_revision = "0011"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
