@@ -254,3 +254,31 @@ def test_a_subject_in_a_language_babel_does_not_know_is_located_at_its_step(proj
     assert "campaigns.yaml:30:11:" in str(caught.value) and "language 'xx' is not a BCP 47 language tag" in str(
         caught.value
     )
+
+
+def test_a_german_letter_is_dated_in_german_and_an_english_one_in_english() -> None:
+    from dripper.channels.compose import Composer
+
+    root = Path(__file__).resolve().parents[1]
+    loaded = load(Settings(campaigns_path=root / "campaigns.yaml"))
+    campaign = loaded.campaigns.campaigns["literature-follow-up"]
+    found = campaign.step("research-intro-letter")
+    assert found is not None
+    zoe = Lead(
+        email="zoe@x.example",
+        stage="supplier_research",
+        campaign=campaign.name,
+        first_name="Zoë",
+        last_name="Müller",
+        timezone="Europe/Berlin",
+        address_line1="Industriestraße 14",
+        city="Stuttgart",
+        postal_code="70565",
+        country="DE",
+        language="de",
+    )
+    composer = Composer(loaded, "http://127.0.0.1:8000", "secret")
+    german = composer.letter(zoe, campaign, found[1], NOW).html
+    assert "2. März 2026" in german and "Guten Tag Zoë Müller," in german and "Mit freundlichen Grüßen" in german
+    english = composer.letter(replace(zoe, language=""), campaign, found[1], NOW).html
+    assert "2 March 2026" in english and "Dear Zoë," in english
