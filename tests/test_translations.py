@@ -44,7 +44,11 @@ def test_every_catalogue_is_complete_and_keeps_the_placeholders(language: str) -
         assert len(strings) == catalog.num_plurals if isinstance(key, tuple) else len(strings) == 1
         for text in strings:
             assert text.strip(), f"{language}: {key!r} is not translated"
-            assert _placeholders(text) == _placeholders(ids[-1]), f"{language}: {key!r} changes its placeholders"
+            if "{first_name}" in ids[-1]:  # a salutation: the name as the language greets
+                names = {f"{{{name}}}" for name in translations.NAME_FIELDS}
+                assert len(_placeholders(text)) == 1 and set(_placeholders(text)) <= names, (language, key)
+            else:
+                assert _placeholders(text) == _placeholders(ids[-1]), f"{language}: {key!r} changes its placeholders"
     assert all(not errors for _, errors in catalog.check())  # Babel's own checks: python-format, plurals
 
 
@@ -87,3 +91,29 @@ def test_the_inbound_parsers_read_every_language_dripper_writes(language: str) -
     message["Subject"] = "Re: your information pack"
     message.set_content(removal)
     assert classify(message).kind == InboundKind.UNSUBSCRIBE
+
+
+@pytest.mark.parametrize(
+    ("language", "email", "letter", "nameless"),
+    [
+        ("en", "Hello Ada,", "Dear Ada,", "Dear Sir or Madam,"),
+        ("de-AT", "Guten Tag Ada Lovelace,", "Guten Tag Ada Lovelace,", "Sehr geehrte Damen und Herren,"),
+        ("fr", "Bonjour Ada,", "Bonjour Ada Lovelace,", "Madame, Monsieur,"),
+        ("nl", "Beste Ada,", "Beste Ada Lovelace,", "Geachte heer, mevrouw,"),
+    ],
+)
+def test_salutation_greets_in_the_language_of_the_context(
+    language: str, email: str, letter: str, nameless: str
+) -> None:
+    from dripper.leads.records import Lead
+
+    env = translations.install(jinja2.Environment(autoescape=True))
+    env.globals["salutation"] = translations.salutation
+    ada = Lead(email="a@x.example", stage="s", campaign="c", first_name="Ada", last_name="Lovelace")
+    template = env.from_string("{{ salutation() }}|{{ salutation(formal=True) }}")
+    assert template.render(lead=ada, language=language) == f"{email}|{letter}"
+    nobody = Lead(email="a@x.example", stage="s", campaign="c")
+    assert template.render(lead=nobody, language=language).split("|")[1] == nameless
+    # a name is text: escaped in HTML
+    evil = Lead(email="a@x.example", stage="s", campaign="c", first_name="<b>")
+    assert "&lt;b&gt;" in template.render(lead=evil, language=language)

@@ -188,6 +188,7 @@ class Renderer:
             env.filters.update(numbers.FILTERS)  # currency, number, percent in the lead's locale
             # A letter's composer gives each letter its own tracked URL (channels/compose.py);
             # elsewhere (check, previews, e-mails, whose links are rewritten anyway) it is the URL.
+            env.globals["salutation"] = translations.salutation  # the greeting, in the lead's language
             env.globals["personal_url"] = plain_personal_url
             env.globals["qr_code"] = qr_code
         # Declared fields' defaults: filled in at render time, so a changed default applies to later sends.
@@ -583,6 +584,7 @@ _CONTEXT_NAMES = set(_KNOWN_ATTRS) | {
     "today",
     "personal_url",
     "qr_code",
+    "salutation",
     "send_date",
     "offer_until",
     "locale",

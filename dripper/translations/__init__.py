@@ -34,6 +34,7 @@ HERE = Path(__file__).parent
 SHIPPED = ("de", "fr", "es", "it", "nl")
 # Where dripper's translatable messages are (relative to the package's root).
 SOURCES = (
+    "translations/__init__.py",  # salutation()
     "translations/footer.html",  # the e-mail footer (campaign/templates.py)
     "campaign/templates.py",
     "web/public.py",
@@ -104,6 +105,27 @@ def _template_ngettext(context: Context, singular: str, plural: str, n: int) -> 
     return translations(_language(context)).ngettext(singular, plural, n)
 
 
+# What a salutation may name; a translation picks (German greets by the full name).
+NAME_FIELDS = ("first_name", "last_name", "full_name")
+
+
+@pass_context
+def salutation(context: Context, formal: bool = False) -> str:
+    """`{{ salutation() }}` "Hello Ada," / "Guten Tag Ada Lovelace,"; `salutation(formal=True)`,
+    for letters, "Dear Ada," / "Dear Sir or Madam,": in the language of the context, the
+    lead's name as its language writes a greeting, or a greeting without one."""
+    lead = context.get("lead")
+    names = {name: str(getattr(lead, name, "") or "") for name in NAME_FIELDS}
+    gettext = translations(_language(context)).gettext
+    if formal:
+        # Translators: a letter's greeting; {first_name}, {last_name} or {full_name}.
+        text = gettext("Dear {first_name},") if names["first_name"] else gettext("Dear Sir or Madam,")
+    else:
+        # Translators: an e-mail's greeting; {first_name}, {last_name} or {full_name}.
+        text = gettext("Hello {first_name},") if names["first_name"] else gettext("Hello,")
+    return text.format(**names)
+
+
 def install(env: jinja2.Environment) -> jinja2.Environment:
     """Give `env` the i18n extension, translating into each render's `language`: one
     environment serves every language (the callables read it from the context)."""
@@ -130,4 +152,14 @@ def update() -> None:
             write_po(target, catalog, omit_header=False, sort_output=True, width=0)
 
 
-__all__ = ["SHIPPED", "SOURCES", "catalogue_path", "extract", "install", "translations", "update"]
+__all__ = [
+    "NAME_FIELDS",
+    "SHIPPED",
+    "SOURCES",
+    "catalogue_path",
+    "extract",
+    "install",
+    "salutation",
+    "translations",
+    "update",
+]
