@@ -195,6 +195,7 @@ class Renderer:
         self._defaults = declared.defaults_of(config.fields)
         self._vars = {name: declared.TemplateVars(declared.campaign_vars(config, name)) for name in config.campaigns}
         self._subjects: dict[tuple[str, str, str], jinja2.Template] = {}
+        self._localized: dict[tuple[str, str], str] = {}  # (template, language) -> its translation's name
         self._inliner = css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
         sender = config.sender
         self._sender = {
@@ -273,7 +274,11 @@ class Renderer:
         language = ctx.get("language")
         if not language:
             return step.template
-        return languages.localized_name(step.template, str(language), self.templates.sources)
+        key = (step.template, str(language))
+        name = self._localized.get(key)
+        if name is None:  # once per template and language: every message asks
+            name = self._localized[key] = languages.localized_name(step.template, key[1], self.templates.sources)
+        return name
 
     # --- rendering ----------------------------------------------------------------------
     def subject(self, campaign: Campaign, step: Step, ctx: Mapping[str, Any]) -> str:
