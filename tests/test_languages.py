@@ -282,3 +282,18 @@ def test_a_german_letter_is_dated_in_german_and_an_english_one_in_english() -> N
     assert "2. März 2026" in german and "Guten Tag Zoë Müller," in german and "Mit freundlichen Grüßen" in german
     english = composer.letter(replace(zoe, language=""), campaign, found[1], NOW).html
     assert "2 March 2026" in english and "Dear Zoë," in english
+
+
+def test_simulate_takes_a_language_as_an_import_keeps_it(project: Path, dripper_sqlite) -> None:
+    config = project / "campaigns.yaml"
+    config.write_text(
+        config.read_text().replace(
+            "          template: mail/news.html\n",
+            "          template: mail/news.html\n          when: \"lead.language == 'de-AT'\"\n",
+            1,
+        )
+    )
+    rows = dripper_sqlite.json("simulate", "--stage", "supplier_research", "--attr", "language=de_at", "--json")
+    assert {r["step"]: r.get("applies") for r in rows}["news-1"] is True
+    bad = dripper_sqlite("simulate", "--stage", "supplier_research", "--attr", "language=elvish", ok=1)
+    assert "--attr: language 'elvish' is not a BCP 47 language tag" in bad.stderr

@@ -297,7 +297,10 @@ def simulate(
     config = loaded.campaigns
     start = at_clock(at).now()
     values = dict(_key_value(a) for a in attrs)
-    lead = simulation.simulated_lead(config, values, country) if values or country else None
+    try:
+        lead = simulation.simulated_lead(config, values, country) if values or country else None
+    except ValueError as exc:  # a language Babel does not know
+        fail(f"--attr: {exc}", code=1)
     history = conditions.EMPTY
     if email is not None:
         with app.store().begin() as conn:
