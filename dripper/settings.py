@@ -42,6 +42,7 @@ class Settings:
     dkim_key: Path | None = None  # PEM private key; set = sign every e-mail
     dkim_selector: str = "dripper"
     dkim_domain: str | None = None  # None = the sender's domain
+    dkim_keys: str | None = None  # keys per sending domain: DOMAIN=SELECTOR:PATH,... or a directory (email/dkim.py)
     # Processes that compose e-mails while this one talks SMTP (0 = compose in-process).
     render_processes: int = field(default_factory=lambda: 1 if (os.cpu_count() or 1) >= 2 else 0)
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
@@ -74,6 +75,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         "DRIPPER_IMAP_URL": "imap_url",
         "DRIPPER_DKIM_SELECTOR": "dkim_selector",
         "DRIPPER_DKIM_DOMAIN": "dkim_domain",
+        "DRIPPER_DKIM_KEYS": "dkim_keys",
     }
     paths = {
         "DRIPPER_CAMPAIGNS": "campaigns_path",

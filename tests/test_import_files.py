@@ -349,7 +349,7 @@ def test_a_skipped_duplicate_gets_no_other_warning(dripper: Dripper, project: Pa
     assert [line.split(": ", 1)[0] for line in lines] == ["dup.csv:3", "dup.csv:4"]
     assert lines[0] == "dup.csv:3: duplicate of line 2 (a@x.example)"
     assert lines[1].startswith("dup.csv:4: warning: postal address incomplete")
-    assert "1 row(s) skipped, 1 with a postal address warning" in result.stdout
+    assert "1 row(s) skipped, 1 warning(s)" in result.stdout
 
 
 # --- the pieces -----------------------------------------------------------------------------

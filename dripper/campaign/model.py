@@ -29,7 +29,9 @@ from pydantic import (
 
 from dripper.campaign import conditions, salvage, timing, variants, yamlpos
 from dripper.campaign import fields as declared
+from dripper.campaign import senders as identities
 from dripper.campaign.cadence import CadenceSpec, Quiet
+from dripper.campaign.senders import Book, Identity, Signature
 from dripper.campaign.sourcefile import read_utf8
 from dripper.campaign.timing import Duration, Window
 from dripper.campaign.tracking import Tracking, Utm
@@ -86,6 +88,13 @@ class Sender(_Model):
     postal_address: str
     # Envelope sender for bounces; each message gets its own (VERP): local+TOKEN@domain.
     bounce_address: str | None = None
+    signature: Signature = Signature()  # templates: sender.signature.name, ...
+    notify: str | None = None  # where replies of leads sent from it are told (senders.py)
+    _key: str = PrivateAttr("")  # its name under senders:; "" for the file's `sender:`
+
+    @property
+    def key(self) -> str:
+        return self._key
 
     # Cached: asked for several times for every message sent.
     @cached_property
@@ -169,9 +178,13 @@ class Limits(_Model):
     rate: Rates = ()  # e.g. ["600/min", "20000/h"]
     daily_cap: int | None = Field(None, ge=1)  # warm-up: the most e-mails in a UTC day
     per_domain: dict[str, Rates] = Field(default_factory=dict)  # recipient domain (or `default`) -> rates
+    # Sender identity (its name under senders:, `sender` for the file's sender:, or
+    # `default` for each one not named) -> rates: mailbox providers judge each sender.
+    per_sender: dict[str, Rates] = Field(default_factory=dict)
 
-    def scopes_for(self, domain: str) -> list[tuple[str, int, int]]:
-        """(counter name, limit, window seconds) that one e-mail to `domain` counts against."""
+    def scopes_for(self, domain: str, sender: str = "") -> list[tuple[str, int, int]]:
+        """(counter name, limit, window seconds) that one e-mail to `domain` from the
+        identity `sender` (its key; "" for the file's sender:) counts against."""
         scopes = [("all", n, window) for n, window in self.rate]
         if self.daily_cap:
             scopes.append(("all", self.daily_cap, 86400))
@@ -179,11 +192,15 @@ class Limits(_Model):
         own = self.per_domain.get(domain)
         rates = own if own is not None else self.per_domain.get("default", ())
         scopes += [(f"domain:{domain}", n, window) for n, window in rates]
+        name = sender or "sender"
+        own = self.per_sender.get(name)
+        rates = own if own is not None else self.per_sender.get("default", ())
+        scopes += [(f"sender:{name}", n, window) for n, window in rates]
         return scopes
 
     @property
     def active(self) -> bool:
-        return bool(self.rate or self.daily_cap or self.per_domain)
+        return bool(self.rate or self.daily_cap or self.per_domain or self.per_sender)
 
 
 class Notify(_Model):
@@ -289,6 +306,7 @@ class Step(_Model):
 class Campaign(_Model):
     description: str | None = None  # the marketer's own note: never shown to a lead
     language: LanguageField | None = None  # its leads' language when they name none (else defaults.language)
+    sender: str | None = None  # a name under senders:: this campaign's default identity
     label: str | None = None  # what leads see it called (the preference page); default: from the name
     letter_format: LetterFormat | None = None  # overrides letters.format
     stop_on: list[StopKind] = Field(default_factory=lambda: list(STOP_KINDS))
@@ -335,6 +353,7 @@ def humanise(key: str) -> str:
 
 class CampaignFile(_Model):
     sender: Sender
+    senders: dict[str, Identity] = Field(default_factory=dict)  # identities chosen by owner (senders.py)
     defaults: Defaults = Defaults()
     limits: Limits = Limits()
     inbound: Inbound = Inbound()
@@ -349,10 +368,23 @@ class CampaignFile(_Model):
     _path: FsPath = PrivateAttr(FsPath("campaigns.yaml"))
     _positions: yamlpos.Positioned | None = PrivateAttr(None)
     _stages: tuple[str, ...] | None = PrivateAttr(None)
+    _book: Book | None = PrivateAttr(None)
 
     @property
     def path(self) -> FsPath:
         return self._path
+
+    @property
+    def book(self) -> Book:
+        """The sender identities, resolved (built once: asked for every message)."""
+        if self._book is None:
+            chosen = {name: c.sender for name, c in self.campaigns.items()}
+            self._book = Book(self.sender, self.senders, chosen)
+        return self._book
+
+    def sender_for(self, campaign: str, owner: str) -> Sender:
+        """The identity a touch of `campaign` to a lead with this owner goes out from."""
+        return self.book.choose(campaign, owner)
 
     @property
     def stages(self) -> tuple[str, ...]:
@@ -450,6 +482,7 @@ class CampaignFile(_Model):
         campaign = campaign_from_definition(definition)
         campaign._name = name
         rebuilt = self.model_copy(update={"defaults": defaults, "campaigns": {**self.campaigns, name: campaign}})
+        rebuilt._book = None
         return rebuilt
 
 
@@ -536,6 +569,10 @@ def _allowed_keys(path: tuple[Any, ...]) -> set[str] | None:
         return keys(CampaignFile)
     if path == ("sender",):
         return keys(Sender)
+    if n == 2 and path[0] == "senders":
+        return keys(Identity)
+    if (n == 3 and path[0] == "senders" and path[2] == "signature") or path == ("sender", "signature"):
+        return keys(Signature)
     if path == ("defaults",):
         return keys(Defaults)
     if path == ("limits",):
@@ -773,6 +810,7 @@ def _semantic_problems(model: CampaignFile, pos: yamlpos.Positioned) -> list[Pro
     problems += _letter_problems(model.letters, pos)
     problems += declared.problems(model, pos)
     problems += variants.problems(model, pos)
+    problems += identities.problems(model, pos)
     return problems
 
 

@@ -28,7 +28,8 @@ from markupsafe import Markup
 from dripper import translations
 from dripper.campaign import dates, languages, numbers, variants
 from dripper.campaign import fields as declared
-from dripper.campaign.model import Campaign, CampaignFile, Step, did_you_mean
+from dripper.campaign.model import Campaign, CampaignFile, Sender, Step, did_you_mean
+from dripper.campaign.senders import Signature
 from dripper.campaign.sourcefile import read_utf8
 from dripper.channels.email.text import html_to_text
 from dripper.errors import ConfigError, Location, Problem
@@ -120,7 +121,6 @@ def sample_lead(config: CampaignFile, *, any_attrs: bool = True) -> LeadView:
         region="IL",
         postal_code="62701",
         country="US",
-        owner="Olivia Owner",
         attrs=_AnyAttrs(samples) if any_attrs else samples,
     )
 
@@ -197,14 +197,7 @@ class Renderer:
         self._subjects: dict[tuple[str, str, str], jinja2.Template] = {}
         self._localized: dict[tuple[str, str], str] = {}  # (template, language) -> its translation's name
         self._inliner = css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
-        sender = config.sender
-        self._sender = {
-            "from": sender.from_,
-            "from_name": sender.name,
-            "address": sender.address,
-            "reply_to": sender.reply_to or sender.address,
-            "postal_address": sender.postal_address,
-        }
+        self._senders = {sender.key: sender_context(sender) for sender in config.book.all}
 
     # --- context ------------------------------------------------------------------------
     def context(
@@ -225,7 +218,7 @@ class Renderer:
         local_today = sent.date()
         return {
             "lead": lead,
-            "sender": self._sender,
+            "sender": self._senders[self.config.sender_for(campaign.name, lead.owner).key],
             "campaign": {"name": campaign.name, "description": campaign.description or ""},
             "step": {
                 "id": step.id,
@@ -307,7 +300,7 @@ class Renderer:
         subject = self.subject(campaign, step, ctx)
         html = without_script_urls(self.body_html(step, ctx))  # before the text part is made of it
         text = self.body_text(step, ctx, html)
-        postal = self.config.sender.postal_address
+        postal = ctx["sender"]["postal_address"]  # the chosen identity's (campaign/senders.py)
         url, prefs = ctx["unsubscribe_url"], ctx.get("preferences_url") or ctx["unsubscribe_url"]
         language = str(ctx.get("language") or languages.FALLBACK)
         html = _append_footer(html, _html_footer(postal, url, prefs, language))
@@ -576,10 +569,23 @@ def _every_variant(
             yield step, at["subject"], at["template"]
 
 
+def sender_context(sender: Sender) -> dict[str, Any]:
+    """What templates see as `sender`: the identity a touch goes out from."""
+    return {
+        "from": sender.from_,
+        "from_name": sender.name,
+        "address": sender.address,
+        "reply_to": sender.reply_to or sender.address,
+        "postal_address": sender.postal_address,
+        "name": sender.key,  # its name under senders: ("" for the file's sender:)
+        "signature": sender.signature.model_dump(),
+    }
+
+
 # What each context variable offers, for the static check below (attrs are free columns).
 _KNOWN_ATTRS: dict[str, set[str]] = {
     "lead": set(TEMPLATE_FIELDS),
-    "sender": {"from", "from_name", "address", "reply_to", "postal_address"},
+    "sender": {"from", "from_name", "address", "reply_to", "postal_address", "name", "signature"},
     "campaign": {"name", "description"},
     "step": {"id", "kind", "channel", "subject", "variant"},
 }
@@ -651,6 +657,14 @@ def _attr_problems(ast: jinja2.nodes.Template, file: str, assigned: set[str]) ->
     problems: list[Problem] = []
     for node in ast.find_all(nodes.Getattr):
         owner = node.node
+        if _is_sender_signature(owner) and "sender" not in assigned and node.attr not in _SIGNATURE:
+            hint = did_you_mean(node.attr, _SIGNATURE)
+            problems.append(
+                Problem(
+                    Location(file, node.lineno, 1), f"variable sender.signature.{node.attr} that it does not have{hint}"
+                )
+            )
+            continue
         if not isinstance(owner, nodes.Name) or owner.name not in _KNOWN_ATTRS or owner.name in assigned:
             continue  # a variable the template set itself may have any attribute
         if node.attr not in _KNOWN_ATTRS[owner.name]:
@@ -658,6 +672,21 @@ def _attr_problems(ast: jinja2.nodes.Template, file: str, assigned: set[str]) ->
             what = "that a lead does not have" if owner.name == "lead" else f"that {owner.name} does not have"
             problems.append(Problem(Location(file, node.lineno, 1), f"variable {owner.name}.{node.attr} {what}{hint}"))
     return problems
+
+
+_SIGNATURE = set(Signature.model_fields)
+
+
+def _is_sender_signature(node: jinja2.nodes.Expr) -> bool:
+    """`sender.signature` (whose own attributes are known too: campaign/senders.py)."""
+    from jinja2 import nodes
+
+    return (
+        isinstance(node, nodes.Getattr)
+        and node.attr == "signature"
+        and isinstance(node.node, nodes.Name)
+        and node.node.name == "sender"
+    )
 
 
 def _name_problems(ast: jinja2.nodes.Template, file: str, assigned: set[str]) -> list[Problem]:

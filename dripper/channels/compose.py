@@ -12,36 +12,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 from dripper.campaign import variants
-from dripper.campaign.model import Campaign, Step
+from dripper.campaign.model import Campaign, Sender, Step
 from dripper.campaign.templates import LeadView, plain_personal_url
 from dripper.campaign.tracking import utm_parameters, with_utm
 from dripper.channels.email import links
+from dripper.channels.email.dkim import DkimKey, DkimKeys
 from dripper.channels.email.mime import build_email, list_unsubscribe
 from dripper.channels.letters import layout as letters
 from dripper.config import Loaded
 from dripper.leads import postal
 from dripper.tokens import Tokens
-
-# What the DKIM signature covers. RFC 8058 requires List-Unsubscribe and -Post; From is
-# listed twice so that no second From can be added without breaking the signature.
-DKIM_HEADERS = (
-    b"From",
-    b"From",
-    b"To",
-    b"Subject",
-    b"Date",
-    b"Message-ID",
-    b"Reply-To",
-    b"MIME-Version",
-    b"Content-Type",
-    b"List-Unsubscribe",
-    b"List-Unsubscribe-Post",
-    b"Feedback-ID",
-)
 
 
 @dataclass(frozen=True)
@@ -51,30 +34,6 @@ class Composed:
     data: bytes
     message_id: str
     name: str  # stable per touch: a resend rewrites the same outbox file
-
-
-@dataclass(frozen=True)
-class DkimKey:
-    selector: str
-    domain: str
-    private_key: bytes
-
-    @classmethod
-    def load(cls, path: Path, selector: str, domain: str) -> DkimKey:
-        return cls(selector, domain, path.read_bytes())
-
-    def sign(self, data: bytes) -> bytes:
-        import dkim  # dkimpy
-
-        signature: bytes = dkim.sign(
-            data,
-            self.selector.encode(),
-            self.domain.encode(),
-            self.private_key,
-            canonicalize=(b"relaxed", b"relaxed"),
-            include_headers=list(DKIM_HEADERS),
-        )
-        return signature + data
 
 
 def feedback_id(campaign: str, step: str, sender: str) -> str:
@@ -141,11 +100,16 @@ def letter_date(view: LeadView, now: datetime, lang: str | None = None, locale: 
 
 
 class Composer:
-    def __init__(self, loaded: Loaded, base_url: str, secret: str, dkim: DkimKey | None = None):
+    def __init__(self, loaded: Loaded, base_url: str, secret: str, dkim: DkimKeys | DkimKey | None = None):
         self.loaded = loaded
         self.base_url = base_url
         self.tokens = Tokens(secret)
-        self.dkim = dkim
+        # One key (the single-sender case) signs every domain; DkimKeys picks the From domain's.
+        self.dkim = DkimKeys(fallback=dkim) if isinstance(dkim, DkimKey) else dkim or DkimKeys()
+
+    def sender(self, view: LeadView, campaign: Campaign) -> Sender:
+        """The identity this touch goes out from: chosen by the lead's owner (campaign/senders.py)."""
+        return self.loaded.campaigns.sender_for(campaign.name, view.owner)
 
     def context(self, view: LeadView, campaign: Campaign, step: Step, now: datetime) -> tuple[dict[str, Any], str, str]:
         step = variants.for_lead(step, view.email, campaign)
@@ -156,7 +120,7 @@ class Composer:
 
     def email(self, touch_id: int, view: LeadView, campaign: Campaign, step: Step, now: datetime) -> Composed:
         """Raises jinja2.TemplateError when the template cannot render for this lead."""
-        sender = self.loaded.campaigns.sender
+        sender = self.sender(view, campaign)
         msgid = self.tokens.message_id(view.email, campaign.name, step.id, sender.domain)
         feedback = {"Feedback-ID": feedback_id(campaign.name, step.id, sender.domain)}
         data = self.message(view, view, campaign, step, now, msgid=msgid, extra_headers=feedback, touch_id=touch_id)
@@ -184,7 +148,7 @@ class Composer:
         """The e-mail rendered for `view` and addressed to `recipient` (the lead itself, or
         the address of a test), DKIM-signed when a key is set. `touch_id`: the touch its
         tracked links name (0 for none: a click on them is recorded nowhere)."""
-        sender = self.loaded.campaigns.sender
+        sender = self.sender(view, campaign)
         step = variants.for_lead(step, view.email, campaign)  # an A/B test's variant for this lead
         ctx, url, token = self.context(view, campaign, step, now)
         rendered = self.loaded.renderer.email(campaign, step, ctx)
@@ -204,7 +168,7 @@ class Composer:
             unsubscribe=list_unsubscribe(url, sender.reply_to or sender.address, token),
             extra_headers=dict(extra_headers),
         )
-        return self.dkim.sign(data) if self.dkim is not None else data
+        return self.dkim.sign(data, sender.domain)
 
     def link_rules(self, campaign: Campaign, step: Step, touch_id: int, keep: tuple[str, ...]) -> links.LinkRules:
         """How the links of this step's e-mail are rewritten (UTM, click tracking)."""
@@ -255,7 +219,7 @@ class Composer:
         address = postal.address_lines(view, self.home_country)
         parts = letters.LetterParts(
             address,
-            config.letters.return_address or config.sender.postal_address,
+            config.letters.return_address or self.sender(view, campaign).postal_address,
             letter_date(view, now, letters.document_lang(body), str(ctx["locale"])),
         )
         return ComposedLetter(

@@ -1,4 +1,4 @@
-"""Sending limits: a global rate, per-recipient-domain rates and a daily cap (warm-up),
+"""Sending limits: a global rate, per-recipient-domain and per-sender rates and a daily cap (warm-up),
 for all workers together. Off unless campaigns.yaml configures `limits:`."""
 
 from __future__ import annotations
@@ -31,16 +31,17 @@ class Limiter:
         self.store = store
         self.limits = limits
 
-    def admit(self, demands: Sequence[tuple[int, str]], now: datetime) -> dict[int, Held]:
-        """Take room for e-mails (touch id, recipient domain), in order; the ones that find
-        no room are returned with the reason and the end of the window that blocks them."""
+    def admit(self, demands: Sequence[tuple[int, str, str]], now: datetime) -> dict[int, Held]:
+        """Take room for e-mails (touch id, recipient domain, sender identity's key), in
+        order; the ones that find no room are returned with the reason and the end of the
+        window that blocks them."""
         if not self.limits.active or not demands:
             return {}
         limits: dict[counters.Key, int] = {}
         needs: list[tuple[int, list[counters.Key]]] = []
-        for touch_id, domain in demands:
+        for touch_id, domain, sender in demands:
             keys = []
-            for scope, limit, seconds in self.limits.scopes_for(domain):
+            for scope, limit, seconds in self.limits.scopes_for(domain, sender):
                 key = (scope, seconds, counters.window_start(now, seconds))
                 limits[key] = limit
                 keys.append(key)

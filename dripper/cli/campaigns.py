@@ -37,6 +37,7 @@ def check(app: App, against_db: bool, at: str | None) -> None:
         err.print(str(warning), markup=False, soft_wrap=True)
     _warn_about_undeclared_attributes(loaded)
     _print_languages(app, loaded, against_db)
+    _warn_about_unsigned_senders(app, loaded)
     if against_db:
         _print_diff(_diff_data(app, loaded.campaigns, None, at))
 
@@ -52,6 +53,29 @@ def _warn_if_channels_cannot_work(config: CampaignFile) -> None:
         warning = part.check_warning() if channel in used else None
         if warning is not None:
             err.print(f"dripper: warning: {warning}", markup=False, soft_wrap=True)
+
+
+def _warn_about_unsigned_senders(app: App, loaded: Loaded) -> None:
+    """With DKIM on, a sender whose domain has no key of its own (nor an aligned single
+    key) would send unsigned or misaligned mail, which DMARC fails: said per sender."""
+    from dripper.channels.email.dkim import unsigned_domains
+    from dripper.sending.tick import dkim_key
+
+    try:
+        keys = dkim_key(app.settings, loaded)
+    except ValueError as exc:
+        fail(str(exc), code=1)
+    unsigned = set(unsigned_domains(keys, [s.domain for s in loaded.campaigns.book.all]))
+    for sender in loaded.campaigns.book.all:
+        if sender.domain in unsigned:
+            where = loaded.campaigns.location(("senders", sender.key, "from") if sender.key else ("sender", "from"))
+            name = f"sender {sender.key!r}" if sender.key else "sender"
+            err.print(
+                f"{where}: warning: {name} sends from {sender.domain}, which has no DKIM key "
+                "(add it to DRIPPER_DKIM_KEYS): its mail would fail DMARC",
+                markup=False,
+                soft_wrap=True,
+            )
 
 
 def _warn_about_undeclared_attributes(loaded: Loaded) -> None:

@@ -78,7 +78,7 @@ def leads_import(
     out.print(
         f"{file}: {imported} lead(s) imported ({merged.created} new, {merged.updated} updated, "
         f"{merged.unchanged} unchanged, {merged.moved} changed stage), {totals.skipped} row(s) skipped"
-        + (f", {totals.warned} with a postal address warning" if totals.warned else "")
+        + (f", {totals.warned} warning(s)" if totals.warned else "")
         + f"; {lead_file.format.describe()}"
     )
     if totals.skipped:
@@ -147,3 +147,7 @@ def leads_add(
             fail(str(exc), code=1)
     lead = added.lead
     out.print(f"{lead.email}: {added.outcome} (stage {lead.stage}, campaign {lead.campaign})")
+    if loaded.campaigns.senders and lead.owner.strip() and not loaded.campaigns.book.knows(lead.owner):
+        from dripper.leads.importer import owner_warning
+
+        err.print(f"dripper: warning: {owner_warning(lead.owner)}", markup=False, soft_wrap=True)

@@ -7,7 +7,7 @@ import json
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
@@ -17,6 +17,9 @@ from dripper.cli.app import AT, App, at_clock, err, fail, out, pass_app
 from dripper.leads.records import lookup_form
 from dripper.states import Channel
 from dripper.store.queries import leadrows
+
+if TYPE_CHECKING:
+    from dripper.channels.email.dkim import DkimKeys
 
 
 @click.command()
@@ -71,7 +74,6 @@ def preview(
     from dripper.campaign.templates import sample_lead
     from dripper.channels.compose import Composer
     from dripper.reports.previews import NotForStep, preview_file, touch_preview
-    from dripper.sending.tick import dkim_key
 
     if to is not None:
         to = _test_address(to, open_it, fmt, out_file)
@@ -105,7 +107,7 @@ def preview(
     if open_it:
         _open_preview(app, loaded, lead, camp, the_step, now, fmt, out_file, secret)
         return
-    composer = Composer(loaded, app.settings.base_url, secret, dkim_key(app.settings, loaded))
+    composer = Composer(loaded, app.settings.base_url, secret, _dkim_keys(app, loaded))
     templates = app.settings.templates_path
     try:
         shown = touch_preview(composer, lead, camp, the_step, now, fmt, templates)
@@ -172,11 +174,10 @@ def _send_test(
 
     from dripper.channels.email.transports import SendError, make_transport
     from dripper.reports.previews import PreviewComposer, compose_test, send_test
-    from dripper.sending.tick import dkim_key
 
     if step.channel is not Channel.EMAIL:
         fail(f"--to sends e-mail steps; {step.id!r} is a {step.channel} step (see it with --open)", code=1)
-    composer = PreviewComposer(loaded, app.settings.base_url, secret, dkim_key(app.settings, loaded))
+    composer = PreviewComposer(loaded, app.settings.base_url, secret, _dkim_keys(app, loaded))
     try:
         composed = compose_test(composer, lead, camp, step, now, to)
     except jinja2.TemplateError as exc:
@@ -221,13 +222,12 @@ def _open_preview(
         preview_suffix,
         write_preview,
     )
-    from dripper.sending.tick import dkim_key
 
     suffix = preview_suffix(step)
     if _format_given() and f".{fmt}" != suffix:
         fail(f"--open writes {step.channel} steps as {suffix[1:].upper()}: leave out --format {fmt}", code=1)
     target = out_file or default_path(camp.name, step.id, lead.email, suffix)
-    composer = PreviewComposer(loaded, app.settings.base_url, secret, dkim_key(app.settings, loaded))
+    composer = PreviewComposer(loaded, app.settings.base_url, secret, _dkim_keys(app, loaded))
     try:
         write_preview(composer, lead, camp, step, now, target, app.settings.templates_path)
     except jinja2.TemplateError as exc:
@@ -405,3 +405,13 @@ def _write_timeline_page(
     )
     write_atomic(path, page.encode("utf-8"))
     err.print(f"wrote {path}")
+
+
+def _dkim_keys(app: App, loaded: config_mod.Loaded) -> DkimKeys:
+    """The DKIM keys, or exit 1 saying which key cannot be used."""
+    from dripper.sending.tick import dkim_key
+
+    try:
+        return dkim_key(app.settings, loaded)
+    except ValueError as exc:
+        fail(str(exc), code=1)

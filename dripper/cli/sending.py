@@ -110,6 +110,12 @@ def run(app: App, interval: float | None, max_in_flight: int | None) -> None:
     loaded = app.loaded()  # refuse a broken campaigns.yaml before starting
     require_output_dirs(settings, loaded.campaigns)
     warn_if_unsubscribe_not_https(settings)
+    try:  # a DKIM key that cannot be read would fail every tick: refuse to start instead
+        from dripper.sending.tick import dkim_key
+
+        dkim_key(settings, loaded)
+    except ValueError as exc:
+        fail(str(exc), code=1)
     try:
         watcher = config_mod.Watcher(settings)
     except ConfigError as exc:  # pragma: no cover - loaded() already exited

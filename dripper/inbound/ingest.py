@@ -116,7 +116,7 @@ class Ingestor:
             result.effect = self._apply(conn, message, found, hit, result.kind, key, at)
             result.applied = True
         if self.notifier is not None and self._notify(result):  # after the commit
-            result.effect = "; ".join([result.effect or "", *self.notifier.reply(result, raw, at)])
+            result.effect = "; ".join([result.effect or "", *self.notifier.reply(result, raw, at, hit.lead)])
         return result
 
     def _notify(self, result: Ingested) -> bool:

@@ -10,12 +10,13 @@ from datetime import datetime
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime, make_msgid, parseaddr
 from typing import TYPE_CHECKING
 
 from dripper.campaign.model import CampaignFile
 from dripper.channels.compose import safe_name
 from dripper.channels.email.transports import Envelope, SendError, make_transport
+from dripper.leads.records import Lead
 from dripper.settings import Settings
 from dripper.states import EventKind, InboundKind
 
@@ -33,22 +34,37 @@ class Notifier:
 
     @property
     def active(self) -> bool:
-        return bool(self.notify.forward_to or self.notify.webhook)
+        # Named senders (senders:) hear of their own leads' replies, with no forward_to set.
+        return bool(self.notify.forward_to or self.notify.webhook or self.config.senders)
 
-    def reply(self, result: Ingested, raw: bytes, at: datetime) -> list[str]:
-        """Forward and/or post one reply; returns what was done, for the record."""
+    def owner_address(self, result: Ingested, lead: Lead | None) -> str | None:
+        """Where the verified reply of a lead is told besides forward_to: the named identity
+        its mail goes out from (chosen by its owner, or its campaign's `sender:`), at its
+        `notify` address, else its Reply-To, else its From. None for the file's `sender:`."""
+        if lead is None or result.lead is None:  # an unverified claim goes to forward_to only
+            return None
+        campaign = result.touch["campaign"] if result.touch else lead.campaign
+        identity = self.config.sender_for(campaign, lead.owner)
+        if not identity.key:
+            return None
+        return identity.notify or identity.reply_to or identity.address
+
+    def reply(self, result: Ingested, raw: bytes, at: datetime, lead: Lead | None = None) -> list[str]:
+        """Forward and/or post one reply; returns what was done, for the record. `lead`: the
+        stored lead it is verified to come from, whose owner hears of it."""
         done = []
-        if self.notify.forward_to:
-            done.append(self._forward(result, raw, at))
+        recipients = [self.notify.forward_to, self.owner_address(result, lead)]
+        for to in dict.fromkeys(r for r in recipients if r):
+            done.append(self._forward(result, raw, at, to))
         if self.notify.webhook:
             done.append(self._post(result))
         return done
 
-    def _forward(self, result: Ingested, raw: bytes, at: datetime) -> str:
+    def _forward(self, result: Ingested, raw: bytes, at: datetime, to: str) -> str:
         sender = self.config.sender
         message = EmailMessage(policy=SMTP)
         message["From"] = sender.from_
-        message["To"] = self.notify.forward_to
+        message["To"] = to
         if result.lead is not None:
             message["Subject"] = f"Reply from {result.lead}: {result.touch['step'] if result.touch else 'lead'}"
             note = f"{result.lead} replied; their sequence is stopped. The reply is attached.\n"
@@ -71,7 +87,7 @@ class Notifier:
         transport = make_transport(self.settings.smtp_url, self.settings.outbox_dir, 1)
         envelope = Envelope(
             sender.address,
-            self.notify.forward_to or "",
+            parseaddr(to)[1] or to,
             message.as_bytes(),
             # the forward's own Message-ID: two replies never share a file
             safe_name(
@@ -91,7 +107,7 @@ class Notifier:
         except (SendError, OSError) as exc:
             log.error("forwarding the reply from %s failed: %s", result.lead, exc)
             return f"forward failed: {exc}"
-        return f"forwarded to {self.notify.forward_to}"
+        return f"forwarded to {to}"
 
     def _post(self, result: Ingested) -> str:
         import httpx

@@ -40,7 +40,7 @@ Problem = tuple[int, str]  # (physical line, message)
 class ImportTotals:
     merged: EnrollResult = field(default_factory=EnrollResult)
     skipped: int = 0  # bad rows and duplicates
-    warned: int = 0  # rows imported with a postal address warning
+    warned: int = 0  # warnings about rows imported (a postal address, an unknown owner)
 
 
 @dataclass
@@ -145,12 +145,20 @@ def _batches(lead_file: LeadFile, config: CampaignFile, size: int, copy: bool) -
         warning = postal.import_warning(item)
         if warning:
             batch.warnings.append((line, f"warning: {warning}"))
+        if config.senders and item.owner.strip() and not config.book.knows(item.owner):
+            batch.warnings.append((line, f"warning: {owner_warning(item.owner)}"))
         batch.leads.append((line, item))
         if len(batch.leads) >= size:
             yield _handed_over(batch, copy)
             batch = _Batch()
     if batch.leads or batch.problems or batch.warnings:
         yield _handed_over(batch, copy)
+
+
+def owner_warning(owner: str) -> str:
+    """A lead imports whatever its owner says: until `senders:` names it, its mail goes out
+    from its campaign's default sender (campaign/senders.py)."""
+    return f"owner {owner!r} names no sender under senders: (its mail goes out from the campaign's default sender)"
 
 
 def _handed_over(batch: _Batch, copy: bool) -> _Batch:

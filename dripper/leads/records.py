@@ -86,7 +86,7 @@ class Lead:
     postal_code: str = ""
     country: str = ""
     language: str = ""  # BCP 47 (`de`, `fr-CA`), as `normalize_language` writes it; "" = the default
-    owner: str = ""  # the lead's sales owner (calls, the From identity)
+    owner: str = ""  # the lead's sales owner: its calls, its sender identity (campaign/senders.py)
     consent_source: str = ""  # where the lead gave its consent (a form, a fair, …)
     consent_at: datetime | None = None  # when, aware
     attrs: dict[str, str] = field(default_factory=dict)

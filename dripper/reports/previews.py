@@ -152,7 +152,7 @@ def compose_test(
     The envelope sender is the plain bounce mailbox (no VERP token: a bounce of a test
     names no touch). No Feedback-ID: complaints about tests stay out of the campaign's
     figures. Raises jinja2.TemplateError when the template cannot render for this lead."""
-    sender = composer.loaded.campaigns.sender
+    sender = composer.sender(view, campaign)  # the identity the lead's owner chooses
     msgid = test_message_id(sender.domain)
     recipient = LeadView(email=to, stage=view.stage, campaign=view.campaign, timezone=view.timezone)
     data = composer.message(

@@ -41,7 +41,8 @@ from dripper.campaign import variants
 from dripper.campaign.conditions import EMPTY, History
 from dripper.channels import registry
 from dripper.channels.base import ChannelPart, ChannelRecord, Job, PartContext
-from dripper.channels.compose import Composer, DkimKey
+from dripper.channels.compose import Composer
+from dripper.channels.email.dkim import DkimKey, DkimKeys, parse_keys
 from dripper.channels.email.transports import Transport, make_transport
 from dripper.channels.failures import Failure, classify, describe
 from dripper.channels.letters import libraries as letter_libraries
@@ -109,11 +110,17 @@ class _Batch:
     leads: Mapping[int, Lead]  # the leads as they were read with the claim
 
 
-def dkim_key(settings: Settings, loaded: Loaded) -> DkimKey | None:
-    if settings.dkim_key is None:
-        return None
-    domain = settings.dkim_domain or loaded.campaigns.sender.domain
-    return DkimKey.load(settings.dkim_key, settings.dkim_selector, domain)
+def dkim_key(settings: Settings, loaded: Loaded) -> DkimKeys:
+    """The DKIM keys (channels/email/dkim.py): DRIPPER_DKIM_KEYS by domain, and the single
+    DRIPPER_DKIM_KEY for every other domain. Raises ValueError for a key it cannot read."""
+    fallback = None
+    if settings.dkim_key is not None:
+        domain = settings.dkim_domain or loaded.campaigns.sender.domain
+        try:
+            fallback = DkimKey.load(settings.dkim_key, settings.dkim_selector, domain)
+        except OSError as exc:
+            raise ValueError(f"DRIPPER_DKIM_KEY: cannot read {settings.dkim_key}: {exc}") from exc
+    return DkimKeys(parse_keys(settings.dkim_keys or ""), fallback)
 
 
 class Sender:

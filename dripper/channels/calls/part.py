@@ -54,7 +54,9 @@ class CallPart(ChannelPart):
     async def deliver(self, job: Job, ahead: object | None, now: datetime) -> Outcome:
         config = self.context.loaded.campaigns
         notes = self.context.composer.call_notes(job.view, job.campaign, job.step, now)
-        owner = job.view.owner or job.step.owner or config.letters.call_owner or ""
+        # The lead's owner; else the step's; else the campaign's named sender (campaign/senders.py).
+        named = config.book.for_campaign(job.campaign.name).key
+        owner = job.view.owner or job.step.owner or named or config.letters.call_owner or ""
         record = CallRecord(
             touch_id=job.touch.id,
             lead_id=job.touch.lead_id,

@@ -102,7 +102,13 @@ class EmailPart(ChannelPart):
         await self.transport.close()
 
     def admit(self, jobs: Sequence[Job], now: datetime) -> Mapping[int, Held]:
-        return self.limiter.admit([(job.touch.id, job.view.email.rpartition("@")[2]) for job in jobs], now)
+        return self.limiter.admit(
+            [
+                (job.touch.id, job.view.email.rpartition("@")[2], self.composer.sender(job.view, job.campaign).key)
+                for job in jobs
+            ],
+            now,
+        )
 
     def ahead_due(self, at: datetime, up_to: int) -> int:
         with self.context.store.begin() as conn:  # counted up to the threshold only: flat in the backlog

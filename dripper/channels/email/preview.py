@@ -73,7 +73,7 @@ def page(request: PreviewRequest) -> bytes:
     composer, view, campaign, step, now = request.composer, request.view, request.campaign, request.step, request.now
     ctx, _url, _token = composer.context(view, campaign, step, now)
     email = composer.loaded.renderer.email(campaign, step, ctx)
-    sender = composer.loaded.campaigns.sender
+    sender = composer.sender(view, campaign)  # the identity the lead's owner chooses
     try:
         local = now.astimezone(timing.zone(view.timezone))
     except ValueError:
