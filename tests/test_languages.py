@@ -297,3 +297,12 @@ def test_simulate_takes_a_language_as_an_import_keeps_it(project: Path, dripper_
     assert {r["step"]: r.get("applies") for r in rows}["news-1"] is True
     bad = dripper_sqlite("simulate", "--stage", "supplier_research", "--attr", "language=elvish", ok=1)
     assert "--attr: language 'elvish' is not a BCP 47 language tag" in bad.stderr
+
+
+def test_preview_shows_the_translation_a_language_gets(project: Path, dripper_sqlite) -> None:
+    _project(project, subject='subject: {en: "Your pack", de: "Ihr Paket"}')
+    shown = dripper_sqlite("preview", "literature-follow-up", "thanks", "--language", "de_DE").stdout
+    assert "Danke für Ihr Interesse" in shown and "Abmelden:" in shown
+    assert "Thank you for asking" in dripper_sqlite("preview", "literature-follow-up", "thanks").stdout
+    bad = dripper_sqlite("preview", "literature-follow-up", "thanks", "--language", "elvish", ok=1)
+    assert "--language: language 'elvish' is not a BCP 47 language tag" in bad.stderr
