@@ -209,9 +209,17 @@ def test_check_accepts_good_conditions(expression: str) -> None:
 # --- evaluation ---------------------------------------------------------------------------
 
 
-def subject(**attrs: str) -> conditions.Subject:
+def subject(language: str = "", owner: str = "", **attrs: str) -> conditions.Subject:
     config = parse(BASE.replace("{when}", "'true'"), "campaigns.yaml")
-    lead = Lead(email="a@example.com", stage="supplier_research", campaign="c", country="DE", attrs=dict(attrs))
+    lead = Lead(
+        email="a@example.com",
+        stage="supplier_research",
+        campaign="c",
+        country="DE",
+        language=language,
+        owner=owner,
+        attrs=dict(attrs),
+    )
     return conditions.subject_for(config, "c", lead)
 
 
@@ -220,6 +228,9 @@ def test_a_missing_column_is_false_not_an_error() -> None:
     assert not conditions.holds("lead.attrs.competitor in ['Globex']", subject())
     assert conditions.holds("not lead.attrs.competitor", subject())
     assert conditions.holds("lead.language.startswith('de')", subject(language="de-CH"))
+    # language and owner are the lead's columns (migration 0013), not attributes
+    assert not conditions.holds("lead.language.startswith('de')", subject(locale="de-CH"))
+    assert conditions.holds("lead.owner == 'ann'", subject(owner="ann"))
     assert conditions.holds("lead.country in vars.print_countries", subject()) is False
 
 

@@ -361,7 +361,7 @@ def test_letters_and_calls_use_the_owners_identity(dripper_sqlite: Dripper) -> N
             campaign.name,
             "Ada",
             timezone="UTC",
-            attrs={"owner": owner},
+            owner=owner,
             **address,
         )
         html = composer.letter(view, campaign, step, T0).html
@@ -442,7 +442,7 @@ def test_the_shipped_templates_sign_as_the_chosen_sender(tmp_path: Path) -> None
     composer = Composer(loaded, "https://x.example", "secret")
     lead = sample_lead(loaded.campaigns)
     for owner, shown in (("alice", "Alice Smith"), ("", "The Acme Sales Team")):
-        view = replace(lead, stage=stage, attrs={**lead.attrs, "owner": owner})
+        view = replace(lead, stage=stage, owner=owner)
         html = composer.loaded.renderer.email(campaign, step, composer.context(view, campaign, step, T0)[0]).html
         assert shown in html, owner
         assert ("Account manager" in html) == bool(owner)

@@ -280,3 +280,28 @@ def test_preference_page_names_the_sender_and_a_public_label_never_the_descripti
     assert "push the sample kit" not in page.text and "Internal" not in page.text
     assert f"Stop these e-mails: {labelled}" in page.text
     assert "Stop all e-mails from Acme Sales" in page.text  # who is writing: the name in sender.from
+
+
+def test_the_pages_speak_the_leads_language_and_the_browsers_without_a_lead(web) -> None:
+    from dripper.tokens import Tokens
+
+    client, dripper = web
+    dripper("leads", "add", "jana@x.example", "--language", "de-AT", "--at", T0.isoformat())
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(dripper.db_url)
+    with engine.connect() as conn:
+        lead_id = conn.execute(text("SELECT id FROM leads WHERE email = 'jana@x.example'")).scalar_one()
+    engine.dispose()
+    token = Tokens("test-secret").make(lead_id, "literature-follow-up")
+    page = client.get(f"/u/{token}")
+    assert "<html lang='de-AT'>" in page.text and "Alle E-Mails von Acme Sales an ja••@x.example beenden?" in page.text
+    assert ">Abmelden</button>" in page.text and "wählen Sie, was Sie erhalten</a>" in page.text
+    prefs = client.get(f"/p/{token}")
+    assert "Ihre E-Mail-Einstellungen" in prefs.text and "3 Monate</option>" in prefs.text
+    paused = client.post(f"/p/{token}", data={"choice": "pause", "months": "3"})
+    assert "Pausiert: Sie hören nach dem 7. April 2026 wieder von uns." in paused.text
+    # no lead to ask: the browser's language, if dripper speaks it
+    assert "Lien non valide" in client.get("/u/garbage", headers={"Accept-Language": "fr-CH, en;q=0.5"}).text
+    assert "Link not valid" in client.get("/u/garbage", headers={"Accept-Language": "ja"}).text
+    assert "<html lang='en'>" in client.get(unsubscribe_path("ada@lovelace.example")).text

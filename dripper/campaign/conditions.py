@@ -105,8 +105,8 @@ class ConditionError(ValueError):
 
 @dataclass(frozen=True)
 class ConditionLead:
-    """The lead as a condition sees it: its columns on one line, attrs with declared
-    defaults, and the two values read from attrs until they are columns of their own."""
+    """The lead as a condition sees it: its columns on one line (`language` BCP 47,
+    `owner` the sales owner: columns since migration 0013), attrs with declared defaults."""
 
     email: str
     first_name: str
@@ -130,9 +130,6 @@ class ConditionLead:
     def of(cls, lead: Lead, default_tz: str, defaults: Mapping[str, str] | None = None) -> ConditionLead:
         seen = lead.for_templates(default_tz)
         attrs = {**(defaults or {}), **seen.attrs}
-        # `language` (BCP 47) and `owner` may be columns of their own or CSV attributes.
-        language = str(getattr(seen, "language", "") or attrs.get("language") or attrs.get("locale") or "")
-        owner = str(getattr(seen, "owner", "") or attrs.get("owner") or "")
         return cls(
             email=seen.email,
             first_name=seen.first_name,
@@ -148,8 +145,8 @@ class ConditionLead:
             region=seen.region,
             postal_code=seen.postal_code,
             country=seen.country,
-            language=language,
-            owner=owner,
+            language=seen.language,
+            owner=seen.owner,
             attrs=attrs,
         )
 

@@ -16,7 +16,16 @@ from functools import cached_property
 from pathlib import Path as FsPath
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
 
 from dripper.campaign import conditions, salvage, timing, variants, yamlpos
 from dripper.campaign import fields as declared
@@ -106,8 +115,27 @@ class Sender(_Model):
         return parseaddr(self.bounce_address)[1] if self.bounce_address else f"bounces@{self.domain}"
 
 
+def _language(value: object) -> object:
+    from dripper.campaign import languages
+
+    return languages.normalize(value) if isinstance(value, str) else value
+
+
+# A BCP 47 tag, kept in one form (`de_at` -> de-AT); one Babel does not know is refused.
+LanguageField = Annotated[str, AfterValidator(_language)]
+
+
+def _subjects(value: object) -> object:
+    from dripper.campaign import languages
+
+    if not isinstance(value, dict):
+        return value
+    return {languages.normalize(str(k)): v for k, v in value.items()}
+
+
 class Defaults(_Model):
     timezone: str = "UTC"
+    language: LanguageField | None = None  # for leads that name none and campaigns without language:
     send_window: SendWindowSpec | None = None
     campaign: str | None = None  # for leads that name none; else the first campaign
     stage: str | None = None  # for leads that name none; else the campaign's first stage
@@ -235,6 +263,10 @@ class Letters(_Model):
 
 class Step(_Model):
     id: str
+    # `subject:` as a mapping by language (`{en: …, de: …}`): the translations, and `subject`
+    # the first of them (what a lead whose language has none gets, unless the campaign's
+    # language has one). A plain `subject:` leaves this empty.
+    subjects: Annotated[dict[str, str], BeforeValidator(_subjects)] = Field(default_factory=dict)
     owner: str | None = None  # call steps: who makes the call (else the lead's `owner` attribute)
     after: DurationField
     channel: Channel = Channel.EMAIL
@@ -253,6 +285,18 @@ class Step(_Model):
     auto_winner: AutoWinner | None = None
     _variant: str | None = PrivateAttr(None)  # on a step resolved to one variant (variants.resolved)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _subject_by_language(cls, data: Any) -> Any:
+        """`subject: {en: …, de: …}`: the mapping into `subjects`, its first entry the subject."""
+        mapping = data.get("subject") if isinstance(data, dict) else None
+        # Only text by text: anything else (`subject: {{ x }}` unquoted, read by YAML as a
+        # mapping of mappings) is left to the schema and its hint.
+        if isinstance(mapping, dict) and mapping and all(isinstance(v, str) for v in mapping.values()):
+            first = next(iter(mapping.values()), None)
+            data = {**data, "subjects": mapping, "subject": first if isinstance(first, str) else None}
+        return data
+
     @property
     def variant(self) -> str | None:
         """The variant this step was resolved to; None for the step as written."""
@@ -261,6 +305,7 @@ class Step(_Model):
 
 class Campaign(_Model):
     description: str | None = None  # the marketer's own note: never shown to a lead
+    language: LanguageField | None = None  # its leads' language when they name none (else defaults.language)
     sender: str | None = None  # a name under senders:: this campaign's default identity
     label: str | None = None  # what leads see it called (the preference page); default: from the name
     letter_format: LetterFormat | None = None  # overrides letters.format

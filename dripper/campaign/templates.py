@@ -25,7 +25,8 @@ import jinja2
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
 from markupsafe import Markup
 
-from dripper.campaign import dates, variants
+from dripper import translations
+from dripper.campaign import dates, languages, numbers, variants
 from dripper.campaign import fields as declared
 from dripper.campaign.model import Campaign, CampaignFile, Sender, Step, did_you_mean
 from dripper.campaign.senders import Signature
@@ -184,14 +185,17 @@ class Renderer:
         self.text_env = jinja2.Environment(autoescape=False, **common)
         for env in (self.html_env, self.text_env):
             env.filters["date"] = dates.date_filter
+            env.filters.update(numbers.FILTERS)  # currency, number, percent in the lead's locale
             # A letter's composer gives each letter its own tracked URL (channels/compose.py);
             # elsewhere (check, previews, e-mails, whose links are rewritten anyway) it is the URL.
+            env.globals["salutation"] = translations.salutation  # the greeting, in the lead's language
             env.globals["personal_url"] = plain_personal_url
             env.globals["qr_code"] = qr_code
         # Declared fields' defaults: filled in at render time, so a changed default applies to later sends.
         self._defaults = declared.defaults_of(config.fields)
         self._vars = {name: declared.TemplateVars(declared.campaign_vars(config, name)) for name in config.campaigns}
         self._subjects: dict[tuple[str, str, str], jinja2.Template] = {}
+        self._localized: dict[tuple[str, str], str] = {}  # (template, language) -> its translation's name
         self._inliner = css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
         self._senders = {sender.key: sender_context(sender) for sender in config.book.all}
 
@@ -208,7 +212,8 @@ class Renderer:
         filled = declared.with_defaults(lead.attrs, self._defaults)
         if filled is not None:
             lead = replace(lead, attrs=filled)
-        locale = postal.locale_for(lead)
+        language = self.language_of(lead, campaign)
+        locale = self.locale_of(lead, campaign)
         sent = dates.send_date(now, dates.lead_zone(lead.timezone), locale)
         local_today = sent.date()
         return {
@@ -224,28 +229,70 @@ class Renderer:
             },
             "unsubscribe_url": unsubscribe_url,
             "preferences_url": preferences_url or unsubscribe_url,
-            "today": f"{local_today.day} {local_today:%B %Y}",
+            # In the lead's language once one is named anywhere; before languages, English.
+            "today": dates.written(local_today, "d MMMM y", locale)
+            if self.names_language(lead, campaign)
+            else f"{local_today.day} {local_today:%B %Y}",
             "send_date": sent,
             "offer_until": dates.OfferUntil(sent),
             "locale": locale,
+            "language": language,
+            "default_language": self.default_language(campaign),
             "vars": self._vars.get(campaign.name) or declared.TemplateVars({**self.config.vars, **campaign.vars}),
         }
 
+    # --- languages (campaign/languages.py) ---------------------------------------------
+    def default_language(self, campaign: Campaign) -> str:
+        """What a campaign's leads are written in when they name no language."""
+        return languages.resolve("", campaign.language, self.config.defaults.language)
+
+    def language_of(self, lead: LeadView, campaign: Campaign) -> str:
+        """The language the lead is written to: its own, its campaign's, the file's, en."""
+        return languages.resolve(lead.language, campaign.language, self.config.defaults.language)
+
+    def names_language(self, lead: LeadView, campaign: Campaign) -> bool:
+        """Whether the lead, its campaign or the file names a language."""
+        return bool(lead.language or campaign.language or self.config.defaults.language)
+
+    def locale_of(self, lead: LeadView, campaign: Campaign) -> str:
+        """The Babel locale of the lead's dates and numbers: its language's, with its
+        country's conventions. When neither the lead, nor its campaign, nor the file
+        names a language, the way letters always wrote dates (`postal.locale_for`)."""
+        if not self.names_language(lead, campaign):
+            return postal.locale_for(lead)
+        return languages.locale_of(self.language_of(lead, campaign), lead.country)
+
+    def template_for(self, step: Step, ctx: Mapping[str, Any]) -> str:
+        """The step's template in the lead's language (`thanks.de.html`), else as named."""
+        language = ctx.get("language")
+        if not language:
+            return step.template
+        key = (step.template, str(language))
+        name = self._localized.get(key)
+        if name is None:  # once per template and language: every message asks
+            name = self._localized[key] = languages.localized_name(step.template, key[1], self.templates.sources)
+        return name
+
     # --- rendering ----------------------------------------------------------------------
     def subject(self, campaign: Campaign, step: Step, ctx: Mapping[str, Any]) -> str:
-        key = (campaign.name, step.id, step.subject or "")  # each A/B variant its own subject
+        text = step.subject or ""
+        if step.subjects:
+            language = str(ctx.get("language") or languages.FALLBACK)
+            text = languages.pick(step.subjects, language, self.default_language(campaign)) or text
+        key = (campaign.name, step.id, text)  # each A/B variant and language its own subject
         template = self._subjects.get(key)
         if template is None:
-            template = self._subjects[key] = self.text_env.from_string(step.subject or "")
+            template = self._subjects[key] = self.text_env.from_string(text)
         return one_line(template.render(ctx))
 
     def body_html(self, step: Step, ctx: Mapping[str, Any]) -> str:
-        return self.html_env.get_template(step.template).render(ctx)
+        return self.html_env.get_template(self.template_for(step, ctx)).render(ctx)
 
     def body_text(self, step: Step, ctx: Mapping[str, Any], html: str) -> str:
         """A `.txt` twin of the template wins; otherwise the HTML, as text, links kept whole."""
-        twin = str(Path(step.template).with_suffix(".txt"))
-        if twin != step.template and twin in self.templates.sources:
+        template = self.template_for(step, ctx)
+        twin = str(Path(template).with_suffix(".txt"))
+        if twin != template and twin in self.templates.sources:
             return self.text_env.get_template(twin).render(ctx).strip() + "\n"
         return html_to_text(html) + "\n"
 
@@ -255,8 +302,9 @@ class Renderer:
         text = self.body_text(step, ctx, html)
         postal = ctx["sender"]["postal_address"]  # the chosen identity's (campaign/senders.py)
         url, prefs = ctx["unsubscribe_url"], ctx.get("preferences_url") or ctx["unsubscribe_url"]
-        html = _append_footer(html, _html_footer(postal, url, prefs))
-        text = f"{text}\n-- \n{postal}\nUnsubscribe: {url}\n" + (f"Preferences: {prefs}\n" if prefs != url else "")
+        language = str(ctx.get("language") or languages.FALLBACK)
+        html = _append_footer(html, _html_footer(postal, url, prefs, language))
+        text = text + _text_footer(postal, url, prefs, language)
         return RenderedEmail(subject, self._inliner.inline(html), text)
 
     def letter_html(self, step: Step, ctx: Mapping[str, Any]) -> str:
@@ -363,18 +411,22 @@ def without_script_urls(document: str) -> str:
 # The footer dripper appends to every e-mail's HTML part; autoescaped like every page.
 # It is a column of the same width as templates/email/base.html's card (600 px plus 28 px
 # padding a side, centred), so it sits under the card rather than at the window's edge.
-_FOOTER = jinja2.Environment(autoescape=True).from_string(
-    '<div class="dripper-footer" style="max-width:600px;margin:0 auto;padding:16px 28px 24px;'
-    'font-size:12px;color:#666;line-height:1.5">{{ postal }}<br>'
-    "You receive these e-mails because you asked us for information. "
-    '<a href="{{ url }}" style="color:#666">Unsubscribe</a>'
-    '{% if preferences != url %} · <a href="{{ preferences }}" style="color:#666">Manage preferences</a>'
-    "{% endif %}</div>"
+# Its words are dripper's, in the lead's language (dripper/translations).
+_FOOTER = translations.install(jinja2.Environment(autoescape=True)).from_string(
+    (translations.HERE / "footer.html").read_text(encoding="utf-8").strip()
 )
 
 
-def _html_footer(postal: str, url: str, preferences: str) -> str:
-    return _FOOTER.render(postal=postal, url=url, preferences=preferences)
+def _html_footer(postal: str, url: str, preferences: str, language: str) -> str:
+    return str(_FOOTER.render(postal=postal, url=url, preferences=preferences, language=language))
+
+
+def _text_footer(postal: str, url: str, preferences: str, language: str) -> str:
+    _ = translations.translations(language).gettext
+    lines = [postal, _("Unsubscribe: {url}").format(url=url)]
+    if preferences != url:
+        lines.append(_("Preferences: {url}").format(url=preferences))
+    return "\n-- \n" + "\n".join(lines) + "\n"
 
 
 def _append_footer(html: str, footer: str) -> str:
@@ -421,65 +473,84 @@ def check_templates(config: CampaignFile, templates: TemplateSet) -> list[Proble
     for name, campaign in config.campaigns.items():
         for stage, steps in campaign.stages.items():
             for step, subject_path, template_path in _every_variant(("campaigns", name, "stages", stage), steps):
-                ctx = renderer.context(lead, campaign, step, "https://example.com/u/sample", now)
-                if step.subject:
-                    subject_at = config.location(subject_path)
-                    try:
-                        renderer.subject(campaign, step, ctx)
+                # the step as written, and in each language it has a translation for
+                for language in ("", *step_languages(step, templates)):
+                    seen = replace(lead, language=language) if language else lead
+                    ctx = renderer.context(seen, campaign, step, "https://example.com/u/sample", now)
+                    if step.subject:
+                        subject_at = config.location(subject_path)
+                        try:
+                            renderer.subject(campaign, step, ctx)
+                        except TemplateSyntaxError as exc:
+                            line = subject_at.line + (exc.lineno or 1) - 1
+                            add(
+                                Problem(
+                                    Location(subject_at.file, line, subject_at.column),
+                                    f"template syntax error in subject: {exc.message}",
+                                )
+                            )
+                        except UndefinedError as exc:
+                            add(Problem(subject_at, f"subject of step {step.id!r} uses {_undefined(exc)}"))
+                        except Exception as exc:
+                            add(Problem(subject_at, f"subject of step {step.id!r} failed to render: {exc}"))
+                    if step.template not in templates.sources:
+                        hint = f" under {templates.root}" if templates.root else ""
+                        add(Problem(config.location(template_path), f"template {step.template!r} not found{hint}"))
+                        continue
+                    try:  # the body alone: the subject was checked (and located) above
+                        html = renderer.body_html(step, ctx)
+                        if PARTS[step.channel].text_part:
+                            renderer.body_text(step, ctx, html)
                     except TemplateSyntaxError as exc:
+                        file = exc.filename or str(templates.root / step.template)
+                        add(Problem(Location(file, exc.lineno or 1, 1), f"template syntax error: {exc.message}"))
+                    except jinja2.TemplateNotFound as exc:
                         add(
                             Problem(
-                                Location(subject_at.file, subject_at.line + (exc.lineno or 1) - 1, subject_at.column),
-                                f"template syntax error in subject: {exc.message}",
+                                config.location(template_path),
+                                f"template {step.template!r} includes or extends {exc.name!r}, which is not found",
                             )
                         )
                     except UndefinedError as exc:
-                        add(Problem(subject_at, f"subject of step {step.id!r} uses {_undefined(exc)}"))
-                    except Exception as exc:
-                        add(Problem(subject_at, f"subject of step {step.id!r} failed to render: {exc}"))
-                if step.template not in templates.sources:
-                    hint = f" under {templates.root}" if templates.root else ""
-                    add(Problem(config.location(template_path), f"template {step.template!r} not found{hint}"))
-                    continue
-                try:  # the body alone: the subject was checked (and located) above
-                    html = renderer.body_html(step, ctx)
-                    if PARTS[step.channel].text_part:
-                        renderer.body_text(step, ctx, html)
-                except TemplateSyntaxError as exc:
-                    file = exc.filename or str(templates.root / step.template)
-                    add(Problem(Location(file, exc.lineno or 1, 1), f"template syntax error: {exc.message}"))
-                except jinja2.TemplateNotFound as exc:
-                    add(
-                        Problem(
-                            config.location(template_path),
-                            f"template {step.template!r} includes or extends {exc.name!r}, which is not found",
+                        add(Problem(_undefined_at(exc, templates, step), f"{_undefined(exc)} (step {step.id!r})"))
+                    except RecursionError:
+                        add(
+                            Problem(
+                                config.location(template_path),
+                                f"template {step.template!r} nests blocks or brackets too deeply to compile",
+                            )
                         )
-                    )
-                except UndefinedError as exc:
-                    add(Problem(_undefined_at(exc, templates, step), f"{_undefined(exc)} (step {step.id!r})"))
-                except RecursionError:
-                    add(
-                        Problem(
-                            config.location(template_path),
-                            f"template {step.template!r} nests blocks or brackets too deeply to compile",
-                        )
-                    )
-                except Exception as exc:  # a filter blew up on sample data: still the template's fault
-                    add(Problem(config.location(template_path), f"template {step.template!r} failed to render: {exc}"))
+                    except Exception as exc:  # a filter blew up on sample data: still the template's fault
+                        failed = f"template {step.template!r} failed to render: {exc}"
+                        add(Problem(config.location(template_path), failed))
     # The static check sees every branch and names the variable precisely; a render
     # problem on a line it already flagged says the same thing less well.
     named = {
-        one.template
+        name
         for c in config.campaigns.values()
         for steps in c.stages.values()
         for step in steps
         for _, one in variants.each(step)
+        for name in (one.template, *translation_files(one.template, templates))
     }
     static = _static_problems(renderer.html_env, templates, named)
     static += _vars_problems(config, renderer.html_env, templates)
     flagged = {(p.location.file, p.location.line) for p in static}
     unique = list({str(p): p for p in static}.values())
     return unique + [p for p in problems if (p.location.file, p.location.line) not in flagged]
+
+
+def step_languages(step: Step, templates: TemplateSet) -> list[str]:
+    """The languages a step has a translation for: of its template, or of its subject."""
+    return sorted({*languages.translations(step.template, templates.sources), *step.subjects})
+
+
+def translation_files(template: str, templates: TemplateSet) -> list[str]:
+    """The translation files of `template` (`thanks.de.html`, …)."""
+    return [
+        languages.localized_name(template, tag, templates.sources)
+        for tag in languages.translations(template, templates.sources)
+    ]
 
 
 def _every_variant(
@@ -524,13 +595,16 @@ _CONTEXT_NAMES = set(_KNOWN_ATTRS) | {
     "today",
     "personal_url",
     "qr_code",
+    "salutation",
     "send_date",
     "offer_until",
     "locale",
+    "language",
+    "default_language",
     "vars",
 }
 # For messages: what templates see.
-_SEEN = "lead, sender, campaign, step, vars, send_date, offer_until, locale, unsubscribe_url, today"
+_SEEN = "lead, sender, campaign, step, vars, send_date, offer_until, locale, language, unsubscribe_url, today"
 _JINJA_NAMES = {
     "loop",
     "self",
@@ -676,6 +750,60 @@ def template_warnings(config: CampaignFile, templates: TemplateSet) -> list[Prob
                     found.append(Problem(_undefined_at(exc, templates, step), _no_fallback(attr)))
                 warnings.update((str(p), p) for p in found)
     return list(warnings.values())
+
+
+@dataclass(frozen=True)
+class StepLanguages:
+    """Which languages a step speaks (`dripper check` lists them)."""
+
+    campaign: str
+    step: str
+    default: str  # what a lead whose language it lacks gets
+    covered: tuple[str, ...]  # translated: the template, and the subject when it has one
+
+
+def language_coverage(
+    config: CampaignFile, templates: TemplateSet, lead_languages: Mapping[str, set[str]] | None = None
+) -> tuple[list[StepLanguages], list[Problem]]:
+    """Each step's languages, and (given `lead_languages`: campaign -> the languages its
+    leads name, from the database) a warning for each language of a lead a step has no
+    translation for: that lead gets the default language's text. A campaign with no
+    translation at all is left out of the list: it speaks one language."""
+    from dripper.channels.registry import PARTS  # the parts import this module
+
+    listed: list[StepLanguages] = []
+    warnings: list[Problem] = []
+    for name, campaign in config.campaigns.items():
+        default = languages.resolve("", campaign.language, config.defaults.language)
+        rows: list[tuple[Step, tuple[Any, ...], tuple[str, ...], tuple[str, ...]]] = []
+        for stage, steps in campaign.stages.items():
+            for i, step in enumerate(steps):  # as written: its A/B variants share its languages
+                template_path = ("campaigns", name, "stages", stage, i, "template")
+                bodies = tuple(languages.translations(step.template, templates.sources))
+                subjects = tuple(step.subjects) if PARTS[step.channel].needs_subject and step.subject else bodies
+                rows.append((step, template_path, bodies, subjects))
+        spoken = {tag for _, _, bodies, subjects in rows for tag in (*bodies, *subjects)}
+        wanted = {tag for tag in (lead_languages or {}).get(name, set()) if tag}
+        for step, template_path, bodies, subjects in rows:
+            if spoken:
+                listed.append(StepLanguages(name, step.id, default, tuple(sorted(set(bodies) & set(subjects)))))
+            for tag in sorted(wanted):
+                if languages.candidates(tag)[-1] == languages.candidates(default)[-1]:
+                    continue  # the default language is the untranslated text
+                missing = [
+                    what
+                    for what, has in (("template", bodies), ("subject", subjects))
+                    if not any(t in has for t in languages.candidates(tag))
+                ]
+                if missing:
+                    warnings.append(
+                        Problem(
+                            config.location(template_path),
+                            f"step {step.id!r} has no {tag} translation of its {' and '.join(missing)}: "
+                            f"leads in {tag} get the {default} text",
+                        )
+                    )
+    return listed, warnings
 
 
 def _attrs_missing(

@@ -83,9 +83,10 @@ class ComposedLetter:
     name: str  # stable per touch: a resend rewrites the same PDF
 
 
-def letter_date(view: LeadView, now: datetime, lang: str | None = None) -> str:
+def letter_date(view: LeadView, now: datetime, lang: str | None = None, locale: str | None = None) -> str:
     """Today in the lead's own time zone, written in the letter's language (`lang`, from
-    its template's <html lang>), else the way the lead's language writes dates."""
+    its template's <html lang>), else in the lead's locale (`locale`, as the renderer
+    resolved it: campaign/languages.py), else the way the lead's country writes dates."""
     from babel.dates import format_date
 
     from dripper.campaign import timing
@@ -94,8 +95,8 @@ def letter_date(view: LeadView, now: datetime, lang: str | None = None) -> str:
         day = now.astimezone(timing.zone(view.timezone)).date()
     except ValueError:
         day = now.date()
-    locale = letters.date_locale(lang, postal.country_code(view.country)) or postal.locale_for(view)
-    return str(format_date(day, format="long", locale=locale))
+    written_in = letters.date_locale(lang, postal.country_code(view.country)) or locale or postal.locale_for(view)
+    return str(format_date(day, format="long", locale=written_in))
 
 
 class Composer:
@@ -219,7 +220,7 @@ class Composer:
         parts = letters.LetterParts(
             address,
             config.letters.return_address or self.sender(view, campaign).postal_address,
-            letter_date(view, now, letters.document_lang(body)),
+            letter_date(view, now, letters.document_lang(body), str(ctx["locale"])),
         )
         return ComposedLetter(
             letters.frame_letter(body, frame, parts),

@@ -36,6 +36,7 @@ def check(app: App, against_db: bool, at: str | None) -> None:
     for warning in cadence.warnings(loaded.campaigns):
         err.print(str(warning), markup=False, soft_wrap=True)
     _warn_about_undeclared_attributes(loaded)
+    _print_languages(app, loaded, against_db)
     _warn_about_unsigned_senders(app, loaded)
     if against_db:
         _print_diff(_diff_data(app, loaded.campaigns, None, at))
@@ -83,6 +84,32 @@ def _warn_about_undeclared_attributes(loaded: Loaded) -> None:
     from dripper.campaign.templates import template_warnings
 
     for problem in template_warnings(loaded.campaigns, loaded.templates):
+        err.print(f"{problem.location}: warning: {problem.message}", markup=False, soft_wrap=True)
+
+
+def _print_languages(app: App, loaded: Loaded, against_db: bool) -> None:
+    """Each step's languages, when the campaigns have translations, and a warning for a
+    language a step lacks (with --against-db: also a language leads in the database name)."""
+    from dripper.campaign.templates import language_coverage
+
+    lead_languages = None
+    if against_db:
+        from dripper.store.queries import leadrows
+
+        with app.store().read() as conn:
+            lead_languages = leadrows.languages_by_campaign(conn)
+    listed, warnings = language_coverage(loaded.campaigns, loaded.templates, lead_languages)
+    groups: dict[tuple[str, str], list[str]] = {}  # (campaign, its languages) -> the steps that speak them
+    for row in listed:
+        spoken = ", ".join([f"{row.default} (default)", *(t for t in row.covered if t != row.default)])
+        groups.setdefault((row.campaign, spoken), []).append(row.step)
+    for (campaign, spoken), steps in groups.items():
+        if "," in spoken:  # translated: which steps
+            out.print(f"languages: {campaign}: {spoken}: {', '.join(steps)}", markup=False, soft_wrap=True)
+    for (campaign, spoken), steps in groups.items():
+        if "," not in spoken:  # the rest, counted: a long campaign would fill the screen
+            out.print(f"languages: {campaign}: {spoken} only: {len(steps)} other step(s)", markup=False)
+    for problem in warnings:
         err.print(f"{problem.location}: warning: {problem.message}", markup=False, soft_wrap=True)
 
 

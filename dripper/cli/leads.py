@@ -93,6 +93,8 @@ def leads_import(
 @click.option("--last-name", default="")
 @click.option("--company", default="")
 @click.option("--timezone", "tz", default="", help="IANA time zone (default: defaults.timezone).")
+@click.option("--language", default="", help="BCP 47 language (de, fr-CA; default: the campaign's language).")
+@click.option("--owner", default="", help="The lead's sales owner.")
 @click.option(
     "--attr", "attrs", multiple=True, metavar="KEY=VALUE", help="A template attribute (lead.attrs.KEY); repeatable."
 )
@@ -107,6 +109,8 @@ def leads_add(
     last_name: str,
     company: str,
     tz: str,
+    language: str,
+    owner: str,
     attrs: tuple[str, ...],
     at: str | None,
 ) -> None:
@@ -127,6 +131,8 @@ def leads_add(
         "last_name": last_name,
         "company": company,
         "timezone": tz,
+        "language": language,
+        "owner": owner,
     }
     for item in attrs:
         key, sep, value = item.partition("=")

@@ -53,6 +53,11 @@ if TYPE_CHECKING:
     metavar="NAME",
     help="The A/B variant to render (default: the one the lead, or the sample lead, gets).",
 )
+@click.option(
+    "--language",
+    metavar="TAG",
+    help="The sample lead's language (BCP 47, e.g. de): the translation that language gets.",
+)
 @AT
 @pass_app
 def preview(
@@ -65,6 +70,7 @@ def preview(
     open_it: bool,
     to: str | None,
     variant: str | None,
+    language: str | None,
     at: str | None,
 ) -> None:
     """Render one touch as text, HTML or a complete .eml (exactly what would be sent);
@@ -100,6 +106,15 @@ def preview(
         # shows what that stage's leads receive.
         lead = replace(sample_lead(config, any_attrs=False), stage=found[0], campaign=campaign)
         secret = app.settings.secret or "preview"
+    if language is not None:
+        from dripper.campaign import languages
+
+        if email:
+            fail("--language is for the sample lead: a lead given with --lead has its own", code=1)
+        try:
+            lead = replace(lead, language=languages.normalize(language))
+        except ValueError as exc:
+            fail(f"--language: {exc}", code=1)
     the_step = _variant(camp, the_step, lead.email, variant)
     if to is not None:  # signed with the real secret, so that `serve` knows its links for a test's
         _send_test(app, loaded, lead, camp, the_step, now, to, app.settings.secret or app.store().secret())
@@ -297,7 +312,10 @@ def simulate(
     config = loaded.campaigns
     start = at_clock(at).now()
     values = dict(_key_value(a) for a in attrs)
-    lead = simulation.simulated_lead(config, values, country) if values or country else None
+    try:
+        lead = simulation.simulated_lead(config, values, country) if values or country else None
+    except ValueError as exc:  # a language Babel does not know
+        fail(f"--attr: {exc}", code=1)
     history = conditions.EMPTY
     if email is not None:
         with app.store().begin() as conn:

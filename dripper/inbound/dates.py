@@ -69,7 +69,8 @@ _MONTHS = {
 }
 _CUE = (
     r"(?:back|return(?:ing)?|returns|until|till|through|from|zurück|wieder|bis(?: zum| einschließlich)?|ab(?: dem)?|"
-    r"retour|jusqu'?au|à partir du|de vuelta|regreso|hasta(?: el)?|a partir del|rientro|fino al|terug|tot en met)"
+    r"retour|jusqu'?au|à partir du|de vuelta|regreso|hasta(?: el)?|a partir del|rientro|rientrer[òo]|di ritorno|"
+    r"fino al|terug|tot en met)"
 )
 _MONTH_WORD = r"([a-zäéèûáíóú]{3,10}\.?)"
 _NUMERIC = re.compile(_CUE + r"\D{0,20}?(\d{1,2})[./](\d{1,2})[./]?(\d{2,4})?", re.IGNORECASE)

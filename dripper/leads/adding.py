@@ -15,7 +15,18 @@ from dripper.planning.planner import enroll, record_versions
 from dripper.store.queries import leadrows
 
 # The fields an update keeps from the stored lead when the command leaves them empty.
-_KEPT = ("first_name", "last_name", "company", "timezone", "stage", "campaign", *POSTAL_COLUMNS)
+_KEPT = (
+    "first_name",
+    "last_name",
+    "company",
+    "timezone",
+    "stage",
+    "campaign",
+    *POSTAL_COLUMNS,
+    "language",
+    "owner",
+    "consent_source",
+)
 
 
 class AddOutcome(StrEnum):
@@ -42,6 +53,8 @@ def with_existing(raw: Mapping[str, str | None], existing: Lead | None) -> dict[
     for key in _KEPT:
         if not merged.get(key):
             merged[key] = getattr(existing, key)
+    if not merged.get("consent_at") and existing.consent_at is not None:
+        merged["consent_at"] = existing.consent_at.isoformat()
     for key, value in existing.attrs.items():
         merged.setdefault(key, value)
     return merged

@@ -246,9 +246,9 @@ def paper_format(country: str | None) -> PaperFormat:
 
 
 def locale_for(lead: Lead) -> str:
-    """The lead's own `locale` or `language` attribute, else the main language of its
-    country, else en_US."""
-    return _locale(lead.attrs.get("locale") or lead.attrs.get("language") or "", lead.country)
+    """The lead's language (its column), else its `locale` attribute (files from before
+    the column), else the main language of its country, else en_US."""
+    return _locale(lead.language or str(lead.attrs.get("locale") or ""), lead.country)
 
 
 @lru_cache(maxsize=1024)

@@ -7,15 +7,18 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from dripper.campaign import timing
+from dripper.campaign import languages, timing
 from dripper.campaign.fields import checked_attrs
 from dripper.campaign.model import CampaignFile, did_you_mean
 
 CORE_COLUMNS = ("email", "first_name", "last_name", "company", "stage", "timezone", "campaign")
+# Columns of their own since migration 0013 (issue 19): the lead's language (BCP 47), its
+# sales owner, and where and when its consent was given.
+PROFILE_COLUMNS = ("language", "owner", "consent_source", "consent_at")
 POSTAL_COLUMNS = ("address_line1", "address_line2", "city", "region", "postal_code", "country")
 # RFC 5321: the local part a dot-atom of ASCII atext (quoted local parts are not taken),
 # the domain a host name of letters, digits and hyphens.
@@ -29,9 +32,19 @@ _ATTR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 _LINE_BREAKS = re.compile(r"[^\S ]+|[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 # A stored lead's own columns, in the order `dripper plan --json` shows them.
-LEAD_COLUMNS = ("email", "first_name", "last_name", "company", "stage", "campaign", "timezone", *POSTAL_COLUMNS)
+LEAD_COLUMNS = (
+    "email",
+    "first_name",
+    "last_name",
+    "company",
+    "stage",
+    "campaign",
+    "timezone",
+    *POSTAL_COLUMNS,
+    *PROFILE_COLUMNS,
+)
 # Its text columns, each kept on one line for templates (`Lead.for_templates`).
-_TEXT_COLUMNS = tuple(name for name in LEAD_COLUMNS if name != "timezone")
+_TEXT_COLUMNS = tuple(name for name in LEAD_COLUMNS if name not in ("timezone", "consent_at"))
 
 
 def one_line(text: str) -> str:
@@ -72,6 +85,10 @@ class Lead:
     region: str = ""
     postal_code: str = ""
     country: str = ""
+    language: str = ""  # BCP 47 (`de`, `fr-CA`), as `normalize_language` writes it; "" = the default
+    owner: str = ""  # the lead's sales owner: its calls, its sender identity (campaign/senders.py)
+    consent_source: str = ""  # where the lead gave its consent (a form, a fair, …)
+    consent_at: datetime | None = None  # when, aware
     attrs: dict[str, str] = field(default_factory=dict)
     id: int = 0  # 0 until stored
     # The store's columns (None on a lead not stored yet).
@@ -113,11 +130,6 @@ class Lead:
         return full_name(self.first_name, self.last_name)
 
     @property
-    def owner(self) -> str:
-        """Who the lead belongs to: chooses its sender identity (campaign/senders.py)."""
-        return str(self.attrs.get("owner", ""))
-
-    @property
     def status(self) -> str:
         """Why the lead gets no more touches (`complained`, …), or `active`."""
         return next((kind for kind in STOP_KINDS if self.stopped_at(kind)), "active")
@@ -129,7 +141,17 @@ class Lead:
 
 
 # The columns an import writes (the id is the store's, the attributes go into `attrs`).
-LEAD_FIELDS = ("email", "stage", "campaign", "first_name", "last_name", "company", "timezone", *POSTAL_COLUMNS)
+LEAD_FIELDS = (
+    "email",
+    "stage",
+    "campaign",
+    "first_name",
+    "last_name",
+    "company",
+    "timezone",
+    *POSTAL_COLUMNS,
+    *PROFILE_COLUMNS,
+)
 # The fields a stored row fills (all of them).
 _STORED = tuple(f.name for f in fields(Lead))
 # What a template may use of `lead`: its own values, not the store's bookkeeping.
@@ -197,7 +219,29 @@ def _host_name(domain: str, value: str) -> str:
     return host
 
 
-_NOT_ATTRS = frozenset(CORE_COLUMNS + POSTAL_COLUMNS)
+_NOT_ATTRS = frozenset(CORE_COLUMNS + POSTAL_COLUMNS + PROFILE_COLUMNS)
+
+
+def normalize_language(value: str) -> str:
+    """A language tag as dripper keeps it: BCP 47 with a hyphen (`de`, `fr-CA`,
+    `zh-Hant-TW`), from `de_DE`, `DE-de` or `fr-ca` alike; a LeadError when Babel (CLDR)
+    knows no such locale, so every stored language has its dates, numbers and names."""
+    try:
+        return languages.normalize(value)
+    except ValueError as exc:
+        raise LeadError(str(exc)) from None
+
+
+def parse_consent_at(value: str) -> datetime:
+    """An ISO-8601 date or date and time (`2026-03-01`, `2026-03-01T09:30:00+01:00`); one
+    without an offset is taken as UTC. A LeadError says why another is refused."""
+    try:
+        when = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise LeadError(
+            f"consent_at {value!r} is not an ISO-8601 date or date and time (e.g. 2026-03-01T09:30:00+01:00)"
+        ) from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 @lru_cache(maxsize=256)
@@ -234,6 +278,8 @@ def build_lead(raw: dict[str, str | None], config: CampaignFile) -> Lead:
             raise LeadError(f"column {key!r} cannot be a template attribute: use letters, digits and _")
     attrs = checked_attrs(attrs, config.fields)  # declared fields: required, typed (campaign/fields.py)
     country = values.get("country", "")
+    language = values.get("language", "")
+    consent_at = values.get("consent_at", "")
     return Lead(
         email=email,
         stage=stage,
@@ -249,6 +295,10 @@ def build_lead(raw: dict[str, str | None], config: CampaignFile) -> Lead:
         region=values.get("region", ""),
         postal_code=values.get("postal_code", ""),
         country=country.upper() if len(country) == 2 else country,
+        language=normalize_language(language) if language else "",
+        owner=values.get("owner", ""),
+        consent_source=values.get("consent_source", ""),
+        consent_at=parse_consent_at(consent_at) if consent_at else None,
     )
 
 
@@ -278,4 +328,6 @@ __all__ = [
     "full_name",
     "lookup_form",
     "normalize_email",
+    "normalize_language",
+    "parse_consent_at",
 ]

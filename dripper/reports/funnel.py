@@ -237,6 +237,7 @@ def lead_plan(conn: Connection, lead: Lead, planner: Planner | None = None) -> d
     yet (a track is planned one touch ahead), as they will be."""
     info: dict[str, Any] = {key: getattr(lead, key) for key in (*LEAD_COLUMNS, "attrs")}
     info["stage_entered_at"] = _iso(lead.stage_entered_at)
+    info["consent_at"] = _iso(lead.consent_at)
     info["status"] = lead.status
     for kind in ("converted", "replied", "unsubscribed", "bounced", "complained"):
         info[f"{kind}_at"] = _iso(lead.stopped_at(kind))

@@ -9,7 +9,7 @@ from typing import Any
 
 from jinja2 import TemplateError
 
-from dripper.campaign import conditions, variants
+from dripper.campaign import conditions, languages, variants
 from dripper.campaign.model import Campaign, CampaignFile, Step
 from dripper.campaign.templates import sample_lead
 from dripper.config import Loaded
@@ -114,11 +114,15 @@ def simulated_lead(config: CampaignFile, values: Mapping[str, str], country: str
     attrs = {**lead.attrs, **{k: v for k, v in values.items() if k not in SIMULATED_COLUMNS}}
     if country and "country" not in columns:
         columns["country"] = country
+    if columns.get("language"):  # as an import keeps it (`de_de` -> de-DE); a ValueError names a bad one
+        columns["language"] = languages.normalize(columns["language"])
     return replace(lead, attrs=attrs, **columns)
 
 
 # What `--attr` sets as a lead column rather than an attribute.
-SIMULATED_COLUMNS = frozenset({"email", "first_name", "last_name", "company", "timezone", *POSTAL_COLUMNS})
+SIMULATED_COLUMNS = frozenset(
+    {"email", "first_name", "last_name", "company", "timezone", *POSTAL_COLUMNS, "language", "owner", "consent_source"}
+)
 
 
 def _subject(loaded: Loaded, campaign: Campaign, step: Step, ctx: dict[str, Any]) -> str:

@@ -71,6 +71,12 @@ leads = Table(
     Column("region", String(200), nullable=False, default=""),
     Column("postal_code", String(32), nullable=False, default=""),
     Column("country", String(64), nullable=False, default=""),
+    # Migration 0013 (issue 19): the lead's language (BCP 47, "" = the campaign's default),
+    # its sales owner, and where and when it gave its consent.
+    Column("language", String(64), nullable=False, default=""),
+    Column("owner", String(200), nullable=False, default=""),
+    Column("consent_source", String(300), nullable=False, default=""),
+    Column("consent_at", UTCDateTime),
     Column("attrs", JSON, nullable=False, default=dict),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),

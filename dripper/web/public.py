@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from babel.dates import format_date
 from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -25,6 +26,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
+from dripper import translations
+from dripper.campaign import languages
 from dripper.campaign.model import humanise
 from dripper.leads.events import apply_event, opt_out, pause
 from dripper.leads.records import Lead
@@ -47,12 +50,40 @@ def _page(
     *,
     status: int = 200,
     template: str = "public/page.html",
+    language: str = languages.FALLBACK,
     **values: Any,
 ) -> Response:
-    """One of the pages a lead sees (public/*.html): a title and a message, or a form."""
+    """One of the pages a lead sees (public/*.html): a title and a message, or a form,
+    in `language` (the texts given are translated already)."""
     return _templates(request).TemplateResponse(
-        request, template, {"title": title, "message": message, **values}, status_code=status
+        request,
+        template,
+        {"title": title, "message": message, "language": language, **values},
+        status_code=status,
     )
+
+
+def _lead_language(ctx: WebContext, lead: Lead, campaign: str) -> str:
+    """The language the lead's e-mails are written in (campaign/languages.py)."""
+    config = ctx.loaded.campaigns
+    found = config.campaigns.get(campaign)
+    return languages.resolve(lead.language, found.language if found else None, config.defaults.language)
+
+
+def _browser_language(request: Request) -> str:
+    """For a page that knows no lead (a link not valid, a test): the first language of the
+    browser's Accept-Language that dripper speaks, else English."""
+    from babel import negotiate_locale
+
+    wanted = [part.split(";")[0].strip() for part in request.headers.get("accept-language", "").split(",")[:20]]
+    found = negotiate_locale([w for w in wanted if w], [languages.FALLBACK, *translations.SHIPPED], sep="-")
+    return found or languages.FALLBACK
+
+
+def _messages(language: str) -> Any:
+    """The gettext of `language` (called `gettext` where used, so that the messages are
+    found by the extraction tests/test_translations.py runs)."""
+    return translations.translations(language).gettext
 
 
 def _masked(email: str) -> str:
@@ -62,10 +93,15 @@ def _masked(email: str) -> str:
 
 def _test_page(request: Request) -> Response:
     """What a test send's (or a preview's) unsubscribe and preference links get, GET or POST."""
+    language = _browser_language(request)
+    gettext = _messages(language)
     return _page(
         request,
-        "This was a test message",
-        "This was a test message; nothing changed. The links in the e-mails your leads receive work as they should.",
+        gettext("This was a test message"),
+        gettext(
+            "This was a test message; nothing changed. The links in the e-mails your leads receive work as they should."
+        ),
+        language=language,
     )
 
 
@@ -104,23 +140,36 @@ async def unsubscribe_page(request: Request) -> Response:
         return _test_page(request)
     found = await _token_lead(request)
     if found is None:
+        language = _browser_language(request)
+        gettext = _messages(language)
         return _page(
             request,
-            "Link not valid",
-            "This unsubscribe link is not valid. If you copied it, please check that it is complete.",
+            gettext("Link not valid"),
+            gettext("This unsubscribe link is not valid. If you copied it, please check that it is complete."),
             status=404,
+            language=language,
         )
     sender = found.ctx.loaded.campaigns.sender
     email, name = _masked(found.lead.email), sender.name or sender.address
+    language = _lead_language(found.ctx, found.lead, found.data.campaign)
+    gettext = _messages(language)
     if found.lead.unsubscribed_at is not None:
-        return _page(request, "You are unsubscribed", template="public/unsubscribed.html", email=email, sender=name)
+        return _page(
+            request,
+            gettext("You are unsubscribed"),
+            template="public/unsubscribed.html",
+            email=email,
+            sender=name,
+            language=language,
+        )
     return _page(
         request,
-        "Unsubscribe",
+        gettext("Unsubscribe"),
         template="public/unsubscribe.html",
         token=request.path_params["token"],
         email=email,
         sender=name,
+        language=language,
     )
 
 
@@ -137,22 +186,38 @@ def _unsubscribe_lead(ctx: WebContext, conn: Connection, data: TokenData, lead: 
         )
 
 
-def _unsubscribe(ctx: WebContext, token: str) -> bool:
+def _unsubscribe(ctx: WebContext, token: str) -> str | None:
+    """The lead's language once it is unsubscribed; None for a link not valid."""
     found = _lead_for(ctx, token)
     if found is None:
-        return False
+        return None
     with ctx.store.begin() as conn:
         _unsubscribe_lead(ctx, conn, *found)
-    return True
+    return _lead_language(ctx, found[1], found[0].campaign)
 
 
 async def unsubscribe_post(request: Request) -> Response:
     await request.body()  # unused, but read: one over the limit is refused (413) before anything changes
     if _is_test(request):
         return _test_page(request)
-    if not await run_in_threadpool(_unsubscribe, context(request), request.path_params["token"]):
-        return _page(request, "Link not valid", "This unsubscribe link is not valid.", status=404)
-    return _page(request, "You are unsubscribed", "You will receive no more e-mails from us. Sorry to see you go.")
+    language = await run_in_threadpool(_unsubscribe, context(request), request.path_params["token"])
+    if language is None:
+        language = _browser_language(request)
+        gettext = _messages(language)
+        return _page(
+            request,
+            gettext("Link not valid"),
+            gettext("This unsubscribe link is not valid."),
+            status=404,
+            language=language,
+        )
+    gettext = _messages(language)
+    return _page(
+        request,
+        gettext("You are unsubscribed"),
+        gettext("You will receive no more e-mails from us. Sorry to see you go."),
+        language=language,
+    )
 
 
 async def preferences_page(request: Request) -> Response:
@@ -160,17 +225,20 @@ async def preferences_page(request: Request) -> Response:
         return _test_page(request)
     found = await _token_lead(request)
     if found is None:
-        return _page(request, "Link not valid", "This link is not valid.", status=404)
+        return _not_valid(request)
     data = found.data
     campaigns = found.ctx.loaded.campaigns
     campaign = campaigns.campaigns.get(data.campaign)
     # A campaign removed since the message was sent still gets a readable name; the
     # `description` is the marketer's note and never reaches a lead.
     about = campaign.public_label if campaign else humanise(data.campaign)
+    language = _lead_language(found.ctx, found.lead, data.campaign)
+    gettext = _messages(language)
     return _page(
         request,
-        "Your e-mail preferences",
+        gettext("Your e-mail preferences"),
         template="public/preferences.html",
+        language=language,
         email=_masked(found.lead.email),
         about=about,
         sender=campaigns.sender.name or campaigns.sender.address,
@@ -178,21 +246,31 @@ async def preferences_page(request: Request) -> Response:
     )
 
 
-def _set_preference(ctx: WebContext, token: str, choice: str, months: int) -> str | None:
+def _not_valid(request: Request) -> Response:
+    language = _browser_language(request)
+    gettext = _messages(language)
+    return _page(request, gettext("Link not valid"), gettext("This link is not valid."), status=404, language=language)
+
+
+def _set_preference(ctx: WebContext, token: str, choice: str, months: int) -> tuple[str, str] | None:
+    """What the page says once the choice is saved, and in which language."""
     found = _lead_for(ctx, token)
     if found is None:
         return None
     data, lead = found
     now = ctx.clock.now()
+    language = _lead_language(ctx, lead, data.campaign)
+    gettext = _messages(language)
     with ctx.store.begin() as conn:
         if choice == "all":
             _unsubscribe_lead(ctx, conn, data, lead)
-            return "You will receive no more e-mails from us."
+            return gettext("You will receive no more e-mails from us."), language
         if choice == "pause":
             until = pause(conn, ctx.loaded.planner, lead, months, now)
-            return f"Paused: you will hear from us again after {until.date().isoformat()}."
+            day = format_date(until.date(), format="long", locale=languages.locale_of(language, lead.country))
+            return gettext("Paused: you will hear from us again after {day}.").format(day=day), language
         opt_out(conn, lead, data.campaign, now)
-        return "You will receive no more of these e-mails."
+        return gettext("You will receive no more of these e-mails."), language
 
 
 async def preferences_post(request: Request) -> Response:
@@ -205,11 +283,21 @@ async def preferences_post(request: Request) -> Response:
     except ValueError:
         months = 0
     if choice not in ("campaign", "all", "pause") or not 1 <= months <= 12:
-        return _page(request, "Please choose", "Please go back and choose one of the options.", status=400)
+        language = _browser_language(request)
+        gettext = _messages(language)
+        return _page(
+            request,
+            gettext("Please choose"),
+            gettext("Please go back and choose one of the options."),
+            status=400,
+            language=language,
+        )
     done = await run_in_threadpool(_set_preference, context(request), request.path_params["token"], choice, months)
     if done is None:
-        return _page(request, "Link not valid", "This link is not valid.", status=404)
-    return _page(request, "Saved", done)
+        return _not_valid(request)
+    message, language = done
+    gettext = _messages(language)
+    return _page(request, gettext("Saved"), message, language=language)
 
 
 ROUTES = [

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import jinja2
 
+from dripper import translations
 from dripper.pages import templating
 
 
 def environment() -> jinja2.Environment:
     """A new environment each time, no shared one: `create_app` keeps its own in the app's
     state, where each template is compiled once."""
-    return templating.environment(jinja2.PackageLoader("dripper.web", "templates"))
+    # The public pages speak the lead's language (`language` in their context).
+    return translations.install(templating.environment(jinja2.PackageLoader("dripper.web", "templates")))
 
 
 __all__ = ["environment"]

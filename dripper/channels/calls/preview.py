@@ -12,7 +12,7 @@ from dripper.pages import render
 def call_page(view: LeadView, campaign: Campaign, step: Step, notes: str, note: str) -> str:
     """A call step's talking points, with who to call, as a simple page."""
     phone = str(view.attrs.get("phone") or view.attrs.get("telephone") or "") if view.attrs else ""
-    owner = str(view.attrs.get("owner") or "") if view.attrs else ""
+    owner = view.owner
     who = view.full_name or view.email
     details = [
         ("Lead", f"{who} <{view.email}>" if view.full_name else view.email),

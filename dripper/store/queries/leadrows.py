@@ -49,6 +49,14 @@ def by_ids(conn: Connection, ids: Sequence[int]) -> dict[int, Lead]:
     return {row.id: _lead(row) for row in conn.execute(select(leads).where(leads.c.id.in_(list(ids))))}
 
 
+def languages_by_campaign(conn: Connection) -> dict[str, set[str]]:
+    """The languages leads name, per campaign ("" for a lead that names none)."""
+    found: dict[str, set[str]] = {}
+    for campaign, language in conn.execute(select(leads.c.campaign, leads.c.language).distinct()):
+        found.setdefault(campaign, set()).add(language)
+    return found
+
+
 def set_fields(conn: Connection, lead_id: int, at: datetime, **values: Any) -> None:
     conn.execute(update(leads).where(leads.c.id == lead_id).values(**values, updated_at=at))
 

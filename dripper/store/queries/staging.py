@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import typing
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
@@ -69,7 +69,10 @@ lead_stage = Table(
     _temp,
     Column("line", Integer, nullable=False),
     Column("email", String(320), nullable=False),
-    *(Column(name, String(300), nullable=name == "timezone") for name in _FIELDS),
+    *(
+        Column(name, UTCDateTime) if name == "consent_at" else Column(name, String(300), nullable=name == "timezone")
+        for name in _FIELDS
+    ),
     Column("attrs", JSON, nullable=False),
     Column("lead_id", Id),
     Column("action", String(8)),  # NULL: new | same | changed | moved
@@ -121,7 +124,9 @@ def _empty(conn: Connection, table: Table) -> None:
 # --- an import batch -------------------------------------------------------------------
 _COPY_COLUMNS = ["line", "email", *_FIELDS, "attrs"]
 _TZ_CELL = _COPY_COLUMNS.index("timezone")
-_fields = attrgetter(*_FIELDS)
+_CONSENT_CELL = _COPY_COLUMNS.index("consent_at")
+_TEXT_FIELDS = tuple(name for name in _FIELDS if name != "consent_at")
+_fields = attrgetter(*_TEXT_FIELDS)
 _ESCAPE = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
@@ -134,19 +139,26 @@ def copy_text(batch: Sequence[tuple[int, Lead]]) -> bytes:
     out = []
     for line, lead in batch:
         cells = [str(line), lead.email, *_fields(lead), json.dumps(lead.attrs, ensure_ascii=False)]
-        if lead.timezone is None:
-            cells[_TZ_CELL] = ""
+        # The consent instant as the store keeps it: naive UTC (`UTCDateTime`).
+        cells.insert(_CONSENT_CELL, _copy_instant(lead.consent_at))
+        nulls = [i for i, none in ((_TZ_CELL, lead.timezone is None), (_CONSENT_CELL, lead.consent_at is None)) if none]
+        for i in nulls:
+            cells[i] = ""
         row = "\t".join(cells)
         escaped = "\\" in row or row.count("\t") != tabs  # rare: a backslash or a tab in a value
         if escaped:
             cells = [cell.translate(_ESCAPE) for cell in cells]
-        if lead.timezone is None:
-            cells[_TZ_CELL] = "\\N"
-        if escaped or lead.timezone is None:
+        for i in nulls:
+            cells[i] = "\\N"
+        if escaped or nulls:
             row = "\t".join(cells)
         out.append(row)
     out.append("")
     return "\n".join(out).encode()
+
+
+def _copy_instant(at: datetime | None) -> str:
+    return "" if at is None else at.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
 
 
 def load(conn: Connection, batch: Sequence[tuple[int, Lead]], copy: bytes | None = None) -> None:
