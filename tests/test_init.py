@@ -18,7 +18,7 @@ from dripper.cli import main
 from dripper.project import skeleton
 
 ROOT = Path(__file__).resolve().parents[1]
-IMPORT_AT, TICK_AT = "2026-01-05T08:00:00Z", "2026-01-06T08:00:00Z"  # the README's instants
+IMPORT_AT, TICK_AT = "2026-01-05T15:00:00Z", "2026-01-06T15:00:00Z"  # the README's instants
 
 
 @pytest.fixture
