@@ -36,7 +36,8 @@ NOT_A_LIBRARY = ("libgobject-2.0.so.0", "libgobject-2.0.so", "libpango-1.0.so.0"
 
 # A letter track and, in another stage, an e-mail then a call on the same day.
 HEADER = f"""
-{ACME_SENDER}campaigns:
+{ACME_SENDER}  cadence: {{min_span: 0d}}   # one-step tracks on purpose: no cadence warnings
+campaigns:
   literature-follow-up:
     stages:
 """
