@@ -425,6 +425,8 @@ def stop_reason(
     campaign_stops: Iterable[str], lead: Lead, planned_at: datetime, campaign: str | None = None
 ) -> Reason | None:
     """Why a touch must not go out now (checked again at send time), or None."""
+    if "*" in lead.opted_out:  # stopped by an operator, every campaign (dripper/leads/actions.py)
+        return Reason.STOPPED
     if campaign is not None and campaign in lead.opted_out:
         return Reason.OPTED_OUT
     stops = set(campaign_stops) | ALWAYS_STOP
