@@ -1,0 +1,141 @@
+"""Lead management and privacy (issue 20): `dripper leads list|show|export|pause|resume|stop|forget`,
+`dripper suppress import|list|remove`, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from conftest import Dripper
+from sqlalchemy import select
+
+from dripper.store import open_store
+from dripper.store.tables import events, leads, suppressions, touches
+
+T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+SENT_AT = T0 + timedelta(days=1, hours=8)  # a Tuesday, inside the send window
+LATER = T0 + timedelta(days=3)
+
+
+def _imported(dripper: Dripper) -> None:
+    dripper("leads", "import", "leads.csv", "--at", T0.isoformat())
+    dripper("tick", "--at", SENT_AT.isoformat())
+
+
+def _states(dripper: Dripper, email: str) -> list[tuple[str, str | None]]:
+    return [(t["state"], t["reason"]) for t in dripper.json("plan", email, "--json")["touches"]]
+
+
+def test_list_and_show_tell_each_leads_status(dripper: Dripper) -> None:
+    _imported(dripper)
+    dripper("leads", "stop", "grace@hopper.example", "--at", LATER.isoformat())
+    listed = dripper.json("leads", "list", "--json", "--at", LATER.isoformat())
+    status = {lead["email"]: lead["status"] for lead in listed}
+    assert status["grace@hopper.example"] == "stopped"
+    assert status["ada@lovelace.example"] == "active"
+    only = dripper.json("leads", "list", "--json", "--status", "stopped", "--at", LATER.isoformat())
+    assert [lead["email"] for lead in only] == ["grace@hopper.example"]
+    shown = dripper.json("leads", "show", "ada@lovelace.example", "--json")
+    assert shown["lead"]["first_name"] == "Ada" and shown["touches"] and shown["events"] == []
+    assert dripper("leads", "show", "nobody@nowhere.example", ok=1).stderr.startswith("dripper: no lead")
+
+
+def test_stop_suppresses_every_pending_touch_and_resume_plans_them_again(dripper: Dripper) -> None:
+    _imported(dripper)
+    dripper("leads", "stop", "ada@lovelace.example", "--at", LATER.isoformat())
+    states = _states(dripper, "ada@lovelace.example")
+    assert ("suppressed", "stopped") in states and not any(s == "planned" for s, _ in states)
+    # a later tick sends it nothing, even a step planned after the stop
+    sent = [s for s, _ in _states(dripper, "ada@lovelace.example")].count("sent")
+    dripper("event", "ada@lovelace.example", "stage", "--stage", "supplier_preference", "--at", LATER.isoformat())
+    # a track planned while stopped (a stage change and back) is suppressed at send time
+    dripper("event", "ada@lovelace.example", "stage", "--stage", "supplier_research", "--at", LATER.isoformat())
+    dripper("tick", "--at", (T0 + timedelta(weeks=8)).isoformat())
+    assert [s for s, _ in _states(dripper, "ada@lovelace.example")].count("sent") == sent
+    dripper("leads", "resume", "ada@lovelace.example", "--at", LATER.isoformat())
+    assert any(s == "planned" for s, _ in _states(dripper, "ada@lovelace.example"))
+    assert ("suppressed", "stopped") not in _states(dripper, "ada@lovelace.example")
+
+
+def test_pause_then_resume_brings_the_held_touches_back(dripper: Dripper) -> None:
+    _imported(dripper)
+    dripper("leads", "pause", "ada@lovelace.example", "--months", "2", "--at", LATER.isoformat())
+    listed = dripper.json("leads", "list", "--json", "--at", LATER.isoformat())
+    assert {lead["email"]: lead["status"] for lead in listed}["ada@lovelace.example"] == "paused"
+    dripper("leads", "resume", "ada@lovelace.example", "--at", LATER.isoformat())
+    listed = dripper.json("leads", "list", "--json", "--at", LATER.isoformat())
+    assert {lead["email"]: lead["status"] for lead in listed}["ada@lovelace.example"] == "active"
+    due = [
+        t["due"] for t in dripper.json("plan", "ada@lovelace.example", "--json")["touches"] if t["state"] == "planned"
+    ]
+    assert due and min(datetime.fromisoformat(d) for d in due) <= LATER + timedelta(weeks=3)
+
+
+def test_export_holds_everything_about_the_lead(dripper: Dripper, tmp_path: Path) -> None:
+    _imported(dripper)
+    target = tmp_path / "ada.json"
+    dripper("leads", "export", "ada@lovelace.example", "-o", str(target), "--at", LATER.isoformat())
+    document = json.loads(target.read_text())
+    assert document["lead"]["email"] == "ada@lovelace.example"
+    assert document["lead"]["attrs"] == {"product": "valves"}
+    assert document["consent"] == {"source": None, "at": None}
+    assert {t["step_id"] for t in document["touches"]} and document["touches"][0]["state"] == "sent"
+    assert set(document) >= {"touches", "events", "clicks", "opens", "calls", "letters"}
+
+
+def test_forget_erases_keeps_the_counts_and_refuses_a_later_import(dripper: Dripper, project: Path) -> None:
+    _imported(dripper)
+    dripper("event", "ada@lovelace.example", "replied", "--at", LATER.isoformat())
+    dripper("leads", "stop", "ada@lovelace.example", "--at", LATER.isoformat())
+    before = dripper.json("report", "--json")
+    dripper("leads", "forget", "ada@lovelace.example", "--yes", "--at", LATER.isoformat())
+    assert dripper.json("report", "--json") == before
+    store = open_store(dripper.db_url)
+    try:
+        with store.begin() as conn:
+            row = conn.execute(select(leads).where(leads.c.email.like("forgotten-%"))).one()
+            assert row.email == f"forgotten-{row.id}@invalid"
+            assert (row.first_name, row.last_name, row.company, row.city, row.attrs) == ("", "", "", "", {})
+            text = json.dumps([dict(r._mapping) for r in conn.execute(select(suppressions))], default=str)
+            assert "ada" not in text and "lovelace" not in text
+            kinds = [e.kind for e in conn.execute(select(events).where(events.c.lead_id == row.id))]
+            assert kinds[-1] == "forgotten"
+            assert conn.execute(select(touches).where(touches.c.lead_id == row.id)).all()
+    finally:
+        store.dispose()
+    assert dripper("leads", "show", "ada@lovelace.example", ok=1).exit_code == 1
+    result = dripper("leads", "import", "leads.csv", "--at", (LATER + timedelta(days=1)).isoformat(), ok=2)
+    assert "leads.csv:2: suppressed (the address is on the do-not-contact list)" in result.stderr
+    added = dripper("leads", "add", "ADA@lovelace.example", ok=1)
+    assert "suppressed" in added.stderr
+
+
+def test_suppress_import_refuses_addresses_and_whole_domains(dripper: Dripper, project: Path) -> None:
+    (project / "dnc.txt").write_text("# do not contact\nGrace@Hopper.example\n@mueller.example\nnot an address@\n")
+    result = dripper("suppress", "import", "dnc.txt", ok=2)
+    assert "dnc.txt:4: invalid e-mail address" in result.stderr
+    assert "2 entr(y/ies) added" in result.stdout
+    imported = dripper("leads", "import", "leads.csv", "--at", T0.isoformat(), ok=2)
+    assert "leads.csv:3: suppressed (the domain mueller.example is on the do-not-contact list)" in imported.stderr
+    assert "leads.csv:4: suppressed (the address is on the do-not-contact list)" in imported.stderr
+    emails = [lead["email"] for lead in dripper.json("leads", "list", "--json")]
+    assert emails == ["ada@lovelace.example"]
+    listed = dripper.json("suppress", "list", "--json")
+    assert {e["kind"] for e in listed} == {"address", "domain"}
+    assert all(e["reason"] == "dnc.txt" for e in listed)
+    assert "grace" not in json.dumps(listed)
+    dripper("suppress", "remove", "grace@hopper.example", "mueller.example")
+    assert dripper.json("suppress", "list", "--json") == []
+    dripper("leads", "import", "leads.csv", "--at", T0.isoformat())
+    assert dripper("suppress", "remove", "nobody.example", ok=2).exit_code == 2
+
+
+def test_suppression_holds_after_the_secret_is_rotated(dripper: Dripper, project: Path) -> None:
+    (project / "dnc.txt").write_text("grace@hopper.example\n")
+    dripper("suppress", "import", "dnc.txt")
+    rotated = {"DRIPPER_SECRET": "new-secret", "DRIPPER_SECRET_OLD": "test-secret"}
+    result = dripper("leads", "import", "leads.csv", "--at", T0.isoformat(), ok=2, **rotated)
+    assert "leads.csv:4: suppressed" in result.stderr
+    # once the old secret is no longer listed, its entries stop matching (documented)
+    dripper("leads", "import", "leads.csv", "--at", T0.isoformat(), DRIPPER_SECRET="new-secret")
