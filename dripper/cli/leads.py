@@ -329,3 +329,24 @@ def leads_forget(app: App, email: str, yes: bool, at: str | None) -> None:
         except NoSuchLead as exc:
             fail(str(exc), code=1)
     out.print(f"{email}: forgotten (now {changed.email}; the address is on the do-not-contact list)", markup=False)
+
+
+@leads.command("purge")
+@click.option("--json", "as_json", is_flag=True)
+@AT
+@pass_app
+def leads_purge(app: App, as_json: bool, at: str | None) -> None:
+    """Apply `retention:` now: delete old events, blank old message text (`dripper run` does it hourly)."""
+    from dripper.leads.retention import purge
+
+    loaded = app.loaded()
+    with app.store().begin() as conn:
+        purged = purge(conn, loaded.campaigns.retention, at_or_now(at))
+    if as_json:
+        click.echo(json.dumps(asdict(purged), default=_json_default))
+        return
+    out.print(
+        f"{purged.events} event(s) before {_when(purged.events_before)} deleted; "
+        f"{purged.bodies} message text(s) before {_when(purged.bodies_before)} blanked",
+        markup=False,
+    )

@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from dripper.leads import suppression
+from dripper.leads.consent import Consent, consent_of
 from dripper.leads.events import pause as pause_lead
 from dripper.leads.records import Lead
 from dripper.planning.planner import Planner
@@ -40,20 +41,6 @@ SOURCE = "cli"
 
 class NoSuchLead(LookupError):
     """No lead has that address (or id)."""
-
-
-@dataclass(frozen=True)
-class Consent:
-    source: str | None
-    at: str | None  # as recorded (ISO-8601)
-
-
-def consent_of(lead: Lead) -> Consent:
-    """The lead's consent. Read from the lead's own columns once they exist (migration
-    0013), until then from its attributes of the same names: one accessor for both."""
-    source = getattr(lead, "consent_source", None) or lead.attrs.get("consent_source") or None
-    at = getattr(lead, "consent_at", None) or lead.attrs.get("consent_at") or None
-    return Consent(str(source) if source else None, at.isoformat() if isinstance(at, datetime) else at)
 
 
 def status_of(lead: Lead, now: datetime) -> str:

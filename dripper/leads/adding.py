@@ -10,7 +10,7 @@ from enum import StrEnum
 from sqlalchemy import Connection
 
 from dripper.config import Loaded
-from dripper.leads import suppression
+from dripper.leads import consent, suppression
 from dripper.leads.records import POSTAL_COLUMNS, Lead, build_lead
 from dripper.planning.planner import enroll, record_versions
 from dripper.store.queries import leadrows
@@ -60,7 +60,7 @@ def add_lead(
         lead = build_lead(with_existing(raw, leadrows.by_email(conn, email)), loaded.campaigns)
     except ValueError as exc:
         raise NotALead(str(exc)) from exc
-    why = suppression.check(conn, secrets, lead.email)
+    why = suppression.check(conn, secrets, lead.email) or consent.refusal(lead, loaded.campaigns)
     if why:
         raise NotALead(f"{lead.email}: {why}")
     result = enroll(conn, loaded.planner, [(0, lead)], at)

@@ -25,7 +25,7 @@ from sqlalchemy import Connection
 from dripper.campaign.model import CampaignFile
 from dripper.config import Loaded
 from dripper.forked import die_with
-from dripper.leads import csvfile, postal, suppression
+from dripper.leads import consent, csvfile, postal, suppression
 from dripper.leads.csvfile import LeadFile
 from dripper.leads.records import LEAD_FIELDS, BadRow, Lead, LeadError, build_lead, duplicate_message
 from dripper.leads.suppression import NOTHING, Suppressions
@@ -104,7 +104,8 @@ def check_row(
     """The one place a data row is judged: the lead it makes, or the problem located at the
     line the record starts on. In order: could it be parsed, its number of cells, its cells
     as text (bytes, NUL, size), then its fields (`build_lead`), then the do-not-contact
-    list (`suppressed`: an import never enrols what it lists). A repeated e-mail is found
+    list (`suppressed`: an import never enrols what it lists) and the campaign's
+    `require_consent`. A repeated e-mail is found
     later, in the database (`staging.take_duplicates`)."""
     if record.problem:
         return BadRow(record.line, record.problem)
@@ -120,7 +121,7 @@ def check_row(
         lead = build_lead(dict(zip(columns.names, record.cells, strict=True)), config)
     except ValueError as exc:
         return BadRow(record.line, str(exc))
-    why = suppressed.why(lead.email)
+    why = suppressed.why(lead.email) or consent.refusal(lead, config)
     return BadRow(record.line, why) if why else lead
 
 
