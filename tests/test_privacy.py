@@ -139,3 +139,98 @@ def test_suppression_holds_after_the_secret_is_rotated(dripper: Dripper, project
     assert "leads.csv:4: suppressed" in result.stderr
     # once the old secret is no longer listed, its entries stop matching (documented)
     dripper("leads", "import", "leads.csv", "--at", T0.isoformat(), DRIPPER_SECRET="new-secret")
+
+
+# --- consent ------------------------------------------------------------------------------
+def _require_consent(project: Path) -> None:
+    path = project / "campaigns.yaml"
+    text = path.read_text()
+    path.write_text(
+        text.replace("  literature-follow-up:\n", "  literature-follow-up:\n    require_consent: true\n", 1)
+    )
+
+
+def test_a_campaign_that_requires_consent_refuses_rows_without_it(dripper: Dripper, project: Path) -> None:
+    _require_consent(project)
+    (project / "consent.csv").write_text(
+        "email,stage,campaign,consent_source,consent_at\n"
+        "ada@lovelace.example,supplier_research,literature-follow-up,web form,2026-01-02T10:00:00+00:00\n"
+        "bob@nowhere.example,supplier_research,literature-follow-up,,\n"
+    )
+    result = dripper("leads", "import", "consent.csv", "--at", T0.isoformat(), ok=2)
+    assert "consent.csv:3: no consent: campaign 'literature-follow-up' has require_consent: true" in result.stderr
+    assert [lead["email"] for lead in dripper.json("leads", "list", "--json")] == ["ada@lovelace.example"]
+    shown = dripper.json("leads", "show", "ada@lovelace.example", "--json")
+    assert shown["consent"] == {"source": "web form", "at": "2026-01-02T10:00:00+00:00"}
+    assert "no consent" in dripper("leads", "add", "carl@nowhere.example", ok=1).stderr
+    dripper("leads", "add", "carl@nowhere.example", "--attr", "consent_source=phone call")
+
+
+# --- retention ----------------------------------------------------------------------------
+def _with_old_text(dripper: Dripper) -> int:
+    """An inbound event with a sender and subject, and a touch detail, at T0 (as ingest keeps them)."""
+    from dripper.store.queries import leadrows
+
+    store = open_store(dripper.db_url)
+    try:
+        with store.begin() as conn:
+            lead = leadrows.by_email(conn, "ada@lovelace.example")
+            assert lead is not None
+            leadrows.record_event(
+                conn, lead.id, "unknown", T0, "inbound", {"from": "ada@lovelace.example", "subject": "Re: valves"}
+            )
+            conn.execute(touches.update().where(touches.c.lead_id == lead.id).values(detail="550 ada@lovelace.example"))
+            return lead.id
+    finally:
+        store.dispose()
+
+
+def _event_rows(dripper: Dripper, lead_id: int) -> list[tuple[str, object]]:
+    store = open_store(dripper.db_url)
+    try:
+        with store.begin() as conn:
+            rows = conn.execute(select(events.c.kind, events.c.detail).where(events.c.lead_id == lead_id)).all()
+            details = conn.execute(select(touches.c.detail).where(touches.c.lead_id == lead_id)).scalars().all()
+    finally:
+        store.dispose()
+    return [(kind, detail) for kind, detail in rows] + [("touch", d) for d in details]
+
+
+def test_purge_blanks_old_text_and_deletes_old_events_by_the_defaults(dripper: Dripper) -> None:
+    _imported(dripper)
+    dripper("event", "ada@lovelace.example", "converted", "--at", T0.isoformat())
+    lead_id = _with_old_text(dripper)
+    purged = dripper.json("leads", "purge", "--json", "--at", (T0 + timedelta(days=150)).isoformat())
+    assert (purged["events"], purged["bodies"]) == (0, 0)  # within the 6 months bodies are kept
+    purged = dripper.json("leads", "purge", "--json", "--at", (T0 + timedelta(days=190)).isoformat())
+    assert purged["events"] == 0 and purged["bodies"] >= 2
+    rows = _event_rows(dripper, lead_id)
+    assert "ada@lovelace.example" not in json.dumps(rows) and "converted" in [k for k, _ in rows]
+    purged = dripper.json("leads", "purge", "--json", "--at", (T0 + timedelta(days=24 * 31)).isoformat())
+    assert purged["events"] == 2 and not [k for k, _ in _event_rows(dripper, lead_id) if k != "touch"]
+
+
+def test_retention_settings_and_the_workers_housekeeping(dripper: Dripper, project: Path) -> None:
+    import asyncio
+
+    from dripper.clock import FrozenClock
+    from dripper.config import Watcher
+    from dripper.sending.worker import Worker
+    from dripper.settings import Settings
+
+    path = project / "campaigns.yaml"
+    path.write_text(path.read_text().replace("campaigns:\n", "retention: {events: 1mo, bodies: 2w}\ncampaigns:\n", 1))
+    _imported(dripper)
+    lead_id = _with_old_text(dripper)
+    settings = Settings(campaigns_path=path, database_url=dripper.db_url, secret="test-secret")
+    store = open_store(dripper.db_url)
+    try:
+        clock = FrozenClock(T0 + timedelta(days=20))
+        worker = Worker(store, Watcher(settings), settings, clock)
+        asyncio.run(worker.housekeeping())
+        assert ("unknown", None) in _event_rows(dripper, lead_id)
+        clock.instant = T0 + timedelta(days=40)
+        asyncio.run(worker.housekeeping())
+        assert [k for k, _ in _event_rows(dripper, lead_id) if k != "touch"] == []
+    finally:
+        store.dispose()
