@@ -278,6 +278,10 @@ class EventKind(StrEnum):
     FORGOTTEN = "forgotten"  # the lead's personal data was erased (`dripper leads forget`); nothing else is kept
 
 
+# In a lead's `opted_out` list: an operator stopped it from every campaign, also ones
+# added later (`dripper leads stop`; `resume` takes it out).
+EVERY_CAMPAIGN = "*"
+
 # The kinds `dripper event EMAIL KIND` accepts, in the order the usage lists them.
 USER_EVENTS: tuple[EventKind, ...] = (
     EventKind.CONVERTED,

@@ -234,3 +234,15 @@ def test_retention_settings_and_the_workers_housekeeping(dripper: Dripper, proje
         assert [k for k, _ in _event_rows(dripper, lead_id) if k != "touch"] == []
     finally:
         store.dispose()
+
+
+def test_diff_leaves_a_stopped_lead_out(dripper: Dripper, project: Path) -> None:
+    _imported(dripper)
+    path = project / "campaigns.yaml"
+    path.write_text(path.read_text().replace("after: 10w", "after: 12w", 1))
+    at = (T0 + timedelta(days=16)).isoformat()
+    before = dripper.json("diff", "--json", "--at", at)["campaigns"]["literature-follow-up"]["leads"]
+    dripper("leads", "stop", "ada@lovelace.example", "--at", LATER.isoformat())
+    after = dripper.json("diff", "--json", "--at", at)["campaigns"]["literature-follow-up"]["leads"]
+    assert (before["affected"], after["affected"]) == (3, 2)
+    assert after["steps"]["offer-1"]["upcoming_moved"]["leads"] == 2

@@ -31,11 +31,10 @@ from dripper.leads.consent import Consent, consent_of
 from dripper.leads.events import pause as pause_lead
 from dripper.leads.records import Lead
 from dripper.planning.planner import Planner
-from dripper.states import EventKind, Reason, TouchState
+from dripper.states import EVERY_CAMPAIGN, EventKind, Reason, TouchState
 from dripper.store.queries import leadrows, privacyrows
 from dripper.store.queries import touchrows as touch_q
 
-EVERY_CAMPAIGN = "*"  # in `opted_out`: the lead was stopped (`dripper leads stop`)
 SOURCE = "cli"
 
 
