@@ -88,9 +88,12 @@ def test_forget_erases_keeps_the_counts_and_refuses_a_later_import(dripper: Drip
     _imported(dripper)
     dripper("event", "ada@lovelace.example", "replied", "--at", LATER.isoformat())
     dripper("leads", "stop", "ada@lovelace.example", "--at", LATER.isoformat())
+    lead_id = _with_old_text(dripper)  # an inbound message's sender and subject, an SMTP answer
     before = dripper.json("report", "--json")
     dripper("leads", "forget", "ada@lovelace.example", "--yes", "--at", LATER.isoformat())
-    assert dripper.json("report", "--json") == before
+    # the same figures; only a reason's text that quoted the address now quotes the placeholder
+    expected = json.loads(json.dumps(before).replace("ada@lovelace.example", f"forgotten-{lead_id}@invalid"))
+    assert dripper.json("report", "--json") == expected
     store = open_store(dripper.db_url)
     try:
         with store.begin() as conn:
@@ -105,6 +108,9 @@ def test_forget_erases_keeps_the_counts_and_refuses_a_later_import(dripper: Drip
     finally:
         store.dispose()
     assert dripper("leads", "show", "ada@lovelace.example", ok=1).exit_code == 1
+    exported = dripper("leads", "export", f"forgotten-{lead_id}@invalid").stdout.lower()
+    assert not [word for word in ("ada", "lovelace", "valves", "springfield") if word in exported]
+    assert '"status": "forgotten"' in exported
     result = dripper("leads", "import", "leads.csv", "--at", (LATER + timedelta(days=1)).isoformat(), ok=2)
     assert "leads.csv:2: suppressed (the address is on the do-not-contact list)" in result.stderr
     added = dripper("leads", "add", "ADA@lovelace.example", ok=1)
@@ -246,3 +252,18 @@ def test_diff_leaves_a_stopped_lead_out(dripper: Dripper, project: Path) -> None
     after = dripper.json("diff", "--json", "--at", at)["campaigns"]["literature-follow-up"]["leads"]
     assert (before["affected"], after["affected"]) == (3, 2)
     assert after["steps"]["offer-1"]["upcoming_moved"]["leads"] == 2
+
+
+def test_fields_are_printed_as_they_are_never_as_markup(dripper: Dripper) -> None:
+    dripper("leads", "add", "mark@up.example", "--first-name", "[red]Eve[/red]", "--attr", "note=[bold]x")
+    shown = dripper("leads", "show", "mark@up.example").stdout
+    assert "first_name: [red]Eve[/red]" in shown and "attrs.note: [bold]x" in shown
+    assert "mark@up.example" in dripper("leads", "list").stdout
+
+
+def test_a_suppression_csv_with_a_header_and_a_missing_file(dripper: Dripper, project: Path) -> None:
+    (project / "dnc.csv").write_text("email,name\ngrace@hopper.example,Grace\n\n")
+    assert "1 entr(y/ies) added" in dripper("suppress", "import", "dnc.csv", "--name", "crm-export").stdout
+    assert [e["reason"] for e in dripper.json("suppress", "list", "--json")] == ["crm-export"]
+    assert "0 entr(y/ies) added, 1 already listed" in dripper("suppress", "import", "dnc.csv").stdout
+    assert "cannot read" in dripper("suppress", "import", "missing.txt", ok=1).stderr

@@ -241,7 +241,7 @@ def forget(conn: Connection, email: str, secret: str, at: datetime) -> Changed:
     suppression.add(
         conn, secret, [suppression.Entry(suppression.EntryKind.ADDRESS, lead.email)], suppression.FORGOTTEN, at
     )
-    privacyrows.erase(conn, lead.id, placeholder(lead.id), at)
+    privacyrows.erase(conn, lead.id, lead.email, placeholder(lead.id), at)
     leadrows.record_event(conn, lead.id, EventKind.FORGOTTEN, at, SOURCE)
     return Changed(placeholder(lead.id), "forgotten", closed)
 

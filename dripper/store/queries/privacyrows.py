@@ -4,6 +4,7 @@ personal data, and purging old events and message text."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -50,13 +51,18 @@ def held_about(conn: Connection, lead_id: int) -> Mapping[str, Rows]:
     }
 
 
-def erase(conn: Connection, lead_id: int, placeholder: str, at: datetime) -> None:
+def _redact(text: str, email: str, placeholder: str) -> str:
+    return re.sub(re.escape(email), placeholder, text, flags=re.IGNORECASE)
+
+
+def erase(conn: Connection, lead_id: int, email: str, placeholder: str, at: datetime) -> None:
     """Blank the lead's personal data and keep its bookkeeping (stage, campaign, states,
     times), so every count the report makes stays what it was.
 
     Inbound events lose their detail (the sender's address, the subject) and Message-ID;
     other events keep theirs (stage names, campaigns: no personal data), but a call's note.
-    Touches lose their detail text (an SMTP answer may quote the address); clicks their
+    Touches' detail text (an SMTP answer may quote the address) has the address replaced
+    by the placeholder, the rest kept: the report groups reasons by it; clicks lose their
     user agent; calls their notes and talking points; letters the recipient block."""
     conn.execute(
         update(leads)
@@ -87,7 +93,12 @@ def erase(conn: Connection, lead_id: int, placeholder: str, at: datetime) -> Non
     ):
         kept = {k: v for k, v in (detail or {}).items() if k != "note"}
         conn.execute(update(events).where(events.c.id == event_id).values(detail=kept))
-    conn.execute(update(touches).where(touches.c.lead_id == lead_id, touches.c.detail.is_not(None)).values(detail=None))
+    for touch_id, detail in conn.execute(
+        select(touches.c.id, touches.c.detail).where(touches.c.lead_id == lead_id, touches.c.detail.is_not(None))
+    ).all():
+        redacted = _redact(detail, email, placeholder)
+        if redacted != detail:
+            conn.execute(update(touches).where(touches.c.id == touch_id).values(detail=redacted))
     conn.execute(update(clicks).where(clicks.c.lead_id == lead_id).values(user_agent=""))
     conn.execute(update(calls).where(calls.c.lead_id == lead_id).values(note=None, talking_points=""))
     touch_ids = select(touches.c.id).where(touches.c.lead_id == lead_id).scalar_subquery()
