@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)  # import instant (a Monday)
+T0 = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)  # import instant (a Monday, 09:00 in Chicago: the send window is open)
 LEAD_COLUMNS = ("email", "first_name", "last_name", "company", "stage", "timezone", "product")
 
 

@@ -5,6 +5,12 @@ object with `ts` (ISO-8601, UTC), `level`, `logger`, `msg`, `worker` (which proc
 wrote it: several workers share one database) and whatever a call passed with `extra=`,
 e.g. the tick's counts: `log.info("tick …", extra={"tick": {"sent": 3, …}})`.
 The text format shows the message alone, so extras never clutter it.
+
+Libraries' routine notices are kept out unless asked for with `-vv` (debug): WeasyPrint
+says, for every font of every letter, how it embeds the font ("Using fontTools instead of
+HarfBuzz-Subset…", some 32 lines a batch where HarfBuzz-Subset is not installed) and
+reports each rendering step at info; fontTools logs its subsetting. What WeasyPrint says
+about a letter template (bad CSS, an image it cannot load) still shows.
 """
 
 from __future__ import annotations
@@ -39,6 +45,30 @@ def formatter(log_format: str, worker: str) -> logging.Formatter:
     return logging.Formatter(TEXT_FORMAT)
 
 
+# Library loggers and the level they show by default (below it, only at debug level).
+QUIET_LIBRARIES: dict[str, int] = {"fontTools": logging.ERROR, "weasyprint.progress": logging.WARNING}
+
+
+class FontEmbeddingNotices(logging.Filter):
+    """Drops WeasyPrint's notices about embedding fonts in a PDF (its module pdf/fonts.py:
+    how a font is subset, that a variable or emoji font could not be reworked): once per
+    font per letter, and nothing a marketer can act on. Matched by module, not wording."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name == "weasyprint" and record.module == "fonts")
+
+
+def quiet_libraries(debug: bool) -> None:
+    """Keep library noise out of the log (`debug`: let everything through again)."""
+    for name, level in QUIET_LIBRARIES.items():
+        logging.getLogger(name).setLevel(logging.NOTSET if debug else level)
+    weasyprint = logging.getLogger("weasyprint")
+    for old in [f for f in weasyprint.filters if isinstance(f, FontEmbeddingNotices)]:
+        weasyprint.removeFilter(old)
+    if not debug:
+        weasyprint.addFilter(FontEmbeddingNotices())
+
+
 def setup(level: int, log_format: str, worker: str) -> None:
     """Configure the root logger once (a second call, or a host that configured logging, wins)."""
     if log_format not in FORMATS:
@@ -46,6 +76,7 @@ def setup(level: int, log_format: str, worker: str) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(formatter(log_format, worker))
     logging.basicConfig(level=level, handlers=[handler])
+    quiet_libraries(debug=level <= logging.DEBUG)
     if log_format == "json":
         # A Python warning printed as bare text would be the one line a JSON shipper cannot read.
         logging.captureWarnings(True)

@@ -96,6 +96,7 @@ class Reason(StrEnum):
     SMTP_RETRY = "smtp_retry"
     RETRY = "retry"
     RATE_LIMITED = "rate_limited"
+    OUTSIDE_WINDOW = "outside_window"
     LETTERS_UNAVAILABLE = "letters_unavailable"
     HELD = "held"
     PAUSED = "paused"
@@ -179,6 +180,8 @@ _MEANINGS: dict[Reason, str] = {
     Reason.SMTP_RETRY: "the SMTP server asked to try again later",
     Reason.RETRY: "the touch could not be processed on our side (e.g. a full disk); it is tried again later",
     Reason.RATE_LIMITED: "a sending limit was reached; due again when its window ends",
+    Reason.OUTSIDE_WINDOW: "the tick ran outside the step's send window (e.g. the first tick after a pause): "
+    "due again when the window next opens on the lead's own clock (holidays included)",
     Reason.LETTERS_UNAVAILABLE: "this machine cannot print letters yet (Pango is missing: `dripper check` says "
     "what to install); the letter waits and goes out once it is installed",
     Reason.HELD: "an out-of-office reply: held until after the lead's return",
@@ -214,6 +217,7 @@ _STATES_OF: dict[Reason, tuple[TouchState, ...]] = {
     Reason.SMTP_RETRY: _WAITING,
     Reason.RETRY: _WAITING,
     Reason.RATE_LIMITED: _WAITING,
+    Reason.OUTSIDE_WINDOW: _WAITING,
     Reason.LETTERS_UNAVAILABLE: _WAITING,
     Reason.HELD: _WAITING,
     Reason.PAUSED: _WAITING,
@@ -229,6 +233,7 @@ _DETAILED: frozenset[Reason] = frozenset(
         Reason.SMTP_RETRY,
         Reason.RETRY,
         Reason.RATE_LIMITED,
+        Reason.OUTSIDE_WINDOW,
         Reason.LETTERS_UNAVAILABLE,
         Reason.HELD,
         Reason.PAUSED,

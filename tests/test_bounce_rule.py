@@ -15,7 +15,7 @@ from flufl.bounce import all_failures
 
 from dripper.inbound.classify import bounce_kind, classify
 
-T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+T0 = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)  # a Monday, 09:00 in Chicago, 16:00 in Berlin: inside the send window
 
 # The copy of our message that many bounces return: its headers and footer say "DKIM",
 # "spam", "policy", none of which is the server's answer.

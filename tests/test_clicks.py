@@ -18,7 +18,7 @@ from lxml import html as lxml_html
 from starlette.testclient import TestClient
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
-SENT_AT = T0 + timedelta(days=1, hours=8)  # a Tuesday, 16:00 UTC: inside the send window
+SENT_AT = T0 + timedelta(days=1, hours=7)  # a Tuesday, 15:00 UTC: inside the send window in Chicago and Berlin
 BASE = "http://127.0.0.1:8000"
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
 
@@ -691,7 +691,7 @@ def test_a_click_feeds_a_condition_and_a_scanner_click_does_not(project: Path, d
     scanner = {"User-Agent": "Mozilla/5.0 (compatible; BingPreview/1.0b)"}
     assert client.get(tracked_paths("grace@hopper.example")[0], headers=scanner).status_code == 302
     webs.close()
-    dripper("tick", "--at", (T0 + timedelta(weeks=2, days=1)).isoformat())
+    dripper("tick", "--at", (T0 + timedelta(weeks=2, hours=7)).isoformat())  # 09:00 in Chicago, 16:00 in Berlin
 
     def reminder_of(email: str) -> dict[str, object]:
         touches = dripper.json("plan", email, "--json")["touches"]

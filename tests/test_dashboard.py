@@ -73,10 +73,11 @@ def seed(dripper: Dripper) -> dict[str, int]:
     )
     dripper("tick", "--at", "2025-12-29T16:00:00Z")
     dripper("leads", "import", "leads.csv", "--at", "2026-01-05T08:00:00Z")
-    dripper("tick", "--at", "2026-01-06T08:00:00Z")
+    # Ticks at 15:00 UTC: inside the send window both in Chicago (09:00) and in Berlin (16:00).
+    dripper("tick", "--at", "2026-01-06T15:00:00Z")
     dripper("event", "ada@lovelace.example", "replied", "--at", "2026-01-07T10:00:00Z")
     dripper("event", "grace@hopper.example", "unsubscribed", "--at", "2026-01-08T10:00:00Z")
-    for at in ("2026-01-12T16:00:00Z", "2026-01-19T16:00:00Z", "2026-01-26T16:00:00Z", "2026-01-27T16:00:00Z"):
+    for at in ("2026-01-12T15:00:00Z", "2026-01-19T15:00:00Z", "2026-01-26T15:00:00Z", "2026-01-27T15:00:00Z"):
         dripper("tick", "--at", at)
     # A forged removal request: it changes nothing, and waits on the overview for a person.
     (dripper.root / "forged.eml").write_text(
@@ -293,8 +294,9 @@ def shipped_served(tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPa
     monkeypatch.chdir(root)
     shipped = Dripper(root, sqlite_url)
     shipped("leads", "import", "leads.csv", "--at", "2026-01-05T15:00:00Z")
-    for week in range(8):
-        shipped("tick", "--at", (datetime(2026, 1, 5, 23, tzinfo=UTC) + timedelta(weeks=week)).isoformat())
+    for week in range(8):  # each Monday while the send windows are open: in the West, then in Tokyo
+        for at in (datetime(2026, 1, 5, 15, 30, tzinfo=UTC), datetime(2026, 1, 6, 3, tzinfo=UTC)):
+            shipped("tick", "--at", (at + timedelta(weeks=week)).isoformat())
     env = dripper_env(DRIPPER_DATABASE_URL=sqlite_url, DRIPPER_SECRET="test-secret", DRIPPER_DASHBOARD_TOKEN=TOKEN)
     with serving(root, env, tmp_path / "serve.log", "--at", SHIPPED_AT.isoformat()) as server:
         yield server.base, shipped

@@ -15,7 +15,7 @@ import pytest
 from conftest import Dripper
 
 ROOT = Path(__file__).resolve().parent.parent
-T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+T0 = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)  # a Monday, 09:00 in Chicago, 16:00 in Berlin: inside the send window
 
 
 @pytest.fixture(scope="module")

@@ -98,7 +98,7 @@ def test_diff_tells_what_the_next_ticks_do(dripper, project):
     dripper("leads", "import", "leads.csv", "--at", iso(T0))
     dripper("leads", "add", "late@lead.example", "--stage", "supplier_research", "--at", iso(day(10)))
     for n in (1, 15):
-        dripper("tick", "--at", iso(day(n)))
+        dripper("tick", "--at", iso(day(n) + timedelta(hours=7)))  # 09:00 in Chicago: inside the send window
     campaigns = project / "campaigns.yaml"
     original = load_campaigns(campaigns)
     # Insert a step in the past (1w: more than a day overdue for the three first leads,
@@ -186,7 +186,8 @@ def test_diff_tells_what_the_next_ticks_do(dripper, project):
 
     # Later ticks: the steps still to come go out as diff said.
     for n in range(17, 130):
-        dripper("tick", "--at", iso(day(n) + timedelta(hours=8)))
+        # Inside the send window in Chicago and in Berlin: 15:30 UTC, 14:30 once Chicago is on summer time.
+        dripper("tick", "--at", iso(day(n) + timedelta(hours=7.5 if n < 62 else 6.5)))
     final = _rows(dripper.db_url)
     future = [row for (_, step), row in final.items() if step == "inserted-future"]
     assert all(row["state"] == "sent" for row in future)
@@ -252,7 +253,7 @@ def test_a_broken_file_is_refused_located(dripper, project):
 def test_a_version_applied_before_definitions_were_kept(dripper, project):
     dripper("leads", "import", "leads.csv", "--at", iso(T0))
     for n in (1, 15):
-        dripper("tick", "--at", iso(day(n)))
+        dripper("tick", "--at", iso(day(n) + timedelta(hours=7)))  # 09:00 in Chicago: inside the send window
     store = open_store(dripper.db_url)
     with store.begin() as conn:  # as the import wrote it
         definition = conn.scalar(select(campaign_versions.c.definition))
@@ -316,7 +317,7 @@ def test_moved_reordered_rewindowed_and_recast_steps(dripper, project):
     dripper("leads", "import", "leads.csv", "--at", iso(T0))
     dripper("event", "grace@hopper.example", "stage", "--stage", "lost_to_competitor", "--at", iso(day(1)))
     dripper("leads", "add", "new@customer.example", "--stage", "customer", "--at", iso(day(1)))
-    dripper("tick", "--at", iso(day(2)))
+    dripper("tick", "--at", iso(day(2) + timedelta(hours=7)))  # 09:00 in Chicago: inside the send window
     campaigns = project / "campaigns.yaml"
     text = campaigns.read_text()
     # lost-1 moves to the customer track (and comes after 1w there) ...

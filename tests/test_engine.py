@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)  # a Monday; 02:00 in Chicago
+T0 = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)  # a Monday, 09:00 in Chicago, 16:00 in Berlin: inside the send window
 CHICAGO = ZoneInfo("America/Chicago")
 BERLIN = ZoneInfo("Europe/Berlin")
 RESEARCH_STEPS = ["thanks", "reminder-1", "letter-1", "news-1", "offer-1", "monthly-4", "monthly-6"]
@@ -31,10 +31,18 @@ def tick(dripper, at: datetime, **env: str) -> dict[str, int]:
     return dripper.json("tick", "--at", iso(at), "--json", **env)
 
 
+def office_hours_ticks(dripper, n: int) -> dict[str, int]:
+    """Ticks on day `n` at 09:00 and 20:00 UTC: inside the send window in Berlin, then in
+    Chicago, in winter and in summer (a touch is sent only while its lead's window is open)."""
+    morning = tick(dripper, day(n) - timedelta(hours=6))
+    evening = tick(dripper, day(n) + timedelta(hours=5))
+    return {key: morning[key] + evening[key] for key in morning}
+
+
 def test_six_month_cadence_arrives_on_the_right_days(dripper):
     dripper("leads", "import", "leads.csv", "--at", iso(T0))
     for n in range(201):
-        tick(dripper, day(n) + timedelta(hours=15))  # every day at 23:00 UTC
+        office_hours_ticks(dripper, n)  # twice a day
     ada = touches(dripper, "ada@lovelace.example")
     assert [s for s in RESEARCH_STEPS if ada[s]["state"] == "sent"] == RESEARCH_STEPS
     # 09:00 Chicago on the day `after` lands on (or the next weekday): the window opens then.
@@ -72,7 +80,7 @@ def test_nothing_goes_out_after_a_stop_event(dripper, kind):
     assert tick(dripper, day(1))["sent"] == 3
     dripper("event", "ada@lovelace.example", kind, "--at", iso(day(3)))
     for n in (14, 28, 42, 70, 125, 185, 200):
-        tick(dripper, day(n) + timedelta(hours=10))
+        office_hours_ticks(dripper, n)
     ada = touches(dripper, "ada@lovelace.example")
     assert ada["thanks"]["state"] == "sent"
     for step in RESEARCH_STEPS[1:]:
@@ -89,8 +97,8 @@ def test_stage_change_switches_tracks(dripper):
     tick(dripper, day(1))
     tick(dripper, day(15))
     dripper("event", "ada@lovelace.example", "stage", "--stage", "lost_to_competitor", "--at", iso(day(20)))
-    for n in range(20, 200, 7):
-        tick(dripper, day(n) + timedelta(hours=10))
+    for n in range(21, 200, 7):  # Mondays
+        office_hours_ticks(dripper, n)
     ada = touches(dripper, "ada@lovelace.example")
     assert ada["reminder-1"]["state"] == "sent"  # day 14, before the change
     # The old track's next touch is skipped; the rest of it was never planned (one touch ahead).
@@ -186,7 +194,7 @@ def test_a_track_planned_in_full_by_an_earlier_version_goes_on_once(dripper):
     ada = touches(dripper, "ada@lovelace.example")
     assert [s for s in RESEARCH_STEPS if ada[s]["reason"] == "missed"] == ["thanks", "reminder-1", "letter-1"]
     for n in range(51, 201, 3):
-        tick(dripper, day(n) + timedelta(hours=10))
+        office_hours_ticks(dripper, n)
     plan = dripper.json("plan", "ada@lovelace.example", "--json")["touches"]
     assert sorted(t["step"] for t in plan) == sorted(RESEARCH_STEPS)  # one row a step
     assert [s for s in RESEARCH_STEPS if ada[s]["state"] != "skipped"] == [
@@ -233,7 +241,7 @@ def test_live_edits_insert_delete_rename(dripper, project):
     counts = tick(dripper, day(16))
     assert counts["sent"] == 0
     for n in range(17, 120):
-        tick(dripper, day(n) + timedelta(hours=10))
+        office_hours_ticks(dripper, n)
     ada = touches(dripper, "ada@lovelace.example")
     assert (ada["inserted-past"]["state"], ada["inserted-past"]["reason"]) == ("skipped", "missed")
     assert ada["inserted-future"]["state"] == "sent"
@@ -292,7 +300,7 @@ def test_a_campaign_edit_leaves_a_held_touch_held(dripper, project):
         assert hold_until(conn, Planner(load(Path("campaigns.yaml"))), ada, day(30).date(), day(2)) == 1
     store.dispose()
     _edit(project / "campaigns.yaml", "after: 2w", "after: 15d")
-    tick(dripper, day(16) + timedelta(hours=10))
+    tick(dripper, day(16))  # 16:00 in Berlin: inside the send window
     reminders = {
         email: touches(dripper, email)["reminder-1"] for email in ("ada@lovelace.example", "zoe@mueller.example")
     }
@@ -422,7 +430,9 @@ def test_tick_exit_codes(dripper, project):
 
 
 def test_simulate_shows_the_cadence(dripper_sqlite):
-    rows = dripper_sqlite.json("simulate", "--stage", "supplier_research", "--days", "200", "--json", "--at", iso(T0))
+    rows = dripper_sqlite.json(
+        "simulate", "--stage", "supplier_research", "--days", "200", "--json", "--at", "2026-01-05T08:00:00Z"
+    )
     assert [r["step"] for r in rows] == RESEARCH_STEPS
     assert [r["day"] for r in rows] == [0, 14, 28, 42, 70, 120, 182]
     assert rows[1]["subject"] == "Anything else we can send you, Sam?"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from conftest import Dripper, ImapServer
 
-T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+T0 = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)  # a Monday, 09:00 in Chicago, 16:00 in Berlin: inside the send window
 CORPUS = Path(__file__).parent / "corpus" / "own"
 
 

@@ -15,7 +15,7 @@ from corpus_labels import EXPECTED_OWN
 from dripper.inbound import classify
 
 CORPUS = Path(__file__).parent / "corpus" / "own"
-T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+T0 = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)  # a Monday, 09:00 in Chicago, 16:00 in Berlin: inside the send window
 
 EXPECTED = EXPECTED_OWN  # tests/corpus_labels.py: the hand-labelled messages of tests/corpus/own
 
@@ -161,7 +161,7 @@ def test_a_soft_bounced_touch_goes_out_again(sent: Dripper, tmp_path: Path) -> N
     assert result["matched_by"] == "verp" and result["touch"]["step"] == "thanks"
     thanks = next(t for t in _plan(sent, "zoe@mueller.example")["touches"] if t["step"] == "thanks")
     assert thanks["state"] == "planned" and thanks["reason"] == "soft_bounce: 5.2.2"
-    counts = sent.json("tick", "--at", (T0 + timedelta(days=3, hours=8)).isoformat(), "--json")
+    counts = sent.json("tick", "--at", (T0 + timedelta(days=3)).isoformat(), "--json")  # 16:00 in Berlin
     assert counts["sent"] >= 1
     assert next(t for t in _plan(sent, "zoe@mueller.example")["touches"] if t["step"] == "thanks")["state"] == "sent"
 

@@ -18,7 +18,7 @@ from conftest import Dripper, ImapServer
 from sqlalchemy import create_engine, select, update
 from test_inbound import authenticated, trust_our_mail_server
 
-T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+T0 = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)  # a Monday, 09:00 in Chicago, 16:00 in Berlin: inside the send window
 AT = T0 + timedelta(days=2)
 CAMPAIGN = "literature-follow-up"
 

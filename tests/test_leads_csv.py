@@ -243,7 +243,7 @@ def test_extra_columns_become_attrs(dripper, project: Path) -> None:
 
 def test_reimport_with_changed_stage_skips_old_track_and_plans_new(dripper, project: Path) -> None:
     dripper("leads", "import", "leads.csv", "--at", T0)
-    assert dripper.json("tick", "--at", "2026-01-06T08:00:00Z", "--json")["sent"] == 3
+    assert dripper.json("tick", "--at", "2026-01-06T15:00:00Z", "--json")["sent"] == 3  # inside the window
     moved = (
         (project / "leads.csv")
         .read_text()
@@ -270,7 +270,7 @@ def test_reimport_with_changed_stage_skips_old_track_and_plans_new(dripper, proj
     # the others did not move
     assert all(t["state"] in ("sent", "planned") for t in plan(dripper, "zoe@mueller.example")["touches"])
 
-    counts = dripper.json("tick", "--at", "2026-03-01T00:00:00Z", "--json")
+    counts = dripper.json("tick", "--at", "2026-03-02T15:00:00Z", "--json")  # a Monday, inside the window
     assert counts["sent"] >= 1
     touches = steps(plan(dripper, "ada@lovelace.example"))
     assert {s: t["state"] for s, t in touches.items() if s in SUPPLIER_TRACK[1:]} == {"reminder-1": "skipped"}
@@ -298,7 +298,7 @@ def test_a_duplicate_in_a_later_batch_is_reported_in_line_order(dripper, project
 def test_reimport_moves_due_times_with_a_new_time_zone_and_keeps_history(dripper, project: Path) -> None:
     line = "tz@lead.example,Tim,Zone,Co,supplier_research,America/Chicago,literature-follow-up,valves"
     dripper("leads", "import", write(project, "a.csv", f"{HEADER}\n{line}\n"), "--at", T0)
-    dripper("tick", "--at", "2026-01-06T08:00:00Z")
+    dripper("tick", "--at", "2026-01-06T15:00:00Z")  # 09:00 in Chicago: inside the send window
     before = steps(plan(dripper, "tz@lead.example"))
     moved = line.replace("America/Chicago", "Europe/Berlin")
     result = dripper("leads", "import", write(project, "b.csv", f"{HEADER}\n{moved}\n"), "--at", "2026-01-07T08:00:00Z")

@@ -19,8 +19,8 @@ BASE = "https://drip.acme.example"
 CAMPAIGN = "literature-follow-up"
 POSTAL = "Acme Inc., 1 Main St, Springfield, IL 62701, USA"
 T_IMPORT = "2026-01-05T08:00:00Z"
-T_TICK = "2026-01-06T08:00:00Z"
-AT = datetime(2026, 1, 6, 8, 0, tzinfo=UTC)
+T_TICK = "2026-01-06T15:00:00Z"  # 09:00 in Chicago, 16:00 in Berlin: inside the send window
+AT = datetime(2026, 1, 6, 15, 0, tzinfo=UTC)  # T_TICK
 
 
 # --- helpers -----------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from click.testing import Result
 from conftest import Dripper
 from starlette.testclient import TestClient
 
-T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+T0 = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)  # a Monday, 09:00 in Chicago, 16:00 in Berlin: inside the send window
 CAMPAIGN = "literature-follow-up"
 NO_BROWSER = {"DRIPPER_NO_BROWSER": "1"}
 CALL = "<p>Call {{ lead.first_name }} about {{ lead.company }} and ask whether the {{ lead.attrs.product | default('kit') }} arrived.</p>"
@@ -108,7 +108,7 @@ def test_open_writes_the_email_as_a_page_and_prints_its_path(dripper: Dripper) -
     header = doc.find_class("dripper-preview")[0].text_content()
     assert "Your product information pack" in header
     assert "Acme Sales <sales@acme.example>" in header and "Zoë Müller <zoe@mueller.example>" in header
-    assert "Mon, 05 Jan 2026 09:00 CET" in header  # the lead's own clock
+    assert "Mon, 05 Jan 2026 16:00 CET" in header  # the lead's own clock
     body = doc.text_content()
     assert "Hello Zoë" in body and "Thank you for asking about our products" in body
     assert "Acme Inc., 1 Main St" in body  # the footer, as in the message

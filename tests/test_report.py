@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from conftest import Dripper
 
-T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)  # a Monday; 02:00 in Chicago
+T0 = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)  # a Monday, 09:00 in Chicago, 16:00 in Berlin: inside the send window
 CAMPAIGN = "literature-follow-up"
 MORE = (
     "email,first_name,last_name,company,stage,timezone,campaign\n"
@@ -59,7 +59,7 @@ def scenario(dripper: Dripper, folder: Path) -> None:
     # Zoe converts (no touch named: counted for thanks, sent a day before) and becomes a customer.
     dripper("event", "zoe@mueller.example", "converted", "--stage", "customer", "--at", at(2))
     dripper("event", "ivy@lead.example", "bounced", "--at", at(2))  # for thanks too
-    dripper("tick", "--at", at(2.05))  # Zoe's welcome-customer
+    dripper("tick", "--at", at(2.02))  # Zoe's welcome-customer (16:29 in Berlin: inside the send window)
     # Ada answers her thanks e-mail: matched by In-Reply-To, counted for thanks.
     ingested = dripper("ingest", str(reply_to_first_mail("ada@lovelace.example", folder)), "--json", "--at", at(3))
     assert json.loads(ingested.stdout)["matched_by"] == "in_reply_to"

@@ -23,7 +23,7 @@ from conftest import Dripper, dripper_env
 from conftest import serving as serve_process
 from starlette.testclient import TestClient
 
-T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+T0 = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)  # a Monday, 09:00 in Chicago, 16:00 in Berlin: inside the send window
 THIRTEEN_MONTHS_ON = datetime(2027, 2, 6, 10, 0, tzinfo=UTC)
 CAMPAIGN = "literature-follow-up"
 ONE_CLICK = {"content": b"List-Unsubscribe=One-Click", "headers": {"Content-Type": "application/x-www-form-urlencoded"}}

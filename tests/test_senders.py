@@ -19,7 +19,7 @@ from conftest import Dripper
 from dripper.campaign.model import parse
 from dripper.errors import ConfigError
 
-T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+T0 = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)  # inside the send window in Chicago and Berlin
 CORPUS = Path(__file__).parent / "corpus" / "own"
 
 SENDERS = """senders:

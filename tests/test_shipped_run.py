@@ -36,7 +36,11 @@ def shipped(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Dri
 def test_six_months_of_the_shipped_campaigns(shipped: Dripper) -> None:
     shipped("leads", "import", "leads.csv", "--at", T0.isoformat())
     for n in range(184):
-        shipped("tick", "--at", (T0 + timedelta(days=n, hours=7)).isoformat())  # 23:00 UTC daily
+        # Twice a day, as the send windows are open on the leads' clocks: while they are
+        # open in Chicago, New York, London and Berlin alike (15:30 UTC, 14:30 once the
+        # United States are on summer time, 8 March), then at noon in Tokyo.
+        shipped("tick", "--at", (T0 + timedelta(days=n, hours=0.5 if n < 62 else -0.5)).isoformat())
+        shipped("tick", "--at", (T0 + timedelta(days=n, hours=12)).isoformat())
     emails = [row["email"] for row in csv.DictReader(open("leads.csv", encoding="utf-8"))]
     plans = {email: shipped.json("plan", email, "--json") for email in emails}
 

@@ -11,7 +11,7 @@ import pytest
 from conftest import Dripper, dripper_env, serving
 from starlette.testclient import TestClient
 
-T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+T0 = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)  # a Monday, 09:00 in Chicago, 16:00 in Berlin: inside the send window
 
 
 @pytest.fixture

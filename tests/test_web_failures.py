@@ -24,7 +24,7 @@ from conftest import PG_ADMIN, Dripper, Served, dripper_env, stop_serve
 from conftest import start_serve as conftest_start_serve
 from starlette.testclient import TestClient
 
-T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+T0 = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)  # a Monday, 09:00 in Chicago, 16:00 in Berlin: inside the send window
 MAX_BODY, MAX_SMALL_BODY = 10 * 1024 * 1024, 64 * 1024  # /inbound, all else (docs/operators/serve.md)
 HEAD_TIMEOUT = 10  # `dripper serve --header-timeout`'s default (docs/operators/serve.md)
 NOW = T0 + timedelta(days=2)  # the clock of the in-process server

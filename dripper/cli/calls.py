@@ -7,6 +7,7 @@ from datetime import date
 
 import click
 from rich.table import Table
+from rich.text import Text
 
 from dripper.cli.app import AT, App, at_or_now, fail, out, pass_app
 
@@ -38,9 +39,10 @@ def calls(
             fail(f"--date {day!r}: write it as YYYY-MM-DD (or all)", code=1)
     with app.store().begin() as conn:
         tasks = callrows.listing(conn, day=None if day == "all" else day, owner=owner, open_only=open_only)
-    rows = calltasks.rows_for_table(tasks)
+    office = loaded.campaigns.defaults.timezone
+    rows = calltasks.rows_for_table(tasks, office)
     if as_csv:
-        click.echo(calltasks.to_csv(tasks), nl=False)
+        click.echo(calltasks.to_csv(tasks, office), nl=False)
         return
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
@@ -48,18 +50,28 @@ def calls(
     if not rows:
         out.print(f"no calls{' for ' + owner if owner else ''} on {day}")
         return
-    table = Table(title=f"Calls on {day}" if day != "all" else "Calls", show_lines=True)
-    for column in ("owner", "lead", "phone", "campaign / step", "outcome", "talking points"):
+    every_day = day == "all"  # the list spans days: each row says which
+    table = Table(title="Calls" if every_day else f"Calls on {day}", show_lines=True)
+    columns = ("day", "owner", "lead", "phone", "campaign / step", "outcome", "talking points")
+    for column in columns if every_day else columns[1:]:
         table.add_column(column, overflow="fold")
     for row in rows:
         who = "\n".join(p for p in (row["name"], row["company"], row["email"]) if p)
         points = row["talking_points"] if len(row["talking_points"]) < 400 else row["talking_points"][:397] + "..."
-        table.add_row(
-            row["owner"] or "-",
-            who,
-            row["phone"],
-            f"{row['campaign']}\n{row['step']}",
-            row["outcome"] or "open",
-            points,
-        )
+        cells = [
+            Text(row["owner"] or "-"),
+            Text(who),
+            Text(row["phone"]),
+            Text(f"{row['campaign']}\n{row['step']}"),
+            Text(_outcome(row)),
+            Text(points),
+        ]
+        table.add_row(*([Text(row["day"])] if every_day else []), *cells)
     out.print(table)
+
+
+def _outcome(row: dict[str, str]) -> str:
+    """`open` (with how late, for a call listed after the day it fell due), or the outcome."""
+    if row["outcome"]:
+        return row["outcome"] + (f"\n{row['note']}" if row["outcome"] == "cancelled" and row["note"] else "")
+    return f"open, overdue since {row['due']}" if row["overdue"] else "open"

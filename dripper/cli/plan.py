@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 from rich.table import Table
+from rich.text import Text
 
 from dripper.cli.app import App, campaigns_or_none, err, fail, out, pass_app
 from dripper.leads.records import full_name, lookup_form
@@ -63,6 +64,31 @@ def plan(app: App, email: str, as_json: bool) -> None:
     problem = report_mod.letters_skipped_because(data)
     if problem is not None:
         out.print(f"[yellow]Letters will be skipped (no_postal_address): {problem}[/]")
+    if data["events"]:
+        out.print(_events_table(data["events"]))
+
+
+def _events_table(events: list[dict[str, Any]]) -> Table:
+    """What happened to the lead (replies, stage changes, calls, bounces...), oldest first.
+    Every cell is lead or inbound data: added as Text, so no `[…]` in it is read as markup."""
+    table = Table(title="events", title_justify="left")
+    for col in ("at (UTC)", "event", "source", "detail"):
+        table.add_column(col, overflow="fold")
+    for event in events:
+        table.add_row(
+            Text((event["at"] or "")[:16].replace("T", " ")),
+            Text(str(event["kind"])),
+            Text(str(event["source"] or "")),
+            Text(_event_detail(event["detail"])),
+        )
+    return table
+
+
+def _event_detail(detail: object) -> str:
+    """An event's detail as `key: value` pairs on one line each (its JSON is in --json)."""
+    if not isinstance(detail, dict):
+        return "" if detail is None else str(detail)
+    return "\n".join(f"{key}: {value}" for key, value in detail.items() if value not in (None, "", [], {}))
 
 
 def _touch_note(touch: dict[str, Any]) -> str:

@@ -15,7 +15,7 @@ from dripper.errors import UsageError
 from dripper.leads.records import Lead
 from dripper.planning.planner import Planner, change_stage, hold_until
 from dripper.states import USER_EVENTS, EventKind, Reason, TouchState
-from dripper.store.queries import leadrows
+from dripper.store.queries import callrows, leadrows
 from dripper.store.queries import touchrows as touch_q
 
 KINDS: tuple[str, ...] = tuple(USER_EVENTS)
@@ -66,6 +66,8 @@ def apply_event(
         suppressed = touch_q.close_pending(
             conn, [lead.id], state=TouchState.SUPPRESSED, reason=Reason(kind), at=at, campaigns=campaigns
         )
+        # A call task is a touch already handed to sales: nobody is to call a lead that stopped.
+        callrows.cancel_open(conn, lead.id, Reason(kind), at, campaigns)
     moved_to = None
     if stage and moving:
         fresh = leadrows.by_id(conn, lead.id)
@@ -98,6 +100,7 @@ def opt_out(conn: Connection, lead: Lead, campaign: str, at: datetime, *, source
     """Stop one campaign for this lead (the preference page); other campaigns go on."""
     leadrows.set_fields(conn, lead.id, at, opted_out=sorted({*lead.opted_out, campaign}))
     leadrows.record_event(conn, lead.id, EventKind.OPTED_OUT, at, source, {"campaign": campaign})
+    callrows.cancel_open(conn, lead.id, Reason.OPTED_OUT, at, [campaign])
     return touch_q.close_pending(
         conn, [lead.id], state=TouchState.SUPPRESSED, reason=Reason.OPTED_OUT, at=at, campaigns=[campaign]
     )

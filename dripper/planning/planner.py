@@ -9,6 +9,7 @@ edits of campaigns.yaml are reconciled against what is already planned.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime, time, timedelta
@@ -138,10 +139,10 @@ def first_touches(planner: Planner, groups: Iterable[staging.Group], at: datetim
     return rows
 
 
-def replan(conn: Connection, planner: Planner, chunk: Sequence[Lead], at: datetime) -> None:
+def replan(conn: Connection, planner: Planner, chunk: Sequence[Lead], at: datetime) -> list[dict[str, Any]]:
     """(Re)plan the current track of each lead in `chunk` (as stored) as at `at`:
     pending touches follow the campaign's due times, and a lead without a pending touch
-    gets its next one (see `track.entry`)."""
+    gets its next one (see `track.entry`). Returns the rows written."""
     known = touch_q.known(conn, [lead.id for lead in chunk])
     rows = []
     for lead in chunk:
@@ -149,6 +150,7 @@ def replan(conn: Connection, planner: Planner, chunk: Sequence[Lead], at: dateti
         for planned in track.entry(planner.track_of(lead), mine, at, lead.entered_at):
             rows.append(_row(planner, lead, planned, at, planned_at=at))
     touch_q.upsert_rows(conn, rows)
+    return rows
 
 
 @dataclass(frozen=True)
@@ -294,8 +296,18 @@ def change_stage(
     replan(conn, planner, [moved], at)
 
 
-def reconcile(conn: Connection, planner: Planner, at: datetime) -> list[str]:
-    """Bring planned touches in line with an edited campaigns.yaml; returns the campaigns re-planned.
+@dataclass(frozen=True)
+class Reconciled:
+    """What bringing the touches in line with an edited campaigns.yaml did."""
+
+    campaigns: tuple[str, ...] = ()  # the campaigns re-planned
+    skipped: int = 0  # pending touches of removed steps (`step_removed`), steps written as `missed`
+    suppressed: int = 0  # steps written as `suppressed` (the lead had stopped)
+
+
+def reconcile(conn: Connection, planner: Planner, at: datetime) -> Reconciled:
+    """Bring planned touches in line with an edited campaigns.yaml; says which campaigns
+    were re-planned and how many touches that closed (the tick counts them).
 
     Keyed by step id: a step already sent is never sent again (a step renamed with
     `renamed_from` keeps its history under the new id), a removed step's pending
@@ -308,10 +320,11 @@ def reconcile(conn: Connection, planner: Planner, at: datetime) -> list[str]:
     stored = _stored_versions(conn, config)
     wanted = {name: config.schedule_fingerprint(name) for name in config.campaigns}
     if all(stored.get(name) == fp for name, fp in wanted.items()) and set(stored) <= set(wanted):
-        return []
+        return Reconciled()
     if versionrows.lock_for_reconcile(conn):  # one worker reconciles; the others wait and find it done
         stored = _stored_versions(conn, config)
     changed = []
+    closed: Counter[str] = Counter()
     for name, fingerprint in wanted.items():
         if stored.get(name) == fingerprint:
             continue
@@ -320,18 +333,20 @@ def reconcile(conn: Connection, planner: Planner, at: datetime) -> list[str]:
             for step in steps:
                 for old in step.renamed_from:
                     touch_q.rename_step(conn, name, old, step.id, at)
-        touch_q.skip_removed_steps(
+        closed[TouchState.SKIPPED] += touch_q.skip_removed_steps(
             conn, name, {s: [step.id for step in steps] for s, steps in campaign.stages.items()}, at
         )
         for chunk in leadrows.matching(conn, leads.c.campaign == name):
-            replan(conn, planner, chunk, at)
+            # A replanned row is written where its step has no row or one dripper closed
+            # itself (`track.entry`): each one closed here is a touch this edit closed.
+            closed.update(row["state"] for row in replan(conn, planner, chunk, at))
         _save_version(conn, config, name, at, exists=name in stored)
         changed.append(name)
     for name in set(stored) - set(wanted):
-        touch_q.skip_removed_steps(conn, name, {}, at)
+        closed[TouchState.SKIPPED] += touch_q.skip_removed_steps(conn, name, {}, at)
         versionrows.delete(conn, name)
         changed.append(name)
-    return changed
+    return Reconciled(tuple(changed), closed[TouchState.SKIPPED], closed[TouchState.SUPPRESSED])
 
 
 def _stored_versions(conn: Connection, config: CampaignFile) -> dict[str, str]:

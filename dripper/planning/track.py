@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from dripper.campaign.model import Step
-from dripper.states import PENDING, REPLANNABLE, TouchState
+from dripper.states import PENDING, REPLANNABLE, Channel, TouchState
 
 # A step already this much overdue when it is first planned is skipped (`missed`) rather
 # than sent late; at send time, one this overdue is skipped when a later step is due too.
@@ -113,8 +113,14 @@ def advance(track: Track, known: Mapping[str, Known], after: str, at: datetime, 
 
 def superseded(track: Track, position: int, at: datetime) -> bool:
     """Is the step at `position` more than a day overdue at `at`, with a later step of the
-    track due by then? Then it is skipped (`missed`) and the later one goes out."""
-    _, due = track[position]
+    track due by then? Then it is skipped (`missed`) and the later one goes out.
+
+    Never a call: a call is what sales values most, and a late one is still worth making.
+    It becomes its task when its turn comes (listed as overdue when that is after the day it
+    fell due), and the catch-up goes on with the steps after it."""
+    step, due = track[position]
+    if step.channel == Channel.CALL:
+        return False
     return due < at - MISSED_AFTER and any(later <= at for _, later in track[position + 1 :])
 
 

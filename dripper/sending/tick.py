@@ -172,7 +172,11 @@ class Sender:
         at = at or self.clock.now()
         summary = TickSummary()
         with self.store.begin() as conn:
-            summary.replanned = reconcile(conn, self.loaded.planner, at)
+            edit = reconcile(conn, self.loaded.planner, at)
+        # What the edit closed is this tick's doing too: counted with the sends' outcomes.
+        summary.replanned = list(edit.campaigns)
+        summary.skipped += edit.skipped
+        summary.suppressed += edit.suppressed
         with self.store.begin() as conn:
             summary.recovered = touch_q.recover_interrupted(conn, self.lease_clock.now(), self.lease, updated_at=at)
         pool = self._render_pool(at)  # before any thread exists: the worker is forked

@@ -70,7 +70,12 @@ class CallPart(ChannelPart):
         """The call lists of days that gained calls are rewritten."""
         for day in sorted({record.day for record in records if isinstance(record, CallRecord)}):
             try:
-                calltasks.export_day(self.context.store, day, self.context.settings.calls_dir)
+                calltasks.export_day(
+                    self.context.store,
+                    day,
+                    self.context.settings.calls_dir,
+                    self.context.loaded.campaigns.defaults.timezone,
+                )
             except OSError:
                 log.exception("call list for %s could not be written; `dripper calls` still lists it", day)
 

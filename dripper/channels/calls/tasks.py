@@ -5,6 +5,8 @@ caller records the outcome with `dripper event EMAIL called --outcome …`.
 Outcomes act on the lead: `converted` is the converted event; `not_interested` stops the
 campaign the call belonged to (like "stop this campaign" on the preference page), so the
 lead stays a lead for later campaigns; reached, voicemail and no_answer change nothing.
+When the lead stops (it converts, unsubscribes, bounces, replies…: see `leads.events`) its
+open tasks are closed as `cancelled`, the stop's reason as their note.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from dripper.planning.planner import Planner
 from dripper.states import EventKind
 from dripper.store import Store
 from dripper.store.queries import callrows, leadrows
-from dripper.store.queries.callrows import OUTCOMES
+from dripper.store.queries.callrows import CANCELLED, OUTCOMES
 
 CSV_COLUMNS = (
     "day",
@@ -41,6 +43,8 @@ CSV_COLUMNS = (
     "outcome",
     "note",
     "talking_points",
+    "due",
+    "overdue",
 )
 
 
@@ -50,10 +54,14 @@ class OutcomeResult:
     suppressed: int
 
 
-def rows_for_table(tasks: Sequence[Mapping[Any, Any]]) -> list[dict[str, str]]:
+def rows_for_table(tasks: Sequence[Mapping[Any, Any]], timezone: str) -> list[dict[str, str]]:
+    """The tasks as the call list shows them. `due` is the business day (in `timezone`,
+    the office's, as `day` is) the call step fell due; an open task listed on a later day
+    (the worker was down, the catch-up rule kept the call) is `overdue`."""
     out = []
     for task in tasks:
         attrs = task.get("attrs") or {}
+        due = business_day(task["due_at"], timezone)
         out.append(
             {
                 "day": task["day"],
@@ -67,25 +75,27 @@ def rows_for_table(tasks: Sequence[Mapping[Any, Any]]) -> list[dict[str, str]]:
                 "outcome": task["outcome"] or "",
                 "note": task["note"] or "",
                 "talking_points": task["talking_points"],
+                "due": due,
+                "overdue": "yes" if task["outcome"] is None and due < task["day"] else "",
             }
         )
     return out
 
 
-def to_csv(tasks: Sequence[Mapping[Any, Any]]) -> str:
+def to_csv(tasks: Sequence[Mapping[Any, Any]], timezone: str) -> str:
     buffer = io.StringIO(newline="")
     writer = csvsafe.DictWriter(buffer, fieldnames=CSV_COLUMNS)  # names and notes are lead data
     writer.writeheader()
-    writer.writerows(rows_for_table(tasks))
+    writer.writerows(rows_for_table(tasks, timezone))
     return buffer.getvalue()
 
 
-def export_day(store: Store, day: str, folder: Path) -> Path:
+def export_day(store: Store, day: str, folder: Path, timezone: str) -> Path:
     """calls/DAY.csv: the day's call list, rewritten from the database (so a resend never
     lists a call twice)."""
     with store.begin() as conn:
         tasks = callrows.listing(conn, day=day)
-    return write_atomic(folder / f"{day}.csv", to_csv(tasks).encode("utf-8"))
+    return write_atomic(folder / f"{day}.csv", to_csv(tasks, timezone).encode("utf-8"))
 
 
 def record_outcome(
@@ -121,6 +131,7 @@ def record_outcome(
 
 
 __all__ = [
+    "CANCELLED",
     "CSV_COLUMNS",
     "OUTCOMES",
     "OutcomeResult",

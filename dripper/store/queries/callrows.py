@@ -13,6 +13,9 @@ from dripper.store.tables import calls, leads, touches
 
 # `call_back`: the lead asked to be called again (a step may follow it up: `when: call_outcome(…) == 'call_back'`).
 OUTCOMES = ("reached", "voicemail", "no_answer", "call_back", "converted", "not_interested")
+# The outcome of a task closed because the lead stopped (converted, unsubscribed, bounced...):
+# nobody is to call, and the note is the stop's reason. Not one a caller records.
+CANCELLED = "cancelled"
 
 
 def add(conn: Connection, rows: Sequence[dict[str, Any]], now: datetime) -> None:
@@ -83,4 +86,17 @@ def record_outcome(conn: Connection, touch_id: int, outcome: str, note: str | No
     conn.execute(update(calls).where(calls.c.touch_id == touch_id).values(outcome=outcome, note=note, outcome_at=at))
 
 
-__all__ = ["OUTCOMES", "add", "days_touched", "latest_open", "listing", "record_outcome"]
+def cancel_open(
+    conn: Connection, lead_id: int, reason: str, at: datetime, campaigns: Sequence[str] | None = None
+) -> int:
+    """Close the lead's open call tasks (of `campaigns`; None: of every campaign) as
+    `cancelled`, the stop's reason as their note; returns how many."""
+    cond = [calls.c.lead_id == lead_id, calls.c.outcome.is_(None)]
+    if campaigns is not None:
+        of_campaigns = select(touches.c.id).where(touches.c.lead_id == lead_id, touches.c.campaign.in_(list(campaigns)))
+        cond.append(calls.c.touch_id.in_(of_campaigns))
+    result = conn.execute(update(calls).where(*cond).values(outcome=CANCELLED, note=reason, outcome_at=at))
+    return result.rowcount or 0
+
+
+__all__ = ["CANCELLED", "OUTCOMES", "add", "cancel_open", "days_touched", "latest_open", "listing", "record_outcome"]
