@@ -267,3 +267,17 @@ def test_a_suppression_csv_with_a_header_and_a_missing_file(dripper: Dripper, pr
     assert [e["reason"] for e in dripper.json("suppress", "list", "--json")] == ["crm-export"]
     assert "0 entr(y/ies) added, 1 already listed" in dripper("suppress", "import", "dnc.csv").stdout
     assert "cannot read" in dripper("suppress", "import", "missing.txt", ok=1).stderr
+
+
+def test_stop_cancels_the_leads_open_call_tasks(dripper: Dripper, project: Path) -> None:
+    from test_send_time import MONDAY, call_project
+
+    call_project(project)
+    dripper("leads", "import", "one.csv", "--at", MONDAY.isoformat())
+    dripper("tick", "--at", MONDAY.isoformat())
+    dripper("tick", "--at", (MONDAY + timedelta(weeks=1)).isoformat())
+    assert len(dripper.json("calls", "--date", "all", "--open", "--json")) == 1
+    dripper("leads", "stop", "ada@lovelace.example", "--at", (MONDAY + timedelta(weeks=1, hours=2)).isoformat())
+    assert dripper.json("calls", "--date", "all", "--open", "--json") == []
+    [task] = dripper.json("calls", "--date", "all", "--json")
+    assert (task["outcome"], task["note"]) == ("cancelled", "stopped")

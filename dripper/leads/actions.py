@@ -32,7 +32,7 @@ from dripper.leads.events import pause as pause_lead
 from dripper.leads.records import Lead
 from dripper.planning.planner import Planner
 from dripper.states import EVERY_CAMPAIGN, EventKind, Reason, TouchState
-from dripper.store.queries import leadrows, privacyrows
+from dripper.store.queries import callrows, leadrows, privacyrows
 from dripper.store.queries import touchrows as touch_q
 
 SOURCE = "cli"
@@ -212,6 +212,8 @@ def _stop(conn: Connection, lead: Lead, at: datetime) -> int:
     if EVERY_CAMPAIGN not in lead.opted_out:
         leadrows.set_fields(conn, lead.id, at, opted_out=sorted({*lead.opted_out, EVERY_CAMPAIGN}))
         leadrows.record_event(conn, lead.id, EventKind.STOPPED, at, SOURCE)
+    # A call task is a touch already handed to sales: nobody is to call a stopped lead.
+    callrows.cancel_open(conn, lead.id, Reason.STOPPED, at)
     return touch_q.close_pending(conn, [lead.id], state=TouchState.SUPPRESSED, reason=Reason.STOPPED, at=at)
 
 
