@@ -60,10 +60,14 @@ def test_stop_suppresses_every_pending_touch_and_resume_plans_them_again(dripper
 
 def test_pause_then_resume_brings_the_held_touches_back(dripper: Dripper) -> None:
     _imported(dripper)
-    dripper("leads", "pause", "ada@lovelace.example", "--months", "2", "--at", LATER.isoformat())
+    paused = dripper.json(
+        "leads", "pause", "ada@lovelace.example", "--months", "2", "--json", "--at", LATER.isoformat()
+    )
+    assert (paused["action"], paused["until"]) == ("paused", "2026-03-08T08:00:00+00:00")
     listed = dripper.json("leads", "list", "--json", "--at", LATER.isoformat())
     assert {lead["email"]: lead["status"] for lead in listed}["ada@lovelace.example"] == "paused"
-    dripper("leads", "resume", "ada@lovelace.example", "--at", LATER.isoformat())
+    resumed = dripper.json("leads", "resume", "ada@lovelace.example", "--json", "--at", LATER.isoformat())
+    assert resumed["action"] == "resumed" and resumed["touches"] >= 1
     listed = dripper.json("leads", "list", "--json", "--at", LATER.isoformat())
     assert {lead["email"]: lead["status"] for lead in listed}["ada@lovelace.example"] == "active"
     due = [

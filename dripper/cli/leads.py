@@ -263,10 +263,11 @@ def leads_export(app: App, email: str, output: Path | None, at: str | None) -> N
 
 @leads.command("pause")
 @click.argument("email")
+@click.option("--json", "as_json", is_flag=True, help="What changed, as one JSON object.")
 @click.option("--months", default=3, show_default=True, type=click.IntRange(1, 24), help="How long.")
 @AT
 @pass_app
-def leads_pause(app: App, email: str, months: int, at: str | None) -> None:
+def leads_pause(app: App, email: str, as_json: bool, months: int, at: str | None) -> None:
     """Hold every touch of a lead for some months (as its preference page can)."""
     from dripper.leads.actions import NoSuchLead, pause
 
@@ -276,14 +277,18 @@ def leads_pause(app: App, email: str, months: int, at: str | None) -> None:
             changed = pause(conn, loaded.planner, email, months, at_or_now(at))
         except NoSuchLead as exc:
             fail(str(exc), code=1)
+    if as_json:
+        click.echo(json.dumps(asdict(changed), default=_json_default))
+        return
     out.print(f"{changed.email}: paused until {_when(changed.until)}", markup=False)
 
 
 @leads.command("resume")
 @click.argument("email")
+@click.option("--json", "as_json", is_flag=True, help="What changed, as one JSON object.")
 @AT
 @pass_app
-def leads_resume(app: App, email: str, at: str | None) -> None:
+def leads_resume(app: App, email: str, as_json: bool, at: str | None) -> None:
     """Lift a stop or a pause."""
     from dripper.leads.actions import NoSuchLead, resume
 
@@ -292,14 +297,18 @@ def leads_resume(app: App, email: str, at: str | None) -> None:
             changed = resume(conn, email, at_or_now(at))
         except NoSuchLead as exc:
             fail(str(exc), code=1)
+    if as_json:
+        click.echo(json.dumps(asdict(changed), default=_json_default))
+        return
     out.print(f"{changed.email}: {changed.action} ({changed.touches} touch(es) due again)", markup=False)
 
 
 @leads.command("stop")
 @click.argument("email")
+@click.option("--json", "as_json", is_flag=True, help="What changed, as one JSON object.")
 @AT
 @pass_app
-def leads_stop(app: App, email: str, at: str | None) -> None:
+def leads_stop(app: App, email: str, as_json: bool, at: str | None) -> None:
     """Stop every campaign for a lead (`resume` undoes it)."""
     from dripper.leads.actions import NoSuchLead, stop
 
@@ -308,15 +317,19 @@ def leads_stop(app: App, email: str, at: str | None) -> None:
             changed = stop(conn, email, at_or_now(at))
         except NoSuchLead as exc:
             fail(str(exc), code=1)
+    if as_json:
+        click.echo(json.dumps(asdict(changed), default=_json_default))
+        return
     out.print(f"{changed.email}: stopped ({changed.touches} pending touch(es) suppressed)", markup=False)
 
 
 @leads.command("forget")
 @click.argument("email")
+@click.option("--json", "as_json", is_flag=True, help="What changed, as one JSON object.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @AT
 @pass_app
-def leads_forget(app: App, email: str, yes: bool, at: str | None) -> None:
+def leads_forget(app: App, email: str, as_json: bool, yes: bool, at: str | None) -> None:
     """Erase a lead's personal data (GDPR Art. 17); its address stays suppressed, hashed."""
     from dripper.leads.actions import NoSuchLead, forget
 
@@ -328,6 +341,9 @@ def leads_forget(app: App, email: str, yes: bool, at: str | None) -> None:
             changed = forget(conn, email, secret, at_or_now(at))
         except NoSuchLead as exc:
             fail(str(exc), code=1)
+    if as_json:
+        click.echo(json.dumps(asdict(changed), default=_json_default))
+        return
     out.print(f"{email}: forgotten (now {changed.email}; the address is on the do-not-contact list)", markup=False)
 
 
