@@ -80,6 +80,7 @@ class Reason(StrEnum):
     CONVERTED = "converted"
     REPLIED = "replied"
     OPTED_OUT = "opted_out"
+    STOPPED = "stopped"
     # closed by dripper itself: planned again when the track comes back to them
     STAGE_CHANGED = "stage_changed"
     CAMPAIGN_CHANGED = "campaign_changed"
@@ -167,6 +168,7 @@ _MEANINGS: dict[Reason, str] = {
     Reason.CONVERTED: "the lead converted: this sequence stopped",
     Reason.REPLIED: "the lead replied: this sequence stopped",
     Reason.OPTED_OUT: "the lead stopped this campaign on the preference page (or on a call)",
+    Reason.STOPPED: "an operator stopped every campaign for the lead (`dripper leads stop`; `resume` undoes it)",
     Reason.STAGE_CHANGED: "the lead moved to another stage, whose track started then",
     Reason.CAMPAIGN_CHANGED: "a re-import moved the lead to another campaign",
     Reason.STEP_REMOVED: "the step was deleted from campaigns.yaml",
@@ -202,6 +204,7 @@ _STATES_OF: dict[Reason, tuple[TouchState, ...]] = {
     Reason.CONVERTED: _SUPPRESSED,
     Reason.REPLIED: _SUPPRESSED,
     Reason.OPTED_OUT: _SUPPRESSED,
+    Reason.STOPPED: _SUPPRESSED,
     Reason.STAGE_CHANGED: _SKIPPED,
     Reason.CAMPAIGN_CHANGED: _SKIPPED,
     Reason.STEP_REMOVED: _SKIPPED,
@@ -275,7 +278,14 @@ class EventKind(StrEnum):
     UNKNOWN = "unknown"
     CLICKED = "clicked"  # a person followed a tracked link (`tracking: {clicks: true}`)
     OPENED = "opened"  # the open pixel of a message loaded, first time (`tracking: {opens: true}`)
+    STOPPED = "stopped"  # an operator stopped the lead (`dripper leads stop`)
+    RESUMED = "resumed"  # an operator lifted a stop or a pause (`dripper leads resume`)
+    FORGOTTEN = "forgotten"  # the lead's personal data was erased (`dripper leads forget`); nothing else is kept
 
+
+# In a lead's `opted_out` list: an operator stopped it from every campaign, also ones
+# added later (`dripper leads stop`; `resume` takes it out).
+EVERY_CAMPAIGN = "*"
 
 # The kinds `dripper event EMAIL KIND` accepts, in the order the usage lists them.
 USER_EVENTS: tuple[EventKind, ...] = (

@@ -306,6 +306,9 @@ class Step(_Model):
 class Campaign(_Model):
     description: str | None = None  # the marketer's own note: never shown to a lead
     language: LanguageField | None = None  # its leads' language when they name none (else defaults.language)
+    # An import or `leads add` refuses a lead of this campaign without `consent_source`
+    # (dripper/leads/consent.py).
+    require_consent: bool = False
     sender: str | None = None  # a name under senders:: this campaign's default identity
     label: str | None = None  # what leads see it called (the preference page); default: from the name
     letter_format: LetterFormat | None = None  # overrides letters.format
@@ -351,6 +354,15 @@ def humanise(key: str) -> str:
     return words[:1].upper() + words[1:]
 
 
+class Retention(_Model):
+    """How long dripper keeps what it learns about leads (dripper/leads/retention.py):
+    `events` older than this are deleted; `bodies`, the text kept from messages (an inbound
+    message's sender and subject, an SMTP server's answer), is blanked after this."""
+
+    events: DurationField = Duration(months=24)
+    bodies: DurationField = Duration(months=6)
+
+
 class CampaignFile(_Model):
     sender: Sender
     senders: dict[str, Identity] = Field(default_factory=dict)  # identities chosen by owner (senders.py)
@@ -359,6 +371,7 @@ class CampaignFile(_Model):
     inbound: Inbound = Inbound()
     letters: Letters = Letters()
     reporting: Reporting = Reporting()
+    retention: Retention = Retention()
     extra_stages: list[str] = Field(default_factory=list)
     kinds: list[str] = Field(default_factory=list)  # step kinds beyond KINDS
     fields: dict[str, declared.FieldSpec] = Field(default_factory=dict)  # declared lead fields (fields.py)

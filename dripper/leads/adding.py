@@ -10,6 +10,7 @@ from enum import StrEnum
 from sqlalchemy import Connection
 
 from dripper.config import Loaded
+from dripper.leads import consent, suppression
 from dripper.leads.records import POSTAL_COLUMNS, Lead, build_lead
 from dripper.planning.planner import enroll, record_versions
 from dripper.store.queries import leadrows
@@ -60,15 +61,21 @@ def with_existing(raw: Mapping[str, str | None], existing: Lead | None) -> dict[
     return merged
 
 
-def add_lead(conn: Connection, loaded: Loaded, raw: Mapping[str, str | None], at: datetime) -> Added:
+def add_lead(
+    conn: Connection, loaded: Loaded, raw: Mapping[str, str | None], at: datetime, *, secrets: tuple[str, ...] = ()
+) -> Added:
     """Add the lead whose fields are `raw` (its e-mail address in the form it is kept), or
     update the one with that address, entering its stage at `at` if it changes. NotALead
-    says why the fields do not make a lead."""
+    says why the fields do not make a lead, or that the do-not-contact list holds it
+    (`secrets`: those its addresses may be hashed under, the current one first)."""
     email = raw.get("email") or ""
     try:
         lead = build_lead(with_existing(raw, leadrows.by_email(conn, email)), loaded.campaigns)
     except ValueError as exc:
         raise NotALead(str(exc)) from exc
+    why = suppression.check(conn, secrets, lead.email) or consent.refusal(lead, loaded.campaigns)
+    if why:
+        raise NotALead(f"{lead.email}: {why}")
     result = enroll(conn, loaded.planner, [(0, lead)], at)
     record_versions(conn, loaded.campaigns, at)
     outcome = AddOutcome.ADDED if result.created else AddOutcome.UPDATED if result.updated else AddOutcome.UNCHANGED

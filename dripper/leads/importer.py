@@ -25,9 +25,10 @@ from sqlalchemy import Connection
 from dripper.campaign.model import CampaignFile
 from dripper.config import Loaded
 from dripper.forked import die_with
-from dripper.leads import csvfile, postal
+from dripper.leads import consent, csvfile, postal, suppression
 from dripper.leads.csvfile import LeadFile
 from dripper.leads.records import LEAD_FIELDS, BadRow, Lead, LeadError, build_lead, duplicate_message
+from dripper.leads.suppression import NOTHING, Suppressions
 from dripper.planning.planner import EnrollResult, enroll, record_versions
 from dripper.store import Store
 from dripper.store.queries import staging
@@ -93,10 +94,18 @@ def _cell_limit(name: str) -> int:
 _LEAD_COLUMNS = frozenset(("email", *LEAD_FIELDS))
 
 
-def check_row(record: csvfile.Record, columns: Columns, fmt: csvfile.Format, config: CampaignFile) -> Lead | BadRow:
+def check_row(
+    record: csvfile.Record,
+    columns: Columns,
+    fmt: csvfile.Format,
+    config: CampaignFile,
+    suppressed: Suppressions = NOTHING,
+) -> Lead | BadRow:
     """The one place a data row is judged: the lead it makes, or the problem located at the
     line the record starts on. In order: could it be parsed, its number of cells, its cells
-    as text (bytes, NUL, size), then its fields (`build_lead`). A repeated e-mail is found
+    as text (bytes, NUL, size), then its fields (`build_lead`), then the do-not-contact
+    list (`suppressed`: an import never enrols what it lists) and the campaign's
+    `require_consent`. A repeated e-mail is found
     later, in the database (`staging.take_duplicates`)."""
     if record.problem:
         return BadRow(record.line, record.problem)
@@ -109,12 +118,14 @@ def check_row(record: csvfile.Record, columns: Columns, fmt: csvfile.Format, con
     if problem:
         return BadRow(record.line, problem)
     try:
-        return build_lead(dict(zip(columns.names, record.cells, strict=True)), config)
+        lead = build_lead(dict(zip(columns.names, record.cells, strict=True)), config)
     except ValueError as exc:
         return BadRow(record.line, str(exc))
+    why = suppressed.why(lead.email) or consent.refusal(lead, config)
+    return BadRow(record.line, why) if why else lead
 
 
-def _rows(lead_file: LeadFile, config: CampaignFile) -> Iterator[tuple[int, Lead | BadRow]]:
+def _rows(lead_file: LeadFile, config: CampaignFile, suppressed: Suppressions) -> Iterator[tuple[int, Lead | BadRow]]:
     """(physical line, Lead or BadRow) for every data row; blank lines are passed over.
     Raises LeadError when the file has no usable header."""
     found = csvfile.records(lead_file)
@@ -131,12 +142,14 @@ def _rows(lead_file: LeadFile, config: CampaignFile) -> Iterator[tuple[int, Lead
     for record in found:
         if not record.problem and not "".join(record.cells).strip():
             continue
-        yield record.line, check_row(record, columns, lead_file.format, config)
+        yield record.line, check_row(record, columns, lead_file.format, config, suppressed)
 
 
-def _batches(lead_file: LeadFile, config: CampaignFile, size: int, copy: bool) -> Iterator[_Batch]:
+def _batches(
+    lead_file: LeadFile, config: CampaignFile, size: int, copy: bool, suppressed: Suppressions
+) -> Iterator[_Batch]:
     batch = _Batch()
-    for line, item in _rows(lead_file, config):
+    for line, item in _rows(lead_file, config, suppressed):
         batch.last_line = line
         if isinstance(item, BadRow):
             batch.skipped += 1
@@ -170,10 +183,18 @@ def _handed_over(batch: _Batch, copy: bool) -> _Batch:
 
 
 # --- the reader process -----------------------------------------------------------------
-def _read(lead_file: LeadFile, config: CampaignFile, size: int, copy: bool, out: Pipe, parent: int) -> None:
+def _read(
+    lead_file: LeadFile,
+    config: CampaignFile,
+    size: int,
+    copy: bool,
+    suppressed: Suppressions,
+    out: Pipe,
+    parent: int,
+) -> None:
     die_with(parent)
     try:
-        for batch in _batches(lead_file, config, size, copy):
+        for batch in _batches(lead_file, config, size, copy, suppressed):
             out.send(batch)  # blocks while the importer merges the batch before: one batch ahead at most
         out.send(None)
     except LeadError as exc:
@@ -187,12 +208,12 @@ def _read(lead_file: LeadFile, config: CampaignFile, size: int, copy: bool, out:
 class _Reader:
     """The batches of a file, parsed and checked in a forked process."""
 
-    def __init__(self, lead_file: LeadFile, config: CampaignFile, size: int, copy: bool):
+    def __init__(self, lead_file: LeadFile, config: CampaignFile, size: int, copy: bool, suppressed: Suppressions):
         context = multiprocessing.get_context("fork")  # the campaigns model as it is, nothing to re-import
         self._in, out = context.Pipe(duplex=False)
         self._process = context.Process(
             target=_read,
-            args=(lead_file, config, size, copy, out, os.getpid()),
+            args=(lead_file, config, size, copy, suppressed, out, os.getpid()),
             name="dripper-import-reader",
             daemon=True,
         )
@@ -227,6 +248,7 @@ def import_file(
     at: datetime,
     batch_size: int,
     on_batch: Callable[[int, list[Problem]], None],
+    secrets: tuple[str, ...] = (),
 ) -> ImportTotals:
     """Import `lead_file` (see `csvfile.open_lead_file`) as at instant `at`. After each
     batch is committed, `on_batch` gets the last line it covered and its problems (bad
@@ -235,9 +257,14 @@ def import_file(
 
     The reader is forked before this process opens its connection; the caller must not
     have other threads running (they would not be in the child, and a lock one of them
-    held would stay locked there)."""
+    held would stay locked there).
+
+    `secrets` (the current one first) are those the do-not-contact list's addresses may be
+    hashed under; the list is read once, here, and the reader refuses what it lists."""
     totals = ImportTotals()
-    reader = _Reader(lead_file, loaded.campaigns, batch_size, copy=store.is_postgres)
+    with store.begin() as conn:
+        suppressed = suppression.load(conn, secrets)
+    reader = _Reader(lead_file, loaded.campaigns, batch_size, copy=store.is_postgres, suppressed=suppressed)
     try:
         # One connection for the whole file (its temporary tables live there), one
         # transaction per batch: a crash keeps the batches already committed.

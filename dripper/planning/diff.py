@@ -27,6 +27,7 @@ from dripper.campaign.timing import DAY_NAMES, Duration
 from dripper.leads.records import Lead
 from dripper.planning import track
 from dripper.planning.planner import Planner, planned_state, stop_reason
+from dripper.states import EVERY_CAMPAIGN
 from dripper.store import leads
 from dripper.store.queries import leadrows, touchrows, versionrows
 from dripper.store.queries.touchrows import Stored
@@ -194,7 +195,8 @@ class ConditionCounts:
         texts = [new for _, _, new in self.changed.values() if new is not None]
         stages = {stage for stage, _, _ in self.changed.values()}
         active = [lead for lead in chunk if lead.stage in stages and lead.status == "active"]
-        active = [lead for lead in active if self.campaign not in lead.opted_out]
+        # a lead that left this campaign, or was stopped from every one, is not changed by it
+        active = [lead for lead in active if not {self.campaign, EVERY_CAMPAIGN} & set(lead.opted_out)]
         needs = any(conditions.uses_history(text) for text in texts)
         events = leadrows.events_of(conn, [lead.id for lead in active], conditions.HISTORY_KINDS) if needs else {}
         for lead in active:

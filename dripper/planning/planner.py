@@ -22,7 +22,7 @@ from dripper.campaign import timing
 from dripper.campaign.model import ALWAYS_STOP, Campaign, CampaignFile, Step, step_conditions
 from dripper.leads.records import Lead
 from dripper.planning import track
-from dripper.states import EventKind, Reason, TouchState
+from dripper.states import EVERY_CAMPAIGN, EventKind, Reason, TouchState
 from dripper.store import leads
 from dripper.store.queries import holdrows, leadrows, staging, versionrows
 from dripper.store.queries import touchrows as touch_q
@@ -440,6 +440,8 @@ def stop_reason(
     campaign_stops: Iterable[str], lead: Lead, planned_at: datetime, campaign: str | None = None
 ) -> Reason | None:
     """Why a touch must not go out now (checked again at send time), or None."""
+    if EVERY_CAMPAIGN in lead.opted_out:  # stopped by an operator (dripper/leads/actions.py)
+        return Reason.STOPPED
     if campaign is not None and campaign in lead.opted_out:
         return Reason.OPTED_OUT
     stops = set(campaign_stops) | ALWAYS_STOP

@@ -25,6 +25,7 @@ from dripper.store import Store, locks
 
 log = logging.getLogger("dripper.worker")
 STOP_GRACE = 7.0  # seconds in-flight sends get after a stop signal (the contract allows 10)
+HOUSEKEEPING_INTERVAL = 3600.0  # seconds between retention purges (dripper/leads/retention.py)
 CANCEL_GRACE = 1.5  # seconds a tick cancelled after the grace gets to release and close
 
 
@@ -113,6 +114,23 @@ class Worker:
                 },
             )
 
+    async def housekeeping(self) -> None:
+        """Retention (`retention:`): old events deleted, old message text blanked. One worker
+        at a time (a lock in the database); a failure waits for the next hour."""
+        from dripper.leads.retention import purge
+
+        with locks.held(self.store, "housekeeping") as mine:
+            if not mine:
+                return
+            loaded = self.watcher.refresh()
+            try:
+                with self.store.begin() as conn:
+                    purged = purge(conn, loaded.campaigns.retention, self.clock.now())
+            except Exception:
+                log.exception("housekeeping failed; the next run will try again")
+                return
+            log.info("housekeeping: %d event(s) deleted, %d message text(s) blanked", purged.events, purged.bodies)
+
     def request_stop(self) -> None:
         log.info("stop requested: finishing in-flight sends")
         if self._current is not None:
@@ -125,6 +143,7 @@ class Worker:
             loop.add_signal_handler(sig, self.request_stop)
         scheduler = AsyncIOScheduler(timezone=UTC, event_loop=loop)
         _every(scheduler, "tick", self.tick, self.settings.tick_interval, misfire_grace_time=None)
+        _every(scheduler, "housekeeping", self.housekeeping, HOUSEKEEPING_INTERVAL)
         if self.settings.imap_url:  # every worker schedules it; the one that gets the lock polls
             _every(scheduler, "imap", self.poll_inbound, self.settings.imap_interval)
         scheduler.start()

@@ -280,6 +280,20 @@ ab_winners = Table(
     Column("verdict", Text, nullable=False),  # the test's sentence when it was decided
 )
 
+# The do-not-contact list (migration 0014; dripper/leads/suppression.py): `kind` is
+# `address` (then `value` is a keyed hash of the normalised address, never the address) or
+# `domain` (the domain in its ASCII form). An import never enrols what it lists.
+suppressions = Table(
+    "suppressions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),
+    Column("value", String(320), nullable=False),
+    Column("reason", String(200), nullable=False),  # `forgotten`, or the name of the list imported
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("kind", "value", name="uq_suppression"),
+)
+
 meta = Table(
     "meta",
     metadata,
