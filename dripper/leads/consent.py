@@ -7,7 +7,6 @@ The values are read through `consent_of` alone: from the lead's own columns (mig
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 from dripper.campaign.model import CampaignFile
 from dripper.leads.records import Lead
