@@ -11,6 +11,8 @@ from sqlalchemy.sql import ColumnElement
 
 from dripper.leads.records import Lead
 from dripper.store.tables import events, leads
+from dripper.store.queries import webhookrows
+from dripper.webhooks.events import FROM_EVENT_KIND
 
 # A stored event row, by column name.
 EventRow = Mapping[str, Any]
@@ -87,6 +89,9 @@ def record_event(
     conn.execute(
         insert(events).values(lead_id=lead_id, kind=kind, at=at, source=source, detail=detail, message_id=message_id)
     )
+    announced = FROM_EVENT_KIND.get(kind)
+    if announced is not None:  # in this transaction: the event and its webhooks, or neither
+        webhookrows.enqueue_event(conn, announced, lead_id, at, {"at": at, "source": source, "detail": detail or {}})
 
 
 def event_for_message(conn: Connection, message_id: str) -> EventRow | None:
