@@ -24,6 +24,7 @@ from dripper.cli import (
     secret,
     sending,
     serve,
+    webhooks,
 )
 from dripper.cli.app import App, err, out
 from dripper.clock import Clock, SystemClock
@@ -113,6 +114,7 @@ def _add_commands(group: click.Group) -> None:
         previews.simulate,
         reports.report,
         secret.secret_group,
+        webhooks.webhooks_group,
     ):
         group.add_command(command)
 

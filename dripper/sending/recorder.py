@@ -112,7 +112,9 @@ class Recorder:
                 # The track's next touch is planned in the commit that records this one's outcome.
                 planned = advance(conn, self.planner, finished, self.at)
                 # Webhooks of these outcomes, in the same commit (dripper/webhooks/outbox.py).
-                self._announcer.outcomes(conn, [(t, columns) for (t, *_), (_, columns) in zip(items, outcomes)], now)
+                self._announcer.outcomes(
+                    conn, [(t, columns) for (t, *_), (_, columns) in zip(items, outcomes, strict=True)], now
+                )
         except Exception as exc:
             log.exception("recording %d outcome(s) failed", len(items))
             return exc

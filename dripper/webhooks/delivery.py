@@ -54,7 +54,8 @@ def backoff(attempts: int, rng: random.Random) -> timedelta:
     LONGEST_WAIT, each between half and all of it ("equal jitter"), so receivers coming
     back up are not hit by every sender at once."""
     full = min(LONGEST_WAIT, FIRST_RETRY * (2 ** min(attempts - 1, 20)))
-    return full * rng.uniform(0.5, 1.0)
+    wait: timedelta = full * rng.uniform(0.5, 1.0)
+    return wait
 
 
 def secret_of(subscription: Subscription, env: Mapping[str, str]) -> str:

@@ -36,7 +36,7 @@ class Announcer:
             return 0
         by_event: dict[WebhookEvent, list[tuple[Claimed, Mapping[str, Any]]]] = {}
         for touch, columns in outcomes:
-            event = _BY_STATE.get(columns.get("state"))  # type: ignore[call-overload]
+            event = _BY_STATE.get(TouchState(columns["state"]))
             if event is not None and self._listening[event]:
                 by_event.setdefault(event, []).append((touch, columns))
         if not by_event:

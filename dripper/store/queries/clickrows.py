@@ -11,8 +11,8 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 
 from dripper.states import EventKind
 from dripper.store import upsert
-from dripper.store.tables import clicks, events, opens, touches
 from dripper.store.queries import webhookrows
+from dripper.store.tables import clicks, events, opens, touches
 from dripper.webhooks.events import WebhookEvent
 
 

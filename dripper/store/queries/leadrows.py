@@ -10,8 +10,8 @@ from sqlalchemy import Connection, Row, insert, select, update
 from sqlalchemy.sql import ColumnElement
 
 from dripper.leads.records import Lead
-from dripper.store.tables import events, leads
 from dripper.store.queries import webhookrows
+from dripper.store.tables import events, leads
 from dripper.webhooks.events import FROM_EVENT_KIND
 
 # A stored event row, by column name.

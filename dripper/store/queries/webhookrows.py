@@ -86,9 +86,14 @@ def add_subscription(
     secret: str | None = None,
     secret_env: str | None = None,
 ) -> int:
-    values = dict(
-        url=url, events=encode_events(events), secret=secret, secret_env=secret_env, source=source, created_at=at
-    )
+    values = {
+        "url": url,
+        "events": encode_events(events),
+        "secret": secret,
+        "secret_env": secret_env,
+        "source": source,
+        "created_at": at,
+    }
     return int(
         conn.execute(insert(webhook_subscriptions).values(**values).returning(webhook_subscriptions.c.id)).scalar_one()
     )
@@ -151,16 +156,16 @@ def enqueue_many(
 ) -> int:
     """One outbox row per (payload, subscriber), in one executemany."""
     rows = [
-        dict(
-            subscription_id=sub_id,
-            message_id=f"msg_{uuid.uuid4().hex}",
-            event=event,
-            payload=envelope(event, at, data),
-            state=PENDING,
-            attempts=0,
-            created_at=at,
-            next_attempt_at=at,
-        )
+        {
+            "subscription_id": sub_id,
+            "message_id": f"msg_{uuid.uuid4().hex}",
+            "event": event,
+            "payload": envelope(event, at, data),
+            "state": PENDING,
+            "attempts": 0,
+            "created_at": at,
+            "next_attempt_at": at,
+        }
         for data in payloads
         for sub_id in subscribers
     ]
@@ -237,7 +242,7 @@ def listing(conn: Connection, state: str | None = None, limit: int = 200) -> lis
 
 def counts(conn: Connection) -> dict[str, int]:
     t = webhook_outbox
-    found = dict(conn.execute(select(t.c.state, func.count()).group_by(t.c.state)).tuples().all())
+    found: dict[str, int] = dict(conn.execute(select(t.c.state, func.count()).group_by(t.c.state)).all())
     return {state: int(found.get(state, 0)) for state in OUTBOX_STATES}
 
 

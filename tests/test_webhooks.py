@@ -1,0 +1,288 @@
+"""Webhooks (issue 20): the outbox is written in the event's transaction, delivered to real
+HTTP servers on loopback, signed per Standard Webhooks (verified with the `standardwebhooks`
+package), retried through an outage without losing anything, dead after 24 hours and sent
+again by `dripper webhooks retry`."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from dripper.clock import FrozenClock
+from dripper.store import Store, open_store
+from dripper.store.queries import leadrows, webhookrows
+from dripper.store.tables import webhook_outbox
+from dripper.webhooks import delivery, subscriptions
+from dripper.webhooks.events import WebhookEvent
+from tests.support.hooks import receiver, verify
+from tests.support.net import free_port
+
+T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+LEADS = ("ada@lovelace.example", "grace@hopper.example", "zoe@mueller.example")
+
+
+def outbox_count(store: Store, state: str | None = None) -> int:
+    with store.begin() as conn:
+        query = select(func.count()).select_from(webhook_outbox)
+        if state is not None:
+            query = query.where(webhook_outbox.c.state == state)
+        return int(conn.scalar(query) or 0)
+
+
+def secret_from(stdout: str) -> str:
+    found = re.search(r"secret: (whsec_\S+)", stdout)
+    assert found, stdout
+    return found.group(1)
+
+
+def test_a_lead_event_reaches_a_real_receiver_signed_per_standard_webhooks(dripper):
+    dripper("leads", "import", "leads.csv", "--at", T0.isoformat())
+    with receiver() as hook:
+        added = dripper("webhooks", "add", hook.url, "--events", "lead.replied,lead.stage_changed")
+        secret = secret_from(added.stdout)
+        now = datetime.now(UTC)
+        dripper("event", "ada@lovelace.example", "replied", "--at", now.isoformat())
+        dripper("event", "grace@hopper.example", "stage", "--stage", "customer", "--at", now.isoformat())
+        dripper("event", "zoe@mueller.example", "converted", "--at", now.isoformat())  # nobody listens
+        store = open_store(dripper.db_url)
+        try:
+            assert outbox_count(store, "pending") == 2
+            summary = delivery.deliver_due(store, FrozenClock(now), "w1", env={})
+        finally:
+            store.dispose()
+        assert (summary.delivered, summary.failed, summary.dead) == (2, 0, 0)
+        bodies = [verify(secret, request) for request in hook.requests]
+    assert {b["type"] for b in bodies} == {"lead.replied", "lead.stage_changed"}
+    replied = next(b for b in bodies if b["type"] == "lead.replied")
+    assert replied["data"]["lead"]["email"] == "ada@lovelace.example"
+    moved = next(b for b in bodies if b["type"] == "lead.stage_changed")
+    assert moved["data"]["detail"]["to"] == "customer" and moved["data"]["lead"]["stage"] == "customer"
+    assert all(r.headers["webhook-id"].startswith("msg_") for r in hook.requests)
+    assert "2 delivered" in dripper("webhooks", "list").stdout
+
+
+def test_an_event_whose_transaction_rolls_back_leaves_no_webhook(store: Store):
+    with store.begin() as conn:
+        subscriptions.add(conn, "http://127.0.0.1:9/hook", "*", T0)
+    with pytest.raises(RuntimeError), store.begin() as conn:
+        leadrows.record_event(conn, None, "replied", T0, "test", {})
+        assert outbox_count_in(conn) == 1  # written with the event...
+        raise RuntimeError("the event's transaction fails")
+    assert outbox_count(store) == 0  # ...and gone with it
+
+
+def outbox_count_in(conn) -> int:
+    return int(conn.scalar(select(func.count()).select_from(webhook_outbox)) or 0)
+
+
+def _events(store: Store, n: int, at: datetime) -> None:
+    with store.begin() as conn:
+        for i in range(n):
+            leadrows.record_event(conn, None, "replied", at, "test", {"n": i})
+
+
+def test_a_receiver_down_for_an_hour_loses_nothing_and_gets_each_event(db_url: str, project: Path):
+    store = open_store(db_url)
+    clock = FrozenClock(datetime.now(UTC).replace(microsecond=0))
+    try:
+        with receiver() as hook:
+            with store.begin() as conn:
+                _, secret = subscriptions.add(conn, hook.url, "lead.replied", clock.now())
+            assert secret is not None
+            hook.status = 500
+            _events(store, 5, clock.now())
+            for _ in range(13):  # an hour of a dripper run's deliveries, every 5 minutes
+                summary = delivery.deliver_due(store, clock, "w1", env={}, rng=random.Random(1))
+                assert summary.delivered == 0 and summary.dead == 0
+                clock.advance(timedelta(minutes=5))
+            assert outbox_count(store, "pending") == 5
+            failed_attempts = len(hook.requests)
+            assert failed_attempts >= 5 * 5  # retried, with backoff (not every 5 minutes)
+            assert failed_attempts < 5 * 13
+            hook.status = 200  # back up
+            clock.advance(timedelta(hours=1))
+            summary = delivery.deliver_due(store, clock, "w1", env={})
+            assert summary.delivered == 5
+            assert delivery.deliver_due(store, clock, "w1", env={}).delivered == 0  # nothing twice
+            taken = hook.taken()
+        assert outbox_count(store, "delivered") == 5
+        bodies = [verify(secret, r) for r in taken]
+        assert sorted(b["data"]["detail"]["n"] for b in bodies) == [0, 1, 2, 3, 4]
+        # Each retry of an event carried the same webhook-id, so a receiver can drop duplicates.
+        ids = {r.headers["webhook-id"] for r in hook.requests}
+        assert ids == {r.headers["webhook-id"] for r in taken} and len(ids) == 5
+    finally:
+        store.dispose()
+
+
+def test_a_receiver_not_listening_at_all_is_retried_until_it_starts(store: Store):
+    clock = FrozenClock(datetime.now(UTC).replace(microsecond=0))
+    port = free_port()
+    with store.begin() as conn:
+        _, secret = subscriptions.add(conn, f"http://127.0.0.1:{port}/hook", "*", clock.now())
+    _events(store, 2, clock.now())
+    summary = delivery.deliver_due(store, clock, "w1", env={})
+    assert summary.failed == 2
+    with store.begin() as conn:
+        errors = {d.last_error for d, _ in webhookrows.listing(conn)}
+    assert all(e and "ConnectError" in e for e in errors)
+    clock.advance(timedelta(minutes=5))
+    with receiver(port) as hook:
+        assert delivery.deliver_due(store, clock, "w1", env={}).delivered == 2
+        assert secret is not None
+        assert len([verify(secret, r) for r in hook.requests]) == 2
+
+
+def test_after_24_hours_a_delivery_is_dead_and_retry_sends_it_again(dripper):
+    store = open_store(dripper.db_url)
+    clock = FrozenClock(datetime.now(UTC).replace(microsecond=0))
+    try:
+        with receiver() as hook:
+            hook.status = 503
+            dripper("webhooks", "add", hook.url, "--events", "lead.replied", "--secret-env", "HOOK_SECRET")
+            _events(store, 1, clock.now())
+            env = {"HOOK_SECRET": subscriptions.new_secret()}
+            dead = 0
+            for _ in range(30):
+                dead += delivery.deliver_due(store, clock, "w1", env=env).dead
+                clock.advance(timedelta(hours=1))
+            assert dead == 1 and outbox_count(store, "dead") == 1
+            attempts = len(hook.requests)
+            assert 10 < attempts < delivery.MAX_ATTEMPTS
+            failed = dripper.json("webhooks", "failed", "--json")
+            assert [f["event"] for f in failed] == ["lead.replied"] and "HTTP 503" in failed[0]["last_error"]
+            assert dripper("webhooks", "retry", ok=2).exit_code == 2  # ids or --all
+            assert "1 delivery queued again" in dripper("webhooks", "retry", "--all").stdout
+            hook.status = 200
+            assert delivery.deliver_due(store, FrozenClock(datetime.now(UTC)), "w1", env=env).delivered == 1
+            verify(env["HOOK_SECRET"], hook.taken()[0])
+        assert dripper.json("webhooks", "failed", "--json") == []
+    finally:
+        store.dispose()
+
+
+def test_a_missing_secret_variable_is_an_attempt_that_failed_and_says_why(store: Store):
+    clock = FrozenClock(datetime.now(UTC))
+    with receiver() as hook, store.begin() as conn:
+        subscriptions.add(conn, hook.url, "*", clock.now(), secret_env="NOT_SET_ANYWHERE")
+    _events(store, 1, clock.now())
+    assert delivery.deliver_due(store, clock, "w1", env={}).failed == 1
+    with store.begin() as conn:
+        [(row, _)] = webhookrows.listing(conn)
+    assert "NOT_SET_ANYWHERE" in (row.last_error or "")
+
+
+def test_claims_do_not_overlap_and_a_lapsed_lease_is_taken_again(db_url: str, project: Path):
+    store = open_store(db_url)
+    try:
+        with store.begin() as conn:
+            subscriptions.add(conn, "http://127.0.0.1:9/hook", "*", T0)
+        _events(store, 3, T0)
+        with store.begin() as conn:
+            first = webhookrows.claim(conn, T0, "w1", T0 + delivery.LEASE, 2)
+        with store.begin() as conn:
+            second = webhookrows.claim(conn, T0, "w2", T0 + delivery.LEASE, 10)
+        assert len(first) == 2 and len(second) == 1
+        assert not {d.id for d in first} & {d.id for d in second}
+        later = T0 + delivery.LEASE + timedelta(seconds=1)  # w1 died mid-delivery
+        with store.begin() as conn:
+            again = webhookrows.claim(conn, later, "w3", later + delivery.LEASE, 10)
+            assert not webhookrows.finish(conn, first[0].id, "w1", state="delivered")  # no longer w1's
+        assert len(again) == 3
+    finally:
+        store.dispose()
+
+
+def test_backoff_doubles_with_jitter_up_to_an_hour():
+    rng = random.Random(7)
+    waits = [delivery.backoff(n, rng) for n in range(1, 12)]
+    assert timedelta(seconds=15) <= waits[0] <= timedelta(seconds=30)
+    assert timedelta(seconds=30) <= waits[1] <= timedelta(seconds=60)
+    assert all(timedelta(minutes=30) <= w <= timedelta(hours=1) for w in waits[8:])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("ftp://example.com/x", "--events", "lead.replied"), "not an http:// or https:// URL"),
+        (("https://example.com/x", "--events", "lead.repled"), "unknown webhook event 'lead.repled'"),
+        (("https://example.com/x", "--events", ","), "no events given"),
+    ],
+)
+def test_webhooks_add_refuses_bad_input_and_says_why(dripper_sqlite, args, message):
+    result = dripper_sqlite("webhooks", "add", *args, ok=1)
+    assert message in result.stderr
+    assert "no webhooks" in dripper_sqlite("webhooks", "list").stdout
+
+
+def test_the_tick_enqueues_touch_sent_only_when_something_listens(dripper, smtp_sink):
+    dripper("leads", "import", "leads.csv", "--at", T0.isoformat())
+    store = open_store(dripper.db_url)
+    try:
+        first = dripper.json(
+            "tick", "--at", (T0 + timedelta(days=1)).isoformat(), "--json", DRIPPER_SMTP_URL=smtp_sink.url
+        )
+        assert first["sent"] == 3 and outbox_count(store) == 0  # no subscription: nothing written
+        with store.begin() as conn:
+            subscriptions.add(conn, "http://127.0.0.1:9/hook", "touch.sent,touch.failed", T0)
+        dripper(
+            "leads",
+            "add",
+            "new@lead.example",
+            "--stage",
+            "supplier_research",
+            "--campaign",
+            "literature-follow-up",
+            "--at",
+            T0.isoformat(),
+        )
+        later = dripper.json(
+            "tick", "--at", (T0 + timedelta(days=15)).isoformat(), "--json", DRIPPER_SMTP_URL=smtp_sink.url
+        )
+        with store.begin() as conn:
+            rows = webhookrows.listing(conn)
+        assert len(rows) == later["sent"] > 0
+        body = json.loads(rows[0][0].payload)
+        assert body["type"] == WebhookEvent.TOUCH_SENT
+        assert body["data"]["touch"]["state"] == "sent" and body["data"]["lead"]["email"] in (
+            *LEADS,
+            "new@lead.example",
+        )
+        assert body["data"]["touch"]["message_id"]
+    finally:
+        store.dispose()
+
+
+CAMPAIGN_HOOKS = """
+webhooks:
+  - url: https://crm.example/hooks/dripper
+    events: [lead.replied, lead.converted]
+    secret_env: CRM_WEBHOOK_SECRET
+"""
+
+
+def test_webhooks_in_campaigns_yaml_are_kept_in_step_with_the_database(dripper_sqlite, project: Path):
+    path = project / "campaigns.yaml"
+    original = path.read_text()
+    path.write_text(original + CAMPAIGN_HOOKS)
+    listed = dripper_sqlite.json("webhooks", "list", "--json")["subscriptions"]
+    assert [(s["url"], s["events"], s["source"], s["secret_env"]) for s in listed] == [
+        ("https://crm.example/hooks/dripper", ["lead.replied", "lead.converted"], "file", "CRM_WEBHOOK_SECRET")
+    ]
+    assert dripper_sqlite.json("webhooks", "list", "--json")["subscriptions"] == listed  # not added twice
+    path.write_text(original)
+    assert dripper_sqlite.json("webhooks", "list", "--json")["subscriptions"] == []
+
+
+def test_a_secret_written_in_campaigns_yaml_is_refused_with_its_line(dripper_sqlite, project: Path):
+    path = project / "campaigns.yaml"
+    path.write_text(path.read_text() + CAMPAIGN_HOOKS.replace("secret_env: CRM_WEBHOOK_SECRET", "secret: whsec_abc"))
+    result = dripper_sqlite("check", ok=False)
+    assert result.exit_code != 0
+    assert re.search(r"campaigns\.yaml:\d+(:\d+)?: .*secret", result.stderr + result.stdout)
