@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from dripper.clock import FrozenClock
 from dripper.store import Store, open_store
 from dripper.store.queries import leadrows, webhookrows
-from dripper.store.tables import webhook_outbox
+from dripper.store.tables import touches, webhook_outbox
 from dripper.webhooks import delivery, subscriptions
 from dripper.webhooks.events import WebhookEvent
 from tests.support.hooks import receiver, verify
@@ -286,3 +286,84 @@ def test_a_secret_written_in_campaigns_yaml_is_refused_with_its_line(dripper_sql
     result = dripper_sqlite("check", ok=False)
     assert result.exit_code != 0
     assert re.search(r"campaigns\.yaml:\d+(:\d+)?: .*secret", result.stderr + result.stdout)
+
+
+def test_a_call_outcome_and_a_persons_click_are_announced_a_scanners_click_is_not(dripper, project: Path):
+    from dripper.store.queries import clickrows
+
+    dripper("leads", "import", "leads.csv", "--at", T0.isoformat())
+    dripper("webhooks", "add", "http://127.0.0.1:9/hook", "--events", "call.completed,click")
+    dripper("event", "ada@lovelace.example", "called", "--outcome", "voicemail", "--at", T0.isoformat())
+    store = open_store(dripper.db_url)
+    try:
+        with store.begin() as conn:
+            lead = leadrows.by_email(conn, "ada@lovelace.example")
+            assert lead is not None
+            touch_id = conn.scalar(select(func.min(touches.c.id)).where(touches.c.lead_id == lead.id))
+            touch = clickrows.touch_for_click(conn, int(touch_id))
+            assert touch is not None
+            for scanner in ("head", None):
+                clickrows.insert_click(
+                    conn, clickrows.NewClick(touch, "https://acme.example/x", T0, "GET", "Mozilla", scanner)
+                )
+            rows = webhookrows.listing(conn)
+    finally:
+        store.dispose()
+    bodies = sorted((json.loads(d.payload) for d, _ in rows), key=lambda b: b["type"])
+    assert [b["type"] for b in bodies] == ["call.completed", "click"]
+    assert bodies[0]["data"]["detail"]["outcome"] == "voicemail"
+    assert bodies[1]["data"]["url"] == "https://acme.example/x" and bodies[1]["data"]["lead"]["id"] == lead.id
+
+
+def test_dripper_runs_job_syncs_the_file_and_delivers(project: Path, sqlite_url: str, monkeypatch):
+    import asyncio
+
+    from dripper.config import Watcher
+    from dripper.sending.worker import Worker
+    from dripper.settings import Settings
+
+    with receiver() as hook:
+        path = project / "campaigns.yaml"
+        path.write_text(path.read_text() + CAMPAIGN_HOOKS.replace("https://crm.example/hooks/dripper", hook.url))
+        settings = Settings(campaigns_path=path, database_url=sqlite_url)
+        store = open_store(sqlite_url)
+        clock = FrozenClock(datetime.now(UTC))
+        try:
+            worker = Worker(store, Watcher(settings), settings, clock)
+            asyncio.run(worker.deliver_webhooks())  # the file's subscription is in the database now
+            _events(store, 1, clock.now())
+            secret = subscriptions.new_secret()
+            monkeypatch.setenv("CRM_WEBHOOK_SECRET", secret)
+            asyncio.run(worker.deliver_webhooks())
+        finally:
+            store.dispose()
+        assert verify(secret, hook.taken()[0])["type"] == "lead.replied"
+
+
+def test_migration_0015_adds_the_tables_as_declared_and_takes_them_back(tmp_path: Path) -> None:
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine, inspect
+
+    from dripper.store import db
+    from dripper.store.tables import webhook_subscriptions
+
+    def migrate(conn: object, revision: str, down: bool = False) -> None:
+        config = Config()
+        config.set_main_option("script_location", str(db.MIGRATIONS))
+        config.attributes["connection"] = conn
+        (command.downgrade if down else command.upgrade)(config, revision)
+        conn.commit()  # type: ignore[attr-defined]
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    with engine.connect() as conn:
+        migrate(conn, "0015")
+        for table in (webhook_subscriptions, webhook_outbox):
+            assert {c["name"] for c in inspect(conn).get_columns(table.name)} == {c.name for c in table.columns}
+            assert {i["name"] for i in inspect(conn).get_indexes(table.name)} == {i.name for i in table.indexes}
+        previous = db.MIGRATIONS / "versions" / "0015_webhooks.py"
+        down_to = re.search(r'down_revision = "(\d+)"', previous.read_text())
+        assert down_to
+        migrate(conn, down_to.group(1), down=True)
+        assert not inspect(conn).has_table("webhook_outbox") and not inspect(conn).has_table("webhook_subscriptions")
+    engine.dispose()
