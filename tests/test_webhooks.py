@@ -367,3 +367,35 @@ def test_migration_0015_adds_the_tables_as_declared_and_takes_them_back(tmp_path
         migrate(conn, down_to.group(1), down=True)
         assert not inspect(conn).has_table("webhook_outbox") and not inspect(conn).has_table("webhook_subscriptions")
     engine.dispose()
+
+
+def test_the_dashboard_lists_dead_webhooks_escaped(dripper_sqlite, project: Path):
+    from starlette.testclient import TestClient
+
+    from dripper import config as config_mod
+    from dripper.settings import Settings
+    from dripper.tokens import Tokens
+    from dripper.web.app import WebContext, create_app
+
+    store = open_store(dripper_sqlite.db_url)
+    clock = FrozenClock(datetime.now(UTC))
+    try:
+        with store.begin() as conn:
+            subscriptions.add(conn, "http://127.0.0.1:9/<script>x</script>", "*", clock.now())
+        _events(store, 1, clock.now())
+        with store.begin() as conn:
+            [claimed] = webhookrows.claim(conn, clock.now(), "w1", clock.now() + delivery.LEASE, 10)
+            webhookrows.finish(conn, claimed.id, "w1", state="dead", attempts=31, last_error="HTTP 500: <b>boom</b>")
+        loaded = config_mod.load(Settings(campaigns_path=project / "campaigns.yaml"))
+        context = WebContext(
+            store, loaded, Tokens("test-secret"), clock, None, Settings(secret="test-secret"), dashboard_token="tok"
+        )
+        with TestClient(create_app(context), raise_server_exceptions=False) as client:
+            page = client.get("/dashboard/webhooks", headers={"Authorization": "Bearer tok"})
+            anonymous = client.get("/dashboard/webhooks").text  # no token: the login form, not the page
+            assert "name='token'" in anonymous.replace('"', "'") and "boom" not in anonymous
+    finally:
+        store.dispose()
+    assert page.status_code == 200
+    assert "lead.replied" in page.text and "&lt;b&gt;boom&lt;/b&gt;" in page.text and "<script>x" not in page.text
+    assert "dripper webhooks retry" in page.text
