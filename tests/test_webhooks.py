@@ -50,9 +50,10 @@ def test_a_lead_event_reaches_a_real_receiver_signed_per_standard_webhooks(dripp
         dripper("event", "ada@lovelace.example", "replied", "--at", now.isoformat())
         dripper("event", "grace@hopper.example", "stage", "--stage", "customer", "--at", now.isoformat())
         dripper("event", "zoe@mueller.example", "converted", "--at", now.isoformat())  # nobody listens
+        dripper("event", "ada@lovelace.example", "stage", "--stage", "supplier_research", "--at", now.isoformat())
         store = open_store(dripper.db_url)
         try:
-            assert outbox_count(store, "pending") == 2
+            assert outbox_count(store, "pending") == 2  # a "move" to the stage it is in changes nothing
             summary = delivery.deliver_due(store, FrozenClock(now), "w1", env={})
         finally:
             store.dispose()

@@ -3,7 +3,9 @@ event announces which. A leaf module: the store imports it."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
+from typing import Any
 
 from dripper.states import EventKind
 
@@ -35,6 +37,18 @@ FROM_EVENT_KIND: dict[str, WebhookEvent] = {
 }
 
 ALL = "*"
+
+
+def announced(kind: str, detail: Mapping[str, Any] | None) -> WebhookEvent | None:
+    """The webhook a recorded event makes, if any. A `stage` event to the stage the lead
+    is in already changes nothing (it is recorded, with a warning): no `lead.stage_changed`;
+    a real move is recorded with where from and where to (planner.change_stage)."""
+    event = FROM_EVENT_KIND.get(kind)
+    if event is WebhookEvent.LEAD_STAGE_CHANGED and not (
+        detail and "from" in detail and detail["from"] != detail.get("to")
+    ):
+        return None
+    return event
 
 
 def parse_events(text: str) -> tuple[str, ...]:
