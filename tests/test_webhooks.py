@@ -400,3 +400,23 @@ def test_the_dashboard_lists_dead_webhooks_escaped(dripper_sqlite, project: Path
     assert page.status_code == 200
     assert "lead.replied" in page.text and "&lt;b&gt;boom&lt;/b&gt;" in page.text and "<script>x" not in page.text
     assert "dripper webhooks retry" in page.text
+
+
+def test_a_refused_recipient_is_announced_as_touch_failed_and_lead_bounced(dripper, smtp_sink):
+    dripper("leads", "import", "leads.csv", "--at", T0.isoformat())
+    dripper("webhooks", "add", "http://127.0.0.1:9/hook", "--events", "touch.failed,lead.bounced")
+    smtp_sink.rcpt_reply["ada@lovelace.example"] = "550 5.1.1 <ada@lovelace.example>: no such user"
+    counts = dripper.json(
+        "tick", "--at", (T0 + timedelta(days=1)).isoformat(), "--json", DRIPPER_SMTP_URL=smtp_sink.url
+    )
+    assert counts["failed"] == 1 and counts["sent"] == 2
+    store = open_store(dripper.db_url)
+    try:
+        with store.begin() as conn:
+            bodies = [json.loads(d.payload) for d, _ in webhookrows.listing(conn)]
+    finally:
+        store.dispose()
+    assert sorted(b["type"] for b in bodies) == ["lead.bounced", "touch.failed"]
+    assert {b["data"]["lead"]["email"] for b in bodies} == {"ada@lovelace.example"}
+    failed = next(b for b in bodies if b["type"] == "touch.failed")
+    assert failed["data"]["touch"]["step"] == "thanks" and "550" in (failed["data"]["touch"]["detail"] or "")
