@@ -420,3 +420,22 @@ def test_a_refused_recipient_is_announced_as_touch_failed_and_lead_bounced(dripp
     assert {b["data"]["lead"]["email"] for b in bodies} == {"ada@lovelace.example"}
     failed = next(b for b in bodies if b["type"] == "touch.failed")
     assert failed["data"]["touch"]["step"] == "thanks" and "550" in (failed["data"]["touch"]["detail"] or "")
+
+
+def test_delivered_rows_are_deleted_after_30_days_and_dead_ones_kept(store: Store):
+    clock = FrozenClock(datetime.now(UTC))
+    with receiver() as hook:
+        with store.begin() as conn:
+            subscriptions.add(conn, hook.url, "*", clock.now())
+        _events(store, 1, clock.now())
+        assert delivery.deliver_due(store, clock, "w1", env={}).delivered == 1
+    _events(store, 1, clock.now())
+    with store.begin() as conn:  # and one that gave up
+        [claimed] = webhookrows.claim(conn, clock.now(), "w1", clock.now() + delivery.LEASE, 1)
+        webhookrows.finish(conn, claimed.id, "w1", state="dead", attempts=30, last_error="HTTP 500")
+    clock.advance(timedelta(days=29))
+    delivery.deliver_due(store, clock, "w1", env={})
+    assert outbox_count(store, "delivered") == 1  # not 30 days yet
+    clock.advance(timedelta(days=2))
+    delivery.deliver_due(store, clock, "w1", env={})
+    assert outbox_count(store, "delivered") == 0 and outbox_count(store, "dead") == 1

@@ -350,4 +350,11 @@ webhook_outbox = Table(
         sqlite_where=text("state = 'delivering'"),
     ),
     Index("ix_webhook_outbox_state", "state", "id"),
+    # Delivered rows are deleted after a while (webhooks/delivery.KEEP_DELIVERED).
+    Index(
+        "ix_webhook_outbox_delivered",
+        "delivered_at",
+        postgresql_where=text("state = 'delivered'"),
+        sqlite_where=text("state = 'delivered'"),
+    ),
 )

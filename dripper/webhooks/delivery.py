@@ -37,6 +37,7 @@ LONGEST_WAIT = timedelta(hours=1)
 GIVE_UP_AFTER = timedelta(hours=24)
 MAX_ATTEMPTS = 40  # at an hour apart at most, 24 hours hold about 30 attempts
 LEASE = timedelta(minutes=2)
+KEEP_DELIVERED = timedelta(days=30)  # then a delivered row is deleted: the outbox stays small
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 BATCH = 50
 USER_AGENT = "dripper-webhooks"
@@ -110,6 +111,8 @@ def deliver_due(
     own = client is None
     client = client or httpx.Client(timeout=TIMEOUT, follow_redirects=False)
     delivered = failed = dead = tried = 0
+    with store.begin() as conn:
+        rows.purge_delivered(conn, clock.now() - KEEP_DELIVERED)
     try:
         while tried < limit:
             now = clock.now()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 
 from dripper.store.tables import leads, webhook_outbox, webhook_subscriptions
 
@@ -218,6 +218,12 @@ def claim(conn: Connection, now: datetime, worker: str, lease_until: datetime, l
         return []
     conn.execute(update(t).where(t.c.id.in_(ids)).values(state=DELIVERING, lease_until=lease_until, claimed_by=worker))
     return [_delivery(row) for row in conn.execute(select(t).where(t.c.id.in_(ids)).order_by(t.c.id))]
+
+
+def purge_delivered(conn: Connection, before: datetime) -> int:
+    """Delete the rows delivered before `before` (dead and pending ones stay)."""
+    t = webhook_outbox
+    return int(conn.execute(delete(t).where(t.c.state == DELIVERED, t.c.delivered_at < before)).rowcount or 0)
 
 
 def finish(conn: Connection, delivery_id: int, worker: str, **values: Any) -> bool:

@@ -10,7 +10,8 @@ environment variable holding it; `secret` is one `dripper webhooks add` generate
 `webhook_outbox`: one row per (event, subscription), written in the transaction that
 records the event, so an event is never lost nor announced without having happened.
 States pending -> delivering (claimed, with a lease) -> delivered | dead; a failed attempt
-goes back to pending with `next_attempt_at` later (exponential backoff).
+goes back to pending with `next_attempt_at` later (exponential backoff). Delivered rows
+are deleted after 30 days (their own index finds them).
 
 Revision ID: 0015
 Revises: 0012
@@ -70,9 +71,17 @@ def upgrade() -> None:
         sqlite_where=sa.text("state = 'delivering'"),
     )
     op.create_index("ix_webhook_outbox_state", "webhook_outbox", ["state", "id"])
+    op.create_index(
+        "ix_webhook_outbox_delivered",
+        "webhook_outbox",
+        ["delivered_at"],
+        postgresql_where=sa.text("state = 'delivered'"),
+        sqlite_where=sa.text("state = 'delivered'"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_webhook_outbox_delivered", "webhook_outbox")
     op.drop_index("ix_webhook_outbox_state", "webhook_outbox")
     op.drop_index("ix_webhook_outbox_leased", "webhook_outbox")
     op.drop_index("ix_webhook_outbox_due", "webhook_outbox")
