@@ -439,3 +439,30 @@ def test_delivered_rows_are_deleted_after_30_days_and_dead_ones_kept(store: Stor
     clock.advance(timedelta(days=2))
     delivery.deliver_due(store, clock, "w1", env={})
     assert outbox_count(store, "delivered") == 0 and outbox_count(store, "dead") == 1
+
+
+def test_two_workers_delivering_at_once_send_each_event_once(db_url: str, project: Path):
+    import threading
+
+    store = open_store(db_url)
+    clock = FrozenClock(datetime.now(UTC))
+    try:
+        with receiver() as hook:
+            with store.begin() as conn:
+                _, secret = subscriptions.add(conn, hook.url, "*", clock.now())
+            _events(store, 60, clock.now())
+            summaries: list[delivery.Summary] = []
+
+            def work(name: str) -> None:
+                summaries.append(delivery.deliver_due(store, clock, name, env={}))
+
+            workers = [threading.Thread(target=work, args=(f"w{i}",)) for i in range(2)]
+            for w in workers:
+                w.start()
+            for w in workers:
+                w.join(60)
+            ids = [r.headers["webhook-id"] for r in hook.requests]
+        assert sum(s.delivered for s in summaries) == 60 and len(ids) == len(set(ids)) == 60
+        assert secret is not None and all(verify(secret, r) for r in hook.requests)
+    finally:
+        store.dispose()
