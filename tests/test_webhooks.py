@@ -466,3 +466,31 @@ def test_two_workers_delivering_at_once_send_each_event_once(db_url: str, projec
         assert secret is not None and all(verify(secret, r) for r in hook.requests)
     finally:
         store.dispose()
+
+
+def test_inbound_mail_announces_replies_and_bounces_once_and_auto_replies_never(dripper, tmp_path: Path):
+    from tests.test_inbound import _as_sent_to, _ingest
+
+    dripper("leads", "import", "leads.csv", "--at", T0.isoformat())
+    dripper("tick", "--at", (T0 + timedelta(days=1)).isoformat())
+    dripper("webhooks", "add", "http://127.0.0.1:9/hook", "--events", "*")
+    files = [
+        _as_sent_to("reply.eml", "ada@lovelace.example", tmp_path),
+        _as_sent_to("ooo-en.eml", "grace@hopper.example", tmp_path),
+        _as_sent_to("dsn-hard-511.eml", "zoe@mueller.example", tmp_path),
+    ]
+    _ingest(dripper, *files)
+    _ingest(dripper, *files)  # the same messages again: already applied, nothing announced twice
+    store = open_store(dripper.db_url)
+    try:
+        with store.begin() as conn:
+            found = sorted(
+                (b["type"], b["data"]["lead"]["email"], b["data"]["source"])
+                for b in (json.loads(d.payload) for d, _ in webhookrows.listing(conn))
+            )
+    finally:
+        store.dispose()
+    assert found == [
+        ("lead.bounced", "zoe@mueller.example", "inbound"),
+        ("lead.replied", "ada@lovelace.example", "inbound"),
+    ]
