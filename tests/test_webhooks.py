@@ -494,3 +494,17 @@ def test_inbound_mail_announces_replies_and_bounces_once_and_auto_replies_never(
         ("lead.bounced", "zoe@mueller.example", "inbound"),
         ("lead.replied", "ada@lovelace.example", "inbound"),
     ]
+
+
+def test_a_url_the_http_client_refuses_fails_its_own_delivery_not_the_others(store: Store):
+    clock = FrozenClock(datetime.now(UTC))
+    with receiver() as hook:
+        with store.begin() as conn:  # as an older version might have let in
+            webhookrows.add_subscription(conn, "http://[::1/x", ["*"], clock.now(), secret="whsec_" + "A" * 43 + "=")
+            subscriptions.add(conn, hook.url, "*", clock.now())
+        _events(store, 1, clock.now())
+        summary = delivery.deliver_due(store, clock, "w1", env={})
+        assert (summary.delivered, summary.failed) == (1, 1) and len(hook.taken()) == 1
+    with store.begin() as conn:
+        errors = [d.last_error for d, _ in webhookrows.listing(conn, "pending")]
+    assert errors and "InvalidURL" in (errors[0] or "")
