@@ -173,6 +173,12 @@ def test_dashboard_leads_lead_and_calls_escape() -> None:
         tasks=[(task, EVIL, EVIL, EVIL)],
     )
     assert_escaped(html) and "value='&lt;script" in html
+    from dripper.store.queries.webhookrows import Delivery, Subscription
+
+    dead = Delivery(1, 1, EVIL, EVIL, EVIL, "dead", 3, NOW, NOW, EVIL)
+    sub = Subscription(1, EVIL, (EVIL,), None, EVIL, "cli", NOW, None)
+    html = dashboard("dashboard/webhooks.html", counts={"dead": 1}, dead=[(dead, EVIL)], shown=200, subscriptions=[sub])
+    assert_escaped(html)  # a receiver's error text and a subscription's URL (issue 20)
 
 
 def test_report_and_previews_escape() -> None:
@@ -247,6 +253,7 @@ PAGES = {
     "dashboard/leads.html",
     "dashboard/lead.html",
     "dashboard/calls.html",
+    "dashboard/webhooks.html",
     "previews/email_header.html",
     "previews/email_head.html",
     "previews/email_page.html",
@@ -280,7 +287,7 @@ def test_reports_do_not_import_the_web() -> None:
     import sys
 
     modules = ", ".join(f"dripper.reports.{name}" for name in ("charts", "formats", "funnel", "previews", "simulation"))
-    code = f"import sys, {modules}; print(sorted(m for m in sys.modules if m.startswith('dripper.web')))"
+    code = f"import sys, {modules}; print(sorted(m for m in sys.modules if m.split('.')[:2] == ['dripper', 'web']))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 

@@ -38,6 +38,7 @@ from dripper.campaign.tracking import Tracking, Utm
 from dripper.campaign.variants import AutoWinner, Variant
 from dripper.errors import ConfigError, Location, Problem
 from dripper.states import Channel
+from dripper.webhooks.subscriptions import WebhookSpec
 
 FUNNEL_STAGES: tuple[str, ...] = (
     "awareness_of_need",
@@ -377,6 +378,7 @@ class CampaignFile(_Model):
     fields: dict[str, declared.FieldSpec] = Field(default_factory=dict)  # declared lead fields (fields.py)
     vars: dict[str, Any] = Field(default_factory=dict)  # campaign variables for the templates: vars.NAME
     campaigns: dict[str, Campaign]
+    webhooks: list[WebhookSpec] = Field(default_factory=list)  # subscriptions (dripper/webhooks/subscriptions.py)
 
     _path: FsPath = PrivateAttr(FsPath("campaigns.yaml"))
     _positions: yamlpos.Positioned | None = PrivateAttr(None)
@@ -600,6 +602,8 @@ def _allowed_keys(path: tuple[Any, ...]) -> set[str] | None:
         return keys(PrintApi)
     if path == ("reporting",):
         return keys(Reporting)
+    if n == 2 and path[0] == "webhooks":
+        return keys(WebhookSpec)
     if path[-1] == "send_window":
         return _WINDOW_KEYS
     if path == ("defaults", "cadence"):

@@ -25,6 +25,7 @@ from dripper.cli import (
     sending,
     serve,
     suppress,
+    webhooks,
 )
 from dripper.cli.app import App, err, out
 from dripper.clock import Clock, SystemClock
@@ -115,6 +116,7 @@ def _add_commands(group: click.Group) -> None:
         reports.report,
         secret.secret_group,
         suppress.suppress,
+        webhooks.webhooks_group,
     ):
         group.add_command(command)
 

@@ -22,6 +22,7 @@ from dripper.planning.planner import Finished, Planner, advance
 from dripper.states import Reason, TouchState
 from dripper.store import Store
 from dripper.store.queries import touchrows as touch_q
+from dripper.webhooks.outbox import Announcer
 
 log = logging.getLogger("dripper.sender")
 
@@ -44,6 +45,7 @@ class Recorder:
         self._queue: list[tuple[touch_q.Claimed, Outcome, Lead | None, asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
         self._closed = False
+        self._announcer = Announcer()  # webhooks for touch.sent / touch.failed (reads once a tick)
 
     async def record(self, touch: touch_q.Claimed, outcome: Outcome, lead: Lead | None = None) -> None:
         """Commit the outcome (with the next touch of the track, planned from `lead` as it
@@ -109,6 +111,10 @@ class Recorder:
                     kind.store_all(conn, group, now)
                 # The track's next touch is planned in the commit that records this one's outcome.
                 planned = advance(conn, self.planner, finished, self.at)
+                # Webhooks of these outcomes, in the same commit (dripper/webhooks/outbox.py).
+                self._announcer.outcomes(
+                    conn, [(t, columns) for (t, *_), (_, columns) in zip(items, outcomes, strict=True)], now
+                )
         except Exception as exc:
             log.exception("recording %d outcome(s) failed", len(items))
             return exc

@@ -26,6 +26,7 @@ from dripper.store import Store, locks
 log = logging.getLogger("dripper.worker")
 STOP_GRACE = 7.0  # seconds in-flight sends get after a stop signal (the contract allows 10)
 HOUSEKEEPING_INTERVAL = 3600.0  # seconds between retention purges (dripper/leads/retention.py)
+WEBHOOK_INTERVAL = 10.0  # seconds between webhook deliveries (a run takes what is due)
 CANCEL_GRACE = 1.5  # seconds a tick cancelled after the grace gets to release and close
 
 
@@ -131,6 +132,25 @@ class Worker:
                 return
             log.info("housekeeping: %d event(s) deleted, %d message text(s) blanked", purged.events, purged.bodies)
 
+    async def deliver_webhooks(self) -> None:
+        """Webhooks due (dripper/webhooks/delivery.py), in a thread: httpx blocks. Rows are
+        claimed with a lease, so workers side by side never send one twice at once."""
+        from dripper.webhooks import subscriptions
+        from dripper.webhooks.delivery import deliver_due
+
+        try:
+            loaded = self.watcher.refresh()
+            with self.store.begin() as conn:
+                subscriptions.sync(conn, loaded.campaigns.webhooks, self.clock.now())
+            summary = await asyncio.to_thread(
+                deliver_due, self.store, self.clock, f"{self.settings.worker_id}:webhooks", limit=500
+            )
+        except Exception:
+            log.exception("delivering webhooks failed; the next run will try again")
+            return
+        if summary.delivered or summary.failed or summary.dead:
+            log.info("webhooks delivered=%d retry=%d dead=%d", summary.delivered, summary.failed, summary.dead)
+
     def request_stop(self) -> None:
         log.info("stop requested: finishing in-flight sends")
         if self._current is not None:
@@ -146,6 +166,7 @@ class Worker:
         _every(scheduler, "housekeeping", self.housekeeping, HOUSEKEEPING_INTERVAL)
         if self.settings.imap_url:  # every worker schedules it; the one that gets the lock polls
             _every(scheduler, "imap", self.poll_inbound, self.settings.imap_interval)
+        _every(scheduler, "webhooks", self.deliver_webhooks, WEBHOOK_INTERVAL)
         scheduler.start()
         log.info(
             "worker %s started: tick every %ss",

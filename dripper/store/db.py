@@ -25,7 +25,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from dripper.store.tables import meta
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD = "0014"  # the newest revision in migrations/versions; a test keeps the two in step
+HEAD = "0015"  # the newest revision in migrations/versions; a test keeps the two in step
 _PG_MIGRATE_LOCK = 0x64726970  # "drip": the advisory lock key that serializes migrations
 _READ_ONLY = "dripper_read_only"  # execution option of Store.read's connections
 PRIVATE = 0o600  # files that hold secrets: the SQLite database, its companions, its lock file

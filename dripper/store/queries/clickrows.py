@@ -11,7 +11,9 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 
 from dripper.states import EventKind
 from dripper.store import upsert
+from dripper.store.queries import webhookrows
 from dripper.store.tables import clicks, events, opens, touches
+from dripper.webhooks.events import WebhookEvent
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,8 @@ def insert_click(conn: Connection, click: NewClick) -> int:
             )
             .returning(events.c.id)
         ).scalar_one()
+        detail = {"campaign": touch.campaign, "step": touch.step_id, "touch": touch.id, "url": click.url}
+        webhookrows.enqueue_event(conn, WebhookEvent.CLICK, touch.lead_id, click.at, {"at": click.at, **detail})
     return int(
         conn.execute(
             insert(clicks)

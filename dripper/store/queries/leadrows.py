@@ -10,7 +10,9 @@ from sqlalchemy import Connection, Row, insert, select, update
 from sqlalchemy.sql import ColumnElement
 
 from dripper.leads.records import Lead
+from dripper.store.queries import webhookrows
 from dripper.store.tables import events, leads
+from dripper.webhooks.events import announced as webhook_for
 
 # A stored event row, by column name.
 EventRow = Mapping[str, Any]
@@ -95,6 +97,9 @@ def record_event(
     conn.execute(
         insert(events).values(lead_id=lead_id, kind=kind, at=at, source=source, detail=detail, message_id=message_id)
     )
+    announced = webhook_for(kind, detail)
+    if announced is not None:  # in this transaction: the event and its webhooks, or neither
+        webhookrows.enqueue_event(conn, announced, lead_id, at, {"at": at, "source": source, "detail": detail or {}})
 
 
 def event_for_message(conn: Connection, message_id: str) -> EventRow | None:

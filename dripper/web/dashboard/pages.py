@@ -25,7 +25,7 @@ from dripper.reports import charts
 from dripper.reports import funnel as report
 from dripper.states import CHANNELS
 from dripper.store import STATES
-from dripper.store.queries import callrows, dashrows, leadrows
+from dripper.store.queries import callrows, dashrows, leadrows, webhookrows
 from dripper.store.queries import touchrows as touch_q
 from dripper.web.dashboard import auth
 from dripper.web.dashboard.due import DueSoon, due_soon
@@ -444,6 +444,28 @@ def calls_page(request: Request, now: datetime) -> Response:
     )
 
 
+WEBHOOKS_SHOWN = 200
+
+
+def webhooks_page(request: Request, now: datetime) -> Response:
+    """Deliveries by state and the dead ones (`dripper webhooks retry` sends them again)."""
+    with _state(request).ctx.store.begin() as conn:
+        counts = webhookrows.counts(conn)
+        dead = webhookrows.listing(conn, webhookrows.DEAD, limit=WEBHOOKS_SHOWN)
+        subs = webhookrows.subscriptions(conn)
+    return _page(
+        request,
+        "dashboard/webhooks.html",
+        "Webhooks",
+        here="webhooks",
+        now=now,
+        counts=counts,
+        dead=dead,
+        shown=WEBHOOKS_SHOWN,
+        subscriptions=subs,
+    )
+
+
 def dashboard_routes() -> list[BaseRoute]:
     """The dashboard's routes, for `web.create_app` (which puts `DashboardState` in the app's state)."""
     return [
@@ -451,6 +473,7 @@ def dashboard_routes() -> list[BaseRoute]:
         Route("/dashboard/leads", _guarded(leads_page), methods=["GET"]),
         Route("/dashboard/leads/{lead_id}", _guarded(lead_page), methods=["GET"]),
         Route("/dashboard/calls", _guarded(calls_page), methods=["GET"]),
+        Route("/dashboard/webhooks", _guarded(webhooks_page), methods=["GET"]),
         Route("/dashboard/login", auth.login, methods=["POST"]),
         Route("/dashboard/logout", auth.logout, methods=["POST"]),
     ]
