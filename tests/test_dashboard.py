@@ -839,3 +839,13 @@ def test_later_cutoffs_bound_every_later_step(campaigns_file: str) -> None:
                         key = (name, step.id)
                         slack[key] = min(slack.get(key, timedelta.max), soonest - least[key])
     assert min(slack.values()) <= timedelta(days=1), min(slack.values())
+
+
+def test_a_stopped_leads_page_says_stopped_not_opted_out_of_a_star(
+    seeded: tuple[Dripper, dict[str, int]], client: TestClient
+) -> None:
+    dripper, ids = seeded
+    dripper("leads", "stop", "ada@lovelace.example", "--at", SERVE_AT.isoformat())
+    page = logged_in(client).get(f"/dashboard/leads/{ids['ada@lovelace.example']}")
+    assert page.status_code == 200
+    assert "<dt>Stopped</dt>" in page.text and "Opted out of" not in page.text
