@@ -39,6 +39,8 @@ def test_list_and_show_tell_each_leads_status(dripper: Dripper) -> None:
     shown = dripper.json("leads", "show", "ada@lovelace.example", "--json")
     assert shown["lead"]["first_name"] == "Ada" and shown["touches"] and shown["events"] == []
     assert dripper("leads", "show", "nobody@nowhere.example", ok=1).stderr.startswith("dripper: no lead")
+    for action in (("pause",), ("resume",), ("stop",), ("forget", "--yes")):
+        assert dripper("leads", *action, "nobody@nowhere.example", ok=1).stderr.startswith("dripper: no lead")
 
 
 def test_stop_suppresses_every_pending_touch_and_resume_plans_them_again(dripper: Dripper) -> None:

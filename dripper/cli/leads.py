@@ -4,14 +4,21 @@ the operations are dripper/leads/actions.py's."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.table import Table
 
 from dripper.cli.app import AT, App, at_or_now, err, fail, out, pass_app
+
+if TYPE_CHECKING:  # the actions are imported when a command runs: `dripper --help` stays quick
+    from sqlalchemy import Connection
+
+    from dripper.leads.actions import Changed
 
 
 # --- leads -----------------------------------------------------------------------------
@@ -183,6 +190,24 @@ def _json_default(value: object) -> str:
     return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
+def _change(app: App, action: Callable[[Connection], Changed]) -> Changed:
+    """One lead action in its own transaction; an unknown lead exits 1 saying so."""
+    from dripper.leads.actions import NoSuchLead
+
+    with app.store().begin() as conn:
+        try:
+            return action(conn)
+        except NoSuchLead as exc:
+            fail(str(exc), code=1)
+
+
+def _report(changed: Changed, as_json: bool, line: str) -> None:
+    if as_json:
+        click.echo(json.dumps(asdict(changed), default=_json_default))
+    else:
+        out.print(line, markup=False)
+
+
 @leads.command("list")
 @click.option("--campaign", help="Only this campaign's leads.")
 @click.option("--stage", help="Only leads in this stage.")
@@ -275,18 +300,11 @@ def leads_export(app: App, email: str, output: Path | None, at: str | None) -> N
 @pass_app
 def leads_pause(app: App, email: str, as_json: bool, months: int, at: str | None) -> None:
     """Hold every touch of a lead for some months (as its preference page can)."""
-    from dripper.leads.actions import NoSuchLead, pause
+    from dripper.leads.actions import pause
 
-    loaded = app.loaded()
-    with app.store().begin() as conn:
-        try:
-            changed = pause(conn, loaded.planner, email, months, at_or_now(at))
-        except NoSuchLead as exc:
-            fail(str(exc), code=1)
-    if as_json:
-        click.echo(json.dumps(asdict(changed), default=_json_default))
-        return
-    out.print(f"{changed.email}: paused until {_when(changed.until)}", markup=False)
+    planner = app.loaded().planner
+    changed = _change(app, lambda conn: pause(conn, planner, email, months, at_or_now(at)))
+    _report(changed, as_json, f"{changed.email}: paused until {_when(changed.until)}")
 
 
 @leads.command("resume")
@@ -296,17 +314,10 @@ def leads_pause(app: App, email: str, as_json: bool, months: int, at: str | None
 @pass_app
 def leads_resume(app: App, email: str, as_json: bool, at: str | None) -> None:
     """Lift a stop or a pause."""
-    from dripper.leads.actions import NoSuchLead, resume
+    from dripper.leads.actions import resume
 
-    with app.store().begin() as conn:
-        try:
-            changed = resume(conn, email, at_or_now(at))
-        except NoSuchLead as exc:
-            fail(str(exc), code=1)
-    if as_json:
-        click.echo(json.dumps(asdict(changed), default=_json_default))
-        return
-    out.print(f"{changed.email}: {changed.action} ({changed.touches} touch(es) due again)", markup=False)
+    changed = _change(app, lambda conn: resume(conn, email, at_or_now(at)))
+    _report(changed, as_json, f"{changed.email}: {changed.action} ({changed.touches} touch(es) due again)")
 
 
 @leads.command("stop")
@@ -316,17 +327,10 @@ def leads_resume(app: App, email: str, as_json: bool, at: str | None) -> None:
 @pass_app
 def leads_stop(app: App, email: str, as_json: bool, at: str | None) -> None:
     """Stop every campaign for a lead (`resume` undoes it)."""
-    from dripper.leads.actions import NoSuchLead, stop
+    from dripper.leads.actions import stop
 
-    with app.store().begin() as conn:
-        try:
-            changed = stop(conn, email, at_or_now(at))
-        except NoSuchLead as exc:
-            fail(str(exc), code=1)
-    if as_json:
-        click.echo(json.dumps(asdict(changed), default=_json_default))
-        return
-    out.print(f"{changed.email}: stopped ({changed.touches} pending touch(es) suppressed)", markup=False)
+    changed = _change(app, lambda conn: stop(conn, email, at_or_now(at)))
+    _report(changed, as_json, f"{changed.email}: stopped ({changed.touches} pending touch(es) suppressed)")
 
 
 @leads.command("forget")
@@ -337,20 +341,13 @@ def leads_stop(app: App, email: str, as_json: bool, at: str | None) -> None:
 @pass_app
 def leads_forget(app: App, email: str, as_json: bool, yes: bool, at: str | None) -> None:
     """Erase a lead's personal data (GDPR Art. 17); its address stays suppressed, hashed."""
-    from dripper.leads.actions import NoSuchLead, forget
+    from dripper.leads.actions import forget
 
     if not yes:
         click.confirm(f"Erase everything personal about {email}? This cannot be undone", abort=True, err=True)
     secret = secrets(app)[0]
-    with app.store().begin() as conn:
-        try:
-            changed = forget(conn, email, secret, at_or_now(at))
-        except NoSuchLead as exc:
-            fail(str(exc), code=1)
-    if as_json:
-        click.echo(json.dumps(asdict(changed), default=_json_default))
-        return
-    out.print(f"{email}: forgotten (now {changed.email}; the address is on the do-not-contact list)", markup=False)
+    changed = _change(app, lambda conn: forget(conn, email, secret, at_or_now(at)))
+    _report(changed, as_json, f"{email}: forgotten (now {changed.email}; the address is on the do-not-contact list)")
 
 
 @leads.command("purge")
